@@ -1,0 +1,68 @@
+/**
+ * Messages between whoever drives a pruning session (the command line, the VS Code host) and the
+ * engine that runs it (in-process for the command line, a forked child process for the editor).
+ * The same event type streams to the webview panels.
+ */
+import type { BackendPreference, Evaluation, LossName, PruningMethodName, PrunedPoint, SessionResults } from './results';
+
+/** What the user asked for: everything `fairprune run` takes. */
+export interface RunRequest {
+  modelPath: string;
+  dataPath: string;
+  label: string;
+  groups: string[];
+  features?: string[];
+  ignore?: string[];
+  splitColumn?: string;
+  imageColumn?: string;
+  classes?: string[];
+  pixelScale?: number;
+  /** Reuse the split of an earlier session (its results.json), so numbers are comparable. */
+  reuseSplitFrom?: string;
+  sparsities: number[];
+  losses: LossName[];
+  method: PruningMethodName;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  patience: number;
+  seed: number;
+  minWeight: number;
+  gamma: number;
+  bootstrapResamples: number;
+  backend: BackendPreference;
+  /** Folder holding `sessions/` and `cache/` (default: `.fairprune` in the working folder). */
+  outDir: string;
+}
+
+export type ProgressPhase = 'loading' | 'dense' | 'prune' | 'finetune' | 'evaluate' | 'save';
+
+export type EngineEvent =
+  | { type: 'log'; level: 'info' | 'warn'; message: string }
+  | { type: 'started'; sessionId: string; sessionDir: string; backend: SessionResults['engine']['backend'] }
+  | { type: 'dense'; evaluation: Evaluation }
+  | {
+      type: 'progress';
+      phase: ProgressPhase;
+      /** Which sweep point, 1-based, of how many (0 when not in a point). */
+      point: number;
+      points: number;
+      targetSparsity?: number;
+      loss?: LossName;
+      epoch?: number;
+      epochs?: number;
+      step?: number;
+      steps?: number;
+      trainLoss?: number;
+      samplesPerSecond?: number;
+      /** Estimated seconds left for the whole session. */
+      secondsLeft?: number;
+    }
+  | { type: 'point'; point: PrunedPoint }
+  | { type: 'finished'; status: SessionResults['status']; resultsPath: string; reportPath: string; error?: string };
+
+/** Host → engine process. */
+export type EngineCommand = { type: 'run'; request: RunRequest } | { type: 'cancel' };
+
+/** Engine process → host: events, plus a final error for failures before a session exists. */
+export type EngineMessage = { type: 'event'; event: EngineEvent } | { type: 'fatal'; message: string };

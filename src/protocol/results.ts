@@ -1,0 +1,231 @@
+/**
+ * The session results file (`.fairprune/sessions/<id>/results.json`): the one record of what a
+ * pruning session did and measured. The engine writes it, the command line prints it, the
+ * extension's side panel and curves panel read it. Numbers are stored at full precision; rounding is
+ * for the report and the screen only.
+ */
+
+export const RESULTS_SCHEMA_VERSION = 1 as const;
+
+/** Which fine-tuning loss produced a pruned model (see `../shared/conformance/README.md`). */
+export type LossName = 'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only';
+export const LOSS_NAMES: readonly LossName[] = ['ce', 'kd', 'pw', 'pw-weight-only', 'pw-correction-only'];
+export const LOSS_LABELS: Record<LossName, string> = {
+  ce: 'cross-entropy',
+  kd: 'distillation from the dense model',
+  pw: 'performance weighted (PW)',
+  'pw-weight-only': 'PW, sample weights only',
+  'pw-correction-only': 'PW, corrected targets only',
+};
+
+/** How weights are chosen for removal. */
+export type PruningMethodName = 'magnitude-layer' | 'magnitude-global' | 'random';
+export const PRUNING_METHODS: readonly PruningMethodName[] = ['magnitude-layer', 'magnitude-global', 'random'];
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendPreference = BackendName | 'auto';
+
+export type SplitName = 'train' | 'validation' | 'test';
+
+export type Task = 'binary' | 'multiclass';
+
+/** What ran the numbers: always recorded and printed. */
+export interface BackendInfo {
+  /** tfjs backend name as the user asks for it. */
+  name: BackendName;
+  /** tfjs's own name for the backend (`tensorflow`, `wasm`, `cpu`). */
+  tfjsBackend: string;
+  tfjsVersion: string;
+  /** Why this backend and not a faster one, e.g. "@tensorflow/tfjs-node is not installed". */
+  notes: string[];
+  /** Whether wasm SIMD / threads are in use (wasm only). */
+  simd?: boolean;
+  threads?: number;
+}
+
+/** A value with its seeded bootstrap confidence interval. */
+export interface Estimate {
+  value: number;
+  low: number;
+  high: number;
+}
+
+/** One subgroup: named by its column(s) and value(s), never by an index. */
+export interface GroupInfo {
+  /** e.g. `colour=Black` or, intersectional, `ethnicity=afam & gender=female`. */
+  name: string;
+  /** column → value, in the order the columns were given. */
+  values: Record<string, string>;
+  /** Sample count of the group in each split. */
+  counts: Record<SplitName, number>;
+}
+
+export interface GroupMetrics {
+  group: string;
+  /** Number of test samples of the group. */
+  n: number;
+  accuracy: Estimate;
+  /** Binary: AUROC of the positive class; multiclass: mean one-vs-rest AUROC. Null when undefined (one class only). */
+  auroc: Estimate | null;
+  /** Set when the group is so small that its interval is wide; the text says so. */
+  warning?: string;
+}
+
+export interface Evaluation {
+  split: SplitName;
+  n: number;
+  accuracy: Estimate;
+  auroc: Estimate | null;
+  groups: GroupMetrics[];
+  /** The group with the lowest accuracy, and that accuracy with its interval. */
+  worstGroup: { group: string; accuracy: Estimate };
+  /** Largest accuracy difference between any two groups (max − min). */
+  largestGap: Estimate;
+}
+
+/** A pruned model measured against the dense one on the same samples (paired bootstrap). */
+export interface Comparison {
+  /** Overall accuracy change, pruned − dense. */
+  accuracyChange: Estimate;
+  /** Worst-group accuracy change, pruned − dense (the worst group of each model). */
+  worstGroupChange: Estimate;
+  /** Largest-gap change, pruned − dense. */
+  gapChange: Estimate;
+  groups: Array<{
+    group: string;
+    /** pruned − dense accuracy of this group. */
+    accuracyChange: Estimate;
+    /** Excess accuracy gap ψ_g = [A_g(dense) − A_g(pruned)] − [A(dense) − A(pruned)]; > 0: the group pays more than average. */
+    excessGap: Estimate;
+  }>;
+  /** Pruning-identified exemplars: test samples whose predicted class pruning changed. */
+  exemplars: {
+    total: number;
+    byGroup: Array<{
+      group: string;
+      count: number;
+      /** Fraction of the group's test samples that changed. */
+      rate: number;
+      /** Up to 50 examples: CSV row number (1-based data row, header excluded), dense and pruned predicted class. */
+      samples: Array<{ row: number; label: string; dense: string; pruned: string }>;
+    }>;
+  };
+}
+
+export interface ModelSize {
+  /** All weights of the model (trainable and not). */
+  parameters: number;
+  /** Parameters that prunable layers hold (kernels of Dense/Conv layers). */
+  prunableParameters: number;
+  nonZeroParameters: number;
+  /** Bytes of the saved weights file, and of it gzipped (zeros compress, which is what unstructured pruning buys). */
+  weightBytes: number;
+  gzipBytes: number;
+}
+
+export interface TrainingSummary {
+  epochs: number;
+  steps: number;
+  seconds: number;
+  finalTrainLoss: number;
+  /** Validation loss of the kept weights (the best epoch when early stopping). */
+  validationLoss: number | null;
+  validationAccuracy: number | null;
+  stoppedEarly: boolean;
+  samplesPerSecond: number;
+}
+
+export interface PrunedPoint {
+  /** e.g. `s0.80-pw` — stable within a session. */
+  id: string;
+  targetSparsity: number;
+  loss: LossName;
+  method: PruningMethodName;
+  /** Fraction of prunable weights that are exactly zero in the saved model. */
+  achievedSparsity: number;
+  size: ModelSize;
+  training: TrainingSummary;
+  evaluation: Evaluation;
+  comparison: Comparison;
+  /** Folder of the saved pruned model, relative to the session folder. */
+  modelDir: string;
+}
+
+export interface LabelMapping {
+  column: string;
+  /** Class names in output-index order: `classes[i]` is output i (binary: index 1 is the positive class). */
+  classes: string[];
+  /** How the order was decided. */
+  order: 'integer' | 'sorted' | 'given';
+}
+
+export interface SplitRecord {
+  source: 'column' | 'seeded';
+  column?: string;
+  seed?: number;
+  counts: Record<SplitName, number>;
+  /** One character per data row: t(rain), v(alidation), x (test) — so a later run can reuse the split. */
+  assignment: string;
+  /** Set when validation rows were drawn from train because the split column had none. */
+  validationDrawnFromTrain?: boolean;
+}
+
+export interface DataRecord {
+  path: string;
+  sha256: string;
+  rows: number;
+  label: LabelMapping;
+  groupColumns: string[];
+  groups: GroupInfo[];
+  /** Feature columns in model-input order, or null for image data. */
+  features: string[] | null;
+  imageColumn: string | null;
+  /** Images: pixels are divided by this (255 → 0–1). */
+  pixelScale: number | null;
+  /** Path of the preprocessing file applied, if any (written by `fairprune train`). */
+  preprocessing: string | null;
+  split: SplitRecord;
+  warnings: string[];
+}
+
+export interface ModelRecord {
+  path: string;
+  format: 'tfjs-layers';
+  sha256: string;
+  inputShape: number[];
+  outputUnits: number;
+  task: Task;
+  size: ModelSize;
+}
+
+export interface SessionConfig {
+  sparsities: number[];
+  losses: LossName[];
+  method: PruningMethodName;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Early stopping patience in epochs on validation loss; 0 = fixed epochs. */
+  patience: number;
+  seed: number;
+  pw: { minWeight: number; gamma: number };
+  bootstrap: { resamples: number; confidence: number };
+}
+
+export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface SessionResults {
+  schemaVersion: typeof RESULTS_SCHEMA_VERSION;
+  sessionId: string;
+  status: SessionStatus;
+  error?: string;
+  createdAt: string;
+  finishedAt?: string;
+  engine: { version: string; backend: BackendInfo; node: string; platform: string };
+  model: ModelRecord;
+  data: DataRecord;
+  config: SessionConfig;
+  /** The headline numbers are on the test split. */
+  dense: Evaluation;
+  points: PrunedPoint[];
+}
