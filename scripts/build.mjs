@@ -1,0 +1,13 @@
+// Bundles the Node entry points with esbuild. TensorFlow.js stays external (loaded from node_modules)
+// so that exactly one copy of tfjs-core exists per process, also when @tensorflow/tfjs-node is
+// installed and registers its native backend with it.
+import * as esbuild from 'esbuild';
+
+const external = ['@tensorflow/*', 'sharp', 'mnist', 'vscode'];
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
+
+await Promise.all([
+  esbuild.build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' }),
+  esbuild.build({ ...common, entryPoints: ['src/cli/conformance.ts'], outfile: 'dist/conformance.js' }),
+  esbuild.build({ ...common, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js' }),
+]);

@@ -1,0 +1,308 @@
+/**
+ * The `fairprune` command line: `run` prunes a model the user brings, `train` makes a small dense
+ * baseline, `demo` runs the whole method on a biased MNIST task. Everything it does is the engine's
+ * (src/core); this file only reads options and prints.
+ */
+import * as path from 'path';
+import { parseArgs } from 'util';
+import type { RunRequest } from '../protocol/engine';
+import type { BackendPreference } from '../protocol/results';
+import { PRUNING_METHODS } from '../protocol/results';
+import { CancelledError, UserError } from '../core/errors';
+import { parseLossNames } from '../core/losses';
+import { parseSparsities, criterionByName } from '../core/pruning';
+import { runSession } from '../core/session';
+import { trainBaseline } from '../core/baseline';
+import { pct } from '../core/report';
+import { backendSummary } from '../core/backend';
+import { BACKENDS, RUN_DEFAULTS } from './defaults';
+import { printResults, progressPrinter } from './output';
+import { ENGINE_VERSION } from '../core/version';
+import { dataContractHelp } from './help-text';
+import { runDemo } from './demo';
+
+const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
+
+Usage:
+  fairprune run   --model M --data D --label COL --group COL [options]   prune a TensorFlow.js Layers model, measure every subgroup
+  fairprune train --data D --label COL --group COL --out DIR [options]   train a small dense baseline to start from
+  fairprune demo  [--out DIR] [--quick]                                  the whole method on a biased MNIST task
+  fairprune help [run|train|demo|data]
+
+The method: every pruned model is fine-tuned with plain cross-entropy (ce) and with the performance
+weighted loss (pw) of Meyer & Wong, "A Fair Loss Function for Network Pruning" (arXiv 2211.10285),
+which weights each sample by how unsure the dense model was of it and learns from the dense model's
+answers where it was right. Results go to <out>/sessions/<id>/ (results.json, report.md, the models).
+`;
+
+const HELP_RUN = `fairprune run — prune a model at several sparsities, fine-tune with each loss, measure every subgroup
+
+Required:
+  --model FILE          a TensorFlow.js Layers model.json (weight files beside it)
+  --data FILE           a CSV with a header row
+  --label COL           the label column
+  --group COL           a subgroup column; repeat for intersectional groups (--group ethnicity --group gender)
+
+Data (see "fairprune help data" for the full rules):
+  --features a,b,c      feature columns in model-input order (default: every other column, in file order)
+  --ignore x,y          columns that are not features
+  --split-column COL    column holding train / validation (val, valid) / test (default: a column named split)
+  --image-column COL    column of image paths, relative to the CSV (default: the column of .png/.jpg/.jpeg/.webp names)
+  --classes a,b,c       label values in output order (default: 0..K-1 integers, else sorted text)
+  --pixel-scale N       images: pixels are divided by N (default 255 → 0–1; 1 keeps 0–255)
+  --reuse-split FILE    use the split of an earlier session (its results.json or folder)
+
+Pruning and fine-tuning:
+  --sparsity LIST       target fractions of weights removed (default ${RUN_DEFAULTS.sparsity}; 80% also works)
+  --loss LIST           ce, pw, kd, pw-weight-only, pw-correction-only (default ${RUN_DEFAULTS.loss})
+  --method NAME         ${PRUNING_METHODS.join(' | ')} (default ${RUN_DEFAULTS.method})
+  --epochs N            fine-tuning epochs per point (default ${RUN_DEFAULTS.epochs})
+  --patience N          stop early after N epochs without better validation loss, keep the best (default 0: off)
+  --batch-size N        (default ${RUN_DEFAULTS.batchSize})
+  --lr X                Adam learning rate, decayed by a cosine (default ${RUN_DEFAULTS.learningRate})
+  --pw-min-weight M     PW weight of a sample the dense model was sure of (default ${RUN_DEFAULTS.minWeight})
+  --pw-gamma G          PW focus exponent (default ${RUN_DEFAULTS.gamma})
+  --seed N              seeds splits, pruning, shuffling and bootstrap (default ${RUN_DEFAULTS.seed})
+  --bootstrap N         bootstrap resamples for the 95% intervals (default ${RUN_DEFAULTS.bootstrap})
+
+Output and engine:
+  --out DIR             folder for sessions/ and cache/ (default ${RUN_DEFAULTS.out})
+  --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
+  --json                print the results.json path only (for scripts)
+  -h, --help
+
+Example:
+  fairprune run --model model/model.json --data arrests.csv --label released --group colour --sparsity 0.5,0.9 --loss ce,pw
+`;
+
+const HELP_TRAIN = `fairprune train — train a small dense baseline (MLP for features, CNN for images) with cross-entropy
+
+Required: --data FILE --label COL --group COL --out DIR (a new folder: model.json, weights.bin, ${'fairprune.preprocessing.json'})
+Data options as for "run" (--features, --ignore, --split-column, --image-column, --classes, --pixel-scale).
+Numeric features are standardised and text features one-hot encoded on the training rows; what was
+done is saved beside the model and reused by every later "run" on it.
+  --image-size HxW      images: the input size (default: the first image's size)
+  --channels N          images: 1 (grey) or 3 (RGB) (default: the first image's)
+  --epochs N (default 10)  --batch-size N (64)  --lr X (0.003)  --patience N (3)  --seed N (1)  --backend NAME
+`;
+
+const HELP_DEMO = `fairprune demo — the method end to end on a real biased image task
+
+Builds a coloured-MNIST data set from the digits of the mnist package: the subgroup is the ink colour,
+rare in training (5% "cool" ink) and balanced in test, the way Meyer & Wong build their biased CIFAR
+variants. Trains a small CNN, prunes it to 50/80/90% with cross-entropy and with the PW loss, prints
+the comparison and writes the session report.
+  --out DIR    (default .fairprune-demo)   --quick   a smaller, faster run (for tests)   --backend NAME
+`;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function list(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  const items = (Array.isArray(v) ? v : [v]).flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter(Boolean);
+  return items.length ? items : undefined;
+}
+
+function num(values: Values, key: string, def: number, opts: { integer?: boolean; min?: number } = {}): number {
+  const raw = values[key];
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || (opts.integer && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
+    throw new UserError(`'${raw}' is not ${opts.integer ? 'a whole number' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}.`, { field: `--${key}`, fix: `give e.g. --${key} ${def}` });
+  }
+  return v;
+}
+
+function required(values: Values, key: string, example: string): string {
+  const v = values[key];
+  if (typeof v !== 'string' || !v) throw new UserError('is required.', { field: `--${key}`, fix: `add --${key} ${example}` });
+  return v;
+}
+
+function backendOf(values: Values): BackendPreference {
+  const b = (values.backend as string | undefined) ?? 'auto';
+  if (!BACKENDS.includes(b as BackendPreference)) throw new UserError(`unknown backend '${b}'.`, { field: '--backend', fix: `use one of ${BACKENDS.join(', ')}.` });
+  return b as BackendPreference;
+}
+
+const DATA_OPTIONS = {
+  data: { type: 'string' },
+  label: { type: 'string' },
+  group: { type: 'string', multiple: true },
+  features: { type: 'string' },
+  ignore: { type: 'string' },
+  'split-column': { type: 'string' },
+  'image-column': { type: 'string' },
+  classes: { type: 'string' },
+  'pixel-scale': { type: 'string' },
+  seed: { type: 'string' },
+  backend: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  patience: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>, command: string): Values {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Values;
+  } catch (e) {
+    throw new UserError((e as Error).message.replace(/\. To specify.*$/, '.'), { field: `fairprune ${command}`, fix: `see fairprune help ${command}` });
+  }
+}
+
+export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' } }, 'run');
+  if (values.help) return 'help';
+  const groups = list(values.group);
+  if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
+  const method = (values.method as string | undefined) ?? RUN_DEFAULTS.method;
+  criterionByName(method);
+  const resolve = (p: string) => path.resolve(cwd, p);
+  return {
+    modelPath: resolve(required(values, 'model', 'path/to/model.json')),
+    dataPath: resolve(required(values, 'data', 'path/to/data.csv')),
+    label: required(values, 'label', 'COLUMN'),
+    groups,
+    features: list(values.features),
+    ignore: list(values.ignore),
+    splitColumn: values['split-column'] as string | undefined,
+    imageColumn: values['image-column'] as string | undefined,
+    classes: list(values.classes),
+    pixelScale: values['pixel-scale'] === undefined ? undefined : num(values, 'pixel-scale', 255, { min: 1e-9 }),
+    reuseSplitFrom: values['reuse-split'] ? resolve(values['reuse-split'] as string) : undefined,
+    sparsities: parseSparsities((values.sparsity as string | undefined) ?? RUN_DEFAULTS.sparsity),
+    losses: parseLossNames((values.loss as string | undefined) ?? RUN_DEFAULTS.loss),
+    method: method as RunRequest['method'],
+    epochs: num(values, 'epochs', RUN_DEFAULTS.epochs, { integer: true, min: 0 }),
+    batchSize: num(values, 'batch-size', RUN_DEFAULTS.batchSize, { integer: true, min: 1 }),
+    learningRate: num(values, 'lr', RUN_DEFAULTS.learningRate, { min: 0 }),
+    patience: num(values, 'patience', RUN_DEFAULTS.patience, { integer: true, min: 0 }),
+    seed: num(values, 'seed', RUN_DEFAULTS.seed, { integer: true }),
+    minWeight: num(values, 'pw-min-weight', RUN_DEFAULTS.minWeight, { min: 0 }),
+    gamma: num(values, 'pw-gamma', RUN_DEFAULTS.gamma, { min: 0 }),
+    bootstrapResamples: num(values, 'bootstrap', RUN_DEFAULTS.bootstrap, { integer: true, min: 1 }),
+    backend: backendOf(values),
+    outDir: resolve((values.out as string | undefined) ?? RUN_DEFAULTS.out),
+  };
+}
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const req = runRequestFromArgs(argv);
+  if (req === 'help') {
+    console.log(HELP_RUN);
+    return 0;
+  }
+  const json = argv.includes('--json');
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  let resultsPath = '';
+  const printer = json ? () => {} : progressPrinter();
+  const results = await runSession(req, {
+    signal: controller.signal,
+    emit: (e) => {
+      if (e.type === 'finished') resultsPath = e.resultsPath;
+      printer(e);
+    },
+  });
+  if (json) console.log(resultsPath);
+  else printResults(results, resultsPath);
+  return 0;
+}
+
+async function cmdTrain(argv: string[]): Promise<number> {
+  const values = parse(argv, { ...DATA_OPTIONS, out: { type: 'string' }, 'image-size': { type: 'string' }, channels: { type: 'string' } }, 'train');
+  if (values.help) {
+    console.log(HELP_TRAIN);
+    return 0;
+  }
+  const groups = list(values.group);
+  if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN.' });
+  let imageShape: number[] | undefined;
+  if (values['image-size'] || values.channels) {
+    const m = /^(\d+)x(\d+)$/.exec(String(values['image-size'] ?? ''));
+    if (!m) throw new UserError(`'${values['image-size'] ?? ''}' is not HEIGHTxWIDTH.`, { field: '--image-size', fix: 'e.g. --image-size 28x28 --channels 3' });
+    imageShape = [Number(m[1]), Number(m[2]), num(values, 'channels', 3, { integer: true, min: 1 })];
+  }
+  const out = path.resolve(required(values, 'out', 'models/baseline'));
+  const result = await trainBaseline(
+    {
+      data: {
+        csvPath: path.resolve(required(values, 'data', 'data.csv')),
+        label: required(values, 'label', 'COLUMN'),
+        groups,
+        features: list(values.features),
+        ignore: list(values.ignore),
+        splitColumn: values['split-column'] as string | undefined,
+        imageColumn: values['image-column'] as string | undefined,
+        classes: list(values.classes),
+        pixelScale: values['pixel-scale'] === undefined ? undefined : num(values, 'pixel-scale', 255),
+        seed: num(values, 'seed', 1, { integer: true }),
+      },
+      outDir: out,
+      imageShape,
+      epochs: num(values, 'epochs', 10, { integer: true, min: 1 }),
+      batchSize: num(values, 'batch-size', 64, { integer: true, min: 1 }),
+      learningRate: num(values, 'lr', 0.003, { min: 0 }),
+      patience: num(values, 'patience', 3, { integer: true, min: 0 }),
+      backend: backendOf(values),
+    },
+    { log: (m) => console.error(m), onProgress: progressPrinterForTraining() },
+  );
+  process.stderr.write('\n');
+  console.log(`trained ${result.parameters.toLocaleString('en')} parameters in ${result.training.seconds.toFixed(1)} s on ${backendSummary(result.backend)}`);
+  console.log(`test accuracy ${pct(result.test.accuracy.value)}; ${result.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)} (n=${g.n})`).join(', ')}`);
+  console.log(`saved ${result.modelPath}`);
+  return 0;
+}
+
+function progressPrinterForTraining() {
+  let last = 0;
+  return (p: { epoch: number; epochs: number; step: number; steps: number; trainLoss: number; samplesPerSecond: number }) => {
+    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kepoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)} ${Math.round(p.samplesPerSecond)} samples/s`);
+    else if (Date.now() - last > 5000) {
+      last = Date.now();
+      process.stderr.write(`epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)}\n`);
+    }
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return cmdRun(rest);
+    case 'train':
+      return cmdTrain(rest);
+    case 'demo':
+      return runDemo(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined: {
+      const topic = rest[0];
+      console.log(topic === 'run' ? HELP_RUN : topic === 'train' ? HELP_TRAIN : topic === 'demo' ? HELP_DEMO : topic === 'data' ? dataContractHelp() : HELP_MAIN);
+      return command === undefined ? 2 : 0;
+    }
+    case '--version':
+      console.log(ENGINE_VERSION);
+      return 0;
+    default:
+      throw new UserError(`unknown command '${command}'.`, { field: 'fairprune', fix: 'use run, train, demo or help.' });
+  }
+}
+
+export { HELP_RUN, HELP_TRAIN, HELP_DEMO };
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      if (e instanceof UserError) console.error(`error: ${e.message}`);
+      else if (e instanceof CancelledError) console.error('cancelled: the finished points are kept in the session folder');
+      else console.error(e);
+      process.exit(e instanceof CancelledError ? 130 : 1);
+    },
+  );
+}

@@ -1,0 +1,168 @@
+/**
+ * The fine-tuning losses: cross-entropy, distillation from the dense model, and the performance
+ * weighted (PW) loss of Meyer & Wong (arXiv 2211.10285) with its two ablations — exactly as
+ * `../shared/conformance/README.md` defines them.
+ *
+ * Every loss here is one shape: mean_i w_i · CE(student_i, target_i). They differ only in the
+ * per-sample weight w_i and target t_i, which depend on the dense model's predictions and the labels
+ * alone. So those are computed once, before pruning (`lossTargets`), and the training loop runs one
+ * tensor function (`weightedCrossEntropy`) for all five losses.
+ *
+ * Binary models have one output: a logit z with p(y=1) = sigmoid(z); targets are p(y=1) and CE is
+ * the binary cross-entropy with logits on a soft target. Multiclass: K logits, softmax, and
+ * CE(z, t) = −Σ_c t_c · log softmax(z)_c.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LossName, Task } from '../protocol/results';
+import { UserError } from './errors';
+
+export interface PwParams {
+  /** m: the weight of a sample the dense model was sure of. */
+  minWeight: number;
+  /** γ: how sharply the weight rises as the dense model's confidence falls. */
+  gamma: number;
+}
+
+export const DEFAULT_PW: PwParams = { minWeight: 0.75, gamma: 5 };
+
+/** Output width of a task: 1 for binary (p(y=1)), K for multiclass. */
+export function outputWidth(task: Task, numClasses: number): number {
+  return task === 'binary' ? 1 : numClasses;
+}
+
+/** The dense model's confidence in the true class: s_i = p_i[y_i] (binary: p_i or 1 − p_i). */
+export function trueClassConfidence(task: Task, teacher: ArrayLike<number>, width: number, i: number, label: number): number {
+  if (task === 'binary') {
+    const p = teacher[i];
+    return label === 1 ? p : 1 - p;
+  }
+  return teacher[i * width + label];
+}
+
+/** Whether the dense model got sample i right (argmax = label; binary: round(p) = label). */
+export function teacherIsRight(task: Task, teacher: ArrayLike<number>, width: number, i: number, label: number): boolean {
+  if (task === 'binary') return (teacher[i] >= 0.5 ? 1 : 0) === label;
+  let best = 0;
+  for (let c = 1; c < width; c++) if (teacher[i * width + c] > teacher[i * width + best]) best = c;
+  return best === label;
+}
+
+/** PW weights w_i = m + (1 − m)(1 − s_i)^γ, in float64. No clipping, no normalisation. */
+export function pwWeights(task: Task, teacher: ArrayLike<number>, labels: ArrayLike<number>, width: number, pw: PwParams): Float64Array {
+  const w = new Float64Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    const s = trueClassConfidence(task, teacher, width, i, labels[i]);
+    w[i] = pw.minWeight + (1 - pw.minWeight) * Math.pow(1 - s, pw.gamma);
+  }
+  return w;
+}
+
+/** Corrected targets: the dense model's probabilities where it was right, else the one-hot label. */
+export function correctedTargets(task: Task, teacher: ArrayLike<number>, labels: ArrayLike<number>, width: number): Float64Array {
+  const t = new Float64Array(labels.length * width);
+  for (let i = 0; i < labels.length; i++) {
+    const right = teacherIsRight(task, teacher, width, i, labels[i]);
+    for (let c = 0; c < width; c++) {
+      t[i * width + c] = right ? teacher[i * width + c] : oneHot(task, labels[i], c);
+    }
+  }
+  return t;
+}
+
+function oneHot(task: Task, label: number, c: number): number {
+  return task === 'binary' ? label : label === c ? 1 : 0;
+}
+
+export function oneHotTargets(task: Task, labels: ArrayLike<number>, width: number): Float64Array {
+  const t = new Float64Array(labels.length * width);
+  for (let i = 0; i < labels.length; i++) for (let c = 0; c < width; c++) t[i * width + c] = oneHot(task, labels[i], c);
+  return t;
+}
+
+export interface LossTargets {
+  /** n × width training targets. */
+  targets: Float64Array;
+  /** n per-sample weights. */
+  weights: Float64Array;
+}
+
+/**
+ * The per-sample targets and weights of a loss. `teacher` (n × width, the dense model's
+ * probabilities) is needed by every loss but `ce`.
+ */
+export function lossTargets(
+  loss: LossName,
+  task: Task,
+  labels: ArrayLike<number>,
+  width: number,
+  teacher: ArrayLike<number> | undefined,
+  pw: PwParams,
+): LossTargets {
+  const n = labels.length;
+  const ones = () => new Float64Array(n).fill(1);
+  const needTeacher = (): ArrayLike<number> => {
+    if (!teacher) throw new Error(`the ${loss} loss needs the dense model's predictions`);
+    if (teacher.length !== n * width) throw new Error(`teacher predictions have ${teacher.length} values, expected ${n} × ${width}`);
+    return teacher;
+  };
+  switch (loss) {
+    case 'ce':
+      return { targets: oneHotTargets(task, labels, width), weights: ones() };
+    case 'kd':
+      return { targets: Float64Array.from(needTeacher()), weights: ones() };
+    case 'pw': {
+      const t = needTeacher();
+      return { targets: correctedTargets(task, t, labels, width), weights: pwWeights(task, t, labels, width, pw) };
+    }
+    case 'pw-weight-only': {
+      const t = needTeacher();
+      return { targets: oneHotTargets(task, labels, width), weights: pwWeights(task, t, labels, width, pw) };
+    }
+    case 'pw-correction-only':
+      return { targets: correctedTargets(task, needTeacher(), labels, width), weights: ones() };
+  }
+}
+
+/**
+ * Per-sample cross-entropy of logits against soft targets, shape [n].
+ * Binary (width 1): max(z, 0) − z·t + log(1 + e^−|z|), the stable form of BCE with logits.
+ */
+export function softCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => {
+    if (task === 'binary') {
+      const z = tf.reshape(logits, [-1]);
+      const t = tf.reshape(targets, [-1]);
+      return tf.add(tf.sub(tf.relu(z), tf.mul(z, t)), tf.log1p(tf.exp(tf.neg(tf.abs(z))))) as tf.Tensor1D;
+    }
+    return tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1)) as tf.Tensor1D;
+  });
+}
+
+/** mean_i w_i · CE(logits_i, targets_i): the one loss function of every fine-tuning loss. */
+export function weightedCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Tensor2D, weights: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.mul(softCrossEntropy(task, logits, targets), weights)) as tf.Scalar);
+}
+
+export function parseLossNames(text: string, option = '--loss'): LossName[] {
+  const names = text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const known: Record<string, LossName> = {
+    ce: 'ce',
+    'cross-entropy': 'ce',
+    kd: 'kd',
+    distillation: 'kd',
+    pw: 'pw',
+    'pw-weight-only': 'pw-weight-only',
+    'pw-weights-only': 'pw-weight-only',
+    'pw-correction-only': 'pw-correction-only',
+  };
+  const out: LossName[] = [];
+  for (const n of names) {
+    const l = known[n];
+    if (!l) {
+      throw new UserError(`unknown loss '${n}'.`, { field: option, fix: 'use ce, kd, pw, pw-weight-only or pw-correction-only, comma-separated.' });
+    }
+    if (!out.includes(l)) out.push(l);
+  }
+  if (!out.length) throw new UserError('no loss given.', { field: option, fix: 'e.g. --loss ce,pw' });
+  return out;
+}

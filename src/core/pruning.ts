@@ -1,0 +1,204 @@
+/**
+ * Pruning as small, swappable strategies (after Torch-Pruning and TF Model Optimization):
+ *
+ *  - a `PruningCriterion` decides which weights to remove for a target sparsity (unstructured
+ *    magnitude per layer or global, and random as the control);
+ *  - a `PruningSchedule` decides the target sparsity at each fine-tuning step (one-shot here;
+ *    gradual schedules plug in without touching the training loop);
+ *  - a `MaskSet` holds the masks and re-applies them after every optimizer step, so a pruned
+ *    weight stays exactly zero.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { PruningMethodName } from '../protocol/results';
+import { PRUNING_METHODS } from '../protocol/results';
+import type { PrunableKernel } from './model-io';
+import { Rng } from './rng';
+import { UserError } from './errors';
+
+/** The weights of one prunable kernel, read once for scoring. */
+export interface KernelValues {
+  kernel: PrunableKernel;
+  values: Float32Array;
+}
+
+export interface PruningCriterion {
+  readonly name: PruningMethodName;
+  readonly description: string;
+  /** Keep-masks (1 keep, 0 prune), one per kernel, removing `sparsity` of the weights. */
+  masks(kernels: KernelValues[], sparsity: number, rng: Rng): Uint8Array[];
+}
+
+export interface PruningSchedule {
+  readonly name: string;
+  /** Target sparsity at optimizer step `step` of `totalSteps` (0 = before training). */
+  sparsityAt(step: number, totalSteps: number, finalSparsity: number): number;
+  /** Whether masks are recomputed before this step. */
+  updatesAt(step: number, totalSteps: number): boolean;
+}
+
+/** Indices of the `k` smallest scores, ties broken by index, so the count is exact. */
+function smallestK(scores: Float32Array | Float64Array, k: number): Uint32Array {
+  const idx = new Uint32Array(scores.length);
+  for (let i = 0; i < idx.length; i++) idx[i] = i;
+  idx.sort((a, b) => scores[a] - scores[b] || a - b);
+  return idx.subarray(0, k);
+}
+
+function keepAll(n: number): Uint8Array {
+  return new Uint8Array(n).fill(1);
+}
+
+function pruneCount(n: number, sparsity: number): number {
+  return Math.min(n, Math.round(n * sparsity));
+}
+
+function absValues(v: Float32Array): Float32Array {
+  const out = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = Math.abs(v[i]);
+  return out;
+}
+
+/** Each layer loses the same fraction of its smallest-magnitude weights. */
+export const magnitudePerLayer: PruningCriterion = {
+  name: 'magnitude-layer',
+  description: 'unstructured, smallest |w| in each layer, every layer to the same sparsity',
+  masks(kernels, sparsity) {
+    return kernels.map(({ values }) => {
+      const mask = keepAll(values.length);
+      for (const i of smallestK(absValues(values), pruneCount(values.length, sparsity))) mask[i] = 0;
+      return mask;
+    });
+  },
+};
+
+/** The smallest-magnitude weights of the whole model, wherever they are. */
+export const magnitudeGlobal: PruningCriterion = {
+  name: 'magnitude-global',
+  description: 'unstructured, smallest |w| across all layers together',
+  masks(kernels, sparsity) {
+    const total = kernels.reduce((a, k) => a + k.values.length, 0);
+    const all = new Float32Array(total);
+    let o = 0;
+    for (const { values } of kernels) {
+      for (let i = 0; i < values.length; i++) all[o + i] = Math.abs(values[i]);
+      o += values.length;
+    }
+    const flat = keepAll(total);
+    for (const i of smallestK(all, pruneCount(total, sparsity))) flat[i] = 0;
+    const masks: Uint8Array[] = [];
+    o = 0;
+    for (const { values } of kernels) {
+      masks.push(flat.slice(o, o + values.length));
+      o += values.length;
+    }
+    return masks;
+  },
+};
+
+/** The control: the same number of weights per layer as magnitude-layer, chosen at random. */
+export const randomPruning: PruningCriterion = {
+  name: 'random',
+  description: 'unstructured, random weights in each layer (the control for the magnitude criteria)',
+  masks(kernels, sparsity, rng) {
+    return kernels.map(({ values }) => {
+      const scores = new Float64Array(values.length);
+      for (let i = 0; i < scores.length; i++) scores[i] = rng.next();
+      const mask = keepAll(values.length);
+      for (const i of smallestK(scores, pruneCount(values.length, sparsity))) mask[i] = 0;
+      return mask;
+    });
+  },
+};
+
+const CRITERIA: Record<PruningMethodName, PruningCriterion> = {
+  'magnitude-layer': magnitudePerLayer,
+  'magnitude-global': magnitudeGlobal,
+  random: randomPruning,
+};
+
+export function criterionByName(name: string, option = '--method'): PruningCriterion {
+  const c = CRITERIA[name as PruningMethodName];
+  if (!c) throw new UserError(`unknown pruning method '${name}'.`, { field: option, fix: `use one of ${PRUNING_METHODS.join(', ')}.` });
+  return c;
+}
+
+/** Prune once before fine-tuning and hold the masks. */
+export const oneShot: PruningSchedule = {
+  name: 'one-shot',
+  sparsityAt: (_step, _total, finalSparsity) => finalSparsity,
+  updatesAt: (step) => step === 0,
+};
+
+/** Masks on the kernels of one model; `apply()` zeroes the pruned weights in place. */
+export class MaskSet {
+  private readonly masks: tf.Tensor[];
+
+  constructor(
+    readonly kernels: PrunableKernel[],
+    values: Uint8Array[],
+  ) {
+    this.masks = kernels.map((k, i) => tf.keep(tf.tensor(Float32Array.from(values[i]), k.shape as number[], 'float32')));
+  }
+
+  /** Re-apply after every optimizer step. */
+  apply(): void {
+    tf.tidy(() => {
+      this.kernels.forEach((k, i) => k.variable.assign(tf.mul(k.variable, this.masks[i])));
+    });
+  }
+
+  /** Zero the gradient of pruned weights, so optimizer state stays zero there too. */
+  maskGradient(variableName: string, grad: tf.Tensor): tf.Tensor {
+    const i = this.kernels.findIndex((k) => k.variable.name === variableName);
+    return i < 0 ? grad : tf.mul(grad, this.masks[i]);
+  }
+
+  /** Fraction of prunable weights removed. */
+  sparsity(): number {
+    let zeros = 0;
+    let total = 0;
+    for (const m of this.masks) {
+      const v = m.dataSync();
+      total += v.length;
+      for (let i = 0; i < v.length; i++) if (v[i] === 0) zeros++;
+    }
+    return total ? zeros / total : 0;
+  }
+
+  dispose(): void {
+    for (const m of this.masks) m.dispose();
+  }
+}
+
+/** Scores the kernels with `criterion` and returns masks for `sparsity`, already applied. */
+export function pruneModelKernels(kernels: PrunableKernel[], criterion: PruningCriterion, sparsity: number, rng: Rng): MaskSet {
+  const values: KernelValues[] = kernels.map((kernel) => ({ kernel, values: kernel.variable.dataSync() as Float32Array }));
+  const masks = new MaskSet(kernels, criterion.masks(values, sparsity, rng));
+  masks.apply();
+  return masks;
+}
+
+/** Fraction of exactly-zero weights over the given kernels (what the saved model really holds). */
+export function measuredSparsity(kernels: PrunableKernel[]): number {
+  let zeros = 0;
+  let total = 0;
+  for (const k of kernels) {
+    const v = k.variable.dataSync();
+    total += v.length;
+    for (let i = 0; i < v.length; i++) if (v[i] === 0) zeros++;
+  }
+  return total ? zeros / total : 0;
+}
+
+export function parseSparsities(text: string, option = '--sparsity'): number[] {
+  const values = text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const pct = s.endsWith('%');
+    const v = Number(pct ? s.slice(0, -1) : s) / (pct ? 100 : 1);
+    if (!Number.isFinite(v) || v <= 0 || v >= 1) {
+      throw new UserError(`'${s}' is not a sparsity between 0 and 1 (exclusive).`, { field: option, fix: 'give fractions of weights to remove, e.g. --sparsity 0.5,0.8,0.9 (or 50%,80%,90%).' });
+    }
+    return v;
+  });
+  if (!values.length) throw new UserError('no sparsity given.', { field: option, fix: 'e.g. --sparsity 0.5,0.8,0.9' });
+  return [...new Set(values)].sort((a, b) => a - b);
+}

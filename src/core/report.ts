@@ -1,0 +1,113 @@
+/**
+ * The session's Markdown report: what a reviewer reads to decide which sparsity the model can
+ * afford. Rounding happens here, never in results.json.
+ */
+import type { Estimate, Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
+import { LOSS_LABELS } from '../protocol/results';
+import { writeFileAtomic } from './atomic';
+
+export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
+export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
+export const withInterval = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pct(x)): string =>
+  e ? `${f(e.value)} [${f(e.low)}, ${f(e.high)}]` : '–';
+export const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function denseTable(e: Evaluation): string {
+  return table(
+    ['group', 'test samples', 'accuracy [95% CI]', 'AUROC [95% CI]', 'note'],
+    [
+      ['**all**', String(e.n), withInterval(e.accuracy), withInterval(e.auroc, (x) => x.toFixed(3)), ''],
+      ...e.groups.map((g) => [g.group, String(g.n), withInterval(g.accuracy), withInterval(g.auroc, (x) => x.toFixed(3)), g.warning ?? '']),
+    ],
+  );
+}
+
+function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
+  const worstPsi = [...p.comparison.groups].sort((a, b) => b.excessGap.value - a.excessGap.value)[0];
+  return [
+    pct(p.targetSparsity, 0),
+    p.loss,
+    pct(p.achievedSparsity),
+    `${p.size.nonZeroParameters.toLocaleString('en')}`,
+    kib(p.size.gzipBytes),
+    `${pct(p.evaluation.accuracy.value)} (${signedPts(p.evaluation.accuracy.value - dense.accuracy.value)})`,
+    `${pct(p.evaluation.worstGroup.accuracy.value)} ${p.evaluation.worstGroup.group} (${signedPts(p.comparison.worstGroupChange.value)})`,
+    pct(p.evaluation.largestGap.value),
+    worstPsi ? `${worstPsi.group}: ${signedPts(worstPsi.excessGap.value)}` : '–',
+  ];
+}
+
+/** One plain sentence per sparsity: what each loss did to the worst-off group. */
+export function summarySentences(r: SessionResults): string[] {
+  const out: string[] = [];
+  for (const s of r.config.sparsities) {
+    const pts = r.points.filter((p) => p.targetSparsity === s);
+    if (!pts.length) continue;
+    const parts = pts.map((p) => `${p.loss} keeps worst-group accuracy at ${pct(p.evaluation.worstGroup.accuracy.value)} (${p.evaluation.worstGroup.group}, ${signedPts(p.comparison.worstGroupChange.value)} against dense) with a ${pct(p.evaluation.largestGap.value)} gap`);
+    out.push(`At ${pct(s, 0)} sparsity, ${parts.join('; ')}.`);
+  }
+  return out;
+}
+
+export function renderReport(r: SessionResults): string {
+  const dense = r.dense;
+  const lines: string[] = [];
+  lines.push(`# Fair Prune session ${r.sessionId}`, '');
+  lines.push(`Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`, '');
+  lines.push(`- Model: \`${r.model.path}\` (${r.model.task}, input [${r.model.inputShape.join(', ')}], ${r.model.size.parameters.toLocaleString('en')} parameters, weights ${kib(r.model.size.weightBytes)}, gzip ${kib(r.model.size.gzipBytes)})`);
+  lines.push(`- Data: \`${r.data.path}\` (${r.data.rows} rows); label \`${r.data.label.column}\`: ${r.data.label.classes.map((c, i) => `${i} = ${c}`).join(', ')} (${r.data.label.order} order)`);
+  lines.push(`- Inputs: ${r.data.imageColumn ? `images from column \`${r.data.imageColumn}\`, pixels ÷ ${r.data.pixelScale}` : `features ${(r.data.features ?? []).map((f) => `\`${f}\``).join(', ')}`}${r.data.preprocessing ? `; preprocessing from \`${r.data.preprocessing}\`` : '; values as in the CSV'}`);
+  lines.push(`- Split (${r.data.split.source}${r.data.split.column ? ` column \`${r.data.split.column}\`` : `, seed ${r.data.split.seed}`}): train ${r.data.split.counts.train}, validation ${r.data.split.counts.validation}, test ${r.data.split.counts.test}`);
+  lines.push(`- Subgroups by ${r.data.groupColumns.map((c) => `\`${c}\``).join(' × ')}: ${r.data.groups.map((g) => `${g.name} (test ${g.counts.test})`).join(', ')}`);
+  lines.push(`- Pruning: ${r.config.method}, one-shot, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`);
+  lines.push(`- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`);
+  lines.push(`- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`, '');
+  if (r.data.warnings.length) {
+    lines.push('## Warnings', '', ...r.data.warnings.map((w) => `- ${w}`), '');
+  }
+  if (dense) {
+    lines.push('## Dense model', '', denseTable(dense), '');
+    lines.push(`Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; largest gap between groups ${withInterval(dense.largestGap)}.`, '');
+  }
+  if (r.points.length && dense) {
+    lines.push('## Pruned models', '', ...summarySentences(r).map((s) => `- ${s}`), '');
+    lines.push(
+      table(['sparsity', 'loss', 'zeros', 'non-zero params', 'gzip', 'accuracy (Δ)', 'worst group (Δ)', 'gap', 'largest ψ'], r.points.map((p) => pointRow(p, dense))),
+      '',
+    );
+    lines.push('ψ is the excess accuracy gap: how much more a group lost than the model as a whole (positive = the group pays more).', '');
+    lines.push('## Per group', '');
+    for (const p of r.points) {
+      lines.push(`### ${pct(p.targetSparsity, 0)} sparsity, ${p.loss} — \`${p.modelDir}\``, '');
+      lines.push(
+        table(
+          ['group', 'dense', 'pruned', 'change [95% CI]', 'ψ [95% CI]', 'predictions changed'],
+          p.comparison.groups.map((g) => {
+            const d = dense.groups.find((x) => x.group === g.group);
+            const e = p.evaluation.groups.find((x) => x.group === g.group);
+            const ex = p.comparison.exemplars.byGroup.find((x) => x.group === g.group);
+            return [
+              g.group,
+              d ? pct(d.accuracy.value) : '–',
+              e ? pct(e.accuracy.value) : '–',
+              withInterval(g.accuracyChange, (x) => signedPts(x)),
+              withInterval(g.excessGap, (x) => signedPts(x)),
+              ex ? `${ex.count} (${pct(ex.rate)})` : '–',
+            ];
+          }),
+        ),
+        '',
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export function writeReport(file: string, r: SessionResults): void {
+  writeFileAtomic(file, renderReport(r));
+}

@@ -1,0 +1,209 @@
+/**
+ * The fine-tuning loop. `LayersModel.fit()` cannot weight samples, and the PW loss is a weighted
+ * loss, so this is a custom loop: Adam with cosine learning-rate decay, seeded shuffling, fixed
+ * epochs or early stopping on validation loss (the best weights are kept), cancellation between
+ * steps, progress events, and the pruning masks re-applied after every optimizer step.
+ *
+ * The data stays on the backend for the whole run; each step gathers its batch by index. Every
+ * step's tensors are freed in the step, so the tensor count stays flat over any number of epochs.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Task, TrainingSummary } from '../protocol/results';
+import { weightedCrossEntropy } from './losses';
+import { probabilitiesFromLogits } from './model-io';
+import type { MaskSet } from './pruning';
+import { Rng } from './rng';
+import { throwIfCancelled } from './errors';
+
+export interface TrainingData {
+  /** Every sample, [n, ...sampleShape]. */
+  x: tf.Tensor;
+  /** [n, width] training targets of the loss. */
+  targets: tf.Tensor2D;
+  /** [n] per-sample loss weights. */
+  weights: tf.Tensor1D;
+  /** Class index of every sample (for validation accuracy). */
+  labels: Int32Array;
+  train: Int32Array;
+  validation: Int32Array;
+}
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  steps: number;
+  trainLoss: number;
+  samplesPerSecond: number;
+  secondsLeft: number;
+}
+
+export interface TrainOptions {
+  task: Task;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Stop when validation loss has not improved for this many epochs; 0 = run all epochs. */
+  patience: number;
+  seed: number;
+  masks?: MaskSet;
+  signal?: AbortSignal;
+  onProgress?: (p: TrainProgress) => void;
+  /** Seconds between progress callbacks (default 0.5). */
+  progressInterval?: number;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function cosineRate(base: number, step: number, total: number): number {
+  return total <= 1 ? base : base * 0.5 * (1 + Math.cos((Math.PI * step) / total));
+}
+
+/** Runs `model` (which outputs logits) over `indices` in batches; returns [n, width] probabilities. */
+export function predictProbabilities(model: tfl.LayersModel, task: Task, x: tf.Tensor, indices?: Int32Array, batchSize = 256): Float32Array {
+  const n = indices ? indices.length : x.shape[0];
+  const width = (model.outputs[0].shape[1] as number) ?? 1;
+  const out = new Float32Array(n * width);
+  for (let start = 0; start < n; start += batchSize) {
+    const end = Math.min(n, start + batchSize);
+    const probs = tf.tidy(() => {
+      const xb = indices ? tf.gather(x, tf.tensor1d(indices.subarray(start, end), 'int32')) : tf.slice(x, start, end - start);
+      return probabilitiesFromLogits(task, model.apply(xb, { training: false }) as tf.Tensor2D);
+    });
+    out.set(probs.dataSync() as Float32Array, start * width);
+    probs.dispose();
+  }
+  return out;
+}
+
+function predictedClass(task: Task, probs: Float32Array, width: number, i: number): number {
+  if (task === 'binary') return probs[i] >= 0.5 ? 1 : 0;
+  let best = 0;
+  for (let c = 1; c < width; c++) if (probs[i * width + c] > probs[i * width + best]) best = c;
+  return best;
+}
+
+/** Loss and accuracy of the model on `indices` with the data's targets and weights. */
+export function evaluateLoss(model: tfl.LayersModel, task: Task, data: TrainingData, indices: Int32Array, batchSize = 256): { loss: number; accuracy: number } {
+  if (!indices.length) return { loss: NaN, accuracy: NaN };
+  let lossSum = 0;
+  let correct = 0;
+  const width = data.targets.shape[1];
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const batch = indices.subarray(start, Math.min(indices.length, start + batchSize));
+    const [loss, probs] = tf.tidy(() => {
+      const idx = tf.tensor1d(batch, 'int32');
+      const logits = model.apply(tf.gather(data.x, idx), { training: false }) as tf.Tensor2D;
+      const l = weightedCrossEntropy(task, logits, tf.gather(data.targets, idx) as tf.Tensor2D, tf.gather(data.weights, idx) as tf.Tensor1D);
+      return [l, probabilitiesFromLogits(task, logits)];
+    });
+    lossSum += loss.dataSync()[0] * batch.length;
+    const p = probs.dataSync() as Float32Array;
+    for (let i = 0; i < batch.length; i++) if (predictedClass(task, p, width, i) === data.labels[batch[i]]) correct++;
+    loss.dispose();
+    probs.dispose();
+  }
+  return { loss: lossSum / indices.length, accuracy: correct / indices.length };
+}
+
+/** Fine-tunes `model` (a logit model) in place; returns what happened. */
+export async function train(model: tfl.LayersModel, data: TrainingData, opts: TrainOptions): Promise<TrainingSummary> {
+  const rng = new Rng(opts.seed);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  // Early stopping restores every weight of the best epoch, batch-norm statistics included.
+  const allVariables = model.weights.map((w) => w.read() as tf.Variable);
+  const optimizer = tf.train.adam(opts.learningRate);
+  const stepsPerEpoch = Math.ceil(data.train.length / opts.batchSize);
+  const totalSteps = stepsPerEpoch * opts.epochs;
+  const useEarlyStopping = opts.patience > 0 && data.validation.length > 0;
+  const interval = (opts.progressInterval ?? 0.5) * 1000;
+
+  let best: { loss: number; accuracy: number; weights: tf.Tensor[] } | null = null;
+  let sinceBest = 0;
+  let step = 0;
+  let epochsRun = 0;
+  let lastLoss = NaN;
+  let stoppedEarly = false;
+  const t0 = Date.now();
+  let lastReport = 0;
+  const order = Int32Array.from(data.train);
+
+  try {
+    opts.masks?.apply();
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      rng.shuffle(order);
+      let epochLoss = 0;
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        throwIfCancelled(opts.signal);
+        const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
+        (optimizer as unknown as { learningRate: number }).learningRate = cosineRate(opts.learningRate, step, totalSteps);
+        const lossValue = tf.tidy(() => {
+          const idx = tf.tensor1d(batch, 'int32');
+          const xb = tf.gather(data.x, idx);
+          const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
+          const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
+          const { value, grads } = tf.variableGrads(
+            () => weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb),
+            variables,
+          );
+          if (opts.masks) for (const name of Object.keys(grads)) grads[name] = opts.masks.maskGradient(name, grads[name]);
+          optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+          return value.dataSync()[0];
+        });
+        opts.masks?.apply();
+        step++;
+        epochLoss += lossValue * batch.length;
+        lastLoss = lossValue;
+        const now = Date.now();
+        if (opts.onProgress && (now - lastReport >= interval || step === totalSteps)) {
+          lastReport = now;
+          const elapsed = (now - t0) / 1000;
+          opts.onProgress({
+            epoch: epoch + 1,
+            epochs: opts.epochs,
+            step,
+            steps: totalSteps,
+            trainLoss: lossValue,
+            samplesPerSecond: (step * opts.batchSize) / Math.max(elapsed, 1e-6),
+            secondsLeft: (elapsed / step) * (totalSteps - step),
+          });
+          await yieldToEventLoop();
+        } else if (step % 8 === 0) {
+          await yieldToEventLoop();
+        }
+      }
+      epochsRun++;
+      lastLoss = epochLoss / Math.max(1, order.length);
+      if (useEarlyStopping) {
+        const v = evaluateLoss(model, opts.task, data, data.validation);
+        if (!best || v.loss < best.loss) {
+          best?.weights.forEach((w) => w.dispose());
+          best = { ...v, weights: allVariables.map((w) => tf.keep(tf.clone(w))) };
+          sinceBest = 0;
+        } else if (++sinceBest >= opts.patience) {
+          stoppedEarly = epoch < opts.epochs - 1;
+          break;
+        }
+      }
+    }
+    if (best) {
+      allVariables.forEach((v, i) => v.assign(best!.weights[i]));
+    }
+  } finally {
+    best?.weights.forEach((w) => w.dispose());
+    optimizer.dispose();
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const val = best ? { loss: best.loss, accuracy: best.accuracy } : data.validation.length ? evaluateLoss(model, opts.task, data, data.validation) : null;
+  return {
+    epochs: epochsRun,
+    steps: step,
+    seconds,
+    finalTrainLoss: lastLoss,
+    validationLoss: val ? val.loss : null,
+    validationAccuracy: val ? val.accuracy : null,
+    stoppedEarly,
+    samplesPerSecond: (step * opts.batchSize) / Math.max(seconds, 1e-6),
+  };
+}

@@ -1,0 +1,36 @@
+/** Shared test helpers: where the repository and ../shared are, and temporary folders. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+
+/** The repository root, from out/test/… or test/… alike. */
+export const repoRoot = (() => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+})();
+
+/** ../shared beside the checkout, or undefined when it is absent (then those tests skip). */
+export const sharedDir: string | undefined = (() => {
+  const d = path.resolve(repoRoot, '..', 'shared');
+  return fs.existsSync(d) ? d : undefined;
+})();
+
+export function tempDir(prefix = 'fairprune-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+let cpuReady: Promise<void> | undefined;
+/** Most unit tests run on the plain cpu backend: fast to start, exact, always there. */
+export function useCpu(): Promise<void> {
+  cpuReady ??= (async () => {
+    tf.enableProdMode();
+    await tf.setBackend('cpu');
+    await tf.ready();
+  })();
+  return cpuReady.then(() => {
+    if (tf.getBackend() !== 'cpu') return tf.setBackend('cpu').then(() => undefined);
+  });
+}

@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { train, predictProbabilities, evaluateLoss } from '../../src/core/train';
+import type { TrainingData } from '../../src/core/train';
+import { lossTargets } from '../../src/core/losses';
+import { prunableKernels } from '../../src/core/model-io';
+import { magnitudePerLayer, pruneModelKernels, measuredSparsity } from '../../src/core/pruning';
+import { CancelledError } from '../../src/core/errors';
+import { Rng } from '../../src/core/rng';
+import { useCpu } from '../helpers';
+
+/** Two Gaussian blobs per class in 2-D, 3 classes: learnable, not trivially. */
+function blobs(n: number, seed: number) {
+  const rng = new Rng(seed);
+  const x = new Float32Array(n * 2);
+  const labels = new Int32Array(n);
+  const centres = [[-2, 0], [2, 0], [0, 2.5]];
+  for (let i = 0; i < n; i++) {
+    const c = i % 3;
+    labels[i] = c;
+    x[2 * i] = centres[c][0] + rng.normal();
+    x[2 * i + 1] = centres[c][1] + rng.normal();
+  }
+  return { x, labels };
+}
+
+function setup(n = 600, seed = 3) {
+  const { x, labels } = blobs(n, seed);
+  const t = lossTargets('ce', 'multiclass', labels, 3, undefined, { minWeight: 1, gamma: 0 });
+  const all = Int32Array.from({ length: n }, (_, i) => i);
+  const data: TrainingData = {
+    x: tf.tensor2d(x, [n, 2]),
+    targets: tf.tensor2d(Float32Array.from(t.targets), [n, 3]),
+    weights: tf.tensor1d(Float32Array.from(t.weights)),
+    labels,
+    train: all.filter((i) => i % 5 !== 0),
+    validation: all.filter((i) => i % 5 === 0),
+  };
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [2], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+      tfl.layers.dense({ units: 3, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+    ],
+  });
+  const dispose = () => {
+    data.x.dispose();
+    data.targets.dispose();
+    data.weights.dispose();
+    model.dispose();
+  };
+  return { data, model, dispose };
+}
+
+const opts = { task: 'multiclass' as const, epochs: 8, batchSize: 32, learningRate: 0.02, patience: 0, seed: 1 };
+
+test('training lowers the loss and learns the task', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup();
+  const before = evaluateLoss(model, 'multiclass', data, data.validation);
+  const summary = await train(model, data, opts);
+  assert.ok(summary.validationLoss! < before.loss * 0.6, `${summary.validationLoss} < ${before.loss}`);
+  assert.ok(summary.validationAccuracy! > 0.85, `accuracy ${summary.validationAccuracy}`);
+  assert.equal(summary.epochs, 8);
+  assert.equal(summary.steps, 8 * Math.ceil(data.train.length / 32));
+  const probs = predictProbabilities(model, 'multiclass', data.x, data.validation);
+  for (let i = 0; i < data.validation.length; i++) {
+    const s = probs[3 * i] + probs[3 * i + 1] + probs[3 * i + 2];
+    assert.ok(Math.abs(s - 1) < 1e-5);
+  }
+  dispose();
+});
+
+test('the same seed gives the same weights; another seed does not', async () => {
+  await useCpu();
+  const runs: number[][] = [];
+  for (const seed of [1, 1, 2]) {
+    const { data, model, dispose } = setup();
+    await train(model, data, { ...opts, epochs: 2, seed });
+    runs.push(Array.from(model.getWeights()[0].dataSync()));
+    dispose();
+  }
+  assert.deepEqual(runs[0], runs[1]);
+  assert.notDeepEqual(runs[0], runs[2]);
+});
+
+test('pruned weights stay exactly zero through fine-tuning (masks held after every step)', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup();
+  const kernels = prunableKernels(model);
+  const masks = pruneModelKernels(kernels, magnitudePerLayer, 0.6, new Rng(1));
+  const zerosBefore = kernels.map((k) => Array.from(k.variable.dataSync()).map((v) => v === 0));
+  await train(model, data, { ...opts, epochs: 3, masks });
+  kernels.forEach((k, i) => {
+    const v = k.variable.dataSync();
+    zerosBefore[i].forEach((z, j) => z && assert.ok(v[j] === 0, `weight ${j} of ${k.layer} is ${v[j]}`));
+  });
+  assert.ok(Math.abs(measuredSparsity(kernels) - 0.6) < 0.01);
+  masks.dispose();
+  dispose();
+});
+
+test('tensor count stays flat over a long run', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup(300);
+  const masks = pruneModelKernels(prunableKernels(model), magnitudePerLayer, 0.5, new Rng(1));
+  await train(model, data, { ...opts, epochs: 1, masks, patience: 1 });
+  const after1 = tf.memory().numTensors;
+  await train(model, data, { ...opts, epochs: 12, masks, patience: 50 });
+  assert.equal(tf.memory().numTensors, after1);
+  masks.dispose();
+  dispose();
+});
+
+test('cancellation stops between steps with a CancelledError and frees the optimizer', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup();
+  const n0 = tf.memory().numTensors;
+  const controller = new AbortController();
+  let steps = 0;
+  await assert.rejects(
+    train(model, data, { ...opts, epochs: 50, signal: controller.signal, progressInterval: 0, onProgress: (p) => { steps = p.step; if (p.step >= 5) controller.abort(); } }),
+    CancelledError,
+  );
+  assert.ok(steps >= 5 && steps < 10, `stopped after ${steps} steps`);
+  assert.equal(tf.memory().numTensors, n0);
+  dispose();
+});
+
+test('early stopping keeps the best validation weights', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup();
+  // a learning rate so high that the loss gets worse after the first epochs
+  const summary = await train(model, data, { ...opts, epochs: 30, learningRate: 0.5, patience: 2 });
+  const now = evaluateLoss(model, 'multiclass', data, data.validation);
+  assert.ok(Math.abs(now.loss - summary.validationLoss!) < 1e-5, `restored weights score the reported best (${now.loss} vs ${summary.validationLoss})`);
+  assert.ok(summary.epochs < 30 || !summary.stoppedEarly);
+  dispose();
+});
+
+test('progress reports step, loss, samples/s and time left', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup(200);
+  const seen: Array<{ step: number; steps: number; samplesPerSecond: number; secondsLeft: number; trainLoss: number }> = [];
+  await train(model, data, { ...opts, epochs: 2, progressInterval: 0, onProgress: (p) => seen.push(p) });
+  const last = seen[seen.length - 1];
+  assert.equal(last.step, last.steps);
+  assert.equal(last.secondsLeft, 0);
+  assert.ok(seen.every((p) => p.samplesPerSecond > 0 && Number.isFinite(p.trainLoss)));
+  dispose();
+});
