@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test of the project (dependencies already installed): type check, build, unit tests
+# (node:test), the loss conformance vectors in ../shared/conformance when that folder exists, and
+# prints one closing "N passed, N failed, N skipped" line for all of them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .test-tmp
+status=0
+passed=0
+failed=0
+skipped=0
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "type check (tsc --noEmit, strict)"
+if npx tsc -p . --noEmit; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+
+step "build (esbuild bundles)"
+if node scripts/build.mjs; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+
+step "unit tests (node:test)"
+rm -rf out
+npx tsc -p tsconfig.test.json >/dev/null || true   # type errors were reported above; emit anyway
+tap=.test-tmp/unit.tap
+node --test --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$tap" \
+  out/test/unit/*.test.js || status=1
+count() { grep -E "^# $1 [0-9]+" "$tap" | tail -1 | awk '{print $3}'; }
+passed=$((passed + $(count pass || echo 0)))
+failed=$((failed + $(count fail || echo 0)))
+skipped=$((skipped + $(count skipped || echo 0)))
+
+if [ -d ../shared/conformance ]; then
+  step "loss conformance vectors (../shared/conformance)"
+  out=$(node dist/conformance.js ../shared/conformance); rc=$?
+  echo "$out"
+  line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+  passed=$((passed + $(echo "$line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$line" | awk '{print $3}')))
+  [ $rc -eq 0 ] || status=1
+else
+  step "loss conformance vectors: ../shared/conformance is absent, skipped"
+  skipped=$((skipped + 1))
+fi
+
+echo
+echo "total: ${passed} passed, ${failed} failed, ${skipped} skipped"
+exit $status

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The one command that sets up a fresh Debian machine with Node 20 and runs every test:
+#   bash scripts/test.sh
+# Installs what the tests need (Debian packages with apt-get when root, then npm ci) and runs
+# scripts/run-tests.sh. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v make >/dev/null || need_apt+=(make)
+command -v g++ >/dev/null || need_apt+=(g++)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  else
+    echo "missing Debian packages: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
+  fi
+fi
+
+# @tensorflow/tfjs-node is optional: where its native download is unreachable the install skips it.
+npm ci --no-audit --no-fund --loglevel=error
+exec bash scripts/run-tests.sh
