@@ -84,7 +84,7 @@ test('unknown and contradictory column names are UserErrors naming the column', 
   const file = tmpCsv(CSV);
   const cases: Array<[Partial<DataSpec>, RegExp]> = [
     [{ label: 'Y' }, /no column 'Y' \(given as --label\)\. Its columns are: a, note, y, g, b, split, c/],
-    [{ groups: ['gg'] }, /no column 'gg' \(given as --groups\)/],
+    [{ groups: ['gg'] }, /no column 'gg' \(given as --group\)/],
     [{ groups: ['y'] }, /both the label and a subgroup column/],
     [{ features: ['a', 'y'], ignore: undefined }, /--features names the label column 'y'/],
     [{ features: ['a', 'split'], ignore: undefined }, /--features names the split column/],

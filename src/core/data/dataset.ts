@@ -115,7 +115,7 @@ function validateSpec(spec: DataSpec): void {
   if (typeof spec.csvPath !== 'string' || spec.csvPath === '') throw new UserError('no data file was given.', { field: 'csvPath', fix: 'give the CSV file.' });
   if (typeof spec.label !== 'string' || spec.label === '') throw new UserError('no label column was given.', { file: spec.csvPath, field: 'label', fix: 'name the column that holds the true class with --label.' });
   if (!Array.isArray(spec.groups) || spec.groups.length === 0) {
-    throw new UserError('no subgroup column was given.', { file: spec.csvPath, field: 'groups', fix: 'name one or more subgroup columns with --groups, e.g. --groups gender,ethnicity.' });
+    throw new UserError('no subgroup column was given.', { file: spec.csvPath, field: 'groups', fix: 'name one or more subgroup columns with --group, e.g. --group gender --group ethnicity.' });
   }
   if (!Number.isFinite(spec.seed)) throw new UserError(`seed ${spec.seed} is not a number.`, { field: 'seed', fix: 'give an integer seed.' });
   if (spec.pixelScale !== undefined && !(Number.isFinite(spec.pixelScale) && spec.pixelScale > 0)) {
@@ -157,9 +157,9 @@ function prepare(spec: DataSpec): Prepared {
     return k;
   };
   const labelCol = find(spec.label, '--label');
-  const groupCols = spec.groups.map((g) => find(g, '--groups'));
+  const groupCols = spec.groups.map((g) => find(g, '--group'));
   if (groupCols.includes(labelCol)) {
-    throw new UserError(`'${spec.label}' is both the label and a subgroup column.`, { file, field: spec.label, fix: 'choose a different subgroup column with --groups.' });
+    throw new UserError(`'${spec.label}' is both the label and a subgroup column.`, { file, field: spec.label, fix: 'choose a different subgroup column with --group.' });
   }
   // split column
   let splitCol = -1;
