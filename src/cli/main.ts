@@ -115,7 +115,7 @@ function num(values: Values, key: string, def: number, opts: { integer?: boolean
 
 function required(values: Values, key: string, example: string): string {
   const v = values[key];
-  if (typeof v !== 'string' || !v) throw new UserError('is required.', { field: `--${key}`, fix: `add --${key} ${example}` });
+  if (typeof v !== 'string' || !v) throw new UserError('this option is required.', { field: `--${key}`, fix: `add --${key} ${example}` });
   return v;
 }
 
