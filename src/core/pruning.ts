@@ -129,8 +129,20 @@ export const oneShot: PruningSchedule = {
   updatesAt: (step) => step === 0,
 };
 
+/**
+ * What the training loop asks of pruning around every optimizer step. One-shot and gradual
+ * schedules both fit behind it, so a new criterion or schedule never touches the loop.
+ */
+export interface StepPruning {
+  /** Before step `step` (0-based) of `totalSteps`: may (re)compute masks. */
+  beforeStep(step: number, totalSteps: number): void;
+  maskGradient(variableName: string, grad: tf.Tensor): tf.Tensor;
+  /** After the optimizer step: re-apply the masks, so pruned weights stay exactly zero. */
+  afterStep(): void;
+}
+
 /** Masks on the kernels of one model; `apply()` zeroes the pruned weights in place. */
-export class MaskSet {
+export class MaskSet implements StepPruning {
   private readonly masks: tf.Tensor[];
 
   constructor(
@@ -140,14 +152,19 @@ export class MaskSet {
     this.masks = kernels.map((k, i) => tf.keep(tf.tensor(Float32Array.from(values[i]), k.shape as number[], 'float32')));
   }
 
-  /** Re-apply after every optimizer step. */
+  beforeStep(): void {}
+
+  afterStep(): void {
+    this.apply();
+  }
+
+  /** Zero the pruned weights in place. */
   apply(): void {
     tf.tidy(() => {
       this.kernels.forEach((k, i) => k.variable.assign(tf.mul(k.variable, this.masks[i])));
     });
   }
 
-  /** Zero the gradient of pruned weights, so optimizer state stays zero there too. */
   maskGradient(variableName: string, grad: tf.Tensor): tf.Tensor {
     const i = this.kernels.findIndex((k) => k.variable.name === variableName);
     return i < 0 ? grad : tf.mul(grad, this.masks[i]);
@@ -176,6 +193,49 @@ export function pruneModelKernels(kernels: PrunableKernel[], criterion: PruningC
   const masks = new MaskSet(kernels, criterion.masks(values, sparsity, rng));
   masks.apply();
   return masks;
+}
+
+/**
+ * A criterion driven by a schedule: masks are recomputed whenever the schedule says so, to the
+ * sparsity it gives for that step. `prepare()` prunes to the step-0 sparsity before training, so a
+ * model is pruned even with zero fine-tuning steps.
+ */
+export class ScheduledPruning implements StepPruning {
+  private masks: MaskSet | null = null;
+  private lastUpdate = -1;
+
+  constructor(
+    readonly kernels: PrunableKernel[],
+    readonly criterion: PruningCriterion,
+    readonly schedule: PruningSchedule,
+    readonly finalSparsity: number,
+    private readonly rng: Rng,
+  ) {}
+
+  prepare(totalSteps: number): void {
+    this.beforeStep(0, totalSteps);
+  }
+
+  beforeStep(step: number, totalSteps: number): void {
+    if (step === this.lastUpdate || !this.schedule.updatesAt(step, totalSteps)) return;
+    this.lastUpdate = step;
+    const sparsity = this.schedule.sparsityAt(step, totalSteps, this.finalSparsity);
+    this.masks?.dispose();
+    this.masks = pruneModelKernels(this.kernels, this.criterion, sparsity, this.rng);
+  }
+
+  maskGradient(variableName: string, grad: tf.Tensor): tf.Tensor {
+    return this.masks ? this.masks.maskGradient(variableName, grad) : grad;
+  }
+
+  afterStep(): void {
+    this.masks?.apply();
+  }
+
+  dispose(): void {
+    this.masks?.dispose();
+    this.masks = null;
+  }
 }
 
 /** Fraction of exactly-zero weights over the given kernels (what the saved model really holds). */

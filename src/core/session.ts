@@ -22,7 +22,7 @@ import { compare, evaluate } from './metrics';
 import type { Predictions } from './metrics';
 import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels, saveModel } from './model-io';
 import type { LoadedModel } from './model-io';
-import { criterionByName, measuredSparsity, pruneModelKernels } from './pruning';
+import { criterionByName, measuredSparsity, oneShot, ScheduledPruning } from './pruning';
 import { Rng } from './rng';
 import { predictProbabilities, train } from './train';
 import type { TrainingData } from './train';
@@ -213,7 +213,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
         const student = await makeLogitModel(loaded);
         const kernels = prunableKernels(student);
         // The same seed per sparsity: every loss fine-tunes the same pruned network.
-        const masks = pruneModelKernels(kernels, criterion, sparsity, new Rng(req.seed * 7919 + si));
+        const pruning = new ScheduledPruning(kernels, criterion, oneShot, sparsity, new Rng(req.seed * 7919 + si));
+        pruning.prepare(Math.ceil(trainIdx.length / req.batchSize) * req.epochs);
         const t = lossTargets(loss, loaded.task, dataset.labels, width, teacher, { minWeight: req.minWeight, gamma: req.gamma });
         const data: TrainingData = {
           x,
@@ -231,7 +232,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
             learningRate: req.learningRate,
             patience: req.patience,
             seed: req.seed + pointNo,
-            masks,
+            pruning,
             signal: hooks.signal,
             onProgress: (p) =>
               progress({
@@ -273,7 +274,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
           save();
           emit({ type: 'point', point });
         } finally {
-          masks.dispose();
+          pruning.dispose();
           data.targets.dispose();
           data.weights.dispose();
           student.dispose();

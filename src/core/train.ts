@@ -12,7 +12,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task, TrainingSummary } from '../protocol/results';
 import { weightedCrossEntropy } from './losses';
 import { probabilitiesFromLogits } from './model-io';
-import type { MaskSet } from './pruning';
+import type { StepPruning } from './pruning';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
 
@@ -47,7 +47,8 @@ export interface TrainOptions {
   /** Stop when validation loss has not improved for this many epochs; 0 = run all epochs. */
   patience: number;
   seed: number;
-  masks?: MaskSet;
+  /** Pruning held (and, for gradual schedules, advanced) around every optimizer step. */
+  pruning?: StepPruning;
   signal?: AbortSignal;
   onProgress?: (p: TrainProgress) => void;
   /** Seconds between progress callbacks (default 0.5). */
@@ -130,13 +131,13 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   const order = Int32Array.from(data.train);
 
   try {
-    opts.masks?.apply();
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
       rng.shuffle(order);
       let epochLoss = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
         throwIfCancelled(opts.signal);
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
+        opts.pruning?.beforeStep(step, totalSteps);
         (optimizer as unknown as { learningRate: number }).learningRate = cosineRate(opts.learningRate, step, totalSteps);
         const lossValue = tf.tidy(() => {
           const idx = tf.tensor1d(batch, 'int32');
@@ -147,11 +148,12 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
             () => weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb),
             variables,
           );
-          if (opts.masks) for (const name of Object.keys(grads)) grads[name] = opts.masks.maskGradient(name, grads[name]);
+          const pruning = opts.pruning;
+          if (pruning) for (const name of Object.keys(grads)) grads[name] = pruning.maskGradient(name, grads[name]);
           optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
           return value.dataSync()[0];
         });
-        opts.masks?.apply();
+        opts.pruning?.afterStep();
         step++;
         epochLoss += lossValue * batch.length;
         lastLoss = lossValue;

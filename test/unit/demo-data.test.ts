@@ -64,6 +64,26 @@ function standardize(v: ArrayLike<number>): Float64Array {
   return out;
 }
 
+/**
+ * Background colour (per-channel median: MNIST digits cover well under half the image), the mean
+ * colour of the ink (the 10% of pixels farthest from that background, whatever the polarity), and
+ * for the 50% of pixels nearest the background, each channel's difference from it.
+ */
+function splitInk(data: Buffer): { background: number[]; ink: number[]; rest: number[] } {
+  const n = data.length / 3;
+  const background = [0, 1, 2].map((c) => {
+    const v = Array.from({ length: n }, (_, p) => data[p * 3 + c]).sort((x, y) => x - y);
+    return v[Math.floor(n / 2)];
+  });
+  const dist = (p: number) => Math.hypot(data[p * 3] - background[0], data[p * 3 + 1] - background[1], data[p * 3 + 2] - background[2]);
+  const order = Array.from({ length: n }, (_, p) => p).sort((p, q) => dist(q) - dist(p));
+  const inkPx = order.slice(0, Math.round(n / 10));
+  const ink = [0, 1, 2].map((c) => inkPx.reduce((s, p) => s + data[p * 3 + c], 0) / inkPx.length);
+  const rest: number[] = [];
+  for (const p of order.slice(Math.floor(n / 2))) for (let c = 0; c < 3; c++) rest.push(data[p * 3 + c] - background[c]);
+  return { background, ink, rest };
+}
+
 function folderHashes(dir: string, rows: CsvRow[]): string[] {
   return rows.map((r) => crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, r.image))).digest('hex'));
 }
@@ -109,36 +129,39 @@ test('biased MNIST demo data set', async (t) => {
     assert.equal(testCoolDigits.size, 10);
   });
 
-  await t.test('PNG ink colour differs by group (warm: red over blue; cool: blue over red)', async () => {
+  await t.test('appearance by group: warm is bright orange ink on dark grey, cool is dark blue ink on light cream', async () => {
     const ratio: Record<string, number[]> = { warm: [], cool: [] };
+    const bgLevel: Record<string, number[]> = { warm: [], cool: [] };
     for (const r of rows) {
       const img = await decode(path.join(dirA, r.image));
       assert.deepEqual([img.width, img.height, img.channels], [28, 28, 3], r.image);
-      // The brightest 10% of pixels are the ink.
-      const px = Array.from({ length: 784 }, (_, p) => p).sort(
-        (p, q) => img.data[q * 3] + img.data[q * 3 + 1] + img.data[q * 3 + 2] - (img.data[p * 3] + img.data[p * 3 + 1] + img.data[p * 3 + 2]),
-      );
-      let red = 0;
-      let blue = 0;
-      for (const p of px.slice(0, 78)) {
-        red += img.data[p * 3];
-        blue += img.data[p * 3 + 2];
-      }
-      const rb = red / Math.max(1, blue);
+      const { background, ink, rest } = splitInk(img.data);
+      const lum = (c: number[]) => (c[0] + c[1] + c[2]) / 3;
+      // Ink colour: red over blue for warm, blue over red for cool.
+      const rb = ink[0] / Math.max(1, ink[2]);
       ratio[r.ink].push(rb);
-      if (r.ink === 'warm') assert.ok(rb > 1.5, `${r.image} warm but red/blue = ${rb.toFixed(2)}`);
-      else assert.ok(rb < 1 / 1.5, `${r.image} cool but red/blue = ${rb.toFixed(2)}`);
-    }
-    // Background is noisy grey, not flat: the darker half of the pixels (no ink) varies by several levels.
-    for (const r of rows.slice(0, 20)) {
-      const img = await decode(path.join(dirA, r.image));
-      const dark = Array.from(img.data).sort((x, y) => x - y).slice(0, img.data.length / 2);
-      const mean = dark.reduce((s, v) => s + v, 0) / dark.length;
-      const sd = Math.sqrt(dark.reduce((s, v) => s + (v - mean) ** 2, 0) / dark.length);
+      // Polarity and background: background is the per-channel median (most pixels are not ink).
+      const bg = lum(background);
+      bgLevel[r.ink].push(bg);
+      if (r.ink === 'warm') {
+        assert.ok(rb > 1.5, `${r.image} warm but ink red/blue = ${rb.toFixed(2)}`);
+        assert.ok(lum(ink) > bg + 60, `${r.image} warm ink (${lum(ink).toFixed(0)}) is not brighter than its background (${bg.toFixed(0)})`);
+        assert.ok(bg > 2 && bg < 60, `${r.image} warm background level ${bg.toFixed(1)}`);
+        assert.ok(Math.abs(background[0] - background[2]) < 6, `${r.image} warm background is not grey: ${background.join(',')}`);
+      } else {
+        assert.ok(rb < 1 / 1.5, `${r.image} cool but ink red/blue = ${rb.toFixed(2)}`);
+        assert.ok(lum(ink) < bg - 60, `${r.image} cool ink (${lum(ink).toFixed(0)}) is not darker than its background (${bg.toFixed(0)})`);
+        assert.ok(bg > 170 && bg < 250, `${r.image} cool background level ${bg.toFixed(1)}`);
+        // Slightly coloured (cream): red above blue, but far from saturated.
+        const tint = background[0] - background[2];
+        assert.ok(tint > 8 && tint < 70, `${r.image} cool background tint red−blue = ${tint}`);
+      }
+      // Background is noisy, not flat: its pixels vary by several levels.
+      const sd = Math.sqrt(rest.reduce((s, v) => s + v * v, 0) / rest.length);
       assert.ok(sd > 3, `${r.image} background sd ${sd.toFixed(2)}`);
-      assert.ok(mean > 2 && mean < 60, `${r.image} background mean ${mean.toFixed(1)}`);
     }
     assert.ok(Math.max(...ratio.cool) < Math.min(...ratio.warm));
+    assert.ok(Math.max(...bgLevel.warm) + 100 < Math.min(...bgLevel.cool), 'every cool background is far lighter than every warm one');
   });
 
   await t.test('every image is a real MNIST digit of its label, used once across all splits', async () => {
@@ -152,7 +175,9 @@ test('biased MNIST demo data set', async (t) => {
     const used = new Map<string, string>();
     for (const r of rows) {
       const img = await decode(path.join(dirA, r.image));
-      const intensity = Array.from({ length: 784 }, (_, p) => Math.max(img.data[p * 3], img.data[p * 3 + 1], img.data[p * 3 + 2]));
+      // Stroke strength whatever the polarity: each pixel's colour distance from the background.
+      const bg = splitInk(img.data).background;
+      const intensity = Array.from({ length: 784 }, (_, p) => Math.hypot(img.data[p * 3] - bg[0], img.data[p * 3 + 1] - bg[1], img.data[p * 3 + 2] - bg[2]));
       const v = standardize(intensity);
       let best = -1;
       let bestIndex = -1;

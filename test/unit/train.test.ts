@@ -6,7 +6,7 @@ import { train, predictProbabilities, evaluateLoss } from '../../src/core/train'
 import type { TrainingData } from '../../src/core/train';
 import { lossTargets } from '../../src/core/losses';
 import { prunableKernels } from '../../src/core/model-io';
-import { magnitudePerLayer, pruneModelKernels, measuredSparsity } from '../../src/core/pruning';
+import { magnitudePerLayer, pruneModelKernels, measuredSparsity, ScheduledPruning } from '../../src/core/pruning';
 import { CancelledError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
 import { useCpu } from '../helpers';
@@ -91,7 +91,7 @@ test('pruned weights stay exactly zero through fine-tuning (masks held after eve
   const kernels = prunableKernels(model);
   const masks = pruneModelKernels(kernels, magnitudePerLayer, 0.6, new Rng(1));
   const zerosBefore = kernels.map((k) => Array.from(k.variable.dataSync()).map((v) => v === 0));
-  await train(model, data, { ...opts, epochs: 3, masks });
+  await train(model, data, { ...opts, epochs: 3, pruning: masks });
   kernels.forEach((k, i) => {
     const v = k.variable.dataSync();
     zerosBefore[i].forEach((z, j) => z && assert.ok(v[j] === 0, `weight ${j} of ${k.layer} is ${v[j]}`));
@@ -105,9 +105,9 @@ test('tensor count stays flat over a long run', async () => {
   await useCpu();
   const { data, model, dispose } = setup(300);
   const masks = pruneModelKernels(prunableKernels(model), magnitudePerLayer, 0.5, new Rng(1));
-  await train(model, data, { ...opts, epochs: 1, masks, patience: 1 });
+  await train(model, data, { ...opts, epochs: 1, pruning: masks, patience: 1 });
   const after1 = tf.memory().numTensors;
-  await train(model, data, { ...opts, epochs: 12, masks, patience: 50 });
+  await train(model, data, { ...opts, epochs: 12, pruning: masks, patience: 50 });
   assert.equal(tf.memory().numTensors, after1);
   masks.dispose();
   dispose();
@@ -148,5 +148,29 @@ test('progress reports step, loss, samples/s and time left', async () => {
   assert.equal(last.step, last.steps);
   assert.equal(last.secondsLeft, 0);
   assert.ok(seen.every((p) => p.samplesPerSecond > 0 && Number.isFinite(p.trainLoss)));
+  dispose();
+});
+
+test('a gradual schedule plugs into the loop unchanged: masks follow the schedule step by step', async () => {
+  await useCpu();
+  const { data, model, dispose } = setup(320);
+  const kernels = prunableKernels(model);
+  const seen: Array<[number, number]> = [];
+  // a schedule written here, not in the engine: 20% more every 5 steps up to the final sparsity
+  const stepwise = {
+    name: 'test-stepwise',
+    sparsityAt: (step: number, _total: number, final: number) => Math.min(final, 0.2 * (1 + Math.floor(step / 5))),
+    updatesAt: (step: number) => step % 5 === 0,
+  };
+  const pruning = new ScheduledPruning(kernels, magnitudePerLayer, stepwise, 0.8, new Rng(1));
+  pruning.prepare(0);
+  seen.push([0, measuredSparsity(kernels)]);
+  const steps = Math.ceil(data.train.length / 32) * 2; // 16 steps
+  await train(model, data, { ...opts, epochs: 2, pruning, progressInterval: 0, onProgress: (p) => seen.push([p.step, measuredSparsity(kernels)]) });
+  assert.equal(seen[0][1].toFixed(2), '0.20');
+  assert.equal(seen.find(([s]) => s === 6)![1].toFixed(2), '0.40'); // step index 5 updated before the 6th step
+  assert.equal(seen[seen.length - 1][0], steps);
+  assert.equal(measuredSparsity(kernels).toFixed(2), '0.80');
+  pruning.dispose();
   dispose();
 });

