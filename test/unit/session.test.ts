@@ -11,14 +11,13 @@ import * as path from 'path';
 import { fork } from 'child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { EngineEvent, EngineMessage, RunRequest } from '../../src/protocol/engine';
+import type { EngineEvent, EngineMessage } from '../../src/protocol/engine';
 import type { SessionResults } from '../../src/protocol/results';
 import { runSession } from '../../src/core/session';
-import { saveModel, topologyOf } from '../../src/core/model-io';
 import { CancelledError, UserError } from '../../src/core/errors';
 import { sha256File } from '../../src/core/atomic';
-import { Rng } from '../../src/core/rng';
-import { repoRoot, tempDir, useCpu } from '../helpers';
+import { repoRoot, tempDir } from '../helpers';
+import { makeFixture, request } from '../session-fixture';
 
 /** A small RFC 4180 reader written for this test, independent of src/core/data. */
 function readCsv(file: string): { header: string[]; rows: string[][] } {
@@ -51,71 +50,6 @@ function readCsv(file: string): { header: string[]; rows: string[][] } {
     records.push(rec);
   }
   return { header: records[0], rows: records.slice(1) };
-}
-
-/** Writes the CSV and a model trained on it "elsewhere" (here: tfjs's own fit, inputs x1, x2, x3). */
-async function makeFixture(dir: string, n = 900) {
-  const rng = new Rng(11);
-  const lines = ['"id","note",x2,region,x1,decision,Split,x3'];
-  const splits = ['Train', 'train', 'VAL', 'Test', 'TEST', 'train', 'train', 'train', 'Valid', 'test'];
-  const xs: number[][] = [];
-  const ys: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const south = i % 4 === 0; // the minority region, a quarter of the rows
-    const x1 = rng.normal() + (south ? 0.8 : 0);
-    const x2 = rng.normal();
-    const x3 = rng.normal() * 0.5;
-    const score = south ? 1.2 * x1 - x2 + 0.3 * rng.normal() - 0.8 : x1 + x2 - 0.5 * x3 + 0.3 * rng.normal();
-    const denied = score > 0 ? 1 : 0;
-    xs.push([x1, x2, x3]);
-    ys.push(denied);
-    lines.push(`"r${i}","free text, with a comma and ""quotes""",${x2},${south ? 'south' : 'north'},${x1},${denied ? 'denied' : 'approved'},${splits[i % 10]},${x3}`);
-  }
-  const csv = path.join(dir, 'loans.csv');
-  fs.writeFileSync(csv, lines.join('\r\n') + '\r\n');
-  await useCpu();
-  const model = tfl.sequential({
-    layers: [
-      tfl.layers.dense({ inputShape: [3], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
-      tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
-    ],
-  });
-  model.compile({ optimizer: tf.train.adam(0.03), loss: 'binaryCrossentropy' });
-  const x = tf.tensor2d(xs);
-  const y = tf.tensor2d(ys, [n, 1]);
-  await model.fit(x, y, { epochs: 15, batchSize: 64, verbose: 0 });
-  x.dispose();
-  y.dispose();
-  const modelDir = path.join(dir, 'model');
-  await saveModel(model, modelDir, topologyOf(model));
-  model.dispose();
-  return { csv, modelPath: path.join(modelDir, 'model.json') };
-}
-
-function request(modelPath: string, csv: string, outDir: string, extra: Partial<RunRequest> = {}): RunRequest {
-  return {
-    modelPath,
-    dataPath: csv,
-    label: 'decision',
-    groups: ['region'],
-    features: ['x1', 'x2', 'x3'],
-    ignore: ['id', 'note'],
-    splitColumn: 'Split',
-    sparsities: [0.5, 0.9],
-    losses: ['ce', 'pw'],
-    method: 'magnitude-layer',
-    epochs: 2,
-    batchSize: 32,
-    learningRate: 0.01,
-    patience: 0,
-    seed: 5,
-    minWeight: 0.75,
-    gamma: 5,
-    bootstrapResamples: 200,
-    backend: 'cpu',
-    outDir,
-    ...extra,
-  };
 }
 
 async function loadSaved(dir: string): Promise<tfl.LayersModel> {

@@ -1,0 +1,159 @@
+/**
+ * Committing a pruned model into the workspace: the model, a machine-readable `fairness.json` and a
+ * readable `FAIRNESS.md`, written as one folder beside the dense model in one atomic step — never
+ * over it. A point that fails the fairness gate is refused, unless the developer overrides with a
+ * reason, which both files record.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { PrunedPoint, SessionResults } from '../protocol/results';
+import { LOSS_LABELS } from '../protocol/results';
+import { checkPoint } from './gate';
+import type { FairnessPolicy, GateVerdict } from './gate';
+import { UserError } from './errors';
+import { sha256, writeFolderAtomic } from './atomic';
+import { pct, signedPts, withInterval } from './report';
+import { ENGINE_VERSION } from './version';
+
+export const FAIRNESS_SCHEMA_VERSION = 1 as const;
+
+export interface CommitRequest {
+  sessionDir: string;
+  results: SessionResults;
+  pointId: string;
+  policy: FairnessPolicy;
+  /** Commit a failing point anyway; the reason is recorded. */
+  override?: { reason: string };
+  /** Default: a new folder beside the dense model's, named after it and the point. */
+  targetDir?: string;
+}
+
+export interface FairnessRecord {
+  schemaVersion: typeof FAIRNESS_SCHEMA_VERSION;
+  committedAt: string;
+  decision: 'passed' | 'overridden';
+  override: { reason: string } | null;
+  verdict: GateVerdict;
+  point: Pick<PrunedPoint, 'id' | 'targetSparsity' | 'achievedSparsity' | 'loss' | 'method' | 'size' | 'training' | 'evaluation' | 'comparison'>;
+  dense: SessionResults['dense'];
+  engine: SessionResults['engine'] & { committedBy: string };
+  hashes: { denseModel: string; data: string; prunedWeights: string };
+  session: { id: string; dir: string };
+  model: { dense: string; task: SessionResults['model']['task']; inputShape: number[] };
+  data: Pick<SessionResults['data'], 'path' | 'rows' | 'label' | 'groupColumns' | 'groups' | 'features' | 'imageColumn' | 'pixelScale' | 'preprocessing'> & {
+    split: Omit<SessionResults['data']['split'], 'assignment'>;
+  };
+}
+
+/** Thrown when a point fails the gate and no override was given; names each failed rule. */
+export class GateRefusedError extends UserError {
+  constructor(readonly verdict: GateVerdict, pointId: string) {
+    super(`point ${pointId} ${verdict.summary}.`, { field: pointId, fix: 'pick a point that passes, relax the policy in the fairPrune.gate settings, or override with a reason.' });
+    this.name = 'GateRefusedError';
+  }
+}
+
+export function defaultCommitDir(results: SessionResults, point: PrunedPoint): string {
+  const modelPath = results.model.path;
+  const base = path.basename(modelPath) === 'model.json' ? path.dirname(modelPath) : modelPath.replace(/\.[^.]+$/, '');
+  let dir = `${base}.pruned-${point.id}`;
+  for (let i = 2; fs.existsSync(dir); i++) dir = `${base}.pruned-${point.id}-${i}`;
+  return dir;
+}
+
+export function commitPoint(req: CommitRequest): { dir: string; files: string[]; verdict: GateVerdict; record: FairnessRecord } {
+  const { results } = req;
+  const point = results.points.find((p) => p.id === req.pointId);
+  if (!point) {
+    throw new UserError(`session ${results.sessionId} has no point '${req.pointId}'.`, {
+      file: path.join(req.sessionDir, 'results.json'),
+      field: 'points',
+      fix: `pick one of ${results.points.map((p) => p.id).join(', ') || '(none finished)'}.`,
+    });
+  }
+  const verdict = checkPoint(point, req.policy);
+  if (!verdict.passed) {
+    if (!req.override) throw new GateRefusedError(verdict, point.id);
+    if (!req.override.reason.trim()) {
+      throw new UserError('an override needs a reason, which is recorded with the model.', { field: 'override reason', fix: 'say why this point may ship despite failing the gate.' });
+    }
+  }
+  const source = path.join(req.sessionDir, point.modelDir);
+  if (!fs.existsSync(path.join(source, 'model.json'))) {
+    throw new UserError('the pruned model of this point is missing.', { file: source, field: point.id, fix: 'run the session again; its folder was moved or deleted.' });
+  }
+  const files: Record<string, string | Uint8Array> = {};
+  for (const name of fs.readdirSync(source)) files[name] = fs.readFileSync(path.join(source, name));
+  const { assignment: _assignment, ...split } = results.data.split;
+  const record: FairnessRecord = {
+    schemaVersion: FAIRNESS_SCHEMA_VERSION,
+    committedAt: new Date().toISOString(),
+    decision: verdict.passed ? 'passed' : 'overridden',
+    override: verdict.passed ? null : { reason: req.override!.reason.trim() },
+    verdict,
+    point: {
+      id: point.id,
+      targetSparsity: point.targetSparsity,
+      achievedSparsity: point.achievedSparsity,
+      loss: point.loss,
+      method: point.method,
+      size: point.size,
+      training: point.training,
+      evaluation: point.evaluation,
+      comparison: point.comparison,
+    },
+    dense: results.dense,
+    engine: { ...results.engine, committedBy: ENGINE_VERSION },
+    hashes: { denseModel: results.model.sha256, data: results.data.sha256, prunedWeights: files['weights.bin'] ? sha256(files['weights.bin'] as Uint8Array) : '' },
+    session: { id: results.sessionId, dir: req.sessionDir },
+    model: { dense: results.model.path, task: results.model.task, inputShape: results.model.inputShape },
+    data: {
+      path: results.data.path,
+      rows: results.data.rows,
+      label: results.data.label,
+      groupColumns: results.data.groupColumns,
+      groups: results.data.groups,
+      features: results.data.features,
+      imageColumn: results.data.imageColumn,
+      pixelScale: results.data.pixelScale,
+      preprocessing: results.data.preprocessing,
+      split,
+    },
+  };
+  files['fairness.json'] = JSON.stringify(record, null, 1);
+  files['FAIRNESS.md'] = renderFairnessMarkdown(record);
+  const dir = req.targetDir ?? defaultCommitDir(results, point);
+  writeFolderAtomic(dir, files);
+  return { dir, files: Object.keys(files).sort(), verdict, record };
+}
+
+export function renderFairnessMarkdown(r: FairnessRecord): string {
+  const p = r.point;
+  const lines: string[] = [];
+  lines.push(`# Fairness check: ${p.id}`, '');
+  lines.push(
+    r.decision === 'passed'
+      ? `**Passed** the fairness gate (${r.verdict.policy.judgeOn === 'interval' ? 'judged on 95% bootstrap intervals' : 'judged on point estimates'}).`
+      : `**Failed** the fairness gate and was committed by **override**. Reason given: “${r.override!.reason}”.`,
+    '',
+  );
+  lines.push(`Pruned from \`${r.model.dense}\` to ${pct(p.achievedSparsity)} of its prunable weights (${p.method}, one-shot), fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`, '');
+  lines.push('## Policy', '', '| rule | limit | judged value | estimate | result |', '| --- | --- | --- | --- | --- |');
+  for (const rule of r.verdict.rules) {
+    const fmt = rule.id === 'min-accuracy' ? (x: number) => pct(x) : (x: number) => `${(x * 100).toFixed(1)} pts`;
+    lines.push(`| ${rule.description} | ${fmt(rule.limit)} | ${fmt(rule.observed)} | ${fmt(rule.estimate)} | ${rule.passed ? 'pass' : `**fail**: ${rule.message}`} |`);
+  }
+  lines.push('', `## Accuracy by group (test split, ${r.data.split.counts.test} samples)`, '', '| group | test samples | dense | pruned | change [95% CI] | ψ [95% CI] |', '| --- | --- | --- | --- | --- | --- |');
+  lines.push(`| **all** | ${p.evaluation.n} | ${pct(r.dense.accuracy.value)} | ${withInterval(p.evaluation.accuracy)} | ${withInterval(p.comparison.accuracyChange, (x) => signedPts(x))} | |`);
+  for (const g of p.comparison.groups) {
+    const d = r.dense.groups.find((x) => x.group === g.group);
+    const e = p.evaluation.groups.find((x) => x.group === g.group);
+    lines.push(`| ${g.group} | ${e?.n ?? '–'} | ${d ? pct(d.accuracy.value) : '–'} | ${e ? withInterval(e.accuracy) : '–'} | ${withInterval(g.accuracyChange, (x) => signedPts(x))} | ${withInterval(g.excessGap, (x) => signedPts(x))} |`);
+  }
+  lines.push('', `Worst group: dense ${r.dense.worstGroup.group} ${pct(r.dense.worstGroup.accuracy.value)}, pruned ${p.evaluation.worstGroup.group} ${pct(p.evaluation.worstGroup.accuracy.value)}. Largest gap: dense ${pct(r.dense.largestGap.value)}, pruned ${pct(p.evaluation.largestGap.value)}.`, '');
+  lines.push('## Provenance', '');
+  lines.push(`- Data: \`${r.data.path}\` (${r.data.rows} rows), label \`${r.data.label.column}\` (${r.data.label.classes.join(', ')}), groups by ${r.data.groupColumns.join(' × ')}`);
+  lines.push(`- Dense model sha256 \`${r.hashes.denseModel}\`; data sha256 \`${r.hashes.data}\`; pruned weights sha256 \`${r.hashes.prunedWeights}\``);
+  lines.push(`- Session ${r.session.id}; engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}; committed ${r.committedAt}`);
+  return lines.join('\n') + '\n';
+}

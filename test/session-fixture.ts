@@ -1,0 +1,75 @@
+/** A small binary task with a minority region, and a model trained on it "elsewhere" (tfjs's own fit). */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { RunRequest } from '../src/protocol/engine';
+import { saveModel, topologyOf } from '../src/core/model-io';
+import { Rng } from '../src/core/rng';
+import { useCpu } from './helpers';
+
+/** Writes the CSV and a model trained on it "elsewhere" (here: tfjs's own fit, inputs x1, x2, x3). */
+export async function makeFixture(dir: string, n = 900) {
+  const rng = new Rng(11);
+  const lines = ['"id","note",x2,region,x1,decision,Split,x3'];
+  const splits = ['Train', 'train', 'VAL', 'Test', 'TEST', 'train', 'train', 'train', 'Valid', 'test'];
+  const xs: number[][] = [];
+  const ys: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const south = i % 4 === 0; // the minority region, a quarter of the rows
+    const x1 = rng.normal() + (south ? 0.8 : 0);
+    const x2 = rng.normal();
+    const x3 = rng.normal() * 0.5;
+    const score = south ? 1.2 * x1 - x2 + 0.3 * rng.normal() - 0.8 : x1 + x2 - 0.5 * x3 + 0.3 * rng.normal();
+    const denied = score > 0 ? 1 : 0;
+    xs.push([x1, x2, x3]);
+    ys.push(denied);
+    lines.push(`"r${i}","free text, with a comma and ""quotes""",${x2},${south ? 'south' : 'north'},${x1},${denied ? 'denied' : 'approved'},${splits[i % 10]},${x3}`);
+  }
+  const csv = path.join(dir, 'loans.csv');
+  fs.writeFileSync(csv, lines.join('\r\n') + '\r\n');
+  await useCpu();
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [3], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+      tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.adam(0.03), loss: 'binaryCrossentropy' });
+  const x = tf.tensor2d(xs);
+  const y = tf.tensor2d(ys, [n, 1]);
+  await model.fit(x, y, { epochs: 15, batchSize: 64, verbose: 0 });
+  x.dispose();
+  y.dispose();
+  const modelDir = path.join(dir, 'model');
+  await saveModel(model, modelDir, topologyOf(model));
+  model.dispose();
+  return { csv, modelPath: path.join(modelDir, 'model.json') };
+}
+
+export function request(modelPath: string, csv: string, outDir: string, extra: Partial<RunRequest> = {}): RunRequest {
+  return {
+    modelPath,
+    dataPath: csv,
+    label: 'decision',
+    groups: ['region'],
+    features: ['x1', 'x2', 'x3'],
+    ignore: ['id', 'note'],
+    splitColumn: 'Split',
+    sparsities: [0.5, 0.9],
+    losses: ['ce', 'pw'],
+    method: 'magnitude-layer',
+    epochs: 2,
+    batchSize: 32,
+    learningRate: 0.01,
+    patience: 0,
+    seed: 5,
+    minWeight: 0.75,
+    gamma: 5,
+    bootstrapResamples: 200,
+    backend: 'cpu',
+    outDir,
+    ...extra,
+  };
+}
+
