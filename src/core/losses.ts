@@ -14,7 +14,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossName, Task } from '../protocol/results';
-import { UserError } from './errors';
 
 export interface PwParams {
   /** m: the weight of a sample the dense model was sure of. */
@@ -141,28 +140,4 @@ export function softCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Te
 /** mean_i w_i · CE(logits_i, targets_i): the one loss function of every fine-tuning loss. */
 export function weightedCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Tensor2D, weights: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => tf.mean(tf.mul(softCrossEntropy(task, logits, targets), weights)) as tf.Scalar);
-}
-
-export function parseLossNames(text: string, option = '--loss'): LossName[] {
-  const names = text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  const known: Record<string, LossName> = {
-    ce: 'ce',
-    'cross-entropy': 'ce',
-    kd: 'kd',
-    distillation: 'kd',
-    pw: 'pw',
-    'pw-weight-only': 'pw-weight-only',
-    'pw-weights-only': 'pw-weight-only',
-    'pw-correction-only': 'pw-correction-only',
-  };
-  const out: LossName[] = [];
-  for (const n of names) {
-    const l = known[n];
-    if (!l) {
-      throw new UserError(`unknown loss '${n}'.`, { field: option, fix: 'use ce, kd, pw, pw-weight-only or pw-correction-only, comma-separated.' });
-    }
-    if (!out.includes(l)) out.push(l);
-  }
-  if (!out.length) throw new UserError('no loss given.', { field: option, fix: 'e.g. --loss ce,pw' });
-  return out;
 }

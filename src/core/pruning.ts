@@ -249,16 +249,3 @@ export function measuredSparsity(kernels: PrunableKernel[]): number {
   }
   return total ? zeros / total : 0;
 }
-
-export function parseSparsities(text: string, option = '--sparsity'): number[] {
-  const values = text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const pct = s.endsWith('%');
-    const v = Number(pct ? s.slice(0, -1) : s) / (pct ? 100 : 1);
-    if (!Number.isFinite(v) || v <= 0 || v >= 1) {
-      throw new UserError(`'${s}' is not a sparsity between 0 and 1 (exclusive).`, { field: option, fix: 'give fractions of weights to remove, e.g. --sparsity 0.5,0.8,0.9 (or 50%,80%,90%).' });
-    }
-    return v;
-  });
-  if (!values.length) throw new UserError('no sparsity given.', { field: option, fix: 'e.g. --sparsity 0.5,0.8,0.9' });
-  return [...new Set(values)].sort((a, b) => a - b);
-}

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkVectors } from '../../src/core/conformance';
-import { correctedTargets, lossTargets, parseLossNames, pwWeights, softCrossEntropy, weightedCrossEntropy } from '../../src/core/losses';
+import { correctedTargets, lossTargets, pwWeights, softCrossEntropy, weightedCrossEntropy } from '../../src/core/losses';
+import { parseLossNames } from '../../src/core/options';
 import { UserError } from '../../src/core/errors';
 import { repoRoot, sharedDir, useCpu } from '../helpers';
 

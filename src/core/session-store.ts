@@ -1,0 +1,48 @@
+/**
+ * Sessions on disk, for whoever lists or repairs them (the editor's tree, the command line):
+ * finding them, reading them, and marking one ended when its engine died without saying so.
+ * File-system only: cheap to load in the extension host.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { SessionResults, SessionStatus } from '../protocol/results';
+import { writeFileAtomic } from './atomic';
+import { writeReport } from './report';
+
+export interface StoredSession {
+  dir: string;
+  results: SessionResults;
+}
+
+export function readSession(dir: string): StoredSession | undefined {
+  try {
+    const results = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as SessionResults;
+    return results && typeof results === 'object' && Array.isArray(results.points) ? { dir, results } : undefined;
+  } catch {
+    return undefined; // being written for the first time, or not a session: skipped
+  }
+}
+
+/** Every readable session under `<outDir>/sessions`, newest first. */
+export function listSessions(outDir: string): StoredSession[] {
+  const root = path.join(outDir, 'sessions');
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .map((name) => readSession(path.join(root, name)))
+    .filter((s): s is StoredSession => Boolean(s))
+    .sort((a, b) => b.results.createdAt.localeCompare(a.results.createdAt));
+}
+
+/**
+ * A session whose engine ended without finishing it (killed, crashed, out of memory): record how it
+ * ended, keeping every point it finished, and write its report.
+ */
+export function markSessionEnded(dir: string, status: Exclude<SessionStatus, 'running' | 'completed'>, error?: string): SessionResults | undefined {
+  const s = readSession(dir);
+  if (!s || s.results.status !== 'running') return s?.results;
+  const results: SessionResults = { ...s.results, status, finishedAt: new Date().toISOString(), ...(error ? { error } : {}) };
+  writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(results, null, 1));
+  if (results.dense) writeReport(path.join(dir, 'report.md'), results);
+  return results;
+}

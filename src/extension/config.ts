@@ -1,0 +1,45 @@
+/** The `fairPrune.*` settings, read in one place. */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { FairnessPolicy } from '../core/gate';
+import type { BackendPreference, LossName, PruningMethodName } from '../protocol/results';
+
+export function settings() {
+  const c = vscode.workspace.getConfiguration('fairPrune');
+  return {
+    sparsities: c.get<number[]>('sparsities', [0.5, 0.8, 0.9]),
+    losses: c.get<LossName[]>('losses', ['ce', 'pw']),
+    method: c.get<PruningMethodName>('method', 'magnitude-layer'),
+    epochs: c.get<number>('epochs', 3),
+    batchSize: c.get<number>('batchSize', 64),
+    learningRate: c.get<number>('learningRate', 0.001),
+    patience: c.get<number>('patience', 0),
+    seed: c.get<number>('seed', 1),
+    minWeight: c.get<number>('pw.minWeight', 0.75),
+    gamma: c.get<number>('pw.gamma', 5),
+    bootstrapResamples: c.get<number>('bootstrapResamples', 1000),
+    backend: c.get<BackendPreference>('backend', 'auto'),
+    outputFolder: c.get<string>('outputFolder', '.fairprune'),
+    gitStage: c.get<boolean>('git.stage', false),
+  };
+}
+
+export function policy(): FairnessPolicy {
+  const c = vscode.workspace.getConfiguration('fairPrune.gate');
+  return {
+    maxWorstGroupDrop: c.get<number>('maxWorstGroupDrop', 0.05),
+    maxGapIncrease: c.get<number>('maxGapIncrease', 0.03),
+    minAccuracy: c.get<number>('minAccuracy', 0),
+    judgeOn: c.get<'interval' | 'estimate'>('judgeOn', 'interval'),
+  };
+}
+
+/** The sessions folder of the workspace folder that holds `file` (or the first folder). */
+export function outDirFor(file?: vscode.Uri): string | undefined {
+  const folder = (file && vscode.workspace.getWorkspaceFolder(file)) ?? vscode.workspace.workspaceFolders?.[0];
+  return folder ? path.resolve(folder.uri.fsPath, settings().outputFolder) : undefined;
+}
+
+export function allOutDirs(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).map((f) => path.resolve(f.uri.fsPath, settings().outputFolder));
+}

@@ -1,0 +1,126 @@
+/**
+ * Fair Prune in VS Code. Activation registers commands and views only: no TensorFlow.js is loaded
+ * in the extension host; sessions run in the engine's own process (dist/engine.js).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { UserError } from '../core/errors';
+import { askRunRequest, SessionRunner } from './prune';
+import { commitCommand, pickPoint } from './commit';
+import { SessionsView } from './sessions-view';
+import type { Node } from './sessions-view';
+import { ReportView } from './report-view';
+import { installNativeBackend, nativeEnv } from './native';
+
+let runner: SessionRunner | undefined;
+
+/** Runs a command body, turning a UserError into a message that names the file, field and fix. */
+function guarded<A extends unknown[]>(fn: (...args: A) => Promise<unknown> | unknown) {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      const message = e instanceof UserError ? e.message : `unexpected error: ${(e as Error).message}`;
+      void vscode.window.showErrorMessage(`Fair Prune: ${message}`);
+    }
+  };
+}
+
+export function activate(context: vscode.ExtensionContext) {
+  const started = performance.now();
+  const output = vscode.window.createOutputChannel('Fair Prune');
+  const sessions = new SessionsView();
+  const report = new ReportView(context.extensionUri);
+  runner = new SessionRunner({
+    output,
+    enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
+    nativeEnv: () => nativeEnv(context),
+    onEvent: (e, run) => {
+      if (e.type === 'started') {
+        sessions.refreshSoon();
+        void report.show(e.sessionDir);
+      }
+      if (e.type === 'point' || e.type === 'dense' || e.type === 'finished') {
+        sessions.refreshSoon();
+        report.refresh(run.sessionDir);
+      }
+    },
+    onEnded: (o) => {
+      sessions.refreshSoon();
+      report.refresh(o.sessionDir);
+    },
+  });
+  const requireTrust = (what: string) => {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window.showErrorMessage(`Fair Prune ${what} only in a trusted workspace: it trains on your files in a separate process. Reading reports works in Restricted Mode; trust this workspace to ${what.replace(/^runs /, 'run ')}.`);
+    return false;
+  };
+
+  context.subscriptions.push(
+    output,
+    sessions,
+    report,
+    runner,
+    vscode.window.registerTreeDataProvider('fairPrune.sessions', sessions),
+    vscode.window.registerWebviewViewProvider(ReportView.id, report),
+    vscode.commands.registerCommand(
+      'fairPrune.prune',
+      guarded(async (uri?: vscode.Uri) => {
+        if (!requireTrust('runs pruning sessions')) return;
+        const request = await askRunRequest(context, uri instanceof vscode.Uri ? uri : undefined);
+        if (request) await runner!.start(request);
+      }),
+    ),
+    vscode.commands.registerCommand('fairPrune.cancel', () => {
+      if (!runner!.cancel()) void vscode.window.showInformationMessage('Fair Prune: no session is running.');
+    }),
+    vscode.commands.registerCommand(
+      'fairPrune.commit',
+      guarded(async (arg?: string | Node, pointId?: string) => {
+        if (!requireTrust('commits pruned models')) return;
+        let target: { sessionDir: string; pointId: string } | undefined;
+        if (typeof arg === 'string' && pointId) target = { sessionDir: arg, pointId };
+        else if (arg && typeof arg === 'object' && arg.kind === 'point') target = { sessionDir: arg.session.dir, pointId: arg.point.id };
+        else {
+          const current = report.currentSession;
+          const list = sessions.sessions();
+          target = await pickPoint(current ? [...list.filter((s) => s.dir === current), ...list.filter((s) => s.dir !== current)] : list);
+        }
+        if (target) await commitCommand(target.sessionDir, target.pointId, output);
+      }),
+    ),
+    vscode.commands.registerCommand('fairPrune.showSession', async (sessionDir?: string | Node) => {
+      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' ? sessionDir.session.dir : sessions.sessions()[0]?.dir;
+      if (dir) await report.show(dir);
+      else void vscode.window.showInformationMessage('Fair Prune: no session yet in this workspace.');
+    }),
+    vscode.commands.registerCommand('fairPrune.openReport', async (sessionDir?: string | Node) => {
+      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' ? sessionDir.session.dir : report.currentSession;
+      const file = dir && path.join(dir, 'report.md');
+      if (!file || !fs.existsSync(file)) {
+        void vscode.window.showInformationMessage('Fair Prune: this session has no report yet (it is written when the session ends).');
+        return;
+      }
+      await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(file));
+    }),
+    vscode.commands.registerCommand('fairPrune.refresh', () => sessions.refresh()),
+    vscode.commands.registerCommand('fairPrune.showLog', () => output.show(true)),
+    vscode.commands.registerCommand('fairPrune.installNativeBackend', guarded(() => installNativeBackend(context, output))),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('fairPrune.gate') || e.affectsConfiguration('fairPrune.outputFolder')) {
+        sessions.refresh();
+        report.refresh();
+      }
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => report.refresh()),
+  );
+  const ms = performance.now() - started;
+  output.appendLine(`Fair Prune activated in ${ms.toFixed(1)} ms`);
+  return { activationMs: ms };
+}
+
+export function deactivate(): void {
+  runner?.dispose();
+  runner = undefined;
+}

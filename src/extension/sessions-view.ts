@@ -1,0 +1,107 @@
+/**
+ * The "Sessions" tree in the Fair Prune side bar: models → their sessions → each sparsity point,
+ * with the fairness gate's verdict as the point's icon. Reads results.json files; re-reads when
+ * they change on disk.
+ */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { PrunedPoint } from '../protocol/results';
+import { listSessions } from '../core/session-store';
+import type { StoredSession } from '../core/session-store';
+import { checkPoint } from '../core/gate';
+import { pct, signedPts } from '../core/report';
+import { allOutDirs, policy } from './config';
+
+export type Node =
+  | { kind: 'model'; modelPath: string; sessions: StoredSession[] }
+  | { kind: 'session'; session: StoredSession }
+  | { kind: 'point'; session: StoredSession; point: PrunedPoint };
+
+export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<Node | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly watcher: vscode.FileSystemWatcher;
+  private pending?: NodeJS.Timeout;
+
+  constructor() {
+    this.watcher = vscode.workspace.createFileSystemWatcher('**/sessions/*/results.json');
+    const refresh = () => this.refreshSoon();
+    this.watcher.onDidChange(refresh);
+    this.watcher.onDidCreate(refresh);
+    this.watcher.onDidDelete(refresh);
+  }
+
+  refreshSoon(): void {
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = setTimeout(() => this.changed.fire(undefined), 200);
+  }
+
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+
+  sessions(): StoredSession[] {
+    return allOutDirs().flatMap((d) => listSessions(d));
+  }
+
+  getChildren(node?: Node): Node[] {
+    if (!node) {
+      const byModel = new Map<string, StoredSession[]>();
+      for (const s of this.sessions()) {
+        const list = byModel.get(s.results.model.path) ?? [];
+        list.push(s);
+        byModel.set(s.results.model.path, list);
+      }
+      return [...byModel.entries()].map(([modelPath, sessions]) => ({ kind: 'model', modelPath, sessions }));
+    }
+    if (node.kind === 'model') return node.sessions.map((session) => ({ kind: 'session', session }));
+    if (node.kind === 'session') return node.session.results.points.map((point) => ({ kind: 'point', session: node.session, point }));
+    return [];
+  }
+
+  getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'model') {
+      const item = new vscode.TreeItem(relative(node.modelPath), vscode.TreeItemCollapsibleState.Expanded);
+      item.iconPath = new vscode.ThemeIcon('symbol-structure');
+      item.resourceUri = vscode.Uri.file(node.modelPath);
+      item.description = `${node.sessions.length} session${node.sessions.length === 1 ? '' : 's'}`;
+      item.contextValue = 'fairPrune.model';
+      return item;
+    }
+    if (node.kind === 'session') {
+      const r = node.session.results;
+      const item = new vscode.TreeItem(`${r.createdAt.slice(0, 16).replace('T', ' ')} · ${r.data.groupColumns.join(' × ')}`, vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = node.session.dir;
+      item.description = `${r.status === 'completed' ? '' : `${r.status} · `}${r.points.length} point${r.points.length === 1 ? '' : 's'} · ${path.basename(r.data.path)}`;
+      item.iconPath = new vscode.ThemeIcon(
+        r.status === 'running' ? 'sync~spin' : r.status === 'failed' ? 'error' : r.status === 'cancelled' ? 'circle-slash' : 'history',
+      );
+      item.tooltip = `${r.sessionId}\n${r.status}${r.error ? `: ${r.error}` : ''}\nbackend ${r.engine.backend.name}`;
+      item.contextValue = 'fairPrune.session';
+      item.command = { command: 'fairPrune.showSession', title: 'Show Fairness Report', arguments: [node.session.dir] };
+      return item;
+    }
+    const p = node.point;
+    const verdict = checkPoint(p, policy());
+    const item = new vscode.TreeItem(`${pct(p.targetSparsity, 0)} · ${p.loss}`, vscode.TreeItemCollapsibleState.None);
+    item.id = `${node.session.dir}#${p.id}`;
+    item.description = `worst ${pct(p.evaluation.worstGroup.accuracy.value)} (${signedPts(p.comparison.worstGroupChange.value)}) · gap ${pct(p.evaluation.largestGap.value)}`;
+    item.iconPath = verdict.passed
+      ? new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'))
+      : new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
+    item.tooltip = new vscode.MarkdownString(`**${verdict.passed ? 'Passes' : 'Fails'} the fairness gate**\n\n${verdict.rules.map((r) => `- ${r.passed ? '✓' : '✗'} ${r.message}`).join('\n')}`);
+    item.contextValue = verdict.passed ? 'fairPrune.point.pass' : 'fairPrune.point.fail';
+    item.command = { command: 'fairPrune.showSession', title: 'Show Fairness Report', arguments: [node.session.dir, p.id] };
+    return item;
+  }
+
+  dispose(): void {
+    this.watcher.dispose();
+    this.changed.dispose();
+  }
+}
+
+function relative(p: string): string {
+  const rel = vscode.workspace.asRelativePath(p, false);
+  return rel === p ? path.basename(path.dirname(p)) + '/' + path.basename(p) : rel;
+}

@@ -1,0 +1,99 @@
+/**
+ * The side-panel fairness report as HTML, from a session and the gate's verdicts. No `vscode`
+ * import, so it is unit-tested like the engine. Colours come from VS Code's theme variables, so it
+ * reads in light, dark and high-contrast themes; the only script is the nonce'd one that turns
+ * button clicks into typed `WebviewToHost` messages.
+ */
+import type { SessionView } from '../protocol/webview';
+import type { Estimate, PrunedPoint } from '../protocol/results';
+import { pct, signedPts } from '../core/report';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const ci = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pct(x)) =>
+  e ? `${escapeHtml(f(e.value))} <span class="ci">[${escapeHtml(f(e.low))}, ${escapeHtml(f(e.high))}]</span>` : '–';
+
+const delta = (x: number) => `<span class="${x < -0.005 ? 'worse' : x > 0.005 ? 'better' : ''}">${escapeHtml(signedPts(x))}</span>`;
+
+function pointSection(view: SessionView, p: PrunedPoint): string {
+  const r = view.results;
+  const verdict = view.verdicts[p.id];
+  const passed = verdict?.passed ?? false;
+  const why = verdict ? verdict.summary : 'no verdict';
+  const disabledReason = !view.canCommit ? 'Committing is disabled in Restricted Mode: trust this workspace to commit.' : !passed ? `Fails the fairness gate: ${why}` : '';
+  const rows = p.comparison.groups
+    .map((g) => {
+      const d = r.dense.groups.find((x) => x.group === g.group);
+      const e = p.evaluation.groups.find((x) => x.group === g.group);
+      return `<tr><th scope="row">${escapeHtml(g.group)}</th><td>${d ? escapeHtml(pct(d.accuracy.value)) : '–'}</td><td>${ci(e?.accuracy)}</td><td>${delta(g.accuracyChange.value)}</td><td>${ci(g.excessGap, (x) => signedPts(x))}</td><td>${e ? e.n : '–'}${e?.warning ? ` <span class="warn" title="${escapeHtml(e.warning)}">⚠</span>` : ''}</td></tr>`;
+    })
+    .join('');
+  return `<section class="point ${passed ? 'pass' : 'fail'}" data-point="${escapeHtml(p.id)}">
+<h3><span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASS' : 'FAIL'}</span> ${escapeHtml(pct(p.targetSparsity, 0))} sparsity · ${escapeHtml(p.loss)}</h3>
+<p class="summary">Accuracy ${ci(p.evaluation.accuracy)} (${delta(p.comparison.accuracyChange.value)}); worst group ${escapeHtml(p.evaluation.worstGroup.group)} ${escapeHtml(pct(p.evaluation.worstGroup.accuracy.value))} (${delta(p.comparison.worstGroupChange.value)}); gap ${escapeHtml(pct(p.evaluation.largestGap.value))}; ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.</p>
+<table><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">n</th></tr></thead><tbody>${rows}</tbody></table>
+<p class="verdict">${escapeHtml(why)}</p>
+<button class="commit" data-session="${escapeHtml(view.sessionDir)}" data-point="${escapeHtml(p.id)}" ${disabledReason ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"` : `title="Write this pruned model, fairness.json and FAIRNESS.md beside the dense model"`}>Commit ${escapeHtml(p.id)}</button>${disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : ''}
+</section>`;
+}
+
+export function renderReportBody(view: SessionView | null): string {
+  if (!view) {
+    return '<p class="empty">No session selected. Run <b>Fair Prune: Prune with Fairness Check…</b> on a model, or pick a session in the Sessions view.</p>';
+  }
+  const r = view.results;
+  const denseRows = r.dense
+    ? r.dense.groups.map((g) => `<tr><th scope="row">${escapeHtml(g.group)}</th><td>${g.n}</td><td>${ci(g.accuracy)}</td><td>${ci(g.auroc, (x) => x.toFixed(3))}</td></tr>`).join('')
+    : '';
+  const status = r.status === 'completed' ? '' : ` <span class="status">${escapeHtml(r.status)}${r.error ? `: ${escapeHtml(r.error)}` : ''}</span>`;
+  return `<header><h2>${escapeHtml(r.model.path.split(/[\\/]/).slice(-2).join('/'))}</h2>
+<p class="meta">Session ${escapeHtml(r.sessionId)}${status} · ${escapeHtml(r.data.path.split(/[\\/]/).pop() ?? '')} · label ${escapeHtml(r.data.label.column)} · groups by ${escapeHtml(r.data.groupColumns.join(' × '))} · ${escapeHtml(r.engine.backend.name)} backend</p>
+<button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></header>
+${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
+${r.dense ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
+<table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></section>` : ''}
+${r.points.map((p) => pointSection(view, p)).join('\n')}
+${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p>' : ''}`;
+}
+
+export const REPORT_CSS = `
+body { font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); color: var(--vscode-foreground); padding: 0 8px 16px; }
+h2 { font-size: 1.1em; margin: 8px 0 2px; } h3 { font-size: 1em; margin: 14px 0 4px; }
+.meta, .ci, caption, .why-disabled { color: var(--vscode-descriptionForeground); }
+caption { text-align: left; font-size: 0.9em; padding: 2px 0; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0; }
+th, td { text-align: right; padding: 2px 6px; border-bottom: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); white-space: nowrap; }
+th[scope=row], thead th:first-child { text-align: left; }
+.badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 0 6px; border-radius: 8px; }
+.badge.pass { background: var(--vscode-testing-iconPassed, #388a34); color: var(--vscode-editor-background); }
+.badge.fail { background: var(--vscode-testing-iconFailed, #c72e0f); color: var(--vscode-editor-background); }
+.worse { color: var(--vscode-errorForeground); } .better { color: var(--vscode-testing-iconPassed, #388a34); }
+.point { border-top: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); padding-top: 4px; }
+.verdict { margin: 4px 0; }
+button { font-family: inherit; background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: 1px solid var(--vscode-button-border, transparent); padding: 4px 10px; cursor: pointer; }
+button:hover:not([disabled]) { background: var(--vscode-button-hoverBackground); }
+button:focus-visible { outline: 1px solid var(--vscode-focusBorder); outline-offset: 2px; }
+button[disabled] { opacity: 0.5; cursor: not-allowed; }
+button.link { background: none; color: var(--vscode-textLink-foreground); padding: 0; border: none; }
+.warnings { color: var(--vscode-editorWarning-foreground); } .empty { color: var(--vscode-descriptionForeground); }
+`;
+
+/** The whole document: CSP with `default-src 'none'`, styles and one nonce'd script. */
+export function renderReportDocument(view: SessionView | null, nonce: string, cspSource: string): string {
+  return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
+<meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness report</title>
+<style nonce="${nonce}">${REPORT_CSS}</style></head><body>${renderReportBody(view)}
+<script nonce="${nonce}">
+const vscode = acquireVsCodeApi();
+document.addEventListener('click', (e) => {
+  const b = e.target.closest('button');
+  if (!b || b.disabled) return;
+  if (b.dataset.openReport) vscode.postMessage({ type: 'openReport', sessionDir: b.dataset.openReport });
+  else if (b.classList.contains('commit')) vscode.postMessage({ type: 'commit', sessionDir: b.dataset.session, pointId: b.dataset.point });
+});
+vscode.postMessage({ type: 'ready' });
+</script></body></html>`;
+}

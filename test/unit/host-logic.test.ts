@@ -1,0 +1,129 @@
+/**
+ * The editor-side logic that needs no editor: the engine process's lifetime (cancel, crash), the
+ * session store, the report HTML, and the native-backend module redirect.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { EngineEvent } from '../../src/protocol/engine';
+import type { SessionResults } from '../../src/protocol/results';
+import { EngineRun } from '../../src/extension/engine-host';
+import { listSessions, markSessionEnded, readSession } from '../../src/core/session-store';
+import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
+import { renderReportBody, renderReportDocument } from '../../src/ui/report-html';
+import { installTfjsRedirect } from '../../src/engine/native-preload';
+import { repoRoot, tempDir } from '../helpers';
+import { makeFixture, request } from '../session-fixture';
+
+const enginePath = path.join(repoRoot, 'out', 'src', 'engine', 'main.js');
+
+test('an engine killed from outside: the session is marked failed, finished points kept, the cause named', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 400);
+  const events: EngineEvent[] = [];
+  let killed = false;
+  const run: EngineRun = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5, 0.7, 0.9], epochs: 3 }), {
+    enginePath,
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === 'point' && !killed) {
+        killed = true;
+        process.kill(run.pid!, 'SIGKILL'); // as the OOM killer would
+      }
+    },
+  });
+  const outcome = await run.done;
+  assert.equal(outcome.status, 'failed');
+  assert.match(outcome.error!, /engine process was killed \(SIGKILL\)/);
+  const stored = readSession(outcome.sessionDir!)!;
+  assert.equal(stored.results.status, 'failed');
+  assert.equal(stored.results.error, outcome.error);
+  assert.ok(stored.results.points.length >= 1 && stored.results.points.length < 6);
+  assert.ok(fs.existsSync(path.join(outcome.sessionDir!, 'report.md')));
+  // the next session starts cleanly
+  const next = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5], losses: ['ce'], epochs: 1 }), { enginePath, onEvent: () => {} });
+  assert.equal((await next.done).status, 'completed');
+  assert.equal(listSessions(path.join(dir, 'out')).length, 2);
+});
+
+test('cancel stops the engine quickly and keeps the finished points', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 400);
+  let cancelledAt = 0;
+  const run: EngineRun = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5, 0.7, 0.9], epochs: 4 }), {
+    enginePath,
+    onEvent: (e) => {
+      if (e.type === 'point' && !cancelledAt) {
+        cancelledAt = Date.now();
+        run.cancel();
+      }
+    },
+  });
+  const outcome = await run.done;
+  const took = Date.now() - cancelledAt;
+  assert.equal(outcome.status, 'cancelled');
+  assert.ok(took < 2000, `stopped ${took} ms after cancel`);
+  const stored = readSession(outcome.sessionDir!)!;
+  assert.equal(stored.results.status, 'cancelled');
+  assert.ok(stored.results.points.length >= 1);
+});
+
+test('a bad CSV fails the engine with the message that names the column', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 200);
+  const run = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { label: 'decisoin' }), { enginePath, onEvent: () => {} });
+  const outcome = await run.done;
+  assert.equal(outcome.status, 'failed');
+  assert.match(outcome.error!, /loans\.csv.*no column 'decisoin'/);
+  assert.equal(outcome.sessionDir, undefined);
+});
+
+test('markSessionEnded changes only a running session', () => {
+  const dir = tempDir();
+  const running = { sessionId: 'x', status: 'running', points: [], createdAt: '2026-01-01T00:00:00Z' } as unknown as SessionResults;
+  fs.writeFileSync(path.join(dir, 'results.json'), JSON.stringify(running));
+  assert.equal(markSessionEnded(dir, 'failed', 'boom')!.status, 'failed');
+  assert.equal(readSession(dir)!.results.error, 'boom');
+  assert.equal(markSessionEnded(dir, 'cancelled')!.status, 'failed', 'an ended session is not rewritten');
+});
+
+test('report HTML: groups, verdicts, disabled Commit with its reason, and escaping of data values', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 300);
+  // a group value that would be markup if not escaped
+  fs.writeFileSync(csv, fs.readFileSync(csv, 'utf8').replace(/,south,/g, ',<img src=x onerror=alert(1)>,'));
+  const outDir = path.join(dir, 'out');
+  const run = new EngineRun(request(modelPath, csv, outDir, { sparsities: [0.3, 0.95], losses: ['pw'], epochs: 1 }), { enginePath, onEvent: () => {} });
+  const outcome = await run.done;
+  assert.equal(outcome.status, 'completed', outcome.error);
+  const s = readSession(outcome.sessionDir!)!;
+  const strict = { ...DEFAULT_POLICY, maxWorstGroupDrop: 0, maxGapIncrease: 0 };
+  const verdicts = Object.fromEntries(s.results.points.map((p) => [p.id, checkPoint(p, strict)]));
+  const html = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: true });
+  assert.ok(!html.includes('<img'), 'data values are escaped');
+  assert.ok(html.includes('region=&lt;img src=x onerror=alert(1)&gt;'));
+  for (const p of s.results.points) {
+    const section = html.slice(html.indexOf(`data-point="${p.id}"`));
+    const passed = verdicts[p.id].passed;
+    assert.match(section, passed ? /PASS/ : /FAIL/);
+    if (!passed) assert.match(section, /<button class="commit"[^>]*disabled title="Fails the fairness gate: fails: /);
+  }
+  const untrusted = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: false });
+  assert.equal((untrusted.match(/Restricted Mode/g) ?? []).length >= s.results.points.length, true);
+  const doc = renderReportDocument(null, 'abc123', 'vscode-resource:');
+  assert.match(doc, /Content-Security-Policy" content="default-src 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123';"/);
+  assert.match(doc, /No session selected/);
+});
+
+test('native backend redirect: @tensorflow packages the install has load from it, others from the extension', () => {
+  const root = tempDir();
+  const fake = path.join(root, 'node_modules', '@tensorflow', 'tfjs-core');
+  fs.mkdirSync(fake, { recursive: true });
+  fs.writeFileSync(path.join(fake, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-core', main: 'index.js' }));
+  fs.writeFileSync(path.join(fake, 'index.js'), 'module.exports = { fromNativeInstall: true };');
+  installTfjsRedirect(root);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  assert.equal(require('@tensorflow/tfjs-core').fromNativeInstall, true);
+  assert.ok(require.resolve('@tensorflow/tfjs-backend-wasm').startsWith(path.join(repoRoot, 'node_modules')));
+});
