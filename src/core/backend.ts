@@ -186,7 +186,6 @@ async function tryNative(pkg: typeof NODE_PKG | typeof GPU_PKG, log: Log): Promi
   if (!ok) return { ok: false, reason: `${pkg} loaded but its 'tensorflow' backend did not start` };
   const gpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
   const name: BackendName = pkg === GPU_PKG && gpu ? 'tensorflow-gpu' : 'tensorflow';
-  log(`backend: ${name} via ${pkg}`);
   return { ok: true, info: { name, tfjsBackend: 'tensorflow', tfjsVersion: tf.version_core, notes: [] } };
 }
 
@@ -223,7 +222,6 @@ async function tryWasm(log: Log): Promise<Attempt> {
       return { ok: false, reason: `wasm could not start: ${errorText(e)}` };
     }
     wasmPathSet = dir;
-    log(`wasm binaries: ${dir}${file}`);
   }
   registerConv2DBackpropFilter('wasm');
   registerDepthwiseBackprop('wasm');
@@ -235,7 +233,6 @@ async function tryWasm(log: Log): Promise<Attempt> {
   }
   if (!ok) return { ok: false, reason: `wasm could not start (the .wasm binary from ${wasmPathSet ?? '?'} did not load)` };
   const threads = tfwasm.getThreadsCount();
-  log(`backend: wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`);
   return { ok: true, info: { name: 'wasm', tfjsBackend: 'wasm', tfjsVersion: tf.version_core, notes: [], simd, threads } };
 }
 
@@ -245,6 +242,7 @@ async function startCpu(notes: string[], log: Log): Promise<BackendInfo> {
   // Its one-time console banner ("install our node backend") repeats what notes already say.
   const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
   if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
-  log(`backend: cpu (pure JavaScript, tfjs-backend-cpu ${tfcpu.version_cpu})`);
+  // Named use of the package: esbuild drops a bare import of it (its sideEffects list omits the Node build).
+  log(`running on the pure-JavaScript cpu backend (tfjs-backend-cpu ${tfcpu.version_cpu}), the slowest one`);
   return { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: tf.version_core, notes };
 }

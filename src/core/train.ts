@@ -127,7 +127,8 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   let lastLoss = NaN;
   let stoppedEarly = false;
   const t0 = Date.now();
-  let lastReport = 0;
+  let lastReport = t0; // the first report after one interval, when samples/s means something
+  let samplesSeen = 0;
   const order = Int32Array.from(data.train);
 
   try {
@@ -155,6 +156,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         });
         opts.pruning?.afterStep();
         step++;
+        samplesSeen += batch.length;
         epochLoss += lossValue * batch.length;
         lastLoss = lossValue;
         const now = Date.now();
@@ -167,7 +169,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
             step,
             steps: totalSteps,
             trainLoss: lossValue,
-            samplesPerSecond: (step * opts.batchSize) / Math.max(elapsed, 1e-6),
+            samplesPerSecond: samplesSeen / Math.max(elapsed, 1e-6),
             secondsLeft: (elapsed / step) * (totalSteps - step),
           });
           await yieldToEventLoop();
@@ -206,6 +208,6 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
     validationLoss: val ? val.loss : null,
     validationAccuracy: val ? val.accuracy : null,
     stoppedEarly,
-    samplesPerSecond: (step * opts.batchSize) / Math.max(seconds, 1e-6),
+    samplesPerSecond: samplesSeen / Math.max(seconds, 1e-6),
   };
 }
