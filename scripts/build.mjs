@@ -11,6 +11,7 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: ['src/cli/conformance.ts'], outfile: 'dist/conformance.js' }),
   esbuild.build({ ...common, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js' }),
   esbuild.build({ ...common, entryPoints: ['src/engine/native-preload.ts'], outfile: 'dist/native-preload.js' }),
+  esbuild.build({ ...common, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }),
   // The extension host bundle: no TensorFlow.js in it (training runs in dist/engine.js).
   esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
 ]);

@@ -1,0 +1,243 @@
+/**
+ * `npm run bench`: how fast Fair Prune fine-tunes and infers, per backend, against PyTorch on the
+ * same machine, and how much memory a sweep holds. Fixed models, fixed seeds. Prints a table and
+ * writes bench/RESULTS.md (and bench/results.json) with the machine it ran on.
+ *
+ *   npm run bench                 # every available backend
+ *   npm run bench -- --quick      # fewer repetitions (for a smoke check)
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { BackendName } from '../src/protocol/results';
+import { initBackend, backendSummary } from '../src/core/backend';
+import { predictProbabilities, train } from '../src/core/train';
+import { lossTargets } from '../src/core/losses';
+import { runSession } from '../src/core/session';
+import { saveModel, topologyOf } from '../src/core/model-io';
+import { Rng } from '../src/core/rng';
+
+const quick = process.argv.includes('--quick');
+const REPEATS = quick ? 1 : 3;
+const root = path.resolve(__dirname, '..');
+
+interface Workload {
+  name: string;
+  description: string;
+  inputShape: number[];
+  classes: number;
+  samples: number;
+  build: () => tfl.LayersModel;
+}
+
+const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+
+const WORKLOADS: Workload[] = [
+  {
+    name: 'cnn32',
+    description: 'conv16-pool-conv32-pool-dense2 on 32×32×3 (the PyTorch reference job), 512 samples, batch 64',
+    inputShape: [32, 32, 3],
+    classes: 2,
+    samples: 512,
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({ inputShape: [32, 32, 3], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.flatten(),
+          tfl.layers.dense({ units: 2, kernelInitializer: init(3) }),
+        ],
+      }),
+  },
+  {
+    name: 'mlp',
+    description: 'tabular MLP 24-32-16-2, 4096 samples, batch 64',
+    inputShape: [24],
+    classes: 2,
+    samples: 4096,
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.dense({ inputShape: [24], units: 32, activation: 'relu', kernelInitializer: init(1) }),
+          tfl.layers.dense({ units: 16, activation: 'relu', kernelInitializer: init(2) }),
+          tfl.layers.dense({ units: 2, kernelInitializer: init(3) }),
+        ],
+      }),
+  },
+  {
+    name: 'demo-cnn',
+    description: 'the demo CNN (conv16-pool-conv32-pool-dense64-dense10) on 28×28×3, 1024 samples, batch 64',
+    inputShape: [28, 28, 3],
+    classes: 10,
+    samples: 1024,
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({ inputShape: [28, 28, 3], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.flatten(),
+          tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(3) }),
+          tfl.layers.dense({ units: 10, kernelInitializer: init(4) }),
+        ],
+      }),
+  },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+interface Measurement {
+  workload: string;
+  backend: string;
+  trainSamplesPerSecond: number;
+  epochSeconds: number;
+  inferSamplesPerSecond: number;
+}
+
+async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
+  const rng = new Rng(42);
+  const n = w.samples;
+  const size = w.inputShape.reduce((a, b) => a * b, 1);
+  const xData = new Float32Array(n * size);
+  for (let i = 0; i < xData.length; i++) xData[i] = rng.next();
+  const labels = Int32Array.from({ length: n }, (_, i) => i % w.classes);
+  const t = lossTargets('ce', 'multiclass', labels, w.classes, undefined, { minWeight: 1, gamma: 0 });
+  const x = tf.tensor(xData, [n, ...w.inputShape]);
+  const targets = tf.tensor2d(Float32Array.from(t.targets), [n, w.classes]);
+  const weights = tf.tensor1d(Float32Array.from(t.weights));
+  const all = Int32Array.from({ length: n }, (_, i) => i);
+  const model = w.build();
+  const data = { x, targets, weights, labels, train: all, validation: new Int32Array(0) };
+  const opts = { task: 'multiclass' as const, epochs: 1, batchSize: 64, learningRate: 1e-3, patience: 0, seed: 1 };
+  await train(model, data, opts); // warm-up: kernels compiled, optimizer state made
+  const epochs: number[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    const t0 = process.hrtime.bigint();
+    await train(model, data, opts);
+    epochs.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  predictProbabilities(model, 'multiclass', x);
+  const infer: number[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    const t0 = process.hrtime.bigint();
+    predictProbabilities(model, 'multiclass', x);
+    infer.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  model.dispose();
+  x.dispose();
+  targets.dispose();
+  weights.dispose();
+  const epochSeconds = median(epochs);
+  return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer) };
+}
+
+function torchAvailable(): string | undefined {
+  for (const py of ['/usr/bin/python3', 'python3']) {
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  return undefined;
+}
+
+function torchBench(py: string, threads: number): Record<string, { epochSeconds: number; inferSeconds: number; samples: number }> | undefined {
+  const r = spawnSync(py, [path.join(root, 'bench', 'torch_bench.py'), '--threads', String(threads), '--repeats', String(REPEATS)], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) {
+    console.error(`PyTorch bench failed: ${r.stderr}`);
+    return undefined;
+  }
+  return JSON.parse(r.stdout);
+}
+
+/** A sweep on a synthetic tabular task: wall time and the peak RSS, sampled every 20 ms. */
+async function sweep(points: number, dir: string): Promise<{ points: number; seconds: number; peakRssMiB: number }> {
+  const rng = new Rng(7);
+  const rows = ['f1,f2,f3,f4,f5,f6,group,label'];
+  for (let i = 0; i < 4000; i++) {
+    const g = i % 5 === 0 ? 'b' : 'a';
+    const f = Array.from({ length: 6 }, () => rng.normal());
+    const y = f[0] + f[1] * (g === 'b' ? -1 : 1) + 0.5 * rng.normal() > 0 ? 1 : 0;
+    rows.push(`${f.join(',')},${g},${y}`);
+  }
+  const csv = path.join(dir, 'sweep.csv');
+  fs.writeFileSync(csv, rows.join('\n'));
+  const modelDir = path.join(dir, `model-${points}`);
+  const m = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [6], units: 64, activation: 'relu', kernelInitializer: init(1) }), tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(2) }), tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(3) })] });
+  await saveModel(m, modelDir, topologyOf(m));
+  m.dispose();
+  const sparsities = Array.from({ length: points / 2 }, (_, i) => 0.3 + (0.65 * i) / Math.max(1, points / 2 - 1));
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const t0 = Date.now();
+  await runSession({
+    modelPath: path.join(modelDir, 'model.json'), dataPath: csv, label: 'label', groups: ['group'], sparsities, losses: ['ce', 'pw'], method: 'magnitude-layer',
+    epochs: 2, batchSize: 64, learningRate: 1e-3, patience: 0, seed: 1, minWeight: 0.75, gamma: 5, bootstrapResamples: 500, backend: 'wasm', outDir: path.join(dir, `out-${points}`),
+  });
+  clearInterval(sampler);
+  return { points, seconds: (Date.now() - t0) / 1000, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+}
+
+async function main() {
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}`;
+  console.log(`machine: ${machine}`);
+  const results: Measurement[] = [];
+  const backends: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+  const ran: string[] = [];
+  for (const b of backends) {
+    let info;
+    try {
+      info = await initBackend(b);
+    } catch {
+      console.log(`${b}: not available here`);
+      continue;
+    }
+    ran.push(backendSummary(info));
+    for (const w of WORKLOADS) {
+      if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
+      const m = await measure(w);
+      results.push({ ...m, backend: b });
+      console.log(`${b.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
+    }
+  }
+
+  const py = torchAvailable();
+  const torch: Record<number, ReturnType<typeof torchBench>> = {};
+  if (py) {
+    for (const threads of [1, 2]) torch[threads] = torchBench(py, threads);
+  } else {
+    console.log('PyTorch: not installed (Debian: apt-get install python3-torch) — no ratios');
+  }
+
+  await initBackend('wasm');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-bench-'));
+  const sweeps = [await sweep(2, tmp), await sweep(8, tmp)];
+  for (const s of sweeps) console.log(`sweep of ${s.points} points (wasm, MLP 6-64-64-1, 4000 rows): ${s.seconds.toFixed(1)} s, peak RSS ${s.peakRssMiB.toFixed(0)} MiB`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+
+  const lines: string[] = [];
+  lines.push('# Benchmark results', '', `Written by \`npm run bench\`${quick ? ' --quick' : ''} on ${new Date().toISOString().slice(0, 10)}.`, '', `Machine: ${machine}.`, '', `Backends: ${ran.join('; ')}.`, '');
+  lines.push('## Fine-tuning and inference', '', 'Median of ' + REPEATS + ' epochs after a warm-up epoch; the same custom training loop the sessions use (Adam, masks off).', '');
+  lines.push('| workload | backend | train samples/s | epoch s | infer samples/s | PyTorch 1 thread epoch s | ratio (1 thread) | PyTorch 2 threads epoch s | ratio (2 threads) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) {
+    const t1 = torch[1]?.[r.workload];
+    const t2 = torch[2]?.[r.workload];
+    const ratio = (t?: { epochSeconds: number }) => (t ? (t.epochSeconds / r.epochSeconds).toFixed(2) : '–');
+    lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
+  }
+  lines.push('', 'Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast.', '');
+  lines.push('## Whole sweeps', '', '| points | wall time | peak RSS |', '| ---: | ---: | ---: |', ...sweeps.map((s) => `| ${s.points} | ${s.seconds.toFixed(1)} s | ${s.peakRssMiB.toFixed(0)} MiB |`), '');
+  lines.push('Workloads:', '', ...WORKLOADS.map((w) => `- \`${w.name}\`: ${w.description}`), '');
+  fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), lines.join('\n'));
+  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, results, torch, sweeps }, null, 1));
+  console.log(`\nwrote bench/RESULTS.md`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

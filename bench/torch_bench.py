@@ -1,0 +1,72 @@
+"""The PyTorch side of `npm run bench`: the same workloads, same sizes, Adam, cross-entropy, batch 64.
+
+Prints JSON: {workload: {epochSeconds, inferSeconds, samples}}. Run by bench/bench.ts when Debian's
+python3-torch is installed:  python3 bench/torch_bench.py --threads 1 --repeats 3
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+p = argparse.ArgumentParser()
+p.add_argument('--threads', type=int, default=1)
+p.add_argument('--repeats', type=int, default=3)
+args = p.parse_args()
+torch.set_num_threads(args.threads)
+torch.manual_seed(0)
+
+
+def cnn32():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 8 * 8, 2))
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(24, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2))
+
+
+def demo_cnn():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+WORKLOADS = {
+    'cnn32': (cnn32, (3, 32, 32), 2, 512),
+    'mlp': (mlp, (24,), 2, 4096),
+    'demo-cnn': (demo_cnn, (3, 28, 28), 10, 1024),
+}
+
+out = {}
+for name, (build, shape, classes, n) in WORKLOADS.items():
+    model = build()
+    x = torch.rand(n, *shape)
+    y = torch.arange(n) % classes
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def epoch():
+        perm = torch.randperm(n)
+        for i in range(0, n, 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+
+    epoch()  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t0)
+    with torch.no_grad():
+        model(x[:256])
+        infer = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for i in range(0, n, 256):
+                model(x[i:i + 256])
+            infer.append(time.perf_counter() - t0)
+    out[name] = {'epochSeconds': statistics.median(times), 'inferSeconds': statistics.median(infer), 'samples': n}
+print(json.dumps(out))
