@@ -14,4 +14,6 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }),
   // The extension host bundle: no TensorFlow.js in it (training runs in dist/engine.js).
   esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
+  // The fairness curves panel's webview app (Chart.js + webview UI toolkit), and its stylesheet beside it.
+  esbuild.build({ entryPoints: ['webview/curves.ts'], outfile: 'dist/webview/curves.js', bundle: true, platform: 'browser', target: 'chrome114', format: 'iife', minify: true, sourcemap: true, logLevel: 'warning' }),
 ]);

@@ -11,6 +11,7 @@ import { commitCommand, pickPoint } from './commit';
 import { SessionsView } from './sessions-view';
 import type { Node } from './sessions-view';
 import { ReportView } from './report-view';
+import { CurvesPanel } from './curves-panel';
 import { installNativeBackend, nativeEnv } from './native';
 
 let runner: SessionRunner | undefined;
@@ -32,11 +33,13 @@ export function activate(context: vscode.ExtensionContext) {
   const output = vscode.window.createOutputChannel('Fair Prune');
   const sessions = new SessionsView();
   const report = new ReportView(context.extensionUri);
+  const curves = new CurvesPanel(context.extensionUri, output, () => report.currentSession ?? sessions.sessions()[0]?.dir);
   runner = new SessionRunner({
     output,
     enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
     nativeEnv: () => nativeEnv(context),
     onEvent: (e, run) => {
+      curves.onEngineEvent(e, e.type === 'started' ? e.sessionDir : run.sessionDir);
       if (e.type === 'started') {
         sessions.refreshSoon();
         void report.show(e.sessionDir);
@@ -49,6 +52,7 @@ export function activate(context: vscode.ExtensionContext) {
     onEnded: (o) => {
       sessions.refreshSoon();
       report.refresh(o.sessionDir);
+      curves.refresh(o.sessionDir);
     },
   });
   const requireTrust = (what: string) => {
@@ -61,9 +65,17 @@ export function activate(context: vscode.ExtensionContext) {
     output,
     sessions,
     report,
+    curves,
     runner,
     vscode.window.registerTreeDataProvider('fairPrune.sessions', sessions),
     vscode.window.registerWebviewViewProvider(ReportView.id, report),
+    vscode.window.registerWebviewPanelSerializer(CurvesPanel.viewType, {
+      deserializeWebviewPanel: async (panel, state) => curves.restore(panel, state),
+    }),
+    vscode.commands.registerCommand('fairPrune.showCurves', (arg?: string | Node) => {
+      const dir = typeof arg === 'string' ? arg : arg && arg.kind !== 'model' ? arg.session.dir : undefined;
+      curves.show(dir);
+    }),
     vscode.commands.registerCommand(
       'fairPrune.prune',
       guarded(async (uri?: vscode.Uri) => {
@@ -111,9 +123,13 @@ export function activate(context: vscode.ExtensionContext) {
       if (e.affectsConfiguration('fairPrune.gate') || e.affectsConfiguration('fairPrune.outputFolder')) {
         sessions.refresh();
         report.refresh();
+        curves.refresh();
       }
     }),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => report.refresh()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      report.refresh();
+      curves.refresh();
+    }),
   );
   const ms = performance.now() - started;
   output.appendLine(`Fair Prune activated in ${ms.toFixed(1)} ms`);
