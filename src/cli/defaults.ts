@@ -17,5 +17,15 @@ export const RUN_DEFAULTS = {
   bootstrap: 1000,
   backend: 'auto' as BackendPreference,
   out: '.fairprune',
+  // structured and gradual pruning (used only when asked for)
+  scheduleBegin: 0,
+  scheduleEnd: 0.5,
+  schedulePower: 3,
+  scheduleEvery: 10,
+  iterativeEvery: 20,
+  scheduleRounds: 4,
+  target: 'weights' as 'weights' | 'flops',
+  scope: 'layer' as 'layer' | 'global',
+  sensitivityTolerance: 0.02,
 };
 

@@ -7,10 +7,11 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import type { RunRequest } from '../protocol/engine';
 import type { BackendPreference } from '../protocol/results';
-import { PRUNING_METHODS } from '../protocol/results';
+import { PRUNING_METHODS, STRUCTURED_METHODS } from '../protocol/results';
 import { CancelledError, UserError } from '../core/errors';
 import { parseLossNames, parseSparsities } from '../core/options';
 import { criterionByName } from '../core/pruning';
+import { normalizeSchedule } from '../core/structured/schedules';
 import { runSession } from '../core/session';
 import { trainBaseline } from '../core/baseline';
 import { pct } from '../core/report';
@@ -55,7 +56,22 @@ Data (see "fairprune help data" for the full rules):
 Pruning and fine-tuning:
   --sparsity LIST       target fractions of weights removed (default ${RUN_DEFAULTS.sparsity}; 80% also works)
   --loss LIST           ce, pw, kd, pw-weight-only, pw-correction-only (default ${RUN_DEFAULTS.loss})
-  --method NAME         ${PRUNING_METHODS.join(' | ')} (default ${RUN_DEFAULTS.method})
+  --method NAME         ${PRUNING_METHODS.join(' | ')} (default ${RUN_DEFAULTS.method});
+                        l1-filter and taylor-filter remove whole filters/units and also save a physically
+                        smaller model (points/<point>/shrunk/); taylor-filter scores with the fine-tuning loss
+  --schedule NAME       one-shot | gradual | iterative (default one-shot): when pruning happens during fine-tuning
+  --schedule-begin F    gradual: fraction of fine-tuning steps where sparsity starts rising (default ${RUN_DEFAULTS.scheduleBegin})
+  --schedule-end F      gradual: fraction of fine-tuning steps where it reaches the target (default ${RUN_DEFAULTS.scheduleEnd})
+  --schedule-power P    gradual: exponent of the polynomial decay (default ${RUN_DEFAULTS.schedulePower})
+  --schedule-every N    gradual: steps between mask updates (default ${RUN_DEFAULTS.scheduleEvery});
+                        iterative: steps of fine-tuning between pruning rounds (default ${RUN_DEFAULTS.iterativeEvery})
+  --schedule-rounds K   iterative: rounds to reach the target, each removing 1/K of it (default ${RUN_DEFAULTS.scheduleRounds})
+  --target NAME         filter methods: weights | flops — what --sparsity is a fraction of (default ${RUN_DEFAULTS.target})
+  --scope NAME          filter methods: layer (same fraction of filters in each layer) | global (default ${RUN_DEFAULTS.scope})
+  --skip-layers LIST    layers left alone: names, first, last, none (default first,last for filter methods, none otherwise)
+  --sensitivity LIST    filter methods: first prune each layer alone to these levels (e.g. 0.25,0.5,0.75), measure
+                        accuracy and worst-group accuracy on validation rows, and set per-layer sparsity from it
+  --sensitivity-tolerance X  worst-group accuracy a layer may lose at its level (default ${RUN_DEFAULTS.sensitivityTolerance})
   --epochs N            fine-tuning epochs per point (default ${RUN_DEFAULTS.epochs})
   --patience N          stop early after N epochs without better validation loss, keep the best (default 0: off)
   --batch-size N        (default ${RUN_DEFAULTS.batchSize})
@@ -153,7 +169,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' } }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, ...STRUCTURED_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
@@ -185,7 +201,59 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     bootstrapResamples: num(values, 'bootstrap', RUN_DEFAULTS.bootstrap, { integer: true, min: 1 }),
     backend: backendOf(values),
     outDir: resolve((values.out as string | undefined) ?? RUN_DEFAULTS.out),
+    ...structuredRequest(values, method),
   };
+}
+
+const STRUCTURED_OPTIONS = {
+  schedule: { type: 'string' },
+  'schedule-begin': { type: 'string' },
+  'schedule-end': { type: 'string' },
+  'schedule-power': { type: 'string' },
+  'schedule-every': { type: 'string' },
+  'schedule-rounds': { type: 'string' },
+  target: { type: 'string' },
+  scope: { type: 'string' },
+  'skip-layers': { type: 'string' },
+  sensitivity: { type: 'string' },
+  'sensitivity-tolerance': { type: 'string' },
+} as const;
+
+/** The schedule/target/skip/sensitivity options; absent ones leave the request as before. */
+function structuredRequest(values: Values, method: string): Partial<RunRequest> {
+  const out: Partial<RunRequest> = {};
+  const structured = (STRUCTURED_METHODS as readonly string[]).includes(method);
+  const name = values.schedule as string | undefined;
+  if (name !== undefined) {
+    const iterative = name === 'iterative';
+    out.schedule = normalizeSchedule({
+      name,
+      begin: num(values, 'schedule-begin', RUN_DEFAULTS.scheduleBegin),
+      end: num(values, 'schedule-end', RUN_DEFAULTS.scheduleEnd),
+      power: num(values, 'schedule-power', RUN_DEFAULTS.schedulePower),
+      frequency: num(values, 'schedule-every', iterative ? RUN_DEFAULTS.iterativeEvery : RUN_DEFAULTS.scheduleEvery, { integer: true, min: 1 }),
+      rounds: num(values, 'schedule-rounds', RUN_DEFAULTS.scheduleRounds, { integer: true, min: 1 }),
+    });
+  }
+  const needStructured = (opt: string) => {
+    if (!structured) throw new UserError(`${opt} applies to the filter methods only.`, { field: opt, fix: `add --method l1-filter or --method taylor-filter, or drop ${opt}.` });
+  };
+  if (values.target !== undefined || values.scope !== undefined) {
+    needStructured(values.target !== undefined ? '--target' : '--scope');
+    const metric = (values.target as string | undefined) ?? RUN_DEFAULTS.target;
+    const scope = (values.scope as string | undefined) ?? RUN_DEFAULTS.scope;
+    if (metric !== 'weights' && metric !== 'flops') throw new UserError(`unknown target '${metric}'.`, { field: '--target', fix: 'use weights or flops.' });
+    if (scope !== 'layer' && scope !== 'global') throw new UserError(`unknown scope '${scope}'.`, { field: '--scope', fix: 'use layer or global.' });
+    out.target = { metric, scope };
+  }
+  const skip = list(values['skip-layers']);
+  if (skip) out.skipLayers = skip;
+  if (values.sensitivity !== undefined) {
+    needStructured('--sensitivity');
+    out.sensitivityLevels = parseSparsities(String(values.sensitivity), '--sensitivity');
+    out.sensitivityTolerance = num(values, 'sensitivity-tolerance', RUN_DEFAULTS.sensitivityTolerance, { min: 0 });
+  }
+  return out;
 }
 
 async function cmdRun(argv: string[]): Promise<number> {

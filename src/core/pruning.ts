@@ -9,11 +9,12 @@
  *    weight stays exactly zero.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { PruningMethodName } from '../protocol/results';
+import type { PruningMethodName, ScheduleSpec } from '../protocol/results';
 import { PRUNING_METHODS } from '../protocol/results';
 import type { PrunableKernel } from './model-io';
 import { Rng } from './rng';
 import { UserError } from './errors';
+import { normalizeSchedule, scheduleFromSpec } from './structured/schedules';
 
 /** The weights of one prunable kernel, read once for scoring. */
 export interface KernelValues {
@@ -110,10 +111,42 @@ export const randomPruning: PruningCriterion = {
   },
 };
 
+/**
+ * Whole output channels (filters/units) with the smallest mean |w|, the same fraction in each layer.
+ * On kernels alone this only masks; the session uses `StructuredPruning` (src/core/structured), which
+ * also masks biases and batch norm, reaches weights/FLOPs targets and shrinks the model.
+ */
+export const l1Filter: PruningCriterion = {
+  name: 'l1-filter',
+  description: 'structured, whole filters/units with the smallest L1 norm (the model is rebuilt smaller)',
+  masks(kernels, sparsity) {
+    return kernels.map(({ values, kernel }) => {
+      const C = kernel.shape[kernel.shape.length - 1];
+      const norms = new Float64Array(C);
+      for (let i = 0; i < values.length; i++) norms[i % C] += Math.abs(values[i]);
+      const gone = new Set(smallestK(norms, Math.min(C - 1, pruneCount(C, sparsity))));
+      const mask = keepAll(values.length);
+      for (let i = 0; i < values.length; i++) if (gone.has(i % C)) mask[i] = 0;
+      return mask;
+    });
+  },
+};
+
+/** Scored on data (|Σ activation × gradient|): only `StructuredPruning` can run it. */
+export const taylorFilter: PruningCriterion = {
+  name: 'taylor-filter',
+  description: "structured, whole filters/units with the smallest first-order Taylor importance |Σ a·∂L/∂a| under the fine-tuning loss (PW included)",
+  masks() {
+    throw new Error('taylor-filter scores need training data: use StructuredPruning from src/core/structured');
+  },
+};
+
 const CRITERIA: Record<PruningMethodName, PruningCriterion> = {
   'magnitude-layer': magnitudePerLayer,
   'magnitude-global': magnitudeGlobal,
   random: randomPruning,
+  'l1-filter': l1Filter,
+  'taylor-filter': taylorFilter,
 };
 
 export function criterionByName(name: string, option = '--method'): PruningCriterion {
@@ -128,6 +161,11 @@ export const oneShot: PruningSchedule = {
   sparsityAt: (_step, _total, finalSparsity) => finalSparsity,
   updatesAt: (step) => step === 0,
 };
+
+/** The schedule a user asked for (one-shot, gradual, iterative; see src/core/structured/schedules.ts). */
+export function scheduleByName(spec: Partial<Omit<ScheduleSpec, 'name'>> & { name: string }): PruningSchedule {
+  return scheduleFromSpec(normalizeSchedule(spec), oneShot);
+}
 
 /**
  * What the training loop asks of pruning around every optimizer step. One-shot and gradual

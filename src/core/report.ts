@@ -27,6 +27,14 @@ function denseTable(e: Evaluation): string {
   );
 }
 
+/** FLOPs of the model as it runs (the shrunk one for filter methods), with the change against dense. */
+function flopsCell(p: PrunedPoint): string {
+  if (!p.cost) return '–';
+  const { flopsBefore: b, flopsAfter: a } = p.cost;
+  const f = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)} G` : x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : String(x));
+  return b > 0 && a !== b ? `${f(a)} (−${pct(1 - a / b)})` : f(a);
+}
+
 function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
   const worstPsi = [...p.comparison.groups].sort((a, b) => b.excessGap.value - a.excessGap.value)[0];
   return [
@@ -35,6 +43,8 @@ function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
     pct(p.achievedSparsity),
     `${p.size.nonZeroParameters.toLocaleString('en')}`,
     kib(p.size.gzipBytes),
+    flopsCell(p),
+    p.latency ? `${p.latency.prunedMs.toFixed(1)} / ${p.latency.denseMs.toFixed(1)} ms` : '–',
     `${pct(p.evaluation.accuracy.value)} (${signedPts(p.evaluation.accuracy.value - dense.accuracy.value)})`,
     `${pct(p.evaluation.worstGroup.accuracy.value)} ${p.evaluation.worstGroup.group} (${signedPts(p.comparison.worstGroupChange.value)})`,
     pct(p.evaluation.largestGap.value),
@@ -66,7 +76,7 @@ export function renderReport(r: SessionResults): string {
   const splitSource = split.source === 'column' ? `from column \`${split.column}\`` : `seeded (seed ${split.seed}), stratified by subgroup × label`;
   lines.push(`- Split ${splitSource}${split.validationDrawnFromTrain ? ', validation drawn from train' : ''}: train ${split.counts.train}, validation ${split.counts.validation}, test ${split.counts.test}`);
   lines.push(`- Subgroups by ${r.data.groupColumns.map((c) => `\`${c}\``).join(' × ')}: ${r.data.groups.map((g) => `${g.name} (test ${g.counts.test})`).join(', ')}`);
-  lines.push(`- Pruning: ${r.config.method}, one-shot, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`);
+  lines.push(`- Pruning: ${r.config.method}, ${r.config.schedule?.name ?? 'one-shot'}${r.config.target ? ` (target: ${r.config.target.metric}, ${r.config.target.scope})` : ''}, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`);
   lines.push(`- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`);
   lines.push(`- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`, '');
   if (r.data.warnings.length) {
@@ -79,9 +89,10 @@ export function renderReport(r: SessionResults): string {
   if (r.points.length && dense) {
     lines.push('## Pruned models', '', ...summarySentences(r).map((s) => `- ${s}`), '');
     lines.push(
-      table(['sparsity', 'loss', 'zeros', 'non-zero params', 'gzip', 'accuracy (Δ)', 'worst group (Δ)', 'gap', 'largest ψ'], r.points.map((p) => pointRow(p, dense))),
+      table(['sparsity', 'loss', 'zeros', 'non-zero params', 'gzip', 'FLOPs/sample', 'latency pruned / dense', 'accuracy (Δ)', 'worst group (Δ)', 'gap', 'largest ψ'], r.points.map((p) => pointRow(p, dense))),
       '',
     );
+    lines.push(...costLines(r), '');
     lines.push('ψ is the excess accuracy gap: how much more a group lost than the model as a whole (positive = the group pays more).', '');
     lines.push('## Per group', '');
     for (const p of r.points) {
@@ -108,6 +119,31 @@ export function renderReport(r: SessionResults): string {
     }
   }
   return lines.join('\n');
+}
+
+/** Parameters/FLOPs before and after, the shrunk model, and the plain latency sentence, per point. */
+function costLines(r: SessionResults): string[] {
+  const out: string[] = [];
+  if (r.model.flops !== undefined) out.push(`FLOPs are counted per sample by the rules in docs/structured-pruning.md; the dense model needs ${r.model.flops.toLocaleString('en')}.`, '');
+  for (const p of r.points) {
+    const bits: string[] = [];
+    if (p.cost) bits.push(`parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}, FLOPs ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}`);
+    const st = p.structure;
+    if (st) {
+      bits.push(st.modelDir ? `shrunk model \`${st.modelDir}\` (${kib(st.size?.weightBytes ?? 0)}, gzip ${kib(st.size?.gzipBytes ?? 0)}; outputs within ${(st.maxOutputDifference ?? 0).toExponential(1)} of the masked model)` : 'no filter could be removed physically');
+      bits.push(`${st.target.metric} reduced ${pct(st.reached)} (${st.target.scope})`);
+      bits.push(`filters kept: ${st.layers.map((l) => `${l.layer} ${l.kept}/${l.channels}${l.removed || l.kept === l.channels ? '' : ' (masked)'}`).join(', ')}`);
+      if (st.skipped.length) bits.push(`left alone: ${st.skipped.join(', ')}`);
+    }
+    if (p.latency) bits.push(p.latency.sentence);
+    if (bits.length) out.push(`- ${p.id}${p.schedule ? ` (${p.schedule})` : ''}: ${bits.join('; ')}${st?.notes.length ? ` Notes: ${st.notes.join(' ')}` : ''}`);
+  }
+  if (r.sensitivity) {
+    const sv = r.sensitivity;
+    out.push('', `Sensitivity scan on ${sv.split} rows (dense: accuracy ${pct(sv.dense.accuracy)}, worst group ${pct(sv.dense.worstGroupAccuracy)}):`, '');
+    out.push(table(['layer', 'level', 'accuracy', 'worst group', 'allocated'], sv.rows.map((x) => [x.layer, pct(x.level, 0), pct(x.accuracy), pct(x.worstGroupAccuracy), sv.allocation ? pct(sv.allocation[x.layer] ?? 0, 0) : '–'])));
+  }
+  return out;
 }
 
 export function writeReport(file: string, r: SessionResults): void {

@@ -22,7 +22,13 @@ import { compare, evaluate } from './metrics';
 import type { Predictions } from './metrics';
 import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels, saveModel } from './model-io';
 import type { LoadedModel } from './model-io';
-import { criterionByName, measuredSparsity, oneShot, ScheduledPruning } from './pruning';
+import { criterionByName, measuredSparsity, oneShot, scheduleByName, ScheduledPruning } from './pruning';
+import type { StepPruning } from './pruning';
+import {
+  allocationFromScan, analyzeModel, countCost, DEFAULT_STRUCTURED_SKIP, DEFAULT_TARGET, finishStructured, groupAccuracy, l1Scores,
+  measureCostAndLatency, normalizeSchedule, sensitivityScan, skipSet, structuredCriterionOf, StructuredPruning, taylorScores,
+} from './structured';
+import type { StructuredOutcome } from './structured';
 import { Rng } from './rng';
 import { predictProbabilities, train } from './train';
 import type { TrainingData } from './train';
@@ -118,6 +124,10 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const progress = (e: Omit<Extract<EngineEvent, { type: 'progress' }>, 'type'>) => emit({ type: 'progress', ...e });
   const totalPoints = req.sparsities.length * req.losses.length;
   const criterion = criterionByName(req.method);
+  const structuredCriterion = structuredCriterionOf(req.method);
+  const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
+  const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
+  const target = req.target ?? DEFAULT_TARGET;
 
   progress({ phase: 'loading', point: 0, points: totalPoints });
   const backend = await initBackend(req.backend, (m) => log(m));
@@ -154,6 +164,12 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
   const denseLogits = await makeLogitModel(loaded);
   const { weightData: _denseWeights, ...denseSize } = modelSize(loaded.model);
+  const denseGraph = analyzeModel(denseLogits);
+  const skipSpec = req.skipLayers ?? (structuredCriterion ? DEFAULT_STRUCTURED_SKIP : []);
+  const skipLayers = skipSet(skipSpec, structuredCriterion ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
+  if (req.sensitivityLevels?.length && !structuredCriterion) {
+    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: 'add --method l1-filter or --method taylor-filter, or drop --sensitivity.' });
+  }
   const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
   const evalInput = {
     labels: Int32Array.from(testIdx, (r) => dataset.labels[r]),
@@ -170,7 +186,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     status: 'running',
     createdAt: new Date().toISOString(),
     engine: { version: ENGINE_VERSION, backend, node: process.version, platform: `${process.platform}-${process.arch}` },
-    model: modelRecord(loaded, denseSize),
+    model: { ...modelRecord(loaded, denseSize), flops: countCost(denseLogits).flops },
     data: dataset.record,
     config: {
       sparsities: req.sparsities,
@@ -183,6 +199,9 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       seed: req.seed,
       pw: { minWeight: req.minWeight, gamma: req.gamma },
       bootstrap: { resamples: req.bootstrapResamples, confidence: 0.95 },
+      ...(scheduleSpec ? { schedule: scheduleSpec } : {}),
+      ...(structuredCriterion ? { target } : {}),
+      ...(req.skipLayers || structuredCriterion ? { skipLayers: skipSpec } : {}),
     },
     dense: undefined as unknown as Evaluation,
     points: [],
@@ -198,6 +217,14 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     emit({ type: 'dense', evaluation: results.dense });
 
     const preprocessingFile: Record<string, Uint8Array> = preprocessing ? { [PREPROCESSING_FILE]: fs.readFileSync(preprocessing.path) } : {};
+    const steps = Math.ceil(trainIdx.length / req.batchSize) * req.epochs;
+    // Taylor scores and the shrink check run on seeded samples of the training and test rows.
+    const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, 512);
+    const testSample = (n: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(testIdx.subarray(0, Math.min(n, testIdx.length)), 'int32')));
+    let allocation: Map<string, number> | undefined;
+    if (structuredCriterion && req.sensitivityLevels?.length) {
+      allocation = await scanSensitivity(taylorRows);
+    }
     const sessionStart = Date.now();
     let pointNo = 0;
     for (const [si, sparsity] of req.sparsities.entries()) {
@@ -212,9 +239,6 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
         progress({ phase: 'prune', point: pointNo, points: totalPoints, targetSparsity: sparsity, loss });
         const student = await makeLogitModel(loaded);
         const kernels = prunableKernels(student);
-        // The same seed per sparsity: every loss fine-tunes the same pruned network.
-        const pruning = new ScheduledPruning(kernels, criterion, oneShot, sparsity, new Rng(req.seed * 7919 + si));
-        pruning.prepare(Math.ceil(trainIdx.length / req.batchSize) * req.epochs);
         const t = lossTargets(loss, loaded.task, dataset.labels, width, teacher, { minWeight: req.minWeight, gamma: req.gamma });
         const data: TrainingData = {
           x,
@@ -224,6 +248,20 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
           train: trainIdx,
           validation: dataset.indices('validation'),
         };
+        // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's own loss, PW included).
+        const pruning: (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning = structuredCriterion
+          ? new StructuredPruning(student, analyzeModel(student), {
+              criterion: structuredCriterion,
+              schedule,
+              target,
+              finalSparsity: sparsity,
+              skip: skipLayers,
+              taylor: { x, targets: data.targets, weights: data.weights, indices: taylorRows, task: loaded.task },
+              allocation,
+            })
+          : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), criterion, schedule, sparsity, new Rng(req.seed * 7919 + si));
+        pruning.prepare(steps);
+        let outcome: StructuredOutcome | null = null;
         try {
           const training = await train(student, data, {
             task: loaded.task,
@@ -256,8 +294,20 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
           const comparison = compare(denseTest, prunedTest, evalInput, boot);
           progress({ phase: 'save', point: pointNo, points: totalPoints, targetSparsity: sparsity, loss });
           const modelDir = path.join('points', id);
-          await saveModel(student, path.join(sessionDir, modelDir), loaded.json, preprocessingFile);
+          const shrunkFiles: Record<string, string | Uint8Array> = {};
+          if (pruning instanceof StructuredPruning) {
+            const check = testSample(256);
+            outcome = await finishStructured(student, pruning, loaded.json, check, [...skipLayers]).finally(() => check.dispose());
+            if (outcome.files) {
+              for (const [name, data] of Object.entries({ ...outcome.files, ...preprocessingFile })) shrunkFiles[`shrunk/${name}`] = data;
+              outcome.structure.modelDir = path.join(modelDir, 'shrunk');
+            }
+          }
+          await saveModel(student, path.join(sessionDir, modelDir), loaded.json, { ...preprocessingFile, ...shrunkFiles });
           const { weightData: _d, ...size } = modelSize(student);
+          const batch = testSample(64);
+          const measured = measureCostAndLatency(denseLogits, outcome?.shrunk ?? student, denseSize.parameters, outcome?.size?.parameters ?? size.parameters, batch, !!structuredCriterion, !!outcome?.shrunk);
+          batch.dispose();
           const point: PrunedPoint = {
             id,
             targetSparsity: sparsity,
@@ -269,11 +319,16 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
             evaluation,
             comparison,
             modelDir,
+            ...(scheduleSpec ? { schedule: scheduleSpec.name } : {}),
+            cost: measured.cost,
+            latency: measured.latency,
+            ...(outcome ? { structure: outcome.structure } : {}),
           };
           results.points.push(point);
           save();
           emit({ type: 'point', point });
         } finally {
+          outcome?.shrunk?.dispose();
           pruning.dispose();
           data.targets.dispose();
           data.weights.dispose();
@@ -295,6 +350,38 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   }
   finish();
   return results;
+
+  /** Each layer alone pruned to each level, on validation rows (train when there are none); per-layer shares from it. */
+  async function scanSensitivity(taylorRows: Int32Array): Promise<Map<string, number>> {
+    const validation = dataset.indices('validation');
+    const rows = validation.length ? validation : trainIdx;
+    const model = await makeLogitModel(loaded);
+    try {
+      const graph = analyzeModel(model);
+      const groups = graph.groups.filter((g) => !skipLayers.has(g.producer));
+      const scanData = { x, indices: rows, labels: dataset.labels, groupIds: dataset.groupIds, numGroups: dataset.groupNames.length, task: loaded.task };
+      let scores: Float64Array[];
+      if (structuredCriterion === 'taylor') {
+        const t = lossTargets('ce', loaded.task, dataset.labels, width, undefined, { minWeight: req.minWeight, gamma: req.gamma });
+        const targets = tf.tensor2d(Float32Array.from(t.targets), [dataset.labels.length, width]);
+        const weights = tf.tensor1d(Float32Array.from(t.weights));
+        scores = taylorScores(model, groups, { x, targets, weights, indices: taylorRows, task: loaded.task });
+        targets.dispose();
+        weights.dispose();
+      } else scores = l1Scores(model, groups);
+      const dense = groupAccuracy(model, scanData);
+      const levels = req.sensitivityLevels!;
+      log(`sensitivity scan: ${groups.length} layer(s) × ${levels.length} level(s) on ${validation.length ? 'validation' : 'training'} rows`);
+      const scanRows = sensitivityScan(model, graph, groups, scores, levels, scanData);
+      const tolerance = req.sensitivityTolerance ?? 0.02;
+      const alloc = allocationFromScan(scanRows, dense, tolerance);
+      results.sensitivity = { split: validation.length ? 'validation' : 'train', method: req.method, dense, rows: scanRows, allocation: Object.fromEntries(alloc), tolerance };
+      save();
+      return alloc;
+    } finally {
+      model.dispose();
+    }
+  }
 
   function finish() {
     results.finishedAt = new Date().toISOString();

@@ -3,7 +3,7 @@
  * engine that runs it (in-process for the command line, a forked child process for the editor).
  * The same event type streams to the webview panels.
  */
-import type { BackendPreference, Evaluation, LossName, PruningMethodName, PrunedPoint, SessionResults } from './results';
+import type { BackendPreference, Evaluation, LossName, PruningMethodName, PrunedPoint, PruningTarget, ScheduleSpec, SessionResults } from './results';
 
 /** What the user asked for: everything `fairprune run` takes. */
 export interface RunRequest {
@@ -33,6 +33,16 @@ export interface RunRequest {
   backend: BackendPreference;
   /** Folder holding `sessions/` and `cache/` (default: `.fairprune` in the working folder). */
   outDir: string;
+  /** When pruning happens during fine-tuning (default one-shot). */
+  schedule?: ScheduleSpec;
+  /** Structured methods: sparsities are fractions of weights or FLOPs, per layer or global (default weights, layer). */
+  target?: PruningTarget;
+  /** Layers left alone: names, `first`, `last`, `none` (default: first,last for structured methods, none otherwise). */
+  skipLayers?: string[];
+  /** Structured methods: scan each layer's sensitivity at these levels and set per-layer sparsity from it. */
+  sensitivityLevels?: number[];
+  /** Worst-group accuracy a layer may lose in the scan at its allocated level (default 0.02). */
+  sensitivityTolerance?: number;
 }
 
 export type ProgressPhase = 'loading' | 'dense' | 'prune' | 'finetune' | 'evaluate' | 'save';

@@ -19,8 +19,96 @@ export const LOSS_LABELS: Record<LossName, string> = {
 };
 
 /** How weights are chosen for removal. */
-export type PruningMethodName = 'magnitude-layer' | 'magnitude-global' | 'random';
-export const PRUNING_METHODS: readonly PruningMethodName[] = ['magnitude-layer', 'magnitude-global', 'random'];
+export type PruningMethodName = 'magnitude-layer' | 'magnitude-global' | 'random' | 'l1-filter' | 'taylor-filter';
+export const PRUNING_METHODS: readonly PruningMethodName[] = ['magnitude-layer', 'magnitude-global', 'random', 'l1-filter', 'taylor-filter'];
+/** Methods that remove whole filters/units (and so can shrink the model). */
+export const STRUCTURED_METHODS: readonly PruningMethodName[] = ['l1-filter', 'taylor-filter'];
+
+/** When pruning happens during fine-tuning (see src/core/structured/schedules.ts). */
+export interface ScheduleSpec {
+  name: 'one-shot' | 'gradual' | 'iterative';
+  /** gradual: fractions of the fine-tuning steps where sparsity starts rising and reaches the target. */
+  begin?: number;
+  end?: number;
+  /** gradual: steps between mask updates; iterative: steps between rounds. */
+  frequency?: number;
+  /** gradual: exponent of the polynomial decay. */
+  power?: number;
+  /** iterative: rounds to reach the target. */
+  rounds?: number;
+}
+
+/** What the sparsity numbers mean for structured methods: weights or FLOPs removed, per layer or globally. */
+export interface PruningTarget {
+  metric: 'weights' | 'flops';
+  scope: 'layer' | 'global';
+}
+
+/** Parameters and FLOPs (per sample, counted as in docs/structured-pruning.md) before and after pruning. */
+export interface CostRecord {
+  parametersBefore: number;
+  parametersAfter: number;
+  flopsBefore: number;
+  flopsAfter: number;
+}
+
+/** Inference latency of the dense and the pruned model, measured in turns on the same backend. */
+export interface LatencyRecord {
+  backend: string;
+  batchSize: number;
+  runs: number;
+  /** Median milliseconds per batch. */
+  denseMs: number;
+  prunedMs: number;
+  /** dense / pruned (> 1: the pruned model is faster). */
+  speedup: number;
+  /** A plain sentence: whether speed changed, and why. */
+  sentence: string;
+}
+
+export interface StructureLayer {
+  layer: string;
+  className: string;
+  channels: number;
+  kept: number;
+  /** Whether the removed channels are physically gone from the shrunk model (else only masked). */
+  removed: boolean;
+  note?: string;
+}
+
+/** What structured pruning did to a point, and the physically smaller model it saved. */
+export interface StructureRecord {
+  target: PruningTarget;
+  /** Weight or FLOPs reduction actually reached (the metric of `target`). */
+  reached: number;
+  layers: StructureLayer[];
+  /** Layers left alone (first/last by default, and those the user named). */
+  skipped: string[];
+  /** Folder of the shrunk model, relative to the session folder; null when nothing could be removed. */
+  modelDir: string | null;
+  size: ModelSize | null;
+  /** Largest |difference| between the shrunk and the masked model's outputs (logits) on test rows. */
+  maxOutputDifference: number | null;
+  notes: string[];
+}
+
+/** Accuracy and worst-group accuracy (validation rows) when one layer alone is pruned to a level. */
+export interface SensitivityRow {
+  layer: string;
+  level: number;
+  accuracy: number;
+  worstGroupAccuracy: number;
+}
+
+export interface SensitivityScan {
+  split: SplitName;
+  method: PruningMethodName;
+  dense: { accuracy: number; worstGroupAccuracy: number };
+  rows: SensitivityRow[];
+  /** Relative per-layer sparsity the sweep used (largest level within the tolerance). */
+  allocation?: Record<string, number>;
+  tolerance?: number;
+}
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = BackendName | 'auto';
@@ -149,6 +237,13 @@ export interface PrunedPoint {
   comparison: Comparison;
   /** Folder of the saved pruned model, relative to the session folder. */
   modelDir: string;
+  /** Schedule name (absent: one-shot). */
+  schedule?: ScheduleSpec['name'];
+  /** Parameters and FLOPs before/after, of the model as it runs (the shrunk one when there is one). */
+  cost?: CostRecord;
+  latency?: LatencyRecord;
+  /** Structured methods only. */
+  structure?: StructureRecord;
 }
 
 export interface LabelMapping {
@@ -190,12 +285,15 @@ export interface DataRecord {
 
 export interface ModelRecord {
   path: string;
-  format: 'tfjs-layers';
+  /** The file format the model came in (and pruned models are saved in, beside model.json). */
+  format: 'tfjs-layers' | 'keras-h5' | 'keras-v3';
   sha256: string;
   inputShape: number[];
   outputUnits: number;
   task: Task;
   size: ModelSize;
+  /** FLOPs per sample (docs/structured-pruning.md). */
+  flops?: number;
 }
 
 export interface SessionConfig {
@@ -210,6 +308,11 @@ export interface SessionConfig {
   seed: number;
   pw: { minWeight: number; gamma: number };
   bootstrap: { resamples: number; confidence: number };
+  schedule?: ScheduleSpec;
+  /** Structured methods: what the sparsities are fractions of. */
+  target?: PruningTarget;
+  /** Layers left alone, as given (`first`, `last`, names). */
+  skipLayers?: string[];
 }
 
 export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
@@ -228,4 +331,6 @@ export interface SessionResults {
   /** The headline numbers are on the test split. */
   dense: Evaluation;
   points: PrunedPoint[];
+  /** Per-layer sensitivity scan, when one was asked for. */
+  sensitivity?: SensitivityScan;
 }
