@@ -3,7 +3,8 @@
 // installed and registers its native backend with it.
 import * as esbuild from 'esbuild';
 
-const external = ['@tensorflow/*', 'sharp', 'mnist', 'vscode'];
+// h5wasm (Keras .h5/.keras) is an ES module with a 4 MB wasm payload, loaded with import() at run time.
+const external = ['@tensorflow/*', 'sharp', 'mnist', 'vscode', 'h5wasm'];
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
 
 await Promise.all([

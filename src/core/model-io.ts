@@ -17,6 +17,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelRecord, ModelSize, Task } from '../protocol/results';
 import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
+import { kerasFormatOf, kerasWeights, readKerasFile, writeKerasFile, type KerasSource } from './keras/io';
 
 type Json = Record<string, unknown>;
 
@@ -35,12 +36,18 @@ interface ManifestGroup {
 /** How the model turns its last layer's output into class probabilities. */
 export type OutputKind = 'softmax' | 'sigmoid' | 'logits';
 
+/** The file format a model came in, and is saved back in (beside model.json). */
+export type ModelFormat = ModelRecord['format'];
+
 export interface LoadedModel {
-  /** The model.json path as given. */
+  /** The model.json (or Keras .h5 / .keras) path as given. */
   path: string;
+  format: ModelFormat;
   sha256: string;
-  /** The parsed model.json, kept to save pruned weights under the same topology. */
+  /** The parsed model.json (for Keras files: the tfjs form of its config), kept to save pruned weights under the same topology. */
   json: Json;
+  /** Keras files: what is needed to write a pruned model back as .h5 / .keras (saveModel finds it from `json` too). */
+  keras?: KerasSource;
   /** The model as stored (outputs probabilities). */
   model: tfl.LayersModel;
   inputShape: number[];
@@ -116,50 +123,26 @@ function knownLayerClasses(): Set<string> {
   return new Set(Object.keys(tf.serialization.SerializationMap.getMap().classNameMap));
 }
 
+/** Keras sources by the `json` object of the LoadedModel they came with, so `saveModel(m, dir, loaded.json)` writes Keras too. */
+const kerasSources = new WeakMap<Json, KerasSource>();
+
+/**
+ * Loads a classifier: a TensorFlow.js Layers `model.json`, or a Keras `.h5` / `.keras` file (read
+ * with h5wasm and converted in memory, then checked and built on the same path as model.json).
+ */
 export async function loadModel(modelPath: string): Promise<LoadedModel> {
+  if (kerasFormatOf(modelPath)) {
+    const keras = await readKerasFile(modelPath);
+    checkTopology(keras.json, modelPath);
+    const { specs, data, source } = await kerasWeights(keras);
+    const loaded = await buildLoaded(modelPath, keras.json, specs, data, sha256(keras.bytes), keras.format);
+    loaded.keras = source;
+    kerasSources.set(keras.json, source);
+    return loaded;
+  }
   const json = readJson(modelPath);
   const dir = path.dirname(modelPath);
-  const topology = json.modelTopology as Json | undefined;
-
-  if (json.format === 'graph-model' || (topology && 'node' in topology)) {
-    throw new UserError('is a TensorFlow.js graph model; Fair Prune needs a Layers model, whose weights it can fine-tune.', {
-      file: modelPath,
-      field: 'format',
-      fix: 'convert the Keras model with `tensorflowjs_converter --input_format keras --output_format tfjs_layers_model`, or save it from TensorFlow.js with `model.save()`.',
-    });
-  }
-  if (!topology || typeof topology !== 'object') {
-    throw new UserError('has no "modelTopology": it is not a TensorFlow.js Layers model.', {
-      file: modelPath,
-      field: 'modelTopology',
-      fix: 'give the model.json that `model.save()` or tensorflowjs_converter (tfjs_layers_model) wrote.',
-    });
-  }
-  const config = modelConfigOf(topology);
-  if (!CONTAINER_CLASSES.has(String(config.class_name))) {
-    throw new UserError(`has a model of class '${String(config.class_name)}'; expected Sequential or a functional Model.`, {
-      file: modelPath,
-      field: 'modelTopology.class_name',
-      fix: 'save the model with Keras or TensorFlow.js as a whole model.',
-    });
-  }
-  const known = knownLayerClasses();
-  for (const { name, className } of allLayers(config)) {
-    if (className === 'Lambda') {
-      throw new UserError(`layer '${name}' is a Lambda layer: its Python code cannot run in TensorFlow.js, and Fair Prune never runs code stored in a model file.`, {
-        file: modelPath,
-        field: `layer ${name} (${className})`,
-        fix: 'rebuild the model without Lambda layers (use built-in layers), retrain or copy the weights, and export it again.',
-      });
-    }
-    if (!known.has(className) && !CONTAINER_CLASSES.has(className)) {
-      throw new UserError(`layer '${name}' has class '${className}', which TensorFlow.js does not know.`, {
-        file: modelPath,
-        field: `layer ${name} (${className})`,
-        fix: 'replace the custom layer with built-in Keras layers before exporting, or remove it.',
-      });
-    }
-  }
+  const topology = checkTopology(json, modelPath);
 
   const manifest = json.weightsManifest as ManifestGroup[] | undefined;
   if (!Array.isArray(manifest)) {
@@ -205,7 +188,57 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
     specs.push(...(group.weights ?? []));
   });
   const weightData = Buffer.concat(buffers);
+  return buildLoaded(modelPath, json, specs, weightData, sha256(hash.join('')), 'tfjs-layers');
+}
 
+/** Refuses what Fair Prune cannot load (graph models, Lambda and unknown layer classes) before tfjs sees it. */
+function checkTopology(json: Json, modelPath: string): Json {
+  const topology = json.modelTopology as Json | undefined;
+  if (json.format === 'graph-model' || (topology && 'node' in topology)) {
+    throw new UserError('is a TensorFlow.js graph model; Fair Prune needs a Layers model, whose weights it can fine-tune.', {
+      file: modelPath,
+      field: 'format',
+      fix: 'convert the Keras model with `tensorflowjs_converter --input_format keras --output_format tfjs_layers_model`, or save it from TensorFlow.js with `model.save()`.',
+    });
+  }
+  if (!topology || typeof topology !== 'object') {
+    throw new UserError('has no "modelTopology": it is not a TensorFlow.js Layers model.', {
+      file: modelPath,
+      field: 'modelTopology',
+      fix: 'give the model.json that `model.save()` or tensorflowjs_converter (tfjs_layers_model) wrote.',
+    });
+  }
+  const config = modelConfigOf(topology);
+  if (!CONTAINER_CLASSES.has(String(config.class_name))) {
+    throw new UserError(`has a model of class '${String(config.class_name)}'; expected Sequential or a functional Model.`, {
+      file: modelPath,
+      field: 'modelTopology.class_name',
+      fix: 'save the model with Keras or TensorFlow.js as a whole model.',
+    });
+  }
+  const known = knownLayerClasses();
+  for (const { name, className } of allLayers(config)) {
+    if (className === 'Lambda') {
+      throw new UserError(`layer '${name}' is a Lambda layer: its Python code cannot run in TensorFlow.js, and Fair Prune never runs code stored in a model file.`, {
+        file: modelPath,
+        field: `layer ${name} (${className})`,
+        fix: 'rebuild the model without Lambda layers (use built-in layers), retrain or copy the weights, and export it again.',
+      });
+    }
+    if (!known.has(className) && !CONTAINER_CLASSES.has(className)) {
+      throw new UserError(`layer '${name}' has class '${className}', which TensorFlow.js does not know.`, {
+        file: modelPath,
+        field: `layer ${name} (${className})`,
+        fix: 'replace the custom layer with built-in Keras layers before exporting, or remove it.',
+      });
+    }
+  }
+  return topology;
+}
+
+/** Builds the model from tfjs artifacts and checks it is a one-input, one-output classifier. */
+async function buildLoaded(modelPath: string, json: Json, specs: WeightSpec[], weightData: Buffer, hash: string, format: ModelFormat): Promise<LoadedModel> {
+  const topology = json.modelTopology as Json;
   let model: tfl.LayersModel;
   try {
     model = await tfl.loadLayersModel(
@@ -245,7 +278,8 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
   const task: Task = outputUnits === 1 ? 'binary' : 'multiclass';
   return {
     path: modelPath,
-    sha256: sha256(hash.join('')),
+    format,
+    sha256: hash,
     json,
     model,
     inputShape,
@@ -386,7 +420,7 @@ export function modelSize(model: tfl.LayersModel): ModelSize & { weightData: Buf
 export function modelRecord(loaded: LoadedModel, size: ModelSize): ModelRecord {
   return {
     path: loaded.path,
-    format: 'tfjs-layers',
+    format: loaded.format,
     sha256: loaded.sha256,
     inputShape: loaded.inputShape,
     outputUnits: loaded.outputUnits,
@@ -399,12 +433,17 @@ export function modelRecord(loaded: LoadedModel, size: ModelSize): ModelRecord {
  * Saves `weightsFrom`'s weights under `topologyJson`'s model.json (the user's own topology, output
  * activation included) into the new folder `dir`, atomically. `extraFiles` land in the same folder.
  * `dir` must not exist, so an input model can never be overwritten.
+ *
+ * A model loaded from Keras (`keras`, or found from `topologyJson` when it is a LoadedModel's `json`)
+ * is also written in its own format in the same folder: `model.h5` or `model.keras`, a copy of the
+ * original file with the weight values replaced (see src/core/keras/io.ts).
  */
 export async function saveModel(
   weightsFrom: tfl.LayersModel,
   dir: string,
   topologyJson: Json,
   extraFiles: Record<string, string | Uint8Array> = {},
+  keras: KerasSource | undefined = kerasSources.get(topologyJson),
 ): Promise<{ weightBytes: number }> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   await weightsFrom.save({
@@ -421,7 +460,13 @@ export async function saveModel(
     generatedBy: topologyJson.generatedBy ?? artifacts.generatedBy,
     weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
   };
-  writeFolderAtomic(dir, { 'model.json': JSON.stringify(modelJson), 'weights.bin': weightData, ...extraFiles });
+  const files: Record<string, string | Uint8Array> = { 'model.json': JSON.stringify(modelJson), 'weights.bin': weightData };
+  if (keras) {
+    const values = new Map(weightsFrom.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array] as const));
+    const k = await writeKerasFile(keras, values);
+    files[k.name] = k.data;
+  }
+  writeFolderAtomic(dir, { ...files, ...extraFiles });
   return { weightBytes: weightData.length };
 }
 
