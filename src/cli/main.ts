@@ -39,7 +39,7 @@ answers where it was right. Results go to <out>/sessions/<id>/ (results.json, re
 const HELP_RUN = `fairprune run — prune a model at several sparsities, fine-tune with each loss, measure every subgroup
 
 Required:
-  --model FILE          a TensorFlow.js Layers model.json (weight files beside it)
+  --model FILE          a TensorFlow.js Layers model.json (weight files beside it), or a Keras .h5 / .keras file
   --data FILE           a CSV with a header row
   --label COL           the label column
   --group COL           a subgroup column; repeat for intersectional groups (--group ethnicity --group gender)

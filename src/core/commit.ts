@@ -82,8 +82,16 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
   if (!fs.existsSync(path.join(source, 'model.json'))) {
     throw new UserError('the pruned model of this point is missing.', { file: source, field: point.id, fix: 'run the session again; its folder was moved or deleted.' });
   }
+  // Everything the point saved: model.json + weights, the Keras file, the preprocessing, a shrunk/ model.
   const files: Record<string, string | Uint8Array> = {};
-  for (const name of fs.readdirSync(source)) files[name] = fs.readFileSync(path.join(source, name));
+  const copy = (dir: string, prefix: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) copy(path.join(dir, entry.name), rel);
+      else files[rel] = fs.readFileSync(path.join(dir, entry.name));
+    }
+  };
+  copy(source, '');
   const { assignment: _assignment, ...split } = results.data.split;
   const record: FairnessRecord = {
     schemaVersion: FAIRNESS_SCHEMA_VERSION,

@@ -33,7 +33,7 @@ function pointSection(view: SessionView, p: PrunedPoint): string {
   return `<section class="point ${passed ? 'pass' : 'fail'}" data-point="${escapeHtml(p.id)}">
 <h3><span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASS' : 'FAIL'}</span> ${escapeHtml(pct(p.targetSparsity, 0))} sparsity · ${escapeHtml(p.loss)}</h3>
 <p class="summary">Accuracy ${ci(p.evaluation.accuracy)} (${delta(p.comparison.accuracyChange.value)}); worst group ${escapeHtml(p.evaluation.worstGroup.group)} ${escapeHtml(pct(p.evaluation.worstGroup.accuracy.value))} (${delta(p.comparison.worstGroupChange.value)}); gap ${escapeHtml(pct(p.evaluation.largestGap.value))}; ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.</p>
-<table><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">n</th></tr></thead><tbody>${rows}</tbody></table>
+<div class="table-wrap"><table><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">n</th></tr></thead><tbody>${rows}</tbody></table></div>
 <p class="verdict">${escapeHtml(why)}</p>
 <button class="commit" data-session="${escapeHtml(view.sessionDir)}" data-point="${escapeHtml(p.id)}" ${disabledReason ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"` : `title="Write this pruned model, fairness.json and FAIRNESS.md beside the dense model"`}>Commit ${escapeHtml(p.id)}</button>${disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : ''}
 </section>`;
@@ -53,7 +53,7 @@ export function renderReportBody(view: SessionView | null): string {
 <button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></header>
 ${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
 ${r.dense ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
-<table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></section>` : ''}
+<div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div></section>` : ''}
 ${r.points.map((p) => pointSection(view, p)).join('\n')}
 ${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p>' : ''}`;
 }
@@ -65,7 +65,8 @@ h2 { font-size: 1.1em; margin: 8px 0 2px; } h3 { font-size: 1em; margin: 14px 0 
 caption { text-align: left; font-size: 0.9em; padding: 2px 0; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0; }
 th, td { text-align: right; padding: 2px 6px; border-bottom: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); white-space: nowrap; }
-th[scope=row], thead th:first-child { text-align: left; }
+th[scope=row], thead th:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
+.table-wrap { overflow-x: auto; }
 .badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 0 6px; border-radius: 8px; }
 .badge.pass { background: var(--vscode-testing-iconPassed, #388a34); color: var(--vscode-editor-background); }
 .badge.fail { background: var(--vscode-testing-iconFailed, #c72e0f); color: var(--vscode-editor-background); }

@@ -50,9 +50,13 @@ test('commit: a passing point lands beside the dense model, whole, with fairness
   const lenient = { maxWorstGroupDrop: 1, maxGapIncrease: 1, minAccuracy: 0, judgeOn: 'interval' as const };
   const strict = { maxWorstGroupDrop: 0, maxGapIncrease: 0, minAccuracy: 0.999, judgeOn: 'interval' as const };
 
+  // a point may hold a sub-folder (structured pruning's shrunk/ model): it is committed too
+  fs.mkdirSync(path.join(sessionDir, 'points', 's0.30-pw', 'shrunk'));
+  fs.writeFileSync(path.join(sessionDir, 'points', 's0.30-pw', 'shrunk', 'model.json'), '{}');
   const ok = commitPoint({ sessionDir, results, pointId: 's0.30-pw', policy: lenient });
   assert.equal(ok.dir, path.join(dir, 'model.pruned-s0.30-pw'));
-  assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'fairness.json', 'model.json', 'weights.bin']);
+  assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'fairness.json', 'model.json', 'shrunk', 'weights.bin']);
+  assert.equal(fs.readFileSync(path.join(ok.dir, 'shrunk', 'model.json'), 'utf8'), '{}');
   const record = JSON.parse(fs.readFileSync(path.join(ok.dir, 'fairness.json'), 'utf8'));
   assert.equal(record.decision, 'passed');
   assert.equal(record.hashes.denseModel, results.model.sha256);
