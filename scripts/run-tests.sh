@@ -44,6 +44,36 @@ else
   skipped=$((skipped + 1))
 fi
 
+# End-to-end: a real VS Code (code-server) driven by Chromium; FAIRPRUNE_E2E=0 skips it for quick runs.
+# A failed set-up counts as a failure, not a skip.
+if [ "${FAIRPRUNE_E2E:-1}" = 0 ]; then
+  step "e2e tests: FAIRPRUNE_E2E=0, skipped"
+  skipped=$((skipped + 1))
+else
+  step "e2e tests (code-server 4.100.3 + Chromium via playwright-core)"
+  if [ -n "${FAIRPRUNE_E2E_SETUP_FAILED:-}" ] || ! bash scripts/setup-e2e.sh >/dev/null; then
+    echo "e2e set-up failed (bash scripts/setup-e2e.sh): counted as 1 failed"
+    failed=$((failed + 1)); status=1
+  else
+    npx tsc -p tsconfig.e2e.json >/dev/null || true   # type errors were reported above; emit anyway
+    e2etap=.test-tmp/e2e.tap
+    rm -f "$e2etap"
+    node --test --test-concurrency=1 \
+      --test-reporter=spec --test-reporter-destination=stdout \
+      --test-reporter=tap --test-reporter-destination="$e2etap" \
+      out/test/e2e/*.e2e.test.js || status=1
+    if [ -s "$e2etap" ]; then
+      tap=$e2etap   # count() reads $tap
+      passed=$((passed + $(count pass || echo 0)))
+      failed=$((failed + $(count fail || echo 0)))
+      skipped=$((skipped + $(count skipped || echo 0)))
+    else
+      echo "e2e tests produced no results: counted as 1 failed"
+      failed=$((failed + 1)); status=1
+    fi
+  fi
+fi
+
 echo
 echo "total: ${passed} passed, ${failed} failed, ${skipped} skipped"
 exit $status
