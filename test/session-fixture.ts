@@ -8,10 +8,12 @@ import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
 import { useCpu } from './helpers';
 
-/** Writes the CSV and a model trained on it "elsewhere" (here: tfjs's own fit, inputs x1, x2, x3). */
-export async function makeFixture(dir: string, n = 900) {
+/** Writes the CSV and a model trained on it "elsewhere" (here: tfjs's own fit, inputs x1, x2, x3).
+ *  `messy` (the default) shuffles the columns, adds text columns and oddly spelled splits, for the
+ *  engine's tests; `plain` writes x1,x2,x3,region,decision,split, which needs no options at all. */
+export async function makeFixture(dir: string, n = 900, layout: 'messy' | 'plain' = 'messy') {
   const rng = new Rng(11);
-  const lines = ['"id","note",x2,region,x1,decision,Split,x3'];
+  const lines = [layout === 'plain' ? 'x1,x2,x3,region,decision,split' : '"id","note",x2,region,x1,decision,Split,x3'];
   const splits = ['Train', 'train', 'VAL', 'Test', 'TEST', 'train', 'train', 'train', 'Valid', 'test'];
   const xs: number[][] = [];
   const ys: number[] = [];
@@ -24,7 +26,8 @@ export async function makeFixture(dir: string, n = 900) {
     const denied = score > 0 ? 1 : 0;
     xs.push([x1, x2, x3]);
     ys.push(denied);
-    lines.push(`"r${i}","free text, with a comma and ""quotes""",${x2},${south ? 'south' : 'north'},${x1},${denied ? 'denied' : 'approved'},${splits[i % 10]},${x3}`);
+    if (layout === 'plain') lines.push(`${x1},${x2},${x3},${south ? 'south' : 'north'},${denied ? 'denied' : 'approved'},${splits[i % 10].toLowerCase()}`);
+    else lines.push(`"r${i}","free text, with a comma and ""quotes""",${x2},${south ? 'south' : 'north'},${x1},${denied ? 'denied' : 'approved'},${splits[i % 10]},${x3}`);
   }
   const csv = path.join(dir, 'loans.csv');
   fs.writeFileSync(csv, lines.join('\r\n') + '\r\n');
@@ -38,7 +41,7 @@ export async function makeFixture(dir: string, n = 900) {
   model.compile({ optimizer: tf.train.adam(0.03), loss: 'binaryCrossentropy' });
   const x = tf.tensor2d(xs);
   const y = tf.tensor2d(ys, [n, 1]);
-  await model.fit(x, y, { epochs: 15, batchSize: 64, verbose: 0 });
+  await model.fit(x, y, { epochs: 15, batchSize: 64, verbose: 0, shuffle: false }); // deterministic: the same model every run
   x.dispose();
   y.dispose();
   const modelDir = path.join(dir, 'model');

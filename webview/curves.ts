@@ -311,7 +311,20 @@ function axisOptions(title: string, format: (x: number) => string) {
   return {
     type: 'linear' as const,
     title: { display: true, text: title, color: t.fg, font: { family: t.font } },
-    ticks: { color: t.fg, callback: (v: number | string) => format(Number(v)), font: { family: t.font } },
+    ticks: {
+      color: t.fg,
+      font: { family: t.font },
+      // A narrow range (one point, or points close together) gets ticks finer than the format's
+      // whole percent: show as many decimals as the step needs, so no two ticks read the same.
+      callback: (v: number | string, _i: number, all: { value: number }[]) => {
+        const x = Number(v);
+        const step = all.length > 1 ? Math.abs(all[1].value - all[0].value) : 0;
+        const label = format(x);
+        if (!(step > 0) || !label.endsWith('%')) return label;
+        const decimals = Math.max(0, Math.min(3, Math.ceil(-Math.log10(step * 100) - 1e-9)));
+        return decimals > 0 ? `${(x * 100).toFixed(decimals)}%` : label;
+      },
+    },
     grid: { color: t.grid },
     border: { color: t.grid },
   };

@@ -66,15 +66,16 @@ export class CurvesPanel implements vscode.Disposable {
   }
 
   /** Opens (or reveals) the panel on a session. */
-  show(sessionDir?: string): void {
+  show(sessionDir?: string, opts: { preserveFocus?: boolean } = {}): void {
     const dir = sessionDir ?? this.state.sessionDir ?? this.fallbackSession() ?? null;
     if (dir !== this.state.sessionDir) this.state = { ...this.state, sessionDir: dir, selected: null };
+    const preserveFocus = opts.preserveFocus ?? false;
     if (this.panel) {
-      this.panel.reveal(undefined, false);
+      this.panel.reveal(undefined, preserveFocus);
       this.sendSession();
       return;
     }
-    const panel = vscode.window.createWebviewPanel(CurvesPanel.viewType, 'Fairness Curves', vscode.ViewColumn.Active, this.options());
+    const panel = vscode.window.createWebviewPanel(CurvesPanel.viewType, 'Fairness Curves', { viewColumn: vscode.ViewColumn.Active, preserveFocus }, this.options());
     this.attach(panel);
   }
 

@@ -39,6 +39,8 @@ export function activate(context: vscode.ExtensionContext) {
     enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
     nativeEnv: () => nativeEnv(context),
     onEvent: (e, run) => {
+      // A starting session opens the curves panel (without taking focus) so its points land live.
+      if (e.type === 'started') curves.show(e.sessionDir, { preserveFocus: true });
       curves.onEngineEvent(e, e.type === 'started' ? e.sessionDir : run.sessionDir);
       if (e.type === 'started') {
         sessions.refreshSoon();

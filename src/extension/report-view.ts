@@ -5,16 +5,20 @@
  */
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
-import type { SessionView, WebviewToHost } from '../protocol/webview';
+import type { HostToReport, SessionView, WebviewToHost } from '../protocol/webview';
 import { readSession } from '../core/session-store';
 import { checkPoint } from '../core/gate';
-import { renderReportDocument } from '../ui/report-html';
+import { renderReportBody, renderReportDocument } from '../ui/report-html';
 import { policy } from './config';
 
 export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly id = 'fairPrune.report';
   private view?: vscode.WebviewView;
   private sessionDir?: string;
+  private loaded = false;
+  /** The loaded document's script has posted `ready`; until then a new body waits in `dirty`. */
+  private ready = false;
+  private dirty = false;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly extensionUri: vscode.Uri) {}
@@ -24,8 +28,14 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
     view.webview.options = { enableScripts: true, localResourceRoots: [this.extensionUri] };
     this.disposables.push(
       view.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m)),
-      view.onDidChangeVisibility(() => view.visible && this.render()),
+      // Hidden, the view's document is dropped; shown again, it is loaded afresh.
+      view.onDidChangeVisibility(() => view.visible && this.render(true)),
+      view.onDidDispose(() => {
+        this.view = undefined;
+        this.loaded = false;
+      }),
     );
+    this.loaded = false;
     this.render();
   }
 
@@ -58,22 +68,42 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
     };
   }
 
-  private render(): void {
+  /** The document is loaded once per visible lifetime; later renders post the new body, which keeps
+   *  the reader's scroll position and avoids reloading the frame on every point that lands. */
+  private render(reload = false): void {
     if (!this.view) return;
-    const nonce = crypto.randomBytes(16).toString('base64');
-    this.view.webview.html = renderReportDocument(this.sessionView(), nonce, this.view.webview.cspSource);
+    const view = this.sessionView();
+    if (reload || !this.loaded) {
+      const nonce = crypto.randomBytes(16).toString('base64');
+      this.view.webview.html = renderReportDocument(view, nonce, this.view.webview.cspSource);
+      this.loaded = true;
+      this.ready = false;
+      this.dirty = false;
+    } else if (!this.ready) {
+      this.dirty = true;
+    } else {
+      void this.view.webview.postMessage({ type: 'body', html: renderReportBody(view) } satisfies HostToReport);
+    }
     this.view.description = this.sessionDir ? readSession(this.sessionDir)?.results.sessionId : undefined;
   }
 
   private onMessage(m: WebviewToHost): void {
     switch (m.type) {
       case 'ready':
+        this.ready = true;
+        if (this.dirty) {
+          this.dirty = false;
+          this.render();
+        }
         return;
       case 'commit':
         void vscode.commands.executeCommand('fairPrune.commit', m.sessionDir, m.pointId);
         return;
       case 'openReport':
         void vscode.commands.executeCommand('fairPrune.openReport', m.sessionDir);
+        return;
+      case 'showCurves':
+        void vscode.commands.executeCommand('fairPrune.showCurves', m.sessionDir);
         return;
     }
   }

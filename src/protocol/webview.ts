@@ -18,7 +18,12 @@ export interface SessionView {
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'commit'; sessionDir: string; pointId: string }
-  | { type: 'openReport'; sessionDir: string };
+  | { type: 'openReport'; sessionDir: string }
+  | { type: 'showCurves'; sessionDir: string };
+
+/** Host → side-panel report: the report's new body (sent instead of reloading the whole document, so
+ *  the reader's scroll position survives points landing while they read). */
+export type HostToReport = { type: 'body'; html: string };
 
 // ---- The fairness curves panel ("Fair Prune: Show Fairness Curves") --------------------------------
 

@@ -15,6 +15,9 @@ export function escapeHtml(s: string): string {
 const ci = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pct(x)) =>
   e ? `${escapeHtml(f(e.value))} <span class="ci">[${escapeHtml(f(e.low))}, ${escapeHtml(f(e.high))}]</span>` : '–';
 
+/** A group name that may wrap only after its '=' and '×' (a narrow side bar never splits a word). */
+const groupName = (g: string) => escapeHtml(g).replace(/(=|×)/g, '$1<wbr>');
+
 const delta = (x: number) => `<span class="${x < -0.005 ? 'worse' : x > 0.005 ? 'better' : ''}">${escapeHtml(signedPts(x))}</span>`;
 
 function pointSection(view: SessionView, p: PrunedPoint): string {
@@ -27,7 +30,7 @@ function pointSection(view: SessionView, p: PrunedPoint): string {
     .map((g) => {
       const d = r.dense.groups.find((x) => x.group === g.group);
       const e = p.evaluation.groups.find((x) => x.group === g.group);
-      return `<tr><th scope="row">${escapeHtml(g.group)}</th><td>${d ? escapeHtml(pct(d.accuracy.value)) : '–'}</td><td>${ci(e?.accuracy)}</td><td>${delta(g.accuracyChange.value)}</td><td>${ci(g.excessGap, (x) => signedPts(x))}</td><td>${e ? e.n : '–'}${e?.warning ? ` <span class="warn" title="${escapeHtml(e.warning)}">⚠</span>` : ''}</td></tr>`;
+      return `<tr><th scope="row">${groupName(g.group)}</th><td>${d ? escapeHtml(pct(d.accuracy.value)) : '–'}</td><td>${ci(e?.accuracy)}</td><td>${delta(g.accuracyChange.value)}</td><td>${ci(g.excessGap, (x) => signedPts(x))}</td><td>${e ? e.n : '–'}${e?.warning ? ` <span class="warn" title="${escapeHtml(e.warning)}">⚠</span>` : ''}</td></tr>`;
     })
     .join('');
   return `<section class="point ${passed ? 'pass' : 'fail'}" data-point="${escapeHtml(p.id)}">
@@ -45,12 +48,12 @@ export function renderReportBody(view: SessionView | null): string {
   }
   const r = view.results;
   const denseRows = r.dense
-    ? r.dense.groups.map((g) => `<tr><th scope="row">${escapeHtml(g.group)}</th><td>${g.n}</td><td>${ci(g.accuracy)}</td><td>${ci(g.auroc, (x) => x.toFixed(3))}</td></tr>`).join('')
+    ? r.dense.groups.map((g) => `<tr><th scope="row">${groupName(g.group)}</th><td>${g.n}</td><td>${ci(g.accuracy)}</td><td>${ci(g.auroc, (x) => x.toFixed(3))}</td></tr>`).join('')
     : '';
   const status = r.status === 'completed' ? '' : ` <span class="status">${escapeHtml(r.status)}${r.error ? `: ${escapeHtml(r.error)}` : ''}</span>`;
   return `<header><h2>${escapeHtml(r.model.path.split(/[\\/]/).slice(-2).join('/'))}</h2>
 <p class="meta">Session ${escapeHtml(r.sessionId)}${status} · ${escapeHtml(r.data.path.split(/[\\/]/).pop() ?? '')} · label ${escapeHtml(r.data.label.column)} · groups by ${escapeHtml(r.data.groupColumns.join(' × '))} · ${escapeHtml(r.engine.backend.name)} backend</p>
-<button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></header>
+<p class="links"><button class="link" data-show-curves="${escapeHtml(view.sessionDir)}">Show fairness curves</button> · <button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></p></header>
 ${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
 ${r.dense ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
 <div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div></section>` : ''}
@@ -65,7 +68,7 @@ h2 { font-size: 1.1em; margin: 8px 0 2px; } h3 { font-size: 1em; margin: 14px 0 
 caption { text-align: left; font-size: 0.9em; padding: 2px 0; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0; }
 th, td { text-align: right; padding: 2px 6px; border-bottom: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); white-space: nowrap; }
-th[scope=row], thead th:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
+th[scope=row], thead th:first-child { text-align: left; white-space: normal; }
 .table-wrap { overflow-x: auto; }
 .badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 0 6px; border-radius: 8px; }
 .badge.pass { background: var(--vscode-testing-iconPassed, #388a34); color: var(--vscode-editor-background); }
@@ -78,6 +81,7 @@ button:hover:not([disabled]) { background: var(--vscode-button-hoverBackground);
 button:focus-visible { outline: 1px solid var(--vscode-focusBorder); outline-offset: 2px; }
 button[disabled] { opacity: 0.5; cursor: not-allowed; }
 button.link { background: none; color: var(--vscode-textLink-foreground); padding: 0; border: none; }
+.links { margin: 2px 0; }
 .warnings { color: var(--vscode-editorWarning-foreground); } .empty { color: var(--vscode-descriptionForeground); }
 `;
 
@@ -86,13 +90,17 @@ export function renderReportDocument(view: SessionView | null, nonce: string, cs
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness report</title>
-<style nonce="${nonce}">${REPORT_CSS}</style></head><body>${renderReportBody(view)}
+<style nonce="${nonce}">${REPORT_CSS}</style></head><body><main id="report">${renderReportBody(view)}</main>
 <script nonce="${nonce}">
 const vscode = acquireVsCodeApi();
+window.addEventListener('message', (e) => {
+  if (e.data && e.data.type === 'body') document.getElementById('report').innerHTML = e.data.html;
+});
 document.addEventListener('click', (e) => {
   const b = e.target.closest('button');
   if (!b || b.disabled) return;
-  if (b.dataset.openReport) vscode.postMessage({ type: 'openReport', sessionDir: b.dataset.openReport });
+  if (b.dataset.showCurves) vscode.postMessage({ type: 'showCurves', sessionDir: b.dataset.showCurves });
+  else if (b.dataset.openReport) vscode.postMessage({ type: 'openReport', sessionDir: b.dataset.openReport });
   else if (b.classList.contains('commit')) vscode.postMessage({ type: 'commit', sessionDir: b.dataset.session, pointId: b.dataset.point });
 });
 vscode.postMessage({ type: 'ready' });

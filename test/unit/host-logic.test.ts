@@ -102,7 +102,8 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
   const verdicts = Object.fromEntries(s.results.points.map((p) => [p.id, checkPoint(p, strict)]));
   const html = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: true });
   assert.ok(!html.includes('<img'), 'data values are escaped');
-  assert.ok(html.includes('region=&lt;img src=x onerror=alert(1)&gt;'));
+  assert.ok(html.replace(/<wbr>/g, '').includes('region=&lt;img src=x onerror=alert(1)&gt;'));
+  assert.ok(html.includes('region=<wbr>'), 'a group name wraps after its =, not inside a word');
   for (const p of s.results.points) {
     const section = html.slice(html.indexOf(`data-point="${p.id}"`));
     const passed = verdicts[p.id].passed;
@@ -114,6 +115,7 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
   const doc = renderReportDocument(null, 'abc123', 'vscode-resource:');
   assert.match(doc, /Content-Security-Policy" content="default-src 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123';"/);
   assert.match(doc, /No session selected/);
+  assert.match(doc, /<main id="report">/, 'later bodies replace #report without reloading the document');
 });
 
 test('native backend redirect: @tensorflow packages the install has load from it, others from the extension', () => {

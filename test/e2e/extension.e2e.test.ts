@@ -1,0 +1,411 @@
+// The extension as a user meets it, in a real VS Code (code-server 4.100.3) with the built .vsix
+// installed: right-click a model in the explorer, answer the pickers, watch points arrive in the
+// curves panel and the side-bar report, commit a point that passes the fairness gate and open what it
+// wrote, be refused on one that fails, cancel one session, kill the engine of another, and get a
+// clear error for a broken CSV. Screenshots of each moment go to test-results/screenshots.
+// Skips when the e2e set-up is absent (scripts/run-tests.sh counts a failed set-up as a failure).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Frame } from 'playwright-core';
+import { e2eUnavailableReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
+import { makeFixture } from '../session-fixture';
+
+const skip = e2eUnavailableReason();
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-ext-'));
+const workspace = path.join(tmp, 'workspace');
+const modelJson = path.join(workspace, 'model', 'model.json');
+const sessionsDir = path.join(workspace, '.fairprune', 'sessions');
+let wb: Workbench | undefined;
+let tempRoot = '';
+/** A long session (cancelled or killed before it ends): nine sparsities × the default losses. */
+const LONG_SPARSITIES = '10%, 20%, 30%, 40%, 50%, 60%, 70%, 80%, 90%';
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== null && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(150);
+  }
+}
+
+interface Results {
+  status: string;
+  error?: string;
+  points: { id: string; targetSparsity: number; loss: string }[];
+}
+
+function sessionFolders(): string[] {
+  return fs.existsSync(sessionsDir) ? fs.readdirSync(sessionsDir).map((d) => path.join(sessionsDir, d)).sort() : [];
+}
+
+function readResults(dir: string): Results | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as Results;
+  } catch {
+    return undefined; // not written yet
+  }
+}
+
+/** The session folder that appeared after `known` were there. */
+async function newSession(known: string[], timeoutMs = 60_000): Promise<string> {
+  return until('a new session folder with results.json', () => sessionFolders().find((d) => !known.includes(d) && readResults(d)), timeoutMs);
+}
+
+/** The frame (of any webview) whose document has `selector`. */
+async function frameWith(selector: string, timeoutMs = 30_000): Promise<Frame> {
+  return until(`a webview showing ${selector}`, async () => {
+    for (const f of wb!.page.frames()) {
+      const found = await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false);
+      if (found) return f;
+    }
+    return undefined;
+  }, timeoutMs);
+}
+
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    await wb?.reportFailure(name, e);
+    throw e;
+  }
+}
+
+/** An explorer row by its exact file name. */
+function explorerRow(name: string) {
+  return wb!.page.locator('.explorer-folders-view .monaco-list-row').filter({ has: wb!.page.locator('.label-name', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+}
+
+/** Click an entry of the open context menu (hover first: the menu takes a click only once it has
+ *  settled; Enter on the hovered entry when a click was swallowed). */
+async function contextMenu(label: string): Promise<void> {
+  const page = wb!.page;
+  const item = page.locator('.context-view .action-item', { hasText: label });
+  await item.waitFor();
+  await item.hover();
+  await delay(250);
+  await item.click();
+  const menu = page.locator('.context-view .monaco-menu');
+  try {
+    await menu.waitFor({ state: 'detached', timeout: 3_000 });
+  } catch {
+    await page.keyboard.press('Enter');
+    await menu.waitFor({ state: 'detached', timeout: 5_000 });
+  }
+}
+
+/** A row of the Fair Prune "Sessions" tree whose label matches. */
+function sessionsRow(label: string | RegExp) {
+  return wb!.page.locator('.part.sidebar .pane', { has: wb!.page.locator('.pane-header', { hasText: /Sessions/i }) }).locator('.monaco-list-row', { hasText: label });
+}
+
+/** The toast that shows `message`, for its buttons. */
+function toast(message: string | RegExp) {
+  return wb!.page.locator('.notifications-toasts .notification-toast', { hasText: message });
+}
+
+async function openFairPruneSideBar(): Promise<void> {
+  const item = wb!.page.locator('.part.activitybar .action-item a[aria-label^="Fair Prune"], .part.activitybar .action-item .action-label[aria-label^="Fair Prune"]').first();
+  const sessionsHeader = wb!.page.locator('.part.sidebar .pane-header', { hasText: /Sessions/i });
+  if (!(await sessionsHeader.isVisible().catch(() => false))) await item.click();
+  await sessionsHeader.waitFor();
+}
+
+/** Palette (or explorer) → the six pickers of "Prune with Fairness Check…". */
+async function answerPickers(o: { data: string; sparsities?: string; fromPalette: boolean }): Promise<void> {
+  if (o.fromPalette) {
+    await wb!.runCommand('Fair Prune: Prune with Fairness Check…');
+    await wb!.page.locator('.quick-input-widget', { hasText: '(1/6)' }).waitFor();
+    await wb!.quickPickSelect('model/model.json');
+  }
+  await wb!.page.locator('.quick-input-widget', { hasText: '(2/6)' }).waitFor();
+  await wb!.quickPickSelect(o.data);
+  await wb!.page.locator('.quick-input-widget', { hasText: '(3/6)' }).waitFor();
+  await wb!.quickPickSelect('decision');
+  const groups = wb!.page.locator('.quick-input-widget', { hasText: '(4/6)' });
+  await groups.waitFor();
+  // Prefilled from the last run on this model; tick it when it is not.
+  const regionRow = groups.locator('.quick-input-list .monaco-list-row', { hasText: 'region' });
+  if ((await regionRow.getAttribute('aria-checked')) !== 'true') await regionRow.click();
+  await wb!.page.keyboard.press('Enter');
+  await wb!.page.locator('.quick-input-widget', { hasText: '(5/6)' }).waitFor();
+  if (o.sparsities) await wb!.quickPickType(o.sparsities);
+  else await wb!.page.keyboard.press('Enter');
+  await wb!.page.locator('.quick-input-widget', { hasText: '(6/6)' }).waitFor();
+  await wb!.page.keyboard.press('Enter');
+}
+
+before(async () => {
+  if (skip) return;
+  // The built .vsix, exactly what a user installs (dist/ is built by the test script's build step).
+  const vsix = path.join(tmp, 'fair-prune.vsix');
+  const vsce = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
+  const pack = spawnSync(process.execPath, [vsce, 'package', '--dependencies', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links', '-o', vsix],
+    { cwd: repoRoot, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(pack.status, 0, `vsce package failed:\n${pack.stdout}${pack.stderr}`);
+  console.log(`packaged ${vsix}: ${(fs.statSync(vsix).size / 1e6).toFixed(2)} MB`);
+
+  // A workspace like a user's: a TensorFlow.js model trained elsewhere, its data, and a broken copy.
+  fs.mkdirSync(workspace);
+  await makeFixture(workspace, 3000, 'plain');
+  const lines = fs.readFileSync(path.join(workspace, 'loans.csv'), 'utf8').split(/\r?\n/);
+  const cells = lines[42].split(',');
+  cells[1] = 'n/a'; // x2 of data row 42: not a number
+  lines[42] = cells.join(',');
+  fs.writeFileSync(path.join(workspace, 'broken.csv'), lines.join('\n'));
+
+  wb = await startWorkbench({
+    workspace,
+    vsix,
+    settings: {
+      // 50% keeps the model's accuracy; 99% leaves about one weight of 80, which the gate must refuse.
+      'fairPrune.sparsities': [0.5, 0.99],
+      'fairPrune.gate.minAccuracy': 0.75,
+      'fairPrune.losses': ['ce', 'pw'],
+      'fairPrune.epochs': 2,
+      'fairPrune.batchSize': 64,
+      'fairPrune.learningRate': 0.01,
+      'fairPrune.bootstrapResamples': 200,
+    },
+  });
+  tempRoot = wb.tempRoot;
+});
+
+after(async () => {
+  await wb?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('right-click model.json → Prune with Fairness Check…: pickers with group counts, live points in the curves panel, report and tree', { skip: skip ?? false, timeout: 300_000 }, async () => {
+  const page = wb!.page;
+  const denseHash = sha256(modelJson);
+  await step('explorer-right-click', async () => {
+    await explorerRow('model').click();
+    await explorerRow('model.json').waitFor();
+    await explorerRow('model.json').click({ button: 'right' });
+    await contextMenu('Prune with Fairness Check…');
+  });
+  await step('pickers', async () => {
+    // Started from the model: no model picker; the data set picker lists the workspace's CSVs.
+    const data = page.locator('.quick-input-widget', { hasText: '(2/6)' });
+    await data.waitFor();
+    const items = await wb!.quickPickItems();
+    assert.ok(items.includes('loans.csv') && items.includes('broken.csv'), JSON.stringify(items));
+    await wb!.quickPickSelect('loans.csv');
+    const label = page.locator('.quick-input-widget', { hasText: '(3/6)' });
+    await label.waitFor();
+    // Each column says what it holds: the label's classes and the subgroups with their counts.
+    const decision = await label.locator('.quick-input-list .monaco-list-row', { hasText: 'decision' }).textContent();
+    assert.match(decision ?? '', /2 values: (approved|denied) \d+, (approved|denied) \d+/);
+    await wb!.screenshot('ext-01-label-picker');
+    await wb!.quickPickSelect('decision');
+    const groups = page.locator('.quick-input-widget', { hasText: '(4/6)' });
+    await groups.waitFor();
+    const region = groups.locator('.quick-input-list .monaco-list-row', { hasText: 'region' });
+    assert.match((await region.textContent()) ?? '', /2 values: north 2250, south 750/);
+    await region.click();
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget', { hasText: '(5/6)' }).waitFor();
+    assert.equal(await page.locator('.quick-input-widget .quick-input-box input').inputValue(), '0.5, 0.99', 'sparsities prefilled from settings');
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget', { hasText: '(6/6)' }).waitFor();
+    await page.keyboard.press('Enter');
+  });
+  const session = await step('session-runs', async () => {
+    await wb!.waitForNotification(/Fair Prune: model\/model\.json/, { timeoutMs: 30_000 });
+    const dir = await newSession([]);
+    // The curves panel opened by itself and draws the points as they land.
+    const curves = await frameWith('#chart-table', 60_000);
+    await until('a first point in the curves panel', async () => ((await curves.locator('vscode-data-grid-row[data-point]').count()) >= 1 ? true : undefined), 120_000);
+    await wb!.screenshot('ext-02-live-points');
+    await wb!.waitForNotification(/session finished with 4 pruned points/, { timeoutMs: 180_000 });
+    return dir;
+  });
+  const results = readResults(session)!;
+  assert.equal(results.status, 'completed');
+  assert.deepEqual(results.points.map((p) => `${p.targetSparsity}/${p.loss}`).sort(), ['0.5/ce', '0.5/pw', '0.99/ce', '0.99/pw']);
+  assert.equal(sha256(modelJson), denseHash, 'the dense model is never modified');
+
+  await step('report-and-tree', async () => {
+    const curves = await frameWith('#chart-table');
+    assert.equal(await curves.locator('vscode-data-grid-row[data-point]').count(), 4);
+    // The side-bar report: dense vs pruned accuracy by group with a verdict per point.
+    const report = await frameWith('section.point');
+    assert.equal(await report.locator('section.point').count(), 4);
+    assert.match((await report.locator('.meta').textContent()) ?? '', /groups by region · wasm backend/);
+    assert.match((await report.locator('section.dense').textContent()) ?? '', /north[\s\S]*south|south[\s\S]*north/);
+    await openFairPruneSideBar();
+    await sessionsRow('model/model.json').waitFor();
+    const sessionRow = sessionsRow(/region/);
+    await sessionRow.waitFor();
+    // Its row shows the report when clicked; the twistie opens its points.
+    if ((await sessionRow.getAttribute('aria-expanded')) !== 'true') await sessionRow.locator('.monaco-tl-twistie').click();
+    await sessionsRow('50% · ce').first().waitFor();
+    assert.equal(await sessionsRow(/% · (ce|pw)/).count(), 4);
+    await wb!.screenshot('ext-03-session-finished');
+  });
+});
+
+/** The tree rows of points and whether each passes the gate (from its icon). */
+async function pointRows(): Promise<{ label: string; passed: boolean }[]> {
+  const rows = sessionsRow(/% · (ce|pw)/);
+  const n = await rows.count();
+  const out: { label: string; passed: boolean }[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = rows.nth(i);
+    const label = ((await row.locator('.label-name, .monaco-highlighted-label').first().textContent()) ?? '').trim();
+    const passed = (await row.locator('.codicon-pass').count()) > 0;
+    const failed = (await row.locator('.codicon-error').count()) > 0;
+    assert.ok(passed !== failed, `point row ${label} shows exactly one of the pass / fail icons`);
+    out.push({ label, passed });
+  }
+  return out;
+}
+
+function committedFolders(): string[] {
+  return fs.readdirSync(workspace).filter((d) => d.startsWith('model.pruned-'));
+}
+
+test('commit a point that passes the fairness gate: model, fairness.json and FAIRNESS.md beside the original, and it opens', { skip: skip ?? false, timeout: 120_000 }, async () => {
+  const page = wb!.page;
+  const denseHash = sha256(modelJson);
+  const rows = await step('verdicts', () => pointRows());
+  const pass = rows.find((r) => r.passed);
+  assert.ok(pass, `some point passes the gate: ${JSON.stringify(rows)}`);
+  await step('commit-pass', async () => {
+    await sessionsRow(pass.label).first().click({ button: 'right' });
+    await contextMenu('Commit Pruned Model…');
+    const message = await wb!.waitForNotification(/committed .* to model\.pruned-/);
+    await wb!.screenshot('ext-04-committed');
+    await toast(message).locator('.monaco-button', { hasText: 'Open FAIRNESS.md' }).click();
+    await page.locator('.tabs-container .tab.active', { hasText: 'FAIRNESS.md' }).waitFor();
+    await until('FAIRNESS.md text in the editor', async () => ((await page.locator('.editor-instance .view-lines').first().textContent()) ?? '').replace(/\u00a0/g, ' ').includes('**Passed** the fairness gate') || undefined);
+    await wb!.screenshot('ext-05-fairness-md-open');
+  });
+  const [folder] = committedFolders();
+  assert.ok(folder, 'a model.pruned-* folder beside the model');
+  const dir = path.join(workspace, folder);
+  for (const f of ['model.json', 'fairness.json', 'FAIRNESS.md']) assert.ok(fs.existsSync(path.join(dir, f)), `${f} written`);
+  const record = JSON.parse(fs.readFileSync(path.join(dir, 'fairness.json'), 'utf8')) as {
+    decision: string;
+    hashes: Record<string, string>;
+    engine: { backend: { name: string } };
+  };
+  assert.equal(record.decision, 'passed');
+  for (const k of ['denseModel', 'data', 'prunedWeights']) assert.match(record.hashes[k], /^[0-9a-f]{64}$/, `hashes.${k}`);
+  assert.equal(record.engine.backend.name, 'wasm');
+  assert.equal(sha256(modelJson), denseHash, 'never written over the original');
+});
+
+test('commit a point that fails the gate: refused, naming the rule and by how much; nothing written', { skip: skip ?? false, timeout: 120_000 }, async () => {
+  const page = wb!.page;
+  const before = committedFolders();
+  const fail = (await step('verdicts', () => pointRows())).find((r) => !r.passed);
+  assert.ok(fail, 'some point fails the gate');
+  await step('commit-fail', async () => {
+    await sessionsRow(fail.label).first().click({ button: 'right' });
+    await contextMenu('Commit Pruned Model…');
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor();
+    const text = (await dialog.textContent()) ?? '';
+    assert.match(text, /fails the fairness gate and was not committed/);
+    assert.match(text, /✗ .*(worst-group|gap|accuracy).*\d/i);
+    await wb!.screenshot('ext-06-commit-refused');
+    await dialog.locator('.monaco-button', { hasText: /^Cancel$/ }).click();
+    await dialog.waitFor({ state: 'detached' });
+  });
+  await delay(500);
+  assert.deepEqual(committedFolders(), before, 'a refused point writes nothing');
+});
+
+/** The engine processes of this workbench (dist/engine.js of the installed extension). */
+function enginePids(): number[] {
+  return processesMentioning(tempRoot).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${path.sep}dist${path.sep}engine.js`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+test('cancel a running session: the engine stops within 2 seconds and the finished points are kept', { skip: skip ?? false, timeout: 240_000 }, async () => {
+  const known = sessionFolders();
+  await step('start-long', () => answerPickers({ data: 'loans.csv', sparsities: LONG_SPARSITIES, fromPalette: true }));
+  const dir = await newSession(known);
+  await step('cancel', async () => {
+    await until('a first finished point', () => ((readResults(dir)?.points.length ?? 0) >= 1 ? true : undefined), 120_000);
+    assert.equal(enginePids().length, 1, 'one engine process runs the session');
+    const progress = toast(/Fair Prune: model\/model\.json/);
+    await wb!.screenshot('ext-07-before-cancel');
+    const clicked = Date.now();
+    await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
+    await until('the engine process to end', () => (enginePids().length === 0 ? true : undefined), 10_000);
+    const stoppedMs = Date.now() - clicked;
+    console.log(`engine stopped ${stoppedMs} ms after Cancel was clicked`);
+    assert.ok(stoppedMs < 2_000 + 1_000, `the engine stopped ${stoppedMs} ms after Cancel (2 s plus UI round-trip allowed)`);
+    await wb!.waitForNotification(/session cancelled; \d+ finished points? (is|are) kept/);
+    await wb!.screenshot('ext-08-cancelled');
+  });
+  const r = await until('results.json marked cancelled', () => (readResults(dir)?.status === 'cancelled' ? readResults(dir) : undefined));
+  assert.ok(r.points.length >= 1 && r.points.length < 18, `kept ${r.points.length} finished points`);
+});
+
+test('the engine dies mid-session: a clear message, the session marked failed with what it finished', { skip: skip ?? false, timeout: 240_000 }, async () => {
+  const known = sessionFolders();
+  await step('start-long', () => answerPickers({ data: 'loans.csv', sparsities: LONG_SPARSITIES, fromPalette: true }));
+  const dir = await newSession(known);
+  await step('kill', async () => {
+    await until('a first finished point', () => ((readResults(dir)?.points.length ?? 0) >= 1 ? true : undefined), 120_000);
+    const pids = enginePids();
+    assert.equal(pids.length, 1);
+    process.kill(pids[0], 'SIGKILL'); // as the OOM killer would
+    const message = await wb!.waitForNotification(/session failed/, { timeoutMs: 15_000 });
+    assert.match(message, /the engine process was killed \(SIGKILL\)/);
+    assert.match(message, /\d+ finished points? (is|are) kept/);
+    await wb!.screenshot('ext-09-engine-killed');
+  });
+  const r = await until('results.json marked failed', () => (readResults(dir)?.status === 'failed' ? readResults(dir) : undefined));
+  assert.ok(r.points.length >= 1);
+  assert.match(r.error ?? '', /killed/);
+});
+
+test('a broken CSV: the next session starts cleanly and the error names the file, the row and the column', { skip: skip ?? false, timeout: 180_000 }, async () => {
+  await step('broken-csv', async () => {
+    await answerPickers({ data: 'broken.csv', fromPalette: true });
+    const message = await wb!.waitForNotification(/session failed/, { timeoutMs: 60_000 });
+    assert.match(message, /broken\.csv/);
+    assert.match(message, /row 43|line 43|row 42/);
+    assert.match(message, /x2/);
+    assert.match(message, /n\/a/);
+    await wb!.screenshot('ext-10-broken-csv');
+  });
+});
+
+test('activation is lazy and quick, and closing the window leaves no engine process behind', { skip: skip ?? false, timeout: 60_000 }, async () => {
+  const log = await step('activation', async () => {
+    await wb!.runCommand('Fair Prune: Show Log');
+    // The log is long by now: filter it as a user would, with the Output view's filter box.
+    await wb!.page.locator('.part.panel input[placeholder^="Filter"]').first().fill('activated in');
+    const lines = wb!.page.locator('.part.panel .monaco-editor .view-lines');
+    return until('the activation line in the Fair Prune output', async () => {
+      const text = ((await lines.first().textContent()) ?? '').replace(/\u00a0/g, ' '); // the editor renders spaces as NBSP
+      return /activated in [\d.]+ ms/.test(text) ? text : undefined;
+    });
+  });
+  const ms = Number(/activated in ([\d.]+) ms/.exec(log)![1]);
+  console.log(`Fair Prune activated in ${ms} ms in the extension host`);
+  assert.ok(ms > 0);
+  await wb!.close();
+  assert.deepEqual(enginePids(), []);
+});
