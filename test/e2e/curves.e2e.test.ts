@@ -1,0 +1,170 @@
+// The fairness curves panel in a real VS Code (code-server 4.100.3) and Chromium, in the dark and the
+// light theme: it draws one series per subgroup × loss with the session's own numbers, its text table
+// holds every plotted value, a failing point's Commit button says why it is disabled, selecting a
+// passing point and pressing Commit writes the files, and the panel comes back after a reload with
+// the same session and selection. The text must be legible: its contrast is measured in both themes.
+// Skips when the e2e set-up is absent (scripts/run-tests.sh counts a failed set-up as a failure).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Frame } from 'playwright-core';
+import type { SessionResults } from '../../src/protocol/results';
+import { e2eUnavailableReason, repoRoot, withWorkbench, type Theme, type Workbench } from './harness';
+import { makeFixture } from '../session-fixture';
+
+const skip = e2eUnavailableReason();
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-curves-'));
+const workspace = path.join(tmp, 'workspace');
+let results: SessionResults;
+let sessionDir = '';
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const settings = { 'fairPrune.gate.minAccuracy': 0.75 };
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== null && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(150);
+  }
+}
+
+/** The webview frame whose document has `selector`. */
+async function frameWith(wb: Workbench, selector: string, timeoutMs = 30_000): Promise<Frame> {
+  return until(`a webview showing ${selector}`, async () => {
+    for (const f of wb.page.frames()) {
+      if (await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false)) return f;
+    }
+    return undefined;
+  }, timeoutMs);
+}
+
+interface Drawn {
+  group: string;
+  loss: string;
+  points: { x: number; y: number; pointId: string }[];
+}
+
+/** WCAG contrast ratio of two CSS colours (rgb()/rgba() as getComputedStyle gives them). */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, bl] = (c.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => {
+      const s = Number(v) / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [l1, l2] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (l1 + 0.05) / (l2 + 0.05);
+}
+
+async function openCurves(wb: Workbench): Promise<Frame> {
+  await wb.runCommand('Fair Prune: Show Fairness Curves');
+  const frame = await frameWith(wb, '#main-figure[data-series]');
+  // Drawn once Chart.js has run: data-series holds what the chart itself has.
+  await until('the main chart drawn', async () => ((await frame.locator('#main-figure').getAttribute('data-series')) !== '[]' ? true : undefined));
+  return frame;
+}
+
+async function legibility(frame: Frame, theme: Theme): Promise<void> {
+  const colours = await frame.evaluate(() => {
+    const body = getComputedStyle(document.body);
+    const cell = document.querySelector('#chart-table td, #chart-table th');
+    return { fg: body.color, bg: body.backgroundColor, cell: cell ? getComputedStyle(cell).color : body.color };
+  });
+  const ratio = contrast(colours.fg, colours.bg);
+  console.log(`${theme} theme: text ${colours.fg} on ${colours.bg}, contrast ${ratio.toFixed(1)}:1`);
+  assert.ok(ratio >= 4.5, `${theme}: body text contrast ${ratio.toFixed(2)} is below WCAG AA 4.5:1`);
+  assert.ok(contrast(colours.cell, colours.bg) >= 4.5, `${theme}: table text contrast`);
+}
+
+before(async () => {
+  if (skip) return;
+  fs.mkdirSync(workspace);
+  const { csv, modelPath } = await makeFixture(workspace, 3000, 'plain');
+  // A finished session, made with the command line: two sparsities × two losses.
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'run', '--model', modelPath, '--data', csv, '--label', 'decision',
+    '--group', 'region', '--sparsity', '0.5,0.99', '--loss', 'ce,pw', '--epochs', '2', '--lr', '0.01', '--bootstrap', '200', '--out', path.join(workspace, '.fairprune')],
+  { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, `fairprune run failed:\n${r.stdout}\n${r.stderr}`);
+  const sessions = path.join(workspace, '.fairprune', 'sessions');
+  sessionDir = path.join(sessions, fs.readdirSync(sessions)[0]);
+  results = JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as SessionResults;
+});
+
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('dark theme: one series per group × loss with the session\'s numbers, gate-aware Commit that writes the files, restored after a reload', { skip: skip ?? false, timeout: 240_000 }, async () => {
+  await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, settings, theme: 'dark' }, 'curves-dark', async (wb) => {
+    let frame = await openCurves(wb);
+    const series = JSON.parse((await frame.locator('#main-figure').getAttribute('data-series'))!) as Drawn[];
+    // One series per subgroup × loss, each holding the session's own test accuracies.
+    assert.deepEqual(series.map((s) => `${s.group}|${s.loss}`).sort(), ['region=north|ce', 'region=north|pw', 'region=south|ce', 'region=south|pw']);
+    for (const s of series) {
+      const expected = results.points.filter((p) => p.loss === s.loss).sort((a, b) => a.achievedSparsity - b.achievedSparsity);
+      assert.deepEqual(s.points.map((p) => p.pointId), expected.map((p) => p.id));
+      s.points.forEach((p, i) => {
+        assert.equal(p.x, expected[i].achievedSparsity);
+        assert.equal(p.y, expected[i].evaluation.groups.find((g) => g.group === s.group)!.accuracy.value);
+      });
+    }
+    // The dense model's per-group accuracy as reference lines.
+    const refs = JSON.parse((await frame.locator('#main-figure').getAttribute('data-references'))!) as { group: string; y: number }[];
+    assert.deepEqual(refs.map((r) => r.y).sort(), results.dense!.groups.map((g) => g.accuracy.value).sort());
+    // The text table holds every plotted value.
+    assert.equal(await frame.locator('#chart-table tbody tr').count(), 8);
+    await legibility(frame, 'dark');
+
+    // A failing point: Commit is disabled and says why.
+    const failing = results.points.find((p) => p.targetSparsity === 0.99)!;
+    await frame.locator(`vscode-data-grid-row[data-point="${failing.id}"]`).click();
+    await until('the failing point selected', async () => ((await frame.locator('#detail').textContent()) ?? '').includes('99%') || undefined);
+    assert.equal(await frame.locator('#commit').getAttribute('disabled'), '');
+    assert.match((await frame.locator('#commit-why').textContent()) ?? '', /fails|accuracy/i);
+    await wb.screenshot('curves-dark-failing-point');
+
+    // A passing point: Commit writes the model, fairness.json and FAIRNESS.md beside the original.
+    const passing = results.points.find((p) => p.targetSparsity === 0.5 && p.loss === 'pw')!;
+    await frame.locator(`vscode-data-grid-row[data-point="${passing.id}"]`).click();
+    await until('Commit enabled', async () => ((await frame.locator('#commit').getAttribute('disabled')) === null ? true : undefined));
+    await wb.screenshot('curves-dark-passing-point');
+    await frame.locator('#commit').click();
+    await wb.waitForNotification(new RegExp(`committed ${passing.id}`));
+    const committed = path.join(workspace, 'model.pruned-' + passing.id);
+    for (const f of ['model.json', 'fairness.json', 'FAIRNESS.md']) assert.ok(fs.existsSync(path.join(committed, f)), `${f} in ${committed}`);
+
+    // Reload the window as a user does (the workbench saves its state first): the serializer
+    // restores the panel on the same session and selection.
+    await wb.runCommand('Developer: Reload Window');
+    await delay(2_000);
+    frame = await until('the restored curves panel', async () => {
+      for (const f of wb.page.frames()) {
+        const ok = await f.evaluate(() => document.querySelector('#main-figure[data-series]') !== null && document.querySelector('#main-figure')!.getAttribute('data-series') !== '[]').catch(() => false);
+        if (ok) return f;
+      }
+      return undefined;
+    }, 90_000);
+    assert.match((await frame.locator('.meta, header').first().textContent()) ?? '', new RegExp(results.sessionId));
+    await until('the selection restored', async () => ((await frame.locator('#detail').textContent()) ?? '').includes(passing.loss) || undefined);
+    assert.equal(await frame.locator('#commit').getAttribute('disabled'), null);
+    await wb.screenshot('curves-dark-after-reload');
+  });
+});
+
+test('light theme: legible, the same series, screenshot for review', { skip: skip ?? false, timeout: 180_000 }, async () => {
+  await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, settings, theme: 'light' }, 'curves-light', async (wb) => {
+    const frame = await openCurves(wb);
+    const series = JSON.parse((await frame.locator('#main-figure').getAttribute('data-series'))!) as Drawn[];
+    assert.equal(series.length, 4);
+    await legibility(frame, 'light');
+    const passing = results.points.find((p) => p.targetSparsity === 0.5 && p.loss === 'ce')!;
+    await frame.locator(`vscode-data-grid-row[data-point="${passing.id}"]`).click();
+    await until('Commit enabled', async () => ((await frame.locator('#commit').getAttribute('disabled')) === null ? true : undefined));
+    await wb.screenshot('curves-light');
+  });
+});
