@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame } from 'playwright-core';
 import type { SessionResults } from '../../src/protocol/results';
-import { e2eUnavailableReason, repoRoot, withWorkbench, type Theme, type Workbench } from './harness';
+import { e2eUnavailableReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
 import { makeFixture } from '../session-fixture';
 
 const skip = e2eUnavailableReason();
@@ -24,25 +24,7 @@ let sessionDir = '';
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const settings = { 'fairPrune.gate.minAccuracy': 0.75 };
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(150);
-  }
-}
 
-/** The webview frame whose document has `selector`. */
-async function frameWith(wb: Workbench, selector: string, timeoutMs = 30_000): Promise<Frame> {
-  return until(`a webview showing ${selector}`, async () => {
-    for (const f of wb.page.frames()) {
-      if (await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false)) return f;
-    }
-    return undefined;
-  }, timeoutMs);
-}
 
 interface Drawn {
   group: string;

@@ -11,8 +11,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Frame } from 'playwright-core';
-import { e2eUnavailableReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
+import { e2eUnavailableReason, frameWith as frameIn, processesMentioning, repoRoot, startWorkbench, until, type Workbench } from './harness';
 import { makeFixture } from '../session-fixture';
 
 const skip = e2eUnavailableReason();
@@ -26,17 +25,10 @@ let tempRoot = '';
 const LONG_SPARSITIES = '10%, 20%, 30%, 40%, 50%, 60%, 70%, 80%, 90%';
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The webview frame (curves panel or side-bar report) whose document has `selector`. */
+const frameWith = (selector: string, timeoutMs?: number) => frameIn(wb!, selector, timeoutMs);
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(150);
-  }
-}
 
 interface Results {
   status: string;
@@ -61,16 +53,6 @@ async function newSession(known: string[], timeoutMs = 60_000): Promise<string> 
   return until('a new session folder with results.json', () => sessionFolders().find((d) => !known.includes(d) && readResults(d)), timeoutMs);
 }
 
-/** The frame (of any webview) whose document has `selector`. */
-async function frameWith(selector: string, timeoutMs = 30_000): Promise<Frame> {
-  return until(`a webview showing ${selector}`, async () => {
-    for (const f of wb!.page.frames()) {
-      const found = await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false);
-      if (found) return f;
-    }
-    return undefined;
-  }, timeoutMs);
-}
 
 async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {

@@ -27,7 +27,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BrowserContext, FrameLocator, Locator, Page } from 'playwright-core';
+import type { BrowserContext, Frame, FrameLocator, Locator, Page } from 'playwright-core';
 
 export const CODE_SERVER_VERSION = '4.100.3';
 /** The repository root (this file is test/e2e/harness.ts, compiled to out/test/e2e/harness.js). */
@@ -667,6 +667,27 @@ function findRepoRoot(start: string): string {
     if (up === dir) return process.cwd();
     dir = up;
   }
+}
+
+/** Poll `fn` until it returns something other than undefined/null/false; throws after timeoutMs. */
+export async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== null && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(150);
+  }
+}
+
+/** The frame (of any webview: panels and side-bar views alike) whose document has `selector`. */
+export async function frameWith(wb: Pick<Workbench, 'page'>, selector: string, timeoutMs = 30_000): Promise<Frame> {
+  return until(`a webview showing ${selector}`, async () => {
+    for (const f of wb.page.frames()) {
+      if (await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false)) return f;
+    }
+    return undefined;
+  }, timeoutMs);
 }
 
 export type { Locator };
