@@ -73,10 +73,14 @@ export class EngineRun {
     this.killTimer = setTimeout(() => this.child.kill('SIGKILL'), CANCEL_GRACE_MS);
   }
 
-  /** Stop now (deactivation). */
+  /** Stop now (deactivation: the window closes or reloads). The session is marked ended here and
+   *  now, synchronously, because the extension host may be gone before the exit event arrives. */
   kill(): void {
     this.cancelRequested = true;
     this.child.kill('SIGKILL');
+    if (this.sessionDir && !this.finished) {
+      markSessionEnded(this.sessionDir, 'cancelled', 'stopped because the VS Code window closed or reloaded while it ran; its finished points are kept');
+    }
   }
 
   private send(command: EngineCommand): void {

@@ -129,3 +129,13 @@ test('native backend redirect: @tensorflow packages the install has load from it
   assert.equal(require('@tensorflow/tfjs-core').fromNativeInstall, true);
   assert.ok(require.resolve('@tensorflow/tfjs-backend-wasm').startsWith(path.join(repoRoot, 'node_modules')));
 });
+
+test('the extension bundle loads no TensorFlow.js: activation stays in the extension host, training in the engine', (t) => {
+  const bundle = path.join(__dirname, '..', '..', '..', 'dist', 'extension.js');
+  if (!fs.existsSync(bundle)) return t.skip('dist/extension.js is not built (node scripts/build.mjs)');
+  const text = fs.readFileSync(bundle, 'utf8');
+  assert.deepEqual(text.match(/require\(["']@tensorflow\/[^"']+["']\)/g) ?? [], [], 'no require of @tensorflow/* in dist/extension.js');
+  assert.doesNotMatch(text, /registerKernel\(|tfjs-backend-wasm/, 'no tfjs code bundled in');
+  const engine = fs.readFileSync(path.join(path.dirname(bundle), 'engine.js'), 'utf8');
+  assert.match(engine, /@tensorflow\/tfjs-core/, 'the engine is where tfjs runs');
+});
