@@ -14,8 +14,8 @@ import type { EngineEvent, RunRequest } from '../protocol/engine';
 import type { Evaluation, LossName, PrunedPoint, SessionResults } from '../protocol/results';
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
 import { initBackend } from './backend';
-import { loadDataset, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
-import type { Dataset, DataSpec } from './data';
+import { loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
+import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
 import { lossTargets, outputWidth } from './losses';
 import { compare, evaluate } from './metrics';
@@ -216,7 +216,12 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     save();
     emit({ type: 'dense', evaluation: results.dense });
 
-    const preprocessingFile: Record<string, Uint8Array> = preprocessing ? { [PREPROCESSING_FILE]: fs.readFileSync(preprocessing.path) } : {};
+    // Every pruned model carries the preprocessing it was measured with: the dense model's own file,
+    // or, for a model that came without one, what this run fed it (columns in input order, the class
+    // order, image size and pixel scale), so a later run on the pruned model reads the same inputs.
+    const preprocessingFile: Record<string, Uint8Array> = {
+      [PREPROCESSING_FILE]: preprocessing ? fs.readFileSync(preprocessing.path) : Buffer.from(preprocessingJson(appliedPreprocessing(dataset)), 'utf8'),
+    };
     const steps = Math.ceil(trainIdx.length / req.batchSize) * req.epochs;
     // Taylor scores and the shrink check run on seeded samples of the training and test rows.
     const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, 512);
@@ -389,4 +394,24 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     writeReport(reportPath, results);
     emit({ type: 'finished', status: results.status, resultsPath, reportPath, error: results.error });
   }
+}
+
+/** The preprocessing a run applied to a model that came without a preprocessing file: the CSV values
+ *  as they are (an identity standardisation, mean 0 and std 1) in the run's feature order, or the
+ *  images at the model's input size and the run's pixel scale; with the run's class order. */
+export function appliedPreprocessing(d: Dataset): Preprocessing {
+  const r = d.record;
+  if (r.imageColumn) {
+    const [height, width, channels] = d.sampleShape;
+    return { version: 1, label: r.label, groupColumns: r.groupColumns, columns: null, outputFeatures: null, image: { column: r.imageColumn, height, width, channels, pixelScale: r.pixelScale ?? 255 } };
+  }
+  const features = r.features ?? [];
+  return {
+    version: 1,
+    label: r.label,
+    groupColumns: r.groupColumns,
+    columns: features.map((column) => ({ column, kind: 'standardize' as const, mean: 0, std: 1 })),
+    outputFeatures: features,
+    image: null,
+  };
 }

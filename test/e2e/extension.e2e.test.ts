@@ -132,7 +132,7 @@ before(async () => {
   // The built .vsix, exactly what a user installs (dist/ is built by the test script's build step).
   const vsix = path.join(tmp, 'fair-prune.vsix');
   const vsce = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
-  const pack = spawnSync(process.execPath, [vsce, 'package', '--dependencies', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links', '-o', vsix],
+  const pack = spawnSync(process.execPath, [vsce, 'package', '--dependencies', '--allow-missing-repository', '--no-rewrite-relative-links', '-o', vsix],
     { cwd: repoRoot, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(pack.status, 0, `vsce package failed:\n${pack.stdout}${pack.stderr}`);
   console.log(`packaged ${vsix}: ${(fs.statSync(vsix).size / 1e6).toFixed(2)} MB`);

@@ -151,6 +151,21 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   const again = await runSession(request(modelPath, csv, path.join(dir, '.fairprune'), { sparsities: [0.5], losses: ['ce'], splitColumn: undefined, reuseSplitFrom: sessionDir }), {});
   assert.deepEqual(again.dense, results.dense);
   assert.equal(again.data.split.assignment, results.data.split.assignment);
+
+  // The model came without a preprocessing file, so each pruned model gets the one this run applied
+  // (the CSV values as they are, in the run's feature order, with its class order). A later run on a
+  // pruned model needs no --features or --ignore and measures exactly what the session measured.
+  const point = results.points[0];
+  const pointDir = path.join(sessionDir, point.modelDir);
+  const pre = JSON.parse(fs.readFileSync(path.join(pointDir, 'fairprune.preprocessing.json'), 'utf8')) as { outputFeatures: string[]; label: { classes: string[] } };
+  assert.deepEqual(pre.outputFeatures, ['x1', 'x2', 'x3']);
+  assert.deepEqual(pre.label.classes, ['approved', 'denied']);
+  const onPruned = await runSession(
+    request(path.join(pointDir, 'model.json'), csv, path.join(dir, 'on-pruned'), { features: undefined, ignore: undefined, sparsities: [0.5], losses: ['ce'], epochs: 1, reuseSplitFrom: sessionDir, splitColumn: undefined }),
+    {},
+  );
+  assert.equal(onPruned.dense!.accuracy.value, point.evaluation.accuracy.value);
+  assert.deepEqual(onPruned.dense!.groups.map((g) => g.accuracy.value), point.evaluation.groups.map((g) => g.accuracy.value));
 });
 
 test('cancel keeps the finished points and marks the session cancelled', async () => {
