@@ -34,7 +34,7 @@ export interface FairnessRecord {
   decision: 'passed' | 'overridden';
   override: { reason: string } | null;
   verdict: GateVerdict;
-  point: Pick<PrunedPoint, 'id' | 'targetSparsity' | 'achievedSparsity' | 'loss' | 'method' | 'size' | 'training' | 'evaluation' | 'comparison'>;
+  point: Pick<PrunedPoint, 'id' | 'targetSparsity' | 'achievedSparsity' | 'loss' | 'method' | 'size' | 'training' | 'evaluation' | 'comparison' | 'schedule' | 'cost' | 'latency' | 'structure'>;
   dense: SessionResults['dense'];
   engine: SessionResults['engine'] & { committedBy: string };
   hashes: { denseModel: string; data: string; prunedWeights: string };
@@ -109,6 +109,10 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
       training: point.training,
       evaluation: point.evaluation,
       comparison: point.comparison,
+      schedule: point.schedule ?? 'one-shot',
+      ...(point.cost ? { cost: point.cost } : {}),
+      ...(point.latency ? { latency: point.latency } : {}),
+      ...(point.structure ? { structure: point.structure } : {}),
     },
     dense: results.dense,
     engine: { ...results.engine, committedBy: ENGINE_VERSION },
@@ -145,7 +149,14 @@ export function renderFairnessMarkdown(r: FairnessRecord): string {
       : `**Failed** the fairness gate and was committed by **override**. Reason given: “${r.override!.reason}”.`,
     '',
   );
-  lines.push(`Pruned from \`${r.model.dense}\` to ${pct(p.achievedSparsity)} of its prunable weights (${p.method}, one-shot), fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`, '');
+  const schedule = p.schedule ?? 'one-shot';
+  const target = p.structure
+    ? `${pct(p.structure.reached)} fewer ${p.structure.target.metric === 'flops' ? 'multiply-adds (FLOPs)' : 'weights'} by removing whole filters and units (${p.method}, ${schedule}, ${p.structure.target.scope === 'global' ? 'ranked globally' : 'per layer'})`
+    : `${pct(p.achievedSparsity)} of its prunable weights removed (${p.method}, ${schedule})`;
+  lines.push(`Pruned from \`${r.model.dense}\`: ${target}, fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`);
+  if (p.cost) lines.push(`Parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}; FLOPs per sample ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}.`);
+  if (p.latency) lines.push(p.latency.sentence);
+  lines.push('');
   lines.push('## Policy', '', '| rule | limit | judged value | estimate | result |', '| --- | --- | --- | --- | --- |');
   for (const rule of r.verdict.rules) {
     const fmt = rule.id === 'min-accuracy' ? (x: number) => pct(x) : (x: number) => `${(x * 100).toFixed(1)} pts`;

@@ -128,6 +128,12 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
   const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
   const target = req.target ?? DEFAULT_TARGET;
+  if (req.sensitivityLevels?.length && !structuredCriterion) {
+    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: 'add --method l1-filter or --method taylor-filter, or drop --sensitivity.' });
+  }
+  if (req.sensitivityLevels?.length && target.scope === 'global') {
+    throw new UserError('the sensitivity scan sets a sparsity for each layer, but --scope global ranks filters across all layers and would ignore it.', { field: '--scope', fix: 'use --scope layer with --sensitivity, or drop --sensitivity.' });
+  }
 
   progress({ phase: 'loading', point: 0, points: totalPoints });
   const backend = await initBackend(req.backend, (m) => log(m));
@@ -167,9 +173,6 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const denseGraph = analyzeModel(denseLogits);
   const skipSpec = req.skipLayers ?? (structuredCriterion ? DEFAULT_STRUCTURED_SKIP : []);
   const skipLayers = skipSet(skipSpec, structuredCriterion ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
-  if (req.sensitivityLevels?.length && !structuredCriterion) {
-    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: 'add --method l1-filter or --method taylor-filter, or drop --sensitivity.' });
-  }
   const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
   const evalInput = {
     labels: Int32Array.from(testIdx, (r) => dataset.labels[r]),

@@ -20,7 +20,7 @@ import { EngineRun } from './engine-host';
 import type { EngineOutcome } from './engine-host';
 import { outDirFor, policy, settings } from './config';
 
-const MODEL_GLOB = '**/{model.json,*.h5,*.keras}';
+const MODEL_GLOB = '**/{model.json,*.h5,*.H5,*.hdf5,*.keras}';
 const EXCLUDE = '**/{node_modules,.fairprune,.git}/**';
 
 interface LastRun {
@@ -32,7 +32,7 @@ interface LastRun {
 }
 
 export function isModelFile(uri: vscode.Uri): boolean {
-  return /(^|[\\/])model\.json$|\.(h5|keras)$/i.test(uri.fsPath);
+  return /(^|[\\/])model\.json$|\.(h5|hdf5|keras)$/i.test(uri.fsPath);
 }
 
 async function pickFile(title: string, glob: string, preferred: string | undefined, filters: Record<string, string[]>): Promise<string | undefined> {
@@ -65,7 +65,7 @@ function describeColumn(header: CsvHeader, name: string): string {
 /** Asks everything a session needs; undefined when the user backs out. */
 export async function askRunRequest(context: vscode.ExtensionContext, modelArg?: vscode.Uri): Promise<RunRequest | undefined> {
   const active = vscode.window.activeTextEditor?.document.uri;
-  const modelPath = modelArg && isModelFile(modelArg) ? modelArg.fsPath : active && isModelFile(active) ? active.fsPath : await pickFile('Fair Prune (1/6): the model to prune', MODEL_GLOB, undefined, { Models: ['json', 'h5', 'keras'] });
+  const modelPath = modelArg && isModelFile(modelArg) ? modelArg.fsPath : active && isModelFile(active) ? active.fsPath : await pickFile('Fair Prune (1/6): the model to prune', MODEL_GLOB, undefined, { Models: ['json', 'h5', 'hdf5', 'keras'] });
   if (!modelPath) return undefined;
   const key = `fairPrune.lastRun:${modelPath}`;
   const last = context.workspaceState.get<LastRun>(key);

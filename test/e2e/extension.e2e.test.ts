@@ -374,6 +374,26 @@ test('a broken CSV: the next session starts cleanly and the error names the file
   });
 });
 
+const kerasModel = path.join(repoRoot, '..', 'shared', 'models', 'h5-keras3.5-legacy-mnist-cnn-sequential');
+const kerasFile = fs.existsSync(kerasModel) ? fs.readdirSync(kerasModel).find((f) => /\.h5$/i.test(f)) : undefined;
+
+test('a Keras .h5 file (upper-case extension too) offers the same right-click entry, which starts the pickers with it', { skip: skip ?? (kerasFile ? false : '../shared/models is absent'), timeout: 60_000 }, async () => {
+  // A copy in the temporary workspace (never into the repository), renamed .H5 to check case.
+  fs.mkdirSync(path.join(workspace, 'keras'), { recursive: true });
+  fs.copyFileSync(path.join(kerasModel, kerasFile!), path.join(workspace, 'keras', 'digits.H5'));
+  await step('keras-right-click', async () => {
+    await wb!.page.locator('.part.activitybar .action-item .action-label[aria-label^="Explorer"]').first().click();
+    await explorerRow('keras').waitFor({ timeout: 15_000 });
+    await explorerRow('keras').click();
+    await explorerRow('digits.H5').click({ button: 'right' });
+    await contextMenu('Prune with Fairness Check…');
+    const data = wb!.page.locator('.quick-input-widget', { hasText: /\(2\/6\): the data set for keras/ });
+    await data.waitFor();
+    await wb!.screenshot('ext-11-keras-right-click');
+    await wb!.page.keyboard.press('Escape');
+  });
+});
+
 test('reloading the window ends a running engine (deactivate), and activation after it is quick', { skip: skip ?? false, timeout: 240_000 }, async () => {
   const known = sessionFolders();
   await step('start-long', () => answerPickers({ data: 'loans.csv', sparsities: LONG_SPARSITIES, fromPalette: true }));
@@ -405,5 +425,5 @@ test('reloading the window ends a running engine (deactivate), and activation af
   const ms = Number(/activated in ([\d.]+) ms/.exec(log)![1]);
   console.log(`Fair Prune activated in ${ms} ms in the extension host (no TensorFlow.js loaded there)`);
   assert.ok(ms > 0);
-  await wb!.screenshot('ext-11-after-reload');
+  await wb!.screenshot('ext-12-after-reload');
 });

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Estimate, PrunedPoint, SessionResults } from '../../src/protocol/results';
 import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
-import { commitPoint, GateRefusedError } from '../../src/core/commit';
+import { commitPoint, GateRefusedError, renderFairnessMarkdown } from '../../src/core/commit';
+import type { FairnessRecord } from '../../src/core/commit';
 import { runSession } from '../../src/core/session';
 import { sha256File } from '../../src/core/atomic';
 import { UserError } from '../../src/core/errors';
@@ -55,7 +56,7 @@ test('commit: a passing point lands beside the dense model, whole, with fairness
   fs.writeFileSync(path.join(sessionDir, 'points', 's0.30-pw', 'shrunk', 'model.json'), '{}');
   const ok = commitPoint({ sessionDir, results, pointId: 's0.30-pw', policy: lenient });
   assert.equal(ok.dir, path.join(dir, 'model.pruned-s0.30-pw'));
-  assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'fairness.json', 'model.json', 'shrunk', 'weights.bin']);
+  assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'fairness.json', 'fairprune.preprocessing.json', 'model.json', 'shrunk', 'weights.bin']);
   assert.equal(fs.readFileSync(path.join(ok.dir, 'shrunk', 'model.json'), 'utf8'), '{}');
   const record = JSON.parse(fs.readFileSync(path.join(ok.dir, 'fairness.json'), 'utf8'));
   assert.equal(record.decision, 'passed');
@@ -65,6 +66,23 @@ test('commit: a passing point lands beside the dense model, whole, with fairness
   assert.equal(record.engine.backend.name, 'cpu');
   assert.deepEqual(record.point.evaluation, results.points[0].evaluation);
   assert.match(fs.readFileSync(path.join(ok.dir, 'FAIRNESS.md'), 'utf8'), /\*\*Passed\*\* the fairness gate[\s\S]*region=south/);
+  assert.equal(record.point.schedule, 'one-shot');
+  assert.match(fs.readFileSync(path.join(ok.dir, 'FAIRNESS.md'), 'utf8'), /\d+\.\d% of its prunable weights removed \(magnitude-layer, one-shot\)/);
+  // A structured, gradual point says so, with its parameters, FLOPs and latency.
+  const structured = renderFairnessMarkdown({
+    ...record,
+    point: {
+      ...record.point,
+      method: 'taylor-filter',
+      schedule: 'gradual',
+      cost: { parametersBefore: 106000, parametersAfter: 21000, flopsBefore: 2000000, flopsAfter: 1000000 },
+      latency: { backend: 'wasm', batchSize: 64, runs: 5, denseMs: 6.6, prunedMs: 4.5, speedup: 1.47, sentence: 'The pruned model runs a batch in 4.5 ms against 6.6 ms.' },
+      structure: { target: { metric: 'flops', scope: 'layer' }, reached: 0.5 } as FairnessRecord['point']['structure'],
+    },
+  });
+  assert.match(structured, /50\.0% fewer multiply-adds \(FLOPs\) by removing whole filters and units \(taylor-filter, gradual, per layer\)/);
+  assert.match(structured, /Parameters 106,000 → 21,000; FLOPs per sample 2,000,000 → 1,000,000\./);
+  assert.match(structured, /runs a batch in 4\.5 ms/);
   // a second commit of the same point gets a new folder; nothing is overwritten
   const again = commitPoint({ sessionDir, results, pointId: 's0.30-pw', policy: lenient });
   assert.equal(again.dir, path.join(dir, 'model.pruned-s0.30-pw-2'));

@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { runSession } from '../../src/core/session';
+import { UserError } from '../../src/core/errors';
 import { saveModel, topologyOf } from '../../src/core/model-io';
 import { countCost } from '../../src/core/structured';
 import { tempDir, useCpu } from '../helpers';
@@ -104,4 +105,19 @@ test('filter pruning in a session: the shrunk model is smaller, loads, and predi
     shrunk.dispose();
   }
   x.dispose();
+});
+
+test('a sensitivity scan is refused with a global scope (it would be ignored) and with an unstructured method, before any session folder', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 300);
+  const out = path.join(dir, '.fairprune');
+  await assert.rejects(
+    runSession(request(modelPath, csv, out, { method: 'l1-filter', target: { metric: 'weights', scope: 'global' }, sensitivityLevels: [0.5] })),
+    (e: unknown) => e instanceof UserError && e.field === '--scope' && /--scope layer/.test(e.message),
+  );
+  await assert.rejects(
+    runSession(request(modelPath, csv, out, { sensitivityLevels: [0.5] })),
+    (e: unknown) => e instanceof UserError && e.field === '--sensitivity',
+  );
+  assert.equal(fs.existsSync(path.join(out, 'sessions')), false);
 });
