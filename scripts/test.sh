@@ -10,6 +10,8 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v make >/dev/null || need_apt+=(make)
 command -v g++ >/dev/null || need_apt+=(g++)
+# h5py reads the Keras files Fair Prune writes as an independent HDF5 reader (test/unit/keras.test.ts).
+/usr/bin/python3 -c 'import h5py' 2>/dev/null || need_apt+=(python3-h5py)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
