@@ -98,6 +98,29 @@ interface Measurement {
   trainSamplesPerSecond: number;
   epochSeconds: number;
   inferSamplesPerSecond: number;
+  epochTimes: number[];
+  inferTimes: number[];
+}
+
+/** CPU ticks busy machine-wide and used by this process and its waited-for children (Linux /proc). */
+function cpuTicks(): { busy: number; self: number } | undefined {
+  try {
+    const [user, nice, system, , , irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ').map(Number);
+    return { busy: user + nice + system + irq + softirq + steal, self: f[11] + f[12] + f[13] + f[14] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Average cores other processes (and any steal the guest sees) kept busy while `fn` ran: the run's noise. */
+async function othersLoad<T>(fn: () => Promise<T> | T): Promise<{ value: T; otherCores?: number }> {
+  const a = cpuTicks();
+  const t0 = Date.now();
+  const value = await fn();
+  const b = cpuTicks();
+  const seconds = (Date.now() - t0) / 1000;
+  return { value, otherCores: a && b && seconds > 0 ? Math.max(0, b.busy - a.busy - (b.self - a.self)) / 100 / seconds : undefined };
 }
 
 async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
@@ -134,13 +157,13 @@ async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
   targets.dispose();
   weights.dispose();
   const epochSeconds = median(epochs);
-  return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer) };
+  return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer), epochTimes: epochs, inferTimes: infer };
 }
 
-function torchAvailable(): string | undefined {
+function torchAvailable(): { py: string; version: string } | undefined {
   for (const py of ['/usr/bin/python3', 'python3']) {
     const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-    if (r.status === 0) return py;
+    if (r.status === 0) return { py, version: r.stdout.trim() };
   }
   return undefined;
 }
@@ -155,7 +178,7 @@ function torchBench(py: string, threads: number): Record<string, { epochSeconds:
 }
 
 /** A sweep on a synthetic tabular task: wall time and the peak RSS, sampled every 20 ms. */
-async function sweep(points: number, dir: string): Promise<{ points: number; seconds: number; peakRssMiB: number }> {
+async function sweep(points: number, dir: string): Promise<{ points: number; seconds: number; startRssMiB: number; peakRssMiB: number }> {
   const rng = new Rng(7);
   const rows = ['f1,f2,f3,f4,f5,f6,group,label'];
   for (let i = 0; i < 4000; i++) {
@@ -171,7 +194,8 @@ async function sweep(points: number, dir: string): Promise<{ points: number; sec
   await saveModel(m, modelDir, topologyOf(m));
   m.dispose();
   const sparsities = Array.from({ length: points / 2 }, (_, i) => 0.3 + (0.65 * i) / Math.max(1, points / 2 - 1));
-  let peak = process.memoryUsage().rss;
+  const start = process.memoryUsage().rss;
+  let peak = start;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const t0 = Date.now();
   await runSession({
@@ -179,7 +203,7 @@ async function sweep(points: number, dir: string): Promise<{ points: number; sec
     epochs: 2, batchSize: 64, learningRate: 1e-3, patience: 0, seed: 1, minWeight: 0.75, gamma: 5, bootstrapResamples: 500, backend: 'wasm', outDir: path.join(dir, `out-${points}`),
   });
   clearInterval(sampler);
-  return { points, seconds: (Date.now() - t0) / 1000, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+  return { points, seconds: (Date.now() - t0) / 1000, startRssMiB: start / 2 ** 20, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
 }
 
 async function main() {
@@ -188,39 +212,46 @@ async function main() {
   const results: Measurement[] = [];
   const backends: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
   const ran: string[] = [];
-  for (const b of backends) {
-    let info;
-    try {
-      info = await initBackend(b);
-    } catch {
-      console.log(`${b}: not available here`);
-      continue;
+  const ours = await othersLoad(async () => {
+    for (const b of backends) {
+      let info;
+      try {
+        info = await initBackend(b);
+      } catch {
+        console.log(`${b}: not available here`);
+        continue;
+      }
+      ran.push(backendSummary(info));
+      for (const w of WORKLOADS) {
+        if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
+        const m = await measure(w);
+        results.push({ ...m, backend: b });
+        console.log(`${b.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
+      }
     }
-    ran.push(backendSummary(info));
-    for (const w of WORKLOADS) {
-      if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
-      const m = await measure(w);
-      results.push({ ...m, backend: b });
-      console.log(`${b.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
-    }
-  }
+  });
 
   const py = torchAvailable();
   const torch: Record<number, ReturnType<typeof torchBench>> = {};
-  if (py) {
-    for (const threads of [1, 2]) torch[threads] = torchBench(py, threads);
-  } else {
+  const torchLoad = await othersLoad(() => {
+    if (py) for (const threads of [1, 2]) torch[threads] = torchBench(py.py, threads);
+  });
+  if (!py) {
     console.log('PyTorch: not installed (Debian: apt-get install python3-torch) — no ratios');
   }
 
   await initBackend('wasm');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-bench-'));
-  const sweeps = [await sweep(2, tmp), await sweep(8, tmp)];
-  for (const s of sweeps) console.log(`sweep of ${s.points} points (wasm, MLP 6-64-64-1, 4000 rows): ${s.seconds.toFixed(1)} s, peak RSS ${s.peakRssMiB.toFixed(0)} MiB`);
+  const sweepLoad = await othersLoad(async () => [await sweep(2, tmp), await sweep(8, tmp)]);
+  const sweeps = sweepLoad.value;
+  for (const s of sweeps) console.log(`sweep of ${s.points} points (wasm, MLP 6-64-64-1, 4000 rows): ${s.seconds.toFixed(1)} s, RSS ${s.startRssMiB.toFixed(0)} MiB at start, peak ${s.peakRssMiB.toFixed(0)} MiB`);
+  const fmtLoad = (l?: number) => (l === undefined ? 'not measured' : `${l.toFixed(2)} cores`);
+  const noise = `Other processes' CPU use during the run (average; the machine has ${os.cpus().length} cores): Fair Prune measurements ${fmtLoad(ours.otherCores)}, PyTorch ${fmtLoad(torchLoad.otherCores)}, sweeps ${fmtLoad(sweepLoad.otherCores)}`;
+  console.log(noise);
   fs.rmSync(tmp, { recursive: true, force: true });
 
   const lines: string[] = [];
-  lines.push('# Benchmark results', '', `Written by \`npm run bench\`${quick ? ' --quick' : ''} on ${new Date().toISOString().slice(0, 10)}.`, '', `Machine: ${machine}.`, '', `Backends: ${ran.join('; ')}.`, '');
+  lines.push('# Benchmark results', '', `Written by \`npm run bench\`${quick ? ' --quick' : ''} on ${new Date().toISOString().slice(0, 10)}.`, '', `Machine: ${machine}.`, '', `Backends: ${ran.join('; ')}.`, '', `PyTorch: ${py ? `${py.version} (${py.py})` : 'not installed — no ratios'}.`, '', `${noise}.`, '');
   lines.push('## Fine-tuning and inference', '', 'Median of ' + REPEATS + ' epochs after a warm-up epoch; the same custom training loop the sessions use (Adam, masks off).', '');
   lines.push('| workload | backend | train samples/s | epoch s | infer samples/s | PyTorch 1 thread epoch s | ratio (1 thread) | PyTorch 2 threads epoch s | ratio (2 threads) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
@@ -229,11 +260,13 @@ async function main() {
     const ratio = (t?: { epochSeconds: number }) => (t ? (t.epochSeconds / r.epochSeconds).toFixed(2) : '–');
     lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
   }
-  lines.push('', 'Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast.', '');
-  lines.push('## Whole sweeps', '', '| points | wall time | peak RSS |', '| ---: | ---: | ---: |', ...sweeps.map((s) => `| ${s.points} | ${s.seconds.toFixed(1)} s | ${s.peakRssMiB.toFixed(0)} MiB |`), '');
+  lines.push('', 'Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.', '');
+  lines.push('## Whole sweeps', '', 'wasm, MLP 6-64-64-1, 4000 rows, CE and PW at each sparsity. RSS is the whole bench process, which ran the measurements above first: the peak minus the RSS at the start is what the sweep added.', '');
+  lines.push('| points | wall time | RSS at start | peak RSS |', '| ---: | ---: | ---: | ---: |', ...sweeps.map((s) => `| ${s.points} | ${s.seconds.toFixed(1)} s | ${s.startRssMiB.toFixed(0)} MiB | ${s.peakRssMiB.toFixed(0)} MiB |`), '');
+  lines.push('Extension-host event-loop delay and activation time are not measured by `npm run bench`.', '');
   lines.push('Workloads:', '', ...WORKLOADS.map((w) => `- \`${w.name}\`: ${w.description}`), '');
   fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), lines.join('\n'));
-  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, results, torch, sweeps }, null, 1));
+  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, pytorch: py, otherCores: { ours: ours.otherCores, torch: torchLoad.otherCores, sweeps: sweepLoad.otherCores }, results, torch, sweeps }, null, 1));
   console.log(`\nwrote bench/RESULTS.md`);
 }
 
