@@ -14,11 +14,27 @@ export interface StoredSession {
   results: SessionResults;
 }
 
+/** Parsed results.json files by folder, reused while the file is unchanged (same mtime and size):
+ *  the editor's tree, report and curves all read the running session after every point, and a long
+ *  session's file is hundreds of kilobytes. Results files are replaced whole (temp file + rename),
+ *  never edited in place, and readers treat what they get as read-only. */
+const cache = new Map<string, { mtimeMs: number; size: number; session: StoredSession }>();
+const CACHE_LIMIT = 64;
+
 export function readSession(dir: string): StoredSession | undefined {
+  const file = path.join(dir, 'results.json');
   try {
-    const results = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as SessionResults;
-    return results && typeof results === 'object' && Array.isArray(results.points) ? { dir, results } : undefined;
+    const stat = fs.statSync(file);
+    const hit = cache.get(dir);
+    if (hit && hit.mtimeMs === stat.mtimeMs && hit.size === stat.size) return hit.session;
+    const results = JSON.parse(fs.readFileSync(file, 'utf8')) as SessionResults;
+    if (!(results && typeof results === 'object' && Array.isArray(results.points))) return undefined;
+    const session = { dir, results };
+    if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+    cache.set(dir, { mtimeMs: stat.mtimeMs, size: stat.size, session });
+    return session;
   } catch {
+    cache.delete(dir);
     return undefined; // being written for the first time, or not a session: skipped
   }
 }

@@ -35,13 +35,17 @@ export async function pickPoint(sessions: StoredSession[]): Promise<{ sessionDir
 }
 
 async function stageInGit(dir: string, output: vscode.OutputChannel): Promise<void> {
-  const git = vscode.extensions.getExtension<{ getAPI(v: 1): { getRepository(uri: vscode.Uri): { add(paths: string[]): Promise<void> } | null } }>('vscode.git');
+  type Repository = { add(paths: string[]): Promise<void> };
+  const git = vscode.extensions.getExtension<{
+    getAPI(v: 1): { getRepository(uri: vscode.Uri): Repository | null; openRepository?(root: vscode.Uri): Promise<Repository | null> };
+  }>('vscode.git');
   if (!git) {
     output.appendLine('fairPrune.git.stage is on, but VS Code\'s git extension is not available: not staged');
     return;
   }
   const api = (git.isActive ? git.exports : await git.activate()).getAPI(1);
-  const repo = api.getRepository(vscode.Uri.file(dir));
+  // A repository git has not opened yet (made after the window opened, say) is opened by asking.
+  const repo = api.getRepository(vscode.Uri.file(dir)) ?? (await api.openRepository?.(vscode.Uri.file(path.dirname(dir))).catch(() => null)) ?? null;
   if (!repo) {
     output.appendLine(`fairPrune.git.stage is on, but ${dir} is not in a git repository: not staged`);
     return;

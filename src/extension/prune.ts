@@ -6,6 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { monitorEventLoopDelay } from 'perf_hooks';
 import * as vscode from 'vscode';
 import type { EngineEvent, RunRequest } from '../protocol/engine';
 import type { LossName } from '../protocol/results';
@@ -80,10 +81,12 @@ export async function askRunRequest(context: vscode.ExtensionContext, modelArg?:
     throw e instanceof UserError ? e : new UserError(`cannot read it: ${(e as Error).message}`, { file: dataPath, fix: 'pick a readable CSV file with a header row.' });
   }
   const columns = header.columns.filter((c) => c !== '');
+  // A large file is summarised from its first megabytes: say so, rather than show partial counts as totals.
+  const countsNote = header.complete ? '' : ` (counts from the first ${header.rowsRead.toLocaleString('en')} rows)`;
 
   const labelPick = await vscode.window.showQuickPick(
     columns.map((c) => ({ label: c, description: describeColumn(header, c), picked: c === last?.label })),
-    { title: 'Fair Prune (3/6): the label column (what the model predicts)', placeHolder: last?.label ? `last time: ${last.label}` : 'Pick the column with the true class', ignoreFocusOut: true, matchOnDescription: true },
+    { title: 'Fair Prune (3/6): the label column (what the model predicts)', placeHolder: (last?.label ? `last time: ${last.label}` : 'Pick the column with the true class') + countsNote, ignoreFocusOut: true, matchOnDescription: true },
   );
   if (!labelPick) return undefined;
   const label = labelPick.label;
@@ -91,7 +94,7 @@ export async function askRunRequest(context: vscode.ExtensionContext, modelArg?:
   const groupItems = columns.filter((c) => c !== label).map((c) => ({ label: c, description: describeColumn(header, c), picked: last?.groups.includes(c) ?? false }));
   const groupPicks = await vscode.window.showQuickPick(groupItems, {
     title: 'Fair Prune (4/6): subgroup columns (several give intersectional groups)',
-    placeHolder: 'Pick the demographic column(s) whose groups must not be hurt more than others',
+    placeHolder: `Pick the demographic column(s) whose groups must not be hurt more than others${countsNote}`,
     canPickMany: true,
     ignoreFocusOut: true,
     matchOnDescription: true,
@@ -142,6 +145,15 @@ export async function askRunRequest(context: vscode.ExtensionContext, modelArg?:
   };
   await context.workspaceState.update(key, { dataPath, label, groups: request.groups, sparsities: request.sparsities, losses: request.losses } satisfies LastRun);
   return request;
+}
+
+const LOOP_RESOLUTION_MS = 10;
+const PROGRESS_UI_MS = 250;
+
+/** The histogram's values include its sampling interval: the delay is what comes on top of it. */
+export function eventLoopSummary(h: { percentile(p: number): number; max: number; count: number }): string {
+  const ms = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(1);
+  return `extension host event-loop delay during the session: p50 ${ms(h.percentile(50))} ms, p99 ${ms(h.percentile(99))} ms, max ${ms(h.max)} ms (${h.count} samples every ${LOOP_RESOLUTION_MS} ms)`;
 }
 
 export interface RunnerHooks {
@@ -202,11 +214,18 @@ export class SessionRunner implements vscode.Disposable {
     const name = `${path.basename(path.dirname(request.modelPath))}/${path.basename(request.modelPath)}`;
     out.appendLine(`\n▶ ${new Date().toLocaleTimeString()} pruning ${request.modelPath} with ${request.dataPath} (label ${request.label}, groups ${request.groups.join(' × ')}), sparsities ${request.sparsities.join(', ')}, losses ${request.losses.join(', ')}`);
     const { preload, env } = this.hooks.nativeEnv();
+    // How responsive the editor stayed: the extension host's event-loop delay while the session ran.
+    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    loop.enable();
+    const cpuAtStart = process.cpuUsage();
+    const startedAt = Date.now();
     await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Fair Prune: ${name}`, cancellable: true },
       async (progress, token) => {
         let lastLog = 0;
         let lastFraction = 0;
+        let lastUi = 0;
+        let lastPoint = -1;
         const run = new EngineRun(request, {
           enginePath: this.hooks.enginePath,
           preload,
@@ -214,7 +233,12 @@ export class SessionRunner implements vscode.Disposable {
           onStderr: (t) => out.append(t),
           onEvent: (e) => {
             if (e.type === 'log') out.appendLine(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
-            if (e.type === 'progress') {
+            // Fine-tuning reports every step (hundreds a second on a small model): the notification
+            // and the status bar are redrawn at most PROGRESS_UI_MS apart, so the editor is not kept busy.
+            const throttled = e.type === 'progress' && e.phase === 'finetune' && e.point === lastPoint && Date.now() - lastUi < PROGRESS_UI_MS;
+            if (e.type === 'progress' && !throttled) {
+              lastUi = Date.now();
+              lastPoint = e.point;
               const fraction = e.points ? (e.point - 1 + (e.step && e.steps ? e.step / e.steps : 0)) / e.points : 0;
               const left = e.secondsLeft !== undefined ? ` · ~${Math.ceil(e.secondsLeft)} s left` : '';
               const what = e.phase === 'finetune' ? `point ${e.point}/${e.points}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs}${left}` : e.phase === 'dense' ? 'measuring the dense model' : e.phase === 'loading' ? 'loading the model and data' : `point ${e.point}/${e.points}: ${e.phase}`;
@@ -244,6 +268,9 @@ export class SessionRunner implements vscode.Disposable {
         this.runs.delete(request.modelPath);
         if (this.runs.size === 0) this.status.hide();
         out.appendLine(`■ session ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}${outcome.sessionDir ? ` (${outcome.sessionDir})` : ''}`);
+        loop.disable();
+        const cpu = process.cpuUsage(cpuAtStart);
+        out.appendLine(`  ${eventLoopSummary(loop)}; the extension host used ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
         this.hooks.onEnded(outcome);
         void this.announce(name, outcome);
       },

@@ -19,6 +19,7 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
   /** The loaded document's script has posted `ready`; until then a new body waits in `dirty`. */
   private ready = false;
   private dirty = false;
+  private hidden = false;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly extensionUri: vscode.Uri) {}
@@ -28,8 +29,15 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
     view.webview.options = { enableScripts: true, localResourceRoots: [this.extensionUri] };
     this.disposables.push(
       view.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m)),
-      // Hidden, the view's document is dropped; shown again, it is loaded afresh.
-      view.onDidChangeVisibility(() => view.visible && this.render(true)),
+      // Hidden, the view's document is dropped; shown again after that, it is loaded afresh. (Only
+      // then: setting the document twice in a row, as a first show can fire, may leave it blank.)
+      view.onDidChangeVisibility(() => {
+        if (!view.visible) this.hidden = true;
+        else if (this.hidden) {
+          this.hidden = false;
+          this.render(true);
+        }
+      }),
       view.onDidDispose(() => {
         this.view = undefined;
         this.loaded = false;
@@ -90,11 +98,10 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
   private onMessage(m: WebviewToHost): void {
     switch (m.type) {
       case 'ready':
+        // A (re)loaded document shows the current report, whatever happened while it loaded.
         this.ready = true;
-        if (this.dirty) {
-          this.dirty = false;
-          this.render();
-        }
+        this.dirty = false;
+        this.render();
         return;
       case 'commit':
         void vscode.commands.executeCommand('fairPrune.commit', m.sessionDir, m.pointId);

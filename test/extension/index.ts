@@ -72,6 +72,12 @@ export async function run(): Promise<void> {
     );
     report.curvesTab = tab.label;
 
+    // The workspace is a git repository and fairPrune.git.stage is on: the commit is staged through
+    // VS Code's own git extension.
+    const git = (...args: string[]) => spawnSync('git', args, { cwd: root, encoding: 'utf8' });
+    const gitReady = git('init', '-q').status === 0;
+    if (gitReady) await vscode.workspace.getConfiguration('fairPrune').update('git.stage', true, vscode.ConfigurationTarget.Workspace);
+
     // Commit the 50% point through the command the report's and the panel's buttons run: it passes
     // the default gate, so the files land beside the model without a question.
     const point = results.points.find((p) => p.targetSparsity === 0.5)!;
@@ -81,6 +87,16 @@ export async function run(): Promise<void> {
     const record = JSON.parse(fs.readFileSync(path.join(committed, 'fairness.json'), 'utf8')) as { decision: string };
     assert.equal(record.decision, 'passed');
     report.committed = fs.readdirSync(committed).sort();
+    if (gitReady) {
+      const staged = await until('the committed files staged in git', () => {
+        const names = git('diff', '--cached', '--name-only').stdout.split('\n').filter(Boolean);
+        return names.some((n) => n.endsWith('/FAIRNESS.md')) ? names : undefined;
+      }, 30_000);
+      assert.ok(staged.every((n) => n.startsWith(`model.pruned-${point.id}/`)), `only the committed folder is staged: ${staged.join(', ')}`);
+      report.staged = staged;
+    } else {
+      report.staged = 'git is not installed: staging not checked';
+    }
     report.passed = true;
   } catch (e) {
     report.passed = false;
