@@ -330,6 +330,15 @@ function axisOptions(title: string, format: (x: number) => string) {
   };
 }
 
+function yRange(series: Series[], refs: ReferenceLine[], metric: CurvesMetric): { suggestedMin?: number; suggestedMax?: number } {
+  const lows = [...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => p.low))].filter(Number.isFinite);
+  const highs = [...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => p.high))].filter(Number.isFinite);
+  return {
+    ...(lows.length ? { suggestedMin: Math.min(...lows) } : {}),
+    ...(metric === 'excessGap' ? (highs.length ? { suggestedMax: Math.max(...highs) } : {}) : { suggestedMax: 1 }),
+  };
+}
+
 function drawMain(series: Series[], refs: ReferenceLine[]): void {
   const canvas = document.getElementById('main-chart') as HTMLCanvasElement;
   const t = themeColours();
@@ -358,7 +367,8 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
       interaction: { mode: 'nearest', intersect: true },
       scales: {
         x: { ...axisOptions(X_LABELS[state.xAxis], (x) => pct(x, 0)) },
-        y: { ...axisOptions(METRIC_LABELS[state.metric], (x) => formatMetric(state.metric, x)), ...(state.metric === 'excessGap' ? {} : { suggestedMax: 1 }) },
+        // The y range takes in the dense reference lines and the interval whiskers, not only the points.
+        y: { ...axisOptions(METRIC_LABELS[state.metric], (x) => formatMetric(state.metric, x)), ...yRange(series, refs, state.metric) },
       },
       plugins: {
         legend: { position: 'bottom', labels: { color: t.fg, usePointStyle: true, font: { family: t.font } } },
@@ -391,6 +401,7 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
   const fig = document.getElementById('main-figure')!;
   fig.dataset.series = JSON.stringify(drawn);
   fig.dataset.references = JSON.stringify(refs.map((r) => ({ group: r.group, y: r.y })));
+  fig.dataset.yRange = JSON.stringify({ min: chart.scales.y.min, max: chart.scales.y.max });
 }
 
 function drawSummary(id: string, series: SummarySeries[], format: (x: number) => string): void {

@@ -57,9 +57,14 @@ export function activate(context: vscode.ExtensionContext) {
       curves.refresh(o.sessionDir);
     },
   });
-  const requireTrust = (what: string) => {
+  // In Restricted Mode the commands stay visible and say why they will not run (a greyed-out menu
+  // entry would not), with the way to trust the workspace one click away.
+  const requireTrust = (what: string, why = 'it trains on your files in a separate process') => {
     if (vscode.workspace.isTrusted) return true;
-    void vscode.window.showErrorMessage(`Fair Prune ${what} only in a trusted workspace: it trains on your files in a separate process. Reading reports works in Restricted Mode; trust this workspace to ${what.replace(/^runs /, 'run ')}.`);
+    const manage = 'Manage Workspace Trust';
+    void vscode.window
+      .showErrorMessage(`Fair Prune ${what} only in a trusted workspace: ${why}. Reading reports works in Restricted Mode; trust this workspace to ${what.replace(/^(\w+?)s /, '$1 ')}.`, manage)
+      .then((pick) => pick === manage && vscode.commands.executeCommand('workbench.trust.manage'));
     return false;
   };
 
@@ -120,7 +125,7 @@ export function activate(context: vscode.ExtensionContext) {
     }),
     vscode.commands.registerCommand('fairPrune.refresh', () => sessions.refresh()),
     vscode.commands.registerCommand('fairPrune.showLog', () => output.show(true)),
-    vscode.commands.registerCommand('fairPrune.installNativeBackend', guarded(() => installNativeBackend(context, output))),
+    vscode.commands.registerCommand('fairPrune.installNativeBackend', guarded(() => requireTrust('installs a native backend', 'it runs npm, which downloads and builds code') && installNativeBackend(context, output))),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('fairPrune.gate') || e.affectsConfiguration('fairPrune.outputFolder')) {
         sessions.refresh();

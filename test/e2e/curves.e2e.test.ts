@@ -98,6 +98,10 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
     // The dense model's per-group accuracy as reference lines.
     const refs = JSON.parse((await frame.locator('#main-figure').getAttribute('data-references'))!) as { group: string; y: number }[];
     assert.deepEqual(refs.map((r) => r.y).sort(), results.dense!.groups.map((g) => g.accuracy.value).sort());
+    // ...inside the y axis, with every interval whisker (the axis is not fitted to the points alone).
+    const y = JSON.parse((await frame.locator('#main-figure').getAttribute('data-y-range'))!) as { min: number; max: number };
+    for (const r of refs) assert.ok(r.y >= y.min && r.y <= y.max, `dense ${r.group} ${r.y} within the y axis [${y.min}, ${y.max}]`);
+    for (const p of results.points) for (const g of p.evaluation.groups) assert.ok(g.accuracy.low >= y.min - 1e-9, `whisker of ${p.id} ${g.group} within the y axis`);
     // The text table holds every plotted value.
     assert.equal(await frame.locator('#chart-table tbody tr').count(), 8);
     await legibility(frame, 'dark');

@@ -57,6 +57,9 @@ export interface WorkbenchOptions {
   startTimeoutMs?: number;
   /** Extra environment for code-server and so for the extension host. */
   env?: Record<string, string>;
+  /** Open the folder in Restricted Mode (workspace trust on, the folder not trusted, no prompt).
+   *  Default false: trust is switched off and every folder is trusted. */
+  restricted?: boolean;
 }
 
 export interface Workbench {
@@ -298,7 +301,10 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
     const theme = opts.theme ?? 'dark';
     const settingsFile = path.join(dirs.userData, 'User', 'settings.json');
     fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
-    fs.writeFileSync(settingsFile, JSON.stringify({ ...quietSettings(theme), ...opts.settings }, null, 2));
+    const trust = opts.restricted
+      ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' }
+      : {};
+    fs.writeFileSync(settingsFile, JSON.stringify({ ...quietSettings(theme), ...trust, ...opts.settings }, null, 2));
 
     const port = await freePort();
     fs.writeFileSync(dirs.config, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
@@ -310,7 +316,7 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
       [
         codeServerEntry(), ...serverArgs(dirs),
         '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-        '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+        '--disable-telemetry', '--disable-update-check', ...(opts.restricted ? [] : ['--disable-workspace-trust']),
         '--disable-getting-started-override', '--ignore-last-opened', '--locale', 'en',
       ],
       { env, cwd: dirs.root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },

@@ -1,0 +1,55 @@
+// Restricted Mode in a real VS Code (code-server 4.100.3, workspace trust on, the folder not trusted):
+// existing fairness reports can be read in the side bar and the curves panel, while running a session
+// and committing are refused, and the UI says why, with the way to trust the workspace one click away.
+// Skips when the e2e set-up is absent (scripts/run-tests.sh counts a failed set-up as a failure).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { e2eUnavailableReason, frameWith, repoRoot, until, withWorkbench } from './harness';
+import { makeFixture } from '../session-fixture';
+
+const skip = e2eUnavailableReason();
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-restricted-'));
+const workspace = path.join(tmp, 'workspace');
+
+before(async () => {
+  if (skip) return;
+  fs.mkdirSync(workspace);
+  const { csv, modelPath } = await makeFixture(workspace, 1500, 'plain');
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'run', '--model', modelPath, '--data', csv, '--label', 'decision',
+    '--group', 'region', '--sparsity', '0.5', '--loss', 'ce', '--epochs', '1', '--bootstrap', '100', '--out', path.join(workspace, '.fairprune')], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('Restricted Mode: reports are readable; pruning and committing are refused with the reason and a way to trust', { skip: skip ?? false, timeout: 180_000 }, async () => {
+  await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, restricted: true }, 'restricted', async (wb) => {
+    const page = wb.page;
+    await page.locator('.part.statusbar', { hasText: 'Restricted Mode' }).waitFor();
+    // Reading works: the session is in the tree and its report in the side bar.
+    await page.locator('.part.activitybar .action-item .action-label[aria-label^="Fair Prune"]').first().click();
+    const session = page.locator('.part.sidebar .monaco-list-row', { hasText: 'region' }).first();
+    await session.waitFor();
+    await session.click();
+    const report = await frameWith(wb, 'section.point');
+    assert.match((await report.locator('section.point .why-disabled').first().textContent()) ?? '', /Committing is disabled in Restricted Mode: trust this workspace to commit\./);
+    assert.equal(await report.locator('button.commit').first().getAttribute('disabled'), '');
+    // The curves panel reads too, and its Commit says why it is off.
+    await wb.runCommand('Fair Prune: Show Fairness Curves');
+    const curves = await frameWith(wb, 'vscode-data-grid-row[data-point]');
+    await curves.locator('vscode-data-grid-row[data-point]').first().click();
+    await until('the reason under Commit', async () => (/Restricted Mode/.test((await curves.locator('#commit-why').textContent().catch(() => '')) ?? '') ? true : undefined));
+    await wb.screenshot('restricted-reading');
+    // Running a session: refused, saying why, with the way to trust the workspace.
+    await wb.runCommand('Fair Prune: Prune with Fairness Check…');
+    const message = await wb.waitForNotification(/only in a trusted workspace/);
+    assert.match(message, /Fair Prune runs pruning sessions only in a trusted workspace: it trains on your files in a separate process\. Reading reports works in Restricted Mode; trust this workspace to run pruning sessions\./);
+    await page.locator('.notifications-toasts .notification-toast', { hasText: 'only in a trusted workspace' }).locator('.monaco-button', { hasText: 'Manage Workspace Trust' }).waitFor();
+    await wb.screenshot('restricted-prune-refused');
+    assert.equal(fs.existsSync(path.join(workspace, '.fairprune', 'sessions')) && fs.readdirSync(path.join(workspace, '.fairprune', 'sessions')).length, 1, 'no session started');
+  });
+});
