@@ -23,6 +23,7 @@ import type { BackendInfo, BackendName, BackendPreference } from '../protocol/re
 import { UserError } from './errors';
 import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
 import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
+import { registerConv2DBackpropInput } from './kernels/conv2d-backprop-input';
 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
@@ -224,6 +225,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
     wasmPathSet = dir;
   }
   registerConv2DBackpropFilter('wasm');
+  registerConv2DBackpropInput('wasm');
   registerDepthwiseBackprop('wasm');
   let ok = false;
   try {

@@ -14,6 +14,7 @@ import {
   restoreStockConv2DBackpropFilter,
 } from '../../src/core/kernels/conv2d-backprop-filter';
 import { depthwiseBackpropKernels } from '../../src/core/kernels/depthwise-conv2d-backprop';
+import { conv2dBackpropInputViaConv } from '../../src/core/kernels/conv2d-backprop-input';
 
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface Case {
@@ -196,6 +197,37 @@ test('filter gradient on wasm = stock cpu gradient = direct summation, for strid
     const d = relDiff(got.filter, stock[i].filter);
     assert.ok(d < 1e-3, `case ${i} ${JSON.stringify(c)}: wasm vs stock cpu relative difference ${d}`);
   }
+});
+
+/** Gradient wrt the input of Σ conv2d(x, W) · w, through tf.grad on the current backend. */
+function convInputGrad(c: Case, seed: number): Float32Array {
+  return tf.tidy(() => {
+    const rng = new Rng(seed);
+    const x = randomTensor(c.x, rng) as tf.Tensor4D;
+    const filter = randomTensor(c.f, rng) as tf.Tensor4D;
+    const w = randomTensor(tf.conv2d(x, filter, c.s, c.pad).shape, rng);
+    return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(v as tf.Tensor4D, filter, c.s, c.pad), w)))(x).dataSync() as Float32Array;
+  });
+}
+
+test('input gradient on wasm (one forward conv for stride 1, the stock kernel otherwise) = stock cpu, for every case', async () => {
+  const stock = await onStockCpu(() => CASES.map((c, i) => convInputGrad(c, 500 + i)));
+  await initBackend('wasm');
+  assert.ok(tf.getKernel(tf.Conv2DBackpropInput, 'wasm'), 'registered');
+  CASES.forEach((c, i) => {
+    const x = tf.tensor4d(new Float32Array(c.x.reduce((a, b) => a * b, 1)), c.x);
+    const f = tf.ones(c.f) as tf.Tensor4D;
+    const outShape = tf.conv2d(x, f, c.s, c.pad).shape as [number, number, number, number];
+    const fast = conv2dBackpropInputViaConv(tf.ones(outShape) as tf.Tensor4D, f, c.x, c.s, c.pad);
+    // The fast path is taken exactly for stride 1 (every padding here).
+    assert.equal(fast !== null, c.s[0] === 1 && c.s[1] === 1, `fast path for case ${i} ${JSON.stringify(c)}`);
+    fast?.dispose();
+    const before = tf.memory().numTensors;
+    const got = convInputGrad(c, 500 + i);
+    assert.equal(tf.memory().numTensors, before, `no tensors leaked, case ${i}`);
+    const d = relDiff(got, stock[i]);
+    assert.ok(d < 1e-4, `case ${i} ${JSON.stringify(c)}: wasm vs stock cpu input gradient, relative difference ${d}`);
+  });
 });
 
 test('the same kernel on cpu matches the stock cpu kernel', async () => {

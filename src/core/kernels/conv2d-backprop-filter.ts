@@ -21,6 +21,7 @@
  * on both backends, so it is not kept.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { asTensor4D } from './tensor-info';
 
 /** Attributes tfjs passes to the `Conv2DBackpropFilter` kernel (see tfjs-core `Conv2DBackpropFilterAttrs`). */
 interface BackpropFilterAttrs {
@@ -31,11 +32,6 @@ interface BackpropFilterAttrs {
   filterShape: [number, number, number, number];
 }
 
-function asTensor4D(info: tf.TensorInfo): { t: tf.Tensor4D; owned: boolean } {
-  if (info instanceof tf.Tensor) return { t: info as tf.Tensor4D, owned: false };
-  // A bare TensorInfo (a kernel called by another kernel): wrap it; the wrapper holds its own reference.
-  return { t: tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor4D, owned: true };
-}
 
 /**
  * The filter gradient as a plain function of tensors (any backend). `x` is the forward input,

@@ -1,0 +1,96 @@
+/**
+ * A faster `Conv2DBackpropInput` (the gradient of a 2-D convolution with respect to its input) for the
+ * wasm backend, for the case every CNN here uses: stride 1, dilation 1, NHWC. It is one forward
+ * convolution, which wasm runs through XNNPACK, instead of wasm's own scalar backprop-input loop.
+ * Profiled on the bench's cnn32 epoch (wasm): Conv2DBackpropInput took 364 ms of ~1.1 s, the forward
+ * Conv2D of the same size 211 ms.
+ *
+ * The math (stride 1, NHWC): with the forward padding top/left,
+ *   dx[b, i, j, ci] = Σ_{kh, kw, co} dy[b, i − kh + top, j − kw + left, co] · W[kh, kw, ci, co]
+ * which is a 'valid' convolution of dy, padded by (fh − 1 − top) above and (H − oh + top) below (the same
+ * across), with the filter rotated by 180° and its channel axes swapped: W'[a, b, co, ci] =
+ * W[fh − 1 − a, fw − 1 − b, ci, co].
+ *
+ * Any other case (strides, dilations, NCHW, a padding that would need cropping) goes to the kernel that
+ * was registered before, so behaviour there is unchanged.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { asTensor4D } from './tensor-info';
+
+interface BackpropInputAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape: [number, number, number, number];
+}
+
+
+const isOne = (s: number | [number, number]) => (Array.isArray(s) ? s[0] === 1 && s[1] === 1 : s === 1);
+
+/**
+ * The input gradient of a stride-1 NHWC convolution as one forward convolution, or null when this
+ * formulation does not apply (then the stock kernel must run).
+ */
+export function conv2dBackpropInputViaConv(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  inputShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: BackpropInputAttrs['pad'],
+  dataFormat: 'NHWC' | 'NCHW' = 'NHWC',
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): tf.Tensor4D | null {
+  if (dataFormat !== 'NHWC' || !isOne(strides)) return null;
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const [fh, fw] = filter.shape;
+  const [, h, w] = inputShape;
+  const { outHeight: oh, outWidth: ow } = info;
+  if (dy.shape[1] !== oh || dy.shape[2] !== ow) return null;
+  const top = fh - 1 - info.padInfo.top;
+  const bottom = h - oh + info.padInfo.top;
+  const left = fw - 1 - info.padInfo.left;
+  const right = w - ow + info.padInfo.left;
+  if (top < 0 || bottom < 0 || left < 0 || right < 0) return null;
+  return tf.tidy(() => {
+    const padded = top || bottom || left || right ? tf.pad(dy, [[0, 0], [top, bottom], [left, right], [0, 0]]) : dy;
+    const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [fh, fw, co, ci]
+    return tf.conv2d(padded, rotated as tf.Tensor4D, 1, 'valid');
+  });
+}
+
+const replaced = new Map<string, tf.KernelConfig | null>();
+
+/** A KernelConfig for `Conv2DBackpropInput` on `backendName` that falls back to `stock` where it does not apply. */
+export function conv2dBackpropInputKernel(backendName: string, stock: tf.KernelConfig | null): tf.KernelConfig {
+  return {
+    kernelName: tf.Conv2DBackpropInput,
+    backendName,
+    // The stock wasm kernel binds its C function when the backend starts: keep that, for the fallback.
+    ...(stock?.setupFunc ? { setupFunc: stock.setupFunc } : {}),
+    ...(stock?.disposeFunc ? { disposeFunc: stock.disposeFunc } : {}),
+    kernelFunc: (args) => {
+      const a = args.attrs as unknown as BackpropInputAttrs;
+      const dy = asTensor4D(args.inputs.dy as tf.TensorInfo);
+      const filter = asTensor4D(args.inputs.filter as tf.TensorInfo);
+      try {
+        const fast = conv2dBackpropInputViaConv(dy.t, filter.t, a.inputShape, a.strides, a.pad, a.dataFormat ?? 'NHWC', a.dimRoundingMode);
+        if (fast) return fast;
+        if (!stock) throw new Error(`Conv2DBackpropInput: no ${backendName} kernel for strides ${JSON.stringify(a.strides)}, ${a.dataFormat ?? 'NHWC'}`);
+        return stock.kernelFunc(args);
+      } finally {
+        if (dy.owned) dy.t.dispose();
+        if (filter.owned) filter.t.dispose();
+      }
+    },
+  };
+}
+
+/** Registers the faster kernel for `backendName` in front of the stock one (kept for the other cases). Idempotent. */
+export function registerConv2DBackpropInput(backendName: string): void {
+  if (replaced.has(backendName)) return;
+  const existing = tf.getKernel(tf.Conv2DBackpropInput, backendName) ?? null;
+  replaced.set(backendName, existing);
+  if (existing) tf.unregisterKernel(tf.Conv2DBackpropInput, backendName);
+  tf.registerKernel(conv2dBackpropInputKernel(backendName, existing));
+}
