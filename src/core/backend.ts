@@ -24,6 +24,7 @@ import { UserError } from './errors';
 import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
 import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
 import { registerConv2DBackpropInput } from './kernels/conv2d-backprop-input';
+import { registerMaxPoolGrad } from './kernels/max-pool-grad';
 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
@@ -226,6 +227,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
   }
   registerConv2DBackpropFilter('wasm');
   registerConv2DBackpropInput('wasm');
+  registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');
   let ok = false;
   try {
