@@ -154,3 +154,15 @@ test('light theme: legible, the same series, screenshot for review', { skip: ski
     await wb.screenshot('curves-light');
   });
 });
+
+test('high-contrast theme: legible; a point selected from the keyboard (Enter on its row) shows its detail', { skip: skip ?? false, timeout: 180_000 }, async () => {
+  await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, settings, theme: 'hc' }, 'curves-hc', async (wb) => {
+    const frame = await openCurves(wb);
+    await legibility(frame, 'hc');
+    const point = results.points.find((p) => p.targetSparsity === 0.99 && p.loss === 'pw')!;
+    await frame.locator(`vscode-data-grid-row[data-point="${point.id}"] vscode-data-grid-cell`).first().focus();
+    await wb.page.keyboard.press('Enter');
+    await until('the point selected from the keyboard', async () => ((await frame.locator('#detail').textContent()) ?? '').includes('99% sparsity · pw') || undefined);
+    await wb.screenshot('curves-hc');
+  });
+});
