@@ -2,6 +2,9 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { FairnessPolicy } from '../core/gate';
+import { checkPoint } from '../core/gate';
+import { readSession } from '../core/session-store';
+import type { SessionView } from '../protocol/webview';
 import type { BackendPreference, LossName, PruningMethodName } from '../protocol/results';
 
 export function settings() {
@@ -42,4 +45,18 @@ export function outDirFor(file?: vscode.Uri): string | undefined {
 
 export function allOutDirs(): string[] {
   return (vscode.workspace.workspaceFolders ?? []).map((f) => path.resolve(f.uri.fsPath, settings().outputFolder));
+}
+
+/** What the report and the curves panel show of a session: its results, the gate's verdict on each
+ *  point under the current policy, and whether committing is allowed (a trusted workspace). */
+export function sessionViewOf(dir: string | undefined): SessionView | null {
+  const s = dir ? readSession(dir) : undefined;
+  if (!s) return null;
+  const p = policy();
+  return {
+    sessionDir: s.dir,
+    results: s.results,
+    verdicts: Object.fromEntries(s.results.points.map((pt) => [pt.id, checkPoint(pt, p)])),
+    canCommit: vscode.workspace.isTrusted,
+  };
 }

@@ -18,13 +18,12 @@ import * as vscode from 'vscode';
 import type { EngineEvent } from '../protocol/engine';
 import type { CurvesState, CurvesToHost, ExemplarImage, HostToCurves, SessionView } from '../protocol/webview';
 import { readSession } from '../core/session-store';
-import { checkPoint } from '../core/gate';
 import { readCsvFile } from '../core/data/csv';
 import { writeFileAtomic } from '../core/atomic';
 import { DEFAULT_CURVES_STATE, flopsReduction, macProfile, pct, sanitizeState, weightZeroCounts } from '../ui/curves-model';
 import type { WeightsManifest } from '../ui/curves-model';
 import { commitCommand } from './commit';
-import { policy } from './config';
+import { sessionViewOf } from './config';
 
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif' };
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;
@@ -161,15 +160,7 @@ export class CurvesPanel implements vscode.Disposable {
   }
 
   private sessionView(dir: string): SessionView | null {
-    const s = readSession(dir);
-    if (!s) return null;
-    const p = policy();
-    return {
-      sessionDir: s.dir,
-      results: s.results,
-      verdicts: Object.fromEntries(s.results.points.map((pt) => [pt.id, checkPoint(pt, p)])),
-      canCommit: vscode.workspace.isTrusted,
-    };
+    return sessionViewOf(dir);
   }
 
   private sendSession(): void {

@@ -6,19 +6,16 @@
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
 import type { HostToReport, SessionView, WebviewToHost } from '../protocol/webview';
-import { readSession } from '../core/session-store';
-import { checkPoint } from '../core/gate';
 import { renderReportBody, renderReportDocument } from '../ui/report-html';
-import { policy } from './config';
+import { sessionViewOf } from './config';
 
 export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly id = 'fairPrune.report';
   private view?: vscode.WebviewView;
   private sessionDir?: string;
   private loaded = false;
-  /** The loaded document's script has posted `ready`; until then a new body waits in `dirty`. */
+  /** The loaded document's script has posted `ready` (it then gets the current body). */
   private ready = false;
-  private dirty = false;
   private hidden = false;
   private readonly disposables: vscode.Disposable[] = [];
 
@@ -65,15 +62,7 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
   }
 
   sessionView(): SessionView | null {
-    const s = this.sessionDir ? readSession(this.sessionDir) : undefined;
-    if (!s) return null;
-    const p = policy();
-    return {
-      sessionDir: s.dir,
-      results: s.results,
-      verdicts: Object.fromEntries(s.results.points.map((pt) => [pt.id, checkPoint(pt, p)])),
-      canCommit: vscode.workspace.isTrusted,
-    };
+    return sessionViewOf(this.sessionDir);
   }
 
   /** The document is loaded once per visible lifetime; later renders post the new body, which keeps
@@ -86,13 +75,10 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
       this.view.webview.html = renderReportDocument(view, nonce, this.view.webview.cspSource);
       this.loaded = true;
       this.ready = false;
-      this.dirty = false;
-    } else if (!this.ready) {
-      this.dirty = true;
-    } else {
+    } else if (this.ready) {
       void this.view.webview.postMessage({ type: 'body', html: renderReportBody(view) } satisfies HostToReport);
     }
-    this.view.description = this.sessionDir ? readSession(this.sessionDir)?.results.sessionId : undefined;
+    this.view.description = view?.results.sessionId;
   }
 
   private onMessage(m: WebviewToHost): void {
@@ -100,7 +86,6 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
       case 'ready':
         // A (re)loaded document shows the current report, whatever happened while it loaded.
         this.ready = true;
-        this.dirty = false;
         this.render();
         return;
       case 'commit':

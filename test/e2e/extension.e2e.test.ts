@@ -145,8 +145,9 @@ async function answerPickers(o: { data: string; sparsities?: string; fromPalette
   await wb!.page.locator('.quick-input-widget', { hasText: '(5/6)' }).waitFor();
   if (o.sparsities) await wb!.quickPickType(o.sparsities);
   else await wb!.page.keyboard.press('Enter');
-  await wb!.page.locator('.quick-input-widget', { hasText: '(6/6)' }).waitFor();
-  await wb!.page.keyboard.press('Enter');
+  const losses = wb!.page.locator('.quick-input-widget', { hasText: '(6/6)' });
+  await losses.waitFor();
+  await losses.locator('.quick-input-action .monaco-button', { hasText: 'OK' }).click();
 }
 
 before(async () => {
@@ -225,8 +226,9 @@ test('right-click model.json → Prune with Fairness Check…: pickers with grou
     await page.locator('.quick-input-widget', { hasText: '(5/6)' }).waitFor();
     assert.equal(await page.locator('.quick-input-widget .quick-input-box input').inputValue(), '0.5, 0.99', 'sparsities prefilled from settings');
     await page.keyboard.press('Enter');
-    await page.locator('.quick-input-widget', { hasText: '(6/6)' }).waitFor();
-    await page.keyboard.press('Enter');
+    const losses = page.locator('.quick-input-widget', { hasText: '(6/6)' });
+    await losses.waitFor();
+    await losses.locator('.quick-input-action .monaco-button', { hasText: 'OK' }).click();
   });
   const session = await step('session-runs', async () => {
     await wb!.waitForNotification(/Fair Prune: model\/model\.json/, { timeoutMs: 30_000 });

@@ -453,8 +453,9 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
             await page.locator('.part.titlebar .window-title, .part.statusbar').first().click({ position: { x: 2, y: 2 } }).catch(() => undefined);
             continue;
           }
-          await quickInputBox.fill(`>${title}`);
           try {
+            // The palette can close under us while the workbench is still restoring (after a reload).
+            await quickInputBox.fill(`>${title}`, { timeout: Math.max(1000, Math.min(3000, end - Date.now())) });
             await clickRow(matcher(title), Math.min(4000, Math.max(500, end - Date.now())), JSON.stringify(title));
             return;
           } catch (e) {
