@@ -21,7 +21,8 @@ import { EngineRun } from './engine-host';
 import type { EngineOutcome } from './engine-host';
 import { outDirFor, policy, settings } from './config';
 
-const MODEL_GLOB = '**/{model.json,*.h5,*.H5,*.hdf5,*.keras}';
+// Case-insensitive like the explorer menu's when-clause (VS Code globs take character ranges).
+const MODEL_GLOB = '**/{model.json,*.[hH]5,*.[hH][dD][fF]5,*.[kK][eE][rR][aA][sS]}';
 const EXCLUDE = '**/{node_modules,.fairprune,.git}/**';
 
 interface LastRun {

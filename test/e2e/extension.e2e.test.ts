@@ -440,6 +440,15 @@ test('a Keras .h5 file (upper-case extension too) offers the same right-click en
     await data.waitFor();
     await wb!.screenshot('ext-12-keras-right-click');
     await wb!.page.keyboard.press('Escape');
+    // From the palette, the model picker lists it too (its upper-case extension included).
+    await wb!.runCommand('Fair Prune: Prune with Fairness Check…');
+    await wb!.page.locator('.quick-input-widget', { hasText: '(1/6)' }).waitFor();
+    const models = await until('the model picker rows', async () => {
+      const items = await wb!.quickPickItems();
+      return items.includes('digits.H5') ? items : undefined;
+    });
+    assert.ok(models.includes('model/model.json'), JSON.stringify(models));
+    await wb!.page.keyboard.press('Escape');
   });
 });
 
