@@ -4,6 +4,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import assert from 'node:assert/strict';
+import { UserError } from '../src/core/errors';
 
 /** The repository root, from out/test/… or test/… alike. */
 export const repoRoot = (() => {
@@ -33,4 +35,14 @@ export function useCpu(): Promise<void> {
   return cpuReady.then(() => {
     if (tf.getBackend() !== 'cpu') return tf.setBackend('cpu').then(() => undefined);
   });
+}
+
+/** For assert.throws/rejects: a UserError whose message matches and which says how to fix it. */
+export function expectUserError(re: RegExp) {
+  return (e: unknown) => {
+    assert.ok(e instanceof UserError, `expected a UserError, got ${e}`);
+    assert.match((e as Error).message, re);
+    assert.ok((e as UserError).fix, 'the error says how to fix it');
+    return true;
+  };
 }

@@ -142,7 +142,7 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
   }
   const json = readJson(modelPath);
   const dir = path.dirname(modelPath);
-  const topology = checkTopology(json, modelPath);
+  checkTopology(json, modelPath); // refuses graph models and unknown layers before any weight is read
 
   const manifest = json.weightsManifest as ManifestGroup[] | undefined;
   if (!Array.isArray(manifest)) {

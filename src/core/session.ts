@@ -14,7 +14,7 @@ import type { EngineEvent, RunRequest } from '../protocol/engine';
 import type { Evaluation, LossName, PrunedPoint, SessionResults } from '../protocol/results';
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
 import { initBackend } from './backend';
-import { loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
+import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
 import { lossTargets, outputWidth } from './losses';
@@ -406,7 +406,7 @@ export function appliedPreprocessing(d: Dataset): Preprocessing {
   const r = d.record;
   if (r.imageColumn) {
     const [height, width, channels] = d.sampleShape;
-    return { version: 1, label: r.label, groupColumns: r.groupColumns, columns: null, outputFeatures: null, image: { column: r.imageColumn, height, width, channels, pixelScale: r.pixelScale ?? 255 } };
+    return { version: 1, label: r.label, groupColumns: r.groupColumns, columns: null, outputFeatures: null, image: { column: r.imageColumn, height, width, channels, pixelScale: r.pixelScale ?? DEFAULT_PIXEL_SCALE } };
   }
   const features = r.features ?? [];
   return {

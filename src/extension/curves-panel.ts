@@ -159,14 +159,10 @@ export class CurvesPanel implements vscode.Disposable {
     if (this.panel && this.ready) void this.panel.webview.postMessage(m);
   }
 
-  private sessionView(dir: string): SessionView | null {
-    return sessionViewOf(dir);
-  }
-
   private sendSession(): void {
     if (!this.panel || !this.ready) return;
     const dir = this.state.sessionDir;
-    const view = dir ? this.sessionView(dir) : null;
+    const view = sessionViewOf(dir ?? undefined);
     if (!view) {
       this.post({
         type: 'empty',

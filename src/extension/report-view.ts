@@ -5,7 +5,7 @@
  */
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
-import type { HostToReport, SessionView, WebviewToHost } from '../protocol/webview';
+import type { HostToReport, WebviewToHost } from '../protocol/webview';
 import { renderReportBody, renderReportDocument } from '../ui/report-html';
 import { sessionViewOf } from './config';
 
@@ -61,15 +61,11 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
     return this.sessionDir;
   }
 
-  sessionView(): SessionView | null {
-    return sessionViewOf(this.sessionDir);
-  }
-
   /** The document is loaded once per visible lifetime; later renders post the new body, which keeps
    *  the reader's scroll position and avoids reloading the frame on every point that lands. */
   private render(reload = false): void {
     if (!this.view) return;
-    const view = this.sessionView();
+    const view = sessionViewOf(this.sessionDir);
     if (reload || !this.loaded) {
       const nonce = crypto.randomBytes(16).toString('base64');
       this.view.webview.html = renderReportDocument(view, nonce, this.view.webview.cspSource);

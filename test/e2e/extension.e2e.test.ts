@@ -354,12 +354,18 @@ function enginePids(): number[] {
   });
 }
 
-test('cancel a running session: the engine stops within 2 seconds and the finished points are kept', { skip: skip ?? false, timeout: 240_000 }, async () => {
+/** From the palette, a long session on big.csv; resolves with its folder once its first point is in. */
+async function startLongSession(): Promise<string> {
   const known = sessionFolders();
   await step('start-long', () => answerPickers({ data: 'big.csv', sparsities: LONG_SPARSITIES, fromPalette: true }));
   const dir = await newSession(known);
+  await until('a first finished point', () => ((readResults(dir)?.points.length ?? 0) >= 1 ? true : undefined), 120_000);
+  return dir;
+}
+
+test('cancel a running session: the engine stops within 2 seconds and the finished points are kept', { skip: skip ?? false, timeout: 240_000 }, async () => {
+  const dir = await startLongSession();
   await step('cancel', async () => {
-    await until('a first finished point', () => ((readResults(dir)?.points.length ?? 0) >= 1 ? true : undefined), 120_000);
     assert.equal(enginePids().length, 1, 'one engine process runs the session');
     // One session per model: a second one asks whether to queue it or cancel the running one.
     await answerPickers({ data: 'big.csv', fromPalette: true });
@@ -393,11 +399,8 @@ test('cancel a running session: the engine stops within 2 seconds and the finish
 });
 
 test('the engine dies mid-session: a clear message, the session marked failed with what it finished', { skip: skip ?? false, timeout: 240_000 }, async () => {
-  const known = sessionFolders();
-  await step('start-long', () => answerPickers({ data: 'big.csv', sparsities: LONG_SPARSITIES, fromPalette: true }));
-  const dir = await newSession(known);
+  const dir = await startLongSession();
   await step('kill', async () => {
-    await until('a first finished point', () => ((readResults(dir)?.points.length ?? 0) >= 1 ? true : undefined), 120_000);
     const pids = enginePids();
     assert.equal(pids.length, 1);
     process.kill(pids[0], 'SIGKILL'); // as the OOM killer would
@@ -453,10 +456,7 @@ test('a Keras .h5 file (upper-case extension too) offers the same right-click en
 });
 
 test('reloading the window ends a running engine (deactivate), and activation after it is quick', { skip: skip ?? false, timeout: 240_000 }, async () => {
-  const known = sessionFolders();
-  await step('start-long', () => answerPickers({ data: 'big.csv', sparsities: LONG_SPARSITIES, fromPalette: true }));
-  const dir = await newSession(known);
-  await until('a first finished point', () => ((readResults(dir)?.points.length ?? 0) >= 1 ? true : undefined), 120_000);
+  const dir = await startLongSession();
   const [pid] = enginePids();
   assert.ok(pid, 'the engine runs');
   await step('reload', async () => {

@@ -19,7 +19,7 @@ import { UserError } from '../../src/core/errors';
 import { h5wasm, type H5File, type H5Group } from '../../src/core/keras/h5';
 import { crc32, readZip, writeZip } from '../../src/core/keras/zip';
 import { kerasConfigToTfjs } from '../../src/core/keras/config';
-import { tempDir, useCpu } from '../helpers';
+import { expectUserError, tempDir, useCpu } from '../helpers';
 
 type Json = Record<string, unknown>;
 
@@ -328,14 +328,6 @@ function assertClose(a: number[], b: number[], tol: number, what: string): void 
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
-function expectUserError(re: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected a UserError, got ${e}`);
-    assert.match((e as Error).message, re);
-    assert.ok((e as UserError).fix, 'the error says how to fix it');
-    return true;
-  };
-}
 
 /** Prunes half of every kernel, saves, and checks what was saved. Returns the folder and the pruned predictions. */
 async function pruneAndSave(loaded: LoadedModel, x: tf.Tensor, dir: string) {

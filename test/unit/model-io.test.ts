@@ -5,8 +5,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, makeLogitModel, modelSize, saveModel, topologyOf } from '../../src/core/model-io';
-import { UserError } from '../../src/core/errors';
-import { sharedDir, tempDir, useCpu } from '../helpers';
+import { expectUserError, sharedDir, tempDir, useCpu } from '../helpers';
 
 async function writeSmallModel(dir: string, activation: 'softmax' | 'sigmoid' | 'linear' = 'softmax', units = 3): Promise<string> {
   const m = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 5, activation: 'relu', name: 'hidden' }), tfl.layers.dense({ units, activation, name: 'out' })] });
@@ -15,14 +14,6 @@ async function writeSmallModel(dir: string, activation: 'softmax' | 'sigmoid' | 
   return path.join(dir, 'model.json');
 }
 
-function expectUserError(re: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected a UserError, got ${e}`);
-    assert.match((e as Error).message, re);
-    assert.ok((e as UserError).fix, 'the error says how to fix it');
-    return true;
-  };
-}
 
 test('save then load gives the same predictions; the folder holds model.json and weights.bin', async () => {
   await useCpu();

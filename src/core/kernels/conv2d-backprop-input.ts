@@ -15,7 +15,7 @@
  * was registered before, so behaviour there is unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { asTensor4D } from './tensor-info';
+import { registerInFrontOfStock } from './tensor-info';
 
 interface BackpropInputAttrs {
   strides: number | [number, number];
@@ -59,38 +59,8 @@ export function conv2dBackpropInputViaConv(
   });
 }
 
-const replaced = new Map<string, tf.KernelConfig | null>();
-
-/** A KernelConfig for `Conv2DBackpropInput` on `backendName` that falls back to `stock` where it does not apply. */
-export function conv2dBackpropInputKernel(backendName: string, stock: tf.KernelConfig | null): tf.KernelConfig {
-  return {
-    kernelName: tf.Conv2DBackpropInput,
-    backendName,
-    // The stock wasm kernel binds its C function when the backend starts: keep that, for the fallback.
-    ...(stock?.setupFunc ? { setupFunc: stock.setupFunc } : {}),
-    ...(stock?.disposeFunc ? { disposeFunc: stock.disposeFunc } : {}),
-    kernelFunc: (args) => {
-      const a = args.attrs as unknown as BackpropInputAttrs;
-      const dy = asTensor4D(args.inputs.dy as tf.TensorInfo);
-      const filter = asTensor4D(args.inputs.filter as tf.TensorInfo);
-      try {
-        const fast = conv2dBackpropInputViaConv(dy.t, filter.t, a.inputShape, a.strides, a.pad, a.dataFormat ?? 'NHWC', a.dimRoundingMode);
-        if (fast) return fast;
-        if (!stock) throw new Error(`Conv2DBackpropInput: no ${backendName} kernel for strides ${JSON.stringify(a.strides)}, ${a.dataFormat ?? 'NHWC'}`);
-        return stock.kernelFunc(args);
-      } finally {
-        if (dy.owned) dy.t.dispose();
-        if (filter.owned) filter.t.dispose();
-      }
-    },
-  };
-}
-
 /** Registers the faster kernel for `backendName` in front of the stock one (kept for the other cases). Idempotent. */
 export function registerConv2DBackpropInput(backendName: string): void {
-  if (replaced.has(backendName)) return;
-  const existing = tf.getKernel(tf.Conv2DBackpropInput, backendName) ?? null;
-  replaced.set(backendName, existing);
-  if (existing) tf.unregisterKernel(tf.Conv2DBackpropInput, backendName);
-  tf.registerKernel(conv2dBackpropInputKernel(backendName, existing));
+  registerInFrontOfStock<BackpropInputAttrs>(tf.Conv2DBackpropInput, backendName, ['dy', 'filter'], ([dy, filter], a) =>
+    conv2dBackpropInputViaConv(dy, filter, a.inputShape, a.strides, a.pad, a.dataFormat ?? 'NHWC', a.dimRoundingMode));
 }

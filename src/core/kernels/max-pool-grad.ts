@@ -13,7 +13,7 @@
  * that was registered before.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { asTensor4D } from './tensor-info';
+import { registerInFrontOfStock } from './tensor-info';
 
 interface MaxPoolGradAttrs {
   filterSize: number | [number, number];
@@ -60,32 +60,8 @@ export function maxPoolGradNonOverlapping(
   });
 }
 
-const replaced = new Set<string>();
-
 /** Registers this MaxPoolGrad for `backendName` in front of the stock one (kept for overlapping windows). Idempotent. */
 export function registerMaxPoolGrad(backendName: string): void {
-  if (replaced.has(backendName)) return;
-  replaced.add(backendName);
-  const stock = tf.getKernel(tf.MaxPoolGrad, backendName) ?? null;
-  if (stock) tf.unregisterKernel(tf.MaxPoolGrad, backendName);
-  tf.registerKernel({
-    kernelName: tf.MaxPoolGrad,
-    backendName,
-    ...(stock?.setupFunc ? { setupFunc: stock.setupFunc } : {}),
-    ...(stock?.disposeFunc ? { disposeFunc: stock.disposeFunc } : {}),
-    kernelFunc: (args) => {
-      const a = args.attrs as unknown as MaxPoolGradAttrs;
-      const dy = asTensor4D(args.inputs.dy as tf.TensorInfo);
-      const x = asTensor4D(args.inputs.input as tf.TensorInfo);
-      try {
-        const fast = maxPoolGradNonOverlapping(dy.t, x.t, a.filterSize, a.strides, a.pad, a.dimRoundingMode);
-        if (fast) return fast;
-        if (!stock) throw new Error(`MaxPoolGrad: no ${backendName} kernel for overlapping windows`);
-        return stock.kernelFunc(args);
-      } finally {
-        if (dy.owned) dy.t.dispose();
-        if (x.owned) x.t.dispose();
-      }
-    },
-  });
+  registerInFrontOfStock<MaxPoolGradAttrs>(tf.MaxPoolGrad, backendName, ['dy', 'input'], ([dy, x], a) =>
+    maxPoolGradNonOverlapping(dy, x, a.filterSize, a.strides, a.pad, a.dimRoundingMode));
 }
