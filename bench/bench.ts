@@ -19,6 +19,9 @@ import { lossTargets } from '../src/core/losses';
 import { runSession } from '../src/core/session';
 import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
+import type { RunRequest } from '../src/protocol/engine';
+import { writeBiasedMnist } from '../src/core/demo/biased-mnist';
+import { trainBaseline } from '../src/core/baseline';
 
 const quick = process.argv.includes('--quick');
 const REPEATS = quick ? 1 : 3;
@@ -177,8 +180,43 @@ function torchBench(py: string, threads: number): Record<string, { epochSeconds:
   return JSON.parse(r.stdout);
 }
 
-/** A sweep on a synthetic tabular task: wall time and the peak RSS, sampled every 20 ms. */
-async function sweep(points: number, dir: string): Promise<{ points: number; seconds: number; startRssMiB: number; peakRssMiB: number }> {
+interface SweepResult {
+  workload: string;
+  points: number;
+  /** Points at once (worker threads); 1 = one after another in the session's thread. */
+  workers: number;
+  seconds: number;
+  startRssMiB: number;
+  peakRssMiB: number;
+}
+
+/** A session timed from start to end, with the process's peak RSS (worker threads included) sampled every 20 ms. */
+async function timedSweep(workload: string, req: RunRequest): Promise<SweepResult> {
+  const start = process.memoryUsage().rss;
+  let peak = start;
+  let workers = 1;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const t0 = Date.now();
+  const results = await runSession(req, {
+    emit: (e) => {
+      const m = e.type === 'log' ? /^sweep: (\d+) points at a time/.exec(e.message) : null;
+      if (m) workers = Number(m[1]);
+    },
+  });
+  clearInterval(sampler);
+  const seconds = (Date.now() - t0) / 1000;
+  if (results.status !== 'completed') throw new Error(`the ${workload} sweep ended ${results.status}`);
+  return { workload, points: results.points.length, workers, seconds, startRssMiB: start / 2 ** 20, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+}
+
+const SWEEP_DEFAULTS = { method: 'magnitude-layer', patience: 0, seed: 1, minWeight: 0.75, gamma: 5, bootstrapResamples: 500, backend: 'wasm', batchSize: 64, learningRate: 1e-3 } as const;
+
+function sparsityRange(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => Number((0.3 + (0.65 * i) / Math.max(1, n - 1)).toFixed(2)));
+}
+
+/** Sweeps of the tabular MLP: a short and a long one (memory must not grow with the points), the long one also one point at a time. */
+async function mlpSweeps(dir: string): Promise<SweepResult[]> {
   const rng = new Rng(7);
   const rows = ['f1,f2,f3,f4,f5,f6,group,label'];
   for (let i = 0; i < 4000; i++) {
@@ -189,21 +227,27 @@ async function sweep(points: number, dir: string): Promise<{ points: number; sec
   }
   const csv = path.join(dir, 'sweep.csv');
   fs.writeFileSync(csv, rows.join('\n'));
-  const modelDir = path.join(dir, `model-${points}`);
+  const modelDir = path.join(dir, 'mlp-model');
   const m = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [6], units: 64, activation: 'relu', kernelInitializer: init(1) }), tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(2) }), tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(3) })] });
   await saveModel(m, modelDir, topologyOf(m));
   m.dispose();
-  const sparsities = Array.from({ length: points / 2 }, (_, i) => 0.3 + (0.65 * i) / Math.max(1, points / 2 - 1));
-  const start = process.memoryUsage().rss;
-  let peak = start;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-  const t0 = Date.now();
-  await runSession({
-    modelPath: path.join(modelDir, 'model.json'), dataPath: csv, label: 'label', groups: ['group'], sparsities, losses: ['ce', 'pw'], method: 'magnitude-layer',
-    epochs: 2, batchSize: 64, learningRate: 1e-3, patience: 0, seed: 1, minWeight: 0.75, gamma: 5, bootstrapResamples: 500, backend: 'wasm', outDir: path.join(dir, `out-${points}`),
+  const req = (points: number, workers: number, tag: string): RunRequest => ({
+    ...SWEEP_DEFAULTS, modelPath: path.join(modelDir, 'model.json'), dataPath: csv, label: 'label', groups: ['group'], sparsities: sparsityRange(points / 2), losses: ['ce', 'pw'],
+    epochs: 2, workers, outDir: path.join(dir, `mlp-${tag}`),
   });
-  clearInterval(sampler);
-  return { points, seconds: (Date.now() - t0) / 1000, startRssMiB: start / 2 ** 20, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+  return [await timedSweep('mlp', req(2, 0, 'a')), await timedSweep('mlp', req(16, 1, 'b')), await timedSweep('mlp', req(16, 0, 'c'))];
+}
+
+/** The demo's sweep, smaller: its CNN on coloured MNIST, 6 points, one at a time and in parallel. */
+async function cnnSweeps(dir: string): Promise<SweepResult[]> {
+  const data = await writeBiasedMnist({ outDir: path.join(dir, 'mnist'), seed: 7, trainCount: 1200, validationCount: 0, testCount: 400, minorityFraction: 0.05 });
+  const modelDir = path.join(dir, 'cnn-model');
+  await trainBaseline({ data: { csvPath: data.csvPath, label: 'digit', groups: ['ink'], seed: 7 }, outDir: modelDir, epochs: 1, batchSize: 64, learningRate: 0.003, patience: 0, backend: 'wasm' });
+  const req = (workers: number, tag: string): RunRequest => ({
+    ...SWEEP_DEFAULTS, modelPath: path.join(modelDir, 'model.json'), dataPath: data.csvPath, label: 'digit', groups: ['ink'], sparsities: [0.5, 0.8, 0.9], losses: ['ce', 'pw'],
+    epochs: 1, workers, outDir: path.join(dir, `cnn-${tag}`),
+  });
+  return [await timedSweep('demo-cnn', req(1, 'a')), await timedSweep('demo-cnn', req(0, 'b'))];
 }
 
 async function main() {
@@ -242,9 +286,9 @@ async function main() {
 
   await initBackend('wasm');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-bench-'));
-  const sweepLoad = await othersLoad(async () => [await sweep(2, tmp), await sweep(8, tmp)]);
+  const sweepLoad = await othersLoad(async () => [...(await mlpSweeps(tmp)), ...(await cnnSweeps(tmp))]);
   const sweeps = sweepLoad.value;
-  for (const s of sweeps) console.log(`sweep of ${s.points} points (wasm, MLP 6-64-64-1, 4000 rows): ${s.seconds.toFixed(1)} s, RSS ${s.startRssMiB.toFixed(0)} MiB at start, peak ${s.peakRssMiB.toFixed(0)} MiB`);
+  for (const s of sweeps) console.log(`sweep ${s.workload}, ${s.points} points, ${s.workers} at a time: ${s.seconds.toFixed(1)} s, RSS ${s.startRssMiB.toFixed(0)} MiB at start, peak ${s.peakRssMiB.toFixed(0)} MiB`);
   const fmtLoad = (l?: number) => (l === undefined ? 'not measured' : `${l.toFixed(2)} cores`);
   const noise = `Other processes' CPU use during the run (average; the machine has ${os.cpus().length} cores): Fair Prune measurements ${fmtLoad(ours.otherCores)}, PyTorch ${fmtLoad(torchLoad.otherCores)}, sweeps ${fmtLoad(sweepLoad.otherCores)}`;
   console.log(noise);
@@ -261,8 +305,19 @@ async function main() {
     lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
   }
   lines.push('', 'Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.', '');
-  lines.push('## Whole sweeps', '', 'wasm, MLP 6-64-64-1, 4000 rows, CE and PW at each sparsity. RSS is the whole bench process, which ran the measurements above first: the peak minus the RSS at the start is what the sweep added.', '');
-  lines.push('| points | wall time | RSS at start | peak RSS |', '| ---: | ---: | ---: | ---: |', ...sweeps.map((s) => `| ${s.points} | ${s.seconds.toFixed(1)} s | ${s.startRssMiB.toFixed(0)} MiB | ${s.peakRssMiB.toFixed(0)} MiB |`), '');
+  lines.push(
+    '## Whole sweeps',
+    '',
+    `wasm, CE and PW at each sparsity. \`mlp\`: MLP 6-64-64-1 on 4000 rows, 2 epochs a point; \`demo-cnn\`: the demo's CNN on 1200 coloured-MNIST training images, 1 epoch a point. "At a time" is how many points ran at once, each in its own worker thread (\`--workers\`; 1 = one after another). RSS is the whole bench process, worker threads included; it ran the measurements above first, so the peak minus the RSS at the start is what the sweep added.`,
+    '',
+  );
+  lines.push('| workload | points | at a time | wall time | speed-up | RSS at start | peak RSS | added |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const s of sweeps) {
+    const serial = sweeps.find((o) => o.workload === s.workload && o.points === s.points && o.workers === 1);
+    const speedup = serial && s.workers > 1 ? `${(serial.seconds / s.seconds).toFixed(2)}×` : '–';
+    lines.push(`| ${s.workload} | ${s.points} | ${s.workers} | ${s.seconds.toFixed(1)} s | ${speedup} | ${s.startRssMiB.toFixed(0)} MiB | ${s.peakRssMiB.toFixed(0)} MiB | ${(s.peakRssMiB - s.startRssMiB).toFixed(0)} MiB |`);
+  }
+  lines.push('');
   lines.push(...editorSection());
   lines.push('Workloads:', '', ...WORKLOADS.map((w) => `- \`${w.name}\`: ${w.description}`), '');
   fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), lines.join('\n'));

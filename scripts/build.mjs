@@ -12,6 +12,8 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: ['src/cli/conformance.ts'], outfile: 'dist/conformance.js' }),
   esbuild.build({ ...common, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js' }),
   esbuild.build({ ...common, entryPoints: ['src/engine/native-preload.ts'], outfile: 'dist/native-preload.js' }),
+  // Sweep points in parallel: each worker thread runs this file (found beside the bundle that starts it).
+  esbuild.build({ ...common, entryPoints: ['src/core/sweep-worker.ts'], outfile: 'dist/sweep-worker.js' }),
   esbuild.build({ ...common, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }),
   // The extension host bundle: no TensorFlow.js in it (training runs in dist/engine.js).
   esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),

@@ -16,6 +16,8 @@ export const RUN_DEFAULTS = {
   gamma: 5,
   bootstrap: 1000,
   backend: 'auto' as BackendPreference,
+  /** Sweep points at once: 0 = one per core. */
+  workers: 0,
   out: '.fairprune',
   // structured and gradual pruning (used only when asked for)
   scheduleBegin: 0,

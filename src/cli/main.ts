@@ -84,6 +84,8 @@ Pruning and fine-tuning:
 Output and engine:
   --out DIR             folder for sessions/ and cache/ (default ${RUN_DEFAULTS.out})
   --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
+  --workers N           sweep points run at once, each in a worker thread (default 0: one per core, as free
+                        memory allows; 1: one after another). Same results either way; tfjs-node uses 1
   --json                print the results.json path only (for scripts)
   -h, --help
 
@@ -169,7 +171,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, ...STRUCTURED_OPTIONS }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
@@ -200,6 +202,7 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     gamma: num(values, 'pw-gamma', RUN_DEFAULTS.gamma, { min: 0 }),
     bootstrapResamples: num(values, 'bootstrap', RUN_DEFAULTS.bootstrap, { integer: true, min: 1 }),
     backend: backendOf(values),
+    workers: num(values, 'workers', RUN_DEFAULTS.workers, { integer: true, min: 0 }),
     outDir: resolve((values.out as string | undefined) ?? RUN_DEFAULTS.out),
     ...structuredRequest(values, method),
   };

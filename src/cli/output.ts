@@ -4,6 +4,7 @@ import type { EngineEvent } from '../protocol/engine';
 import type { SessionResults } from '../protocol/results';
 import { kib, pct, signedPts, summarySentences } from '../core/report';
 import { backendSummary } from '../core/backend';
+import { describeProgress } from '../ui/progress-text';
 
 /** Progress on a terminal: one redrawn line; elsewhere (CI, pipes): a line every few seconds. */
 export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e: EngineEvent) => void {
@@ -19,10 +20,14 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e
       clear();
       stream.write(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}\n`);
     } else if (e.type === 'progress' && e.phase === 'finetune' && e.step && e.steps) {
-      const frac = e.step / e.steps;
-      const bar = '█'.repeat(Math.round(frac * 20)).padEnd(20, '·');
       const left = e.secondsLeft !== undefined ? `, ~${Math.ceil(e.secondsLeft)} s left` : '';
-      const text = `point ${e.point}/${e.points} ${pct(e.targetSparsity ?? 0, 0)} ${e.loss} ${bar} epoch ${e.epoch}/${e.epochs} loss ${e.trainLoss?.toFixed(4)} ${Math.round(e.samplesPerSecond ?? 0)} samples/s${left}`;
+      const parallel = e.running && e.running.length > 1;
+      // Points running in parallel share one line: the bar is the whole sweep's; one point alone: its own.
+      const frac = parallel ? describeProgress(e).fraction : e.step / e.steps;
+      const bar = '█'.repeat(Math.round(frac * 20)).padEnd(20, '·');
+      const text = parallel
+        ? `points ${e.running!.join('+')}/${e.points} ${bar} ${pct(frac, 0)} of the sweep, ${Math.round(e.samplesPerSecond ?? 0)} samples/s each${left}`
+        : `point ${e.point}/${e.points} ${pct(e.targetSparsity ?? 0, 0)} ${e.loss} ${bar} epoch ${e.epoch}/${e.epochs} loss ${e.trainLoss?.toFixed(4)} ${Math.round(e.samplesPerSecond ?? 0)} samples/s${left}`;
       if (tty) {
         stream.write(`\r\x1b[K${text}`);
         drawn = true;

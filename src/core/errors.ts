@@ -49,3 +49,31 @@ export class CancelledError extends Error {
 export function throwIfCancelled(signal?: AbortSignal): void {
   if (signal?.aborted) throw new CancelledError();
 }
+
+/** An error as plain data, to cross a worker-thread boundary (a thrown class instance arrives as a bare Error). */
+export interface PlainError {
+  kind: 'user' | 'cancelled' | 'other';
+  message: string;
+  stack?: string;
+  details?: UserErrorDetails;
+}
+
+export function toPlainError(e: unknown): PlainError {
+  if (e instanceof CancelledError) return { kind: 'cancelled', message: e.message };
+  if (e instanceof UserError) return { kind: 'user', message: e.message, details: { file: e.file, field: e.field, row: e.row, fix: e.fix } };
+  return e instanceof Error ? { kind: 'other', message: e.message, stack: e.stack } : { kind: 'other', message: String(e) };
+}
+
+/** The error `toPlainError` described, as the same class with the same message. */
+export function fromPlainError(p: PlainError): Error {
+  if (p.kind === 'cancelled') return new CancelledError();
+  if (p.kind === 'user') {
+    const e = Object.create(UserError.prototype) as UserError;
+    Object.assign(e, { name: 'UserError', message: p.message, ...p.details });
+    Object.defineProperty(e, 'stack', { value: `UserError: ${p.message}`, writable: true, configurable: true });
+    return e;
+  }
+  const e = new Error(p.message);
+  if (p.stack) e.stack = p.stack;
+  return e;
+}

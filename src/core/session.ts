@@ -10,28 +10,28 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import * as tf from '@tensorflow/tfjs-core';
-import type { EngineEvent, RunRequest } from '../protocol/engine';
-import type { Evaluation, LossName, PrunedPoint, SessionResults } from '../protocol/results';
+import type { EngineEvent, ProgressPhase, RunRequest } from '../protocol/engine';
+import type { Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
 import { initBackend } from './backend';
 import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
 import { lossTargets, outputWidth } from './losses';
-import { compare, evaluate } from './metrics';
-import type { Predictions } from './metrics';
-import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels, saveModel } from './model-io';
+import { evaluate } from './metrics';
+import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels } from './model-io';
 import type { LoadedModel } from './model-io';
-import { criterionByName, measuredSparsity, oneShot, scheduleByName, ScheduledPruning } from './pruning';
-import type { StepPruning } from './pruning';
+import { criterionByName, scheduleByName } from './pruning';
 import {
-  allocationFromScan, analyzeModel, countCost, DEFAULT_STRUCTURED_SKIP, DEFAULT_TARGET, finishStructured, groupAccuracy, l1Scores,
-  measureCostAndLatency, normalizeSchedule, sensitivityScan, skipSet, structuredCriterionOf, StructuredPruning, taylorScores,
+  allocationFromScan, analyzeModel, countCost, DEFAULT_STRUCTURED_SKIP, DEFAULT_TARGET, groupAccuracy, l1Scores, normalizeSchedule,
+  sensitivityScan, skipSet, structuredCriterionOf, taylorScores,
 } from './structured';
-import type { StructuredOutcome } from './structured';
 import { Rng } from './rng';
-import { predictProbabilities, train } from './train';
-import type { TrainingData } from './train';
+import { predictProbabilities } from './train';
+import type { TrainProgress } from './train';
+import { pick, pointId, runPoint, sweepRuntime, toClassProbabilities } from './sweep-point';
+import type { SweepJob, SweepSetup } from './sweep-point';
+import { runPointsInWorkers, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
 import { writeReport } from './report';
 import { ENGINE_VERSION } from './version';
@@ -47,25 +47,12 @@ export function newSessionId(now = new Date()): string {
   return `${stamp}-${crypto.randomBytes(2).toString('hex')}`;
 }
 
-export function pointId(sparsity: number, loss: LossName): string {
-  return `s${sparsity.toFixed(2)}-${loss}`;
-}
+export { pointId, toClassProbabilities };
 
-/** n × width model outputs → n × K class probabilities, as the metrics take them. */
-export function toClassProbabilities(probs: Float32Array, width: number, numClasses: number): Predictions {
-  if (width !== 1) return { probs, numClasses };
-  const out = new Float32Array(probs.length * 2);
-  for (let i = 0; i < probs.length; i++) {
-    out[2 * i] = 1 - probs[i];
-    out[2 * i + 1] = probs[i];
-  }
-  return { probs: out, numClasses: Math.max(2, numClasses) };
-}
-
-function pick(probs: Float32Array, width: number, indices: Int32Array): Float32Array {
-  const out = new Float32Array(indices.length * width);
-  indices.forEach((r, i) => out.set(probs.subarray(r * width, (r + 1) * width), i * width));
-  return out;
+/** What one worker thread holds beyond the shared inputs: the inputs on its backend, the loss
+ *  targets and weights, and the model with its gradients, Adam moments, masks and a best copy. */
+function bytesPerWorker(d: Dataset, width: number, parameters: number): number {
+  return (d.x.length + d.labels.length * (width + 1)) * 4 + parameters * 4 * 8;
 }
 
 /** The dense model's probabilities on every row, cached per model + data + preprocessing. */
@@ -123,10 +110,10 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const progress = (e: Omit<Extract<EngineEvent, { type: 'progress' }>, 'type'>) => emit({ type: 'progress', ...e });
   const totalPoints = req.sparsities.length * req.losses.length;
-  const criterion = criterionByName(req.method);
+  criterionByName(req.method); // an unknown --method is refused before anything loads
   const structuredCriterion = structuredCriterionOf(req.method);
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
-  const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
+  if (scheduleSpec) scheduleByName(scheduleSpec); // and so is a bad --schedule
   const target = req.target ?? DEFAULT_TARGET;
   if (req.sensitivityLevels?.length && !structuredCriterion) {
     throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: 'add --method l1-filter or --method taylor-filter, or drop --sensitivity.' });
@@ -225,123 +212,83 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     const preprocessingFile: Record<string, Uint8Array> = {
       [PREPROCESSING_FILE]: preprocessing ? fs.readFileSync(preprocessing.path) : Buffer.from(preprocessingJson(appliedPreprocessing(dataset)), 'utf8'),
     };
-    const steps = Math.ceil(trainIdx.length / req.batchSize) * req.epochs;
     // Taylor scores and the shrink check run on seeded samples of the training and test rows.
     const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, 512);
-    const testSample = (n: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(testIdx.subarray(0, Math.min(n, testIdx.length)), 'int32')));
     let allocation: Map<string, number> | undefined;
     if (structuredCriterion && req.sensitivityLevels?.length) {
       allocation = await scanSensitivity(taylorRows);
     }
-    const sessionStart = Date.now();
-    let pointNo = 0;
-    for (const [si, sparsity] of req.sparsities.entries()) {
-      for (const loss of req.losses) {
-        pointNo++;
-        const id = pointId(sparsity, loss);
-        const secondsLeftAfter = (fractionOfPoint: number) => {
-          const elapsed = (Date.now() - sessionStart) / 1000;
-          const done = pointNo - 1 + fractionOfPoint;
-          return done > 0 ? (elapsed / done) * (totalPoints - done) : undefined;
-        };
-        progress({ phase: 'prune', point: pointNo, points: totalPoints, targetSparsity: sparsity, loss });
-        const student = await makeLogitModel(loaded);
-        const kernels = prunableKernels(student);
-        const t = lossTargets(loss, loaded.task, dataset.labels, width, teacher, { minWeight: req.minWeight, gamma: req.gamma });
-        const data: TrainingData = {
-          x,
-          targets: tf.tensor2d(Float32Array.from(t.targets), [dataset.labels.length, width]),
-          weights: tf.tensor1d(Float32Array.from(t.weights)),
-          labels: dataset.labels,
-          train: trainIdx,
-          validation: dataset.indices('validation'),
-        };
-        // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's own loss, PW included).
-        const pruning: (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning = structuredCriterion
-          ? new StructuredPruning(student, analyzeModel(student), {
-              criterion: structuredCriterion,
-              schedule,
-              target,
-              finalSparsity: sparsity,
-              skip: skipLayers,
-              taylor: { x, targets: data.targets, weights: data.weights, indices: taylorRows, task: loaded.task },
-              allocation,
-            })
-          : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), criterion, schedule, sparsity, new Rng(req.seed * 7919 + si));
-        pruning.prepare(steps);
-        let outcome: StructuredOutcome | null = null;
-        try {
-          const training = await train(student, data, {
-            task: loaded.task,
-            epochs: req.epochs,
-            batchSize: req.batchSize,
-            learningRate: req.learningRate,
-            patience: req.patience,
-            seed: req.seed + pointNo,
-            pruning,
-            signal: hooks.signal,
-            onProgress: (p) =>
-              progress({
-                phase: 'finetune',
-                point: pointNo,
-                points: totalPoints,
-                targetSparsity: sparsity,
-                loss,
-                epoch: p.epoch,
-                epochs: p.epochs,
-                step: p.step,
-                steps: p.steps,
-                trainLoss: p.trainLoss,
-                samplesPerSecond: p.samplesPerSecond,
-                secondsLeft: secondsLeftAfter(p.step / p.steps),
-              }),
-          });
-          progress({ phase: 'evaluate', point: pointNo, points: totalPoints, targetSparsity: sparsity, loss });
-          const prunedTest = toClassProbabilities(predictProbabilities(student, loaded.task, x, testIdx), width, loaded.numClasses);
-          const evaluation = evaluate(prunedTest, evalInput, boot);
-          const comparison = compare(denseTest, prunedTest, evalInput, boot);
-          progress({ phase: 'save', point: pointNo, points: totalPoints, targetSparsity: sparsity, loss });
-          const modelDir = path.join('points', id);
-          const shrunkFiles: Record<string, string | Uint8Array> = {};
-          if (pruning instanceof StructuredPruning) {
-            const check = testSample(256);
-            outcome = await finishStructured(student, pruning, loaded.json, check, [...skipLayers]).finally(() => check.dispose());
-            if (outcome.files) {
-              for (const [name, data] of Object.entries({ ...outcome.files, ...preprocessingFile })) shrunkFiles[`shrunk/${name}`] = data;
-              outcome.structure.modelDir = path.join(modelDir, 'shrunk');
-            }
-          }
-          await saveModel(student, path.join(sessionDir, modelDir), loaded.json, { ...preprocessingFile, ...shrunkFiles });
-          const { weightData: _d, ...size } = modelSize(student);
-          const batch = testSample(64);
-          const measured = measureCostAndLatency(denseLogits, outcome?.shrunk ?? student, denseSize.parameters, outcome?.size?.parameters ?? size.parameters, batch, !!structuredCriterion, !!outcome?.shrunk);
-          batch.dispose();
-          const point: PrunedPoint = {
-            id,
-            targetSparsity: sparsity,
-            loss,
-            method: criterion.name,
-            achievedSparsity: measuredSparsity(kernels),
-            size,
-            training,
-            evaluation,
-            comparison,
-            modelDir,
-            ...(scheduleSpec ? { schedule: scheduleSpec.name } : {}),
-            cost: measured.cost,
-            latency: measured.latency,
-            ...(outcome ? { structure: outcome.structure } : {}),
-          };
-          results.points.push(point);
-          save();
-          emit({ type: 'point', point });
-        } finally {
-          outcome?.shrunk?.dispose();
-          pruning.dispose();
-          data.targets.dispose();
-          data.weights.dispose();
-          student.dispose();
-        }
+    const setup: SweepSetup = {
+      req,
+      sessionDir,
+      backend: backend.name,
+      x: dataset.x,
+      sampleShape: dataset.sampleShape,
+      labels: dataset.labels,
+      teacher,
+      trainRows: trainIdx,
+      validationRows: dataset.indices('validation'),
+      testRows: testIdx,
+      evalInput,
+      besideModel: preprocessingFile,
+      skipLayers: [...skipLayers],
+      taylorRows,
+      allocation: allocation ? [...allocation] : undefined,
+    };
+    const jobs: SweepJob[] = req.sparsities.flatMap((sparsity, sparsityIndex) => req.losses.map((loss) => ({ sparsity, sparsityIndex, loss, pointNo: 0 })));
+    jobs.forEach((j, i) => (j.pointNo = i + 1));
+    const sweepOrder = new Map(jobs.map((j) => [pointId(j.sparsity, j.loss), j.pointNo]));
+    const choice = sweepWorkers(req.workers, backend.name, jobs.length, bytesPerWorker(dataset, width, denseSize.parameters));
+    log(`sweep: ${choice.why}`);
+
+    // Progress of the whole sweep: finished points plus the share of each running point.
+    const sweepStart = Date.now();
+    const running = new Map<number, number>();
+    let finished = 0;
+    const sweepProgress = (job: SweepJob, phase: ProgressPhase, p?: TrainProgress) => {
+      running.set(job.pointNo, p ? p.step / p.steps : phase === 'prune' ? 0 : 1);
+      const done = finished + [...running.values()].reduce((a, b) => a + b, 0);
+      const elapsed = (Date.now() - sweepStart) / 1000;
+      progress({
+        phase,
+        point: job.pointNo,
+        points: totalPoints,
+        targetSparsity: job.sparsity,
+        loss: job.loss,
+        ...(p ? { epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, trainLoss: p.trainLoss, samplesPerSecond: p.samplesPerSecond } : {}),
+        fraction: done / totalPoints,
+        running: [...running.keys()].sort((a, b) => a - b),
+        secondsLeft: done > 0 ? (elapsed / done) * (totalPoints - done) : undefined,
+      });
+    };
+    const pointDone = (job: SweepJob, point: PrunedPoint) => {
+      running.delete(job.pointNo);
+      finished++;
+      // results.json lists points in sweep order, however they finish.
+      results.points.push(point);
+      results.points.sort((a, b) => sweepOrder.get(a.id)! - sweepOrder.get(b.id)!);
+      save();
+      emit({ type: 'point', point });
+    };
+
+    if (choice.workers > 1) {
+      await runPointsInWorkers(setup, jobs, choice.workers, {
+        signal: hooks.signal,
+        onStart: (job) => sweepProgress(job, 'prune'),
+        onProgress: (job, p) => sweepProgress(job, 'finetune', p),
+        onPhase: (job, phase) => sweepProgress(job, phase),
+        onPoint: pointDone,
+      });
+    } else {
+      const rt = sweepRuntime(setup, loaded, x, denseLogits);
+      for (const job of jobs) {
+        sweepProgress(job, 'prune');
+        const point = await runPoint(rt, job, {
+          signal: hooks.signal,
+          onProgress: (p) => sweepProgress(job, 'finetune', p),
+          onPhase: (phase) => sweepProgress(job, phase),
+        });
+        pointDone(job, point);
       }
     }
     results.status = 'completed';

@@ -4,6 +4,7 @@
  * and exits when the session ends. Training never runs on the editor's thread, a crash or an
  * out-of-memory ends only this process, and killing it always stops the work.
  */
+import * as os from 'os';
 import type { EngineCommand, EngineMessage } from '../protocol/engine';
 import { runSession } from '../core/session';
 import { CancelledError, UserError } from '../core/errors';
@@ -18,6 +19,15 @@ function send(message: EngineMessage): Promise<void> {
 if (!process.send) {
   console.error('the Fair Prune engine runs as a child process of the editor; use the `fairprune` command line instead.');
   process.exit(2);
+}
+
+// Training yields the CPU to the editor: the engine (and the sweep's worker threads, which inherit
+// it) runs below normal priority, so typing and the extension host stay responsive while every core
+// trains. Where nothing else wants the CPU, the engine runs as fast as before.
+try {
+  os.setPriority(os.constants.priority.PRIORITY_BELOW_NORMAL);
+} catch {
+  // not permitted here (some containers): run at normal priority
 }
 
 const controller = new AbortController();

@@ -22,6 +22,7 @@ export function settings() {
     gamma: c.get<number>('pw.gamma', 5),
     bootstrapResamples: c.get<number>('bootstrapResamples', 1000),
     backend: c.get<BackendPreference>('backend', 'auto'),
+    workers: c.get<number>('workers', 0),
     outputFolder: c.get<string>('outputFolder', '.fairprune'),
     gitStage: c.get<boolean>('git.stage', false),
   };

@@ -22,6 +22,7 @@ import { readCsvFile } from '../core/data/csv';
 import { writeFileAtomic } from '../core/atomic';
 import { DEFAULT_CURVES_STATE, flopsReduction, macProfile, pct, sanitizeState, weightZeroCounts } from '../ui/curves-model';
 import type { WeightsManifest } from '../ui/curves-model';
+import { describeProgress } from '../ui/progress-text';
 import { commitCommand } from './commit';
 import { sessionViewOf } from './config';
 
@@ -99,16 +100,8 @@ export class CurvesPanel implements vscode.Disposable {
     if (e.type === 'progress') {
       if (Date.now() - this.lastProgress < 500 && e.phase === 'finetune') return;
       this.lastProgress = Date.now();
-      const fraction = e.points ? (e.point - 1 + (e.step && e.steps ? e.step / e.steps : 0)) / e.points : 0;
-      const text =
-        e.phase === 'finetune'
-          ? `point ${e.point}/${e.points}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs}${e.secondsLeft !== undefined ? ` · ~${Math.ceil(e.secondsLeft)} s left` : ''}`
-          : e.phase === 'dense'
-            ? 'measuring the dense model'
-            : e.phase === 'loading'
-              ? 'loading the model and data'
-              : `point ${e.point}/${e.points}: ${e.phase}`;
-      this.post({ type: 'progress', sessionDir, text, fraction: Math.max(0, Math.min(1, fraction)) });
+      const { text, fraction } = describeProgress(e);
+      this.post({ type: 'progress', sessionDir, text, fraction });
     }
     if (e.type === 'dense' || e.type === 'point' || e.type === 'finished') this.sendSession();
   }

@@ -17,6 +17,7 @@ import { parseSparsities } from '../core/options';
 import { UserError } from '../core/errors';
 import { checkPoint } from '../core/gate';
 import { pct } from '../core/report';
+import { describeProgress } from '../ui/progress-text';
 import { EngineRun } from './engine-host';
 import type { EngineOutcome } from './engine-host';
 import { outDirFor, policy, settings } from './config';
@@ -142,6 +143,7 @@ export async function askRunRequest(context: vscode.ExtensionContext, modelArg?:
     gamma: s.gamma,
     bootstrapResamples: s.bootstrapResamples,
     backend: s.backend,
+    workers: s.workers,
     outDir: outDirFor(vscode.Uri.file(modelPath)) ?? path.join(path.dirname(modelPath), '.fairprune'),
   };
   await context.workspaceState.update(key, { dataPath, label, groups: request.groups, sparsities: request.sparsities, losses: request.losses } satisfies LastRun);
@@ -226,7 +228,6 @@ export class SessionRunner implements vscode.Disposable {
         let lastLog = 0;
         let lastFraction = 0;
         let lastUi = 0;
-        let lastPoint = -1;
         const run = new EngineRun(request, {
           enginePath: this.hooks.enginePath,
           preload,
@@ -236,16 +237,13 @@ export class SessionRunner implements vscode.Disposable {
             if (e.type === 'log') out.appendLine(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
             // Fine-tuning reports every step (hundreds a second on a small model): the notification
             // and the status bar are redrawn at most PROGRESS_UI_MS apart, so the editor is not kept busy.
-            const throttled = e.type === 'progress' && e.phase === 'finetune' && e.point === lastPoint && Date.now() - lastUi < PROGRESS_UI_MS;
+            const throttled = e.type === 'progress' && e.phase === 'finetune' && Date.now() - lastUi < PROGRESS_UI_MS;
             if (e.type === 'progress' && !throttled) {
               lastUi = Date.now();
-              lastPoint = e.point;
-              const fraction = e.points ? (e.point - 1 + (e.step && e.steps ? e.step / e.steps : 0)) / e.points : 0;
-              const left = e.secondsLeft !== undefined ? ` · ~${Math.ceil(e.secondsLeft)} s left` : '';
-              const what = e.phase === 'finetune' ? `point ${e.point}/${e.points}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs}${left}` : e.phase === 'dense' ? 'measuring the dense model' : e.phase === 'loading' ? 'loading the model and data' : `point ${e.point}/${e.points}: ${e.phase}`;
+              const { text: what, fraction, short } = describeProgress(e);
               progress.report({ message: what, increment: Math.max(0, (fraction - lastFraction) * 100) });
               lastFraction = Math.max(lastFraction, fraction);
-              this.status.text = `$(sync~spin) Fair Prune ${e.point}/${e.points}`;
+              this.status.text = `$(sync~spin) Fair Prune ${short}`;
               this.status.tooltip = `Fair Prune: ${name} — ${what}`;
               this.status.show();
               if (e.phase === 'finetune' && Date.now() - lastLog > 5000) {

@@ -43,6 +43,11 @@ export interface RunRequest {
   sensitivityLevels?: number[];
   /** Worst-group accuracy a layer may lose in the scan at its allocated level (default 0.02). */
   sensitivityTolerance?: number;
+  /**
+   * Sweep points run at once, each in its own worker thread: 0 or absent for one per core (cut to
+   * what free memory holds), 1 for one after another. The results are the same either way.
+   */
+  workers?: number;
 }
 
 export type ProgressPhase = 'loading' | 'dense' | 'prune' | 'finetune' | 'evaluate' | 'save';
@@ -67,6 +72,10 @@ export type EngineEvent =
       samplesPerSecond?: number;
       /** Estimated seconds left for the whole session. */
       secondsLeft?: number;
+      /** Share of the sweep done, 0…1 (finished points plus the done share of each running one). */
+      fraction?: number;
+      /** The points running now, 1-based (more than one when points run in parallel). */
+      running?: number[];
     }
   | { type: 'point'; point: PrunedPoint }
   | { type: 'finished'; status: SessionResults['status']; resultsPath: string; reportPath: string; error?: string };

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { fork } from 'child_process';
 import * as tf from '@tensorflow/tfjs-core';
@@ -175,7 +176,8 @@ test('cancel keeps the finished points and marks the session cancelled', async (
   const out = path.join(dir, 'out');
   let points = 0;
   await assert.rejects(
-    runSession(request(modelPath, csv, out, { epochs: 3 }), {
+    // One point at a time: exactly the first point is finished when the cancel comes (sweep-parallel.test.ts cancels workers).
+    runSession(request(modelPath, csv, out, { epochs: 3, workers: 1 }), {
       signal: controller.signal,
       emit: (e) => {
         if (e.type === 'point' && ++points === 1) controller.abort();
@@ -200,20 +202,45 @@ test('bad input fails before any session folder is made, naming the column', asy
   assert.ok(!fs.existsSync(path.join(out, 'sessions')) || fs.readdirSync(path.join(out, 'sessions')).length === 0);
 });
 
+/** Each thread's scheduling priority (its nice value on Linux), by thread id; elsewhere the process's. */
+function threadPriorities(pid: number): Map<number, number> {
+  const tasks = `/proc/${pid}/task`;
+  if (!fs.existsSync(tasks)) return new Map([[pid, os.getPriority(pid)]]);
+  const out = new Map<number, number>();
+  for (const tid of fs.readdirSync(tasks)) {
+    try {
+      const stat = fs.readFileSync(path.join(tasks, tid, 'stat'), 'utf8');
+      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 test('the engine child process streams typed events and stops on cancel', async () => {
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir, 400);
   const engine = path.join(repoRoot, 'out', 'src', 'engine', 'main.js');
   const run = (cancelAfterFirstPoint: boolean) =>
-    new Promise<{ code: number | null; messages: EngineMessage[] }>((resolve, reject) => {
+    new Promise<{ code: number | null; messages: EngineMessage[]; priorities: number[] }>((resolve, reject) => {
       const child = fork(engine, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
       const messages: EngineMessage[] = [];
+      const priorities: number[] = [];
+      const early = new Set<number>();
       child.on('message', (m: EngineMessage) => {
         messages.push(m);
+        // Threads that exist when the session starts are Node's and V8's own (started before the engine
+        // lowered its priority); every thread made after it, the sweep's workers included, and the
+        // main thread must run below normal.
+        if (m.type === 'event' && m.event.type === 'started') for (const tid of threadPriorities(child.pid!).keys()) if (tid !== child.pid) early.add(tid);
+        if (m.type === 'event' && m.event.type === 'progress' && m.event.phase === 'finetune') {
+          for (const [tid, nice] of threadPriorities(child.pid!)) if (!early.has(tid)) priorities.push(nice);
+        }
         if (cancelAfterFirstPoint && m.type === 'event' && m.event.type === 'point') child.send({ type: 'cancel' });
       });
       child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, messages }));
+      child.on('exit', (code) => resolve({ code, messages, priorities }));
       child.send({ type: 'run', request: request(modelPath, csv, path.join(dir, 'engine-out'), { sparsities: [0.5, 0.8, 0.9], epochs: 2 }) });
     });
   const done = await run(false);
@@ -222,6 +249,9 @@ test('the engine child process streams typed events and stops on cancel', async 
   const finished = events.find((e) => e.type === 'finished');
   assert.ok(finished && finished.type === 'finished' && finished.status === 'completed');
   assert.equal(events.filter((e) => e.type === 'point').length, 6);
+  // The engine trains below normal priority, its sweep worker threads included, so the editor stays responsive.
+  assert.ok(done.priorities.length > 1, 'the main thread and the workers were seen');
+  for (const p of done.priorities) assert.equal(p, os.constants.priority.PRIORITY_BELOW_NORMAL);
 
   const cancelled = await run(true);
   assert.equal(cancelled.code, 0);

@@ -1,0 +1,207 @@
+/**
+ * One point of a sweep: the dense model pruned to one target sparsity, fine-tuned with one loss,
+ * measured on every subgroup and saved under `points/<id>/`. Points are independent of each other
+ * (each starts from the dense weights, with seeds fixed by its place in the sweep), so the session
+ * runs them one after another in its own thread or several at a time in worker threads
+ * (sweep-pool.ts); either way a point's numbers are the same.
+ *
+ * `SweepSetup` is what every point shares, as plain data that can be posted to a worker thread.
+ */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { RunRequest } from '../protocol/engine';
+import type { BackendName, LossName, PrunedPoint } from '../protocol/results';
+import { lossTargets, outputWidth } from './losses';
+import { compare, evaluate } from './metrics';
+import type { EvaluationInput, Predictions } from './metrics';
+import { makeLogitModel, modelSize, prunableKernels, saveModel } from './model-io';
+import type { LoadedModel } from './model-io';
+import { criterionByName, measuredSparsity, oneShot, scheduleByName, ScheduledPruning } from './pruning';
+import type { StepPruning } from './pruning';
+import {
+  analyzeModel, DEFAULT_TARGET, finishStructured, measureCostAndLatency, normalizeSchedule, structuredCriterionOf, StructuredPruning,
+} from './structured';
+import type { StructuredOutcome } from './structured';
+import { Rng } from './rng';
+import { predictProbabilities, train } from './train';
+import type { TrainingData, TrainProgress } from './train';
+
+/** What every point of a session shares. Plain data: it is posted to worker threads as it is. */
+export interface SweepSetup {
+  req: RunRequest;
+  sessionDir: string;
+  /** The backend the session runs on; a worker thread starts the same one. */
+  backend: BackendName;
+  /** Every sample's inputs, rows × prod(sampleShape). */
+  x: Float32Array;
+  sampleShape: number[];
+  /** Class index of every row. */
+  labels: Int32Array;
+  /** The dense model's output probabilities on every row (the PW loss's teacher). */
+  teacher: Float32Array;
+  trainRows: Int32Array;
+  validationRows: Int32Array;
+  testRows: Int32Array;
+  /** The test rows' labels, subgroups and row numbers, as the metrics take them. */
+  evalInput: EvaluationInput;
+  /** Files saved beside every pruned model (the preprocessing it expects). */
+  besideModel: Record<string, Uint8Array>;
+  /** Layers left unpruned (resolved names). */
+  skipLayers: string[];
+  /** Seeded training rows that Taylor scores are computed on. */
+  taylorRows: Int32Array;
+  /** Per-layer sparsity shares from the sensitivity scan, when one ran. */
+  allocation?: [string, number][];
+}
+
+/** One point to run: its 1-based place in the sweep, and which sparsity (by index) and loss. */
+export interface SweepJob {
+  pointNo: number;
+  sparsityIndex: number;
+  sparsity: number;
+  loss: LossName;
+}
+
+/** What a thread holds to run points: the setup plus the model, the inputs on the backend and what is derived once. */
+export interface SweepRuntime {
+  setup: SweepSetup;
+  loaded: LoadedModel;
+  x: tf.Tensor;
+  denseLogits: tfl.LayersModel;
+  denseParameters: number;
+  denseTest: Predictions;
+  width: number;
+  steps: number;
+}
+
+export function pointId(sparsity: number, loss: LossName): string {
+  return `s${sparsity.toFixed(2)}-${loss}`;
+}
+
+/** n × width model outputs → n × K class probabilities, as the metrics take them. */
+export function toClassProbabilities(probs: Float32Array, width: number, numClasses: number): Predictions {
+  if (width !== 1) return { probs, numClasses };
+  const out = new Float32Array(probs.length * 2);
+  for (let i = 0; i < probs.length; i++) {
+    out[2 * i] = 1 - probs[i];
+    out[2 * i + 1] = probs[i];
+  }
+  return { probs: out, numClasses: Math.max(2, numClasses) };
+}
+
+export function pick(probs: Float32Array, width: number, indices: Int32Array): Float32Array {
+  const out = new Float32Array(indices.length * width);
+  indices.forEach((r, i) => out.set(probs.subarray(r * width, (r + 1) * width), i * width));
+  return out;
+}
+
+export function sweepRuntime(setup: SweepSetup, loaded: LoadedModel, x: tf.Tensor, denseLogits: tfl.LayersModel): SweepRuntime {
+  const width = outputWidth(loaded.task, loaded.numClasses);
+  return {
+    setup,
+    loaded,
+    x,
+    denseLogits,
+    denseParameters: modelSize(loaded.model).parameters,
+    denseTest: toClassProbabilities(pick(setup.teacher, width, setup.testRows), width, loaded.numClasses),
+    width,
+    steps: Math.ceil(setup.trainRows.length / setup.req.batchSize) * setup.req.epochs,
+  };
+}
+
+/** Prunes, fine-tunes, measures and saves one point; frees every tensor it made. */
+export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?: AbortSignal; onProgress?: (p: TrainProgress) => void; onPhase?: (phase: 'evaluate' | 'save') => void } = {}): Promise<PrunedPoint> {
+  const { setup, loaded, x, width } = rt;
+  const { req } = setup;
+  const { sparsity, loss, pointNo } = job;
+  const criterion = criterionByName(req.method);
+  const structuredCriterion = structuredCriterionOf(req.method);
+  const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
+  const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
+  const skipLayers = new Set(setup.skipLayers);
+  const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
+  const id = pointId(sparsity, loss);
+
+  const student = await makeLogitModel(loaded);
+  const kernels = prunableKernels(student);
+  const t = lossTargets(loss, loaded.task, setup.labels, width, setup.teacher, { minWeight: req.minWeight, gamma: req.gamma });
+  const data: TrainingData = {
+    x,
+    targets: tf.tensor2d(Float32Array.from(t.targets), [setup.labels.length, width]),
+    weights: tf.tensor1d(Float32Array.from(t.weights)),
+    labels: setup.labels,
+    train: setup.trainRows,
+    validation: setup.validationRows,
+  };
+  // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's own loss, PW included).
+  const pruning: (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning = structuredCriterion
+    ? new StructuredPruning(student, analyzeModel(student), {
+        criterion: structuredCriterion,
+        schedule,
+        target: req.target ?? DEFAULT_TARGET,
+        finalSparsity: sparsity,
+        skip: skipLayers,
+        taylor: { x, targets: data.targets, weights: data.weights, indices: setup.taylorRows, task: loaded.task },
+        allocation: setup.allocation ? new Map(setup.allocation) : undefined,
+      })
+    : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), criterion, schedule, sparsity, new Rng(req.seed * 7919 + job.sparsityIndex));
+  pruning.prepare(rt.steps);
+  const testSample = (n: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(setup.testRows.subarray(0, Math.min(n, setup.testRows.length)), 'int32')));
+  let outcome: StructuredOutcome | null = null;
+  try {
+    const training = await train(student, data, {
+      task: loaded.task,
+      epochs: req.epochs,
+      batchSize: req.batchSize,
+      learningRate: req.learningRate,
+      patience: req.patience,
+      seed: req.seed + pointNo,
+      pruning,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+    opts.onPhase?.('evaluate');
+    const prunedTest = toClassProbabilities(predictProbabilities(student, loaded.task, x, setup.testRows), width, loaded.numClasses);
+    const evaluation = evaluate(prunedTest, setup.evalInput, boot);
+    const comparison = compare(rt.denseTest, prunedTest, setup.evalInput, boot);
+    opts.onPhase?.('save');
+    const modelDir = path.join('points', id);
+    const shrunkFiles: Record<string, string | Uint8Array> = {};
+    if (pruning instanceof StructuredPruning) {
+      const check = testSample(256);
+      outcome = await finishStructured(student, pruning, loaded.json, check, [...skipLayers]).finally(() => check.dispose());
+      if (outcome.files) {
+        for (const [name, bytes] of Object.entries({ ...outcome.files, ...setup.besideModel })) shrunkFiles[`shrunk/${name}`] = bytes;
+        outcome.structure.modelDir = path.join(modelDir, 'shrunk');
+      }
+    }
+    await saveModel(student, path.join(setup.sessionDir, modelDir), loaded.json, { ...setup.besideModel, ...shrunkFiles });
+    const { weightData: _d, ...size } = modelSize(student);
+    const batch = testSample(64);
+    const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, !!structuredCriterion, !!outcome?.shrunk);
+    batch.dispose();
+    return {
+      id,
+      targetSparsity: sparsity,
+      loss,
+      method: criterion.name,
+      achievedSparsity: measuredSparsity(kernels),
+      size,
+      training,
+      evaluation,
+      comparison,
+      modelDir,
+      ...(scheduleSpec ? { schedule: scheduleSpec.name } : {}),
+      cost: measured.cost,
+      latency: measured.latency,
+      ...(outcome ? { structure: outcome.structure } : {}),
+    };
+  } finally {
+    outcome?.shrunk?.dispose();
+    pruning.dispose();
+    data.targets.dispose();
+    data.weights.dispose();
+    student.dispose();
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Runs a sweep's points several at a time, each in its own worker thread (sweep-worker.ts), so a
+ * sweep uses every core: the wasm and cpu backends compute on one thread each. Every worker holds
+ * its own backend, model and copy of the inputs on that backend (the inputs in JavaScript are one
+ * SharedArrayBuffer for all), so memory grows with the number of workers, not with the number of
+ * points; `sweepWorkers` caps the workers by cores and by free memory.
+ *
+ * Results come back in the order points finish; a cancel reaches every busy worker between two
+ * training steps, like a single-threaded session; the first error stops the sweep after the
+ * points already running have ended, and what finished is kept.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import type { BackendName, PrunedPoint } from '../protocol/results';
+import { CancelledError, fromPlainError } from './errors';
+import type { PlainError } from './errors';
+import type { SweepJob, SweepSetup } from './sweep-point';
+import type { TrainProgress } from './train';
+
+/** Pool → worker. */
+export type ToSweepWorker = { type: 'job'; job: SweepJob } | { type: 'cancel' };
+
+/** Worker → pool. */
+export type FromSweepWorker =
+  | { type: 'ready' }
+  | { type: 'progress'; pointNo: number; progress: TrainProgress }
+  | { type: 'phase'; pointNo: number; phase: 'evaluate' | 'save' }
+  | { type: 'point'; pointNo: number; point: PrunedPoint }
+  | { type: 'error'; pointNo: number; error: PlainError };
+
+export interface SweepPoolHooks {
+  signal?: AbortSignal;
+  onStart?(job: SweepJob): void;
+  onProgress?(job: SweepJob, p: TrainProgress): void;
+  onPhase?(job: SweepJob, phase: 'evaluate' | 'save'): void;
+  /** A finished point, in the order points finish. */
+  onPoint(job: SweepJob, point: PrunedPoint): void;
+}
+
+/** Fixed cost of one worker: its V8 isolate, tfjs and the wasm module (measured about 60–90 MiB RSS). */
+const WORKER_BASE_BYTES = 96 * 2 ** 20;
+
+export interface WorkerChoice {
+  workers: number;
+  /** One sentence for the session log. */
+  why: string;
+}
+
+/**
+ * How many points run at once. `requested`: 0 or undefined for one per core, 1 for one after
+ * another in the caller's thread. TensorFlow's own backends use every core already and get 1.
+ * The count never exceeds the points, and is cut to what free memory holds (half of it, with each
+ * worker's copy of the inputs, targets and model estimated).
+ */
+export function sweepWorkers(requested: number | undefined, backend: BackendName, points: number, bytesPerWorker: number, freeBytes = os.freemem(), cores = os.availableParallelism()): WorkerChoice {
+  if (requested === 1) return { workers: 1, why: 'one point at a time (--workers 1)' };
+  if (points < 2) return { workers: 1, why: 'one point' };
+  if (backend === 'tensorflow' || backend === 'tensorflow-gpu') return { workers: 1, why: `one point at a time: the ${backend} backend uses every core itself` };
+  const wanted = Math.min(requested && requested > 0 ? requested : cores, points);
+  const fits = Math.max(1, Math.floor((freeBytes * 0.5) / Math.max(1, bytesPerWorker + WORKER_BASE_BYTES)));
+  const workers = Math.min(wanted, fits);
+  if (workers < wanted) return { workers, why: `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would need ${mib(wanted * (bytesPerWorker + WORKER_BASE_BYTES))} of the ${mib(freeBytes)} free` };
+  if (workers === 1) return { workers, why: 'one point at a time (one core)' };
+  return { workers, why: `${workers} points at a time, each in its own worker thread (${requested && requested > 0 ? '--workers' : `${cores} cores`})` };
+}
+
+function mib(bytes: number): string {
+  return `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+/** The worker script: beside this module, both in the esbuild bundles (dist/) and in the tsc output. */
+export function sweepWorkerScript(): string {
+  const file = path.join(__dirname, 'sweep-worker.js');
+  if (!fs.existsSync(file)) throw new Error(`the sweep worker script is missing: ${file} (rebuild with 'npm run build').`);
+  return file;
+}
+
+/** The inputs in one SharedArrayBuffer, so that every worker reads the same memory instead of a copy each. */
+function shared(x: Float32Array): Float32Array {
+  if (x.buffer instanceof SharedArrayBuffer) return x;
+  const out = new Float32Array(new SharedArrayBuffer(x.byteLength));
+  out.set(x);
+  return out;
+}
+
+export function runPointsInWorkers(setup: SweepSetup, jobs: SweepJob[], workers: number, hooks: SweepPoolHooks): Promise<void> {
+  const script = sweepWorkerScript();
+  const data: SweepSetup = { ...setup, x: shared(setup.x) };
+  const queue = [...jobs];
+  const busy = new Map<Worker, SweepJob>();
+  const alive = new Set<Worker>();
+  let failure: Error | null = null;
+  let cancelled = false;
+
+  return new Promise<void>((resolve, reject) => {
+    const settle = () => {
+      if (alive.size) return;
+      hooks.signal?.removeEventListener('abort', onAbort);
+      if (failure) reject(failure);
+      else if (cancelled) reject(new CancelledError());
+      else resolve();
+    };
+    const stopAll = () => {
+      queue.length = 0;
+      for (const [w] of busy) w.postMessage({ type: 'cancel' } satisfies ToSweepWorker);
+      for (const w of alive) if (!busy.has(w)) void w.terminate();
+    };
+    const fail = (e: Error) => {
+      if (!failure && !(e instanceof CancelledError)) failure = e;
+      stopAll();
+    };
+    const onAbort = () => {
+      cancelled = true;
+      stopAll();
+    };
+    const next = (w: Worker) => {
+      busy.delete(w);
+      const job = failure || cancelled ? undefined : queue.shift();
+      if (!job) {
+        void w.terminate();
+        return;
+      }
+      busy.set(w, job);
+      hooks.onStart?.(job);
+      w.postMessage({ type: 'job', job } satisfies ToSweepWorker);
+    };
+
+    if (hooks.signal?.aborted) {
+      reject(new CancelledError());
+      return;
+    }
+    hooks.signal?.addEventListener('abort', onAbort);
+    for (let i = 0; i < Math.min(workers, jobs.length); i++) {
+      const w = new Worker(script, { workerData: data });
+      alive.add(w);
+      w.on('message', (m: FromSweepWorker) => {
+        const job = busy.get(w);
+        try {
+          if (m.type === 'ready') next(w);
+          else if (m.type === 'progress' && job) hooks.onProgress?.(job, m.progress);
+          else if (m.type === 'phase' && job) hooks.onPhase?.(job, m.phase);
+          else if (m.type === 'point' && job) {
+            hooks.onPoint(job, m.point);
+            next(w);
+          } else if (m.type === 'error') {
+            busy.delete(w);
+            fail(fromPlainError(m.error));
+            void w.terminate();
+          }
+        } catch (e) {
+          // A hook that throws (e.g. results.json cannot be written) ends the sweep like a failed point.
+          busy.delete(w);
+          fail(e as Error);
+          void w.terminate();
+        }
+      });
+      w.on('error', (e) => {
+        busy.delete(w);
+        fail(e);
+      });
+      w.on('exit', (code) => {
+        const job = busy.get(w);
+        alive.delete(w);
+        busy.delete(w);
+        if (job && !failure && !cancelled) {
+          fail(new Error(`the worker thread running point ${job.pointNo} (${(job.sparsity * 100).toFixed(0)}% ${job.loss}) stopped with exit code ${code} — out of memory? Try --workers 1.`));
+        }
+        settle();
+      });
+    }
+  });
+}

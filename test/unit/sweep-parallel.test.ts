@@ -1,0 +1,156 @@
+/**
+ * Sweep points in parallel worker threads: the same numbers and files as one after another, a
+ * cancel and a failure that reach every worker and keep what finished, and how many workers a
+ * session takes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { EngineEvent } from '../../src/protocol/engine';
+import type { SessionResults } from '../../src/protocol/results';
+import { runSession } from '../../src/core/session';
+import { sweepWorkers } from '../../src/core/sweep-pool';
+import { CancelledError, fromPlainError, toPlainError, UserError } from '../../src/core/errors';
+import { describeProgress } from '../../src/ui/progress-text';
+import { tempDir } from '../helpers';
+import { makeFixture, request } from '../session-fixture';
+
+const MiB = 2 ** 20;
+
+function logs(events: EngineEvent[]): string[] {
+  return events.flatMap((e) => (e.type === 'log' ? [e.message] : []));
+}
+
+function savedPoints(results: SessionResults) {
+  return results.points.map((p) => ({
+    id: p.id,
+    achievedSparsity: p.achievedSparsity,
+    accuracy: p.evaluation.accuracy,
+    worstGroup: p.evaluation.worstGroup,
+    groups: p.evaluation.groups.map((g) => [g.group, g.accuracy]),
+    worstGroupChange: p.comparison.worstGroupChange,
+    finalTrainLoss: p.training.finalTrainLoss,
+    parameters: p.size.parameters,
+  }));
+}
+
+function weightsOf(results: SessionResults, sessionDir: string): Record<string, string> {
+  return Object.fromEntries(results.points.map((p) => [p.id, fs.readFileSync(path.join(sessionDir, p.modelDir, 'weights.bin')).toString('base64')]));
+}
+
+test('two worker threads give the same points, in the same order, with the same weights as one thread', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 600);
+  const runs: { results: SessionResults; dir: string; events: EngineEvent[] }[] = [];
+  for (const workers of [1, 2]) {
+    const events: EngineEvent[] = [];
+    let sessionDir = '';
+    const results = await runSession(request(modelPath, csv, path.join(dir, `w${workers}`), { sparsities: [0.3, 0.6, 0.9], losses: ['ce', 'pw'], workers }), {
+      emit: (e) => {
+        events.push(e);
+        if (e.type === 'started') sessionDir = e.sessionDir;
+      },
+    });
+    runs.push({ results, dir: sessionDir, events });
+  }
+  const [one, two] = runs;
+  assert.ok(logs(one.events).some((m) => /sweep: one point at a time/.test(m)), logs(one.events).join('\n'));
+  assert.ok(logs(two.events).some((m) => /sweep: 2 points at a time, each in its own worker thread/.test(m)), logs(two.events).join('\n'));
+  assert.equal(two.results.status, 'completed');
+  assert.deepEqual(two.results.points.map((p) => p.id), ['s0.30-ce', 's0.30-pw', 's0.60-ce', 's0.60-pw', 's0.90-ce', 's0.90-pw']);
+  assert.deepEqual(savedPoints(two.results), savedPoints(one.results));
+  assert.deepEqual(weightsOf(two.results, two.dir), weightsOf(one.results, one.dir));
+  // results.json on disk is the returned results (sweep order), and every point streamed once.
+  const onDisk: SessionResults = JSON.parse(fs.readFileSync(path.join(two.dir, 'results.json'), 'utf8'));
+  assert.deepEqual(onDisk.points.map((p) => p.id), two.results.points.map((p) => p.id));
+  assert.equal(two.events.filter((e) => e.type === 'point').length, 6);
+
+  // Progress: two points were seen running at once, and the sweep's share done only grows to 1.
+  const progress = two.events.flatMap((e) => (e.type === 'progress' && e.fraction !== undefined ? [e] : []));
+  assert.ok(progress.some((e) => (e.running?.length ?? 0) === 2), 'no event saw two points running');
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i].fraction! >= progress[i - 1].fraction! - 1e-9, `fraction went back at event ${i}`);
+  assert.ok(progress.at(-1)!.fraction! > 0.8);
+  const both = progress.find((e) => (e.running?.length ?? 0) === 2)!;
+  assert.match(describeProgress(both).text, /^points \d, \d of 6 \(2 at a time\): \d+% of the sweep done/);
+  assert.match(describeProgress(both).short, /^\d\+\d\/6$/);
+});
+
+test('a cancel reaches every worker: the session is cancelled, finished points are kept whole', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 600);
+  const out = path.join(dir, 'out');
+  const controller = new AbortController();
+  let sessionDir = '';
+  await assert.rejects(
+    runSession(request(modelPath, csv, out, { sparsities: [0.3, 0.5, 0.7, 0.9], losses: ['ce', 'pw'], epochs: 4, workers: 2 }), {
+      signal: controller.signal,
+      emit: (e) => {
+        if (e.type === 'started') sessionDir = e.sessionDir;
+        if (e.type === 'point') controller.abort();
+      },
+    }),
+    CancelledError,
+  );
+  const saved: SessionResults = JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8'));
+  assert.equal(saved.status, 'cancelled');
+  // The point that finished, and at most the one that was already saving beside it.
+  assert.ok(saved.points.length >= 1 && saved.points.length <= 2, `${saved.points.length} points`);
+  for (const p of saved.points) assert.ok(fs.existsSync(path.join(sessionDir, p.modelDir, 'weights.bin')), p.id);
+  // No point beyond those was started: the cancel stops the queue.
+  const pointDirs = fs.readdirSync(path.join(sessionDir, 'points'));
+  assert.deepEqual(pointDirs.sort(), saved.points.map((p) => p.id).sort());
+  assert.ok(fs.existsSync(path.join(sessionDir, 'report.md')));
+});
+
+test('a point that fails in a worker fails the session with its error; the other worker stops too', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 300);
+  const out = path.join(dir, 'out');
+  let sessionDir = '';
+  await assert.rejects(
+    runSession(request(modelPath, csv, out, { workers: 2 }), {
+      emit: (e) => {
+        // A file where the points folder goes: saving any point fails (ENOTDIR / EEXIST).
+        if (e.type === 'started') {
+          sessionDir = e.sessionDir;
+          fs.writeFileSync(path.join(sessionDir, 'points'), 'not a folder');
+        }
+      },
+    }),
+    (e: unknown) => e instanceof Error && !(e instanceof CancelledError) && /points/.test((e as Error).message),
+  );
+  const saved: SessionResults = JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8'));
+  assert.equal(saved.status, 'failed');
+  assert.equal(saved.points.length, 0);
+  assert.match(saved.error ?? '', /points/);
+});
+
+test('how many workers a session takes: cores, points, memory, and the backends that thread themselves', () => {
+  const GiB = 1024 * MiB;
+  assert.equal(sweepWorkers(undefined, 'wasm', 6, 10 * MiB, 8 * GiB, 2).workers, 2);
+  assert.equal(sweepWorkers(0, 'wasm', 6, 10 * MiB, 8 * GiB, 16).workers, 6, 'never more workers than points');
+  assert.equal(sweepWorkers(1, 'wasm', 6, 10 * MiB, 8 * GiB, 16).workers, 1);
+  assert.equal(sweepWorkers(3, 'cpu', 6, 10 * MiB, 8 * GiB, 2).workers, 3, 'an explicit count is taken');
+  assert.equal(sweepWorkers(undefined, 'wasm', 1, 10 * MiB, 8 * GiB, 4).workers, 1);
+  const native = sweepWorkers(undefined, 'tensorflow', 6, 10 * MiB, 8 * GiB, 8);
+  assert.equal(native.workers, 1);
+  assert.match(native.why, /uses every core itself/);
+  // 1 GiB free, half of it usable, ~400 MiB per worker (inputs + the fixed cost): one fits.
+  const tight = sweepWorkers(undefined, 'wasm', 6, 300 * MiB, 1 * GiB, 4);
+  assert.equal(tight.workers, 1);
+  assert.match(tight.why, /would need \d+ MiB of the 1024 MiB free/);
+});
+
+test('errors cross the worker boundary as the same class, message and fields', () => {
+  const user = new UserError('has no column x9.', { file: 'data.csv', field: 'x9', fix: 'check --features.' });
+  const back = fromPlainError(structuredClone(toPlainError(user)));
+  assert.ok(back instanceof UserError);
+  assert.equal(back.message, user.message);
+  assert.equal((back as UserError).file, 'data.csv');
+  assert.equal((back as UserError).fix, 'check --features.');
+  assert.ok(fromPlainError(structuredClone(toPlainError(new CancelledError()))) instanceof CancelledError);
+  const other = fromPlainError(structuredClone(toPlainError(new TypeError('boom'))));
+  assert.equal(other.message, 'boom');
+  assert.match(other.stack ?? '', /TypeError: boom/);
+});
