@@ -29,17 +29,19 @@ export const QUICK_DEMO: DemoPlan = { trainCount: 1200, validationCount: 200, te
 export async function runDemo(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: argv, options: { out: { type: 'string' }, quick: { type: 'boolean' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+    values = parseArgs({ args: argv, options: { out: { type: 'string' }, quick: { type: 'boolean' }, backend: { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
   } catch (e) {
     throw new UserError((e as Error).message, { field: 'fairprune demo', fix: 'see fairprune help demo' });
   }
   if (values.help) {
-    console.log('fairprune demo [--out DIR] [--quick] [--backend NAME]');
+    console.log('fairprune demo [--out DIR] [--quick] [--backend NAME] [--workers N]');
     return 0;
   }
   const plan = values.quick ? QUICK_DEMO : FULL_DEMO;
   const out = path.resolve((values.out as string | undefined) ?? '.fairprune-demo');
   const backend = ((values.backend as string | undefined) ?? 'auto') as BackendPreference;
+  const workers = values.workers === undefined ? RUN_DEFAULTS.workers : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 0) throw new UserError(`'${values.workers}' is not a whole number of workers.`, { field: '--workers', fix: 'give 0 (one per core), 1 (one point at a time) or more.' });
   const seed = 7;
   const t0 = Date.now();
   const log = (m: string) => console.error(m);
@@ -90,6 +92,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       gamma: RUN_DEFAULTS.gamma,
       bootstrapResamples: RUN_DEFAULTS.bootstrap,
       backend,
+      workers,
       outDir: out,
     },
     {

@@ -111,6 +111,7 @@ rare in training (5% "cool" ink) and balanced in test, the way Meyer & Wong buil
 variants. Trains a small CNN, prunes it to 50/80/90% with cross-entropy and with the PW loss, prints
 the comparison and writes the session report.
   --out DIR    (default .fairprune-demo)   --quick   a smaller, faster run (for tests)   --backend NAME
+  --workers N  sweep points at once (default 0: one per core)
 `;
 
 type Values = Record<string, string | boolean | string[] | undefined>;

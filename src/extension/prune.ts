@@ -248,7 +248,9 @@ export class SessionRunner implements vscode.Disposable {
               this.status.show();
               if (e.phase === 'finetune' && Date.now() - lastLog > 5000) {
                 lastLog = Date.now();
-                out.appendLine(`  ${what}, loss ${e.trainLoss?.toFixed(4)}, ${Math.round(e.samplesPerSecond ?? 0)} samples/s`);
+                // With points running at once, the loss and speed are those of the point that reported.
+                const of = (e.running?.length ?? 0) > 1 ? ` (point ${e.point}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs})` : '';
+                out.appendLine(`  ${what}, loss ${e.trainLoss?.toFixed(4)}, ${Math.round(e.samplesPerSecond ?? 0)} samples/s${of}`);
               }
             }
             if (e.type === 'point') {

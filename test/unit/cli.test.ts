@@ -22,7 +22,7 @@ test('help documents every command and the data contract', () => {
   assert.match(main.stdout, /fairprune run/);
   const run = fairprune(['run', '--help']);
   assert.equal(run.code, 0);
-  for (const option of ['--model', '--data', '--label', '--group', '--features', '--ignore', '--split-column', '--image-column', '--classes', '--pixel-scale', '--sparsity', '--loss', '--method', '--epochs', '--backend', '--out', '--reuse-split']) {
+  for (const option of ['--model', '--data', '--label', '--group', '--features', '--ignore', '--split-column', '--image-column', '--classes', '--pixel-scale', '--sparsity', '--loss', '--method', '--epochs', '--backend', '--workers', '--out', '--reuse-split']) {
     assert.ok(run.stdout.includes(option), `run --help mentions ${option}`);
   }
   const data = fairprune(['help', 'data']);
@@ -41,6 +41,9 @@ test('usage errors name the option and the fix, and exit non-zero', () => {
   const noFile = fairprune(['run', '--model', '/nonexistent/model.json', '--data', 'd.csv', '--label', 'l', '--group', 'g', '--backend', 'cpu']);
   assert.equal(noFile.code, 1);
   assert.match(noFile.stderr, /\/nonexistent\/model\.json: no such file/);
+  const badWorkers = fairprune(['run', '--model', 'm', '--data', 'd', '--label', 'l', '--group', 'g', '--workers', '-2']);
+  assert.equal(badWorkers.code, 1);
+  assert.match(badWorkers.stderr, /--workers/);
 });
 
 /**
