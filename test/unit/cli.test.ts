@@ -41,9 +41,9 @@ test('usage errors name the option and the fix, and exit non-zero', () => {
   const noFile = fairprune(['run', '--model', '/nonexistent/model.json', '--data', 'd.csv', '--label', 'l', '--group', 'g', '--backend', 'cpu']);
   assert.equal(noFile.code, 1);
   assert.match(noFile.stderr, /\/nonexistent\/model\.json: no such file/);
-  const badWorkers = fairprune(['run', '--model', 'm', '--data', 'd', '--label', 'l', '--group', 'g', '--workers', '-2']);
+  const badWorkers = fairprune(['run', '--model', 'm', '--data', 'd', '--label', 'l', '--group', 'g', '--workers', '1.5']);
   assert.equal(badWorkers.code, 1);
-  assert.match(badWorkers.stderr, /--workers/);
+  assert.match(badWorkers.stderr, /'--workers': '1\.5' is not a whole number/);
 });
 
 /**
