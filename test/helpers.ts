@@ -46,3 +46,15 @@ export function expectUserError(re: RegExp) {
     return true;
   };
 }
+
+/** max |a − b| / max |b|: one scale for the whole tensor, so entries near zero do not dominate. */
+export function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / Math.max(m, 1e-12);
+}

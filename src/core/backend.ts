@@ -8,7 +8,8 @@
  *
  * wasm and cpu get this project's `Conv2DBackpropFilter` kernel (see kernels/), without which a CNN
  * cannot train on wasm and trains very slowly on cpu; wasm also gets the two depthwise-conv gradient
- * kernels it lacks.
+ * kernels it lacks, and faster Conv2DBackpropInput, MaxPoolGrad, GatherV2 and transposed BatchMatMul
+ * kernels in front of its own.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -25,6 +26,8 @@ import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
 import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
 import { registerConv2DBackpropInput } from './kernels/conv2d-backprop-input';
 import { registerMaxPoolGrad } from './kernels/max-pool-grad';
+import { registerGather } from './kernels/gather';
+import { registerBatchMatMul } from './kernels/batch-mat-mul';
 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
@@ -229,6 +232,8 @@ async function tryWasm(log: Log): Promise<Attempt> {
   registerConv2DBackpropInput('wasm');
   registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');
+  registerGather('wasm');
+  registerBatchMatMul('wasm');
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');

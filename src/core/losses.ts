@@ -141,3 +141,69 @@ export function softCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Te
 export function weightedCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Tensor2D, weights: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => tf.mean(tf.mul(softCrossEntropy(task, logits, targets), weights)) as tf.Scalar);
 }
+
+/**
+ * `weightedCrossEntropy` for one training batch, with its value and its gradient computed on the host
+ * (in float64) from the logits, the targets and weights of the rows `rows` of `targets` (n × width,
+ * row-major) and `weights` (n). The backward pass is then one multiply (the saved gradient by the
+ * incoming dy) instead of the ~30 small kernels of the loss's forward and backward ops, which is most of
+ * a step's dispatch for a small model on wasm. The value and gradient are the ones of the tensor
+ * version up to float rounding (at a binary logit of exactly 0 too, where tfjs's relu and |z| kinks give
+ * sigmoid(0) − t as well).
+ *
+ * Reads the logits back (`dataSync`), so the training loop uses it only where the data is on the host
+ * anyway (the wasm backend).
+ */
+export function weightedCrossEntropyOnHost(
+  task: Task,
+  logits: tf.Tensor2D,
+  targets: ArrayLike<number>,
+  weights: ArrayLike<number>,
+  rows: ArrayLike<number>,
+): tf.Scalar {
+  const loss = tf.customGrad(((z: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [n, width] = z.shape as [number, number];
+    if (n !== rows.length) throw new Error(`weightedCrossEntropyOnHost: ${n} logits rows for ${rows.length} samples`);
+    if (targets.length !== weights.length * width) {
+      throw new Error(`weightedCrossEntropyOnHost: ${targets.length} targets for ${weights.length} samples of width ${width}`);
+    }
+    const zv = z.dataSync() as Float32Array;
+    const grad = new Float32Array(n * width);
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      const w = weights[r];
+      const scale = w / n;
+      const o = i * width;
+      const t0 = r * width;
+      if (task === 'binary') {
+        const zi = zv[o];
+        const t = targets[t0];
+        const e = Math.exp(-Math.abs(zi));
+        sum += w * (Math.max(zi, 0) - zi * t + Math.log1p(e));
+        // d/dz = sigmoid(z) − t (also at z = 0, where tfjs takes relu' = 0 and |z|' = −1: 0 − t + 1/2)
+        const g = (zi > 0 ? 1 / (1 + e) : e / (1 + e)) - t;
+        grad[o] = g * scale;
+        continue;
+      }
+      let m = -Infinity;
+      for (let c = 0; c < width; c++) m = Math.max(m, zv[o + c]);
+      let s = 0;
+      for (let c = 0; c < width; c++) s += Math.exp(zv[o + c] - m);
+      const lse = m + Math.log(s);
+      let ce = 0;
+      let tSum = 0;
+      for (let c = 0; c < width; c++) {
+        const t = targets[t0 + c];
+        ce -= t * (zv[o + c] - lse);
+        tSum += t;
+      }
+      sum += w * ce;
+      for (let c = 0; c < width; c++) grad[o + c] = (Math.exp(zv[o + c] - lse) * tSum - targets[t0 + c]) * scale;
+    }
+    const g = tf.tensor2d(grad, [n, width]);
+    save([g]);
+    return { value: tf.scalar(sum / n), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy) };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
+  return loss(logits) as tf.Scalar;
+}

@@ -6,15 +6,21 @@
  *
  * The data stays on the backend for the whole run; each step gathers its batch by index. Every
  * step's tensors are freed in the step, so the tensor count stays flat over any number of epochs.
+ *
+ * On wasm, where a small model's step is mostly kernel dispatch, Adam is one fused pass per variable
+ * (kernels/adam.ts, bit-for-bit tf.train.adam) and the loss and its logit gradient are computed on the
+ * host (`weightedCrossEntropyOnHost`); other backends run tf.train.adam and the tensor loss.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task, TrainingSummary } from '../protocol/results';
-import { weightedCrossEntropy } from './losses';
+import { weightedCrossEntropy, weightedCrossEntropyOnHost } from './losses';
 import { probabilitiesFromLogits } from './model-io';
 import type { StepPruning } from './pruning';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
+import { createAdam } from './kernels/adam';
+import { wasmInternals } from './kernels/wasm-heap';
 
 export interface TrainingData {
   /** Every sample, [n, ...sampleShape]. */
@@ -114,7 +120,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   // Early stopping restores every weight of the best epoch, batch-norm statistics included.
   const allVariables = model.weights.map((w) => w.read() as tf.Variable);
-  const optimizer = tf.train.adam(opts.learningRate);
+  const optimizer = createAdam(opts.learningRate);
   const stepsPerEpoch = Math.ceil(data.train.length / opts.batchSize);
   const totalSteps = stepsPerEpoch * opts.epochs;
   const useEarlyStopping = opts.patience > 0 && data.validation.length > 0;
@@ -130,6 +136,11 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   let lastReport = t0; // the first report after one interval, when samples/s means something
   let samplesSeen = 0;
   const order = Int32Array.from(data.train);
+  // On wasm the loss and its gradient are computed on the host from the logits (one readback of a small
+  // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here.
+  const host = wasmInternals(tf.backend())
+    ? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array }
+    : null;
 
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
@@ -139,19 +150,21 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         throwIfCancelled(opts.signal);
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
-        (optimizer as unknown as { learningRate: number }).learningRate = cosineRate(opts.learningRate, step, totalSteps);
+        optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
         const lossValue = tf.tidy(() => {
           const idx = tf.tensor1d(batch, 'int32');
           const xb = tf.gather(data.x, idx);
-          const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
-          const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
-          const { value, grads } = tf.variableGrads(
-            () => weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb),
-            variables,
-          );
+          const lossFn = host
+            ? () => weightedCrossEntropyOnHost(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, host.targets, host.weights, batch)
+            : () => {
+                const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
+                const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
+                return weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb);
+              };
+          const { value, grads } = tf.variableGrads(lossFn, variables);
           const pruning = opts.pruning;
           if (pruning) for (const name of Object.keys(grads)) grads[name] = pruning.maskGradient(name, grads[name]);
-          optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+          optimizer.applyGradients(grads);
           return value.dataSync()[0];
         });
         opts.pruning?.afterStep();

@@ -7,6 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { backendSummary, initBackend } from '../../src/core/backend';
 import { UserError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
+import { relDiff } from '../helpers';
 import {
   conv2dBackpropFilterViaOps,
   isConv2DBackpropFilterRegistered,
@@ -45,17 +46,6 @@ function randomTensor(shape: number[], rng: Rng): tf.Tensor {
   return tf.tensor(v, shape);
 }
 
-/** max |a − b| / max |b|: one scale for the whole tensor, so entries near zero do not dominate. */
-function relDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / Math.max(m, 1e-12);
-}
 
 /** Independent reference: the filter gradient of Σ conv2d(x, W) · w by direct summation (NHWC). */
 function naiveFilterGrad(x: Float32Array, xs: number[], w: Float32Array, ws: number[], f: number[], s: [number, number], pad: Pad): Float32Array {

@@ -10,6 +10,7 @@ import { magnitudePerLayer, pruneModelKernels, measuredSparsity, ScheduledPrunin
 import { CancelledError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
 import { useCpu } from '../helpers';
+import { initBackend } from '../../src/core/backend';
 
 /** Two Gaussian blobs per class in 2-D, 3 classes: learnable, not trivially. */
 function blobs(n: number, seed: number) {
@@ -173,4 +174,96 @@ test('a gradual schedule plugs into the loop unchanged: masks follow the schedul
   assert.equal(measuredSparsity(kernels).toFixed(2), '0.80');
   pruning.dispose();
   dispose();
+});
+
+/** The weights of a run, as plain arrays. */
+const weightsOf = (model: tfl.LayersModel) => model.getWeights().map((w) => Array.from(w.dataSync()));
+
+test('on wasm (heap Adam, host loss, heap kernels): the loop learns, is reproducible by seed, holds the masks, frees its tensors, and follows cpu', async () => {
+  await initBackend('wasm');
+  const { data, model, dispose } = setup();
+  const before = evaluateLoss(model, 'multiclass', data, data.validation);
+  const summary = await train(model, data, opts);
+  assert.ok(summary.validationLoss! < before.loss * 0.6, `${summary.validationLoss} < ${before.loss}`);
+  assert.ok(summary.validationAccuracy! > 0.85, `accuracy ${summary.validationAccuracy}`);
+  dispose();
+
+  const runs: number[][][] = [];
+  for (const seed of [1, 1, 2]) {
+    const s = setup();
+    await train(s.model, s.data, { ...opts, epochs: 2, seed });
+    runs.push(weightsOf(s.model));
+    s.dispose();
+  }
+  assert.deepEqual(runs[0], runs[1]);
+  assert.notDeepEqual(runs[0], runs[2]);
+
+  // The same 2 epochs on cpu (tf.train.adam, the tensor loss): the same run up to float rounding.
+  await useCpu();
+  const c = setup();
+  const cpuSummary = await train(c.model, c.data, { ...opts, epochs: 2, seed: 1 });
+  const cpuWeights = weightsOf(c.model);
+  c.dispose();
+  await initBackend('wasm');
+  const w = setup();
+  const wasmSummary = await train(w.model, w.data, { ...opts, epochs: 2, seed: 1 });
+  w.dispose();
+  assert.ok(Math.abs(wasmSummary.finalTrainLoss - cpuSummary.finalTrainLoss) < 1e-4 * cpuSummary.finalTrainLoss, `${wasmSummary.finalTrainLoss} vs ${cpuSummary.finalTrainLoss}`);
+  runs[0].forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - cpuWeights[i][j]) < 1e-4, `weight ${i}[${j}]: wasm ${x}, cpu ${cpuWeights[i][j]}`)));
+
+  const p = setup(300);
+  const kernels = prunableKernels(p.model);
+  const masks = pruneModelKernels(kernels, magnitudePerLayer, 0.6, new Rng(1));
+  const zerosBefore = kernels.map((k) => Array.from(k.variable.dataSync()).map((v) => v === 0));
+  await train(p.model, p.data, { ...opts, epochs: 1, pruning: masks, patience: 1 });
+  const after1 = tf.memory().numTensors;
+  await train(p.model, p.data, { ...opts, epochs: 4, pruning: masks, patience: 50 });
+  assert.equal(tf.memory().numTensors, after1, 'tensor count flat');
+  kernels.forEach((k, i) => {
+    const v = k.variable.dataSync();
+    zerosBefore[i].forEach((z, j) => z && assert.ok(v[j] === 0, `weight ${j} of ${k.layer} is ${v[j]}`));
+  });
+  assert.ok(Math.abs(measuredSparsity(kernels) - 0.6) < 0.01);
+  masks.dispose();
+  p.dispose();
+  await useCpu();
+});
+
+test('on wasm: a small CNN (conv, max pool, dense; binary task) trains like on cpu', async () => {
+  const rng = new Rng(12);
+  const n = 48;
+  const x = new Float32Array(n * 8 * 8 * 2);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
+  const t = lossTargets('pw-weight-only', 'binary', labels, 1, Float64Array.from(labels, (l) => (l ? 0.7 : 0.4)), { minWeight: 0.5, gamma: 2 });
+  const run = async () => {
+    const data: TrainingData = {
+      x: tf.tensor4d(x, [n, 8, 8, 2]),
+      targets: tf.tensor2d(Float32Array.from(t.targets), [n, 1]),
+      weights: tf.tensor1d(Float32Array.from(t.weights)),
+      labels,
+      train: Int32Array.from({ length: 40 }, (_, i) => i),
+      validation: Int32Array.from({ length: 8 }, (_, i) => 40 + i),
+    };
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+      ],
+    });
+    const summary = await train(model, data, { task: 'binary', epochs: 2, batchSize: 16, learningRate: 0.01, patience: 0, seed: 3 });
+    const weights = weightsOf(model);
+    model.dispose();
+    tf.dispose([data.x, data.targets, data.weights]);
+    return { summary, weights };
+  };
+  await useCpu();
+  const cpu = await run();
+  await initBackend('wasm');
+  const wasm = await run();
+  await useCpu();
+  assert.ok(Math.abs(wasm.summary.finalTrainLoss - cpu.summary.finalTrainLoss) < 1e-4 * cpu.summary.finalTrainLoss, `${wasm.summary.finalTrainLoss} vs ${cpu.summary.finalTrainLoss}`);
+  wasm.weights.forEach((v, i) => v.forEach((w, j) => assert.ok(Math.abs(w - cpu.weights[i][j]) < 1e-4, `weight ${i}[${j}]: wasm ${w}, cpu ${cpu.weights[i][j]}`)));
 });
