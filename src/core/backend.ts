@@ -27,6 +27,7 @@ import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
 import { registerConv2DBackpropInput } from './kernels/conv2d-backprop-input';
 import { registerMaxPoolGrad } from './kernels/max-pool-grad';
 import { registerGather } from './kernels/gather';
+import { registerSlice } from './kernels/slice';
 import { registerBatchMatMul } from './kernels/batch-mat-mul';
 
 const BACKEND_OPTION = '--backend';
@@ -233,6 +234,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
   registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');
   registerGather('wasm');
+  registerSlice('wasm');
   registerBatchMatMul('wasm');
   let ok = false;
   try {

@@ -29,9 +29,9 @@ import {
 import { Rng } from './rng';
 import { predictProbabilities } from './train';
 import type { TrainProgress } from './train';
-import { pick, pointId, runPoint, sweepRuntime, toClassProbabilities } from './sweep-point';
+import { pick, pointId, sweepRuntime, toClassProbabilities } from './sweep-point';
 import type { SweepJob, SweepSetup } from './sweep-point';
-import { runPointsInWorkers, sweepWorkers } from './sweep-pool';
+import { runSweep, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
 import { writeReport } from './report';
 import { ENGINE_VERSION } from './version';
@@ -271,26 +271,14 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       emit({ type: 'point', point });
     };
 
-    if (choice.workers > 1) {
-      await runPointsInWorkers(setup, jobs, choice.workers, {
-        signal: hooks.signal,
-        onStart: (job) => sweepProgress(job, 'prune'),
-        onProgress: (job, p) => sweepProgress(job, 'finetune', p),
-        onPhase: (job, phase) => sweepProgress(job, phase),
-        onPoint: pointDone,
-      });
-    } else {
-      const rt = sweepRuntime(setup, loaded, x, denseLogits);
-      for (const job of jobs) {
-        sweepProgress(job, 'prune');
-        const point = await runPoint(rt, job, {
-          signal: hooks.signal,
-          onProgress: (p) => sweepProgress(job, 'finetune', p),
-          onPhase: (phase) => sweepProgress(job, phase),
-        });
-        pointDone(job, point);
-      }
-    }
+    const rt = sweepRuntime(setup, loaded, x, denseLogits);
+    await runSweep(setup, jobs, choice.workers, rt, {
+      signal: hooks.signal,
+      onStart: (job) => sweepProgress(job, 'prune'),
+      onProgress: (job, p) => sweepProgress(job, 'finetune', p),
+      onPhase: (job, phase) => sweepProgress(job, phase),
+      onPoint: pointDone,
+    });
     results.status = 'completed';
   } catch (e) {
     results.status = e instanceof CancelledError ? 'cancelled' : 'failed';

@@ -3,7 +3,8 @@
  * sweep uses every core: the wasm and cpu backends compute on one thread each. Every worker holds
  * its own backend, model and copy of the inputs on that backend (the inputs in JavaScript are one
  * SharedArrayBuffer for all), so memory grows with the number of workers, not with the number of
- * points; `sweepWorkers` caps the workers by cores and by free memory.
+ * points; `sweepWorkers` caps the workers by cores and by free memory. The session's own thread runs
+ * points too.
  *
  * Results come back in the order points finish; a cancel reaches every busy worker between two
  * training steps, like a single-threaded session; the first error stops the sweep after the
@@ -16,7 +17,8 @@ import { Worker } from 'worker_threads';
 import type { BackendName, PrunedPoint } from '../protocol/results';
 import { CancelledError, fromPlainError } from './errors';
 import type { PlainError } from './errors';
-import type { SweepJob, SweepSetup } from './sweep-point';
+import { runPoint } from './sweep-point';
+import type { SweepJob, SweepRuntime, SweepSetup } from './sweep-point';
 import type { TrainProgress } from './train';
 
 /** Pool → worker. */
@@ -39,10 +41,12 @@ export interface SweepPoolHooks {
   onPoint(job: SweepJob, point: PrunedPoint): void;
 }
 
-/** Fixed cost of one worker: its V8 isolate, tfjs and the wasm module (measured about 60–90 MiB RSS). */
-const WORKER_BASE_BYTES = 96 * 2 ** 20;
+/** Fixed cost of one worker thread: its V8 isolate, tfjs and the wasm module with its heap (measured:
+ *  the demo CNN's sweep added about 190 MiB of RSS per worker, its inputs included). */
+const WORKER_BASE_BYTES = 160 * 2 ** 20;
 
 export interface WorkerChoice {
+  /** Points at once: the session's own thread plus workers − 1 worker threads. */
   workers: number;
   /** One sentence for the session log. */
   why: string;
@@ -50,20 +54,20 @@ export interface WorkerChoice {
 
 /**
  * How many points run at once. `requested`: 0 or undefined for one per core, 1 for one after
- * another in the caller's thread. TensorFlow's own backends use every core already and get 1.
- * The count never exceeds the points, and is cut to what free memory holds (half of it, with each
- * worker's copy of the inputs, targets and model estimated).
+ * another. TensorFlow's own backends use every core already and get 1. The count never exceeds the
+ * points, and is cut to the worker threads that half the free memory holds, with each one's copy of
+ * the inputs, targets and model estimated (the session's own thread already holds its copy).
  */
 export function sweepWorkers(requested: number | undefined, backend: BackendName, points: number, bytesPerWorker: number, freeBytes = os.freemem(), cores = os.availableParallelism()): WorkerChoice {
   if (requested === 1) return { workers: 1, why: 'one point at a time (--workers 1)' };
   if (points < 2) return { workers: 1, why: 'one point' };
   if (backend === 'tensorflow' || backend === 'tensorflow-gpu') return { workers: 1, why: `one point at a time: the ${backend} backend uses every core itself` };
   const wanted = Math.min(requested && requested > 0 ? requested : cores, points);
-  const fits = Math.max(1, Math.floor((freeBytes * 0.5) / Math.max(1, bytesPerWorker + WORKER_BASE_BYTES)));
-  const workers = Math.min(wanted, fits);
-  if (workers < wanted) return { workers, why: `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would need ${mib(wanted * (bytesPerWorker + WORKER_BASE_BYTES))} of the ${mib(freeBytes)} free` };
+  const perWorker = Math.max(1, bytesPerWorker + WORKER_BASE_BYTES);
+  const workers = Math.min(wanted, 1 + Math.floor((freeBytes * 0.5) / perWorker));
+  if (workers < wanted) return { workers, why: `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would need ${mib((wanted - 1) * perWorker)} more of the ${mib(freeBytes)} free` };
   if (workers === 1) return { workers, why: 'one point at a time (one core)' };
-  return { workers, why: `${workers} points at a time, each in its own worker thread (${requested && requested > 0 ? '--workers' : `${cores} cores`})` };
+  return { workers, why: `${workers} points at a time: this thread and ${workers - 1} worker thread${workers === 2 ? '' : 's'} (${requested && requested > 0 ? '--workers' : `${cores} cores`})` };
 }
 
 function mib(bytes: number): string {
@@ -85,18 +89,25 @@ function shared(x: Float32Array): Float32Array {
   return out;
 }
 
-export function runPointsInWorkers(setup: SweepSetup, jobs: SweepJob[], workers: number, hooks: SweepPoolHooks): Promise<void> {
-  const script = sweepWorkerScript();
-  const data: SweepSetup = { ...setup, x: shared(setup.x) };
+/**
+ * Runs `jobs` on `threads` threads: the caller's own (with `local`, the runtime it already holds) and
+ * threads − 1 worker threads, all taking points from one queue. The caller's thread starts on the
+ * first point at once, so a worker's start-up (tfjs, the model, the inputs on its backend: about a
+ * second) costs nothing on a short sweep, and the inputs sit on one backend fewer.
+ */
+export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, local: SweepRuntime, hooks: SweepPoolHooks): Promise<void> {
   const queue = [...jobs];
   const busy = new Map<Worker, SweepJob>();
   const alive = new Set<Worker>();
+  // Stops the caller's thread between two steps when a worker fails or the session is cancelled.
+  const localStop = new AbortController();
+  let localRunning = true;
   let failure: Error | null = null;
   let cancelled = false;
 
   return new Promise<void>((resolve, reject) => {
     const settle = () => {
-      if (alive.size) return;
+      if (alive.size || localRunning) return;
       hooks.signal?.removeEventListener('abort', onAbort);
       if (failure) reject(failure);
       else if (cancelled) reject(new CancelledError());
@@ -104,6 +115,7 @@ export function runPointsInWorkers(setup: SweepSetup, jobs: SweepJob[], workers:
     };
     const stopAll = () => {
       queue.length = 0;
+      localStop.abort();
       for (const [w] of busy) w.postMessage({ type: 'cancel' } satisfies ToSweepWorker);
       for (const w of alive) if (!busy.has(w)) void w.terminate();
     };
@@ -132,7 +144,33 @@ export function runPointsInWorkers(setup: SweepSetup, jobs: SweepJob[], workers:
       return;
     }
     hooks.signal?.addEventListener('abort', onAbort);
-    for (let i = 0; i < Math.min(workers, jobs.length); i++) {
+    const helpers = Math.min(threads - 1, jobs.length - 1);
+    if (helpers > 0) {
+      const script = sweepWorkerScript();
+      const data: SweepSetup = { ...setup, x: shared(setup.x) };
+      for (let i = 0; i < helpers; i++) startWorker(script, data);
+    }
+    void (async () => {
+      try {
+        for (let job = queue.shift(); job && !localStop.signal.aborted; job = queue.shift()) {
+          const current = job;
+          hooks.onStart?.(current);
+          const point = await runPoint(local, current, {
+            signal: localStop.signal,
+            onProgress: (p) => hooks.onProgress?.(current, p),
+            onPhase: (phase) => hooks.onPhase?.(current, phase),
+          });
+          hooks.onPoint(current, point);
+        }
+      } catch (e) {
+        fail(e as Error);
+      } finally {
+        localRunning = false;
+        settle();
+      }
+    })();
+
+    function startWorker(script: string, data: SweepSetup) {
       const w = new Worker(script, { workerData: data });
       alive.add(w);
       w.on('message', (m: FromSweepWorker) => {

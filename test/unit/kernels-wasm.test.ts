@@ -13,6 +13,7 @@ import { relDiff } from '../helpers';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { gatherOnHeap } from '../../src/core/kernels/gather';
 import { matMulTransposedFirst } from '../../src/core/kernels/batch-mat-mul';
+import { sliceOnHeap } from '../../src/core/kernels/slice';
 
 function values(shape: number[], rng: Rng, gen: (rng: Rng) => number = (r) => r.normal()): Float32Array {
   const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -35,6 +36,16 @@ async function onCpu<T>(fn: () => T): Promise<T> {
   }
 }
 
+
+/** Runs `run` on cpu and on wasm: the same shapes and values case by case, and no tensor left behind on wasm. */
+async function sameOnWasmAsOnCpu<T>(run: () => T[], cases: unknown[]): Promise<void> {
+  const cpu = await onCpu(run);
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const got = tf.tidy(run as () => never);
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  (got as T[]).forEach((g, i) => assert.deepEqual(g, cpu[i], `case ${i} ${JSON.stringify(cases[i])}`));
+}
 
 const plain = (a: ArrayLike<number>) => Array.from(a, (v) => v + 0); // -0 and 0 are the same gradient
 
@@ -102,18 +113,36 @@ test('GatherV2 on the wasm heap = the cpu backend (axes, 2-D and repeated indice
     const g = tf.gather(x, tf.tensor(c.idx, c.idxShape ?? [c.idx.length], 'int32'), c.axis);
     return { shape: g.shape, values: Array.from(g.dataSync()) };
   });
-  const cpu = await onCpu(run);
-  await initBackend('wasm');
-  const before = tf.memory().numTensors;
-  const got = tf.tidy(run);
-  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
-  got.forEach((g, i) => assert.deepEqual(g, cpu[i], `case ${i} ${JSON.stringify(cases[i])}`));
+  await sameOnWasmAsOnCpu(run, cases);
   tf.tidy(() => {
     const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
     assert.ok(gatherOnHeap(tf.backend(), x, tf.tensor1d([1, 0], 'int32'), 0, 0), 'handled on the heap');
     assert.equal(gatherOnHeap(tf.backend(), x, tf.tensor1d([2], 'int32'), 0, 0), null, 'out of range: left to the stock kernel');
     assert.throws(() => tf.gather(x, tf.tensor1d([2], 'int32')), /not in \[0, 1\]/);
     assert.throws(() => tf.gather(x, tf.tensor1d([-1], 'int32')), /not in \[0, 1\]/);
+  });
+});
+
+test('Slice of a contiguous block on the wasm heap = the cpu backend; other slices go to the stock kernel', async () => {
+  const rng = new Rng(41);
+  const cases: { shape: number[]; begin: number[]; size: number[]; dtype?: 'int32' }[] = [
+    { shape: [50, 8, 8, 3], begin: [10, 0, 0, 0], size: [25, -1, -1, -1] }, // a batch of rows
+    { shape: [50, 8, 8, 3], begin: [49, 0, 0, 0], size: [1, 8, 8, 3] }, // the last row
+    { shape: [7, 5], begin: [2, 1], size: [1, 3] }, // inside one row: contiguous
+    { shape: [7, 5], begin: [1, 1], size: [3, 2] }, // a column block: not contiguous (stock kernel)
+    { shape: [30], begin: [5], size: [20], dtype: 'int32' },
+    { shape: [9, 2], begin: [3, 0], size: [0, 2] },
+  ];
+  const data = cases.map((c) => values(c.shape, rng, (r) => (c.dtype === 'int32' ? r.int(1000) - 500 : r.normal())));
+  const run = () => cases.map((c, i) => {
+    const s = tf.slice(tf.tensor(data[i], c.shape, c.dtype ?? 'float32'), c.begin, c.size);
+    return { shape: s.shape, values: Array.from(s.dataSync()) };
+  });
+  await sameOnWasmAsOnCpu(run, cases);
+  tf.tidy(() => {
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+    assert.ok(sliceOnHeap(tf.backend(), x, [1, 0], [2, 2]), 'rows: handled on the heap');
+    assert.equal(sliceOnHeap(tf.backend(), x, [0, 1], [3, 1]), null, 'a column: left to the stock kernel');
   });
 });
 
