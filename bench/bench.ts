@@ -240,7 +240,7 @@ async function mlpSweeps(dir: string): Promise<SweepResult[]> {
 
 /** The demo's sweep, smaller: its CNN on coloured MNIST, 6 points, one at a time and in parallel. */
 async function cnnSweeps(dir: string): Promise<SweepResult[]> {
-  const data = await writeBiasedMnist({ outDir: path.join(dir, 'mnist'), seed: 7, trainCount: 1200, validationCount: 0, testCount: 400, minorityFraction: 0.05 });
+  const data = await writeBiasedMnist({ outDir: path.join(dir, 'mnist'), seed: 7, trainCount: 1200, validationCount: 100, testCount: 400, minorityFraction: 0.05 });
   const modelDir = path.join(dir, 'cnn-model');
   await trainBaseline({ data: { csvPath: data.csvPath, label: 'digit', groups: ['ink'], seed: 7 }, outDir: modelDir, epochs: 1, batchSize: 64, learningRate: 0.003, patience: 0, backend: 'wasm' });
   const req = (workers: number, tag: string): RunRequest => ({
@@ -308,7 +308,7 @@ async function main() {
   lines.push(
     '## Whole sweeps',
     '',
-    `wasm, CE and PW at each sparsity. \`mlp\`: MLP 6-64-64-1 on 4000 rows, 2 epochs a point; \`demo-cnn\`: the demo's CNN on 1200 coloured-MNIST training images, 1 epoch a point. "At a time" is how many points ran at once, each in its own worker thread (\`--workers\`; 1 = one after another). RSS is the whole bench process, worker threads included; it ran the measurements above first, so the peak minus the RSS at the start is what the sweep added.`,
+    `wasm, CE and PW at each sparsity. \`mlp\`: MLP 6-64-64-1 on 4000 rows, 2 epochs a point; \`demo-cnn\`: the demo's CNN on 1200 coloured-MNIST training images, 1 epoch a point. "At a time" is how many points ran at once: the session's own thread and worker threads beside it (\`--workers\`; 1 = one after another). A worker takes about half a second to start, so short sweeps gain little; two single-threaded trainings side by side on this machine each run about 13% slower than alone. RSS is the whole bench process, worker threads included; it ran the measurements above first, so the peak minus the RSS at the start is what the sweep added.`,
     '',
   );
   lines.push('| workload | points | at a time | wall time | speed-up | RSS at start | peak RSS | added |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
