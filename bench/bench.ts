@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
+import { isMainThread, parentPort, Worker, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { BackendName } from '../src/protocol/results';
@@ -126,7 +127,8 @@ async function othersLoad<T>(fn: () => Promise<T> | T): Promise<{ value: T; othe
   return { value, otherCores: a && b && seconds > 0 ? Math.max(0, b.busy - a.busy - (b.self - a.self)) / 100 / seconds : undefined };
 }
 
-async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
+/** A workload's model, random data (seeded) and training options. */
+function prepare(w: Workload) {
   const rng = new Rng(42);
   const n = w.samples;
   const size = w.inputShape.reduce((a, b) => a * b, 1);
@@ -141,6 +143,11 @@ async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
   const model = w.build();
   const data = { x, targets, weights, labels, train: all, validation: new Int32Array(0) };
   const opts = { task: 'multiclass' as const, epochs: 1, batchSize: 64, learningRate: 1e-3, patience: 0, seed: 1 };
+  return { n, x, targets, weights, model, data, opts };
+}
+
+async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
+  const { n, x, targets, weights, model, data, opts } = prepare(w);
   await train(model, data, opts); // warm-up: kernels compiled, optimizer state made
   const epochs: number[] = [];
   for (let r = 0; r < REPEATS; r++) {
@@ -161,6 +168,53 @@ async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
   weights.dispose();
   const epochSeconds = median(epochs);
   return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer), epochTimes: epochs, inferTimes: infer };
+}
+
+/**
+ * Two fine-tuning jobs of one workload at once, each in its own worker thread (as a sweep runs two
+ * points on two cores): both warm up, then start together; the wall time until both have run REPEATS
+ * epochs gives the machine's fine-tuning throughput on 2 cores, the like-for-like figure against
+ * PyTorch running one job on 2 threads.
+ */
+async function measurePair(w: Workload): Promise<{ seconds: number; epochsPerSecond: number }> {
+  const workers = [0, 1].map(() => new Worker(__filename, { workerData: { benchWorkload: w.name } }));
+  const message = (wk: Worker, type: string) =>
+    new Promise<{ type: string; seconds?: number }>((resolve, reject) => {
+      const on = (m: { type: string; seconds?: number }) => {
+        if (m.type === type) {
+          wk.off('message', on);
+          resolve(m);
+        }
+      };
+      wk.on('message', on);
+      wk.once('error', reject);
+    });
+  try {
+    await Promise.all(workers.map((wk) => message(wk, 'warm')));
+    const t0 = process.hrtime.bigint();
+    const done = workers.map((wk) => message(wk, 'done'));
+    for (const wk of workers) wk.postMessage('go');
+    await Promise.all(done);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { seconds, epochsPerSecond: (2 * REPEATS) / seconds };
+  } finally {
+    await Promise.all(workers.map((wk) => wk.terminate()));
+  }
+}
+
+/** The worker side of measurePair: warm up, wait for 'go', run REPEATS epochs, report. */
+async function pairWorker(name: string): Promise<void> {
+  const port = parentPort!;
+  await initBackend('wasm');
+  const w = WORKLOADS.find((x) => x.name === name)!;
+  const job = prepare(w);
+  await train(job.model, job.data, job.opts);
+  const go = new Promise<void>((resolve) => port.once('message', () => resolve()));
+  port.postMessage({ type: 'warm' });
+  await go;
+  const t0 = process.hrtime.bigint();
+  for (let r = 0; r < REPEATS; r++) await train(job.model, job.data, job.opts);
+  port.postMessage({ type: 'done', seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
 }
 
 function torchAvailable(): { py: string; version: string } | undefined {
@@ -274,6 +328,15 @@ async function main() {
       }
     }
   });
+  // Both cores: two jobs at once on wasm, as a sweep runs its points.
+  const pairs: Record<string, { seconds: number; epochsPerSecond: number }> = {};
+  const pairLoad = await othersLoad(async () => {
+    if (!ran.some((r) => r.startsWith('wasm'))) return;
+    for (const w of WORKLOADS) {
+      pairs[w.name] = await measurePair(w);
+      console.log(`wasm ×2    ${w.name.padEnd(9)} two jobs at once: ${pairs[w.name].epochsPerSecond.toFixed(2)} epochs/s (${(1 / pairs[w.name].epochsPerSecond).toFixed(3)} s per epoch)`);
+    }
+  });
 
   const py = torchAvailable();
   const torch: Record<number, ReturnType<typeof torchBench>> = {};
@@ -305,6 +368,23 @@ async function main() {
     lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
   }
   lines.push('', 'Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.', '');
+  if (Object.keys(pairs).length) {
+    lines.push(
+      '### Both cores',
+      '',
+      `A sweep runs its points two at a time on 2 cores (wasm trains on one thread). Here two fine-tuning jobs of each workload run at once in two worker threads, ${REPEATS} epochs each after a warm-up; their combined epochs per second are set against PyTorch running one job on 2 threads (its intra-op threads), the way a PyTorch sweep would run its points one after another. Other processes' CPU use meanwhile: ${fmtLoad(pairLoad.otherCores)}.`,
+      '',
+      '| workload | Fair Prune, 2 jobs at once: epochs/s | the same, s per epoch | PyTorch 2 threads: epochs/s | ratio (2 cores) |',
+      '| --- | ---: | ---: | ---: | ---: |',
+    );
+    for (const w of WORKLOADS) {
+      const pair = pairs[w.name];
+      if (!pair) continue;
+      const t2 = torch[2]?.[w.name];
+      lines.push(`| ${w.name} | ${pair.epochsPerSecond.toFixed(2)} | ${(1 / pair.epochsPerSecond).toFixed(3)} | ${t2 ? (1 / t2.epochSeconds).toFixed(2) : '–'} | ${t2 ? (pair.epochsPerSecond * t2.epochSeconds).toFixed(2) : '–'} |`);
+    }
+    lines.push('');
+  }
   lines.push(
     '## Whole sweeps',
     '',
@@ -321,14 +401,18 @@ async function main() {
   lines.push(...editorSection());
   lines.push('Workloads:', '', ...WORKLOADS.map((w) => `- \`${w.name}\`: ${w.description}`), '');
   fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), lines.join('\n'));
-  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, pytorch: py, otherCores: { ours: ours.otherCores, torch: torchLoad.otherCores, sweeps: sweepLoad.otherCores }, results, torch, sweeps }, null, 1));
+  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, pytorch: py, otherCores: { ours: ours.otherCores, pairs: pairLoad.otherCores, torch: torchLoad.otherCores, sweeps: sweepLoad.otherCores }, results, pairs, torch, sweeps }, null, 1));
   console.log(`\nwrote bench/RESULTS.md`);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (isMainThread) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  void pairWorker((workerData as { benchWorkload: string }).benchWorkload);
+}
 
 /** The editor's responsiveness, measured by the end-to-end suite in a real VS Code (code-server) while a
  *  session runs: `bash scripts/test.sh` or `npm run test:e2e` writes test-results/e2e-measurements.json. */
