@@ -63,6 +63,21 @@ export interface TrainOptions {
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * Layer randomness during training — dropout masks, Gaussian noise — comes from tfjs drawing a seed from
+ * `Math.random` for each op. While `train` runs, `Math.random` is a generator seeded from the run's
+ * seed, so fine-tuning a model with dropout is reproducible, and the same in any thread (a sweep's
+ * worker threads give the numbers of one thread). Restored when training ends.
+ */
+function seedLayerRandomness(seed: number): () => void {
+  const original = Math.random;
+  const rng = new Rng(Math.imul(seed, 0x2545f491) ^ 0x5eed);
+  Math.random = () => rng.next();
+  return () => {
+    Math.random = original;
+  };
+}
+
 function cosineRate(base: number, step: number, total: number): number {
   return total <= 1 ? base : base * 0.5 * (1 + Math.cos((Math.PI * step) / total));
 }
@@ -142,6 +157,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
     ? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array }
     : null;
 
+  const restoreRandom = seedLayerRandomness(opts.seed);
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
       rng.shuffle(order);
@@ -208,6 +224,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
       allVariables.forEach((v, i) => v.assign(best!.weights[i]));
     }
   } finally {
+    restoreRandom();
     best?.weights.forEach((w) => w.dispose());
     optimizer.dispose();
   }

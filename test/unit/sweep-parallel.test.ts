@@ -13,7 +13,8 @@ import { runSession } from '../../src/core/session';
 import { sweepWorkers } from '../../src/core/sweep-pool';
 import { CancelledError, fromPlainError, toPlainError, UserError } from '../../src/core/errors';
 import { describeProgress } from '../../src/ui/progress-text';
-import { tempDir } from '../helpers';
+import { repoRoot, tempDir } from '../helpers';
+import { writeBiasedMnist } from '../../src/core/demo/biased-mnist';
 import { makeFixture, request } from '../session-fixture';
 
 const MiB = 2 ** 20;
@@ -126,6 +127,33 @@ test('a point that fails fails the session with its error, and every thread stop
   assert.equal(saved.status, 'failed');
   assert.equal(saved.points.length, 0);
   assert.match(saved.error ?? '', /points/);
+});
+
+const KERAS_H5 = path.resolve(repoRoot, '..', 'shared', 'models', 'h5-keras3.5-legacy-mnist-cnn-sequential', 'mnist_cnn.h5');
+
+test('a real Keras .h5 model (../shared) prunes two points at once: the worker thread reads the .h5 itself, each point is saved as model.h5, and the numbers equal one thread\'s', { skip: !fs.existsSync(KERAS_H5) && 'no ../shared/models' }, async () => {
+  const dir = tempDir();
+  // A copy, so the test shows the user's file is never written (its sha256 is compared after).
+  const modelPath = path.join(dir, 'mnist_cnn.h5');
+  fs.copyFileSync(KERAS_H5, modelPath);
+  const before = fs.readFileSync(modelPath);
+  const data = await writeBiasedMnist({ outDir: path.join(dir, 'mnist'), seed: 3, trainCount: 256, validationCount: 32, testCount: 128 });
+  const run = async (workers: number) => {
+    const events: EngineEvent[] = [];
+    let sessionDir = '';
+    const results = await runSession(
+      { ...request(modelPath, data.csvPath, path.join(dir, `out-${workers}`), { sparsities: [0.3, 0.6], losses: ['ce', 'pw'], epochs: 1, workers }), label: 'digit', groups: ['ink'], features: undefined, ignore: undefined, splitColumn: undefined, backend: 'wasm' },
+      { emit: (e) => { events.push(e); if (e.type === 'started') sessionDir = e.sessionDir; } },
+    );
+    return { results, sessionDir, events };
+  };
+  const two = await run(2);
+  assert.ok(logs(two.events).some((m) => /sweep: 2 points at a time/.test(m)), logs(two.events).join('\n'));
+  assert.ok(two.events.some((e) => e.type === 'progress' && (e.running?.length ?? 0) === 2), 'both threads trained a point');
+  for (const p of two.results.points) assert.ok(fs.existsSync(path.join(two.sessionDir, p.modelDir, 'model.h5')), `${p.id}: model.h5 saved`);
+  const one = await run(1);
+  assert.deepEqual(savedPoints(two.results), savedPoints(one.results));
+  assert.ok(fs.readFileSync(modelPath).equals(before), 'the user\'s .h5 is unchanged');
 });
 
 test('how many workers a session takes: cores, points, memory, and the backends that thread themselves', () => {

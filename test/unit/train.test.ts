@@ -86,6 +86,34 @@ test('the same seed gives the same weights; another seed does not', async () => 
   assert.notDeepEqual(runs[0], runs[2]);
 });
 
+test('dropout and Gaussian noise are seeded by the run: the same seed gives the same weights, on cpu and on wasm; Math.random is restored', async () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    if (backend === 'cpu') await useCpu();
+    else await initBackend('wasm');
+    const runs: number[][] = [];
+    for (const seed of [1, 1, 2]) {
+      const { data, dispose } = setup();
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.dense({ inputShape: [2], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+          tfl.layers.dropout({ rate: 0.5 }),
+          tfl.layers.gaussianNoise({ stddev: 0.1 }),
+          tfl.layers.dense({ units: 3, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+        ],
+      });
+      const random = Math.random;
+      await train(model, data, { ...opts, epochs: 2, seed });
+      assert.equal(Math.random, random, 'Math.random is the original again');
+      runs.push(Array.from(model.getWeights()[0].dataSync()));
+      model.dispose();
+      dispose();
+    }
+    assert.deepEqual(runs[0], runs[1], `${backend}: same seed, same weights`);
+    assert.notDeepEqual(runs[0], runs[2], `${backend}: another seed, other weights`);
+  }
+  await useCpu();
+});
+
 test('pruned weights stay exactly zero through fine-tuning (masks held after every step)', async () => {
   await useCpu();
   const { data, model, dispose } = setup();
