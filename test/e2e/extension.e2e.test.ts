@@ -384,6 +384,12 @@ test('cancel a running session: the engine stops within 2 seconds and the finish
       cancel = wb!.page.locator('.notifications-center .notification-list-item', { hasText: 'Fair Prune: model/model.json' }).locator('.monaco-button', { hasText: 'Cancel' });
     }
     await cancel.waitFor();
+    // Two points train at once (the engine's thread and a worker thread), and the user is told which.
+    if (os.availableParallelism() >= 2) {
+      const item = cancel.locator('xpath=ancestor::*[contains(concat(" ", @class, " "), " notification-list-item ")][1]');
+      await until('the progress naming two points at a time', async () => /points \d+, \d+ of \d+ \(2 at a time\): \d+% of the sweep done/.test((await item.innerText()).replace(/\s+/g, ' ')) || undefined, 20_000);
+      await until('the status bar counting both points', async () => (await wb!.page.locator('.part.statusbar .statusbar-item', { hasText: /Fair Prune \d+\+\d+\/\d+/ }).count()) > 0 || undefined, 20_000);
+    }
     await wb!.screenshot('ext-08-before-cancel');
     const clicked = Date.now();
     await cancel.click();
