@@ -278,6 +278,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       onProgress: (job, p) => sweepProgress(job, 'finetune', p),
       onPhase: (job, phase) => sweepProgress(job, phase),
       onPoint: pointDone,
+      onWarning: (m) => log(m, 'warn'),
     });
     results.status = 'completed';
   } catch (e) {

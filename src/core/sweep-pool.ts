@@ -39,6 +39,8 @@ export interface SweepPoolHooks {
   onPhase?(job: SweepJob, phase: 'evaluate' | 'save'): void;
   /** A finished point, in the order points finish. */
   onPoint(job: SweepJob, point: PrunedPoint): void;
+  /** Something the user should know that does not stop the sweep (a worker thread that could not start). */
+  onWarning?(message: string): void;
 }
 
 /** Fixed cost of one worker thread: its V8 isolate, tfjs and the wasm module with its heap (measured:
@@ -99,6 +101,8 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
   const queue = [...jobs];
   const busy = new Map<Worker, SweepJob>();
   const alive = new Set<Worker>();
+  const started = new Set<Worker>();
+  const warned = new Set<Worker>();
   // Stops the caller's thread between two steps when a worker fails or the session is cancelled.
   const localStop = new AbortController();
   let localRunning = true;
@@ -176,12 +180,18 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
       w.on('message', (m: FromSweepWorker) => {
         const job = busy.get(w);
         try {
-          if (m.type === 'ready') next(w);
+          if (m.type === 'ready') {
+            started.add(w);
+            next(w);
+          }
           else if (m.type === 'progress' && job) hooks.onProgress?.(job, m.progress);
           else if (m.type === 'phase' && job) hooks.onPhase?.(job, m.phase);
           else if (m.type === 'point' && job) {
             hooks.onPoint(job, m.point);
             next(w);
+          } else if (m.type === 'error' && !job) {
+            // The worker could not start (memory, a file it could not read): the sweep goes on without it.
+            startFailed(w, fromPlainError(m.error).message);
           } else if (m.type === 'error') {
             busy.delete(w);
             fail(fromPlainError(m.error));
@@ -195,6 +205,7 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
         }
       });
       w.on('error', (e) => {
+        if (!busy.has(w)) return startFailed(w, e.message);
         busy.delete(w);
         fail(e);
       });
@@ -204,9 +215,18 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
         busy.delete(w);
         if (job && !failure && !cancelled) {
           fail(new Error(`the worker thread running point ${job.pointNo} (${(job.sparsity * 100).toFixed(0)}% ${job.loss}) stopped with exit code ${code} — out of memory? Try --workers 1.`));
+        } else if (!job && !started.has(w) && code !== 0 && !failure && !cancelled) {
+          startFailed(w, `it stopped with exit code ${code}`);
         }
         settle();
       });
+    }
+
+    function startFailed(w: Worker, why: string) {
+      if (started.has(w) || warned.has(w)) return;
+      warned.add(w);
+      hooks.onWarning?.(`a worker thread could not start (${why}); the sweep goes on with the other threads.`);
+      void w.terminate();
     }
   });
 }

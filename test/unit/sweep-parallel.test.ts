@@ -129,6 +129,24 @@ test('a point that fails fails the session with its error, and every thread stop
   assert.match(saved.error ?? '', /points/);
 });
 
+test('a worker thread that cannot start is reported, and the session finishes every point on the threads it has', async () => {
+  const dir = tempDir();
+  const { csv, modelPath } = await makeFixture(dir, 600);
+  const events: EngineEvent[] = [];
+  const results = await runSession(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.3, 0.6], losses: ['ce', 'pw'], workers: 2 }), {
+    emit: (e) => {
+      events.push(e);
+      // The model file disappears after the session read it and before the worker thread reads it.
+      if (e.type === 'dense') fs.renameSync(modelPath, `${modelPath}.away`);
+    },
+  });
+  fs.renameSync(`${modelPath}.away`, modelPath);
+  assert.equal(results.status, 'completed');
+  assert.equal(results.points.length, 4);
+  const warnings = events.flatMap((e) => (e.type === 'log' && e.level === 'warn' ? [e.message] : []));
+  assert.ok(warnings.some((m) => /^a worker thread could not start \(.*model\.json.*\); the sweep goes on with the other threads\.$/.test(m)), warnings.join('\n'));
+});
+
 const KERAS_H5 = path.resolve(repoRoot, '..', 'shared', 'models', 'h5-keras3.5-legacy-mnist-cnn-sequential', 'mnist_cnn.h5');
 
 test('a real Keras .h5 model (../shared) prunes two points at once: the worker thread reads the .h5 itself, each point is saved as model.h5, and the numbers equal one thread\'s', { skip: !fs.existsSync(KERAS_H5) && 'no ../shared/models' }, async () => {
