@@ -168,9 +168,11 @@ before(async () => {
   cells[1] = 'n/a'; // x2 of data row 42: not a number
   lines[42] = cells.join(',');
   fs.writeFileSync(path.join(workspace, 'broken.csv'), lines.join('\n'));
-  // The same rows twenty times over: sessions long enough to cancel, kill or reload while they run.
+  // The same rows sixty times over: sessions long enough to cancel, kill or reload while they run (about a
+  // minute on 2 cores; twenty times over finished before a second session could be asked for once the
+  // engine ran two points at a time).
   const rows = fs.readFileSync(path.join(workspace, 'loans.csv'), 'utf8').trim().split(/\r?\n/);
-  fs.writeFileSync(path.join(workspace, 'big.csv'), [rows[0], ...Array.from({ length: 20 }, () => rows.slice(1)).flat()].join('\n') + '\n');
+  fs.writeFileSync(path.join(workspace, 'big.csv'), [rows[0], ...Array.from({ length: 60 }, () => rows.slice(1)).flat()].join('\n') + '\n');
 
   wb = await startWorkbench({
     workspace,
@@ -367,6 +369,7 @@ test('cancel a running session: the engine stops within 2 seconds and the finish
   const dir = await startLongSession();
   await step('cancel', async () => {
     assert.equal(enginePids().length, 1, 'one engine process runs the session');
+    assert.equal(readResults(dir)?.status, 'running', 'the long session is still running when the second one is asked for');
     // One session per model: a second one asks whether to queue it or cancel the running one.
     await answerPickers({ data: 'big.csv', fromPalette: true });
     const busy = wb!.page.locator('.monaco-dialog-box', { hasText: 'A pruning session is already running for model/model.json' });
