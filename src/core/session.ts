@@ -235,8 +235,9 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       taylorRows,
       allocation: allocation ? [...allocation] : undefined,
     };
-    const jobs: SweepJob[] = req.sparsities.flatMap((sparsity, sparsityIndex) => req.losses.map((loss) => ({ sparsity, sparsityIndex, loss, pointNo: 0 })));
-    jobs.forEach((j, i) => (j.pointNo = i + 1));
+    const jobs: SweepJob[] = req.sparsities.flatMap((sparsity, sparsityIndex) =>
+      req.losses.map((loss, lossIndex) => ({ sparsity, sparsityIndex, loss, pointNo: sparsityIndex * req.losses.length + lossIndex + 1 })),
+    );
     const sweepOrder = new Map(jobs.map((j) => [pointId(j.sparsity, j.loss), j.pointNo]));
     const choice = sweepWorkers(req.workers, backend.name, jobs.length, bytesPerWorker(dataset, width, denseSize.parameters));
     log(`sweep: ${choice.why}`);
