@@ -16,7 +16,6 @@ import {
 } from '../../src/core/kernels/conv2d-backprop-filter';
 import { depthwiseBackpropKernels } from '../../src/core/kernels/depthwise-conv2d-backprop';
 import { conv2dBackpropInputViaConv } from '../../src/core/kernels/conv2d-backprop-input';
-import { maxPoolGradNonOverlapping } from '../../src/core/kernels/max-pool-grad';
 
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface Case {
@@ -221,41 +220,7 @@ test('input gradient on wasm (one forward conv for stride 1, the stock kernel ot
   });
 });
 
-interface PoolCase { x: [number, number, number, number]; f: [number, number]; s: [number, number]; pad: 'valid' | 'same'; shift?: number }
-const POOL_CASES: PoolCase[] = [
-  { x: [4, 8, 8, 3], f: [2, 2], s: [2, 2], pad: 'valid' },
-  { x: [2, 7, 7, 2], f: [2, 2], s: [2, 2], pad: 'valid' }, // last row and column unread
-  { x: [2, 7, 9, 2], f: [2, 2], s: [2, 2], pad: 'same' }, // padded below and right
-  { x: [2, 9, 9, 3], f: [3, 3], s: [3, 3], pad: 'same' },
-  { x: [3, 8, 6, 2], f: [2, 3], s: [2, 3], pad: 'valid' },
-  { x: [2, 8, 8, 4], f: [2, 2], s: [2, 2], pad: 'valid', shift: -5 }, // every window all negative
-  { x: [2, 9, 9, 2], f: [3, 3], s: [2, 2], pad: 'valid', shift: 5 }, // overlapping: the stock kernel (positive inputs)
-];
-
-/** Gradient wrt the input of Σ maxPool(x) · w on the current backend. */
-function poolInputGrad(c: PoolCase, seed: number): Float32Array {
-  return tf.tidy(() => {
-    const rng = new Rng(seed);
-    const x = tf.add(randomTensor(c.x, rng), c.shift ?? 0) as tf.Tensor4D;
-    const w = randomTensor(tf.maxPool(x, c.f, c.s, c.pad).shape, rng);
-    return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad), w)))(x).dataSync() as Float32Array;
-  });
-}
-
-test('max-pool gradient on wasm = cpu exactly (first largest input; all-negative windows too, where stock wasm gave none)', async () => {
-  await initBackend('cpu');
-  const cpu = POOL_CASES.map((c, i) => poolInputGrad(c, 700 + i));
-  await initBackend('wasm');
-  POOL_CASES.forEach((c, i) => {
-    const before = tf.memory().numTensors;
-    const got = poolInputGrad(c, 700 + i);
-    assert.equal(tf.memory().numTensors, before, `no tensors leaked, case ${i}`);
-    const plain = (a: Float32Array) => Array.from(a, (v) => v + 0); // -0 and 0 are the same gradient
-    assert.deepEqual(plain(got), plain(cpu[i]), `case ${i} ${JSON.stringify(c)}`);
-  });
-  const x = tf.zeros([1, 4, 4, 1]) as tf.Tensor4D;
-  assert.equal(maxPoolGradNonOverlapping(tf.zeros([1, 1, 1, 1]) as tf.Tensor4D, x, 3, 2, 'valid'), null, 'overlapping windows are left to the stock kernel');
-});
+// The max-pool gradient on wasm is checked against cpu in kernels-wasm.test.ts.
 
 test('the same kernel on cpu matches the stock cpu kernel', async () => {
   const stock = await onStockCpu(() => CASES.slice(0, 6).map((c, i) => convFilterGrad(c, 200 + i)));
