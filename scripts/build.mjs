@@ -15,6 +15,7 @@ await Promise.all([
   // Sweep points in parallel: each worker thread runs this file (found beside the bundle that starts it).
   esbuild.build({ ...common, entryPoints: ['src/core/sweep-worker.ts'], outfile: 'dist/sweep-worker.js' }),
   esbuild.build({ ...common, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }),
+  esbuild.build({ ...common, entryPoints: ['bench/profile.ts'], outfile: 'dist/profile.js' }),
   // The extension host bundle: no TensorFlow.js in it (training runs in dist/engine.js).
   esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
   // The fairness curves panel's webview app (Chart.js + webview UI toolkit), and its stylesheet beside it.

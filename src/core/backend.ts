@@ -22,7 +22,7 @@ import '@tensorflow/tfjs-layers';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendInfo, BackendName, BackendPreference } from '../protocol/results';
 import { UserError } from './errors';
-import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
+import { registerConv2DBackpropFilter, registerConv2DBackpropFilterOnHeap } from './kernels/conv2d-backprop-filter';
 import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
 import { registerConv2DBackpropInput } from './kernels/conv2d-backprop-input';
 import { registerMaxPoolGrad } from './kernels/max-pool-grad';
@@ -230,6 +230,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
     wasmPathSet = dir;
   }
   registerConv2DBackpropFilter('wasm');
+  registerConv2DBackpropFilterOnHeap('wasm'); // in front of the one above, which runs for NCHW
   registerConv2DBackpropInput('wasm');
   registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');

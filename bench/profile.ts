@@ -1,0 +1,102 @@
+/**
+ * `npm run bench:profile`: where a fine-tuning epoch's time goes on the wasm backend. Every kernel
+ * registered for wasm is wrapped with a timer that keeps a stack, so a kernel built from other kernels
+ * (our Conv2DBackpropFilter, for one) is charged only its own time; what no kernel accounts for is
+ * tfjs's dispatch (tape, tidy, tensor bookkeeping) and our JavaScript between kernels.
+ *
+ *   npm run bench:profile                 # every bench workload, 3 epochs after a warm-up
+ *   npm run bench:profile -- mlp          # one workload
+ *   npm run bench:profile -- --shapes=Conv2D,Sum   # those kernels a row per input shape
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/core/backend';
+import { train } from '../src/core/train';
+import { WORKLOADS, prepare } from './workloads';
+
+interface Row { calls: number; selfMs: number }
+
+/** The shapes of a kernel's inputs, `x[64,32,32,3] filter[3,3,3,16]`. */
+function describeInputs(inputs: tf.NamedTensorInfoMap): string {
+  return Object.entries(inputs).map(([name, t]) => `${name}[${t?.shape.join(',')}]`).join(' ');
+}
+
+/** Wraps every kernel of `backendName` with a self-time timer; returns the table and a function that unwraps them. */
+function instrument(backendName: string, detail: string[]): { table: Map<string, Row>; restore: () => void } {
+  const table = new Map<string, Row>();
+  const stack: number[] = []; // child time accumulated per open kernel
+  const originals = tf.getKernelsForBackend(backendName);
+  for (const k of originals) {
+    const f = k.kernelFunc;
+    tf.unregisterKernel(k.kernelName, backendName);
+    tf.registerKernel({
+      ...k,
+      kernelFunc: (args) => {
+        stack.push(0);
+        const t0 = performance.now();
+        try {
+          return f(args);
+        } finally {
+          const total = performance.now() - t0;
+          const children = stack.pop()!;
+          if (stack.length) stack[stack.length - 1] += total;
+          const key = detail.includes(k.kernelName) ? `${k.kernelName} ${describeInputs(args.inputs)}` : k.kernelName;
+          const row = table.get(key) ?? { calls: 0, selfMs: 0 };
+          row.calls++;
+          row.selfMs += total - children;
+          table.set(key, row);
+        }
+      },
+    });
+  }
+  return {
+    table,
+    restore: () => {
+      for (const k of originals) {
+        tf.unregisterKernel(k.kernelName, backendName);
+        tf.registerKernel(k);
+      }
+    },
+  };
+}
+
+async function main() {
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  // --shapes=Conv2D,Sum: those kernels get a row per input shape
+  const detail = (process.argv.find((a) => a.startsWith('--shapes='))?.slice(9) ?? '').split(',').filter(Boolean);
+  const epochs = 3;
+  await initBackend('wasm');
+  for (const w of WORKLOADS.filter((x) => !only.length || only.includes(x.name))) {
+    const job = prepare(w);
+    await train(job.model, job.data, job.opts); // warm-up
+    const t0 = performance.now();
+    for (let e = 0; e < epochs; e++) await train(job.model, job.data, job.opts);
+    const plainMs = (performance.now() - t0) / epochs;
+    const { table, restore } = instrument('wasm', detail);
+    const t1 = performance.now();
+    try {
+      for (let e = 0; e < epochs; e++) await train(job.model, job.data, job.opts);
+    } finally {
+      restore();
+    }
+    const wallMs = (performance.now() - t1) / epochs;
+    const rows = [...table.entries()].sort((a, b) => b[1].selfMs - a[1].selfMs);
+    const kernelMs = rows.reduce((s, [, r]) => s + r.selfMs, 0) / epochs;
+    console.log(`\n${w.name}: ${w.description}`);
+    console.log(`epoch ${plainMs.toFixed(1)} ms (${wallMs.toFixed(1)} ms while profiled); in kernels ${kernelMs.toFixed(1)} ms, outside kernels ${(wallMs - kernelMs).toFixed(1)} ms`);
+    console.log('kernel'.padEnd(60) + 'calls/epoch'.padStart(12) + 'ms/epoch'.padStart(10) + 'µs/call'.padStart(10) + 'share'.padStart(8));
+    for (const [name, r] of rows) {
+      const ms = r.selfMs / epochs;
+      if (ms < 0.05 * (wallMs / 100)) continue;
+      console.log(name.padEnd(60) + String(r.calls / epochs).padStart(12) + ms.toFixed(1).padStart(10) + ((1000 * r.selfMs) / r.calls).toFixed(0).padStart(10) + `${((100 * ms) / wallMs).toFixed(1)}%`.padStart(8));
+    }
+    job.model.dispose();
+    job.x.dispose();
+    job.targets.dispose();
+    job.weights.dispose();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
