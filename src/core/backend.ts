@@ -22,13 +22,15 @@ import '@tensorflow/tfjs-layers';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendInfo, BackendName, BackendPreference } from '../protocol/results';
 import { UserError } from './errors';
-import { registerConv2DBackpropFilter, registerConv2DBackpropFilterOnHeap } from './kernels/conv2d-backprop-filter';
+import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
 import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
 import { registerConv2DBackpropInput } from './kernels/conv2d-backprop-input';
 import { registerMaxPoolGrad } from './kernels/max-pool-grad';
 import { registerGather } from './kernels/gather';
 import { registerSlice } from './kernels/slice';
 import { registerBatchMatMul } from './kernels/batch-mat-mul';
+import { registerIdentity } from './kernels/identity';
+import { registerSum } from './kernels/sum';
 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
@@ -230,13 +232,14 @@ async function tryWasm(log: Log): Promise<Attempt> {
     wasmPathSet = dir;
   }
   registerConv2DBackpropFilter('wasm');
-  registerConv2DBackpropFilterOnHeap('wasm'); // in front of the one above, which runs for NCHW
   registerConv2DBackpropInput('wasm');
   registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');
   registerGather('wasm');
   registerSlice('wasm');
   registerBatchMatMul('wasm');
+  registerIdentity('wasm');
+  registerSum('wasm');
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');

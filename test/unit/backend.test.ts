@@ -9,7 +9,6 @@ import { UserError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
 import { relDiff } from '../helpers';
 import {
-  conv2dBackpropFilterOnHeap,
   conv2dBackpropFilterViaOps,
   isConv2DBackpropFilterRegistered,
   registerConv2DBackpropFilter,
@@ -187,21 +186,7 @@ test('filter gradient on wasm = stock cpu gradient = direct summation, for strid
     assert.ok(relDiff(stock[i].filter, naive) < 1e-4, `stock cpu vs direct summation, case ${i}`);
     const d = relDiff(got.filter, stock[i].filter);
     assert.ok(d < 1e-3, `case ${i} ${JSON.stringify(c)}: wasm vs stock cpu relative difference ${d}`);
-    // On wasm the heap kernel (im2col and one product) ran, and the convolution formulation it stands in front of agrees.
-    tf.tidy(() => {
-      const rng = new Rng(500 + i);
-      const x = randomTensor(c.x, rng) as tf.Tensor4D;
-      const dy = randomTensor(tf.conv2d(x, tf.zeros(c.f) as tf.Tensor4D, c.s, c.pad).shape, rng) as tf.Tensor4D;
-      const heap = conv2dBackpropFilterOnHeap(tf.backend(), x, dy, c.f, c.s, c.pad);
-      assert.ok(heap, `case ${i}: handled on the heap`);
-      const e = relDiff(heap.dataSync(), conv2dBackpropFilterViaOps(x, dy, c.f, c.s, c.pad).dataSync());
-      assert.ok(e < 1e-5, `case ${i}: heap vs convolution formulation ${e}`);
-    });
   }
-  tf.tidy(() => {
-    const x = tf.zeros([1, 3, 4, 4]) as tf.Tensor4D;
-    assert.equal(conv2dBackpropFilterOnHeap(tf.backend(), x, tf.zeros([1, 2, 4, 4]) as tf.Tensor4D, [2, 2, 3, 2], 1, 'valid', 'NCHW'), null, 'NCHW: left to the convolution formulation');
-  });
 });
 
 /** Gradient wrt the input of Σ conv2d(x, W) · w, through tf.grad on the current backend. */

@@ -1,6 +1,6 @@
 /**
- * The wasm kernels written in JavaScript (src/core/kernels: MaxPoolGrad and GatherV2 on the heap,
- * BatchMatMul with its transposes done first) against the cpu backend's stock kernels as the reference.
+ * The wasm kernels written in JavaScript (src/core/kernels: MaxPoolGrad, GatherV2, Slice and Sum on the
+ * heap, a sharing Identity, BatchMatMul with its transposes done first) against the cpu backend's stock kernels as the reference.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,8 @@ import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { gatherOnHeap } from '../../src/core/kernels/gather';
 import { matMulTransposedFirst } from '../../src/core/kernels/batch-mat-mul';
 import { sliceOnHeap } from '../../src/core/kernels/slice';
+import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
+import { heapOffset, wasmInternals } from '../../src/core/kernels/wasm-heap';
 
 function values(shape: number[], rng: Rng, gen: (rng: Rng) => number = (r) => r.normal()): Float32Array {
   const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -178,4 +180,58 @@ test('BatchMatMul with transposed operands on wasm = the cpu backend; small and 
   });
   // A shape mismatch is the stock kernel's error.
   assert.throws(() => tf.matMul(tf.zeros([64, 40]), tf.zeros([63, 30]), true, false), /inner shapes/);
+});
+
+test('Sum over the leading axes on the wasm heap = the cpu backend; other reductions go to the stock kernel', async () => {
+  const cases: { shape: number[]; axis: number[]; keepDims: boolean; heap: boolean }[] = [
+    { shape: [64, 8, 8, 16], axis: [0, 1, 2], keepDims: false, heap: true }, // a conv bias gradient
+    { shape: [7, 5, 3, 2], axis: [0, 1, 2], keepDims: true, heap: true }, // rows not a multiple of 4
+    { shape: [33, 10], axis: [0], keepDims: false, heap: true }, // a dense bias gradient
+    { shape: [3, 4, 5], axis: [1, 0], keepDims: false, heap: true }, // axes in any order
+    { shape: [3, 4, 5], axis: [0, 2], keepDims: false, heap: false },
+    { shape: [6, 7], axis: [1], keepDims: true, heap: false },
+    { shape: [6, 7], axis: [0, 1], keepDims: false, heap: false },
+  ];
+  const rng = new Rng(53);
+  const data = cases.map((c) => values(c.shape, rng));
+  const run = () => cases.map((c, i) => {
+    const s = tf.sum(tf.tensor(data[i], c.shape), c.axis, c.keepDims);
+    return { shape: s.shape, values: s.dataSync() };
+  });
+  const cpu = await onCpu(run);
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const got = tf.tidy(run);
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  cases.forEach((c, i) => {
+    assert.deepEqual(got[i].shape, cpu[i].shape, `case ${i} shape`);
+    assert.ok(relDiff(got[i].values, cpu[i].values) < 1e-6, `case ${i} ${JSON.stringify(c)}: ${relDiff(got[i].values, cpu[i].values)}`);
+    tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor(data[i], c.shape), c.axis, c.keepDims) !== null, c.heap, `case ${i}: on the heap?`));
+  });
+  tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor([1, 2], [2, 1], 'int32'), [0], false), null, 'int32: stock'));
+});
+
+test('Identity on wasm shares memory: a clone reads the same values, outlives its source, and costs no copy', async () => {
+  await initBackend('wasm');
+  const before = tf.memory();
+  const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+  const y = tf.clone(x);
+  const heap = wasmInternals(tf.backend())!;
+  assert.equal(heapOffset(heap, y), heapOffset(heap, x), 'the clone points at the same memory');
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3, 4, 5, 6], 'still readable after its source is disposed');
+  y.dispose();
+  assert.equal(tf.memory().numTensors, before.numTensors);
+  assert.equal(tf.memory().numBytes, before.numBytes);
+  // A variable that takes new values keeps its clone's values apart.
+  const v = tf.variable(tf.tensor1d([1, 2, 3]));
+  const kept = tf.clone(v);
+  v.assign(tf.tensor1d([7, 8, 9]));
+  assert.deepEqual(Array.from(kept.dataSync()), [1, 2, 3]);
+  assert.deepEqual(Array.from(v.dataSync()), [7, 8, 9]);
+  kept.dispose();
+  v.dispose();
+  const strings = tf.clone(tf.tensor1d(['a', 'b'], 'string'));
+  assert.deepEqual(strings.dataSync(), ['a', 'b'], 'strings: the stock kernel');
+  strings.dispose();
 });

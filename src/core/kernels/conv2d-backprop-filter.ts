@@ -21,8 +21,7 @@
  * on both backends, so it is not kept.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { asTensor4D, registerRawInFrontOfStock } from './tensor-info';
-import { heapView, wasmInternals } from './wasm-heap';
+import { asTensor4D } from './tensor-info';
 
 /** Attributes tfjs passes to the `Conv2DBackpropFilter` kernel (see tfjs-core `Conv2DBackpropFilterAttrs`). */
 interface BackpropFilterAttrs {
@@ -132,82 +131,4 @@ export function restoreStockConv2DBackpropFilter(backendName: string): void {
 /** Whether this module's kernel is the one registered for `backendName`. */
 export function isConv2DBackpropFilterRegistered(backendName: string): boolean {
   return replaced.has(backendName);
-}
-
-/**
- * The filter gradient on the wasm heap, as im2col and one matrix product: the patches are written once,
- * transposed ([fh·fw·ci, b·oh·ow], zeros where the forward conv read padding), and multiplied by dy as
- * a [b·oh·ow, co] matrix, which wasm runs untransposed through XNNPACK. The convolution formulation above
- * hands XNNPACK a filter as big as dy (repacked on every call) and a 9-to-27-pixel output, which it runs
- * at a quarter of its forward speed. Measured on wasm (the bench's cnn32, batch 64): 64×32×32×3 →16
- * 11.3 → ~4 ms, 64×16×16×16 →32 11.9 → ~7 ms.
- *
- * Returns null (the formulation above runs) off wasm, for NCHW and for non-float32 tensors.
- */
-export function conv2dBackpropFilterOnHeap(
-  backend: unknown,
-  x: tf.TensorInfo,
-  dy: tf.TensorInfo,
-  filterShape: [number, number, number, number],
-  strides: number | [number, number],
-  pad: BackpropFilterAttrs['pad'],
-  dataFormat: 'NHWC' | 'NCHW' = 'NHWC',
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
-): tf.Tensor4D | null {
-  const heap = wasmInternals(backend);
-  if (!heap || dataFormat !== 'NHWC' || x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4 || dy.shape.length !== 4) return null;
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
-  const [fh, fw, ci, co] = filterShape;
-  const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow, batchSize: b, inHeight: H, inWidth: W } = info;
-  if (dy.shape[0] !== b || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co || x.shape[3] !== ci) return null;
-  const { top, left } = info.padInfo;
-  const K = fh * fw * ci;
-  const N = b * oh * ow;
-  const patchesInfo = heap.makeOutput([K, N], 'float32');
-  // Views after the allocation (a grown heap has a new buffer).
-  const xv = heapView(heap, x) as Float32Array;
-  const pt = heapView(heap, patchesInfo) as Float32Array;
-  for (let kh = 0; kh < fh; kh++) {
-    for (let kw = 0; kw < fw; kw++) {
-      // Output columns whose input column ow·sw + kw − left is inside the image: [owLo, owHi).
-      const owLo = Math.min(ow, Math.max(0, Math.ceil((left - kw) / sw)));
-      const owHi = Math.max(owLo, Math.min(ow, Math.floor((W - 1 + left - kw) / sw) + 1));
-      for (let c = 0; c < ci; c++) {
-        let o = ((kh * fw + kw) * ci + c) * N;
-        for (let bi = 0; bi < b; bi++) {
-          for (let r = 0; r < oh; r++) {
-            const ih = r * sh + kh - top;
-            if (ih < 0 || ih >= H) {
-              pt.fill(0, o, o + ow);
-              o += ow;
-              continue;
-            }
-            const rowBase = ((bi * H + ih) * W) * ci + c;
-            let j = 0;
-            for (; j < owLo; j++) pt[o++] = 0;
-            let src = rowBase + (owLo * sw + kw - left) * ci;
-            const step = sw * ci;
-            for (; j < owHi; j++, src += step) pt[o++] = xv[src];
-            for (; j < ow; j++) pt[o++] = 0;
-          }
-        }
-      }
-    }
-  }
-  const patches = tf.engine().makeTensorFromTensorInfo(patchesInfo) as tf.Tensor2D;
-  const wrappedDy = asTensor4D(dy);
-  try {
-    return tf.tidy(() => tf.reshape(tf.matMul(patches, tf.reshape(wrappedDy.t, [N, co]) as tf.Tensor2D), filterShape) as tf.Tensor4D);
-  } finally {
-    patches.dispose();
-    if (wrappedDy.owned) wrappedDy.t.dispose();
-  }
-}
-
-/** Registers the heap version for wasm in front of the kernel above (which it falls back to). Idempotent; other backends are left alone. */
-export function registerConv2DBackpropFilterOnHeap(backendName: string): void {
-  if (backendName !== 'wasm') return;
-  registerRawInFrontOfStock<BackpropFilterAttrs>(tf.Conv2DBackpropFilter, backendName, 'heap', ({ inputs, backend, attrs }) =>
-    conv2dBackpropFilterOnHeap(backend, inputs.x as tf.TensorInfo, inputs.dy as tf.TensorInfo, attrs.filterShape, attrs.strides, attrs.pad, attrs.dataFormat ?? 'NHWC', attrs.dimRoundingMode));
 }
