@@ -49,6 +49,23 @@ async function sameOnWasmAsOnCpu<T>(run: () => T[], cases: unknown[]): Promise<v
   (got as T[]).forEach((g, i) => assert.deepEqual(g, cpu[i], `case ${i} ${JSON.stringify(cases[i])}`));
 }
 
+/**
+ * Runs `run` on cpu and on wasm: the same shapes, values within `tolerance` (relative; the kernels
+ * differ only by summation order) case by case, and no tensor left behind on wasm.
+ */
+async function closeOnWasmToCpu(run: () => { shape: number[]; values: ArrayLike<number> }[], cases: unknown[], tolerance: number): Promise<void> {
+  const cpu = await onCpu(run);
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const got = tf.tidy(run as () => never) as { shape: number[]; values: ArrayLike<number> }[];
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  cases.forEach((c, i) => {
+    assert.deepEqual(got[i].shape, cpu[i].shape, `case ${i} shape`);
+    const d = relDiff(got[i].values, cpu[i].values);
+    assert.ok(d < tolerance, `case ${i} ${JSON.stringify(c)}: ${d}`);
+  });
+}
+
 const plain = (a: ArrayLike<number>) => Array.from(a, (v) => v + 0); // -0 and 0 are the same gradient
 
 interface PoolCase { x: [number, number, number, number]; f: [number, number]; s: [number, number]; pad: 'valid' | 'same' | number; gen?: (r: Rng) => number }
@@ -165,14 +182,8 @@ test('BatchMatMul with transposed operands on wasm = the cpu backend; small and 
     const r = tf.matMul(tf.tensor(data[i].a, c.a), tf.tensor(data[i].b, c.b), c.tA, c.tB);
     return { shape: r.shape, values: r.dataSync() };
   });
-  const cpu = await onCpu(run);
-  await initBackend('wasm');
-  const before = tf.memory().numTensors;
-  const got = tf.tidy(run);
-  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  await closeOnWasmToCpu(run, cases, 1e-5);
   cases.forEach((c, i) => {
-    assert.deepEqual(got[i].shape, cpu[i].shape, `case ${i} shape`);
-    assert.ok(relDiff(got[i].values, cpu[i].values) < 1e-5, `case ${i} ${JSON.stringify(c)}: ${relDiff(got[i].values, cpu[i].values)}`);
     tf.tidy(() => {
       const r = matMulTransposedFirst(tf.tensor(data[i].a, c.a), tf.tensor(data[i].b, c.b), c.tA, c.tB);
       assert.equal(r !== null, c.fast, `case ${i}: transposed first?`);
@@ -198,14 +209,8 @@ test('Sum over the leading axes on the wasm heap = the cpu backend; other reduct
     const s = tf.sum(tf.tensor(data[i], c.shape), c.axis, c.keepDims);
     return { shape: s.shape, values: s.dataSync() };
   });
-  const cpu = await onCpu(run);
-  await initBackend('wasm');
-  const before = tf.memory().numTensors;
-  const got = tf.tidy(run);
-  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  await closeOnWasmToCpu(run, cases, 1e-6);
   cases.forEach((c, i) => {
-    assert.deepEqual(got[i].shape, cpu[i].shape, `case ${i} shape`);
-    assert.ok(relDiff(got[i].values, cpu[i].values) < 1e-6, `case ${i} ${JSON.stringify(c)}: ${relDiff(got[i].values, cpu[i].values)}`);
     tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor(data[i], c.shape), c.axis, c.keepDims) !== null, c.heap, `case ${i}: on the heap?`));
   });
   tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor([1, 2], [2, 1], 'int32'), [0], false), null, 'int32: stock'));
