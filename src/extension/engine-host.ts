@@ -42,6 +42,9 @@ export class EngineRun {
   constructor(readonly request: RunRequest, private readonly options: EngineOptions) {
     this.child = fork(options.enginePath, [], {
       cwd: path.dirname(request.modelPath),
+      // A session of its own, so that on Linux it gets its own scheduling group, which the engine gives
+      // the lowest weight (src/engine/main.ts). Not on Windows, where it would open a console window.
+      detached: process.platform !== 'win32',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       execArgv: options.preload ? ['--require', options.preload] : [],
       env: { ...process.env, ...options.env, ELECTRON_RUN_AS_NODE: '1' },

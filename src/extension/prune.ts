@@ -18,6 +18,7 @@ import { UserError } from '../core/errors';
 import { checkPoint } from '../core/gate';
 import { pct } from '../core/report';
 import { describeProgress } from '../ui/progress-text';
+import { StallWatch } from '../ui/stall-watch';
 import { EngineRun } from './engine-host';
 import type { EngineOutcome } from './engine-host';
 import { outDirFor, policy, settings } from './config';
@@ -220,6 +221,9 @@ export class SessionRunner implements vscode.Disposable {
     // How responsive the editor stayed: the extension host's event-loop delay while the session ran.
     const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loop.enable();
+    // …and when it stalled, after what, and how long our own handlers took.
+    const stalls = new StallWatch();
+    stalls.start();
     const cpuAtStart = process.cpuUsage();
     const startedAt = Date.now();
     await vscode.window.withProgress(
@@ -228,12 +232,12 @@ export class SessionRunner implements vscode.Disposable {
         let lastLog = 0;
         let lastFraction = 0;
         let lastUi = 0;
-        const run = new EngineRun(request, {
+        const run = stalls.timed('starting the engine process', () => new EngineRun(request, {
           enginePath: this.hooks.enginePath,
           preload,
           env,
           onStderr: (t) => out.append(t),
-          onEvent: (e) => {
+          onEvent: (e) => stalls.timed(`a ${e.type}${e.type === 'progress' ? ` (${e.phase})` : ''} event`, () => {
             if (e.type === 'log') out.appendLine(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
             // Fine-tuning reports every step (hundreds a second on a small model): the notification
             // and the status bar are redrawn at most PROGRESS_UI_MS apart, so the editor is not kept busy.
@@ -258,8 +262,8 @@ export class SessionRunner implements vscode.Disposable {
               out.appendLine(`  ✓ ${e.point.id}: accuracy ${pct(e.point.evaluation.accuracy.value)}, worst group ${e.point.evaluation.worstGroup.group} ${pct(e.point.evaluation.worstGroup.accuracy.value)} — ${v.passed ? 'passes' : 'fails'} the fairness gate`);
             }
             this.hooks.onEvent(e, run);
-          },
-        });
+          }),
+        }));
         this.runs.set(request.modelPath, run);
         token.onCancellationRequested(() => {
           out.appendLine('cancel requested');
@@ -270,8 +274,10 @@ export class SessionRunner implements vscode.Disposable {
         if (this.runs.size === 0) this.status.hide();
         out.appendLine(`■ session ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}${outcome.sessionDir ? ` (${outcome.sessionDir})` : ''}`);
         loop.disable();
+        stalls.stop();
         const cpu = process.cpuUsage(cpuAtStart);
         out.appendLine(`  ${eventLoopSummary(loop)}; the extension host used ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+        out.appendLine(`  ${stalls.summary()}`);
         this.hooks.onEnded(outcome);
         void this.announce(name, outcome);
       },

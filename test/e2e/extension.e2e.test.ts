@@ -260,7 +260,11 @@ test('right-click model.json → Prune with Fairness Check…: pickers with grou
     const [, p99, max, samples] = /p99 ([\d.]+) ms, max ([\d.]+) ms \((\d+) samples/.exec(loop)!;
     console.log(`extension host event-loop delay during a 4-point session: p99 ${p99} ms, max ${max} ms (${samples} samples)`);
     assert.ok(Number(samples) > 10, 'sampled through the session');
-    recordMeasurement({ eventLoopDelayP99Ms: Number(p99), eventLoopDelayMaxMs: Number(max), eventLoopSamples: Number(samples) });
+    // When it stalled and after what (the engine starting, an event Fair Prune handled, or nothing of ours).
+    const stallLine = await outputLines('event-loop stalls', /event-loop stalls over \d+ ms: .*slowest handlers: /);
+    const stalls = /event-loop stalls over .*$/.exec(stallLine)![0];
+    console.log(stalls);
+    recordMeasurement({ eventLoopDelayP99Ms: Number(p99), eventLoopDelayMaxMs: Number(max), eventLoopSamples: Number(samples), eventLoopStalls: stalls });
     await openFairPruneSideBar();
     await sessionsRow('model/model.json').waitFor();
     const sessionRow = sessionsRow(/region/);

@@ -202,6 +202,16 @@ test('bad input fails before any session folder is made, naming the column', asy
   assert.ok(!fs.existsSync(path.join(out, 'sessions')) || fs.readdirSync(path.join(out, 'sessions')).length === 0);
 });
 
+/** A process's autogroup ("/autogroup-925 nice 0"), where the kernel schedules by them (Linux with autogroup on). */
+function autogroup(pid: number): string | undefined {
+  try {
+    if (fs.readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() !== '1') return undefined;
+    return fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Each thread's scheduling priority (its nice value on Linux), by thread id; elsewhere the process's. */
 function threadPriorities(pid: number): Map<number, number> {
   const tasks = `/proc/${pid}/task`;
@@ -222,9 +232,12 @@ test('the engine child process streams typed events and stops on cancel', async 
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir, 400);
   const engine = path.join(repoRoot, 'out', 'src', 'engine', 'main.js');
-  const run = (cancelAfterFirstPoint: boolean) =>
-    new Promise<{ code: number | null; messages: EngineMessage[]; priorities: number[] }>((resolve, reject) => {
-      const child = fork(engine, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const ownGroupBefore = autogroup(process.pid);
+  const run = (cancelAfterFirstPoint: boolean, detached = false) =>
+    new Promise<{ code: number | null; messages: EngineMessage[]; priorities: number[]; group?: string }>((resolve, reject) => {
+      // detached: a session of its own, as the extension host starts it
+      const child = fork(engine, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached });
+      let group: string | undefined;
       const messages: EngineMessage[] = [];
       const priorities: number[] = [];
       const early = new Set<number>();
@@ -236,11 +249,12 @@ test('the engine child process streams typed events and stops on cancel', async 
         if (m.type === 'event' && m.event.type === 'started') for (const tid of threadPriorities(child.pid!).keys()) if (tid !== child.pid) early.add(tid);
         if (m.type === 'event' && m.event.type === 'progress' && m.event.phase === 'finetune') {
           for (const [tid, nice] of threadPriorities(child.pid!)) if (!early.has(tid)) priorities.push(nice);
+          group ??= autogroup(child.pid!);
         }
         if (cancelAfterFirstPoint && m.type === 'event' && m.event.type === 'point') child.send({ type: 'cancel' });
       });
       child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, messages, priorities }));
+      child.on('exit', (code) => resolve({ code, messages, priorities, group }));
       child.send({ type: 'run', request: request(modelPath, csv, path.join(dir, 'engine-out'), { sparsities: [0.5, 0.8, 0.9], epochs: 2 }) });
     });
   const done = await run(false);
@@ -249,9 +263,18 @@ test('the engine child process streams typed events and stops on cancel', async 
   const finished = events.find((e) => e.type === 'finished');
   assert.ok(finished && finished.type === 'finished' && finished.status === 'completed');
   assert.equal(events.filter((e) => e.type === 'point').length, 6);
-  // The engine trains below normal priority, its sweep worker threads included, so the editor stays responsive.
+  // The engine trains at the lowest priority, its sweep worker threads included, so the editor stays responsive.
   assert.ok(done.priorities.length > 1, 'the main thread and the workers were seen');
-  for (const p of done.priorities) assert.equal(p, os.constants.priority.PRIORITY_BELOW_NORMAL);
+  for (const p of done.priorities) assert.equal(p, os.constants.priority.PRIORITY_LOW);
+  // Started in the parent's session, it leaves the session's scheduling group (the parent's) alone.
+  assert.equal(autogroup(process.pid), ownGroupBefore);
+  if (ownGroupBefore !== undefined) {
+    // Started in a session of its own, as the extension host starts it, its group gets the lowest weight.
+    const detached = await run(false, true);
+    assert.equal(detached.code, 0);
+    assert.match(detached.group ?? '', /nice 19$/, `the engine's own autogroup: ${detached.group}`);
+    assert.equal(autogroup(process.pid), ownGroupBefore);
+  }
 
   const cancelled = await run(true);
   assert.equal(cancelled.code, 0);
