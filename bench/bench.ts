@@ -16,6 +16,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { BackendName } from '../src/protocol/results';
 import { initBackend, backendSummary } from '../src/core/backend';
 import { predictProbabilities, train } from '../src/core/train';
+import { denseStepFor } from '../src/core/dense-step';
 import { runSession } from '../src/core/session';
 import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
@@ -32,6 +33,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 interface Measurement {
   workload: string;
+  /** The backend, and how it trained where it matters ('wasm, tfjs step'). */
   backend: string;
   trainSamplesPerSecond: number;
   epochSeconds: number;
@@ -61,8 +63,9 @@ async function othersLoad<T>(fn: () => Promise<T> | T): Promise<{ value: T; othe
   return { value, otherCores: a && b && seconds > 0 ? Math.max(0, b.busy - a.busy - (b.self - a.self)) / 100 / seconds : undefined };
 }
 
-async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
-  const { n, x, targets, weights, model, data, opts } = prepare(w);
+async function measure(w: Workload, denseStep = true): Promise<Omit<Measurement, 'backend'>> {
+  const { n, x, targets, weights, model, data, opts: base } = prepare(w);
+  const opts = { ...base, denseStep };
   await train(model, data, opts); // warm-up: kernels compiled, optimizer state made
   const epochs: number[] = [];
   for (let r = 0; r < REPEATS; r++) {
@@ -83,6 +86,15 @@ async function measure(w: Workload): Promise<Omit<Measurement, 'backend'>> {
   weights.dispose();
   const epochSeconds = median(epochs);
   return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer), epochTimes: epochs, inferTimes: infer };
+}
+
+/** Whether the workload's model trains through the JavaScript dense step on wasm. */
+function usesDenseStep(w: Workload): boolean {
+  const { model, x, targets, weights, opts } = prepare(w);
+  const step = denseStepFor(model, model.trainableWeights.map((v) => v.read() as tf.Variable), opts.batchSize);
+  model.dispose();
+  tf.dispose([x, targets, weights]);
+  return step !== null;
 }
 
 /**
@@ -245,9 +257,14 @@ async function main() {
       ran.push(backendSummary(info));
       for (const w of WORKLOADS) {
         if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
-        const m = await measure(w);
-        results.push({ ...m, backend: b });
-        console.log(`${b.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
+        // On wasm a small dense chain trains through the JavaScript step (src/core/dense-step.ts); the
+        // tfjs path it replaces is measured beside it.
+        const variants = b === 'wasm' && usesDenseStep(w) ? [[true, b], [false, 'wasm, tfjs step']] as const : [[true, b]] as const;
+        for (const [denseStep, label] of variants) {
+          const m = await measure(w, denseStep);
+          results.push({ ...m, backend: label });
+          console.log(`${label.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
+        }
       }
     }
   });

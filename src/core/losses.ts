@@ -143,6 +143,61 @@ export function weightedCrossEntropy(task: Task, logits: tf.Tensor2D, targets: t
 }
 
 /**
+ * The value of `weightedCrossEntropy` for a batch of logits `zv` (rows × width, row-major) whose
+ * samples are the rows `rows` of `targets` and `weights`, computed in float64; its gradient with
+ * respect to the logits goes into `grad` (same layout). Shared by `weightedCrossEntropyOnHost` and the
+ * dense-stack training step (dense-step.ts).
+ */
+export function weightedCrossEntropyAndGradient(
+  task: Task,
+  zv: ArrayLike<number>,
+  width: number,
+  targets: ArrayLike<number>,
+  weights: ArrayLike<number>,
+  rows: ArrayLike<number>,
+  grad: { [i: number]: number; length: number },
+): number {
+  const n = rows.length;
+  if (zv.length !== n * width) throw new Error(`weightedCrossEntropyOnHost: ${zv.length / width} logits rows for ${n} samples`);
+  if (targets.length !== weights.length * width) {
+    throw new Error(`weightedCrossEntropyOnHost: ${targets.length} targets for ${weights.length} samples of width ${width}`);
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const r = rows[i];
+    const w = weights[r];
+    const scale = w / n;
+    const o = i * width;
+    const t0 = r * width;
+    if (task === 'binary') {
+      const zi = zv[o];
+      const t = targets[t0];
+      const e = Math.exp(-Math.abs(zi));
+      sum += w * (Math.max(zi, 0) - zi * t + Math.log1p(e));
+      // d/dz = sigmoid(z) − t (also at z = 0, where tfjs takes relu' = 0 and |z|' = −1: 0 − t + 1/2)
+      const g = (zi > 0 ? 1 / (1 + e) : e / (1 + e)) - t;
+      grad[o] = g * scale;
+      continue;
+    }
+    let m = -Infinity;
+    for (let c = 0; c < width; c++) m = Math.max(m, zv[o + c]);
+    let s = 0;
+    for (let c = 0; c < width; c++) s += Math.exp(zv[o + c] - m);
+    const lse = m + Math.log(s);
+    let ce = 0;
+    let tSum = 0;
+    for (let c = 0; c < width; c++) {
+      const t = targets[t0 + c];
+      ce -= t * (zv[o + c] - lse);
+      tSum += t;
+    }
+    sum += w * ce;
+    for (let c = 0; c < width; c++) grad[o + c] = (Math.exp(zv[o + c] - lse) * tSum - targets[t0 + c]) * scale;
+  }
+  return sum / n;
+}
+
+/**
  * `weightedCrossEntropy` for one training batch, with its value and its gradient computed on the host
  * (in float64) from the logits, the targets and weights of the rows `rows` of `targets` (n × width,
  * row-major) and `weights` (n). The backward pass is then one multiply (the saved gradient by the
@@ -163,47 +218,11 @@ export function weightedCrossEntropyOnHost(
 ): tf.Scalar {
   const loss = tf.customGrad(((z: tf.Tensor, save: tf.GradSaveFunc) => {
     const [n, width] = z.shape as [number, number];
-    if (n !== rows.length) throw new Error(`weightedCrossEntropyOnHost: ${n} logits rows for ${rows.length} samples`);
-    if (targets.length !== weights.length * width) {
-      throw new Error(`weightedCrossEntropyOnHost: ${targets.length} targets for ${weights.length} samples of width ${width}`);
-    }
-    const zv = z.dataSync() as Float32Array;
     const grad = new Float32Array(n * width);
-    let sum = 0;
-    for (let i = 0; i < n; i++) {
-      const r = rows[i];
-      const w = weights[r];
-      const scale = w / n;
-      const o = i * width;
-      const t0 = r * width;
-      if (task === 'binary') {
-        const zi = zv[o];
-        const t = targets[t0];
-        const e = Math.exp(-Math.abs(zi));
-        sum += w * (Math.max(zi, 0) - zi * t + Math.log1p(e));
-        // d/dz = sigmoid(z) − t (also at z = 0, where tfjs takes relu' = 0 and |z|' = −1: 0 − t + 1/2)
-        const g = (zi > 0 ? 1 / (1 + e) : e / (1 + e)) - t;
-        grad[o] = g * scale;
-        continue;
-      }
-      let m = -Infinity;
-      for (let c = 0; c < width; c++) m = Math.max(m, zv[o + c]);
-      let s = 0;
-      for (let c = 0; c < width; c++) s += Math.exp(zv[o + c] - m);
-      const lse = m + Math.log(s);
-      let ce = 0;
-      let tSum = 0;
-      for (let c = 0; c < width; c++) {
-        const t = targets[t0 + c];
-        ce -= t * (zv[o + c] - lse);
-        tSum += t;
-      }
-      sum += w * ce;
-      for (let c = 0; c < width; c++) grad[o + c] = (Math.exp(zv[o + c] - lse) * tSum - targets[t0 + c]) * scale;
-    }
+    const value = weightedCrossEntropyAndGradient(task, z.dataSync() as Float32Array, width, targets, weights, rows, grad);
     const g = tf.tensor2d(grad, [n, width]);
     save([g]);
-    return { value: tf.scalar(sum / n), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy) };
+    return { value: tf.scalar(value), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy) };
   }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
   return loss(logits) as tf.Scalar;
 }

@@ -9,7 +9,8 @@
  *
  * On wasm, where a small model's step is mostly kernel dispatch, Adam is one fused pass per variable
  * (kernels/adam.ts, bit-for-bit tf.train.adam) and the loss and its logit gradient are computed on the
- * host (`weightedCrossEntropyOnHost`); other backends run tf.train.adam and the tensor loss.
+ * host (`weightedCrossEntropyOnHost`); a small chain of Dense layers (a tabular MLP) skips tfjs for the
+ * forward and backward pass too (dense-step.ts). Other backends run tf.train.adam and the tensor loss.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -19,7 +20,8 @@ import { probabilitiesFromLogits } from './model-io';
 import type { StepPruning } from './pruning';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
-import { createAdam } from './kernels/adam';
+import { createAdam, type TrainingOptimizer } from './kernels/adam';
+import { denseStepFor, type DenseStep } from './dense-step';
 import { wasmInternals } from './kernels/wasm-heap';
 
 export interface TrainingData {
@@ -59,6 +61,28 @@ export interface TrainOptions {
   onProgress?: (p: TrainProgress) => void;
   /** Seconds between progress callbacks (default 0.5). */
   progressInterval?: number;
+  /** false: never the JavaScript step for small dense chains (dense-step.ts), for comparisons in tests and the bench. */
+  denseStep?: boolean;
+}
+
+/** One optimizer step through the JavaScript dense step: its gradients, masked, to the optimizer. */
+function denseStep(
+  step: DenseStep,
+  opts: TrainOptions,
+  x: tf.Tensor,
+  batch: Int32Array,
+  host: { targets: Float32Array; weights: Float32Array },
+  optimizer: TrainingOptimizer,
+): number {
+  const { loss, grads } = step.run(opts.task, x, batch, host.targets, host.weights);
+  tf.tidy(() => {
+    const pruning = opts.pruning;
+    const masked: Record<string, tf.Tensor> = {};
+    for (const name of Object.keys(grads)) masked[name] = pruning ? pruning.maskGradient(name, grads[name]) : grads[name];
+    optimizer.applyGradients(masked);
+  });
+  for (const g of Object.values(grads)) g.dispose();
+  return loss;
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -157,6 +181,9 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
     ? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array }
     : null;
 
+  // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
+  const dense = host && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) : null;
+
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
@@ -167,7 +194,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
         optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
-        const lossValue = tf.tidy(() => {
+        const lossValue = dense && host ? denseStep(dense, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
           const idx = tf.tensor1d(batch, 'int32');
           const xb = tf.gather(data.x, idx);
           const lossFn = host
