@@ -1,6 +1,7 @@
 // Bundles the Node entry points with esbuild. TensorFlow.js stays external (loaded from node_modules)
 // so that exactly one copy of tfjs-core exists per process, also when @tensorflow/tfjs-node is
 // installed and registers its native backend with it.
+import * as fs from 'node:fs';
 import * as esbuild from 'esbuild';
 
 // h5wasm (Keras .h5/.keras) is an ES module with a 4 MB wasm payload, loaded with import() at run time.
@@ -21,3 +22,7 @@ await Promise.all([
   // The fairness curves panel's webview app (Chart.js + webview UI toolkit), and its stylesheet beside it.
   esbuild.build({ entryPoints: ['webview/curves.ts'], outfile: 'dist/webview/curves.js', bundle: true, platform: 'browser', target: 'chrome114', format: 'iife', minify: true, sourcemap: true, logLevel: 'warning' }),
 ]);
+
+// Fair Prune's own wasm SIMD kernels (built from src/core/kernels/simd/kernels.c by scripts/build-simd.sh
+// and committed), next to the bundles that load them.
+fs.copyFileSync('src/core/kernels/simd/kernels.wasm', 'dist/fair-prune-kernels.wasm');

@@ -31,6 +31,7 @@ import { registerSlice } from './kernels/slice';
 import { registerBatchMatMul } from './kernels/batch-mat-mul';
 import { registerIdentity } from './kernels/identity';
 import { registerSum } from './kernels/sum';
+import { registerSimdKernels } from './kernels/simd-kernels';
 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
@@ -240,6 +241,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
   registerBatchMatMul('wasm');
   registerIdentity('wasm');
   registerSum('wasm');
+  registerSimdKernels('wasm'); // in front of the filter gradient above, which stays for the cases it does not take
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');

@@ -1,0 +1,92 @@
+// Fair Prune's own wasm SIMD kernels, for what tfjs-backend-wasm 4.22 does slowly. Compiled by
+// scripts/build-simd.sh (clang --target=wasm32 -msimd128) into kernels.wasm, which is committed: the
+// build and the tests need no C compiler. The module owns no memory: it imports tfjs-backend-wasm's own
+// (its heap), so it reads and writes tensors in place. It has no data, no stack (locals only) and no
+// calls out, so it touches only the addresses it is given.
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(name)))
+
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+static inline int max_i(int a, int b) { return a > b ? a : b; }
+// floor(a / b) for b > 0
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// One block of the filter gradient: NC input channels (c0…) × 4·NV output channels (o0…), summed over
+// `n` pixels of one output row. x advances xstep floats a pixel, dy `co` floats.
+#define BLOCK(NC, NV)                                                                                  \
+  static void block_##NC##_##NV(const float* xp, int xstep, const float* dyp, int co, int n,          \
+                                float* dwp) {                                                          \
+    v128_t acc[NC][NV];                                                                                \
+    _Pragma("clang loop unroll(full)") for (int j = 0; j < NC; j++)                                    \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                  \
+        acc[j][v] = wasm_v128_load(dwp + j * co + 4 * v);                                              \
+    for (int p = 0; p < n; p++, xp += xstep, dyp += co) {                                              \
+      v128_t d[NV];                                                                                    \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) d[v] = wasm_v128_load(dyp + 4 * v); \
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < NC; j++) {                                \
+        v128_t xs = wasm_f32x4_splat(xp[j]);                                                           \
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                \
+          acc[j][v] = wasm_f32x4_add(acc[j][v], wasm_f32x4_mul(xs, d[v]));                             \
+      }                                                                                                \
+    }                                                                                                  \
+    _Pragma("clang loop unroll(full)") for (int j = 0; j < NC; j++)                                    \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                  \
+        wasm_v128_store(dwp + j * co + 4 * v, acc[j][v]);                                              \
+  }
+
+BLOCK(4, 4) BLOCK(3, 4) BLOCK(2, 4) BLOCK(1, 4)
+BLOCK(4, 1) BLOCK(3, 1) BLOCK(2, 1) BLOCK(1, 1)
+
+// The filter gradient of a 2-D convolution, NHWC, dilation 1:
+//   dw[kh, kw, c, o] = Σ_{b, y, x} xin[b, y·sh + kh − top, x·sw + kw − left, c] · dy[b, y, x, o]
+// (reads outside the image are zeros). `co` must be a multiple of 4. dw is overwritten.
+EXPORT("conv2d_filter_grad")
+void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H, int W, int ci, int oh,
+                        int ow, int co, int fh, int fw, int sh, int sw, int top, int left) {
+  const int total = fh * fw * ci * co;
+  for (int i = 0; i < total; i += 4) wasm_v128_store(dw + i, wasm_f32x4_splat(0.0f));
+  const int xstep = sw * ci;
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const float* dyRow = dy + ((b * oh + y) * ow) * co;
+      for (int kh = 0; kh < fh; kh++) {
+        const int iy = y * sh + kh - top;
+        if (iy < 0 || iy >= H) continue;
+        const float* xRow = x + ((b * H + iy) * W) * ci;
+        for (int kw = 0; kw < fw; kw++) {
+          // Output columns whose input column x·sw + kw − left lies inside the image.
+          const int lo = max_i(0, -floor_div(kw - left, sw));
+          const int hi = min_i(ow, floor_div(W - 1 + left - kw, sw) + 1);
+          if (lo >= hi) continue;
+          const int n = hi - lo;
+          const float* xp0 = xRow + (lo * sw + kw - left) * ci;
+          const float* dyp0 = dyRow + lo * co;
+          float* dwTap = dw + ((kh * fw + kw) * ci) * co;
+          for (int c0 = 0; c0 < ci; c0 += 4) {
+            const int nc = min_i(4, ci - c0);
+            const float* xp = xp0 + c0;
+            float* dwp = dwTap + c0 * co;
+            int o0 = 0;
+            for (; o0 + 16 <= co; o0 += 16) {
+              switch (nc) {
+                case 4: block_4_4(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+                case 3: block_3_4(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+                case 2: block_2_4(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+                default: block_1_4(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+              }
+            }
+            for (; o0 < co; o0 += 4) {
+              switch (nc) {
+                case 4: block_4_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+                case 3: block_3_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+                case 2: block_2_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+                default: block_1_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

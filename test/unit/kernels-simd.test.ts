@@ -1,0 +1,117 @@
+/**
+ * Fair Prune's wasm SIMD kernels (src/core/kernels/simd): the committed module is what its source
+ * builds to and owns nothing but code, and each kernel equals the formulation it stands in front of.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '../../src/core/backend';
+import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
+import { conv2dBackpropFilterSimd, findSimdKernels, simdKernels } from '../../src/core/kernels/simd-kernels';
+import { Rng } from '../../src/core/rng';
+import { relDiff } from '../helpers';
+
+const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const committed = path.join(repoRoot, 'src', 'core', 'kernels', 'simd', 'kernels.wasm');
+
+/** The ids of a wasm binary's sections, in order. */
+function sectionIds(bytes: Buffer): number[] {
+  const ids: number[] = [];
+  let i = 8; // magic and version
+  while (i < bytes.length) {
+    const id = bytes[i++];
+    let size = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[i++];
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+      if (!(b & 0x80)) break;
+    }
+    ids.push(id);
+    i += size;
+  }
+  return ids;
+}
+
+test('the SIMD module: found from the tests, imports only a memory, exports only kernels, has no data or start', () => {
+  assert.equal(findSimdKernels(), committed);
+  const bytes = fs.readFileSync(committed);
+  const module = new WebAssembly.Module(bytes);
+  assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function']);
+  const ids = sectionIds(bytes);
+  assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
+  assert.ok(!ids.includes(8), 'no start function');
+});
+
+test('the committed SIMD module is what scripts/build-simd.sh builds from kernels.c (where clang-19 is installed)', (t) => {
+  if (spawnSync('clang-19', ['--version']).status !== 0) {
+    t.skip('clang-19 is not installed here (apt-get install clang-19 lld-19)');
+    return;
+  }
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-simd-')), 'kernels.wasm');
+  const r = spawnSync('bash', [path.join(repoRoot, 'scripts', 'build-simd.sh'), out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(fs.readFileSync(out).equals(fs.readFileSync(committed)), 'rebuild src/core/kernels/simd/kernels.wasm: bash scripts/build-simd.sh');
+});
+
+interface FilterCase { x: [number, number, number, number]; f: [number, number, number, number]; s: number | [number, number]; pad: 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]] }
+
+test('filter gradient through the SIMD module = the convolution formulation (channels 1-16, strides, paddings, filter sizes)', async () => {
+  await initBackend('wasm');
+  assert.ok(simdKernels(tf.backend()), 'the module loads on the wasm backend');
+  const cases: FilterCase[] = [
+    { x: [4, 32, 32, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // the first layer of a CNN on colour images
+    { x: [3, 16, 16, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' },
+    { x: [2, 9, 11, 1], f: [3, 3, 1, 4], s: 1, pad: 'valid' },
+    { x: [2, 15, 16, 5], f: [3, 3, 5, 12], s: 2, pad: 'same' }, // channels over a block of 4, 12 = not a block of 16
+    { x: [2, 15, 15, 2], f: [3, 3, 2, 20], s: 2, pad: 'valid' },
+    { x: [2, 14, 13, 3], f: [4, 4, 3, 8], s: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+    { x: [1, 9, 10, 4], f: [5, 5, 4, 4], s: 3, pad: 'same' },
+    { x: [2, 7, 7, 8], f: [1, 1, 8, 8], s: 1, pad: 'valid' },
+    { x: [2, 8, 7, 6], f: [2, 3, 6, 16], s: [1, 2], pad: 1 },
+    { x: [1, 5, 5, 2], f: [5, 5, 2, 4], s: 1, pad: 'valid' }, // the filter as large as the input
+  ];
+  cases.forEach((c, i) => {
+    tf.tidy(() => {
+      const rng = new Rng(300 + i);
+      const x = tf.tensor4d(Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, () => rng.normal()), c.x);
+      const outShape = tf.conv2d(x, tf.zeros(c.f) as tf.Tensor4D, c.s, c.pad).shape;
+      const dy = tf.tensor4d(Float32Array.from({ length: outShape.reduce((a, b) => a * b, 1) }, () => rng.normal()), outShape as [number, number, number, number]);
+      const before = tf.memory().numTensors;
+      const info = conv2dBackpropFilterSimd(tf.backend(), x, dy, c.f, c.s, c.pad);
+      assert.ok(info, `case ${i}: taken by the SIMD kernel`);
+      const got = tf.engine().makeTensorFromTensorInfo(info);
+      assert.equal(tf.memory().numTensors, before + 1, 'only its output');
+      assert.deepEqual(got.shape, c.f);
+      const d = relDiff(got.dataSync(), conv2dBackpropFilterViaOps(x, dy, c.f, c.s, c.pad).dataSync());
+      assert.ok(d < 1e-5, `case ${i} ${JSON.stringify(c)}: ${d}`);
+    });
+  });
+  tf.tidy(() => {
+    const x = tf.zeros([1, 6, 6, 2]) as tf.Tensor4D;
+    assert.equal(conv2dBackpropFilterSimd(tf.backend(), x, tf.zeros([1, 4, 4, 3]) as tf.Tensor4D, [3, 3, 2, 3], 1, 'valid'), null, '3 output channels: not a multiple of 4');
+    assert.equal(conv2dBackpropFilterSimd(tf.backend(), tf.zeros([1, 2, 6, 6]), tf.zeros([1, 4, 4, 4]), [3, 3, 2, 4], 1, 'valid', 'NCHW'), null, 'NCHW');
+  });
+});
+
+test('a CNN layer\'s filter gradient on wasm (tf.grad, the registered kernels) = the cpu backend', async () => {
+  const run = () => tf.tidy(() => {
+    const rng = new Rng(5);
+    const x = tf.tensor4d(Float32Array.from({ length: 4 * 12 * 12 * 3 }, () => rng.normal()), [4, 12, 12, 3]);
+    const w = tf.tensor4d(Float32Array.from({ length: 3 * 3 * 3 * 8 }, () => rng.normal()), [3, 3, 3, 8]);
+    const up = tf.tensor4d(Float32Array.from({ length: 4 * 6 * 6 * 8 }, () => rng.normal()), [4, 6, 6, 8]);
+    return tf.grad((f: tf.Tensor) => tf.sum(tf.mul(tf.relu(tf.conv2d(x, f as tf.Tensor4D, 2, 'same')), up)))(w).dataSync();
+  });
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await initBackend('wasm');
+  const wasm = run();
+  assert.ok(relDiff(wasm, cpu) < 1e-5, `${relDiff(wasm, cpu)}`);
+});
