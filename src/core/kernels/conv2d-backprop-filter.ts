@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { asTensor4D } from './tensor-info';
 
 /** Attributes tfjs passes to the `Conv2DBackpropFilter` kernel (see tfjs-core `Conv2DBackpropFilterAttrs`). */
-interface BackpropFilterAttrs {
+export interface BackpropFilterAttrs {
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
   dataFormat?: 'NHWC' | 'NCHW';

@@ -16,6 +16,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import type { BackpropFilterAttrs } from './conv2d-backprop-filter';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapOffset, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 
@@ -62,14 +63,6 @@ export function simdKernels(backend: unknown): SimdExports | null {
   }
   instances.set(heap, exports);
   return exports;
-}
-
-interface BackpropFilterAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat?: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  filterShape: [number, number, number, number];
 }
 
 /**
