@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { conv2dBackpropFilterSimd, findSimdKernels, simdKernels } from '../../src/core/kernels/simd-kernels';
+import { conv2dBackpropFilterSimd, findSimdKernels, maxPoolGradSimd, simdKernels } from '../../src/core/kernels/simd-kernels';
 import { Rng } from '../../src/core/rng';
 import { relDiff } from '../helpers';
 
@@ -44,7 +44,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'max_pool_grad:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -114,4 +114,27 @@ test('a CNN layer\'s filter gradient on wasm (tf.grad, the registered kernels) =
   await initBackend('wasm');
   const wasm = run();
   assert.ok(relDiff(wasm, cpu) < 1e-5, `${relDiff(wasm, cpu)}`);
+});
+
+test('max-pool gradient: the SIMD kernel takes windows apart and inside the image with channels in fours, and leaves the rest', async () => {
+  await initBackend('wasm');
+  const cases: { x: [number, number, number, number]; f: number; s: number; pad: 'valid' | 'same'; simd: boolean }[] = [
+    { x: [2, 8, 8, 16], f: 2, s: 2, pad: 'valid', simd: true },
+    { x: [2, 8, 8, 16], f: 2, s: 2, pad: 'same', simd: true }, // even size: no padding
+    { x: [2, 9, 9, 8], f: 3, s: 3, pad: 'valid', simd: true },
+    { x: [2, 10, 10, 4], f: 2, s: 3, pad: 'valid', simd: true },
+    { x: [2, 7, 7, 8], f: 2, s: 2, pad: 'same', simd: false }, // odd size: padded below and right
+    { x: [2, 8, 8, 8], f: 3, s: 2, pad: 'valid', simd: false }, // overlapping windows
+    { x: [2, 8, 8, 6], f: 2, s: 2, pad: 'valid', simd: false }, // channels not in fours
+  ];
+  const rng = new Rng(17);
+  for (const c of cases) {
+    tf.tidy(() => {
+      const x = tf.tensor4d(Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, () => rng.normal()), c.x);
+      const dy = tf.onesLike(tf.maxPool(x, c.f, c.s, c.pad));
+      const got = maxPoolGradSimd(tf.backend(), dy, x, c.f, c.s, c.pad);
+      assert.equal(got !== null, c.simd, JSON.stringify(c));
+      if (got) tf.engine().makeTensorFromTensorInfo(got); // kept in this scope, so disposed with it
+    });
+  }
 });

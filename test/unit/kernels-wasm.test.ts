@@ -81,6 +81,12 @@ const POOL_CASES: PoolCase[] = [
   { x: [2, 10, 9, 3], f: [3, 3], s: [1, 1], pad: 'same', gen: (r) => r.int(4) - 2 }, // overlapping, padded, ties
   { x: [1, 6, 6, 2], f: [3, 3], s: [2, 2], pad: 1 }, // explicit padding
   { x: [2, 8, 8, 2], f: [2, 2], s: [2, 2], pad: 'valid', gen: (r) => (r.next() < 0.2 ? -Infinity : r.normal()) },
+  // Channels a multiple of 4, windows apart and inside the image: the SIMD kernel (kernels-simd.test.ts)
+  { x: [3, 8, 8, 8], f: [2, 2], s: [2, 2], pad: 'same' },
+  { x: [2, 8, 8, 4], f: [2, 2], s: [2, 2], pad: 'valid', gen: (r) => r.int(3) }, // ties
+  { x: [2, 8, 8, 4], f: [2, 2], s: [2, 2], pad: 'valid', gen: (r) => (r.next() < 0.3 ? -Infinity : r.next() < 0.1 ? NaN : r.normal()) },
+  { x: [2, 9, 7, 4], f: [3, 3], s: [3, 3], pad: 'valid' }, // the last column unread
+  { x: [2, 10, 10, 8], f: [2, 2], s: [3, 3], pad: 'valid' }, // stride over the window: rows and columns between windows
 ];
 
 test('MaxPoolGrad on the wasm heap = the cpu backend exactly (ties, all-negative and overlapping windows, paddings)', async () => {

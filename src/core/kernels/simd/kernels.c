@@ -90,3 +90,45 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H
     }
   }
 }
+
+// The gradient of max pooling for windows that do not overlap (strides at least the window) and lie
+// inside the image (no padding), NHWC, C a multiple of 4. Each window's gradient goes to its first
+// strictly largest input (NaN and −∞ never win; a window with no winner gives none), as the cpu
+// backend's MaxPoolGrad does; with windows apart there is nothing to sum, so the result is exact.
+EXPORT("max_pool_grad")
+void max_pool_grad(const float* x, const float* dy, float* dx, int B, int H, int W, int C, int OH, int OW,
+                   int fh, int fw, int sh, int sw) {
+  const int covered = sh == fh && sw == fw && OH * fh == H && OW * fw == W;
+  if (!covered) {
+    const int total = B * H * W * C;
+    for (int i = 0; i < total; i += 4) wasm_v128_store(dx + i, wasm_f32x4_splat(0.0f));
+  }
+  const v128_t minusInf = wasm_f32x4_splat(-__builtin_inff());
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      for (int ow = 0; ow < OW; ow++) {
+        const int base = ((b * H + oh * sh) * W + ow * sw) * C;
+        const float* g = dy + ((b * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C; c += 4) {
+          v128_t m = minusInf;
+          v128_t k = wasm_i32x4_splat(-1);
+          for (int r = 0, t = 0; r < fh; r++) {
+            for (int q = 0; q < fw; q++, t++) {
+              const v128_t v = wasm_v128_load(x + base + (r * W + q) * C + c);
+              const v128_t gt = wasm_f32x4_gt(v, m);
+              m = wasm_v128_bitselect(v, m, gt);
+              k = wasm_v128_bitselect(wasm_i32x4_splat(t), k, gt);
+            }
+          }
+          const v128_t gv = wasm_v128_load(g + c);
+          for (int r = 0, t = 0; r < fh; r++) {
+            for (int q = 0; q < fw; q++, t++) {
+              const v128_t won = wasm_i32x4_eq(k, wasm_i32x4_splat(t));
+              wasm_v128_store(dx + base + (r * W + q) * C + c, wasm_v128_and(gv, won));
+            }
+          }
+        }
+      }
+    }
+  }
+}
