@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapView, wasmInternals } from './wasm-heap';
 
-interface MaxPoolGradAttrs {
+export interface MaxPoolGradAttrs {
   filterSize: number | [number, number];
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;

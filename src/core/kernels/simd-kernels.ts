@@ -21,6 +21,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackpropFilterAttrs } from './conv2d-backprop-filter';
+import type { MaxPoolGradAttrs } from './max-pool-grad';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapOffset, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 
@@ -95,13 +96,6 @@ export function conv2dBackpropFilterSimd(
   const out = heap.makeOutput(filterShape.slice(), 'float32');
   kernels.conv2d_filter_grad(heapOffset(heap, x), heapOffset(heap, dy), heapOffset(heap, out), b, H, W, ci, oh, ow, co, fh, fw, sh, sw, info.padInfo.top, info.padInfo.left);
   return out;
-}
-
-interface MaxPoolGradAttrs {
-  filterSize: number | [number, number];
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
 /**
