@@ -241,7 +241,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
   registerBatchMatMul('wasm');
   registerIdentity('wasm');
   registerSum('wasm');
-  registerSimdKernels('wasm'); // in front of the filter and max-pool gradients above, which stay for the cases it does not take
+  registerSimdKernels('wasm'); // in front of the kernels above (filter and max-pool gradients, sums), which stay for the cases it does not take
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');

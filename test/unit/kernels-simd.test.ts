@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { conv2dBackpropFilterSimd, findSimdKernels, maxPoolGradSimd, simdKernels } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, findSimdKernels, maxPoolGradSimd, simdKernels, sumRowsSimd } from '../../src/core/kernels/simd-kernels';
 import { Rng } from '../../src/core/rng';
 import { relDiff } from '../helpers';
 
@@ -44,7 +44,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'max_pool_grad:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -137,4 +137,46 @@ test('max-pool gradient: the SIMD kernel takes windows apart and inside the imag
       if (got) tf.engine().makeTensorFromTensorInfo(got); // kept in this scope, so disposed with it
     });
   }
+});
+
+test('bias add and bias-gradient sum through the SIMD module = the cpu backend; other shapes go to the kernels behind', async () => {
+  const rng = new Rng(23);
+  const values = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
+  const adds: { a: number[]; b: number[]; simd: boolean }[] = [
+    { a: [8, 6, 6, 16], b: [16], simd: true },
+    { a: [32], b: [5, 32], simd: true }, // the bias first
+    { a: [7, 8], b: [1, 8], simd: true },
+    { a: [6, 6], b: [6], simd: false }, // 6 channels: not a multiple of 4
+    { a: [4, 8], b: [4, 8], simd: false }, // no broadcast
+    { a: [4, 8], b: [4, 1], simd: false }, // broadcast over the other axis
+  ];
+  const sums: { x: number[]; axis: number[]; keepDims: boolean; simd: boolean }[] = [
+    { x: [8, 6, 6, 16], axis: [0, 1, 2], keepDims: false, simd: true },
+    { x: [33, 12], axis: [0], keepDims: true, simd: true },
+    { x: [3, 4, 8], axis: [1, 0], keepDims: false, simd: true },
+    { x: [3, 4, 6], axis: [0, 1], keepDims: false, simd: false }, // 6: the JavaScript kernel
+    { x: [3, 4, 8], axis: [0], keepDims: false, simd: false }, // two axes kept
+  ];
+  const addData = adds.map((c) => ({ a: values(c.a), b: values(c.b) }));
+  const sumData = sums.map((c) => values(c.x));
+  const run = () => [
+    ...adds.map((c, i) => tf.add(tf.tensor(addData[i].a, c.a), tf.tensor(addData[i].b, c.b))),
+    ...sums.map((c, i) => tf.sum(tf.tensor(sumData[i], c.x), c.axis, c.keepDims)),
+  ].map((t) => ({ shape: t.shape, values: Array.from(t.dataSync()) }));
+  await tf.setBackend('cpu');
+  const cpu = tf.tidy(run);
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const wasm = tf.tidy(run);
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  adds.forEach((c, i) => {
+    assert.deepEqual(wasm[i], cpu[i], `add ${JSON.stringify(c)}: the same float32 sums`);
+    tf.tidy(() => assert.equal(addBiasSimd(tf.backend(), tf.tensor(addData[i].a, c.a), tf.tensor(addData[i].b, c.b)) !== null, c.simd, `add ${JSON.stringify(c)}: SIMD?`));
+  });
+  sums.forEach((c, i) => {
+    const k = adds.length + i;
+    assert.deepEqual(wasm[k].shape, cpu[k].shape);
+    assert.ok(relDiff(wasm[k].values, cpu[k].values) < 1e-6, `sum ${JSON.stringify(c)}`);
+    tf.tidy(() => assert.equal(sumRowsSimd(tf.backend(), tf.tensor(sumData[i], c.x), c.axis, c.keepDims) !== null, c.simd, `sum ${JSON.stringify(c)}: SIMD?`));
+  });
 });

@@ -132,3 +132,30 @@ void max_pool_grad(const float* x, const float* dy, float* dx, int B, int H, int
     }
   }
 }
+
+// out[r, c] = a[r, c] + b[c] over `rows` rows of C (a multiple of 4): a bias added to every position.
+EXPORT("add_bias")
+void add_bias(const float* a, const float* b, float* out, int rows, int C) {
+  for (int r = 0; r < rows; r++, a += C, out += C) {
+    for (int c = 0; c < C; c += 4) wasm_v128_store(out + c, wasm_f32x4_add(wasm_v128_load(a + c), wasm_v128_load(b + c)));
+  }
+}
+
+// out[c] = Σ_r x[r, c] over `rows` rows of C (a multiple of 4), summed in float64 and rounded once: a bias
+// gradient. Four columns at a time, as two f64x2 partial sums.
+EXPORT("sum_rows")
+void sum_rows(const float* x, float* out, int rows, int C) {
+  for (int c = 0; c < C; c += 4) {
+    v128_t lo = wasm_f64x2_splat(0.0);
+    v128_t hi = wasm_f64x2_splat(0.0);
+    const float* p = x + c;
+    for (int r = 0; r < rows; r++, p += C) {
+      const v128_t v = wasm_v128_load(p);
+      lo = wasm_f64x2_add(lo, wasm_f64x2_promote_low_f32x4(v));
+      hi = wasm_f64x2_add(hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)));
+    }
+    const v128_t lo32 = wasm_f32x4_demote_f64x2_zero(lo);
+    const v128_t hi32 = wasm_f32x4_demote_f64x2_zero(hi);
+    wasm_v128_store(out + c, wasm_i32x4_shuffle(lo32, hi32, 0, 1, 4, 5));
+  }
+}
