@@ -362,7 +362,7 @@ function editorSection(): string[] {
   if (!fs.existsSync(file)) {
     return [...head, 'Not measured here: the end-to-end suite measures it (`npm run test:e2e`, then `npm run bench` again to include it).', ''];
   }
-  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Record<'eventLoopDelayP99Ms' | 'eventLoopDelayMaxMs' | 'eventLoopSamples' | 'activationMs', number>> & { measuredAt?: string; vscode?: string };
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Record<'eventLoopDelayP99Ms' | 'eventLoopDelayMaxMs' | 'eventLoopSamples' | 'activationMs', number>> & { measuredAt?: string; vscode?: string; eventLoopStalls?: string };
   const v = (x: number | undefined, unit: string) => (x === undefined ? 'not measured' : `${x} ${unit}`);
   return [
     ...head,
@@ -375,5 +375,6 @@ function editorSection(): string[] {
     `| samples (every 10 ms) | ${m.eventLoopSamples ?? '–'} | |`,
     `| activation of the extension | ${v(m.activationMs, 'ms')} | < 50 ms |`,
     '',
+    ...(m.eventLoopStalls ? [`The session's stall log (what the Fair Prune output channel prints after every session): ${m.eventLoopStalls}.`, ''] : []),
   ];
 }
