@@ -26,28 +26,39 @@ test('HeapAdam gives bit-for-bit the weights of tf.train.adam on wasm (cosine le
   const make = (tag: string) => shapes.map((s, i) => tf.variable(tf.tensor(init[i], s), true, `adam-test-${tag}-${i}`));
   const stock = make('stock');
   const fused = make('fused');
+  const loop = make('loop');
+  const baseline = tf.memory().numTensors;
   const a = tf.train.adam(0.01);
-  const b = new HeapAdam(0.01);
+  const b = new HeapAdam(0.01); // the SIMD module's adam_update
+  const c = new HeapAdam(0.01, undefined, undefined, undefined, false); // the JavaScript loop
   const before = tf.memory().numTensors;
   for (let step = 0; step < 60; step++) {
     const lr = 0.01 * 0.5 * (1 + Math.cos((Math.PI * step) / 60));
     (a as unknown as { learningRate: number }).learningRate = lr;
     b.learningRate = lr;
+    c.learningRate = lr;
     const scale = step % 7 === 3 ? 1e-30 : step % 7 === 5 ? 0 : step % 2 ? 1 : 1e3;
     const grads = shapes.map((s) => tf.tensor(values(s.reduce((p, d) => p * d, 1), rng, scale), s));
     tf.tidy(() => a.applyGradients(Object.fromEntries(stock.map((v, i) => [v.name, grads[i]])) as unknown as Parameters<typeof a.applyGradients>[0]));
     tf.tidy(() => b.applyGradients(Object.fromEntries(fused.map((v, i) => [v.name, grads[i]]))));
+    tf.tidy(() => c.applyGradients(Object.fromEntries(loop.map((v, i) => [v.name, grads[i]]))));
     tf.dispose(grads);
-    if (step === 0) assert.equal(tf.memory().numTensors, before + 2 * shapes.length, 'HeapAdam holds no tensors (tf.train.adam holds its two moments)');
+    if (step === 0) assert.equal(tf.memory().numTensors, before + 3 * 2 * shapes.length, 'each optimizer holds its two moments per variable, and nothing else');
     stock.forEach((v, i) => {
       const x = v.dataSync();
       const y = fused[i].dataSync();
-      for (let j = 0; j < x.length; j++) assert.ok(Object.is(x[j], y[j]), `step ${step}, variable ${i}[${j}]: ${x[j]} vs ${y[j]}`);
+      const z = loop[i].dataSync();
+      for (let j = 0; j < x.length; j++) {
+        assert.ok(Object.is(x[j], y[j]), `SIMD: step ${step}, variable ${i}[${j}]: ${x[j]} vs ${y[j]}`);
+        assert.ok(Object.is(x[j], z[j]), `loop: step ${step}, variable ${i}[${j}]: ${x[j]} vs ${z[j]}`);
+      }
     });
   }
   a.dispose();
   b.dispose();
-  tf.dispose([...stock, ...fused]);
+  c.dispose();
+  assert.equal(tf.memory().numTensors, baseline, 'disposing the optimizers frees their moments');
+  tf.dispose([...stock, ...fused, ...loop]);
 });
 
 test('createAdam: the fused Adam on wasm, tf.train.adam elsewhere', async () => {

@@ -29,7 +29,7 @@ import type { MaxPoolGradAttrs } from './max-pool-grad';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapOffset, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 
-interface SimdExports {
+export interface SimdExports {
   conv2d_filter_grad(
     x: number, dy: number, dw: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
     fh: number, fw: number, sh: number, sw: number, top: number, left: number,
@@ -37,6 +37,10 @@ interface SimdExports {
   max_pool_grad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, fh: number, fw: number, sh: number, sw: number): void;
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
+  adam_update(
+    g: number, w: number, out: number, m: number, v: number, n: number, b1: number, b2: number, c1: number, c2: number,
+    eps: number, negLr: number, oneMinusAcc1: number, oneMinusAcc2: number,
+  ): void;
 }
 
 /** The file name of the module next to the bundles (scripts/build.mjs copies it into dist/). */

@@ -159,3 +159,38 @@ void sum_rows(const float* x, float* out, int rows, int C) {
     wasm_v128_store(out + c, wasm_i32x4_shuffle(lo32, hi32, 0, 1, 4, 5));
   }
 }
+
+// One Adam step for one variable (tfjs's AdamOptimizer, operation for operation, every result rounded to
+// float32 as tfjs's wasm kernels round it, so the weights are bit for bit tf.train.adam's):
+//   m ← m·β1 + g·(1 − β1);  v ← v·β2 + g²·(1 − β2)
+//   out = ((m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)) · (−lr) + w
+// m and v are updated in place; the new weights go to `out`.
+EXPORT("adam_update")
+void adam_update(const float* g, const float* w, float* out, float* m, float* v, int n, float b1, float b2,
+                 float c1, float c2, float eps, float negLr, float oneMinusAcc1, float oneMinusAcc2) {
+  const v128_t B1 = wasm_f32x4_splat(b1), B2 = wasm_f32x4_splat(b2), C1 = wasm_f32x4_splat(c1), C2 = wasm_f32x4_splat(c2);
+  const v128_t EPS = wasm_f32x4_splat(eps), LR = wasm_f32x4_splat(negLr);
+  const v128_t A1 = wasm_f32x4_splat(oneMinusAcc1), A2 = wasm_f32x4_splat(oneMinusAcc2);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t gi = wasm_v128_load(g + i);
+    const v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), B1), wasm_f32x4_mul(gi, C1));
+    const v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), B2), wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), C2));
+    wasm_v128_store(m + i, mi);
+    wasm_v128_store(v + i, vi);
+    const v128_t mHat = wasm_f32x4_div(mi, A1);
+    const v128_t vHat = wasm_f32x4_div(vi, A2);
+    const v128_t step = wasm_f32x4_mul(wasm_f32x4_div(mHat, wasm_f32x4_add(wasm_f32x4_sqrt(vHat), EPS)), LR);
+    wasm_v128_store(out + i, wasm_f32x4_add(step, wasm_v128_load(w + i)));
+  }
+  for (; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * b1 + gi * c1;
+    const float vi = v[i] * b2 + (gi * gi) * c2;
+    m[i] = mi;
+    v[i] = vi;
+    const float mHat = mi / oneMinusAcc1;
+    const float vHat = vi / oneMinusAcc2;
+    out[i] = (mHat / (__builtin_sqrtf(vHat) + eps)) * negLr + w[i];
+  }
+}
