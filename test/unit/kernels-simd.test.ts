@@ -64,8 +64,9 @@ test('the committed SIMD module is what scripts/build-simd.sh builds from kernel
 interface FilterCase { x: [number, number, number, number]; f: [number, number, number, number]; s: number | [number, number]; pad: 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]] }
 
 test('filter gradient through the SIMD module = the convolution formulation (channels 1-16, strides, paddings, filter sizes)', async () => {
-  await initBackend('wasm');
+  const info = await initBackend('wasm');
   assert.ok(simdKernels(tf.backend()), 'the module loads on the wasm backend');
+  assert.ok(!info.notes.some((n) => /SIMD kernels did not load/.test(n)), 'and the backend says nothing is missing');
   const cases: FilterCase[] = [
     { x: [4, 32, 32, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // the first layer of a CNN on colour images
     { x: [3, 16, 16, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' },
