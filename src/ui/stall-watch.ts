@@ -41,12 +41,18 @@ export interface ThreadTimes {
   waitMs: number;
 }
 
+/** Whether /proc/thread-self/schedstat can be read here (decided on the first try: read every tick otherwise). */
+let schedstat: boolean | undefined;
+
 /** The calling thread's times from /proc/thread-self/schedstat (Linux, nanoseconds); undefined elsewhere. */
 export function threadTimes(): ThreadTimes | undefined {
+  if (schedstat === false) return undefined;
   try {
     const [run, wait] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
-    return Number.isFinite(run) && Number.isFinite(wait) ? { runMs: run / 1e6, waitMs: wait / 1e6 } : undefined;
+    schedstat = Number.isFinite(run) && Number.isFinite(wait);
+    return schedstat ? { runMs: run / 1e6, waitMs: wait / 1e6 } : undefined;
   } catch {
+    schedstat = false;
     return undefined;
   }
 }
