@@ -151,6 +151,8 @@ export class DenseStep {
   ): { loss: number; grads: Record<string, tf.Tensor> } {
     const plan = this.plan;
     const B = rows.length;
+    const features = plan[0].inputs;
+    if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[1] !== features) throw new Error(`dense step: the samples are [${x.shape}], the first layer takes ${features} features`);
     this.hold(B);
     // Gradient tensors first: an allocation may grow the heap, which would leave earlier views empty.
     const out: Record<string, tf.Tensor> = {};
@@ -158,8 +160,6 @@ export class DenseStep {
       kernel: this.heap.makeOutput([l.inputs, l.units], 'float32'),
       bias: l.bias ? this.heap.makeOutput([l.units], 'float32') : null,
     }));
-    const features = plan[0].inputs;
-    if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[1] !== features) throw new Error(`dense step: the samples are [${x.shape}], the first layer takes ${features} features`);
     const xv = heapView(this.heap, x) as Float32Array;
 
     // Forward: out_l = act(in_l · W_l + b_l).
