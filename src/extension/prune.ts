@@ -281,7 +281,12 @@ export class SessionRunner implements vscode.Disposable {
         this.hooks.onEnded(outcome);
         void this.announce(name, outcome);
       },
-    );
+    ).then(undefined, (e: unknown) => {
+      // The engine could not even start: the timers end here (otherwise they end with the session).
+      loop.disable();
+      stalls.stop();
+      throw e;
+    });
     const next = this.queued.get(request.modelPath)?.shift();
     if (next) await this.run(next);
   }
