@@ -222,7 +222,7 @@ test('Sum over the leading axes on the wasm heap = the cpu backend; other reduct
   tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor([1, 2], [2, 1], 'int32'), [0], false), null, 'int32: stock'));
 });
 
-test('Identity on wasm shares memory: a clone reads the same values, outlives its source, and costs no copy', async () => {
+test('Identity (and a same-dtype Cast) on wasm share memory: a clone reads the same values, outlives its source, and costs no copy', async () => {
   await initBackend('wasm');
   const before = tf.memory();
   const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
@@ -242,6 +242,14 @@ test('Identity on wasm shares memory: a clone reads the same values, outlives it
   assert.deepEqual(Array.from(v.dataSync()), [7, 8, 9]);
   kept.dispose();
   v.dispose();
+  // A cast to the same dtype shares too; a real cast converts.
+  const f = tf.tensor1d([1.5, -2.5]);
+  const same = tf.cast(f, 'float32');
+  assert.equal(heapOffset(heap, same), heapOffset(heap, f));
+  const ints = tf.cast(f, 'int32');
+  assert.notEqual(heapOffset(heap, ints), heapOffset(heap, f));
+  assert.deepEqual(Array.from(ints.dataSync()), [1, -2]);
+  tf.dispose([f, same, ints]);
   const strings = tf.clone(tf.tensor1d(['a', 'b'], 'string'));
   assert.deepEqual(strings.dataSync(), ['a', 'b'], 'strings: the stock kernel');
   strings.dispose();

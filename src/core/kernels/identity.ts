@@ -15,14 +15,24 @@ interface RefCounting {
   incRef(dataId: object): void;
 }
 
-/** Registers the sharing Identity for wasm in front of the stock kernel (which still runs for strings). Idempotent; other backends are left alone. */
+/** `x` itself under a new reference (no copy), or null where the backend cannot count references or x is strings. */
+function shared(backend: unknown, x: tf.TensorInfo): tf.TensorInfo | null {
+  const b = backend as Partial<RefCounting>;
+  if (x.dtype === 'string' || typeof b.incRef !== 'function') return null;
+  b.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+}
+
+/**
+ * Registers the sharing Identity for wasm in front of the stock kernel (which still runs for strings),
+ * and a Cast that shares when the dtype does not change (wasm's copies: every ReLU's gradient casts its
+ * float32 step to float32). Idempotent; other backends are left alone.
+ */
 export function registerIdentity(backendName: string): void {
   if (backendName !== 'wasm') return;
-  registerRawInFrontOfStock(tf.Identity, backendName, 'heap', ({ inputs, backend }) => {
+  registerRawInFrontOfStock(tf.Identity, backendName, 'heap', ({ inputs, backend }) => shared(backend, inputs.x as tf.TensorInfo));
+  registerRawInFrontOfStock<{ dtype: tf.DataType }>(tf.Cast, backendName, 'heap', ({ inputs, backend, attrs }) => {
     const x = inputs.x as tf.TensorInfo;
-    const b = backend as Partial<RefCounting>;
-    if (x.dtype === 'string' || typeof b.incRef !== 'function') return null;
-    b.incRef(x.dataId);
-    return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+    return x.dtype === attrs.dtype ? shared(backend, x) : null;
   });
 }
