@@ -16,10 +16,11 @@
  *
  * Also: a bias added at every position (`Add` with one side over the other's last axis), and its
  * gradient (`Sum` over every axis but the last), where wasm's stock kernels broadcast or transpose with
- * general index loops.
+ * general index loops; and Adam's update (adam.ts calls `adam_update` directly), bit for bit tf.train.adam.
  *
  * Where the module cannot be loaded (no SIMD in the runtime, the file missing), or for a case it does not
- * take (NCHW, an output-channel count that is not a multiple of 4), the kernel registered before it runs.
+ * take (NCHW, an output-channel count that is not a multiple of 4), the kernel registered before it runs
+ * (for Adam, a JavaScript loop).
  */
 import * as fs from 'fs';
 import * as path from 'path';
