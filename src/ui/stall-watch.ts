@@ -25,6 +25,9 @@ export interface Stall {
    *  What is neither running nor waiting, it was blocked (a synchronous call, a lock), or the virtual
    *  machine itself was not running. */
   waitMs?: number;
+  /** Time between the two ticks that the thread neither ran nor waited for a core (Linux): a synchronous
+   *  call or a lock held it, or the (virtual) machine itself paused. */
+  blockedMs?: number;
   /** Garbage-collection pauses of this thread that ended during the stall. */
   gcMs?: number;
 }
@@ -134,6 +137,7 @@ export class StallWatch {
       if (times && this.lastTimes) {
         stall.cpuMs = times.runMs - this.lastTimes.runMs;
         stall.waitMs = times.waitMs - this.lastTimes.waitMs;
+        stall.blockedMs = Math.max(0, t - this.lastTick - stall.cpuMs - stall.waitMs);
       }
       if (this.gcObserver || this.gcPauses.length) {
         stall.gcMs = this.gcPauses.filter(([end]) => end > this.lastTick && end <= t).reduce((a, [, ms]) => a + ms, 0);
@@ -170,6 +174,7 @@ function describeCause(x: Stall): string {
   const parts: string[] = [];
   if (x.cpuMs !== undefined) parts.push(`ran ${x.cpuMs.toFixed(0)} ms`);
   if (x.waitMs !== undefined) parts.push(`waited ${x.waitMs.toFixed(0)} ms for a core`);
+  if (x.blockedMs !== undefined && x.blockedMs >= 5) parts.push(`${x.blockedMs.toFixed(0)} ms neither (blocked, or the machine paused)`);
   if (x.gcMs) parts.push(`${x.gcMs.toFixed(0)} ms in GC`);
   return parts.length ? `; ${parts.join(', ')}` : '';
 }
