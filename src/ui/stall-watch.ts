@@ -25,8 +25,8 @@ export interface Stall {
    *  What is neither running nor waiting, it was blocked (a synchronous call, a lock), or the virtual
    *  machine itself was not running. */
   waitMs?: number;
-  /** Time between the two ticks that the thread neither ran nor waited for a core (Linux): a synchronous
-   *  call or a lock held it, or the (virtual) machine itself paused. */
+  /** Time of the stall that the thread neither ran nor waited for a core (Linux): a synchronous call or
+   *  a lock held it, or the (virtual) machine itself paused. */
   blockedMs?: number;
   /** Garbage-collection pauses of this thread that ended during the stall. */
   gcMs?: number;
@@ -137,7 +137,8 @@ export class StallWatch {
       if (times && this.lastTimes) {
         stall.cpuMs = times.runMs - this.lastTimes.runMs;
         stall.waitMs = times.waitMs - this.lastTimes.waitMs;
-        stall.blockedMs = Math.max(0, t - this.lastTick - stall.cpuMs - stall.waitMs);
+        // (the timer's own interval is sleep by design, not part of the stall)
+        stall.blockedMs = Math.max(0, late - stall.cpuMs - stall.waitMs);
       }
       if (this.gcObserver || this.gcPauses.length) {
         stall.gcMs = this.gcPauses.filter(([end]) => end > this.lastTick && end <= t).reduce((a, [, ms]) => a + ms, 0);

@@ -29,14 +29,14 @@ test('StallWatch: a late tick is a stall, labelled with the last mark; handlers 
   w.gcPause(now + 80, 70);
   tick(110); // 100 ms late, 90 ms on the CPU, 70 of them collecting garbage
   assert.deepEqual(w.longestStalls(), [
-    { atMs: 187, ms: 100, after: 'a progress (finetune) event', cpuMs: 90, waitMs: 0, blockedMs: 20, gcMs: 70 },
-    { atMs: 32, ms: 50, after: 'starting the engine process', cpuMs: 0, waitMs: 45, blockedMs: 15 },
+    { atMs: 187, ms: 100, after: 'a progress (finetune) event', cpuMs: 90, waitMs: 0, blockedMs: 10, gcMs: 70 },
+    { atMs: 32, ms: 50, after: 'starting the engine process', cpuMs: 0, waitMs: 45, blockedMs: 5 },
   ]);
   assert.deepEqual(w.slowestHandlers(), [{ what: 'a point event', ms: 45, atMs: 82 }]);
   assert.equal(
     w.summary(),
-    "event-loop stalls over 30 ms: 100 ms at 0.2 s (after a progress (finetune) event; ran 90 ms, waited 0 ms for a core, 20 ms neither (blocked, or the machine paused), 70 ms in GC), " +
-      "50 ms at 0.0 s (after starting the engine process; ran 0 ms, waited 45 ms for a core, 15 ms neither (blocked, or the machine paused)); Fair Prune's slowest handlers: a point event 45.0 ms",
+    "event-loop stalls over 30 ms: 100 ms at 0.2 s (after a progress (finetune) event; ran 90 ms, waited 0 ms for a core, 10 ms neither (blocked, or the machine paused), 70 ms in GC), " +
+      "50 ms at 0.0 s (after starting the engine process; ran 0 ms, waited 45 ms for a core, 5 ms neither (blocked, or the machine paused)); Fair Prune's slowest handlers: a point event 45.0 ms",
   );
 });
 
