@@ -233,10 +233,9 @@ export class MaskSet implements StepPruning {
   sparsity(): number {
     let zeros = 0;
     let total = 0;
-    for (const m of this.masks) {
-      const v = m.dataSync();
-      total += v.length;
-      for (let i = 0; i < v.length; i++) if (v[i] === 0) zeros++;
+    for (const keep of this.keep) {
+      total += keep.length;
+      for (let i = 0; i < keep.length; i++) if (keep[i] === 0) zeros++;
     }
     return total ? zeros / total : 0;
   }

@@ -65,7 +65,14 @@ export interface TrainOptions {
   denseStep?: boolean;
 }
 
-/** One optimizer step through the JavaScript dense step: its gradients, masked, to the optimizer. */
+/** The step's gradients, through the pruning masks when there are any, to the optimizer (inside a tidy). */
+function applyMasked(grads: Record<string, tf.Tensor>, pruning: StepPruning | undefined, optimizer: TrainingOptimizer): void {
+  const masked: Record<string, tf.Tensor> = {};
+  for (const name of Object.keys(grads)) masked[name] = pruning ? pruning.maskGradient(name, grads[name]) : grads[name];
+  optimizer.applyGradients(masked);
+}
+
+/** One optimizer step through the JavaScript dense step (dense-step.ts); returns the batch loss. */
 function denseStep(
   step: DenseStep,
   opts: TrainOptions,
@@ -75,12 +82,7 @@ function denseStep(
   optimizer: TrainingOptimizer,
 ): number {
   const { loss, grads } = step.run(opts.task, x, batch, host.targets, host.weights);
-  tf.tidy(() => {
-    const pruning = opts.pruning;
-    const masked: Record<string, tf.Tensor> = {};
-    for (const name of Object.keys(grads)) masked[name] = pruning ? pruning.maskGradient(name, grads[name]) : grads[name];
-    optimizer.applyGradients(masked);
-  });
+  tf.tidy(() => applyMasked(grads, opts.pruning, optimizer));
   for (const g of Object.values(grads)) g.dispose();
   return loss;
 }
@@ -205,9 +207,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
                 return weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb);
               };
           const { value, grads } = tf.variableGrads(lossFn, variables);
-          const pruning = opts.pruning;
-          if (pruning) for (const name of Object.keys(grads)) grads[name] = pruning.maskGradient(name, grads[name]);
-          optimizer.applyGradients(grads);
+          applyMasked(grads, opts.pruning, optimizer);
           return value.dataSync()[0];
         });
         opts.pruning?.afterStep();

@@ -12,7 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, findSimdKernels, maxPoolGradSimd, simdKernels, sumRowsSimd } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, findSimdKernels, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
+import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
+import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
 import { relDiff } from '../helpers';
 
@@ -117,7 +119,7 @@ test('a CNN layer\'s filter gradient on wasm (tf.grad, the registered kernels) =
   assert.ok(relDiff(wasm, cpu) < 1e-5, `${relDiff(wasm, cpu)}`);
 });
 
-test('max-pool gradient: the SIMD kernel takes windows apart and inside the image with channels in fours, and leaves the rest', async () => {
+test('max-pool gradient: the SIMD path takes windows apart and inside the image with channels in fours, bit for bit the JavaScript pass', async () => {
   await initBackend('wasm');
   const cases: { x: [number, number, number, number]; f: number; s: number; pad: 'valid' | 'same'; simd: boolean }[] = [
     { x: [2, 8, 8, 16], f: 2, s: 2, pad: 'valid', simd: true },
@@ -132,10 +134,13 @@ test('max-pool gradient: the SIMD kernel takes windows apart and inside the imag
   for (const c of cases) {
     tf.tidy(() => {
       const x = tf.tensor4d(Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, () => rng.normal()), c.x);
-      const dy = tf.onesLike(tf.maxPool(x, c.f, c.s, c.pad));
-      const got = maxPoolGradSimd(tf.backend(), dy, x, c.f, c.s, c.pad);
-      assert.equal(got !== null, c.simd, JSON.stringify(c));
-      if (got) tf.engine().makeTensorFromTensorInfo(got); // kept in this scope, so disposed with it
+      const y = tf.maxPool(x, c.f, c.s, c.pad);
+      const dy = tf.tensor(Float32Array.from({ length: y.size }, () => rng.normal()), y.shape);
+      assert.equal(simdTakesMaxPoolGrad(tf.backend_util.computePool2DInfo(c.x, c.f, c.s, 1, c.pad)), c.simd, JSON.stringify(c));
+      // The kernel with the SIMD path where it applies, and the JavaScript pass alone: the same bits.
+      const [withSimd, jsOnly] = [true, false].map((useSimd) =>
+        tf.engine().makeTensorFromTensorInfo(maxPoolGradOnHeap(tf.backend(), dy, x, c.f, c.s, c.pad, undefined, useSimd)!).dataSync());
+      assert.ok(withSimd.every((v, j) => Object.is(v, jsOnly[j])), `${JSON.stringify(c)}: SIMD and JavaScript differ`);
     });
   }
 });
@@ -156,7 +161,7 @@ test('bias add and bias-gradient sum through the SIMD module = the cpu backend; 
     { x: [33, 12], axis: [0], keepDims: true, simd: true },
     { x: [3, 4, 8], axis: [1, 0], keepDims: false, simd: true },
     { x: [3, 4, 6], axis: [0, 1], keepDims: false, simd: false }, // 6: the JavaScript kernel
-    { x: [3, 4, 8], axis: [0], keepDims: false, simd: false }, // two axes kept
+    { x: [3, 4, 8], axis: [0], keepDims: false, simd: true }, // two axes kept: 32 columns
   ];
   const addData = adds.map((c) => ({ a: values(c.a), b: values(c.b) }));
   const sumData = sums.map((c) => values(c.x));
@@ -178,6 +183,13 @@ test('bias add and bias-gradient sum through the SIMD module = the cpu backend; 
     const k = adds.length + i;
     assert.deepEqual(wasm[k].shape, cpu[k].shape);
     assert.ok(relDiff(wasm[k].values, cpu[k].values) < 1e-6, `sum ${JSON.stringify(c)}`);
-    tf.tidy(() => assert.equal(sumRowsSimd(tf.backend(), tf.tensor(sumData[i], c.x), c.axis, c.keepDims) !== null, c.simd, `sum ${JSON.stringify(c)}: SIMD?`));
+    tf.tidy(() => {
+      // sum.ts takes the SIMD path where the kept width is a multiple of 4; both paths agree.
+      const x = tf.tensor(sumData[i], c.x);
+      const width = c.x.filter((_, d) => !c.axis.includes(d)).reduce((p, q) => p * q, 1);
+      assert.equal(width % 4 === 0, c.simd, `sum ${JSON.stringify(c)}: SIMD?`);
+      const [withSimd, jsOnly] = [true, false].map((useSimd) => tf.engine().makeTensorFromTensorInfo(sumLeadingAxesOnHeap(tf.backend(), x, c.axis, c.keepDims, useSimd)!).dataSync());
+      assert.ok(relDiff(withSimd, jsOnly) < 1e-7, `sum ${JSON.stringify(c)}: SIMD and JavaScript`);
+    });
   });
 });

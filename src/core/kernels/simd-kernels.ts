@@ -10,13 +10,11 @@
  * output channels in SIMD registers, over one output row at a time, so dy and x are read once. Measured
  * on wasm, batch 64, 3×3 'same': 32×32×3 → 16 12.2 → 2.1 ms; 16×16×16 → 32 17.3 → 5.8 ms.
  *
- * Second: `MaxPoolGrad` for windows that do not overlap (2×2 pooling, stride 2): a SIMD compare and
- * select per window, where the JavaScript heap kernel compared one channel at a time (the bench's
- * cnn32, 64×32×32×16 and 64×16×16×32: 3.1 → 1.4 ms a call on average).
- *
- * Also: a bias added at every position (`Add` with one side over the other's last axis), and its
- * gradient (`Sum` over every axis but the last), where wasm's stock kernels broadcast or transpose with
- * general index loops; and Adam's update (adam.ts calls `adam_update` directly), bit for bit tf.train.adam.
+ * Also: a bias added at every position (`Add` with one side over the other's last axis), where wasm's
+ * stock kernel broadcasts with a general index loop. The module's other kernels are called by the
+ * JavaScript kernels they speed up, for the cases they take: `max_pool_grad` by max-pool-grad.ts (windows
+ * apart: 3.1 → 1.4 ms a call on the bench's cnn32), `sum_rows` by sum.ts (bias gradients), and
+ * `adam_update` by adam.ts (bit for bit tf.train.adam).
  *
  * Where the module cannot be loaded (no SIMD in the runtime, the file missing), or for a case it does not
  * take (NCHW, an output-channel count that is not a multiple of 4), the kernel registered before it runs
@@ -26,7 +24,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackpropFilterAttrs } from './conv2d-backprop-filter';
-import type { MaxPoolGradAttrs } from './max-pool-grad';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapOffset, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 
@@ -110,32 +107,13 @@ export function conv2dBackpropFilterSimd(
 }
 
 /**
- * The max-pooling gradient through the SIMD module for windows that do not overlap and need no padding
- * (2×2 pooling with stride 2 on an even-sized image, the usual case), with the channels a multiple of 4;
- * else null (the JavaScript heap kernel, max-pool-grad.ts, takes every case). Exact: the cpu backend's
- * result bit for bit (first strictly largest input wins; NaN and −∞ never do).
+ * Whether the SIMD `max_pool_grad` takes a max-pooling gradient (max-pool-grad.ts asks): windows that do
+ * not overlap and need no padding (2×2 pooling with stride 2 on an even-sized image, the usual case),
+ * with the channels a multiple of 4. Exact there: the cpu backend's result bit for bit.
  */
-export function maxPoolGradSimd(
-  backend: unknown,
-  dy: tf.TensorInfo,
-  x: tf.TensorInfo,
-  filterSize: number | [number, number],
-  strides: number | [number, number],
-  pad: MaxPoolGradAttrs['pad'],
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
-): tf.TensorInfo | null {
-  const kernels = simdKernels(backend);
-  const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4) return null;
-  const [B, H, W, C] = x.shape;
-  if (C % 4 !== 0) return null;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-  const { outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, padInfo } = info;
-  if (sh < fh || sw < fw || padInfo.top || padInfo.left || (OH - 1) * sh + fh > H || (OW - 1) * sw + fw > W) return null;
-  if (dy.shape.length !== 4 || dy.shape[0] !== B || dy.shape[1] !== OH || dy.shape[2] !== OW || dy.shape[3] !== C) return null;
-  const out = heap.makeOutput([B, H, W, C], 'float32');
-  kernels.max_pool_grad(heapOffset(heap, x), heapOffset(heap, dy), heapOffset(heap, out), B, H, W, C, OH, OW, fh, fw, sh, sw);
-  return out;
+export function simdTakesMaxPoolGrad(info: tf.backend_util.Conv2DInfo): boolean {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, padInfo } = info;
+  return C % 4 === 0 && sh >= fh && sw >= fw && !padInfo.top && !padInfo.left && (OH - 1) * sh + fh <= H && (OW - 1) * sw + fw <= W;
 }
 
 const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
@@ -161,33 +139,10 @@ export function addBiasSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo
   return out;
 }
 
-/**
- * `tf.sum` over every axis but the last, through the SIMD module (float64 partial sums, rounded once);
- * null for other reductions or when the last axis is not a multiple of 4 (sum.ts, then the stock kernel).
- */
-export function sumRowsSimd(backend: unknown, x: tf.TensorInfo, axis: number | number[], keepDims: boolean): tf.TensorInfo | null {
-  const kernels = simdKernels(backend);
-  const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || x.dtype !== 'float32' || x.shape.length < 2) return null;
-  const rank = x.shape.length;
-  const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
-  if (axes.length !== rank - 1 || axes.some((ax, i) => ax !== i)) return null;
-  const C = x.shape[rank - 1];
-  const rows = sizeOf(x.shape) / C;
-  if (C % 4 !== 0 || C === 0 || rows === 0) return null;
-  const out = heap.makeOutput(keepDims ? x.shape.map((d, i) => (i < rank - 1 ? 1 : d)) : [C], 'float32');
-  kernels.sum_rows(heapOffset(heap, x), heapOffset(heap, out), rows, C);
-  return out;
-}
-
 /** Registers the SIMD kernels for wasm in front of those registered before them. Idempotent; other backends are left alone. */
 export function registerSimdKernels(backendName: string): void {
   if (backendName !== 'wasm') return;
   registerRawInFrontOfStock<BackpropFilterAttrs>(tf.Conv2DBackpropFilter, backendName, 'simd', ({ inputs, backend, attrs }) =>
     conv2dBackpropFilterSimd(backend, inputs.x as tf.TensorInfo, inputs.dy as tf.TensorInfo, attrs.filterShape, attrs.strides, attrs.pad, attrs.dataFormat ?? 'NHWC', attrs.dimRoundingMode));
-  registerRawInFrontOfStock<MaxPoolGradAttrs>(tf.MaxPoolGrad, backendName, 'simd', ({ inputs, backend, attrs }) =>
-    maxPoolGradSimd(backend, inputs.dy as tf.TensorInfo, inputs.input as tf.TensorInfo, attrs.filterSize, attrs.strides, attrs.pad, attrs.dimRoundingMode));
   registerRawInFrontOfStock(tf.Add, backendName, 'simd', ({ inputs, backend }) => addBiasSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo));
-  registerRawInFrontOfStock<{ axis: number | number[]; keepDims: boolean }>(tf.Sum, backendName, 'simd', ({ inputs, backend, attrs }) =>
-    sumRowsSimd(backend, inputs.x as tf.TensorInfo, attrs.axis, attrs.keepDims));
 }
