@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, findSimdKernels, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
@@ -46,7 +46,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -117,6 +117,71 @@ test('a CNN layer\'s filter gradient on wasm (tf.grad, the registered kernels) =
   await initBackend('wasm');
   const wasm = run();
   assert.ok(relDiff(wasm, cpu) < 1e-5, `${relDiff(wasm, cpu)}`);
+});
+
+interface ConvCase { x: [number, number, number, number]; f: [number, number, number, number]; s: number | [number, number]; pad: FilterCase['pad']; d?: number | [number, number]; cropped?: true }
+
+test('convolution and its input gradient through the SIMD module = the cpu backend (strides, dilations, paddings, channel blocks, odd widths)', async () => {
+  const cases: ConvCase[] = [
+    { x: [3, 16, 16, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' }, // the bench's second layer
+    { x: [2, 14, 14, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' },
+    { x: [2, 9, 11, 8], f: [3, 3, 8, 4], s: 1, pad: 'valid' }, // 4 outputs: one SIMD vector; 11 wide: an odd pixel at the end
+    { x: [2, 15, 16, 12], f: [3, 3, 12, 12], s: 2, pad: 'same' }, // 12 = a block of 8 and one of 4
+    { x: [2, 15, 15, 8], f: [3, 3, 8, 20], s: 2, pad: 'valid' },
+    { x: [2, 14, 13, 8], f: [4, 4, 8, 8], s: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+    { x: [1, 9, 10, 9], f: [5, 5, 9, 4], s: 3, pad: 'same' }, // 9 input channels: not a multiple of 4
+    { x: [2, 7, 7, 8], f: [1, 1, 8, 24], s: 1, pad: 'valid' },
+    { x: [2, 12, 12, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // a colour image's first layer (its input gradient has 3 outputs: XNNPACK)
+    { x: [2, 10, 9, 1], f: [5, 5, 1, 8], s: 1, pad: 'same' }, // a grey image's
+    { x: [2, 12, 12, 8], f: [3, 3, 8, 16], s: 1, pad: 'same', d: 2 }, // dilation: taps one apart
+    { x: [1, 5, 5, 8], f: [5, 5, 8, 4], s: 1, pad: 'valid' }, // the filter as large as the input
+    { x: [2, 6, 7, 8], f: [2, 3, 8, 8], s: 1, pad: 2, cropped: true }, // padding wider than the filter: its input gradient crops, which the SIMD path leaves to XNNPACK
+  ];
+  const rng = new Rng(41);
+  const values = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
+  const data = cases.map((c) => ({ x: values(c.x), f: values(c.f) }));
+  // Forward and both gradients of sum(conv · up), with `up` fixed: the registered kernels, as training runs them.
+  const run = () => cases.map((c, i) => tf.tidy(() => {
+    const x = tf.tensor4d(data[i].x, c.x);
+    const f = tf.tensor4d(data[i].f, c.f);
+    const y = tf.conv2d(x, f, c.s, c.pad, 'NHWC', c.d ?? 1);
+    const up = tf.tensor4d(Float32Array.from({ length: y.size }, (_, j) => Math.sin(j)), y.shape as [number, number, number, number]);
+    if (c.d) return [y.dataSync(), new Float32Array(0), new Float32Array(0)]; // tfjs has no gradient for dilated convolutions
+    const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad, 'NHWC', c.d ?? 1), up)))([x, f]);
+    return [y, dx, df].map((t) => t.dataSync());
+  }) as Float32Array[]);
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const wasm = run();
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  cases.forEach((c, i) => {
+    ['forward', 'input gradient', 'filter gradient'].forEach((what, k) => {
+      if (!cpu[i][k].length) return;
+      const d = relDiff(wasm[i][k], cpu[i][k]);
+      assert.ok(d < 2e-5, `case ${i} ${JSON.stringify(c)}: ${what} differs by ${d}`);
+    });
+    tf.tidy(() => {
+      // Which of them the SIMD module took: the forward pass wherever the channels allow, the input
+      // gradient (a convolution from the output channels to the input channels) where the stride and
+      // dilation are 1 and the channels allow it the other way round.
+      const x = tf.tensor4d(data[i].x, c.x);
+      const f = tf.tensor4d(data[i].f, c.f);
+      const fwd = conv2dSimd(tf.backend(), x, f, { strides: c.s, pad: c.pad, dilations: c.d });
+      assert.ok(fwd, `case ${i}: forward taken`);
+      const y = tf.engine().makeTensorFromTensorInfo(fwd);
+      const unit = (s: number | [number, number] | undefined) => s === undefined || s === 1 || (Array.isArray(s) && s[0] === 1 && s[1] === 1);
+      const bwd = conv2dBackpropInputSimd(tf.backend(), y, f, { strides: c.s, pad: c.pad, dilations: c.d, inputShape: c.x });
+      assert.equal(bwd !== null, unit(c.s) && unit(c.d) && c.x[3] % 4 === 0 && !c.cropped, `case ${i}: input gradient taken?`);
+      if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
+    });
+  });
+  tf.tidy(() => {
+    const x = tf.zeros([1, 6, 6, 8]) as tf.Tensor4D;
+    assert.equal(conv2dSimd(tf.backend(), x, tf.zeros([3, 3, 8, 6]), { strides: 1, pad: 'valid' }), null, '6 output channels: not a multiple of 4');
+    assert.equal(conv2dSimd(tf.backend(), tf.zeros([1, 8, 6, 6]), tf.zeros([3, 3, 8, 8]), { strides: 1, pad: 'valid', dataFormat: 'NCHW' }), null, 'NCHW');
+  });
 });
 
 test('max-pool gradient: the SIMD path takes windows apart and inside the image with channels in fours, bit for bit the JavaScript pass', async () => {

@@ -12,7 +12,9 @@
  * W[fh − 1 − a, fw − 1 − b, ci, co].
  *
  * Any other case (strides, dilations, NCHW, a padding that would need cropping) goes to the kernel that
- * was registered before, so behaviour there is unchanged.
+ * was registered before, so behaviour there is unchanged. In front of this one, simd-kernels.ts runs the
+ * same math as one SIMD kernel on the heap (no padded copy of dy) where the input channels come in fours;
+ * this formulation stays for the rest (a first layer's 3 colour channels, when the module cannot load).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { registerInFrontOfStock } from './tensor-info';
