@@ -13,6 +13,7 @@ import { relDiff } from '../helpers';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { gatherOnHeap } from '../../src/core/kernels/gather';
 import { matMulTransposedFirst } from '../../src/core/kernels/batch-mat-mul';
+import { matMulSimd } from '../../src/core/kernels/simd-kernels';
 import { sliceOnHeap } from '../../src/core/kernels/slice';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { heapOffset, wasmInternals } from '../../src/core/kernels/wasm-heap';
@@ -171,16 +172,21 @@ test('Slice of a contiguous block on the wasm heap = the cpu backend; other slic
   });
 });
 
-test('BatchMatMul with transposed operands on wasm = the cpu backend; small and batched products go to the stock kernel', async () => {
-  const cases: { a: number[]; b: number[]; tA: boolean; tB: boolean; fast: boolean }[] = [
-    { a: [64, 24], b: [64, 32], tA: true, tB: false, fast: true },
-    { a: [64, 512], b: [64, 10], tA: true, tB: false, fast: true },
-    { a: [64, 10], b: [512, 10], tA: false, tB: true, fast: true },
-    { a: [40, 30], b: [50, 40], tA: true, tB: true, fast: true },
-    { a: [1, 64, 40], b: [1, 64, 30], tA: true, tB: false, fast: true }, // batch of one
-    { a: [8, 4], b: [8, 3], tA: true, tB: false, fast: false }, // small: stock
-    { a: [2, 40, 30], b: [2, 40, 20], tA: true, tB: false, fast: false }, // batched: stock
-    { a: [30, 40], b: [40, 20], tA: false, tB: false, fast: false },
+test('BatchMatMul on wasm = the cpu backend: transposed operands transposed first, untransposed products through the SIMD module; small, batched and narrow products go to the stock kernel', async () => {
+  // fast: transposed first (batch-mat-mul.ts); simd: the SIMD module takes the product as given.
+  const cases: { a: number[]; b: number[]; tA: boolean; tB: boolean; fast: boolean; simd: boolean }[] = [
+    { a: [64, 24], b: [64, 32], tA: true, tB: false, fast: true, simd: false },
+    { a: [64, 512], b: [64, 10], tA: true, tB: false, fast: true, simd: false },
+    { a: [64, 10], b: [512, 10], tA: false, tB: true, fast: true, simd: false },
+    { a: [40, 30], b: [50, 40], tA: true, tB: true, fast: true, simd: false },
+    { a: [1, 64, 40], b: [1, 64, 30], tA: true, tB: false, fast: true, simd: false }, // batch of one
+    { a: [8, 4], b: [8, 3], tA: true, tB: false, fast: false, simd: false }, // small: stock
+    { a: [2, 40, 30], b: [2, 40, 20], tA: true, tB: false, fast: false, simd: false }, // batched: stock
+    { a: [30, 40], b: [40, 20], tA: false, tB: false, fast: false, simd: true },
+    { a: [64, 1568], b: [1568, 64], tA: false, tB: false, fast: false, simd: true }, // the demo CNN's dense layer
+    { a: [1, 33, 7], b: [7, 12], tA: false, tB: false, fast: false, simd: true }, // batch of one, an odd row count
+    { a: [30, 40], b: [40, 10], tA: false, tB: false, fast: false, simd: false }, // 10 columns: not a multiple of 4
+    { a: [2, 30, 40], b: [2, 40, 20], tA: false, tB: false, fast: false, simd: false }, // batched
   ];
   const rng = new Rng(77);
   const data = cases.map((c) => ({ a: values(c.a, rng), b: values(c.b, rng) }));
@@ -193,6 +199,9 @@ test('BatchMatMul with transposed operands on wasm = the cpu backend; small and 
     tf.tidy(() => {
       const r = matMulTransposedFirst(tf.tensor(data[i].a, c.a), tf.tensor(data[i].b, c.b), c.tA, c.tB);
       assert.equal(r !== null, c.fast, `case ${i}: transposed first?`);
+      const s = matMulSimd(tf.backend(), tf.tensor(data[i].a, c.a), tf.tensor(data[i].b, c.b), c.tA, c.tB);
+      assert.equal(s !== null, c.simd, `case ${i}: through the SIMD module?`);
+      if (s) tf.engine().makeTensorFromTensorInfo(s);
     });
   });
   // A shape mismatch is the stock kernel's error.
