@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
@@ -181,6 +181,53 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     const x = tf.zeros([1, 6, 6, 8]) as tf.Tensor4D;
     assert.equal(conv2dSimd(tf.backend(), x, tf.zeros([3, 3, 8, 6]), { strides: 1, pad: 'valid' }), null, '6 output channels: not a multiple of 4');
     assert.equal(conv2dSimd(tf.backend(), tf.zeros([1, 8, 6, 6]), tf.zeros([3, 3, 8, 8]), { strides: 1, pad: 'valid', dataFormat: 'NCHW' }), null, 'NCHW');
+  });
+});
+
+test('fused convolution and matrix product (bias, relu, relu6), as inference runs them, through the SIMD module = the cpu backend; other activations go to XNNPACK', async () => {
+  const rng = new Rng(43);
+  const values = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
+  const convs: { x: [number, number, number, number]; f: [number, number, number, number]; activation: 'linear' | 'relu' | 'relu6' | 'elu'; bias: boolean; simd: boolean }[] = [
+    { x: [2, 10, 10, 3], f: [3, 3, 3, 16], activation: 'relu', bias: true, simd: true },
+    { x: [2, 7, 9, 8], f: [3, 3, 8, 12], activation: 'relu6', bias: true, simd: true },
+    { x: [2, 7, 9, 8], f: [3, 3, 8, 8], activation: 'linear', bias: false, simd: true },
+    { x: [2, 7, 9, 8], f: [3, 3, 8, 8], activation: 'elu', bias: true, simd: false },
+  ];
+  const mats: { a: [number, number]; b: [number, number]; activation: 'linear' | 'relu' | 'relu6' | 'elu'; bias: boolean; simd: boolean }[] = [
+    { a: [33, 40], b: [40, 64], activation: 'relu', bias: true, simd: true },
+    { a: [5, 7], b: [7, 4], activation: 'relu6', bias: true, simd: true },
+    { a: [5, 7], b: [7, 10], activation: 'relu', bias: true, simd: false }, // 10 outputs
+    { a: [5, 7], b: [7, 8], activation: 'elu', bias: false, simd: false },
+  ];
+  // Scaled so that relu6 clips some outputs at 6 and relu zeroes others.
+  const convData = convs.map((c) => ({ x: values(c.x).map((v) => 3 * v), f: values(c.f), bias: values([c.f[3]]) }));
+  const matData = mats.map((c) => ({ a: values(c.a).map((v) => 3 * v), b: values(c.b), bias: values([c.b[1]]) }));
+  const run = () => [
+    ...convs.map((c, i) => tf.fused.conv2d({ x: tf.tensor4d(convData[i].x, c.x), filter: tf.tensor4d(convData[i].f, c.f), strides: 1, pad: 'same', bias: c.bias ? tf.tensor1d(convData[i].bias) : undefined, activation: c.activation })),
+    ...mats.map((c, i) => tf.fused.matMul({ a: tf.tensor2d(matData[i].a, c.a), b: tf.tensor2d(matData[i].b, c.b), bias: c.bias ? tf.tensor1d(matData[i].bias) : undefined, activation: c.activation })),
+  ].map((t) => t.dataSync());
+  await tf.setBackend('cpu');
+  const cpu = tf.tidy(run);
+  await initBackend('wasm');
+  const wasm = tf.tidy(run);
+  const all = [...convs, ...mats];
+  all.forEach((c, i) => {
+    assert.ok(relDiff(wasm[i], cpu[i]) < 1e-5, `${JSON.stringify(c)}: ${relDiff(wasm[i], cpu[i])}`);
+    if (c.activation === 'relu6') assert.ok(cpu[i].some((v) => v === 6) && cpu[i].some((v) => v === 0), 'relu6 clipped at both ends');
+  });
+  tf.tidy(() => {
+    convs.forEach((c, i) => {
+      const e = { bias: c.bias ? tf.tensor1d(convData[i].bias) : undefined, activation: c.activation };
+      const r = conv2dSimd(tf.backend(), tf.tensor4d(convData[i].x, c.x), tf.tensor4d(convData[i].f, c.f), { strides: 1, pad: 'same' }, e);
+      assert.equal(r !== null, c.simd, `conv ${i}: SIMD?`);
+      if (r) tf.engine().makeTensorFromTensorInfo(r); // freed with the tidy
+    });
+    mats.forEach((c, i) => {
+      const e = { bias: c.bias ? tf.tensor1d(matData[i].bias) : undefined, activation: c.activation };
+      const r = matMulSimd(tf.backend(), tf.tensor2d(matData[i].a, c.a), tf.tensor2d(matData[i].b, c.b), false, false, e);
+      assert.equal(r !== null, c.simd, `matMul ${i}: SIMD?`);
+      if (r) tf.engine().makeTensorFromTensorInfo(r);
+    });
   });
 });
 

@@ -40,7 +40,7 @@ export interface SimdExports {
     fh: number, fw: number, sh: number, sw: number, top: number, left: number,
   ): void;
   conv2d(
-    x: number, w: number, out: number, zeros: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
+    x: number, w: number, out: number, zeros: number, bias: number, act: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
     fh: number, fw: number, sh: number, sw: number, dh: number, dw: number, top: number, left: number,
   ): void;
   max_pool_grad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, fh: number, fw: number, sh: number, sw: number): void;
@@ -125,6 +125,24 @@ interface ConvAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+/** What a fused kernel (FusedConv2D, _FusedMatMul) adds after the product: a bias, then an activation. */
+export interface Epilogue {
+  bias?: tf.TensorInfo;
+  activation?: string;
+}
+
+/** The module's code for an activation (0 none, 1 relu, 2 relu6), or null for one it does not apply. */
+const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
+
+/** The epilogue as the module takes it, or null when it cannot (another activation, a bias that is not one value per output channel). */
+function epilogueFor(heap: WasmBackendInternals, e: Epilogue | undefined, co: number): { bias: number; act: number } | null {
+  const act = ACTIVATIONS[e?.activation ?? 'linear'];
+  if (act === undefined) return null;
+  if (!e?.bias) return { bias: 0, act };
+  if (e.bias.dtype !== 'float32' || sizeOf(e.bias.shape) !== co || e.bias.shape.some((d, i) => i < e.bias!.shape.length - 1 && d !== 1)) return null;
+  return { bias: heapOffset(heap, e.bias), act };
+}
+
 /** `ci` zero floats on the heap, for taps outside the image; the caller frees it with `heap.disposeData`. */
 function heapZeros(heap: WasmBackendInternals, ci: number): tf.TensorInfo {
   const zeros = heap.makeOutput([Math.max(ci, 4)], 'float32');
@@ -133,13 +151,13 @@ function heapZeros(heap: WasmBackendInternals, ci: number): tf.TensorInfo {
 }
 
 /** Runs the module's conv2d over heap tensors x [B, H, W, ci] and filter [fh, fw, ci, co]; the output is [B, oh, ow, co]. */
-function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, epilogue = { bias: 0, act: 0 }): tf.TensorInfo {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const out = heap.makeOutput([b, oh, ow, co], 'float32');
   const zeros = heapZeros(heap, ci);
   try {
     kernels.conv2d(
-      heapOffset(heap, x), heapOffset(heap, filter), heapOffset(heap, out), heapOffset(heap, zeros), b, H, W, ci, oh, ow, co,
+      heapOffset(heap, x), heapOffset(heap, filter), heapOffset(heap, out), heapOffset(heap, zeros), epilogue.bias, epilogue.act, b, H, W, ci, oh, ow, co,
       info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth, info.padInfo.top, info.padInfo.left,
     );
   } finally {
@@ -156,17 +174,20 @@ function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.Tenso
  * 4.3 → 2.8 ms, 14×14×16 → 32 4.0 → 2.1 ms, 32×32×3 → 16 2.9 → 2.0 ms, 28×28×1 → 16 0.83 → 0.50 ms;
  * 5×5 28×28×1 → 32 4.0 → 2.1 ms; 8×8×64 → 64 5.9 ms both; nowhere slower. In a cnn32 training epoch
  * (bench:profile) the second layer's forward pass went from 33.6 to 23.5 ms and its input gradient from
- * 37.6 to 23.7 ms.
+ * 37.6 to 23.7 ms. `fused`: FusedConv2D's bias and activation (linear, relu, relu6; others go to XNNPACK),
+ * applied in registers before the store, the bias added after the sum as a separate add would.
  */
-export function conv2dSimd(backend: unknown, x: tf.TensorInfo, filter: tf.TensorInfo, attrs: ConvAttrs): tf.TensorInfo | null {
+export function conv2dSimd(backend: unknown, x: tf.TensorInfo, filter: tf.TensorInfo, attrs: ConvAttrs, fused?: Epilogue): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
   if (!kernels || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
   const [, , ci, co] = filter.shape;
   if (co % 4 !== 0 || x.shape[3] !== ci) return null;
+  const epilogue = epilogueFor(heap, fused, co);
+  if (!epilogue) return null;
   const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
   if (info.outHeight <= 0 || info.outWidth <= 0) return null;
-  return runConv2d(kernels, heap, x, filter, info);
+  return runConv2d(kernels, heap, x, filter, info, epilogue);
 }
 
 /**
@@ -223,7 +244,7 @@ export function conv2dBackpropInputSimd(
  * 0.37 → 0.27 ms, [64,64]·[64,1568] 0.36 → 0.26 ms, [256,784]·[784,128] 1.38 → 1.06 ms,
  * [64,24]·[24,32] 11 → 2 µs.
  */
-export function matMulSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): tf.TensorInfo | null {
+export function matMulSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, fused?: Epilogue): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
   if (!kernels || transposeA || transposeB || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return null;
@@ -231,9 +252,11 @@ export function matMulSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo,
   const [M, K] = a.shape.slice(-2);
   const [K2, N] = b.shape.slice(-2);
   if (K !== K2 || N % 4 !== 0 || M === 0 || K === 0) return null;
+  const epilogue = epilogueFor(heap, fused, N);
+  if (!epilogue) return null;
   const out = heap.makeOutput([...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), M, N], 'float32');
   // One image of 1 × M pixels, K channels in and N out, a 1×1 filter: no tap outside, so `zeros` is never read.
-  kernels.conv2d(heapOffset(heap, a), heapOffset(heap, b), heapOffset(heap, out), heapOffset(heap, a), 1, 1, M, K, 1, M, N, 1, 1, 1, 1, 1, 1, 0, 0);
+  kernels.conv2d(heapOffset(heap, a), heapOffset(heap, b), heapOffset(heap, out), heapOffset(heap, a), epilogue.bias, epilogue.act, 1, 1, M, K, 1, M, N, 1, 1, 1, 1, 1, 1, 0, 0);
   return out;
 }
 
@@ -279,5 +302,16 @@ export function registerSimdKernels(backendName: string): void {
     conv2dBackpropInputSimd(backend, inputs.dy as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs));
   registerRawInFrontOfStock<{ transposeA: boolean; transposeB: boolean }>(tf.BatchMatMul, backendName, 'simd', ({ inputs, backend, attrs }) =>
     matMulSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, attrs.transposeA, attrs.transposeB));
+  // The fused forms, as a model's inference runs (tfjs-layers fuses bias and activation when not training).
+  const epilogue = (inputs: tf.NamedTensorInfoMap, activation: string): Epilogue | undefined =>
+    inputs.preluActivationWeights ? undefined : { bias: inputs.bias as tf.TensorInfo | undefined, activation };
+  registerRawInFrontOfStock<ConvAttrs & { activation: string }>(tf.FusedConv2D, backendName, 'simd', ({ inputs, backend, attrs }) => {
+    const e = epilogue(inputs, attrs.activation);
+    return e ? conv2dSimd(backend, inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs, e) : null;
+  });
+  registerRawInFrontOfStock<{ transposeA: boolean; transposeB: boolean; activation: string }>(tf._FusedMatMul, backendName, 'simd', ({ inputs, backend, attrs }) => {
+    const e = epilogue(inputs, attrs.activation);
+    return e ? matMulSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, attrs.transposeA, attrs.transposeB, e) : null;
+  });
   registerRawInFrontOfStock(tf.Add, backendName, 'simd', ({ inputs, backend }) => addBiasSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo));
 }

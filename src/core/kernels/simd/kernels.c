@@ -95,7 +95,9 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H
 
 // A 2-D convolution, NHWC, the filter [fh, fw, ci, co]:
 //   out[b, y, x, o] = Σ_{kh, kw, c} xin[b, y·sh + kh·dh − top, x·sw + kw·dw − left, c] · w[kh, kw, c, o]
-// (reads outside the image are zeros). One block is P output pixels of a row × 4·NV output channels,
+// (reads outside the image are zeros), plus bias[o] where `bias` is not null, then the activation `act`
+// (0 none, 1 relu: x < 0 ? 0 : x, 2 relu6: that, then 6 < x ? 6 : x; NaN passes, as on the cpu backend).
+// One block is P output pixels of a row × 4·NV output channels,
 // P·NV accumulators in SIMD registers; a filter row whose taps all lie inside the image (dilation 1) is
 // one run of fw·ci inputs, contiguous in NHWC. A tap outside reads `zeros` (ci zero floats) instead.
 #define CONV_TAPS(P, NV)                                                                                 \
@@ -112,8 +114,8 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H
     }                                                                                                    \
   }                                                                                                      \
   static void conv_block_##P##_##NV(const float* img, const float* w, float* out, const float* zeros,    \
-                                    int iy0, int xo, int H, int W, int ci, int co, int fh, int fw, int sw, \
-                                    int dh, int dw, int left) {                                          \
+                                    const float* bias, int act, int iy0, int xo, int H, int W, int ci,   \
+                                    int co, int fh, int fw, int sw, int dh, int dw, int left) {          \
     int bx[P];                                                                                           \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) bx[p] = (xo + p) * sw - left;         \
     const int inside = dw == 1 && bx[0] >= 0 && bx[P - 1] + fw <= W;                                     \
@@ -137,6 +139,18 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H
         conv_taps_##P##_##NV(px, w + (kh * fw + kw) * ci * co, ci, co, acc);                             \
       }                                                                                                  \
     }                                                                                                    \
+    if (bias) { /* added after the sum, as a separate bias add would: the same float32 result */        \
+      _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++)                                     \
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                  \
+          acc[p * NV + v] = wasm_f32x4_add(acc[p * NV + v], wasm_v128_load(bias + 4 * v));               \
+    }                                                                                                    \
+    if (act) {                                                                                           \
+      const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);                          \
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < P * NV; i++) {                              \
+        acc[i] = wasm_f32x4_pmax(acc[i], zero);                                                          \
+        if (act == 2) acc[i] = wasm_f32x4_pmin(acc[i], six);                                             \
+      }                                                                                                  \
+    }                                                                                                    \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++)                                       \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                    \
         wasm_v128_store(out + p * co + 4 * v, acc[p * NV + v]);                                          \
@@ -148,8 +162,8 @@ CONV_TAPS(2, 4) CONV_TAPS(2, 2) CONV_TAPS(2, 1) CONV_TAPS(1, 4) CONV_TAPS(1, 2) 
 // 3×12 and 1×16 on the bench's layers, it was the fastest (8 accumulators, 4 filter vectors, 1 splat fit
 // the 16 SIMD registers of x86-64).
 EXPORT("conv2d")
-void conv2d(const float* x, const float* w, float* out, const float* zeros, int B, int H, int W, int ci, int oh,
-            int ow, int co, int fh, int fw, int sh, int sw, int dh, int dw, int top, int left) {
+void conv2d(const float* x, const float* w, float* out, const float* zeros, const float* bias, int act, int B, int H,
+            int W, int ci, int oh, int ow, int co, int fh, int fw, int sh, int sw, int dh, int dw, int top, int left) {
   for (int b = 0; b < B; b++) {
     const float* img = x + b * H * W * ci;
     for (int y = 0; y < oh; y++) {
@@ -159,16 +173,16 @@ void conv2d(const float* x, const float* w, float* out, const float* zeros, int 
       for (; xo + 2 <= ow; xo += 2) {
         float* o = orow + xo * co;
         int o0 = 0;
-        for (; o0 + 16 <= co; o0 += 16) conv_block_2_4(img, w + o0, o + o0, zeros, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 + 8 <= co; o0 += 8) conv_block_2_2(img, w + o0, o + o0, zeros, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 < co; o0 += 4) conv_block_2_1(img, w + o0, o + o0, zeros, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 + 16 <= co; o0 += 16) conv_block_2_4(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 + 8 <= co; o0 += 8) conv_block_2_2(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 < co; o0 += 4) conv_block_2_1(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
       }
       if (xo < ow) {
         float* o = orow + xo * co;
         int o0 = 0;
-        for (; o0 + 16 <= co; o0 += 16) conv_block_1_4(img, w + o0, o + o0, zeros, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 + 8 <= co; o0 += 8) conv_block_1_2(img, w + o0, o + o0, zeros, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 < co; o0 += 4) conv_block_1_1(img, w + o0, o + o0, zeros, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 + 16 <= co; o0 += 16) conv_block_1_4(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 + 8 <= co; o0 += 8) conv_block_1_2(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 < co; o0 += 4) conv_block_1_1(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
       }
     }
   }
