@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
@@ -46,7 +46,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -228,6 +228,35 @@ test('fused convolution and matrix product (bias, relu, relu6), as inference run
       assert.equal(r !== null, c.simd, `matMul ${i}: SIMD?`);
       if (r) tf.engine().makeTensorFromTensorInfo(r);
     });
+  });
+});
+
+test('relu gradient: one SIMD pass on wasm, the cpu backend\'s dy · step(x) bit for bit (zeros, negative zero, NaN, infinities)', async () => {
+  const rng = new Rng(47);
+  const n = 4 * 9 + 3; // a tail after the SIMD blocks
+  const x = Float32Array.from({ length: n }, () => rng.normal());
+  const dy = Float32Array.from({ length: n }, () => rng.normal());
+  x.set([0, -0, NaN, Infinity, -Infinity, 1e-30, -1e-30], 0);
+  dy.set([5, 5, 5, Infinity, Infinity, NaN, -2], 0);
+  x.set([NaN, 0], n - 2);
+  const run = () => tf.tidy(() => {
+    const xt = tf.tensor2d(x, [3, 13]);
+    const dyt = tf.tensor2d(dy, [3, 13]);
+    const viaGrad = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.relu(v), dyt)))(xt);
+    return Array.from(viaGrad.dataSync());
+  });
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const wasm = run();
+  assert.equal(tf.memory().numTensors, before);
+  wasm.forEach((v, i) => assert.ok(Object.is(v, cpu[i]), `entry ${i} (x ${x[i]}, dy ${dy[i]}): wasm ${v}, cpu ${cpu[i]}`));
+  tf.tidy(() => {
+    const info = reluGradSimd(tf.backend(), tf.tensor2d(dy, [3, 13]), tf.tensor2d(x, [3, 13]));
+    assert.ok(info, 'the SIMD kernel takes float32 of one shape');
+    assert.deepEqual(Array.from(tf.engine().makeTensorFromTensorInfo(info).dataSync()), cpu);
+    assert.equal(reluGradSimd(tf.backend(), tf.ones([4]), tf.ones([2, 2])), null, 'shapes that differ: tfjs\'s formula');
   });
 });
 
