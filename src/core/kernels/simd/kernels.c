@@ -201,6 +201,38 @@ void max_pool_grad(const float* x, const float* dy, float* dx, int B, int H, int
     for (int i = 0; i < total; i += 4) wasm_v128_store(dx + i, wasm_f32x4_splat(0.0f));
   }
   const v128_t minusInf = wasm_f32x4_splat(-__builtin_inff());
+  if (fh == 2 && fw == 2 && sh == 2 && sw == 2) {
+    // 2×2 windows, stride 2 (nearly every CNN's pooling), unrolled: M is the window's largest value that
+    // is not NaN (pmax(a, b) = a < b ? b : a keeps a when b is NaN), and the first input equal to it wins,
+    // which is what the sequential strict comparison below picks. A window whose M is −∞ gives nothing.
+    // One call, steady state: 64×32×32×16 2.3 → 0.6 ms, 64×14×14×32 0.43 → 0.15 ms.
+    for (int b = 0; b < B; b++) {
+      for (int oh = 0; oh < OH; oh++) {
+        for (int ow = 0; ow < OW; ow++) {
+          const int base = ((b * H + oh * 2) * W + ow * 2) * C;
+          const float* g = dy + ((b * OH + oh) * OW + ow) * C;
+          const float *x0 = x + base, *x1 = x0 + C, *x2 = x0 + W * C, *x3 = x2 + C;
+          float *d0 = dx + base, *d1 = d0 + C, *d2 = d0 + W * C, *d3 = d2 + C;
+          for (int c = 0; c < C; c += 4) {
+            const v128_t v0 = wasm_v128_load(x0 + c), v1 = wasm_v128_load(x1 + c);
+            const v128_t v2 = wasm_v128_load(x2 + c), v3 = wasm_v128_load(x3 + c);
+            const v128_t m = wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(minusInf, v0), v1), v2), v3);
+            const v128_t gv = wasm_v128_and(wasm_v128_load(g + c), wasm_f32x4_gt(m, minusInf));
+            const v128_t e0 = wasm_f32x4_eq(v0, m);
+            const v128_t e1 = wasm_v128_andnot(wasm_f32x4_eq(v1, m), e0);
+            const v128_t e01 = wasm_v128_or(e0, e1);
+            const v128_t e2 = wasm_v128_andnot(wasm_f32x4_eq(v2, m), e01);
+            const v128_t e3 = wasm_v128_andnot(wasm_f32x4_eq(v3, m), wasm_v128_or(e01, e2));
+            wasm_v128_store(d0 + c, wasm_v128_and(gv, e0));
+            wasm_v128_store(d1 + c, wasm_v128_and(gv, e1));
+            wasm_v128_store(d2 + c, wasm_v128_and(gv, e2));
+            wasm_v128_store(d3 + c, wasm_v128_and(gv, e3));
+          }
+        }
+      }
+    }
+    return;
+  }
   for (int b = 0; b < B; b++) {
     for (int oh = 0; oh < OH; oh++) {
       for (int ow = 0; ow < OW; ow++) {
