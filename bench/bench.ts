@@ -152,13 +152,16 @@ function torchAvailable(): { py: string; version: string } | undefined {
   return undefined;
 }
 
-function torchBench(py: string, threads: number): Record<string, { epochSeconds: number; inferSeconds: number; samples: number }> | undefined {
-  const r = spawnSync(py, [path.join(root, 'bench', 'torch_bench.py'), '--threads', String(threads), '--repeats', String(REPEATS)], { encoding: 'utf8', timeout: 600_000 });
+interface TorchResult { epochSeconds: number; inferSeconds: number; samples: number }
+
+/** PyTorch's epoch on `threads` threads for one workload (torch_bench.py), or undefined when it fails. */
+function torchBench(py: string, threads: number, workload: string): TorchResult | undefined {
+  const r = spawnSync(py, [path.join(root, 'bench', 'torch_bench.py'), '--threads', String(threads), '--repeats', String(REPEATS), '--workload', workload], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) {
     console.error(`PyTorch bench failed: ${r.stderr}`);
     return undefined;
   }
-  return JSON.parse(r.stdout);
+  return (JSON.parse(r.stdout) as Record<string, TorchResult>)[workload];
 }
 
 interface SweepResult {
@@ -245,6 +248,14 @@ async function main() {
   const results: Measurement[] = [];
   const backends: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
   const ran: string[] = [];
+  // PyTorch runs right after Fair Prune's default backend on each workload (and after each pair of jobs
+  // below): this VM's speed drifts by up to 1.5× over minutes, so only measurements seconds apart make a
+  // fair ratio.
+  const py = torchAvailable();
+  if (!py) console.log('PyTorch: not installed (Debian: apt-get install python3-torch) — no ratios');
+  const torch: Record<1 | 2, Record<string, TorchResult | undefined>> = { 1: {}, 2: {} };
+  const torchPairs: Record<string, TorchResult | undefined> = {};
+  let torchNextTo: string | undefined;
   const ours = await othersLoad(async () => {
     for (const b of backends) {
       let info;
@@ -264,6 +275,12 @@ async function main() {
           const m = await measure(w, denseStep);
           results.push({ ...m, backend: label });
           console.log(`${label.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
+          // The first backend that runs (the one sessions use) gets PyTorch beside it.
+          if (py && label === b && (torchNextTo ?? b) === b) {
+            torchNextTo = b;
+            for (const threads of [1, 2] as const) torch[threads][w.name] = torchBench(py.py, threads, w.name);
+            console.log(`PyTorch    ${w.name.padEnd(9)} epoch ${torch[1][w.name]?.epochSeconds.toFixed(3) ?? '–'} s on 1 thread, ${torch[2][w.name]?.epochSeconds.toFixed(3) ?? '–'} s on 2`);
+          }
         }
       }
     }
@@ -274,18 +291,10 @@ async function main() {
     if (!ran.some((r) => r.startsWith('wasm'))) return;
     for (const w of WORKLOADS) {
       pairs[w.name] = await measurePair(w);
-      console.log(`wasm ×2    ${w.name.padEnd(9)} two jobs at once: ${pairs[w.name].epochsPerSecond.toFixed(2)} epochs/s (${(1 / pairs[w.name].epochsPerSecond).toFixed(3)} s per epoch)`);
+      if (py) torchPairs[w.name] = torchBench(py.py, 2, w.name);
+      console.log(`wasm ×2    ${w.name.padEnd(9)} two jobs at once: ${pairs[w.name].epochsPerSecond.toFixed(2)} epochs/s (${(1 / pairs[w.name].epochsPerSecond).toFixed(3)} s per epoch); PyTorch on 2 threads ${torchPairs[w.name]?.epochSeconds.toFixed(3) ?? '–'} s`);
     }
   });
-
-  const py = torchAvailable();
-  const torch: Record<number, ReturnType<typeof torchBench>> = {};
-  const torchLoad = await othersLoad(() => {
-    if (py) for (const threads of [1, 2]) torch[threads] = torchBench(py.py, threads);
-  });
-  if (!py) {
-    console.log('PyTorch: not installed (Debian: apt-get install python3-torch) — no ratios');
-  }
 
   await initBackend('wasm');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-bench-'));
@@ -293,7 +302,7 @@ async function main() {
   const sweeps = sweepLoad.value;
   for (const s of sweeps) console.log(`sweep ${s.workload}, ${s.points} points, ${s.workers} at a time: ${s.seconds.toFixed(1)} s, RSS ${s.startRssMiB.toFixed(0)} MiB at start, peak ${s.peakRssMiB.toFixed(0)} MiB`);
   const fmtLoad = (l?: number) => (l === undefined ? 'not measured' : `${l.toFixed(2)} cores`);
-  const noise = `Other processes' CPU use during the run (average; the machine has ${os.cpus().length} cores): Fair Prune measurements ${fmtLoad(ours.otherCores)}, PyTorch ${fmtLoad(torchLoad.otherCores)}, sweeps ${fmtLoad(sweepLoad.otherCores)}`;
+  const noise = `Other processes' CPU use during the run (average; the machine has ${os.cpus().length} cores): Fair Prune's measurements with PyTorch's beside them ${fmtLoad(ours.otherCores)}, sweeps ${fmtLoad(sweepLoad.otherCores)}`;
   console.log(noise);
   fs.rmSync(tmp, { recursive: true, force: true });
 
@@ -302,17 +311,17 @@ async function main() {
   lines.push('## Fine-tuning and inference', '', 'Median of ' + REPEATS + ' epochs after a warm-up epoch; the same custom training loop the sessions use (Adam, masks off).', '');
   lines.push('| workload | backend | train samples/s | epoch s | infer samples/s | PyTorch 1 thread epoch s | ratio (1 thread) | PyTorch 2 threads epoch s | ratio (2 threads) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    const t1 = torch[1]?.[r.workload];
-    const t2 = torch[2]?.[r.workload];
+    const t1 = torch[1][r.workload];
+    const t2 = torch[2][r.workload];
     const ratio = (t?: { epochSeconds: number }) => (t ? (t.epochSeconds / r.epochSeconds).toFixed(2) : '–');
     lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
   }
-  lines.push('', 'Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.', '');
+  lines.push('', `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran each workload right after ${torchNextTo ?? 'the first backend'} did (its epoch time can drift by 1.5× over minutes on this VM, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`, '');
   if (Object.keys(pairs).length) {
     lines.push(
       '### Both cores',
       '',
-      `A sweep runs its points two at a time on 2 cores (wasm trains on one thread). Here two fine-tuning jobs of each workload run at once in two worker threads, ${REPEATS} epochs each after a warm-up; their combined epochs per second are set against PyTorch running one job on 2 threads (its intra-op threads), the way a PyTorch sweep would run its points one after another. Other processes' CPU use meanwhile: ${fmtLoad(pairLoad.otherCores)}.`,
+      `A sweep runs its points two at a time on 2 cores (wasm trains on one thread). Here two fine-tuning jobs of each workload run at once in two worker threads, ${REPEATS} epochs each after a warm-up; their combined epochs per second are set against PyTorch running one job on 2 threads (its intra-op threads, measured right after), the way a PyTorch sweep would run its points one after another. Other processes' CPU use meanwhile: ${fmtLoad(pairLoad.otherCores)}.`,
       '',
       '| workload | Fair Prune, 2 jobs at once: epochs/s | the same, s per epoch | PyTorch 2 threads: epochs/s | ratio (2 cores) |',
       '| --- | ---: | ---: | ---: | ---: |',
@@ -320,7 +329,7 @@ async function main() {
     for (const w of WORKLOADS) {
       const pair = pairs[w.name];
       if (!pair) continue;
-      const t2 = torch[2]?.[w.name];
+      const t2 = torchPairs[w.name];
       lines.push(`| ${w.name} | ${pair.epochsPerSecond.toFixed(2)} | ${(1 / pair.epochsPerSecond).toFixed(3)} | ${t2 ? (1 / t2.epochSeconds).toFixed(2) : '–'} | ${t2 ? (pair.epochsPerSecond * t2.epochSeconds).toFixed(2) : '–'} |`);
     }
     lines.push('');
@@ -341,7 +350,7 @@ async function main() {
   lines.push(...editorSection());
   lines.push('Workloads:', '', ...WORKLOADS.map((w) => `- \`${w.name}\`: ${w.description}`), '');
   fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), lines.join('\n'));
-  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, pytorch: py, otherCores: { ours: ours.otherCores, pairs: pairLoad.otherCores, torch: torchLoad.otherCores, sweeps: sweepLoad.otherCores }, results, pairs, torch, sweeps }, null, 1));
+  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, pytorch: py, otherCores: { ours: ours.otherCores, pairs: pairLoad.otherCores, sweeps: sweepLoad.otherCores }, results, pairs, torch, torchPairs, sweeps }, null, 1));
   console.log(`\nwrote bench/RESULTS.md`);
 }
 

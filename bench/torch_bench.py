@@ -14,6 +14,7 @@ from torch import nn
 p = argparse.ArgumentParser()
 p.add_argument('--threads', type=int, default=1)
 p.add_argument('--repeats', type=int, default=3)
+p.add_argument('--workload', choices=['cnn32', 'mlp', 'demo-cnn'], help='only this one (bench.ts measures each right after Fair Prune)')
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -39,6 +40,8 @@ WORKLOADS = {
 
 out = {}
 for name, (build, shape, classes, n) in WORKLOADS.items():
+    if args.workload and name != args.workload:
+        continue
     model = build()
     x = torch.rand(n, *shape)
     y = torch.arange(n) % classes
