@@ -9,7 +9,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'child_process';
+import * as readline from 'readline';
 import { isMainThread, parentPort, Worker, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -154,14 +155,39 @@ function torchAvailable(): { py: string; version: string } | undefined {
 
 interface TorchResult { epochSeconds: number; inferSeconds: number; samples: number }
 
-/** PyTorch's epoch on `threads` threads for one workload (torch_bench.py), or undefined when it fails. */
-function torchBench(py: string, threads: number, workload: string): TorchResult | undefined {
-  const r = spawnSync(py, [path.join(root, 'bench', 'torch_bench.py'), '--threads', String(threads), '--repeats', String(REPEATS), '--workload', workload], { encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) {
-    console.error(`PyTorch bench failed: ${r.stderr}`);
-    return undefined;
+/**
+ * One PyTorch process for the whole bench (torch_bench.py --serve), warmed on every workload before its
+ * first answer: a fresh process measured its first workload up to 5× slower than a warm one (cnn32:
+ * 0.51 against 0.10 s an epoch), which made earlier ratios flatter Fair Prune. Asked for a workload and a
+ * thread count, it answers with that epoch's median; undefined when it failed.
+ */
+class TorchServer {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+
+  constructor(py: string) {
+    this.child = spawn(py, [path.join(root, 'bench', 'torch_bench.py'), '--serve', '--repeats', String(REPEATS)]);
+    this.child.stderr.on('data', (d) => process.stderr.write(d));
+    this.lines = readline.createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
   }
-  return (JSON.parse(r.stdout) as Record<string, TorchResult>)[workload];
+
+  private async next(): Promise<Record<string, unknown> | undefined> {
+    const r = await this.lines.next();
+    return r.done ? undefined : JSON.parse(r.value);
+  }
+
+  async ready(): Promise<boolean> {
+    return (await this.next())?.ready === true;
+  }
+
+  async run(workload: string, threads: number): Promise<TorchResult | undefined> {
+    this.child.stdin.write(`${workload} ${threads}\n`);
+    return (await this.next())?.[workload] as TorchResult | undefined;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
 }
 
 interface SweepResult {
@@ -253,6 +279,8 @@ async function main() {
   // fair ratio.
   const py = torchAvailable();
   if (!py) console.log('PyTorch: not installed (Debian: apt-get install python3-torch) — no ratios');
+  const torchServer = py ? new TorchServer(py.py) : undefined;
+  if (torchServer && !(await torchServer.ready())) throw new Error('PyTorch bench (bench/torch_bench.py --serve) did not start');
   const torch: Record<1 | 2, Record<string, TorchResult | undefined>> = { 1: {}, 2: {} };
   const torchPairs: Record<string, TorchResult | undefined> = {};
   let torchNextTo: string | undefined;
@@ -278,7 +306,7 @@ async function main() {
           // The first backend that runs (the one sessions use) gets PyTorch beside it.
           if (py && label === b && (torchNextTo ?? b) === b) {
             torchNextTo = b;
-            for (const threads of [1, 2] as const) torch[threads][w.name] = torchBench(py.py, threads, w.name);
+            for (const threads of [1, 2] as const) torch[threads][w.name] = await torchServer!.run(w.name, threads);
             console.log(`PyTorch    ${w.name.padEnd(9)} epoch ${torch[1][w.name]?.epochSeconds.toFixed(3) ?? '–'} s on 1 thread, ${torch[2][w.name]?.epochSeconds.toFixed(3) ?? '–'} s on 2`);
           }
         }
@@ -291,11 +319,12 @@ async function main() {
     if (!ran.some((r) => r.startsWith('wasm'))) return;
     for (const w of WORKLOADS) {
       pairs[w.name] = await measurePair(w);
-      if (py) torchPairs[w.name] = torchBench(py.py, 2, w.name);
+      if (torchServer) torchPairs[w.name] = await torchServer.run(w.name, 2);
       console.log(`wasm ×2    ${w.name.padEnd(9)} two jobs at once: ${pairs[w.name].epochsPerSecond.toFixed(2)} epochs/s (${(1 / pairs[w.name].epochsPerSecond).toFixed(3)} s per epoch); PyTorch on 2 threads ${torchPairs[w.name]?.epochSeconds.toFixed(3) ?? '–'} s`);
     }
   });
 
+  torchServer?.close();
   await initBackend('wasm');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-bench-'));
   const sweepLoad = await othersLoad(async () => [...(await mlpSweeps(tmp)), ...(await cnnSweeps(tmp))]);
@@ -316,7 +345,7 @@ async function main() {
     const ratio = (t?: { epochSeconds: number }) => (t ? (t.epochSeconds / r.epochSeconds).toFixed(2) : '–');
     lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
   }
-  lines.push('', `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran each workload right after ${torchNextTo ?? 'the first backend'} did (its epoch time can drift by 1.5× over minutes on this VM, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`, '');
+  lines.push('', `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran in one process warmed on every workload first (a cold process measured cnn32 up to 5× slower), each workload right after ${torchNextTo ?? 'the first backend'} did (this VM's speed drifts by up to 1.5× over minutes, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`, '');
   if (Object.keys(pairs).length) {
     lines.push(
       '### Both cores',

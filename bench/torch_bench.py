@@ -1,11 +1,12 @@
 """The PyTorch side of `npm run bench`: the same workloads, same sizes, Adam, cross-entropy, batch 64.
 
 Prints JSON: {workload: {epochSeconds, inferSeconds, samples}}. Run by bench/bench.ts when Debian's
-python3-torch is installed:  python3 bench/torch_bench.py --threads 1 --repeats 3
+python3-torch is installed:  python3 bench/torch_bench.py --threads 1 --repeats 3 (or --serve)
 """
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -14,9 +15,9 @@ from torch import nn
 p = argparse.ArgumentParser()
 p.add_argument('--threads', type=int, default=1)
 p.add_argument('--repeats', type=int, default=3)
-p.add_argument('--workload', choices=['cnn32', 'mlp', 'demo-cnn'], help='only this one (bench.ts measures each right after Fair Prune)')
+p.add_argument('--serve', action='store_true',
+               help='read "WORKLOAD THREADS" lines on stdin and answer each with a JSON line (bench.ts keeps one warm process)')
 args = p.parse_args()
-torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
 
@@ -38,10 +39,8 @@ WORKLOADS = {
     'demo-cnn': (demo_cnn, (3, 28, 28), 10, 1024),
 }
 
-out = {}
-for name, (build, shape, classes, n) in WORKLOADS.items():
-    if args.workload and name != args.workload:
-        continue
+def bench(name, repeats, warmups=1):
+    build, shape, classes, n = WORKLOADS[name]
     model = build()
     x = torch.rand(n, *shape)
     y = torch.arange(n) % classes
@@ -57,19 +56,34 @@ for name, (build, shape, classes, n) in WORKLOADS.items():
             loss.backward()
             opt.step()
 
-    epoch()  # warm-up
+    for _ in range(warmups):
+        epoch()
     times = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         epoch()
         times.append(time.perf_counter() - t0)
     with torch.no_grad():
         model(x[:256])
         infer = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             for i in range(0, n, 256):
                 model(x[i:i + 256])
             infer.append(time.perf_counter() - t0)
-    out[name] = {'epochSeconds': statistics.median(times), 'inferSeconds': statistics.median(infer), 'samples': n}
-print(json.dumps(out))
+    return {'epochSeconds': statistics.median(times), 'inferSeconds': statistics.median(infer), 'samples': n}
+
+
+if args.serve:
+    # One process for the whole bench, warmed on every workload first: a fresh process measured a
+    # workload up to 2x slower than one that had run others before it (allocator, oneDNN caches).
+    for name in WORKLOADS:
+        bench(name, 1)
+    print(json.dumps({'ready': True}), flush=True)
+    for line in sys.stdin:
+        name, threads = line.split()
+        torch.set_num_threads(int(threads))
+        print(json.dumps({name: bench(name, args.repeats)}), flush=True)
+else:
+    torch.set_num_threads(args.threads)
+    print(json.dumps({name: bench(name, args.repeats) for name in WORKLOADS}))
