@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, maxPoolSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
@@ -46,7 +46,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -257,6 +257,35 @@ test('relu gradient: one SIMD pass on wasm, the cpu backend\'s dy · step(x) bit
     assert.ok(info, 'the SIMD kernel takes float32 of one shape');
     assert.deepEqual(Array.from(tf.engine().makeTensorFromTensorInfo(info).dataSync()), cpu);
     assert.equal(reluGradSimd(tf.backend(), tf.ones([4]), tf.ones([2, 2])), null, 'shapes that differ: tfjs\'s formula');
+  });
+});
+
+test('max pooling: 2×2 windows of stride 2 inside the image through the SIMD module, the cpu backend\'s result bit for bit (NaN, −∞, signed zeros); other pools go to XNNPACK', async () => {
+  const cases: { x: [number, number, number, number]; f: number; s: number; pad: 'valid' | 'same'; simd: boolean }[] = [
+    { x: [2, 8, 8, 16], f: 2, s: 2, pad: 'same', simd: true },
+    { x: [2, 9, 7, 8], f: 2, s: 2, pad: 'valid', simd: true }, // odd sizes, 'valid': the last row and column unread
+    { x: [3, 6, 6, 4], f: 2, s: 2, pad: 'valid', simd: true },
+    { x: [2, 9, 7, 8], f: 2, s: 2, pad: 'same', simd: false }, // padded below and right
+    { x: [2, 8, 8, 6], f: 2, s: 2, pad: 'valid', simd: false }, // 6 channels
+    { x: [2, 9, 9, 8], f: 3, s: 2, pad: 'valid', simd: false }, // 3×3 windows
+  ];
+  const rng = new Rng(53);
+  const special = [NaN, -Infinity, Infinity, 0, -0, 1, 1];
+  const data = cases.map((c) => Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, () => (rng.next() < 0.3 ? special[rng.int(special.length)] : rng.normal())));
+  // A window of NaN only, and one of NaN and −∞: −∞ out.
+  data[0].set([NaN, NaN], 0);
+  const run = () => cases.map((c, i) => Array.from(tf.maxPool(tf.tensor4d(data[i], c.x), c.f, c.s, c.pad).dataSync()));
+  await tf.setBackend('cpu');
+  const cpu = tf.tidy(run);
+  await initBackend('wasm');
+  const wasm = tf.tidy(run);
+  cases.forEach((c, i) => {
+    if (c.simd) wasm[i].forEach((v, j) => assert.ok(Object.is(v, cpu[i][j]), `case ${i} entry ${j}: wasm ${v}, cpu ${cpu[i][j]}`));
+    tf.tidy(() => {
+      const r = maxPoolSimd(tf.backend(), tf.tensor4d(data[i], c.x), c.f, c.s, c.pad);
+      assert.equal(r !== null, c.simd, `case ${i}: SIMD?`);
+      if (r) tf.engine().makeTensorFromTensorInfo(r);
+    });
   });
 });
 

@@ -13,7 +13,7 @@
  * Then `Conv2D` and `Conv2DBackpropInput`: the forward convolution, 2 output pixels × 16 output channels
  * in registers, faster than XNNPACK's on every CNN layer measured (see `conv2dSimd`), and the input
  * gradient of a stride-1 convolution as that same kernel over dy with the filter rotated, with no padded
- * copy of dy; and `BatchMatMul`, as a 1×1 convolution.
+ * copy of dy; `BatchMatMul`, as a 1×1 convolution; and 2×2 `MaxPool`.
  *
  * Also: a bias added at every position (`Add` with one side over the other's last axis), where wasm's
  * stock kernel broadcasts with a general index loop. The module's other kernels are called by the
@@ -43,6 +43,7 @@ export interface SimdExports {
     x: number, w: number, out: number, zeros: number, bias: number, act: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
     fh: number, fw: number, sh: number, sw: number, dh: number, dw: number, top: number, left: number,
   ): void;
+  max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   max_pool_grad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, fh: number, fw: number, sh: number, sw: number): void;
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
@@ -237,6 +238,32 @@ export function conv2dBackpropInputSimd(
 }
 
 /**
+ * Max pooling through the SIMD module for 2×2 windows of stride 2 inside the image (2×2 pooling on an
+ * even size, or 'valid' on any), channels in fours; null otherwise (XNNPACK). The cpu backend's result
+ * exactly (NaN never wins). One call, XNNPACK → this: 64×32×32×16 0.9 → 0.12 ms, 256×28×28×16 (a batch
+ * of inference) 2.5 → 0.5 ms.
+ */
+export function maxPoolSimd(
+  backend: unknown,
+  x: tf.TensorInfo,
+  filterSize: number | [number, number],
+  strides: number | [number, number],
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): tf.TensorInfo | null {
+  const kernels = simdKernels(backend);
+  const heap = wasmInternals(backend) as WasmBackendInternals;
+  if (!kernels || x.dtype !== 'float32' || x.shape.length !== 4) return null;
+  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const two = info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 && info.strideWidth === 2;
+  if (!two || C % 4 !== 0 || info.padInfo.top || info.padInfo.left || 2 * OH > H || 2 * OW > W) return null;
+  const out = heap.makeOutput([B, OH, OW, C], 'float32');
+  kernels.max_pool_2x2(heapOffset(heap, x), heapOffset(heap, out), B, H, W, C, OH, OW);
+  return out;
+}
+
+/**
  * An untransposed matrix product a[M, K]·b[K, N] (batch 1) through the SIMD convolution as a 1×1
  * convolution over M pixels of K channels, or null for anything else (transposed operands come here after
  * batch-mat-mul.ts has transposed them; batches, N not a multiple of 4 and other dtypes go to XNNPACK).
@@ -357,5 +384,7 @@ export function registerSimdKernels(backendName: string): void {
     const e = epilogue(inputs, attrs.activation);
     return e ? matMulSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, attrs.transposeA, attrs.transposeB, e) : null;
   });
+  registerRawInFrontOfStock<{ filterSize: number | [number, number]; strides: number | [number, number]; pad: 'valid' | 'same' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' }>(tf.MaxPool, backendName, 'simd', ({ inputs, backend, attrs }) =>
+    maxPoolSimd(backend, inputs.x as tf.TensorInfo, attrs.filterSize, attrs.strides, attrs.pad, attrs.dimRoundingMode));
   registerRawInFrontOfStock(tf.Add, backendName, 'simd', ({ inputs, backend }) => addBiasSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo));
 }

@@ -188,6 +188,30 @@ void conv2d(const float* x, const float* w, float* out, const float* zeros, cons
   }
 }
 
+// Max pooling over 2×2 windows of stride 2 that lie inside the image, NHWC, C a multiple of 4: each
+// output is its window's largest value that is not NaN (−∞ when all are NaN), the cpu backend's choice
+// (pmax(a, b) = a < b ? b : a keeps a when b is NaN, and the first of equal values).
+EXPORT("max_pool_2x2")
+void max_pool_2x2(const float* x, float* out, int B, int H, int W, int C, int OH, int OW) {
+  const v128_t minusInf = wasm_f32x4_splat(-__builtin_inff());
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const float* r0 = x + ((b * H + oh * 2) * W) * C;
+      const float* r1 = r0 + W * C;
+      float* o = out + ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++, r0 += 2 * C, r1 += 2 * C, o += C) {
+        for (int c = 0; c < C; c += 4) {
+          v128_t m = wasm_f32x4_pmax(minusInf, wasm_v128_load(r0 + c));
+          m = wasm_f32x4_pmax(m, wasm_v128_load(r0 + C + c));
+          m = wasm_f32x4_pmax(m, wasm_v128_load(r1 + c));
+          m = wasm_f32x4_pmax(m, wasm_v128_load(r1 + C + c));
+          wasm_v128_store(o + c, m);
+        }
+      }
+    }
+  }
+}
+
 // The gradient of max pooling for windows that do not overlap (strides at least the window) and lie
 // inside the image (no padding), NHWC, C a multiple of 4. Each window's gradient goes to its first
 // strictly largest input (NaN and −∞ never win; a window with no winner gives none), as the cpu
