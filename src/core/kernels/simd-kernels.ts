@@ -18,8 +18,8 @@
  * Also: a bias added at every position (`Add` with one side over the other's last axis), where wasm's
  * stock kernel broadcasts with a general index loop. The module's other kernels are called by the
  * JavaScript kernels they speed up, for the cases they take: `max_pool_grad` by max-pool-grad.ts (windows
- * apart; 2×2 windows of stride 2 unrolled: 64×32×32×16 from 6 ms in JavaScript to 0.6 ms), `sum_rows` by sum.ts (bias gradients), and
- * `adam_update` by adam.ts (bit for bit tf.train.adam).
+ * apart; 2×2 windows of stride 2 unrolled: 64×32×32×16 from 6 ms in JavaScript to 0.6 ms), `sum_rows`
+ * by sum.ts (bias gradients), and `adam_update` by adam.ts (bit for bit tf.train.adam).
  *
  * Where the module cannot be loaded (no SIMD in the runtime, the file missing), or for a case it does not
  * take (NCHW, an output-channel count that is not a multiple of 4), the kernel registered before it runs
