@@ -164,6 +164,9 @@ CONV_TAPS(2, 4) CONV_TAPS(2, 2) CONV_TAPS(2, 1) CONV_TAPS(1, 4) CONV_TAPS(1, 2) 
 EXPORT("conv2d")
 void conv2d(const float* x, const float* w, float* out, const float* zeros, const float* bias, int act, int B, int H,
             int W, int ci, int oh, int ow, int co, int fh, int fw, int sh, int sw, int dh, int dw, int top, int left) {
+// One block of P pixels × 4·NV channels at (xo, o0) of the current output row.
+#define CONV_BLOCK(P, NV) \
+  conv_block_##P##_##NV(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left)
   for (int b = 0; b < B; b++) {
     const float* img = x + b * H * W * ci;
     for (int y = 0; y < oh; y++) {
@@ -173,19 +176,20 @@ void conv2d(const float* x, const float* w, float* out, const float* zeros, cons
       for (; xo + 2 <= ow; xo += 2) {
         float* o = orow + xo * co;
         int o0 = 0;
-        for (; o0 + 16 <= co; o0 += 16) conv_block_2_4(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 + 8 <= co; o0 += 8) conv_block_2_2(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 < co; o0 += 4) conv_block_2_1(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 + 16 <= co; o0 += 16) CONV_BLOCK(2, 4);
+        for (; o0 + 8 <= co; o0 += 8) CONV_BLOCK(2, 2);
+        for (; o0 < co; o0 += 4) CONV_BLOCK(2, 1);
       }
-      if (xo < ow) {
+      if (xo < ow) { // an odd last pixel
         float* o = orow + xo * co;
         int o0 = 0;
-        for (; o0 + 16 <= co; o0 += 16) conv_block_1_4(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 + 8 <= co; o0 += 8) conv_block_1_2(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
-        for (; o0 < co; o0 += 4) conv_block_1_1(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left);
+        for (; o0 + 16 <= co; o0 += 16) CONV_BLOCK(1, 4);
+        for (; o0 + 8 <= co; o0 += 8) CONV_BLOCK(1, 2);
+        for (; o0 < co; o0 += 4) CONV_BLOCK(1, 1);
       }
     }
   }
+#undef CONV_BLOCK
 }
 
 // Max pooling over 2×2 windows of stride 2 that lie inside the image, NHWC, C a multiple of 4: each
