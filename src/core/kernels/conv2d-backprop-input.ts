@@ -28,7 +28,34 @@ interface BackpropInputAttrs {
 }
 
 
-const isOne = (s: number | [number, number]) => (Array.isArray(s) ? s[0] === 1 && s[1] === 1 : s === 1);
+/** Whether strides (or dilations) are 1 in both directions; unset counts as 1. */
+export const isOne = (s: number | [number, number] | undefined) => s === undefined || (Array.isArray(s) ? s[0] === 1 && s[1] === 1 : s === 1);
+
+/**
+ * How much dy must be padded on each side for dx to be the 'valid' convolution of padded dy with the
+ * rotated filter: a stride-1 convolution's input gradient (see the math above). Null where that does not
+ * apply: other strides, a dy of another size, or a padding that would need cropping.
+ */
+export function backpropInputPadding(
+  inputShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  dyShape: number[],
+  strides: number | [number, number],
+  pad: BackpropInputAttrs['pad'],
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): { top: number; bottom: number; left: number; right: number } | null {
+  if (!isOne(strides)) return null;
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, 1, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const [fh, fw] = filterShape;
+  const [, h, w] = inputShape;
+  const { outHeight: oh, outWidth: ow } = info;
+  if (dyShape[1] !== oh || dyShape[2] !== ow) return null;
+  const top = fh - 1 - info.padInfo.top;
+  const bottom = h - oh + info.padInfo.top;
+  const left = fw - 1 - info.padInfo.left;
+  const right = w - ow + info.padInfo.left;
+  return top < 0 || bottom < 0 || left < 0 || right < 0 ? null : { top, bottom, left, right };
+}
 
 /**
  * The input gradient of a stride-1 NHWC convolution as one forward convolution, or null when this
@@ -43,17 +70,10 @@ export function conv2dBackpropInputViaConv(
   dataFormat: 'NHWC' | 'NCHW' = 'NHWC',
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): tf.Tensor4D | null {
-  if (dataFormat !== 'NHWC' || !isOne(strides)) return null;
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
-  const [fh, fw] = filter.shape;
-  const [, h, w] = inputShape;
-  const { outHeight: oh, outWidth: ow } = info;
-  if (dy.shape[1] !== oh || dy.shape[2] !== ow) return null;
-  const top = fh - 1 - info.padInfo.top;
-  const bottom = h - oh + info.padInfo.top;
-  const left = fw - 1 - info.padInfo.left;
-  const right = w - ow + info.padInfo.left;
-  if (top < 0 || bottom < 0 || left < 0 || right < 0) return null;
+  if (dataFormat !== 'NHWC') return null;
+  const padding = backpropInputPadding(inputShape, filter.shape, dy.shape, strides, pad, dimRoundingMode);
+  if (!padding) return null;
+  const { top, bottom, left, right } = padding;
   return tf.tidy(() => {
     const padded = top || bottom || left || right ? tf.pad(dy, [[0, 0], [top, bottom], [left, right], [0, 0]]) : dy;
     const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [fh, fw, co, ci]

@@ -29,6 +29,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackpropFilterAttrs } from './conv2d-backprop-filter';
+import { backpropInputPadding, isOne } from './conv2d-backprop-input';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 
@@ -206,19 +207,14 @@ export function conv2dBackpropInputSimd(
 ): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  const one = (s: number | [number, number] | undefined) => s === undefined || (Array.isArray(s) ? s[0] === 1 && s[1] === 1 : s === 1);
-  if (!kernels || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' || !one(attrs.strides) || !one(attrs.dilations) || dy.dtype !== 'float32' || filter.dtype !== 'float32' || dy.shape.length !== 4 || filter.shape.length !== 4) return null;
+  if (!kernels || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' || !isOne(attrs.dilations) || dy.dtype !== 'float32' || filter.dtype !== 'float32' || dy.shape.length !== 4 || filter.shape.length !== 4) return null;
   const [fh, fw, ci, co] = filter.shape;
-  const [b, H, W] = attrs.inputShape;
-  if (ci % 4 !== 0 || attrs.inputShape[3] !== ci) return null;
-  const fwd = tf.backend_util.computeConv2DInfo(attrs.inputShape, filter.shape as [number, number, number, number], 1, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
-  if (dy.shape[0] !== b || dy.shape[1] !== fwd.outHeight || dy.shape[2] !== fwd.outWidth || dy.shape[3] !== co) return null;
-  // dx is the 'valid' convolution of dy padded by top/bottom and left/right (cropping is not taken).
-  const top = fh - 1 - fwd.padInfo.top;
-  const left = fw - 1 - fwd.padInfo.left;
-  const bottom = H + fh - 1 - fwd.outHeight - top;
-  const right = W + fw - 1 - fwd.outWidth - left;
-  if (top < 0 || left < 0 || bottom < 0 || right < 0) return null;
+  const [b] = attrs.inputShape;
+  if (ci % 4 !== 0 || attrs.inputShape[3] !== ci || dy.shape[0] !== b || dy.shape[3] !== co) return null;
+  const padding = backpropInputPadding(attrs.inputShape, filter.shape as [number, number, number, number], dy.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
+  if (!padding) return null;
+  const { top, bottom, left, right } = padding;
+  const [, oh, ow] = dy.shape;
   const rotated = heap.makeOutput([fh, fw, co, ci], 'float32');
   try {
     const src = heapView(heap, filter);
@@ -230,7 +226,7 @@ export function conv2dBackpropInputSimd(
         for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) dst[to + o * ci + i] = src[from + i * co + o];
       }
     }
-    const info = tf.backend_util.computeConv2DInfo([b, fwd.outHeight, fwd.outWidth, co], [fh, fw, co, ci], 1, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], undefined, false, 'channelsLast');
+    const info = tf.backend_util.computeConv2DInfo([b, oh, ow, co], [fh, fw, co, ci], 1, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], undefined, false, 'channelsLast');
     return runConv2d(kernels, heap, dy, rotated, info);
   } finally {
     heap.disposeData(rotated.dataId);
