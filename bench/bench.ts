@@ -283,7 +283,7 @@ async function main() {
   if (torchServer && !(await torchServer.ready())) throw new Error('PyTorch bench (bench/torch_bench.py --serve) did not start');
   const torch: Record<1 | 2, Record<string, TorchResult | undefined>> = { 1: {}, 2: {} };
   const torchPairs: Record<string, TorchResult | undefined> = {};
-  let torchNextTo: string | undefined;
+  let torchBeside: BackendName | undefined; // the first backend that runs: the one sessions use
   const ours = await othersLoad(async () => {
     for (const b of backends) {
       let info;
@@ -294,6 +294,7 @@ async function main() {
         continue;
       }
       ran.push(backendSummary(info));
+      torchBeside ??= b;
       for (const w of WORKLOADS) {
         if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
         // On wasm a small dense chain trains through the JavaScript step (src/core/dense-step.ts); the
@@ -303,10 +304,8 @@ async function main() {
           const m = await measure(w, denseStep);
           results.push({ ...m, backend: label });
           console.log(`${label.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
-          // The first backend that runs (the one sessions use) gets PyTorch beside it.
-          if (py && label === b && (torchNextTo ?? b) === b) {
-            torchNextTo = b;
-            for (const threads of [1, 2] as const) torch[threads][w.name] = await torchServer!.run(w.name, threads);
+          if (torchServer && b === torchBeside && label === b) {
+            for (const threads of [1, 2] as const) torch[threads][w.name] = await torchServer.run(w.name, threads);
             console.log(`PyTorch    ${w.name.padEnd(9)} epoch ${torch[1][w.name]?.epochSeconds.toFixed(3) ?? '–'} s on 1 thread, ${torch[2][w.name]?.epochSeconds.toFixed(3) ?? '–'} s on 2`);
           }
         }
@@ -345,7 +344,7 @@ async function main() {
     const ratio = (t?: { epochSeconds: number }) => (t ? (t.epochSeconds / r.epochSeconds).toFixed(2) : '–');
     lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2)} |`);
   }
-  lines.push('', `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran in one process warmed on every workload first (a cold process measured cnn32 up to 5× slower), each workload right after ${torchNextTo ?? 'the first backend'} did (this VM's speed drifts by up to 1.5× over minutes, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`, '');
+  lines.push('', `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran in one process warmed on every workload first (a cold process measured cnn32 up to 5× slower), each workload right after ${torchBeside ?? 'the first backend'} did (this VM's speed drifts by up to 1.5× over minutes, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`, '');
   if (Object.keys(pairs).length) {
     lines.push(
       '### Both cores',
