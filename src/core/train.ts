@@ -155,6 +155,63 @@ export function evaluateLoss(model: tfl.LayersModel, task: Task, data: TrainingD
   return { loss: lossSum / indices.length, accuracy: correct / indices.length };
 }
 
+/**
+ * The steps' losses of one epoch. On wasm a step's loss is read at once (the data is on the host
+ * anyway). Elsewhere (tfjs-node, a GPU) the scalars stay on the backend and are read together, at a
+ * progress report or the epoch's end, so the device is not drained after every step; and the read is
+ * asynchronous, the only kind WebGPU has in Node.
+ */
+class StepLosses {
+  private pending: tf.Scalar[] = [];
+  private sizes: number[] = [];
+  private sum = 0;
+  private samples = 0;
+  /** The loss of the last step read. */
+  last = NaN;
+
+  add(loss: number | tf.Scalar, samples: number): void {
+    if (typeof loss === 'number') this.record(loss, samples);
+    else {
+      this.pending.push(loss);
+      this.sizes.push(samples);
+    }
+  }
+
+  /** Reads what is pending; returns the last step's loss. */
+  async settle(): Promise<number> {
+    if (this.pending.length) {
+      const all = tf.stack(this.pending);
+      this.dispose();
+      const sizes = this.sizes;
+      this.sizes = [];
+      const values = await all.data();
+      all.dispose();
+      values.forEach((v, i) => this.record(v, sizes[i]));
+    }
+    return this.last;
+  }
+
+  /** Reads what is pending; returns the mean loss per sample since the last call, and starts over. */
+  async epochMean(): Promise<number> {
+    await this.settle();
+    const mean = this.sum / Math.max(1, this.samples);
+    this.sum = 0;
+    this.samples = 0;
+    return mean;
+  }
+
+  dispose(): void {
+    tf.dispose(this.pending);
+    this.pending = [];
+  }
+
+  private record(loss: number, samples: number): void {
+    this.sum += loss * samples;
+    this.samples += samples;
+    this.last = loss;
+  }
+}
+
 /** Fine-tunes `model` (a logit model) in place; returns what happened. */
 export async function train(model: tfl.LayersModel, data: TrainingData, opts: TrainOptions): Promise<TrainingSummary> {
   const rng = new Rng(opts.seed);
@@ -177,6 +234,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   let lastReport = t0; // the first report after one interval, when samples/s means something
   let samplesSeen = 0;
   const order = Int32Array.from(data.train);
+  const losses = new StepLosses();
   // On wasm the loss and its gradient are computed on the host from the logits (one readback of a small
   // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here.
   const host = wasmInternals(tf.backend())
@@ -190,13 +248,12 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
       rng.shuffle(order);
-      let epochLoss = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
         throwIfCancelled(opts.signal);
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
         optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
-        const lossValue = dense && host ? denseStep(dense, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
+        const stepLoss = dense && host ? denseStep(dense, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
           const idx = tf.tensor1d(batch, 'int32');
           const xb = tf.gather(data.x, idx);
           const lossFn = host
@@ -208,15 +265,15 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
               };
           const { value, grads } = tf.variableGrads(lossFn, variables);
           applyMasked(grads, opts.pruning, optimizer);
-          return value.dataSync()[0];
+          return host ? value.dataSync()[0] : value;
         });
+        losses.add(stepLoss, batch.length);
         opts.pruning?.afterStep();
         step++;
         samplesSeen += batch.length;
-        epochLoss += lossValue * batch.length;
-        lastLoss = lossValue;
         const now = Date.now();
         if (opts.onProgress && (now - lastReport >= interval || step === totalSteps)) {
+          const trainLoss = await losses.settle();
           lastReport = now;
           const elapsed = (now - t0) / 1000;
           opts.onProgress({
@@ -224,7 +281,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
             epochs: opts.epochs,
             step,
             steps: totalSteps,
-            trainLoss: lossValue,
+            trainLoss,
             samplesPerSecond: samplesSeen / Math.max(elapsed, 1e-6),
             secondsLeft: (elapsed / step) * (totalSteps - step),
           });
@@ -234,7 +291,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         }
       }
       epochsRun++;
-      lastLoss = epochLoss / Math.max(1, order.length);
+      lastLoss = await losses.epochMean();
       if (useEarlyStopping) {
         const v = evaluateLoss(model, opts.task, data, data.validation);
         if (!best || v.loss < best.loss) {
@@ -252,6 +309,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
     }
   } finally {
     restoreRandom();
+    losses.dispose();
     best?.weights.forEach((w) => w.dispose());
     optimizer.dispose();
   }

@@ -180,6 +180,28 @@ test('progress reports step, loss, samples/s and time left', async () => {
   dispose();
 });
 
+test('off wasm the step losses are read together, not after every step: same losses, the epoch loss their sample-weighted mean', async () => {
+  await useCpu();
+  const run = async (onProgress?: (p: { step: number; trainLoss: number }) => void) => {
+    const { data, model, dispose } = setup(200);
+    const n0 = tf.memory().numTensors;
+    const summary = await train(model, data, { ...opts, epochs: 2, batchSize: 48, progressInterval: 0, onProgress });
+    const w = (model.getWeights()[0].dataSync() as Float32Array).slice();
+    assert.equal(tf.memory().numTensors, n0, 'no step loss left behind');
+    dispose();
+    return { summary, w };
+  };
+  const steps: number[] = [];
+  const everyStep = await run((p) => steps.push(p.trainLoss));
+  const atEpochEnd = await run();
+  assert.deepEqual(atEpochEnd.w, everyStep.w);
+  assert.equal(atEpochEnd.summary.finalTrainLoss, everyStep.summary.finalTrainLoss);
+  // 160 training rows in batches of 48: 48, 48, 48, 16; the second epoch is steps 5..8
+  const sizes = [48, 48, 48, 16];
+  const mean = steps.slice(4).reduce((a, l, i) => a + l * sizes[i], 0) / 160;
+  assert.ok(Math.abs(everyStep.summary.finalTrainLoss - mean) < 1e-6, `${everyStep.summary.finalTrainLoss} vs ${mean}`);
+});
+
 test('a gradual schedule plugs into the loop unchanged: masks follow the schedule step by step', async () => {
   await useCpu();
   const { data, model, dispose } = setup(320);
