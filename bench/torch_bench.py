@@ -15,10 +15,18 @@ from torch import nn
 p = argparse.ArgumentParser()
 p.add_argument('--threads', type=int, default=1)
 p.add_argument('--repeats', type=int, default=3)
+p.add_argument('--device', default='cpu', help="torch device, e.g. cuda (a GPU at hand; the bench itself uses cpu)")
 p.add_argument('--serve', action='store_true',
                help='read "WORKLOAD THREADS" lines on stdin and answer each with a JSON line (bench.ts keeps one warm process)')
 args = p.parse_args()
 torch.manual_seed(0)
+device = torch.device(args.device)
+
+
+def sync():
+    # CUDA runs asynchronously: a timer read without this would measure the launches, not the work.
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
 
 
 def cnn32():
@@ -41,20 +49,21 @@ WORKLOADS = {
 
 def bench(name, repeats):
     build, shape, classes, n = WORKLOADS[name]
-    model = build()
-    x = torch.rand(n, *shape)
-    y = torch.arange(n) % classes
+    model = build().to(device)
+    x = torch.rand(n, *shape).to(device)
+    y = (torch.arange(n) % classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch():
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=device)
         for i in range(0, n, 64):
             idx = perm[i:i + 64]
             opt.zero_grad()
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
+        sync()
 
     epoch()  # warm-up
     times = []
@@ -69,6 +78,7 @@ def bench(name, repeats):
             t0 = time.perf_counter()
             for i in range(0, n, 256):
                 model(x[i:i + 256])
+            sync()
             infer.append(time.perf_counter() - t0)
     return {'epochSeconds': statistics.median(times), 'inferSeconds': statistics.median(infer), 'samples': n}
 

@@ -17,6 +17,7 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: ['src/core/sweep-worker.ts'], outfile: 'dist/sweep-worker.js' }),
   esbuild.build({ ...common, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }),
   esbuild.build({ ...common, entryPoints: ['bench/profile.ts'], outfile: 'dist/profile.js' }),
+  esbuild.build({ ...common, entryPoints: ['bench/webgpu.ts'], outfile: 'dist/webgpu.js' }),
   // The extension host bundle: no TensorFlow.js in it (training runs in dist/engine.js).
   esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
   // The fairness curves panel's webview app (Chart.js + webview UI toolkit), and its stylesheet beside it.

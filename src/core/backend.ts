@@ -36,6 +36,8 @@ import { findSimdKernels, registerSimdKernels, simdKernels, SIMD_KERNELS_FILE } 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
 const GPU_PKG = '@tensorflow/tfjs-node-gpu';
+/** What tfjs-node-gpu 4.x's libtensorflow 2.9.1 loads: a newer CUDA (12, 13) or cuDNN (9) is not used. */
+const GPU_NEEDS = 'CUDA 11.2 and cuDNN 8.1 (libcudart.so.11.0, libcudnn.so.8)';
 const WASM_SIMD = 'tfjs-backend-wasm-simd.wasm';
 const WASM_PLAIN = 'tfjs-backend-wasm.wasm';
 
@@ -97,7 +99,7 @@ async function choose(preference: BackendPreference, log: Log): Promise<BackendI
       const a = await tryNative(GPU_PKG, log);
       if (a.ok && a.info.name === 'tensorflow-gpu') return a.info;
       throw unavailable('tensorflow-gpu', a.ok ? `${GPU_PKG} loaded but no CUDA GPU answered` : a.reason,
-        `install ${GPU_PKG} on a Linux machine with an NVIDIA GPU, CUDA and cuDNN, or use ${BACKEND_OPTION} auto`);
+        `install ${GPU_PKG} on Linux with an NVIDIA GPU and ${GPU_NEEDS}, or use ${BACKEND_OPTION} auto`);
     }
     case 'tensorflow': {
       const a = await tryNative(NODE_PKG, log);
@@ -127,7 +129,7 @@ async function chooseAuto(log: Log): Promise<BackendInfo> {
     if (gpu.ok && gpu.info.name === 'tensorflow-gpu') return gpu.info;
     if (gpu.ok) {
       // The GPU package is loaded and owns the 'tensorflow' backend; it runs TensorFlow on the CPU.
-      gpu.info.notes.push(`${GPU_PKG} found no CUDA GPU: TensorFlow runs on the CPU`);
+      gpu.info.notes.push(`${GPU_PKG} found no CUDA GPU: TensorFlow runs on the CPU (it needs ${GPU_NEEDS})`);
       return gpu.info;
     }
     notes.push(gpu.reason);
@@ -182,7 +184,7 @@ async function tryNative(pkg: typeof NODE_PKG | typeof GPU_PKG, log: Log): Promi
     const missing = code === 'MODULE_NOT_FOUND' && errorText(e).includes(`'${pkg}'`);
     const why = pkg === NODE_PKG
       ? "it is an optional dependency whose install downloads TensorFlow's C library, which failed or was skipped"
-      : 'it is not a dependency of Fair Prune; it must be installed separately, on Linux with CUDA';
+      : `it is not a dependency of Fair Prune; it must be installed separately, on Linux with ${GPU_NEEDS}`;
     const reason = missing ? `${pkg} is not installed: ${why}` : `${pkg} is installed but did not load: ${errorText(e)}`;
     return { ok: false, reason };
   }

@@ -47,7 +47,7 @@ export async function installNativeBackend(context: vscode.ExtensionContext, out
   const pick = await vscode.window.showQuickPick(
     [
       { label: 'CPU', description: `@tensorflow/tfjs-node ${TFJS_VERSION}`, detail: 'TensorFlow\'s C library on this machine\'s CPU: much faster than wasm', pkg: '@tensorflow/tfjs-node' },
-      { label: 'CUDA GPU', description: `@tensorflow/tfjs-node-gpu ${TFJS_VERSION}`, detail: 'Needs an NVIDIA GPU with CUDA and cuDNN installed (Linux)', pkg: '@tensorflow/tfjs-node-gpu' },
+      { label: 'CUDA GPU', description: `@tensorflow/tfjs-node-gpu ${TFJS_VERSION}`, detail: 'Linux with an NVIDIA GPU and CUDA 11.2 + cuDNN 8.1 installed (newer CUDA is not used)', pkg: '@tensorflow/tfjs-node-gpu' },
     ],
     { title: 'Fair Prune: install which native backend?' },
   );
@@ -69,7 +69,7 @@ export async function installNativeBackend(context: vscode.ExtensionContext, out
         ok: false,
         why: offline
           ? 'the download failed: this machine cannot reach the npm registry or the server TensorFlow\'s C library comes from.'
-          : `npm exited with code ${r.code}. ${pick.label === 'CUDA GPU' ? 'tfjs-node-gpu needs Linux with CUDA; ' : ''}see the Fair Prune output for npm's message.`,
+          : `npm exited with code ${r.code}. ${pick.label === 'CUDA GPU' ? 'tfjs-node-gpu needs Linux with CUDA 11.2 and cuDNN 8.1; ' : ''}see the Fair Prune output for npm's message.`,
       };
     },
   );
