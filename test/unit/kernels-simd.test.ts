@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, maxPoolSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, maxPoolSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad, winogradTakes } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
@@ -46,7 +46,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -136,6 +136,11 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     { x: [2, 12, 12, 8], f: [3, 3, 8, 16], s: 1, pad: 'same', d: 2 }, // dilation: taps one apart
     { x: [1, 5, 5, 8], f: [5, 5, 8, 4], s: 1, pad: 'valid' }, // the filter as large as the input
     { x: [2, 6, 7, 8], f: [2, 3, 8, 8], s: 1, pad: 2, cropped: true }, // padding wider than the filter: its input gradient crops, which the SIMD path leaves to XNNPACK
+    // Winograd F(2×2, 3×3): odd output sizes (a last tile of one row or column), 'valid', uneven explicit
+    // padding, more tiles in a row than a block holds (23 wide: 12 tiles, blocks of 8), 64 channels.
+    { x: [2, 9, 11, 8], f: [3, 3, 8, 16], s: 1, pad: 'valid' },
+    { x: [2, 7, 23, 12], f: [3, 3, 12, 16], s: 1, pad: [[0, 0], [2, 0], [0, 1], [0, 0]] },
+    { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
   ];
   const rng = new Rng(41);
   const values = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
@@ -174,6 +179,9 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       const unit = (s: number | [number, number] | undefined) => s === undefined || s === 1 || (Array.isArray(s) && s[0] === 1 && s[1] === 1);
       const bwd = conv2dBackpropInputSimd(tf.backend(), y, f, { strides: c.s, pad: c.pad, dilations: c.d, inputShape: c.x });
       assert.equal(bwd !== null, unit(c.s) && unit(c.d) && c.x[3] % 4 === 0 && !c.cropped, `case ${i}: input gradient taken?`);
+      const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, c.d ?? 1, c.pad, undefined, false, 'channelsLast');
+      const winograd = c.f[0] === 3 && c.f[1] === 3 && unit(c.s) && unit(c.d) && c.f[2] >= 8 && c.f[2] * c.f[3] >= 128;
+      assert.equal(winogradTakes(info), winograd, `case ${i}: Winograd for the forward pass?`);
       if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
     });
   });
@@ -191,6 +199,8 @@ test('fused convolution and matrix product (bias, relu, relu6), as inference run
     { x: [2, 10, 10, 3], f: [3, 3, 3, 16], activation: 'relu', bias: true, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 12], activation: 'relu6', bias: true, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 8], activation: 'linear', bias: false, simd: true },
+    { x: [2, 7, 9, 8], f: [3, 3, 8, 16], activation: 'relu6', bias: true, simd: true }, // Winograd's epilogue
+    { x: [2, 7, 9, 16], f: [3, 3, 16, 16], activation: 'relu', bias: false, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 8], activation: 'elu', bias: true, simd: false },
   ];
   const mats: { a: [number, number]; b: [number, number]; activation: 'linear' | 'relu' | 'relu6' | 'elu'; bias: boolean; simd: boolean }[] = [

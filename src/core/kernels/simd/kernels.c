@@ -192,6 +192,149 @@ void conv2d(const float* x, const float* w, float* out, const float* zeros, cons
 #undef CONV_BLOCK
 }
 
+// Winograd F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): a 3×3,
+// stride-1, dilation-1 convolution computed per 2×2 output tile from the 4×4 input tile around it,
+//   Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A,
+// 16 multiplies per tile and channel pair where the direct sum takes 36. The 16 element-wise products
+// summed over the input channels are 16 matrix products (tiles × ci)·(ci × co), run by the direct
+// convolution's register blocks (`conv_taps_*`), over a block of WINO_TILES tiles of one tile row at a
+// time so that their transforms stay in the first-level cache.
+#define WINO_TILES 8
+
+// u[ξ, c, o] = (G g Gᵀ)[ξ] for the filter g = w[·, ·, c, o] [3, 3, ci, co]; u is [16, ci, co], co a multiple of 4.
+EXPORT("winograd_filter")
+void winograd_filter(const float* w, float* u, int ci, int co) {
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  for (int c = 0; c < ci; c++) {
+    for (int o = 0; o < co; o += 4) {
+      v128_t g[3][3], t[4][3];
+      _Pragma("clang loop unroll(full)") for (int kh = 0; kh < 3; kh++)
+        _Pragma("clang loop unroll(full)") for (int kw = 0; kw < 3; kw++) g[kh][kw] = wasm_v128_load(w + ((kh * 3 + kw) * ci + c) * co + o);
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // t = G g
+        t[0][k] = g[0][k];
+        t[1][k] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(g[0][k], g[1][k]), g[2][k]));
+        t[2][k] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(g[0][k], g[1][k]), g[2][k]));
+        t[3][k] = g[2][k];
+      }
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) { // u = t Gᵀ
+        float* ui = u + ((i * 4) * ci + c) * co + o;
+        const int step = ci * co;
+        wasm_v128_store(ui, t[i][0]);
+        wasm_v128_store(ui + step, wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(t[i][0], t[i][1]), t[i][2])));
+        wasm_v128_store(ui + 2 * step, wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(t[i][0], t[i][1]), t[i][2])));
+        wasm_v128_store(ui + 3 * step, t[i][2]);
+      }
+    }
+  }
+}
+
+// One block of P tiles × 4·NV output channels of the ξ-th product: m[t, o] = Σ_c v[t, c] · u[c, o].
+#define WINO_GEMM(P, NV)                                                                                 \
+  static inline void wino_gemm_##P##_##NV(const float* v, const float* u, float* m, int ci, int co) {   \
+    const float* px[P];                                                                                  \
+    _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) px[p] = v + p * ci;                   \
+    v128_t acc[P * NV];                                                                                  \
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < P * NV; i++) acc[i] = wasm_f32x4_splat(0.0f); \
+    conv_taps_##P##_##NV(px, u, ci, co, acc);                                                            \
+    _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++)                                       \
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < NV; k++)                                    \
+        wasm_v128_store(m + p * co + 4 * k, acc[p * NV + k]);                                            \
+  }
+WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) WINO_GEMM(1, 1)
+
+// The convolution of x [B, H, W, ci] with the filter whose transform `winograd_filter` wrote into u,
+// as `conv2d` takes it (padding `top`, `left`; reads outside the image are zeros; bias and activation
+// after the sum). ci and co multiples of 4. `scratch` holds 16·WINO_TILES·(ci + co) floats.
+EXPORT("conv2d_winograd")
+void conv2d_winograd(const float* x, const float* u, float* out, float* scratch, const float* bias, int act, int B,
+                     int H, int W, int ci, int oh, int ow, int co, int top, int left) {
+  float* V = scratch;                        // [16, WINO_TILES, ci]: the input tiles' transforms
+  float* M = scratch + 16 * WINO_TILES * ci; // [16, WINO_TILES, co]: their products with the filter's
+  const int th = (oh + 1) / 2, tw = (ow + 1) / 2;
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int b = 0; b < B; b++) {
+    const float* img = x + b * H * W * ci;
+    for (int ty = 0; ty < th; ty++) {
+      const int iy0 = 2 * ty - top;
+      for (int tx0 = 0; tx0 < tw; tx0 += WINO_TILES) {
+        const int nt = min_i(WINO_TILES, tw - tx0);
+        for (int t = 0; t < nt; t++) { // V = Bᵀ d B, four channels at a time
+          const int ix0 = 2 * (tx0 + t) - left;
+          const int inside = iy0 >= 0 && iy0 + 4 <= H && ix0 >= 0 && ix0 + 4 <= W;
+          for (int c = 0; c < ci; c += 4) {
+            v128_t d[4][4], e[4][4];
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++)
+              _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
+                const int iy = iy0 + r, ix = ix0 + s;
+                d[r][s] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
+              }
+            _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
+              e[0][s] = wasm_f32x4_sub(d[0][s], d[2][s]);
+              e[1][s] = wasm_f32x4_add(d[1][s], d[2][s]);
+              e[2][s] = wasm_f32x4_sub(d[2][s], d[1][s]);
+              e[3][s] = wasm_f32x4_sub(d[1][s], d[3][s]);
+            }
+            float* vt = V + t * ci + c;
+            const int step = WINO_TILES * ci;
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+              wasm_v128_store(vt + (r * 4 + 0) * step, wasm_f32x4_sub(e[r][0], e[r][2]));
+              wasm_v128_store(vt + (r * 4 + 1) * step, wasm_f32x4_add(e[r][1], e[r][2]));
+              wasm_v128_store(vt + (r * 4 + 2) * step, wasm_f32x4_sub(e[r][2], e[r][1]));
+              wasm_v128_store(vt + (r * 4 + 3) * step, wasm_f32x4_sub(e[r][1], e[r][3]));
+            }
+          }
+        }
+        for (int xi = 0; xi < 16; xi++) { // M[ξ] = V[ξ] · U[ξ]
+          const float* v = V + xi * WINO_TILES * ci;
+          const float* uu = u + xi * ci * co;
+          float* m = M + xi * WINO_TILES * co;
+          int t = 0;
+          for (; t + 2 <= nt; t += 2) {
+            int o = 0;
+            for (; o + 16 <= co; o += 16) wino_gemm_2_4(v + t * ci, uu + o, m + t * co + o, ci, co);
+            for (; o + 8 <= co; o += 8) wino_gemm_2_2(v + t * ci, uu + o, m + t * co + o, ci, co);
+            for (; o < co; o += 4) wino_gemm_2_1(v + t * ci, uu + o, m + t * co + o, ci, co);
+          }
+          if (t < nt) {
+            int o = 0;
+            for (; o + 16 <= co; o += 16) wino_gemm_1_4(v + t * ci, uu + o, m + t * co + o, ci, co);
+            for (; o + 8 <= co; o += 8) wino_gemm_1_2(v + t * ci, uu + o, m + t * co + o, ci, co);
+            for (; o < co; o += 4) wino_gemm_1_1(v + t * ci, uu + o, m + t * co + o, ci, co);
+          }
+        }
+        for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
+          const int oy = 2 * ty, ox = 2 * (tx0 + t);
+          const int rows = min_i(2, oh - oy), cols = min_i(2, ow - ox);
+          const int step = WINO_TILES * co;
+          for (int o = 0; o < co; o += 4) {
+            const float* mt = M + t * co + o;
+            v128_t a[2][4], y[2][2];
+            _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
+              const v128_t m0 = wasm_v128_load(mt + (0 * 4 + s) * step), m1 = wasm_v128_load(mt + (1 * 4 + s) * step);
+              const v128_t m2 = wasm_v128_load(mt + (2 * 4 + s) * step), m3 = wasm_v128_load(mt + (3 * 4 + s) * step);
+              a[0][s] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
+              a[1][s] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+            }
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++) {
+              y[i][0] = wasm_f32x4_add(wasm_f32x4_add(a[i][0], a[i][1]), a[i][2]);
+              y[i][1] = wasm_f32x4_sub(wasm_f32x4_sub(a[i][1], a[i][2]), a[i][3]);
+            }
+            const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+            for (int i = 0; i < rows; i++) {
+              for (int j = 0; j < cols; j++) {
+                v128_t r = bias ? wasm_f32x4_add(y[i][j], bv) : y[i][j];
+                if (act) r = wasm_f32x4_pmax(r, zero);
+                if (act == 2) r = wasm_f32x4_pmin(r, six);
+                wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, r);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // The largest of four values that is not NaN, −∞ when all are NaN, as the cpu backend's max pooling takes
 // it: pmax(a, b) = a < b ? b : a keeps a when b is NaN, and the first of equal values.
 static inline v128_t max_of_4(v128_t v0, v128_t v1, v128_t v2, v128_t v3) {
