@@ -46,7 +46,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'conv2d_filter_grad_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -80,6 +80,11 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
     { x: [2, 7, 7, 8], f: [1, 1, 8, 8], s: 1, pad: 'valid' },
     { x: [2, 8, 7, 6], f: [2, 3, 6, 16], s: [1, 2], pad: 1 },
     { x: [1, 5, 5, 2], f: [5, 5, 2, 4], s: 1, pad: 'valid' }, // the filter as large as the input
+    // Winograd F(3×3, 2×2) (3×3, stride 1, channels ≥ 8 in fours): odd output sizes (dy tiles cut at the
+    // edges), 'valid', uneven explicit padding, tiles not a multiple of a block (40 = 32 + 8), 64 channels.
+    { x: [2, 9, 11, 8], f: [3, 3, 8, 16], s: 1, pad: 'valid' },
+    { x: [3, 7, 23, 12], f: [3, 3, 12, 16], s: 1, pad: [[0, 0], [2, 0], [0, 1], [0, 0]] },
+    { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
   ];
   cases.forEach((c, i) => {
     tf.tidy(() => {
@@ -95,6 +100,8 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       assert.deepEqual(got.shape, c.f);
       const d = relDiff(got.dataSync(), conv2dBackpropFilterViaOps(x, dy, c.f, c.s, c.pad).dataSync());
       assert.ok(d < 1e-5, `case ${i} ${JSON.stringify(c)}: ${d}`);
+      const winograd = c.f[0] === 3 && c.f[1] === 3 && c.s === 1 && c.f[2] >= 8 && c.f[2] % 4 === 0 && c.f[2] * c.f[3] >= 128;
+      assert.equal(winogradTakes(tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast')), winograd, `case ${i}: Winograd?`);
     });
   });
   tf.tidy(() => {

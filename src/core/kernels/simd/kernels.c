@@ -228,6 +228,34 @@ void winograd_filter(const float* w, float* u, int ci, int co) {
   }
 }
 
+// V = Bᵀ d B for the 4×4 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros), four
+// channels at a time: v[ξ·step + c] for ξ = 4r + s.
+static inline void wino_input_tile(const float* img, int H, int W, int ci, int iy0, int ix0, float* v, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int inside = iy0 >= 0 && iy0 + 4 <= H && ix0 >= 0 && ix0 + 4 <= W;
+  for (int c = 0; c < ci; c += 4) {
+    v128_t d[4][4], e[4][4];
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++)
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
+        const int iy = iy0 + r, ix = ix0 + s;
+        d[r][s] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
+      }
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
+      e[0][s] = wasm_f32x4_sub(d[0][s], d[2][s]);
+      e[1][s] = wasm_f32x4_add(d[1][s], d[2][s]);
+      e[2][s] = wasm_f32x4_sub(d[2][s], d[1][s]);
+      e[3][s] = wasm_f32x4_sub(d[1][s], d[3][s]);
+    }
+    float* vt = v + c;
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+      wasm_v128_store(vt + (r * 4 + 0) * step, wasm_f32x4_sub(e[r][0], e[r][2]));
+      wasm_v128_store(vt + (r * 4 + 1) * step, wasm_f32x4_add(e[r][1], e[r][2]));
+      wasm_v128_store(vt + (r * 4 + 2) * step, wasm_f32x4_sub(e[r][2], e[r][1]));
+      wasm_v128_store(vt + (r * 4 + 3) * step, wasm_f32x4_sub(e[r][1], e[r][3]));
+    }
+  }
+}
+
 // One block of P tiles × 4·NV output channels of the ξ-th product: m[t, o] = Σ_c v[t, c] · u[c, o].
 #define WINO_GEMM(P, NV)                                                                                 \
   static inline void wino_gemm_##P##_##NV(const float* v, const float* u, float* m, int ci, int co) {   \
@@ -258,32 +286,7 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
       const int iy0 = 2 * ty - top;
       for (int tx0 = 0; tx0 < tw; tx0 += WINO_TILES) {
         const int nt = min_i(WINO_TILES, tw - tx0);
-        for (int t = 0; t < nt; t++) { // V = Bᵀ d B, four channels at a time
-          const int ix0 = 2 * (tx0 + t) - left;
-          const int inside = iy0 >= 0 && iy0 + 4 <= H && ix0 >= 0 && ix0 + 4 <= W;
-          for (int c = 0; c < ci; c += 4) {
-            v128_t d[4][4], e[4][4];
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++)
-              _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
-                const int iy = iy0 + r, ix = ix0 + s;
-                d[r][s] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
-              }
-            _Pragma("clang loop unroll(full)") for (int s = 0; s < 4; s++) {
-              e[0][s] = wasm_f32x4_sub(d[0][s], d[2][s]);
-              e[1][s] = wasm_f32x4_add(d[1][s], d[2][s]);
-              e[2][s] = wasm_f32x4_sub(d[2][s], d[1][s]);
-              e[3][s] = wasm_f32x4_sub(d[1][s], d[3][s]);
-            }
-            float* vt = V + t * ci + c;
-            const int step = WINO_TILES * ci;
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
-              wasm_v128_store(vt + (r * 4 + 0) * step, wasm_f32x4_sub(e[r][0], e[r][2]));
-              wasm_v128_store(vt + (r * 4 + 1) * step, wasm_f32x4_add(e[r][1], e[r][2]));
-              wasm_v128_store(vt + (r * 4 + 2) * step, wasm_f32x4_sub(e[r][2], e[r][1]));
-              wasm_v128_store(vt + (r * 4 + 3) * step, wasm_f32x4_sub(e[r][1], e[r][3]));
-            }
-          }
-        }
+        for (int t = 0; t < nt; t++) wino_input_tile(img, H, W, ci, iy0, 2 * (tx0 + t) - left, V + t * ci, WINO_TILES * ci);
         for (int xi = 0; xi < 16; xi++) { // M[ξ] = V[ξ] · U[ξ]
           const float* v = V + xi * WINO_TILES * ci;
           const float* uu = u + xi * ci * co;
@@ -330,6 +333,86 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
             }
           }
         }
+      }
+    }
+  }
+}
+
+// The filter gradient of a 3×3, stride-1, dilation-1 convolution by Winograd F(3×3, 2×2), the transpose
+// of the forward F(2×2, 3×3):
+//   dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G
+// over the 2×2 tiles of dy and the 4×4 input tiles behind them (reads outside the image, and dy outside its
+// odd edges, are zeros). The 16 sums over tiles are matrix products (ci × tiles)·(tiles × co), run by the
+// direct filter gradient's register blocks over `tiles` tiles at a time. ci and co multiples of 4;
+// dw [3, 3, ci, co] is overwritten; `scratch` holds 16·(ci·co + tiles·(ci + co)) floats.
+EXPORT("conv2d_filter_grad_winograd")
+void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H, int W,
+                                 int ci, int oh, int ow, int co, int top, int left) {
+  float* acc = scratch;                        // [16, ci, co]: the sums in the transformed domain
+  float* V = acc + 16 * ci * co;     // [16, tiles, ci]
+  float* D = V + 16 * tiles * ci;    // [16, tiles, co]
+  const v128_t zero = wasm_f32x4_splat(0.0f), half = wasm_f32x4_splat(0.5f);
+  for (int i = 0; i < 16 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
+  const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      wino_input_tile(x + b * H * W * ci, H, W, ci, 2 * ty - top, 2 * tx - left, V + t * ci, tiles * ci);
+      const int oy = 2 * ty, ox = 2 * tx;
+      const int two_rows = oy + 1 < oh, two_cols = ox + 1 < ow;
+      const float* g0 = dy + ((b * oh + oy) * ow + ox) * co; // the tile's first row of dy; the second is ow·co on
+      float* dt = D + t * co;
+      const int step = tiles * co;
+      for (int o = 0; o < co; o += 4) { // A dy Aᵀ
+        const v128_t g00 = wasm_v128_load(g0 + o);
+        const v128_t g01 = two_cols ? wasm_v128_load(g0 + co + o) : zero;
+        const v128_t g10 = two_rows ? wasm_v128_load(g0 + ow * co + o) : zero;
+        const v128_t g11 = two_rows && two_cols ? wasm_v128_load(g0 + ow * co + co + o) : zero;
+        const v128_t q[4][2] = {
+          {g00, g01},
+          {wasm_f32x4_add(g00, g10), wasm_f32x4_add(g01, g11)},
+          {wasm_f32x4_sub(g00, g10), wasm_f32x4_sub(g01, g11)},
+          {wasm_f32x4_neg(g10), wasm_f32x4_neg(g11)},
+        };
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+          wasm_v128_store(dt + (r * 4 + 0) * step + o, q[r][0]);
+          wasm_v128_store(dt + (r * 4 + 1) * step + o, wasm_f32x4_add(q[r][0], q[r][1]));
+          wasm_v128_store(dt + (r * 4 + 2) * step + o, wasm_f32x4_sub(q[r][0], q[r][1]));
+          wasm_v128_store(dt + (r * 4 + 3) * step + o, wasm_f32x4_neg(q[r][1]));
+        }
+      }
+    }
+    for (int xi = 0; xi < 16; xi++) {
+      const float* v = V + xi * tiles * ci;
+      const float* d = D + xi * tiles * co;
+      float* a = acc + xi * ci * co;
+      for (int c = 0; c < ci; c += 4) {
+        int o = 0;
+        for (; o + 8 <= co; o += 8) block_4_2(v + c, ci, d + o, co, nt, a + c * co + o);
+        for (; o < co; o += 4) block_4_1(v + c, ci, d + o, co, nt, a + c * co + o);
+      }
+    }
+  }
+  const int step = ci * co;
+  for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
+    for (int o = 0; o < co; o += 4) {
+      const float* a = acc + c * co + o;
+      v128_t r[3][4];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+        const v128_t a0 = wasm_v128_load(a + (0 * 4 + j) * step), a1 = wasm_v128_load(a + (1 * 4 + j) * step);
+        const v128_t a2 = wasm_v128_load(a + (2 * 4 + j) * step), a3 = wasm_v128_load(a + (3 * 4 + j) * step);
+        const v128_t h12 = wasm_f32x4_mul(half, wasm_f32x4_add(a1, a2));
+        r[0][j] = wasm_f32x4_add(a0, h12);
+        r[1][j] = wasm_f32x4_mul(half, wasm_f32x4_sub(a1, a2));
+        r[2][j] = wasm_f32x4_add(h12, a3);
+      }
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) {
+        const v128_t h12 = wasm_f32x4_mul(half, wasm_f32x4_add(r[i][1], r[i][2]));
+        float* out = dw + ((i * 3) * ci + c) * co + o;
+        wasm_v128_store(out, wasm_f32x4_add(r[i][0], h12));
+        wasm_v128_store(out + ci * co, wasm_f32x4_mul(half, wasm_f32x4_sub(r[i][1], r[i][2])));
+        wasm_v128_store(out + 2 * ci * co, wasm_f32x4_add(h12, r[i][3]));
       }
     }
   }
