@@ -18,6 +18,7 @@ import type { BackendName } from '../src/protocol/results';
 import { initBackend, backendSummary } from '../src/core/backend';
 import { predictProbabilities, train } from '../src/core/train';
 import { denseStepFor } from '../src/core/dense-step';
+import { convStepFor } from '../src/core/conv-step';
 import { runSession } from '../src/core/session';
 import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
@@ -89,10 +90,11 @@ async function measure(w: Workload, denseStep = true): Promise<Omit<Measurement,
   return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer), epochTimes: epochs, inferTimes: infer };
 }
 
-/** Whether the workload's model trains through the JavaScript dense step on wasm. */
-function usesDenseStep(w: Workload): boolean {
+/** Whether the workload's model trains through a heap step on wasm (dense-step.ts, conv-step.ts). */
+function usesHeapStep(w: Workload): boolean {
   const { model, x, targets, weights, opts } = prepare(w);
-  const step = denseStepFor(model, model.trainableWeights.map((v) => v.read() as tf.Variable), opts.batchSize);
+  const variables = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const step = denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables);
   model.dispose();
   tf.dispose([x, targets, weights]);
   return step !== null;
@@ -297,9 +299,9 @@ async function main() {
       torchBeside ??= b;
       for (const w of WORKLOADS) {
         if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
-        // On wasm a small dense chain trains through the JavaScript step (src/core/dense-step.ts); the
-        // tfjs path it replaces is measured beside it.
-        const variants = b === 'wasm' && usesDenseStep(w) ? [[true, b], [false, 'wasm, tfjs step']] as const : [[true, b]] as const;
+        // On wasm a small dense chain and a plain CNN train through a heap step (src/core/dense-step.ts,
+        // conv-step.ts); the tfjs path it replaces is measured beside it.
+        const variants = b === 'wasm' && usesHeapStep(w) ? [[true, b], [false, 'wasm, tfjs step']] as const : [[true, b]] as const;
         for (const [denseStep, label] of variants) {
           const m = await measure(w, denseStep);
           results.push({ ...m, backend: label });

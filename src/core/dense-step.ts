@@ -44,7 +44,8 @@ export interface DenseLayerPlan {
   bias: tf.Variable | null;
 }
 
-interface LayerLike {
+/** What the heap steps read of a tfjs-layers layer (not all of it in the public typings). */
+export interface LayerLike {
   name: string;
   trainable: boolean;
   getClassName(): string;

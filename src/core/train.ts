@@ -22,6 +22,7 @@ import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
 import { createAdam, type TrainingOptimizer } from './kernels/adam';
 import { denseStepFor, type DenseStep } from './dense-step';
+import { convStepFor, type ConvStep } from './conv-step';
 import { wasmInternals } from './kernels/wasm-heap';
 
 export interface TrainingData {
@@ -61,7 +62,7 @@ export interface TrainOptions {
   onProgress?: (p: TrainProgress) => void;
   /** Seconds between progress callbacks (default 0.5). */
   progressInterval?: number;
-  /** false: never the JavaScript step for small dense chains (dense-step.ts), for comparisons in tests and the bench. */
+  /** false: never the heap steps for small dense chains (dense-step.ts) and plain CNNs (conv-step.ts), for comparisons in tests and the bench. */
   denseStep?: boolean;
 }
 
@@ -74,7 +75,7 @@ function applyMasked(grads: Record<string, tf.Tensor>, pruning: StepPruning | un
 
 /** One optimizer step through the JavaScript dense step (dense-step.ts); returns the batch loss. */
 function denseStep(
-  step: DenseStep,
+  step: DenseStep | ConvStep,
   opts: TrainOptions,
   x: tf.Tensor,
   batch: Int32Array,
@@ -242,7 +243,8 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
     : null;
 
   // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
-  const dense = host && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) : null;
+  // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
+  const dense = host && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
 
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
