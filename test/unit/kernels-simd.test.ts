@@ -16,6 +16,7 @@ import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dS
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
+import { heapOffset, wasmInternals } from '../../src/core/kernels/wasm-heap';
 import { relDiff } from '../helpers';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -46,7 +47,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'conv2d_filter_grad_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'conv2d_filter_grad_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'max_pool_2x2_winners:function', 'max_pool_2x2_winners_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -304,6 +305,45 @@ test('max pooling: 2×2 windows of stride 2 inside the image through the SIMD mo
       if (r) tf.engine().makeTensorFromTensorInfo(r);
     });
   });
+});
+
+test('max pooling with winners (the conv step\'s): the pooling bit for bit, its gradient that of max pooling, and after a relu that of max pooling then relu, up to the sign of zeros', async () => {
+  await initBackend('wasm');
+  const kernels = simdKernels(tf.backend())!;
+  const heap = wasmInternals(tf.backend())!;
+  const rng = new Rng(61);
+  const special = [NaN, -Infinity, Infinity, 0, -0, 1, 1, -1];
+  for (const shape of [[2, 8, 8, 16], [2, 9, 7, 8], [1, 5, 6, 4]] as [number, number, number, number][]) {
+    const [B, H, W, C] = shape;
+    const [OH, OW] = [Math.floor(H / 2), Math.floor(W / 2)];
+    const n = B * H * W * C;
+    const xData = Float32Array.from({ length: n }, () => (rng.next() < 0.3 ? special[rng.int(special.length)] : rng.normal()));
+    xData.set([NaN, NaN], 0); // a window with NaN only in its first channel's first two entries
+    const dyData = Float32Array.from({ length: B * OH * OW * C }, () => rng.normal());
+    for (const afterRelu of [false, true]) {
+      tf.tidy(() => {
+        // As training would see it: after a relu every input is max(x, 0) (NaN stays NaN).
+        const x = tf.tensor4d(afterRelu ? xData.map((v) => (v > 0 || Number.isNaN(v) ? v : 0)) : xData, shape);
+        const dy = tf.tensor4d(dyData, [B, OH, OW, C]);
+        const out = heap.makeOutput([B, OH, OW, C], 'float32');
+        const win = heap.makeOutput([Math.ceil((B * OH * OW * C) / 4)], 'int32');
+        const dx = heap.makeOutput(shape, 'float32');
+        kernels.max_pool_2x2_winners(heapOffset(heap, x), heapOffset(heap, out), heapOffset(heap, win), B, H, W, C, OH, OW, afterRelu ? 1 : 0);
+        kernels.max_pool_2x2_winners_grad(heapOffset(heap, dy), heapOffset(heap, win), heapOffset(heap, dx), B, H, W, C, OH, OW);
+        const pooled = tf.engine().makeTensorFromTensorInfo(out).dataSync();
+        const grad = tf.engine().makeTensorFromTensorInfo(dx).dataSync();
+        heap.disposeData(win.dataId);
+        const reference = tf.engine().makeTensorFromTensorInfo(maxPoolSimd(tf.backend(), x, 2, 2, 'valid')!).dataSync();
+        pooled.forEach((v, j) => assert.ok(Object.is(v, reference[j]), `${shape} pooling ${j}: ${v} vs ${reference[j]}`));
+        let expected = tf.engine().makeTensorFromTensorInfo(maxPoolGradOnHeap(tf.backend(), dy, x, 2, 2, 'valid')!);
+        if (afterRelu) expected = tf.engine().makeTensorFromTensorInfo(reluGradSimd(tf.backend(), expected, x)!);
+        const want = expected.dataSync();
+        // NaN off the winners: relu's gradient gives 0 · NaN there, which the folded gradient leaves out.
+        grad.forEach((v, j) => assert.ok(v === want[j] || (Number.isNaN(want[j]) && v === 0 && Number.isNaN(x.dataSync()[j])), `${shape} ${afterRelu ? 'after relu' : ''} gradient ${j}: ${v} vs ${want[j]}`));
+        assert.ok(grad.some((v) => v !== 0), 'some gradient passes');
+      });
+    }
+  }
 });
 
 test('max-pool gradient: the SIMD path takes windows apart and inside the image with channels in fours, bit for bit the JavaScript pass', async () => {

@@ -53,6 +53,8 @@ export interface SimdExports {
     top: number, left: number,
   ): void;
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
+  max_pool_2x2_winners(x: number, out: number, win: number, B: number, H: number, W: number, C: number, OH: number, OW: number, floorZero: number): void;
+  max_pool_2x2_winners_grad(dy: number, win: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   max_pool_grad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, fh: number, fw: number, sh: number, sw: number): void;
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;

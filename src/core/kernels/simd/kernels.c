@@ -518,6 +518,71 @@ void max_pool_grad(const float* x, const float* dy, float* dx, int B, int H, int
   }
 }
 
+// 2×2 max pooling of stride 2 (as `max_pool_2x2`) that also records, for each output, which input gets
+// its gradient: `win` [B, OH, OW, C] bytes, 0–3 (the window's first input equal to its max, as
+// `max_pool_grad` picks it) where the max is above `floor`, else 4 (none). With floor −∞ that is the
+// max-pool gradient's rule; with floor 0, where the input is a relu's output, the relu's gradient is
+// folded in too: a winner whose value is not positive passes nothing.
+EXPORT("max_pool_2x2_winners")
+void max_pool_2x2_winners(const float* x, float* out, unsigned char* win, int B, int H, int W, int C, int OH, int OW,
+                          int floorZero) {
+  const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
+  const v128_t none = wasm_i32x4_splat(4);
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const float* r0 = x + ((b * H + oh * 2) * W) * C;
+      const float* r1 = r0 + W * C;
+      const int o0 = ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++, r0 += 2 * C, r1 += 2 * C) {
+        for (int c = 0; c < C; c += 4) {
+          const v128_t v0 = wasm_v128_load(r0 + c), v1 = wasm_v128_load(r0 + C + c);
+          const v128_t v2 = wasm_v128_load(r1 + c), v3 = wasm_v128_load(r1 + C + c);
+          const v128_t m = max_of_4(v0, v1, v2, v3);
+          wasm_v128_store(out + o0 + ow * C + c, m);
+          // The last input equal to m, then each earlier one over it: the first equal wins.
+          v128_t k = wasm_v128_bitselect(wasm_i32x4_splat(3), none, wasm_f32x4_eq(v3, m));
+          k = wasm_v128_bitselect(wasm_i32x4_splat(2), k, wasm_f32x4_eq(v2, m));
+          k = wasm_v128_bitselect(wasm_i32x4_splat(1), k, wasm_f32x4_eq(v1, m));
+          k = wasm_v128_bitselect(wasm_i32x4_splat(0), k, wasm_f32x4_eq(v0, m));
+          k = wasm_v128_bitselect(k, none, wasm_f32x4_gt(m, floor));
+          const v128_t bytes = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(k, k), wasm_i16x8_narrow_i32x4(k, k));
+          wasm_v128_store32_lane(win + o0 + ow * C + c, bytes, 0);
+        }
+      }
+    }
+  }
+}
+
+// The gradient through `max_pool_2x2_winners`: each output's dy goes to its winner, zeros elsewhere
+// (also to rows and columns past the windows of an odd-sized input). dx [B, H, W, C] is overwritten.
+EXPORT("max_pool_2x2_winners_grad")
+void max_pool_2x2_winners_grad(const float* dy, const unsigned char* win, float* dx, int B, int H, int W, int C, int OH,
+                               int OW) {
+  if (2 * OH != H || 2 * OW != W) {
+    const int total = B * H * W * C;
+    for (int i = 0; i < total; i += 4) wasm_v128_store(dx + i, wasm_f32x4_splat(0.0f));
+  }
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const int o0 = ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++) {
+        float* d0 = dx + ((b * H + oh * 2) * W + ow * 2) * C;
+        float* d1 = d0 + C;
+        float* d2 = d0 + W * C;
+        float* d3 = d2 + C;
+        for (int c = 0; c < C; c += 4) {
+          const v128_t g = wasm_v128_load(dy + o0 + ow * C + c);
+          const v128_t k = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(win + o0 + ow * C + c)));
+          wasm_v128_store(d0 + c, wasm_v128_and(g, wasm_i32x4_eq(k, wasm_i32x4_splat(0))));
+          wasm_v128_store(d1 + c, wasm_v128_and(g, wasm_i32x4_eq(k, wasm_i32x4_splat(1))));
+          wasm_v128_store(d2 + c, wasm_v128_and(g, wasm_i32x4_eq(k, wasm_i32x4_splat(2))));
+          wasm_v128_store(d3 + c, wasm_v128_and(g, wasm_i32x4_eq(k, wasm_i32x4_splat(3))));
+        }
+      }
+    }
+  }
+}
+
 // out[r, c] = a[r, c] + b[c] over `rows` rows of C (a multiple of 4): a bias added to every position.
 EXPORT("add_bias")
 void add_bias(const float* a, const float* b, float* out, int rows, int C) {
