@@ -38,6 +38,50 @@ static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 
 BLOCK(4, 2) BLOCK(3, 2) BLOCK(2, 2) BLOCK(1, 2)
 BLOCK(4, 1) BLOCK(3, 1) BLOCK(2, 1) BLOCK(1, 1)
 
+// One output row's share of the filter gradient: dw += Σ_x xin[b, y·sh + kh − top, x·sw + kw − left, c] ·
+// dyRow[x, o] over the row's `ow` pixels (dyRow advances co floats a pixel).
+static inline void filter_grad_row(const float* x, const float* dyRow, float* dw, int b, int y, int H, int W, int ci,
+                                   int ow, int co, int fh, int fw, int sh, int sw, int top, int left) {
+  const int xstep = sw * ci;
+  for (int kh = 0; kh < fh; kh++) {
+    const int iy = y * sh + kh - top;
+    if (iy < 0 || iy >= H) continue;
+    const float* xRow = x + ((b * H + iy) * W) * ci;
+    for (int kw = 0; kw < fw; kw++) {
+      // Output columns whose input column x·sw + kw − left lies inside the image.
+      const int lo = max_i(0, -floor_div(kw - left, sw));
+      const int hi = min_i(ow, floor_div(W - 1 + left - kw, sw) + 1);
+      if (lo >= hi) continue;
+      const int n = hi - lo;
+      const float* xp0 = xRow + (lo * sw + kw - left) * ci;
+      const float* dyp0 = dyRow + lo * co;
+      float* dwTap = dw + ((kh * fw + kw) * ci) * co;
+      for (int c0 = 0; c0 < ci; c0 += 4) {
+        const int nc = min_i(4, ci - c0);
+        const float* xp = xp0 + c0;
+        float* dwp = dwTap + c0 * co;
+        int o0 = 0;
+        for (; o0 + 8 <= co; o0 += 8) {
+          switch (nc) {
+            case 4: block_4_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+            case 3: block_3_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+            case 2: block_2_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+            default: block_1_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+          }
+        }
+        for (; o0 < co; o0 += 4) {
+          switch (nc) {
+            case 4: block_4_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+            case 3: block_3_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+            case 2: block_2_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+            default: block_1_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The filter gradient of a 2-D convolution, NHWC, dilation 1:
 //   dw[kh, kw, c, o] = Σ_{b, y, x} xin[b, y·sh + kh − top, x·sw + kw − left, c] · dy[b, y, x, o]
 // (reads outside the image are zeros). `co` must be a multiple of 4. dw is overwritten. Blocks of 4 input
@@ -48,48 +92,54 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H
                         int ow, int co, int fh, int fw, int sh, int sw, int top, int left) {
   const int total = fh * fw * ci * co;
   for (int i = 0; i < total; i += 4) wasm_v128_store(dw + i, wasm_f32x4_splat(0.0f));
-  const int xstep = sw * ci;
   for (int b = 0; b < B; b++) {
     for (int y = 0; y < oh; y++) {
       const float* dyRow = dy + ((b * oh + y) * ow) * co;
-      for (int kh = 0; kh < fh; kh++) {
-        const int iy = y * sh + kh - top;
-        if (iy < 0 || iy >= H) continue;
-        const float* xRow = x + ((b * H + iy) * W) * ci;
-        for (int kw = 0; kw < fw; kw++) {
-          // Output columns whose input column x·sw + kw − left lies inside the image.
-          const int lo = max_i(0, -floor_div(kw - left, sw));
-          const int hi = min_i(ow, floor_div(W - 1 + left - kw, sw) + 1);
-          if (lo >= hi) continue;
-          const int n = hi - lo;
-          const float* xp0 = xRow + (lo * sw + kw - left) * ci;
-          const float* dyp0 = dyRow + lo * co;
-          float* dwTap = dw + ((kh * fw + kw) * ci) * co;
-          for (int c0 = 0; c0 < ci; c0 += 4) {
-            const int nc = min_i(4, ci - c0);
-            const float* xp = xp0 + c0;
-            float* dwp = dwTap + c0 * co;
-            int o0 = 0;
-            for (; o0 + 8 <= co; o0 += 8) {
-              switch (nc) {
-                case 4: block_4_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-                case 3: block_3_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-                case 2: block_2_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-                default: block_1_2(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-              }
-            }
-            for (; o0 < co; o0 += 4) {
-              switch (nc) {
-                case 4: block_4_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-                case 3: block_3_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-                case 2: block_2_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-                default: block_1_1(xp, xstep, dyp0 + o0, co, n, dwp + o0); break;
-              }
-            }
-          }
+      filter_grad_row(x, dyRow, dw, b, y, H, W, ci, ow, co, fh, fw, sh, sw, top, left);
+    }
+  }
+}
+
+// The filter and bias gradients of a convolution whose output goes through a 2×2, stride-2 max pooling
+// recorded by `max_pool_2x2_winners` (a relu between them folded in there), from the pooling's gradient
+// dyp [B, oh/2, ow/2, co] and its winners, without the convolution's output gradient in memory: each row
+// of it, dz[x, o] = dyp[⌊x/2⌋, o] where the window's winner is this pixel, else 0, is made in `row`
+// (ow·co floats) and used at once. Rows and columns past the windows (odd sizes) have no gradient.
+// db[o] = Σ dz[·, o], summed in float64 in `sums` (co doubles, 8-byte aligned) in pixel order, as
+// `sum_rows` sums; dw as `conv2d_filter_grad`. Both are overwritten.
+EXPORT("conv2d_filter_grad_pooled")
+void conv2d_filter_grad_pooled(const float* x, const float* dyp, const unsigned char* win, float* dw, float* db,
+                               float* row, double* sums, int B, int H, int W, int ci, int oh, int ow, int co, int fh,
+                               int fw, int sh, int sw, int top, int left) {
+  const int total = fh * fw * ci * co;
+  for (int i = 0; i < total; i += 4) wasm_v128_store(dw + i, wasm_f32x4_splat(0.0f));
+  for (int o = 0; o < co; o += 2) wasm_v128_store(sums + o, wasm_f64x2_splat(0.0));
+  const int OH = oh / 2, OW = ow / 2;
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < 2 * OH; y++) {
+      const float* g = dyp + ((b * OH + y / 2) * OW) * co;
+      const unsigned char* w = win + ((b * OH + y / 2) * OW) * co;
+      for (int xo = 0; xo < 2 * OW; xo++) {
+        const v128_t k = wasm_i32x4_splat((y & 1) * 2 + (xo & 1));
+        const float* gp = g + (xo / 2) * co;
+        const unsigned char* wp = w + (xo / 2) * co;
+        float* rp = row + xo * co;
+        for (int o = 0; o < co; o += 4) {
+          const v128_t won = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(wp + o)));
+          const v128_t d = wasm_v128_and(wasm_v128_load(gp + o), wasm_i32x4_eq(won, k));
+          wasm_v128_store(rp + o, d);
+          wasm_v128_store(sums + o, wasm_f64x2_add(wasm_v128_load(sums + o), wasm_f64x2_promote_low_f32x4(d)));
+          wasm_v128_store(sums + o + 2, wasm_f64x2_add(wasm_v128_load(sums + o + 2),
+                                                       wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1))));
         }
       }
+      filter_grad_row(x, row, dw, b, y, H, W, ci, 2 * OW, co, fh, fw, sh, sw, top, left);
     }
+  }
+  for (int o = 0; o < co; o += 4) {
+    const v128_t lo = wasm_f32x4_demote_f64x2_zero(wasm_v128_load(sums + o));
+    const v128_t hi = wasm_f32x4_demote_f64x2_zero(wasm_v128_load(sums + o + 2));
+    wasm_v128_store(db + o, wasm_i32x4_shuffle(lo, hi, 0, 1, 4, 5));
   }
 }
 
