@@ -47,7 +47,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
   const bytes = fs.readFileSync(committed);
   const module = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d_filter_grad_pooled:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'conv2d_filter_grad_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'max_pool_2x2_winners:function', 'max_pool_2x2_winners_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => `${e.name}:${e.kind}`), ['conv2d_filter_grad:function', 'conv2d_filter_grad_pooled:function', 'conv2d:function', 'winograd_filter:function', 'conv2d_winograd:function', 'conv2d_filter_grad_winograd:function', 'max_pool_2x2:function', 'max_pool_grad:function', 'conv2d_pool:function', 'max_pool_2x2_winners:function', 'max_pool_2x2_winners_grad:function', 'add_bias:function', 'sum_rows:function', 'relu_grad:function', 'adam_update:function']);
   const ids = sectionIds(bytes);
   assert.ok(!ids.includes(11), 'no data section: nothing of its own is written into the heap it shares');
   assert.ok(!ids.includes(8), 'no start function');
@@ -343,6 +343,43 @@ test('max pooling with winners (the conv step\'s): the pooling bit for bit, its 
         assert.ok(grad.some((v) => v !== 0), 'some gradient passes');
       });
     }
+  }
+});
+
+test('convolution and pooling as one kernel (the conv step\'s first layer): the values and winners of the convolution then the pooling, bit for bit', async () => {
+  await initBackend('wasm');
+  const kernels = simdKernels(tf.backend())!;
+  const heap = wasmInternals(tf.backend())!;
+  const rng = new Rng(67);
+  const cases: { x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'same' | 'valid'; act: 0 | 1 | 2; bias: boolean }[] = [
+    { x: [2, 9, 11, 3], f: [3, 3, 3, 8], s: 1, pad: 'same', act: 1, bias: true }, // odd output: the last row and column in no window
+    { x: [2, 21, 21, 1], f: [5, 5, 1, 12], s: 2, pad: 'valid', act: 0, bias: false }, // 12 = a block of 8 and one of 4
+    { x: [1, 8, 8, 3], f: [3, 3, 3, 4], s: 1, pad: 'same', act: 2, bias: true },
+  ];
+  for (const c of cases) {
+    tf.tidy(() => {
+      const x = tf.tensor4d(Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, () => 2 * rng.normal()), c.x);
+      const f = tf.tensor4d(Float32Array.from({ length: c.f.reduce((a, b) => a * b, 1) }, () => rng.normal()), c.f);
+      const bias = tf.tensor1d(Float32Array.from({ length: c.f[3] }, () => rng.normal()));
+      const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
+      const { outHeight: oh, outWidth: ow, outChannels: co } = info;
+      const [OH, OW] = [Math.floor(oh / 2), Math.floor(ow / 2)];
+      const activation = (['linear', 'relu', 'relu6'] as const)[c.act];
+      const conv = tf.engine().makeTensorFromTensorInfo(conv2dSimd(tf.backend(), x, f, { strides: c.s, pad: c.pad }, { bias: c.bias ? bias : undefined, activation })!);
+      const n = c.x[0] * OH * OW * co;
+      const [out, win, out2, win2] = [heap.makeOutput([c.x[0], OH, OW, co], 'float32'), heap.makeOutput([Math.ceil(n / 4)], 'int32'), heap.makeOutput([c.x[0], OH, OW, co], 'float32'), heap.makeOutput([Math.ceil(n / 4)], 'int32')];
+      const zeros = tf.zeros([4]);
+      kernels.conv2d_pool(heapOffset(heap, x), heapOffset(heap, f), heapOffset(heap, out), heapOffset(heap, win), heapOffset(heap, zeros), c.bias ? heapOffset(heap, bias) : 0, c.act, c.act ? 1 : 0,
+        c.x[0], c.x[1], c.x[2], c.x[3], oh, ow, co, c.f[0], c.f[1], info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left);
+      kernels.max_pool_2x2_winners(heapOffset(heap, conv), heapOffset(heap, out2), heapOffset(heap, win2), c.x[0], oh, ow, co, OH, OW, c.act ? 1 : 0);
+      const bytes = (t: tf.TensorInfo) => new Uint8Array(heap.wasm.HEAPU8.buffer, heapOffset(heap, t), n).slice();
+      assert.deepEqual(bytes(win), bytes(win2), `${JSON.stringify(c)}: winners`);
+      assert.ok(bytes(win).some((k) => k < 4), 'some windows have a winner');
+      const [a, b] = [out, out2].map((t) => tf.engine().makeTensorFromTensorInfo(t).dataSync());
+      a.forEach((v, j) => assert.ok(Object.is(v, b[j]), `${JSON.stringify(c)} ${j}: ${v} vs ${b[j]}`));
+      heap.disposeData(win.dataId);
+      heap.disposeData(win2.dataId);
+    });
   }
 });
 

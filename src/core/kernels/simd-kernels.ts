@@ -57,6 +57,10 @@ export interface SimdExports {
     x: number, dyp: number, win: number, dw: number, db: number, row: number, sums: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
     fh: number, fw: number, sh: number, sw: number, top: number, left: number,
   ): void;
+  conv2d_pool(
+    x: number, w: number, out: number, win: number, zeros: number, bias: number, act: number, floorZero: number, B: number, H: number, W: number, ci: number, oh: number,
+    ow: number, co: number, fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+  ): void;
   max_pool_2x2_winners(x: number, out: number, win: number, B: number, H: number, W: number, C: number, OH: number, OW: number, floorZero: number): void;
   max_pool_2x2_winners_grad(dy: number, win: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   max_pool_grad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, fh: number, fw: number, sh: number, sw: number): void;

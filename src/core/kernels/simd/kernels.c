@@ -162,14 +162,17 @@ void conv2d_filter_grad_pooled(const float* x, const float* dyp, const unsigned 
           acc[p * NV + v] = wasm_f32x4_add(acc[p * NV + v], wasm_f32x4_mul(s, wv[v]));                   \
       }                                                                                                  \
     }                                                                                                    \
-  }                                                                                                      \
-  static void conv_block_##P##_##NV(const float* img, const float* w, float* out, const float* zeros,    \
-                                    const float* bias, int act, int iy0, int xo, int H, int W, int ci,   \
-                                    int co, int fh, int fw, int sw, int dh, int dw, int left) {          \
+  }
+
+// The block's sums, bias added and activation applied, in acc[p·NV + v].
+#define CONV_ACC_FN(P, NV)                                                                               \
+  static inline void conv_acc_##P##_##NV(const float* img, const float* w, const float* zeros,           \
+                                         const float* bias, int act, int iy0, int xo, int H, int W,      \
+                                         int ci, int co, int fh, int fw, int sw, int dh, int dw,         \
+                                         int left, v128_t* acc) {                                        \
     int bx[P];                                                                                           \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) bx[p] = (xo + p) * sw - left;         \
     const int inside = dw == 1 && bx[0] >= 0 && bx[P - 1] + fw <= W;                                     \
-    v128_t acc[P * NV];                                                                                  \
     _Pragma("clang loop unroll(full)") for (int i = 0; i < P * NV; i++) acc[i] = wasm_f32x4_splat(0.0f); \
     for (int kh = 0; kh < fh; kh++) {                                                                    \
       const int iy = iy0 + kh * dh;                                                                      \
@@ -201,12 +204,19 @@ void conv2d_filter_grad_pooled(const float* x, const float* dyp, const unsigned 
         if (act == 2) acc[i] = wasm_f32x4_pmin(acc[i], six);                                             \
       }                                                                                                  \
     }                                                                                                    \
+  }                                                                                                      \
+  static void conv_block_##P##_##NV(const float* img, const float* w, float* out, const float* zeros,    \
+                                    const float* bias, int act, int iy0, int xo, int H, int W, int ci,   \
+                                    int co, int fh, int fw, int sw, int dh, int dw, int left) {          \
+    v128_t acc[P * NV];                                                                                  \
+    conv_acc_##P##_##NV(img, w, zeros, bias, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left, acc); \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++)                                       \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                    \
         wasm_v128_store(out + p * co + 4 * v, acc[p * NV + v]);                                          \
   }
 
 CONV_TAPS(2, 4) CONV_TAPS(2, 2) CONV_TAPS(2, 1) CONV_TAPS(1, 4) CONV_TAPS(1, 2) CONV_TAPS(1, 1)
+CONV_ACC_FN(2, 4) CONV_ACC_FN(2, 2) CONV_ACC_FN(2, 1) CONV_ACC_FN(1, 4) CONV_ACC_FN(1, 2) CONV_ACC_FN(1, 1)
 
 // `co` must be a multiple of 4. Two pixels × 16 channels a block: measured against 4×8, 3×8, 2×8, 4×12,
 // 3×12 and 1×16 on the bench's layers, it was the fastest (8 accumulators, 4 filter vectors, 1 splat fit
@@ -563,6 +573,60 @@ void max_pool_grad(const float* x, const float* dy, float* dx, int B, int H, int
             }
           }
         }
+      }
+    }
+  }
+}
+
+// A convolution as `conv2d` (dilation 1) followed by 2×2, stride-2 max pooling, without the convolution's
+// output in memory: each block is one pooling window × 4·NV channels, its two rows summed one after the
+// other by `conv2d`'s register blocks (2 pixels × 16 channels was the fastest; 4 pixels × 8 lost what the
+// fusion saves), with bias and activation applied; the window's max goes to `out` [B, oh/2, ow/2, co],
+// with its winner in `win` as `max_pool_2x2_winners` records it (floor 0 after a relu: `floorZero`).
+// The same float32 values as `conv2d` then `max_pool_2x2_winners`. co a multiple of 4.
+#define CONV_POOL_BLOCK(NV)                                                                                \
+  static void conv_pool_block_##NV(const float* img, const float* w, float* out, unsigned char* win,       \
+                                   const float* zeros, const float* bias, int act, v128_t floor, int iyA,  \
+                                   int iyB, int xo, int H, int W, int ci, int co, int fh, int fw, int sw,  \
+                                   int left) {                                                             \
+    v128_t ra[2 * NV], rb[2 * NV];                                                                         \
+    conv_acc_2_##NV(img, w, zeros, bias, act, iyA, xo, H, W, ci, co, fh, fw, sw, 1, 1, left, ra);          \
+    conv_acc_2_##NV(img, w, zeros, bias, act, iyB, xo, H, W, ci, co, fh, fw, sw, 1, 1, left, rb);          \
+    const v128_t none = wasm_i32x4_splat(4);                                                               \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
+      const v128_t y0 = ra[v], y1 = ra[NV + v], y2 = rb[v], y3 = rb[NV + v];                               \
+      const v128_t m = max_of_4(y0, y1, y2, y3);                                                           \
+      wasm_v128_store(out + 4 * v, m);                                                                     \
+      v128_t k = wasm_v128_bitselect(wasm_i32x4_splat(3), none, wasm_f32x4_eq(y3, m));                     \
+      k = wasm_v128_bitselect(wasm_i32x4_splat(2), k, wasm_f32x4_eq(y2, m));                               \
+      k = wasm_v128_bitselect(wasm_i32x4_splat(1), k, wasm_f32x4_eq(y1, m));                               \
+      k = wasm_v128_bitselect(wasm_i32x4_splat(0), k, wasm_f32x4_eq(y0, m));                               \
+      k = wasm_v128_bitselect(k, none, wasm_f32x4_gt(m, floor));                                           \
+      const v128_t bytes = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(k, k), wasm_i16x8_narrow_i32x4(k, k)); \
+      wasm_v128_store32_lane(win + 4 * v, bytes, 0);                                                       \
+    }                                                                                                      \
+  }
+CONV_POOL_BLOCK(4) CONV_POOL_BLOCK(2) CONV_POOL_BLOCK(1)
+
+EXPORT("conv2d_pool")
+void conv2d_pool(const float* x, const float* w, float* out, unsigned char* win, const float* zeros, const float* bias,
+                 int act, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int fh, int fw, int sh,
+                 int sw, int top, int left) {
+  const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
+  const int OH = oh / 2, OW = ow / 2;
+  for (int b = 0; b < B; b++) {
+    const float* img = x + b * H * W * ci;
+    for (int py = 0; py < OH; py++) {
+      const int iyA = 2 * py * sh - top, iyB = (2 * py + 1) * sh - top;
+      for (int px = 0; px < OW; px++) {
+        const int o = ((b * OH + py) * OW + px) * co;
+#define POOL_BLOCK(NV) \
+  conv_pool_block_##NV(img, w + o0, out + o + o0, win + o + o0, zeros, bias ? bias + o0 : 0, act, floor, iyA, iyB, 2 * px, H, W, ci, co, fh, fw, sw, left)
+        int o0 = 0;
+        for (; o0 + 16 <= co; o0 += 16) POOL_BLOCK(4);
+        for (; o0 + 8 <= co; o0 += 8) POOL_BLOCK(2);
+        for (; o0 < co; o0 += 4) POOL_BLOCK(1);
+#undef POOL_BLOCK
       }
     }
   }
