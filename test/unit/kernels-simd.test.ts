@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../src/core/backend';
 import { conv2dBackpropFilterViaOps } from '../../src/core/kernels/conv2d-backprop-filter';
-import { addBiasSimd, conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, maxPoolSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad, winogradTakes } from '../../src/core/kernels/simd-kernels';
+import { addBiasSimd, conv2dBackpropFilterSimd, conv2dPoolSimd, conv2dBackpropInputSimd, conv2dSimd, findSimdKernels, matMulSimd, maxPoolSimd, reluGradSimd, simdKernels, simdTakesMaxPoolGrad, winogradTakes } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
@@ -346,15 +346,17 @@ test('max pooling with winners (the conv step\'s): the pooling bit for bit, its 
   }
 });
 
-test('convolution and pooling as one kernel (the conv step\'s first layer): the values and winners of the convolution then the pooling, bit for bit', async () => {
+test('convolution and pooling as one kernel (the conv step\'s), direct and Winograd: the values and winners of the convolution then the pooling, bit for bit', async () => {
   await initBackend('wasm');
   const kernels = simdKernels(tf.backend())!;
   const heap = wasmInternals(tf.backend())!;
   const rng = new Rng(67);
-  const cases: { x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'same' | 'valid'; act: 0 | 1 | 2; bias: boolean }[] = [
-    { x: [2, 9, 11, 3], f: [3, 3, 3, 8], s: 1, pad: 'same', act: 1, bias: true }, // odd output: the last row and column in no window
-    { x: [2, 21, 21, 1], f: [5, 5, 1, 12], s: 2, pad: 'valid', act: 0, bias: false }, // 12 = a block of 8 and one of 4
-    { x: [1, 8, 8, 3], f: [3, 3, 3, 4], s: 1, pad: 'same', act: 2, bias: true },
+  const cases: { x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'same' | 'valid'; act: 0 | 1 | 2; bias: boolean; winograd: boolean }[] = [
+    { x: [2, 9, 11, 3], f: [3, 3, 3, 8], s: 1, pad: 'same', act: 1, bias: true, winograd: false }, // odd output: the last row and column in no window
+    { x: [2, 21, 21, 1], f: [5, 5, 1, 12], s: 2, pad: 'valid', act: 0, bias: false, winograd: false }, // 12 = a block of 8 and one of 4
+    { x: [1, 8, 8, 3], f: [3, 3, 3, 4], s: 1, pad: 'same', act: 2, bias: true, winograd: false },
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'same', act: 1, bias: true, winograd: true }, // partial tiles at the odd edges
+    { x: [1, 8, 8, 8], f: [3, 3, 8, 16], s: 1, pad: 'valid', act: 0, bias: false, winograd: true },
   ];
   for (const c of cases) {
     tf.tidy(() => {
@@ -362,22 +364,23 @@ test('convolution and pooling as one kernel (the conv step\'s first layer): the 
       const f = tf.tensor4d(Float32Array.from({ length: c.f.reduce((a, b) => a * b, 1) }, () => rng.normal()), c.f);
       const bias = tf.tensor1d(Float32Array.from({ length: c.f[3] }, () => rng.normal()));
       const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
+      assert.equal(winogradTakes(info), c.winograd, `${JSON.stringify(c)}: Winograd?`);
       const { outHeight: oh, outWidth: ow, outChannels: co } = info;
       const [OH, OW] = [Math.floor(oh / 2), Math.floor(ow / 2)];
       const activation = (['linear', 'relu', 'relu6'] as const)[c.act];
-      const conv = tf.engine().makeTensorFromTensorInfo(conv2dSimd(tf.backend(), x, f, { strides: c.s, pad: c.pad }, { bias: c.bias ? bias : undefined, activation })!);
+      const epilogue = { bias: c.bias ? bias : undefined, activation };
+      const conv = tf.engine().makeTensorFromTensorInfo(conv2dSimd(tf.backend(), x, f, { strides: c.s, pad: c.pad }, epilogue)!);
+      const fused = conv2dPoolSimd(tf.backend(), x, f, { strides: c.s, pad: c.pad }, epilogue, c.act !== 0)!;
+      assert.deepEqual(fused.convShape, conv.shape);
       const n = c.x[0] * OH * OW * co;
-      const [out, win, out2, win2] = [heap.makeOutput([c.x[0], OH, OW, co], 'float32'), heap.makeOutput([Math.ceil(n / 4)], 'int32'), heap.makeOutput([c.x[0], OH, OW, co], 'float32'), heap.makeOutput([Math.ceil(n / 4)], 'int32')];
-      const zeros = tf.zeros([4]);
-      kernels.conv2d_pool(heapOffset(heap, x), heapOffset(heap, f), heapOffset(heap, out), heapOffset(heap, win), heapOffset(heap, zeros), c.bias ? heapOffset(heap, bias) : 0, c.act, c.act ? 1 : 0,
-        c.x[0], c.x[1], c.x[2], c.x[3], oh, ow, co, c.f[0], c.f[1], info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left);
+      const [out2, win2] = [heap.makeOutput([c.x[0], OH, OW, co], 'float32'), heap.makeOutput([Math.ceil(n / 4)], 'int32')];
       kernels.max_pool_2x2_winners(heapOffset(heap, conv), heapOffset(heap, out2), heapOffset(heap, win2), c.x[0], oh, ow, co, OH, OW, c.act ? 1 : 0);
       const bytes = (t: tf.TensorInfo) => new Uint8Array(heap.wasm.HEAPU8.buffer, heapOffset(heap, t), n).slice();
-      assert.deepEqual(bytes(win), bytes(win2), `${JSON.stringify(c)}: winners`);
-      assert.ok(bytes(win).some((k) => k < 4), 'some windows have a winner');
-      const [a, b] = [out, out2].map((t) => tf.engine().makeTensorFromTensorInfo(t).dataSync());
+      assert.deepEqual(bytes(fused.winners), bytes(win2), `${JSON.stringify(c)}: winners`);
+      assert.ok(bytes(win2).some((k) => k < 4), 'some windows have a winner');
+      const [a, b] = [fused.out, out2].map((t) => tf.engine().makeTensorFromTensorInfo(t).dataSync());
       a.forEach((v, j) => assert.ok(Object.is(v, b[j]), `${JSON.stringify(c)} ${j}: ${v} vs ${b[j]}`));
-      heap.disposeData(win.dataId);
+      heap.disposeData(fused.winners.dataId);
       heap.disposeData(win2.dataId);
     });
   }

@@ -49,8 +49,8 @@ export interface SimdExports {
     x: number, dy: number, dw: number, scratch: number, tiles: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number, top: number, left: number,
   ): void;
   conv2d_winograd(
-    x: number, u: number, out: number, scratch: number, bias: number, act: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
-    top: number, left: number,
+    x: number, u: number, out: number, scratch: number, bias: number, act: number, win: number, floorZero: number, B: number, H: number, W: number, ci: number, oh: number,
+    ow: number, co: number, top: number, left: number,
   ): void;
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   conv2d_filter_grad_pooled(
@@ -204,6 +204,65 @@ export function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
     info.dilationHeight === 1 && info.dilationWidth === 1 && ci % 4 === 0 && co % 4 === 0 && ci >= 8 && ci * co >= 128;
 }
 
+/** `conv2d_winograd` into `out`, the filter transformed first; `pool`: a 2×2 max pooling after it, `out` then pooled. */
+function runWinograd(kernels: SimdExports, heap: WasmBackendInternals, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, epilogue: { bias: number; act: number }, out: tf.TensorInfo, pool?: { winners: tf.TensorInfo; floorZero: boolean }): void {
+  const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
+  const u = heap.makeOutput([16, ci, co], 'float32');
+  const scratch = heap.makeOutput([16 * WINOGRAD_TILES * (ci + co)], 'float32');
+  try {
+    kernels.winograd_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
+    kernels.conv2d_winograd(
+      heapOffset(heap, x), heapOffset(heap, u), heapOffset(heap, out), heapOffset(heap, scratch), epilogue.bias, epilogue.act,
+      pool ? heapOffset(heap, pool.winners) : 0, pool?.floorZero ? 1 : 0, b, H, W, ci, oh, ow, co, info.padInfo.top, info.padInfo.left,
+    );
+  } finally {
+    heap.disposeData(u.dataId);
+    heap.disposeData(scratch.dataId);
+  }
+}
+
+/**
+ * A convolution (NHWC, dilation 1, channels out in fours) and the 2×2, stride-2 max pooling after it as
+ * one kernel, through Winograd where `winogradTakes` the convolution, else `conv2d_pool`: only each
+ * pooling window's max is written, [B, oh/2, ow/2, co], with its winner (a byte per output, as
+ * `max_pool_2x2_winners` records them; `floorZero` after a relu). The convolution's output never goes to
+ * memory. The same values as the convolution then the pooling. Null where it does not apply.
+ */
+export function conv2dPoolSimd(
+  backend: unknown,
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: { strides: number | [number, number]; pad: 'same' | 'valid' },
+  fused: Epilogue,
+  floorZero: boolean,
+): { out: tf.TensorInfo; winners: tf.TensorInfo; convShape: number[] } | null {
+  const kernels = simdKernels(backend);
+  const heap = wasmInternals(backend) as WasmBackendInternals;
+  if (!kernels || x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 || filter.shape.length !== 4 || filter.shape[3] % 4 !== 0 || x.shape[3] !== filter.shape[2]) return null;
+  const epilogue = epilogueFor(heap, fused, filter.shape[3]);
+  if (!epilogue) return null;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad, undefined, false, 'channelsLast');
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
+  const [OH, OW] = [Math.floor(oh / 2), Math.floor(ow / 2)];
+  if (OH === 0 || OW === 0) return null;
+  const out = heap.makeOutput([B, OH, OW, co], 'float32');
+  const winners = heap.makeOutput([Math.ceil((B * OH * OW * co) / 4)], 'int32'); // one byte each
+  if (winogradTakes(info)) {
+    runWinograd(kernels, heap, x, filter, info, epilogue, out, { winners, floorZero });
+  } else {
+    const zeros = heapZeros(heap, ci);
+    try {
+      kernels.conv2d_pool(
+        heapOffset(heap, x), heapOffset(heap, filter), heapOffset(heap, out), heapOffset(heap, winners), heapOffset(heap, zeros), epilogue.bias, epilogue.act, floorZero ? 1 : 0,
+        B, H, W, ci, oh, ow, co, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+      );
+    } finally {
+      heap.disposeData(zeros.dataId);
+    }
+  }
+  return { out, winners, convShape: [B, oh, ow, co] };
+}
+
 /**
  * Runs the module's conv2d over heap tensors x [B, H, W, ci] and filter [fh, fw, ci, co]; the output is
  * [B, oh, ow, co]. 3×3 stride-1 convolutions with channels in fours go through Winograd F(2×2, 3×3)
@@ -213,18 +272,7 @@ function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.Tenso
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const out = heap.makeOutput([b, oh, ow, co], 'float32');
   if (winogradTakes(info)) {
-    const u = heap.makeOutput([16, ci, co], 'float32');
-    const scratch = heap.makeOutput([16 * WINOGRAD_TILES * (ci + co)], 'float32');
-    try {
-      kernels.winograd_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
-      kernels.conv2d_winograd(
-        heapOffset(heap, x), heapOffset(heap, u), heapOffset(heap, out), heapOffset(heap, scratch), epilogue.bias, epilogue.act,
-        b, H, W, ci, oh, ow, co, info.padInfo.top, info.padInfo.left,
-      );
-    } finally {
-      heap.disposeData(u.dataId);
-      heap.disposeData(scratch.dataId);
-    }
+    runWinograd(kernels, heap, x, filter, info, epilogue, out);
     return out;
   }
   const zeros = heapZeros(heap, ci);

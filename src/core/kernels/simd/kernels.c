@@ -12,6 +12,27 @@ static inline int max_i(int a, int b) { return a > b ? a : b; }
 // floor(a / b) for b > 0
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+// The largest of four values that is not NaN, −∞ when all are NaN, as the cpu backend's max pooling takes
+// it: pmax(a, b) = a < b ? b : a keeps a when b is NaN, and the first of equal values.
+static inline v128_t max_of_4(v128_t v0, v128_t v1, v128_t v2, v128_t v3) {
+  const v128_t minusInf = wasm_f32x4_splat(-__builtin_inff());
+  return wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(minusInf, v0), v1), v2), v3);
+}
+
+// The winner of a 2×2 pooling window of inputs y0…y3 (row by row) whose max is m, as `max_pool_grad`
+// picks it: the first input equal to m, where m is above `floor`; else 4 (none). One byte per channel,
+// stored at `win` (four channels).
+static inline void store_winners(unsigned char* win, v128_t y0, v128_t y1, v128_t y2, v128_t y3, v128_t m, v128_t floor) {
+  const v128_t none = wasm_i32x4_splat(4);
+  v128_t k = wasm_v128_bitselect(wasm_i32x4_splat(3), none, wasm_f32x4_eq(y3, m)); // the last equal, then each earlier over it
+  k = wasm_v128_bitselect(wasm_i32x4_splat(2), k, wasm_f32x4_eq(y2, m));
+  k = wasm_v128_bitselect(wasm_i32x4_splat(1), k, wasm_f32x4_eq(y1, m));
+  k = wasm_v128_bitselect(wasm_i32x4_splat(0), k, wasm_f32x4_eq(y0, m));
+  k = wasm_v128_bitselect(k, none, wasm_f32x4_gt(m, floor));
+  const v128_t bytes = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(k, k), wasm_i16x8_narrow_i32x4(k, k));
+  wasm_v128_store32_lane(win, bytes, 0);
+}
+
 // One block of the filter gradient: NC input channels (c0…) × 4·NV output channels (o0…), summed over
 // `n` pixels of one output row. x advances xstep floats a pixel, dy `co` floats.
 #define BLOCK(NC, NV)                                                                                  \
@@ -332,10 +353,15 @@ WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) 
 
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd_filter` wrote into u,
 // as `conv2d` takes it (padding `top`, `left`; reads outside the image are zeros; bias and activation
-// after the sum). ci and co multiples of 4. `scratch` holds 16·WINO_TILES·(ci + co) floats.
+// after the sum). ci and co multiples of 4. `scratch` holds 16·WINO_TILES·(ci + co) floats. Where `win`
+// is not null, a 2×2, stride-2 max pooling follows, as `max_pool_2x2_winners` does it: `out` is then
+// [B, oh/2, ow/2, co], each output tile being one pooling window.
 EXPORT("conv2d_winograd")
-void conv2d_winograd(const float* x, const float* u, float* out, float* scratch, const float* bias, int act, int B,
-                     int H, int W, int ci, int oh, int ow, int co, int top, int left) {
+void conv2d_winograd(const float* x, const float* u, float* out, float* scratch, const float* bias, int act,
+                     unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
+                     int left) {
+  const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
+  const int OH = oh / 2, OW = ow / 2;
   float* V = scratch;                        // [16, WINO_TILES, ci]: the input tiles' transforms
   float* M = scratch + 16 * WINO_TILES * ci; // [16, WINO_TILES, co]: their products with the filter's
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2;
@@ -383,14 +409,22 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
               y[i][1] = wasm_f32x4_sub(wasm_f32x4_sub(a[i][1], a[i][2]), a[i][3]);
             }
             const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-            for (int i = 0; i < rows; i++) {
-              for (int j = 0; j < cols; j++) {
-                v128_t r = bias ? wasm_f32x4_add(y[i][j], bv) : y[i][j];
-                if (act) r = wasm_f32x4_pmax(r, zero);
-                if (act == 2) r = wasm_f32x4_pmin(r, six);
-                wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, r);
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++)
+              _Pragma("clang loop unroll(full)") for (int j = 0; j < 2; j++) {
+                if (bias) y[i][j] = wasm_f32x4_add(y[i][j], bv);
+                if (act) y[i][j] = wasm_f32x4_pmax(y[i][j], zero);
+                if (act == 2) y[i][j] = wasm_f32x4_pmin(y[i][j], six);
               }
+            if (win) { // the tile is a pooling window: its max and winner only (a partial tile is in none)
+              if (rows < 2 || cols < 2) continue;
+              const v128_t m = max_of_4(y[0][0], y[0][1], y[1][0], y[1][1]);
+              const int p = ((b * OH + ty) * OW + tx0 + t) * co + o;
+              wasm_v128_store(out + p, m);
+              store_winners(win + p, y[0][0], y[0][1], y[1][0], y[1][1], m, floor);
+              continue;
             }
+            for (int i = 0; i < rows; i++)
+              for (int j = 0; j < cols; j++) wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, y[i][j]);
           }
         }
       }
@@ -476,13 +510,6 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
       }
     }
   }
-}
-
-// The largest of four values that is not NaN, −∞ when all are NaN, as the cpu backend's max pooling takes
-// it: pmax(a, b) = a < b ? b : a keeps a when b is NaN, and the first of equal values.
-static inline v128_t max_of_4(v128_t v0, v128_t v1, v128_t v2, v128_t v3) {
-  const v128_t minusInf = wasm_f32x4_splat(-__builtin_inff());
-  return wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(minusInf, v0), v1), v2), v3);
 }
 
 // Max pooling over 2×2 windows of stride 2 that lie inside the image, NHWC, C a multiple of 4: each
@@ -592,18 +619,11 @@ void max_pool_grad(const float* x, const float* dy, float* dx, int B, int H, int
     v128_t ra[2 * NV], rb[2 * NV];                                                                         \
     conv_acc_2_##NV(img, w, zeros, bias, act, iyA, xo, H, W, ci, co, fh, fw, sw, 1, 1, left, ra);          \
     conv_acc_2_##NV(img, w, zeros, bias, act, iyB, xo, H, W, ci, co, fh, fw, sw, 1, 1, left, rb);          \
-    const v128_t none = wasm_i32x4_splat(4);                                                               \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
       const v128_t y0 = ra[v], y1 = ra[NV + v], y2 = rb[v], y3 = rb[NV + v];                               \
       const v128_t m = max_of_4(y0, y1, y2, y3);                                                           \
       wasm_v128_store(out + 4 * v, m);                                                                     \
-      v128_t k = wasm_v128_bitselect(wasm_i32x4_splat(3), none, wasm_f32x4_eq(y3, m));                     \
-      k = wasm_v128_bitselect(wasm_i32x4_splat(2), k, wasm_f32x4_eq(y2, m));                               \
-      k = wasm_v128_bitselect(wasm_i32x4_splat(1), k, wasm_f32x4_eq(y1, m));                               \
-      k = wasm_v128_bitselect(wasm_i32x4_splat(0), k, wasm_f32x4_eq(y0, m));                               \
-      k = wasm_v128_bitselect(k, none, wasm_f32x4_gt(m, floor));                                           \
-      const v128_t bytes = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(k, k), wasm_i16x8_narrow_i32x4(k, k)); \
-      wasm_v128_store32_lane(win + 4 * v, bytes, 0);                                                       \
+      store_winners(win + 4 * v, y0, y1, y2, y3, m, floor);                                                \
     }                                                                                                      \
   }
 CONV_POOL_BLOCK(4) CONV_POOL_BLOCK(2) CONV_POOL_BLOCK(1)
@@ -641,7 +661,6 @@ EXPORT("max_pool_2x2_winners")
 void max_pool_2x2_winners(const float* x, float* out, unsigned char* win, int B, int H, int W, int C, int OH, int OW,
                           int floorZero) {
   const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
-  const v128_t none = wasm_i32x4_splat(4);
   for (int b = 0; b < B; b++) {
     for (int oh = 0; oh < OH; oh++) {
       const float* r0 = x + ((b * H + oh * 2) * W) * C;
@@ -653,14 +672,7 @@ void max_pool_2x2_winners(const float* x, float* out, unsigned char* win, int B,
           const v128_t v2 = wasm_v128_load(r1 + c), v3 = wasm_v128_load(r1 + C + c);
           const v128_t m = max_of_4(v0, v1, v2, v3);
           wasm_v128_store(out + o0 + ow * C + c, m);
-          // The last input equal to m, then each earlier one over it: the first equal wins.
-          v128_t k = wasm_v128_bitselect(wasm_i32x4_splat(3), none, wasm_f32x4_eq(v3, m));
-          k = wasm_v128_bitselect(wasm_i32x4_splat(2), k, wasm_f32x4_eq(v2, m));
-          k = wasm_v128_bitselect(wasm_i32x4_splat(1), k, wasm_f32x4_eq(v1, m));
-          k = wasm_v128_bitselect(wasm_i32x4_splat(0), k, wasm_f32x4_eq(v0, m));
-          k = wasm_v128_bitselect(k, none, wasm_f32x4_gt(m, floor));
-          const v128_t bytes = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(k, k), wasm_i16x8_narrow_i32x4(k, k));
-          wasm_v128_store32_lane(win + o0 + ow * C + c, bytes, 0);
+          store_winners(win + o0 + ow * C + c, v0, v1, v2, v3, m, floor);
         }
       }
     }
