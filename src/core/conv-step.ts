@@ -11,12 +11,12 @@
  * gradient (with the relu's before it folded in) reads neither activation again. The convolutions and
  * their gradients run the same kernels as the tfjs path (`conv2dSimd`, `conv2dBackpropFilterSimd`,
  * `conv2dBackpropInputSimd`, the bias sums), so the results are those of the tfjs path up to the order
- * of a few float32 sums and the sign of zero gradients. cnn32 epochs: 112–119 ms on the tfjs path,
- * 96–100 with this step, 93–94 with the pooling winners; the first convolution's gradients summed from
- * its pooling's (`pooledFilterGrad`) were faster in 14 of 15 interleaved epochs (87.8 → 85.7 ms), and
- * that convolution run together with its pooling (`convPoolForward`) in 29 of 30 (96.4 → 93.3 and
- * 92.1 → 88.5 ms in two runs; the demo CNN 159 → 153 ms), and the second one, through Winograd, in 30 of
- * 30 (89.4 → 85.7 and 92.6 → 87.0 ms).
+ * of a few float32 sums and the sign of zero gradients. Each convolution followed by a pooling runs
+ * together with it (`convPoolForward`), and the first convolution's gradients are summed from its
+ * pooling's (`pooledFilterGrad`): the largest activations of the step and their gradients are never
+ * written. cnn32 epochs: 112–119 ms on the tfjs path, 96–100 with this step, 93–94 with the pooling
+ * winners, then each fusion faster in 14 to 15 of 15 interleaved epochs: 87.8 → 85.7 ms (pooled
+ * filter gradient), 96.4 → 93.3 (first convolution with its pooling), 89.4 → 85.7 (second, Winograd).
  *
  * What it takes (anything else keeps the tfjs path): one input [H, W, C] and one output; in order,
  * Conv2D layers (channels last, dilation 1, 'same' or 'valid', relu or linear, filters in fours; after
@@ -229,7 +229,6 @@ export class ConvStep {
       const firstWeighted = this.plan.findIndex((p) => p.kind === 'conv' || p.kind === 'dense');
       for (let li = this.plan.length - 1; li >= 0; li--) {
         const l = this.plan[li];
-        const firstWithWeights = !this.plan.slice(0, li).some((p) => p.kind === 'conv' || p.kind === 'dense');
         if (l.kind === 'flatten') {
           g = { dataId: g.dataId, shape: inShape(li).slice(), dtype: 'float32' };
           continue;
@@ -254,11 +253,11 @@ export class ConvStep {
         if (l.kind === 'conv') {
           if (l.bias) give(l.bias, sumOrThrow(backend, dz, [0, 1, 2], l.name));
           give(l.kernel, conv2dBackpropFilterSimd(backend, input_(li), dz, l.kernel.shape as [number, number, number, number], l.strides, l.padding) ?? fail(`${l.name}'s filter gradient`));
-          if (!firstWithWeights) {
+          if (li !== firstWeighted) {
             g = keep(conv2dBackpropInputSimd(backend, dz, l.kernel, { strides: l.strides, pad: l.padding, inputShape: inShape(li) as [number, number, number, number] }), `${l.name}'s input gradient`);
           }
         } else {
-          g = this.denseBackward(input_(li), dz, l, !firstWithWeights, give, keep);
+          g = this.denseBackward(input_(li), dz, l, li !== firstWeighted, give, keep);
         }
       }
       return { loss, grads };

@@ -15,6 +15,12 @@
  * gradient of a stride-1 convolution as that same kernel over dy with the filter rotated, with no padded
  * copy of dy; `BatchMatMul`, as a 1×1 convolution; and 2×2 `MaxPool`.
  *
+ * 3×3 stride-1 convolutions with enough channels (`winogradTakes`), forward and both gradients, run
+ * through Winograd's minimal filtering, F(2×2, 3×3) and its transpose: 2.25 times fewer multiplies,
+ * 1.3–2.1 times as fast. For the heap training step of plain CNNs (conv-step.ts) the module also runs a
+ * convolution together with the 2×2 max pooling after it (`conv2dPoolSimd`), recording each window's
+ * winner, and a first layer's filter gradient from that pooling's gradient (`conv2d_filter_grad_pooled`).
+ *
  * Also: a bias added at every position (`Add` with one side over the other's last axis), where wasm's
  * stock kernel broadcasts with a general index loop. The module's other kernels are called by the
  * JavaScript kernels they speed up, for the cases they take: `max_pool_grad` by max-pool-grad.ts (windows
@@ -265,8 +271,8 @@ export function conv2dPoolSimd(
 
 /**
  * Runs the module's conv2d over heap tensors x [B, H, W, ci] and filter [fh, fw, ci, co]; the output is
- * [B, oh, ow, co]. 3×3 stride-1 convolutions with channels in fours go through Winograd F(2×2, 3×3)
- * (`conv2d_winograd`): 16 multiplies per 2×2 outputs and channel pair instead of 36.
+ * [B, oh, ow, co]. The convolutions `winogradTakes` go through Winograd F(2×2, 3×3) (`conv2d_winograd`):
+ * 16 multiplies per 2×2 outputs and channel pair instead of 36.
  */
 function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, epilogue = { bias: 0, act: 0 }): tf.TensorInfo {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
