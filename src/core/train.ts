@@ -9,8 +9,9 @@
  *
  * On wasm, where a small model's step is mostly kernel dispatch, Adam is one fused pass per variable
  * (kernels/adam.ts, bit-for-bit tf.train.adam) and the loss and its logit gradient are computed on the
- * host (`weightedCrossEntropyOnHost`); a small chain of Dense layers (a tabular MLP) skips tfjs for the
- * forward and backward pass too (dense-step.ts). Other backends run tf.train.adam and the tensor loss.
+ * host (`weightedCrossEntropyOnHost`); a small chain of Dense layers (a tabular MLP, dense-step.ts) and a
+ * plain CNN (conv-step.ts) skip tfjs for the forward and backward pass too. Other backends run
+ * tf.train.adam and the tensor loss, and read the step losses together, asynchronously (`StepLosses`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -73,8 +74,8 @@ function applyMasked(grads: Record<string, tf.Tensor>, pruning: StepPruning | un
   optimizer.applyGradients(masked);
 }
 
-/** One optimizer step through the JavaScript dense step (dense-step.ts); returns the batch loss. */
-function denseStep(
+/** One optimizer step through a heap step (dense-step.ts, conv-step.ts); returns the batch loss. */
+function heapStep(
   step: DenseStep | ConvStep,
   opts: TrainOptions,
   x: tf.Tensor,
@@ -244,7 +245,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
 
   // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
   // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
-  const dense = host && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
+  const onHeap = host && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
 
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
@@ -255,7 +256,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
         optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
-        const stepLoss = dense && host ? denseStep(dense, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
+        const stepLoss = onHeap && host ? heapStep(onHeap, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
           const idx = tf.tensor1d(batch, 'int32');
           const xb = tf.gather(data.x, idx);
           const lossFn = host
