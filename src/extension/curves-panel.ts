@@ -29,6 +29,9 @@ import { sessionViewOf } from './config';
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif' };
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;
 const MAX_IMAGES_PER_GROUP = 24;
+/** How long the page's script may take to say `ready` before the page is loaded again (see watchReady). */
+const READY_TIMEOUT_MS = 10_000;
+const MAX_RELOADS = 2;
 
 export class CurvesPanel implements vscode.Disposable {
   static readonly viewType = 'fairPrune.curves';
@@ -38,6 +41,8 @@ export class CurvesPanel implements vscode.Disposable {
   private readonly panelDisposables: vscode.Disposable[] = [];
   private readonly disposables: vscode.Disposable[] = [];
   private lastProgress = 0;
+  private readyTimer?: NodeJS.Timeout;
+  private reloads = 0;
   private readonly flopsCache = new Map<string, { mtime: number; flops: Record<string, number> | null; note: string }>();
   private csvCache?: { file: string; mtime: number; rows: string[][]; columns: string[] };
 
@@ -129,10 +134,35 @@ export class CurvesPanel implements vscode.Disposable {
       panel.onDidDispose(() => {
         this.panel = undefined;
         this.ready = false;
+        clearTimeout(this.readyTimer);
         this.panelDisposables.splice(0).forEach((d) => d.dispose());
       }),
     );
     panel.webview.html = this.html(panel.webview);
+    this.reloads = 0;
+    this.watchReady(panel);
+  }
+
+  /**
+   * The page's script posts `ready` as soon as it runs. In code-server it was seen once not to run: the
+   * panel stayed at "Loading the fairness curves…" for a minute while the session finished. So a page
+   * that is visible and has not said `ready` within READY_TIMEOUT_MS is loaded again, twice at most,
+   * and the output says so. A hidden panel's page may not load until it is shown: it is not counted.
+   */
+  private watchReady(panel: vscode.WebviewPanel): void {
+    clearTimeout(this.readyTimer);
+    this.readyTimer = setTimeout(() => {
+      if (this.panel !== panel || this.ready) return;
+      if (!panel.visible) return this.watchReady(panel);
+      if (this.reloads >= MAX_RELOADS) {
+        this.output.appendLine(`The Fairness Curves page did not start after ${MAX_RELOADS + 1} tries: close the panel and open it again ("Fair Prune: Show Fairness Curves").`);
+        return;
+      }
+      this.reloads++;
+      this.output.appendLine(`The Fairness Curves page had not started after ${READY_TIMEOUT_MS / 1000} s: loading it again.`);
+      panel.webview.html = this.html(panel.webview);
+      this.watchReady(panel);
+    }, READY_TIMEOUT_MS);
   }
 
   private html(webview: vscode.Webview): string {
@@ -287,6 +317,7 @@ export class CurvesPanel implements vscode.Disposable {
 
   dispose(): void {
     if (this.pending) clearTimeout(this.pending);
+    clearTimeout(this.readyTimer);
     this.panel?.dispose();
     this.panelDisposables.splice(0).forEach((d) => d.dispose());
     this.disposables.splice(0).forEach((d) => d.dispose());
