@@ -30,7 +30,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
 import type { LayerLike } from './dense-step';
 import { weightedCrossEntropyAndGradient } from './losses';
-import { conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dPoolSimd, conv2dSimd, matMulSimd, reluGradSimd, simdKernels, winogradTakes, type SimdExports } from './kernels/simd-kernels';
+import { conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dPoolSimd, conv2dSimd, matMulSimd, maxPool2x2WinnersSimd, reluGradSimd, simdKernels, winogradTakes, type SimdExports } from './kernels/simd-kernels';
 import { sumLeadingAxesOnHeap } from './kernels/sum';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
 
@@ -301,15 +301,9 @@ export class ConvStep {
    * activation of the layer three times.
    */
   private poolForward(a: tf.TensorInfo, afterRelu: boolean, winners: tf.TensorInfo[], keep: (t: tf.TensorInfo | null, what: string) => tf.TensorInfo): tf.TensorInfo {
-    const heap = this.heap;
-    const [B, H, W, C] = a.shape;
-    const OH = Math.floor(H / 2);
-    const OW = Math.floor(W / 2);
-    const out = keep(heap.makeOutput([B, OH, OW, C], 'float32'), 'a pooling');
-    const win = keep(heap.makeOutput([Math.ceil((B * OH * OW * C) / 4)], 'int32'), 'a pooling\'s winners'); // one byte each
-    this.kernels.max_pool_2x2_winners(heapOffset(heap, a), heapOffset(heap, out), heapOffset(heap, win), B, H, W, C, OH, OW, afterRelu ? 1 : 0);
-    winners.push(win);
-    return out;
+    const r = maxPool2x2WinnersSimd(tf.backend(), a, afterRelu);
+    winners.push(keep(r?.winners ?? null, 'a pooling\'s winners'));
+    return keep(r?.out ?? null, 'a pooling');
   }
 
   /**

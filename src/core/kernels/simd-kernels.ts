@@ -227,6 +227,29 @@ function runWinograd(kernels: SimdExports, heap: WasmBackendInternals, x: tf.Ten
   }
 }
 
+/** A pooling's winners: one byte for each element of its output `pooled`, in an int32 heap tensor. */
+function winnersBuffer(heap: WasmBackendInternals, pooled: tf.TensorInfo): tf.TensorInfo {
+  return heap.makeOutput([Math.ceil(sizeOf(pooled.shape) / 4)], 'int32');
+}
+
+/**
+ * 2×2, stride-2 max pooling of x [B, H, W, C] (C in fours) through the SIMD module, recording each
+ * window's winner as `max_pool_2x2_winners` does (`floorZero` after a relu): the pooled output
+ * [B, ⌊H/2⌋, ⌊W/2⌋, C] and the winners, which `max_pool_2x2_winners_grad` routes the gradient by.
+ */
+export function maxPool2x2WinnersSimd(backend: unknown, x: tf.TensorInfo, floorZero: boolean): { out: tf.TensorInfo; winners: tf.TensorInfo } | null {
+  const kernels = simdKernels(backend);
+  const heap = wasmInternals(backend) as WasmBackendInternals;
+  if (!kernels || x.dtype !== 'float32' || x.shape.length !== 4 || x.shape[3] % 4 !== 0) return null;
+  const [B, H, W, C] = x.shape;
+  const [OH, OW] = [Math.floor(H / 2), Math.floor(W / 2)];
+  if (OH === 0 || OW === 0) return null;
+  const out = heap.makeOutput([B, OH, OW, C], 'float32');
+  const winners = winnersBuffer(heap, out);
+  kernels.max_pool_2x2_winners(heapOffset(heap, x), heapOffset(heap, out), heapOffset(heap, winners), B, H, W, C, OH, OW, floorZero ? 1 : 0);
+  return { out, winners };
+}
+
 /**
  * A convolution (NHWC, dilation 1, channels out in fours) and the 2×2, stride-2 max pooling after it as
  * one kernel, through Winograd where `winogradTakes` the convolution, else `conv2d_pool`: only each
@@ -252,7 +275,7 @@ export function conv2dPoolSimd(
   const [OH, OW] = [Math.floor(oh / 2), Math.floor(ow / 2)];
   if (OH === 0 || OW === 0) return null;
   const out = heap.makeOutput([B, OH, OW, co], 'float32');
-  const winners = heap.makeOutput([Math.ceil((B * OH * OW * co) / 4)], 'int32'); // one byte each
+  const winners = winnersBuffer(heap, out);
   if (winogradTakes(info)) {
     runWinograd(kernels, heap, x, filter, info, epilogue, out, { winners, floorZero });
   } else {
