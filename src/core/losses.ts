@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossName, Task } from '../protocol/results';
+import { predictedClass } from './metrics';
 
 export interface PwParams {
   /** m: the weight of a sample the dense model was sure of. */
@@ -38,12 +39,12 @@ export function trueClassConfidence(task: Task, teacher: ArrayLike<number>, widt
   return teacher[i * width + label];
 }
 
-/** Whether the dense model got sample i right (argmax = label; binary: round(p) = label). */
-export function teacherIsRight(task: Task, teacher: ArrayLike<number>, width: number, i: number, label: number): boolean {
-  if (task === 'binary') return (teacher[i] >= 0.5 ? 1 : 0) === label;
-  let best = 0;
-  for (let c = 1; c < width; c++) if (teacher[i * width + c] > teacher[i * width + best]) best = c;
-  return best === label;
+/**
+ * Whether the dense model got sample i right: argmax = label; binary: round(p) = label, where p = 0.5
+ * exactly rounds to class 0 (as the authors' `torch.round` does, and as the metrics count it).
+ */
+export function teacherIsRight(teacher: ArrayLike<number>, width: number, i: number, label: number): boolean {
+  return predictedClass(teacher, width, i) === label;
 }
 
 /** PW weights w_i = m + (1 − m)(1 − s_i)^γ, in float64. No clipping, no normalisation. */
@@ -60,7 +61,7 @@ export function pwWeights(task: Task, teacher: ArrayLike<number>, labels: ArrayL
 export function correctedTargets(task: Task, teacher: ArrayLike<number>, labels: ArrayLike<number>, width: number): Float64Array {
   const t = new Float64Array(labels.length * width);
   for (let i = 0; i < labels.length; i++) {
-    const right = teacherIsRight(task, teacher, width, i, labels[i]);
+    const right = teacherIsRight(teacher, width, i, labels[i]);
     for (let c = 0; c < width; c++) {
       t[i * width + c] = right ? teacher[i * width + c] : oneHot(task, labels[i], c);
     }
@@ -114,8 +115,10 @@ export function lossTargets(
       return { targets: correctedTargets(task, t, labels, width), weights: pwWeights(task, t, labels, width, pw) };
     }
     case 'pw-weight-only': {
+      // The authors' retraining with weights on and correction off: PW-weighted distillation on the
+      // dense model's uncorrected probabilities (not on one-hot labels).
       const t = needTeacher();
-      return { targets: oneHotTargets(task, labels, width), weights: pwWeights(task, t, labels, width, pw) };
+      return { targets: Float64Array.from(t), weights: pwWeights(task, t, labels, width, pw) };
     }
     case 'pw-correction-only':
       return { targets: correctedTargets(task, needTeacher(), labels, width), weights: ones() };

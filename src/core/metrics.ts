@@ -83,30 +83,33 @@ const AUROC_WORK_BUDGET = 2e8;
 /** The budget never cuts AUROC below this many resamples (fewer make the 2.5% tails meaningless). */
 const MIN_AUROC_RESAMPLES = 200;
 
-/** Class of each sample: argmax of its probabilities, the lowest index winning ties. K = 1: p > 0.5. */
+/**
+ * Class of sample i of row-major probabilities of width K: the argmax, the lowest index winning ties;
+ * K = 1 (binary, p(y=1)): 1 when p > 0.5, so p = 0.5 exactly is class 0 (as `torch.round` rounds it).
+ * The one rule for every prediction: metrics, the PW loss's "dense model was right", training accuracy.
+ */
+export function predictedClass(p: ArrayLike<number>, K: number, i: number): number {
+  if (K === 1) return p[i] > 0.5 ? 1 : 0;
+  const base = i * K;
+  let best = 0;
+  let bestP = p[base];
+  for (let k = 1; k < K; k++) {
+    const v = p[base + k];
+    if (v > bestP) {
+      bestP = v;
+      best = k;
+    }
+  }
+  return best;
+}
+
+/** `predictedClass` of every sample. */
 export function predictedClasses(pred: Predictions): Int32Array {
   const K = pred.numClasses;
-  const p = pred.probs;
   if (!Number.isInteger(K) || K < 1) throw new Error(`predictedClasses: numClasses must be a positive integer, got ${K}`);
-  const n = Math.floor(p.length / K);
+  const n = Math.floor(pred.probs.length / K);
   const out = new Int32Array(n);
-  if (K === 1) {
-    for (let i = 0; i < n; i++) out[i] = p[i] > 0.5 ? 1 : 0;
-    return out;
-  }
-  for (let i = 0; i < n; i++) {
-    const base = i * K;
-    let best = 0;
-    let bestP = p[base];
-    for (let k = 1; k < K; k++) {
-      const v = p[base + k];
-      if (v > bestP) {
-        bestP = v;
-        best = k;
-      }
-    }
-    out[i] = best;
-  }
+  for (let i = 0; i < n; i++) out[i] = predictedClass(pred.probs, K, i);
   return out;
 }
 

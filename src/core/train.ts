@@ -18,6 +18,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task, TrainingSummary } from '../protocol/results';
 import { weightedCrossEntropy, weightedCrossEntropyOnHost } from './losses';
 import { probabilitiesFromLogits } from './model-io';
+import { predictedClass } from './metrics';
 import type { StepPruning } from './pruning';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
@@ -127,12 +128,6 @@ export function predictProbabilities(model: tfl.LayersModel, task: Task, x: tf.T
   return out;
 }
 
-function predictedClass(task: Task, probs: Float32Array, width: number, i: number): number {
-  if (task === 'binary') return probs[i] >= 0.5 ? 1 : 0;
-  let best = 0;
-  for (let c = 1; c < width; c++) if (probs[i * width + c] > probs[i * width + best]) best = c;
-  return best;
-}
 
 /** Loss and accuracy of the model on `indices` with the data's targets and weights. */
 export function evaluateLoss(model: tfl.LayersModel, task: Task, data: TrainingData, indices: Int32Array, batchSize = 256): { loss: number; accuracy: number } {
@@ -150,7 +145,7 @@ export function evaluateLoss(model: tfl.LayersModel, task: Task, data: TrainingD
     });
     lossSum += loss.dataSync()[0] * batch.length;
     const p = probs.dataSync() as Float32Array;
-    for (let i = 0; i < batch.length; i++) if (predictedClass(task, p, width, i) === data.labels[batch[i]]) correct++;
+    for (let i = 0; i < batch.length; i++) if (predictedClass(p, width, i) === data.labels[batch[i]]) correct++;
     loss.dispose();
     probs.dispose();
   }

@@ -11,7 +11,7 @@ import { repoRoot, sharedDir, useCpu } from '../helpers';
 test('losses reproduce the project\'s own NumPy reference vectors', async () => {
   await useCpu();
   const results = checkVectors(path.join(repoRoot, 'test', 'fixtures', 'pw-loss-vectors.own.json'));
-  assert.equal(results.length, 5 * 7);
+  assert.equal(results.length, 6 * 7);
   const failed = results.filter((r) => !r.passed);
   assert.deepEqual(failed, []);
 });
@@ -57,17 +57,29 @@ test('soft cross-entropy: multiclass equals −Σ t log softmax, binary equals B
   assert.ok(Math.abs(extreme[0] - 80) < 1e-3 && Math.abs(extreme[1] - 80) < 1e-3);
 });
 
-test('weighted mean: PW with all-ones weights and one-hot targets is plain cross-entropy', async () => {
+test('weighted mean: weight-only PW with m = 1 is plain distillation; its targets are the teacher\'s own', async () => {
   await useCpu();
   const labels = [0, 2, 1, 2];
   const teacher = [0.2, 0.3, 0.5, 0.1, 0.1, 0.8, 0.3, 0.3, 0.4, 0.6, 0.2, 0.2];
   const logits = tf.tensor2d([[1, 2, 3], [0, 0, 1], [2, -1, 0], [0.5, 0.5, 0.5]]);
-  const ce = lossTargets('ce', 'multiclass', labels, 3, undefined, { minWeight: 0.75, gamma: 5 });
-  const pwNoWeight = lossTargets('pw-weight-only', 'multiclass', labels, 3, teacher, { minWeight: 1, gamma: 5 });
+  const kd = lossTargets('kd', 'multiclass', labels, 3, teacher, { minWeight: 0.75, gamma: 5 });
+  const weightOnly = lossTargets('pw-weight-only', 'multiclass', labels, 3, teacher, { minWeight: 1, gamma: 5 });
+  // uncorrected: row 0 is wrong (argmax 2, label 0) and still keeps the teacher's probabilities
+  assert.deepEqual(Array.from(weightOnly.targets), teacher);
+  assert.deepEqual(Array.from(weightOnly.weights), [1, 1, 1, 1]);
   const v = (t: { targets: Float64Array; weights: Float64Array }) =>
     tf.tidy(() => weightedCrossEntropy('multiclass', logits, tf.tensor2d(Float32Array.from(t.targets), [4, 3]), tf.tensor1d(Float32Array.from(t.weights))).dataSync()[0]);
-  assert.ok(Math.abs(v(ce) - v(pwNoWeight)) < 1e-7);
+  assert.ok(Math.abs(v(kd) - v(weightOnly)) < 1e-7);
+  // with m < 1 the weights differ from 1 and the targets stay the teacher's
+  const spread = lossTargets('pw-weight-only', 'multiclass', labels, 3, teacher, { minWeight: 0.3, gamma: 1 });
+  assert.deepEqual(Array.from(spread.targets), teacher);
+  assert.ok(Math.abs(spread.weights[0] - (0.3 + 0.7 * 0.8)) < 1e-12); // s = 0.2
   logits.dispose();
+});
+
+test('binary: a teacher at p = 0.5 exactly predicts class 0, so it is right for label 0 only', () => {
+  const t = correctedTargets('binary', [0.5, 0.5], [0, 1], 1);
+  assert.deepEqual(Array.from(t), [0.5, 1]); // label 0: right, keeps 0.5; label 1: wrong, one-hot 1
 });
 
 test('every loss but ce needs the dense model\'s predictions', () => {

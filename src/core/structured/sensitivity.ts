@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { SensitivityRow, Task } from '../../protocol/results';
 import { predictProbabilities } from '../train';
+import { predictedClass } from '../metrics';
 import type { ChannelGroup, ModelGraph } from './graph';
 import { buildMasks } from './pruner';
 
@@ -31,13 +32,7 @@ export function groupAccuracy(model: tfl.LayersModel, d: ScanData): { accuracy: 
   const count = new Float64Array(d.numGroups);
   let total = 0;
   d.indices.forEach((r, i) => {
-    let cls: number;
-    if (width === 1) cls = probs[i] >= 0.5 ? 1 : 0;
-    else {
-      cls = 0;
-      for (let c = 1; c < width; c++) if (probs[i * width + c] > probs[i * width + cls]) cls = c;
-    }
-    const ok = cls === d.labels[r] ? 1 : 0;
+    const ok = predictedClass(probs, width, i) === d.labels[r] ? 1 : 0;
     total += ok;
     right[d.groupIds[r]] += ok;
     count[d.groupIds[r]]++;
