@@ -2,7 +2,7 @@
 import * as path from 'path';
 import type { EngineEvent } from '../protocol/engine';
 import type { SessionResults } from '../protocol/results';
-import { kib, pct, signedPts, summarySentences } from '../core/report';
+import { kib, pct, pwWeightLine, signedPts, summarySentences } from '../core/report';
 import { backendSummary } from '../core/backend';
 import { describeProgress } from '../ui/progress-text';
 
@@ -76,6 +76,7 @@ export function printResults(r: SessionResults, resultsPath: string, out: NodeJS
   out.write(`\nTest-split accuracy by subgroup (${r.data.groups.map((g) => `${g.name}: ${g.counts.test}`).join(', ')} test samples)\n`);
   out.write(`${resultsTable(r)}\n\n`);
   for (const s of summarySentences(r)) out.write(`${s}\n`);
+  if (r.pwWeights) out.write(`\n${pwWeightLine(r.pwWeights)}\n`);
   out.write(`\nResults: ${resultsPath}\nReport:  ${path.join(path.dirname(resultsPath), 'report.md')}\n`);
 }
 

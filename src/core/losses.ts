@@ -13,7 +13,7 @@
  * CE(z, t) = −Σ_c t_c · log softmax(z)_c.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { LossName, Task } from '../protocol/results';
+import type { LossName, PwWeightSummary, Task } from '../protocol/results';
 import { predictedClass } from './metrics';
 
 export interface PwParams {
@@ -23,7 +23,6 @@ export interface PwParams {
   gamma: number;
 }
 
-export const DEFAULT_PW: PwParams = { minWeight: 0.75, gamma: 5 };
 
 /** Output width of a task: 1 for binary (p(y=1)), K for multiclass. */
 export function outputWidth(task: Task, numClasses: number): number {
@@ -55,6 +54,35 @@ export function pwWeights(task: Task, teacher: ArrayLike<number>, labels: ArrayL
     w[i] = pw.minWeight + (1 - pw.minWeight) * Math.pow(1 - s, pw.gamma);
   }
   return w;
+}
+
+/** Mean PW weight over `rows`, overall and in each group (`groupIds[r]` indexes `groupNames`). */
+export function pwWeightSummary(
+  task: Task,
+  teacher: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  width: number,
+  pw: PwParams,
+  rows: ArrayLike<number>,
+  groupIds: ArrayLike<number>,
+  groupNames: readonly string[],
+): PwWeightSummary {
+  const w = pwWeights(task, teacher, labels, width, pw);
+  const sum = new Float64Array(groupNames.length);
+  const n = new Float64Array(groupNames.length);
+  let total = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    sum[groupIds[r]] += w[r];
+    n[groupIds[r]]++;
+    total += w[r];
+  }
+  return {
+    minWeight: pw.minWeight,
+    gamma: pw.gamma,
+    mean: rows.length ? total / rows.length : NaN,
+    groups: groupNames.map((group, g) => ({ group, n: n[g], meanWeight: n[g] ? sum[g] / n[g] : NaN })),
+  };
 }
 
 /** Corrected targets: the dense model's probabilities where it was right, else the one-hot label. */

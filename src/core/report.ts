@@ -2,7 +2,7 @@
  * The session's Markdown report: what a reviewer reads to decide which sparsity the model can
  * afford. Rounding happens here, never in results.json.
  */
-import type { Estimate, Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
+import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, SessionResults } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
 
@@ -52,6 +52,13 @@ function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
   ];
 }
 
+/** Each group's mean PW weight on the training rows: whether PW weighs the groups differently at all. */
+export function pwWeightLine(w: PwWeightSummary): string {
+  const groups = w.groups.filter((g) => g.n > 0).map((g) => `${g.group} ${g.meanWeight.toFixed(3)}`).join(', ');
+  return `PW weights (m = ${w.minWeight}, γ = ${w.gamma}), mean on the training rows: ${w.mean.toFixed(3)} overall; ${groups}. `
+    + `A sample the dense model was sure of weighs ${w.minWeight}; equal means across groups say PW does not single out any group here.`;
+}
+
 /** One plain sentence per sparsity: what each loss did to the worst-off group. */
 export function summarySentences(r: SessionResults): string[] {
   const out: string[] = [];
@@ -79,6 +86,7 @@ export function renderReport(r: SessionResults): string {
   lines.push(`- Pruning: ${r.config.method}, ${r.config.schedule?.name ?? 'one-shot'}${r.config.target ? ` (target: ${r.config.target.metric}, ${r.config.target.scope})` : ''}, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`);
   lines.push(`- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`);
   lines.push(`- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`, '');
+  if (r.pwWeights) lines.push(pwWeightLine(r.pwWeights), '');
   if (r.data.warnings.length) {
     lines.push('## Warnings', '', ...r.data.warnings.map((w) => `- ${w}`), '');
   }

@@ -17,7 +17,7 @@ import { initBackend } from './backend';
 import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
-import { lossTargets, outputWidth } from './losses';
+import { lossTargets, outputWidth, pwWeightSummary } from './losses';
 import { evaluate } from './metrics';
 import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels } from './model-io';
 import type { LoadedModel } from './model-io';
@@ -203,6 +203,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     const teacher = teacherProbabilities(req.outDir, loaded, dataset, () => predictProbabilities(denseLogits, loaded.task, x), log);
     const denseTest = toClassProbabilities(pick(teacher, width, testIdx), width, loaded.numClasses);
     results.dense = evaluate(denseTest, evalInput, boot);
+    const pw = { minWeight: req.minWeight, gamma: req.gamma };
+    results.pwWeights = pwWeightSummary(loaded.task, teacher, dataset.labels, width, pw, trainIdx, dataset.groupIds, dataset.groupNames);
     save();
     emit({ type: 'dense', evaluation: results.dense });
 

@@ -2,28 +2,29 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { FairnessPolicy } from '../core/gate';
-import { checkPoint } from '../core/gate';
+import { checkPoint, DEFAULT_POLICY } from '../core/gate';
 import { readSession } from '../core/session-store';
 import type { SessionView } from '../protocol/webview';
 import type { BackendPreference, LossName, PruningMethodName } from '../protocol/results';
+import { RUN_DEFAULTS as D } from '../protocol/defaults';
 
 export function settings() {
   const c = vscode.workspace.getConfiguration('fairPrune');
   return {
-    sparsities: c.get<number[]>('sparsities', [0.5, 0.8, 0.9]),
-    losses: c.get<LossName[]>('losses', ['ce', 'pw']),
-    method: c.get<PruningMethodName>('method', 'magnitude-layer'),
-    epochs: c.get<number>('epochs', 3),
-    batchSize: c.get<number>('batchSize', 64),
-    learningRate: c.get<number>('learningRate', 0.001),
-    patience: c.get<number>('patience', 0),
-    seed: c.get<number>('seed', 1),
-    minWeight: c.get<number>('pw.minWeight', 0.75),
-    gamma: c.get<number>('pw.gamma', 5),
-    bootstrapResamples: c.get<number>('bootstrapResamples', 1000),
-    backend: c.get<BackendPreference>('backend', 'auto'),
-    workers: c.get<number>('workers', 0),
-    outputFolder: c.get<string>('outputFolder', '.fairprune'),
+    sparsities: c.get<number[]>('sparsities', D.sparsities),
+    losses: c.get<LossName[]>('losses', D.losses as LossName[]),
+    method: c.get<PruningMethodName>('method', D.method as PruningMethodName),
+    epochs: c.get<number>('epochs', D.epochs),
+    batchSize: c.get<number>('batchSize', D.batchSize),
+    learningRate: c.get<number>('learningRate', D.learningRate),
+    patience: c.get<number>('patience', D.patience),
+    seed: c.get<number>('seed', D.seed),
+    minWeight: c.get<number>('pw.minWeight', D.minWeight),
+    gamma: c.get<number>('pw.gamma', D.gamma),
+    bootstrapResamples: c.get<number>('bootstrapResamples', D.bootstrap),
+    backend: c.get<BackendPreference>('backend', D.backend),
+    workers: c.get<number>('workers', D.workers),
+    outputFolder: c.get<string>('outputFolder', D.out),
     gitStage: c.get<boolean>('git.stage', false),
   };
 }
@@ -31,10 +32,10 @@ export function settings() {
 export function policy(): FairnessPolicy {
   const c = vscode.workspace.getConfiguration('fairPrune.gate');
   return {
-    maxWorstGroupDrop: c.get<number>('maxWorstGroupDrop', 0.05),
-    maxGapIncrease: c.get<number>('maxGapIncrease', 0.03),
-    minAccuracy: c.get<number>('minAccuracy', 0),
-    judgeOn: c.get<'interval' | 'estimate'>('judgeOn', 'interval'),
+    maxWorstGroupDrop: c.get<number>('maxWorstGroupDrop', DEFAULT_POLICY.maxWorstGroupDrop),
+    maxGapIncrease: c.get<number>('maxGapIncrease', DEFAULT_POLICY.maxGapIncrease),
+    minAccuracy: c.get<number>('minAccuracy', DEFAULT_POLICY.minAccuracy),
+    judgeOn: c.get<'interval' | 'estimate'>('judgeOn', DEFAULT_POLICY.judgeOn),
   };
 }
 

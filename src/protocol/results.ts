@@ -315,6 +315,18 @@ export interface SessionConfig {
   skipLayers?: string[];
 }
 
+/**
+ * Each group's mean PW weight on the training rows, from the dense model's confidence: shows whether
+ * PW spread the weights at all (with γ large, every sample the dense model was sure of weighs ≈ m).
+ */
+export interface PwWeightSummary {
+  minWeight: number;
+  gamma: number;
+  /** Mean weight over all training rows. */
+  mean: number;
+  groups: Array<{ group: string; n: number; meanWeight: number }>;
+}
+
 export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
 export interface SessionResults {
@@ -333,4 +345,6 @@ export interface SessionResults {
   points: PrunedPoint[];
   /** Per-layer sensitivity scan, when one was asked for. */
   sensitivity?: SensitivityScan;
+  /** Each group's mean PW weight on the training rows (sessions of Fair Prune 0.2 on). */
+  pwWeights?: PwWeightSummary;
 }

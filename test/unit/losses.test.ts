@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkVectors } from '../../src/core/conformance';
-import { correctedTargets, lossTargets, pwWeights, softCrossEntropy, weightedCrossEntropy } from '../../src/core/losses';
+import { correctedTargets, lossTargets, pwWeights, pwWeightSummary, softCrossEntropy, weightedCrossEntropy } from '../../src/core/losses';
 import { parseLossNames } from '../../src/core/options';
 import { UserError } from '../../src/core/errors';
 import { repoRoot, sharedDir, useCpu } from '../helpers';
@@ -90,4 +90,19 @@ test('every loss but ce needs the dense model\'s predictions', () => {
 test('loss names: aliases, order kept, duplicates dropped, unknown names are a clear error', () => {
   assert.deepEqual(parseLossNames('ce, PW,cross-entropy'), ['ce', 'pw']);
   assert.throws(() => parseLossNames('ce,focal'), (e: unknown) => e instanceof UserError && /--loss/.test(e.message) && /focal/.test(e.message));
+});
+
+test('each group\'s mean PW weight on the given rows, by hand', () => {
+  // binary, m = 0.3, γ = 1: w = 0.3 + 0.7 (1 − s)
+  const teacher = [0.9, 0.6, 0.2, 0.5, 0.99];
+  const labels = [1, 1, 1, 0, 0];
+  const groupIds = [0, 0, 1, 1, 0];
+  // s = 0.9, 0.6, 0.2, 0.5, 0.01 → w = 0.37, 0.58, 0.86, 0.65, 0.993; row 4 is not a training row
+  const s = pwWeightSummary('binary', teacher, labels, 1, { minWeight: 0.3, gamma: 1 }, [0, 1, 2, 3], groupIds, ['a', 'b', 'c']);
+  assert.equal(s.minWeight, 0.3);
+  assert.ok(Math.abs(s.mean - (0.37 + 0.58 + 0.86 + 0.65) / 4) < 1e-12);
+  assert.deepEqual(s.groups.map((g) => [g.group, g.n]), [['a', 2], ['b', 2], ['c', 0]]);
+  assert.ok(Math.abs(s.groups[0].meanWeight - (0.37 + 0.58) / 2) < 1e-12);
+  assert.ok(Math.abs(s.groups[1].meanWeight - (0.86 + 0.65) / 2) < 1e-12);
+  assert.ok(Number.isNaN(s.groups[2].meanWeight));
 });

@@ -77,6 +77,10 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   assert.equal(results.data.split.source, 'column');
   assert.equal(results.engine.backend.name, 'cpu');
   assert.equal(results.points.length, 4);
+  // each group's mean PW weight on the training rows: recorded, in [m, 1], and in the report
+  const pwW = results.pwWeights!;
+  assert.deepEqual(pwW.groups.map((g) => [g.group, g.n]), results.data.groups.map((g) => [g.name, g.counts.train]));
+  for (const g of pwW.groups) assert.ok(g.meanWeight >= 0.75 && g.meanWeight <= 1, `${g.group}: ${g.meanWeight}`);
 
   // independent: CSV → rows of the test split → predictions of each saved model → accuracy by group
   const { header, rows } = readCsv(csv);
