@@ -55,10 +55,28 @@ Data (see "fairprune help data" for the full rules):
 
 Pruning and fine-tuning:
   --sparsity LIST       target fractions of weights removed (default ${RUN_DEFAULTS.sparsity}; 80% also works)
-  --loss LIST           ce, pw, kd, pw-weight-only, pw-correction-only (default ${RUN_DEFAULTS.loss})
+  --loss LIST           fine-tuning objectives to compare (default ${RUN_DEFAULTS.loss}); group-blind:
+                          ce              cross-entropy on the labels
+                          pw              performance weighted (Meyer & Wong): weights samples by how unsure the
+                                          dense model was, learns its answers where it was right; needs no groups,
+                                          so it is the choice when groups are unknown at training time or too
+                                          small to estimate
+                          kd, pw-weight-only, pw-correction-only   distillation and PW's two ablations
+                        group-aware (use the --group columns on the training rows; for groups known at training time):
+                          group-balanced  cross-entropy with every group weighing the same in total (inverse group
+                                          counts); same steps as ce
+                          group-dro       Group DRO (Sagawa et al. 2020): raises the weight of the group with the
+                                          highest loss as it trains; minimises the worst group's loss
+                          ceag            Balancing Act (Hashemizadeh et al. 2024): keeps each group's accuracy drop
+                                          within --ceag-tolerance of the overall drop, with one multiplier per group
+  --dro-eta X           group-dro: step size of the group weights (default ${RUN_DEFAULTS.droEta})
+  --ceag-tolerance X    ceag: how far a group's accuracy drop may exceed the overall drop (default ${RUN_DEFAULTS.ceagTolerance})
+  --ceag-dual-lr X      ceag: step size of the multipliers (default ${RUN_DEFAULTS.ceagDualLearningRate})
   --method NAME         ${PRUNING_METHODS.join(' | ')} (default ${RUN_DEFAULTS.method});
                         l1-filter and taylor-filter remove whole filters/units and also save a physically
-                        smaller model (points/<point>/shrunk/); taylor-filter scores with the fine-tuning loss
+                        smaller model (points/<point>/shrunk/). Which weights go: magnitude and l1-filter
+                        decide from the weights alone (data-free); taylor-filter decides with the
+                        fine-tuning loss (PW's weights and targets included), as PW's authors prune
   --schedule NAME       one-shot | gradual | iterative (default one-shot): when pruning happens during fine-tuning
   --schedule-begin F    gradual: fraction of fine-tuning steps where sparsity starts rising (default ${RUN_DEFAULTS.scheduleBegin})
   --schedule-end F      gradual: fraction of fine-tuning steps where it reaches the target (default ${RUN_DEFAULTS.scheduleEnd})
@@ -172,7 +190,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
@@ -201,6 +219,9 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     seed: num(values, 'seed', RUN_DEFAULTS.seed, { integer: true }),
     minWeight: num(values, 'pw-min-weight', RUN_DEFAULTS.minWeight, { min: 0 }),
     gamma: num(values, 'pw-gamma', RUN_DEFAULTS.gamma, { min: 0 }),
+    droEta: num(values, 'dro-eta', RUN_DEFAULTS.droEta, { min: 0 }),
+    ceagTolerance: num(values, 'ceag-tolerance', RUN_DEFAULTS.ceagTolerance, { min: 0 }),
+    ceagDualLearningRate: num(values, 'ceag-dual-lr', RUN_DEFAULTS.ceagDualLearningRate, { min: 1e-12 }),
     bootstrapResamples: num(values, 'bootstrap', RUN_DEFAULTS.bootstrap, { integer: true, min: 1 }),
     backend: backendOf(values),
     workers: num(values, 'workers', RUN_DEFAULTS.workers, { integer: true, min: 0 }),

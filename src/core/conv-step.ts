@@ -29,7 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
 import type { LayerLike } from './dense-step';
-import { weightedCrossEntropyAndGradient } from './losses';
+import { weightedCrossEntropyAndGradient, type HostReweight } from './losses';
 import { conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dPoolSimd, conv2dSimd, matMulSimd, maxPool2x2WinnersSimd, reluGradSimd, simdKernels, winogradTakes, type SimdExports } from './kernels/simd-kernels';
 import { sumLeadingAxesOnHeap } from './kernels/sum';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
@@ -152,7 +152,14 @@ export class ConvStep {
    * `x` is every sample, [n, H, W, C]; `rows` the batch's sample indices into `x`, `targets` and
    * `weights`.
    */
-  run(task: Task, x: tf.Tensor, rows: Int32Array, targets: ArrayLike<number>, weights: ArrayLike<number>): { loss: number; grads: Record<string, tf.Tensor> } {
+  run(
+    task: Task,
+    x: tf.Tensor,
+    rows: Int32Array,
+    targets: ArrayLike<number>,
+    weights: ArrayLike<number>,
+    reweight?: HostReweight,
+  ): { loss: number; grads: Record<string, tf.Tensor> } {
     const heap = this.heap;
     const backend = tf.backend();
     const B = rows.length;
@@ -219,7 +226,7 @@ export class ConvStep {
       const zv = heapView(heap, a) as Float32Array;
       const logits = padded === width ? zv : Float32Array.from({ length: B * width }, (_, i) => zv[Math.floor(i / width) * padded + (i % width)]);
       const dLogits = new Float32Array(B * width);
-      const loss = weightedCrossEntropyAndGradient(task, logits, width, targets, weights, rows, dLogits);
+      const loss = weightedCrossEntropyAndGradient(task, logits, width, targets, weights, rows, dLogits, reweight);
       let g = keep(heap.makeOutput([B, padded], 'float32'), 'the logits\' gradient');
       const gv = heapView(heap, g) as Float32Array;
       if (padded === width) gv.set(dLogits);

@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
-import { weightedCrossEntropyAndGradient } from './losses';
+import { weightedCrossEntropyAndGradient, type HostReweight } from './losses';
 import { heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
 
 export type DenseActivation = 'linear' | 'relu' | 'sigmoid' | 'tanh';
@@ -149,6 +149,7 @@ export class DenseStep {
     rows: Int32Array,
     targets: ArrayLike<number>,
     weights: ArrayLike<number>,
+    reweight?: HostReweight,
   ): { loss: number; grads: Record<string, tf.Tensor> } {
     const plan = this.plan;
     const B = rows.length;
@@ -176,7 +177,7 @@ export class DenseStep {
     // The loss and its gradient with respect to the logits (the last layer's outputs).
     const last = plan.length - 1;
     const width = plan[last].units;
-    const loss = weightedCrossEntropyAndGradient(task, this.outs[last].subarray(0, B * width), width, targets, weights, rows, this.grads[last]);
+    const loss = weightedCrossEntropyAndGradient(task, this.outs[last].subarray(0, B * width), width, targets, weights, rows, this.grads[last], reweight);
 
     // Backward.
     for (let li = last; li >= 0; li--) {

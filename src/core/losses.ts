@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossName, PwWeightSummary, Task } from '../protocol/results';
 import { predictedClass } from './metrics';
+import { groupBalancedWeights, type BatchReweighting, type GroupContext } from './objectives';
 
 export interface PwParams {
   /** m: the weight of a sample the dense model was sure of. */
@@ -116,7 +117,9 @@ export interface LossTargets {
 
 /**
  * The per-sample targets and weights of a loss. `teacher` (n × width, the dense model's
- * probabilities) is needed by every loss but `ce`.
+ * probabilities) is needed by the distillation and PW losses, `groups` by `group-balanced`. For
+ * `group-dro` and `ceag` these are the fixed part (one-hot labels, weight 1); their per-step group
+ * weights come from a `BatchReweighting` (objectives.ts).
  */
 export function lossTargets(
   loss: LossName,
@@ -125,6 +128,7 @@ export function lossTargets(
   width: number,
   teacher: ArrayLike<number> | undefined,
   pw: PwParams,
+  groups?: GroupContext,
 ): LossTargets {
   const n = labels.length;
   const ones = () => new Float64Array(n).fill(1);
@@ -150,6 +154,14 @@ export function lossTargets(
     }
     case 'pw-correction-only':
       return { targets: correctedTargets(task, needTeacher(), labels, width), weights: ones() };
+    case 'group-balanced': {
+      if (!groups) throw new Error('the group-balanced loss needs the subgroups of the training rows');
+      return { targets: oneHotTargets(task, labels, width), weights: groupBalancedWeights(groups).weights };
+    }
+    case 'group-dro':
+    case 'ceag':
+      // Cross-entropy on the labels; the per-step group weights come from the objective (objectives.ts).
+      return { targets: oneHotTargets(task, labels, width), weights: ones() };
   }
 }
 
@@ -173,11 +185,21 @@ export function weightedCrossEntropy(task: Task, logits: tf.Tensor2D, targets: t
   return tf.tidy(() => tf.mean(tf.mul(softCrossEntropy(task, logits, targets), weights)) as tf.Scalar);
 }
 
+/** A group-aware objective's per-step reweighting, with every row's label to tell right from wrong. */
+export interface HostReweight {
+  objective: BatchReweighting;
+  labels: ArrayLike<number>;
+}
+
 /**
  * The value of `weightedCrossEntropy` for a batch of logits `zv` (rows × width, row-major) whose
  * samples are the rows `rows` of `targets` and `weights`, computed in float64; its gradient with
  * respect to the logits goes into `grad` (same layout). Shared by `weightedCrossEntropyOnHost` and the
- * dense-stack training step (dense-step.ts).
+ * heap training steps (dense-step.ts, conv-step.ts).
+ *
+ * With `reweight` (a group-aware objective, objectives.ts), each sample's weight is further multiplied
+ * by what the objective returns for this step, given every sample's unweighted cross-entropy and
+ * whether the logits predict its label (`labels`).
  */
 export function weightedCrossEntropyAndGradient(
   task: Task,
@@ -187,27 +209,26 @@ export function weightedCrossEntropyAndGradient(
   weights: ArrayLike<number>,
   rows: ArrayLike<number>,
   grad: { [i: number]: number; length: number },
+  reweight?: HostReweight,
 ): number {
   const n = rows.length;
   if (zv.length !== n * width) throw new Error(`weightedCrossEntropyOnHost: ${zv.length / width} logits rows for ${n} samples`);
   if (targets.length !== weights.length * width) {
     throw new Error(`weightedCrossEntropyOnHost: ${targets.length} targets for ${weights.length} samples of width ${width}`);
   }
-  let sum = 0;
+  // First each sample's unweighted cross-entropy and its unscaled gradient (in float64), then the weights.
+  const ce = new Float64Array(n);
+  const g = new Float64Array(n * width);
   for (let i = 0; i < n; i++) {
-    const r = rows[i];
-    const w = weights[r];
-    const scale = w / n;
     const o = i * width;
-    const t0 = r * width;
+    const t0 = rows[i] * width;
     if (task === 'binary') {
       const zi = zv[o];
       const t = targets[t0];
       const e = Math.exp(-Math.abs(zi));
-      sum += w * (Math.max(zi, 0) - zi * t + Math.log1p(e));
+      ce[i] = Math.max(zi, 0) - zi * t + Math.log1p(e);
       // d/dz = sigmoid(z) − t (also at z = 0, where tfjs takes relu' = 0 and |z|' = −1: 0 − t + 1/2)
-      const g = (zi > 0 ? 1 / (1 + e) : e / (1 + e)) - t;
-      grad[o] = g * scale;
+      g[o] = (zi > 0 ? 1 / (1 + e) : e / (1 + e)) - t;
       continue;
     }
     let m = -Infinity;
@@ -215,17 +236,36 @@ export function weightedCrossEntropyAndGradient(
     let s = 0;
     for (let c = 0; c < width; c++) s += Math.exp(zv[o + c] - m);
     const lse = m + Math.log(s);
-    let ce = 0;
+    let v = 0;
     let tSum = 0;
     for (let c = 0; c < width; c++) {
       const t = targets[t0 + c];
-      ce -= t * (zv[o + c] - lse);
+      v -= t * (zv[o + c] - lse);
       tSum += t;
     }
-    sum += w * ce;
-    for (let c = 0; c < width; c++) grad[o + c] = (Math.exp(zv[o + c] - lse) * tSum - targets[t0 + c]) * scale;
+    ce[i] = v;
+    for (let c = 0; c < width; c++) g[o + c] = Math.exp(zv[o + c] - lse) * tSum - targets[t0 + c];
+  }
+  let extra: Float64Array | null = null;
+  if (reweight) {
+    const correct = new Uint8Array(n);
+    // The logits' class: argmax (lowest index on ties); binary z > 0, i.e. p > 0.5 (predictedClass's rule).
+    for (let i = 0; i < n; i++) correct[i] = predictedClassOfLogits(zv, width, i) === reweight.labels[rows[i]] ? 1 : 0;
+    extra = reweight.objective.step(rows, ce, correct);
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const w = weights[rows[i]] * (extra ? extra[i] : 1);
+    sum += w * ce[i];
+    const scale = w / n;
+    for (let c = 0, o = i * width; c < width; c++) grad[o + c] = g[o + c] * scale;
   }
   return sum / n;
+}
+
+function predictedClassOfLogits(z: ArrayLike<number>, width: number, i: number): number {
+  if (width === 1) return z[i] > 0 ? 1 : 0;
+  return predictedClass(z, width, i);
 }
 
 /**
@@ -246,11 +286,12 @@ export function weightedCrossEntropyOnHost(
   targets: ArrayLike<number>,
   weights: ArrayLike<number>,
   rows: ArrayLike<number>,
+  reweight?: HostReweight,
 ): tf.Scalar {
   const loss = tf.customGrad(((z: tf.Tensor, save: tf.GradSaveFunc) => {
     const [n, width] = z.shape as [number, number];
     const grad = new Float32Array(n * width);
-    const value = weightedCrossEntropyAndGradient(task, z.dataSync() as Float32Array, width, targets, weights, rows, grad);
+    const value = weightedCrossEntropyAndGradient(task, z.dataSync() as Float32Array, width, targets, weights, rows, grad, reweight);
     const g = tf.tensor2d(grad, [n, width]);
     save([g]);
     return { value: tf.scalar(value), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy) };

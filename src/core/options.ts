@@ -29,12 +29,17 @@ export function parseLossNames(text: string, option = '--loss'): LossName[] {
     'pw-weight-only': 'pw-weight-only',
     'pw-weights-only': 'pw-weight-only',
     'pw-correction-only': 'pw-correction-only',
+    'group-balanced': 'group-balanced',
+    balanced: 'group-balanced',
+    'group-dro': 'group-dro',
+    dro: 'group-dro',
+    ceag: 'ceag',
   };
   const out: LossName[] = [];
   for (const n of names) {
     const l = known[n];
     if (!l) {
-      throw new UserError(`unknown loss '${n}'.`, { field: option, fix: 'use ce, kd, pw, pw-weight-only or pw-correction-only, comma-separated.' });
+      throw new UserError(`unknown loss '${n}'.`, { field: option, fix: 'use ce, kd, pw, pw-weight-only, pw-correction-only, group-balanced, group-dro or ceag, comma-separated.' });
     }
     if (!out.includes(l)) out.push(l);
   }

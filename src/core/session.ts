@@ -29,7 +29,7 @@ import {
 import { Rng } from './rng';
 import { predictProbabilities } from './train';
 import type { TrainProgress } from './train';
-import { pick, pointId, sweepRuntime, toClassProbabilities } from './sweep-point';
+import { objectiveSettings, pick, pointId, sweepRuntime, toClassProbabilities } from './sweep-point';
 import type { SweepJob, SweepSetup } from './sweep-point';
 import { runSweep, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
@@ -188,6 +188,10 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       patience: req.patience,
       seed: req.seed,
       pw: { minWeight: req.minWeight, gamma: req.gamma },
+      ...(req.losses.includes('group-dro') ? { droEta: objectiveSettings(req).droEta } : {}),
+      ...(req.losses.includes('ceag')
+        ? { ceag: { tolerance: objectiveSettings(req).ceagTolerance, dualLearningRate: objectiveSettings(req).ceagDualLearningRate } }
+        : {}),
       bootstrap: { resamples: req.bootstrapResamples, confidence: 0.95 },
       ...(scheduleSpec ? { schedule: scheduleSpec } : {}),
       ...(structuredCriterion ? { target } : {}),
@@ -227,6 +231,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       x: dataset.x,
       sampleShape: dataset.sampleShape,
       labels: dataset.labels,
+      groupIds: dataset.groupIds,
+      groupNames: dataset.groupNames,
       teacher,
       trainRows: trainIdx,
       validationRows: dataset.indices('validation'),

@@ -13,7 +13,9 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { RunRequest } from '../protocol/engine';
 import type { BackendName, LossName, PrunedPoint } from '../protocol/results';
 import { lossTargets, outputWidth } from './losses';
-import { compare, evaluate } from './metrics';
+import { compare, evaluate, predictedClass } from './metrics';
+import { batchReweightingFor, groupBalancedWeights, type GroupContext, type ObjectiveSettings } from './objectives';
+import { RUN_DEFAULTS } from '../protocol/defaults';
 import type { EvaluationInput, Predictions } from './metrics';
 import { makeLogitModel, modelSize, prunableKernels, saveModel } from './model-io';
 import type { LoadedModel } from './model-io';
@@ -38,6 +40,9 @@ export interface SweepSetup {
   sampleShape: number[];
   /** Class index of every row. */
   labels: Int32Array;
+  /** Subgroup of every row (an index into `groupNames`), for the group-aware objectives. */
+  groupIds: Int32Array;
+  groupNames: string[];
   /** The dense model's output probabilities on every row (the PW loss's teacher). */
   teacher: Float32Array;
   trainRows: Int32Array;
@@ -73,6 +78,15 @@ export interface SweepRuntime {
   denseTest: Predictions;
   width: number;
   steps: number;
+}
+
+/** The group-aware objectives' settings of a request, defaults filled in. */
+export function objectiveSettings(req: RunRequest): ObjectiveSettings {
+  return {
+    droEta: req.droEta ?? RUN_DEFAULTS.droEta,
+    ceagTolerance: req.ceagTolerance ?? RUN_DEFAULTS.ceagTolerance,
+    ceagDualLearningRate: req.ceagDualLearningRate ?? RUN_DEFAULTS.ceagDualLearningRate,
+  };
 }
 
 export function pointId(sparsity: number, loss: LossName): string {
@@ -125,8 +139,13 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
 
   const student = await makeLogitModel(loaded);
   const kernels = prunableKernels(student);
-  const t = lossTargets(loss, loaded.task, setup.labels, width, setup.teacher, { minWeight: req.minWeight, gamma: req.gamma });
+  const groups: GroupContext = { groupIds: setup.groupIds, groupNames: setup.groupNames, trainRows: setup.trainRows };
+  const t = lossTargets(loss, loaded.task, setup.labels, width, setup.teacher, { minWeight: req.minWeight, gamma: req.gamma }, groups);
+  const reweight = batchReweightingFor(loss, groups, objectiveSettings(req), () =>
+    Uint8Array.from(setup.labels, (y, r) => (predictedClass(setup.teacher, width, r) === y ? 1 : 0)),
+  );
   const data: TrainingData = {
+    reweight: reweight ?? undefined,
     x,
     targets: tf.tensor2d(Float32Array.from(t.targets), [setup.labels.length, width]),
     weights: tf.tensor1d(Float32Array.from(t.weights)),
@@ -196,6 +215,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       cost: measured.cost,
       latency: measured.latency,
       ...(outcome ? { structure: outcome.structure } : {}),
+      ...(reweight ? { objective: reweight.record() } : loss === 'group-balanced' ? { objective: groupBalancedWeights(groups).record } : {}),
     };
   } finally {
     outcome?.shrunk?.dispose();

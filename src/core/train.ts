@@ -16,7 +16,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task, TrainingSummary } from '../protocol/results';
-import { weightedCrossEntropy, weightedCrossEntropyOnHost } from './losses';
+import { weightedCrossEntropy, weightedCrossEntropyOnHost, type HostReweight } from './losses';
+import type { BatchReweighting } from './objectives';
 import { probabilitiesFromLogits } from './model-io';
 import { predictedClass } from './metrics';
 import type { StepPruning } from './pruning';
@@ -38,6 +39,8 @@ export interface TrainingData {
   labels: Int32Array;
   train: Int32Array;
   validation: Int32Array;
+  /** A group-aware objective's per-step group weights (objectives.ts), on top of `weights`. */
+  reweight?: BatchReweighting;
 }
 
 export interface TrainProgress {
@@ -68,6 +71,13 @@ export interface TrainOptions {
   denseStep?: boolean;
 }
 
+/** The loss's targets and weights read to the host once, and a group-aware objective's reweighting. */
+interface HostLoss {
+  targets: Float32Array;
+  weights: Float32Array;
+  reweight?: HostReweight;
+}
+
 /** The step's gradients, through the pruning masks when there are any, to the optimizer (inside a tidy). */
 function applyMasked(grads: Record<string, tf.Tensor>, pruning: StepPruning | undefined, optimizer: TrainingOptimizer): void {
   const masked: Record<string, tf.Tensor> = {};
@@ -81,10 +91,10 @@ function heapStep(
   opts: TrainOptions,
   x: tf.Tensor,
   batch: Int32Array,
-  host: { targets: Float32Array; weights: Float32Array },
+  host: HostLoss,
   optimizer: TrainingOptimizer,
 ): number {
-  const { loss, grads } = step.run(opts.task, x, batch, host.targets, host.weights);
+  const { loss, grads } = step.run(opts.task, x, batch, host.targets, host.weights, host.reweight);
   tf.tidy(() => applyMasked(grads, opts.pruning, optimizer));
   for (const g of Object.values(grads)) g.dispose();
   return loss;
@@ -233,14 +243,21 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   const order = Int32Array.from(data.train);
   const losses = new StepLosses();
   // On wasm the loss and its gradient are computed on the host from the logits (one readback of a small
-  // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here.
-  const host = wasmInternals(tf.backend())
-    ? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array }
+  // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here. A
+  // group-aware objective reweights each step from the step's per-sample losses, so it takes the host
+  // loss on every backend.
+  const wasm = wasmInternals(tf.backend()) !== null;
+  const host: HostLoss | null = wasm || data.reweight
+    ? {
+        targets: data.targets.dataSync() as Float32Array,
+        weights: data.weights.dataSync() as Float32Array,
+        reweight: data.reweight ? { objective: data.reweight, labels: data.labels } : undefined,
+      }
     : null;
 
   // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
   // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
-  const onHeap = host && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
+  const onHeap = wasm && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
 
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
@@ -255,7 +272,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
           const idx = tf.tensor1d(batch, 'int32');
           const xb = tf.gather(data.x, idx);
           const lossFn = host
-            ? () => weightedCrossEntropyOnHost(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, host.targets, host.weights, batch)
+            ? () => weightedCrossEntropyOnHost(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, host.targets, host.weights, batch, host.reweight)
             : () => {
                 const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
                 const wb = tf.gather(data.weights, idx) as tf.Tensor1D;

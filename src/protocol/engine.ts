@@ -29,6 +29,11 @@ export interface RunRequest {
   seed: number;
   minWeight: number;
   gamma: number;
+  /** group-dro's step size η (default 0.01). */
+  droEta?: number;
+  /** ceag's tolerance ε (default 0.02) and its multipliers' step size (default in src/protocol/defaults.ts). */
+  ceagTolerance?: number;
+  ceagDualLearningRate?: number;
   bootstrapResamples: number;
   backend: BackendPreference;
   /** Folder holding `sessions/` and `cache/` (default: `.fairprune` in the working folder). */

@@ -8,15 +8,38 @@
 export const RESULTS_SCHEMA_VERSION = 1 as const;
 
 /** Which fine-tuning loss produced a pruned model (see `../shared/conformance/README.md`). */
-export type LossName = 'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only';
-export const LOSS_NAMES: readonly LossName[] = ['ce', 'kd', 'pw', 'pw-weight-only', 'pw-correction-only'];
+export type LossName = 'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only' | 'group-balanced' | 'group-dro' | 'ceag';
+export const LOSS_NAMES: readonly LossName[] = ['ce', 'kd', 'pw', 'pw-weight-only', 'pw-correction-only', 'group-balanced', 'group-dro', 'ceag'];
 export const LOSS_LABELS: Record<LossName, string> = {
   ce: 'cross-entropy',
   kd: 'distillation from the dense model',
   pw: 'performance weighted (PW)',
   'pw-weight-only': 'PW, sample weights only',
   'pw-correction-only': 'PW, corrected targets only',
+  'group-balanced': 'cross-entropy, every group weighted equally',
+  'group-dro': 'Group DRO (worst-group loss)',
+  ceag: 'constrained excess accuracy gaps (CEAG)',
 };
+
+/** What a group-aware objective learned by the end of fine-tuning (src/core/objectives.ts). */
+export interface GroupObjectiveRecord {
+  objective: 'group-balanced' | 'group-dro' | 'ceag';
+  /** group-dro: η; ceag: the multipliers' step size. */
+  stepSize?: number;
+  /** ceag: ε, how far a group's accuracy drop may exceed the overall drop. */
+  tolerance?: number;
+  steps?: number;
+  groups: Array<{
+    group: string;
+    trainingRows: number;
+    /** group-balanced: each sample's weight; group-dro: the group's weight q_g (they sum to 1). */
+    weight?: number;
+    /** ceag: the Lagrange multiplier λ_g at the end (0: the constraint held). */
+    multiplier?: number;
+    /** ceag: the group's last measured excess accuracy gap ψ_g on recent training samples. */
+    excessGap?: number;
+  }>;
+}
 
 /** How weights are chosen for removal. */
 export type PruningMethodName = 'magnitude-layer' | 'magnitude-global' | 'random' | 'l1-filter' | 'taylor-filter';
@@ -244,6 +267,8 @@ export interface PrunedPoint {
   latency?: LatencyRecord;
   /** Structured methods only. */
   structure?: StructureRecord;
+  /** Group-aware objectives only: the group weights or multipliers at the end of fine-tuning. */
+  objective?: GroupObjectiveRecord;
 }
 
 export interface LabelMapping {
@@ -307,6 +332,10 @@ export interface SessionConfig {
   patience: number;
   seed: number;
   pw: { minWeight: number; gamma: number };
+  /** group-dro's step size η (sessions that ran group-dro). */
+  droEta?: number;
+  /** ceag's tolerance ε and the multipliers' step size (sessions that ran ceag). */
+  ceag?: { tolerance: number; dualLearningRate: number };
   bootstrap: { resamples: number; confidence: number };
   schedule?: ScheduleSpec;
   /** Structured methods: what the sparsities are fractions of. */

@@ -19,12 +19,16 @@ export const DEFAULT_CURVES_STATE: CurvesState = { sessionDir: null, xAxis: 'spa
 export const OKABE_ITO = ['#E69F00', '#56B4E9', '#009E73', '#D55E00', '#0072B2', '#CC79A7', '#F0E442'] as const;
 
 /** Losses are told apart by dash pattern and marker shape (not colour, which belongs to groups). */
-export const LOSS_STYLE: Record<LossName, { dash: number[]; pointStyle: 'circle' | 'triangle' | 'rect' | 'rectRot' | 'star' }> = {
+type PointStyle = 'circle' | 'triangle' | 'rect' | 'rectRot' | 'star' | 'crossRot' | 'rectRounded' | 'cross';
+export const LOSS_STYLE: Record<LossName, { dash: number[]; pointStyle: PointStyle }> = {
   ce: { dash: [], pointStyle: 'circle' },
   pw: { dash: [7, 4], pointStyle: 'triangle' },
   kd: { dash: [2, 3], pointStyle: 'rect' },
   'pw-weight-only': { dash: [10, 3, 2, 3], pointStyle: 'rectRot' },
   'pw-correction-only': { dash: [1, 3], pointStyle: 'star' },
+  'group-balanced': { dash: [12, 4], pointStyle: 'rectRounded' },
+  'group-dro': { dash: [4, 2], pointStyle: 'crossRot' },
+  ceag: { dash: [8, 2, 1, 2], pointStyle: 'cross' },
 };
 
 export const METRIC_LABELS: Record<CurvesMetric, string> = {
