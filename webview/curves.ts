@@ -188,6 +188,7 @@ function render(): void {
 <header>
   <h1>${esc(r.model.path.split(/[\\/]/).slice(-2).join('/'))} <span class="status ${esc(r.status)}">${esc(r.status)}</span></h1>
   <p class="meta">Session ${esc(r.sessionId)} · ${esc(r.data.path.split(/[\\/]/).pop() ?? '')} · groups by ${esc(r.data.groupColumns.join(' × '))} · ${r.points.length} point${r.points.length === 1 ? '' : 's'} · ${esc(r.engine.backend.name)} backend</p>
+  ${v.recommendation && r.points.length ? `<p class="recommendation${v.recommendation.pointId ? '' : ' none'}" id="recommendation">${v.recommendation.pointId ? `<button class="link" id="select-recommended" data-point="${esc(v.recommendation.pointId)}">★</button> ` : ''}${esc(v.recommendation.sentence)}</p>` : ''}
   <p class="progress" role="status" aria-live="polite">${running && progress ? `<vscode-progress-ring></vscode-progress-ring> ${esc(progress.text)}` : ''}</p>
 </header>
 <section class="controls" aria-label="Chart options">
@@ -229,7 +230,7 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
     ${rows
       .map(
         (row) =>
-          `<vscode-data-grid-row data-point="${esc(row.pointId)}" class="${row.pointId === state.selected ? 'selected' : ''} ${row.verdict}" aria-selected="${row.pointId === state.selected}">${tableCells(row)
+          `<vscode-data-grid-row data-point="${esc(row.pointId)}" class="${row.pointId === state.selected ? 'selected' : ''} ${row.verdict}${row.recommended ? ' recommended' : ''}" aria-selected="${row.pointId === state.selected}">${tableCells(row)
             .map((c, i) => `<vscode-data-grid-cell grid-column="${i + 1}" class="${i === 7 ? `verdict ${row.verdict}` : ''}">${esc(c)}</vscode-data-grid-cell>`)
             .join('')}</vscode-data-grid-row>`,
       )
@@ -354,7 +355,10 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
         borderDash: s.dash,
         borderWidth: width,
         pointStyle: s.pointStyle as 'circle',
-        pointRadius: s.points.map((p) => (p.pointId === state.selected ? 7 : 4)),
+        pointRadius: s.points.map((p) => (p.pointId === state.selected ? 7 : p.pointId === view?.recommendation?.pointId ? 6 : 4)),
+        // the recommended point wears a thick ring
+        pointBorderWidth: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? 4 : 1)),
+        pointBorderColor: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? t.fg : s.colour)),
         pointHoverRadius: 8,
         tension: 0,
       })),
@@ -483,6 +487,10 @@ function wire(): void {
       }
     }),
   );
+  document.getElementById('select-recommended')?.addEventListener('click', (e) => {
+    const id = (e.currentTarget as HTMLElement).dataset.point;
+    if (id) select(id);
+  });
   const grid = document.getElementById('points-grid');
   const rowOf = (e: Event) => (e.target as HTMLElement).closest?.('vscode-data-grid-row[data-point]') as HTMLElement | null;
   grid?.addEventListener('click', (e) => {
@@ -518,6 +526,8 @@ window.addEventListener('message', (event: MessageEvent<HostToCurves>) => {
         exemplars = null;
         if (state.sessionDir !== m.view.sessionDir) state = { ...state, sessionDir: m.view.sessionDir, selected: null };
       }
+      // A session opens on its recommended point (the sparsest that passes the gate).
+      if (!state.selected && m.view.recommendation?.pointId) state = { ...state, selected: m.view.recommendation.pointId };
       view = m.view;
       flops = m.flops;
       flopsNote = m.flopsNote;

@@ -78,5 +78,6 @@ export function printResults(r: SessionResults, resultsPath: string, out: NodeJS
   for (const s of summarySentences(r)) out.write(`${s}\n`);
   if (r.pwWeights) out.write(`\n${pwWeightLine(r.pwWeights)}\n`);
   out.write(`\nResults: ${resultsPath}\nReport:  ${path.join(path.dirname(resultsPath), 'report.md')}\n`);
+  if (r.recommendation) out.write(`\n${r.recommendation.sentence}\n`);
 }
 

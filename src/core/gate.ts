@@ -4,7 +4,8 @@
  * judged on the pessimistic end of its 95% bootstrap interval, not on the point estimate: a pruned
  * model passes only when the data can't plausibly show a larger harm than the policy allows.
  */
-import type { PrunedPoint, SessionResults } from '../protocol/results';
+import type { PrunedPoint, Recommendation, SessionResults } from '../protocol/results';
+import { isGroupObjective } from './objectives';
 
 export interface FairnessPolicy {
   /** Largest allowed drop of worst-group accuracy against the dense model (0.05 = 5 points). */
@@ -106,4 +107,49 @@ export function checkPoint(point: PrunedPoint, policy: FairnessPolicy): GateVerd
 /** Every point of a session with its verdict. */
 export function checkSession(results: SessionResults, policy: FairnessPolicy): Array<{ point: PrunedPoint; verdict: GateVerdict }> {
   return results.points.map((point) => ({ point, verdict: checkPoint(point, policy) }));
+}
+
+/** Points the gate and the recommendation consider: the first fine-tuning run of each sparsity × loss
+ *  (with `--seeds N`, runs 2…N are spread, not models to commit). */
+export function committablePoints(results: SessionResults): PrunedPoint[] {
+  return results.points.filter((p) => !p.run || p.run === 1);
+}
+
+/**
+ * The answer to "how far can I prune before a group pays?": the sparsest point, over every loss, that
+ * passes the gate under `policy` (at equal sparsity, the one with the best worst-group accuracy), with
+ * the other losses that pass at that sparsity as runners-up. When none passes, which rule failed first
+ * at the lowest sparsity (for its best point).
+ */
+export function recommendPoint(results: SessionResults, policy: FairnessPolicy): Recommendation {
+  const checked = committablePoints(results).map((point) => ({ point, verdict: checkPoint(point, policy) }));
+  const better = (a: PrunedPoint, b: PrunedPoint) =>
+    b.targetSparsity - a.targetSparsity || b.evaluation.worstGroup.accuracy.value - a.evaluation.worstGroup.accuracy.value;
+  const passing = checked.filter((c) => c.verdict.passed).map((c) => c.point).sort(better);
+  if (passing.length) {
+    const best = passing[0];
+    const runnersUp = passing.filter((p) => p !== best && p.targetSparsity === best.targetSparsity);
+    const also = runnersUp.length ? `; ${runnersUp.map((p) => p.loss).join(', ')} also pass${runnersUp.length === 1 ? 'es' : ''} there` : '';
+    return {
+      policy,
+      pointId: best.id,
+      sparsity: best.targetSparsity,
+      loss: best.loss,
+      runnersUp: runnersUp.map((p) => p.id),
+      sentence: `Recommended: ${best.id} — ${pc(best.targetSparsity)} sparsity with ${best.loss} is the sparsest point that passes the fairness gate (worst group ${best.evaluation.worstGroup.group} at ${pc(best.evaluation.worstGroup.accuracy.value)})${also}.`,
+    };
+  }
+  if (!checked.length) return { policy, pointId: null, runnersUp: [], sentence: 'No pruned point yet.' };
+  const lowest = Math.min(...checked.map((c) => c.point.targetSparsity));
+  const first = checked.filter((c) => c.point.targetSparsity === lowest).sort((a, b) => better(a.point, b.point))[0];
+  const rule = first.verdict.rules.find((r) => !r.passed)!;
+  return {
+    policy,
+    pointId: null,
+    runnersUp: [],
+    failedRule: rule.id,
+    failedAt: lowest,
+    sentence: `No point passes the fairness gate. Already at ${pc(lowest)} sparsity (the lowest tried), the best point (${first.point.id}) fails: ${rule.message}. `
+      + `Try lower sparsities, more fine-tuning epochs${results.points.some((p) => isGroupObjective(p.loss)) ? '' : ' or a group-aware loss (group-balanced, group-dro, ceag)'}.`,
+  };
 }

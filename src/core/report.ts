@@ -2,7 +2,7 @@
  * The session's Markdown report: what a reviewer reads to decide which sparsity the model can
  * afford. Rounding happens here, never in results.json.
  */
-import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, SessionResults } from '../protocol/results';
+import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, Recommendation, SessionResults } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
 
@@ -52,6 +52,13 @@ function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
   ];
 }
 
+/** The gate's policy in words. */
+export function policyText(p: Recommendation['policy']): string {
+  return `worst-group accuracy may drop at most ${signedPts(p.maxWorstGroupDrop).slice(1)}, the largest gap may grow at most `
+    + `${signedPts(p.maxGapIncrease).slice(1)}${p.minAccuracy > 0 ? `, accuracy at least ${pct(p.minAccuracy)}` : ''}; `
+    + `judged on ${p.judgeOn === 'interval' ? 'the pessimistic end of each 95% interval' : 'point estimates'}`;
+}
+
 /** Each group's mean PW weight on the training rows: whether PW weighs the groups differently at all. */
 export function pwWeightLine(w: PwWeightSummary): string {
   const groups = w.groups.filter((g) => g.n > 0).map((g) => `${g.group} ${g.meanWeight.toFixed(3)}`).join(', ');
@@ -76,6 +83,7 @@ export function renderReport(r: SessionResults): string {
   const lines: string[] = [];
   lines.push(`# Fair Prune session ${r.sessionId}`, '');
   lines.push(`Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`, '');
+  if (r.recommendation) lines.push(`**${r.recommendation.sentence}**`, '', `(Fairness gate: ${policyText(r.recommendation.policy)}.)`, '');
   lines.push(`- Model: \`${r.model.path}\` (${r.model.task}, input [${r.model.inputShape.join(', ')}], ${r.model.size.parameters.toLocaleString('en')} parameters, weights ${kib(r.model.size.weightBytes)}, gzip ${kib(r.model.size.gzipBytes)})`);
   lines.push(`- Data: \`${r.data.path}\` (${r.data.rows} rows); label \`${r.data.label.column}\`: ${r.data.label.classes.map((c, i) => `${i} = ${c}`).join(', ')} (${r.data.label.order} order)`);
   lines.push(`- Inputs: ${r.data.imageColumn ? `images from column \`${r.data.imageColumn}\`, pixels ÷ ${r.data.pixelScale}` : `features ${(r.data.features ?? []).map((f) => `\`${f}\``).join(', ')}`}${r.data.preprocessing ? `; preprocessing from \`${r.data.preprocessing}\`` : '; values as in the CSV'}`);

@@ -34,6 +34,7 @@ import type { SweepJob, SweepSetup } from './sweep-point';
 import { runSweep, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
 import { writeReport } from './report';
+import { DEFAULT_POLICY, recommendPoint } from './gate';
 import { ENGINE_VERSION } from './version';
 
 export interface SessionHooks {
@@ -276,6 +277,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       // results.json lists points in sweep order, however they finish.
       results.points.push(point);
       results.points.sort((a, b) => sweepOrder.get(a.id)! - sweepOrder.get(b.id)!);
+      results.recommendation = recommendPoint(results, DEFAULT_POLICY);
       save();
       emit({ type: 'point', point });
     };

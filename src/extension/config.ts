@@ -2,7 +2,7 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { FairnessPolicy } from '../core/gate';
-import { checkPoint, DEFAULT_POLICY } from '../core/gate';
+import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../core/gate';
 import { readSession } from '../core/session-store';
 import type { SessionView } from '../protocol/webview';
 import type { BackendPreference, LossName, PruningMethodName } from '../protocol/results';
@@ -60,5 +60,6 @@ export function sessionViewOf(dir: string | undefined): SessionView | null {
     results: s.results,
     verdicts: Object.fromEntries(s.results.points.map((pt) => [pt.id, checkPoint(pt, p)])),
     canCommit: vscode.workspace.isTrusted,
+    recommendation: recommendPoint(s.results, p),
   };
 }

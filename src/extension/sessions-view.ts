@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { PrunedPoint } from '../protocol/results';
 import { listSessions } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
-import { checkPoint } from '../core/gate';
+import { checkPoint, recommendPoint } from '../core/gate';
 import { pct, signedPts } from '../core/report';
 import { allOutDirs, policy } from './config';
 
@@ -83,13 +83,14 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
     }
     const p = node.point;
     const verdict = checkPoint(p, policy());
+    const recommended = recommendPoint(node.session.results, policy()).pointId === p.id;
     const item = new vscode.TreeItem(`${pct(p.targetSparsity, 0)} · ${p.loss}`, vscode.TreeItemCollapsibleState.None);
     item.id = `${node.session.dir}#${p.id}`;
-    item.description = `worst ${pct(p.evaluation.worstGroup.accuracy.value)} (${signedPts(p.comparison.worstGroupChange.value)}) · gap ${pct(p.evaluation.largestGap.value)}`;
+    item.description = `${recommended ? '★ recommended · ' : ''}worst ${pct(p.evaluation.worstGroup.accuracy.value)} (${signedPts(p.comparison.worstGroupChange.value)}) · gap ${pct(p.evaluation.largestGap.value)}`;
     item.iconPath = verdict.passed
       ? new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'))
       : new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
-    item.tooltip = new vscode.MarkdownString(`**${verdict.passed ? 'Passes' : 'Fails'} the fairness gate**\n\n${verdict.rules.map((r) => `- ${r.passed ? '✓' : '✗'} ${r.message}`).join('\n')}`);
+    item.tooltip = new vscode.MarkdownString(`${recommended ? '★ **Recommended**: the sparsest point that passes the gate.\n\n' : ''}**${verdict.passed ? 'Passes' : 'Fails'} the fairness gate**\n\n${verdict.rules.map((r) => `- ${r.passed ? '✓' : '✗'} ${r.message}`).join('\n')}`);
     item.contextValue = verdict.passed ? 'fairPrune.point.pass' : 'fairPrune.point.fail';
     item.command = { command: 'fairPrune.showSession', title: 'Show Fairness Report', arguments: [node.session.dir, p.id] };
     return item;

@@ -247,8 +247,10 @@ export interface TrainingSummary {
 }
 
 export interface PrunedPoint {
-  /** e.g. `s0.80-pw` — stable within a session. */
+  /** e.g. `s0.80-pw` — stable within a session; with `--seeds N`, runs 2…N are `s0.80-pw-r2` … */
   id: string;
+  /** With `--seeds N`: which fine-tuning run of this sparsity × loss (1…N); absent means 1. */
+  run?: number;
   targetSparsity: number;
   loss: LossName;
   method: PruningMethodName;
@@ -356,6 +358,25 @@ export interface PwWeightSummary {
   groups: Array<{ group: string; n: number; meanWeight: number }>;
 }
 
+/**
+ * The sparsest point that passes the fairness gate (see src/core/gate.ts `recommendPoint`), under the
+ * policy given; results.json holds it under the default policy, the editor recomputes it under yours.
+ */
+export interface Recommendation {
+  policy: { maxWorstGroupDrop: number; maxGapIncrease: number; minAccuracy: number; judgeOn: 'interval' | 'estimate' };
+  /** Null when no point passes. */
+  pointId: string | null;
+  sparsity?: number;
+  loss?: LossName;
+  /** Other points at the same sparsity that pass too, best worst-group accuracy first. */
+  runnersUp: string[];
+  /** When none passes: the rule that failed first at the lowest sparsity tried, and that sparsity. */
+  failedRule?: 'worst-group-drop' | 'gap-increase' | 'min-accuracy';
+  failedAt?: number;
+  /** One sentence for people. */
+  sentence: string;
+}
+
 export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
 export interface SessionResults {
@@ -376,4 +397,6 @@ export interface SessionResults {
   sensitivity?: SensitivityScan;
   /** Each group's mean PW weight on the training rows (sessions of Fair Prune 0.2 on). */
   pwWeights?: PwWeightSummary;
+  /** The recommended point under the default fairness policy, updated as points land. */
+  recommendation?: Recommendation;
 }

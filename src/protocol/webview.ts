@@ -4,7 +4,7 @@
  * the host sends nothing before it.
  */
 import type { GateVerdict } from '../core/gate';
-import type { LossName, SessionResults } from './results';
+import type { LossName, Recommendation, SessionResults } from './results';
 
 export interface SessionView {
   sessionDir: string;
@@ -13,6 +13,8 @@ export interface SessionView {
   verdicts: Record<string, GateVerdict>;
   /** Workspace is trusted: running and committing are allowed. */
   canCommit: boolean;
+  /** The sparsest point that passes the gate under the current policy (src/core/gate.ts). */
+  recommendation: Recommendation;
 }
 
 export type WebviewToHost =

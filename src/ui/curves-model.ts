@@ -222,6 +222,8 @@ export interface TableRow {
   gzipBytes: number;
   passed: boolean | null;
   verdict: string;
+  /** The recommended point: the sparsest that passes the gate. */
+  recommended: boolean;
 }
 
 /** Every point of the session, by target sparsity then loss (canonical order). */
@@ -244,6 +246,7 @@ export function tableRows(view: SessionView, flops: Record<string, number> | nul
         gzipBytes: p.size.gzipBytes,
         passed: v ? v.passed : null,
         verdict: v ? (v.passed ? 'pass' : 'fail') : 'unknown',
+        recommended: view.recommendation?.pointId === p.id,
       };
     });
 }
@@ -258,7 +261,7 @@ export function tableCells(r: TableRow): string[] {
     `${r.worstGroup} ${pct(r.worstAccuracy.value)}`,
     pct(r.gap.value),
     `${r.nonZeroParameters.toLocaleString('en')} · ${(r.gzipBytes / 1024).toFixed(1)} KiB`,
-    r.verdict === 'pass' ? '✓ pass' : r.verdict === 'fail' ? '✗ fail' : '?',
+    (r.verdict === 'pass' ? '✓ pass' : r.verdict === 'fail' ? '✗ fail' : '?') + (r.recommended ? ' ★ recommended' : ''),
   ];
 }
 

@@ -54,6 +54,7 @@ export function renderReportBody(view: SessionView | null): string {
   return `<header><h2>${escapeHtml(r.model.path.split(/[\\/]/).slice(-2).join('/'))}</h2>
 <p class="meta">Session ${escapeHtml(r.sessionId)}${status} · ${escapeHtml(r.data.path.split(/[\\/]/).pop() ?? '')} · label ${escapeHtml(r.data.label.column)} · groups by ${escapeHtml(r.data.groupColumns.join(' × '))} · ${escapeHtml(r.engine.backend.name)} backend</p>
 <p class="links"><button class="link" data-show-curves="${escapeHtml(view.sessionDir)}">Show fairness curves</button> · <button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></p></header>
+${view.recommendation ? `<p class="recommendation${view.recommendation.pointId ? '' : ' none'}">${escapeHtml(view.recommendation.sentence)}</p>` : ''}
 ${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
 ${r.dense ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
 <div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div></section>` : ''}
@@ -76,6 +77,8 @@ th[scope=row], thead th:first-child { text-align: left; white-space: normal; }
 .worse { color: var(--vscode-errorForeground); } .better { color: var(--vscode-testing-iconPassed, #388a34); }
 .point { border-top: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); padding-top: 4px; }
 .verdict { margin: 4px 0; }
+.recommendation { margin: 6px 0; padding: 4px 8px; border-left: 3px solid var(--vscode-testing-iconPassed, #388a34); }
+.recommendation.none { border-left-color: var(--vscode-testing-iconFailed, #c72e0f); }
 button { font-family: inherit; background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: 1px solid var(--vscode-button-border, transparent); padding: 4px 10px; cursor: pointer; }
 button:hover:not([disabled]) { background: var(--vscode-button-hoverBackground); }
 button:focus-visible { outline: 1px solid var(--vscode-focusBorder); outline-offset: 2px; }

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Estimate, Evaluation, LossName, PrunedPoint, SessionResults } from '../../src/protocol/results';
 import type { CurvesState, SessionView } from '../../src/protocol/webview';
-import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
+import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
 import {
   chartTextRows,
   commitState,
@@ -25,6 +25,7 @@ import {
   summarySeries,
   tableCsv,
   tableRows,
+  tableCells,
   toggle,
   weightZeroCounts,
 } from '../../src/ui/curves-model';
@@ -101,7 +102,7 @@ function session(points: PrunedPoint[], canCommit = true): SessionView {
     dense: evaluation(DENSE, N),
     points,
   } as SessionResults;
-  return { sessionDir: '/w/.fairprune/sessions/x', results, verdicts: Object.fromEntries(points.map((p) => [p.id, checkPoint(p, DEFAULT_POLICY)])), canCommit };
+  return { sessionDir: '/w/.fairprune/sessions/x', results, verdicts: Object.fromEntries(points.map((p) => [p.id, checkPoint(p, DEFAULT_POLICY)])), canCommit, recommendation: recommendPoint(results, DEFAULT_POLICY) };
 }
 
 // points listed out of order on purpose: the model sorts by x
@@ -185,6 +186,10 @@ test('the table holds every point in sparsity then loss order with the gate verd
     ['s0.90-ce', 'fail'], // cool drops 20 pts: over the 5-pt worst-group limit
     ['s0.90-pw', 'pass'], // worst 0.86 vs dense 0.90: 4 pts + 1 pt interval = 5, within the limit
   ]);
+  // the recommended point: the sparsest that passes (s0.90-pw), marked in the table and its gate cell
+  assert.deepEqual(rows.filter((r) => r.recommended).map((r) => r.pointId), ['s0.90-pw']);
+  assert.equal(tableCells(rows[3])[7], '✓ pass ★ recommended');
+  assert.equal(tableCells(rows[1])[7], '✓ pass');
   assert.equal(rows[2].worstGroup, 'ink=cool');
   assert.equal(rows[2].worstAccuracy.value, 0.7);
   assert.ok(Math.abs(rows[2].gap.value - 0.22) < 1e-12);

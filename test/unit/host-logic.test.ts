@@ -10,7 +10,7 @@ import type { EngineEvent } from '../../src/protocol/engine';
 import type { SessionResults } from '../../src/protocol/results';
 import { EngineRun } from '../../src/extension/engine-host';
 import { listSessions, markSessionEnded, readSession } from '../../src/core/session-store';
-import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
+import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
 import { renderReportBody, renderReportDocument } from '../../src/ui/report-html';
 import { installTfjsRedirect } from '../../src/engine/native-preload';
 import { repoRoot, tempDir } from '../helpers';
@@ -100,7 +100,8 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
   const s = readSession(outcome.sessionDir!)!;
   const strict = { ...DEFAULT_POLICY, maxWorstGroupDrop: 0, maxGapIncrease: 0 };
   const verdicts = Object.fromEntries(s.results.points.map((p) => [p.id, checkPoint(p, strict)]));
-  const html = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: true });
+  const recommendation = recommendPoint(s.results, strict);
+  const html = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: true, recommendation });
   assert.ok(!html.includes('<img'), 'data values are escaped');
   assert.ok(html.replace(/<wbr>/g, '').includes('region=&lt;img src=x onerror=alert(1)&gt;'));
   assert.ok(html.includes('region=<wbr>'), 'a group name wraps after its =, not inside a word');
@@ -110,7 +111,7 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
     assert.match(section, passed ? /PASS/ : /FAIL/);
     if (!passed) assert.match(section, /<button class="commit"[^>]*disabled title="Fails the fairness gate: fails: /);
   }
-  const untrusted = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: false });
+  const untrusted = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: false, recommendation });
   assert.equal((untrusted.match(/Restricted Mode/g) ?? []).length >= s.results.points.length, true);
   const doc = renderReportDocument(null, 'abc123', 'vscode-resource:');
   assert.match(doc, /Content-Security-Policy" content="default-src 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123';"/);
