@@ -35,6 +35,7 @@ import {
   referenceLines,
   sanitizeState,
   signedPts,
+  seedRuns,
   summarySeries,
   TABLE_HEADERS,
   tableCells,
@@ -214,6 +215,7 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
     <div class="canvas-box"><canvas id="main-chart" role="img" aria-label="${esc(`${METRIC_LABELS[state.metric]} by group against ${state.xAxis}: ${series.length} series. The same numbers are in the chart data table below.`)}"></canvas></div>
   </figure>
   <div class="side">
+    ${seedRuns(v) > 1 ? `<p class="hint">Worst group and gap: mean of ${seedRuns(v)} seeds; whiskers span the runs.</p>` : ''}
     <figure><figcaption>Worst-group accuracy</figcaption><div class="canvas-box small"><canvas id="worst-chart" role="img" aria-label="worst-group accuracy per loss; numbers in the table of points"></canvas></div></figure>
     <figure><figcaption>Largest accuracy gap between groups</figcaption><div class="canvas-box small"><canvas id="gap-chart" role="img" aria-label="largest accuracy gap per loss; numbers in the table of points"></canvas></div></figure>
   </div>

@@ -23,7 +23,9 @@ export interface DemoPlan {
   fineTuneEpochs: number;
 }
 
-export const FULL_DEMO: DemoPlan = { trainCount: 6000, validationCount: 1000, testCount: 2000, baselineEpochs: 6, sparsities: [0.5, 0.8, 0.9], fineTuneEpochs: 2 };
+export const FULL_DEMO: DemoPlan = { trainCount: 6000, validationCount: 1000, testCount: 2000, baselineEpochs: 6, sparsities: [0.5, 0.8, 0.9], fineTuneEpochs: 3 };
+/** What the demo compares: the group-blind losses and the group-aware objective that kept the rare group best in our runs. */
+export const DEMO_LOSSES = ['ce', 'pw', 'group-balanced'] as const;
 export const QUICK_DEMO: DemoPlan = { trainCount: 1200, validationCount: 200, testCount: 400, baselineEpochs: 2, sparsities: [0.8], fineTuneEpochs: 1 };
 
 export async function runDemo(argv: string[]): Promise<number> {
@@ -71,7 +73,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     log(`    dense test accuracy ${pct(base.test.accuracy.value)}: ${base.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)}`).join(', ')} (${base.training.seconds.toFixed(0)} s)`);
   }
 
-  log(`3/3 pruning to ${plan.sparsities.map((s) => pct(s, 0)).join(', ')} with cross-entropy and with the PW loss`);
+  log(`3/3 pruning to ${plan.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning with ${DEMO_LOSSES.join(', ')}`);
   let resultsPath = '';
   const printer = progressPrinter();
   const results = await runSession(
@@ -81,7 +83,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       label: 'digit',
       groups: ['ink'],
       sparsities: plan.sparsities,
-      losses: ['ce', 'pw'],
+      losses: [...DEMO_LOSSES],
       method: 'magnitude-layer',
       epochs: plan.fineTuneEpochs,
       batchSize: 64,

@@ -2,7 +2,7 @@
 import * as path from 'path';
 import type { EngineEvent } from '../protocol/engine';
 import type { SessionResults } from '../protocol/results';
-import { kib, pct, pwWeightLine, signedPts, summarySentences } from '../core/report';
+import { kib, pct, pwWeightLine, seedLines, signedPts, summarySentences } from '../core/report';
 import { backendSummary } from '../core/backend';
 import { describeProgress } from '../ui/progress-text';
 
@@ -56,7 +56,7 @@ export function resultsTable(r: SessionResults): string {
   rows.push(['dense', '0%', r.model.size.nonZeroParameters.toLocaleString('en'), kib(r.model.size.gzipBytes), pct(r.dense.accuracy.value), ...r.dense.groups.map((g) => pct(g.accuracy.value)), pct(r.dense.worstGroup.accuracy.value), pct(r.dense.largestGap.value)]);
   for (const p of r.points) {
     rows.push([
-      p.loss,
+      p.run && p.run > 1 ? `${p.loss} (run ${p.run})` : p.loss,
       pct(p.achievedSparsity),
       p.size.nonZeroParameters.toLocaleString('en'),
       kib(p.size.gzipBytes),
@@ -76,6 +76,8 @@ export function printResults(r: SessionResults, resultsPath: string, out: NodeJS
   out.write(`\nTest-split accuracy by subgroup (${r.data.groups.map((g) => `${g.name}: ${g.counts.test}`).join(', ')} test samples)\n`);
   out.write(`${resultsTable(r)}\n\n`);
   for (const s of summarySentences(r)) out.write(`${s}\n`);
+  const seeds = seedLines(r);
+  if (seeds.length) out.write(`\n${seeds.filter((l) => !l.startsWith('## ')).join('\n')}\n`);
   if (r.pwWeights) out.write(`\n${pwWeightLine(r.pwWeights)}\n`);
   out.write(`\nResults: ${resultsPath}\nReport:  ${path.join(path.dirname(resultsPath), 'report.md')}\n`);
   if (r.recommendation) out.write(`\n${r.recommendation.sentence}\n`);

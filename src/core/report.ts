@@ -2,7 +2,7 @@
  * The session's Markdown report: what a reviewer reads to decide which sparsity the model can
  * afford. Rounding happens here, never in results.json.
  */
-import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, Recommendation, SessionResults } from '../protocol/results';
+import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, Recommendation, SessionResults, Spread } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
 
@@ -52,6 +52,35 @@ function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
   ];
 }
 
+/** Mean ± sd [min, max] across runs, in percent. */
+export function spreadText(s: Spread, runs: number): string {
+  return runs > 1 ? `${pct(s.mean)} ± ${(s.sd * 100).toFixed(1)} [${pct(s.min)}, ${pct(s.max)}]` : pct(s.mean);
+}
+
+/** Each sparsity × loss across its runs, and each loss against ce: what a user needs to say "it helped". */
+export function seedLines(r: SessionResults): string[] {
+  const sums = r.summaries ?? [];
+  if (!sums.length || !sums.some((s) => s.againstCe || s.runs > 1)) return [];
+  const runs = Math.max(...sums.map((s) => s.runs));
+  const rows = sums.map((s) => [
+    pct(s.sparsity, 0),
+    s.loss,
+    String(s.runs),
+    spreadText(s.worstGroupAccuracy, s.runs),
+    spreadText(s.largestGap, s.runs),
+    s.againstCe ? withInterval(s.againstCe.worstGroupAccuracy, (x) => signedPts(x)) : '–',
+    s.againstCe ? withInterval(s.againstCe.largestGap, (x) => signedPts(x)) : '–',
+  ]);
+  return [
+    `## Across ${runs > 1 ? `${runs} seeds` : 'one seed'}, and each loss against ce`,
+    '',
+    table(['sparsity', 'loss', 'runs', 'worst group (mean ± sd [min, max])', 'gap', 'worst group − ce [95% CI]', 'gap − ce [95% CI]'], rows),
+    '',
+    `Against ce: the loss's value minus ce's at the same sparsity, mean over paired runs; the interval is over ${runs > 1 ? 'seeds × ' : ''}a paired bootstrap of the test rows within each group. An interval that contains 0 means this data cannot tell the loss from ce.`,
+    '',
+  ];
+}
+
 /** The gate's policy in words. */
 export function policyText(p: Recommendation['policy']): string {
   return `worst-group accuracy may drop at most ${signedPts(p.maxWorstGroupDrop).slice(1)}, the largest gap may grow at most `
@@ -70,7 +99,7 @@ export function pwWeightLine(w: PwWeightSummary): string {
 export function summarySentences(r: SessionResults): string[] {
   const out: string[] = [];
   for (const s of r.config.sparsities) {
-    const pts = r.points.filter((p) => p.targetSparsity === s);
+    const pts = r.points.filter((p) => p.targetSparsity === s && (!p.run || p.run === 1));
     if (!pts.length) continue;
     const parts = pts.map((p) => `${p.loss} keeps worst-group accuracy at ${pct(p.evaluation.worstGroup.accuracy.value)} (${p.evaluation.worstGroup.group}, ${signedPts(p.comparison.worstGroupChange.value)} against dense) with a ${pct(p.evaluation.largestGap.value)} gap`);
     out.push(`At ${pct(s, 0)} sparsity, ${parts.join('; ')}.`);
@@ -108,6 +137,7 @@ export function renderReport(r: SessionResults): string {
       table(['sparsity', 'loss', 'zeros', 'non-zero params', 'gzip', 'FLOPs/sample', 'latency pruned / dense', 'accuracy (Δ)', 'worst group (Δ)', 'gap', 'largest ψ'], r.points.map((p) => pointRow(p, dense))),
       '',
     );
+    lines.push(...seedLines(r));
     lines.push(...costLines(r), '');
     lines.push('ψ is the excess accuracy gap: how much more a group lost than the model as a whole (positive = the group pays more).', '');
     lines.push('## Per group', '');

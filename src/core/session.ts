@@ -30,7 +30,8 @@ import { Rng } from './rng';
 import { predictProbabilities } from './train';
 import type { TrainProgress } from './train';
 import { objectiveSettings, pick, pointId, sweepRuntime, toClassProbabilities } from './sweep-point';
-import type { SweepJob, SweepSetup } from './sweep-point';
+import type { PointOutcome, SweepJob, SweepSetup } from './sweep-point';
+import { summarizeRuns } from './contrast';
 import { runSweep, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
 import { writeReport } from './report';
@@ -110,7 +111,11 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const emit = hooks.emit ?? (() => {});
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const progress = (e: Omit<Extract<EngineEvent, { type: 'progress' }>, 'type'>) => emit({ type: 'progress', ...e });
-  const totalPoints = req.sparsities.length * req.losses.length;
+  const seeds = req.seeds ?? 1;
+  if (!Number.isInteger(seeds) || seeds < 1) {
+    throw new UserError(`'${req.seeds}' is not a whole number of runs ≥ 1.`, { field: '--seeds', fix: 'give e.g. --seeds 3 (each point fine-tuned three times).' });
+  }
+  const totalPoints = req.sparsities.length * req.losses.length * seeds;
   criterionByName(req.method); // an unknown --method is refused before anything loads
   const structuredCriterion = structuredCriterionOf(req.method);
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
@@ -188,6 +193,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       learningRate: req.learningRate,
       patience: req.patience,
       seed: req.seed,
+      ...(seeds > 1 ? { seeds } : {}),
       pw: { minWeight: req.minWeight, gamma: req.gamma },
       ...(req.losses.includes('group-dro') ? { droEta: objectiveSettings(req).droEta } : {}),
       ...(req.losses.includes('ceag')
@@ -202,6 +208,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     points: [],
   };
   const save = () => writeFileAtomic(resultsPath, JSON.stringify(results, null, 1));
+  // Each point's right/wrong per test row, for the summaries across seeds and the contrasts against ce.
+  const testCorrect = new Map<string, Uint8Array>();
 
   try {
     progress({ phase: 'dense', point: 0, points: totalPoints });
@@ -244,10 +252,14 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       taylorRows,
       allocation: allocation ? [...allocation] : undefined,
     };
-    const jobs: SweepJob[] = req.sparsities.flatMap((sparsity, sparsityIndex) =>
-      req.losses.map((loss, lossIndex) => ({ sparsity, sparsityIndex, loss, pointNo: sparsityIndex * req.losses.length + lossIndex + 1 })),
-    );
-    const sweepOrder = new Map(jobs.map((j) => [pointId(j.sparsity, j.loss), j.pointNo]));
+    // Run 1 of every sparsity × loss first (the whole curve early), then the further seeds.
+    const perRun = req.sparsities.length * req.losses.length;
+    const jobs: SweepJob[] = Array.from({ length: seeds }, (_, r) =>
+      req.sparsities.flatMap((sparsity, sparsityIndex) =>
+        req.losses.map((loss, lossIndex) => ({ sparsity, sparsityIndex, loss, run: r + 1, pointNo: r * perRun + sparsityIndex * req.losses.length + lossIndex + 1 })),
+      ),
+    ).flat();
+    const sweepOrder = new Map(jobs.map((j) => [pointId(j.sparsity, j.loss, j.run), j.pointNo]));
     const choice = sweepWorkers(req.workers, backend.name, jobs.length, bytesPerWorker(dataset, width, denseSize.parameters));
     log(`sweep: ${choice.why}`);
 
@@ -271,9 +283,10 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
         secondsLeft: done > 0 ? (elapsed / done) * (totalPoints - done) : undefined,
       });
     };
-    const pointDone = (job: SweepJob, point: PrunedPoint) => {
+    const pointDone = (job: SweepJob, { point, testCorrect: correct }: PointOutcome) => {
       running.delete(job.pointNo);
       finished++;
+      testCorrect.set(point.id, correct);
       // results.json lists points in sweep order, however they finish.
       results.points.push(point);
       results.points.sort((a, b) => sweepOrder.get(a.id)! - sweepOrder.get(b.id)!);
@@ -339,6 +352,9 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   }
 
   function finish() {
+    if (results.points.length) {
+      results.summaries = summarizeRuns(results.points, (id) => testCorrect.get(id), evalInput.groupIds, dataset.groupNames.length, { ...boot, seed: req.seed + 17 });
+    }
     results.finishedAt = new Date().toISOString();
     save();
     writeReport(reportPath, results);

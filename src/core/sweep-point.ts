@@ -13,7 +13,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { RunRequest } from '../protocol/engine';
 import type { BackendName, LossName, PrunedPoint } from '../protocol/results';
 import { lossTargets, outputWidth } from './losses';
-import { compare, evaluate, predictedClass } from './metrics';
+import { compare, evaluate, predictedClass, predictedClasses } from './metrics';
 import { batchReweightingFor, groupBalancedWeights, type GroupContext, type ObjectiveSettings } from './objectives';
 import { RUN_DEFAULTS } from '../protocol/defaults';
 import type { EvaluationInput, Predictions } from './metrics';
@@ -66,6 +66,14 @@ export interface SweepJob {
   sparsityIndex: number;
   sparsity: number;
   loss: LossName;
+  /** Which fine-tuning run of this sparsity × loss, 1…seeds. */
+  run: number;
+}
+
+/** What a point leaves besides its record: right (1) or wrong (0) on each test row, for the contrasts. */
+export interface PointOutcome {
+  point: PrunedPoint;
+  testCorrect: Uint8Array;
 }
 
 /** What a thread holds to run points: the setup plus the model, the inputs on the backend and what is derived once. */
@@ -89,8 +97,8 @@ export function objectiveSettings(req: RunRequest): ObjectiveSettings {
   };
 }
 
-export function pointId(sparsity: number, loss: LossName): string {
-  return `s${sparsity.toFixed(2)}-${loss}`;
+export function pointId(sparsity: number, loss: LossName, run = 1): string {
+  return `s${sparsity.toFixed(2)}-${loss}${run > 1 ? `-r${run}` : ''}`;
 }
 
 /** n × width model outputs → n × K class probabilities, as the metrics take them. */
@@ -125,7 +133,7 @@ export function sweepRuntime(setup: SweepSetup, loaded: LoadedModel, x: tf.Tenso
 }
 
 /** Prunes, fine-tunes, measures and saves one point; frees every tensor it made. */
-export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?: AbortSignal; onProgress?: (p: TrainProgress) => void; onPhase?: (phase: 'evaluate' | 'save') => void } = {}): Promise<PrunedPoint> {
+export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?: AbortSignal; onProgress?: (p: TrainProgress) => void; onPhase?: (phase: 'evaluate' | 'save') => void } = {}): Promise<PointOutcome> {
   const { setup, loaded, x, width } = rt;
   const { req } = setup;
   const { sparsity, loss, pointNo } = job;
@@ -135,7 +143,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
   const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
   const skipLayers = new Set(setup.skipLayers);
   const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
-  const id = pointId(sparsity, loss);
+  const id = pointId(sparsity, loss, job.run);
 
   const student = await makeLogitModel(loaded);
   const kernels = prunableKernels(student);
@@ -200,8 +208,11 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     const batch = testSample(64);
     const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, !!structuredCriterion, !!outcome?.shrunk);
     batch.dispose();
-    return {
+    const predicted = predictedClasses(prunedTest);
+    const testCorrect = Uint8Array.from(predicted, (c, i) => (c === setup.evalInput.labels[i] ? 1 : 0));
+    const point: PrunedPoint = {
       id,
+      ...(job.run > 1 ? { run: job.run } : {}),
       targetSparsity: sparsity,
       loss,
       method: criterion.name,
@@ -217,6 +228,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       ...(outcome ? { structure: outcome.structure } : {}),
       ...(reweight ? { objective: reweight.record() } : loss === 'group-balanced' ? { objective: groupBalancedWeights(groups).record } : {}),
     };
+    return { point, testCorrect };
   } finally {
     outcome?.shrunk?.dispose();
     pruning.dispose();

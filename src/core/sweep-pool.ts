@@ -18,7 +18,7 @@ import type { BackendName, PrunedPoint } from '../protocol/results';
 import { CancelledError, fromPlainError } from './errors';
 import type { PlainError } from './errors';
 import { runPoint } from './sweep-point';
-import type { SweepJob, SweepRuntime, SweepSetup } from './sweep-point';
+import type { PointOutcome, SweepJob, SweepRuntime, SweepSetup } from './sweep-point';
 import type { TrainProgress } from './train';
 
 /** Pool → worker. */
@@ -29,7 +29,7 @@ export type FromSweepWorker =
   | { type: 'ready' }
   | { type: 'progress'; pointNo: number; progress: TrainProgress }
   | { type: 'phase'; pointNo: number; phase: 'evaluate' | 'save' }
-  | { type: 'point'; pointNo: number; point: PrunedPoint }
+  | { type: 'point'; pointNo: number; outcome: PointOutcome }
   | { type: 'error'; pointNo: number; error: PlainError };
 
 export interface SweepPoolHooks {
@@ -38,7 +38,7 @@ export interface SweepPoolHooks {
   onProgress?(job: SweepJob, p: TrainProgress): void;
   onPhase?(job: SweepJob, phase: 'evaluate' | 'save'): void;
   /** A finished point, in the order points finish. */
-  onPoint(job: SweepJob, point: PrunedPoint): void;
+  onPoint(job: SweepJob, outcome: PointOutcome): void;
   /** Something the user should know that does not stop the sweep (a worker thread that could not start). */
   onWarning?(message: string): void;
 }
@@ -159,12 +159,12 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
         for (let job = queue.shift(); job && !localStop.signal.aborted; job = queue.shift()) {
           const current = job;
           hooks.onStart?.(current);
-          const point = await runPoint(local, current, {
+          const outcome = await runPoint(local, current, {
             signal: localStop.signal,
             onProgress: (p) => hooks.onProgress?.(current, p),
             onPhase: (phase) => hooks.onPhase?.(current, phase),
           });
-          hooks.onPoint(current, point);
+          hooks.onPoint(current, outcome);
         }
       } catch (e) {
         fail(e as Error);
@@ -187,7 +187,7 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
           else if (m.type === 'progress' && job) hooks.onProgress?.(job, m.progress);
           else if (m.type === 'phase' && job) hooks.onPhase?.(job, m.phase);
           else if (m.type === 'point' && job) {
-            hooks.onPoint(job, m.point);
+            hooks.onPoint(job, m.outcome);
             next(w);
           } else if (m.type === 'error' && !job) {
             // The worker could not start (memory, a file it could not read): the sweep goes on without it.

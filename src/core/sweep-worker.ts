@@ -41,7 +41,7 @@ if (port) {
           onPhase: (phase) => post({ type: 'phase', pointNo: job.pointNo, phase }),
         }),
       )
-      .then((point) => post({ type: 'point', pointNo: job.pointNo, point }))
+      .then((outcome) => post({ type: 'point', pointNo: job.pointNo, outcome }))
       .catch((e) => post({ type: 'error', pointNo: job.pointNo, error: toPlainError(e) }));
   });
 

@@ -27,6 +27,8 @@ export interface RunRequest {
   learningRate: number;
   patience: number;
   seed: number;
+  /** Fine-tuning runs per sparsity × loss, each with its own seed, from the same pruned network (default 1). */
+  seeds?: number;
   minWeight: number;
   gamma: number;
   /** group-dro's step size η (default 0.01). */

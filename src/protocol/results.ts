@@ -333,6 +333,8 @@ export interface SessionConfig {
   /** Early stopping patience in epochs on validation loss; 0 = fixed epochs. */
   patience: number;
   seed: number;
+  /** Fine-tuning runs per sparsity × loss (`--seeds`; absent: 1). */
+  seeds?: number;
   pw: { minWeight: number; gamma: number };
   /** group-dro's step size η (sessions that ran group-dro). */
   droEta?: number;
@@ -377,6 +379,32 @@ export interface Recommendation {
   sentence: string;
 }
 
+/** Mean, sample standard deviation, least and largest value across fine-tuning runs (seeds). */
+export interface Spread {
+  mean: number;
+  sd: number;
+  min: number;
+  max: number;
+}
+
+/** One sparsity × loss over its fine-tuning runs (`--seeds N`; one run gives a spread of 0). */
+export interface PointSummary {
+  sparsity: number;
+  loss: LossName;
+  runs: number;
+  /** The runs' point ids, run 1 first. */
+  pointIds: string[];
+  accuracy: Spread;
+  worstGroupAccuracy: Spread;
+  largestGap: Spread;
+  /**
+   * This loss minus `ce` at the same sparsity (absent for `ce`, or when the session has no `ce`): worst-group
+   * accuracy and largest gap, mean over paired runs, with a 95% interval over seeds × a paired
+   * stratified bootstrap of the test rows (src/core/contrast.ts).
+   */
+  againstCe?: { worstGroupAccuracy: Estimate; largestGap: Estimate; runs: number };
+}
+
 export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
 export interface SessionResults {
@@ -399,4 +427,6 @@ export interface SessionResults {
   pwWeights?: PwWeightSummary;
   /** The recommended point under the default fairness policy, updated as points land. */
   recommendation?: Recommendation;
+  /** Each sparsity × loss across its runs, and against `ce` (sessions of Fair Prune 0.2 on). */
+  summaries?: PointSummary[];
 }

