@@ -90,9 +90,13 @@ export function policyText(p: Recommendation['policy']): string {
 
 /** Each group's mean PW weight on the training rows: whether PW weighs the groups differently at all. */
 export function pwWeightLine(w: PwWeightSummary): string {
-  const groups = w.groups.filter((g) => g.n > 0).map((g) => `${g.group} ${g.meanWeight.toFixed(3)}`).join(', ');
+  const present = w.groups.filter((g) => g.n > 0);
+  const groups = present.map((g) => `${g.group} ${g.meanWeight.toFixed(3)}`).join(', ');
+  const means = present.map((g) => g.meanWeight);
+  const ratio = means.length > 1 ? Math.max(...means) / Math.min(...means) : 1;
   return `PW weights (m = ${w.minWeight}, γ = ${w.gamma}), mean on the training rows: ${w.mean.toFixed(3)} overall; ${groups}. `
-    + `A sample the dense model was sure of weighs ${w.minWeight}; equal means across groups say PW does not single out any group here.`;
+    + `A sample the dense model was sure of weighs ${w.minWeight}; the most-weighted group's mean is ${ratio.toFixed(2)}× the least-weighted's `
+    + `(1.00× would mean PW weighs the groups alike).`;
 }
 
 /** One plain sentence per sparsity: what each loss did to the worst-off group. */

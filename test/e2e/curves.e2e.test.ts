@@ -14,6 +14,7 @@ import type { Frame } from 'playwright-core';
 import type { SessionResults } from '../../src/protocol/results';
 import { e2eUnavailableReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
 import { makeFixture } from '../session-fixture';
+import { DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
 
 const skip = e2eUnavailableReason();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-curves-'));
@@ -23,6 +24,8 @@ let sessionDir = '';
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const settings = { 'fairPrune.gate.minAccuracy': 0.75 };
+/** The gate policy the settings above set. */
+const policyOf = (s: Record<string, unknown>) => Object.fromEntries(Object.entries(s).filter(([k]) => k.startsWith('fairPrune.gate.')).map(([k, v]) => [k.slice('fairPrune.gate.'.length), v]));
 
 
 
@@ -84,6 +87,15 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 test('dark theme: one series per group × loss with the session\'s numbers, gate-aware Commit that writes the files, restored after a reload', { skip: skip ?? false, timeout: 240_000 }, async () => {
   await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, settings, theme: 'dark' }, 'curves-dark', async (wb) => {
     let frame = await openCurves(wb);
+    // The panel opens on the recommended point (the sparsest that passes the gate under these settings),
+    // says so in a banner, and marks its row.
+    const recommended = recommendPoint(results, { ...DEFAULT_POLICY, ...policyOf(settings) });
+    assert.ok(recommended.pointId, 'the 50% points pass this gate');
+    const rec = results.points.find((p) => p.id === recommended.pointId)!;
+    assert.equal((await frame.locator('#recommendation').textContent())?.replace(/^★\s*/, '').trim(), recommended.sentence);
+    await until('the recommended point selected on open', async () => ((await frame.locator('#detail').textContent()) ?? '').includes(`${Math.round(rec.targetSparsity * 100)}% sparsity · ${rec.loss}`) || undefined);
+    assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).getAttribute('class')) ?? '', /recommended/);
+    assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).textContent()) ?? '', /★ recommended/);
     const series = JSON.parse((await frame.locator('#main-figure').getAttribute('data-series'))!) as Drawn[];
     // One series per subgroup × loss, each holding the session's own test accuracies.
     assert.deepEqual(series.map((s) => `${s.group}|${s.loss}`).sort(), ['region=north|ce', 'region=north|pw', 'region=south|ce', 'region=south|pw']);
@@ -113,6 +125,9 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
     assert.equal(await frame.locator('#commit').getAttribute('disabled'), '');
     assert.match((await frame.locator('#commit-why').textContent()) ?? '', /fails|accuracy/i);
     await wb.screenshot('curves-dark-failing-point');
+    // The ★ in the banner takes the user back to the recommended point.
+    await frame.locator('#select-recommended').click();
+    await until('the recommended point selected again', async () => ((await frame.locator('#detail').textContent()) ?? '').includes(`${Math.round(rec.targetSparsity * 100)}% sparsity · ${rec.loss}`) || undefined);
 
     // A passing point: Commit writes the model, fairness.json and FAIRNESS.md beside the original.
     const passing = results.points.find((p) => p.targetSparsity === 0.5 && p.loss === 'pw')!;

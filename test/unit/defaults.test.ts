@@ -22,6 +22,9 @@ test('package.json settings have the defaults of src/protocol/defaults.ts, the o
   assert.equal(def('learningRate'), RUN_DEFAULTS.learningRate);
   assert.equal(def('patience'), RUN_DEFAULTS.patience);
   assert.equal(def('seed'), RUN_DEFAULTS.seed);
+  assert.equal(def('seeds'), RUN_DEFAULTS.seeds);
+  assert.equal(def('groupDro.eta'), RUN_DEFAULTS.droEta);
+  assert.equal(def('ceag.tolerance'), RUN_DEFAULTS.ceagTolerance);
   assert.equal(def('pw.minWeight'), RUN_DEFAULTS.minWeight);
   assert.equal(def('pw.gamma'), RUN_DEFAULTS.gamma);
   assert.equal(def('bootstrapResamples'), RUN_DEFAULTS.bootstrap);
