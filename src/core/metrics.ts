@@ -1,8 +1,16 @@
 /**
- * Fairness metrics: accuracy and AUROC overall and per subgroup, worst-group accuracy, the largest
- * gap between groups, and — for a pruned model against its dense parent — the changes, the excess
- * accuracy gap ψ_g (Hooker et al., "What do compressed deep neural networks forget?") and the
- * pruning-identified exemplars. Every number comes with a seeded percentile-bootstrap interval.
+ * Fairness metrics: every metric of the metric table (src/core/metric-table.ts) overall and per
+ * subgroup — accuracy, AUROC, accuracy per class and, for binary tasks, the true-positive,
+ * false-positive and selection rates — and the between-group figures the table lists (worst-group
+ * accuracy, largest gap, and for binary tasks Fairlearn's demographic-parity, equal-opportunity and
+ * equalized-odds differences); for a pruned model against its dense parent, the paired changes of
+ * those figures, the accuracy changes, the excess accuracy gap ψ_g (Hooker et al., "What do
+ * compressed deep neural networks forget?") and the pruning-identified exemplars. Every number comes
+ * with a seeded percentile-bootstrap interval; the resampling is in bootstrap.ts.
+ *
+ * Rates are computed from per-group confusion counts (label × predicted class), in the full sample
+ * and in each resample: a rate of the table is the sum of the cells its predicates select over the
+ * cells of its denominator, so adding a rate to the table needs no code here.
  *
  * Bootstrap design:
  * - Stratified: each resample draws, with replacement, exactly n_g samples from within each group g,
@@ -16,6 +24,10 @@
  *   distribution is biased (a min of noisy copies sits below the sample min), and a percentile
  *   interval can then miss the point estimate; a displayed interval that excludes its own point
  *   would only confuse.
+ * - A between-group figure covers the groups that are non-empty and where its rate is defined on the
+ *   full sample (the true-positive rate needs a positive sample). A resample in which one of those
+ *   groups has no sample in the rate's denominator leaves the figure undefined there, and the
+ *   interval is taken over the other resamples. Undefined on the full sample: null in results.json.
  * - Worst-group accuracy's interval is that of the statistic "lowest group accuracy" (recomputed in
  *   each resample, whichever group is lowest there), not of the one group that is lowest in the
  *   full sample; `worstGroupChange` in `compare` is the same statistic per model.
@@ -32,9 +44,13 @@
  * null and a warning. They are left out of the overall worst-group and largest-gap figures, and in
  * `compare` their changes and ψ are {0, 0, 0}. Consumers must check `n === 0` before plotting.
  */
-import type { Comparison, Estimate, Evaluation, GroupMetrics, SplitName } from '../protocol/results';
+import type { ClassAccuracy, Comparison, Estimate, Evaluation, GroupMetrics, SplitName } from '../protocol/results';
+import { groupMembers, interval, intervalOrNull, StratifiedResampler } from './bootstrap';
 import { UserError } from './errors';
-import { Rng } from './rng';
+import type { BetweenGroupsMetric, ClassRateMetric, RateMetric } from './metric-table';
+import { metricDef, metricsOf, taskOf } from './metric-table';
+
+export { interval } from './bootstrap';
 
 export interface Predictions {
   /** n × K row-major class probabilities. K = 1 is read as a sigmoid output: P(class 1). */
@@ -137,21 +153,26 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   checkBootstrap(opts);
   const G = input.groupNames.length;
   const members = groupMembers(input.groupIds, G);
-  const predicted = predictedClasses(pred);
-  const correct = correctness(predicted, input.labels);
-
-  // ---- point estimates
-  const groupCorrect = new Float64Array(G);
-  for (let i = 0; i < n; i++) groupCorrect[input.groupIds[i]] += correct[i];
-  let totalCorrect = 0;
-  for (let g = 0; g < G; g++) totalCorrect += groupCorrect[g];
-  const accPoint = totalCorrect / n;
-  const groupAccPoint = new Float64Array(G);
-  for (let g = 0; g < G; g++) groupAccPoint[g] = members[g].length ? groupCorrect[g] / members[g].length : NaN;
   const nonEmpty = nonEmptyGroups(members);
-  const worstPoint = minOver(groupAccPoint, nonEmpty);
-  const worstGroupIndex = nonEmpty.find((g) => groupAccPoint[g] === worstPoint) as number;
-  const gapPoint = maxOver(groupAccPoint, nonEmpty) - worstPoint;
+  const task = taskOf(pred.numClasses);
+  const C = Math.max(pred.numClasses, 2);
+  const cells = confusionCells(predictedClasses(pred), input.labels, C);
+
+  // ---- point estimates: every rate of the table per group and overall, then the between-group figures
+  const set = new RateSet([...metricsOf('rate', task), ...metricsOf('class-rate', task)], C, G);
+  const width = G + 1;
+  const counts = new Float64Array(G * C * C);
+  for (let i = 0; i < n; i++) counts[input.groupIds[i] * C * C + cells[i]]++;
+  const point = new Float64Array(set.rates.length * width);
+  set.compute(counts, point);
+  const sampleCounts = counts.slice();
+  const between = compileBetween(metricsOf('between-groups', task), set, (q) => !Number.isNaN(point[q]), nonEmpty);
+  const betweenPoint = between.map((b) => betweenValue(b, point, width));
+  const acc = set.index('accuracy');
+  const worstAt = between.findIndex((b) => b.def.name === 'worst_group_accuracy');
+  const gapAt = between.findIndex((b) => b.def.name === 'largest_gap');
+  const worstPoint = betweenPoint[worstAt];
+  const worstGroupIndex = nonEmpty.find((g) => point[acc * width + g] === worstPoint) as number;
 
   const aucSets = buildAucSets(pred, input.labels, members);
   const aucAllPoint = aucSets.overall(null);
@@ -160,41 +181,30 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   // ---- bootstrap
   const B = opts.resamples;
   const needAuc = !Number.isNaN(aucAllPoint) || aucGroupPoint.some((v) => !Number.isNaN(v));
-  const aucB = needAuc ? Math.min(B, MAX_AUROC_RESAMPLES, Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes)))) : 0;
-  const accBoot = new Float64Array(B);
-  const groupAccBoot = members.map(() => new Float64Array(B));
-  const worstBoot = new Float64Array(B);
-  const gapBoot = new Float64Array(B);
+  const aucB = needAuc
+    ? Math.min(B, MAX_AUROC_RESAMPLES, Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes))))
+    : 0;
+  const rateBoot = Array.from({ length: point.length }, () => new Float64Array(B));
+  const betweenBoot = between.map(() => new Float64Array(B));
   const aucBoot = new Float64Array(aucB);
   const aucGroupBoot = members.map(() => new Float64Array(aucB));
   const weights = new Int32Array(needAuc ? n : 0);
-  const rng = new Rng(opts.seed);
-  const groupAccB = new Float64Array(G);
+  const resampler = new StratifiedResampler(members, opts.seed);
+  const vals = new Float64Array(point.length);
   for (let b = 0; b < B; b++) {
+    const drawn = resampler.next();
     const withWeights = b < aucB;
     if (withWeights) weights.fill(0);
-    let total = 0;
+    counts.fill(0);
     for (let g = 0; g < G; g++) {
-      const m = members[g];
-      const ng = m.length;
-      let c = 0;
-      if (withWeights) {
-        for (let j = 0; j < ng; j++) {
-          const idx = m[rng.int(ng)];
-          c += correct[idx];
-          weights[idx]++;
-        }
-      } else {
-        for (let j = 0; j < ng; j++) c += correct[m[rng.int(ng)]];
-      }
-      total += c;
-      groupAccB[g] = ng ? c / ng : NaN;
-      groupAccBoot[g][b] = groupAccB[g];
+      const d = drawn[g];
+      const base = g * C * C;
+      for (let j = 0; j < d.length; j++) counts[base + cells[d[j]]]++;
+      if (withWeights) for (let j = 0; j < d.length; j++) weights[d[j]]++;
     }
-    accBoot[b] = total / n;
-    const lo = minOver(groupAccB, nonEmpty);
-    worstBoot[b] = lo;
-    gapBoot[b] = maxOver(groupAccB, nonEmpty) - lo;
+    set.compute(counts, vals);
+    for (let q = 0; q < vals.length; q++) rateBoot[q][b] = vals[q];
+    for (let i = 0; i < between.length; i++) betweenBoot[i][b] = betweenValue(between[i], vals, width);
     if (withWeights) {
       aucBoot[b] = Number.isNaN(aucAllPoint) ? NaN : aucSets.overall(weights);
       for (let g = 0; g < G; g++) aucGroupBoot[g][b] = Number.isNaN(aucGroupPoint[g]) ? NaN : aucSets.group(g, weights);
@@ -202,27 +212,43 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   }
 
   const conf = opts.confidence;
+  const rate = (r: number, g: number) => intervalOrNull(point[r * width + g], rateBoot[r * width + g], conf);
+  /** The table's rates stored in the `rates` maps (not accuracy, which has its schema-1 field). */
+  const ratesAt = (g: number) => {
+    const defs = metricsOf('rate', task).filter((m) => !m.schemaV1);
+    return defs.length ? { rates: Object.fromEntries(defs.map((m) => [m.name, rate(set.index(m.name), g)])) } : {};
+  };
+  const className = (k: number) => input.classNames[k] ?? String(k);
+  const classAt = (g: number): ClassAccuracy[] =>
+    set.rates.flatMap((r, ri) =>
+      r.def.name === 'class_accuracy' ? [{ class: className(r.k), n: set.denominator(sampleCounts, ri, g), accuracy: rate(ri, g) }] : [],
+    );
+
   const groups: GroupMetrics[] = input.groupNames.map((name, g) => {
     const ng = members[g].length;
     const gm: GroupMetrics = {
       group: name,
       n: ng,
-      accuracy: ng ? interval(groupAccPoint[g], groupAccBoot[g], conf) : { value: 0, low: 0, high: 1 },
+      accuracy: ng ? interval(point[acc * width + g], rateBoot[acc * width + g], conf) : { value: 0, low: 0, high: 1 },
       auroc: Number.isNaN(aucGroupPoint[g]) ? null : interval(aucGroupPoint[g], aucGroupBoot[g], conf),
     };
     if (ng === 0) gm.warning = `no ${input.split} samples: the group is left out of the worst-group and largest-gap figures`;
     else if (ng < SMALL_GROUP) gm.warning = `only ${ng} ${input.split} samples: the interval is wide`;
-    return gm;
+    return { ...gm, ...ratesAt(g), classAccuracy: classAt(g) };
   });
 
+  const fairness = between.flatMap((b, i) => (b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const]));
   return {
     split: input.split,
     n,
-    accuracy: interval(accPoint, accBoot, conf),
+    accuracy: interval(point[acc * width + G], rateBoot[acc * width + G], conf),
     auroc: Number.isNaN(aucAllPoint) ? null : interval(aucAllPoint, aucBoot, conf),
     groups,
-    worstGroup: { group: input.groupNames[worstGroupIndex], accuracy: interval(worstPoint, worstBoot, conf) },
-    largestGap: interval(gapPoint, gapBoot, conf),
+    worstGroup: { group: input.groupNames[worstGroupIndex], accuracy: interval(worstPoint, betweenBoot[worstAt], conf) },
+    largestGap: interval(betweenPoint[gapAt], betweenBoot[gapAt], conf),
+    ...ratesAt(G),
+    ...(fairness.length ? { fairness: Object.fromEntries(fairness) } : {}),
+    classAccuracy: classAt(G),
   };
 }
 
@@ -244,15 +270,46 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
   const nonEmpty = nonEmptyGroups(members);
   const predD = predictedClasses(dense);
   const predP = predictedClasses(pruned);
-  // bit 0: dense correct, bit 1: pruned correct
-  const code = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const y = input.labels[i];
-    code[i] = (predD[i] === y ? 1 : 0) | (predP[i] === y ? 2 : 0);
-  }
+  const task = taskOf(dense.numClasses);
+  const C = Math.max(dense.numClasses, 2);
+  const CC = C * C;
+  const cellD = confusionCells(predD, input.labels, C);
+  const cellP = confusionCells(predP, input.labels, C);
 
+  // The between-group figures of the table, and the rates they compare. Their paired change is
+  // figure(pruned) − figure(dense) on the same (re)sample; the groups each one covers are those
+  // where the rate is defined for both models on the full sample.
+  const betweenDefs = metricsOf('between-groups', task);
+  const set = new RateSet([...new Set(betweenDefs.flatMap((b) => b.of))].map((name) => metricDef(name) as RateMetric), C, G);
+  const width = G + 1;
+  const countsD = new Float64Array(G * CC);
+  const countsP = new Float64Array(G * CC);
+  for (let i = 0; i < n; i++) {
+    countsD[input.groupIds[i] * CC + cellD[i]]++;
+    countsP[input.groupIds[i] * CC + cellP[i]]++;
+  }
+  const valsD = new Float64Array(set.rates.length * width);
+  const valsP = new Float64Array(set.rates.length * width);
+  set.compute(countsD, valsD);
+  set.compute(countsP, valsP);
+  const between = compileBetween(betweenDefs, set, (q) => !Number.isNaN(valsD[q]) && !Number.isNaN(valsP[q]), nonEmpty);
+  const betweenChange = () => between.map((b) => betweenValue(b, valsP, width) - betweenValue(b, valsD, width));
+
+  // Correct predictions per group (the diagonal of the confusion counts), for the accuracy changes and ψ.
   const cd = new Float64Array(G);
   const cp = new Float64Array(G);
+  const correctCounts = () => {
+    for (let g = 0; g < G; g++) {
+      let d = 0;
+      let p = 0;
+      for (let k = 0; k < C; k++) {
+        d += countsD[g * CC + k * C + k];
+        p += countsP[g * CC + k * C + k];
+      }
+      cd[g] = d;
+      cp[g] = p;
+    }
+  };
   const stats = (cdG: Float64Array, cpG: Float64Array) => {
     let sd = 0;
     let sp = 0;
@@ -260,15 +317,6 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
       sd += cdG[g];
       sp += cpG[g];
     }
-    const ad = new Float64Array(G);
-    const ap = new Float64Array(G);
-    for (let g = 0; g < G; g++) {
-      const ng = members[g].length;
-      ad[g] = ng ? cdG[g] / ng : NaN;
-      ap[g] = ng ? cpG[g] / ng : NaN;
-    }
-    const minD = minOver(ad, nonEmpty);
-    const minP = minOver(ap, nonEmpty);
     const overallDrop = (sd - sp) / n; // A(dense) − A(pruned)
     const groupChange = new Float64Array(G);
     const psi = new Float64Array(G);
@@ -278,57 +326,52 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
       groupChange[g] = (cpG[g] - cdG[g]) / ng;
       psi[g] = (cdG[g] - cpG[g]) / ng - overallDrop;
     }
-    return {
-      accuracyChange: (sp - sd) / n,
-      worstChange: minP - minD,
-      gapChange: maxOver(ap, nonEmpty) - minP - (maxOver(ad, nonEmpty) - minD),
-      groupChange,
-      psi,
-    };
+    return { accuracyChange: (sp - sd) / n, groupChange, psi };
   };
 
-  for (let i = 0; i < n; i++) {
-    const g = input.groupIds[i];
-    cd[g] += code[i] & 1;
-    cp[g] += code[i] >> 1;
-  }
+  correctCounts();
   const point = stats(cd, cp);
+  const betweenPoint = betweenChange();
 
   const B = opts.resamples;
   const accBoot = new Float64Array(B);
-  const worstBoot = new Float64Array(B);
-  const gapBoot = new Float64Array(B);
+  const betweenBoot = between.map(() => new Float64Array(B));
   const changeBoot = members.map(() => new Float64Array(B));
   const psiBoot = members.map(() => new Float64Array(B));
-  const rng = new Rng(opts.seed);
-  const cdB = new Float64Array(G);
-  const cpB = new Float64Array(G);
+  const resampler = new StratifiedResampler(members, opts.seed);
   for (let b = 0; b < B; b++) {
+    const drawn = resampler.next();
+    countsD.fill(0);
+    countsP.fill(0);
     for (let g = 0; g < G; g++) {
-      const m = members[g];
-      const ng = m.length;
-      let d = 0;
-      let p = 0;
-      for (let j = 0; j < ng; j++) {
-        const c = code[m[rng.int(ng)]];
-        d += c & 1;
-        p += c >> 1;
+      const d = drawn[g];
+      const base = g * CC;
+      for (let j = 0; j < d.length; j++) {
+        const i = d[j];
+        countsD[base + cellD[i]]++;
+        countsP[base + cellP[i]]++;
       }
-      cdB[g] = d;
-      cpB[g] = p;
     }
-    const s = stats(cdB, cpB);
+    correctCounts();
+    const s = stats(cd, cp);
     accBoot[b] = s.accuracyChange;
-    worstBoot[b] = s.worstChange;
-    gapBoot[b] = s.gapChange;
     for (let g = 0; g < G; g++) {
       changeBoot[g][b] = s.groupChange[g];
       psiBoot[g][b] = s.psi[g];
     }
+    set.compute(countsD, valsD);
+    set.compute(countsP, valsP);
+    const ch = betweenChange();
+    for (let i = 0; i < between.length; i++) betweenBoot[i][b] = ch[i];
   }
 
   const conf = opts.confidence;
   const zero = (): Estimate => ({ value: 0, low: 0, high: 0 });
+  const change = (name: string) => {
+    const i = between.findIndex((x) => x.def.name === name);
+    return interval(betweenPoint[i], betweenBoot[i], conf);
+  };
+  const fairness = between.flatMap((b, i) => (b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const]));
 
   // ---- pruning-identified exemplars
   const byGroup: Comparison['exemplars']['byGroup'] = input.groupNames.map((name) => ({ group: name, count: 0, rate: 0, samples: [] }));
@@ -350,8 +393,9 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
 
   return {
     accuracyChange: interval(point.accuracyChange, accBoot, conf),
-    worstGroupChange: interval(point.worstChange, worstBoot, conf),
-    gapChange: interval(point.gapChange, gapBoot, conf),
+    worstGroupChange: change('worst_group_accuracy'),
+    gapChange: change('largest_gap'),
+    ...(fairness.length ? { fairnessChange: Object.fromEntries(fairness) } : {}),
     groups: input.groupNames.map((name, g) =>
       members[g].length
         ? {
@@ -366,33 +410,137 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
 }
 
 // ---------------------------------------------------------------------------------------------
-// Internals
+// The metric table's rates over confusion counts
+
+/** Confusion cell of each sample: label · C + predicted class. */
+function confusionCells(predicted: Int32Array, labels: Int32Array, C: number): Int32Array {
+  const out = new Int32Array(labels.length);
+  for (let i = 0; i < labels.length; i++) out[i] = labels[i] * C + predicted[i];
+  return out;
+}
+
+/** One rate of the table, compiled to the confusion cells of its numerator and denominator. */
+interface CompiledRate {
+  def: RateMetric | ClassRateMetric;
+  /** The class of a per-class rate, else −1. */
+  k: number;
+  num: Int32Array;
+  den: Int32Array;
+}
 
 /**
- * Percentile interval of the resampled values (NaN entries = undefined in that resample, skipped),
- * widened to contain the point estimate. No usable resamples: a zero-width interval at the point.
+ * The table's rates over per-group confusion counts, `counts[g · C² + y · C + p]` = number of
+ * (drawn) samples of group g with label y and predicted class p. A rate's value is the sum of its
+ * numerator cells over the sum of its denominator cells: exactly the fraction its predicates give
+ * on the (re)sampled rows, duplicates counted.
  */
-export function interval(value: number, boot: Float64Array, confidence: number): Estimate {
-  let m = 0;
-  const xs = new Float64Array(boot.length);
-  for (let i = 0; i < boot.length; i++) if (!Number.isNaN(boot[i])) xs[m++] = boot[i];
-  if (m === 0) return { value, low: value, high: value };
-  const s = xs.subarray(0, m).sort();
-  const alpha = (1 - confidence) / 2;
-  const low = quantile(s, alpha);
-  const high = quantile(s, 1 - alpha);
-  return { value, low: Math.min(low, value), high: Math.max(high, value) };
+class RateSet {
+  readonly rates: CompiledRate[] = [];
+
+  constructor(
+    defs: Array<RateMetric | ClassRateMetric>,
+    private readonly C: number,
+    readonly G: number,
+  ) {
+    for (const def of defs) {
+      const ks = def.kind === 'class-rate' ? Array.from({ length: C }, (_, k) => k) : [-1];
+      for (const k of ks) {
+        const num: number[] = [];
+        const den: number[] = [];
+        for (let y = 0; y < C; y++) {
+          for (let p = 0; p < C; p++) {
+            if (!def.among(y, p, k)) continue;
+            den.push(y * C + p);
+            if (def.counts(y, p, k)) num.push(y * C + p);
+          }
+        }
+        this.rates.push({ def, k, num: Int32Array.from(num), den: Int32Array.from(den) });
+      }
+    }
+  }
+
+  /** Position of a (non-per-class) rate by its table name. */
+  index(name: string): number {
+    const r = this.rates.findIndex((x) => x.def.name === name);
+    if (r < 0) throw new Error(`metrics: rate '${name}' was not compiled`);
+    return r;
+  }
+
+  /** Samples in the denominator of rate r for group g (g = G: all groups). */
+  denominator(counts: Float64Array, r: number, g: number): number {
+    const { C, G } = this;
+    const den = this.rates[r].den;
+    let s = 0;
+    for (let h = g === G ? 0 : g; h < (g === G ? G : g + 1); h++) for (let j = 0; j < den.length; j++) s += counts[h * C * C + den[j]];
+    return s;
+  }
+
+  /** out[r · (G + 1) + g] = rate r of group g, and at g = G over all groups; NaN where the denominator is 0. */
+  compute(counts: Float64Array, out: Float64Array): void {
+    const { G } = this;
+    const CC = this.C * this.C;
+    const width = G + 1;
+    for (let r = 0; r < this.rates.length; r++) {
+      const { num, den } = this.rates[r];
+      let tn = 0;
+      let td = 0;
+      for (let g = 0; g < G; g++) {
+        const base = g * CC;
+        let a = 0;
+        let d = 0;
+        for (let j = 0; j < num.length; j++) a += counts[base + num[j]];
+        for (let j = 0; j < den.length; j++) d += counts[base + den[j]];
+        out[r * width + g] = d > 0 ? a / d : NaN;
+        tn += a;
+        td += d;
+      }
+      out[r * width + G] = td > 0 ? tn / td : NaN;
+    }
+  }
 }
 
-/** Type-7 quantile (linear interpolation) of sorted values. */
-function quantile(sorted: Float64Array, p: number): number {
-  const h = (sorted.length - 1) * p;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  const a = sorted[lo];
-  const b = sorted[hi];
-  return a === b ? a : a + (h - lo) * (b - a);
+/** A between-group figure bound to a RateSet: the rates it compares, and for each the groups it covers. */
+interface CompiledBetween {
+  def: BetweenGroupsMetric;
+  rates: number[];
+  groups: number[][];
 }
+
+/**
+ * The groups a figure covers are fixed by the full sample: non-empty, with the rate defined there
+ * (`defined(q)` of the value position q). A resample where one of them is undefined (e.g. a small
+ * group drew no positive sample) gives NaN, which the interval skips.
+ */
+function compileBetween(defs: BetweenGroupsMetric[], set: RateSet, defined: (q: number) => boolean, nonEmpty: number[]): CompiledBetween[] {
+  return defs.map((def) => {
+    const rates = def.of.map((name) => set.index(name));
+    return { def, rates, groups: rates.map((r) => nonEmpty.filter((g) => defined(r * (set.G + 1) + g))) };
+  });
+}
+
+/** The figure on rate values laid out as in `RateSet.compute`; NaN when undefined. */
+function betweenValue(b: CompiledBetween, vals: Float64Array, width: number): number {
+  let out = NaN;
+  for (let i = 0; i < b.rates.length; i++) {
+    const gs = b.groups[i];
+    if (!gs.length) return NaN;
+    const base = b.rates[i] * width;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const g of gs) {
+      const v = vals[base + g];
+      if (Number.isNaN(v)) return NaN;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const f = b.def.aggregate === 'min' ? lo : hi - lo;
+    out = i === 0 ? f : Math.max(out, f);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals
 
 function checkBootstrap(opts: BootstrapOptions): void {
   if (!Number.isInteger(opts.resamples) || opts.resamples < 0) {
@@ -465,36 +613,12 @@ function correctness(pred: Int32Array, labels: Int32Array): Uint8Array {
   return c;
 }
 
-function groupMembers(groupIds: Int32Array, G: number): Int32Array[] {
-  const sizes = new Int32Array(G);
-  for (let i = 0; i < groupIds.length; i++) sizes[groupIds[i]]++;
-  const out = Array.from({ length: G }, (_, g) => new Int32Array(sizes[g]));
-  const fill = new Int32Array(G);
-  for (let i = 0; i < groupIds.length; i++) {
-    const g = groupIds[i];
-    out[g][fill[g]++] = i;
-  }
-  return out;
-}
-
 function nonEmptyGroups(members: Int32Array[]): number[] {
   const out: number[] = [];
   members.forEach((m, g) => {
     if (m.length) out.push(g);
   });
   return out;
-}
-
-function minOver(values: Float64Array, which: number[]): number {
-  let v = Infinity;
-  for (const g of which) if (values[g] < v) v = values[g];
-  return v;
-}
-
-function maxOver(values: Float64Array, which: number[]): number {
-  let v = -Infinity;
-  for (const g of which) if (values[g] > v) v = values[g];
-  return v;
 }
 
 /** tie[i] = 1 when order[i] has the same score as order[i + 1]. */
