@@ -16,8 +16,11 @@ import type { Comparison, Estimate, Evaluation, GroupMetrics, Task } from '../pr
 /** Which way is better for a user of the pruned model: higher, lower, or neither (a description). */
 export type Better = 'higher' | 'lower' | 'neither';
 
-/** How a value reads: `percent` (a fraction shown as %; its changes in points), `score` (3 decimals). */
-export type MetricFormat = 'percent' | 'score';
+/**
+ * How a value reads: `percent` (a fraction shown as %; its changes in points), `points` (a
+ * difference of fractions, shown as signed points), `score` (3 decimals).
+ */
+export type MetricFormat = 'percent' | 'points' | 'score';
 
 interface MetricCommon {
   /** Key in results.json and in this table. */
@@ -73,7 +76,12 @@ export interface BetweenGroupsMetric extends MetricCommon {
   of: readonly string[];
 }
 
-export type MetricDef = RateMetric | ClassRateMetric | ScoreMetric | BetweenGroupsMetric;
+/** Per group, from the dense and the pruned model together (`compare` only; its own code in metrics.ts). */
+export interface PairedGroupMetric extends MetricCommon {
+  kind: 'paired-group';
+}
+
+export type MetricDef = RateMetric | ClassRateMetric | ScoreMetric | BetweenGroupsMetric | PairedGroupMetric;
 
 export const METRICS: readonly MetricDef[] = [
   {
@@ -199,6 +207,16 @@ export const METRICS: readonly MetricDef[] = [
     aggregate: 'range',
     of: ['true_positive_rate', 'false_positive_rate'],
   },
+  {
+    kind: 'paired-group',
+    name: 'excess_gap',
+    label: 'excess accuracy gap ψ',
+    description: 'how much more accuracy the group lost to pruning than the model as a whole',
+    better: 'lower',
+    binaryOnly: false,
+    format: 'points',
+    schemaV1: true,
+  },
 ];
 
 /** The table entry of a name; throws on an unknown name (a programming error, not a user's). */
@@ -263,7 +281,8 @@ export const signedPts = (x: number, digits = 1): string =>
   Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–';
 
 /** A value of a metric as people read it. */
-export const formatValue = (m: MetricDef, x: number): string => (m.format === 'score' ? (Number.isFinite(x) ? x.toFixed(3) : '–') : pct(x));
+export const formatValue = (m: MetricDef, x: number): string =>
+  m.format === 'score' ? (Number.isFinite(x) ? x.toFixed(3) : '–') : m.format === 'points' ? signedPts(x) : pct(x);
 
 /** A change of a metric as people read it (points for percentages). */
 export const formatChange = (m: MetricDef, x: number): string =>
