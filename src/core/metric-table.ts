@@ -200,7 +200,7 @@ export const METRICS: readonly MetricDef[] = [
     kind: 'between-groups',
     name: 'equalized_odds_difference',
     label: 'equalized odds difference',
-    description: 'the larger of the largest true-positive-rate and the largest false-positive-rate difference',
+    description: 'larger of the largest true-positive-rate difference and the largest false-positive-rate difference between two groups',
     better: 'lower',
     binaryOnly: true,
     format: 'percent',

@@ -13,7 +13,11 @@ import {
 } from '../../src/core/metric-table';
 import { interval, StratifiedResampler, groupMembers } from '../../src/core/bootstrap';
 import { Rng } from '../../src/core/rng';
-import type { Comparison, Estimate, Evaluation, Task } from '../../src/protocol/results';
+import type { Comparison, Estimate, Evaluation, PrunedPoint, SessionResults, Task } from '../../src/protocol/results';
+import type { SessionView } from '../../src/protocol/webview';
+import { renderReport } from '../../src/core/report';
+import { renderReportBody } from '../../src/ui/report-html';
+import { curvesMetrics, DEFAULT_CURVES_STATE, formatMetric, groupSeries, METRIC_LABELS, referenceLines, sanitizeState, tooltipLines } from '../../src/ui/curves-model';
 
 const BOOT: BootstrapOptions = { resamples: 300, confidence: 0.95, seed: 5 };
 
@@ -355,4 +359,142 @@ test('the metric table: names are unique, between-group figures compare rates of
     }
   }
   assert.throws(() => metricDef('no_such_metric'), /metric table/);
+});
+
+// ---- The report, the side panel and the curves panel read the table -----------------------------
+
+/** A session of the hand-made example: the dense model and one pruned point (sample 0 missed), both measured for real. */
+function handSession(task: Task = 'binary', older = false): SessionResults {
+  const dense = binary(SAMPLES, GROUPS, 2);
+  const prunedSamples = SAMPLES.map((s, i) => (i === 0 ? ([1, 0] as [number, number]) : s));
+  const pruned = binary(prunedSamples, GROUPS, 2);
+  const strip = <T>(x: T): T => {
+    // a results file written before the metric table: none of the new fields
+    const y = JSON.parse(JSON.stringify(x));
+    const walk = (o: Record<string, unknown>) => {
+      for (const k of ['rates', 'fairness', 'classAccuracy', 'fairnessChange']) delete o[k];
+      for (const v of Object.values(o)) if (v && typeof v === 'object') walk(v as Record<string, unknown>);
+    };
+    walk(y);
+    return y;
+  };
+  const evD = evaluate(dense.pred, dense.input, BOOT);
+  const evP = evaluate(pruned.pred, dense.input, BOOT);
+  const cmp = compare(dense.pred, pruned.pred, dense.input, BOOT);
+  const size = { parameters: 10, prunableParameters: 8, nonZeroParameters: 4, weightBytes: 40, gzipBytes: 30 };
+  const point: PrunedPoint = {
+    id: 's0.50-pw',
+    targetSparsity: 0.5,
+    loss: 'pw',
+    method: 'magnitude-layer',
+    achievedSparsity: 0.5,
+    size,
+    training: { epochs: 1, steps: 1, seconds: 1, finalTrainLoss: 0.1, validationLoss: null, validationAccuracy: null, stoppedEarly: false, samplesPerSecond: 1 },
+    evaluation: older ? strip(evP) : evP,
+    comparison: older ? strip(cmp) : cmp,
+    modelDir: 'points/s0.50-pw',
+  };
+  return {
+    schemaVersion: 1,
+    sessionId: 'hand',
+    status: 'completed',
+    createdAt: '2026-01-01T00:00:00Z',
+    engine: { version: '0', backend: { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: '4.22.0', notes: [] }, node: 'v20', platform: 'linux-x64' },
+    model: { path: '/w/model.json', format: 'tfjs-layers', sha256: '', inputShape: [3], outputUnits: 2, task, size },
+    data: {
+      path: '/w/data.csv',
+      sha256: '',
+      rows: 20,
+      label: { column: 'y', classes: ['no', 'yes'], order: 'given' },
+      groupColumns: ['g'],
+      groups: ['g=A', 'g=B'].map((name) => ({ name, values: { g: name.slice(2) }, counts: { train: 0, validation: 0, test: 10 } })),
+      features: ['a'],
+      imageColumn: null,
+      pixelScale: null,
+      preprocessing: null,
+      split: { source: 'column', column: 'split', counts: { train: 0, validation: 0, test: 20 }, assignment: '' },
+      warnings: [],
+    },
+    config: {
+      sparsities: [0.5],
+      losses: ['pw'],
+      method: 'magnitude-layer',
+      epochs: 1,
+      batchSize: 8,
+      learningRate: 0.01,
+      patience: 0,
+      seed: 1,
+      pw: { minWeight: 0.3, gamma: 1 },
+      bootstrap: { resamples: BOOT.resamples, confidence: BOOT.confidence },
+    },
+    dense: older ? strip(evD) : evD,
+    points: [point],
+  };
+}
+
+test('report.md: a table of the binary fairness differences with their change, the group rates, and accuracy by class', () => {
+  const md = renderReport(handSession());
+  const section = md.slice(md.indexOf('## Fairness differences between groups'));
+  assert.ok(md.includes('## Fairness differences between groups'), 'the section is there');
+  assert.match(section, /\| model \| demographic parity difference \[95% CI\] \| equal opportunity difference \[95% CI\] \| equalized odds difference \[95% CI\] \|/);
+  // dense: 10.0%, 55.0%, 63.3% (hand values above); pruned: 20.0% (+10.0 pts), 35.0% (−20.0 pts), 63.3% (+0.0 pts)
+  assert.match(section, /\| dense \| 10\.0% \[[^\]]+\] \| 55\.0% \[[^\]]+\] \| 63\.3% \[[^\]]+\] \|/);
+  assert.match(section, /\| s0\.50-pw \| 20\.0% \[[^\]]+\]; change \+10\.0 pts \[[^\]]+\] \| 35\.0% \[[^\]]+\]; change −20\.0 pts \[[^\]]+\] \| 63\.3% \[[^\]]+\]; change \+0\.0 pts/);
+  // dense per-group rates: A 80.0% / 20.0% / 50.0%, B 25.0% / 83.3% / 60.0%
+  assert.match(md, /\| g=A \| 10 \| 80\.0% \[[^\]]+\] \| 20\.0% \[[^\]]+\] \| 50\.0% \[[^\]]+\] \|/);
+  assert.match(md, /\| g=B \| 10 \| 25\.0% \[[^\]]+\] \| 83\.3% \[[^\]]+\] \| 60\.0% \[[^\]]+\] \|/);
+  // accuracy by group × class: B class no 1/6, class yes 1/4
+  assert.match(md, /\| g=B \| 16\.7% \(n 6\) \| 25\.0% \(n 4\) \|/);
+});
+
+test('report.md and the side panel: no fairness table for multiclass tasks or for results files older than the table', () => {
+  for (const r of [handSession('multiclass'), handSession('binary', true)]) {
+    const md = renderReport(r);
+    assert.ok(!md.includes('Fairness differences'), 'no section');
+    assert.ok(!md.includes('true-positive rate'));
+    const html = renderReportBody({ sessionDir: '/s', results: r, verdicts: {}, canCommit: true });
+    assert.ok(!html.includes('demographic parity difference'));
+  }
+});
+
+test('side panel: the binary fairness differences in a small table, the change coloured by which way is better', () => {
+  const html = renderReportBody({ sessionDir: '/s', results: handSession(), verdicts: {}, canCommit: true });
+  const dense = html.slice(html.indexOf('<section class="dense">'), html.indexOf('</section>'));
+  assert.match(dense, /<table class="fairness">/);
+  assert.match(dense, /demographic parity difference<\/th><td>10\.0% <span class="ci">/);
+  const point = html.slice(html.indexOf('data-point="s0.50-pw"'));
+  // demographic parity difference rose 10 points: worse; equal opportunity fell 20 points: better
+  assert.match(point, /demographic parity difference<\/th><td>20\.0% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="worse">\+10\.0 pts<\/span>/);
+  assert.match(point, /equal opportunity difference<\/th><td>35\.0% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="better">−20\.0 pts<\/span>/);
+  assert.match(point, /equalized odds difference<\/th><td>63\.3% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="">\+0\.0 pts<\/span>/);
+});
+
+test('curves panel: the metric picker lists the table\'s per-group metrics for the task, and plots a rate per group', () => {
+  const r = handSession();
+  const view: SessionView = { sessionDir: '/s', results: r, verdicts: {}, canCommit: true };
+  assert.deepEqual(curvesMetrics(view), ['accuracy', 'auroc', 'true_positive_rate', 'false_positive_rate', 'selection_rate', 'excessGap']);
+  assert.deepEqual(curvesMetrics({ ...view, results: handSession('multiclass') }), ['accuracy', 'auroc', 'excessGap']);
+  assert.equal(METRIC_LABELS.true_positive_rate, 'true-positive rate');
+  const state = { ...DEFAULT_CURVES_STATE, metric: 'true_positive_rate' };
+  const series = groupSeries(view, state);
+  // pruned point: TPR of A 3/5, of B 1/4
+  assert.deepEqual(
+    series.map((s) => [s.group, s.points.map((p) => p.y)]),
+    [
+      ['g=A', [0.6]],
+      ['g=B', [0.25]],
+    ],
+  );
+  assert.deepEqual(
+    referenceLines(view, state).map((l) => l.y),
+    [0.8, 0.25],
+  );
+  const lines = tooltipLines(series[0], series[0].points[0], 'true_positive_rate', 'sparsity');
+  assert.match(lines[1], /^true-positive rate 60\.0%, 95% CI/);
+  assert.match(lines[2], /fraction of the positive samples predicted positive; higher is better/);
+  assert.equal(sanitizeState({ metric: 'selection_rate' }).metric, 'selection_rate');
+  assert.equal(sanitizeState({ metric: 'excessGap' }).metric, 'excessGap');
+  assert.equal(sanitizeState({ metric: 'no_such' }).metric, 'accuracy');
+  assert.equal(formatMetric('excessGap', 0.02), '+2.0 pts');
+  assert.equal(formatMetric('auroc', 0.91234), '0.912');
 });
