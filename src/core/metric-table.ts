@@ -277,16 +277,24 @@ export function changeEstimate(m: MetricDef, c: Comparison): Estimate | null {
 // ---- Formatting ---------------------------------------------------------------------------------
 
 export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
-export const signedPts = (x: number, digits = 1): string =>
-  Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–';
+/** A change in points: "+2.0 pts", "−1.5 pts"; a change that rounds to zero reads "+0.0 pts", never "−0.0". */
+export const signedPts = (x: number, digits = 1): string => {
+  if (!Number.isFinite(x)) return '–';
+  const abs = Math.abs(x * 100).toFixed(digits);
+  return `${x < 0 && Number(abs) !== 0 ? '−' : '+'}${abs} pts`;
+};
 
 /** A value of a metric as people read it. */
 export const formatValue = (m: MetricDef, x: number): string =>
   m.format === 'score' ? (Number.isFinite(x) ? x.toFixed(3) : '–') : m.format === 'points' ? signedPts(x) : pct(x);
 
 /** A change of a metric as people read it (points for percentages). */
-export const formatChange = (m: MetricDef, x: number): string =>
-  m.format === 'score' ? (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}` : '–') : signedPts(x);
+export const formatChange = (m: MetricDef, x: number): string => {
+  if (m.format !== 'score') return signedPts(x);
+  if (!Number.isFinite(x)) return '–';
+  const abs = Math.abs(x).toFixed(3);
+  return `${x < 0 && Number(abs) !== 0 ? '−' : '+'}${abs}`;
+};
 
 /** "12.0% [8.0%, 16.0%]", or – when there is no value. */
 export function formatEstimate(m: MetricDef, e: Estimate | null | undefined, change = false): string {
