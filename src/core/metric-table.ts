@@ -200,7 +200,8 @@ export const METRICS: readonly MetricDef[] = [
     kind: 'between-groups',
     name: 'equalized_odds_difference',
     label: 'equalized odds difference',
-    description: 'larger of the largest true-positive-rate difference and the largest false-positive-rate difference between two groups',
+    description:
+      'larger of the largest true-positive-rate difference and the largest false-positive-rate difference between two groups',
     better: 'lower',
     binaryOnly: true,
     format: 'percent',
@@ -238,7 +239,8 @@ export function metricsOf<K extends MetricDef['kind']>(kind: K, task: Task): Arr
 }
 
 /** The between-group figures stored in `Evaluation.fairness` (not the schema-1 ones): Fairlearn's differences. */
-export const fairnessDifferences = (task: Task): BetweenGroupsMetric[] => metricsOf('between-groups', task).filter((m) => !m.schemaV1);
+export const fairnessDifferences = (task: Task): BetweenGroupsMetric[] =>
+  metricsOf('between-groups', task).filter((m) => !m.schemaV1);
 
 /** Per-group metrics a chart can plot for a task (rates and scores, not the per-class family). */
 export const groupMetrics = (task: Task): Array<RateMetric | ScoreMetric> =>
@@ -306,5 +308,5 @@ export function formatEstimate(m: MetricDef, e: Estimate | null | undefined, cha
 /** Whether a change is for the better, worse, or neither (within half a point / 0.005). */
 export function changeDirection(m: MetricDef, change: number): 'better' | 'worse' | 'same' {
   if (m.better === 'neither' || Math.abs(change) <= 0.005) return 'same';
-  return (change > 0) === (m.better === 'higher') ? 'better' : 'worse';
+  return change > 0 === (m.better === 'higher') ? 'better' : 'worse';
 }

@@ -122,7 +122,8 @@ export function predictedClass(p: ArrayLike<number>, K: number, i: number): numb
 /** `predictedClass` of every sample. */
 export function predictedClasses(pred: Predictions): Int32Array {
   const K = pred.numClasses;
-  if (!Number.isInteger(K) || K < 1) throw new Error(`predictedClasses: numClasses must be a positive integer, got ${K}`);
+  if (!Number.isInteger(K) || K < 1)
+    throw new Error(`predictedClasses: numClasses must be a positive integer, got ${K}`);
   const n = Math.floor(pred.probs.length / K);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) out[i] = predictedClass(pred.probs, K, i);
@@ -141,7 +142,15 @@ export function auroc(scores: ArrayLike<number>, positives: ArrayLike<boolean>):
   order.sort((a, b) => scores[a] - scores[b]);
   const isPos = new Uint8Array(n);
   for (let i = 0; i < n; i++) isPos[i] = positives[i] ? 1 : 0;
-  const r = weightedAuc(order, orderCodes(order, tieFlags(order, (i) => scores[i]), isPos), null);
+  const r = weightedAuc(
+    order,
+    orderCodes(
+      order,
+      tieFlags(order, (i) => scores[i]),
+      isPos,
+    ),
+    null,
+  );
   return Number.isNaN(r) ? null : r;
 }
 
@@ -156,13 +165,14 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   const nonEmpty = nonEmptyGroups(members);
   const task = taskOf(pred.numClasses);
   const C = Math.max(pred.numClasses, 2);
-  const cells = confusionCells(predictedClasses(pred), input.labels, C);
 
   // ---- point estimates: every rate of the table per group and overall, then the between-group figures
   const set = new RateSet([...metricsOf('rate', task), ...metricsOf('class-rate', task)], C, G);
+  const kind = set.kinds(predictedClasses(pred), input.labels, C);
+  const S = set.size;
   const width = G + 1;
-  const counts = new Float64Array(G * C * C);
-  for (let i = 0; i < n; i++) counts[input.groupIds[i] * C * C + cells[i]]++;
+  const counts = new Int32Array(G * S);
+  for (let i = 0; i < n; i++) counts[input.groupIds[i] * S + kind[i]]++;
   const point = new Float64Array(set.rates.length * width);
   set.compute(counts, point);
   const sampleCounts = counts.slice();
@@ -182,7 +192,11 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   const B = opts.resamples;
   const needAuc = !Number.isNaN(aucAllPoint) || aucGroupPoint.some((v) => !Number.isNaN(v));
   const aucB = needAuc
-    ? Math.min(B, MAX_AUROC_RESAMPLES, Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes))))
+    ? Math.min(
+        B,
+        MAX_AUROC_RESAMPLES,
+        Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes))),
+      )
     : 0;
   const rateBoot = Array.from({ length: point.length }, () => new Float64Array(B));
   const betweenBoot = between.map(() => new Float64Array(B));
@@ -198,8 +212,8 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
     counts.fill(0);
     for (let g = 0; g < G; g++) {
       const d = drawn[g];
-      const base = g * C * C;
-      for (let j = 0; j < d.length; j++) counts[base + cells[d[j]]]++;
+      const base = g * S;
+      for (let j = 0; j < d.length; j++) counts[base + kind[d[j]]]++;
       if (withWeights) for (let j = 0; j < d.length; j++) weights[d[j]]++;
     }
     set.compute(counts, vals);
@@ -219,9 +233,15 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
     return defs.length ? { rates: Object.fromEntries(defs.map((m) => [m.name, rate(set.index(m.name), g)])) } : {};
   };
   const className = (k: number) => input.classNames[k] ?? String(k);
+  /** Samples of the class of per-class rate r in group g (g = G: all groups). */
+  const classSamples = (r: number, g: number) => {
+    let total = 0;
+    for (let h = g === G ? 0 : g; h < (g === G ? G : g + 1); h++) total += set.sum(sampleCounts, r, h, 'den');
+    return total;
+  };
   const classAt = (g: number): ClassAccuracy[] =>
     set.rates.flatMap((r, ri) =>
-      r.def.name === 'class_accuracy' ? [{ class: className(r.k), n: set.denominator(sampleCounts, ri, g), accuracy: rate(ri, g) }] : [],
+      r.def.name === 'class_accuracy' ? [{ class: className(r.k), n: classSamples(ri, g), accuracy: rate(ri, g) }] : [],
     );
 
   const groups: GroupMetrics[] = input.groupNames.map((name, g) => {
@@ -232,19 +252,25 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
       accuracy: ng ? interval(point[acc * width + g], rateBoot[acc * width + g], conf) : { value: 0, low: 0, high: 1 },
       auroc: Number.isNaN(aucGroupPoint[g]) ? null : interval(aucGroupPoint[g], aucGroupBoot[g], conf),
     };
-    if (ng === 0) gm.warning = `no ${input.split} samples: the group is left out of the worst-group and largest-gap figures`;
+    if (ng === 0)
+      gm.warning = `no ${input.split} samples: the group is left out of the worst-group and largest-gap figures`;
     else if (ng < SMALL_GROUP) gm.warning = `only ${ng} ${input.split} samples: the interval is wide`;
     return { ...gm, ...ratesAt(g), classAccuracy: classAt(g) };
   });
 
-  const fairness = between.flatMap((b, i) => (b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const]));
+  const fairness = between.flatMap((b, i) =>
+    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const],
+  );
   return {
     split: input.split,
     n,
     accuracy: interval(point[acc * width + G], rateBoot[acc * width + G], conf),
     auroc: Number.isNaN(aucAllPoint) ? null : interval(aucAllPoint, aucBoot, conf),
     groups,
-    worstGroup: { group: input.groupNames[worstGroupIndex], accuracy: interval(worstPoint, betweenBoot[worstAt], conf) },
+    worstGroup: {
+      group: input.groupNames[worstGroupIndex],
+      accuracy: interval(worstPoint, betweenBoot[worstAt], conf),
+    },
     largestGap: interval(betweenPoint[gapAt], betweenBoot[gapAt], conf),
     ...ratesAt(G),
     ...(fairness.length ? { fairness: Object.fromEntries(fairness) } : {}),
@@ -255,14 +281,22 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
 // ---------------------------------------------------------------------------------------------
 // Comparison (paired)
 
-export function compare(dense: Predictions, pruned: Predictions, input: EvaluationInput, opts: BootstrapOptions): Comparison {
+export function compare(
+  dense: Predictions,
+  pruned: Predictions,
+  input: EvaluationInput,
+  opts: BootstrapOptions,
+): Comparison {
   const n = checkInput(dense, input, 'dense predictions');
   checkInput(pruned, input, 'pruned predictions');
   if (dense.numClasses !== pruned.numClasses) {
-    throw new UserError(`the dense model has ${dense.numClasses} outputs but the pruned model has ${pruned.numClasses}.`, {
-      field: 'numClasses',
-      fix: 'compare a pruned model with the dense model it was pruned from.',
-    });
+    throw new UserError(
+      `the dense model has ${dense.numClasses} outputs but the pruned model has ${pruned.numClasses}.`,
+      {
+        field: 'numClasses',
+        fix: 'compare a pruned model with the dense model it was pruned from.',
+      },
+    );
   }
   checkBootstrap(opts);
   const G = input.groupNames.length;
@@ -272,22 +306,41 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
   const predP = predictedClasses(pruned);
   const task = taskOf(dense.numClasses);
   const C = Math.max(dense.numClasses, 2);
-  const CC = C * C;
-  const cellD = confusionCells(predD, input.labels, C);
-  const cellP = confusionCells(predP, input.labels, C);
 
   // The between-group figures of the table, and the rates they compare. Their paired change is
   // figure(pruned) − figure(dense) on the same (re)sample; the groups each one covers are those
   // where the rate is defined for both models on the full sample.
   const betweenDefs = metricsOf('between-groups', task);
-  const set = new RateSet([...new Set(betweenDefs.flatMap((b) => b.of))].map((name) => metricDef(name) as RateMetric), C, G);
+  const set = new RateSet(
+    [...new Set(betweenDefs.flatMap((b) => b.of))].map((name) => metricDef(name) as RateMetric),
+    C,
+    G,
+  );
   const width = G + 1;
-  const countsD = new Float64Array(G * CC);
-  const countsP = new Float64Array(G * CC);
-  for (let i = 0; i < n; i++) {
-    countsD[input.groupIds[i] * CC + cellD[i]]++;
-    countsP[input.groupIds[i] * CC + cellP[i]]++;
-  }
+  // Each sample's pair of kinds (dense, pruned) is one joint kind: one count per draw, split per model after.
+  const S = set.size;
+  const kindD = set.kinds(predD, input.labels, C);
+  const kindP = set.kinds(predP, input.labels, C);
+  const joint = new Int32Array(n);
+  for (let i = 0; i < n; i++) joint[i] = kindD[i] * S + kindP[i];
+  const jointCounts = new Int32Array(G * S * S);
+  const countsD = new Int32Array(G * S);
+  const countsP = new Int32Array(G * S);
+  const splitJoint = () => {
+    countsD.fill(0);
+    countsP.fill(0);
+    for (let g = 0; g < G; g++) {
+      for (let a = 0; a < S; a++) {
+        for (let b = 0; b < S; b++) {
+          const v = jointCounts[(g * S + a) * S + b];
+          countsD[g * S + a] += v;
+          countsP[g * S + b] += v;
+        }
+      }
+    }
+  };
+  for (let i = 0; i < n; i++) jointCounts[input.groupIds[i] * S * S + joint[i]]++;
+  splitJoint();
   const valsD = new Float64Array(set.rates.length * width);
   const valsP = new Float64Array(set.rates.length * width);
   set.compute(countsD, valsD);
@@ -295,19 +348,14 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
   const between = compileBetween(betweenDefs, set, (q) => !Number.isNaN(valsD[q]) && !Number.isNaN(valsP[q]), nonEmpty);
   const betweenChange = () => between.map((b) => betweenValue(b, valsP, width) - betweenValue(b, valsD, width));
 
-  // Correct predictions per group (the diagonal of the confusion counts), for the accuracy changes and ψ.
+  // Correct predictions per group (accuracy's numerator), for the accuracy changes and ψ.
   const cd = new Float64Array(G);
   const cp = new Float64Array(G);
+  const acc = set.index('accuracy');
   const correctCounts = () => {
     for (let g = 0; g < G; g++) {
-      let d = 0;
-      let p = 0;
-      for (let k = 0; k < C; k++) {
-        d += countsD[g * CC + k * C + k];
-        p += countsP[g * CC + k * C + k];
-      }
-      cd[g] = d;
-      cp[g] = p;
+      cd[g] = set.sum(countsD, acc, g, 'num');
+      cp[g] = set.sum(countsP, acc, g, 'num');
     }
   };
   const stats = (cdG: Float64Array, cpG: Float64Array) => {
@@ -341,17 +389,13 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
   const resampler = new StratifiedResampler(members, opts.seed);
   for (let b = 0; b < B; b++) {
     const drawn = resampler.next();
-    countsD.fill(0);
-    countsP.fill(0);
+    jointCounts.fill(0);
     for (let g = 0; g < G; g++) {
       const d = drawn[g];
-      const base = g * CC;
-      for (let j = 0; j < d.length; j++) {
-        const i = d[j];
-        countsD[base + cellD[i]]++;
-        countsP[base + cellP[i]]++;
-      }
+      const base = g * S * S;
+      for (let j = 0; j < d.length; j++) jointCounts[base + joint[d[j]]]++;
     }
+    splitJoint();
     correctCounts();
     const s = stats(cd, cp);
     accBoot[b] = s.accuracyChange;
@@ -371,10 +415,17 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
     const i = between.findIndex((x) => x.def.name === name);
     return interval(betweenPoint[i], betweenBoot[i], conf);
   };
-  const fairness = between.flatMap((b, i) => (b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const]));
+  const fairness = between.flatMap((b, i) =>
+    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const],
+  );
 
   // ---- pruning-identified exemplars
-  const byGroup: Comparison['exemplars']['byGroup'] = input.groupNames.map((name) => ({ group: name, count: 0, rate: 0, samples: [] }));
+  const byGroup: Comparison['exemplars']['byGroup'] = input.groupNames.map((name) => ({
+    group: name,
+    count: 0,
+    rate: 0,
+    samples: [],
+  }));
   let total = 0;
   const className = (k: number) => input.classNames[k] ?? String(k);
   for (let i = 0; i < n; i++) {
@@ -383,7 +434,12 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
     const e = byGroup[input.groupIds[i]];
     e.count++;
     if (e.samples.length < MAX_EXEMPLARS_PER_GROUP) {
-      e.samples.push({ row: input.rows[i], label: className(input.labels[i]), dense: className(predD[i]), pruned: className(predP[i]) });
+      e.samples.push({
+        row: input.rows[i],
+        label: className(input.labels[i]),
+        dense: className(predD[i]),
+        pruned: className(predP[i]),
+      });
     }
   }
   for (let g = 0; g < G; g++) {
@@ -412,14 +468,7 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
 // ---------------------------------------------------------------------------------------------
 // The metric table's rates over confusion counts
 
-/** Confusion cell of each sample: label · C + predicted class. */
-function confusionCells(predicted: Int32Array, labels: Int32Array, C: number): Int32Array {
-  const out = new Int32Array(labels.length);
-  for (let i = 0; i < labels.length; i++) out[i] = labels[i] * C + predicted[i];
-  return out;
-}
-
-/** One rate of the table, compiled to the confusion cells of its numerator and denominator. */
+/** One rate of the table, compiled to the sample kinds (see RateSet) of its numerator and denominator. */
 interface CompiledRate {
   def: RateMetric | ClassRateMetric;
   /** The class of a per-class rate, else −1. */
@@ -429,34 +478,66 @@ interface CompiledRate {
 }
 
 /**
- * The table's rates over per-group confusion counts, `counts[g · C² + y · C + p]` = number of
- * (drawn) samples of group g with label y and predicted class p. A rate's value is the sum of its
- * numerator cells over the sum of its denominator cells: exactly the fraction its predicates give
- * on the (re)sampled rows, duplicates counted.
+ * The table's rates over per-group counts of sample kinds. A sample's confusion cell is
+ * label · C + predicted class; cells that every compiled rate treats alike (in the same numerators
+ * and denominators) are one kind, so binary tasks have at most 4 kinds and accuracy alone 2, and the
+ * bootstrap counts kinds: `counts[g · size + kind]`. A rate's value is the sum of its numerator kinds
+ * over the sum of its denominator kinds: exactly the fraction its predicates give on the
+ * (re)sampled rows, duplicates counted.
  */
 class RateSet {
   readonly rates: CompiledRate[] = [];
+  /** Kind of each confusion cell (label · C + predicted). */
+  readonly kindOfCell: Int32Array;
+  /** Number of kinds. */
+  readonly size: number;
 
   constructor(
     defs: Array<RateMetric | ClassRateMetric>,
-    private readonly C: number,
+    C: number,
     readonly G: number,
   ) {
+    const byCell: Array<{ def: RateMetric | ClassRateMetric; k: number; inNum: boolean[]; inDen: boolean[] }> = [];
     for (const def of defs) {
       const ks = def.kind === 'class-rate' ? Array.from({ length: C }, (_, k) => k) : [-1];
       for (const k of ks) {
-        const num: number[] = [];
-        const den: number[] = [];
+        const inNum: boolean[] = [];
+        const inDen: boolean[] = [];
         for (let y = 0; y < C; y++) {
           for (let p = 0; p < C; p++) {
-            if (!def.among(y, p, k)) continue;
-            den.push(y * C + p);
-            if (def.counts(y, p, k)) num.push(y * C + p);
+            const among = def.among(y, p, k);
+            inDen.push(among);
+            inNum.push(among && def.counts(y, p, k));
           }
         }
-        this.rates.push({ def, k, num: Int32Array.from(num), den: Int32Array.from(den) });
+        byCell.push({ def, k, inNum, inDen });
       }
     }
+    // kinds: cells with the same membership in every numerator and denominator
+    const kinds = new Map<string, number>();
+    this.kindOfCell = new Int32Array(C * C);
+    for (let c = 0; c < C * C; c++) {
+      const signature = byCell.map((r) => `${r.inNum[c] ? 1 : 0}${r.inDen[c] ? 1 : 0}`).join('');
+      if (!kinds.has(signature)) kinds.set(signature, kinds.size);
+      this.kindOfCell[c] = kinds.get(signature)!;
+    }
+    this.size = kinds.size;
+    for (const r of byCell) {
+      const num = new Set<number>();
+      const den = new Set<number>();
+      for (let c = 0; c < C * C; c++) {
+        if (r.inNum[c]) num.add(this.kindOfCell[c]);
+        if (r.inDen[c]) den.add(this.kindOfCell[c]);
+      }
+      this.rates.push({ def: r.def, k: r.k, num: Int32Array.from(num), den: Int32Array.from(den) });
+    }
+  }
+
+  /** Kind of each sample, from its predicted class and label. */
+  kinds(predicted: Int32Array, labels: Int32Array, C: number): Int32Array {
+    const out = new Int32Array(labels.length);
+    for (let i = 0; i < labels.length; i++) out[i] = this.kindOfCell[labels[i] * C + predicted[i]];
+    return out;
   }
 
   /** Position of a (non-per-class) rate by its table name. */
@@ -466,26 +547,24 @@ class RateSet {
     return r;
   }
 
-  /** Samples in the denominator of rate r for group g (g = G: all groups). */
-  denominator(counts: Float64Array, r: number, g: number): number {
-    const { C, G } = this;
-    const den = this.rates[r].den;
+  /** Sum of the numerator (or denominator) kinds of rate r in group g's counts. */
+  sum(counts: Int32Array, r: number, g: number, part: 'num' | 'den'): number {
+    const cells = this.rates[r][part];
     let s = 0;
-    for (let h = g === G ? 0 : g; h < (g === G ? G : g + 1); h++) for (let j = 0; j < den.length; j++) s += counts[h * C * C + den[j]];
+    for (let j = 0; j < cells.length; j++) s += counts[g * this.size + cells[j]];
     return s;
   }
 
   /** out[r · (G + 1) + g] = rate r of group g, and at g = G over all groups; NaN where the denominator is 0. */
-  compute(counts: Float64Array, out: Float64Array): void {
-    const { G } = this;
-    const CC = this.C * this.C;
+  compute(counts: Int32Array, out: Float64Array): void {
+    const { G, size } = this;
     const width = G + 1;
     for (let r = 0; r < this.rates.length; r++) {
       const { num, den } = this.rates[r];
       let tn = 0;
       let td = 0;
       for (let g = 0; g < G; g++) {
-        const base = g * CC;
+        const base = g * size;
         let a = 0;
         let d = 0;
         for (let j = 0; j < num.length; j++) a += counts[base + num[j]];
@@ -511,7 +590,12 @@ interface CompiledBetween {
  * (`defined(q)` of the value position q). A resample where one of them is undefined (e.g. a small
  * group drew no positive sample) gives NaN, which the interval skips.
  */
-function compileBetween(defs: BetweenGroupsMetric[], set: RateSet, defined: (q: number) => boolean, nonEmpty: number[]): CompiledBetween[] {
+function compileBetween(
+  defs: BetweenGroupsMetric[],
+  set: RateSet,
+  defined: (q: number) => boolean,
+  nonEmpty: number[],
+): CompiledBetween[] {
   return defs.map((def) => {
     const rates = def.of.map((name) => set.index(name));
     return { def, rates, groups: rates.map((r) => nonEmpty.filter((g) => defined(r * (set.G + 1) + g))) };
@@ -556,7 +640,10 @@ function checkBootstrap(opts: BootstrapOptions): void {
     });
   }
   if (!Number.isFinite(opts.seed)) {
-    throw new UserError(`the seed must be a number, got ${opts.seed}.`, { field: 'seed', fix: 'use a whole number such as 0.' });
+    throw new UserError(`the seed must be a number, got ${opts.seed}.`, {
+      field: 'seed',
+      fix: 'use a whole number such as 0.',
+    });
   }
 }
 
@@ -591,7 +678,8 @@ function checkInput(pred: Predictions, input: EvaluationInput, what: string): nu
       });
     }
     const g = input.groupIds[i];
-    if (g < 0 || g >= G) throw new Error(`metrics: sample ${i} (row ${input.rows[i]}) has group id ${g}, but there are ${G} groups`);
+    if (g < 0 || g >= G)
+      throw new Error(`metrics: sample ${i} (row ${input.rows[i]}) has group id ${g}, but there are ${G} groups`);
   }
   const p = pred.probs;
   for (let j = 0; j < p.length; j++) {

@@ -5,7 +5,14 @@
 import type { Estimate, Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
-import { betweenGroupsEstimate, changeEstimate, fairnessDifferences, formatEstimate, groupEstimate, metricsOf } from './metric-table';
+import {
+  betweenGroupsEstimate,
+  changeEstimate,
+  fairnessDifferences,
+  formatEstimate,
+  groupEstimate,
+  metricsOf,
+} from './metric-table';
 
 export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
 export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
@@ -43,7 +50,8 @@ export function groupRatesTable(e: Evaluation, task: SessionResults['model']['ta
 export function classAccuracyTable(e: Evaluation): string[] {
   const classes = e.classAccuracy?.map((c) => c.class);
   if (!classes?.length) return [];
-  const cell = (c: { n: number; accuracy: Estimate | null } | undefined) => (c?.accuracy ? `${pct(c.accuracy.value)} (n ${c.n})` : `– (n ${c?.n ?? 0})`);
+  const cell = (c: { n: number; accuracy: Estimate | null } | undefined) =>
+    c?.accuracy ? `${pct(c.accuracy.value)} (n ${c.n})` : `– (n ${c?.n ?? 0})`;
   const rows = [
     ['**all**', ...classes.map((k) => cell(e.classAccuracy?.find((c) => c.class === k)))],
     ...e.groups.map((g) => [g.group, ...classes.map((k) => cell(g.classAccuracy?.find((c) => c.class === k)))]),
@@ -72,7 +80,8 @@ export function fairnessDifferencesTable(r: SessionResults): string[] {
   return [
     '## Fairness differences between groups',
     '',
-    `As Fairlearn defines them: ${defs.map((m) => `${m.label}, the ${m.description}`).join('; ')}. 0 means every group alike; lower is fairer. A point's change is pruned − dense, on the same resampled test rows.`,
+    `As Fairlearn defines them: ${defs.map((m) => `${m.label}, the ${m.description}`).join('; ')}. ` +
+      "0 means every group alike; lower is fairer. A point's change is pruned − dense, on the same resampled test rows.",
     '',
     table(['model', ...defs.map((m) => `${m.label} [95% CI]`)], rows),
     '',
@@ -139,7 +148,9 @@ export function renderReport(r: SessionResults): string {
     lines.push(`Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; largest gap between groups ${withInterval(dense.largestGap)}.`, '');
     lines.push(...groupRatesTable(dense, r.model.task));
     const byClass = classAccuracyTable(dense);
-    if (byClass.length) lines.push('Accuracy by group and class (of the samples of each class, the fraction predicted as it):', '', ...byClass);
+    if (byClass.length) {
+      lines.push('Accuracy by group and class (of the samples of each class, the fraction predicted as it):', '', ...byClass);
+    }
   }
   lines.push(...fairnessDifferencesTable(r));
   if (r.points.length && dense) {

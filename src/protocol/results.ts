@@ -205,7 +205,10 @@ export interface Comparison {
   worstGroupChange: Estimate;
   /** Largest-gap change, pruned − dense. */
   gapChange: Estimate;
-  /** Binary tasks: the paired change, pruned − dense, of each `Evaluation.fairness` difference. Absent in older files. */
+  /**
+   * Binary tasks: the paired change, pruned − dense, of each `Evaluation.fairness` difference.
+   * Absent in older files.
+   */
   fairnessChange?: Record<string, Estimate | null>;
   groups: Array<{
     group: string;

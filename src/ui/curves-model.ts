@@ -9,7 +9,16 @@
 import type { Estimate, LossName, PrunedPoint } from '../protocol/results';
 import { LOSS_NAMES } from '../protocol/results';
 import type { CurvesMetric, CurvesState, CurvesXAxis, SessionView } from '../protocol/webview';
-import { formatValue, groupEstimate, groupMetrics, metricDef, METRICS, pct, signedPts, type MetricDef } from '../core/metric-table';
+import {
+  formatValue,
+  groupEstimate,
+  groupMetrics,
+  metricDef,
+  METRICS,
+  pct,
+  signedPts,
+  type MetricDef,
+} from '../core/metric-table';
 
 export const DEFAULT_CURVES_STATE: CurvesState = { sessionDir: null, xAxis: 'sparsity', metric: 'accuracy', hiddenGroups: [], hiddenLosses: [], selected: null };
 
@@ -37,7 +46,10 @@ export function curvesMetricDef(metric: CurvesMetric): MetricDef {
 }
 
 /** Every per-group metric the chart can plot, for any task: the table's rates and scores, then ψ. */
-const ALL_CURVES_METRICS: CurvesMetric[] = [...METRICS.filter((m) => m.kind === 'rate' || m.kind === 'score').map((m) => m.name), 'excessGap'];
+const ALL_CURVES_METRICS: CurvesMetric[] = [
+  ...METRICS.filter((m) => m.kind === 'rate' || m.kind === 'score').map((m) => m.name),
+  'excessGap',
+];
 
 /** The metrics the picker offers for a session: those of the table that apply to its task, then ψ. */
 export function curvesMetrics(view: SessionView): CurvesMetric[] {
@@ -45,7 +57,9 @@ export function curvesMetrics(view: SessionView): CurvesMetric[] {
 }
 
 /** The picker's labels, from the metric table. */
-export const METRIC_LABELS: Record<CurvesMetric, string> = Object.fromEntries(ALL_CURVES_METRICS.map((m) => [m, curvesMetricDef(m).label]));
+export const METRIC_LABELS: Record<CurvesMetric, string> = Object.fromEntries(
+  ALL_CURVES_METRICS.map((m) => [m, curvesMetricDef(m).label]),
+);
 
 export const X_LABELS: Record<CurvesXAxis, string> = { sparsity: 'sparsity (fraction of prunable weights removed)', flops: 'FLOPs reduction (estimated)' };
 
@@ -334,13 +348,15 @@ export function chartTextRows(series: Series[], metric: CurvesMetric): string[][
 export function tooltipLines(s: Series, p: SeriesPoint, metric: CurvesMetric, axis: CurvesXAxis): string[] {
   return [
     `${s.group} · ${s.loss} (${p.pointId})`,
-    `${METRIC_LABELS[metric] ?? metric} ${formatMetric(metric, p.y)}, 95% CI ${formatMetric(metric, p.low)} – ${formatMetric(metric, p.high)}`,
+    `${METRIC_LABELS[metric] ?? metric} ${formatMetric(metric, p.y)}, ` +
+      `95% CI ${formatMetric(metric, p.low)} – ${formatMetric(metric, p.high)}`,
     `(${curvesMetricDef(metric).description}; ${betterWords(curvesMetricDef(metric))})`,
     `${axis === 'flops' ? 'FLOPs reduction' : 'sparsity'} ${pct(p.x)} · n = ${p.n} test samples`,
   ];
 }
 
-const betterWords = (m: MetricDef): string => (m.better === 'higher' ? 'higher is better' : m.better === 'lower' ? 'lower is better' : 'neither way is better');
+const betterWords = (m: MetricDef): string =>
+  m.better === 'higher' ? 'higher is better' : m.better === 'lower' ? 'lower is better' : 'neither way is better';
 
 /** Applies a state change from the toggles, keeping the state valid for the session. */
 export function toggle(state: CurvesState, what: { group?: string; loss?: LossName }): CurvesState {

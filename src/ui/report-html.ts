@@ -6,7 +6,17 @@
  */
 import type { SessionView } from '../protocol/webview';
 import type { Comparison, Estimate, Evaluation, PrunedPoint, Task } from '../protocol/results';
-import { betweenGroupsEstimate, changeDirection, changeEstimate, fairnessDifferences, formatChange, formatValue, pct, signedPts, type MetricDef } from '../core/metric-table';
+import {
+  betweenGroupsEstimate,
+  changeDirection,
+  changeEstimate,
+  fairnessDifferences,
+  formatChange,
+  formatValue,
+  pct,
+  signedPts,
+  type MetricDef,
+} from '../core/metric-table';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -34,12 +44,19 @@ export function fairnessDifferencesHtml(task: Task, e: Evaluation, c: Comparison
     .map((m) => {
       const ch = c ? changeEstimate(m, c) : null;
       const dir = ch ? changeDirection(m, ch.value) : 'same';
-      const change = c ? `<td>${ch ? `<span class="${dir === 'same' ? '' : dir}">${escapeHtml(formatChange(m, ch.value))}</span>` : '–'}</td>` : '';
-      return `<tr><th scope="row" title="${escapeHtml(m.description)}">${escapeHtml(m.label)}</th><td>${ciOf(m, betweenGroupsEstimate(m, e))}</td>${change}</tr>`;
+      const changeCell = ch ? `<span class="${dir === 'same' ? '' : dir}">${escapeHtml(formatChange(m, ch.value))}</span>` : '–';
+      const change = c ? `<td>${changeCell}</td>` : '';
+      const name = `<th scope="row" title="${escapeHtml(m.description)}">${escapeHtml(m.label)}</th>`;
+      return `<tr>${name}<td>${ciOf(m, betweenGroupsEstimate(m, e))}</td>${change}</tr>`;
     })
     .join('');
-  const head = `<th scope="col">difference</th><th scope="col">value [95% CI]</th>${c ? '<th scope="col">change</th>' : ''}`;
-  return `<div class="table-wrap"><table class="fairness"><caption>Differences between groups (Fairlearn's definitions; lower is fairer)${c ? ', change against dense' : ''}</caption><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table></div>`;
+  const head =
+    '<th scope="col">difference</th><th scope="col">value [95% CI]</th>' + (c ? '<th scope="col">change</th>' : '');
+  const caption = `Differences between groups (Fairlearn's definitions; lower is fairer)${c ? ', change against dense' : ''}`;
+  return (
+    `<div class="table-wrap"><table class="fairness"><caption>${caption}</caption>` +
+    `<thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table></div>`
+  );
 }
 
 function pointSection(view: SessionView, p: PrunedPoint): string {

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, evaluate, type BootstrapOptions, type EvaluationInput, type Predictions } from '../../src/core/metrics';
+import {
+  compare,
+  evaluate,
+  type BootstrapOptions,
+  type EvaluationInput,
+  type Predictions,
+} from '../../src/core/metrics';
 import {
   betweenGroupsEstimate,
   changeEstimate,
@@ -20,12 +26,26 @@ import type { Comparison, Estimate, Evaluation, PrunedPoint, SessionResults, Tas
 import type { SessionView } from '../../src/protocol/webview';
 import { renderReport } from '../../src/core/report';
 import { renderReportBody } from '../../src/ui/report-html';
-import { curvesMetrics, DEFAULT_CURVES_STATE, formatMetric, groupSeries, METRIC_LABELS, referenceLines, sanitizeState, tooltipLines } from '../../src/ui/curves-model';
+import {
+  curvesMetrics,
+  DEFAULT_CURVES_STATE,
+  formatMetric,
+  groupSeries,
+  METRIC_LABELS,
+  referenceLines,
+  sanitizeState,
+  tooltipLines,
+} from '../../src/ui/curves-model';
 
 const BOOT: BootstrapOptions = { resamples: 300, confidence: 0.95, seed: 5 };
 
 /** One sample per entry: [label, predicted]; the probabilities make `predicted` the predicted class. */
-function binary(samples: Array<[number, number]>, groups: number[], G: number, sigmoid = false): { pred: Predictions; input: EvaluationInput } {
+function binary(
+  samples: Array<[number, number]>,
+  groups: number[],
+  G: number,
+  sigmoid = false,
+): { pred: Predictions; input: EvaluationInput } {
   const K = sigmoid ? 1 : 2;
   const probs = new Float32Array(samples.length * K);
   samples.forEach(([, p], i) => {
@@ -49,7 +69,8 @@ function binary(samples: Array<[number, number]>, groups: number[], G: number, s
 }
 
 /** n copies of [label, predicted]. */
-const rep = (n: number, y: number, p: number): Array<[number, number]> => Array.from({ length: n }, () => [y, p] as [number, number]);
+const rep = (n: number, y: number, p: number): Array<[number, number]> =>
+  Array.from({ length: n }, () => [y, p] as [number, number]);
 
 // The hand-made example: 2 groups × 10 samples.
 // Group A: 5 positives (4 predicted positive: TP = 4, FN = 1), 5 negatives (1 predicted positive: FP = 1, TN = 4).
@@ -71,7 +92,8 @@ for (let i = 0; i < 10; i++) {
   GROUPS.push(0, 1);
 }
 
-const near = (a: number | undefined, b: number, what: string) => assert.ok(a !== undefined && Math.abs(a - b) < 1e-12, `${what}: ${a} vs ${b}`);
+const near = (a: number | undefined, b: number, what: string) =>
+  assert.ok(a !== undefined && Math.abs(a - b) < 1e-12, `${what}: ${a} vs ${b}`);
 const val = (e: Estimate | null | undefined) => e?.value;
 
 for (const sigmoid of [false, true]) {
@@ -189,9 +211,24 @@ test("the differences' intervals are the stratified bootstrap of the figure, res
     const sel = idx.filter((i) => among(...samples[i]));
     return sel.length ? sel.filter((i) => counts(...samples[i])).length / sel.length : NaN;
   };
-  const tpr = (idx: number[]) => rate(idx, (y) => y === 1, (_y, p) => p === 1);
-  const fpr = (idx: number[]) => rate(idx, (y) => y === 0, (_y, p) => p === 1);
-  const sel = (idx: number[]) => rate(idx, () => true, (_y, p) => p === 1);
+  const tpr = (idx: number[]) =>
+    rate(
+      idx,
+      (y) => y === 1,
+      (_y, p) => p === 1,
+    );
+  const fpr = (idx: number[]) =>
+    rate(
+      idx,
+      (y) => y === 0,
+      (_y, p) => p === 1,
+    );
+  const sel = (idx: number[]) =>
+    rate(
+      idx,
+      () => true,
+      (_y, p) => p === 1,
+    );
   const range = (xs: number[]) => (xs.some(Number.isNaN) ? NaN : Math.max(...xs) - Math.min(...xs));
   const figures = (sample: number[][]) => {
     const t = range(sample.map(tpr));
@@ -214,7 +251,13 @@ test("the differences' intervals are the stratified bootstrap of the figure, res
   assert.ok(skipped > 0, 'some resamples draw no positive of group 2: the case under test');
   const want = (v: number, xs: number[]) => interval(v, Float64Array.from(xs), opts.confidence);
   const close = (got: Estimate | null | undefined, w: Estimate, what: string) =>
-    assert.ok(got && Math.abs(got.value - w.value) < 1e-12 && Math.abs(got.low - w.low) < 1e-12 && Math.abs(got.high - w.high) < 1e-12, `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(w)}`);
+    assert.ok(
+      got &&
+        Math.abs(got.value - w.value) < 1e-12 &&
+        Math.abs(got.low - w.low) < 1e-12 &&
+        Math.abs(got.high - w.high) < 1e-12,
+      `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(w)}`,
+    );
   close(ev.fairness?.demographic_parity_difference, want(point.dpd, boot.dpd), 'demographic parity');
   close(ev.fairness?.equal_opportunity_difference, want(point.eopp, boot.eopp), 'equal opportunity');
   close(ev.fairness?.equalized_odds_difference, want(point.eodds, boot.eodds), 'equalized odds');
@@ -232,7 +275,10 @@ test("the differences' intervals are the stratified bootstrap of the figure, res
 test('bootstrap.ts: the stratified resampler draws n_g members of each group in the documented order', () => {
   const groupIds = Int32Array.from([1, 0, 1, 1, 0, 2]);
   const members = groupMembers(groupIds, 4);
-  assert.deepEqual(members.map((m) => [...m]), [[1, 4], [0, 2, 3], [5], []]);
+  assert.deepEqual(
+    members.map((m) => [...m]),
+    [[1, 4], [0, 2, 3], [5], []],
+  );
   const rs = new StratifiedResampler(members, 9);
   const rng = new Rng(9);
   for (let b = 0; b < 5; b++) {
@@ -248,7 +294,9 @@ test('bootstrap.ts: the stratified resampler draws n_g members of each group in 
 function outputNames(ev: Evaluation, c: Comparison): Set<string> {
   const names = new Set<string>();
   const fail = (where: string, key: string) =>
-    assert.fail(`${where}.${key} is not a metric of the metric table: add an entry to METRICS in src/core/metric-table.ts`);
+    assert.fail(
+      `${where}.${key} is not a metric of the metric table: add an entry to METRICS in src/core/metric-table.ts`,
+    );
   const evFields: Record<string, string | null> = {
     split: null,
     n: null,
@@ -265,7 +313,15 @@ function outputNames(ev: Evaluation, c: Comparison): Set<string> {
     if (!(key in evFields)) fail('Evaluation', key);
     if (evFields[key]) names.add(evFields[key]!);
   }
-  const groupFields: Record<string, string | null> = { group: null, n: null, warning: null, accuracy: 'accuracy', auroc: 'auroc', classAccuracy: 'class_accuracy', rates: null };
+  const groupFields: Record<string, string | null> = {
+    group: null,
+    n: null,
+    warning: null,
+    accuracy: 'accuracy',
+    auroc: 'auroc',
+    classAccuracy: 'class_accuracy',
+    rates: null,
+  };
   for (const g of ev.groups) {
     for (const key of Object.keys(g)) {
       if (!(key in groupFields)) fail('GroupMetrics', key);
@@ -395,7 +451,16 @@ function handSession(task: Task = 'binary', older = false): SessionResults {
     method: 'magnitude-layer',
     achievedSparsity: 0.5,
     size,
-    training: { epochs: 1, steps: 1, seconds: 1, finalTrainLoss: 0.1, validationLoss: null, validationAccuracy: null, stoppedEarly: false, samplesPerSecond: 1 },
+    training: {
+      epochs: 1,
+      steps: 1,
+      seconds: 1,
+      finalTrainLoss: 0.1,
+      validationLoss: null,
+      validationAccuracy: null,
+      stoppedEarly: false,
+      samplesPerSecond: 1,
+    },
     evaluation: older ? strip(evP) : evP,
     comparison: older ? strip(cmp) : cmp,
     modelDir: 'points/s0.50-pw',
@@ -405,7 +470,12 @@ function handSession(task: Task = 'binary', older = false): SessionResults {
     sessionId: 'hand',
     status: 'completed',
     createdAt: '2026-01-01T00:00:00Z',
-    engine: { version: '0', backend: { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: '4.22.0', notes: [] }, node: 'v20', platform: 'linux-x64' },
+    engine: {
+      version: '0',
+      backend: { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: '4.22.0', notes: [] },
+      node: 'v20',
+      platform: 'linux-x64',
+    },
     model: { path: '/w/model.json', format: 'tfjs-layers', sha256: '', inputShape: [3], outputUnits: 2, task, size },
     data: {
       path: '/w/data.csv',
@@ -413,7 +483,11 @@ function handSession(task: Task = 'binary', older = false): SessionResults {
       rows: 20,
       label: { column: 'y', classes: ['no', 'yes'], order: 'given' },
       groupColumns: ['g'],
-      groups: ['g=A', 'g=B'].map((name) => ({ name, values: { g: name.slice(2) }, counts: { train: 0, validation: 0, test: 10 } })),
+      groups: ['g=A', 'g=B'].map((name) => ({
+        name,
+        values: { g: name.slice(2) },
+        counts: { train: 0, validation: 0, test: 10 },
+      })),
       features: ['a'],
       imageColumn: null,
       pixelScale: null,
@@ -442,10 +516,16 @@ test('report.md: a table of the binary fairness differences with their change, t
   const md = renderReport(handSession());
   const section = md.slice(md.indexOf('## Fairness differences between groups'));
   assert.ok(md.includes('## Fairness differences between groups'), 'the section is there');
-  assert.match(section, /\| model \| demographic parity difference \[95% CI\] \| equal opportunity difference \[95% CI\] \| equalized odds difference \[95% CI\] \|/);
+  assert.match(
+    section,
+    /\| model \| demographic parity difference \[95% CI\] \| equal opportunity difference \[95% CI\] \| equalized odds difference \[95% CI\] \|/,
+  );
   // dense: 10.0%, 55.0%, 63.3% (hand values above); pruned: 20.0% (+10.0 pts), 35.0% (−20.0 pts), 63.3% (+0.0 pts)
   assert.match(section, /\| dense \| 10\.0% \[[^\]]+\] \| 55\.0% \[[^\]]+\] \| 63\.3% \[[^\]]+\] \|/);
-  assert.match(section, /\| s0\.50-pw \| 20\.0% \[[^\]]+\]; change \+10\.0 pts \[[^\]]+\] \| 35\.0% \[[^\]]+\]; change −20\.0 pts \[[^\]]+\] \| 63\.3% \[[^\]]+\]; change \+0\.0 pts/);
+  assert.match(
+    section,
+    /\| s0\.50-pw \| 20\.0% \[[^\]]+\]; change \+10\.0 pts \[[^\]]+\] \| 35\.0% \[[^\]]+\]; change −20\.0 pts \[[^\]]+\] \| 63\.3% \[[^\]]+\]; change \+0\.0 pts/,
+  );
   // dense per-group rates: A 80.0% / 20.0% / 50.0%, B 25.0% / 83.3% / 60.0%
   assert.match(md, /\| g=A \| 10 \| 80\.0% \[[^\]]+\] \| 20\.0% \[[^\]]+\] \| 50\.0% \[[^\]]+\] \|/);
   assert.match(md, /\| g=B \| 10 \| 25\.0% \[[^\]]+\] \| 83\.3% \[[^\]]+\] \| 60\.0% \[[^\]]+\] \|/);
@@ -470,16 +550,26 @@ test('side panel: the binary fairness differences in a small table, the change c
   assert.match(dense, /demographic parity difference<\/th><td>10\.0% <span class="ci">/);
   const point = html.slice(html.indexOf('data-point="s0.50-pw"'));
   // demographic parity difference rose 10 points: worse; equal opportunity fell 20 points: better
-  assert.match(point, /demographic parity difference<\/th><td>20\.0% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="worse">\+10\.0 pts<\/span>/);
-  assert.match(point, /equal opportunity difference<\/th><td>35\.0% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="better">−20\.0 pts<\/span>/);
-  assert.match(point, /equalized odds difference<\/th><td>63\.3% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="">\+0\.0 pts<\/span>/);
+  assert.match(
+    point,
+    /demographic parity difference<\/th><td>20\.0% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="worse">\+10\.0 pts<\/span>/,
+  );
+  assert.match(
+    point,
+    /equal opportunity difference<\/th><td>35\.0% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="better">−20\.0 pts<\/span>/,
+  );
+  assert.match(
+    point,
+    /equalized odds difference<\/th><td>63\.3% <span class="ci">\[[^\]]+\]<\/span><\/td><td><span class="">\+0\.0 pts<\/span>/,
+  );
 });
 
-test('curves panel: the metric picker lists the table\'s per-group metrics for the task, and plots a rate per group', () => {
+test("curves panel: the metric picker lists the table's per-group metrics for the task, and plots a rate per group", () => {
   const r = handSession();
   const view: SessionView = { sessionDir: '/s', results: r, verdicts: {}, canCommit: true };
   const binaryMetrics = curvesMetrics(view);
-  for (const m of ['accuracy', 'auroc', 'true_positive_rate', 'false_positive_rate', 'selection_rate', 'excessGap']) assert.ok(binaryMetrics.includes(m), m);
+  for (const m of ['accuracy', 'auroc', 'true_positive_rate', 'false_positive_rate', 'selection_rate', 'excessGap'])
+    assert.ok(binaryMetrics.includes(m), m);
   const multi = curvesMetrics({ ...view, results: handSession('multiclass') });
   assert.deepEqual(multi.slice(0, 2), ['accuracy', 'auroc']);
   assert.equal(multi.at(-1), 'excessGap');
