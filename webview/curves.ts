@@ -22,6 +22,7 @@ import type { LossName } from '../src/protocol/results';
 import {
   chartTextRows,
   commitState,
+  curvesMetrics,
   DEFAULT_CURVES_STATE,
   formatMetric,
   groupColour,
@@ -179,6 +180,7 @@ function render(): void {
   const r = v.results;
   if (state.selected && !r.points.some((p) => p.id === state.selected)) state.selected = null;
   if (state.xAxis === 'flops' && !flops) state.xAxis = 'sparsity';
+  if (!curvesMetrics(v).includes(state.metric)) state.metric = 'accuracy';
   const groups = groupNames(v);
   const losses = lossNames(v);
   const series = groupSeries(v, state, flops);
@@ -198,7 +200,7 @@ function render(): void {
     <vscode-option value="flops" ${state.xAxis === 'flops' ? 'selected' : ''} ${flops ? '' : 'disabled'}>FLOPs reduction</vscode-option>
   </vscode-dropdown></label>
   <label>metric <vscode-dropdown id="metric" aria-label="metric">
-    ${(['accuracy', 'auroc', 'excessGap'] as CurvesMetric[]).map((m) => `<vscode-option value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`).join('')}
+    ${curvesMetrics(v).map((m) => `<vscode-option value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`).join('')}
   </vscode-dropdown></label>
   <fieldset><legend>groups</legend>${groups
     .map((g) => `<vscode-checkbox data-group="${esc(g)}" ${state.hiddenGroups.includes(g) ? '' : 'checked'}><span class="swatch" data-colour="${esc(groupColour(v, g))}"></span>${esc(g)}</vscode-checkbox>`)

@@ -1,8 +1,16 @@
 /**
- * Fairness metrics: accuracy and AUROC overall and per subgroup, worst-group accuracy, the largest
- * gap between groups, and — for a pruned model against its dense parent — the changes, the excess
- * accuracy gap ψ_g (Hooker et al., "What do compressed deep neural networks forget?") and the
- * pruning-identified exemplars. Every number comes with a seeded percentile-bootstrap interval.
+ * Fairness metrics: every metric of the metric table (src/core/metric-table.ts) overall and per
+ * subgroup — accuracy, AUROC, accuracy per class and, for binary tasks, the true-positive,
+ * false-positive and selection rates — and the between-group figures the table lists (worst-group
+ * accuracy, largest gap, and for binary tasks Fairlearn's demographic-parity, equal-opportunity and
+ * equalized-odds differences); for a pruned model against its dense parent, the paired changes of
+ * those figures, the accuracy changes, the excess accuracy gap ψ_g (Hooker et al., "What do
+ * compressed deep neural networks forget?") and the pruning-identified exemplars. Every number comes
+ * with a seeded percentile-bootstrap interval; the resampling is in bootstrap.ts.
+ *
+ * Rates are computed from per-group confusion counts (label × predicted class), in the full sample
+ * and in each resample: a rate of the table is the sum of the cells its predicates select over the
+ * cells of its denominator, so adding a rate to the table needs no code here.
  *
  * Bootstrap design:
  * - Stratified: each resample draws, with replacement, exactly n_g samples from within each group g,
@@ -16,6 +24,10 @@
  *   distribution is biased (a min of noisy copies sits below the sample min), and a percentile
  *   interval can then miss the point estimate; a displayed interval that excludes its own point
  *   would only confuse.
+ * - A between-group figure covers the groups that are non-empty and where its rate is defined on the
+ *   full sample (the true-positive rate needs a positive sample). A resample in which one of those
+ *   groups has no sample in the rate's denominator leaves the figure undefined there, and the
+ *   interval is taken over the other resamples. Undefined on the full sample: null in results.json.
  * - Worst-group accuracy's interval is that of the statistic "lowest group accuracy" (recomputed in
  *   each resample, whichever group is lowest there), not of the one group that is lowest in the
  *   full sample; `worstGroupChange` in `compare` is the same statistic per model.
@@ -32,9 +44,13 @@
  * null and a warning. They are left out of the overall worst-group and largest-gap figures, and in
  * `compare` their changes and ψ are {0, 0, 0}. Consumers must check `n === 0` before plotting.
  */
-import type { Comparison, Estimate, Evaluation, GroupMetrics, SplitName } from '../protocol/results';
+import type { ClassAccuracy, Comparison, Estimate, Evaluation, GroupMetrics, SplitName } from '../protocol/results';
+import { groupMembers, interval, intervalOrNull, StratifiedResampler } from './bootstrap';
 import { UserError } from './errors';
-import { Rng } from './rng';
+import type { BetweenGroupsMetric, ClassRateMetric, RateMetric } from './metric-table';
+import { metricDef, metricsOf, taskOf } from './metric-table';
+
+export { interval } from './bootstrap';
 
 export interface Predictions {
   /** n × K row-major class probabilities. K = 1 is read as a sigmoid output: P(class 1). */
@@ -106,7 +122,8 @@ export function predictedClass(p: ArrayLike<number>, K: number, i: number): numb
 /** `predictedClass` of every sample. */
 export function predictedClasses(pred: Predictions): Int32Array {
   const K = pred.numClasses;
-  if (!Number.isInteger(K) || K < 1) throw new Error(`predictedClasses: numClasses must be a positive integer, got ${K}`);
+  if (!Number.isInteger(K) || K < 1)
+    throw new Error(`predictedClasses: numClasses must be a positive integer, got ${K}`);
   const n = Math.floor(pred.probs.length / K);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) out[i] = predictedClass(pred.probs, K, i);
@@ -125,7 +142,15 @@ export function auroc(scores: ArrayLike<number>, positives: ArrayLike<boolean>):
   order.sort((a, b) => scores[a] - scores[b]);
   const isPos = new Uint8Array(n);
   for (let i = 0; i < n; i++) isPos[i] = positives[i] ? 1 : 0;
-  const r = weightedAuc(order, orderCodes(order, tieFlags(order, (i) => scores[i]), isPos), null);
+  const r = weightedAuc(
+    order,
+    orderCodes(
+      order,
+      tieFlags(order, (i) => scores[i]),
+      isPos,
+    ),
+    null,
+  );
   return Number.isNaN(r) ? null : r;
 }
 
@@ -137,21 +162,27 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   checkBootstrap(opts);
   const G = input.groupNames.length;
   const members = groupMembers(input.groupIds, G);
-  const predicted = predictedClasses(pred);
-  const correct = correctness(predicted, input.labels);
-
-  // ---- point estimates
-  const groupCorrect = new Float64Array(G);
-  for (let i = 0; i < n; i++) groupCorrect[input.groupIds[i]] += correct[i];
-  let totalCorrect = 0;
-  for (let g = 0; g < G; g++) totalCorrect += groupCorrect[g];
-  const accPoint = totalCorrect / n;
-  const groupAccPoint = new Float64Array(G);
-  for (let g = 0; g < G; g++) groupAccPoint[g] = members[g].length ? groupCorrect[g] / members[g].length : NaN;
   const nonEmpty = nonEmptyGroups(members);
-  const worstPoint = minOver(groupAccPoint, nonEmpty);
-  const worstGroupIndex = nonEmpty.find((g) => groupAccPoint[g] === worstPoint) as number;
-  const gapPoint = maxOver(groupAccPoint, nonEmpty) - worstPoint;
+  const task = taskOf(pred.numClasses);
+  const C = Math.max(pred.numClasses, 2);
+
+  // ---- point estimates: every rate of the table per group and overall, then the between-group figures
+  const set = new RateSet([...metricsOf('rate', task), ...metricsOf('class-rate', task)], C, G);
+  const kind = set.kinds(predictedClasses(pred), input.labels, C);
+  const S = set.size;
+  const width = G + 1;
+  const counts = new Int32Array(G * S);
+  for (let i = 0; i < n; i++) counts[input.groupIds[i] * S + kind[i]]++;
+  const point = new Float64Array(set.rates.length * width);
+  set.compute(counts, point);
+  const sampleCounts = counts.slice();
+  const between = compileBetween(metricsOf('between-groups', task), set, (q) => !Number.isNaN(point[q]), nonEmpty);
+  const betweenPoint = between.map((b) => betweenValue(b, point, width));
+  const acc = set.index('accuracy');
+  const worstAt = between.findIndex((b) => b.def.name === 'worst_group_accuracy');
+  const gapAt = between.findIndex((b) => b.def.name === 'largest_gap');
+  const worstPoint = betweenPoint[worstAt];
+  const worstGroupIndex = nonEmpty.find((g) => point[acc * width + g] === worstPoint) as number;
 
   const aucSets = buildAucSets(pred, input.labels, members);
   const aucAllPoint = aucSets.overall(null);
@@ -160,41 +191,34 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   // ---- bootstrap
   const B = opts.resamples;
   const needAuc = !Number.isNaN(aucAllPoint) || aucGroupPoint.some((v) => !Number.isNaN(v));
-  const aucB = needAuc ? Math.min(B, MAX_AUROC_RESAMPLES, Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes)))) : 0;
-  const accBoot = new Float64Array(B);
-  const groupAccBoot = members.map(() => new Float64Array(B));
-  const worstBoot = new Float64Array(B);
-  const gapBoot = new Float64Array(B);
+  const aucB = needAuc
+    ? Math.min(
+        B,
+        MAX_AUROC_RESAMPLES,
+        Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes))),
+      )
+    : 0;
+  const rateBoot = Array.from({ length: point.length }, () => new Float64Array(B));
+  const betweenBoot = between.map(() => new Float64Array(B));
   const aucBoot = new Float64Array(aucB);
   const aucGroupBoot = members.map(() => new Float64Array(aucB));
   const weights = new Int32Array(needAuc ? n : 0);
-  const rng = new Rng(opts.seed);
-  const groupAccB = new Float64Array(G);
+  const resampler = new StratifiedResampler(members, opts.seed);
+  const vals = new Float64Array(point.length);
   for (let b = 0; b < B; b++) {
+    const drawn = resampler.next();
     const withWeights = b < aucB;
     if (withWeights) weights.fill(0);
-    let total = 0;
+    counts.fill(0);
     for (let g = 0; g < G; g++) {
-      const m = members[g];
-      const ng = m.length;
-      let c = 0;
-      if (withWeights) {
-        for (let j = 0; j < ng; j++) {
-          const idx = m[rng.int(ng)];
-          c += correct[idx];
-          weights[idx]++;
-        }
-      } else {
-        for (let j = 0; j < ng; j++) c += correct[m[rng.int(ng)]];
-      }
-      total += c;
-      groupAccB[g] = ng ? c / ng : NaN;
-      groupAccBoot[g][b] = groupAccB[g];
+      const d = drawn[g];
+      const base = g * S;
+      for (let j = 0; j < d.length; j++) counts[base + kind[d[j]]]++;
+      if (withWeights) for (let j = 0; j < d.length; j++) weights[d[j]]++;
     }
-    accBoot[b] = total / n;
-    const lo = minOver(groupAccB, nonEmpty);
-    worstBoot[b] = lo;
-    gapBoot[b] = maxOver(groupAccB, nonEmpty) - lo;
+    set.compute(counts, vals);
+    for (let q = 0; q < vals.length; q++) rateBoot[q][b] = vals[q];
+    for (let i = 0; i < between.length; i++) betweenBoot[i][b] = betweenValue(between[i], vals, width);
     if (withWeights) {
       aucBoot[b] = Number.isNaN(aucAllPoint) ? NaN : aucSets.overall(weights);
       for (let g = 0; g < G; g++) aucGroupBoot[g][b] = Number.isNaN(aucGroupPoint[g]) ? NaN : aucSets.group(g, weights);
@@ -202,41 +226,77 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   }
 
   const conf = opts.confidence;
+  const rate = (r: number, g: number) => intervalOrNull(point[r * width + g], rateBoot[r * width + g], conf);
+  /** The table's rates stored in the `rates` maps (not accuracy, which has its schema-1 field). */
+  const ratesAt = (g: number) => {
+    const defs = metricsOf('rate', task).filter((m) => !m.schemaV1);
+    return defs.length ? { rates: Object.fromEntries(defs.map((m) => [m.name, rate(set.index(m.name), g)])) } : {};
+  };
+  const className = (k: number) => input.classNames[k] ?? String(k);
+  /** Samples of the class of per-class rate r in group g (g = G: all groups). */
+  const classSamples = (r: number, g: number) => {
+    let total = 0;
+    for (let h = g === G ? 0 : g; h < (g === G ? G : g + 1); h++) total += set.sum(sampleCounts, r, h, 'den');
+    return total;
+  };
+  const classAt = (g: number): ClassAccuracy[] =>
+    set.rates.flatMap((r, ri) =>
+      r.def.name === 'class_accuracy' ? [{ class: className(r.k), n: classSamples(ri, g), accuracy: rate(ri, g) }] : [],
+    );
+
   const groups: GroupMetrics[] = input.groupNames.map((name, g) => {
     const ng = members[g].length;
     const gm: GroupMetrics = {
       group: name,
       n: ng,
-      accuracy: ng ? interval(groupAccPoint[g], groupAccBoot[g], conf) : { value: 0, low: 0, high: 1 },
+      accuracy: ng ? interval(point[acc * width + g], rateBoot[acc * width + g], conf) : { value: 0, low: 0, high: 1 },
       auroc: Number.isNaN(aucGroupPoint[g]) ? null : interval(aucGroupPoint[g], aucGroupBoot[g], conf),
     };
-    if (ng === 0) gm.warning = `no ${input.split} samples: the group is left out of the worst-group and largest-gap figures`;
+    if (ng === 0)
+      gm.warning = `no ${input.split} samples: the group is left out of the worst-group and largest-gap figures`;
     else if (ng < SMALL_GROUP) gm.warning = `only ${ng} ${input.split} samples: the interval is wide`;
-    return gm;
+    return { ...gm, ...ratesAt(g), classAccuracy: classAt(g) };
   });
 
+  const fairness = between.flatMap((b, i) =>
+    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const],
+  );
   return {
     split: input.split,
     n,
-    accuracy: interval(accPoint, accBoot, conf),
+    accuracy: interval(point[acc * width + G], rateBoot[acc * width + G], conf),
     auroc: Number.isNaN(aucAllPoint) ? null : interval(aucAllPoint, aucBoot, conf),
     groups,
-    worstGroup: { group: input.groupNames[worstGroupIndex], accuracy: interval(worstPoint, worstBoot, conf) },
-    largestGap: interval(gapPoint, gapBoot, conf),
+    worstGroup: {
+      group: input.groupNames[worstGroupIndex],
+      accuracy: interval(worstPoint, betweenBoot[worstAt], conf),
+    },
+    largestGap: interval(betweenPoint[gapAt], betweenBoot[gapAt], conf),
+    ...ratesAt(G),
+    ...(fairness.length ? { fairness: Object.fromEntries(fairness) } : {}),
+    classAccuracy: classAt(G),
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Comparison (paired)
 
-export function compare(dense: Predictions, pruned: Predictions, input: EvaluationInput, opts: BootstrapOptions): Comparison {
+export function compare(
+  dense: Predictions,
+  pruned: Predictions,
+  input: EvaluationInput,
+  opts: BootstrapOptions,
+): Comparison {
   const n = checkInput(dense, input, 'dense predictions');
   checkInput(pruned, input, 'pruned predictions');
   if (dense.numClasses !== pruned.numClasses) {
-    throw new UserError(`the dense model has ${dense.numClasses} outputs but the pruned model has ${pruned.numClasses}.`, {
-      field: 'numClasses',
-      fix: 'compare a pruned model with the dense model it was pruned from.',
-    });
+    throw new UserError(
+      `the dense model has ${dense.numClasses} outputs but the pruned model has ${pruned.numClasses}.`,
+      {
+        field: 'numClasses',
+        fix: 'compare a pruned model with the dense model it was pruned from.',
+      },
+    );
   }
   checkBootstrap(opts);
   const G = input.groupNames.length;
@@ -244,15 +304,60 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
   const nonEmpty = nonEmptyGroups(members);
   const predD = predictedClasses(dense);
   const predP = predictedClasses(pruned);
-  // bit 0: dense correct, bit 1: pruned correct
-  const code = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const y = input.labels[i];
-    code[i] = (predD[i] === y ? 1 : 0) | (predP[i] === y ? 2 : 0);
-  }
+  const task = taskOf(dense.numClasses);
+  const C = Math.max(dense.numClasses, 2);
 
+  // The between-group figures of the table, and the rates they compare. Their paired change is
+  // figure(pruned) − figure(dense) on the same (re)sample; the groups each one covers are those
+  // where the rate is defined for both models on the full sample.
+  const betweenDefs = metricsOf('between-groups', task);
+  const set = new RateSet(
+    [...new Set(betweenDefs.flatMap((b) => b.of))].map((name) => metricDef(name) as RateMetric),
+    C,
+    G,
+  );
+  const width = G + 1;
+  // Each sample's pair of kinds (dense, pruned) is one joint kind: one count per draw, split per model after.
+  const S = set.size;
+  const kindD = set.kinds(predD, input.labels, C);
+  const kindP = set.kinds(predP, input.labels, C);
+  const joint = new Int32Array(n);
+  for (let i = 0; i < n; i++) joint[i] = kindD[i] * S + kindP[i];
+  const jointCounts = new Int32Array(G * S * S);
+  const countsD = new Int32Array(G * S);
+  const countsP = new Int32Array(G * S);
+  const splitJoint = () => {
+    countsD.fill(0);
+    countsP.fill(0);
+    for (let g = 0; g < G; g++) {
+      for (let a = 0; a < S; a++) {
+        for (let b = 0; b < S; b++) {
+          const v = jointCounts[(g * S + a) * S + b];
+          countsD[g * S + a] += v;
+          countsP[g * S + b] += v;
+        }
+      }
+    }
+  };
+  for (let i = 0; i < n; i++) jointCounts[input.groupIds[i] * S * S + joint[i]]++;
+  splitJoint();
+  const valsD = new Float64Array(set.rates.length * width);
+  const valsP = new Float64Array(set.rates.length * width);
+  set.compute(countsD, valsD);
+  set.compute(countsP, valsP);
+  const between = compileBetween(betweenDefs, set, (q) => !Number.isNaN(valsD[q]) && !Number.isNaN(valsP[q]), nonEmpty);
+  const betweenChange = () => between.map((b) => betweenValue(b, valsP, width) - betweenValue(b, valsD, width));
+
+  // Correct predictions per group (accuracy's numerator), for the accuracy changes and ψ.
   const cd = new Float64Array(G);
   const cp = new Float64Array(G);
+  const acc = set.index('accuracy');
+  const correctCounts = () => {
+    for (let g = 0; g < G; g++) {
+      cd[g] = set.sum(countsD, acc, g, 'num');
+      cp[g] = set.sum(countsP, acc, g, 'num');
+    }
+  };
   const stats = (cdG: Float64Array, cpG: Float64Array) => {
     let sd = 0;
     let sp = 0;
@@ -260,15 +365,6 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
       sd += cdG[g];
       sp += cpG[g];
     }
-    const ad = new Float64Array(G);
-    const ap = new Float64Array(G);
-    for (let g = 0; g < G; g++) {
-      const ng = members[g].length;
-      ad[g] = ng ? cdG[g] / ng : NaN;
-      ap[g] = ng ? cpG[g] / ng : NaN;
-    }
-    const minD = minOver(ad, nonEmpty);
-    const minP = minOver(ap, nonEmpty);
     const overallDrop = (sd - sp) / n; // A(dense) − A(pruned)
     const groupChange = new Float64Array(G);
     const psi = new Float64Array(G);
@@ -278,60 +374,58 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
       groupChange[g] = (cpG[g] - cdG[g]) / ng;
       psi[g] = (cdG[g] - cpG[g]) / ng - overallDrop;
     }
-    return {
-      accuracyChange: (sp - sd) / n,
-      worstChange: minP - minD,
-      gapChange: maxOver(ap, nonEmpty) - minP - (maxOver(ad, nonEmpty) - minD),
-      groupChange,
-      psi,
-    };
+    return { accuracyChange: (sp - sd) / n, groupChange, psi };
   };
 
-  for (let i = 0; i < n; i++) {
-    const g = input.groupIds[i];
-    cd[g] += code[i] & 1;
-    cp[g] += code[i] >> 1;
-  }
+  correctCounts();
   const point = stats(cd, cp);
+  const betweenPoint = betweenChange();
 
   const B = opts.resamples;
   const accBoot = new Float64Array(B);
-  const worstBoot = new Float64Array(B);
-  const gapBoot = new Float64Array(B);
+  const betweenBoot = between.map(() => new Float64Array(B));
   const changeBoot = members.map(() => new Float64Array(B));
   const psiBoot = members.map(() => new Float64Array(B));
-  const rng = new Rng(opts.seed);
-  const cdB = new Float64Array(G);
-  const cpB = new Float64Array(G);
+  const resampler = new StratifiedResampler(members, opts.seed);
   for (let b = 0; b < B; b++) {
+    const drawn = resampler.next();
+    jointCounts.fill(0);
     for (let g = 0; g < G; g++) {
-      const m = members[g];
-      const ng = m.length;
-      let d = 0;
-      let p = 0;
-      for (let j = 0; j < ng; j++) {
-        const c = code[m[rng.int(ng)]];
-        d += c & 1;
-        p += c >> 1;
-      }
-      cdB[g] = d;
-      cpB[g] = p;
+      const d = drawn[g];
+      const base = g * S * S;
+      for (let j = 0; j < d.length; j++) jointCounts[base + joint[d[j]]]++;
     }
-    const s = stats(cdB, cpB);
+    splitJoint();
+    correctCounts();
+    const s = stats(cd, cp);
     accBoot[b] = s.accuracyChange;
-    worstBoot[b] = s.worstChange;
-    gapBoot[b] = s.gapChange;
     for (let g = 0; g < G; g++) {
       changeBoot[g][b] = s.groupChange[g];
       psiBoot[g][b] = s.psi[g];
     }
+    set.compute(countsD, valsD);
+    set.compute(countsP, valsP);
+    const ch = betweenChange();
+    for (let i = 0; i < between.length; i++) betweenBoot[i][b] = ch[i];
   }
 
   const conf = opts.confidence;
   const zero = (): Estimate => ({ value: 0, low: 0, high: 0 });
+  const change = (name: string) => {
+    const i = between.findIndex((x) => x.def.name === name);
+    return interval(betweenPoint[i], betweenBoot[i], conf);
+  };
+  const fairness = between.flatMap((b, i) =>
+    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const],
+  );
 
   // ---- pruning-identified exemplars
-  const byGroup: Comparison['exemplars']['byGroup'] = input.groupNames.map((name) => ({ group: name, count: 0, rate: 0, samples: [] }));
+  const byGroup: Comparison['exemplars']['byGroup'] = input.groupNames.map((name) => ({
+    group: name,
+    count: 0,
+    rate: 0,
+    samples: [],
+  }));
   let total = 0;
   const className = (k: number) => input.classNames[k] ?? String(k);
   for (let i = 0; i < n; i++) {
@@ -340,7 +434,12 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
     const e = byGroup[input.groupIds[i]];
     e.count++;
     if (e.samples.length < MAX_EXEMPLARS_PER_GROUP) {
-      e.samples.push({ row: input.rows[i], label: className(input.labels[i]), dense: className(predD[i]), pruned: className(predP[i]) });
+      e.samples.push({
+        row: input.rows[i],
+        label: className(input.labels[i]),
+        dense: className(predD[i]),
+        pruned: className(predP[i]),
+      });
     }
   }
   for (let g = 0; g < G; g++) {
@@ -350,8 +449,9 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
 
   return {
     accuracyChange: interval(point.accuracyChange, accBoot, conf),
-    worstGroupChange: interval(point.worstChange, worstBoot, conf),
-    gapChange: interval(point.gapChange, gapBoot, conf),
+    worstGroupChange: change('worst_group_accuracy'),
+    gapChange: change('largest_gap'),
+    ...(fairness.length ? { fairnessChange: Object.fromEntries(fairness) } : {}),
     groups: input.groupNames.map((name, g) =>
       members[g].length
         ? {
@@ -366,33 +466,165 @@ export function compare(dense: Predictions, pruned: Predictions, input: Evaluati
 }
 
 // ---------------------------------------------------------------------------------------------
-// Internals
+// The metric table's rates over confusion counts
+
+/** One rate of the table, compiled to the sample kinds (see RateSet) of its numerator and denominator. */
+interface CompiledRate {
+  def: RateMetric | ClassRateMetric;
+  /** The class of a per-class rate, else −1. */
+  k: number;
+  num: Int32Array;
+  den: Int32Array;
+}
 
 /**
- * Percentile interval of the resampled values (NaN entries = undefined in that resample, skipped),
- * widened to contain the point estimate. No usable resamples: a zero-width interval at the point.
+ * The table's rates over per-group counts of sample kinds. A sample's confusion cell is
+ * label · C + predicted class; cells that every compiled rate treats alike (in the same numerators
+ * and denominators) are one kind, so binary tasks have at most 4 kinds and accuracy alone 2, and the
+ * bootstrap counts kinds: `counts[g · size + kind]`. A rate's value is the sum of its numerator kinds
+ * over the sum of its denominator kinds: exactly the fraction its predicates give on the
+ * (re)sampled rows, duplicates counted.
  */
-export function interval(value: number, boot: Float64Array, confidence: number): Estimate {
-  let m = 0;
-  const xs = new Float64Array(boot.length);
-  for (let i = 0; i < boot.length; i++) if (!Number.isNaN(boot[i])) xs[m++] = boot[i];
-  if (m === 0) return { value, low: value, high: value };
-  const s = xs.subarray(0, m).sort();
-  const alpha = (1 - confidence) / 2;
-  const low = quantile(s, alpha);
-  const high = quantile(s, 1 - alpha);
-  return { value, low: Math.min(low, value), high: Math.max(high, value) };
+class RateSet {
+  readonly rates: CompiledRate[] = [];
+  /** Kind of each confusion cell (label · C + predicted). */
+  readonly kindOfCell: Int32Array;
+  /** Number of kinds. */
+  readonly size: number;
+
+  constructor(
+    defs: Array<RateMetric | ClassRateMetric>,
+    C: number,
+    readonly G: number,
+  ) {
+    const byCell: Array<{ def: RateMetric | ClassRateMetric; k: number; inNum: boolean[]; inDen: boolean[] }> = [];
+    for (const def of defs) {
+      const ks = def.kind === 'class-rate' ? Array.from({ length: C }, (_, k) => k) : [-1];
+      for (const k of ks) {
+        const inNum: boolean[] = [];
+        const inDen: boolean[] = [];
+        for (let y = 0; y < C; y++) {
+          for (let p = 0; p < C; p++) {
+            const among = def.among(y, p, k);
+            inDen.push(among);
+            inNum.push(among && def.counts(y, p, k));
+          }
+        }
+        byCell.push({ def, k, inNum, inDen });
+      }
+    }
+    // kinds: cells with the same membership in every numerator and denominator
+    const kinds = new Map<string, number>();
+    this.kindOfCell = new Int32Array(C * C);
+    for (let c = 0; c < C * C; c++) {
+      const signature = byCell.map((r) => `${r.inNum[c] ? 1 : 0}${r.inDen[c] ? 1 : 0}`).join('');
+      if (!kinds.has(signature)) kinds.set(signature, kinds.size);
+      this.kindOfCell[c] = kinds.get(signature)!;
+    }
+    this.size = kinds.size;
+    for (const r of byCell) {
+      const num = new Set<number>();
+      const den = new Set<number>();
+      for (let c = 0; c < C * C; c++) {
+        if (r.inNum[c]) num.add(this.kindOfCell[c]);
+        if (r.inDen[c]) den.add(this.kindOfCell[c]);
+      }
+      this.rates.push({ def: r.def, k: r.k, num: Int32Array.from(num), den: Int32Array.from(den) });
+    }
+  }
+
+  /** Kind of each sample, from its predicted class and label. */
+  kinds(predicted: Int32Array, labels: Int32Array, C: number): Int32Array {
+    const out = new Int32Array(labels.length);
+    for (let i = 0; i < labels.length; i++) out[i] = this.kindOfCell[labels[i] * C + predicted[i]];
+    return out;
+  }
+
+  /** Position of a (non-per-class) rate by its table name. */
+  index(name: string): number {
+    const r = this.rates.findIndex((x) => x.def.name === name);
+    if (r < 0) throw new Error(`metrics: rate '${name}' was not compiled`);
+    return r;
+  }
+
+  /** Sum of the numerator (or denominator) kinds of rate r in group g's counts. */
+  sum(counts: Int32Array, r: number, g: number, part: 'num' | 'den'): number {
+    const cells = this.rates[r][part];
+    let s = 0;
+    for (let j = 0; j < cells.length; j++) s += counts[g * this.size + cells[j]];
+    return s;
+  }
+
+  /** out[r · (G + 1) + g] = rate r of group g, and at g = G over all groups; NaN where the denominator is 0. */
+  compute(counts: Int32Array, out: Float64Array): void {
+    const { G, size } = this;
+    const width = G + 1;
+    for (let r = 0; r < this.rates.length; r++) {
+      const { num, den } = this.rates[r];
+      let tn = 0;
+      let td = 0;
+      for (let g = 0; g < G; g++) {
+        const base = g * size;
+        let a = 0;
+        let d = 0;
+        for (let j = 0; j < num.length; j++) a += counts[base + num[j]];
+        for (let j = 0; j < den.length; j++) d += counts[base + den[j]];
+        out[r * width + g] = d > 0 ? a / d : NaN;
+        tn += a;
+        td += d;
+      }
+      out[r * width + G] = td > 0 ? tn / td : NaN;
+    }
+  }
 }
 
-/** Type-7 quantile (linear interpolation) of sorted values. */
-function quantile(sorted: Float64Array, p: number): number {
-  const h = (sorted.length - 1) * p;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  const a = sorted[lo];
-  const b = sorted[hi];
-  return a === b ? a : a + (h - lo) * (b - a);
+/** A between-group figure bound to a RateSet: the rates it compares, and for each the groups it covers. */
+interface CompiledBetween {
+  def: BetweenGroupsMetric;
+  rates: number[];
+  groups: number[][];
 }
+
+/**
+ * The groups a figure covers are fixed by the full sample: non-empty, with the rate defined there
+ * (`defined(q)` of the value position q). A resample where one of them is undefined (e.g. a small
+ * group drew no positive sample) gives NaN, which the interval skips.
+ */
+function compileBetween(
+  defs: BetweenGroupsMetric[],
+  set: RateSet,
+  defined: (q: number) => boolean,
+  nonEmpty: number[],
+): CompiledBetween[] {
+  return defs.map((def) => {
+    const rates = def.of.map((name) => set.index(name));
+    return { def, rates, groups: rates.map((r) => nonEmpty.filter((g) => defined(r * (set.G + 1) + g))) };
+  });
+}
+
+/** The figure on rate values laid out as in `RateSet.compute`; NaN when undefined. */
+function betweenValue(b: CompiledBetween, vals: Float64Array, width: number): number {
+  let out = NaN;
+  for (let i = 0; i < b.rates.length; i++) {
+    const gs = b.groups[i];
+    if (!gs.length) return NaN;
+    const base = b.rates[i] * width;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const g of gs) {
+      const v = vals[base + g];
+      if (Number.isNaN(v)) return NaN;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const f = b.def.aggregate === 'min' ? lo : hi - lo;
+    out = i === 0 ? f : Math.max(out, f);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals
 
 function checkBootstrap(opts: BootstrapOptions): void {
   if (!Number.isInteger(opts.resamples) || opts.resamples < 0) {
@@ -408,7 +640,10 @@ function checkBootstrap(opts: BootstrapOptions): void {
     });
   }
   if (!Number.isFinite(opts.seed)) {
-    throw new UserError(`the seed must be a number, got ${opts.seed}.`, { field: 'seed', fix: 'use a whole number such as 0.' });
+    throw new UserError(`the seed must be a number, got ${opts.seed}.`, {
+      field: 'seed',
+      fix: 'use a whole number such as 0.',
+    });
   }
 }
 
@@ -443,7 +678,8 @@ function checkInput(pred: Predictions, input: EvaluationInput, what: string): nu
       });
     }
     const g = input.groupIds[i];
-    if (g < 0 || g >= G) throw new Error(`metrics: sample ${i} (row ${input.rows[i]}) has group id ${g}, but there are ${G} groups`);
+    if (g < 0 || g >= G)
+      throw new Error(`metrics: sample ${i} (row ${input.rows[i]}) has group id ${g}, but there are ${G} groups`);
   }
   const p = pred.probs;
   for (let j = 0; j < p.length; j++) {
@@ -465,36 +701,12 @@ function correctness(pred: Int32Array, labels: Int32Array): Uint8Array {
   return c;
 }
 
-function groupMembers(groupIds: Int32Array, G: number): Int32Array[] {
-  const sizes = new Int32Array(G);
-  for (let i = 0; i < groupIds.length; i++) sizes[groupIds[i]]++;
-  const out = Array.from({ length: G }, (_, g) => new Int32Array(sizes[g]));
-  const fill = new Int32Array(G);
-  for (let i = 0; i < groupIds.length; i++) {
-    const g = groupIds[i];
-    out[g][fill[g]++] = i;
-  }
-  return out;
-}
-
 function nonEmptyGroups(members: Int32Array[]): number[] {
   const out: number[] = [];
   members.forEach((m, g) => {
     if (m.length) out.push(g);
   });
   return out;
-}
-
-function minOver(values: Float64Array, which: number[]): number {
-  let v = Infinity;
-  for (const g of which) if (values[g] < v) v = values[g];
-  return v;
-}
-
-function maxOver(values: Float64Array, which: number[]): number {
-  let v = -Infinity;
-  for (const g of which) if (values[g] > v) v = values[g];
-  return v;
 }
 
 /** tie[i] = 1 when order[i] has the same score as order[i + 1]. */

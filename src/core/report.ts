@@ -5,6 +5,14 @@
 import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, Recommendation, SessionResults, Spread } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
+import {
+  betweenGroupsEstimate,
+  changeEstimate,
+  fairnessDifferences,
+  formatEstimate,
+  groupEstimate,
+  metricsOf,
+} from './metric-table';
 
 export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
 export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
@@ -25,6 +33,59 @@ function denseTable(e: Evaluation): string {
       ...e.groups.map((g) => [g.group, String(g.n), withInterval(g.accuracy), withInterval(g.auroc, (x) => x.toFixed(3)), g.warning ?? '']),
     ],
   );
+}
+
+/**
+ * Binary tasks: each group's rates of the metric table (true-positive, false-positive, selection
+ * rate) with intervals. Empty for multiclass tasks and for results files older than the table.
+ */
+export function groupRatesTable(e: Evaluation, task: SessionResults['model']['task']): string[] {
+  const defs = metricsOf('rate', task).filter((m) => !m.schemaV1);
+  if (!defs.length || !e.groups.some((g) => g.rates)) return [];
+  const rows = e.groups.map((g) => [g.group, String(g.n), ...defs.map((m) => formatEstimate(m, groupEstimate(m, g)))]);
+  return [table(['group', 'test samples', ...defs.map((m) => `${m.label} [95% CI]`)], rows), ''];
+}
+
+/** Accuracy per group × class (the fraction of each class's samples predicted as that class). */
+export function classAccuracyTable(e: Evaluation): string[] {
+  const classes = e.classAccuracy?.map((c) => c.class);
+  if (!classes?.length) return [];
+  const cell = (c: { n: number; accuracy: Estimate | null } | undefined) =>
+    c?.accuracy ? `${pct(c.accuracy.value)} (n ${c.n})` : `– (n ${c?.n ?? 0})`;
+  const rows = [
+    ['**all**', ...classes.map((k) => cell(e.classAccuracy?.find((c) => c.class === k)))],
+    ...e.groups.map((g) => [g.group, ...classes.map((k) => cell(g.classAccuracy?.find((c) => c.class === k)))]),
+  ];
+  return [table(['group', ...classes.map((k) => `class ${k}`)], rows), ''];
+}
+
+/**
+ * Binary tasks: Fairlearn's between-group differences of the dense model and of each pruned point,
+ * with the paired change against dense. Empty for multiclass tasks and older results files.
+ */
+export function fairnessDifferencesTable(r: SessionResults): string[] {
+  const defs = fairnessDifferences(r.model.task);
+  if (!defs.length || !r.dense?.fairness) return [];
+  const rows = [
+    ['dense', ...defs.map((m) => formatEstimate(m, betweenGroupsEstimate(m, r.dense)))],
+    ...r.points.map((p) => [
+      p.id,
+      ...defs.map((m) => {
+        const e = betweenGroupsEstimate(m, p.evaluation);
+        const c = changeEstimate(m, p.comparison);
+        return e ? `${formatEstimate(m, e)}${c ? `; change ${formatEstimate(m, c, true)}` : ''}` : '–';
+      }),
+    ]),
+  ];
+  return [
+    '## Fairness differences between groups',
+    '',
+    `As Fairlearn defines them: ${defs.map((m) => `${m.label}, the ${m.description}`).join('; ')}. ` +
+      "0 means every group alike; lower is fairer. A point's change is pruned − dense, on the same resampled test rows.",
+    '',
+    table(['model', ...defs.map((m) => `${m.label} [95% CI]`)], rows),
+    '',
+  ];
 }
 
 /** FLOPs of the model as it runs (the shrunk one for filter methods), with the change against dense. */
@@ -134,7 +195,13 @@ export function renderReport(r: SessionResults): string {
   if (dense) {
     lines.push('## Dense model', '', denseTable(dense), '');
     lines.push(`Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; largest gap between groups ${withInterval(dense.largestGap)}.`, '');
+    lines.push(...groupRatesTable(dense, r.model.task));
+    const byClass = classAccuracyTable(dense);
+    if (byClass.length) {
+      lines.push('Accuracy by group and class (of the samples of each class, the fraction predicted as it):', '', ...byClass);
+    }
   }
+  lines.push(...fairnessDifferencesTable(r));
   if (r.points.length && dense) {
     lines.push('## Pruned models', '', ...summarySentences(r).map((s) => `- ${s}`), '');
     lines.push(

@@ -180,6 +180,23 @@ export interface GroupMetrics {
   auroc: Estimate | null;
   /** Set when the group is so small that its interval is wide; the text says so. */
   warning?: string;
+  /**
+   * Binary tasks: the group's rates under Fairlearn's names (`true_positive_rate`,
+   * `false_positive_rate`, `selection_rate`; the list is the metric table, src/core/metric-table.ts).
+   * Null when undefined (e.g. no positive sample for the true-positive rate). Absent in older files.
+   */
+  rates?: Record<string, Estimate | null>;
+  /** Accuracy on each class within the group (the fraction of its samples of that class predicted as it). */
+  classAccuracy?: ClassAccuracy[];
+}
+
+/** Accuracy on one class: of the samples labelled `class`, the fraction predicted as it. */
+export interface ClassAccuracy {
+  class: string;
+  /** Samples of the class. */
+  n: number;
+  /** Null when there is no sample of the class. */
+  accuracy: Estimate | null;
 }
 
 export interface Evaluation {
@@ -192,6 +209,15 @@ export interface Evaluation {
   worstGroup: { group: string; accuracy: Estimate };
   /** Largest accuracy difference between any two groups (max − min). */
   largestGap: Estimate;
+  /** Binary tasks: the rates of `GroupMetrics.rates` over all samples. Absent in older files. */
+  rates?: Record<string, Estimate | null>;
+  /**
+   * Binary tasks: between-group differences under Fairlearn's names (`demographic_parity_difference`,
+   * `equal_opportunity_difference`, `equalized_odds_difference`). Absent in older files.
+   */
+  fairness?: Record<string, Estimate | null>;
+  /** Accuracy on each class over all samples. Absent in older files. */
+  classAccuracy?: ClassAccuracy[];
 }
 
 /** A pruned model measured against the dense one on the same samples (paired bootstrap). */
@@ -202,6 +228,11 @@ export interface Comparison {
   worstGroupChange: Estimate;
   /** Largest-gap change, pruned − dense. */
   gapChange: Estimate;
+  /**
+   * Binary tasks: the paired change, pruned − dense, of each `Evaluation.fairness` difference.
+   * Absent in older files.
+   */
+  fairnessChange?: Record<string, Estimate | null>;
   groups: Array<{
     group: string;
     /** pruned − dense accuracy of this group. */

@@ -31,8 +31,11 @@ export type HostToReport = { type: 'body'; html: string };
 
 /** The x axis of the curves: achieved sparsity, or the estimated reduction of multiply-adds. */
 export type CurvesXAxis = 'sparsity' | 'flops';
-/** The y metric of the per-group curves. */
-export type CurvesMetric = 'accuracy' | 'auroc' | 'excessGap';
+/**
+ * The y metric of the per-group curves: the name of a per-group metric of the metric table
+ * (src/core/metric-table.ts: `accuracy`, `auroc`, `true_positive_rate`, ...), or `excessGap` (ψ).
+ */
+export type CurvesMetric = string;
 
 /** What the panel keeps with `setState` and the serializer hands back after a reload. */
 export interface CurvesState {

@@ -9,6 +9,16 @@
 import type { Estimate, LossName, PrunedPoint } from '../protocol/results';
 import { LOSS_NAMES } from '../protocol/results';
 import type { CurvesMetric, CurvesState, CurvesXAxis, SessionView } from '../protocol/webview';
+import {
+  formatValue,
+  groupEstimate,
+  groupMetrics,
+  metricDef,
+  METRICS,
+  pct,
+  signedPts,
+  type MetricDef,
+} from '../core/metric-table';
 
 export const DEFAULT_CURVES_STATE: CurvesState = { sessionDir: null, xAxis: 'sparsity', metric: 'accuracy', hiddenGroups: [], hiddenLosses: [], selected: null };
 
@@ -31,17 +41,34 @@ export const LOSS_STYLE: Record<LossName, { dash: number[]; pointStyle: PointSty
   ceag: { dash: [8, 2, 1, 2], pointStyle: 'cross' },
 };
 
-export const METRIC_LABELS: Record<CurvesMetric, string> = {
-  accuracy: 'accuracy',
-  auroc: 'AUROC',
-  excessGap: 'excess accuracy gap ψ',
-};
+/**
+ * The table entry behind a curves metric: a per-group metric of the metric table by its name, or
+ * `excessGap` (the name the panel's saved state has always used) for the table's `excess_gap`.
+ */
+export function curvesMetricDef(metric: CurvesMetric): MetricDef {
+  return metricDef(metric === 'excessGap' ? 'excess_gap' : metric);
+}
+
+/** Every per-group metric the chart can plot, for any task: the table's rates and scores, then ψ. */
+const ALL_CURVES_METRICS: CurvesMetric[] = [
+  ...METRICS.filter((m) => m.kind === 'rate' || m.kind === 'score').map((m) => m.name),
+  'excessGap',
+];
+
+/** The metrics the picker offers for a session: those of the table that apply to its task, then ψ. */
+export function curvesMetrics(view: SessionView): CurvesMetric[] {
+  return [...groupMetrics(view.results.model?.task ?? 'multiclass').map((m) => m.name), 'excessGap'];
+}
+
+/** The picker's labels, from the metric table. */
+export const METRIC_LABELS: Record<CurvesMetric, string> = Object.fromEntries(
+  ALL_CURVES_METRICS.map((m) => [m, curvesMetricDef(m).label]),
+);
 
 export const X_LABELS: Record<CurvesXAxis, string> = { sparsity: 'sparsity (fraction of prunable weights removed)', flops: 'FLOPs reduction (estimated)' };
 
-export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
-export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
-export const formatMetric = (metric: CurvesMetric, x: number): string => (metric === 'auroc' ? x.toFixed(3) : metric === 'excessGap' ? signedPts(x) : pct(x));
+export { pct, signedPts };
+export const formatMetric = (metric: CurvesMetric, x: number): string => formatValue(curvesMetricDef(metric), x);
 
 export function groupColour(view: SessionView, group: string): string {
   const i = groupNames(view).indexOf(group);
@@ -74,7 +101,7 @@ export function groupMetric(point: PrunedPoint, group: string, metric: CurvesMet
   if (metric === 'excessGap') return point.comparison.groups.find((g) => g.group === group)?.excessGap ?? null;
   const g = point.evaluation.groups.find((x) => x.group === group);
   if (!g) return null;
-  return metric === 'auroc' ? g.auroc : g.accuracy;
+  return groupEstimate(curvesMetricDef(metric), g);
 }
 
 export interface SeriesPoint {
@@ -162,7 +189,7 @@ export function referenceLines(view: SessionView, state: CurvesState): Reference
   return dense.groups
     .filter((g) => show.group(g.group))
     .flatMap((g) => {
-      const e = state.metric === 'auroc' ? g.auroc : g.accuracy;
+      const e = groupEstimate(curvesMetricDef(state.metric), g);
       return e ? [{ group: g.group, label: `${g.group} · dense`, colour: groupColour(view, g.group), y: e.value, low: e.low, high: e.high }] : [];
     });
 }
@@ -348,10 +375,15 @@ export function chartTextRows(series: Series[], metric: CurvesMetric): string[][
 export function tooltipLines(s: Series, p: SeriesPoint, metric: CurvesMetric, axis: CurvesXAxis): string[] {
   return [
     `${s.group} · ${s.loss} (${p.pointId})`,
-    `${METRIC_LABELS[metric]} ${formatMetric(metric, p.y)}, 95% CI ${formatMetric(metric, p.low)} – ${formatMetric(metric, p.high)}`,
+    `${METRIC_LABELS[metric] ?? metric} ${formatMetric(metric, p.y)}, ` +
+      `95% CI ${formatMetric(metric, p.low)} – ${formatMetric(metric, p.high)}`,
+    `(${curvesMetricDef(metric).description}; ${betterWords(curvesMetricDef(metric))})`,
     `${axis === 'flops' ? 'FLOPs reduction' : 'sparsity'} ${pct(p.x)} · n = ${p.n} test samples`,
   ];
 }
+
+const betterWords = (m: MetricDef): string =>
+  m.better === 'higher' ? 'higher is better' : m.better === 'lower' ? 'lower is better' : 'neither way is better';
 
 /** Applies a state change from the toggles, keeping the state valid for the session. */
 export function toggle(state: CurvesState, what: { group?: string; loss?: LossName }): CurvesState {
@@ -370,7 +402,7 @@ export function sanitizeState(raw: unknown): CurvesState {
   return {
     sessionDir: typeof s.sessionDir === 'string' ? s.sessionDir : null,
     xAxis: s.xAxis === 'flops' ? 'flops' : 'sparsity',
-    metric: s.metric === 'auroc' || s.metric === 'excessGap' ? s.metric : 'accuracy',
+    metric: typeof s.metric === 'string' && ALL_CURVES_METRICS.includes(s.metric) ? s.metric : 'accuracy',
     hiddenGroups: strings(s.hiddenGroups),
     hiddenLosses: strings(s.hiddenLosses).filter((l): l is LossName => (LOSS_NAMES as readonly string[]).includes(l)),
     selected: typeof s.selected === 'string' ? s.selected : null,

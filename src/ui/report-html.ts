@@ -5,8 +5,18 @@
  * button clicks into typed `WebviewToHost` messages.
  */
 import type { SessionView } from '../protocol/webview';
-import type { Estimate, PrunedPoint } from '../protocol/results';
-import { pct, signedPts } from '../core/report';
+import type { Comparison, Estimate, Evaluation, PrunedPoint, Task } from '../protocol/results';
+import {
+  betweenGroupsEstimate,
+  changeDirection,
+  changeEstimate,
+  fairnessDifferences,
+  formatChange,
+  formatValue,
+  pct,
+  signedPts,
+  type MetricDef,
+} from '../core/metric-table';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -19,6 +29,35 @@ const ci = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pc
 const groupName = (g: string) => escapeHtml(g).replace(/(=|×)/g, '$1<wbr>');
 
 const delta = (x: number) => `<span class="${x < -0.005 ? 'worse' : x > 0.005 ? 'better' : ''}">${escapeHtml(signedPts(x))}</span>`;
+
+const ciOf = (m: MetricDef, e: Estimate | null, change = false) =>
+  e ? ci(e, (x) => (change ? formatChange(m, x) : formatValue(m, x))) : '–';
+
+/**
+ * Binary tasks: Fairlearn's between-group differences (from the metric table) as a small table, with
+ * the paired change against dense for a pruned point. Empty for multiclass and older results files.
+ */
+export function fairnessDifferencesHtml(task: Task, e: Evaluation, c: Comparison | null): string {
+  const defs = fairnessDifferences(task);
+  if (!defs.length || !e.fairness) return '';
+  const rows = defs
+    .map((m) => {
+      const ch = c ? changeEstimate(m, c) : null;
+      const dir = ch ? changeDirection(m, ch.value) : 'same';
+      const changeCell = ch ? `<span class="${dir === 'same' ? '' : dir}">${escapeHtml(formatChange(m, ch.value))}</span>` : '–';
+      const change = c ? `<td>${changeCell}</td>` : '';
+      const name = `<th scope="row" title="${escapeHtml(m.description)}">${escapeHtml(m.label)}</th>`;
+      return `<tr>${name}<td>${ciOf(m, betweenGroupsEstimate(m, e))}</td>${change}</tr>`;
+    })
+    .join('');
+  const head =
+    '<th scope="col">difference</th><th scope="col">value [95% CI]</th>' + (c ? '<th scope="col">change</th>' : '');
+  const caption = `Differences between groups (Fairlearn's definitions; lower is fairer)${c ? ', change against dense' : ''}`;
+  return (
+    `<div class="table-wrap"><table class="fairness"><caption>${caption}</caption>` +
+    `<thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table></div>`
+  );
+}
 
 function pointSection(view: SessionView, p: PrunedPoint): string {
   const r = view.results;
@@ -37,6 +76,7 @@ function pointSection(view: SessionView, p: PrunedPoint): string {
 <h3><span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASS' : 'FAIL'}</span> ${escapeHtml(pct(p.targetSparsity, 0))} sparsity · ${escapeHtml(p.loss)}</h3>
 <p class="summary">Accuracy ${ci(p.evaluation.accuracy)} (${delta(p.comparison.accuracyChange.value)}); worst group ${escapeHtml(p.evaluation.worstGroup.group)} ${escapeHtml(pct(p.evaluation.worstGroup.accuracy.value))} (${delta(p.comparison.worstGroupChange.value)}); gap ${escapeHtml(pct(p.evaluation.largestGap.value))}; ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.</p>
 <div class="table-wrap"><table><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">n</th></tr></thead><tbody>${rows}</tbody></table></div>
+${fairnessDifferencesHtml(r.model.task, p.evaluation, p.comparison)}
 <p class="verdict">${escapeHtml(why)}</p>
 <button class="commit" data-session="${escapeHtml(view.sessionDir)}" data-point="${escapeHtml(p.id)}" ${disabledReason ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"` : `title="Write this pruned model, fairness.json and FAIRNESS.md beside the dense model"`}>Commit ${escapeHtml(p.id)}</button>${disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : ''}
 </section>`;
@@ -57,7 +97,8 @@ export function renderReportBody(view: SessionView | null): string {
 ${view.recommendation ? `<p class="recommendation${view.recommendation.pointId ? '' : ' none'}">${escapeHtml(view.recommendation.sentence)}</p>` : ''}
 ${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
 ${r.dense ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
-<div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div></section>` : ''}
+<div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div>
+${fairnessDifferencesHtml(r.model.task, r.dense, null)}</section>` : ''}
 ${r.points.map((p) => pointSection(view, p)).join('\n')}
 ${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p>' : ''}`;
 }
