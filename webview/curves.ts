@@ -360,8 +360,8 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
         borderWidth: width,
         pointStyle: s.pointStyle as 'circle',
         pointRadius: s.points.map((p) => (p.pointId === state.selected ? 7 : p.pointId === view?.recommendation?.pointId ? 6 : 4)),
-        // the recommended point wears a thick ring
-        pointBorderWidth: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? 4 : 1)),
+        // the recommended point wears a thick ring in the text colour (the legend keeps the series' own look)
+        pointBorderWidth: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? 3 : 1)),
         pointBorderColor: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? t.fg : s.colour)),
         pointHoverRadius: 8,
         tension: 0,
@@ -379,7 +379,17 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
         y: { ...axisOptions(METRIC_LABELS[state.metric], (x) => formatMetric(state.metric, x)), ...yRange(series, refs, state.metric) },
       },
       plugins: {
-        legend: { position: 'bottom', labels: { color: t.fg, usePointStyle: true, font: { family: t.font } } },
+        legend: {
+          position: 'bottom',
+          labels: {
+            color: t.fg,
+            usePointStyle: true,
+            font: { family: t.font },
+            // each series in its own colour, whatever ring the recommended point wears
+            generateLabels: (chart) =>
+              Chart.defaults.plugins.legend.labels.generateLabels(chart).map((l) => ({ ...l, strokeStyle: series[l.datasetIndex ?? 0]?.colour ?? l.strokeStyle, lineWidth: 1 })),
+          },
+        },
         tooltip: {
           callbacks: {
             title: () => '',

@@ -303,12 +303,12 @@ export function tableCells(r: TableRow): string[] {
   return [
     pct(r.targetSparsity, 0),
     pct(r.achievedSparsity),
-    r.loss,
+    r.recommended ? `★ ${r.loss}` : r.loss,
     `${pct(r.accuracy.value)} [${pct(r.accuracy.low)}, ${pct(r.accuracy.high)}]`,
     `${r.worstGroup} ${pct(r.worstAccuracy.value)}`,
     pct(r.gap.value),
     `${r.nonZeroParameters.toLocaleString('en')} · ${(r.gzipBytes / 1024).toFixed(1)} KiB`,
-    (r.verdict === 'pass' ? '✓ pass' : r.verdict === 'fail' ? '✗ fail' : '?') + (r.recommended ? ' ★ recommended' : ''),
+    r.verdict === 'pass' ? '✓ pass' : r.verdict === 'fail' ? '✗ fail' : '?',
   ];
 }
 

@@ -95,7 +95,7 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
     assert.equal((await frame.locator('#recommendation').textContent())?.replace(/^★\s*/, '').trim(), recommended.sentence);
     await until('the recommended point selected on open', async () => ((await frame.locator('#detail').textContent()) ?? '').includes(`${Math.round(rec.targetSparsity * 100)}% sparsity · ${rec.loss}`) || undefined);
     assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).getAttribute('class')) ?? '', /recommended/);
-    assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).textContent()) ?? '', /★ recommended/);
+    assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).textContent()) ?? '', new RegExp(`★ ${rec.loss}`));
     const series = JSON.parse((await frame.locator('#main-figure').getAttribute('data-series'))!) as Drawn[];
     // One series per subgroup × loss, each holding the session's own test accuracies.
     assert.deepEqual(series.map((s) => `${s.group}|${s.loss}`).sort(), ['region=north|ce', 'region=north|pw', 'region=south|ce', 'region=south|pw']);
