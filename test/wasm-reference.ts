@@ -49,14 +49,16 @@ export interface ReferenceResult {
   grads: Float32Array[];
   /** The trainable weights after each Adam step of `adamGrads` (when given), in the same order. */
   adam: Float32Array[][];
+  /** The gradient sets those Adam steps applied. */
+  adamGrads: Float32Array[][];
 }
 
 /**
  * The reference on the cpu backend: `build()` (which must make the same architecture on any backend)
  * given `weights` (every weight, `model.getWeights()` order), run on the batch `x` [batch, ...]:
  * logits, the batch mean of the weighted cross-entropy with `targets`/`sampleWeights` (one row per
- * sample of the batch), every trainable weight's gradient; then, when `adamGrads` is given, Adam
- * (tf.train.adam, learning rate `lr`) applied with each of those gradient sets in turn. The current
+ * sample of the batch), every trainable weight's gradient; then, when `adamGrads` is given (or made
+ * from those gradients), Adam (tf.train.adam, learning rate `lr`) applied with each set in turn. The current
  * backend is restored afterwards.
  */
 export async function referenceOnCpu(
@@ -66,7 +68,7 @@ export async function referenceOnCpu(
   task: Task,
   targets: Float32Array,
   sampleWeights: Float32Array,
-  adamGrads: Float32Array[][] = [],
+  adamGrads: Float32Array[][] | ((grads: Float32Array[]) => Float32Array[][]) = [],
   lr = 0.01,
 ): Promise<ReferenceResult> {
   const previous = tf.getBackend();
@@ -88,11 +90,13 @@ export async function referenceOnCpu(
         loss: value.dataSync()[0],
         grads: variables.map((v) => Float32Array.from(grads[v.name].dataSync())),
         adam: [],
+        adamGrads: [],
       };
       tf.dispose([value, grads, xb, t, sw]);
-      if (adamGrads.length) {
+      result.adamGrads = typeof adamGrads === 'function' ? adamGrads(result.grads) : adamGrads;
+      if (result.adamGrads.length) {
         const adam = tf.train.adam(lr);
-        for (const set of adamGrads) {
+        for (const set of result.adamGrads) {
           const named: Record<string, tf.Tensor> = {};
           variables.forEach((v, i) => (named[v.name] = tf.tensor(set[i], v.shape, 'float32')));
           adam.applyGradients(named as tf.NamedTensorMap as never);
