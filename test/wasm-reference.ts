@@ -25,7 +25,12 @@ export function poisonHeapOutputs(): () => void {
   const heap = wasmInternals(backend);
   if (!heap) throw new Error('poisonHeapOutputs: the wasm backend is not registered');
   const original = heap.makeOutput;
-  const call = original as (shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: unknown) => tf.TensorInfo;
+  const call = original as (
+    shape: number[],
+    dtype: tf.DataType,
+    memoryOffset?: number,
+    values?: unknown,
+  ) => tf.TensorInfo;
   heap.makeOutput = ((shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: unknown) => {
     const out = call.call(heap, shape, dtype, memoryOffset, values);
     // An output at a given offset (memory the C code allocated) or with values given is not fresh: left alone.
@@ -84,7 +89,10 @@ export async function referenceOnCpu(
       const sw = tf.tensor1d(sampleWeights);
       const logits = tf.tidy(() => (model.apply(xb, { training: false }) as tf.Tensor).dataSync() as Float32Array);
       const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const { value, grads } = tf.variableGrads(() => weightedCrossEntropy(task, model.apply(xb, { training: true }) as tf.Tensor2D, t, sw), variables);
+      const { value, grads } = tf.variableGrads(
+        () => weightedCrossEntropy(task, model.apply(xb, { training: true }) as tf.Tensor2D, t, sw),
+        variables,
+      );
       const result: ReferenceResult = {
         logits: Float32Array.from(logits),
         loss: value.dataSync()[0],

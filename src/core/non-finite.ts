@@ -76,7 +76,11 @@ interface HostWeights {
 }
 
 function hostWeights(model: tfl.LayersModel): HostWeights[] {
-  return model.weights.map((w) => ({ values: Float32Array.from(w.read().dataSync() as Float32Array), shape: w.shape as number[], name: w.originalName }));
+  return model.weights.map((w) => ({
+    values: Float32Array.from(w.read().dataSync() as Float32Array),
+    shape: w.shape as number[],
+    name: w.originalName,
+  }));
 }
 
 /** The layer and weight holding a non-finite value, or null. */
@@ -121,26 +125,41 @@ const describe = (loss: number, badGradient: string | null) =>
  */
 export function diagnoseTrainingStep(f: TrainingStepFailure): UserError {
   const backend = tf.getBackend();
-  const where = `fine-tuning step ${f.step + 1} (epoch ${f.epoch + 1}) on the ${backend} backend gave ${describe(f.loss, f.badGradient)}`;
+  const where =
+    `fine-tuning step ${f.step + 1} (epoch ${f.epoch + 1}) on the ${backend} backend ` +
+    `gave ${describe(f.loss, f.badGradient)}`;
   const weights = hostWeights(f.model);
   const badWeight = nonFiniteWeight(weights);
   if (badWeight) {
     if (f.step === 0) {
-      return new UserError(`${where}: the model's weight ${badWeight} holds values that are not numbers before any fine-tuning.`, {
-        field: badWeight,
-        fix: 'the model file holds NaN or infinite weights: retrain or re-export the model.',
-      });
+      return new UserError(
+        `${where}: the model's weight ${badWeight} holds values that are not numbers before any fine-tuning.`,
+        {
+          field: badWeight,
+          fix: 'the model file holds NaN or infinite weights: retrain or re-export the model.',
+        },
+      );
     }
     // Every earlier step's gradients were checked and finite, so the optimizer step made them.
-    return engineFault(`${where}: the weight ${badWeight} stopped being a number after the optimizer step before it, although every gradient of that step was finite`, backend);
+    return engineFault(
+      `${where}: the weight ${badWeight} stopped being a number after the optimizer step before it, ` +
+        'although every gradient of that step was finite',
+      backend,
+    );
   }
   const samples = tf.tidy(() => tf.gather(f.x, tf.tensor1d(f.batch, 'int32'))).dataSync() as Float32Array;
   const sampleShape = [f.batch.length, ...f.x.shape.slice(1)];
   if (firstNonFinite(samples) >= 0) {
-    return new UserError(`${where}: the samples of that step hold values that are not numbers.`, { field: 'features', fix: 'check the data for missing or infinite values.' });
+    return new UserError(`${where}: the samples of that step hold values that are not numbers.`, {
+      field: 'features',
+      fix: 'check the data for missing or infinite values.',
+    });
   }
   const width = f.targets.length / f.sampleWeights.length;
-  const targets = Float32Array.from({ length: f.batch.length * width }, (_, i) => f.targets[f.batch[Math.floor(i / width)] * width + (i % width)]);
+  const targets = Float32Array.from(
+    { length: f.batch.length * width },
+    (_, i) => f.targets[f.batch[Math.floor(i / width)] * width + (i % width)],
+  );
   const sampleWeights = Float32Array.from(f.batch, (r) => f.sampleWeights[r]);
   if (backend === REFERENCE) return divergence(`${where}, and the cpu backend is the reference`);
   const replay = onReference(() => {
@@ -150,7 +169,13 @@ export function diagnoseTrainingStep(f: TrainingStepFailure): UserError {
       tf.tidy(() => {
         const xb = tf.tensor(samples, sampleShape, 'float32');
         const variables = copy.trainableWeights.map((w) => w.read() as tf.Variable);
-        const lossFn = () => weightedCrossEntropy(f.task, copy.apply(xb, { training: true }) as tf.Tensor2D, tf.tensor2d(targets, [f.batch.length, width]), tf.tensor1d(sampleWeights));
+        const lossFn = () =>
+          weightedCrossEntropy(
+            f.task,
+            copy.apply(xb, { training: true }) as tf.Tensor2D,
+            tf.tensor2d(targets, [f.batch.length, width]),
+            tf.tensor1d(sampleWeights),
+          );
         const { value, grads } = tf.variableGrads(lossFn, variables);
         out.loss = value.dataSync()[0];
         out.bad = nonFiniteTensor(grads);
@@ -163,7 +188,11 @@ export function diagnoseTrainingStep(f: TrainingStepFailure): UserError {
   if (!replay) return notTried(where, backend);
   const { loss, bad } = replay.value;
   if (Number.isFinite(loss) && !bad) {
-    return engineFault(`${where}, but the cpu backend (the reference) computes the same step from the same weights and samples as numbers (loss ${loss.toPrecision(4)})`, backend);
+    return engineFault(
+      `${where}, but the cpu backend (the reference) computes the same step from the same weights and samples ` +
+        `as numbers (loss ${loss.toPrecision(4)})`,
+      backend,
+    );
   }
   return divergence(`${where}, and the cpu backend (the reference) gives the same step ${describe(loss, bad)} too`);
 }
@@ -172,11 +201,19 @@ export function diagnoseTrainingStep(f: TrainingStepFailure): UserError {
  * The error for predictions that are not numbers: rows `indices` of `x` through `model` (logits for
  * `task`), checked again on the cpu backend. Null where they are all finite.
  */
-export function diagnosePredictions(model: tfl.LayersModel, task: Task, x: tf.Tensor, indices: Int32Array, probs: ArrayLike<number>, width: number): UserError | null {
+export function diagnosePredictions(
+  model: tfl.LayersModel,
+  task: Task,
+  x: tf.Tensor,
+  indices: Int32Array,
+  probs: ArrayLike<number>,
+  width: number,
+): UserError | null {
   const at = firstNonFinite(probs);
   if (at < 0) return null;
   const backend = tf.getBackend();
-  const where = `the model's output for ${indices.length > 1 ? 'a sample' : 'the sample'} on the ${backend} backend is ${probs[at]} (output ${at % width})`;
+  const sample = indices.length > 1 ? 'a sample' : 'the sample';
+  const where = `the model's output for ${sample} on the ${backend} backend is ${probs[at]} (output ${at % width})`;
   const weights = hostWeights(model);
   const badWeight = nonFiniteWeight(weights);
   if (badWeight) {
@@ -188,15 +225,21 @@ export function diagnosePredictions(model: tfl.LayersModel, task: Task, x: tf.Te
   const row = Math.floor(at / width);
   const samples = tf.tidy(() => tf.gather(x, tf.tensor1d([indices[row]], 'int32'))).dataSync() as Float32Array;
   if (firstNonFinite(samples) >= 0) {
-    return new UserError(`${where}: that sample's input holds values that are not numbers.`, { field: 'features', fix: 'check the data for missing or infinite values.' });
+    return new UserError(`${where}: that sample's input holds values that are not numbers.`, {
+      field: 'features',
+      fix: 'check the data for missing or infinite values.',
+    });
   }
-  const overflow = 'the model\'s outputs overflow float32 on that sample; if it was fine-tuned here, the training diverged';
+  const overflow =
+    "the model's outputs overflow float32 on that sample; if it was fine-tuned here, the training diverged";
   if (backend === REFERENCE) return divergence(`${where} (the cpu backend is the reference)`, overflow);
   const replay = onReference(() => {
     const copy = copyOf(model, weights);
     try {
       return tf.tidy(() => {
-        const logits = copy.apply(tf.tensor(samples, [1, ...x.shape.slice(1)], 'float32'), { training: false }) as tf.Tensor2D;
+        const logits = copy.apply(tf.tensor(samples, [1, ...x.shape.slice(1)], 'float32'), {
+          training: false,
+        }) as tf.Tensor2D;
         return Array.from((task === 'binary' ? tf.sigmoid(logits) : tf.softmax(logits)).dataSync());
       });
     } finally {
@@ -205,19 +248,30 @@ export function diagnosePredictions(model: tfl.LayersModel, task: Task, x: tf.Te
   });
   if (!replay) return notTried(where, backend);
   if (firstNonFinite(replay.value) < 0) {
-    return engineFault(`${where}, but the cpu backend (the reference) computes numbers for the same sample and weights (${replay.value.map((v) => v.toPrecision(3)).join(', ')})`, backend);
+    return engineFault(
+      `${where}, but the cpu backend (the reference) computes numbers for the same sample and weights ` +
+        `(${replay.value.map((v) => v.toPrecision(3)).join(', ')})`,
+      backend,
+    );
   }
   return divergence(`${where}, and the cpu backend (the reference) gives the same`, overflow);
 }
 
 function engineFault(what: string, backend: string): UserError {
-  return new UserError(`${what}: a fault in Fair Prune's ${backend} engine, not in your model, data or settings. Please report it with this message.`, {
-    field: '--backend',
-    fix: `run with ${BACKEND_FIX}: slower, and it computes this correctly.`,
-  });
+  return new UserError(
+    `${what}: a fault in Fair Prune's ${backend} engine, not in your model, data or settings. ` +
+      'Please report it with this message.',
+    {
+      field: '--backend',
+      fix: `run with ${BACKEND_FIX}: slower, and it computes this correctly.`,
+    },
+  );
 }
 
-function divergence(what: string, cause = 'the training diverged (the weights grew until the numbers overflowed)'): UserError {
+function divergence(
+  what: string,
+  cause = 'the training diverged (the weights grew until the numbers overflowed)',
+): UserError {
   return new UserError(`${what}: ${cause}.`, {
     field: '--lr',
     fix: 'lower the learning rate (--lr), or check the input data for huge values.',
@@ -225,8 +279,14 @@ function divergence(what: string, cause = 'the training diverged (the weights gr
 }
 
 function notTried(what: string, backend: string): UserError {
-  return new UserError(`${what}. The reference (cpu) backend could not be run here, so it is not known whether the training diverged or the ${backend} engine failed.`, {
-    field: '--backend',
-    fix: `run again with ${BACKEND_FIX}: if it finishes, the ${backend} engine is at fault (please report it); if not, lower the learning rate (--lr).`,
-  });
+  return new UserError(
+    `${what}. The reference (cpu) backend could not be run here, so it is not known whether the training ` +
+      `diverged or the ${backend} engine failed.`,
+    {
+      field: '--backend',
+      fix:
+        `run again with ${BACKEND_FIX}: if it finishes, the ${backend} engine is at fault (please report it); ` +
+        'if not, lower the learning rate (--lr).',
+    },
+  );
 }

@@ -146,7 +146,8 @@ export function predictProbabilities(model: tfl.LayersModel, task: Task, x: tf.T
     const values = probs.dataSync() as Float32Array;
     probs.dispose();
     // Predictions that are not numbers are checked on the reference backend before anyone is blamed.
-    const bad = diagnosePredictions(model, task, x, indices ? indices.subarray(start, end) : Int32Array.from({ length: end - start }, (_, i) => start + i), values, width);
+    const rows = indices ? indices.subarray(start, end) : Int32Array.from({ length: end - start }, (_, i) => start + i);
+    const bad = diagnosePredictions(model, task, x, rows, values, width);
     if (bad) throw bad;
     out.set(values, start * width);
   }
@@ -271,7 +272,9 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   // optimizer step: the first non-finite one stops the run with what the reference backend makes of the
   // same step (non-finite.ts), while the weights are still those the step started from.
   const check = checksEveryStep();
-  const hostTargets = check ? host ?? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array } : null;
+  const hostTargets = !check
+    ? null
+    : host ?? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array };
 
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {

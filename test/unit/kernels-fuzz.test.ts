@@ -74,18 +74,39 @@ function build(s: Spec): tfl.LayersModel {
   const layers: tfl.layers.Layer[] = [];
   const first = (i: number) => (i === 0 ? { inputShape: s.input } : {});
   s.convs.forEach((c, i) => {
-    layers.push(tfl.layers.conv2d({ ...first(i), filters: c.filters, kernelSize: c.kernel, strides: c.strides, padding: c.padding, activation: c.activation, useBias: c.useBias, kernelInitializer: 'zeros' }));
-    if (c.pool) layers.push(tfl.layers.maxPooling2d({ poolSize: c.pool.size, strides: c.pool.strides, padding: c.pool.padding }));
+    layers.push(
+      tfl.layers.conv2d({
+        ...first(i),
+        filters: c.filters,
+        kernelSize: c.kernel,
+        strides: c.strides,
+        padding: c.padding,
+        activation: c.activation,
+        useBias: c.useBias,
+        kernelInitializer: 'zeros',
+      }),
+    );
+    if (c.pool)
+      layers.push(tfl.layers.maxPooling2d({ poolSize: c.pool.size, strides: c.pool.strides, padding: c.pool.padding }));
   });
   if (s.convs.length) layers.push(tfl.layers.flatten());
   s.dense.forEach((d, i) => {
-    layers.push(tfl.layers.dense({ ...(s.convs.length ? {} : first(i)), units: d.units, activation: d.activation, useBias: d.useBias, kernelInitializer: 'zeros' }));
+    layers.push(
+      tfl.layers.dense({
+        ...(s.convs.length ? {} : first(i)),
+        units: d.units,
+        activation: d.activation,
+        useBias: d.useBias,
+        kernelInitializer: 'zeros',
+      }),
+    );
   });
   return tfl.sequential({ layers });
 }
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)];
-const outSize = (n: number, k: number, s: number, padding: 'same' | 'valid') => (padding === 'same' ? Math.ceil(n / s) : Math.floor((n - k) / s) + 1);
+const outSize = (n: number, k: number, s: number, padding: 'same' | 'valid') =>
+  padding === 'same' ? Math.ceil(n / s) : Math.floor((n - k) / s) + 1;
 
 /** A random model of the kinds the wasm paths take (see the file's comment). */
 function drawSpec(rng: Rng): Spec {
@@ -95,7 +116,11 @@ function drawSpec(rng: Rng): Spec {
   const task: Task = rng.next() < 0.25 ? 'binary' : 'multiclass';
   const outUnits = task === 'binary' ? 1 : pick(rng, [2, 3, 4, 5, 10]);
   const units = heapShaped ? [4, 8, 12, 16] : [1, 2, 3, 4, 5, 6, 8, 12, 16];
-  const hidden = (): DenseSpec => ({ units: pick(rng, units), activation: rng.next() < 0.75 ? 'relu' : 'linear', useBias: rng.next() < 0.85 });
+  const hidden = (): DenseSpec => ({
+    units: pick(rng, units),
+    activation: rng.next() < 0.75 ? 'relu' : 'linear',
+    useBias: rng.next() < 0.85,
+  });
   const dense: DenseSpec[] = Array.from({ length: rng.int(3) }, hidden);
   dense.push({ units: outUnits, activation: 'linear', useBias: rng.next() < 0.9 });
   const batch = 1 + rng.int(9);
@@ -113,11 +138,24 @@ function drawSpec(rng: Rng): Spec {
     const padding = rng.next() < 0.7 ? 'same' : 'valid';
     const [oh, ow] = [outSize(H, kernel, strides, padding), outSize(W, kernel, strides, padding)];
     if (oh < 1 || ow < 1) break;
-    const c: ConvSpec = { filters, kernel, strides, padding, activation: rng.next() < 0.8 ? 'relu' : 'linear', useBias: rng.next() < 0.85 };
+    const c: ConvSpec = {
+      filters,
+      kernel,
+      strides,
+      padding,
+      activation: rng.next() < 0.8 ? 'relu' : 'linear',
+      useBias: rng.next() < 0.85,
+    };
     [H, W] = [oh, ow];
     if (rng.next() < 0.6) {
-      const pool = heapShaped || rng.next() < 0.4 ? { size: 2, strides: 2, padding: 'valid' as const } : { size: pick(rng, [2, 3]), strides: pick(rng, [1, 2, 3]), padding: pick(rng, ['same', 'valid'] as const) };
-      const [ph, pw] = [outSize(H, pool.size, pool.strides, pool.padding), outSize(W, pool.size, pool.strides, pool.padding)];
+      const pool =
+        heapShaped || rng.next() < 0.4
+          ? { size: 2, strides: 2, padding: 'valid' as const }
+          : { size: pick(rng, [2, 3]), strides: pick(rng, [1, 2, 3]), padding: pick(rng, ['same', 'valid'] as const) };
+      const [ph, pw] = [
+        outSize(H, pool.size, pool.strides, pool.padding),
+        outSize(W, pool.size, pool.strides, pool.padding),
+      ];
       if (ph >= 1 && pw >= 1 && (pool.padding === 'same' || (H >= pool.size && W >= pool.size))) {
         c.pool = pool;
         [H, W] = [ph, pw];
@@ -142,12 +180,16 @@ function drawInputs(rng: Rng, s: Spec): Float32Array {
     for (let b = 0; b < s.batch; b++) {
       const at = (y: number, xx: number, c: number) => b * size + (y * W + xx) * C + c;
       if (rng.next() < 0.15) x.fill(0, b * size, (b + 1) * size);
-      if (rng.next() < 0.4) { // a constant patch: ties in every window over it
+      if (rng.next() < 0.4) {
+        // a constant patch: ties in every window over it
         const v = grid(rng, 4, 1);
         const [y0, x0] = [rng.int(H), rng.int(W)];
-        for (let y = y0; y < Math.min(H, y0 + 1 + rng.int(4)); y++) for (let xx = x0; xx < Math.min(W, x0 + 1 + rng.int(4)); xx++) for (let c = 0; c < C; c++) x[at(y, xx, c)] = v;
+        for (let y = y0; y < Math.min(H, y0 + 1 + rng.int(4)); y++)
+          for (let xx = x0; xx < Math.min(W, x0 + 1 + rng.int(4)); xx++)
+            for (let c = 0; c < C; c++) x[at(y, xx, c)] = v;
       }
-      if (rng.next() < 0.3) for (let p = 0; p < H * W; p++) for (let c = 1; c < C; c++) x[b * size + p * C + c] = x[b * size + p * C]; // grey as RGB
+      if (rng.next() < 0.3)
+        for (let p = 0; p < H * W; p++) for (let c = 1; c < C; c++) x[b * size + p * C + c] = x[b * size + p * C]; // grey as RGB
     }
   }
   return x;
@@ -168,7 +210,9 @@ function drawWeights(rng: Rng, s: Spec, model: tfl.LayersModel): Drawn {
   const shapes = model.weights.map((w) => w.shape as number[]);
   const weights = shapes.map((shape) => {
     const bias = shape.length === 1;
-    return Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (bias && rng.next() < 0.3 ? 0 : bias ? grid(rng, 8, 0.5) : grid(rng, 16, 0.75)));
+    return Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () =>
+      bias && rng.next() < 0.3 ? 0 : bias ? grid(rng, 8, 0.5) : grid(rng, 16, 0.75),
+    );
   });
   const masks = weights.map((w) => new Float32Array(w.length).fill(1));
   // The weighted layers in order, with the index of their kernel (and bias) among the weights.
@@ -202,7 +246,7 @@ function drawWeights(rng: Rng, s: Spec, model: tfl.LayersModel): Drawn {
     // row (position · C + channel after a flatten; the channel itself after a dense layer).
     const nextOut = next.out;
     const inRows = shapes[next.kernel][shapes[next.kernel].length - 2];
-    zero(next.kernel, (i) => gone.has(Math.floor(i / nextOut) % inRows % l.out));
+    zero(next.kernel, (i) => gone.has((Math.floor(i / nextOut) % inRows) % l.out));
   }
   return { weights, masks };
 }
@@ -243,7 +287,16 @@ async function runCase(index: number): Promise<Outcome> {
       const masked = grads.map((g, i) => g.map((v, j) => v * masks[trainableIdx[i]][j]));
       return [masked, masked.map((g) => g.map((v) => -0.5 * v))];
     };
-    const ref = await referenceOnCpu(() => build(s), weights, { values: xData, shape }, s.task, targets, sampleWeights, adamSets, LR);
+    const ref = await referenceOnCpu(
+      () => build(s),
+      weights,
+      { values: xData, shape },
+      s.task,
+      targets,
+      sampleWeights,
+      adamSets,
+      LR,
+    );
     const adamGrads = ref.adamGrads;
     if (!Number.isFinite(ref.loss)) return { failures, heapStep }; // nothing to compare against (not seen with these grids)
 
@@ -255,7 +308,8 @@ async function runCase(index: number): Promise<Outcome> {
     };
     const compareLoss = (what: string, ours: number) => {
       if (!Number.isFinite(ours)) return fail(`${what}: loss ${ours}, cpu ${ref.loss}`);
-      if (!(Math.abs(ours - ref.loss) <= LOSS_TOLERANCE * Math.max(1, Math.abs(ref.loss)))) fail(`${what}: loss ${ours} vs cpu ${ref.loss}`);
+      if (!(Math.abs(ours - ref.loss) <= LOSS_TOLERANCE * Math.max(1, Math.abs(ref.loss))))
+        fail(`${what}: loss ${ours} vs cpu ${ref.loss}`);
     };
 
     model.setWeights(model.weights.map((w, i) => tf.tensor(weights[i], w.shape as number[], 'float32')));
@@ -266,12 +320,28 @@ async function runCase(index: number): Promise<Outcome> {
       const rows = Int32Array.from({ length: s.batch }, (_, i) => i);
       try {
         // Forward (inference: the fused kernels).
-        compare('logits', tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync()), ref.logits);
+        compare(
+          'logits',
+          tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync()),
+          ref.logits,
+        );
         // The tfjs path, as training runs it on wasm.
         {
-          const { value, grads } = tf.variableGrads(() => weightedCrossEntropyOnHost(s.task, model.apply(x, { training: true }) as tf.Tensor2D, targets, sampleWeights, rows), variables);
+          const { value, grads } = tf.variableGrads(
+            () =>
+              weightedCrossEntropyOnHost(
+                s.task,
+                model.apply(x, { training: true }) as tf.Tensor2D,
+                targets,
+                sampleWeights,
+                rows,
+              ),
+            variables,
+          );
           compareLoss('tfjs path', value.dataSync()[0]);
-          variables.forEach((v, i) => compare(`tfjs path gradient ${i} (${v.name})`, grads[v.name].dataSync(), ref.grads[i]));
+          variables.forEach((v, i) =>
+            compare(`tfjs path gradient ${i} (${v.name})`, grads[v.name].dataSync(), ref.grads[i]),
+          );
           tf.dispose([value, grads]);
         }
         // A subset of the weights with the tensor loss, as the Taylor criterion scores channels.
@@ -280,9 +350,13 @@ async function runCase(index: number): Promise<Outcome> {
           if (subset.length) {
             const tt = tf.tensor2d(targets, [s.batch, width]);
             const sw = tf.tensor1d(sampleWeights);
-            const { value, grads } = tf.variableGrads(() => weightedCrossEntropy(s.task, model.apply(x, { training: false }) as tf.Tensor2D, tt, sw), subset.map(([v]) => v));
+            const { value, grads } = tf.variableGrads(
+              () => weightedCrossEntropy(s.task, model.apply(x, { training: false }) as tf.Tensor2D, tt, sw),
+              subset.map(([v]) => v),
+            );
             compareLoss('subset', value.dataSync()[0]);
-            for (const [v, i] of subset) compare(`subset gradient ${i} (${v.name})`, grads[v.name].dataSync(), ref.grads[i]);
+            for (const [v, i] of subset)
+              compare(`subset gradient ${i} (${v.name})`, grads[v.name].dataSync(), ref.grads[i]);
             tf.dispose([value, grads, tt, sw]);
           }
         }
@@ -293,7 +367,9 @@ async function runCase(index: number): Promise<Outcome> {
           heapStep = dense ? 'dense' : 'conv';
           const r = step.run(s.task, x, rows, targets, sampleWeights);
           compareLoss('heap step', r.loss);
-          variables.forEach((v, i) => compare(`heap step gradient ${i} (${v.name})`, r.grads[v.name].dataSync(), ref.grads[i]));
+          variables.forEach((v, i) =>
+            compare(`heap step gradient ${i} (${v.name})`, r.grads[v.name].dataSync(), ref.grads[i]),
+          );
           tf.dispose(Object.values(r.grads));
         }
         // Two Adam steps from the same gradients.
@@ -304,7 +380,9 @@ async function runCase(index: number): Promise<Outcome> {
             variables.forEach((v, i) => (named[v.name] = tf.tensor(set[i], v.shape as number[], 'float32')));
             adam.applyGradients(named);
             tf.dispose(Object.values(named));
-            variables.forEach((v, i) => compare(`Adam step ${k + 1}, weight ${i} (${v.name})`, v.dataSync(), ref.adam[k][i], 1));
+            variables.forEach((v, i) =>
+              compare(`Adam step ${k + 1}, weight ${i} (${v.name})`, v.dataSync(), ref.adam[k][i], 1),
+            );
           });
         } finally {
           adam.dispose();
@@ -336,6 +414,13 @@ test(`the wasm paths match the cpu backend on ${ONLY === null ? CASES : 1} rando
   }
   // What the cases exercised, for whoever reads the log.
   console.log(`fuzz: ${indices.length} cases, the conv step took ${steps.conv}, the dense step ${steps.dense}`);
-  const shown = failures.slice(0, 12).map((f) => `case ${f.index}: ${f.what}`).join('\n');
-  assert.equal(failed.size, 0, `${failed.size} of ${indices.length} cases differ from the cpu backend (FAIRPRUNE_FUZZ_SEED=${SEED}, FAIRPRUNE_FUZZ_CASE=N runs one):\n${shown}`);
+  const shown = failures
+    .slice(0, 12)
+    .map((f) => `case ${f.index}: ${f.what}`)
+    .join('\n');
+  assert.equal(
+    failed.size,
+    0,
+    `${failed.size} of ${indices.length} cases differ from the cpu backend (FAIRPRUNE_FUZZ_SEED=${SEED}, FAIRPRUNE_FUZZ_CASE=N runs one):\n${shown}`,
+  );
 });

@@ -19,7 +19,14 @@ import { expectUserError, useCpu } from '../helpers';
 function cnn(): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+      tfl.layers.conv2d({
+        inputShape: [8, 8, 3],
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
       tfl.layers.flatten(),
       tfl.layers.dense({ units: 3, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
@@ -34,7 +41,10 @@ function data(): TrainingData {
   const t = lossTargets('ce', 'multiclass', labels, 3, undefined, { minWeight: 1, gamma: 0 });
   const all = Int32Array.from({ length: n }, (_, i) => i);
   return {
-    x: tf.tensor4d(Float32Array.from({ length: n * 192 }, () => rng.next()), [n, 8, 8, 3]),
+    x: tf.tensor4d(
+      Float32Array.from({ length: n * 192 }, () => rng.next()),
+      [n, 8, 8, 3],
+    ),
     targets: tf.tensor2d(Float32Array.from(t.targets), [n, 3]),
     weights: tf.tensor1d(Float32Array.from(t.weights)),
     labels,
@@ -65,7 +75,9 @@ test('a wasm step whose gradient is NaN where the cpu backend computes numbers: 
   try {
     const before = model.getWeights().map((w) => w.dataSync().slice());
     await assert.rejects(train(model, d, opts), (e: unknown) => {
-      expectUserError(/step 3 \(epoch 1\) on the wasm backend gave a gradient that is not a number .* the cpu backend \(the reference\) computes the same step .* as numbers .* a fault in Fair Prune's wasm engine/)(e);
+      expectUserError(
+        /step 3 \(epoch 1\) on the wasm backend gave a gradient that is not a number .* the cpu backend \(the reference\) computes the same step .* as numbers .* a fault in Fair Prune's wasm engine/,
+      )(e);
       assert.match((e as Error).message, /--backend cpu/);
       return true;
     });
@@ -87,19 +99,25 @@ test('weights so large that the loss overflows on wasm and on cpu: divergence, n
     const d = data();
     const model = cnn();
     model.setWeights(model.getWeights().map((w) => tf.mul(w, 1e30)));
-    await assert.rejects(train(model, d, opts), (e: unknown) => {
-      expectUserError(/step 1 \(epoch 1\) on the (wasm|cpu) backend gave a (loss of NaN|gradient that is not a number).*the training diverged/)(e);
-      assert.doesNotMatch((e as Error).message, /fault/);
-      if (backend === 'cpu') assert.match((e as Error).message, /the cpu backend is the reference/);
-      else assert.match((e as Error).message, /the cpu backend \(the reference\) gives the same step/);
-      return true;
-    }, backend);
+    await assert.rejects(
+      train(model, d, opts),
+      (e: unknown) => {
+        expectUserError(
+          /step 1 \(epoch 1\) on the (wasm|cpu) backend gave a (loss of NaN|gradient that is not a number).*the training diverged/,
+        )(e);
+        assert.doesNotMatch((e as Error).message, /fault/);
+        if (backend === 'cpu') assert.match((e as Error).message, /the cpu backend is the reference/);
+        else assert.match((e as Error).message, /the cpu backend \(the reference\) gives the same step/);
+        return true;
+      },
+      backend,
+    );
     tf.dispose([d.x, d.targets, d.weights]);
     model.dispose();
   }
 });
 
-test('predictions that are not numbers: the model\'s NaN weights, an engine fault, or outputs that overflow everywhere', async () => {
+test("predictions that are not numbers: the model's NaN weights, an engine fault, or outputs that overflow everywhere", async () => {
   await initBackend('wasm');
   const d = data();
   const model = cnn();
@@ -112,15 +130,23 @@ test('predictions that are not numbers: the model\'s NaN weights, an engine faul
   faulty[4] = NaN;
   const fault = diagnosePredictions(model, 'multiclass', d.x, idx, faulty, 3);
   assert.ok(fault);
-  expectUserError(/output 1\).* the cpu backend \(the reference\) computes numbers for the same sample .* a fault in Fair Prune's wasm engine/)(fault);
+  expectUserError(
+    /output 1\).* the cpu backend \(the reference\) computes numbers for the same sample .* a fault in Fair Prune's wasm engine/,
+  )(fault);
   // Huge weights: the cpu backend's outputs are not numbers either.
   const big = cnn();
   big.setWeights(model.getWeights().map((w) => tf.mul(w, 1e30)));
-  assert.throws(() => predictProbabilities(big, 'multiclass', d.x, idx), expectUserError(/the cpu backend \(the reference\) gives the same: the model's outputs overflow/));
+  assert.throws(
+    () => predictProbabilities(big, 'multiclass', d.x, idx),
+    expectUserError(/the cpu backend \(the reference\) gives the same: the model's outputs overflow/),
+  );
   // A weight that is NaN: the model file.
   const broken = cnn();
   broken.setWeights(model.getWeights().map((w, i) => (i === 0 ? tf.fill(w.shape, NaN) : w)));
-  assert.throws(() => predictProbabilities(broken, 'multiclass', d.x, idx), expectUserError(/its weight .*kernel holds values that are not numbers/));
+  assert.throws(
+    () => predictProbabilities(broken, 'multiclass', d.x, idx),
+    expectUserError(/its weight .*kernel holds values that are not numbers/),
+  );
   assert.equal(tf.getBackend(), 'wasm', 'the backend is switched back');
   tf.dispose([d.x, d.targets, d.weights]);
   [model, big, broken].forEach((m) => m.dispose());
