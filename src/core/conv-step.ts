@@ -230,7 +230,12 @@ export class ConvStep {
       let g = keep(heap.makeOutput([B, padded], 'float32'), 'the logits\' gradient');
       const gv = heapView(heap, g) as Float32Array;
       if (padded === width) gv.set(dLogits);
-      else for (let r = 0; r < B; r++) gv.set(dLogits.subarray(r * width, (r + 1) * width), r * padded);
+      else {
+        // The padding columns are zeros, not whatever the heap held there: their gradient meets the padded
+        // weights' zero rows in the input gradient, and a NaN or ∞ left on the heap times 0 is NaN.
+        gv.fill(0);
+        for (let r = 0; r < B; r++) gv.set(dLogits.subarray(r * width, (r + 1) * width), r * padded);
+      }
 
       // Backward.
       const firstWeighted = this.plan.findIndex((p) => p.kind === 'conv' || p.kind === 'dense');

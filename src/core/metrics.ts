@@ -688,7 +688,10 @@ function checkInput(pred: Predictions, input: EvaluationInput, what: string): nu
       throw new UserError(`the ${what} contain ${p[j]} (output ${j % K}): the model's output is not a number.`, {
         row: input.rows[i],
         field: 'model output',
-        fix: 'the model has diverged: lower the learning rate, or check the input data for missing or huge values.',
+        fix:
+          'these predictions were not checked on the reference backend: run again with --backend cpu; if it ' +
+          'finishes, the engine of the other backend is at fault (please report it), else lower the learning rate ' +
+          'or check the input data for huge values.',
       });
     }
   }

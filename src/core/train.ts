@@ -27,6 +27,7 @@ import { createAdam, type TrainingOptimizer } from './kernels/adam';
 import { denseStepFor, type DenseStep } from './dense-step';
 import { convStepFor, type ConvStep } from './conv-step';
 import { wasmInternals } from './kernels/wasm-heap';
+import { checksEveryStep, diagnosePredictions, diagnoseTrainingStep, nonFiniteTensor } from './non-finite';
 
 export interface TrainingData {
   /** Every sample, [n, ...sampleShape]. */
@@ -85,7 +86,22 @@ function applyMasked(grads: Record<string, tf.Tensor>, pruning: StepPruning | un
   optimizer.applyGradients(masked);
 }
 
-/** One optimizer step through a heap step (dense-step.ts, conv-step.ts); returns the batch loss. */
+/** A step's loss or gradients that are not all finite, found before the optimizer step (see non-finite.ts). */
+interface NonFiniteStep {
+  loss: number;
+  badGradient: string | null;
+}
+
+/** null when the step's loss and every gradient are finite. */
+function nonFiniteStep(loss: number, grads: Record<string, tf.Tensor>): NonFiniteStep | null {
+  const badGradient = nonFiniteTensor(grads);
+  return Number.isFinite(loss) && !badGradient ? null : { loss, badGradient };
+}
+
+/**
+ * One optimizer step through a heap step (dense-step.ts, conv-step.ts); returns the batch loss, or what
+ * was not finite (then no optimizer step was taken).
+ */
 function heapStep(
   step: DenseStep | ConvStep,
   opts: TrainOptions,
@@ -93,10 +109,15 @@ function heapStep(
   batch: Int32Array,
   host: HostLoss,
   optimizer: TrainingOptimizer,
-): number {
+): number | NonFiniteStep {
   const { loss, grads } = step.run(opts.task, x, batch, host.targets, host.weights, host.reweight);
-  tf.tidy(() => applyMasked(grads, opts.pruning, optimizer));
-  for (const g of Object.values(grads)) g.dispose();
+  try {
+    const bad = nonFiniteStep(loss, grads);
+    if (bad) return bad;
+    tf.tidy(() => applyMasked(grads, opts.pruning, optimizer));
+  } finally {
+    for (const g of Object.values(grads)) g.dispose();
+  }
   return loss;
 }
 
@@ -132,8 +153,13 @@ export function predictProbabilities(model: tfl.LayersModel, task: Task, x: tf.T
       const xb = indices ? tf.gather(x, tf.tensor1d(indices.subarray(start, end), 'int32')) : tf.slice(x, start, end - start);
       return probabilitiesFromLogits(task, model.apply(xb, { training: false }) as tf.Tensor2D);
     });
-    out.set(probs.dataSync() as Float32Array, start * width);
+    const values = probs.dataSync() as Float32Array;
     probs.dispose();
+    // Predictions that are not numbers are checked on the reference backend before anyone is blamed.
+    const rows = indices ? indices.subarray(start, end) : Int32Array.from({ length: end - start }, (_, i) => start + i);
+    const bad = diagnosePredictions(model, task, x, rows, values, width);
+    if (bad) throw bad;
+    out.set(values, start * width);
   }
   return out;
 }
@@ -259,6 +285,14 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
   const onHeap = wasm && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
 
+  // Where a step's numbers are on the host (wasm, cpu), its loss and gradients are checked before every
+  // optimizer step: the first non-finite one stops the run with what the reference backend makes of the
+  // same step (non-finite.ts), while the weights are still those the step started from.
+  const check = checksEveryStep();
+  const hostTargets = !check
+    ? null
+    : host ?? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array };
+
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
@@ -268,7 +302,8 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
         optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
-        const stepLoss = onHeap && host ? heapStep(onHeap, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
+        const failed: { step: NonFiniteStep | null } = { step: null };
+        const stepResult = onHeap && host ? heapStep(onHeap, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
           const idx = tf.tensor1d(batch, 'int32');
           const xb = tf.gather(data.x, idx);
           const lossFn = host
@@ -279,9 +314,19 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
                 return weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb);
               };
           const { value, grads } = tf.variableGrads(lossFn, variables);
+          failed.step = check ? nonFiniteStep(value.dataSync()[0], grads) : null;
+          if (failed.step) return NaN;
           applyMasked(grads, opts.pruning, optimizer);
           return host ? value.dataSync()[0] : value;
         });
+        if (typeof stepResult === 'object' && !(stepResult instanceof tf.Tensor)) failed.step = stepResult;
+        if (failed.step && hostTargets) {
+          throw diagnoseTrainingStep({
+            model, task: opts.task, x: data.x, batch, targets: hostTargets.targets, sampleWeights: hostTargets.weights,
+            step, epoch, loss: failed.step.loss, badGradient: failed.step.badGradient,
+          });
+        }
+        const stepLoss = stepResult as number | tf.Scalar;
         losses.add(stepLoss, batch.length);
         opts.pruning?.afterStep();
         step++;

@@ -13,6 +13,7 @@ import { lossTargets, weightedCrossEntropyOnHost } from '../../src/core/losses';
 import { train, type TrainingData } from '../../src/core/train';
 import { Rng } from '../../src/core/rng';
 import { relDiff, useCpu } from '../helpers';
+import { firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff } from '../wasm-reference';
 
 const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 const biasInit = (seed: number) => tfl.initializers.randomNormal({ seed, stddev: 0.3 });
@@ -166,4 +167,63 @@ test('training a CNN through the conv step follows the tfjs path on wasm (same s
   // of its largest weight; a wrong gradient moves them by far more).
   weights[0].forEach((w, i) => assert.ok(relDiff(w, weights[1][i]) < 2e-3, `weights ${i}: ${relDiff(w, weights[1][i])}`));
   tf.dispose([data.x, data.targets, data.weights]);
+});
+
+test('issue 25: the CNN `fairprune train` makes, pruned as taylor-filter pruned it, steps on a heap that held NaN as the cpu backend does', async () => {
+  // conv16-pool-conv32-pool-dense64-dense10 on 28×28 grey digits loaded as 3 channels, with conv2 keeping
+  // 11 of its 32 filters and dense1 23 of its 64 units (their kernel slices, biases and the consumers'
+  // input rows zeroed, as the masks leave them). Every float32 tensor the wasm backend allocates starts
+  // full of NaN, as the heap may hold anything: the step read the padding columns of the logits'
+  // gradient (10 classes, padded to 12) without writing them, and NaN × the zero rows of the padded
+  // weights made every gradient below the last layer NaN.
+  await initBackend('wasm');
+  const rng = new Rng(25);
+  const B = 4;
+  const n = 8;
+  const pixels = 28 * 28;
+  const xData = new Float32Array(n * pixels * 3);
+  for (let i = 0; i < n * pixels; i++) {
+    // Noisy background, exact zeros and ones where it clips, the same value in all three channels.
+    const v = Math.min(1, Math.max(0, 0.2 + 0.3 * rng.normal() + (rng.next() < 0.15 ? 0.8 : 0)));
+    xData.fill(v, 3 * i, 3 * i + 3);
+  }
+  const model = cnn(DEMO);
+  const removed = (channels: number, keep: number) => rng.fork(channels).shuffle(Array.from({ length: channels }, (_, c) => c)).slice(keep);
+  const conv2Gone = removed(32, 11);
+  const dense1Gone = removed(64, 23);
+  const weights = model.getWeights().map((w) => Float32Array.from(w.dataSync()));
+  // getWeights order: conv1 kernel, bias; conv2 kernel, bias; dense1 kernel [1568, 64], bias; dense2 kernel [64, 10], bias.
+  for (let i = 0; i < weights[2].length; i++) if (conv2Gone.includes(i % 32)) weights[2][i] = 0;
+  for (const c of conv2Gone) weights[3][c] = 0;
+  for (let i = 0; i < weights[4].length; i++) if (conv2Gone.includes(Math.floor(i / 64) % 32) || dense1Gone.includes(i % 64)) weights[4][i] = 0;
+  for (const u of dense1Gone) weights[5][u] = 0;
+  for (let i = 0; i < weights[6].length; i++) if (dense1Gone.includes(Math.floor(i / 10))) weights[6][i] = 0;
+  model.setWeights(model.weights.map((w, i) => tf.tensor(weights[i], w.shape as number[])));
+  const labels = Int32Array.from({ length: n }, () => rng.int(10));
+  const t = lossTargets('pw', 'multiclass', labels, 10, Float32Array.from({ length: n * 10 }, () => rng.next()), { minWeight: 0.75, gamma: 5 });
+  const rows = Int32Array.from({ length: B }, (_, i) => i + 2);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const step = convStepFor(model, variables);
+  assert.ok(step, 'the conv step takes the model');
+  const x = tf.tensor4d(xData, [n, 28, 28, 3]);
+  const restore = poisonHeapOutputs();
+  let ours: { loss: number; grads: Record<string, tf.Tensor> };
+  try {
+    ours = step.run('multiclass', x, rows, t.targets, t.weights);
+  } finally {
+    restore();
+  }
+  const batch = new Float32Array(B * pixels * 3);
+  rows.forEach((r, i) => batch.set(xData.subarray(r * pixels * 3, (r + 1) * pixels * 3), i * pixels * 3));
+  const pick = (a: ArrayLike<number>, w: number) => Float32Array.from({ length: B * w }, (_, i) => a[rows[Math.floor(i / w)] * w + (i % w)]);
+  const ref = await referenceOnCpu(() => cnn(DEMO), weights, { values: batch, shape: [B, 28, 28, 3] }, 'multiclass', pick(t.targets, 10), pick(t.weights, 1));
+  assert.ok(Math.abs(ours.loss - ref.loss) < 1e-5 * Math.max(1, ref.loss), `loss ${ours.loss} vs cpu ${ref.loss}`);
+  variables.forEach((v, i) => {
+    const g = ours.grads[v.name].dataSync();
+    assert.equal(firstNonFinite(g, ref.grads[i]), -1, `${v.name}: a non-finite gradient where the cpu backend's is finite`);
+    const d = scaledDiff(g, ref.grads[i]);
+    assert.ok(d < 1e-4, `${v.name}: ${d} from the cpu backend's gradient`);
+  });
+  tf.dispose([Object.values(ours.grads), x]);
+  model.dispose();
 });
