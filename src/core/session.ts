@@ -43,6 +43,9 @@ export interface SessionHooks {
   signal?: AbortSignal;
 }
 
+/** Training rows the Taylor criterion scores channels on, per scoring (one backward pass each). */
+export const TAYLOR_ROWS = 128;
+
 export function newSessionId(now = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
@@ -227,8 +230,9 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     const preprocessingFile: Record<string, Uint8Array> = {
       [PREPROCESSING_FILE]: preprocessing ? fs.readFileSync(preprocessing.path) : Buffer.from(preprocessingJson(appliedPreprocessing(dataset)), 'utf8'),
     };
-    // Taylor scores and the shrink check run on seeded samples of the training and test rows.
-    const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, 512);
+    // Taylor scores and the shrink check run on seeded samples of the training and test rows. Taylor
+    // scores take one backward pass per sample (the absolute value is per sample), so they use a sample.
+    const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, TAYLOR_ROWS);
     let allocation: Map<string, number> | undefined;
     if (structuredCriterion && req.sensitivityLevels?.length) {
       allocation = await scanSensitivity(taylorRows);

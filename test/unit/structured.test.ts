@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { useCpu } from '../helpers';
-import { weightedCrossEntropy } from '../../src/core/losses';
+import { softCrossEntropy } from '../../src/core/losses';
 import {
   allocationFromScan,
   analyzeModel,
@@ -200,7 +200,7 @@ test('shrinking equivalence: dense MLP with a sigmoid layer, the pruned units\' 
   x.dispose();
 });
 
-test('Taylor scores equal a brute-force finite difference of the weighted loss, with and without batch norm', async () => {
+test('Taylor scores: the mean over samples of |a·∂L_i/∂a| before batch norm, equal to a per-sample finite difference', async () => {
   await useCpu();
   for (const [make, shape] of [
     [() => mlp(7), [24, 5]],
@@ -216,14 +216,15 @@ test('Taylor scores equal a brute-force finite difference of the weighted loss, 
     const weights = tf.tensor1d(Float32Array.from({ length: n }, () => 0.5 + 2 * rng.next())); // PW-like, non-uniform
     const indices = Int32Array.from({ length: n }, (_, i) => i);
     const graph = analyzeModel(m);
-    const scores = taylorScores(m, graph.groups, { x, targets, weights, indices, task: 'multiclass', batchSize: 5 });
-    const loss = () => tf.tidy(() => weightedCrossEntropy('multiclass', m.apply(x, { training: false }) as tf.Tensor2D, targets, weights).dataSync()[0]);
+    const scores = taylorScores(m, graph.groups, { x, targets, weights, indices, task: 'multiclass' });
+    // Each sample's own weighted loss w_i · CE_i, all samples in one pass.
+    const perSample = () =>
+      tf.tidy(() => tf.mul(softCrossEntropy('multiclass', m.apply(x, { training: false }) as tf.Tensor2D, targets), weights).dataSync() as Float32Array);
     const eps = 1e-2;
     let checked = 0;
     graph.groups.forEach((g, gi) => {
-      // Scaling the channel by (1 + ε): its kernel column and bias, or the γ and β of the batch norm after it.
-      const own = g.followers.length ? [g.followers[0], ['gamma', 'beta']] as const : [g.producer, ['kernel', 'bias']] as const;
-      const vars = own[1].map((suffix) => m.getLayer(own[0]).weights.find((w) => w.originalName.endsWith(`/${suffix}`))!.read() as tf.Variable);
+      // Scaling the channel by (1 + ε) before any batch norm: its kernel column and bias in the producer.
+      const vars = ['kernel', 'bias'].map((suffix) => m.getLayer(g.producer).weights.find((w) => w.originalName.endsWith(`/${suffix}`))!.read() as tf.Variable);
       assert.deepEqual(channelScaleWeights(m, g).map((v) => v.name), vars.map((v) => v.name));
       for (let c = 0; c < g.channels; c++) {
         const orig = vars.map((v) => tf.keep(tf.clone(v)));
@@ -234,9 +235,12 @@ test('Taylor scores equal a brute-force finite difference of the weighted loss, 
             for (let k = c; k < vals.length; k += C) vals[k] *= f;
             v.assign(tf.tensor(vals, v.shape));
           });
-          return loss();
+          return perSample();
         };
-        const fd = Math.abs((scaled(1 + eps) - scaled(1 - eps)) / (2 * eps));
+        const up = scaled(1 + eps);
+        const down = scaled(1 - eps);
+        let fd = 0;
+        for (let i = 0; i < n; i++) fd += Math.abs((up[i] - down[i]) / (2 * eps)) / n; // |·| per sample, then the mean
         vars.forEach((v, i) => v.assign(orig[i]));
         orig.forEach((o) => o.dispose());
         const maxScore = Math.max(...scores[gi]);

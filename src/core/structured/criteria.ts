@@ -3,14 +3,13 @@
  *
  *  - L1 (Li et al., "Pruning Filters for Efficient ConvNets"): the mean |w| of the channel's kernel
  *    slice in its producer layer.
- *  - First-order Taylor (Molchanov et al. 2017, the choice of Meyer & Wong): |Σ a·∂L/∂a| over a batch
- *    and every position, where a is the channel's value at the point where pruning zeroes it: the
- *    producer's pre-activation output, or the output of the BatchNormalization that follows it. The
- *    loss L is the fine-tuning loss itself (weighted cross-entropy with the loss's targets and
- *    weights, so PW when fine-tuning with PW). It is computed without graph surgery: a is linear and
- *    homogeneous in the channel's own weights (kernel slice and bias, or γ and β), so
- *    Σ a·∂L/∂a = Σ_w w·∂L/∂w over those weights (the derivative of L when the channel is scaled by
- *    1 + ε). Batch normalisation runs in inference mode here, so it is affine.
+ *  - First-order Taylor (Molchanov et al. 2017, as Meyer & Wong's code scores): the mean over samples
+ *    of the per-sample |Σ_positions a·∂L_i/∂a|, where a is the channel's pre-activation output of its
+ *    producer, before any BatchNormalization, and L_i the sample's fine-tuning loss (weighted
+ *    cross-entropy with the loss's targets and weights, so PW when fine-tuning with PW). It is computed
+ *    without graph surgery: a is linear and homogeneous in the channel's kernel slice and bias, so
+ *    Σ a·∂L_i/∂a = Σ_w w·∂L_i/∂w over those weights (the derivative of L_i when the channel is scaled
+ *    by 1 + ε). Batch normalisation runs in inference mode here.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -30,7 +29,6 @@ export interface TaylorData {
   /** Rows to score on (a seeded sample of the training rows). */
   indices: Int32Array;
   task: Task;
-  batchSize?: number;
 }
 
 function weightOf(model: tfl.LayersModel, layer: string, suffix: string): tf.Variable | undefined {
@@ -56,27 +54,34 @@ export function l1Scores(model: tfl.LayersModel, groups: ChannelGroup[]): Float6
   });
 }
 
-/** The weights a channel's value a is linear and homogeneous in: γ, β of a following BN, else kernel and bias. */
+/**
+ * The weights a channel's pre-activation value a is linear and homogeneous in: the producer's kernel
+ * slice and bias. With a BatchNormalization after the producer, this is a before the batch norm, where
+ * the PW authors (after Molchanov et al.) take the Taylor score.
+ */
 export function channelScaleWeights(model: tfl.LayersModel, g: ChannelGroup): tf.Variable[] {
-  if (g.followers.length) {
-    const bn = g.followers[0];
-    return [weightOf(model, bn, 'gamma'), weightOf(model, bn, 'beta')].filter((v): v is tf.Variable => !!v);
-  }
   return [weightOf(model, g.producer, 'kernel'), weightOf(model, g.producer, 'bias')].filter((v): v is tf.Variable => !!v);
 }
 
-/** |Σ a·∂L/∂a| per channel over `data.indices`, L the mean weighted cross-entropy over those rows. */
+/**
+ * The Taylor importance of every channel as the PW authors compute it (Molchanov et al. 2017): for each
+ * sample i of `data.indices`, |Σ_positions a·∂L_i/∂a| with L_i the sample's own weighted cross-entropy
+ * (w_i · CE_i: PW's weights and targets when fine-tuning with PW) and a the channel's pre-batch-norm,
+ * pre-activation value; then the mean over the samples. The absolute value is taken per sample, before
+ * averaging, so channels whose effects cancel across samples still count. One backward pass per sample
+ * (Σ_pos a·∂L_i/∂a = Σ_w w·∂L_i/∂w over the channel's kernel slice and bias, as a is linear and
+ * homogeneous in them); `data.indices` is a seeded sample of the training rows, so this stays cheap.
+ */
 export function taylorScores(model: tfl.LayersModel, groups: ChannelGroup[], data: TaylorData): Float64Array[] {
   const vars = groups.map((g) => channelScaleWeights(model, g));
   const all = [...new Set(vars.flat())];
+  const values = new Map(all.map((v) => [v.name, v.dataSync() as Float32Array]));
   const sums = groups.map((g) => new Float64Array(g.channels));
-  const bs = data.batchSize ?? 128;
   const n = data.indices.length;
-  for (let start = 0; start < n; start += bs) {
-    const batch = data.indices.subarray(start, Math.min(n, start + bs));
-    const share = batch.length / n;
+  const perSample = groups.map((g) => new Float64Array(g.channels));
+  for (let k = 0; k < n; k++) {
     const grads = tf.tidy(() => {
-      const idx = tf.tensor1d(batch, 'int32');
+      const idx = tf.tensor1d([data.indices[k]], 'int32');
       const xb = tf.gather(data.x, idx);
       const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
       const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
@@ -85,15 +90,16 @@ export function taylorScores(model: tfl.LayersModel, groups: ChannelGroup[], dat
       return grads;
     });
     groups.forEach((g, gi) => {
+      const acc = perSample[gi].fill(0);
       for (const v of vars[gi]) {
-        const w = v.dataSync();
+        const w = values.get(v.name)!;
         const gr = grads[v.name]?.dataSync();
         if (!gr) continue;
-        const part = perChannel(w, g.channels, (x, i) => x * gr[i] * share);
-        for (let c = 0; c < g.channels; c++) sums[gi][c] += part[c];
+        for (let i = 0; i < w.length; i++) acc[i % g.channels] += w[i] * gr[i];
       }
+      for (let c = 0; c < g.channels; c++) sums[gi][c] += Math.abs(acc[c]) / n;
     });
     for (const t of Object.values(grads)) t.dispose();
   }
-  return sums.map((s) => s.map(Math.abs));
+  return sums;
 }
