@@ -6,7 +6,8 @@
  *   pruned model and the targets and weights that loss defines — and differs from every other loss's;
  * - the intervals in results.json are 95% percentile-bootstrap intervals, as the session states: they
  *   agree with an independent bootstrap (another generator) of the same statistics.
- * Table-driven over LOSS_NAMES: a loss added there without a hand-written reference here fails.
+ * Table-driven over LOSS_NAMES, on a binary and a three-class model: a loss added there without a
+ * hand-written reference here fails.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,26 +15,33 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Estimate, LossName, SessionResults } from '../../src/protocol/results';
 import { LOSS_NAMES } from '../../src/protocol/results';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { runSession } from '../../src/core/session';
+import { saveModel, topologyOf } from '../../src/core/model-io';
 import { tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';
 
 const PW = { minWeight: 0.75, gamma: 5 };
 
 /**
- * The training target t (P(y = 1)) and weight w of one sample of a binary task, by hand, for each loss:
- * p is the dense model's P(y = 1), y the label (1 = denied), group the sample's group ("north"/"south").
- * The dense model is right when (p > 0.5 ? 1 : 0) = y; s = p for y = 1, else 1 − p.
+ * The training targets t and weight w of one sample, by hand, for each loss: p is the dense model's
+ * output (binary: [P(y = 1)]; K classes: the K probabilities), y the label, group the sample's group.
+ * The dense model is right when its class is y (binary: p > 0.5 is class 1; else the first largest
+ * probability); s is its probability of y (binary: p or 1 − p); the one-hot label is [y] for binary.
  */
-type Reference = (p: number, y: number, group: string) => { t: number; w: number };
-const pwWeight = (p: number, y: number) => PW.minWeight + (1 - PW.minWeight) * (1 - (y === 1 ? p : 1 - p)) ** PW.gamma;
-const right = (p: number, y: number) => (p > 0.5 ? 1 : 0) === y;
+type Reference = (p: number[], y: number, group: string) => { t: number[]; w: number };
+const confidence = (p: number[], y: number) => (p.length === 1 ? (y === 1 ? p[0] : 1 - p[0]) : p[y]);
+const pwWeight = (p: number[], y: number) => PW.minWeight + (1 - PW.minWeight) * (1 - confidence(p, y)) ** PW.gamma;
+const classOf = (p: number[]) => (p.length === 1 ? (p[0] > 0.5 ? 1 : 0) : p.indexOf(Math.max(...p)));
+const oneHot = (p: number[], y: number) => (p.length === 1 ? [y] : p.map((_, c) => (c === y ? 1 : 0)));
+const corrected = (p: number[], y: number) => (classOf(p) === y ? p : oneHot(p, y));
 const HAND: Partial<Record<LossName, Reference>> = {
-  ce: (_p, y) => ({ t: y, w: 1 }),
+  ce: (p, y) => ({ t: oneHot(p, y), w: 1 }),
   kd: (p) => ({ t: p, w: 1 }),
-  pw: (p, y) => ({ t: right(p, y) ? p : y, w: pwWeight(p, y) }),
+  pw: (p, y) => ({ t: corrected(p, y), w: pwWeight(p, y) }),
   'pw-weight-only': (p, y) => ({ t: p, w: pwWeight(p, y) }),
-  'pw-correction-only': (p, y) => ({ t: right(p, y) ? p : y, w: 1 }),
+  'pw-correction-only': (p, y) => ({ t: corrected(p, y), w: 1 }),
 };
 
 interface Sample {
@@ -49,9 +57,10 @@ interface Dense2 {
   W2: Float32Array;
   b2: Float32Array;
   hidden: number;
+  width: number;
 }
 
-/** The two Dense layers of a saved fixture model (3 → 16 relu → 1 sigmoid), read from its files. */
+/** The two Dense layers of a saved fixture model (3 → hidden relu → width), read from its files. */
 function readModel(dir: string): Dense2 {
   const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
   const manifest = json.weightsManifest[0];
@@ -66,90 +75,155 @@ function readModel(dir: string): Dense2 {
     at += size;
   }
   assert.equal(out.length, 4, 'kernel and bias of two layers');
-  return { W1: out[0], b1: out[1], W2: out[2], b2: out[3], hidden: out[1].length };
+  return { W1: out[0], b1: out[1], W2: out[2], b2: out[3], hidden: out[1].length, width: out[3].length };
 }
 
-/** The logit z (P(y = 1) = sigmoid(z)), in float64. */
-function logit(m: Dense2, x: number[]): number {
-  let z = m.b2[0];
-  for (let h = 0; h < m.hidden; h++) {
-    let a = m.b1[h];
-    for (let j = 0; j < x.length; j++) a += Math.fround(x[j]) * m.W1[j * m.hidden + h];
-    z += Math.max(a, 0) * m.W2[h];
-  }
-  return z;
+/** The logits, in float64 (binary: one logit z, P(y = 1) = sigmoid(z)). */
+function logits(m: Dense2, x: number[]): number[] {
+  const h = Array.from({ length: m.hidden }, (_, j) => {
+    let a = m.b1[j];
+    for (let i = 0; i < x.length; i++) a += Math.fround(x[i]) * m.W1[i * m.hidden + j];
+    return Math.max(a, 0);
+  });
+  return Array.from({ length: m.width }, (_, k) => h.reduce((z, hj, j) => z + hj * m.W2[j * m.width + k], m.b2[k]));
 }
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
-/** Binary cross-entropy of a logit against a soft target. */
-const bce = (z: number, t: number) => -t * Math.log(sigmoid(z)) - (1 - t) * Math.log(1 - sigmoid(z));
+/** The model's probabilities: sigmoid of one logit, else the softmax. */
+function probabilities(z: number[]): number[] {
+  if (z.length === 1) return [sigmoid(z[0])];
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+/** Cross-entropy of logits against soft targets: binary −t log σ(z) − (1 − t) log(1 − σ(z)); else −Σ t_c log softmax(z)_c. */
+function crossEntropy(z: number[], t: number[]): number {
+  const p = probabilities(z);
+  if (z.length === 1) return -t[0] * Math.log(p[0]) - (1 - t[0]) * Math.log(1 - p[0]);
+  return -t.reduce((a, tc, c) => a + tc * Math.log(p[c]), 0);
+}
 
-function readSamples(csv: string): Sample[] {
+function readSamples(csv: string, classes: string[]): Sample[] {
   const [header, ...lines] = fs.readFileSync(csv, 'utf8').split(/\r?\n/).filter((l) => l);
-  const col = header.split(',');
-  assert.deepEqual(col, ['x1', 'x2', 'x3', 'region', 'decision', 'split']);
+  assert.deepEqual(header.split(','), ['x1', 'x2', 'x3', 'region', 'decision', 'split']);
   return lines.map((l) => {
     const v = l.split(',');
-    return { x: [Number(v[0]), Number(v[1]), Number(v[2])], group: v[3], y: v[4] === 'denied' ? 1 : 0, split: v[5] };
+    const y = classes.indexOf(v[4]);
+    assert.ok(y >= 0, v[4]);
+    return { x: [Number(v[0]), Number(v[1]), Number(v[2])], group: v[3], y, split: v[5] };
   });
 }
 
-/** One session over every loss, shared by the tests of this file. */
-let session: Promise<{ results: SessionResults; sessionDir: string; modelDir: string; samples: Sample[] }> | undefined;
-function theSession() {
-  session ??= (async () => {
-    const dir = tempDir();
-    const { csv, modelPath } = await makeFixture(dir, 600, 'plain');
-    const out = path.join(dir, '.fairprune');
-    const req = request(modelPath, csv, out, {
-      ignore: undefined,
-      splitColumn: 'split',
-      sparsities: [0.9],
-      losses: [...LOSS_NAMES],
-      epochs: 1,
-      bootstrapResamples: 2000,
-      workers: 1,
-    });
-    const results = await runSession(req);
-    return { results, sessionDir: path.join(out, 'sessions', results.sessionId), modelDir: path.dirname(modelPath), samples: readSamples(csv) };
-  })();
-  return session;
+/** The plain fixture with three classes: the binary decision split by x3's sign, and a model trained on it. */
+async function threeClassFixture(dir: string): Promise<{ csv: string; modelPath: string }> {
+  const { csv } = await makeFixture(dir, 600, 'plain');
+  const classes = ['approved', 'denied-high', 'denied-low'];
+  const lines = fs.readFileSync(csv, 'utf8').split(/\r?\n/).filter((l) => l);
+  const rows = lines.slice(1).map((l) => {
+    const v = l.split(',');
+    v[4] = v[4] === 'approved' ? 'approved' : Number(v[2]) > 0 ? 'denied-high' : 'denied-low';
+    return v;
+  });
+  fs.writeFileSync(csv, [lines[0], ...rows.map((v) => v.join(','))].join('\n') + '\n');
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [3], units: 8, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }) }),
+      tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }) }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.adam(0.03), loss: 'categoricalCrossentropy' });
+  const x = tf.tensor2d(rows.map((v) => [Number(v[0]), Number(v[1]), Number(v[2])]));
+  const y = tf.oneHot(tf.tensor1d(rows.map((v) => classes.indexOf(v[4])), 'int32'), 3);
+  await model.fit(x, y, { epochs: 10, batchSize: 64, verbose: 0, shuffle: false });
+  tf.dispose([x, y]);
+  const modelDir = path.join(dir, 'model3');
+  await saveModel(model, modelDir, topologyOf(model));
+  model.dispose();
+  return { csv, modelPath: path.join(modelDir, 'model.json') };
 }
 
-for (const loss of LOSS_NAMES) {
-  test(`session: the '${loss}' point trained on the '${loss}' loss's own targets and weights`, async () => {
-    const hand = HAND[loss];
-    assert.ok(hand, `no hand-written targets and weights for the '${loss}' loss: add them to HAND in this file`);
-    const { results, sessionDir, modelDir, samples } = await theSession();
-    assert.equal(results.status, 'completed');
-    const point = results.points.find((p) => p.loss === loss);
-    assert.ok(point, `no '${loss}' point in ${results.points.map((p) => p.id).join(', ')}`);
-    const dense = readModel(modelDir);
-    const pruned = readModel(path.join(sessionDir, point.modelDir));
-    const validation = samples.filter((s) => s.split === 'val' || s.split === 'valid');
-    assert.equal(validation.length, results.data.split.counts.validation);
-    assert.ok(validation.length >= 50);
+type Task = 'binary' | 'three-class';
+interface Run {
+  results: SessionResults;
+  sessionDir: string;
+  modelDir: string;
+  samples: Sample[];
+}
+/** One session over every loss per task, shared by the tests of this file. */
+const sessions = new Map<Task, Promise<Run>>();
+function theSession(task: Task = 'binary'): Promise<Run> {
+  let run = sessions.get(task);
+  if (!run) {
+    run = (async () => {
+      const dir = tempDir();
+      const { csv, modelPath } = task === 'binary' ? await makeFixture(dir, 600, 'plain') : await threeClassFixture(dir);
+      const out = path.join(dir, '.fairprune');
+      const req = request(modelPath, csv, out, {
+        ignore: undefined,
+        splitColumn: 'split',
+        sparsities: [0.9],
+        losses: [...LOSS_NAMES],
+        epochs: 1,
+        bootstrapResamples: task === 'binary' ? 2000 : 50,
+        workers: 1,
+      });
+      const results = await runSession(req);
+      const classes = task === 'binary' ? ['approved', 'denied'] : ['approved', 'denied-high', 'denied-low'];
+      assert.deepEqual(results.data.label.classes, classes);
+      return { results, sessionDir: path.join(out, 'sessions', results.sessionId), modelDir: path.dirname(modelPath), samples: readSamples(csv, classes) };
+    })();
+    sessions.set(task, run);
+  }
+  return run;
+}
 
-    /** Mean over the validation rows of w · BCE(pruned logit, t), with the targets and weights of `ref`. */
-    const validationLoss = (ref: Reference) => {
-      let sum = 0;
-      for (const s of validation) {
-        const { t, w } = ref(sigmoid(logit(dense, s.x)), s.y, s.group);
-        sum += w * bce(logit(pruned, s.x), t);
+for (const task of ['binary', 'three-class'] as const) {
+  for (const loss of LOSS_NAMES) {
+    test(`session (${task}): the '${loss}' point trained on the '${loss}' loss's own targets and weights`, async () => {
+      const hand = HAND[loss];
+      assert.ok(hand, `no hand-written targets and weights for the '${loss}' loss: add them to HAND in this file`);
+      const { results, sessionDir, modelDir, samples } = await theSession(task);
+      assert.equal(results.status, 'completed');
+      const point = results.points.find((p) => p.loss === loss);
+      assert.ok(point, `no '${loss}' point in ${results.points.map((p) => p.id).join(', ')}`);
+      const dense = readModel(modelDir);
+      const pruned = readModel(path.join(sessionDir, point.modelDir));
+      const validation = samples.filter((s) => s.split === 'val' || s.split === 'valid');
+      assert.equal(validation.length, results.data.split.counts.validation);
+      assert.ok(validation.length >= 50);
+
+      /** Mean over the validation rows of w · CE(pruned logits, t), with the targets and weights of `ref`. */
+      const validationLoss = (ref: Reference) => {
+        let sum = 0;
+        for (const s of validation) {
+          const { t, w } = ref(probabilities(logits(dense, s.x)), s.y, s.group);
+          sum += w * crossEntropy(logits(pruned, s.x), t);
+        }
+        return sum / validation.length;
+      };
+      const mine = validationLoss(hand);
+      const recorded = point.training.validationLoss!;
+      assert.ok(Math.abs(recorded - mine) < 1e-5, `${loss}: recorded validation loss ${recorded}, by hand ${mine}`);
+      // the check tells the losses apart: under any other loss's targets and weights the same model scores differently
+      for (const [other, ref] of Object.entries(HAND) as [LossName, Reference][]) {
+        if (other === loss) continue;
+        const theirs = validationLoss(ref);
+        assert.ok(Math.abs(theirs - mine) > 1e-3, `${loss} vs ${other}: ${mine} and ${theirs} are too close to tell apart`);
       }
-      return sum / validation.length;
-    };
-    const mine = validationLoss(hand);
-    const recorded = point.training.validationLoss!;
-    assert.ok(Math.abs(recorded - mine) < 1e-5, `${loss}: recorded validation loss ${recorded}, by hand ${mine}`);
-    // the check tells the losses apart: under any other loss's targets and weights the same model scores differently
-    for (const [other, ref] of Object.entries(HAND) as [LossName, Reference][]) {
-      if (other === loss) continue;
-      const theirs = validationLoss(ref);
-      assert.ok(Math.abs(theirs - mine) > 1e-3, `${loss} vs ${other}: ${mine} and ${theirs} are too close to tell apart`);
-    }
-    const accuracy = validation.filter((s) => (logit(pruned, s.x) > 0 ? 1 : 0) === s.y).length / validation.length;
-    assert.ok(Math.abs(point.training.validationAccuracy! - accuracy) < 1e-12);
-  });
+      const accuracy = validation.filter((s) => classOf(probabilities(logits(pruned, s.x))) === s.y).length / validation.length;
+      assert.ok(Math.abs(point.training.validationAccuracy! - accuracy) < 1e-12);
+      // the test accuracy per group, from the saved model (the class probabilities the metrics took)
+      const testRows = samples.filter((s) => s.split === 'test');
+      for (const g of point.evaluation.groups) {
+        const rows = testRows.filter((s) => `region=${s.group}` === g.group);
+        const right = (m: Dense2) => rows.filter((s) => classOf(probabilities(logits(m, s.x))) === s.y).length;
+        assert.ok(Math.abs(g.accuracy.value - right(pruned) / rows.length) < 1e-12, `${g.group}: ${g.accuracy.value} vs ${right(pruned)}/${rows.length}`);
+        // and its change against the dense model, which the comparison takes from the dense model's saved predictions
+        const change = point.comparison.groups.find((c) => c.group === g.group)!.accuracyChange.value;
+        assert.ok(Math.abs(change - (right(pruned) - right(dense)) / rows.length) < 1e-12, `${g.group} change ${change}`);
+      }
+    });
+  }
 }
 
 /** A seeded linear congruential generator: not the engine's generator, so not its draw order. */
@@ -182,7 +256,7 @@ test('session: its intervals are 95% bootstrap intervals, as it states, and agre
   const members = groups.map((g) => testRows.map((s, i) => (s.group === g ? i : -1)).filter((i) => i >= 0));
   const correctOf = (dir: string) => {
     const m = readModel(dir);
-    return testRows.map((s) => ((logit(m, s.x) > 0 ? 1 : 0) === s.y ? 1 : 0));
+    return testRows.map((s) => (classOf(probabilities(logits(m, s.x))) === s.y ? 1 : 0));
   };
   /** Overall accuracy and worst-group accuracy of one resample (indices per group). */
   const stats = (correct: number[], sample: number[][]) => {
