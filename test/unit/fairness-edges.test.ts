@@ -6,10 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, evaluate, interval, predictedClass, predictedClasses, SMALL_GROUP, MAX_EXEMPLARS_PER_GROUP } from '../../src/core/metrics';
+import { auroc, compare, evaluate, interval, predictedClass, predictedClasses, SMALL_GROUP, MAX_EXEMPLARS_PER_GROUP } from '../../src/core/metrics';
+import { UserError } from '../../src/core/errors';
+import { Rng } from '../../src/core/rng';
 import type { EvaluationInput, Predictions } from '../../src/core/metrics';
 import {
-  correctedTargets, lossTargets, oneHotTargets, outputWidth, pwWeights, teacherIsRight, trueClassConfidence, weightedCrossEntropyAndGradient,
+  DEFAULT_PW, correctedTargets, lossTargets, oneHotTargets, outputWidth, pwWeights, teacherIsRight, trueClassConfidence, weightedCrossEntropyAndGradient,
 } from '../../src/core/losses';
 
 const NONE = { resamples: 0, confidence: 0.95, seed: 1 };
@@ -148,4 +150,96 @@ test('weightedCrossEntropyAndGradient: value and gradient by hand, and shape err
   assert.ok(Math.abs(g3[0] - 0.25) < 1e-12, String(g3[0]));
   assert.throws(() => weightedCrossEntropyAndGradient('multiclass', [0, 0, 0], 2, [0, 1], [1], [0], [0, 0]), /^Error: weightedCrossEntropyOnHost: 1\.5 logits rows for 1 samples$/);
   assert.throws(() => weightedCrossEntropyAndGradient('multiclass', [0, 0], 2, [0, 1, 0], [1], [0], [0, 0]), /^Error: weightedCrossEntropyOnHost: 3 targets for 1 samples of width 2$/);
+});
+
+test('compare: the error for models of different widths, and for a non-number in either model, names which', () => {
+  const a = binary(3, 3);
+  const inp = input(a.labels, [0, 0, 0], ['g=A']);
+  const three: Predictions = { probs: new Float32Array(9).fill(1 / 3), numClasses: 3 };
+  assert.throws(() => compare(a.pred, three, inp, NONE), (e: unknown) => {
+    const u = e as UserError;
+    assert.ok(u instanceof UserError);
+    assert.match(u.message, /the dense model has 2 outputs but the pruned model has 3\./);
+    assert.equal(u.field, 'numClasses');
+    assert.equal(u.fix, 'compare a pruned model with the dense model it was pruned from.');
+    return true;
+  });
+  const nan = binary(3, 3);
+  nan.pred.probs[3] = NaN;
+  assert.throws(() => compare(a.pred, nan.pred, inp, NONE), /the pruned predictions contain NaN \(output 1\)/);
+  assert.throws(() => compare(nan.pred, a.pred, inp, NONE), /the dense predictions contain NaN \(output 1\)/);
+  assert.throws(() => auroc([0.1, 0.2], [true]), /^Error: auroc: 2 scores but 1 labels$/);
+});
+
+test('interval: a single usable resample is its own percentile interval', () => {
+  assert.deepEqual(interval(0.5, Float64Array.from([0.7]), 0.9), { value: 0.5, low: 0.5, high: 0.7 });
+  assert.deepEqual(interval(0.7, Float64Array.from([NaN, 0.6]), 0.95), { value: 0.7, low: 0.6, high: 0.7 });
+});
+
+test('evaluate: one sigmoid output (K = 1) is P(class 1): accuracy and AUROC by hand', () => {
+  // p = 0.9 (label 1, right), 0.4 (label 1, wrong), 0.2 (label 0, right), 0.6 (label 0, wrong)
+  const pred: Predictions = { probs: Float32Array.from([0.9, 0.4, 0.2, 0.6]), numClasses: 1 };
+  const ev = evaluate(pred, input([1, 1, 0, 0], [0, 0, 0, 0], ['g=A']), NONE);
+  assert.equal(ev.accuracy.value, 0.5);
+  // positives 0.9, 0.4 against negatives 0.2, 0.6: 0.9 beats both, 0.4 beats 0.2 only: 3 of 4
+  assert.equal(ev.auroc!.value, 0.75);
+  assert.equal(ev.groups[0].auroc!.value, 0.75);
+});
+
+test('evaluate: a class absent from a group is left out of that group\'s macro AUROC', () => {
+  // three classes; group B has labels 0 and 1 only, so class 2 has no positives there
+  const rows = [
+    [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], // group A: one of each, all right
+    [0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1], [0.4, 0.5, 0.1], // group B: labels 0, 0, 1, 1
+  ];
+  const pred: Predictions = { probs: Float32Array.from(rows.flat()), numClasses: 3 };
+  const ev = evaluate(pred, input([0, 1, 2, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 1], ['g=A', 'g=B'], ['a', 'b', 'c']), NONE);
+  // group B, class 0 (scores 0.6, 0.5 vs 0.2, 0.4): 1; class 1 (0.7, 0.5 vs 0.3, 0.4): 1; class 2 undefined
+  assert.equal(ev.groups[1].auroc!.value, 1);
+  assert.equal(ev.groups[0].auroc!.value, 1);
+});
+
+test('evaluate: the overall AUROC gets a bootstrap interval even when no single group has both classes', () => {
+  // group A: all label 0, group B: all label 1; the scores overlap, so the overall AUROC is below 1
+  const n = 40;
+  const probs = new Float32Array(2 * n);
+  const labels: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const y = i < 20 ? 0 : 1;
+    const p1 = y === 1 ? 0.3 + (i % 10) * 0.05 : 0.1 + (i % 10) * 0.05;
+    probs[2 * i] = 1 - p1;
+    probs[2 * i + 1] = p1;
+    labels.push(y);
+  }
+  const groups = labels.slice();
+  const ev = evaluate({ probs, numClasses: 2 }, input(labels, groups, ['g=A', 'g=B']), { resamples: 200, confidence: 0.95, seed: 3 });
+  assert.equal(ev.groups[0].auroc, null);
+  assert.equal(ev.groups[1].auroc, null);
+  assert.ok(ev.auroc && ev.auroc.value > 0.5 && ev.auroc.value < 1, JSON.stringify(ev.auroc));
+  assert.ok(ev.auroc.low < ev.auroc.high, `a real interval: ${JSON.stringify(ev.auroc)}`);
+});
+
+test('evaluate: without any AUROC, the accuracy intervals are still the stratified bootstrap, reproduced by hand', () => {
+  // every label is 1: no AUROC anywhere, so the resamples take the path without AUROC weights
+  const a = binary(25, 18);
+  const groups = Array.from({ length: 25 }, (_, i) => (i % 5 === 0 ? 1 : 0));
+  const opts = { resamples: 120, confidence: 0.9, seed: 77 };
+  const ev = evaluate(a.pred, input(a.labels, groups, ['g=A', 'g=B']), opts);
+  assert.equal(ev.auroc, null);
+  const right = a.labels.map((_, i) => (i < 18 ? 1 : 0));
+  const members = [0, 1].map((g) => groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0));
+  const rng = new Rng(opts.seed);
+  const acc: number[] = [];
+  for (let b = 0; b < opts.resamples; b++) {
+    let c = 0;
+    for (const m of members) for (let j = 0; j < m.length; j++) c += right[m[rng.int(m.length)]];
+    acc.push(c / 25);
+  }
+  const want = interval(18 / 25, Float64Array.from(acc), 0.9);
+  assert.ok(Math.abs(ev.accuracy.low - want.low) < 1e-12 && Math.abs(ev.accuracy.high - want.high) < 1e-12, `${JSON.stringify(ev.accuracy)} vs ${JSON.stringify(want)}`);
+  assert.ok(ev.accuracy.low < ev.accuracy.high);
+});
+
+test('the default PW parameters are the paper\'s m = 0.75, γ = 5', () => {
+  assert.deepEqual(DEFAULT_PW, { minWeight: 0.75, gamma: 5 });
 });
