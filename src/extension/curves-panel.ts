@@ -190,7 +190,8 @@ export class CurvesPanel implements vscode.Disposable {
   private pageAssets(): { script: string; style: string } {
     if (this.assets) return this.assets;
     const dir = path.join(this.extensionUri.fsPath, 'dist', 'webview');
-    const read = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8').replace(/\n\/[/*]# sourceMappingURL=[^\n]*\s*$/, '');
+    const sourceMapLine = /\n\/[/*]# sourceMappingURL=[^\n]*\s*$/;
+    const read = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8').replace(sourceMapLine, '');
     // `</script` would end the element early; `<\/` is the same text in JS strings, templates and regular expressions.
     const script = read('curves.js').replace(/<\/script/gi, '<\\/script');
     const style = read('curves.css').replace(/<\/style/gi, '<\\/style');

@@ -106,6 +106,12 @@ function toInput(labels: number[], groups: number[], G: number, K: number): Eval
 }
 
 const BOOT: BootstrapOptions = { resamples: 400, confidence: 0.95, seed: 7 };
+/**
+ * The statistical checks on thousands of samples (interval widths against theory or an independent
+ * bootstrap). `npm run mutate` runs the unit tests once per mutant and leaves these out for time
+ * (FAIRPRUNE_MUTATION=1); the exact, materialised-bootstrap tests above and below stay in.
+ */
+const LARGE_SAMPLE = { skip: process.env.FAIRPRUNE_MUTATION === '1' ? 'large-sample check, left out of the mutation run for time' : false };
 
 // ---------------------------------------------------------------------------------------------
 
@@ -222,7 +228,7 @@ test('evaluate: intervals are the stratified percentile bootstrap, reproduced by
   }
 });
 
-test('evaluate: intervals contain the estimate, are reproducible per seed, and shrink as n grows', () => {
+test('evaluate: intervals contain the estimate, are reproducible per seed, and shrink as n grows', LARGE_SAMPLE, () => {
   const small = synth(300, 3, 3, 9);
   const big = synth(12000, 3, 3, 9);
   const evS = evaluate(toPred(small.rows), toInput(small.labels, small.groups, 3, 3), BOOT);
@@ -245,7 +251,7 @@ test('evaluate: intervals contain the estimate, are reproducible per seed, and s
   assert.deepEqual(JSON.parse(JSON.stringify(evS)), evS); // no NaN or undefined leaks into the JSON
 });
 
-test('evaluate: the accuracy interval has the width of the stratified binomial standard error', () => {
+test('evaluate: the accuracy interval has the width of the stratified binomial standard error', LARGE_SAMPLE, () => {
   const d = synth(6000, 2, 3, 21, [0.9, 0.6, 0.75]);
   const ev = evaluate(toPred(d.rows), toInput(d.labels, d.groups, 3, 2), { resamples: 1000, confidence: 0.95, seed: 1 });
   let v = 0;
@@ -351,7 +357,7 @@ test('compare: identical predictions give exactly zero-width intervals and no ex
   assert.equal(c.exemplars.total, 0);
 });
 
-test('compare: exemplar counts per group match a plain count, ψ matches its definition, and the paired interval is tight', () => {
+test('compare: exemplar counts per group match a plain count, ψ matches its definition, and the paired interval is tight', LARGE_SAMPLE, () => {
   const G = 3;
   const d = synth(3000, 2, G, 4, [0.9, 0.7, 0.6]);
   const rng = new Rng(99);
@@ -614,7 +620,7 @@ test('compare: every interval is the paired stratified percentile bootstrap at t
   assert.notEqual(evaluate(toPred(d.rows), input, none).worstGroup.group, evaluate(toPred(pruned), input, none).worstGroup.group);
 });
 
-test('compare and evaluate: 95% intervals agree with an independent bootstrap drawn from another generator', () => {
+test('compare and evaluate: 95% intervals agree with an independent bootstrap drawn from another generator', LARGE_SAMPLE, () => {
   // Not the engine's draw order: a different generator and seed, many resamples. Both are 95% percentile
   // intervals of the same statistic, so they agree up to Monte Carlo error (a 50% interval is about a
   // third as wide and fails).
