@@ -12,6 +12,9 @@ command -v make >/dev/null || need_apt+=(make)
 command -v g++ >/dev/null || need_apt+=(g++)
 # h5py reads the Keras files Fair Prune writes as an independent HDF5 reader (test/unit/keras.test.ts).
 /usr/bin/python3 -c 'import h5py' 2>/dev/null || need_apt+=(python3-h5py)
+# clang-19 rebuilds the committed SIMD kernels, so a test checks the .wasm is a build of kernels.c.
+command -v clang-19 >/dev/null || need_apt+=(clang-19)
+command -v wasm-ld-19 >/dev/null || need_apt+=(lld-19)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"

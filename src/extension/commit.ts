@@ -79,7 +79,10 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
       { modal: true, detail: verdict.rules.filter((r) => !r.passed).map((r) => `✗ ${r.message}`).join('\n') + '\n\nChange the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).' },
       overrideItem,
     );
-    if (choice !== overrideItem) return undefined;
+    if (choice !== overrideItem) {
+      output.appendLine(`${pointId} was not committed: it fails the fairness gate (${verdict.summary})`);
+      return undefined;
+    }
     const reason = await vscode.window.showInputBox({
       title: `Why may ${pointId} ship despite failing the fairness gate?`,
       prompt: 'Recorded with the model in fairness.json and FAIRNESS.md',

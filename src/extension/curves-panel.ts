@@ -144,10 +144,10 @@ export class CurvesPanel implements vscode.Disposable {
   }
 
   /**
-   * The page's script posts `ready` as soon as it runs. In code-server it was seen once not to run: the
-   * panel stayed at "Loading the fairness curves…" for a minute while the session finished. So a page
-   * that is visible and has not said `ready` within READY_TIMEOUT_MS is loaded again, twice at most,
-   * and the output says so. A hidden panel's page may not load until it is shown: it is not counted.
+   * The page's script posts `ready` as soon as it runs, and it runs as soon as the page is parsed: it is
+   * inline (see `html`). Should it still not say `ready` within READY_TIMEOUT_MS while visible, the page is
+   * loaded again, twice at most, and the output says so (the e2e tests fail on that line: it must not be
+   * what makes the panel work). A hidden panel's page may not load until it is shown: it is not counted.
    */
   private watchReady(panel: vscode.WebviewPanel): void {
     clearTimeout(this.readyTimer);
@@ -165,17 +165,38 @@ export class CurvesPanel implements vscode.Disposable {
     }, READY_TIMEOUT_MS);
   }
 
+  /**
+   * The page, with its script and stylesheet inline (nonce'd) rather than loaded from dist/webview. In
+   * the browser workbench (code-server) a webview's resources are fetched by the webview's service
+   * worker, which asks the workbench for each one and waits for the answer; an answer that never comes
+   * (the worker forgets the request after 30 s without ever settling the fetch) leaves the script
+   * unloaded and the panel at "Loading the fairness curves…" for good — what the reload above used to
+   * paper over. Inline, the page needs no resource load to start.
+   */
   private html(webview: vscode.Webview): string {
     const nonce = crypto.randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'curves.js'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'curves.css'));
+    const { script, style } = this.pageAssets();
     const csp = [`default-src 'none'`, `img-src ${webview.cspSource} data:`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `script-src 'nonce-${nonce}'`].join('; ');
     return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness Curves</title>
-<link rel="stylesheet" href="${style}"></head>
+<style nonce="${nonce}">${style}</style></head>
 <body><main id="app" aria-busy="true"><p class="empty">Loading the fairness curves…</p></main>
-<script nonce="${nonce}" src="${script}"></script></body></html>`;
+<script nonce="${nonce}">${script}</script></body></html>`;
+  }
+
+  private assets?: { script: string; style: string };
+  /** dist/webview/curves.{js,css}, read once, made safe to place inside a <script>/<style> element. */
+  private pageAssets(): { script: string; style: string } {
+    if (this.assets) return this.assets;
+    const dir = path.join(this.extensionUri.fsPath, 'dist', 'webview');
+    const sourceMapLine = /\n\/[/*]# sourceMappingURL=[^\n]*\s*$/;
+    const read = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8').replace(sourceMapLine, '');
+    // `</script` would end the element early; `<\/` is the same text in JS strings, templates and regular expressions.
+    const script = read('curves.js').replace(/<\/script/gi, '<\\/script');
+    const style = read('curves.css').replace(/<\/style/gi, '<\\/style');
+    this.assets = { script, style };
+    return this.assets;
   }
 
   private post(m: HostToCurves): void {

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { e2eUnavailableReason, repoRoot, withWorkbench } from './harness';
+import { e2eSkipReason, repoRoot, withWorkbench } from './harness';
 
-const skip = e2eUnavailableReason();
+const skip = e2eSkipReason();
 
 test('the extension-host tests (test:electron\'s suite) pass in code-server', { skip: skip ?? false, timeout: 300_000 }, async () => {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-api-'));

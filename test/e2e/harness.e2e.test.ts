@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { e2eUnavailableReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
+import { e2eSkipReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
 
 const PROBE_ID = 'fairprune-test.fp-e2e-probe';
 
@@ -116,7 +116,7 @@ async function withFailureReport<T>(wb: Workbench, name: string, fn: () => Promi
   }
 }
 
-const skip = e2eUnavailableReason();
+const skip = e2eSkipReason();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-selftest-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -93,6 +93,9 @@ export interface Workbench {
   screenshot(name: string): Promise<string>;
   /** The remote extension host log(s) of this workbench ('' when none yet). */
   extHostLog(): string;
+  /** What the extension wrote to its "Fair Prune" output channel (VS Code keeps each channel in a
+   *  `*-Fair Prune.log` file under logsDir); '' before it activates. */
+  fairPruneOutput(): string;
   /** Wait until the extension host log matches (e.g. an activation line); returns the log. */
   waitForExtHostLog(match: RegExp, opts?: { timeoutMs?: number }): Promise<string>;
   /** code-server's own stdout+stderr so far. */
@@ -101,8 +104,27 @@ export interface Workbench {
   testsExitCode(opts?: { timeoutMs?: number }): Promise<number>;
   /** Screenshot `failure-<name>` and print the extension host log tail and code-server's log tail. */
   reportFailure(name: string, error?: unknown): Promise<void>;
-  /** Close Chromium, end code-server's whole process group, remove the temp folders. Idempotent. */
+  /** Close Chromium, end code-server's whole process group, remove the temp folders. Idempotent.
+   *  Then fails (throws) when the Fair Prune output says a webview page had to be loaded again
+   *  (PAGE_RELOAD_LINE): that retry must never be what made a test pass. */
   close(): Promise<void>;
+}
+
+/**
+ * What the e2e tests skip for, or null when they run. Outside CI an unavailable workbench (a Node other
+ * than 20, no set-up) skips them with its reason. In CI (CI=true) only FAIRPRUNE_E2E=0 skips them: a
+ * suite that silently skips there hides that nothing was tested, so the tests run and fail with the
+ * reason (startWorkbench throws it).
+ */
+export function e2eSkipReason(): string | null {
+  const why = e2eUnavailableReason();
+  if (!why || process.env.FAIRPRUNE_E2E === '0') return why;
+  return isCi() ? null : why;
+}
+
+/** CI=true (or 1), as CI services set it. */
+export function isCi(): boolean {
+  return /^(true|1)$/i.test(process.env.CI ?? '');
 }
 
 /** Why the e2e tests cannot run here, or null when they can. */
@@ -508,6 +530,7 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
         return file;
       },
       extHostLog,
+      fairPruneOutput: () => readFairPruneOutput(path.join(dirs.userData, 'logs')),
       async waitForExtHostLog(match, o) {
         const timeoutMs = o?.timeoutMs ?? 30_000;
         const end = Date.now() + timeoutMs;
@@ -545,14 +568,14 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
       async close() {
         if (closed) return;
         closed = true;
+        const reloads = readFairPruneOutput(path.join(dirs.userData, 'logs')).split('\n').filter((l) => PAGE_RELOAD_LINE.test(l));
         if (process.env.FAIRPRUNE_E2E_KEEP === '1') {
           context = undefined;
           console.log(`FAIRPRUNE_E2E_KEEP=1: left ${dirs.root} (code-server pid group ${server?.pid} ended)`);
           if (server) await killGroup(server);
           await ctx.close().catch(() => undefined);
-          return;
-        }
-        await cleanup();
+        } else await cleanup();
+        if (reloads.length) throw new Error(`a webview page did not start and was loaded again:\n${reloads.join('\n')}`);
       },
     };
     return wb;
@@ -564,8 +587,15 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
   }
 }
 
-/** All remote extension host logs under logsDir, oldest session first, each under a header. */
-export function readExtHostLogs(logsDir: string): string {
+/** The line the curves panel writes when its page has not started and it loads the page again. */
+export const PAGE_RELOAD_LINE = /page had not started after|page did not start after/;
+
+/** The "Fair Prune" output channel's log file(s) under logsDir, oldest first. */
+export function readFairPruneOutput(logsDir: string): string {
+  return findLogs(logsDir, /-Fair Prune\.log$/).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+}
+
+function findLogs(logsDir: string, name: RegExp): string[] {
   const found: { file: string; mtime: number }[] = [];
   const walk = (dir: string, depth: number): void => {
     let entries: fs.Dirent[];
@@ -576,13 +606,17 @@ export function readExtHostLogs(logsDir: string): string {
     }
     for (const e of entries) {
       const p = path.join(dir, e.name);
-      if (e.isDirectory() && depth < 4) walk(p, depth + 1);
-      else if (e.isFile() && /exthost\.log$/i.test(e.name)) found.push({ file: p, mtime: fs.statSync(p).mtimeMs });
+      if (e.isDirectory() && depth < 5) walk(p, depth + 1);
+      else if (e.isFile() && name.test(e.name)) found.push({ file: p, mtime: fs.statSync(p).mtimeMs });
     }
   };
   walk(logsDir, 0);
-  found.sort((a, b) => a.mtime - b.mtime);
-  return found.map((f) => `==> ${f.file} <==\n${fs.readFileSync(f.file, 'utf8')}`).join('\n');
+  return found.sort((a, b) => a.mtime - b.mtime).map((f) => f.file);
+}
+
+/** All remote extension host logs under logsDir, oldest session first, each under a header. */
+export function readExtHostLogs(logsDir: string): string {
+  return findLogs(logsDir, /exthost\.log$/i).map((f) => `==> ${f} <==\n${fs.readFileSync(f, 'utf8')}`).join('\n');
 }
 
 export function tail(text: string, lines: number): string {

@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { e2eUnavailableReason, frameWith, repoRoot, until, withWorkbench } from './harness';
+import { e2eSkipReason, frameWith, repoRoot, until, withWorkbench } from './harness';
 import { makeFixture } from '../session-fixture';
 
-const skip = e2eUnavailableReason();
+const skip = e2eSkipReason();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-restricted-'));
 const workspace = path.join(tmp, 'workspace');
 
