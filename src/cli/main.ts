@@ -367,8 +367,13 @@ export async function main(argv: string[]): Promise<number> {
 
 export { HELP_RUN, HELP_TRAIN, HELP_DEMO };
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
+/**
+ * Runs the command line and exits with its status: 0 done, 1 a user mistake or a failure, 2 usage
+ * shown, 130 cancelled. `bin/fairprune` (the installed `fairprune` command) calls this; so does
+ * `node dist/cli.js`.
+ */
+export function runCli(argv: string[]): void {
+  main(argv).then(
     (code) => process.exit(code),
     (e) => {
       if (e instanceof UserError) console.error(`error: ${e.message}`);
@@ -378,3 +383,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) runCli(process.argv.slice(2));
