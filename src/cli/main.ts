@@ -21,6 +21,7 @@ import { printResults, progressPrinter } from './output';
 import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
+import { checkOutputFolder } from '../core/output-folder';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -266,6 +267,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     console.log(HELP_RUN);
     return 0;
   }
+  checkOutputFolder(req.outDir, '--out');
   const json = argv.includes('--json');
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
@@ -298,6 +300,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
     imageShape = [Number(m[1]), Number(m[2]), num(values, 'channels', 3, { integer: true, min: 1 })];
   }
   const out = path.resolve(required(values, 'out', 'models/baseline'));
+  checkOutputFolder(out, '--out');
   const result = await trainBaseline(
     {
       data: {
