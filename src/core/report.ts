@@ -5,6 +5,7 @@
 import type { Estimate, Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
+import { mdText } from './markdown';
 
 export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
 export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
@@ -13,7 +14,7 @@ export const withInterval = (e: Estimate | null | undefined, f: (x: number) => s
 export const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;
 
 function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const line = (cells: string[]) => `| ${cells.map(mdText).join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 

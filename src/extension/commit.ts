@@ -6,7 +6,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { readSession } from '../core/session-store';
+import { readSession, sessionProblem } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
 import { checkPoint } from '../core/gate';
 import { commitPoint } from '../core/commit';
@@ -61,7 +61,10 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
   }
   const session = readSession(sessionDir);
   if (!session) {
-    void vscode.window.showErrorMessage(`Fair Prune: ${path.join(sessionDir, 'results.json')} cannot be read; the session folder was moved or deleted.`);
+    const problem = sessionProblem(sessionDir);
+    void vscode.window.showErrorMessage(
+      problem ? `Fair Prune: not committed: ${problem}. Run the session again.` : `Fair Prune: ${path.join(sessionDir, 'results.json')} cannot be read; the session folder was moved or deleted.`,
+    );
     return undefined;
   }
   const point = session.results.points.find((p) => p.id === pointId);
@@ -89,7 +92,8 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     if (!reason) return undefined;
     override = { reason };
   }
-  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override });
+  const workspaceRoot = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(sessionDir))?.uri.fsPath;
+  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override, workspaceRoot });
   output.appendLine(`committed ${pointId} (${result.record.decision}) to ${result.dir}: ${result.files.join(', ')}`);
   if (settings().gitStage) await stageInGit(result.dir, output);
   const open = 'Open FAIRNESS.md';
