@@ -31,3 +31,20 @@ export function checkOutputFolder(dir: string, field: string): void {
     p = parent;
   }
 }
+
+/**
+ * The sessions folder for a workspace folder `root` from the `fairPrune.outputFolder` setting: a path
+ * relative to the workspace that stays inside it. A setting that leads elsewhere (absolute, `..`) is
+ * not followed: the default `.fairprune` is used, and `problem` says why.
+ */
+export function resolveOutputFolder(root: string, setting: string | undefined, fallback = '.fairprune'): { dir: string; problem?: string } {
+  const value = typeof setting === 'string' && setting.trim() ? setting.trim() : fallback;
+  const resolved = path.resolve(root, value);
+  const rootAbs = path.resolve(root);
+  const inside = resolved.startsWith(rootAbs + path.sep) && !path.isAbsolute(value) && !path.win32.isAbsolute(value);
+  if (inside) return { dir: resolved };
+  return {
+    dir: path.resolve(root, fallback),
+    problem: `fairPrune.outputFolder '${value}' leads outside the workspace folder ${rootAbs}; sessions are kept in ${fallback} inside it.`,
+  };
+}

@@ -11,7 +11,7 @@ import type { StoredSession } from '../core/session-store';
 import { checkPoint } from '../core/gate';
 import { commitPoint } from '../core/commit';
 import { pct } from '../core/report';
-import { policy, settings } from './config';
+import { policy, policySource, settings } from './config';
 
 export async function pickPoint(sessions: StoredSession[]): Promise<{ sessionDir: string; pointId: string } | undefined> {
   const p = policy();
@@ -79,7 +79,7 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     const overrideItem = 'Override with a Reason…';
     const choice = await vscode.window.showWarningMessage(
       `Fair Prune: ${pointId} fails the fairness gate and was not committed.`,
-      { modal: true, detail: verdict.rules.filter((r) => !r.passed).map((r) => `✗ ${r.message}`).join('\n') + '\n\nChange the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).' },
+      { modal: true, detail: verdict.rules.filter((r) => !r.passed).map((r) => `✗ ${r.message}`).join('\n') + `\n\nGate policy from ${policySource()}. Change the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).` },
       overrideItem,
     );
     if (choice !== overrideItem) return undefined;
@@ -99,7 +99,7 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
   const open = 'Open FAIRNESS.md';
   const reveal = 'Reveal in Explorer';
   void vscode.window
-    .showInformationMessage(`Fair Prune: committed ${pointId}${override ? ' by override' : ''} to ${vscode.workspace.asRelativePath(result.dir)}.`, open, reveal)
+    .showInformationMessage(`Fair Prune: committed ${pointId}${override ? ' by override' : ''} to ${vscode.workspace.asRelativePath(result.dir)} (gate policy from ${policySource()}).`, open, reveal)
     .then((pick) => {
       if (pick === open) void vscode.window.showTextDocument(vscode.Uri.file(path.join(result.dir, 'FAIRNESS.md')));
       if (pick === reveal) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.dir));
