@@ -22,6 +22,7 @@ import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
 import { checkOutputFolder } from '../core/output-folder';
+import { cleanStaleSessionTemps } from '../core/atomic';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -269,8 +270,11 @@ async function cmdRun(argv: string[]): Promise<number> {
   }
   checkOutputFolder(req.outDir, '--out');
   const json = argv.includes('--json');
+  cleanStaleSessionTemps(req.outDir);
   const controller = new AbortController();
+  // Ctrl-C and a terminating CI runner or `kill` alike: the session is marked cancelled, its finished points kept
   process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
   let resultsPath = '';
   const printer = json ? () => {} : progressPrinter();
   const results = await runSession(req, {
