@@ -13,6 +13,7 @@ import { UserError } from '../core/errors';
 import { pct } from '../core/report';
 import { RUN_DEFAULTS } from './defaults';
 import { printResults, progressPrinter } from './output';
+import { checkOutputFolder } from '../core/output-folder';
 
 export interface DemoPlan {
   trainCount: number;
@@ -41,6 +42,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   const plan = values.quick ? QUICK_DEMO : FULL_DEMO;
   const out = path.resolve((values.out as string | undefined) ?? '.fairprune-demo');
+  checkOutputFolder(out, '--out');
   const backend = ((values.backend as string | undefined) ?? 'auto') as BackendPreference;
   const workers = values.workers === undefined ? RUN_DEFAULTS.workers : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 0) throw new UserError(`'${values.workers}' is not a whole number of workers.`, { field: '--workers', fix: 'give 0 (one per core), 1 (one point at a time) or more.' });

@@ -21,6 +21,8 @@ import { printResults, progressPrinter } from './output';
 import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
+import { checkOutputFolder } from '../core/output-folder';
+import { cleanStaleSessionTemps } from '../core/atomic';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -294,9 +296,13 @@ async function cmdRun(argv: string[]): Promise<number> {
     console.log(HELP_RUN);
     return 0;
   }
+  checkOutputFolder(req.outDir, '--out');
   const json = argv.includes('--json');
+  cleanStaleSessionTemps(req.outDir);
   const controller = new AbortController();
+  // Ctrl-C and a terminating CI runner or `kill` alike: the session is marked cancelled, its finished points kept
   process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
   let resultsPath = '';
   const printer = json ? () => {} : progressPrinter();
   const results = await runSession(req, {
@@ -326,6 +332,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
     imageShape = [Number(m[1]), Number(m[2]), num(values, 'channels', 3, { integer: true, min: 1 })];
   }
   const out = path.resolve(required(values, 'out', 'models/baseline'));
+  checkOutputFolder(out, '--out');
   const result = await trainBaseline(
     {
       data: {
@@ -395,8 +402,13 @@ export async function main(argv: string[]): Promise<number> {
 
 export { HELP_RUN, HELP_TRAIN, HELP_DEMO };
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
+/**
+ * Runs the command line and exits with its status: 0 done, 1 a user mistake or a failure, 2 usage
+ * shown, 130 cancelled. `bin/fairprune` (the installed `fairprune` command) calls this; so does
+ * `node dist/cli.js`.
+ */
+export function runCli(argv: string[]): void {
+  main(argv).then(
     (code) => process.exit(code),
     (e) => {
       if (e instanceof UserError) console.error(`error: ${e.message}`);
@@ -406,3 +418,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) runCli(process.argv.slice(2));

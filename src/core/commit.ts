@@ -14,6 +14,9 @@ import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
 import { pct, signedPts, withInterval } from './report';
 import { ENGINE_VERSION } from './version';
+import { hashMismatch, readRegularFiles } from './file-hashes';
+import { mdCode, mdText } from './markdown';
+import { staysInside } from './results-check';
 
 export const FAIRNESS_SCHEMA_VERSION = 1 as const;
 
@@ -26,6 +29,8 @@ export interface CommitRequest {
   override?: { reason: string };
   /** Default: a new folder beside the dense model's, named after it and the point. */
   targetDir?: string;
+  /** The workspace folder: the target must lie inside it (a results.json names the dense model's path). */
+  workspaceRoot?: string;
 }
 
 export interface FairnessRecord {
@@ -78,20 +83,25 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
       throw new UserError('an override needs a reason, which is recorded with the model.', { field: 'override reason', fix: 'say why this point may ship despite failing the gate.' });
     }
   }
+  const resultsFile = path.join(req.sessionDir, 'results.json');
+  if (!staysInside(req.sessionDir, point.modelDir)) {
+    throw new UserError(`the point's model folder '${point.modelDir}' lies outside the session folder.`, { file: resultsFile, field: `${point.id}.modelDir`, fix: 'run the session again; this results.json was not written by Fair Prune.' });
+  }
   const source = path.join(req.sessionDir, point.modelDir);
   if (!fs.existsSync(path.join(source, 'model.json'))) {
     throw new UserError('the pruned model of this point is missing.', { file: source, field: point.id, fix: 'run the session again; its folder was moved or deleted.' });
   }
   // Everything the point saved: model.json + weights, the Keras file, the preprocessing, a shrunk/ model.
-  const files: Record<string, string | Uint8Array> = {};
-  const copy = (dir: string, prefix: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) copy(path.join(dir, entry.name), rel);
-      else files[rel] = fs.readFileSync(path.join(dir, entry.name));
-    }
-  };
-  copy(source, '');
+  // Regular files only, and (when the session recorded them) exactly the bytes that were evaluated.
+  const files: Record<string, string | Uint8Array> = readRegularFiles(source);
+  const changed = point.files ? hashMismatch(files as Record<string, Uint8Array>, point.files) : undefined;
+  if (changed) {
+    throw new UserError(`the pruned model of ${point.id} is not the one that was evaluated: ${changed}.`, {
+      file: source,
+      field: `${point.id}.files`,
+      fix: 'run the session again; the gate\'s verdict holds only for the weights it measured.',
+    });
+  }
   const { assignment: _assignment, ...split } = results.data.split;
   const record: FairnessRecord = {
     schemaVersion: FAIRNESS_SCHEMA_VERSION,
@@ -135,6 +145,13 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
   files['fairness.json'] = JSON.stringify(record, null, 1);
   files['FAIRNESS.md'] = renderFairnessMarkdown(record);
   const dir = req.targetDir ?? defaultCommitDir(results, point);
+  if (req.workspaceRoot && !staysInside(req.workspaceRoot, path.relative(req.workspaceRoot, path.resolve(dir)))) {
+    throw new UserError(`the commit would write '${dir}', outside the workspace folder ${req.workspaceRoot}.`, {
+      file: resultsFile,
+      field: 'model.path',
+      fix: 'commit only sessions of models inside this workspace; this results.json names a model elsewhere.',
+    });
+  }
   writeFolderAtomic(dir, files);
   return { dir, files: Object.keys(files).sort(), verdict, record };
 }
@@ -142,36 +159,36 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
 export function renderFairnessMarkdown(r: FairnessRecord): string {
   const p = r.point;
   const lines: string[] = [];
-  lines.push(`# Fairness check: ${p.id}`, '');
+  lines.push(`# Fairness check: ${mdText(p.id)}`, '');
   lines.push(
     r.decision === 'passed'
       ? `**Passed** the fairness gate (${r.verdict.policy.judgeOn === 'interval' ? 'judged on 95% bootstrap intervals' : 'judged on point estimates'}).`
-      : `**Failed** the fairness gate and was committed by **override**. Reason given: “${r.override!.reason}”.`,
+      : `**Failed** the fairness gate and was committed by **override**. Reason given: “${mdText(r.override!.reason)}”.`,
     '',
   );
   const schedule = p.schedule ?? 'one-shot';
   const target = p.structure
     ? `${pct(p.structure.reached)} fewer ${p.structure.target.metric === 'flops' ? 'multiply-adds (FLOPs)' : 'weights'} by removing whole filters and units (${p.method}, ${schedule}, ${p.structure.target.scope === 'global' ? 'ranked globally' : 'per layer'})`
     : `${pct(p.achievedSparsity)} of its prunable weights removed (${p.method}, ${schedule})`;
-  lines.push(`Pruned from \`${r.model.dense}\`: ${target}, fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`);
+  lines.push(`Pruned from ${mdCode(r.model.dense)}: ${target}, fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`);
   if (p.cost) lines.push(`Parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}; FLOPs per sample ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}.`);
   if (p.latency) lines.push(p.latency.sentence);
   lines.push('');
   lines.push('## Policy', '', '| rule | limit | judged value | estimate | result |', '| --- | --- | --- | --- | --- |');
   for (const rule of r.verdict.rules) {
     const fmt = rule.id === 'min-accuracy' ? (x: number) => pct(x) : (x: number) => `${(x * 100).toFixed(1)} pts`;
-    lines.push(`| ${rule.description} | ${fmt(rule.limit)} | ${fmt(rule.observed)} | ${fmt(rule.estimate)} | ${rule.passed ? 'pass' : `**fail**: ${rule.message}`} |`);
+    lines.push(`| ${mdText(rule.description)} | ${fmt(rule.limit)} | ${fmt(rule.observed)} | ${fmt(rule.estimate)} | ${rule.passed ? 'pass' : `**fail**: ${mdText(rule.message)}`} |`);
   }
   lines.push('', `## Accuracy by group (test split, ${r.data.split.counts.test} samples)`, '', '| group | test samples | dense | pruned | change [95% CI] | ψ [95% CI] |', '| --- | --- | --- | --- | --- | --- |');
   lines.push(`| **all** | ${p.evaluation.n} | ${pct(r.dense.accuracy.value)} | ${withInterval(p.evaluation.accuracy)} | ${withInterval(p.comparison.accuracyChange, (x) => signedPts(x))} | |`);
   for (const g of p.comparison.groups) {
     const d = r.dense.groups.find((x) => x.group === g.group);
     const e = p.evaluation.groups.find((x) => x.group === g.group);
-    lines.push(`| ${g.group} | ${e?.n ?? '–'} | ${d ? pct(d.accuracy.value) : '–'} | ${e ? withInterval(e.accuracy) : '–'} | ${withInterval(g.accuracyChange, (x) => signedPts(x))} | ${withInterval(g.excessGap, (x) => signedPts(x))} |`);
+    lines.push(`| ${mdText(g.group)} | ${e?.n ?? '–'} | ${d ? pct(d.accuracy.value) : '–'} | ${e ? withInterval(e.accuracy) : '–'} | ${withInterval(g.accuracyChange, (x) => signedPts(x))} | ${withInterval(g.excessGap, (x) => signedPts(x))} |`);
   }
-  lines.push('', `Worst group: dense ${r.dense.worstGroup.group} ${pct(r.dense.worstGroup.accuracy.value)}, pruned ${p.evaluation.worstGroup.group} ${pct(p.evaluation.worstGroup.accuracy.value)}. Largest gap: dense ${pct(r.dense.largestGap.value)}, pruned ${pct(p.evaluation.largestGap.value)}.`, '');
+  lines.push('', `Worst group: dense ${mdText(r.dense.worstGroup.group)} ${pct(r.dense.worstGroup.accuracy.value)}, pruned ${mdText(p.evaluation.worstGroup.group)} ${pct(p.evaluation.worstGroup.accuracy.value)}. Largest gap: dense ${pct(r.dense.largestGap.value)}, pruned ${pct(p.evaluation.largestGap.value)}.`, '');
   lines.push('## Provenance', '');
-  lines.push(`- Data: \`${r.data.path}\` (${r.data.rows} rows), label \`${r.data.label.column}\` (${r.data.label.classes.join(', ')}), groups by ${r.data.groupColumns.join(' × ')}`);
+  lines.push(`- Data: ${mdCode(r.data.path)} (${r.data.rows} rows), label ${mdCode(r.data.label.column)} (${mdText(r.data.label.classes.join(', '))}), groups by ${mdText(r.data.groupColumns.join(' × '))}`);
   lines.push(`- Dense model sha256 \`${r.hashes.denseModel}\`; data sha256 \`${r.hashes.data}\`; pruned weights sha256 \`${r.hashes.prunedWeights}\``);
   lines.push(`- Session ${r.session.id}; engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}; committed ${r.committedAt}`);
   return lines.join('\n') + '\n';

@@ -17,6 +17,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelRecord, ModelSize, Task } from '../protocol/results';
 import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
+import { buildWithinLimit, maxParameters, tooLargeError } from './model-limits';
 import { kerasFormatOf, kerasWeights, readKerasFile, writeKerasFile, type KerasSource } from './keras/io';
 
 type Json = Record<string, unknown>;
@@ -65,9 +66,27 @@ export interface LoadedModel {
 const PRUNABLE_CLASSES = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'DepthwiseConv2D', 'SeparableConv2D']);
 const CONTAINER_CLASSES = new Set(['Sequential', 'Model', 'Functional']);
 
+/** A model.json larger than this is not a Layers model's topology and manifest. */
+const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+
 function readJson(file: string): Json {
   if (!fs.existsSync(file)) {
     throw new UserError('no such file.', { file, fix: 'give the path of a TensorFlow.js Layers model.json (with its weight files beside it).' });
+  }
+  const stat = fs.statSync(file);
+  if (stat.isDirectory()) {
+    const inside = path.join(file, 'model.json');
+    throw new UserError(`is a folder${fs.existsSync(inside) ? '' : ' without a model.json in it'}, not a model file.`, {
+      file,
+      field: '--model',
+      fix: fs.existsSync(inside) ? `give the model file itself: ${inside}` : 'give the path of a model.json, .h5 or .keras file.',
+    });
+  }
+  if (!stat.isFile() || stat.size > MAX_MODEL_JSON_BYTES) {
+    throw new UserError(`is ${stat.isFile() ? `${stat.size.toLocaleString('en')} bytes, larger than a model.json can be` : 'not a regular file'}.`, {
+      file,
+      fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.',
+    });
   }
   const text = fs.readFileSync(file, 'utf8');
   try {
@@ -152,23 +171,11 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
       fix: 'save the model with its weights (model.save() or tensorflowjs_converter write both).',
     });
   }
+  checkManifestSize(manifest, modelPath);
   const buffers: Buffer[] = [];
   const specs: WeightSpec[] = [];
   const hash = [sha256(JSON.stringify(json))];
   manifest.forEach((group, g) => {
-    const shards: Buffer[] = [];
-    for (const p of group.paths ?? []) {
-      const shardPath = path.join(dir, p);
-      if (!fs.existsSync(shardPath)) {
-        throw new UserError(`weight file '${p}' (weightsManifest[${g}].paths) is missing.`, {
-          file: shardPath,
-          field: `weightsManifest[${g}].paths`,
-          fix: `put '${p}' beside ${path.basename(modelPath)}; it is written together with the model.`,
-        });
-      }
-      shards.push(fs.readFileSync(shardPath));
-    }
-    const data = Buffer.concat(shards);
     let expected = 0;
     let checkable = true;
     for (const spec of group.weights ?? []) {
@@ -176,8 +183,22 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
       if (b === undefined) checkable = false;
       else expected += b * spec.shape.reduce((a, d) => a * d, 1);
     }
-    if (checkable && expected !== data.length) {
-      throw new UserError(`the weight files of group ${g} (${(group.paths ?? []).join(', ')}) hold ${data.length} bytes, but the manifest's weights need ${expected}: a file is truncated or belongs to another model.`, {
+    const shardPaths = (group.paths ?? []).map((p) => {
+      const shardPath = weightFileInside(dir, p, modelPath, `weightsManifest[${g}].paths`);
+      if (!fs.existsSync(shardPath)) {
+        throw new UserError(`weight file '${p}' (weightsManifest[${g}].paths) is missing.`, {
+          file: shardPath,
+          field: `weightsManifest[${g}].paths`,
+          fix: `put '${p}' beside ${path.basename(modelPath)}; it is written together with the model.`,
+        });
+      }
+      return shardPath;
+    });
+    // sizes before reading: a weight file far larger than the manifest says is not read at all
+    const onDisk = shardPaths.reduce((a, f) => a + fs.statSync(f).size, 0);
+    const data = checkable && onDisk !== expected ? undefined : Buffer.concat(shardPaths.map((f, i) => readShard(f, group.paths[i], modelPath, `weightsManifest[${g}].paths`)));
+    if (!data || (checkable && expected !== data.length)) {
+      throw new UserError(`the weight files of group ${g} (${(group.paths ?? []).join(', ')}) hold ${data?.length ?? onDisk} bytes, but the manifest's weights need ${expected}: a file is truncated or belongs to another model.`, {
         file: path.join(dir, (group.paths ?? ['?'])[0]),
         field: `weightsManifest[${g}]`,
         fix: 'copy the weight files again from where the model was saved; they must match this model.json.',
@@ -189,6 +210,50 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
   });
   const weightData = Buffer.concat(buffers);
   return buildLoaded(modelPath, json, specs, weightData, sha256(hash.join('')), 'tfjs-layers');
+}
+
+/**
+ * A weight file named by the manifest, resolved inside the model's folder: a relative path without
+ * `..`, which after following symlinks still lies inside that folder. Otherwise a UserError naming it.
+ */
+export function weightFileInside(dir: string, p: unknown, modelPath: string, field: string): string {
+  const refuse = (why: string): never => {
+    throw new UserError(`weight file '${String(p)}' ${why}; weight files must lie in the model's folder.`, {
+      file: modelPath,
+      field,
+      fix: `put the weight files beside ${path.basename(modelPath)} and list them by name (e.g. "weights.bin").`,
+    });
+  };
+  if (typeof p !== 'string' || p === '' || p.includes('\0')) return refuse('is not a file name');
+  if (path.isAbsolute(p) || path.win32.isAbsolute(p)) return refuse('is an absolute path');
+  if (p.split(/[\\/]/).includes('..')) return refuse("leaves the model's folder ('..')");
+  const resolved = path.resolve(dir, p);
+  if (fs.existsSync(resolved)) {
+    const realDir = fs.realpathSync(dir);
+    const real = fs.realpathSync(resolved);
+    if (real !== realDir && !real.startsWith(realDir + path.sep)) return refuse(`resolves to '${real}', outside the model's folder`);
+  }
+  return resolved;
+}
+
+function readShard(shardPath: string, p: string, modelPath: string, field: string): Buffer {
+  if (!fs.statSync(shardPath).isFile()) {
+    throw new UserError(`weight file '${p}' is not a regular file.`, { file: modelPath, field, fix: 'list the weight files that model.save() wrote.' });
+  }
+  return fs.readFileSync(shardPath);
+}
+
+/** The parameters a manifest declares, refused past the limit before any weight file is read. */
+function checkManifestSize(manifest: ManifestGroup[], modelPath: string): void {
+  const limit = maxParameters();
+  let count = 0;
+  manifest.forEach((group, g) => {
+    for (const spec of group.weights ?? []) {
+      const shape = Array.isArray(spec.shape) ? spec.shape : [];
+      count += shape.reduce((a, d) => a * (Number.isFinite(d) && d > 0 ? d : 1), 1);
+      if (count > limit) throw tooLargeError(modelPath, count, limit, `weightsManifest[${g}] ${spec.name}`);
+    }
+  });
 }
 
 /** Refuses what Fair Prune cannot load (graph models, Lambda and unknown layer classes) before tfjs sees it. */
@@ -241,14 +306,17 @@ async function buildLoaded(modelPath: string, json: Json, specs: WeightSpec[], w
   const topology = json.modelTopology as Json;
   let model: tfl.LayersModel;
   try {
-    model = await tfl.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: topology,
-        weightSpecs: specs as tf.io.WeightsManifestEntry[],
-        weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
-      }),
+    model = await buildWithinLimit(modelPath, () =>
+      tfl.loadLayersModel(
+        tf.io.fromMemory({
+          modelTopology: topology,
+          weightSpecs: specs as tf.io.WeightsManifestEntry[],
+          weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
+        }),
+      ),
     );
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`TensorFlow.js could not build this model: ${(e as Error).message}`, {
       file: modelPath,
       field: 'modelTopology',

@@ -13,6 +13,7 @@ import {
   groupEstimate,
   metricsOf,
 } from './metric-table';
+import { mdText } from './markdown';
 
 export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
 export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
@@ -21,7 +22,7 @@ export const withInterval = (e: Estimate | null | undefined, f: (x: number) => s
 export const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;
 
 function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const line = (cells: string[]) => `| ${cells.map(mdText).join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
@@ -177,7 +178,7 @@ export function renderReport(r: SessionResults): string {
   const lines: string[] = [];
   lines.push(`# Fair Prune session ${r.sessionId}`, '');
   lines.push(`Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`, '');
-  if (r.recommendation) lines.push(`**${r.recommendation.sentence}**`, '', `(Fairness gate: ${policyText(r.recommendation.policy)}.)`, '');
+  if (r.recommendation) lines.push(`**${mdText(r.recommendation.sentence)}**`, '', `(Fairness gate: ${policyText(r.recommendation.policy)}.)`, '');
   lines.push(`- Model: \`${r.model.path}\` (${r.model.task}, input [${r.model.inputShape.join(', ')}], ${r.model.size.parameters.toLocaleString('en')} parameters, weights ${kib(r.model.size.weightBytes)}, gzip ${kib(r.model.size.gzipBytes)})`);
   lines.push(`- Data: \`${r.data.path}\` (${r.data.rows} rows); label \`${r.data.label.column}\`: ${r.data.label.classes.map((c, i) => `${i} = ${c}`).join(', ')} (${r.data.label.order} order)`);
   lines.push(`- Inputs: ${r.data.imageColumn ? `images from column \`${r.data.imageColumn}\`, pixels ÷ ${r.data.pixelScale}` : `features ${(r.data.features ?? []).map((f) => `\`${f}\``).join(', ')}`}${r.data.preprocessing ? `; preprocessing from \`${r.data.preprocessing}\`` : '; values as in the CSV'}`);
@@ -188,7 +189,7 @@ export function renderReport(r: SessionResults): string {
   lines.push(`- Pruning: ${r.config.method}, ${r.config.schedule?.name ?? 'one-shot'}${r.config.target ? ` (target: ${r.config.target.metric}, ${r.config.target.scope})` : ''}, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`);
   lines.push(`- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`);
   lines.push(`- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`, '');
-  if (r.pwWeights) lines.push(pwWeightLine(r.pwWeights), '');
+  if (r.pwWeights) lines.push(mdText(pwWeightLine(r.pwWeights)), '');
   if (r.data.warnings.length) {
     lines.push('## Warnings', '', ...r.data.warnings.map((w) => `- ${w}`), '');
   }

@@ -8,6 +8,7 @@ import * as path from 'path';
 import type { SessionResults, SessionStatus } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
 import { writeReport } from './report';
+import { readResultsChecked } from './results-check';
 
 export interface StoredSession {
   dir: string;
@@ -21,14 +22,33 @@ export interface StoredSession {
 const cache = new Map<string, { mtimeMs: number; size: number; session: StoredSession }>();
 const CACHE_LIMIT = 64;
 
+/** Session folders whose results.json failed its check, with the problem (see results-check.ts). */
+const problems = new Map<string, string>();
+
+/** Why the results.json of `dir` was refused, when it was. */
+export function sessionProblem(dir: string): string | undefined {
+  return problems.get(dir);
+}
+
+/**
+ * The session in `dir`, when its results.json passes the schema and path checks; a file that does
+ * not is never acted on: `sessionProblem(dir)` says why.
+ */
 export function readSession(dir: string): StoredSession | undefined {
   const file = path.join(dir, 'results.json');
   try {
     const stat = fs.statSync(file);
     const hit = cache.get(dir);
     if (hit && hit.mtimeMs === stat.mtimeMs && hit.size === stat.size) return hit.session;
-    const results = JSON.parse(fs.readFileSync(file, 'utf8')) as SessionResults;
-    if (!(results && typeof results === 'object' && Array.isArray(results.points))) return undefined;
+    if (!fs.existsSync(file)) return undefined;
+    const checked = readResultsChecked(dir);
+    if ('problem' in checked) {
+      problems.set(dir, checked.problem);
+      cache.delete(dir);
+      return undefined;
+    }
+    problems.delete(dir);
+    const results = checked.results;
     const session = { dir, results };
     if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
     cache.set(dir, { mtimeMs: stat.mtimeMs, size: stat.size, session });
@@ -37,6 +57,17 @@ export function readSession(dir: string): StoredSession | undefined {
     cache.delete(dir);
     return undefined; // being written for the first time, or not a session: skipped
   }
+}
+
+/** Session folders under `<outDir>/sessions` whose results.json was refused, with the problem. */
+export function refusedSessions(outDir: string): { dir: string; problem: string }[] {
+  const root = path.join(outDir, 'sessions');
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .map((name) => path.join(root, name))
+    .filter((dir) => !readSession(dir) && problems.has(dir))
+    .map((dir) => ({ dir, problem: problems.get(dir)! }));
 }
 
 /** Every readable session under `<outDir>/sessions`, newest first. */

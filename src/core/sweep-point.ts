@@ -28,6 +28,7 @@ import type { StructuredOutcome } from './structured';
 import { Rng } from './rng';
 import { predictProbabilities, train } from './train';
 import type { TrainingData, TrainProgress } from './train';
+import { hashFolder } from './file-hashes';
 
 /** What every point of a session shares. Plain data: it is posted to worker threads as it is. */
 export interface SweepSetup {
@@ -222,6 +223,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       evaluation,
       comparison,
       modelDir,
+      files: hashFolder(path.join(setup.sessionDir, modelDir)),
       ...(scheduleSpec ? { schedule: scheduleSpec.name } : {}),
       cost: measured.cost,
       latency: measured.latency,

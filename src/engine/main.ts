@@ -9,6 +9,7 @@ import * as os from 'os';
 import type { EngineCommand, EngineMessage } from '../protocol/engine';
 import { runSession } from '../core/session';
 import { CancelledError, UserError } from '../core/errors';
+import { cleanStaleSessionTemps } from '../core/atomic';
 
 function send(message: EngineMessage): Promise<void> {
   return new Promise((resolve) => {
@@ -60,6 +61,7 @@ process.on('message', (raw: EngineCommand) => {
   }
   if (raw.type === 'run' && !started) {
     started = true;
+    cleanStaleSessionTemps(raw.request.outDir);
     runSession(raw.request, { signal: controller.signal, emit: (event) => void send({ type: 'event', event }) })
       .then(() => 0)
       .catch(async (e) => {
@@ -70,5 +72,8 @@ process.on('message', (raw: EngineCommand) => {
       .then((code) => process.exit(code));
   }
 });
+// SIGTERM (the host or the system ending the engine) cancels like the Cancel button: the session is
+// marked cancelled and keeps its finished points.
+process.once('SIGTERM', () => controller.abort());
 // The host going away ends the engine too.
 process.on('disconnect', () => process.exit(0));

@@ -6,12 +6,12 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { readSession } from '../core/session-store';
+import { readSession, sessionProblem } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
 import { checkPoint } from '../core/gate';
 import { commitPoint } from '../core/commit';
 import { pct } from '../core/report';
-import { policy, settings } from './config';
+import { policy, policySource, settings } from './config';
 
 export async function pickPoint(sessions: StoredSession[]): Promise<{ sessionDir: string; pointId: string } | undefined> {
   const p = policy();
@@ -61,7 +61,10 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
   }
   const session = readSession(sessionDir);
   if (!session) {
-    void vscode.window.showErrorMessage(`Fair Prune: ${path.join(sessionDir, 'results.json')} cannot be read; the session folder was moved or deleted.`);
+    const problem = sessionProblem(sessionDir);
+    void vscode.window.showErrorMessage(
+      problem ? `Fair Prune: not committed: ${problem}. Run the session again.` : `Fair Prune: ${path.join(sessionDir, 'results.json')} cannot be read; the session folder was moved or deleted.`,
+    );
     return undefined;
   }
   const point = session.results.points.find((p) => p.id === pointId);
@@ -76,7 +79,7 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     const overrideItem = 'Override with a Reason…';
     const choice = await vscode.window.showWarningMessage(
       `Fair Prune: ${pointId} fails the fairness gate and was not committed.`,
-      { modal: true, detail: verdict.rules.filter((r) => !r.passed).map((r) => `✗ ${r.message}`).join('\n') + '\n\nChange the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).' },
+      { modal: true, detail: verdict.rules.filter((r) => !r.passed).map((r) => `✗ ${r.message}`).join('\n') + `\n\nGate policy from ${policySource()}. Change the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).` },
       overrideItem,
     );
     if (choice !== overrideItem) {
@@ -92,13 +95,14 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     if (!reason) return undefined;
     override = { reason };
   }
-  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override });
+  const workspaceRoot = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(sessionDir))?.uri.fsPath;
+  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override, workspaceRoot });
   output.appendLine(`committed ${pointId} (${result.record.decision}) to ${result.dir}: ${result.files.join(', ')}`);
   if (settings().gitStage) await stageInGit(result.dir, output);
   const open = 'Open FAIRNESS.md';
   const reveal = 'Reveal in Explorer';
   void vscode.window
-    .showInformationMessage(`Fair Prune: committed ${pointId}${override ? ' by override' : ''} to ${vscode.workspace.asRelativePath(result.dir)}.`, open, reveal)
+    .showInformationMessage(`Fair Prune: committed ${pointId}${override ? ' by override' : ''} to ${vscode.workspace.asRelativePath(result.dir)} (gate policy from ${policySource()}).`, open, reveal)
     .then((pick) => {
       if (pick === open) void vscode.window.showTextDocument(vscode.Uri.file(path.join(result.dir, 'FAIRNESS.md')));
       if (pick === reveal) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.dir));

@@ -1,9 +1,9 @@
 /** The `fairPrune.*` settings, read in one place. */
-import * as path from 'path';
 import * as vscode from 'vscode';
 import type { FairnessPolicy } from '../core/gate';
 import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../core/gate';
 import { readSession } from '../core/session-store';
+import { resolveOutputFolder } from '../core/output-folder';
 import type { SessionView } from '../protocol/webview';
 import type { BackendPreference, LossName, PruningMethodName } from '../protocol/results';
 import { RUN_DEFAULTS as D } from '../protocol/defaults';
@@ -42,14 +42,37 @@ export function policy(): FairnessPolicy {
   };
 }
 
+const warnedOutputFolder = new Set<string>();
+
+/** The sessions folder inside workspace folder `root` (the setting is not followed outside it). */
+function outDirIn(root: string): string {
+  const { dir, problem } = resolveOutputFolder(root, settings().outputFolder);
+  if (problem && !warnedOutputFolder.has(problem)) {
+    warnedOutputFolder.add(problem);
+    void vscode.window.showWarningMessage(`Fair Prune: ${problem}`);
+  }
+  return dir;
+}
+
 /** The sessions folder of the workspace folder that holds `file` (or the first folder). */
 export function outDirFor(file?: vscode.Uri): string | undefined {
   const folder = (file && vscode.workspace.getWorkspaceFolder(file)) ?? vscode.workspace.workspaceFolders?.[0];
-  return folder ? path.resolve(folder.uri.fsPath, settings().outputFolder) : undefined;
+  return folder ? outDirIn(folder.uri.fsPath) : undefined;
 }
 
 export function allOutDirs(): string[] {
-  return (vscode.workspace.workspaceFolders ?? []).map((f) => path.resolve(f.uri.fsPath, settings().outputFolder));
+  return (vscode.workspace.workspaceFolders ?? []).map((f) => outDirIn(f.uri.fsPath));
+}
+
+/** Where the fairness gate's limits come from: 'defaults', 'user settings' or 'workspace settings'. */
+export function policySource(): string {
+  const c = vscode.workspace.getConfiguration('fairPrune.gate');
+  const keys = ['maxWorstGroupDrop', 'maxGapIncrease', 'minAccuracy', 'judgeOn'];
+  const from = keys.map((k) => c.inspect(k)).map((i) =>
+    i?.workspaceFolderValue !== undefined || i?.workspaceValue !== undefined ? 'workspace' : i?.globalValue !== undefined ? 'user' : 'default',
+  );
+  if (from.includes('workspace')) return vscode.workspace.isTrusted ? 'workspace settings' : 'user settings (workspace settings are ignored until the workspace is trusted)';
+  return from.includes('user') ? 'user settings' : 'the defaults';
 }
 
 /** What the report and the curves panel show of a session: its results, the gate's verdict on each

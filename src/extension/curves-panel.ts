@@ -176,7 +176,7 @@ export class CurvesPanel implements vscode.Disposable {
   private html(webview: vscode.Webview): string {
     const nonce = crypto.randomBytes(16).toString('base64');
     const { script, style } = this.pageAssets();
-    const csp = [`default-src 'none'`, `img-src ${webview.cspSource} data:`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `script-src 'nonce-${nonce}'`].join('; ');
+    const csp = [`default-src 'none'`, `form-action 'none'`, `base-uri 'none'`, `img-src ${webview.cspSource} data:`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `script-src 'nonce-${nonce}'`].join('; ');
     return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness Curves</title>

@@ -80,7 +80,7 @@ export function activate(context: vscode.ExtensionContext) {
       deserializeWebviewPanel: async (panel, state) => curves.restore(panel, state),
     }),
     vscode.commands.registerCommand('fairPrune.showCurves', (arg?: string | Node) => {
-      const dir = typeof arg === 'string' ? arg : arg && arg.kind !== 'model' ? arg.session.dir : undefined;
+      const dir = typeof arg === 'string' ? arg : arg && arg.kind !== 'model' && arg.kind !== 'refused' ? arg.session.dir : undefined;
       curves.show(dir);
     }),
     vscode.commands.registerCommand(
@@ -110,12 +110,12 @@ export function activate(context: vscode.ExtensionContext) {
       }),
     ),
     vscode.commands.registerCommand('fairPrune.showSession', async (sessionDir?: string | Node) => {
-      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' ? sessionDir.session.dir : sessions.sessions()[0]?.dir;
+      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused' ? sessionDir.session.dir : sessions.sessions()[0]?.dir;
       if (dir) await report.show(dir);
       else void vscode.window.showInformationMessage('Fair Prune: no session yet in this workspace.');
     }),
     vscode.commands.registerCommand('fairPrune.openReport', async (sessionDir?: string | Node) => {
-      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' ? sessionDir.session.dir : report.currentSession;
+      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused' ? sessionDir.session.dir : report.currentSession;
       const file = dir && path.join(dir, 'report.md');
       if (!file || !fs.existsSync(file)) {
         void vscode.window.showInformationMessage('Fair Prune: this session has no report yet (it is written when the session ends).');

@@ -6,7 +6,7 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { PrunedPoint } from '../protocol/results';
-import { listSessions } from '../core/session-store';
+import { listSessions, refusedSessions } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
 import { checkPoint, recommendPoint } from '../core/gate';
 import { pct, signedPts } from '../core/report';
@@ -15,7 +15,8 @@ import { allOutDirs, policy } from './config';
 export type Node =
   | { kind: 'model'; modelPath: string; sessions: StoredSession[] }
   | { kind: 'session'; session: StoredSession }
-  | { kind: 'point'; session: StoredSession; point: PrunedPoint };
+  | { kind: 'point'; session: StoredSession; point: PrunedPoint }
+  | { kind: 'refused'; dir: string; problem: string };
 
 export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<Node | undefined>();
@@ -52,7 +53,10 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
         list.push(s);
         byModel.set(s.results.model.path, list);
       }
-      return [...byModel.entries()].map(([modelPath, sessions]) => ({ kind: 'model', modelPath, sessions }));
+      const models: Node[] = [...byModel.entries()].map(([modelPath, sessions]) => ({ kind: 'model', modelPath, sessions }));
+      // A results.json that fails its schema or path checks is shown as an error, never acted on.
+      const refused: Node[] = allOutDirs().flatMap((d) => refusedSessions(d)).map((r) => ({ kind: 'refused', ...r }));
+      return [...models, ...refused];
     }
     if (node.kind === 'model') return node.sessions.map((session) => ({ kind: 'session', session }));
     if (node.kind === 'session') return node.session.results.points.map((point) => ({ kind: 'point', session: node.session, point }));
@@ -60,6 +64,14 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'refused') {
+      const item = new vscode.TreeItem(`${path.basename(node.dir)} · results.json refused`, vscode.TreeItemCollapsibleState.None);
+      item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
+      item.description = node.problem.replace(/^.*results\.json: /, '');
+      item.tooltip = `${node.problem}\nFair Prune does not act on this file. Run the session again, or delete its folder.`;
+      item.contextValue = 'fairPrune.refusedSession';
+      return item;
+    }
     if (node.kind === 'model') {
       const item = new vscode.TreeItem(relative(node.modelPath), vscode.TreeItemCollapsibleState.Expanded);
       item.iconPath = new vscode.ThemeIcon('symbol-structure');

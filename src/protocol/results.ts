@@ -293,6 +293,8 @@ export interface PrunedPoint {
   comparison: Comparison;
   /** Folder of the saved pruned model, relative to the session folder. */
   modelDir: string;
+  /** sha256 of every file in `modelDir` (relative path → hash), recorded when the point was saved and checked at commit. */
+  files?: Record<string, string>;
   /** Schedule name (absent: one-shot). */
   schedule?: ScheduleSpec['name'];
   /** Parameters and FLOPs before/after, of the model as it runs (the shrunk one when there is one). */

@@ -132,7 +132,7 @@ button.link { background: none; color: var(--vscode-textLink-foreground); paddin
 /** The whole document: CSP with `default-src 'none'`, styles and one nonce'd script. */
 export function renderReportDocument(view: SessionView | null, nonce: string, cspSource: string): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; form-action 'none'; base-uri 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness report</title>
 <style nonce="${nonce}">${REPORT_CSS}</style></head><body><main id="report">${renderReportBody(view)}</main>
 <script nonce="${nonce}">

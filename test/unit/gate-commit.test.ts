@@ -7,7 +7,7 @@ import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
 import { commitPoint, GateRefusedError, renderFairnessMarkdown } from '../../src/core/commit';
 import type { FairnessRecord } from '../../src/core/commit';
 import { runSession } from '../../src/core/session';
-import { sha256File } from '../../src/core/atomic';
+import { sha256, sha256File } from '../../src/core/atomic';
 import { UserError } from '../../src/core/errors';
 import { tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';
@@ -54,6 +54,9 @@ test('commit: a passing point lands beside the dense model, whole, with fairness
   // a point may hold a sub-folder (structured pruning's shrunk/ model): it is committed too
   fs.mkdirSync(path.join(sessionDir, 'points', 's0.30-pw', 'shrunk'));
   fs.writeFileSync(path.join(sessionDir, 'points', 's0.30-pw', 'shrunk', 'model.json'), '{}');
+  // (as the session records it when it writes a shrunk model: commit checks every file against these hashes)
+  const p30 = results.points.find((p) => p.id === 's0.30-pw')!;
+  p30.files = { ...p30.files, 'shrunk/model.json': sha256('{}') };
   const ok = commitPoint({ sessionDir, results, pointId: 's0.30-pw', policy: lenient });
   assert.equal(ok.dir, path.join(dir, 'model.pruned-s0.30-pw'));
   assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'fairness.json', 'fairprune.preprocessing.json', 'model.json', 'shrunk', 'weights.bin']);

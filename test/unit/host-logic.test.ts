@@ -90,7 +90,32 @@ test('a bad CSV fails the engine with the message that names the column', async 
 
 test('markSessionEnded changes only a running session', () => {
   const dir = tempDir();
-  const running = { sessionId: 'x', status: 'running', points: [], createdAt: '2026-01-01T00:00:00Z' } as unknown as SessionResults;
+  // a session whose engine died before the dense model was evaluated: no `dense` yet
+  const size = { parameters: 10, prunableParameters: 8, nonZeroParameters: 10, weightBytes: 40, gzipBytes: 40 };
+  const running = {
+    schemaVersion: 1,
+    sessionId: 'x',
+    status: 'running',
+    points: [],
+    createdAt: '2026-01-01T00:00:00Z',
+    engine: { version: '0', backend: { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: '4.22.0', notes: [] }, node: 'v20', platform: 'linux-x64' },
+    model: { path: '/w/model/model.json', format: 'tfjs-layers', sha256: '', inputShape: [3], outputUnits: 1, task: 'binary', size },
+    data: {
+      path: '/w/data.csv',
+      sha256: '',
+      rows: 5,
+      label: { column: 'y', classes: ['0', '1'], order: 'integer' },
+      groupColumns: ['g'],
+      groups: [],
+      features: ['a'],
+      imageColumn: null,
+      pixelScale: null,
+      preprocessing: null,
+      split: { source: 'seeded', counts: { train: 3, validation: 1, test: 1 }, assignment: 'ttvxt' },
+      warnings: [],
+    },
+    config: { sparsities: [0.5], losses: ['ce'], method: 'magnitude-layer', epochs: 1, batchSize: 8, learningRate: 0.01, patience: 0, seed: 1, pw: { minWeight: 0.75, gamma: 5 }, bootstrap: { resamples: 100, confidence: 0.95 } },
+  } as unknown as SessionResults;
   fs.writeFileSync(path.join(dir, 'results.json'), JSON.stringify(running));
   assert.equal(markSessionEnded(dir, 'failed', 'boom')!.status, 'failed');
   assert.equal(readSession(dir)!.results.error, 'boom');
@@ -137,7 +162,7 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
   const untrusted = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: false, recommendation });
   assert.equal((untrusted.match(/Restricted Mode/g) ?? []).length >= s.results.points.length, true);
   const doc = renderReportDocument(null, 'abc123', 'vscode-resource:');
-  assert.match(doc, /Content-Security-Policy" content="default-src 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123';"/);
+  assert.match(doc, /Content-Security-Policy" content="default-src 'none'; form-action 'none'; base-uri 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123';"/);
   assert.match(doc, /No session selected/);
   assert.match(doc, /<main id="report">/, 'later bodies replace #report without reloading the document');
 });

@@ -20,9 +20,16 @@ export interface CsvTable {
   complete: boolean;
 }
 
-/** A missing value: an empty cell or `NA` (R's missing value), quoted or not. */
+/**
+ * The spellings of a missing value that pandas, R, NumPy, SQL exports and Python write: an empty cell,
+ * `NA`, `N/A`, `NaN`, `nan`, `null`, `NULL`, `None`, `<NA>`, `#N/A` (quoted or not).
+ */
+export const MISSING_SPELLINGS: readonly string[] = ['', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None', '<NA>', '#N/A'];
+const MISSING = new Set(MISSING_SPELLINGS);
+
+/** A missing value (see MISSING_SPELLINGS). */
 export function isMissing(value: string): boolean {
-  return value === '' || value === 'NA';
+  return MISSING.has(value);
 }
 
 /** Parses a finite number the way a CSV writer writes it (`3`, `-0.5`, `1e-3`); anything else is NaN. */
@@ -197,11 +204,70 @@ export function readCsvFile(csvPath: string): { table: CsvTable; bytes: Buffer }
   return { table: parseCsv(decodeText(bytes, csvPath), csvPath), bytes };
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and code
+ * points past U+10FFFF included), or -1.
+ */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  const n = b.length;
+  while (i < n) {
+    const c = b[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let len: number;
+    let min: number;
+    if (c >= 0xc2 && c <= 0xdf) [len, min] = [2, 0x80];
+    else if (c >= 0xe0 && c <= 0xef) [len, min] = [3, 0x800];
+    else if (c >= 0xf0 && c <= 0xf4) [len, min] = [4, 0x10000];
+    else return i;
+    if (i + len > n) return i;
+    let cp = c & (0xff >> (len + 1));
+    for (let k = 1; k < len; k++) {
+      if ((b[i + k] & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (b[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += len;
+  }
+  return -1;
+}
+
+/**
+ * The file's text, decoded strictly as UTF-8: a byte that is not UTF-8 (a Latin-1 `ä`, a Windows-1252
+ * quote) stops the read with its row and byte offset, since decoding it as U+FFFD would merge
+ * different values (`Björk` and `Bjärk` would become one group).
+ */
 function decodeText(bytes: Buffer, file: string): string {
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
     throw new UserError('the file is UTF-16 text; CSV files are read as UTF-8.', { file, fix: 'save the CSV as UTF-8.' });
   }
-  return bytes.toString('utf8');
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const before = bytes.subarray(0, Math.max(at, 0));
+    const line = before.reduce((k, byte) => k + (byte === 10 ? 1 : 0), 1);
+    const lineStart = before.lastIndexOf(10) + 1;
+    let row: number | undefined; // undefined: the bad byte is in the header
+    if (lineStart > 0) {
+      try {
+        row = parseCsv(strictUtf8.decode(bytes.subarray(0, lineStart)), file, { partial: true }).rows.length + 1;
+      } catch {
+        row = undefined; // the text before it is not CSV either: the line number says where
+      }
+    }
+    const shown = Array.from(bytes.subarray(at, at + 4)).map((x) => x.toString(16).padStart(2, '0')).join(' ');
+    throw new UserError(`byte ${at.toLocaleString('en')} (line ${line}${lineStart === 0 ? ', the header' : ''}) is not UTF-8 (bytes ${shown}): the file is in another encoding, such as Latin-1 or Windows-1252, whose letters would be misread.`, {
+      file,
+      row,
+      fix: 'save it as UTF-8 (in Excel: "CSV UTF-8"; in pandas: to_csv(..., encoding="utf-8")).',
+    });
+  }
 }
 
 export interface ColumnSummary {
@@ -261,12 +327,13 @@ export function readCsvHeader(csvPath: string, options: { maxBytes?: number; dis
   } finally {
     fs.closeSync(fd);
   }
-  let text = decodeText(buf, csvPath);
   if (!whole) {
-    // drop a possibly cut UTF-8 sequence at the end
-    const last = text.lastIndexOf('\n');
-    text = last >= 0 ? text.slice(0, last + 1) : text;
+    // drop the last, possibly cut line (and a cut UTF-8 sequence in it); a newline byte is never
+    // part of a multi-byte sequence
+    const last = buf.lastIndexOf(10);
+    buf = last >= 0 ? buf.subarray(0, last + 1) : buf;
   }
+  const text = decodeText(buf, csvPath);
   const table = parseCsv(text, csvPath, { partial: !whole });
   const summaries: ColumnSummary[] = table.columns.map((name, c) => {
     const counts = new Map<string, number>();

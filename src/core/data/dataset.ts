@@ -108,7 +108,15 @@ function rowError(p: { file: string; table: CsvTable }, r: number, column: strin
 }
 
 function missingError(p: { file: string; table: CsvTable }, r: number, column: string, role: string): UserError {
-  return rowError(p, r, column, `the ${role} column '${column}' has a missing value (empty or NA).`, `fill in the value, or remove the row from the CSV.`);
+  const v = p.table.rows[r]?.[p.table.columns.indexOf(column)];
+  const shown = v ? `'${v}'` : 'an empty cell';
+  return rowError(
+    p,
+    r,
+    column,
+    `the ${role} column '${column}' has a missing value (${shown}; empty, NA, N/A, NaN, null and None all mean missing).`,
+    `fill in the value, or remove the row from the CSV.`,
+  );
 }
 
 function validateSpec(spec: DataSpec): void {
@@ -584,6 +592,33 @@ function buildDataset(
   return ds;
 }
 
+/**
+ * A column of numbers with a few other texts in it (`?`, `unknown`, `1,5`) is a data error, not a
+ * text column: one-hot encoding it would make every distinct number a category. "A few": at most a
+ * tenth of the rows (and at least 1 of 2 rows is a number).
+ */
+function refuseStrayTexts(p: Prepared, k: number): void {
+  const col = p.table.columns[k];
+  const texts = new Map<string, number>();
+  let strays = 0;
+  for (let r = 0; r < p.rows; r++) {
+    const v = p.table.rows[r][k];
+    if (!Number.isNaN(parseNumber(v))) continue;
+    strays++;
+    if (!texts.has(v)) texts.set(v, r);
+  }
+  if (strays > Math.max(1, Math.floor(p.rows / 10)) || strays * 2 > p.rows) return;
+  const listed = [...texts].slice(0, 5).map(([v, r]) => `'${v}' (row ${r + 1})`);
+  const first = texts.values().next().value as number;
+  throw rowError(
+    p,
+    first,
+    col,
+    `the feature column '${col}' holds numbers except in ${strays} row${strays === 1 ? '' : 's'}: ${listed.join(', ')}${texts.size > 5 ? ', …' : ''}. A number column with stray texts would be one-hot encoded, every number a category.`,
+    'correct those values (write a missing value as an empty cell or NA, which is an error in a feature column), or drop the column with --ignore.',
+  );
+}
+
 function textFeatureError(p: Prepared, r: number, k: number, why: string): UserError {
   const col = p.table.columns[k];
   return rowError(
@@ -858,6 +893,7 @@ export async function loadDatasetForTraining(spec: DataSpec, options: { imageSha
       if (isMissing(v)) throw missingError(p, r, column, 'feature');
       if (numeric && Number.isNaN(parseNumber(v))) numeric = false;
     }
+    if (!numeric) refuseStrayTexts(p, k);
     if (numeric) {
       let n = 0;
       let mean = 0;

@@ -15,6 +15,12 @@
  *   Keras writes), falling back to `layers/<layer name>/vars`.
  * Every pairing is checked: same number of weights, same shapes; a mismatch names the layer.
  *
+ * A model file is untrusted: every HDF5 file (the .h5, or model.weights.h5 in a .keras) is opened as a
+ * private copy in a temporary folder, refused when it points outside itself (external links, soft
+ * links through them, virtual datasets, external storage: `assertSelfContained`), and read and
+ * written while h5wasm may open no other file (`onlyThisFile`). The architecture is built within the
+ * parameter limit (model-limits.ts); `.keras` members are inflated with their declared sizes as caps.
+ *
  * Writing keeps the file the user gave byte for byte except the weight values: the original file
  * (kept in memory since loading) is copied and each weight dataset is overwritten in place, so every
  * attribute, `model_config`, `training_config`, `top_level_model_weights` and the HDF5 layout stay
@@ -27,7 +33,8 @@ import * as path from 'path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { UserError } from '../errors';
 import { kerasConfigToTfjs } from './config';
-import { h5wasm, isDataset, isGroup, isHdf5, readFloat32, stringAttr, stringListAttr, writeWhole, type H5Group, type H5Module } from './h5';
+import { buildWithinLimit } from '../model-limits';
+import { assertSelfContained, h5wasm, isDataset, onlyThisFile, isGroup, isHdf5, readFloat32, stringAttr, stringListAttr, writeWhole, type H5Group, type H5Module } from './h5';
 import { readZip, writeZip, type ZipMember } from './zip';
 
 type Json = Record<string, unknown>;
@@ -87,20 +94,27 @@ function tempWorkDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-keras-'));
 }
 
-/** Opens HDF5 bytes read-only (h5wasm reads by path), runs `fn`, cleans up. */
-async function withH5<T>(bytes: Uint8Array, mode: 'r' | 'a', fn: (h5: H5Module, root: H5Group, file: string) => T): Promise<{ result: T; bytes: Buffer }> {
+/**
+ * Opens HDF5 bytes (h5wasm reads by path) as a private copy in a temporary folder, refuses them when
+ * they point outside themselves (`assertSelfContained`), runs `fn` while no other file can be opened,
+ * cleans up. Mode 'a' returns the edited copy's bytes. `file` (and `inside`, a member of it) name the
+ * user's file in messages.
+ */
+async function withH5<T>(bytes: Uint8Array, mode: 'r' | 'a', where: { file: string; inside?: string }, fn: (h5: H5Module, root: H5Group, file: string) => T): Promise<{ result: T; bytes: Buffer }> {
   const h5 = await h5wasm();
   const dir = tempWorkDir();
   const file = path.join(dir, 'm.h5');
   try {
     fs.writeFileSync(file, bytes);
-    const f = new h5.File(file, mode);
-    let result: T;
-    try {
-      result = fn(h5, f, file);
-    } finally {
-      f.close();
-    }
+    const { result } = onlyThisFile(h5, file, (refused) => {
+      const f = new h5.File(file, mode);
+      try {
+        assertSelfContained(h5, f, refused, where.file, where.inside);
+        return fn(h5, f, file);
+      } finally {
+        f.close();
+      }
+    });
     return { result, bytes: mode === 'a' ? fs.readFileSync(file) : Buffer.alloc(0) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -138,7 +152,7 @@ export async function readKerasFile(file: string): Promise<KerasFile> {
     if (!isHdf5(bytes)) {
       throw new UserError('is not an HDF5 file, so it is not a Keras .h5 model.', { file, fix: 'give the file that Keras `model.save("model.h5")` wrote.' });
     }
-    const { result } = await withH5(bytes, 'r', (_h5, root) => ({
+    const { result } = await withH5(bytes, 'r', { file }, (_h5, root) => ({
       config: stringAttr(root, 'model_config'),
       kerasVersion: stringAttr(root, 'keras_version') ?? 'unknown',
       backend: stringAttr(root, 'backend') ?? 'tensorflow',
@@ -305,13 +319,14 @@ function pairV3(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
  */
 export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut[]; data: Buffer; source: KerasSource }> {
   const modelTopology = k.json.modelTopology as Json;
-  const skeleton = await tfl.models.modelFromJSON({ modelTopology } as never);
+  // Built within the parameter limit: a config declaring huge layers stops before allocating them.
+  const skeleton = await buildWithinLimit(k.path, () => tfl.models.modelFromJSON({ modelTopology } as never));
   try {
     const h5bytes = k.format === 'keras-v3' ? k.members!.find((m) => m.name === WEIGHTS_MEMBER)!.data : k.bytes;
     if (!isHdf5(h5bytes)) {
       throw new UserError(`its ${WEIGHTS_MEMBER} is not an HDF5 file.`, { file: k.path, field: WEIGHTS_MEMBER, fix: 'save the model again with Keras 3.' });
     }
-    const { result } = await withH5(h5bytes, 'r', (h5, root) => {
+    const { result } = await withH5(h5bytes, 'r', { file: k.path, inside: k.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' }, (h5, root) => {
       const refs = k.format === 'keras-h5' ? pairH5(h5, root, skeleton, k.path) : pairV3(h5, root, skeleton, k.path);
       const chunks = refs.map((r) => {
         const ds = root.get(r.dataset);
@@ -338,7 +353,7 @@ export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut
  */
 export async function writeKerasFile(source: KerasSource, weights: Map<string, Float32Array>): Promise<{ name: string; data: Buffer }> {
   const h5bytes = source.format === 'keras-v3' ? source.members!.find((m) => m.name === WEIGHTS_MEMBER)!.data : source.bytes;
-  const { bytes } = await withH5(h5bytes, 'a', (h5, root) => {
+  const { bytes } = await withH5(h5bytes, 'a', { file: source.path, inside: source.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' }, (h5, root) => {
     for (const ref of source.weights) {
       const values = weights.get(ref.name);
       const size = ref.shape.reduce((a, d) => a * d, 1);

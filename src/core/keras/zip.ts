@@ -29,8 +29,19 @@ export function crc32(data: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** The members of a ZIP archive in central-directory order. Throws Error with a plain reason. */
-export function readZip(buf: Buffer): ZipMember[] {
+/**
+ * Inflated bytes of all members together that `readZip` accepts: a Keras model of this size holds
+ * more parameters than Fair Prune can fine-tune (see model-limits.ts).
+ */
+export const MAX_ZIP_TOTAL_BYTES = 2 ** 30;
+
+/**
+ * The members of a ZIP archive in central-directory order. Throws Error with a plain reason. A
+ * member is inflated with its declared size as the output cap (a member that inflates to more is
+ * refused as soon as it passes it), and the declared sizes together may not pass `maxTotalBytes`.
+ */
+export function readZip(buf: Buffer, maxTotalBytes = MAX_ZIP_TOTAL_BYTES): ZipMember[] {
+  let total = 0;
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
     if (buf.readUInt32LE(i) === 0x06054b50) {
@@ -42,7 +53,7 @@ export function readZip(buf: Buffer): ZipMember[] {
   const count = buf.readUInt16LE(eocd + 10);
   let p = buf.readUInt32LE(eocd + 16);
   if (p === 0xffffffff || count === 0xffff) throw new Error('a ZIP64 archive, which is not supported');
-  const members: ZipMember[] = [];
+  const entries: { name: string; method: number; dosTime: number; dosDate: number; crc: number; compSize: number; size: number; local: number }[] = [];
   for (let n = 0; n < count; n++) {
     if (p + 46 > buf.length || buf.readUInt32LE(p) !== 0x02014b50) throw new Error('damaged central directory');
     const flags = buf.readUInt16LE(p + 8);
@@ -60,17 +71,40 @@ export function readZip(buf: Buffer): ZipMember[] {
     p += 46 + nameLen + extraLen + commentLen;
     if (flags & 1) throw new Error(`member ${name} is encrypted`);
     if (compSize === 0xffffffff || size === 0xffffffff || local === 0xffffffff) throw new Error('a ZIP64 archive, which is not supported');
-    if (buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`member ${name}: damaged local header`);
+    total += size;
+    if (total > maxTotalBytes) {
+      throw new Error(`its members declare more than ${maxTotalBytes.toLocaleString('en')} bytes together (member ${name} brings them to ${total.toLocaleString('en')})`);
+    }
+    entries.push({ name, method, dosTime, dosDate, crc, compSize, size, local });
+  }
+  // every declared size is counted before anything is inflated
+  const members: ZipMember[] = [];
+  for (const { name, method, dosTime, dosDate, crc, compSize, size, local } of entries) {
+    if (local + 30 > buf.length || buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`member ${name}: damaged local header`);
     const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    if (start + compSize > buf.length) throw new Error(`member ${name} is truncated`);
     const raw = buf.subarray(start, start + compSize);
     let data: Buffer;
     if (method === 0) data = Buffer.from(raw);
-    else if (method === 8) data = zlib.inflateRawSync(raw);
+    else if (method === 8) data = inflateCapped(raw, size, name);
     else throw new Error(`member ${name} uses compression method ${method}, which is not supported`);
     if (data.length !== size || crc32(data) !== crc) throw new Error(`member ${name} fails its CRC check (the file is truncated or damaged)`);
     members.push({ name, data, dosTime, dosDate });
   }
   return members;
+}
+
+/** Inflates a member, stopping as soon as the output passes the size its header declares. */
+function inflateCapped(raw: Buffer, size: number, name: string): Buffer {
+  try {
+    // maxOutputLength must be ≥ 1; a member that declares 0 bytes may inflate to nothing only
+    return zlib.inflateRawSync(raw, { maxOutputLength: Math.max(size, 1) });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new Error(`member ${name} inflates to more than the ${size.toLocaleString('en')} bytes it declares (a zip bomb or a damaged file)`);
+    }
+    throw new Error(`member ${name} cannot be inflated (${(e as Error).message})`);
+  }
 }
 
 /** A ZIP archive with every member stored (not compressed), in the order given. */
