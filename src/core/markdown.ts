@@ -4,14 +4,19 @@
  * a link, or start a new line.
  */
 
-/** Text for a Markdown table cell or sentence: `\`, `|`, backticks, `<`, `>`, `&`, `[`, `]` escaped, line breaks as spaces. */
+/**
+ * Text for a Markdown table cell or sentence: `\`, `|`, backticks, `<`, `>`, `&` escaped, a `]` that
+ * would close a link (`](` or `][`) escaped, line breaks as spaces. A bracket alone is left as it is, so
+ * intervals such as `[3.2%, 7.3%]` read plainly in the raw file.
+ */
 export function mdText(value: unknown): string {
   return String(value)
     .replace(/\r\n|\r|\n/g, ' ')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
-    .replace(/([\\`|[\]])/g, '\\$1');
+    .replace(/([\\`|])/g, '\\$1')
+    .replace(/\](?=[([])/g, '\\]');
 }
 
 /** An inline code span holding `value` exactly: fenced with more backticks than any run inside it. */

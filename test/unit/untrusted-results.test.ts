@@ -99,7 +99,8 @@ test('commit copies regular files only, exactly the evaluated bytes, and only in
 });
 
 test('values from the files are escaped in Markdown tables and code spans', () => {
-  assert.equal(mdText('a|b`c<script>&[x](y)\nz\\'), 'a\\|b\\`c&lt;script&gt;&amp;\\[x\\](y) z\\\\');
+  assert.equal(mdText('a|b`c<script>&[x](y)\nz\\'), 'a\\|b\\`c&lt;script&gt;&amp;[x\\](y) z\\\\');
+  assert.equal(mdText('[a][b] and [3.2%, 7.3%]'), '[a\\][b] and [3.2%, 7.3%]');
   assert.equal(mdCode('plain.csv'), '`plain.csv`');
   assert.equal(mdCode('we`ird``.csv'), '```we`ird``.csv```');
   assert.equal(mdCode('`start'), '`` `start ``');
