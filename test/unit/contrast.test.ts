@@ -6,6 +6,7 @@ import { pairedContrast, spread, summarizeRuns } from '../../src/core/contrast';
 import type { PrunedPoint } from '../../src/protocol/results';
 import { runSession } from '../../src/core/session';
 import { renderReport } from '../../src/core/report';
+import { printResults } from '../../src/cli/output';
 import { Rng } from '../../src/core/rng';
 import { tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';
@@ -96,4 +97,10 @@ test('--seeds 2: every sparsity × loss fine-tuned twice from the same pruned ne
   assert.match(md, /\| 50% \| pw \| 2 \| /);
   // the recommendation considers run 1 only
   assert.ok(!results.recommendation!.pointId?.endsWith('-r2'));
+  // the command line's table: every run, the summaries with the contrast against ce, the recommendation last
+  let printed = '';
+  printResults(results, path.join(dir, 'results.json'), { write: (t: string) => ((printed += t), true) } as unknown as NodeJS.WriteStream);
+  assert.match(printed, /^ce \(run 2\) /m);
+  assert.match(printed, /\| 50% \| pw \| 2 \| .*\| [−+]\d+\.\d pts \[[−+]\d+\.\d pts, [−+]\d+\.\d pts\] \|/);
+  assert.match(printed.trimEnd().split('\n').pop()!, /^(Recommended: s0\.50-|No point passes)/);
 });

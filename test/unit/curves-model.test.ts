@@ -22,6 +22,7 @@ import {
   pointDetail,
   referenceLines,
   sanitizeState,
+  seedRuns,
   summarySeries,
   tableCsv,
   tableRows,
@@ -298,4 +299,30 @@ test('FLOPs profile of the shared fashion-MNIST CNN (from its model.json)', (t) 
   assert.ok(!('problem' in profile));
   // 28 → conv3 26 → pool 13 → conv3 11 → pool 5 → flatten → dense → dense
   assert.deepEqual(profile.kernels.map((k) => k.macsPerWeight), [676, 121, 1, 1]);
+});
+
+test('with --seeds: the chart and table show run 1 (the model to commit); the summary charts the mean across runs, whiskers their range', () => {
+  const run2 = { ...point(0.9, 'ce', { 'ink=warm': 0.9, 'ink=cool': 0.6 }), id: 's0.90-ce-r2', run: 2 };
+  const view = session([...POINTS, run2]);
+  view.results.summaries = [
+    {
+      sparsity: 0.9,
+      loss: 'ce',
+      runs: 2,
+      pointIds: ['s0.90-ce', 's0.90-ce-r2'],
+      accuracy: { mean: 0.8, sd: 0.05, min: 0.78, max: 0.83 },
+      worstGroupAccuracy: { mean: 0.65, sd: 0.07, min: 0.6, max: 0.7 },
+      largestGap: { mean: 0.26, sd: 0.05, min: 0.22, max: 0.3 },
+    },
+  ];
+  assert.ok(!tableRows(view).some((r) => r.pointId === 's0.90-ce-r2'), 'run 2 is no row to commit');
+  assert.ok(!groupSeries(view, state()).some((s) => s.points.some((p) => p.pointId === 's0.90-ce-r2')));
+  assert.equal(seedRuns(view), 2);
+  const worstCe = summarySeries(view, state()).find((s) => s.key === 'worst|ce')!;
+  assert.deepEqual(worstCe.points.map((p) => [p.pointId, p.y, p.low, p.high, p.runs]), [
+    ['s0.50-ce', 0.89, 0.89 - 0.02, 0.89 + 0.02, 1], // one run: its value and 95% interval
+    ['s0.90-ce', 0.65, 0.6, 0.7, 2], // two runs: the mean, whiskers from the least to the largest
+  ]);
+  const gapCe = summarySeries(view, state()).find((s) => s.key === 'gap|ce')!;
+  assert.deepEqual([gapCe.points[1].y, gapCe.points[1].low, gapCe.points[1].high], [0.26, 0.22, 0.3]);
 });
