@@ -21,6 +21,7 @@ import { printResults, progressPrinter } from './output';
 import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
+import { cmdCommit, HELP_COMMIT } from './commit';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -28,7 +29,8 @@ Usage:
   fairprune run   --model M --data D --label COL --group COL [options]   prune a TensorFlow.js Layers model, measure every subgroup
   fairprune train --data D --label COL --group COL --out DIR [options]   train a small dense baseline to start from
   fairprune demo  [--out DIR] [--quick]                                  the whole method on a biased MNIST task
-  fairprune help [run|train|demo|data]
+  fairprune commit --session DIR --point ID [--to DIR] [--override WHY]  commit a pruned point with its fairness record
+  fairprune help [run|train|demo|data|commit]
 
 The method: every pruned model is fine-tuned with plain cross-entropy (ce) and with the performance
 weighted loss (pw) of Meyer & Wong, "A Fair Loss Function for Network Pruning" (arXiv 2211.10285),
@@ -377,11 +379,17 @@ export async function main(argv: string[]): Promise<number> {
       return cmdTrain(rest);
     case 'demo':
       return runDemo(rest);
+    case 'commit':
+      return cmdCommit(rest);
     case 'help':
     case '--help':
     case '-h':
     case undefined: {
       const topic = rest[0];
+      if (topic === 'commit') {
+        console.log(HELP_COMMIT);
+        return 0;
+      }
       console.log(topic === 'run' ? HELP_RUN : topic === 'train' ? HELP_TRAIN : topic === 'demo' ? HELP_DEMO : topic === 'data' ? dataContractHelp() : HELP_MAIN);
       return command === undefined ? 2 : 0;
     }
