@@ -22,6 +22,7 @@ import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
 import { cmdCommit, HELP_COMMIT } from './commit';
+import { cmdCheck, HELP_CHECK } from './check';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -30,7 +31,8 @@ Usage:
   fairprune train --data D --label COL --group COL --out DIR [options]   train a small dense baseline to start from
   fairprune demo  [--out DIR] [--quick]                                  the whole method on a biased MNIST task
   fairprune commit --session DIR --point ID [--to DIR] [--override WHY]  commit a pruned point with its fairness record
-  fairprune help [run|train|demo|data|commit]
+  fairprune check --model DIR --data D [--policy FILE] [--json]          CI: does a committed model still pass the policy?
+  fairprune help [run|train|demo|data|commit|check]
 
 The method: every pruned model is fine-tuned with plain cross-entropy (ce) and with the performance
 weighted loss (pw) of Meyer & Wong, "A Fair Loss Function for Network Pruning" (arXiv 2211.10285),
@@ -381,13 +383,15 @@ export async function main(argv: string[]): Promise<number> {
       return runDemo(rest);
     case 'commit':
       return cmdCommit(rest);
+    case 'check':
+      return cmdCheck(rest);
     case 'help':
     case '--help':
     case '-h':
     case undefined: {
       const topic = rest[0];
-      if (topic === 'commit') {
-        console.log(HELP_COMMIT);
+      if (topic === 'commit' || topic === 'check') {
+        console.log(topic === 'commit' ? HELP_COMMIT : HELP_CHECK);
         return 0;
       }
       console.log(topic === 'run' ? HELP_RUN : topic === 'train' ? HELP_TRAIN : topic === 'demo' ? HELP_DEMO : topic === 'data' ? dataContractHelp() : HELP_MAIN);
@@ -397,7 +401,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(ENGINE_VERSION);
       return 0;
     default:
-      throw new UserError(`unknown command '${command}'.`, { field: 'fairprune', fix: 'use run, train, demo or help.' });
+      throw new UserError(`unknown command '${command}'.`, { field: 'fairprune', fix: 'use run, train, demo, commit, check or help.' });
   }
 }
 

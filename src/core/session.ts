@@ -36,7 +36,7 @@ import { summarizeRuns } from './contrast';
 import { runSweep, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
 import { writeReport } from './report';
-import { writeSessionTables } from './tables';
+import { DENSE_REFERENCE_FILE, writeSessionTables } from './tables';
 import type { Predictions } from './metrics';
 import { DEFAULT_POLICY, recommendPoint } from './gate';
 import { ENGINE_VERSION } from './version';
@@ -223,6 +223,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     const denseTest = toClassProbabilities(pick(teacher, width, testIdx), width, loaded.numClasses);
     results.dense = evaluate(denseTest, evalInput, boot);
     denseTestProbabilities = denseTest;
+    // The dense reference on the test rows, for `fairprune check` to compare a committed point against.
+    writeFileAtomic(path.join(sessionDir, DENSE_REFERENCE_FILE), new Uint8Array(denseTest.probs.buffer, denseTest.probs.byteOffset, denseTest.probs.byteLength));
     const pw = { minWeight: req.minWeight, gamma: req.gamma };
     results.pwWeights = pwWeightSummary(loaded.task, teacher, dataset.labels, width, pw, trainIdx, dataset.groupIds, dataset.groupNames);
     save();
