@@ -17,12 +17,12 @@ import { trainBaseline } from '../core/baseline';
 import { pct } from '../core/report';
 import { backendSummary } from '../core/backend';
 import { BACKENDS, RUN_DEFAULTS } from './defaults';
-import { printResults, progressPrinter } from './output';
 import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
 import { cmdCommit, HELP_COMMIT } from './commit';
 import { cmdCheck, HELP_CHECK } from './check';
+import { RUN_OUTPUT_HELP, RUN_OUTPUT_OPTIONS, runOutput } from './run-output';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -111,7 +111,7 @@ Output and engine:
   --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
   --workers N           sweep points run at once, each in a worker thread (default 0: one per core, as free
                         memory allows; 1: one after another). Same results either way; tfjs-node uses 1
-  --json                print the results.json path only (for scripts)
+${RUN_OUTPUT_HELP}
   -h, --help
 
 Example:
@@ -200,7 +200,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
@@ -298,21 +298,18 @@ async function cmdRun(argv: string[]): Promise<number> {
     console.log(HELP_RUN);
     return 0;
   }
-  const json = argv.includes('--json');
+  const output = runOutput(parseArgs({ args: argv, options: RUN_OUTPUT_OPTIONS, strict: false }).values);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   let resultsPath = '';
-  const printer = json ? () => {} : progressPrinter();
   const results = await runSession(req, {
     signal: controller.signal,
     emit: (e) => {
       if (e.type === 'finished') resultsPath = e.resultsPath;
-      printer(e);
+      output.emit(e);
     },
   });
-  if (json) console.log(resultsPath);
-  else printResults(results, resultsPath);
-  return 0;
+  return output.finish(results, resultsPath);
 }
 
 async function cmdTrain(argv: string[]): Promise<number> {
