@@ -14,9 +14,12 @@ import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
 import { pct, signedPts, withInterval } from './report';
 import { ENGINE_VERSION } from './version';
-import { DENSE_REFERENCE_FILE } from './tables';
 
 export const FAIRNESS_SCHEMA_VERSION = 1 as const;
+/** The dense model's class probabilities on the test rows (test rows × classes, float32 little-endian),
+ *  which the session writes and a commit carries beside the pruned model: the reference `fairprune
+ *  check` compares the committed model against. */
+export const DENSE_REFERENCE_FILE = 'dense-reference.f32';
 
 export interface CommitRequest {
   sessionDir: string;

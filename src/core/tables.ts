@@ -20,9 +20,6 @@ import { writeFileAtomic } from './atomic';
 
 export const PREDICTIONS_FILE = 'predictions.csv';
 export const METRICS_FILE = 'metrics.csv';
-/** The dense model's class probabilities on the test rows (test rows × classes, float32 little-endian),
- *  the reference a committed point is compared against; committed beside the pruned model. */
-export const DENSE_REFERENCE_FILE = 'dense-reference.f32';
 /** The `point` value of the dense model's rows, and the prefix of its prediction columns. */
 export const DENSE = 'dense';
 /** The `group` value of a metric over all test samples; between-group figures name no group (empty). */
