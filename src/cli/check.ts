@@ -42,7 +42,15 @@ function verdictJson(r: CheckResult) {
     policySource: r.policySource,
     verifiedFiles: r.verifiedFiles,
     testRows: r.testRows,
-    rules: r.rules.map((x) => ({ rule: x.id, passed: x.passed, value: x.observed, estimate: x.estimate, limit: x.limit, group: x.group, message: x.message })),
+    rules: r.rules.map((x) => ({
+      rule: x.id,
+      passed: x.passed,
+      value: x.observed,
+      estimate: x.estimate,
+      limit: x.limit,
+      group: x.group,
+      message: x.message,
+    })),
     accuracy: r.accuracy,
     worstGroup: { group: r.evaluation.worstGroup.group, accuracy: r.evaluation.worstGroup.accuracy },
     largestGap: r.evaluation.largestGap,
@@ -67,7 +75,8 @@ export async function cmdCheck(argv: string[]): Promise<number> {
       allowPositionals: false,
     }).values;
   } catch (e) {
-    return cannotRun(new UserError((e as Error).message.replace(/\. To specify.*$/, '.'), { field: 'fairprune check', fix: 'see fairprune help check' }), false);
+    const message = (e as Error).message.replace(/\. To specify.*$/, '.');
+    return cannotRun(new UserError(message, { field: 'fairprune check', fix: 'see fairprune help check' }), false);
   }
   const json = Boolean(values.json);
   if (values.help) {
@@ -75,10 +84,18 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (typeof values.model !== 'string') throw new UserError('this option is required.', { field: '--model', fix: 'add --model models/net.pruned-s0.50-pw' });
-    if (typeof values.data !== 'string') throw new UserError('this option is required.', { field: '--data', fix: 'add --data data/eval.csv' });
+    if (typeof values.model !== 'string') throw new UserError('this option is required.', {
+      field: '--model',
+      fix: 'add --model models/net.pruned-s0.50-pw',
+    });
+    if (typeof values.data !== 'string') throw new UserError('this option is required.', {
+      field: '--data',
+      fix: 'add --data data/eval.csv',
+    });
     const backend = (values.backend as string | undefined) ?? 'auto';
-    if (!BACKENDS.includes(backend as BackendPreference)) throw new UserError(`unknown backend '${backend}'.`, { field: '--backend', fix: `use one of ${BACKENDS.join(', ')}.` });
+    if (!BACKENDS.includes(backend as BackendPreference)) {
+      throw new UserError(`unknown backend '${backend}'.`, { field: '--backend', fix: `use one of ${BACKENDS.join(', ')}.` });
+    }
     const r = await checkCommitted(
       { model: values.model, data: values.data, policyFile: values.policy as string | undefined, backend: backend as BackendPreference },
       (m) => process.stderr.write(`${m}\n`),
@@ -106,7 +123,11 @@ function printCheck(r: CheckResult): void {
   const out = (s: string) => console.log(s);
   out(`fairprune check: ${r.modelDir} (point ${r.pointId}, committed ${r.committedAt})`);
   out(`files: ${r.verifiedFiles.length} committed file(s) match fairness.json (sha256)`);
-  out(`measured: ${r.testRows} test rows; accuracy ${pct(r.accuracy.measured)} (committed ${pct(r.accuracy.committed)}); worst group ${r.evaluation.worstGroup.group} ${pct(r.evaluation.worstGroup.accuracy.value)}`);
+  const worst = r.evaluation.worstGroup;
+  out(
+    `measured: ${r.testRows} test rows; accuracy ${pct(r.accuracy.measured)} (committed ${pct(r.accuracy.committed)}); `
+      + `worst group ${worst.group} ${pct(worst.accuracy.value)}`,
+  );
   out(`policy: ${r.policySource}; judged on ${r.policy.judgeOn === 'interval' ? '95% intervals' : 'estimates'}`);
   const fmt = (id: string, x: number) => (id === 'min-accuracy' ? pct(x) : `${(x * 100).toFixed(1)} pts`);
   for (const x of r.rules) {

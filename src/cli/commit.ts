@@ -51,14 +51,23 @@ export async function cmdCommit(argv: string[], cwd = process.cwd()): Promise<nu
       allowPositionals: false,
     }).values;
   } catch (e) {
-    throw new UserError((e as Error).message.replace(/\. To specify.*$/, '.'), { field: 'fairprune commit', fix: 'see fairprune help commit' });
+    throw new UserError((e as Error).message.replace(/\. To specify.*$/, '.'), {
+      field: 'fairprune commit',
+      fix: 'see fairprune help commit',
+    });
   }
   if (values.help) {
     console.log(HELP_COMMIT);
     return 0;
   }
-  if (typeof values.session !== 'string') throw new UserError('this option is required.', { field: '--session', fix: 'add --session .fairprune/sessions/<id>' });
-  if (typeof values.point !== 'string') throw new UserError('this option is required.', { field: '--point', fix: 'add --point s0.50-pw (an id from results.json)' });
+  if (typeof values.session !== 'string') throw new UserError('this option is required.', {
+    field: '--session',
+    fix: 'add --session .fairprune/sessions/<id>',
+  });
+  if (typeof values.point !== 'string') throw new UserError('this option is required.', {
+    field: '--point',
+    fix: 'add --point s0.50-pw (an id from results.json)',
+  });
   const sessionDir = path.resolve(cwd, values.session);
   const session = readSession(sessionDir);
   if (!session) {
@@ -72,14 +81,20 @@ export async function cmdCommit(argv: string[], cwd = process.cwd()): Promise<nu
   const override = typeof values.override === 'string' ? { reason: values.override } : undefined;
   const targetDir = typeof values.to === 'string' ? path.resolve(cwd, values.to) : undefined;
   if (targetDir && fs.existsSync(targetDir)) {
-    throw new UserError('already exists; a commit never overwrites a folder.', { file: targetDir, field: '--to', fix: 'give a new folder, or remove the old one first.' });
+    throw new UserError('already exists; a commit never overwrites a folder.', {
+      file: targetDir,
+      field: '--to',
+      fix: 'give a new folder, or remove the old one first.',
+    });
   }
   try {
     const result = commitPoint({ sessionDir, results: session.results, pointId: values.point, policy, override, targetDir });
     if (values.json) {
-      console.log(JSON.stringify({ committed: true, dir: result.dir, files: result.files, decision: result.record.decision, verdict: result.verdict }, null, 1));
+      const { dir, files, verdict } = result;
+      console.log(JSON.stringify({ committed: true, dir, files, decision: result.record.decision, verdict }, null, 1));
     } else {
-      console.log(`committed ${values.point} (${result.record.decision === 'passed' ? 'passed the fairness gate' : 'by override'}) to ${result.dir}`);
+      const how = result.record.decision === 'passed' ? 'passed the fairness gate' : 'by override';
+      console.log(`committed ${values.point} (${how}) to ${result.dir}`);
       printVerdict(result.verdict, console.log);
       console.log(`files: ${result.files.join(', ')}`);
     }

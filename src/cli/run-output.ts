@@ -35,7 +35,10 @@ export function runOutput(values: Record<string, unknown>, cwd = process.cwd()):
   const json = values.json === true;
   const progress = (values.progress as string | undefined) ?? 'text';
   if (progress !== 'text' && progress !== 'json') {
-    throw new UserError(`unknown progress format '${progress}'.`, { field: '--progress', fix: 'use --progress text or --progress json.' });
+    throw new UserError(`unknown progress format '${progress}'.`, {
+      field: '--progress',
+      fix: 'use --progress text or --progress json.',
+    });
   }
   const policy = typeof values.policy === 'string' ? readPolicyFile(path.resolve(cwd, values.policy), DEFAULT_POLICY) : DEFAULT_POLICY;
   const printer = progress === 'json' ? (e: EngineEvent) => process.stderr.write(`${JSON.stringify(e)}\n`) : progressPrinter();

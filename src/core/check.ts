@@ -76,7 +76,11 @@ function readRecord(file: string): FairnessRecord {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as FairnessRecord;
   } catch (e) {
-    throw new CheckCannotRunError(`cannot be read as JSON (${(e as Error).message}).`, { file, field: 'fairness.json', fix: 'restore it from the commit.' });
+    throw new CheckCannotRunError(`cannot be read as JSON (${(e as Error).message}).`, {
+      file,
+      field: 'fairness.json',
+      fix: 'restore it from the commit.',
+    });
   }
 }
 
@@ -94,7 +98,11 @@ export function verifyCommittedFiles(dir: string, record: FairnessRecord): strin
   for (const [name, hash] of Object.entries(files)) {
     const file = path.join(dir, name);
     if (!fs.existsSync(file)) {
-      throw new CheckCannotRunError('is missing from the committed model.', { file, field: `hashes.files["${name}"]`, fix: 'restore it from the commit, or commit the model again.' });
+      throw new CheckCannotRunError('is missing from the committed model.', {
+        file,
+        field: `hashes.files["${name}"]`,
+        fix: 'restore it from the commit, or commit the model again.',
+      });
     }
     if (sha256(fs.readFileSync(file)) !== hash) {
       throw new CheckCannotRunError('has changed since the commit (its sha256 differs from fairness.json).', {
@@ -109,13 +117,21 @@ export function verifyCommittedFiles(dir: string, record: FairnessRecord): strin
 
 export async function checkCommitted(req: CheckRequest, log: (m: string) => void = () => {}): Promise<CheckResult> {
   const given = path.resolve(req.model);
-  if (!fs.existsSync(given)) throw new CheckCannotRunError('does not exist.', { file: given, field: '--model', fix: 'give the committed folder or its model.json.' });
+  if (!fs.existsSync(given)) throw new CheckCannotRunError('does not exist.', {
+    file: given,
+    field: '--model',
+    fix: 'give the committed folder or its model.json.',
+  });
   const modelDir = fs.statSync(given).isDirectory() ? given : path.dirname(given);
   const modelPath = fs.statSync(given).isDirectory() ? path.join(given, 'model.json') : given;
   const fairnessFile = path.join(modelDir, 'fairness.json');
   const record = readRecord(fairnessFile);
   const verifiedFiles = verifyCommittedFiles(modelDir, record);
-  if (!fs.existsSync(modelPath)) throw new CheckCannotRunError('is missing.', { file: modelPath, field: '--model', fix: 'give the committed folder or its model.json.' });
+  if (!fs.existsSync(modelPath)) throw new CheckCannotRunError('is missing.', {
+    file: modelPath,
+    field: '--model',
+    fix: 'give the committed folder or its model.json.',
+  });
   const m = record.measurement;
   if (!m?.denseReference || typeof record.data?.split?.assignment !== 'string') {
     throw new CheckCannotRunError('lacks the dense reference or the split of the commit (it was committed by an older version).', {
@@ -125,7 +141,11 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
     });
   }
   const dataPath = path.resolve(req.data);
-  if (!fs.existsSync(dataPath)) throw new CheckCannotRunError('does not exist.', { file: dataPath, field: '--data', fix: 'give the CSV the model was committed on.' });
+  if (!fs.existsSync(dataPath)) throw new CheckCannotRunError('does not exist.', {
+    file: dataPath,
+    field: '--data',
+    fix: 'give the CSV the model was committed on.',
+  });
 
   const policy = req.policyFile ? readPolicyFile(path.resolve(req.policyFile), record.verdict.policy) : record.verdict.policy;
   const policySource = req.policyFile ? path.resolve(req.policyFile) : 'recorded at commit (fairness.json)';
@@ -162,7 +182,11 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
     const refFile = path.join(modelDir, m.denseReference.file);
     const buf = fs.readFileSync(refFile);
     if (buf.length !== testIdx.length * K * 4) {
-      throw new CheckCannotRunError(`holds ${buf.length / 4 / K} test rows but the data has ${testIdx.length}.`, { file: refFile, field: 'measurement.denseReference', fix: 'commit the point again.' });
+      throw new CheckCannotRunError(`holds ${buf.length / 4 / K} test rows but the data has ${testIdx.length}.`, {
+        file: refFile,
+        field: 'measurement.denseReference',
+        fix: 'commit the point again.',
+      });
     }
     const dense = { probs: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)), numClasses: K };
     const input: EvaluationInput = {
