@@ -17,12 +17,14 @@ import { trainBaseline } from '../core/baseline';
 import { pct } from '../core/report';
 import { backendSummary } from '../core/backend';
 import { BACKENDS, RUN_DEFAULTS } from './defaults';
-import { printResults, progressPrinter } from './output';
 import { ENGINE_VERSION } from '../core/version';
 import { dataContractHelp } from './help-text';
 import { runDemo } from './demo';
 import { checkOutputFolder } from '../core/output-folder';
 import { cleanStaleSessionTemps } from '../core/atomic';
+import { cmdCommit, HELP_COMMIT } from './commit';
+import { cmdCheck, HELP_CHECK } from './check';
+import { RUN_OUTPUT_HELP, RUN_OUTPUT_OPTIONS, runOutput } from './run-output';
 
 const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
 
@@ -30,7 +32,9 @@ Usage:
   fairprune run   --model M --data D --label COL --group COL [options]   prune a TensorFlow.js Layers model, measure every subgroup
   fairprune train --data D --label COL --group COL --out DIR [options]   train a small dense baseline to start from
   fairprune demo  [--out DIR] [--quick]                                  the whole method on a biased MNIST task
-  fairprune help [run|train|demo|data]
+  fairprune commit --session DIR --point ID [--to DIR] [--override WHY]  commit a pruned point with its fairness record
+  fairprune check --model DIR --data D [--policy FILE] [--json]          CI: does a committed model still pass the policy?
+  fairprune help [run|train|demo|data|commit|check]
 
 The method: every pruned model is fine-tuned with plain cross-entropy (ce) and with the performance
 weighted loss (pw) of Meyer & Wong, "A Fair Loss Function for Network Pruning" (arXiv 2211.10285),
@@ -109,7 +113,7 @@ Output and engine:
   --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
   --workers N           sweep points run at once, each in a worker thread (default 0: one per core, as free
                         memory allows; 1: one after another). Same results either way; tfjs-node uses 1
-  --json                print the results.json path only (for scripts)
+${RUN_OUTPUT_HELP}
   -h, --help
 
 Example:
@@ -198,7 +202,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, json: { type: 'boolean' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
@@ -297,24 +301,21 @@ async function cmdRun(argv: string[]): Promise<number> {
     return 0;
   }
   checkOutputFolder(req.outDir, '--out');
-  const json = argv.includes('--json');
   cleanStaleSessionTemps(req.outDir);
+  const output = runOutput(parseArgs({ args: argv, options: RUN_OUTPUT_OPTIONS, strict: false }).values);
   const controller = new AbortController();
   // Ctrl-C and a terminating CI runner or `kill` alike: the session is marked cancelled, its finished points kept
   process.once('SIGINT', () => controller.abort());
   process.once('SIGTERM', () => controller.abort());
   let resultsPath = '';
-  const printer = json ? () => {} : progressPrinter();
   const results = await runSession(req, {
     signal: controller.signal,
     emit: (e) => {
       if (e.type === 'finished') resultsPath = e.resultsPath;
-      printer(e);
+      output.emit(e);
     },
   });
-  if (json) console.log(resultsPath);
-  else printResults(results, resultsPath);
-  return 0;
+  return output.finish(results, resultsPath);
 }
 
 async function cmdTrain(argv: string[]): Promise<number> {
@@ -384,11 +385,19 @@ export async function main(argv: string[]): Promise<number> {
       return cmdTrain(rest);
     case 'demo':
       return runDemo(rest);
+    case 'commit':
+      return cmdCommit(rest);
+    case 'check':
+      return cmdCheck(rest);
     case 'help':
     case '--help':
     case '-h':
     case undefined: {
       const topic = rest[0];
+      if (topic === 'commit' || topic === 'check') {
+        console.log(topic === 'commit' ? HELP_COMMIT : HELP_CHECK);
+        return 0;
+      }
       console.log(topic === 'run' ? HELP_RUN : topic === 'train' ? HELP_TRAIN : topic === 'demo' ? HELP_DEMO : topic === 'data' ? dataContractHelp() : HELP_MAIN);
       return command === undefined ? 2 : 0;
     }
@@ -396,7 +405,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(ENGINE_VERSION);
       return 0;
     default:
-      throw new UserError(`unknown command '${command}'.`, { field: 'fairprune', fix: 'use run, train, demo or help.' });
+      throw new UserError(`unknown command '${command}'.`, { field: 'fairprune', fix: 'use run, train, demo, commit, check or help.' });
   }
 }
 

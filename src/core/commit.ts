@@ -19,6 +19,10 @@ import { mdCode, mdText } from './markdown';
 import { staysInside } from './results-check';
 
 export const FAIRNESS_SCHEMA_VERSION = 1 as const;
+/** The dense model's class probabilities on the test rows (test rows × classes, float32 little-endian),
+ *  which the session writes and a commit carries beside the pruned model: the reference `fairprune
+ *  check` compares the committed model against. */
+export const DENSE_REFERENCE_FILE = 'dense-reference.f32';
 
 export interface CommitRequest {
   sessionDir: string;
@@ -42,11 +46,17 @@ export interface FairnessRecord {
   point: Pick<PrunedPoint, 'id' | 'targetSparsity' | 'achievedSparsity' | 'loss' | 'method' | 'size' | 'training' | 'evaluation' | 'comparison' | 'schedule' | 'cost' | 'latency' | 'structure'>;
   dense: SessionResults['dense'];
   engine: SessionResults['engine'] & { committedBy: string };
-  hashes: { denseModel: string; data: string; prunedWeights: string };
+  /** sha256 of the CSV, the dense model, the pruned weights.bin, and of every committed file but
+   *  fairness.json and FAIRNESS.md (`files`, by path in the folder): what `fairprune check` verifies. */
+  hashes: { denseModel: string; data: string; prunedWeights: string; files?: Record<string, string> };
+  /** How the numbers were measured, so `fairprune check` measures the same way: the bootstrap, and
+   *  the dense model's test probabilities it compares against (a file committed beside the model). */
+  measurement?: { seed: number; bootstrapResamples: number; confidence: number; denseReference: { file: string; numClasses: number } | null };
   session: { id: string; dir: string };
   model: { dense: string; task: SessionResults['model']['task']; inputShape: number[] };
   data: Pick<SessionResults['data'], 'path' | 'rows' | 'label' | 'groupColumns' | 'groups' | 'features' | 'imageColumn' | 'pixelScale' | 'preprocessing'> & {
-    split: Omit<SessionResults['data']['split'], 'assignment'>;
+    /** With the assignment (one character per data row), so `fairprune check` finds the same test rows. */
+    split: SessionResults['data']['split'];
   };
 }
 
@@ -102,7 +112,13 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
       fix: 'run the session again; the gate\'s verdict holds only for the weights it measured.',
     });
   }
-  const { assignment: _assignment, ...split } = results.data.split;
+  const fileHashes = Object.fromEntries(Object.keys(files).sort().map((f) => [f, sha256(files[f] as Uint8Array)]));
+  const reference = path.join(req.sessionDir, DENSE_REFERENCE_FILE);
+  const hasReference = fs.existsSync(reference);
+  if (hasReference) {
+    files[DENSE_REFERENCE_FILE] = fs.readFileSync(reference);
+    fileHashes[DENSE_REFERENCE_FILE] = sha256(files[DENSE_REFERENCE_FILE] as Uint8Array);
+  }
   const record: FairnessRecord = {
     schemaVersion: FAIRNESS_SCHEMA_VERSION,
     committedAt: new Date().toISOString(),
@@ -126,7 +142,13 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
     },
     dense: results.dense,
     engine: { ...results.engine, committedBy: ENGINE_VERSION },
-    hashes: { denseModel: results.model.sha256, data: results.data.sha256, prunedWeights: files['weights.bin'] ? sha256(files['weights.bin'] as Uint8Array) : '' },
+    hashes: { denseModel: results.model.sha256, data: results.data.sha256, prunedWeights: files['weights.bin'] ? sha256(files['weights.bin'] as Uint8Array) : '', files: fileHashes },
+    measurement: {
+      seed: results.config.seed,
+      bootstrapResamples: results.config.bootstrap.resamples,
+      confidence: results.config.bootstrap.confidence,
+      denseReference: hasReference ? { file: DENSE_REFERENCE_FILE, numClasses: Math.max(2, results.data.label.classes.length) } : null,
+    },
     session: { id: results.sessionId, dir: req.sessionDir },
     model: { dense: results.model.path, task: results.model.task, inputShape: results.model.inputShape },
     data: {
@@ -139,7 +161,7 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
       imageColumn: results.data.imageColumn,
       pixelScale: results.data.pixelScale,
       preprocessing: results.data.preprocessing,
-      split,
+      split: results.data.split,
     },
   };
   files['fairness.json'] = JSON.stringify(record, null, 1);

@@ -4,7 +4,8 @@
  *
  * Everything lands under `<outDir>/sessions/<id>/`: `results.json` (rewritten atomically after
  * every point, so a crash or a cancel keeps what was finished), `points/<point>/` (the pruned
- * models, with the preprocessing they expect beside them) and `report.md`.
+ * models, with the preprocessing they expect beside them), `report.md`, and the tables
+ * `predictions.csv` and `metrics.csv` (tables.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -35,6 +36,9 @@ import { summarizeRuns } from './contrast';
 import { runSweep, sweepWorkers } from './sweep-pool';
 import { sha256, writeFileAtomic } from './atomic';
 import { writeReport } from './report';
+import { writeSessionTables } from './tables';
+import { DENSE_REFERENCE_FILE } from './commit';
+import type { Predictions } from './metrics';
 import { DEFAULT_POLICY, recommendPoint } from './gate';
 import { ENGINE_VERSION } from './version';
 
@@ -213,12 +217,18 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const save = () => writeFileAtomic(resultsPath, JSON.stringify(results, null, 1));
   // Each point's right/wrong per test row, for the summaries across seeds and the contrasts against ce.
   const testCorrect = new Map<string, Uint8Array>();
+  // Each point's and the dense model's class probabilities on the test rows, for predictions.csv.
+  const testProbabilities = new Map<string, Predictions>();
+  let denseTestProbabilities: Predictions | undefined;
 
   try {
     progress({ phase: 'dense', point: 0, points: totalPoints });
     const teacher = teacherProbabilities(req.outDir, loaded, dataset, () => predictProbabilities(denseLogits, loaded.task, x), log);
     const denseTest = toClassProbabilities(pick(teacher, width, testIdx), width, loaded.numClasses);
     results.dense = evaluate(denseTest, evalInput, boot);
+    denseTestProbabilities = denseTest;
+    // The dense reference on the test rows, for `fairprune check` to compare a committed point against.
+    writeFileAtomic(path.join(sessionDir, DENSE_REFERENCE_FILE), new Uint8Array(denseTest.probs.buffer, denseTest.probs.byteOffset, denseTest.probs.byteLength));
     const pw = { minWeight: req.minWeight, gamma: req.gamma };
     results.pwWeights = pwWeightSummary(loaded.task, teacher, dataset.labels, width, pw, trainIdx, dataset.groupIds, dataset.groupNames);
     save();
@@ -287,10 +297,11 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
         secondsLeft: done > 0 ? (elapsed / done) * (totalPoints - done) : undefined,
       });
     };
-    const pointDone = (job: SweepJob, { point, testCorrect: correct }: PointOutcome) => {
+    const pointDone = (job: SweepJob, { point, testCorrect: correct, testProbabilities: probs }: PointOutcome) => {
       running.delete(job.pointNo);
       finished++;
       testCorrect.set(point.id, correct);
+      testProbabilities.set(point.id, probs);
       // results.json lists points in sweep order, however they finish.
       results.points.push(point);
       results.points.sort((a, b) => sweepOrder.get(a.id)! - sweepOrder.get(b.id)!);
@@ -361,6 +372,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     }
     results.finishedAt = new Date().toISOString();
     save();
+    if (denseTestProbabilities) writeSessionTables(sessionDir, results, evalInput, denseTestProbabilities, testProbabilities);
     writeReport(reportPath, results);
     emit({ type: 'finished', status: results.status, resultsPath, reportPath, error: results.error });
   }

@@ -71,10 +71,12 @@ export interface SweepJob {
   run: number;
 }
 
-/** What a point leaves besides its record: right (1) or wrong (0) on each test row, for the contrasts. */
+/** What a point leaves besides its record: right (1) or wrong (0) on each test row, for the contrasts,
+ *  and its class probabilities on the test rows (test rows × classes), for predictions.csv. */
 export interface PointOutcome {
   point: PrunedPoint;
   testCorrect: Uint8Array;
+  testProbabilities: Predictions;
 }
 
 /** What a thread holds to run points: the setup plus the model, the inputs on the backend and what is derived once. */
@@ -230,7 +232,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       ...(outcome ? { structure: outcome.structure } : {}),
       ...(reweight ? { objective: reweight.record() } : loss === 'group-balanced' ? { objective: groupBalancedWeights(groups).record } : {}),
     };
-    return { point, testCorrect };
+    return { point, testCorrect, testProbabilities: prunedTest };
   } finally {
     outcome?.shrunk?.dispose();
     pruning.dispose();

@@ -59,7 +59,7 @@ test('commit: a passing point lands beside the dense model, whole, with fairness
   p30.files = { ...p30.files, 'shrunk/model.json': sha256('{}') };
   const ok = commitPoint({ sessionDir, results, pointId: 's0.30-pw', policy: lenient });
   assert.equal(ok.dir, path.join(dir, 'model.pruned-s0.30-pw'));
-  assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'fairness.json', 'fairprune.preprocessing.json', 'model.json', 'shrunk', 'weights.bin']);
+  assert.deepEqual(fs.readdirSync(ok.dir).sort(), ['FAIRNESS.md', 'dense-reference.f32', 'fairness.json', 'fairprune.preprocessing.json', 'model.json', 'shrunk', 'weights.bin']);
   assert.equal(fs.readFileSync(path.join(ok.dir, 'shrunk', 'model.json'), 'utf8'), '{}');
   const record = JSON.parse(fs.readFileSync(path.join(ok.dir, 'fairness.json'), 'utf8'));
   assert.equal(record.decision, 'passed');
