@@ -13,7 +13,7 @@ import { loadDatasetForTraining, PREPROCESSING_FILE } from './data';
 import type { DataSpec } from './data';
 import { UserError } from './errors';
 import { lossTargets, outputWidth } from './losses';
-import { evaluate } from './metrics';
+import { evaluate, evaluationInputOf } from './metrics';
 import { saveModel, topologyOf } from './model-io';
 import { toClassProbabilities } from './session';
 import { predictProbabilities, train } from './train';
@@ -90,14 +90,7 @@ export async function trainBaseline(req: BaselineRequest, hooks: { log?: (m: str
     const probs = toClassProbabilities(predictProbabilities(logits, task, x, testIdx), width, dataset.numClasses);
     const test = evaluate(
       probs,
-      {
-        labels: Int32Array.from(testIdx, (r) => dataset.labels[r]),
-        groupIds: Int32Array.from(testIdx, (r) => dataset.groupIds[r]),
-        groupNames: dataset.groupNames,
-        rows: Int32Array.from(testIdx, (r) => dataset.rowNumbers[r]),
-        classNames: dataset.record.label.classes,
-        split: 'test',
-      },
+      evaluationInputOf(dataset, testIdx, 'test'),
       { resamples: 1000, confidence: 0.95, seed: req.data.seed },
     );
     const output = buildBaseline(dataset.sampleShape, dataset.numClasses, task === 'binary' ? 'sigmoid' : 'softmax', req.data.seed);

@@ -20,7 +20,7 @@ import { sha256 } from './atomic';
 import { initBackend } from './backend';
 import { loadDataset, readPreprocessingBeside } from './data';
 import { loadModel, makeLogitModel } from './model-io';
-import { compare, evaluate } from './metrics';
+import { compare, evaluate, evaluationInputOf } from './metrics';
 import type { EvaluationInput } from './metrics';
 import { predictProbabilities } from './train';
 import { toClassProbabilities } from './sweep-point';
@@ -189,14 +189,7 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
       });
     }
     const dense = { probs: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)), numClasses: K };
-    const input: EvaluationInput = {
-      labels: Int32Array.from(testIdx, (r) => dataset.labels[r]),
-      groupIds: Int32Array.from(testIdx, (r) => dataset.groupIds[r]),
-      groupNames: dataset.groupNames,
-      rows: Int32Array.from(testIdx, (r) => dataset.rowNumbers[r]),
-      classNames: dataset.record.label.classes,
-      split: 'test',
-    };
+    const input: EvaluationInput = evaluationInputOf(dataset, testIdx, 'test');
     const logits = await makeLogitModel(loaded);
     const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
     let probs: Float32Array;

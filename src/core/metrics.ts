@@ -71,6 +71,22 @@ export interface EvaluationInput {
   split: SplitName;
 }
 
+/** The rows `rows` of a data set (its labels, groups and CSV row numbers) as the metrics take them. */
+export function evaluationInputOf(
+  d: { labels: ArrayLike<number>; groupIds: ArrayLike<number>; groupNames: string[]; rowNumbers: ArrayLike<number>; record: { label: { classes: string[] } } },
+  rows: Int32Array,
+  split: SplitName,
+): EvaluationInput {
+  return {
+    labels: Int32Array.from(rows, (r) => d.labels[r]),
+    groupIds: Int32Array.from(rows, (r) => d.groupIds[r]),
+    groupNames: d.groupNames,
+    rows: Int32Array.from(rows, (r) => d.rowNumbers[r]),
+    classNames: d.record.label.classes,
+    split,
+  };
+}
+
 export interface BootstrapOptions {
   /** Number of bootstrap resamples (default 1000); 0 gives point estimates with zero-width intervals. */
   resamples: number;

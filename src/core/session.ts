@@ -19,7 +19,7 @@ import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingB
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
 import { lossTargets, outputWidth, pwWeightSummary } from './losses';
-import { evaluate } from './metrics';
+import { evaluate, evaluationInputOf } from './metrics';
 import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels } from './model-io';
 import type { LoadedModel } from './model-io';
 import { criterionByName, scheduleByName } from './pruning';
@@ -174,14 +174,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const skipSpec = req.skipLayers ?? (structuredCriterion ? DEFAULT_STRUCTURED_SKIP : []);
   const skipLayers = skipSet(skipSpec, structuredCriterion ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
   const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
-  const evalInput = {
-    labels: Int32Array.from(testIdx, (r) => dataset.labels[r]),
-    groupIds: Int32Array.from(testIdx, (r) => dataset.groupIds[r]),
-    groupNames: dataset.groupNames,
-    rows: Int32Array.from(testIdx, (r) => dataset.rowNumbers[r]),
-    classNames: dataset.record.label.classes,
-    split: 'test' as const,
-  };
+  const evalInput = evaluationInputOf(dataset, testIdx, 'test');
 
   const results: SessionResults = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
