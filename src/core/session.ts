@@ -175,6 +175,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const skipLayers = skipSet(skipSpec, structuredCriterion ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
   const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
   const evalInput = evaluationInputOf(dataset, testIdx, 'test');
+  const objectives = objectiveSettings(req);
 
   const results: SessionResults = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
@@ -195,10 +196,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       seed: req.seed,
       ...(seeds > 1 ? { seeds } : {}),
       pw: { minWeight: req.minWeight, gamma: req.gamma },
-      ...(req.losses.includes('group-dro') ? { droEta: objectiveSettings(req).droEta } : {}),
-      ...(req.losses.includes('ceag')
-        ? { ceag: { tolerance: objectiveSettings(req).ceagTolerance, dualLearningRate: objectiveSettings(req).ceagDualLearningRate } }
-        : {}),
+      ...(req.losses.includes('group-dro') ? { droEta: objectives.droEta } : {}),
+      ...(req.losses.includes('ceag') ? { ceag: { tolerance: objectives.ceagTolerance, dualLearningRate: objectives.ceagDualLearningRate } } : {}),
       bootstrap: { resamples: req.bootstrapResamples, confidence: 0.95 },
       ...(scheduleSpec ? { schedule: scheduleSpec } : {}),
       ...(structuredCriterion ? { target } : {}),
