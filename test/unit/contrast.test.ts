@@ -104,3 +104,56 @@ test('--seeds 2: every sparsity × loss fine-tuned twice from the same pruned ne
   assert.match(printed, /\| 50% \| pw \| 2 \| .*\| [−+]\d+\.\d pts \[[−+]\d+\.\d pts, [−+]\d+\.\d pts\] \|/);
   assert.match(printed.trimEnd().split('\n').pop()!, /^(Recommended: s0\.50-|No point passes)/);
 });
+
+test('paired contrast: the interval is exactly the bootstrap reproduced by hand (run, then rows within each group), pairing the first min(N) runs', async () => {
+  const { interval } = await import('../../src/core/metrics');
+  // 3 groups, the last one empty in the test rows (it is left out, never NaN)
+  const groups = [0, 1, 0, 1, 0, 0, 1, 0];
+  const u = (bits: number[]) => Uint8Array.from(bits);
+  const base = [u([1, 0, 1, 1, 0, 1, 1, 0]), u([1, 1, 0, 1, 1, 0, 0, 1]), u([0, 1, 1, 1, 1, 1, 0, 0])];
+  const other = [u([1, 1, 1, 0, 0, 1, 1, 1]), u([0, 1, 1, 1, 1, 1, 1, 1])]; // two runs: base's third is unpaired
+  const opts = { resamples: 300, confidence: 0.9, seed: 21 };
+  const c = pairedContrast(base, other, groups, 3, opts);
+  assert.equal(c.runs, 2);
+  const members = [[0, 2, 4, 5, 7], [1, 3, 6], []];
+  const stats = (bits: Uint8Array, rows: number[]) => {
+    const acc = members.filter((m) => m.length).map((m) => {
+      const mine = rows.filter((r) => m.includes(r));
+      return mine.reduce((a, r) => a + bits[r], 0) / mine.length;
+    });
+    return [Math.min(...acc), Math.max(...acc) - Math.min(...acc)];
+  };
+  const all = [0, 1, 2, 3, 4, 5, 6, 7];
+  const diff = (r: number, rows: number[]) => {
+    const [wb, gb] = stats(base[r], rows);
+    const [wo, go] = stats(other[r], rows);
+    return [wo - wb, go - gb];
+  };
+  close(c.worstGroupAccuracy.value, (diff(0, all)[0] + diff(1, all)[0]) / 2);
+  close(c.largestGap.value, (diff(0, all)[1] + diff(1, all)[1]) / 2);
+  const rng = new Rng(21);
+  const w = new Float64Array(300);
+  const g = new Float64Array(300);
+  for (let b = 0; b < 300; b++) {
+    const r = rng.int(2);
+    const rows: number[] = [];
+    for (const m of members) for (let j = 0; j < m.length; j++) rows.push(m[rng.int(m.length)]);
+    [w[b], g[b]] = diff(r, rows);
+  }
+  assert.deepEqual(c.worstGroupAccuracy, interval(c.worstGroupAccuracy.value, w, 0.9));
+  assert.deepEqual(c.largestGap, interval(c.largestGap.value, g, 0.9));
+  assert.throws(() => pairedContrast([], other, groups, 3, opts), /no runs/);
+});
+
+test('summaries pair run r with run r whatever order the points come in', () => {
+  const pt = (id: string, loss: PrunedPoint['loss'], run: number) =>
+    ({ id, run, targetSparsity: 0.8, loss, evaluation: { accuracy: { value: 0.5 }, worstGroup: { accuracy: { value: run / 10 } }, largestGap: { value: 0.1 } } }) as unknown as PrunedPoint;
+  // ce run 1 right on everything, run 2 wrong on everything; pw the same: paired, the differences are 0
+  const correct: Record<string, Uint8Array> = {
+    c1: Uint8Array.from([1, 1]), c2: Uint8Array.from([0, 0]), p1: Uint8Array.from([1, 1]), p2: Uint8Array.from([0, 0]),
+  };
+  const s = summarizeRuns([pt('p2', 'pw', 2), pt('c2', 'ce', 2), pt('p1', 'pw', 1), pt('c1', 'ce', 1)], (id) => correct[id], [0, 1], 2, { resamples: 20, confidence: 0.95, seed: 1 });
+  const pw = s.find((x) => x.loss === 'pw')!;
+  assert.deepEqual(pw.pointIds, ['p1', 'p2']);
+  assert.deepEqual(pw.againstCe!.worstGroupAccuracy, { value: 0, low: 0, high: 0 }); // unpaired, it would be ±1
+});

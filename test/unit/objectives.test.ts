@@ -92,6 +92,10 @@ test('ceag: a violated constraint\'s multiplier rises, a satisfied one falls to 
   assert.equal(rec.objective, 'ceag');
   assert.equal(rec.tolerance, 0.02);
   assert.equal(rec.groups[1].multiplier, 0);
+  assert.equal(rec.steps, 2 + CEAG_BUFFER);
+  assert.equal(rec.stepSize, 0.5);
+  assert.ok(rec.groups[1].excessGap! < 0.02, `the last measured gap is within the tolerance: ${rec.groups[1].excessGap}`);
+  assert.deepEqual(rec.groups.map((g) => g.trainingRows), [6, 2]);
 });
 
 test('the host loss with a reweighting: value and gradient are the reweighted mean, and the objective sees right and wrong', () => {
