@@ -12,11 +12,13 @@ import {
   formatEstimate,
   groupEstimate,
   metricsOf,
+  pct,
+  signedPts,
 } from './metric-table';
 import { mdText } from './markdown';
 
-export const pct = (x: number, digits = 1): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
-export const signedPts = (x: number, digits = 1): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)} pts` : '–');
+// One formatting of percentages and point changes for the report, the side panel and the curves panel.
+export { pct, signedPts } from './metric-table';
 export const withInterval = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pct(x)): string =>
   e ? `${f(e.value)} [${f(e.low)}, ${f(e.high)}]` : '–';
 export const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;
