@@ -69,12 +69,13 @@ Pruning and fine-tuning:
                                           small to estimate
                           kd, pw-weight-only, pw-correction-only   distillation and PW's two ablations
                         group-aware (use the --group columns on the training rows; for groups known at training time):
-                          group-balanced  cross-entropy with every group weighing the same in total (inverse group
-                                          counts); same steps as ce
+                          group-balanced  cross-entropy with every group weighing the same in total: each epoch's
+                                          batches draw every group equally often; same steps as ce
                           group-dro       Group DRO (Sagawa et al. 2020): raises the weight of the group with the
                                           highest loss as it trains; minimises the worst group's loss
                           ceag            Balancing Act (Hashemizadeh et al. 2024): keeps each group's accuracy drop
                                           within --ceag-tolerance of the overall drop, with one multiplier per group
+                          (all three train on group-balanced batches, as many steps as ce)
   --dro-eta X           group-dro: step size of the group weights (default ${RUN_DEFAULTS.droEta})
   --ceag-tolerance X    ceag: how far a group's accuracy drop may exceed the overall drop (default ${RUN_DEFAULTS.ceagTolerance})
   --ceag-dual-lr X      ceag: step size of the multipliers (default ${RUN_DEFAULTS.ceagDualLearningRate})

@@ -5,7 +5,8 @@
  *
  * - `group-balanced`: fixed weights, the inverse of the sample's group's training count, normalised to
  *   a mean of 1 over the training rows, so every group counts equally (intersectional groups when
- *   several `--group` columns are given). Same samples, same steps: it reweights, it duplicates nothing.
+ *   several `--group` columns are given). Same steps as `ce`; it duplicates no row of the data: the
+ *   balanced batches below draw each group equally often, which is what the weights ask for.
  * - `group-dro`: Group DRO (Sagawa et al., "Distributionally Robust Neural Networks for Group Shifts",
  *   ICLR 2020; their `LossComputer`): one weight q_g per group, starting uniform; each step raises the
  *   weight of every group seen in the batch by exponentiated gradient on its mean loss,
@@ -21,10 +22,16 @@
  *   its last few hundred training samples (the authors' per-group buffer) and the dense model's
  *   accuracies over the training rows, computed once. A satisfied constraint's multiplier falls to 0.
  *
+ * All three train on group-balanced batches: each epoch takes as many rows as `ce` does, every group
+ * filling an equal share of them (`groupBalancedOrder`). Weighting alone, with a rare group's few
+ * samples a batch carrying large weights, did not lift a rare group that is also harder; balanced
+ * batches did (docs/performance.md has the measurement).
+ *
  * Pure code, no TensorFlow.js: the training loop hands each step's per-sample cross-entropies and
  * whether the model got each sample right to `step`, and scales each sample's loss by what it returns.
  */
 import type { GroupObjectiveRecord, LossName } from '../protocol/results';
+import type { Rng } from './rng';
 
 /** Losses that need the subgroups of the training rows. */
 export const GROUP_OBJECTIVES: readonly LossName[] = ['group-balanced', 'group-dro', 'ceag'];
@@ -72,8 +79,66 @@ export function groupBalancedWeights(ctx: GroupContext): { weights: Float64Array
   for (let r = 0; r < weights.length; r++) weights[r] = perGroup[ctx.groupIds[r]];
   return {
     weights,
-    record: { objective: 'group-balanced', groups: ctx.groupNames.map((group, g) => ({ group, trainingRows: counts[g], weight: perGroup[g] })) },
+    record: { objective: 'group-balanced', sampling: 'group-balanced', groups: ctx.groupNames.map((group, g) => ({ group, trainingRows: counts[g], weight: perGroup[g] })) },
   };
+}
+
+/**
+ * Group-balanced epochs: of the N rows an epoch takes, every group that has training rows fills N / G
+ * (the remainder going to groups drawn at random), and the whole order is shuffled. Each group's rows
+ * are dealt from its own shuffled deck, reshuffled when it runs out, across epochs: a rare group's rows
+ * recur within an epoch, a common group's rows each come up once before any comes up again. In
+ * expectation it is the objective of weighting each sample by N / (G · n_g), with far less variance: a
+ * batch holds about B / G samples of every group instead of a few heavily weighted ones. N rows an
+ * epoch, so the same number of steps as `ce`. Returns the next epoch's order on each call.
+ */
+export function groupBalancedOrder(ctx: GroupContext): (rng: Rng) => Int32Array {
+  const G = ctx.groupNames.length;
+  const rowsOf: number[][] = Array.from({ length: G }, () => []);
+  for (let i = 0; i < ctx.trainRows.length; i++) rowsOf[ctx.groupIds[ctx.trainRows[i]]].push(ctx.trainRows[i]);
+  const present = rowsOf.map((rows, g) => (rows.length ? g : -1)).filter((g) => g >= 0);
+  const decks = rowsOf.map((rows) => Int32Array.from(rows));
+  const dealt = rowsOf.map((rows) => rows.length); // all dealt: shuffle before the first deal
+  const N = ctx.trainRows.length;
+  return (rng) => {
+    const order = new Int32Array(N);
+    if (!present.length) return order;
+    const base = Math.floor(N / present.length);
+    const extra = new Set(rng.shuffle(present.slice()).slice(0, N - base * present.length));
+    let at = 0;
+    for (const g of present) {
+      for (let want = base + (extra.has(g) ? 1 : 0); want > 0; ) {
+        if (dealt[g] === decks[g].length) {
+          rng.shuffle(decks[g]);
+          dealt[g] = 0;
+        }
+        const take = Math.min(decks[g].length - dealt[g], want);
+        order.set(decks[g].subarray(dealt[g], dealt[g] + take), at);
+        dealt[g] += take;
+        at += take;
+        want -= take;
+      }
+    }
+    return rng.shuffle(order);
+  };
+}
+
+/**
+ * How a group-aware objective trains: every one of them draws group-balanced batches
+ * (`groupBalancedOrder`), as Group DRO's authors train it (Sagawa et al.'s `--reweight_groups`, WILDS's
+ * `uniform_over_groups`); `group-balanced`'s weights N / (G · n_g) are what that sampling already does, so
+ * its training rows weigh 1 (its validation rows and Taylor scores keep the weights); Group DRO and CEAG
+ * work on per-group mean losses, which the sampling leaves unbiased. Null for the other losses.
+ */
+export function groupBalancedTraining(
+  loss: LossName,
+  ctx: GroupContext,
+  weights: ArrayLike<number>,
+): { epochOrder: (rng: Rng) => Int32Array; trainWeights: Float32Array } | null {
+  if (!isGroupObjective(loss)) return null;
+  const trainWeights = Float32Array.from(weights);
+  if (loss === 'group-balanced') for (let i = 0; i < ctx.trainRows.length; i++) trainWeights[ctx.trainRows[i]] = 1;
+  return { epochOrder: groupBalancedOrder(ctx), trainWeights };
 }
 
 /** Sums and counts of the batch's per-sample values by group. */
@@ -126,6 +191,7 @@ export class GroupDro implements BatchReweighting {
   record(): GroupObjectiveRecord {
     return {
       objective: 'group-dro',
+      sampling: 'group-balanced',
       stepSize: this.eta,
       steps: this.steps,
       groups: this.ctx.groupNames.map((group, g) => ({ group, trainingRows: this.counts[g], weight: this.q[g] })),
@@ -184,14 +250,22 @@ export class Ceag implements BatchReweighting {
     const G = this.multipliers.length;
     const B = rows.length;
     const { n } = byGroup(rows, ce, this.ctx.groupIds, G);
-    // The model's gradient, with this step's multipliers: L + Σ_{g in batch} λ_g (L_g − L), as
-    // mean_i w_i · CE_i: w_i = 1 − Λ + λ_g · B / n_g, Λ = Σ over the groups in the batch.
+    // The model's gradient, with this step's multipliers: L + Σ_{g in batch} λ_g (L_g − L), where L_g is
+    // the group's mean loss in the batch and L = Σ_g π_g L_g weighs them by their share π_g of the
+    // training rows (renormalised over the groups in the batch), so the objective does not depend on how
+    // the batch was drawn. As mean_i w_i · CE_i: w_i = B · (π_g · (1 − Λ) + λ_g) / n_g, Λ = Σ_g λ_g over
+    // the groups in the batch; with batches in the data's own mix (n_g = B · π_g) that is 1 − Λ + λ_g · B / n_g.
     let lambdaSum = 0;
-    for (let g = 0; g < G; g++) if (n[g] > 0) lambdaSum += this.multipliers[g];
+    let shareSum = 0;
+    for (let g = 0; g < G; g++) {
+      if (n[g] === 0) continue;
+      lambdaSum += this.multipliers[g];
+      shareSum += this.counts[g];
+    }
     const w = new Float64Array(B);
     for (let i = 0; i < B; i++) {
       const g = this.ctx.groupIds[rows[i]];
-      w[i] = 1 - lambdaSum + (this.multipliers[g] * B) / n[g];
+      w[i] = (B * ((this.counts[g] / shareSum) * (1 - lambdaSum) + this.multipliers[g])) / n[g];
     }
     // The multipliers' ascent on the measured gaps, from each group's recent accuracy.
     for (let i = 0; i < B; i++) {
@@ -227,6 +301,7 @@ export class Ceag implements BatchReweighting {
   record(): GroupObjectiveRecord {
     return {
       objective: 'ceag',
+      sampling: 'group-balanced',
       tolerance: this.tolerance,
       stepSize: this.dualLearningRate,
       steps: this.steps,

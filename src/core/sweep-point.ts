@@ -14,7 +14,7 @@ import type { RunRequest } from '../protocol/engine';
 import type { BackendName, LossName, PrunedPoint } from '../protocol/results';
 import { lossTargets, outputWidth } from './losses';
 import { compare, evaluate, predictedClass, predictedClasses } from './metrics';
-import { batchReweightingFor, groupBalancedWeights, type GroupContext, type ObjectiveSettings } from './objectives';
+import { batchReweightingFor, groupBalancedTraining, groupBalancedWeights, type GroupContext, type ObjectiveSettings } from './objectives';
 import { RUN_DEFAULTS } from '../protocol/defaults';
 import type { EvaluationInput, Predictions } from './metrics';
 import { makeLogitModel, modelSize, prunableKernels, saveModel } from './model-io';
@@ -155,11 +155,15 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
   const reweight = batchReweightingFor(loss, groups, objectiveSettings(req), () =>
     Uint8Array.from(setup.labels, (y, r) => (predictedClass(setup.teacher, width, r) === y ? 1 : 0)),
   );
+  const weights = tf.tensor1d(Float32Array.from(t.weights));
+  const balanced = groupBalancedTraining(loss, groups, t.weights);
+  const trainWeights = balanced ? tf.tensor1d(balanced.trainWeights) : weights;
   const data: TrainingData = {
     reweight: reweight ?? undefined,
+    ...(balanced ? { epochOrder: balanced.epochOrder } : {}),
     x,
     targets: tf.tensor2d(Float32Array.from(t.targets), [setup.labels.length, width]),
-    weights: tf.tensor1d(Float32Array.from(t.weights)),
+    weights: trainWeights,
     labels: setup.labels,
     train: setup.trainRows,
     validation: setup.validationRows,
@@ -172,7 +176,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
         target: req.target ?? DEFAULT_TARGET,
         finalSparsity: sparsity,
         skip: skipLayers,
-        taylor: { x, targets: data.targets, weights: data.weights, indices: setup.taylorRows, task: loaded.task },
+        taylor: { x, targets: data.targets, weights, indices: setup.taylorRows, task: loaded.task },
         allocation: setup.allocation ? new Map(setup.allocation) : undefined,
       })
     : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), criterion, schedule, sparsity, new Rng(req.seed * 7919 + job.sparsityIndex));
@@ -238,6 +242,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     pruning.dispose();
     data.targets.dispose();
     data.weights.dispose();
+    if (weights !== data.weights) weights.dispose();
     student.dispose();
   }
 }

@@ -42,6 +42,11 @@ export interface TrainingData {
   validation: Int32Array;
   /** A group-aware objective's per-step group weights (objectives.ts), on top of `weights`. */
   reweight?: BatchReweighting;
+  /**
+   * Each epoch's order of training rows (`train.length` of them, so the steps are the same), for an
+   * objective that draws its batches group-balanced (objectives.ts); by default `train`, shuffled.
+   */
+  epochOrder?: (rng: Rng) => Int32Array;
 }
 
 export interface TrainProgress {
@@ -296,7 +301,8 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      rng.shuffle(order);
+      if (data.epochOrder) order.set(data.epochOrder(rng));
+      else rng.shuffle(order);
       for (let s = 0; s < stepsPerEpoch; s++) {
         throwIfCancelled(opts.signal);
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));

@@ -24,6 +24,8 @@ export const LOSS_LABELS: Record<LossName, string> = {
 /** What a group-aware objective learned by the end of fine-tuning (src/core/objectives.ts). */
 export interface GroupObjectiveRecord {
   objective: 'group-balanced' | 'group-dro' | 'ceag';
+  /** How the training batches were drawn: `group-balanced`, every group filling an equal share of each epoch. */
+  sampling?: 'group-balanced';
   /** group-dro: η; ceag: the multipliers' step size. */
   stepSize?: number;
   /** ceag: ε, how far a group's accuracy drop may exceed the overall drop. */

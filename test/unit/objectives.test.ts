@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { train, predictProbabilities } from '../../src/core/train';
 import type { TrainingData } from '../../src/core/train';
 import { lossTargets, weightedCrossEntropyAndGradient } from '../../src/core/losses';
-import { Ceag, CEAG_BUFFER, GroupDro, groupBalancedWeights, batchReweightingFor } from '../../src/core/objectives';
+import { Ceag, CEAG_BUFFER, GroupDro, groupBalancedOrder, groupBalancedTraining, groupBalancedWeights, batchReweightingFor } from '../../src/core/objectives';
 import type { GroupContext } from '../../src/core/objectives';
 import { parseLossNames } from '../../src/core/options';
 import { Rng } from '../../src/core/rng';
@@ -28,6 +28,74 @@ test('group-balanced: inverse group counts over the training rows, mean 1, every
   assert.deepEqual(Array.from(t.targets), [1, 0, 1, 0, 1, 0]);
   assert.deepEqual(Array.from(t.weights), Array.from(weights));
   assert.throws(() => lossTargets('group-balanced', 'binary', [1], 1, undefined, { minWeight: 0.3, gamma: 1 }), /subgroups/);
+});
+
+test('group-balanced batches: each epoch takes N rows, every group an equal share, a group\'s rows cycled before any recurs', () => {
+  // 10 training rows: 8 of a (rows 0-7), 2 of b (rows 8, 9); row 10 (b) and row 11 (c) are not training rows
+  const ctx: GroupContext = { groupIds: [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2], groupNames: ['a', 'b', 'c'], trainRows: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
+  const rng = new Rng(5);
+  const nextEpoch = groupBalancedOrder(ctx);
+  const seen = new Map<number, number>();
+  for (let epoch = 0; epoch < 4; epoch++) {
+    const order = nextEpoch(rng);
+    assert.equal(order.length, 10, 'as many rows as the data has: the same steps as ce');
+    const count = (g: number) => Array.from(order).filter((r) => ctx.groupIds[r] === g).length;
+    // N / G = 5 rows for each of the 2 groups that have training rows
+    assert.deepEqual([count(0), count(1), count(2)], [5, 5, 0]);
+    const b = Array.from(order).filter((r) => r >= 8);
+    // b's 2 rows fill 5 slots: each of them 2 or 3 times (cycled, never one row 4 times)
+    assert.ok([8, 9].every((r) => [2, 3].includes(b.filter((x) => x === r).length)), `b's rows: ${b}`);
+    // a's 8 rows fill 5 slots: a row comes up twice in one epoch only where its deck ran out and was reshuffled
+    const a = Array.from(order).filter((r) => r < 8);
+    assert.ok(new Set(a).size >= 4, `a's rows: ${a}`);
+    assert.ok(!order.includes(10) && !order.includes(11), 'only training rows');
+    for (const r of order) seen.set(r, (seen.get(r) ?? 0) + 1);
+  }
+  // a's rows are dealt from a deck across epochs: 20 slots for 8 rows, so each came up 2 or 3 times
+  for (let r = 0; r < 8; r++) assert.ok([2, 3].includes(seen.get(r)!), `row ${r} came up ${seen.get(r)} times in 4 epochs`);
+  // the same seed, the same order
+  assert.deepEqual(groupBalancedOrder(ctx)(new Rng(9)), groupBalancedOrder(ctx)(new Rng(9)));
+  // 7 rows over 2 groups: 4 and 3, or 3 and 4
+  const odd: GroupContext = { groupIds: [0, 0, 0, 0, 0, 0, 1], groupNames: ['a', 'b'], trainRows: [0, 1, 2, 3, 4, 5, 6] };
+  const o = groupBalancedOrder(odd)(new Rng(1));
+  assert.equal(o.length, 7);
+  const nb = Array.from(o).filter((r) => r === 6).length;
+  assert.ok(nb === 3 || nb === 4, `b has ${nb} of 7`);
+});
+
+test('group-aware objectives train on balanced batches; group-balanced\'s training rows then weigh 1, its others keep their weights', () => {
+  const ctx: GroupContext = { groupIds: [0, 0, 0, 1, 1], groupNames: ['a', 'b'], trainRows: [0, 1, 2, 3] };
+  const { weights } = groupBalancedWeights(ctx);
+  const gb = groupBalancedTraining('group-balanced', ctx, weights)!;
+  // rows 0-3 train (weight 1 under balanced sampling); row 4 (b, not a training row) keeps 4 / (2 · 1) = 2
+  assert.deepEqual(Array.from(gb.trainWeights), [1, 1, 1, 1, 2]);
+  const order = gb.epochOrder(new Rng(3));
+  assert.equal(Array.from(order).filter((r) => r === 3).length, 2, 'b\'s one row fills half the epoch');
+  for (const loss of ['group-dro', 'ceag'] as const) {
+    const t = groupBalancedTraining(loss, ctx, [1, 1, 1, 1, 1])!;
+    assert.deepEqual(Array.from(t.trainWeights), [1, 1, 1, 1, 1], `${loss} keeps its weights`);
+  }
+  for (const loss of ['ce', 'pw', 'kd'] as const) assert.equal(groupBalancedTraining(loss, ctx, [1, 1, 1, 1, 1]), null, `${loss} keeps the data's mix`);
+});
+
+test('ceag on a batch that is not in the data\'s mix: L weighs the groups by their training share, so the objective does not depend on the sampling', () => {
+  // training shares: a 6/8, b 2/8; a balanced batch: 2 of a, 2 of b
+  const ctx: GroupContext = { groupIds: [0, 0, 0, 0, 0, 0, 1, 1], groupNames: ['a', 'b'], trainRows: [0, 1, 2, 3, 4, 5, 6, 7] };
+  const ceag = new Ceag(ctx, new Uint8Array(8).fill(1), 0.02, 0.5);
+  const rows = [0, 1, 6, 7];
+  const ce = Float64Array.from([0.2, 0.4, 1.0, 2.0]);
+  // λ = 0: mean_i w_i CE_i = 0.75 · L_a + 0.25 · L_b = 0.75 · 0.3 + 0.25 · 1.5 = 0.6
+  const w1 = ceag.step(rows, ce, Uint8Array.from([1, 1, 0, 0]));
+  assert.deepEqual(Array.from(w1).map((w) => +w.toFixed(12)), [1.5, 1.5, 0.5, 0.5]);
+  close((w1[0] * 0.2 + w1[1] * 0.4 + w1[2] * 1.0 + w1[3] * 2.0) / 4, 0.6);
+  // ψ_b = (1 − 0) − (1 − 0.75) = 0.75 (A = (6 · 1 + 2 · 0) / 8), so λ_b = 0.5 · (0.75 − 0.02) = 0.365
+  close(ceag.multipliers[1], 0.365);
+  const lb = ceag.multipliers[1];
+  const w2 = ceag.step(rows, ce, Uint8Array.from([1, 1, 1, 1]));
+  // L + λ_b (L_b − L) with L = 0.6: w_a = 4 · 0.75 · (1 − λ_b) / 2, w_b = 4 · (0.25 · (1 − λ_b) + λ_b) / 2
+  close(w2[0], 1.5 * (1 - lb));
+  close(w2[2], 2 * (0.25 * (1 - lb) + lb));
+  close((w2[0] * 0.2 + w2[1] * 0.4 + w2[2] * 1.0 + w2[3] * 2.0) / 4, 0.6 + lb * (1.5 - 0.6));
 });
 
 test('group-dro: the worst group\'s weight rises by exponentiated gradient; the loss is Σ q_g L_g', () => {
@@ -156,10 +224,12 @@ async function rareGroupAccuracy(loss: LossName): Promise<{ rare: number; common
   const ctx: GroupContext = { groupIds, groupNames: ['common', 'rare'], trainRows };
   const t = lossTargets(loss, 'binary', labels, 1, undefined, { minWeight: 0.3, gamma: 1 }, ctx);
   const reweight = batchReweightingFor(loss, ctx, { droEta: 0.05, ceagTolerance: 0.02, ceagDualLearningRate: 0.05 }, () => new Uint8Array(n).fill(1));
+  const balanced = groupBalancedTraining(loss, ctx, t.weights);
   const data: TrainingData = {
     x: tf.tensor2d(x, [n, 3]),
     targets: tf.tensor2d(Float32Array.from(t.targets), [n, 1]),
-    weights: tf.tensor1d(Float32Array.from(t.weights)),
+    weights: tf.tensor1d(balanced ? balanced.trainWeights : Float32Array.from(t.weights)),
+    ...(balanced ? { epochOrder: balanced.epochOrder } : {}),
     labels,
     train: trainRows,
     validation: new Int32Array(0),

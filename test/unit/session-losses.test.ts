@@ -231,6 +231,8 @@ for (const task of ['binary', 'three-class'] as const) {
       } else if (loss === 'group-balanced') {
         for (const g of point.objective!.groups) assert.ok(Math.abs(g.weight! - balancedWeight(g.group.replace(/^region=/, ''))) < 1e-12);
       } else assert.equal(point.objective, undefined);
+      // and each trained on group-balanced batches
+      if (point.objective) assert.equal(point.objective.sampling, 'group-balanced', `${loss} draws each group equally often`);
       const accuracy = validation.filter((s) => classOf(probabilities(logits(pruned, s.x))) === s.y).length / validation.length;
       assert.ok(Math.abs(point.training.validationAccuracy! - accuracy) < 1e-12);
       // the test accuracy per group, from the saved model (the class probabilities the metrics took)
