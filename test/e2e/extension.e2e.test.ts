@@ -278,21 +278,25 @@ test('right-click model.json → Prune with Fairness Check…: pickers with grou
   });
 });
 
-/** The tree rows of points and whether each passes the gate (from its icon). */
-async function pointRows(): Promise<{ label: string; passed: boolean }[]> {
+/** The tree rows of points, whether each passes the gate (from its icon) and whether it is the ★ recommended one. */
+async function pointRows(): Promise<{ label: string; passed: boolean; recommended: boolean }[]> {
   const rows = sessionsRow(/% · (ce|pw)/);
   const n = await rows.count();
-  const out: { label: string; passed: boolean }[] = [];
+  const out: { label: string; passed: boolean; recommended: boolean }[] = [];
   for (let i = 0; i < n; i++) {
     const row = rows.nth(i);
     const label = ((await row.locator('.label-name, .monaco-highlighted-label').first().textContent()) ?? '').trim();
     const passed = (await row.locator('.codicon-pass').count()) > 0;
     const failed = (await row.locator('.codicon-error').count()) > 0;
     assert.ok(passed !== failed, `point row ${label} shows exactly one of the pass / fail icons`);
-    out.push({ label, passed });
+    const recommended = /★ recommended/.test((await row.locator('.label-description').first().textContent()) ?? '');
+    out.push({ label, passed, recommended });
   }
   return out;
 }
+
+/** "50% · ce" → its sparsity, 0.5. */
+const sparsityOfRow = (label: string) => Number(/(\d+)%/.exec(label)![1]) / 100;
 
 function committedFolders(): string[] {
   return fs.readdirSync(workspace).filter((d) => d.startsWith('model.pruned-'));
@@ -302,8 +306,13 @@ test('commit a point that passes the fairness gate: model, fairness.json and FAI
   const page = wb!.page;
   const denseHash = sha256(modelJson);
   const rows = await step('verdicts', () => pointRows());
-  const pass = rows.find((r) => r.passed);
-  assert.ok(pass, `some point passes the gate: ${JSON.stringify(rows)}`);
+  // The tree marks one point ★ recommended: the sparsest that passes the gate. The user commits that one.
+  const recommended = rows.filter((r) => r.recommended);
+  assert.equal(recommended.length, 1, `one ★ recommended point in the tree: ${JSON.stringify(rows)}`);
+  const pass = recommended[0];
+  assert.ok(pass.passed, 'the recommended point passes the gate');
+  const sparsest = Math.max(...rows.filter((r) => r.passed).map((r) => sparsityOfRow(r.label)));
+  assert.equal(sparsityOfRow(pass.label), sparsest, `the recommended point is the sparsest that passes: ${JSON.stringify(rows)}`);
   await step('commit-pass', async () => {
     await sessionsRow(pass.label).first().click({ button: 'right' });
     await contextMenu('Commit Pruned Model…');
