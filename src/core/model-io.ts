@@ -503,8 +503,8 @@ export function modelRecord(loaded: LoadedModel, size: ModelSize): ModelRecord {
  * `dir` must not exist, so an input model can never be overwritten.
  *
  * A model loaded from Keras (`keras`, or found from `topologyJson` when it is a LoadedModel's `json`)
- * is also written in its own format in the same folder: `model.h5` or `model.keras`, a copy of the
- * original file with the weight values replaced (see src/core/keras/io.ts).
+ * is also written in its own format in the same folder: `model.h5` or `model.keras`, a fresh file
+ * holding the original's groups and attributes with the pruned weight values (see src/core/keras/io.ts).
  */
 export async function saveModel(
   weightsFrom: tfl.LayersModel,

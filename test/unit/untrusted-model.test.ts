@@ -11,7 +11,10 @@ import { spawnSync } from 'child_process';
 import { sha256 } from '../../src/core/atomic';
 import * as zlib from 'zlib';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { loadModel, saveModel, topologyOf } from '../../src/core/model-io';
+import { loadModel, prunableKernels, saveModel, topologyOf } from '../../src/core/model-io';
+import { magnitudePerLayer, pruneModelKernels } from '../../src/core/pruning';
+import { Rng } from '../../src/core/rng';
+import { h5wasm } from '../../src/core/keras/h5';
 import { maxParameters } from '../../src/core/model-limits';
 import { crc32, readZip } from '../../src/core/keras/zip';
 import { expectUserError, tempDir, useCpu } from '../helpers';
@@ -97,6 +100,70 @@ with h5py.File(sys.argv[1], 'a') as f:
     assert.match(r.stderr, new RegExp(`^error: .*${kind}\\.h5, '/model_weights/dense_1/dense_1/kernel:0': this dataset or group ${what.source}`, 'm'));
     assert.doesNotMatch(r.stderr, /HDF5-DIAG/, 'one line, not the HDF5 error stack');
     assert.deepEqual(snapshot([victimBin, victimH5]), before, `${kind}: the victims are byte-identical`);
+  }
+});
+
+// ---------- the pruned .h5 is a fresh file ----------
+
+test('.h5: the pruned model is written as a fresh file: bytes left in the user file (a deleted attribute), its compression and its chunks are not carried over', async () => {
+  await useCpu();
+  const dir = tempDir();
+  const file = path.join(dir, 'model.h5');
+  await writeSmallKerasH5(file, (g, name) => g.create_dataset({ name, data: Float32Array.from([0.5, -0.3, 0.2, 0.9, -0.7, 0.4, 0.1, -0.2]), shape: [2, 4], dtype: '<f', chunks: [1, 4], compression: 'gzip' }));
+  const marker = `LEFTOVER-${'x'.repeat(200)}`;
+  const h5 = await h5wasm();
+  const f = new h5.File(file, 'a');
+  f.create_attribute('leftover', marker);
+  f.close();
+  const g = new h5.File(file, 'a');
+  g.delete_attribute('leftover');
+  g.close();
+  assert.ok(fs.readFileSync(file).includes(marker), 'the deleted attribute still lies in the user file (the fixture is what it says)');
+  const before = snapshot([file]);
+  const m = await loadModel(file);
+  pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.5, new Rng(1));
+  await saveModel(m.model, path.join(dir, 'pruned'), m.json);
+  const written = fs.readFileSync(path.join(dir, 'pruned', 'model.h5'));
+  assert.ok(!written.includes(marker), 'nothing of the user file\'s free space is in the pruned file');
+  assert.deepEqual(snapshot([file]), before, 'the user file is byte-identical');
+  const again = await loadModel(path.join(dir, 'pruned', 'model.h5'));
+  assert.deepEqual(Array.from(again.model.getLayer('dense_1').getWeights()[0].dataSync()), Array.from(m.model.getLayer('dense_1').getWeights()[0].dataSync()));
+  const r = new h5.File(path.join(dir, 'pruned', 'model.h5'), 'r');
+  try {
+    const k = r.get('/model_weights/dense_1/dense_1/kernel:0') as unknown as { metadata: { chunks: number[] | null }; filters: unknown[] };
+    assert.equal(k.metadata.chunks, null, 'written contiguous, without the gzip filter');
+  } finally {
+    r.close();
+  }
+});
+
+test('.h5: data beside the weights past what an optimizer keeps, and types Keras does not write, are refused at load naming the dataset or attribute, with bounded memory', async (t) => {
+  const py = pythonWithH5py();
+  if (!py) return t.skip('h5py is not installed (/usr/bin/python3 -c "import h5py" failed): the crafted files cannot be made');
+  const dir = tempDir();
+  writeCsv(path.join(dir, 'data.csv'));
+  const script = `import h5py, sys, numpy as np
+with h5py.File(sys.argv[1], 'a') as f:
+    if sys.argv[2] == 'big':
+        f.create_dataset('optimizer_weights/huge', shape=(1000000000,), dtype='<f4', chunks=(1000000,))
+    else:
+        f['model_weights'].attrs['odd'] = np.array([(1, 2.0)], dtype=[('a', '<i4'), ('b', '<f8')])
+`;
+  for (const kind of ['big', 'compound'] as const) {
+    const file = path.join(dir, `${kind}.h5`);
+    await writeSmallKerasH5(file);
+    const made: { status: number | null; stderr: string } = spawnSync(py, ['-c', script, file, kind], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    assert.ok(fs.statSync(file).size < 1_000_000, 'a small file');
+    const r = fairpruneWithPeak(['run', '--model', `${kind}.h5`, ...RUN], dir);
+    assert.equal(r.code, 1, r.stderr);
+    if (kind === 'big') {
+      assert.match(r.stderr, /^error: .*big\.h5, '\/optimizer_weights\/huge': holds 4,000,000,000 bytes of data besides the 88 bytes of layer weights .*Fix: save the model again with Keras; to leave out the optimizer, model\.save\(\.\.\., include_optimizer=False\)/m);
+      assert.ok(r.peakKb < 400 * 1024, `peak memory ${r.peakKb} KiB`);
+    } else {
+      assert.match(r.stderr, /^error: .*compound\.h5, '\/model_weights\.odd': attribute 'odd' holds compound data, which Keras does not write/m);
+    }
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
 });
 
