@@ -16,6 +16,7 @@ import { magnitudePerLayer, pruneModelKernels } from '../../src/core/pruning';
 import { Rng } from '../../src/core/rng';
 import { h5wasm } from '../../src/core/keras/h5';
 import { maxParameters } from '../../src/core/model-limits';
+import { readSavedWeights } from '../../src/core/model-files';
 import { crc32, readZip } from '../../src/core/keras/zip';
 import { expectUserError, tempDir, useCpu } from '../helpers';
 import { fairprune, fairpruneWithPeak, pythonWithH5py, rawZip, writeCsv, writeSmallKerasH5, writeVictimH5 } from '../untrusted-fixtures';
@@ -210,6 +211,22 @@ test('model.json: weight paths that leave the model folder (.., absolute, a syml
   assert.equal(fs.existsSync(path.join(dir, 'out', 'sessions')), false, 'nothing was written');
   setWeightPath(modelJson, 'weights.bin');
   await loadModel(modelJson); // the same model with its own weights file loads
+});
+
+test('a point folder as the editor panels read it (readSavedWeights): sizes before reading, weight paths inside the folder', async () => {
+  const dir = tempDir();
+  const modelJson = await tfjsModelIn(path.join(dir, 'point'));
+  const good = readSavedWeights(modelJson, 2 ** 20);
+  assert.deepEqual(good.groups.map((g) => g.length), [(2 * 4 + 4 + 4 * 2 + 2) * 4]);
+  assert.throws(() => readSavedWeights(modelJson, 40), expectUserError(/declare more than the 40 bytes that are read here/));
+  fs.writeFileSync(path.join(dir, 'secret.bin'), Buffer.alloc(88));
+  setWeightPath(modelJson, '../secret.bin');
+  assert.throws(() => readSavedWeights(modelJson, 2 ** 20), expectUserError(/weight file '\.\.\/secret\.bin' leaves the model's folder/));
+  const big = path.join(dir, 'big', 'model.json');
+  fs.mkdirSync(path.dirname(big));
+  fs.writeFileSync(big, '');
+  fs.truncateSync(big, 65 * 2 ** 20); // sparse: 65 MiB declared, nothing read
+  assert.throws(() => readSavedWeights(big, 2 ** 20), expectUserError(/is 68,157,440 bytes, larger than a model\.json can be/));
 });
 
 test('--model naming a folder, with or without model.json in it, is a one-line error', async () => {
