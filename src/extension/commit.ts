@@ -102,20 +102,25 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
   assertInsideWorkspace(targetDir, workspaceRoot, path.join(sessionDir, 'results.json'));
   const confirm = 'Commit';
   const stage = settings().gitStage;
-  const pick = await vscode.window.showInformationMessage(
-    `Fair Prune: commit ${pointId} to ${vscode.workspace.asRelativePath(targetDir)}?`,
-    {
-      modal: true,
-      detail:
-        `Writes the pruned model, fairness.json and FAIRNESS.md into the new folder ${targetDir}${stage ? ' and stages them in git' : ''}.\n` +
-        `${override ? 'Committed by override: the reason is recorded.' : 'The point passes the fairness gate.'} Gate policy from ${policySource()}.`,
-    },
-    confirm,
-  );
+  // Asked unless switched off in user settings (a workspace cannot switch it off).
+  const ask = vscode.workspace.getConfiguration('fairPrune').inspect<boolean>('commit.confirm')?.globalValue ?? true;
+  const pick = !ask
+    ? confirm
+    : await vscode.window.showInformationMessage(
+        `Fair Prune: commit ${pointId} to ${vscode.workspace.asRelativePath(targetDir)}?`,
+        {
+          modal: true,
+          detail:
+            `Writes the pruned model, fairness.json and FAIRNESS.md into the new folder ${targetDir}${stage ? ' and stages them in git' : ''}.\n` +
+            `${override ? 'Committed by override: the reason is recorded.' : 'The point passes the fairness gate.'} Gate policy from ${policySource()}.`,
+        },
+        confirm,
+      );
   if (pick !== confirm) {
     output.appendLine(`${pointId} was not committed: the commit to ${targetDir} was cancelled`);
     return undefined;
   }
+  if (!ask) output.appendLine(`committing ${pointId} to ${targetDir} without asking (fairPrune.commit.confirm is off in user settings; gate policy from ${policySource()})`);
   const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override, workspaceRoot, targetDir });
   output.appendLine(`committed ${pointId} (${result.record.decision}) to ${result.dir}: ${result.files.join(', ')}`);
   if (stage) await stageInGit(result.dir, output);

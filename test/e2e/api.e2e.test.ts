@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { answerDialog, e2eSkipReason, repoRoot, withWorkbench } from './harness';
+import { e2eSkipReason, repoRoot, withWorkbench } from './harness';
 
 const skip = e2eSkipReason();
 
@@ -15,12 +15,7 @@ test('the extension-host tests (test:electron\'s suite) pass in code-server', { 
   try {
     const extensionTestsPath = path.join(repoRoot, 'out', 'test', 'extension', 'index.js');
     await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, extensionTestsPath }, 'extension-host-tests', async (wb) => {
-      // The suite commits a point through the command; the developer's confirmation is clicked here,
-      // in the page, as a user does (the extension host cannot answer a modal dialog).
-      const confirming = answerDialog(wb.page, /commit s\d\.\d\d-[\w-]+ to model\.pruned-/, 'Commit', 200_000).catch((e: Error) => `not confirmed: ${e.message}`);
       const code = await wb.testsExitCode({ timeoutMs: 240_000 });
-      const confirmText = await confirming;
-      assert.match(confirmText, /Gate policy from workspace settings\.|Gate policy from the defaults\./, confirmText);
       const report = path.join(workspace, 'extension-tests.json');
       const seen = fs.existsSync(report) ? fs.readFileSync(report, 'utf8') : '(no extension-tests.json)';
       console.log(seen);
