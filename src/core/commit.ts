@@ -76,6 +76,17 @@ export function defaultCommitDir(results: SessionResults, point: PrunedPoint): s
   return dir;
 }
 
+/** Refuses a commit folder outside the workspace folder (a results.json names the dense model's path). */
+export function assertInsideWorkspace(dir: string, workspaceRoot: string | undefined, resultsFile: string): void {
+  if (workspaceRoot && !staysInside(workspaceRoot, path.relative(workspaceRoot, path.resolve(dir)))) {
+    throw new UserError(`the commit would write '${dir}', outside the workspace folder ${workspaceRoot}.`, {
+      file: resultsFile,
+      field: 'model.path',
+      fix: 'commit only sessions of models inside this workspace; this results.json names a model elsewhere.',
+    });
+  }
+}
+
 export function commitPoint(req: CommitRequest): { dir: string; files: string[]; verdict: GateVerdict; record: FairnessRecord } {
   const { results } = req;
   const point = results.points.find((p) => p.id === req.pointId);
@@ -167,13 +178,7 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
   files['fairness.json'] = JSON.stringify(record, null, 1);
   files['FAIRNESS.md'] = renderFairnessMarkdown(record);
   const dir = req.targetDir ?? defaultCommitDir(results, point);
-  if (req.workspaceRoot && !staysInside(req.workspaceRoot, path.relative(req.workspaceRoot, path.resolve(dir)))) {
-    throw new UserError(`the commit would write '${dir}', outside the workspace folder ${req.workspaceRoot}.`, {
-      file: resultsFile,
-      field: 'model.path',
-      fix: 'commit only sessions of models inside this workspace; this results.json names a model elsewhere.',
-    });
-  }
+  assertInsideWorkspace(dir, req.workspaceRoot, resultsFile);
   writeFolderAtomic(dir, files);
   return { dir, files: Object.keys(files).sort(), verdict, record };
 }

@@ -18,21 +18,10 @@ import type { ModelRecord, ModelSize, Task } from '../protocol/results';
 import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
 import { buildWithinLimit, maxParameters, tooLargeError } from './model-limits';
+import { bytesPerElement, readModelJson, readWeightGroup, type ManifestGroup, type WeightSpec } from './model-files';
 import { kerasFormatOf, kerasWeights, readKerasFile, writeKerasFile, type KerasSource } from './keras/io';
 
 type Json = Record<string, unknown>;
-
-interface WeightSpec {
-  name: string;
-  shape: number[];
-  dtype: string;
-  quantization?: { dtype: string };
-}
-
-interface ManifestGroup {
-  paths: string[];
-  weights: WeightSpec[];
-}
 
 /** How the model turns its last layer's output into class probabilities. */
 export type OutputKind = 'softmax' | 'sigmoid' | 'logits';
@@ -65,55 +54,6 @@ export interface LoadedModel {
 
 const PRUNABLE_CLASSES = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'DepthwiseConv2D', 'SeparableConv2D']);
 const CONTAINER_CLASSES = new Set(['Sequential', 'Model', 'Functional']);
-
-/** A model.json larger than this is not a Layers model's topology and manifest. */
-const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
-
-function readJson(file: string): Json {
-  if (!fs.existsSync(file)) {
-    throw new UserError('no such file.', { file, fix: 'give the path of a TensorFlow.js Layers model.json (with its weight files beside it).' });
-  }
-  const stat = fs.statSync(file);
-  if (stat.isDirectory()) {
-    const inside = path.join(file, 'model.json');
-    throw new UserError(`is a folder${fs.existsSync(inside) ? '' : ' without a model.json in it'}, not a model file.`, {
-      file,
-      field: '--model',
-      fix: fs.existsSync(inside) ? `give the model file itself: ${inside}` : 'give the path of a model.json, .h5 or .keras file.',
-    });
-  }
-  if (!stat.isFile() || stat.size > MAX_MODEL_JSON_BYTES) {
-    throw new UserError(`is ${stat.isFile() ? `${stat.size.toLocaleString('en')} bytes, larger than a model.json can be` : 'not a regular file'}.`, {
-      file,
-      fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.',
-    });
-  }
-  const text = fs.readFileSync(file, 'utf8');
-  try {
-    const v = JSON.parse(text);
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Json;
-  } catch (e) {
-    throw new UserError(`is not valid JSON (${(e as Error).message}).`, { file, fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.' });
-  }
-}
-
-function bytesPerElement(spec: WeightSpec): number | undefined {
-  const dtype = spec.quantization?.dtype ?? spec.dtype;
-  switch (dtype) {
-    case 'float32':
-    case 'int32':
-      return 4;
-    case 'uint16':
-    case 'float16':
-      return 2;
-    case 'uint8':
-    case 'bool':
-      return 1;
-    default:
-      return undefined;
-  }
-}
 
 /** The Keras model config inside a topology: converter style nests it under `model_config`. */
 function modelConfigOf(topology: Json): Json {
@@ -159,10 +99,26 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
     kerasSources.set(keras.json, source);
     return loaded;
   }
-  const json = readJson(modelPath);
+  const json = readModelJson(modelPath);
   const dir = path.dirname(modelPath);
   checkTopology(json, modelPath); // refuses graph models and unknown layers before any weight is read
 
+  const manifest = manifestOf(json, modelPath);
+  const buffers: Buffer[] = [];
+  const specs: WeightSpec[] = [];
+  const hash = [sha256(JSON.stringify(json))];
+  manifest.forEach((group, g) => {
+    const data = readWeightGroup(dir, group, g, modelPath);
+    buffers.push(data);
+    hash.push(sha256(data));
+    specs.push(...(group.weights ?? []));
+  });
+  const weightData = Buffer.concat(buffers);
+  return buildLoaded(modelPath, json, specs, weightData, sha256(hash.join('')), 'tfjs-layers');
+}
+
+/** The weights manifest of a model.json, refused past the parameter limit before any weight file is read. */
+function manifestOf(json: Json, modelPath: string): ManifestGroup[] {
   const manifest = json.weightsManifest as ManifestGroup[] | undefined;
   if (!Array.isArray(manifest)) {
     throw new UserError('has no "weightsManifest" list, so its weights cannot be found.', {
@@ -172,75 +128,7 @@ export async function loadModel(modelPath: string): Promise<LoadedModel> {
     });
   }
   checkManifestSize(manifest, modelPath);
-  const buffers: Buffer[] = [];
-  const specs: WeightSpec[] = [];
-  const hash = [sha256(JSON.stringify(json))];
-  manifest.forEach((group, g) => {
-    let expected = 0;
-    let checkable = true;
-    for (const spec of group.weights ?? []) {
-      const b = bytesPerElement(spec);
-      if (b === undefined) checkable = false;
-      else expected += b * spec.shape.reduce((a, d) => a * d, 1);
-    }
-    const shardPaths = (group.paths ?? []).map((p) => {
-      const shardPath = weightFileInside(dir, p, modelPath, `weightsManifest[${g}].paths`);
-      if (!fs.existsSync(shardPath)) {
-        throw new UserError(`weight file '${p}' (weightsManifest[${g}].paths) is missing.`, {
-          file: shardPath,
-          field: `weightsManifest[${g}].paths`,
-          fix: `put '${p}' beside ${path.basename(modelPath)}; it is written together with the model.`,
-        });
-      }
-      return shardPath;
-    });
-    // sizes before reading: a weight file far larger than the manifest says is not read at all
-    const onDisk = shardPaths.reduce((a, f) => a + fs.statSync(f).size, 0);
-    const data = checkable && onDisk !== expected ? undefined : Buffer.concat(shardPaths.map((f, i) => readShard(f, group.paths[i], modelPath, `weightsManifest[${g}].paths`)));
-    if (!data || (checkable && expected !== data.length)) {
-      throw new UserError(`the weight files of group ${g} (${(group.paths ?? []).join(', ')}) hold ${data?.length ?? onDisk} bytes, but the manifest's weights need ${expected}: a file is truncated or belongs to another model.`, {
-        file: path.join(dir, (group.paths ?? ['?'])[0]),
-        field: `weightsManifest[${g}]`,
-        fix: 'copy the weight files again from where the model was saved; they must match this model.json.',
-      });
-    }
-    buffers.push(data);
-    hash.push(sha256(data));
-    specs.push(...(group.weights ?? []));
-  });
-  const weightData = Buffer.concat(buffers);
-  return buildLoaded(modelPath, json, specs, weightData, sha256(hash.join('')), 'tfjs-layers');
-}
-
-/**
- * A weight file named by the manifest, resolved inside the model's folder: a relative path without
- * `..`, which after following symlinks still lies inside that folder. Otherwise a UserError naming it.
- */
-export function weightFileInside(dir: string, p: unknown, modelPath: string, field: string): string {
-  const refuse = (why: string): never => {
-    throw new UserError(`weight file '${String(p)}' ${why}; weight files must lie in the model's folder.`, {
-      file: modelPath,
-      field,
-      fix: `put the weight files beside ${path.basename(modelPath)} and list them by name (e.g. "weights.bin").`,
-    });
-  };
-  if (typeof p !== 'string' || p === '' || p.includes('\0')) return refuse('is not a file name');
-  if (path.isAbsolute(p) || path.win32.isAbsolute(p)) return refuse('is an absolute path');
-  if (p.split(/[\\/]/).includes('..')) return refuse("leaves the model's folder ('..')");
-  const resolved = path.resolve(dir, p);
-  if (fs.existsSync(resolved)) {
-    const realDir = fs.realpathSync(dir);
-    const real = fs.realpathSync(resolved);
-    if (real !== realDir && !real.startsWith(realDir + path.sep)) return refuse(`resolves to '${real}', outside the model's folder`);
-  }
-  return resolved;
-}
-
-function readShard(shardPath: string, p: string, modelPath: string, field: string): Buffer {
-  if (!fs.statSync(shardPath).isFile()) {
-    throw new UserError(`weight file '${p}' is not a regular file.`, { file: modelPath, field, fix: 'list the weight files that model.save() wrote.' });
-  }
-  return fs.readFileSync(shardPath);
+  return manifest;
 }
 
 /** The parameters a manifest declares, refused past the limit before any weight file is read. */
@@ -503,8 +391,8 @@ export function modelRecord(loaded: LoadedModel, size: ModelSize): ModelRecord {
  * `dir` must not exist, so an input model can never be overwritten.
  *
  * A model loaded from Keras (`keras`, or found from `topologyJson` when it is a LoadedModel's `json`)
- * is also written in its own format in the same folder: `model.h5` or `model.keras`, a copy of the
- * original file with the weight values replaced (see src/core/keras/io.ts).
+ * is also written in its own format in the same folder: `model.h5` or `model.keras`, a fresh file
+ * holding the original's groups and attributes with the pruned weight values (see src/core/keras/io.ts).
  */
 export async function saveModel(
   weightsFrom: tfl.LayersModel,

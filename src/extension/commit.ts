@@ -1,6 +1,7 @@
 /**
  * "Fair Prune: Commit Pruned Model…": the fairness gate checks the point against the policy in
- * settings; a pass writes the model, fairness.json and FAIRNESS.md beside the dense model in one
+ * settings; a pass, once the developer confirms the destination folder (and where the gate policy
+ * came from) in a modal dialog, writes the model, fairness.json and FAIRNESS.md beside the dense model in one
  * atomic step (and stages them in git when `fairPrune.git.stage` is on); a fail is refused with the
  * rules it broke, unless the developer overrides it with a reason.
  */
@@ -9,7 +10,7 @@ import * as vscode from 'vscode';
 import { readSession, sessionProblem } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
 import { checkPoint } from '../core/gate';
-import { commitPoint } from '../core/commit';
+import { assertInsideWorkspace, commitPoint, defaultCommitDir } from '../core/commit';
 import { pct } from '../core/report';
 import { policy, policySource, settings } from './config';
 
@@ -96,9 +97,33 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     override = { reason };
   }
   const workspaceRoot = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(sessionDir))?.uri.fsPath;
-  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override, workspaceRoot });
+  // The folder is named from results.json (the dense model's path): it is shown, and must lie in the workspace, before anything is written.
+  const targetDir = defaultCommitDir(session.results, point);
+  assertInsideWorkspace(targetDir, workspaceRoot, path.join(sessionDir, 'results.json'));
+  const confirm = 'Commit';
+  const stage = settings().gitStage;
+  // Asked unless switched off in user settings (a workspace cannot switch it off).
+  const ask = vscode.workspace.getConfiguration('fairPrune').inspect<boolean>('commit.confirm')?.globalValue ?? true;
+  const pick = !ask
+    ? confirm
+    : await vscode.window.showInformationMessage(
+        `Fair Prune: commit ${pointId} to ${vscode.workspace.asRelativePath(targetDir)}?`,
+        {
+          modal: true,
+          detail:
+            `Writes the pruned model, fairness.json and FAIRNESS.md into the new folder ${targetDir}${stage ? ' and stages them in git' : ''}.\n` +
+            `${override ? 'Committed by override: the reason is recorded.' : 'The point passes the fairness gate.'} Gate policy from ${policySource()}.`,
+        },
+        confirm,
+      );
+  if (pick !== confirm) {
+    output.appendLine(`${pointId} was not committed: the commit to ${targetDir} was cancelled`);
+    return undefined;
+  }
+  if (!ask) output.appendLine(`committing ${pointId} to ${targetDir} without asking (fairPrune.commit.confirm is off in user settings; gate policy from ${policySource()})`);
+  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override, workspaceRoot, targetDir });
   output.appendLine(`committed ${pointId} (${result.record.decision}) to ${result.dir}: ${result.files.join(', ')}`);
-  if (settings().gitStage) await stageInGit(result.dir, output);
+  if (stage) await stageInGit(result.dir, output);
   const open = 'Open FAIRNESS.md';
   const reveal = 'Reveal in Explorer';
   void vscode.window

@@ -5,11 +5,12 @@
  * Commit (through commitCommand, so the gate and the override prompt are the same everywhere); the
  * pruning-identified exemplars of image data; PNG and CSV export.
  *
- * Locked down: CSP `default-src 'none'`, nonce'd script, `localResourceRoots` = the extension's
- * dist/ and media/ only. Exemplar images are read here and sent as `data:` URIs (only image files the
- * CSV's image column names for the exemplar rows, up to 2 MiB each), so the panel never gets a
- * resource root inside the workspace. Survives reloads: the webview keeps its `CurvesState` with
- * setState, and the serializer hands it back to `restore`.
+ * Locked down: CSP `default-src 'none'`, nonce'd script and style inside the page, no
+ * `localResourceRoots` (it loads no file). Exemplar images are read here and sent as `data:` URIs
+ * (only image files the CSV's image column names for the exemplar rows, up to 2 MiB each). A point's
+ * model.json and weights, the data file and the images are read only inside the session or the
+ * workspace folder, their sizes checked first. Survives reloads: the webview keeps its `CurvesState`
+ * with setState, and the serializer hands it back to `restore`.
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
@@ -18,6 +19,8 @@ import * as vscode from 'vscode';
 import type { EngineEvent } from '../protocol/engine';
 import type { CurvesState, CurvesToHost, ExemplarImage, HostToCurves, SessionView } from '../protocol/webview';
 import { readSession } from '../core/session-store';
+import { readModelJson, readSavedWeights } from '../core/model-files';
+import { staysInside } from '../core/results-check';
 import { readCsvFile } from '../core/data/csv';
 import { writeFileAtomic } from '../core/atomic';
 import { DEFAULT_CURVES_STATE, flopsReduction, macProfile, pct, sanitizeState, weightZeroCounts } from '../ui/curves-model';
@@ -28,6 +31,10 @@ import { sessionViewOf } from './config';
 
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif' };
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;
+/** The weight bytes of a point's model the panel reads to count its zeros (a Fair Prune model is far smaller). */
+const MAX_POINT_WEIGHT_BYTES = 2 ** 30;
+/** The data file the panel reads for exemplar images. */
+const MAX_CSV_BYTES = 512 * 2 ** 20;
 const MAX_IMAGES_PER_GROUP = 24;
 /** How long the page's script may take to say `ready` before the page is loaded again (see watchReady). */
 const READY_TIMEOUT_MS = 10_000;
@@ -121,7 +128,8 @@ export class CurvesPanel implements vscode.Disposable {
       enableScripts: true,
       retainContextWhenHidden: false,
       enableFindWidget: true,
-      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist'), vscode.Uri.joinPath(this.extensionUri, 'media')],
+      // The page carries its script and styles, and images come as data: URIs: it loads no file.
+      localResourceRoots: [],
     };
   }
 
@@ -291,7 +299,12 @@ export class CurvesPanel implements vscode.Disposable {
     let note = '';
     let column = -1;
     let rows: string[][] = [];
-    if (data.imageColumn) {
+    // The data file and its images are named by results.json and the CSV: read only inside the
+    // session's workspace folder, sizes checked first.
+    const root = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(sessionDir))?.uri.fsPath;
+    const inWorkspace = (file: string) => root !== undefined && staysInside(root, path.relative(root, path.resolve(file)));
+    if (data.imageColumn && !inWorkspace(data.path)) note = `${data.path} lies outside the workspace folder: images are not shown.`;
+    else if (data.imageColumn) {
       try {
         const table = this.csv(data.path);
         column = table.columns.indexOf(data.imageColumn);
@@ -312,6 +325,7 @@ export class CurvesPanel implements vscode.Disposable {
             const type = IMAGE_TYPES[path.extname(file).toLowerCase()];
             const stat = fs.statSync(file, { throwIfNoEntry: false });
             if (!type) img.problem = `${value} is not a PNG, JPEG, WebP or GIF file`;
+            else if (!inWorkspace(file)) img.problem = `${value} lies outside the workspace folder`;
             else if (!stat?.isFile()) img.problem = `${value} does not exist`;
             else if (stat.size > MAX_IMAGE_BYTES) img.problem = `${value} is larger than 2 MiB`;
             else img.src = `data:${type};base64,${fs.readFileSync(file).toString('base64')}`;
@@ -324,7 +338,10 @@ export class CurvesPanel implements vscode.Disposable {
   }
 
   private csv(file: string): { rows: string[][]; columns: string[] } {
-    const mtime = fs.statSync(file).mtimeMs;
+    const stat = fs.statSync(file);
+    if (!stat.isFile()) throw new Error('it is not a regular file');
+    if (stat.size > MAX_CSV_BYTES) throw new Error(`it is ${stat.size.toLocaleString('en')} bytes, more than the ${MAX_CSV_BYTES.toLocaleString('en')} read to show images`);
+    const mtime = stat.mtimeMs;
     if (this.csvCache?.file === file && this.csvCache.mtime === mtime) return this.csvCache;
     const { table } = readCsvFile(file);
     this.csvCache = { file, mtime, rows: table.rows, columns: table.columns };
@@ -345,16 +362,21 @@ export class CurvesPanel implements vscode.Disposable {
   }
 }
 
-/** Zeros of every float32 weight in a saved tfjs-layers model folder, by weight name. */
+/**
+ * Zeros of every float32 weight in a saved tfjs-layers model folder, by weight name. The folder is named
+ * by a results.json (inside its session folder); model.json and the weight files are read as the
+ * loader reads them: sizes checked before reading, weight paths inside the folder.
+ */
 export function kernelStats(modelDir: string): Record<string, { size: number; zeros: number }> {
-  const json = JSON.parse(fs.readFileSync(path.join(modelDir, 'model.json'), 'utf8')) as { weightsManifest: WeightsManifest };
-  return weightZeroCounts(json.weightsManifest, (p) => fs.readFileSync(path.join(modelDir, p)));
+  const { manifest, groups } = readSavedWeights(path.join(modelDir, 'model.json'), MAX_POINT_WEIGHT_BYTES);
+  // each group's bytes, already read and checked, stand for its files
+  return weightZeroCounts(manifest.map((g, i) => ({ ...g, paths: [String(i)] })) as WeightsManifest, (i) => groups[Number(i)]);
 }
 
 function computeFlops(view: SessionView): { flops: Record<string, number> | null; note: string } {
   const first = view.results.points[0];
   if (!first) return { flops: null, note: 'No point yet.' };
-  const topology = (JSON.parse(fs.readFileSync(path.join(view.sessionDir, first.modelDir, 'model.json'), 'utf8')) as { modelTopology: unknown }).modelTopology;
+  const topology = readModelJson(path.join(view.sessionDir, first.modelDir, 'model.json')).modelTopology;
   const profile = macProfile(topology);
   if ('problem' in profile) return { flops: null, note: `FLOPs reduction is not available: ${profile.problem}.` };
   const flops: Record<string, number> = {};

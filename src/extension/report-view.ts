@@ -1,7 +1,7 @@
 /**
  * The "Fairness Report" webview view in the Fair Prune side bar: dense vs pruned accuracy by group,
  * worst group, gap, intervals and the gate's verdict for the selected session, with Commit buttons.
- * Locked down: no remote content, `default-src 'none'`, one nonce'd script.
+ * Locked down: no remote content, `default-src 'none'`, one nonce'd script, no local resource roots.
  */
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
@@ -19,11 +19,11 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
   private hidden = false;
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(private readonly extensionUri: vscode.Uri) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
-    view.webview.options = { enableScripts: true, localResourceRoots: [this.extensionUri] };
+    // The document carries its styles and script: it loads no file, so it may read none.
+    view.webview.options = { enableScripts: true, localResourceRoots: [] };
     this.disposables.push(
       view.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m)),
       // Hidden, the view's document is dropped; shown again after that, it is loaded afresh. (Only

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame } from 'playwright-core';
 import type { SessionResults } from '../../src/protocol/results';
-import { e2eSkipReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
+import { answerDialog, e2eSkipReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
 import { makeFixture } from '../session-fixture';
 import { DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
 
@@ -136,6 +136,8 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
     await until('Commit enabled', async () => ((await frame.locator('#commit').getAttribute('disabled')) === null ? true : undefined));
     await wb.screenshot('curves-dark-passing-point');
     await frame.locator('#commit').click();
+    const confirm = await answerDialog(wb.page, new RegExp(`commit ${passing.id} to model\\.pruned-${passing.id}\\?`), 'Commit');
+    assert.match(confirm, /Gate policy from (the defaults|user settings)\./);
     await wb.waitForNotification(new RegExp(`committed ${passing.id}`));
     const committed = path.join(workspace, 'model.pruned-' + passing.id);
     for (const f of ['model.json', 'fairness.json', 'FAIRNESS.md']) assert.ok(fs.existsSync(path.join(committed, f)), `${f} in ${committed}`);

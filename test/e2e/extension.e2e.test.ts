@@ -11,7 +11,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { e2eSkipReason, frameWith as frameIn, processesMentioning, repoRoot, startWorkbench, until, type Workbench } from './harness';
+import { answerDialog, e2eSkipReason, frameWith as frameIn, processesMentioning, repoRoot, startWorkbench, until, type Workbench } from './harness';
 import { makeFixture } from '../session-fixture';
 
 const skip = e2eSkipReason();
@@ -313,9 +313,19 @@ test('commit a point that passes the fairness gate: model, fairness.json and FAI
   assert.ok(pass.passed, 'the recommended point passes the gate');
   const sparsest = Math.max(...rows.filter((r) => r.passed).map((r) => sparsityOfRow(r.label)));
   assert.equal(sparsityOfRow(pass.label), sparsest, `the recommended point is the sparsest that passes: ${JSON.stringify(rows)}`);
+  let confirmed = '';
   await step('commit-pass', async () => {
     await sessionsRow(pass.label).first().click({ button: 'right' });
     await contextMenu('Commit Pruned Model…');
+    // Nothing is written before the developer confirms the folder, told where the gate policy came from.
+    await page.locator('.monaco-dialog-box', { hasText: /to model\.pruned-/ }).waitFor();
+    assert.deepEqual(committedFolders(), [], 'nothing written while the confirmation is open');
+    const confirm = await answerDialog(page, /to model\.pruned-/, 'Commit');
+    const named = /commit (s\d\.\d\d-[\w-]+) to (model\.pruned-[\w.-]+)\?/.exec(confirm);
+    assert.ok(named, `the confirmation names the point and the folder: ${confirm}`);
+    assert.ok(confirm.includes(`into the new folder ${path.join(workspace, named[2])}`), `the full destination path: ${confirm}`);
+    assert.match(confirm, /Gate policy from the defaults\./);
+    confirmed = named[2];
     const message = await wb!.waitForNotification(/committed .* to model\.pruned-/);
     await wb!.screenshot('ext-04-committed');
     await toast(message).locator('.monaco-button', { hasText: 'Open FAIRNESS.md' }).click();
@@ -325,6 +335,7 @@ test('commit a point that passes the fairness gate: model, fairness.json and FAI
   });
   const [folder] = committedFolders();
   assert.ok(folder, 'a model.pruned-* folder beside the model');
+  assert.equal(folder, confirmed, 'written where the confirmation said');
   const dir = path.join(workspace, folder);
   for (const f of ['model.json', 'fairness.json', 'FAIRNESS.md']) assert.ok(fs.existsSync(path.join(dir, f)), `${f} written`);
   const record = JSON.parse(fs.readFileSync(path.join(dir, 'fairness.json'), 'utf8')) as {

@@ -738,4 +738,17 @@ export async function frameWith(wb: Pick<Workbench, 'page'>, selector: string, t
   }, timeoutMs);
 }
 
+/**
+ * The modal dialog whose text matches `match` (waited for), answered with the button labelled `button`;
+ * returns the dialog's text as the user read it.
+ */
+export async function answerDialog(page: Page, match: RegExp, button: string, timeoutMs = 30_000): Promise<string> {
+  const dialog = page.locator('.monaco-dialog-box', { hasText: match });
+  await dialog.waitFor({ timeout: timeoutMs });
+  const text = ((await dialog.textContent()) ?? '').replace(/\u00a0/g, ' ');
+  await dialog.locator('.monaco-button', { hasText: new RegExp(`^${button}$`) }).click();
+  await dialog.waitFor({ state: 'detached' });
+  return text;
+}
+
 export type { Locator };

@@ -79,10 +79,17 @@ export async function run(): Promise<void> {
     if (gitReady) await vscode.workspace.getConfiguration('fairPrune').update('git.stage', true, vscode.ConfigurationTarget.Workspace);
 
     // Commit the 50% point through the command the report's and the panel's buttons run: it passes
-    // the default gate, so the files land beside the model without a question.
+    // the default gate. The command asks first in a modal dialog, which VS Code refuses to show while
+    // extension tests run (the e2e tests click it in the page): asked, nothing is written.
     const point = results.points.find((p) => p.targetSparsity === 0.5)!;
-    await vscode.commands.executeCommand('fairPrune.commit', sessionDir, point.id);
     const committed = path.join(root, `model.pruned-${point.id}`);
+    await vscode.commands.executeCommand('fairPrune.commit', sessionDir, point.id);
+    assert.equal(fs.existsSync(committed), false, 'nothing is committed before the developer confirms');
+    // With the question switched off in user settings, the files land beside the model.
+    const settings = vscode.workspace.getConfiguration('fairPrune');
+    await settings.update('commit.confirm', false, vscode.ConfigurationTarget.Global);
+    await vscode.commands.executeCommand('fairPrune.commit', sessionDir, point.id);
+    await settings.update('commit.confirm', undefined, vscode.ConfigurationTarget.Global);
     await until('the committed folder', () => fs.existsSync(path.join(committed, 'fairness.json')));
     const record = JSON.parse(fs.readFileSync(path.join(committed, 'fairness.json'), 'utf8')) as { decision: string };
     assert.equal(record.decision, 'passed');

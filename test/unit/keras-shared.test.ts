@@ -2,12 +2,14 @@
  * Real Keras files from ../shared/models (skipped when it is absent): the Keras 3.5 .h5 and the
  * Keras 3.15 .keras MNIST models classify real MNIST digits (the `mnist` package, scaled 0–1) as
  * their authors report; the Keras 2 files load with their documented parameter counts; a pruned
- * ResNet20 and a pruned .keras model round-trip through their own format; the Lambda model is refused.
+ * ResNet20 and a pruned .keras model round-trip through their own format, written as fresh files that
+ * h5py reads with every attribute kept; the Lambda model is refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
+import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, prunableKernels, saveModel } from '../../src/core/model-io';
@@ -111,7 +113,73 @@ test('Keras 2 .h5 files load: Sequential (2.2.4-tf) and a Functional "Model" Res
   await saveModel(m.model, out, m.json);
   const again = await loadModel(path.join(out, 'model.h5'));
   assert.deepEqual(Array.from((again.model.predict(x) as tf.Tensor).dataSync()), pruned);
-  assert.equal(fs.statSync(path.join(out, 'model.h5')).size, fs.statSync(path.join(models, RESNET)).size, 'same HDF5 layout: weights overwritten in place');
+});
+
+/**
+ * With h5py (/usr/bin/python3, skipped where it is missing), per HDF5 dataset: dtype, shape, the
+ * sha256 of its bytes, its zeros; per attribute: its value as h5py gives it.
+ */
+function h5pySummary(file: string, member?: string): { attrs: Record<string, string>; datasets: Record<string, { dtype: string; shape: number[]; sha256: string; zeros: number; chunks: unknown; compression: unknown }> } {
+  const script = `import h5py, json, sys, hashlib, zipfile, io, numpy as np
+src = sys.argv[1]
+f = h5py.File(io.BytesIO(zipfile.ZipFile(src).read(sys.argv[2])) if len(sys.argv) > 2 else src, 'r')
+out = {'attrs': {}, 'datasets': {}}
+def attrs(o, p):
+    for k in o.attrs:
+        v = o.attrs[k]
+        out['attrs'][p + '@' + k] = repr(v.tolist() if isinstance(v, np.ndarray) else v) + ' ' + str(o.attrs.get_id(k).dtype)
+def visit(name, obj):
+    attrs(obj, '/' + name)
+    if isinstance(obj, h5py.Dataset):
+        a = np.ascontiguousarray(obj[()])
+        out['datasets']['/' + name] = {'dtype': str(obj.dtype), 'shape': list(obj.shape), 'sha256': hashlib.sha256(a.astype(a.dtype.newbyteorder('<')).tobytes()).hexdigest(), 'zeros': int(np.count_nonzero(a == 0)), 'chunks': obj.chunks, 'compression': obj.compression}
+attrs(f, '/')
+f.visititems(visit)
+print(json.dumps(out))`;
+  const r = spawnSync('/usr/bin/python3', ['-c', script, file, ...(member ? [member] : [])], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test('a pruned real Keras file is a fresh HDF5 file that h5py reads: the same attributes, groups and dataset types, the pruned values in the weights, the rest unchanged', async (t) => {
+  if (![MNIST_H5, MNIST_KERAS, OLD_H5, RESNET].every(have)) return t.skip('../shared/models is absent');
+  if (spawnSync('/usr/bin/python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status !== 0) return t.skip('h5py is not installed (/usr/bin/python3 -c "import h5py" failed)');
+  await useWasm();
+  for (const rel of [MNIST_H5, MNIST_KERAS, OLD_H5, RESNET]) {
+    const file = path.join(models, rel);
+    const before = sha256(fs.readFileSync(file));
+    const m = await loadModel(file);
+    pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.5, new Rng(3));
+    const out = path.join(tempDir(), 'p');
+    await saveModel(m.model, out, m.json);
+    const written = path.join(out, m.format === 'keras-v3' ? 'model.keras' : 'model.h5');
+    const member = m.format === 'keras-v3' ? 'model.weights.h5' : undefined;
+    const a = h5pySummary(file, member);
+    const b = h5pySummary(written, member);
+    assert.deepEqual(b.attrs, a.attrs, `${rel}: every attribute, with its value and type`);
+    assert.deepEqual(Object.keys(b.datasets).sort(), Object.keys(a.datasets).sort(), `${rel}: the same datasets`);
+    // the weights h5py reads are the pruned model's, byte for byte
+    const refs = new Map(m.keras!.weights.map((r) => [r.dataset.startsWith('/') ? r.dataset : `/${r.dataset}`, r.name]));
+    const values = new Map(m.model.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array]));
+    let pruned = 0;
+    for (const [p, da] of Object.entries(a.datasets)) {
+      const db = b.datasets[p];
+      assert.deepEqual([db.dtype, db.shape], [da.dtype, da.shape], `${rel}: ${p} keeps its type and shape`);
+      assert.equal(db.compression, null, `${rel}: ${p} written without filters`);
+      const name = refs.get(p);
+      if (name === undefined) {
+        assert.equal(db.sha256, da.sha256, `${rel}: ${p} (not a weight) unchanged`);
+        continue;
+      }
+      const v = values.get(name)!;
+      assert.equal(db.sha256, sha256(Buffer.from(v.buffer, v.byteOffset, v.byteLength)), `${rel}: ${p} holds ${name}'s values`);
+      if (db.zeros > da.zeros) pruned++;
+    }
+    assert.ok(pruned > 0, `${rel}: pruned kernels were written`);
+    if (member) assert.deepEqual(readZip(fs.readFileSync(written)).map((e) => e.name).sort(), ['config.json', 'metadata.json', 'model.weights.h5']);
+    assert.equal(sha256(fs.readFileSync(file)), before, `${rel}: the shared file is untouched`);
+    m.model.dispose();
+  }
 });
 
 test('the NEGATIVE Lambda model is refused naming the layer and class', async (t) => {

@@ -11,8 +11,12 @@ import { spawnSync } from 'child_process';
 import { sha256 } from '../../src/core/atomic';
 import * as zlib from 'zlib';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { loadModel, saveModel, topologyOf } from '../../src/core/model-io';
+import { loadModel, prunableKernels, saveModel, topologyOf } from '../../src/core/model-io';
+import { magnitudePerLayer, pruneModelKernels } from '../../src/core/pruning';
+import { Rng } from '../../src/core/rng';
+import { h5wasm } from '../../src/core/keras/h5';
 import { maxParameters } from '../../src/core/model-limits';
+import { readSavedWeights } from '../../src/core/model-files';
 import { crc32, readZip } from '../../src/core/keras/zip';
 import { expectUserError, tempDir, useCpu } from '../helpers';
 import { fairprune, fairpruneWithPeak, pythonWithH5py, rawZip, writeCsv, writeSmallKerasH5, writeVictimH5 } from '../untrusted-fixtures';
@@ -100,6 +104,70 @@ with h5py.File(sys.argv[1], 'a') as f:
   }
 });
 
+// ---------- the pruned .h5 is a fresh file ----------
+
+test('.h5: the pruned model is written as a fresh file: bytes left in the user file (a deleted attribute), its compression and its chunks are not carried over', async () => {
+  await useCpu();
+  const dir = tempDir();
+  const file = path.join(dir, 'model.h5');
+  await writeSmallKerasH5(file, (g, name) => g.create_dataset({ name, data: Float32Array.from([0.5, -0.3, 0.2, 0.9, -0.7, 0.4, 0.1, -0.2]), shape: [2, 4], dtype: '<f', chunks: [1, 4], compression: 'gzip' }));
+  const marker = `LEFTOVER-${'x'.repeat(200)}`;
+  const h5 = await h5wasm();
+  const f = new h5.File(file, 'a');
+  f.create_attribute('leftover', marker);
+  f.close();
+  const g = new h5.File(file, 'a');
+  g.delete_attribute('leftover');
+  g.close();
+  assert.ok(fs.readFileSync(file).includes(marker), 'the deleted attribute still lies in the user file (the fixture is what it says)');
+  const before = snapshot([file]);
+  const m = await loadModel(file);
+  pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.5, new Rng(1));
+  await saveModel(m.model, path.join(dir, 'pruned'), m.json);
+  const written = fs.readFileSync(path.join(dir, 'pruned', 'model.h5'));
+  assert.ok(!written.includes(marker), 'nothing of the user file\'s free space is in the pruned file');
+  assert.deepEqual(snapshot([file]), before, 'the user file is byte-identical');
+  const again = await loadModel(path.join(dir, 'pruned', 'model.h5'));
+  assert.deepEqual(Array.from(again.model.getLayer('dense_1').getWeights()[0].dataSync()), Array.from(m.model.getLayer('dense_1').getWeights()[0].dataSync()));
+  const r = new h5.File(path.join(dir, 'pruned', 'model.h5'), 'r');
+  try {
+    const k = r.get('/model_weights/dense_1/dense_1/kernel:0') as unknown as { metadata: { chunks: number[] | null }; filters: unknown[] };
+    assert.equal(k.metadata.chunks, null, 'written contiguous, without the gzip filter');
+  } finally {
+    r.close();
+  }
+});
+
+test('.h5: data beside the weights past what an optimizer keeps, and types Keras does not write, are refused at load naming the dataset or attribute, with bounded memory', async (t) => {
+  const py = pythonWithH5py();
+  if (!py) return t.skip('h5py is not installed (/usr/bin/python3 -c "import h5py" failed): the crafted files cannot be made');
+  const dir = tempDir();
+  writeCsv(path.join(dir, 'data.csv'));
+  const script = `import h5py, sys, numpy as np
+with h5py.File(sys.argv[1], 'a') as f:
+    if sys.argv[2] == 'big':
+        f.create_dataset('optimizer_weights/huge', shape=(1000000000,), dtype='<f4', chunks=(1000000,))
+    else:
+        f['model_weights'].attrs['odd'] = np.array([(1, 2.0)], dtype=[('a', '<i4'), ('b', '<f8')])
+`;
+  for (const kind of ['big', 'compound'] as const) {
+    const file = path.join(dir, `${kind}.h5`);
+    await writeSmallKerasH5(file);
+    const made: { status: number | null; stderr: string } = spawnSync(py, ['-c', script, file, kind], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    assert.ok(fs.statSync(file).size < 1_000_000, 'a small file');
+    const r = fairpruneWithPeak(['run', '--model', `${kind}.h5`, ...RUN], dir);
+    assert.equal(r.code, 1, r.stderr);
+    if (kind === 'big') {
+      assert.match(r.stderr, /^error: .*big\.h5, '\/optimizer_weights\/huge': holds 4,000,000,000 bytes of data besides the 88 bytes of layer weights .*Fix: save the model again with Keras; to leave out the optimizer, model\.save\(\.\.\., include_optimizer=False\)/m);
+      assert.ok(r.peakKb < 400 * 1024, `peak memory ${r.peakKb} KiB`);
+    } else {
+      assert.match(r.stderr, /^error: .*compound\.h5, '\/model_weights\.odd': attribute 'odd' holds compound data, which Keras does not write/m);
+    }
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
 // ---------- model.json weight paths ----------
 
 async function tfjsModelIn(dir: string): Promise<string> {
@@ -143,6 +211,22 @@ test('model.json: weight paths that leave the model folder (.., absolute, a syml
   assert.equal(fs.existsSync(path.join(dir, 'out', 'sessions')), false, 'nothing was written');
   setWeightPath(modelJson, 'weights.bin');
   await loadModel(modelJson); // the same model with its own weights file loads
+});
+
+test('a point folder as the editor panels read it (readSavedWeights): sizes before reading, weight paths inside the folder', async () => {
+  const dir = tempDir();
+  const modelJson = await tfjsModelIn(path.join(dir, 'point'));
+  const good = readSavedWeights(modelJson, 2 ** 20);
+  assert.deepEqual(good.groups.map((g) => g.length), [(2 * 4 + 4 + 4 * 2 + 2) * 4]);
+  assert.throws(() => readSavedWeights(modelJson, 40), expectUserError(/declare more than the 40 bytes that are read here/));
+  fs.writeFileSync(path.join(dir, 'secret.bin'), Buffer.alloc(88));
+  setWeightPath(modelJson, '../secret.bin');
+  assert.throws(() => readSavedWeights(modelJson, 2 ** 20), expectUserError(/weight file '\.\.\/secret\.bin' leaves the model's folder/));
+  const big = path.join(dir, 'big', 'model.json');
+  fs.mkdirSync(path.dirname(big));
+  fs.writeFileSync(big, '');
+  fs.truncateSync(big, 65 * 2 ** 20); // sparse: 65 MiB declared, nothing read
+  assert.throws(() => readSavedWeights(big, 2 ** 20), expectUserError(/is 68,157,440 bytes, larger than a model\.json can be/));
 });
 
 test('--model naming a folder, with or without model.json in it, is a one-line error', async () => {

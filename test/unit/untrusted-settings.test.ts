@@ -18,6 +18,9 @@ test('fairPrune.outputFolder and every fairPrune.gate.* setting are restricted i
   assert.ok(needed.length >= 5, 'the gate settings exist');
   assert.deepEqual(needed.filter((k) => !restricted.includes(k)), [], 'each is listed in restrictedConfigurations');
   assert.deepEqual(restricted.filter((k) => !settings.includes(k)), [], 'only real settings are listed');
+  // The question before a commit can be switched off only in user settings, never by a workspace.
+  assert.equal(manifest.contributes.configuration.properties['fairPrune.commit.confirm'].scope, 'application');
+  assert.ok(restricted.includes('fairPrune.commit.confirm'));
 });
 
 test('the output folder stays inside the workspace folder', () => {

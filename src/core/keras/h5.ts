@@ -83,17 +83,6 @@ export function readFloat32(ds: H5Dataset): Float32Array {
   throw new Error(`dataset ${ds.path} does not hold numbers`);
 }
 
-/** Overwrites a whole dataset in place, in its own float type. */
-export function writeWhole(ds: H5Dataset, values: Float32Array): void {
-  const shape = ds.shape ?? [];
-  const meta = ds.metadata;
-  const data = meta.size === 8 ? Float64Array.from(values) : values;
-  ds.write_slice(
-    shape.map((d) => [0, d]),
-    data,
-  );
-}
-
 // ---------- a model file is read only from inside itself ----------
 
 /** Links and datasets a Keras file may hold are checked one by one; past these bounds the file is refused. */

@@ -21,11 +21,14 @@
  * written while h5wasm may open no other file (`onlyThisFile`). The architecture is built within the
  * parameter limit (model-limits.ts); `.keras` members are inflated with their declared sizes as caps.
  *
- * Writing keeps the file the user gave byte for byte except the weight values: the original file
- * (kept in memory since loading) is copied and each weight dataset is overwritten in place, so every
- * attribute, `model_config`, `training_config`, `top_level_model_weights` and the HDF5 layout stay
- * as Keras wrote them. Optimizer state (`optimizer_weights`, `optimizer/vars`) is kept as it was:
- * it is the dense model's, which Keras accepts; it says nothing about the pruned weights.
+ * Writing makes a fresh file (fresh-h5.ts): the source's groups, attributes and datasets of the
+ * types Keras writes are read into memory and a new HDF5 file is created from them, with the pruned
+ * values in the weight datasets; nothing of the user's HDF5 layout is copied. `model_config`,
+ * `training_config`, `top_level_model_weights`, `layer_names` / `weight_names` keep their values and
+ * types (fixed-length or variable-length strings). Optimizer state (`optimizer_weights`,
+ * `optimizer/vars`) is kept as it was: it is the dense model's, which Keras accepts; it says nothing
+ * about the pruned weights. A `.keras` is a new zip of config.json, metadata.json and the new
+ * model.weights.h5.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -34,7 +37,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { UserError } from '../errors';
 import { kerasConfigToTfjs } from './config';
 import { buildWithinLimit } from '../model-limits';
-import { assertSelfContained, h5wasm, isDataset, onlyThisFile, isGroup, isHdf5, readFloat32, stringAttr, stringListAttr, writeWhole, type H5Group, type H5Module } from './h5';
+import { assertSelfContained, h5wasm, isDataset, onlyThisFile, isGroup, isHdf5, readFloat32, stringAttr, stringListAttr, type H5File, type H5Group, type H5Module } from './h5';
+import { readTree, writeTree } from './fresh-h5';
 import { readZip, writeZip, type ZipMember } from './zip';
 
 type Json = Record<string, unknown>;
@@ -45,6 +49,8 @@ export type KerasFormat = 'keras-h5' | 'keras-v3';
 export const KERAS_FILE_NAME: Record<KerasFormat, string> = { 'keras-h5': 'model.h5', 'keras-v3': 'model.keras' };
 
 const WEIGHTS_MEMBER = 'model.weights.h5';
+/** The members a pruned `.keras` file holds (the source's others, such as assets, are not written). */
+const KERAS_MEMBERS = ['metadata.json', 'config.json', WEIGHTS_MEMBER];
 
 export function kerasFormatOf(file: string): KerasFormat | undefined {
   const ext = path.extname(file).toLowerCase();
@@ -95,31 +101,52 @@ function tempWorkDir(): string {
 }
 
 /**
- * Opens HDF5 bytes (h5wasm reads by path) as a private copy in a temporary folder, refuses them when
- * they point outside themselves (`assertSelfContained`), runs `fn` while no other file can be opened,
- * cleans up. Mode 'a' returns the edited copy's bytes. `file` (and `inside`, a member of it) name the
- * user's file in messages.
+ * Opens HDF5 bytes (h5wasm reads by path) as a private read-only copy in a temporary folder, refuses
+ * them when they point outside themselves (`assertSelfContained`), runs `fn` while no other file can
+ * be opened, cleans up. `file` (and `inside`, a member of it) name the user's file in messages.
  */
-async function withH5<T>(bytes: Uint8Array, mode: 'r' | 'a', where: { file: string; inside?: string }, fn: (h5: H5Module, root: H5Group, file: string) => T): Promise<{ result: T; bytes: Buffer }> {
+async function withH5<T>(bytes: Uint8Array, where: { file: string; inside?: string }, fn: (h5: H5Module, root: H5Group) => T): Promise<T> {
   const h5 = await h5wasm();
   const dir = tempWorkDir();
   const file = path.join(dir, 'm.h5');
   try {
     fs.writeFileSync(file, bytes);
-    const { result } = onlyThisFile(h5, file, (refused) => {
-      const f = new h5.File(file, mode);
+    return onlyThisFile(h5, file, (refused) => {
+      const f = new h5.File(file, 'r');
       try {
         assertSelfContained(h5, f, refused, where.file, where.inside);
-        return fn(h5, f, file);
+        return fn(h5, f);
       } finally {
         f.close();
       }
-    });
-    return { result, bytes: mode === 'a' ? fs.readFileSync(file) : Buffer.alloc(0) };
+    }).result;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** A new HDF5 file made by `fn` (while h5wasm may open no other file), as bytes. */
+async function freshH5(fn: (f: H5File) => void): Promise<Buffer> {
+  const h5 = await h5wasm();
+  const dir = tempWorkDir();
+  const file = path.join(dir, 'fresh.h5');
+  try {
+    onlyThisFile(h5, file, () => {
+      const f = new h5.File(file, 'w');
+      try {
+        fn(f);
+      } finally {
+        f.close();
+      }
+    });
+    return fs.readFileSync(file);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A dataset path from the file's root (`.keras` weight paths are written relative to it). */
+const absolute = (p: string) => (p.startsWith('/') ? p : `/${p}`);
 
 function parseJson(text: string, file: string, field: string): Json {
   try {
@@ -152,7 +179,7 @@ export async function readKerasFile(file: string): Promise<KerasFile> {
     if (!isHdf5(bytes)) {
       throw new UserError('is not an HDF5 file, so it is not a Keras .h5 model.', { file, fix: 'give the file that Keras `model.save("model.h5")` wrote.' });
     }
-    const { result } = await withH5(bytes, 'r', { file }, (_h5, root) => ({
+    const result = await withH5(bytes, { file }, (_h5, root) => ({
       config: stringAttr(root, 'model_config'),
       kerasVersion: stringAttr(root, 'keras_version') ?? 'unknown',
       backend: stringAttr(root, 'backend') ?? 'tensorflow',
@@ -326,8 +353,11 @@ export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut
     if (!isHdf5(h5bytes)) {
       throw new UserError(`its ${WEIGHTS_MEMBER} is not an HDF5 file.`, { file: k.path, field: WEIGHTS_MEMBER, fix: 'save the model again with Keras 3.' });
     }
-    const { result } = await withH5(h5bytes, 'r', { file: k.path, inside: k.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' }, (h5, root) => {
+    const where = { file: k.path, inside: k.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' };
+    const result = await withH5(h5bytes, where, (h5, root) => {
       const refs = k.format === 'keras-h5' ? pairH5(h5, root, skeleton, k.path) : pairV3(h5, root, skeleton, k.path);
+      // refused now, not after a session, when the pruned model could not be written from it
+      readTree(h5, root, new Set(refs.map((r) => absolute(r.dataset))), where, false);
       const chunks = refs.map((r) => {
         const ds = root.get(r.dataset);
         if (!isDataset(h5, ds)) throw new Error(`dataset ${r.dataset} vanished`);
@@ -348,22 +378,23 @@ export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut
 }
 
 /**
- * The pruned model as a Keras file of the source's format: the source file with every weight
- * dataset overwritten by `weights` (tfjs weight name → values). Returns the file name and bytes.
+ * The pruned model as a fresh Keras file of the source's format: a new HDF5 file with the source's
+ * groups, attributes and datasets and `weights` (tfjs weight name → values) in the weight datasets;
+ * for `.keras`, a new zip of config.json, metadata.json and that file. Returns the file name and bytes.
  */
 export async function writeKerasFile(source: KerasSource, weights: Map<string, Float32Array>): Promise<{ name: string; data: Buffer }> {
   const h5bytes = source.format === 'keras-v3' ? source.members!.find((m) => m.name === WEIGHTS_MEMBER)!.data : source.bytes;
-  const { bytes } = await withH5(h5bytes, 'a', { file: source.path, inside: source.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' }, (h5, root) => {
-    for (const ref of source.weights) {
-      const values = weights.get(ref.name);
-      const size = ref.shape.reduce((a, d) => a * d, 1);
-      if (!values || values.length !== size) throw new Error(`no values of size ${size} for weight ${ref.name} to write to ${ref.dataset}`);
-      const ds = root.get(ref.dataset);
-      if (!isDataset(h5, ds)) throw new Error(`dataset ${ref.dataset} not found in the copy of ${source.path}`);
-      writeWhole(ds, values);
-    }
-  });
+  const where = { file: source.path, inside: source.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' };
+  const byDataset = new Map<string, Float32Array>();
+  for (const ref of source.weights) {
+    const values = weights.get(ref.name);
+    const size = ref.shape.reduce((a, d) => a * d, 1);
+    if (!values || values.length !== size) throw new Error(`no values of size ${size} for weight ${ref.name} to write to ${ref.dataset}`);
+    byDataset.set(absolute(ref.dataset), values);
+  }
+  const tree = await withH5(h5bytes, where, (h5, root) => readTree(h5, root, new Set(byDataset.keys()), where));
+  const bytes = await freshH5((f) => writeTree(f, tree, byDataset));
   if (source.format === 'keras-h5') return { name: KERAS_FILE_NAME['keras-h5'], data: bytes };
-  const members = source.members!.map((m) => (m.name === WEIGHTS_MEMBER ? { ...m, data: bytes } : m));
+  const members = source.members!.filter((m) => KERAS_MEMBERS.includes(m.name)).map((m) => (m.name === WEIGHTS_MEMBER ? { ...m, data: bytes } : m));
   return { name: KERAS_FILE_NAME['keras-v3'], data: writeZip(members) };
 }
