@@ -16,6 +16,7 @@ import {
   formatValue,
   groupEstimate,
   groupMetrics,
+  METRICS,
   metricDef,
   metricsOf,
   overallEstimate,
@@ -181,4 +182,25 @@ test('metric table: a change is better or worse by the metric’s direction, the
   assert.equal(changeDirection(gap, 0), 'same');
   assert.equal(changeDirection(selection, 0.3), 'same');
   assert.equal(changeDirection(selection, -0.3), 'same');
+});
+
+test('metric table: which way is better, how each value reads, and which metrics are binary only', () => {
+  // better: what a user of the pruned model wants; format: percent, points or a 3-decimal score
+  assert.deepEqual(
+    METRICS.map((m) => `${m.name} ${m.better} ${m.format}${m.binaryOnly ? ' binary' : ''}${m.schemaV1 ? ' v1' : ''}`),
+    [
+      'accuracy higher percent v1',
+      'auroc higher score v1',
+      'true_positive_rate higher percent binary',
+      'false_positive_rate lower percent binary',
+      'selection_rate neither percent binary',
+      'class_accuracy higher percent',
+      'worst_group_accuracy higher percent v1',
+      'largest_gap lower percent v1',
+      'demographic_parity_difference lower percent binary',
+      'equal_opportunity_difference lower percent binary',
+      'equalized_odds_difference lower percent binary',
+      'excess_gap lower points v1',
+    ],
+  );
 });
