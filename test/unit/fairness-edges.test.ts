@@ -148,6 +148,14 @@ test('weightedCrossEntropyAndGradient: value and gradient by hand, and shape err
   const g3 = [0];
   weightedCrossEntropyAndGradient('binary', [-Math.log(3)], 1, [0], [1], [0], g3);
   assert.ok(Math.abs(g3[0] - 0.25) < 1e-12, String(g3[0]));
+  // multiclass, two logit rows taking the target rows in reverse (rows [1, 0]): the first logit row
+  // [0, ln 3] (softmax [1/4, 3/4]) against target row 1, [0, 1], weight 2; the second [ln 3, 0]
+  // ([3/4, 1/4]) against target row 0, [1, 0], weight 1. Both CEs are −ln(3/4); value (2 + 1) · CE / 2;
+  // gradients [1/4, −1/4] · 2 / 2 and [−1/4, 1/4] · 1 / 2, each in its own logit row.
+  const g4 = [0, 0, 0, 0];
+  const v4 = weightedCrossEntropyAndGradient('multiclass', [0, Math.log(3), Math.log(3), 0], 2, [1, 0, 0, 1], [1, 2], [1, 0], g4);
+  assert.ok(Math.abs(v4 - (3 * -Math.log(0.75)) / 2) < 1e-12, String(v4));
+  [0.25, -0.25, -0.125, 0.125].forEach((want, j) => assert.ok(Math.abs(g4[j] - want) < 1e-12, g4.join()));
   assert.throws(() => weightedCrossEntropyAndGradient('multiclass', [0, 0, 0], 2, [0, 1], [1], [0], [0, 0]), /^Error: weightedCrossEntropyOnHost: 1\.5 logits rows for 1 samples$/);
   assert.throws(() => weightedCrossEntropyAndGradient('multiclass', [0, 0], 2, [0, 1, 0], [1], [0], [0, 0]), /^Error: weightedCrossEntropyOnHost: 3 targets for 1 samples of width 2$/);
 });

@@ -50,10 +50,11 @@ test('StallWatch: a real timer sees a blocked event loop', async () => {
   });
   await new Promise((r) => setTimeout(r, 30));
   w.stop();
-  const [worst] = w.longestStalls();
-  assert.ok(worst && worst.ms >= 80, JSON.stringify(w.longestStalls()));
-  assert.equal(worst.after, 'busy');
-  assert.ok(w.slowestHandlers()[0].ms >= 120);
+  // Lower bounds only (a loaded machine makes stalls longer, never shorter): the 120 ms block is
+  // among the kept stalls, marked as after 'busy', even when the machine added stalls of its own.
+  const busy = w.longestStalls().find((s) => s.after === 'busy' && s.ms >= 80);
+  assert.ok(busy, JSON.stringify(w.longestStalls()));
+  assert.ok(w.slowestHandlers().some((h) => h.what === 'busy' && h.ms >= 120), JSON.stringify(w.slowestHandlers()));
   const idle = new StallWatch(30, 10);
   idle.start();
   idle.stop();
