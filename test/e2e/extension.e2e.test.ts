@@ -324,7 +324,7 @@ test('commit a point that passes the fairness gate: model, fairness.json and FAI
     const named = /commit (s\d\.\d\d-[\w-]+) to (model\.pruned-[\w.-]+)\?/.exec(confirm);
     assert.ok(named, `the confirmation names the point and the folder: ${confirm}`);
     assert.ok(confirm.includes(`into the new folder ${path.join(workspace, named[2])}`), `the full destination path: ${confirm}`);
-    assert.match(confirm, /Gate policy from the defaults\./);
+    assert.match(confirm, /Gate policy from user settings\./, 'fairPrune.gate.minAccuracy is set in the user settings');
     confirmed = named[2];
     const message = await wb!.waitForNotification(/committed .* to model\.pruned-/);
     await wb!.screenshot('ext-04-committed');
