@@ -20,7 +20,7 @@ import { weightedCrossEntropy, weightedCrossEntropyOnHost, type HostReweight } f
 import type { BatchReweighting } from './objectives';
 import { probabilitiesFromLogits } from './model-io';
 import { predictedClass } from './metrics';
-import type { StepPruning } from './pruning';
+import type { StepPruning } from './pruning/masks';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
 import { createAdam, type TrainingOptimizer } from './kernels/adam';

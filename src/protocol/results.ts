@@ -43,13 +43,15 @@ export interface GroupObjectiveRecord {
   }>;
 }
 
-/** How weights are chosen for removal. */
-export type PruningMethodName = 'magnitude-layer' | 'magnitude-global' | 'random' | 'l1-filter' | 'taylor-filter';
-export const PRUNING_METHODS: readonly PruningMethodName[] = ['magnitude-layer', 'magnitude-global', 'random', 'l1-filter', 'taylor-filter'];
-/** Methods that remove whole filters/units (and so can shrink the model). */
-export const STRUCTURED_METHODS: readonly PruningMethodName[] = ['l1-filter', 'taylor-filter'];
+/**
+ * How weights are chosen for removal: the names of the methods in src/core/pruning/methods.ts, which
+ * says what each one needs, how it scores and whether it shrinks the model (the engine does not
+ * compile while a name here has no entry there, or an entry has no name here).
+ */
+export const PRUNING_METHOD_NAMES = ['magnitude-layer', 'magnitude-global', 'random', 'l1-filter', 'taylor-filter'] as const;
+export type PruningMethodName = (typeof PRUNING_METHOD_NAMES)[number];
 
-/** When pruning happens during fine-tuning (see src/core/structured/schedules.ts). */
+/** When pruning happens during fine-tuning (see src/core/pruning/schedules.ts). */
 export interface ScheduleSpec {
   name: 'one-shot' | 'gradual' | 'iterative';
   /** gradual: fractions of the fine-tuning steps where sparsity starts rising and reaches the target. */
