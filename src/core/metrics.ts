@@ -47,8 +47,8 @@
 import type { ClassAccuracy, Comparison, Estimate, Evaluation, GroupMetrics, SplitName } from '../protocol/results';
 import { groupMembers, interval, intervalOrNull, StratifiedResampler } from './bootstrap';
 import { UserError } from './errors';
-import type { BetweenGroupsMetric, ClassRateMetric, RateMetric } from './metric-table';
-import { metricDef, metricsOf, taskOf } from './metric-table';
+import type { BetweenGroupsMetric, ClassRateMetric, RateMetric } from '../shared/metric-table';
+import { metricDef, metricsOf, taskOf } from '../shared/metric-table';
 
 export { interval } from './bootstrap';
 

@@ -40,7 +40,7 @@ import { writeReport } from './report';
 import { writeSessionTables } from './tables';
 import { DENSE_REFERENCE_FILE } from './commit';
 import type { Predictions } from './metrics';
-import { DEFAULT_POLICY, recommendPoint } from './gate';
+import { DEFAULT_POLICY, recommendPoint } from '../shared/gate';
 import { ENGINE_VERSION } from './version';
 
 export interface SessionHooks {

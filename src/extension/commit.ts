@@ -9,7 +9,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { readSession, sessionProblem } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
-import { checkPoint } from '../core/gate';
+import { checkPoint } from '../shared/gate';
 import { assertInsideWorkspace, commitPoint, defaultCommitDir } from '../core/commit';
 import { pct } from '../core/report';
 import { policy, policySource, settings } from './config';

@@ -1,7 +1,7 @@
 /** The `fairPrune.*` settings, read in one place. */
 import * as vscode from 'vscode';
-import type { FairnessPolicy } from '../core/gate';
-import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../core/gate';
+import type { FairnessPolicy } from '../shared/gate';
+import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../shared/gate';
 import { readSession } from '../core/session-store';
 import { resolveOutputFolder } from '../core/output-folder';
 import type { SessionView } from '../protocol/webview';

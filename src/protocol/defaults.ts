@@ -4,6 +4,7 @@
  * read these. Plain data, no imports, so every process and the webviews can use it.
  */
 import type { BackendPreference } from './results';
+import type { FairnessPolicy } from './gate';
 
 export const RUN_DEFAULTS = {
   sparsity: '0.5,0.8,0.9',
@@ -49,3 +50,6 @@ export const RUN_DEFAULTS = {
   scope: 'layer' as 'layer' | 'global',
   sensitivityTolerance: 0.02,
 };
+
+/** The fairness gate's policy when none is set (the `fairPrune.gate.*` settings, `--policy`). */
+export const DEFAULT_POLICY: FairnessPolicy = { maxWorstGroupDrop: 0.05, maxGapIncrease: 0.03, minAccuracy: 0, judgeOn: 'interval' };

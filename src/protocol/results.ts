@@ -10,6 +10,8 @@ export const RESULTS_SCHEMA_VERSION = 1 as const;
 /** Which fine-tuning loss produced a pruned model (see `../shared/conformance/README.md`). */
 export type LossName = 'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only' | 'group-balanced' | 'group-dro' | 'ceag';
 export const LOSS_NAMES: readonly LossName[] = ['ce', 'kd', 'pw', 'pw-weight-only', 'pw-correction-only', 'group-balanced', 'group-dro', 'ceag'];
+/** Losses that need the subgroups of the training rows (src/core/objectives.ts). */
+export const GROUP_OBJECTIVES: readonly LossName[] = ['group-balanced', 'group-dro', 'ceag'];
 export const LOSS_LABELS: Record<LossName, string> = {
   ce: 'cross-entropy',
   kd: 'distillation from the dense model',

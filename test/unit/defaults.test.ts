@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { RUN_DEFAULTS } from '../../src/protocol/defaults';
-import { DEFAULT_POLICY } from '../../src/core/gate';
+import { DEFAULT_POLICY } from '../../src/shared/gate';
 import { LOSS_NAMES } from '../../src/protocol/results';
 import { parseLossNames, parseSparsities } from '../../src/core/options';
 import { repoRoot } from '../helpers';
