@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { EngineEvent, ProgressPhase, RunRequest } from '../protocol/engine';
 import type { Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
+import { RUN_DEFAULTS } from '../protocol/defaults';
 import { initBackend } from './backend';
 import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
@@ -119,7 +120,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const emit = hooks.emit ?? (() => {});
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const progress = (e: Omit<Extract<EngineEvent, { type: 'progress' }>, 'type'>) => emit({ type: 'progress', ...e });
-  const seeds = req.seeds ?? 1;
+  const seeds = req.seeds ?? RUN_DEFAULTS.seeds;
   if (!Number.isInteger(seeds) || seeds < 1) {
     throw new UserError(`'${req.seeds}' is not a whole number of runs ≥ 1.`, { field: '--seeds', fix: 'give e.g. --seeds 3 (each point fine-tuned three times).' });
   }
@@ -174,7 +175,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const denseGraph = analyzeModel(denseLogits);
   const skipSpec = req.skipLayers ?? (structured ? DEFAULT_STRUCTURED_SKIP : []);
   const skipLayers = skipSet(skipSpec, structured ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
-  const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
+  const boot = { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence, seed: req.seed };
   const evalInput = evaluationInputOf(dataset, testIdx, 'test');
   const objectives = objectiveSettings(req);
 
@@ -199,7 +200,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       pw: { minWeight: req.minWeight, gamma: req.gamma },
       ...(req.losses.includes('group-dro') ? { droEta: objectives.droEta } : {}),
       ...(req.losses.includes('ceag') ? { ceag: { tolerance: objectives.ceagTolerance, dualLearningRate: objectives.ceagDualLearningRate } } : {}),
-      bootstrap: { resamples: req.bootstrapResamples, confidence: 0.95 },
+      bootstrap: { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence },
       ...(scheduleSpec ? { schedule: scheduleSpec } : {}),
       ...(structured ? { target } : {}),
       ...(req.skipLayers || structured ? { skipLayers: skipSpec } : {}),
@@ -354,7 +355,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       const levels = req.sensitivityLevels!;
       log(`sensitivity scan: ${groups.length} layer(s) × ${levels.length} level(s) on ${validation.length ? 'validation' : 'training'} rows`);
       const scanRows = sensitivityScan(model, graph, groups, scores, levels, scanData);
-      const tolerance = req.sensitivityTolerance ?? 0.02;
+      const tolerance = req.sensitivityTolerance ?? RUN_DEFAULTS.sensitivityTolerance;
       const alloc = allocationFromScan(scanRows, dense, tolerance);
       results.sensitivity = { split: validation.length ? 'validation' : 'train', method: req.method, dense, rows: scanRows, allocation: Object.fromEntries(alloc), tolerance };
       save();

@@ -142,7 +142,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
   const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
   const skipLayers = new Set(setup.skipLayers);
-  const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
+  const boot = { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence, seed: req.seed };
   const id = pointId(sparsity, loss, job.run);
 
   const student = await makeLogitModel(loaded);

@@ -53,3 +53,11 @@ export const RUN_DEFAULTS = {
 
 /** The fairness gate's policy when none is set (the `fairPrune.gate.*` settings, `--policy`). */
 export const DEFAULT_POLICY: FairnessPolicy = { maxWorstGroupDrop: 0.05, maxGapIncrease: 0.03, minAccuracy: 0, judgeOn: 'interval' };
+
+/** Settings of the extension alone (package.json's `contributes.configuration`). */
+export const EXTENSION_DEFAULTS = {
+  /** Stage a committed model's files in git. */
+  gitStage: false,
+  /** Ask before committing (only the user's own setting can turn this off, never a workspace's). */
+  commitConfirm: true,
+};

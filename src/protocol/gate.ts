@@ -3,6 +3,10 @@
  * show them (the rules themselves: src/shared/gate.ts; the default policy: defaults.ts).
  */
 
+/** What a rule is judged on: the pessimistic end of the 95% interval, or the point estimate. */
+export const JUDGE_ON = ['interval', 'estimate'] as const;
+export type JudgeOn = (typeof JUDGE_ON)[number];
+
 export interface FairnessPolicy {
   /** Largest allowed drop of worst-group accuracy against the dense model (0.05 = 5 points). */
   maxWorstGroupDrop: number;
@@ -10,7 +14,7 @@ export interface FairnessPolicy {
   maxGapIncrease: number;
   /** Smallest allowed overall accuracy of the pruned model. */
   minAccuracy: number;
-  judgeOn: 'interval' | 'estimate';
+  judgeOn: JudgeOn;
 }
 
 export interface GateRule {

@@ -141,6 +141,8 @@ export interface SensitivityScan {
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = BackendName | 'auto';
+/** Every backend a user may ask for (`--backend`, `fairPrune.backend`); auto takes the first that works. */
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
 export type SplitName = 'train' | 'validation' | 'test';
 

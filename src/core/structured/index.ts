@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { CostRecord, LatencyRecord, ModelSize, PruningTarget, StructureRecord } from '../../protocol/results';
+import { RUN_DEFAULTS } from '../../protocol/defaults';
 import { UserError } from '../errors';
 import { modelSize } from '../model-io';
 import { countCost } from './flops';
@@ -20,7 +21,7 @@ export * from './shrink';
 export * from './latency';
 export * from './sensitivity';
 
-export const DEFAULT_TARGET: PruningTarget = { metric: 'weights', scope: 'layer' };
+export const DEFAULT_TARGET: PruningTarget = { metric: RUN_DEFAULTS.target, scope: RUN_DEFAULTS.scope };
 /** Structured methods leave the first and last prunable layers alone unless told otherwise. */
 export const DEFAULT_STRUCTURED_SKIP = ['first', 'last'];
 
