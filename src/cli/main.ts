@@ -10,6 +10,7 @@ import type { BackendPreference } from '../protocol/results';
 import { PRUNING_METHOD_NAMES } from '../protocol/results';
 import { CancelledError, UserError } from '../core/errors';
 import { parseLossNames, parseSparsities } from '../core/options';
+import { resolveKernels } from '../core/kernels/choice';
 import { methodOptions, normalizeSchedule, PRUNING_METHODS, pruningMethod } from '../core/pruning';
 import type { PruningMethod } from '../core/pruning';
 import { runSession } from '../core/session';
@@ -132,6 +133,10 @@ Output and engine:
   --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
   --workers N           sweep points run at once, each in a worker thread (default 0: one per core, as free
                         memory allows; 1: one after another). Same results either way; tfjs-node uses 1
+  --kernels NAME        fairprune | stock (default ${RUN_DEFAULTS.kernels}, or the FAIRPRUNE_KERNELS environment variable):
+                        stock runs tfjs's own kernels only, without Fair Prune's hand-written wasm kernels, heap
+                        training steps and fused Adam — slower, and the same numbers up to float rounding; a
+                        result that changes with it points at a kernel, not at the model
 ${RUN_OUTPUT_HELP}
   -h, --help
 
@@ -221,7 +226,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
@@ -255,6 +260,7 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     ceagDualLearningRate: num(values, 'ceag-dual-lr', RUN_DEFAULTS.ceagDualLearningRate, { min: 1e-12 }),
     bootstrapResamples: num(values, 'bootstrap', RUN_DEFAULTS.bootstrap, { integer: true, min: 1 }),
     backend: backendOf(values),
+    kernels: resolveKernels(values.kernels as string | undefined),
     workers: num(values, 'workers', RUN_DEFAULTS.workers, { integer: true, min: 0 }),
     outDir: resolve((values.out as string | undefined) ?? RUN_DEFAULTS.out),
     ...structuredRequest(values, method),

@@ -16,6 +16,7 @@ import type { Evaluation, PrunedPoint, SessionResults } from '../protocol/result
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
 import { RUN_DEFAULTS } from '../protocol/defaults';
 import { initBackend } from './backend';
+import { kernelsSentence, resolveKernels } from './kernels/choice';
 import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
@@ -137,8 +138,11 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     throw new UserError('the sensitivity scan sets a sparsity for each layer, but --scope global ranks filters across all layers and would ignore it.', { field: '--scope', fix: 'use --scope layer with --sensitivity, or drop --sensitivity.' });
   }
 
+  const kernels = resolveKernels(req.kernels);
+  req = { ...req, kernels }; // the sweep's worker threads start the same kernels
+
   progress({ phase: 'loading', point: 0, points: totalPoints });
-  const backend = await initBackend(req.backend, (m) => log(m));
+  const backend = await initBackend(req.backend, (m) => log(m), kernels);
   const loaded = await loadModel(req.modelPath);
   const preprocessing = readPreprocessingBeside(req.modelPath);
   const dataset = await loadDataset(dataSpecOf(req), { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits }, preprocessing);
@@ -167,6 +171,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const reportPath = path.join(sessionDir, 'report.md');
   emit({ type: 'started', sessionId, sessionDir, backend });
   log(`session ${sessionId} on ${backend.name}; writing ${sessionDir}`);
+  log(`kernels: ${kernelsSentence(kernels)}`);
 
   const width = outputWidth(loaded.task, loaded.numClasses);
   const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);

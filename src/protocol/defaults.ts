@@ -3,7 +3,7 @@
  * (package.json's `contributes.configuration`, checked against this file by a test) and the engine
  * read these. Plain data, no imports, so every process and the webviews can use it.
  */
-import type { BackendPreference } from './results';
+import type { BackendPreference, KernelChoice } from './results';
 import type { FairnessPolicy } from './gate';
 
 export const RUN_DEFAULTS = {
@@ -36,6 +36,7 @@ export const RUN_DEFAULTS = {
   /** The level of every interval Fair Prune reports. */
   confidence: 0.95,
   backend: 'auto' as BackendPreference,
+  kernels: 'fairprune' as KernelChoice,
   /** Sweep points at once: 0 = one per core. */
   workers: 0,
   out: '.fairprune',

@@ -160,7 +160,18 @@ export interface BackendInfo {
   /** Whether wasm SIMD / threads are in use (wasm only). */
   simd?: boolean;
   threads?: number;
+  /** Whose kernels ran the numbers (absent in sessions written before the choice existed: fairprune). */
+  kernels?: KernelChoice;
 }
+
+/**
+ * fairprune: tfjs with Fair Prune's hand-written kernels in front of its own where they apply (wasm's
+ * gradient kernels and SIMD kernels, the heap training steps for small MLPs and CNNs, the fused Adam);
+ * stock: tfjs's own kernels only, to tell a kernel bug from a model bug (`--kernels stock`,
+ * `FAIRPRUNE_KERNELS=stock`).
+ */
+export const KERNEL_CHOICES = ['fairprune', 'stock'] as const;
+export type KernelChoice = (typeof KERNEL_CHOICES)[number];
 
 /** A value with its seeded bootstrap confidence interval. */
 export interface Estimate {

@@ -8,7 +8,8 @@ import type { Rng } from '../rng';
 import type { PruningSchedule } from './schedules';
 import type { UnstructuredMethod } from './methods';
 import type { KernelValues } from './unstructured';
-import { heapView, wasmInternals, type WasmBackendInternals } from '../kernels/wasm-heap';
+import { heapView, type WasmBackendInternals } from '../kernels/wasm-heap';
+import { fastHeap } from '../kernels/choice';
 
 /**
  * What the training loop asks of pruning around every optimizer step. One-shot and gradual
@@ -49,7 +50,7 @@ export class MaskSet implements StepPruning {
 
   /** Zero the pruned weights in place. */
   apply(): void {
-    const heap = wasmInternals(tf.backend());
+    const heap = fastHeap();
     if (heap) {
       this.kernels.forEach((k, i) => {
         const masked = maskedOnHeap(heap, k.variable, this.keep[i]);
@@ -67,7 +68,7 @@ export class MaskSet implements StepPruning {
   maskGradient(variableName: string, grad: tf.Tensor): tf.Tensor {
     const i = this.kernels.findIndex((k) => k.variable.name === variableName);
     if (i < 0) return grad;
-    const heap = wasmInternals(tf.backend());
+    const heap = fastHeap();
     return (heap && maskedOnHeap(heap, grad, this.keep[i])) || tf.mul(grad, this.masks[i]);
   }
 
