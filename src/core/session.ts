@@ -14,7 +14,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { EngineEvent, ProgressPhase, RunRequest } from '../protocol/engine';
 import type { Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
+import { RUN_DEFAULTS } from '../protocol/defaults';
 import { initBackend } from './backend';
+import { kernelsSentence, resolveKernels } from './kernels/choice';
 import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
@@ -22,11 +24,12 @@ import { lossTargets, outputWidth, pwWeightSummary } from './losses';
 import { evaluate, evaluationInputOf } from './metrics';
 import { loadModel, makeLogitModel, modelRecord, modelSize, prunableKernels } from './model-io';
 import type { LoadedModel } from './model-io';
-import { criterionByName, scheduleByName } from './pruning';
+import { methodOptions, normalizeSchedule, pruningMethod } from './pruning';
+import type { StructuredMethod } from './pruning';
 import {
-  allocationFromScan, analyzeModel, countCost, DEFAULT_STRUCTURED_SKIP, DEFAULT_TARGET, groupAccuracy, l1Scores, normalizeSchedule,
-  sensitivityScan, skipSet, structuredCriterionOf, taylorScores,
+  allocationFromScan, analyzeModel, countCost, DEFAULT_STRUCTURED_SKIP, DEFAULT_TARGET, groupAccuracy, sensitivityScan, skipSet,
 } from './structured';
+import type { TaylorData } from './structured';
 import { Rng } from './rng';
 import { predictProbabilities } from './train';
 import type { TrainProgress } from './train';
@@ -39,7 +42,7 @@ import { writeReport } from './report';
 import { writeSessionTables } from './tables';
 import { DENSE_REFERENCE_FILE } from './commit';
 import type { Predictions } from './metrics';
-import { DEFAULT_POLICY, recommendPoint } from './gate';
+import { DEFAULT_POLICY, recommendPoint } from '../shared/gate';
 import { ENGINE_VERSION } from './version';
 
 export interface SessionHooks {
@@ -118,25 +121,28 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const emit = hooks.emit ?? (() => {});
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const progress = (e: Omit<Extract<EngineEvent, { type: 'progress' }>, 'type'>) => emit({ type: 'progress', ...e });
-  const seeds = req.seeds ?? 1;
+  const seeds = req.seeds ?? RUN_DEFAULTS.seeds;
   if (!Number.isInteger(seeds) || seeds < 1) {
     throw new UserError(`'${req.seeds}' is not a whole number of runs ≥ 1.`, { field: '--seeds', fix: 'give e.g. --seeds 3 (each point fine-tuned three times).' });
   }
   const totalPoints = req.sparsities.length * req.losses.length * seeds;
-  criterionByName(req.method); // an unknown --method is refused before anything loads
-  const structuredCriterion = structuredCriterionOf(req.method);
+  // An unknown --method or a bad --schedule is refused before anything loads.
+  const method = pruningMethod(req.method);
+  const structured = method.kind === 'structured' ? method : null;
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
-  if (scheduleSpec) scheduleByName(scheduleSpec); // and so is a bad --schedule
   const target = req.target ?? DEFAULT_TARGET;
-  if (req.sensitivityLevels?.length && !structuredCriterion) {
-    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: 'add --method l1-filter or --method taylor-filter, or drop --sensitivity.' });
+  if (req.sensitivityLevels?.length && !structured) {
+    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: `add ${methodOptions('structured')}, or drop --sensitivity.` });
   }
   if (req.sensitivityLevels?.length && target.scope === 'global') {
     throw new UserError('the sensitivity scan sets a sparsity for each layer, but --scope global ranks filters across all layers and would ignore it.', { field: '--scope', fix: 'use --scope layer with --sensitivity, or drop --sensitivity.' });
   }
 
+  const kernels = resolveKernels(req.kernels);
+  req = { ...req, kernels }; // the sweep's worker threads start the same kernels
+
   progress({ phase: 'loading', point: 0, points: totalPoints });
-  const backend = await initBackend(req.backend, (m) => log(m));
+  const backend = await initBackend(req.backend, (m) => log(m), kernels);
   const loaded = await loadModel(req.modelPath);
   const preprocessing = readPreprocessingBeside(req.modelPath);
   const dataset = await loadDataset(dataSpecOf(req), { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits }, preprocessing);
@@ -165,15 +171,16 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const reportPath = path.join(sessionDir, 'report.md');
   emit({ type: 'started', sessionId, sessionDir, backend });
   log(`session ${sessionId} on ${backend.name}; writing ${sessionDir}`);
+  log(`kernels: ${kernelsSentence(kernels)}`);
 
   const width = outputWidth(loaded.task, loaded.numClasses);
   const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
   const denseLogits = await makeLogitModel(loaded);
   const { weightData: _denseWeights, ...denseSize } = modelSize(loaded.model);
   const denseGraph = analyzeModel(denseLogits);
-  const skipSpec = req.skipLayers ?? (structuredCriterion ? DEFAULT_STRUCTURED_SKIP : []);
-  const skipLayers = skipSet(skipSpec, structuredCriterion ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
-  const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
+  const skipSpec = req.skipLayers ?? (structured ? DEFAULT_STRUCTURED_SKIP : []);
+  const skipLayers = skipSet(skipSpec, structured ? denseGraph.prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))], req.modelPath);
+  const boot = { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence, seed: req.seed };
   const evalInput = evaluationInputOf(dataset, testIdx, 'test');
   const objectives = objectiveSettings(req);
 
@@ -198,10 +205,10 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       pw: { minWeight: req.minWeight, gamma: req.gamma },
       ...(req.losses.includes('group-dro') ? { droEta: objectives.droEta } : {}),
       ...(req.losses.includes('ceag') ? { ceag: { tolerance: objectives.ceagTolerance, dualLearningRate: objectives.ceagDualLearningRate } } : {}),
-      bootstrap: { resamples: req.bootstrapResamples, confidence: 0.95 },
+      bootstrap: { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence },
       ...(scheduleSpec ? { schedule: scheduleSpec } : {}),
-      ...(structuredCriterion ? { target } : {}),
-      ...(req.skipLayers || structuredCriterion ? { skipLayers: skipSpec } : {}),
+      ...(structured ? { target } : {}),
+      ...(req.skipLayers || structured ? { skipLayers: skipSpec } : {}),
     },
     dense: undefined as unknown as Evaluation,
     points: [],
@@ -236,8 +243,8 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
     // scores take one backward pass per sample (the absolute value is per sample), so they use a sample.
     const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, TAYLOR_ROWS);
     let allocation: Map<string, number> | undefined;
-    if (structuredCriterion && req.sensitivityLevels?.length) {
-      allocation = await scanSensitivity(taylorRows);
+    if (structured && req.sensitivityLevels?.length) {
+      allocation = await scanSensitivity(structured, taylorRows);
     }
     const setup: SweepSetup = {
       req,
@@ -327,7 +334,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   return results;
 
   /** Each layer alone pruned to each level, on validation rows (train when there are none); per-layer shares from it. */
-  async function scanSensitivity(taylorRows: Int32Array): Promise<Map<string, number>> {
+  async function scanSensitivity(scorer: StructuredMethod, taylorRows: Int32Array): Promise<Map<string, number>> {
     const validation = dataset.indices('validation');
     const rows = validation.length ? validation : trainIdx;
     const model = await makeLogitModel(loaded);
@@ -336,19 +343,24 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
       const groups = graph.groups.filter((g) => !skipLayers.has(g.producer));
       const scanData = { x, indices: rows, labels: dataset.labels, groupIds: dataset.groupIds, numGroups: dataset.groupNames.length, task: loaded.task };
       let scores: Float64Array[];
-      if (structuredCriterion === 'taylor') {
+      if (scorer.needs.includes('training rows')) {
         const t = lossTargets('ce', loaded.task, dataset.labels, width, undefined, { minWeight: req.minWeight, gamma: req.gamma });
-        const targets = tf.tensor2d(Float32Array.from(t.targets), [dataset.labels.length, width]);
-        const weights = tf.tensor1d(Float32Array.from(t.weights));
-        scores = taylorScores(model, groups, { x, targets, weights, indices: taylorRows, task: loaded.task });
-        targets.dispose();
-        weights.dispose();
-      } else scores = l1Scores(model, groups);
+        const data: TaylorData = {
+          x,
+          targets: tf.tensor2d(Float32Array.from(t.targets), [dataset.labels.length, width]),
+          weights: tf.tensor1d(Float32Array.from(t.weights)),
+          indices: taylorRows,
+          task: loaded.task,
+        };
+        scores = scorer.channelScores(model, groups, data);
+        data.targets.dispose();
+        data.weights.dispose();
+      } else scores = scorer.channelScores(model, groups);
       const dense = groupAccuracy(model, scanData);
       const levels = req.sensitivityLevels!;
       log(`sensitivity scan: ${groups.length} layer(s) × ${levels.length} level(s) on ${validation.length ? 'validation' : 'training'} rows`);
       const scanRows = sensitivityScan(model, graph, groups, scores, levels, scanData);
-      const tolerance = req.sensitivityTolerance ?? 0.02;
+      const tolerance = req.sensitivityTolerance ?? RUN_DEFAULTS.sensitivityTolerance;
       const alloc = allocationFromScan(scanRows, dense, tolerance);
       results.sensitivity = { split: validation.length ? 'validation' : 'train', method: req.method, dense, rows: scanRows, allocation: Object.fromEntries(alloc), tolerance };
       save();

@@ -19,11 +19,9 @@ import { RUN_DEFAULTS } from '../protocol/defaults';
 import type { EvaluationInput, Predictions } from './metrics';
 import { makeLogitModel, modelSize, prunableKernels, saveModel } from './model-io';
 import type { LoadedModel } from './model-io';
-import { criterionByName, measuredSparsity, oneShot, scheduleByName, ScheduledPruning } from './pruning';
+import { measuredSparsity, normalizeSchedule, oneShot, PRUNING_METHODS, scheduleByName, ScheduledPruning } from './pruning';
 import type { StepPruning } from './pruning';
-import {
-  analyzeModel, DEFAULT_TARGET, finishStructured, measureCostAndLatency, normalizeSchedule, structuredCriterionOf, StructuredPruning,
-} from './structured';
+import { analyzeModel, DEFAULT_TARGET, finishStructured, measureCostAndLatency, StructuredPruning } from './structured';
 import type { StructuredOutcome } from './structured';
 import { Rng } from './rng';
 import { predictProbabilities, train } from './train';
@@ -140,12 +138,11 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
   const { setup, loaded, x, width } = rt;
   const { req } = setup;
   const { sparsity, loss, pointNo } = job;
-  const criterion = criterionByName(req.method);
-  const structuredCriterion = structuredCriterionOf(req.method);
+  const method = PRUNING_METHODS[req.method]; // checked by the session
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
   const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
   const skipLayers = new Set(setup.skipLayers);
-  const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
+  const boot = { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence, seed: req.seed };
   const id = pointId(sparsity, loss, job.run);
 
   const student = await makeLogitModel(loaded);
@@ -169,9 +166,10 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     validation: setup.validationRows,
   };
   // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's own loss, PW included).
-  const pruning: (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning = structuredCriterion
+  const pruning: (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning =
+    method.kind === 'structured'
     ? new StructuredPruning(student, analyzeModel(student), {
-        criterion: structuredCriterion,
+        method,
         schedule,
         target: req.target ?? DEFAULT_TARGET,
         finalSparsity: sparsity,
@@ -179,7 +177,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
         taylor: { x, targets: data.targets, weights, indices: setup.taylorRows, task: loaded.task },
         allocation: setup.allocation ? new Map(setup.allocation) : undefined,
       })
-    : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), criterion, schedule, sparsity, new Rng(req.seed * 7919 + job.sparsityIndex));
+    : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), method, schedule, sparsity, new Rng(req.seed * 7919 + job.sparsityIndex));
   pruning.prepare(rt.steps);
   const testSample = (n: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(setup.testRows.subarray(0, Math.min(n, setup.testRows.length)), 'int32')));
   let outcome: StructuredOutcome | null = null;
@@ -213,7 +211,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     await saveModel(student, path.join(setup.sessionDir, modelDir), loaded.json, { ...setup.besideModel, ...shrunkFiles });
     const { weightData: _d, ...size } = modelSize(student);
     const batch = testSample(64);
-    const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, !!structuredCriterion, !!outcome?.shrunk);
+    const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, method.kind === 'structured', !!outcome?.shrunk);
     batch.dispose();
     const predicted = predictedClasses(prunedTest);
     const testCorrect = Uint8Array.from(predicted, (c, i) => (c === setup.evalInput.labels[i] ? 1 : 0));
@@ -222,7 +220,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       ...(job.run > 1 ? { run: job.run } : {}),
       targetSparsity: sparsity,
       loss,
-      method: criterion.name,
+      method: method.name,
       achievedSparsity: measuredSparsity(kernels),
       size,
       training,

@@ -20,13 +20,13 @@ import { weightedCrossEntropy, weightedCrossEntropyOnHost, type HostReweight } f
 import type { BatchReweighting } from './objectives';
 import { probabilitiesFromLogits } from './model-io';
 import { predictedClass } from './metrics';
-import type { StepPruning } from './pruning';
+import type { StepPruning } from './pruning/masks';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
 import { createAdam, type TrainingOptimizer } from './kernels/adam';
 import { denseStepFor, type DenseStep } from './dense-step';
 import { convStepFor, type ConvStep } from './conv-step';
-import { wasmInternals } from './kernels/wasm-heap';
+import { fastHeap } from './kernels/choice';
 import { checksEveryStep, diagnosePredictions, diagnoseTrainingStep, nonFiniteTensor } from './non-finite';
 
 export interface TrainingData {
@@ -277,7 +277,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here. A
   // group-aware objective reweights each step from the step's per-sample losses, so it takes the host
   // loss on every backend.
-  const wasm = wasmInternals(tf.backend()) !== null;
+  const wasm = fastHeap() !== null; // wasm, unless tfjs's stock kernels only are asked for
   const host: HostLoss | null = wasm || data.reweight
     ? {
         targets: data.targets.dataSync() as Float32Array,
