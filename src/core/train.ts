@@ -26,6 +26,7 @@ import { throwIfCancelled } from './errors';
 import { createAdam, type TrainingOptimizer } from './kernels/adam';
 import { denseStepFor, type DenseStep } from './dense-step';
 import { convStepFor, type ConvStep } from './conv-step';
+import { graphStepFor, type GraphStep } from './graph-step';
 import { wasmInternals } from './kernels/wasm-heap';
 import { checksEveryStep, diagnosePredictions, diagnoseTrainingStep, nonFiniteTensor } from './non-finite';
 
@@ -108,7 +109,7 @@ function nonFiniteStep(loss: number, grads: Record<string, tf.Tensor>): NonFinit
  * was not finite (then no optimizer step was taken).
  */
 function heapStep(
-  step: DenseStep | ConvStep,
+  step: DenseStep | ConvStep | GraphStep,
   opts: TrainOptions,
   x: tf.Tensor,
   batch: Int32Array,
@@ -288,7 +289,8 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
 
   // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
   // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
-  const onHeap = wasm && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
+  // Other image models (ResNets: batch normalization, residual adds, global average pooling): graph-step.ts.
+  const onHeap = wasm && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) ?? graphStepFor(model, variables) : null;
 
   // Where a step's numbers are on the host (wasm, cpu), its loss and gradients are checked before every
   // optimizer step: the first non-finite one stops the run with what the reference backend makes of the
