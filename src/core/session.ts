@@ -28,7 +28,7 @@ import {
   sensitivityScan, skipSet, structuredCriterionOf, taylorScores,
 } from './structured';
 import { Rng } from './rng';
-import { predictProbabilities } from './train';
+import { predictProbabilities, trainingPathOf } from './train';
 import type { TrainProgress } from './train';
 import { objectiveSettings, pick, pointId, sweepRuntime, toClassProbabilities } from './sweep-point';
 import type { PointOutcome, SweepJob, SweepSetup } from './sweep-point';
@@ -169,6 +169,7 @@ export async function runSession(req: RunRequest, hooks: SessionHooks = {}): Pro
   const width = outputWidth(loaded.task, loaded.numClasses);
   const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
   const denseLogits = await makeLogitModel(loaded);
+  log(trainingPathOf(denseLogits, req.batchSize).message);
   const { weightData: _denseWeights, ...denseSize } = modelSize(loaded.model);
   const denseGraph = analyzeModel(denseLogits);
   const skipSpec = req.skipLayers ?? (structuredCriterion ? DEFAULT_STRUCTURED_SKIP : []);

@@ -12,10 +12,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/core/backend';
 import { graphPlanOf, graphStepFor } from '../../src/core/graph-step';
 import { lossTargets } from '../../src/core/losses';
-import { train, type TrainingData } from '../../src/core/train';
+import { trainingPathOf } from '../../src/core/train';
 import { Rng } from '../../src/core/rng';
 import { relDiff } from '../helpers';
-import { firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff } from '../wasm-reference';
+import { ceTrainingData, firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff, trainWithAndWithoutHeapStep } from '../wasm-reference';
 
 const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 const near = (seed: number, mean = 0) => tfl.initializers.randomNormal({ seed, mean, stddev: 0.3 });
@@ -199,6 +199,32 @@ test('the graph step against the cpu backend: a ResNet of three stages (the shar
   await againstCpu('resnet', () => resnet([16, 16, 3], 3, 10), [16, 16, 3], 10, 8, true);
 });
 
+test('trainingPathOf: the session log says which step trains a model, and for tfjs\'s tape the first layer no heap step runs', async () => {
+  await initBackend('wasm');
+  const mlp = (units: number[], extra: tfl.layers.Layer[] = []) =>
+    tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [8], units: units[0], activation: 'relu' }), ...extra, ...units.slice(1).map((u) => tfl.layers.dense({ units: u }))] });
+  const image = (layers: tfl.layers.Layer[]) => tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, activation: 'relu' }), ...layers, tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
+  const cases: [string, () => tfl.LayersModel, string, RegExp][] = [
+    ['a small MLP', () => mlp([16, 2]), 'dense', /^training path: the heap step for dense layers \(no tape\)$/],
+    ['a plain CNN', () => image([tfl.layers.maxPooling2d({ poolSize: 2 })]), 'conv', /^training path: the heap step for plain CNNs/],
+    ['a ResNet', () => resnet([8, 8, 3], 2, 10), 'graph', /^training path: the heap step for image graphs such as ResNets/],
+    ['a CNN with dropout', () => image([tfl.layers.dropout({ rate: 0.3 })]), 'tape', /^training path: tfjs's tape on wasm \(slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the heap step runs\)$/],
+    ['an MLP with dropout', () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]), 'tape', /slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the dense step runs/],
+    ['a wide MLP', () => mlp([2048, 2048, 2]), 'tape', /a dense chain of [\d,]+ multiply-adds a step runs faster through XNNPACK/],
+  ];
+  for (const [name, build, step, message] of cases) {
+    const model = build();
+    const p = trainingPathOf(model, 64);
+    assert.equal(p.step, step, `${name}: ${p.message}`);
+    assert.match(p.message, message, name);
+    model.dispose();
+  }
+  await tf.setBackend('cpu');
+  const model = resnet([8, 8, 3], 1, 2);
+  assert.match(trainingPathOf(model, 64).message, /^training path: tfjs's tape on cpu \(the heap training steps run on wasm/);
+  model.dispose();
+});
+
 test('graphStepFor: not on cpu, not for other variables; bad samples are refused', async () => {
   await initBackend('wasm');
   const model = resnet([8, 8, 3], 1, 2);
@@ -223,24 +249,8 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
   const xData = Float32Array.from({ length: n * size }, () => rng.normal());
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
   for (let i = 0; i < n; i++) if (labels[i]) for (let p = 0; p < 16; p++) xData[i * size + p * 3] += 1.5;
-  const t = lossTargets('ce', 'multiclass', labels, 2, undefined, { minWeight: 1, gamma: 0 });
-  const all = Int32Array.from({ length: n }, (_, i) => i);
-  const data: TrainingData = {
-    x: tf.tensor4d(xData, [n, ...input]),
-    targets: tf.tensor2d(Float32Array.from(t.targets), [n, 2]),
-    weights: tf.tensor1d(Float32Array.from(t.weights)),
-    labels,
-    train: all.filter((i) => i % 4 !== 0),
-    validation: all.filter((i) => i % 4 === 0),
-  };
-  const weights: number[][][] = [];
-  const summaries = [];
-  for (const denseStep of [true, false]) {
-    const model = resnet(input, 2, 2);
-    summaries.push(await train(model, data, { task: 'multiclass', epochs: 3, batchSize: 16, learningRate: 0.005, patience: 0, seed: 5, denseStep }));
-    weights.push(model.getWeights().map((w) => Array.from(w.dataSync())));
-    model.dispose();
-  }
+  const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
+  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2), data, { task: 'multiclass', epochs: 3, batchSize: 16, learningRate: 0.005, patience: 0, seed: 5 });
   assert.ok(Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-3, `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`);
   assert.ok(Math.abs(summaries[0].validationLoss! - summaries[1].validationLoss!) < 1e-3, `${summaries[0].validationLoss} vs ${summaries[1].validationLoss}`);
   // Adam turns rounding noise in near-zero gradients into ±lr steps (see conv-step.test.ts).
