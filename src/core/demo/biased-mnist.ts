@@ -23,7 +23,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import sharp from 'sharp';
+import { PNG } from 'pngjs';
 import { UserError, throwIfCancelled } from '../errors';
 import { Rng } from '../rng';
 import { writeFileAtomic } from '../atomic';
@@ -397,7 +397,7 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
   const tmp = siblingTemp(outDir, 'new');
   fs.mkdirSync(path.join(tmp, IMAGES), { recursive: true });
   try {
-    // Encode with a few PNG encodings in flight (sharp runs them on libuv's thread pool).
+    // Encode on this thread (pngjs), with a few file writes in flight.
     let next = 0;
     let done = 0;
     let failed = false;
@@ -406,9 +406,8 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
         throwIfCancelled(opts.signal);
         const i = next++;
         const pixels = renderRow(rows[i], digits);
-        await sharp(pixels, { raw: { width: SIZE, height: SIZE, channels: 3 } })
-          .png({ compressionLevel: 6, palette: false })
-          .toFile(path.join(tmp, names[i]));
+        const png = PNG.sync.write({ width: SIZE, height: SIZE, data: pixels } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false, deflateLevel: 6 });
+        await fs.promises.writeFile(path.join(tmp, names[i]), png);
         done++;
         opts.onProgress?.(done, rows.length);
       }
