@@ -28,7 +28,7 @@ test('the .vsix holds no native binary for any platform, and the pure-JavaScript
   assert.ok(files.length > 50, `vsce ls listed ${files.length} files`);
   const native = files.filter((f) => NATIVE.some((re) => re.test(f)));
   assert.deepEqual(native, [], `platform-specific files in the .vsix:\n${native.join('\n')}`);
-  for (const needed of ['package.json', 'dist/extension.js', 'dist/engine.js', 'node_modules/pngjs/lib/png-sync.js', 'node_modules/jpeg-js/index.js', 'node_modules/h5wasm/package.json']) {
+  for (const needed of ['package.json', 'dist/extension.js', 'dist/engine.js', 'node_modules/pngjs/lib/png-sync.js', 'node_modules/jpeg-js/index.js', 'node_modules/h5wasm/package.json', 'dist/mnist-digits.br']) {
     assert.ok(files.includes(needed), `${needed} is packed`);
   }
   for (const f of files) assert.ok(fs.existsSync(path.join(repoRoot, f)), `${f} exists`);
