@@ -13,6 +13,7 @@ import type { Node } from './sessions-view';
 import { ReportView } from './report-view';
 import { CurvesPanel } from './curves-panel';
 import { installNativeBackend, nativeEnv } from './native';
+import { askDemoRequest } from './demo';
 
 let runner: SessionRunner | undefined;
 
@@ -89,6 +90,14 @@ export function activate(context: vscode.ExtensionContext) {
         if (!requireTrust('runs pruning sessions')) return;
         const request = await askRunRequest(context, uri instanceof vscode.Uri ? uri : undefined);
         if (request) await runner!.start(request);
+      }),
+    ),
+    vscode.commands.registerCommand(
+      'fairPrune.tryDemo',
+      guarded(async () => {
+        if (!requireTrust('runs the demo', 'it writes the demo into the workspace and trains in a separate process')) return;
+        const asked = await askDemoRequest();
+        if (asked) await runner!.start(asked.request, asked.demo);
       }),
     ),
     vscode.commands.registerCommand('fairPrune.cancel', () => {

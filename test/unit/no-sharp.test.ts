@@ -103,3 +103,31 @@ test('without sharp, PNG and JPEG decode (pure JavaScript) and WebP is an error 
   assert.ok(Math.abs(jpeg[3] - 200) <= 3 && Math.abs(jpeg[4] - 40) <= 3 && Math.abs(jpeg[5] - 10) <= 3, lines[1]);
   assert.match(lines[2], /^a\.webp error: is a WebP file, and WebP needs the optional sharp package/);
 });
+
+test('Try the Demo in dist/engine.js without sharp: the data set and dense model are written, then the session runs on them', async () => {
+  const dir = tempDir();
+  const preload = hideSharp(dir, path.join(dir, 'sharp-requests.txt'));
+  const folder = path.join(dir, 'fair-prune-demo');
+  const base = request(path.join(folder, 'model', 'model.json'), path.join(folder, 'data', 'data.csv'), path.join(dir, '.fairprune'), {
+    label: 'digit',
+    groups: ['ink'],
+    features: undefined,
+    ignore: undefined,
+    splitColumn: undefined,
+    sparsities: [0.8],
+    losses: ['ce'],
+    epochs: 1,
+    workers: 1,
+  });
+  const run = await runEngine({ type: 'run', request: base, demo: { folder: dir } }, preload);
+  const fatal = run.messages.find((m) => m.type === 'fatal');
+  assert.equal(fatal, undefined, fatal && fatal.type === 'fatal' ? fatal.message : '');
+  assert.equal(run.code, 0, run.stderr);
+  const logs = run.messages.flatMap((m) => (m.type === 'event' && m.event.type === 'log' ? [m.event.message] : []));
+  assert.ok(logs.some((l) => /writing the biased MNIST data set/.test(l)) && logs.some((l) => /training the dense CNN/.test(l)), logs.join('\n'));
+  const points = run.messages.filter((m) => m.type === 'event' && m.event.type === 'point');
+  assert.equal(points.length, 1);
+  assert.ok(fs.existsSync(path.join(folder, 'model', 'model.json')) && fs.existsSync(path.join(folder, 'data', 'manifest.json')));
+  // Nothing else was written into the folder the user picked.
+  assert.deepEqual(fs.readdirSync(folder).sort(), ['data', 'model']);
+});

@@ -29,6 +29,7 @@ import { UserError, throwIfCancelled } from '../errors';
 import { Rng } from '../rng';
 import { writeFileAtomic } from '../atomic';
 import type { SplitName } from '../../protocol/results';
+import { DEMO_LAYOUT } from './plan';
 
 export interface BiasedMnistOptions {
   outDir: string;
@@ -55,8 +56,7 @@ export interface BiasedMnistResult {
   reused: boolean;
 }
 
-/** Column names of `data.csv`, for whoever runs the demo. */
-export const BIASED_MNIST_COLUMNS = { image: 'image', label: 'digit', group: 'ink', split: 'split' } as const;
+export { BIASED_MNIST_COLUMNS } from './plan';
 export const INK_MAJORITY = 'warm';
 export const INK_MINORITY = 'cool';
 /** Pixels of the PNGs are 0–255. */
@@ -68,7 +68,7 @@ export const BIASED_MNIST_GENERATOR_VERSION = 2;
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;
 const MANIFEST = 'manifest.json';
-const CSV = 'data.csv';
+const CSV = DEMO_LAYOUT.csv;
 const IMAGES = 'images';
 const GENERATOR = 'fair-prune biased-mnist';
 const CONCURRENCY = 4;
