@@ -31,7 +31,8 @@ function guarded<A extends unknown[]>(fn: (...args: A) => Promise<unknown> | unk
 
 export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
-  const output = vscode.window.createOutputChannel('Fair Prune');
+  // A log channel: every line carries its time and level, and the user can set how much is shown.
+  const output = vscode.window.createOutputChannel('Fair Prune', { log: true });
   const sessions = new SessionsView();
   const report = new ReportView();
   const curves = new CurvesPanel(context.extensionUri, output, () => report.currentSession ?? sessions.sessions()[0]?.dir);

@@ -204,6 +204,11 @@ export class SessionRunner implements vscode.Disposable {
     await this.run(request, demo);
   }
 
+  /** `fairPrune.sessionRunning` is true while a session runs: Cancel shows (and its keybinding works) only then. */
+  private setRunningContext(): void {
+    void vscode.commands.executeCommand('setContext', 'fairPrune.sessionRunning', this.runs.size > 0);
+  }
+
   cancel(modelPath?: string): boolean {
     const targets = modelPath ? [this.runs.get(modelPath)].filter((r): r is EngineRun => Boolean(r)) : this.running;
     targets.forEach((r) => r.cancel());
@@ -265,12 +270,14 @@ export class SessionRunner implements vscode.Disposable {
           }),
         }));
         this.runs.set(request.modelPath, run);
+        this.setRunningContext();
         token.onCancellationRequested(() => {
           out.appendLine('cancel requested');
           run.cancel();
         });
         const outcome = await run.done;
         this.runs.delete(request.modelPath);
+        this.setRunningContext();
         if (this.runs.size === 0) this.status.hide();
         out.appendLine(`■ session ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}${outcome.sessionDir ? ` (${outcome.sessionDir})` : ''}`);
         loop.disable();

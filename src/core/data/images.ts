@@ -124,7 +124,9 @@ async function readImage(csvPath: string, column: string, job: ImageJob, missing
   const file = resolveImagePath(csvPath, job.value);
   let bytes: Buffer;
   try {
-    bytes = await fs.promises.readFile(file);
+    // Read synchronously: thousands of small files, each a round trip through libuv's thread pool
+    // otherwise, and the engine runs at the lowest priority, where every such hop waits for a core.
+    bytes = fs.readFileSync(file);
   } catch {
     throw imageError(csvPath, column, job, `does not exist (looked for ${file}).`, missingFix);
   }
@@ -146,8 +148,8 @@ export async function probeImage(csvPath: string, column: string, job: ImageJob)
 
 /**
  * Decodes every image into `out` (rows × height × width × channels, in job order). Returns how many
- * images had to be resized and one example size. Files are read `concurrency` at a time; decoding runs
- * on this thread.
+ * images had to be resized and one example size. Reading and decoding run on this thread; `concurrency`
+ * workers take turns between images (WebP, decoded by sharp off this thread, overlaps).
  */
 export async function loadImages(
   csvPath: string,

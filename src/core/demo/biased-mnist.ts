@@ -413,7 +413,7 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
   const tmp = siblingTemp(outDir, 'new');
   fs.mkdirSync(path.join(tmp, IMAGES), { recursive: true });
   try {
-    // Encode on this thread (pngjs), with a few file writes in flight.
+    // Encode and write on this thread (pngjs; no thread-pool round trip per small file).
     let next = 0;
     let done = 0;
     let failed = false;
@@ -423,7 +423,9 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
         const i = next++;
         const pixels = renderRow(rows[i], digits);
         const png = PNG.sync.write({ width: SIZE, height: SIZE, data: pixels } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false, deflateLevel: 6 });
-        await fs.promises.writeFile(path.join(tmp, names[i]), png);
+        fs.writeFileSync(path.join(tmp, names[i]), png);
+        // Now and then the event loop turns, so a cancel request gets in.
+        if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
         done++;
         opts.onProgress?.(done, rows.length);
       }
