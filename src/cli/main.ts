@@ -157,7 +157,7 @@ done is saved beside the model and reused by every later "run" on it.
 
 const HELP_DEMO = `fairprune demo — the method end to end on a real biased image task
 
-Builds a coloured-MNIST data set from the digits of the mnist package: the subgroup is the ink colour,
+Builds a coloured-MNIST data set from real MNIST digits shipped with Fair Prune: the subgroup is the ink colour,
 rare in training (5% "cool" ink: dark blue on cream, the inverse polarity of the common bright orange
 on dark grey) and balanced in test. The rare group's inputs are shifted, not its labels: the digit is the
 label for both groups, so this is a covariate shift of a minority, not the label-correlated shortcut of

@@ -33,7 +33,7 @@ import {
 } from './structured';
 import type { TaylorData } from './structured';
 import { Rng } from './rng';
-import { predictProbabilities } from './train';
+import { predictProbabilities, trainingPathOf } from './train';
 import type { TrainProgress } from './train';
 import { objectiveSettings, pick, pointId, sweepRuntime, toClassProbabilities } from './sweep-point';
 import type { PointOutcome, SweepJob, SweepSetup } from './sweep-point';
@@ -248,6 +248,7 @@ async function openSession(plan: Plan, inputs: Inputs, emit: Session['emit'], lo
 
   const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
   const denseLogits = await makeLogitModel(loaded);
+  log(trainingPathOf(denseLogits, req.batchSize).message);
   const { weightData: _denseWeights, ...denseSize } = modelSize(loaded.model);
   const skipSpec = req.skipLayers ?? (structured ? DEFAULT_STRUCTURED_SKIP : []);
   const prunable = structured ? analyzeModel(denseLogits).prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))];

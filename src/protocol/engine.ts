@@ -89,8 +89,17 @@ export type EngineEvent =
   | { type: 'point'; point: PrunedPoint }
   | { type: 'finished'; status: SessionResults['status']; resultsPath: string; reportPath: string; error?: string };
 
+/**
+ * "Try the Demo": before the session, the engine writes the demo's data set and trains its dense model
+ * (src/core/demo/prepare.ts) where the request's `dataPath` and `modelPath` say, or reuses them.
+ */
+export interface DemoSetup {
+  /** The folder the user picked; the engine runs in it. */
+  folder: string;
+}
+
 /** Host → engine process. */
-export type EngineCommand = { type: 'run'; request: RunRequest } | { type: 'cancel' };
+export type EngineCommand = { type: 'run'; request: RunRequest; demo?: DemoSetup } | { type: 'cancel' };
 
 /** Engine process → host: events, plus a final error for failures before a session exists. */
 export type EngineMessage = { type: 'event'; event: EngineEvent } | { type: 'fatal'; message: string };
