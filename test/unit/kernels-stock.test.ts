@@ -54,6 +54,8 @@ test('a small session on wasm gives the same numbers with stock kernels as with 
   assert.equal(fromEnv.results.engine.backend.kernels, 'stock');
   assert.match(stock.log, /kernels: tfjs's stock kernels only/);
   assert.match(own.log, /kernels: Fair Prune's kernels/);
+  assert.match(stock.log, /training path: tfjs's tape on wasm \(--kernels stock/, 'the training path says the stock kernels chose the tape');
+  assert.match(own.log, /training path: the heap step for dense layers/);
 
   for (const other of [stock, fromEnv]) {
     close(other.results.dense.accuracy.value, own.results.dense.accuracy.value, 'dense accuracy', 0);
