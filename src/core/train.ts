@@ -20,13 +20,16 @@ import { weightedCrossEntropy, weightedCrossEntropyOnHost, type HostReweight } f
 import type { BatchReweighting } from './objectives';
 import { probabilitiesFromLogits } from './model-io';
 import { predictedClass } from './metrics';
-import type { StepPruning } from './pruning';
+import type { StepPruning } from './pruning/masks';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
 import { createAdam, type TrainingOptimizer } from './kernels/adam';
-import { denseStepFor, type DenseStep } from './dense-step';
-import { convStepFor, type ConvStep } from './conv-step';
+import { DenseStep, denseStackOf, denseStepFor, multiplyAddsPerStep, type LayerLike } from './dense-step';
+import { ConvStep, convStepFor } from './conv-step';
+import { GraphStep, graphPlanOf, graphStepFor } from './graph-step';
+import { simdKernels } from './kernels/simd-kernels';
 import { wasmInternals } from './kernels/wasm-heap';
+import { fastHeap, stockKernels } from './kernels/choice';
 import { checksEveryStep, diagnosePredictions, diagnoseTrainingStep, nonFiniteTensor } from './non-finite';
 
 export interface TrainingData {
@@ -108,7 +111,7 @@ function nonFiniteStep(loss: number, grads: Record<string, tf.Tensor>): NonFinit
  * was not finite (then no optimizer step was taken).
  */
 function heapStep(
-  step: DenseStep | ConvStep,
+  step: DenseStep | ConvStep | GraphStep,
   opts: TrainOptions,
   x: tf.Tensor,
   batch: Int32Array,
@@ -124,6 +127,41 @@ function heapStep(
     for (const g of Object.values(grads)) g.dispose();
   }
   return loss;
+}
+
+/**
+ * One optimizer step through tfjs's ops and autodiff: the loss on the host (`host`) or as tensors, its
+ * value (a scalar tensor, read later with the others, when the loss is not on the host), or what was
+ * not finite when `check` (then no optimizer step was taken).
+ */
+function tensorStep(
+  model: tfl.LayersModel,
+  variables: tf.Variable[],
+  data: TrainingData,
+  batch: Int32Array,
+  host: HostLoss | null,
+  opts: TrainOptions,
+  optimizer: TrainingOptimizer,
+  check: boolean,
+): number | tf.Scalar | NonFiniteStep {
+  let failed: NonFiniteStep | null = null;
+  const result = tf.tidy(() => {
+    const idx = tf.tensor1d(batch, 'int32');
+    const xb = tf.gather(data.x, idx);
+    const lossFn = host
+      ? () => weightedCrossEntropyOnHost(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, host.targets, host.weights, batch, host.reweight)
+      : () => {
+          const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
+          const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
+          return weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb);
+        };
+    const { value, grads } = tf.variableGrads(lossFn, variables);
+    failed = check ? nonFiniteStep(value.dataSync()[0], grads) : null;
+    if (failed) return NaN;
+    applyMasked(grads, opts.pruning, optimizer);
+    return host ? value.dataSync()[0] : value;
+  });
+  return failed ?? result;
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -250,6 +288,87 @@ class StepLosses {
   }
 }
 
+/**
+ * On wasm the loss and its gradient are computed on the host from the logits (one readback of a small
+ * [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here. A
+ * group-aware objective reweights each step from the step's per-sample losses, so it takes the host
+ * loss on every backend.
+ */
+function hostLossOf(data: TrainingData, wasm: boolean): HostLoss | null {
+  if (!wasm && !data.reweight) return null;
+  return {
+    targets: data.targets.dataSync() as Float32Array,
+    weights: data.weights.dataSync() as Float32Array,
+    reweight: data.reweight ? { objective: data.reweight, labels: data.labels } : undefined,
+  };
+}
+
+/** After every step: a progress event every `progressInterval` seconds and at the end, and a yield to the event loop. */
+function progressReporter(opts: TrainOptions, totalSteps: number, losses: StepLosses, t0: number) {
+  const interval = (opts.progressInterval ?? 0.5) * 1000;
+  let lastReport = t0; // the first report after one interval, when samples/s means something
+  return async (epoch: number, step: number, samplesSeen: number): Promise<void> => {
+    const now = Date.now();
+    if (opts.onProgress && (now - lastReport >= interval || step === totalSteps)) {
+      const trainLoss = await losses.settle();
+      lastReport = now;
+      const elapsed = (now - t0) / 1000;
+      opts.onProgress({
+        epoch: epoch + 1,
+        epochs: opts.epochs,
+        step,
+        steps: totalSteps,
+        trainLoss,
+        samplesPerSecond: samplesSeen / Math.max(elapsed, 1e-6),
+        secondsLeft: (elapsed / step) * (totalSteps - step),
+      });
+      await yieldToEventLoop();
+    } else if (step % 8 === 0) {
+      await yieldToEventLoop();
+    }
+  };
+}
+
+/**
+ * The heap step that fine-tunes `model` on wasm, or null for tfjs's tape. A small chain of Dense layers:
+ * forward, loss and backward as plain loops (dense-step.ts). A plain CNN (convolutions, 2×2 max pooling,
+ * dense layers): the same through the SIMD kernels (conv-step.ts). Other image models (ResNets: batch
+ * normalization, residual adds, global average pooling): graph-step.ts.
+ */
+function heapStepFor(model: tfl.LayersModel, variables: tf.Variable[], batchSize: number): DenseStep | ConvStep | GraphStep | null {
+  return denseStepFor(model, variables, batchSize) ?? convStepFor(model, variables) ?? graphStepFor(model, variables);
+}
+
+/** Which way `train` fine-tunes a model, for the session log: a heap step, or tfjs's tape and why. */
+export interface TrainingPath {
+  step: 'dense' | 'conv' | 'graph' | 'tape';
+  /** One line for a user wondering whether their model trains at the expected speed. */
+  message: string;
+}
+
+/** The path `train` takes for `model` (a logit model) on the current backend with batches of `batchSize`. */
+export function trainingPathOf(model: tfl.LayersModel, batchSize: number): TrainingPath {
+  const backend = tf.getBackend();
+  const tape = (why: string): TrainingPath => ({ step: 'tape', message: `training path: tfjs's tape on ${backend} (${why})` });
+  if (!wasmInternals(tf.backend())) return tape(`the heap training steps run on wasm; here ${backend}'s own kernels run each layer`);
+  if (stockKernels()) return tape("--kernels stock: tfjs's own kernels only, no heap training step");
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const step = heapStepFor(model, variables, batchSize);
+  if (step instanceof DenseStep) return { step: 'dense', message: 'training path: the heap step for dense layers (no tape)' };
+  if (step instanceof ConvStep) return { step: 'conv', message: 'training path: the heap step for plain CNNs (SIMD kernels, no tape)' };
+  if (step instanceof GraphStep) return { step: 'graph', message: 'training path: the heap step for image graphs such as ResNets (SIMD kernels, no tape)' };
+  const slower = 'slower than a heap step';
+  const dense = denseStackOf(model);
+  if (dense) return tape(`a dense chain of ${multiplyAddsPerStep(dense, batchSize).toLocaleString('en-US')} multiply-adds a step runs faster through XNNPACK`);
+  if (model.inputs[0]?.shape.length !== 4) {
+    const other = (model.layers as unknown as LayerLike[]).find((l) => !['InputLayer', 'Dense'].includes(l.getClassName()));
+    return tape(`${slower}: ${other ? `layer '${other.name}' (${other.getClassName()}) is not a layer the dense step runs` : 'a layer is frozen or has an activation the dense step does not run'}`);
+  }
+  if (!simdKernels(tf.backend())) return tape(`${slower}: the SIMD kernels did not load`);
+  const plan = graphPlanOf(model);
+  return tape(`${slower}: ${'unsupported' in plan ? plan.unsupported : 'its variables are not its layers\' weights'}`);
+}
+
 /** Fine-tunes `model` (a logit model) in place; returns what happened. */
 export async function train(model: tfl.LayersModel, data: TrainingData, opts: TrainOptions): Promise<TrainingSummary> {
   const rng = new Rng(opts.seed);
@@ -260,7 +379,6 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   const stepsPerEpoch = Math.ceil(data.train.length / opts.batchSize);
   const totalSteps = stepsPerEpoch * opts.epochs;
   const useEarlyStopping = opts.patience > 0 && data.validation.length > 0;
-  const interval = (opts.progressInterval ?? 0.5) * 1000;
 
   let best: { loss: number; accuracy: number; weights: tf.Tensor[] } | null = null;
   let sinceBest = 0;
@@ -269,26 +387,14 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   let lastLoss = NaN;
   let stoppedEarly = false;
   const t0 = Date.now();
-  let lastReport = t0; // the first report after one interval, when samples/s means something
   let samplesSeen = 0;
   const order = Int32Array.from(data.train);
   const losses = new StepLosses();
-  // On wasm the loss and its gradient are computed on the host from the logits (one readback of a small
-  // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here. A
-  // group-aware objective reweights each step from the step's per-sample losses, so it takes the host
-  // loss on every backend.
-  const wasm = wasmInternals(tf.backend()) !== null;
-  const host: HostLoss | null = wasm || data.reweight
-    ? {
-        targets: data.targets.dataSync() as Float32Array,
-        weights: data.weights.dataSync() as Float32Array,
-        reweight: data.reweight ? { objective: data.reweight, labels: data.labels } : undefined,
-      }
-    : null;
+  const progress = progressReporter(opts, totalSteps, losses, t0);
+  const wasm = fastHeap() !== null; // wasm, unless tfjs's stock kernels only are asked for
+  const host = hostLossOf(data, wasm);
 
-  // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
-  // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
-  const onHeap = wasm && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
+  const onHeap = wasm && opts.denseStep !== false ? heapStepFor(model, variables, opts.batchSize) : null;
 
   // Where a step's numbers are on the host (wasm, cpu), its loss and gradients are checked before every
   // optimizer step: the first non-finite one stops the run with what the reference backend makes of the
@@ -308,53 +414,20 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
         optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
-        const failed: { step: NonFiniteStep | null } = { step: null };
-        const stepResult = onHeap && host ? heapStep(onHeap, opts, data.x, batch, host, optimizer) : tf.tidy(() => {
-          const idx = tf.tensor1d(batch, 'int32');
-          const xb = tf.gather(data.x, idx);
-          const lossFn = host
-            ? () => weightedCrossEntropyOnHost(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, host.targets, host.weights, batch, host.reweight)
-            : () => {
-                const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
-                const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
-                return weightedCrossEntropy(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, tb, wb);
-              };
-          const { value, grads } = tf.variableGrads(lossFn, variables);
-          failed.step = check ? nonFiniteStep(value.dataSync()[0], grads) : null;
-          if (failed.step) return NaN;
-          applyMasked(grads, opts.pruning, optimizer);
-          return host ? value.dataSync()[0] : value;
-        });
-        if (typeof stepResult === 'object' && !(stepResult instanceof tf.Tensor)) failed.step = stepResult;
-        if (failed.step && hostTargets) {
+        const stepResult = onHeap && host
+          ? heapStep(onHeap, opts, data.x, batch, host, optimizer)
+          : tensorStep(model, variables, data, batch, host, opts, optimizer, check);
+        if (typeof stepResult === 'object' && !(stepResult instanceof tf.Tensor) && hostTargets) {
           throw diagnoseTrainingStep({
             model, task: opts.task, x: data.x, batch, targets: hostTargets.targets, sampleWeights: hostTargets.weights,
-            step, epoch, loss: failed.step.loss, badGradient: failed.step.badGradient,
+            step, epoch, loss: stepResult.loss, badGradient: stepResult.badGradient,
           });
         }
-        const stepLoss = stepResult as number | tf.Scalar;
-        losses.add(stepLoss, batch.length);
+        losses.add(stepResult as number | tf.Scalar, batch.length);
         opts.pruning?.afterStep();
         step++;
         samplesSeen += batch.length;
-        const now = Date.now();
-        if (opts.onProgress && (now - lastReport >= interval || step === totalSteps)) {
-          const trainLoss = await losses.settle();
-          lastReport = now;
-          const elapsed = (now - t0) / 1000;
-          opts.onProgress({
-            epoch: epoch + 1,
-            epochs: opts.epochs,
-            step,
-            steps: totalSteps,
-            trainLoss,
-            samplesPerSecond: samplesSeen / Math.max(elapsed, 1e-6),
-            secondsLeft: (elapsed / step) * (totalSteps - step),
-          });
-          await yieldToEventLoop();
-        } else if (step % 8 === 0) {
-          await yieldToEventLoop();
-        }
+        await progress(epoch, step, samplesSeen);
       }
       epochsRun++;
       lastLoss = await losses.epochMean();

@@ -15,7 +15,7 @@ import { readCsvHeader } from '../core/data/csv';
 import type { CsvHeader } from '../core/data/csv';
 import { parseSparsities } from '../core/options';
 import { UserError } from '../core/errors';
-import { checkPoint } from '../core/gate';
+import { checkPoint } from '../shared/gate';
 import { pct } from '../core/report';
 import { describeProgress } from '../ui/progress-text';
 import { StallWatch } from '../ui/stall-watch';

@@ -3,7 +3,7 @@
  * engine that runs it (in-process for the command line, a forked child process for the editor).
  * The same event type streams to the webview panels.
  */
-import type { BackendPreference, Evaluation, LossName, PruningMethodName, PrunedPoint, PruningTarget, ScheduleSpec, SessionResults } from './results';
+import type { BackendPreference, Evaluation, KernelChoice, LossName, PruningMethodName, PrunedPoint, PruningTarget, ScheduleSpec, SessionResults } from './results';
 
 /** What the user asked for: everything `fairprune run` takes. */
 export interface RunRequest {
@@ -38,6 +38,8 @@ export interface RunRequest {
   ceagDualLearningRate?: number;
   bootstrapResamples: number;
   backend: BackendPreference;
+  /** Whose kernels run the numbers (default: FAIRPRUNE_KERNELS, else fairprune; see KernelChoice). */
+  kernels?: KernelChoice;
   /** Folder holding `sessions/` and `cache/` (default: `.fairprune` in the working folder). */
   outDir: string;
   /** When pruning happens during fine-tuning (default one-shot). */

@@ -16,7 +16,7 @@ import {
   pct,
   signedPts,
   type MetricDef,
-} from '../core/metric-table';
+} from '../shared/metric-table';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

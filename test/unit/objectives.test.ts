@@ -188,6 +188,28 @@ test('the host loss with a reweighting: value and gradient are the reweighted me
   void ctx;
 });
 
+test('the host loss tells the objective right from wrong by the logits: binary z > 0 (not p > 0.5), multiclass argmax', () => {
+  const seen: number[][] = [];
+  const objective = {
+    step(_rows: ArrayLike<number>, _ce: Float64Array, correct: Uint8Array) {
+      seen.push(Array.from(correct));
+      return new Float64Array(correct.length).fill(1);
+    },
+    record: () => ({ objective: 'ceag' as const, groups: [] }),
+  };
+  // Binary logits 0.3 (predicts 1, label 1) and −0.2 (predicts 0, label 0): both right, though 0.3 < 0.5.
+  weightedCrossEntropyAndGradient('binary', [0.3, -0.2], 1, [1, 0], [1, 1], [0, 1], new Float64Array(2), { objective, labels: [1, 0] });
+  // Three classes: row 0 argmax 1 (label 1, right), row 1 argmax 0 (label 1, wrong) though its logit 1 is 0.
+  weightedCrossEntropyAndGradient('multiclass', [0.1, 2, -1, 3, 0, -1], 3, [0, 1, 0, 0, 1, 0], [1, 1], [0, 1], new Float64Array(6), {
+    objective,
+    labels: [1, 1],
+  });
+  assert.deepEqual(seen, [
+    [1, 1],
+    [1, 0],
+  ]);
+});
+
 test('loss names: the group-aware objectives and their short names', () => {
   assert.deepEqual(parseLossNames('ce,balanced,dro,ceag'), ['ce', 'group-balanced', 'group-dro', 'ceag']);
 });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Estimate, LossName, PrunedPoint, SessionResults } from '../../src/protocol/results';
-import { DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
-import type { FairnessPolicy } from '../../src/core/gate';
+import { DEFAULT_POLICY, recommendPoint } from '../../src/shared/gate';
+import type { FairnessPolicy } from '../../src/shared/gate';
 import { renderReport } from '../../src/core/report';
 
 const exact = (v: number): Estimate => ({ value: v, low: v, high: v });
@@ -84,4 +84,31 @@ test('report.md names the recommended point first, before the model and data', (
   const md = renderReport(results);
   const rec = md.indexOf('Recommended: s0.50-ce');
   assert.ok(rec > 0 && rec < md.indexOf('- Model:'), md.slice(0, 400));
+});
+
+test('the recommendation\'s sentences, word for word: one runner-up, none, no point passing with and without a group-aware loss, no point yet', () => {
+  const one = recommendPoint(session([point(0.8, 'ce', 0.88, -0.02, 0.01), point(0.8, 'pw', 0.86, -0.04, 0.02)]), policy);
+  assert.equal(
+    one.sentence,
+    'Recommended: s0.80-ce — 80.0% sparsity with ce is the sparsest point that passes the fairness gate (worst group ink=cool at 88.0%); pw also passes there.',
+  );
+  const alone = recommendPoint(session([point(0.8, 'ce', 0.88, -0.02, 0.01)]), policy);
+  assert.equal(alone.sentence, 'Recommended: s0.80-ce — 80.0% sparsity with ce is the sparsest point that passes the fairness gate (worst group ink=cool at 88.0%).');
+  assert.deepEqual(alone.runnersUp, []);
+
+  const failing = [point(0.8, 'ce', 0.7, -0.02, 0.1)];
+  const blind = recommendPoint(session(failing), policy);
+  assert.deepEqual(blind.runnersUp, []);
+  assert.ok(
+    blind.sentence.endsWith('Try lower sparsities, more fine-tuning epochs or a group-aware loss (group-balanced, group-dro, ceag).'),
+    `suggests a group-aware loss when none was tried: ${blind.sentence}`,
+  );
+  const aware = recommendPoint(session([...failing, point(0.8, 'group-dro', 0.7, -0.02, 0.1)]), policy);
+  assert.ok(aware.sentence.endsWith('Try lower sparsities, more fine-tuning epochs.'), `no group-aware suggestion once one was tried: ${aware.sentence}`);
+  const onlyAware = recommendPoint(session([point(0.8, 'group-dro', 0.7, -0.02, 0.1), point(0.8, 'ceag', 0.7, -0.02, 0.1)]), policy);
+  assert.ok(onlyAware.sentence.endsWith('Try lower sparsities, more fine-tuning epochs.'), onlyAware.sentence);
+
+  const none = recommendPoint(session([]), policy);
+  assert.equal(none.sentence, 'No pruned point yet.');
+  assert.equal(none.pointId, null);
 });
