@@ -9,7 +9,7 @@ import type { BackendPreference, LossName, PruningMethodName } from '../protocol
 import { EXTENSION_DEFAULTS as E, RUN_DEFAULTS as D } from '../protocol/defaults';
 
 export function settings() {
-  const c = vscode.workspace.getConfiguration('fairPrune');
+  const c = vscode.workspace.getConfiguration('fairPrune', null);
   return {
     sparsities: c.get<number[]>('sparsities', D.sparsities),
     losses: c.get<LossName[]>('losses', D.losses as LossName[]),
@@ -33,7 +33,7 @@ export function settings() {
 }
 
 export function policy(): FairnessPolicy {
-  const c = vscode.workspace.getConfiguration('fairPrune.gate');
+  const c = vscode.workspace.getConfiguration('fairPrune.gate', null);
   return {
     maxWorstGroupDrop: c.get<number>('maxWorstGroupDrop', DEFAULT_POLICY.maxWorstGroupDrop),
     maxGapIncrease: c.get<number>('maxGapIncrease', DEFAULT_POLICY.maxGapIncrease),
@@ -66,7 +66,7 @@ export function allOutDirs(): string[] {
 
 /** Where the fairness gate's limits come from: 'defaults', 'user settings' or 'workspace settings'. */
 export function policySource(): string {
-  const c = vscode.workspace.getConfiguration('fairPrune.gate');
+  const c = vscode.workspace.getConfiguration('fairPrune.gate', null);
   const keys = ['maxWorstGroupDrop', 'maxGapIncrease', 'minAccuracy', 'judgeOn'];
   const from = keys.map((k) => c.inspect(k)).map((i) =>
     i?.workspaceFolderValue !== undefined || i?.workspaceValue !== undefined ? 'workspace' : i?.globalValue !== undefined ? 'user' : 'default',

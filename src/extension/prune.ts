@@ -271,6 +271,8 @@ export class SessionRunner implements vscode.Disposable {
         }));
         this.runs.set(request.modelPath, run);
         this.setRunningContext();
+        // The Sessions view shows a progress bar while the session runs.
+        void vscode.window.withProgress({ location: { viewId: 'fairPrune.sessions' } }, () => run.done);
         token.onCancellationRequested(() => {
           out.appendLine('cancel requested');
           run.cancel();
