@@ -32,7 +32,7 @@ export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
   const output = vscode.window.createOutputChannel('Fair Prune');
   const sessions = new SessionsView();
-  const report = new ReportView();
+  const report = new ReportView(context.extensionUri);
   const curves = new CurvesPanel(context.extensionUri, output, () => report.currentSession ?? sessions.sessions()[0]?.dir);
   runner = new SessionRunner({
     output,
