@@ -165,7 +165,7 @@ test('light theme: legible, the same series, screenshot for review', { skip: ski
   });
 });
 
-test('high-contrast theme: legible; a point selected from the keyboard (Enter on its row) shows its detail', { skip: skip ?? false, timeout: 180_000 }, async () => {
+test('high-contrast theme: legible; the points grid from the keyboard: ↓ moves the focus, Enter and Space select the row\'s point', { skip: skip ?? false, timeout: 180_000 }, async () => {
   await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, settings, theme: 'hc' }, 'curves-hc', async (wb) => {
     const frame = await openCurves(wb);
     await legibility(frame, 'hc');

@@ -73,10 +73,11 @@ async function checkLook(frame: Frame, theme: Theme): Promise<void> {
   assert.equal(await commitButton(frame, point(0.5).id).getAttribute('disabled'), null);
 }
 
-/** Screenshots of the report's top and of its points (the side bar shows only part of it). */
+/** Screenshots of the report's top, then of its points with the Sessions view collapsed (more room). */
 async function shot(wb: Workbench, frame: Frame, name: string): Promise<void> {
   await wb.screenshot(name);
-  await frame.locator('section.point').first().scrollIntoViewIfNeeded();
+  await wb.page.locator('.part.sidebar .pane-header', { hasText: /Sessions/i }).click();
+  await frame.locator('section.point').first().evaluate((e) => e.scrollIntoView({ block: 'start' }));
   await wb.screenshot(`${name}-points`);
 }
 
