@@ -60,6 +60,10 @@ test('the webview bundles hold VS Code Elements and no part of the webview UI to
   const files = fs.readdirSync(dir).filter((f) => /\.(js|css)$/.test(f));
   assert.deepEqual(files.filter((f) => f.endsWith('.js')).sort(), ['curves.js', 'report.js']);
   for (const f of files) assert.doesNotMatch(fs.readFileSync(path.join(dir, f), 'utf8'), TOOLKIT, `${f} carries the toolkit`);
+  // nor any other file the build wrote (source maps included): what `grep -r webview-ui-toolkit dist/` checks
+  const dist = path.dirname(dir);
+  const all = (fs.readdirSync(dist, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dist, f)).isFile());
+  assert.deepEqual(all.filter((f) => fs.readFileSync(path.join(dist, f)).includes('webview-ui-toolkit')), [], 'files in dist/ naming the toolkit');
   // each element's class decorated with (a minified) customElement('vscode-…')
   const defined = (f: string) =>
     new Set([...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/\[[\w$]+\("(vscode-[a-z-]+)"\)\]/g)].map((m) => m[1]));
