@@ -16,9 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { BackendName } from '../src/protocol/results';
 import { initBackend, backendSummary } from '../src/core/backend';
-import { predictProbabilities, train } from '../src/core/train';
-import { denseStepFor } from '../src/core/dense-step';
-import { convStepFor } from '../src/core/conv-step';
+import { predictProbabilities, train, trainingPathOf } from '../src/core/train';
 import { runSession } from '../src/core/session';
 import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
@@ -97,14 +95,13 @@ async function measure(w: Workload, denseStep = true): Promise<Omit<Measurement,
   return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer), epochTimes: epochs, inferTimes: infer };
 }
 
-/** Whether the workload's model trains through a heap step on wasm (dense-step.ts, conv-step.ts). */
+/** Whether the workload's model trains through a heap step on wasm (dense-step.ts, conv-step.ts, graph-step.ts). */
 function usesHeapStep(w: Workload): boolean {
   const { model, x, targets, weights, opts } = prepare(w);
-  const variables = model.trainableWeights.map((v) => v.read() as tf.Variable);
-  const step = denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables);
+  const step = trainingPathOf(model, opts.batchSize).step !== 'tape';
   model.dispose();
   tf.dispose([x, targets, weights]);
-  return step !== null;
+  return step;
 }
 
 /**

@@ -41,10 +41,49 @@ def demo_cnn():
     return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
+class ResBlock(nn.Module):
+    """Keras' cifar10_resnet v1 block: conv-BN-relu-conv-BN + shortcut (1x1 stride-2 conv where it downsamples), relu."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride) if stride != 1 else nn.Identity()
+
+    def forward(self, x):
+        return torch.relu(self.shortcut(x) + self.body(x))
+
+
+def resnet20():
+    # 'same' padding of a stride-2 3x3 convolution on an even map pads bottom/right in Keras and both sides here:
+    # the same work, shifted by one pixel.
+    layers = [nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for stage in range(3):
+        cout = 16 << stage
+        for block in range(3):
+            layers.append(ResBlock(cin, cout, 2 if stage > 0 and block == 0 else 1))
+            cin = cout
+    return nn.Sequential(*layers, nn.AvgPool2d(8), nn.Flatten(), nn.Linear(64, 10))
+
+
+def mobilenet(alpha=0.35):
+    def bn_relu6(c):
+        return [nn.BatchNorm2d(c), nn.ReLU6()]
+    c = int(32 * alpha)
+    layers = [nn.Conv2d(3, c, 3, 2, 1, bias=False), *bn_relu6(c)]
+    for filters, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]:
+        out = int(filters * alpha)
+        layers += [nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False), *bn_relu6(c), nn.Conv2d(c, out, 1, bias=False), *bn_relu6(out)]
+        c = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+
+
 WORKLOADS = {
     'cnn32': (cnn32, (3, 32, 32), 2, 512),
     'mlp': (mlp, (24,), 2, 4096),
     'demo-cnn': (demo_cnn, (3, 28, 28), 10, 1024),
+    'resnet20': (resnet20, (3, 32, 32), 10, 256),
+    'mobilenet': (mobilenet, (3, 96, 96), 10, 128),
 }
 
 def bench(name, repeats):

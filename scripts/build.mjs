@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as esbuild from 'esbuild';
 
 // h5wasm (Keras .h5/.keras) is an ES module with a 4 MB wasm payload, loaded with import() at run time.
-const external = ['@tensorflow/*', 'sharp', 'mnist', 'vscode', 'h5wasm'];
+const external = ['@tensorflow/*', 'sharp', 'vscode', 'h5wasm'];
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
 
 await Promise.all([
@@ -30,3 +30,5 @@ await Promise.all([
 // Fair Prune's own wasm SIMD kernels (built from src/core/kernels/simd/kernels.c by scripts/build-simd.sh
 // and committed), next to the bundles that load them.
 fs.copyFileSync('src/core/kernels/simd/kernels.wasm', 'dist/fair-prune-kernels.wasm');
+// The demo's digits (scripts/make-demo-digits.mjs), read by the bundles that write the demo data set.
+fs.copyFileSync('src/core/demo/mnist-digits.br', 'dist/mnist-digits.br');

@@ -12,7 +12,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../src/protocol/results';
-import { weightedCrossEntropy } from '../src/core/losses';
+import { lossTargets, weightedCrossEntropy } from '../src/core/losses';
+import { train, type TrainOptions, type TrainingData } from '../src/core/train';
 import { wasmInternals } from '../src/core/kernels/wasm-heap';
 import { useCpu } from './helpers';
 
@@ -139,4 +140,35 @@ export function scaledDiff(a: ArrayLike<number>, ref: ArrayLike<number>, floor =
 export function firstNonFinite(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]) && Number.isFinite(ref[i])) return i;
   return -1;
+}
+
+/**
+ * Cross-entropy training data: samples `x` [n, ...shape], `labels` (one output for binary, else one per
+ * class), every `every`-th row a validation row. The caller disposes its tensors.
+ */
+export function ceTrainingData(x: Float32Array, shape: number[], labels: Int32Array, task: Task, width: number, every: number): TrainingData {
+  const n = labels.length;
+  const t = lossTargets('ce', task, labels, width, undefined, { minWeight: 1, gamma: 0 });
+  const all = Int32Array.from({ length: n }, (_, i) => i);
+  return {
+    x: tf.tensor(x, [n, ...shape], 'float32'),
+    targets: tf.tensor2d(Float32Array.from(t.targets), [n, width]),
+    weights: tf.tensor1d(Float32Array.from(t.weights)),
+    labels,
+    train: all.filter((i) => i % every !== 0),
+    validation: all.filter((i) => i % every === 0),
+  };
+}
+
+/** `train` on a fresh `build()` with the heap steps, then without: each run's summary and final weights. */
+export async function trainWithAndWithoutHeapStep(build: () => tfl.LayersModel, data: TrainingData, opts: Omit<TrainOptions, 'denseStep'>) {
+  const weights: number[][][] = [];
+  const summaries = [];
+  for (const denseStep of [true, false]) {
+    const model = build();
+    summaries.push(await train(model, data, { ...opts, denseStep }));
+    weights.push(model.getWeights().map((w) => Array.from(w.dataSync())));
+    model.dispose();
+  }
+  return { summaries, weights };
 }

@@ -1,6 +1,6 @@
 /** Defaults of the command line, shared by `run`, `demo` and their help texts (src/protocol/defaults.ts). */
-import type { BackendPreference } from '../protocol/results';
+import { BACKEND_PREFERENCES } from '../protocol/results';
 
 export { RUN_DEFAULTS } from '../protocol/defaults';
 
-export const BACKENDS: BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKENDS = BACKEND_PREFERENCES;

@@ -7,11 +7,12 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import type { RunRequest } from '../protocol/engine';
 import type { BackendPreference } from '../protocol/results';
-import { PRUNING_METHODS, STRUCTURED_METHODS } from '../protocol/results';
+import { PRUNING_METHOD_NAMES } from '../protocol/results';
 import { CancelledError, UserError } from '../core/errors';
 import { parseLossNames, parseSparsities } from '../core/options';
-import { criterionByName } from '../core/pruning';
-import { normalizeSchedule } from '../core/structured/schedules';
+import { resolveKernels } from '../core/kernels/choice';
+import { methodOptions, normalizeSchedule, PRUNING_METHODS, pruningMethod } from '../core/pruning';
+import type { PruningMethod } from '../core/pruning';
 import { runSession } from '../core/session';
 import { trainBaseline } from '../core/baseline';
 import { pct } from '../core/report';
@@ -41,6 +42,27 @@ weighted loss (pw) of Meyer & Wong, "A Fair Loss Function for Network Pruning" (
 which weights each sample by how unsure the dense model was of it and learns from the dense model's
 answers where it was right. Results go to <out>/sessions/<id>/ (results.json, report.md, the models).
 `;
+
+/** `--method`'s help: every method of the table, what it scores, needs, and whether it shrinks the model. */
+function methodHelp(): string {
+  const indent = ' '.repeat(24 + 2 + 17);
+  const lines: string[] = [];
+  for (const name of PRUNING_METHOD_NAMES) {
+    const m = PRUNING_METHODS[name];
+    const text = `${m.kind}: ${m.scores}; decides from ${m.needs.join(' and ')}` +
+      (m.shrinks ? '; also saves the physically smaller model (points/<point>/shrunk/)' : '');
+    let line = `${' '.repeat(24)}  ${name.padEnd(16)} `;
+    for (const word of text.split(' ')) {
+      if (line.length + word.length + 1 > 118 && line.trim().length) {
+        lines.push(line.trimEnd());
+        line = indent;
+      }
+      line += `${word} `;
+    }
+    lines.push(line.trimEnd());
+  }
+  return lines.join('\n');
+}
 
 const HELP_RUN = `fairprune run — prune a model at several sparsities, fine-tune with each loss, measure every subgroup
 
@@ -79,11 +101,8 @@ Pruning and fine-tuning:
   --dro-eta X           group-dro: step size of the group weights (default ${RUN_DEFAULTS.droEta})
   --ceag-tolerance X    ceag: how far a group's accuracy drop may exceed the overall drop (default ${RUN_DEFAULTS.ceagTolerance})
   --ceag-dual-lr X      ceag: step size of the multipliers (default ${RUN_DEFAULTS.ceagDualLearningRate})
-  --method NAME         ${PRUNING_METHODS.join(' | ')} (default ${RUN_DEFAULTS.method});
-                        l1-filter and taylor-filter remove whole filters/units and also save a physically
-                        smaller model (points/<point>/shrunk/). Which weights go: magnitude and l1-filter
-                        decide from the weights alone (data-free); taylor-filter decides with the
-                        fine-tuning loss (PW's weights and targets included), as PW's authors prune
+  --method NAME         ${PRUNING_METHOD_NAMES.join(' | ')} (default ${RUN_DEFAULTS.method}):
+${methodHelp()}
   --schedule NAME       one-shot | gradual | iterative (default one-shot): when pruning happens during fine-tuning
   --schedule-begin F    gradual: fraction of fine-tuning steps where sparsity starts rising (default ${RUN_DEFAULTS.scheduleBegin})
   --schedule-end F      gradual: fraction of fine-tuning steps where it reaches the target (default ${RUN_DEFAULTS.scheduleEnd})
@@ -114,6 +133,10 @@ Output and engine:
   --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
   --workers N           sweep points run at once, each in a worker thread (default 0: one per core, as free
                         memory allows; 1: one after another). Same results either way; tfjs-node uses 1
+  --kernels NAME        fairprune | stock (default ${RUN_DEFAULTS.kernels}, or the FAIRPRUNE_KERNELS environment variable):
+                        stock runs tfjs's own kernels only, without Fair Prune's hand-written wasm kernels, heap
+                        training steps and fused Adam — slower, and the same numbers up to float rounding; a
+                        result that changes with it points at a kernel, not at the model
 ${RUN_OUTPUT_HELP}
   -h, --help
 
@@ -134,7 +157,7 @@ done is saved beside the model and reused by every later "run" on it.
 
 const HELP_DEMO = `fairprune demo — the method end to end on a real biased image task
 
-Builds a coloured-MNIST data set from the digits of the mnist package: the subgroup is the ink colour,
+Builds a coloured-MNIST data set from real MNIST digits shipped with Fair Prune: the subgroup is the ink colour,
 rare in training (5% "cool" ink: dark blue on cream, the inverse polarity of the common bright orange
 on dark grey) and balanced in test. The rare group's inputs are shifted, not its labels: the digit is the
 label for both groups, so this is a covariate shift of a minority, not the label-correlated shortcut of
@@ -203,12 +226,11 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
+  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
   if (values.help) return 'help';
   const groups = list(values.group);
   if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
-  const method = (values.method as string | undefined) ?? RUN_DEFAULTS.method;
-  criterionByName(method);
+  const method = pruningMethod((values.method as string | undefined) ?? RUN_DEFAULTS.method);
   const resolve = (p: string) => path.resolve(cwd, p);
   return {
     modelPath: resolve(required(values, 'model', 'path/to/model.json')),
@@ -224,7 +246,7 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     reuseSplitFrom: values['reuse-split'] ? resolve(values['reuse-split'] as string) : undefined,
     sparsities: parseSparsities((values.sparsity as string | undefined) ?? RUN_DEFAULTS.sparsity),
     losses: parseLossNames((values.loss as string | undefined) ?? RUN_DEFAULTS.loss),
-    method: method as RunRequest['method'],
+    method: method.name,
     epochs: num(values, 'epochs', RUN_DEFAULTS.epochs, { integer: true, min: 0 }),
     batchSize: num(values, 'batch-size', RUN_DEFAULTS.batchSize, { integer: true, min: 1 }),
     learningRate: num(values, 'lr', RUN_DEFAULTS.learningRate, { min: 0 }),
@@ -238,6 +260,7 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     ceagDualLearningRate: num(values, 'ceag-dual-lr', RUN_DEFAULTS.ceagDualLearningRate, { min: 1e-12 }),
     bootstrapResamples: num(values, 'bootstrap', RUN_DEFAULTS.bootstrap, { integer: true, min: 1 }),
     backend: backendOf(values),
+    kernels: resolveKernels(values.kernels as string | undefined),
     workers: num(values, 'workers', RUN_DEFAULTS.workers, { integer: true, min: 0 }),
     outDir: resolve((values.out as string | undefined) ?? RUN_DEFAULTS.out),
     ...structuredRequest(values, method),
@@ -259,9 +282,9 @@ const STRUCTURED_OPTIONS = {
 } as const;
 
 /** The schedule/target/skip/sensitivity options; absent ones leave the request as before. */
-function structuredRequest(values: Values, method: string): Partial<RunRequest> {
+function structuredRequest(values: Values, method: PruningMethod): Partial<RunRequest> {
   const out: Partial<RunRequest> = {};
-  const structured = (STRUCTURED_METHODS as readonly string[]).includes(method);
+  const structured = method.kind === 'structured';
   const name = values.schedule as string | undefined;
   if (name !== undefined) {
     const iterative = name === 'iterative';
@@ -275,7 +298,7 @@ function structuredRequest(values: Values, method: string): Partial<RunRequest> 
     });
   }
   const needStructured = (opt: string) => {
-    if (!structured) throw new UserError(`${opt} applies to the filter methods only.`, { field: opt, fix: `add --method l1-filter or --method taylor-filter, or drop ${opt}.` });
+    if (!structured) throw new UserError(`${opt} applies to the filter methods only.`, { field: opt, fix: `add ${methodOptions('structured')}, or drop ${opt}.` });
   };
   if (values.target !== undefined || values.scope !== undefined) {
     needStructured(values.target !== undefined ? '--target' : '--scope');

@@ -7,7 +7,7 @@
 import * as path from 'path';
 import type { EngineEvent } from '../protocol/engine';
 import type { SessionResults } from '../protocol/results';
-import { DEFAULT_POLICY, recommendPoint } from '../core/gate';
+import { DEFAULT_POLICY, recommendPoint } from '../shared/gate';
 import { readPolicyFile } from '../core/policy-file';
 import { UserError } from '../core/errors';
 import { printResults, progressPrinter } from './output';

@@ -9,7 +9,7 @@
  * wasm and cpu get this project's `Conv2DBackpropFilter` kernel (see kernels/), without which a CNN
  * cannot train on wasm and trains very slowly on cpu; wasm also gets the two depthwise-conv gradient
  * kernels it lacks, and faster Conv2DBackpropInput, MaxPoolGrad, GatherV2 and transposed BatchMatMul
- * kernels in front of its own.
+ * kernels in front of its own. With `--kernels stock` none of them is registered (kernels/choice.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,7 +20,7 @@ import * as tfcpu from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node entry registers no gradient functions; tfjs-layers' does (into the one global registry).
 import '@tensorflow/tfjs-layers';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
-import type { BackendInfo, BackendName, BackendPreference } from '../protocol/results';
+import type { BackendInfo, BackendName, BackendPreference, KernelChoice } from '../protocol/results';
 import { UserError } from './errors';
 import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
 import { registerDepthwiseBackprop } from './kernels/depthwise-conv2d-backprop';
@@ -32,6 +32,7 @@ import { registerBatchMatMul } from './kernels/batch-mat-mul';
 import { registerIdentity } from './kernels/identity';
 import { registerSum } from './kernels/sum';
 import { findSimdKernels, registerSimdKernels, simdKernels, SIMD_KERNELS_FILE } from './kernels/simd-kernels';
+import { resolveKernels, stockKernels, useKernels } from './kernels/choice';
 
 const BACKEND_OPTION = '--backend';
 const NODE_PKG = '@tensorflow/tfjs-node';
@@ -51,12 +52,15 @@ const started = new Map<BackendPreference, Promise<BackendInfo>>();
 /**
  * Starts the backend for `preference` and makes it the current tfjs backend. A second call with the
  * same preference returns the same info (and makes that backend current again if it was switched).
- * An explicit preference that cannot be met throws a UserError naming `--backend`.
+ * An explicit preference that cannot be met throws a UserError naming `--backend`. `kernels` (default:
+ * FAIRPRUNE_KERNELS, else fairprune) is fixed by the first call in a thread (kernels/choice.ts).
  */
-export async function initBackend(preference: BackendPreference, log: Log = () => {}): Promise<BackendInfo> {
+export async function initBackend(preference: BackendPreference, log: Log = () => {}, kernels?: KernelChoice): Promise<BackendInfo> {
+  const choice = kernels ?? resolveKernels();
+  useKernels(choice);
   let p = started.get(preference);
   if (!p) {
-    p = choose(preference, log);
+    p = choose(preference, log).then((info) => ({ ...info, kernels: choice }));
     started.set(preference, p);
     p.catch(() => started.delete(preference));
   }
@@ -81,7 +85,7 @@ export function backendSummary(info: BackendInfo): string {
     head += ' (CUDA)';
   }
   const notes = info.notes.map(shortNote);
-  return [head, `tfjs ${info.tfjsVersion}`, ...notes].join(' · ');
+  return [head, `tfjs ${info.tfjsVersion}`, ...(info.kernels === 'stock' ? ['stock kernels only'] : []), ...notes].join(' · ');
 }
 
 /** "@tensorflow/tfjs-node is not installed: long reason" → "tfjs-node not installed". */
@@ -234,16 +238,7 @@ async function tryWasm(log: Log): Promise<Attempt> {
     }
     wasmPathSet = dir;
   }
-  registerConv2DBackpropFilter('wasm');
-  registerConv2DBackpropInput('wasm');
-  registerMaxPoolGrad('wasm');
-  registerDepthwiseBackprop('wasm');
-  registerGather('wasm');
-  registerSlice('wasm');
-  registerBatchMatMul('wasm');
-  registerIdentity('wasm');
-  registerSum('wasm');
-  registerSimdKernels('wasm'); // in front of the kernels above (filter and max-pool gradients, sums), which stay for the cases it does not take
+  if (!stockKernels()) registerWasmKernels();
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');
@@ -254,14 +249,28 @@ async function tryWasm(log: Log): Promise<Attempt> {
   const threads = tfwasm.getThreadsCount();
   // Fair Prune's own SIMD kernels (filter and max-pool gradients, bias sums, Adam): without them training
   // still works through the kernels behind them, only slower, so it is said rather than failed.
-  const notes = simdKernels(tf.backend())
+  const notes = stockKernels() || simdKernels(tf.backend())
     ? []
     : [`Fair Prune's SIMD kernels did not load (${findSimdKernels() ?? `${SIMD_KERNELS_FILE} not found next to ${__dirname}`}): CNN fine-tuning runs about a third slower`];
   return { ok: true, info: { name: 'wasm', tfjsBackend: 'wasm', tfjsVersion: tf.version_core, notes, simd, threads } };
 }
 
+/** Fair Prune's kernels in front of wasm's own (kernels/). */
+function registerWasmKernels(): void {
+  registerConv2DBackpropFilter('wasm');
+  registerConv2DBackpropInput('wasm');
+  registerMaxPoolGrad('wasm');
+  registerDepthwiseBackprop('wasm');
+  registerGather('wasm');
+  registerSlice('wasm');
+  registerBatchMatMul('wasm');
+  registerIdentity('wasm');
+  registerSum('wasm');
+  registerSimdKernels('wasm'); // in front of the kernels above (filter and max-pool gradients, sums), which stay for the cases it does not take
+}
+
 async function startCpu(notes: string[], log: Log): Promise<BackendInfo> {
-  registerConv2DBackpropFilter('cpu');
+  if (!stockKernels()) registerConv2DBackpropFilter('cpu');
   if (!(await tf.setBackend('cpu'))) throw new Error("tfjs's cpu backend did not start");
   // Its one-time console banner ("install our node backend") repeats what notes already say.
   const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;

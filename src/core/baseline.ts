@@ -8,6 +8,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { BackendInfo, BackendPreference, Evaluation, TrainingSummary } from '../protocol/results';
+import { RUN_DEFAULTS } from '../protocol/defaults';
 import { initBackend } from './backend';
 import { loadDatasetForTraining, PREPROCESSING_FILE } from './data';
 import type { DataSpec } from './data';
@@ -91,7 +92,7 @@ export async function trainBaseline(req: BaselineRequest, hooks: { log?: (m: str
     const test = evaluate(
       probs,
       evaluationInputOf(dataset, testIdx, 'test'),
-      { resamples: 1000, confidence: 0.95, seed: req.data.seed },
+      { resamples: RUN_DEFAULTS.bootstrap, confidence: RUN_DEFAULTS.confidence, seed: req.data.seed },
     );
     const output = buildBaseline(dataset.sampleShape, dataset.numClasses, task === 'binary' ? 'sigmoid' : 'softmax', req.data.seed);
     output.setWeights(logits.getWeights());

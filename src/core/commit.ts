@@ -8,14 +8,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { PrunedPoint, SessionResults } from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
-import { checkPoint } from './gate';
-import type { FairnessPolicy, GateVerdict } from './gate';
+import { checkPoint } from '../shared/gate';
+import type { FairnessPolicy, GateVerdict } from '../shared/gate';
 import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
 import { pct, signedPts, withInterval } from './report';
 import { ENGINE_VERSION } from './version';
 import { hashMismatch, readRegularFiles } from './file-hashes';
-import { mdCode, mdText } from './markdown';
+import { mdCode, mdText } from '../shared/markdown';
 import { staysInside } from './results-check';
 
 export const FAIRNESS_SCHEMA_VERSION = 1 as const;

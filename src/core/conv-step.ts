@@ -167,17 +167,7 @@ export class ConvStep {
     if (x.dtype !== 'float32' || x.size !== x.shape[0] * size || x.shape.slice(1).some((d, i) => d !== this.inputShape[i])) {
       throw new Error(`conv step: the samples are [${x.shape}], the model takes [${this.inputShape}]`);
     }
-    const scratch: tf.TensorInfo[] = [];
-    const keep = (t: tf.TensorInfo | null, what: string): tf.TensorInfo => {
-      if (!t) throw new Error(`conv step: ${what} was not taken by the SIMD kernels`);
-      scratch.push(t);
-      return t;
-    };
-    const grads: Record<string, tf.Tensor> = {};
-    const give = (v: tf.Variable, t: tf.TensorInfo) => {
-      grads[v.name] = tf.engine().makeTensorFromTensorInfo(t);
-    };
-    try {
+    return onHeap(heap, 'conv step', ({ keep, give, grads }) => {
       // The batch, gathered into one tensor.
       const input = keep(heap.makeOutput([B, ...this.inputShape], 'float32'), 'the batch');
       const xv = heapView(heap, x) as Float32Array;
@@ -212,7 +202,7 @@ export class ConvStep {
         } else if (l.kind === 'flatten') {
           a = { dataId: a.dataId, shape: [B, a.shape[1] * a.shape[2] * a.shape[3]], dtype: 'float32' };
         } else {
-          a = this.denseForward(a, l, keep);
+          a = denseForwardOnHeap(heap, a, l, keep);
         }
         outs[li] = a;
       }
@@ -221,21 +211,9 @@ export class ConvStep {
 
       // The loss and its gradient with respect to the logits (the last layer's outputs, maybe padded).
       const last = this.plan[this.plan.length - 1] as Extract<ConvPlanLayer, { kind: 'dense' }>;
-      const width = last.kernel.shape[1] as number;
-      const padded = a.shape[1];
-      const zv = heapView(heap, a) as Float32Array;
-      const logits = padded === width ? zv : Float32Array.from({ length: B * width }, (_, i) => zv[Math.floor(i / width) * padded + (i % width)]);
-      const dLogits = new Float32Array(B * width);
-      const loss = weightedCrossEntropyAndGradient(task, logits, width, targets, weights, rows, dLogits, reweight);
-      let g = keep(heap.makeOutput([B, padded], 'float32'), 'the logits\' gradient');
-      const gv = heapView(heap, g) as Float32Array;
-      if (padded === width) gv.set(dLogits);
-      else {
-        // The padding columns are zeros, not whatever the heap held there: their gradient meets the padded
-        // weights' zero rows in the input gradient, and a NaN or ∞ left on the heap times 0 is NaN.
-        gv.fill(0);
-        for (let r = 0; r < B; r++) gv.set(dLogits.subarray(r * width, (r + 1) * width), r * padded);
-      }
+      const lossAndGrad = logitsLossOnHeap(heap, task, a, last.kernel.shape[1] as number, targets, weights, rows, keep, reweight);
+      const loss = lossAndGrad.loss;
+      let g = lossAndGrad.dLogits;
 
       // Backward.
       const firstWeighted = this.plan.findIndex((p) => p.kind === 'conv' || p.kind === 'dense');
@@ -269,21 +247,11 @@ export class ConvStep {
             g = keep(conv2dBackpropInputSimd(backend, dz, l.kernel, { strides: l.strides, pad: l.padding, inputShape: inShape(li) as [number, number, number, number] }), `${l.name}'s input gradient`);
           }
         } else {
-          g = this.denseBackward(input_(li), dz, l, li !== firstWeighted, give, keep);
+          g = denseBackwardOnHeap(heap, this.kernels, input_(li), dz, l, li !== firstWeighted, give, keep);
         }
       }
       return { loss, grads };
-    } catch (e) {
-      tf.dispose(Object.values(grads));
-      throw e;
-    } finally {
-      const seen = new Set<object>();
-      for (const t of scratch) {
-        if (seen.has(t.dataId)) continue;
-        seen.add(t.dataId);
-        heap.disposeData(t.dataId);
-      }
-    }
+    });
   }
 
   /**
@@ -350,76 +318,158 @@ export class ConvStep {
     else heap.disposeData(db.dataId);
     return true;
   }
+}
 
-  /** act(a · W + b), through the SIMD 1×1 convolution; a last layer whose width is not a multiple of 4 gets zero columns up to one (its logits are read without them). */
-  private denseForward(a: tf.TensorInfo, l: Extract<ConvPlanLayer, { kind: 'dense' }>, keep: (t: tf.TensorInfo | null, what: string) => tf.TensorInfo): tf.TensorInfo {
-    const heap = this.heap;
-    const [K, N] = l.kernel.shape;
-    const Np = ceil4(N);
-    if (Np === N) return keep(matMulSimd(tf.backend(), a, l.kernel, false, false, { bias: l.bias ?? undefined, activation: l.activation }), `${l.name}'s product`);
-    const w = keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weights`);
-    const b = l.bias ? keep(heap.makeOutput([Np], 'float32'), `${l.name}'s padded bias`) : null;
-    const wv = heapView(heap, w) as Float32Array;
-    const src = heapView(heap, l.kernel) as Float32Array;
-    wv.fill(0);
-    for (let k = 0; k < K; k++) wv.set(src.subarray(k * N, (k + 1) * N), k * Np);
-    if (b && l.bias) {
-      const bv = heapView(heap, b) as Float32Array;
-      bv.fill(0);
-      bv.set(heapView(heap, l.bias) as Float32Array);
-    }
-    return keep(matMulSimd(tf.backend(), a, w, false, false, { bias: b ?? undefined, activation: l.activation }), `${l.name}'s product`);
-  }
+/** A heap tensor kept for the step's end (freed then), or an error naming `what` where a kernel did not take it. */
+export type Keep = (t: tf.TensorInfo | null, what: string) => tf.TensorInfo;
 
-  /**
-   * A dense layer's weight and bias gradients (handed to `give`) and, when `needInput`, the gradient of
-   * its input: dW = aᵀ·dz as a 1×1 filter gradient, da = dz·Wᵀ as a 1×1 convolution, db = Σ_rows dz.
-   * dz may be padded to a multiple of 4 columns (zeros there).
-   */
-  private denseBackward(
-    a: tf.TensorInfo,
-    dz: tf.TensorInfo,
-    l: Extract<ConvPlanLayer, { kind: 'dense' }>,
-    needInput: boolean,
-    give: (v: tf.Variable, t: tf.TensorInfo) => void,
-    keep: (t: tf.TensorInfo | null, what: string) => tf.TensorInfo,
-  ): tf.TensorInfo {
-    const heap = this.heap;
-    const k = this.kernels;
-    const B = a.shape[0];
-    const [K, N] = l.kernel.shape;
-    const Np = dz.shape[1];
-    const dwP = Np === N ? heap.makeOutput([K, N], 'float32') : keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weight gradient`);
-    k.conv2d_filter_grad(heapOffset(heap, a), heapOffset(heap, dz), heapOffset(heap, dwP), 1, 1, B, K, 1, B, Np, 1, 1, 1, 1, 0, 0);
-    let dw = dwP;
-    if (Np !== N) {
-      dw = heap.makeOutput([K, N], 'float32');
-      const from = heapView(heap, dwP) as Float32Array;
-      const to = heapView(heap, dw) as Float32Array;
-      for (let i = 0; i < K; i++) to.set(from.subarray(i * Np, i * Np + N), i * N);
+/** What a heap step's body gets from `onHeap`. */
+export interface StepScratch {
+  keep: Keep;
+  /** Hands `t` out as `v`'s gradient. */
+  give: (v: tf.Variable, t: tf.TensorInfo) => void;
+  /** The gradients handed out, keyed by variable name as `tf.variableGrads` keys them. */
+  grads: Record<string, tf.Tensor>;
+}
+
+/**
+ * Runs a heap step's `body`, then frees every tensor it kept (once each: a reshaped view shares its data);
+ * where the body throws, the gradients it handed out are freed too. `step` names it in errors.
+ */
+export function onHeap<R>(heap: WasmBackendInternals, step: string, body: (s: StepScratch) => R): R {
+  const scratch: tf.TensorInfo[] = [];
+  const grads: Record<string, tf.Tensor> = {};
+  const keep: Keep = (t, what) => {
+    if (!t) throw new Error(`${step}: ${what} was not taken by the SIMD kernels`);
+    scratch.push(t);
+    return t;
+  };
+  const give = (v: tf.Variable, t: tf.TensorInfo) => {
+    grads[v.name] = tf.engine().makeTensorFromTensorInfo(t);
+  };
+  try {
+    return body({ keep, give, grads });
+  } catch (e) {
+    tf.dispose(Object.values(grads));
+    throw e;
+  } finally {
+    const seen = new Set<object>();
+    for (const t of scratch) {
+      if (seen.has(t.dataId)) continue;
+      seen.add(t.dataId);
+      heap.disposeData(t.dataId);
     }
-    give(l.kernel, dw);
-    if (l.bias) {
-      const sums = sumOrThrow(tf.backend(), dz, [0], l.name);
-      if (Np === N) give(l.bias, sums);
-      else {
-        keep(sums, `${l.name}'s padded bias gradient`);
-        const db = heap.makeOutput([N], 'float32');
-        (heapView(heap, db) as Float32Array).set((heapView(heap, sums) as Float32Array).subarray(0, N));
-        give(l.bias, db);
-      }
-    }
-    if (!needInput) return dz;
-    // Wᵀ [Np, K], zero rows past N, then da[B, K] = dz · Wᵀ.
-    const wt = keep(heap.makeOutput([Np, K], 'float32'), `${l.name}'s transposed weights`);
-    const da = keep(heap.makeOutput([B, K], 'float32'), `${l.name}'s input gradient`);
-    const tv = heapView(heap, wt) as Float32Array;
-    const wv = heapView(heap, l.kernel) as Float32Array;
-    tv.fill(0);
-    for (let i = 0; i < K; i++) for (let n = 0; n < N; n++) tv[n * K + i] = wv[i * N + n];
-    k.conv2d(heapOffset(heap, dz), heapOffset(heap, wt), heapOffset(heap, da), heapOffset(heap, dz), 0, 0, 1, 1, B, Np, 1, B, K, 1, 1, 1, 1, 1, 1, 0, 0);
-    return da;
   }
+}
+
+/** A Dense layer as the heap steps run it. */
+export interface DenseOnHeap {
+  name: string;
+  kernel: tf.Variable;
+  bias: tf.Variable | null;
+  activation: Activation;
+}
+
+/**
+ * The batch loss (the mean weighted cross-entropy) of the logits `z` [B, padded] on the heap, of which the
+ * first `width` columns are the model's, and its gradient with respect to `z` as a heap tensor of z's shape.
+ */
+export function logitsLossOnHeap(
+  heap: WasmBackendInternals,
+  task: Task,
+  z: tf.TensorInfo,
+  width: number,
+  targets: ArrayLike<number>,
+  weights: ArrayLike<number>,
+  rows: Int32Array,
+  keep: Keep,
+  reweight?: HostReweight,
+): { loss: number; dLogits: tf.TensorInfo } {
+  const B = rows.length;
+  const padded = z.shape[1];
+  const zv = heapView(heap, z) as Float32Array;
+  const logits = padded === width ? zv : Float32Array.from({ length: B * width }, (_, i) => zv[Math.floor(i / width) * padded + (i % width)]);
+  const dLogits = new Float32Array(B * width);
+  const loss = weightedCrossEntropyAndGradient(task, logits, width, targets, weights, rows, dLogits, reweight);
+  const g = keep(heap.makeOutput([B, padded], 'float32'), 'the logits\' gradient');
+  const gv = heapView(heap, g) as Float32Array;
+  if (padded === width) gv.set(dLogits);
+  else {
+    // The padding columns are zeros, not whatever the heap held there: their gradient meets the padded
+    // weights' zero rows in the input gradient, and a NaN or ∞ left on the heap times 0 is NaN.
+    gv.fill(0);
+    for (let r = 0; r < B; r++) gv.set(dLogits.subarray(r * width, (r + 1) * width), r * padded);
+  }
+  return { loss, dLogits: g };
+}
+
+/** act(a · W + b), through the SIMD 1×1 convolution; a last layer whose width is not a multiple of 4 gets zero columns up to one (its logits are read without them). */
+export function denseForwardOnHeap(heap: WasmBackendInternals, a: tf.TensorInfo, l: DenseOnHeap, keep: Keep): tf.TensorInfo {
+  const [K, N] = l.kernel.shape;
+  const Np = ceil4(N);
+  if (Np === N) return keep(matMulSimd(tf.backend(), a, l.kernel, false, false, { bias: l.bias ?? undefined, activation: l.activation }), `${l.name}'s product`);
+  const w = keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weights`);
+  const b = l.bias ? keep(heap.makeOutput([Np], 'float32'), `${l.name}'s padded bias`) : null;
+  const wv = heapView(heap, w) as Float32Array;
+  const src = heapView(heap, l.kernel) as Float32Array;
+  wv.fill(0);
+  for (let k = 0; k < K; k++) wv.set(src.subarray(k * N, (k + 1) * N), k * Np);
+  if (b && l.bias) {
+    const bv = heapView(heap, b) as Float32Array;
+    bv.fill(0);
+    bv.set(heapView(heap, l.bias) as Float32Array);
+  }
+  return keep(matMulSimd(tf.backend(), a, w, false, false, { bias: b ?? undefined, activation: l.activation }), `${l.name}'s product`);
+}
+
+/**
+ * A dense layer's weight and bias gradients (handed to `give`) and, when `needInput`, the gradient of
+ * its input: dW = aᵀ·dz as a 1×1 filter gradient, da = dz·Wᵀ as a 1×1 convolution, db = Σ_rows dz.
+ * dz may be padded to a multiple of 4 columns (zeros there).
+ */
+export function denseBackwardOnHeap(
+  heap: WasmBackendInternals,
+  k: SimdExports,
+  a: tf.TensorInfo,
+  dz: tf.TensorInfo,
+  l: DenseOnHeap,
+  needInput: boolean,
+  give: (v: tf.Variable, t: tf.TensorInfo) => void,
+  keep: Keep,
+): tf.TensorInfo {
+  const B = a.shape[0];
+  const [K, N] = l.kernel.shape;
+  const Np = dz.shape[1];
+  const dwP = Np === N ? heap.makeOutput([K, N], 'float32') : keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weight gradient`);
+  k.conv2d_filter_grad(heapOffset(heap, a), heapOffset(heap, dz), heapOffset(heap, dwP), 1, 1, B, K, 1, B, Np, 1, 1, 1, 1, 0, 0);
+  let dw = dwP;
+  if (Np !== N) {
+    dw = heap.makeOutput([K, N], 'float32');
+    const from = heapView(heap, dwP) as Float32Array;
+    const to = heapView(heap, dw) as Float32Array;
+    for (let i = 0; i < K; i++) to.set(from.subarray(i * Np, i * Np + N), i * N);
+  }
+  give(l.kernel, dw);
+  if (l.bias) {
+    const sums = sumOrThrow(tf.backend(), dz, [0], l.name);
+    if (Np === N) give(l.bias, sums);
+    else {
+      keep(sums, `${l.name}'s padded bias gradient`);
+      const db = heap.makeOutput([N], 'float32');
+      (heapView(heap, db) as Float32Array).set((heapView(heap, sums) as Float32Array).subarray(0, N));
+      give(l.bias, db);
+    }
+  }
+  if (!needInput) return dz;
+  // Wᵀ [Np, K], zero rows past N, then da[B, K] = dz · Wᵀ.
+  const wt = keep(heap.makeOutput([Np, K], 'float32'), `${l.name}'s transposed weights`);
+  const da = keep(heap.makeOutput([B, K], 'float32'), `${l.name}'s input gradient`);
+  const tv = heapView(heap, wt) as Float32Array;
+  const wv = heapView(heap, l.kernel) as Float32Array;
+  tv.fill(0);
+  for (let i = 0; i < K; i++) for (let n = 0; n < N; n++) tv[n * K + i] = wv[i * N + n];
+  k.conv2d(heapOffset(heap, dz), heapOffset(heap, wt), heapOffset(heap, da), heapOffset(heap, dz), 0, 0, 1, 1, B, Np, 1, B, K, 1, 1, 1, 1, 1, 1, 0, 0);
+  return da;
 }
 
 function fail(what: string): never {

@@ -47,8 +47,9 @@
 import type { ClassAccuracy, Comparison, Estimate, Evaluation, GroupMetrics, SplitName } from '../protocol/results';
 import { groupMembers, interval, intervalOrNull, StratifiedResampler } from './bootstrap';
 import { UserError } from './errors';
-import type { BetweenGroupsMetric, ClassRateMetric, RateMetric } from './metric-table';
-import { metricDef, metricsOf, taskOf } from './metric-table';
+import { RUN_DEFAULTS } from '../protocol/defaults';
+import type { BetweenGroupsMetric, ClassRateMetric, RateMetric } from '../shared/metric-table';
+import { metricDef, metricsOf, taskOf } from '../shared/metric-table';
 
 export { interval } from './bootstrap';
 
@@ -95,7 +96,7 @@ export interface BootstrapOptions {
   seed: number;
 }
 
-export const DEFAULT_BOOTSTRAP: BootstrapOptions = { resamples: 1000, confidence: 0.95, seed: 0 };
+export const DEFAULT_BOOTSTRAP: BootstrapOptions = { resamples: RUN_DEFAULTS.bootstrap, confidence: RUN_DEFAULTS.confidence, seed: 0 };
 
 /** Groups smaller than this get a warning that their interval is wide. */
 export const SMALL_GROUP = 30;

@@ -21,6 +21,7 @@ import { UserError } from './errors';
 import { weightedCrossEntropy } from './losses';
 import { registerConv2DBackpropFilter } from './kernels/conv2d-backprop-filter';
 import { heapView, wasmInternals } from './kernels/wasm-heap';
+import { stockKernels } from './kernels/choice';
 
 const REFERENCE = 'cpu';
 const BACKEND_FIX = '--backend cpu (in VS Code, the fairPrune.backend setting "cpu")';
@@ -57,7 +58,7 @@ export function checksEveryStep(): boolean {
 function onReference<T>(fn: () => T): { value: T } | null {
   const previous = tf.getBackend();
   if (!tf.findBackend(REFERENCE)) return null;
-  registerConv2DBackpropFilter(REFERENCE); // as `--backend cpu` runs it (the stock kernel is very slow)
+  if (!stockKernels()) registerConv2DBackpropFilter(REFERENCE); // as `--backend cpu` runs it (the stock kernel is very slow)
   const cpu = tf.findBackend(REFERENCE) as unknown as { firstUse?: boolean };
   if ('firstUse' in cpu) cpu.firstUse = false;
   void tf.setBackend(REFERENCE);

@@ -31,10 +31,10 @@
  * whether the model got each sample right to `step`, and scales each sample's loss by what it returns.
  */
 import type { GroupObjectiveRecord, LossName } from '../protocol/results';
+import { GROUP_OBJECTIVES } from '../protocol/results';
 import type { Rng } from './rng';
 
-/** Losses that need the subgroups of the training rows. */
-export const GROUP_OBJECTIVES: readonly LossName[] = ['group-balanced', 'group-dro', 'ceag'];
+export { GROUP_OBJECTIVES };
 
 export function isGroupObjective(loss: LossName): boolean {
   return GROUP_OBJECTIVES.includes(loss);

@@ -5,7 +5,7 @@
  * Fields left out keep the base policy's values (the one recorded at commit, or the default).
  */
 import * as fs from 'fs';
-import type { FairnessPolicy } from './gate';
+import type { FairnessPolicy } from '../shared/gate';
 import { UserError } from './errors';
 
 export const POLICY_FILE = 'fairprune.policy.json';

@@ -14,11 +14,11 @@ import {
   metricsOf,
   pct,
   signedPts,
-} from './metric-table';
-import { mdText } from './markdown';
+} from '../shared/metric-table';
+import { mdText } from '../shared/markdown';
 
 // One formatting of percentages and point changes for the report, the side panel and the curves panel.
-export { pct, signedPts } from './metric-table';
+export { pct, signedPts } from '../shared/metric-table';
 export const withInterval = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pct(x)): string =>
   e ? `${f(e.value)} [${f(e.low)}, ${f(e.high)}]` : '–';
 export const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;

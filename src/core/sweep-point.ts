@@ -19,11 +19,9 @@ import { RUN_DEFAULTS } from '../protocol/defaults';
 import type { EvaluationInput, Predictions } from './metrics';
 import { makeLogitModel, modelSize, prunableKernels, saveModel } from './model-io';
 import type { LoadedModel } from './model-io';
-import { criterionByName, measuredSparsity, oneShot, scheduleByName, ScheduledPruning } from './pruning';
+import { measuredSparsity, normalizeSchedule, oneShot, PRUNING_METHODS, scheduleByName, ScheduledPruning } from './pruning';
 import type { StepPruning } from './pruning';
-import {
-  analyzeModel, DEFAULT_TARGET, finishStructured, measureCostAndLatency, normalizeSchedule, structuredCriterionOf, StructuredPruning,
-} from './structured';
+import { analyzeModel, DEFAULT_TARGET, finishStructured, measureCostAndLatency, StructuredPruning } from './structured';
 import type { StructuredOutcome } from './structured';
 import { Rng } from './rng';
 import { predictProbabilities, train } from './train';
@@ -135,21 +133,18 @@ export function sweepRuntime(setup: SweepSetup, loaded: LoadedModel, x: tf.Tenso
   };
 }
 
-/** Prunes, fine-tunes, measures and saves one point; frees every tensor it made. */
-export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?: AbortSignal; onProgress?: (p: TrainProgress) => void; onPhase?: (phase: 'evaluate' | 'save') => void } = {}): Promise<PointOutcome> {
+/** A point's loss as training data: the loss's targets and weights, with group reweighting or balanced batches. */
+interface PointTraining {
+  data: TrainingData;
+  /** The loss's own per-sample weights (what Taylor scores weigh by; `data.weights` may be the balanced ones). */
+  lossWeights: tf.Tensor1D;
+  groups: GroupContext;
+  reweight: ReturnType<typeof batchReweightingFor>;
+}
+
+function pointTraining(rt: SweepRuntime, loss: LossName): PointTraining {
   const { setup, loaded, x, width } = rt;
   const { req } = setup;
-  const { sparsity, loss, pointNo } = job;
-  const criterion = criterionByName(req.method);
-  const structuredCriterion = structuredCriterionOf(req.method);
-  const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
-  const schedule = scheduleSpec ? scheduleByName(scheduleSpec) : oneShot;
-  const skipLayers = new Set(setup.skipLayers);
-  const boot = { resamples: req.bootstrapResamples, confidence: 0.95, seed: req.seed };
-  const id = pointId(sparsity, loss, job.run);
-
-  const student = await makeLogitModel(loaded);
-  const kernels = prunableKernels(student);
   const groups: GroupContext = { groupIds: setup.groupIds, groupNames: setup.groupNames, trainRows: setup.trainRows };
   const t = lossTargets(loss, loaded.task, setup.labels, width, setup.teacher, { minWeight: req.minWeight, gamma: req.gamma }, groups);
   const reweight = batchReweightingFor(loss, groups, objectiveSettings(req), () =>
@@ -168,23 +163,59 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     train: setup.trainRows,
     validation: setup.validationRows,
   };
+  return { data, lossWeights: weights, groups, reweight };
+}
+
+type PointPruning = (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning;
+
+/** The point's method and schedule on `student`, pruned to the schedule's first target. */
+function pointPruning(rt: SweepRuntime, job: SweepJob, student: tfl.LayersModel, training: PointTraining): PointPruning {
+  const { setup, loaded, x } = rt;
+  const { req } = setup;
+  const method = PRUNING_METHODS[req.method]; // checked by the session
+  const schedule = req.schedule ? scheduleByName(req.schedule) : oneShot;
+  const skip = new Set(setup.skipLayers);
   // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's own loss, PW included).
-  const pruning: (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning = structuredCriterion
-    ? new StructuredPruning(student, analyzeModel(student), {
-        criterion: structuredCriterion,
-        schedule,
-        target: req.target ?? DEFAULT_TARGET,
-        finalSparsity: sparsity,
-        skip: skipLayers,
-        taylor: { x, targets: data.targets, weights, indices: setup.taylorRows, task: loaded.task },
-        allocation: setup.allocation ? new Map(setup.allocation) : undefined,
-      })
-    : new ScheduledPruning(kernels.filter((k) => !skipLayers.has(k.layer)), criterion, schedule, sparsity, new Rng(req.seed * 7919 + job.sparsityIndex));
+  const pruning: PointPruning =
+    method.kind === 'structured'
+      ? new StructuredPruning(student, analyzeModel(student), {
+          method,
+          schedule,
+          target: req.target ?? DEFAULT_TARGET,
+          finalSparsity: job.sparsity,
+          skip,
+          taylor: { x, targets: training.data.targets, weights: training.lossWeights, indices: setup.taylorRows, task: loaded.task },
+          allocation: setup.allocation ? new Map(setup.allocation) : undefined,
+        })
+      : new ScheduledPruning(
+          prunableKernels(student).filter((k) => !skip.has(k.layer)),
+          method,
+          schedule,
+          job.sparsity,
+          new Rng(req.seed * 7919 + job.sparsityIndex),
+        );
   pruning.prepare(rt.steps);
+  return pruning;
+}
+
+/** Prunes, fine-tunes, measures and saves one point; frees every tensor it made. */
+export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?: AbortSignal; onProgress?: (p: TrainProgress) => void; onPhase?: (phase: 'evaluate' | 'save') => void } = {}): Promise<PointOutcome> {
+  const { setup, loaded, x, width } = rt;
+  const { req } = setup;
+  const { sparsity, loss, pointNo } = job;
+  const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
+  const boot = { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence, seed: req.seed };
+  const id = pointId(sparsity, loss, job.run);
+
+  const student = await makeLogitModel(loaded);
+  const kernels = prunableKernels(student);
+  const training = pointTraining(rt, loss);
+  const { data, groups, reweight } = training;
+  const pruning = pointPruning(rt, job, student, training);
   const testSample = (n: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(setup.testRows.subarray(0, Math.min(n, setup.testRows.length)), 'int32')));
   let outcome: StructuredOutcome | null = null;
   try {
-    const training = await train(student, data, {
+    const trained = await train(student, data, {
       task: loaded.task,
       epochs: req.epochs,
       batchSize: req.batchSize,
@@ -204,7 +235,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     const shrunkFiles: Record<string, string | Uint8Array> = {};
     if (pruning instanceof StructuredPruning) {
       const check = testSample(256);
-      outcome = await finishStructured(student, pruning, loaded.json, check, [...skipLayers]).finally(() => check.dispose());
+      outcome = await finishStructured(student, pruning, loaded.json, check, setup.skipLayers).finally(() => check.dispose());
       if (outcome.files) {
         for (const [name, bytes] of Object.entries({ ...outcome.files, ...setup.besideModel })) shrunkFiles[`shrunk/${name}`] = bytes;
         outcome.structure.modelDir = path.join(modelDir, 'shrunk');
@@ -213,7 +244,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     await saveModel(student, path.join(setup.sessionDir, modelDir), loaded.json, { ...setup.besideModel, ...shrunkFiles });
     const { weightData: _d, ...size } = modelSize(student);
     const batch = testSample(64);
-    const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, !!structuredCriterion, !!outcome?.shrunk);
+    const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, pruning instanceof StructuredPruning, !!outcome?.shrunk);
     batch.dispose();
     const predicted = predictedClasses(prunedTest);
     const testCorrect = Uint8Array.from(predicted, (c, i) => (c === setup.evalInput.labels[i] ? 1 : 0));
@@ -222,10 +253,10 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       ...(job.run > 1 ? { run: job.run } : {}),
       targetSparsity: sparsity,
       loss,
-      method: criterion.name,
+      method: req.method,
       achievedSparsity: measuredSparsity(kernels),
       size,
-      training,
+      training: trained,
       evaluation,
       comparison,
       modelDir,
@@ -242,7 +273,7 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     pruning.dispose();
     data.targets.dispose();
     data.weights.dispose();
-    if (weights !== data.weights) weights.dispose();
+    if (training.lossWeights !== data.weights) training.lossWeights.dispose();
     student.dispose();
   }
 }

@@ -20,7 +20,7 @@ if (port) {
 
   const start = async (): Promise<SweepRuntime> => {
     const setup = workerData as SweepSetup;
-    await initBackend(setup.backend);
+    await initBackend(setup.backend, undefined, setup.req.kernels);
     const loaded = await loadModel(setup.req.modelPath);
     const x = tf.tensor(setup.x, [setup.labels.length, ...setup.sampleShape]);
     return sweepRuntime(setup, loaded, x, await makeLogitModel(loaded));

@@ -13,7 +13,7 @@
  */
 import * as path from 'path';
 import type { Evaluation, PrunedPoint, SessionResults } from '../protocol/results';
-import { betweenGroupsEstimate, groupEstimate, METRICS, overallEstimate } from './metric-table';
+import { betweenGroupsEstimate, groupEstimate, METRICS, overallEstimate } from '../shared/metric-table';
 import type { EvaluationInput, Predictions } from './metrics';
 import { predictedClasses } from './metrics';
 import { writeFileAtomic } from './atomic';

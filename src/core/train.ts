@@ -20,13 +20,16 @@ import { weightedCrossEntropy, weightedCrossEntropyOnHost, type HostReweight } f
 import type { BatchReweighting } from './objectives';
 import { probabilitiesFromLogits } from './model-io';
 import { predictedClass } from './metrics';
-import type { StepPruning } from './pruning';
+import type { StepPruning } from './pruning/masks';
 import { Rng } from './rng';
 import { throwIfCancelled } from './errors';
 import { createAdam, type TrainingOptimizer } from './kernels/adam';
-import { denseStepFor, type DenseStep } from './dense-step';
-import { convStepFor, type ConvStep } from './conv-step';
+import { DenseStep, denseStackOf, denseStepFor, multiplyAddsPerStep, type LayerLike } from './dense-step';
+import { ConvStep, convStepFor } from './conv-step';
+import { GraphStep, graphPlanOf, graphStepFor } from './graph-step';
+import { simdKernels } from './kernels/simd-kernels';
 import { wasmInternals } from './kernels/wasm-heap';
+import { fastHeap, stockKernels } from './kernels/choice';
 import { checksEveryStep, diagnosePredictions, diagnoseTrainingStep, nonFiniteTensor } from './non-finite';
 
 export interface TrainingData {
@@ -108,7 +111,7 @@ function nonFiniteStep(loss: number, grads: Record<string, tf.Tensor>): NonFinit
  * was not finite (then no optimizer step was taken).
  */
 function heapStep(
-  step: DenseStep | ConvStep,
+  step: DenseStep | ConvStep | GraphStep,
   opts: TrainOptions,
   x: tf.Tensor,
   batch: Int32Array,
@@ -250,6 +253,46 @@ class StepLosses {
   }
 }
 
+/**
+ * The heap step that fine-tunes `model` on wasm, or null for tfjs's tape. A small chain of Dense layers:
+ * forward, loss and backward as plain loops (dense-step.ts). A plain CNN (convolutions, 2×2 max pooling,
+ * dense layers): the same through the SIMD kernels (conv-step.ts). Other image models (ResNets: batch
+ * normalization, residual adds, global average pooling): graph-step.ts.
+ */
+function heapStepFor(model: tfl.LayersModel, variables: tf.Variable[], batchSize: number): DenseStep | ConvStep | GraphStep | null {
+  return denseStepFor(model, variables, batchSize) ?? convStepFor(model, variables) ?? graphStepFor(model, variables);
+}
+
+/** Which way `train` fine-tunes a model, for the session log: a heap step, or tfjs's tape and why. */
+export interface TrainingPath {
+  step: 'dense' | 'conv' | 'graph' | 'tape';
+  /** One line for a user wondering whether their model trains at the expected speed. */
+  message: string;
+}
+
+/** The path `train` takes for `model` (a logit model) on the current backend with batches of `batchSize`. */
+export function trainingPathOf(model: tfl.LayersModel, batchSize: number): TrainingPath {
+  const backend = tf.getBackend();
+  const tape = (why: string): TrainingPath => ({ step: 'tape', message: `training path: tfjs's tape on ${backend} (${why})` });
+  if (!wasmInternals(tf.backend())) return tape(`the heap training steps run on wasm; here ${backend}'s own kernels run each layer`);
+  if (stockKernels()) return tape("--kernels stock: tfjs's own kernels only, no heap training step");
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const step = heapStepFor(model, variables, batchSize);
+  if (step instanceof DenseStep) return { step: 'dense', message: 'training path: the heap step for dense layers (no tape)' };
+  if (step instanceof ConvStep) return { step: 'conv', message: 'training path: the heap step for plain CNNs (SIMD kernels, no tape)' };
+  if (step instanceof GraphStep) return { step: 'graph', message: 'training path: the heap step for image graphs such as ResNets (SIMD kernels, no tape)' };
+  const slower = 'slower than a heap step';
+  const dense = denseStackOf(model);
+  if (dense) return tape(`a dense chain of ${multiplyAddsPerStep(dense, batchSize).toLocaleString('en-US')} multiply-adds a step runs faster through XNNPACK`);
+  if (model.inputs[0]?.shape.length !== 4) {
+    const other = (model.layers as unknown as LayerLike[]).find((l) => !['InputLayer', 'Dense'].includes(l.getClassName()));
+    return tape(`${slower}: ${other ? `layer '${other.name}' (${other.getClassName()}) is not a layer the dense step runs` : 'a layer is frozen or has an activation the dense step does not run'}`);
+  }
+  if (!simdKernels(tf.backend())) return tape(`${slower}: the SIMD kernels did not load`);
+  const plan = graphPlanOf(model);
+  return tape(`${slower}: ${'unsupported' in plan ? plan.unsupported : 'its variables are not its layers\' weights'}`);
+}
+
 /** Fine-tunes `model` (a logit model) in place; returns what happened. */
 export async function train(model: tfl.LayersModel, data: TrainingData, opts: TrainOptions): Promise<TrainingSummary> {
   const rng = new Rng(opts.seed);
@@ -277,7 +320,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   // [batch, width] tensor, no ~30 loss kernels), with the targets and weights read once here. A
   // group-aware objective reweights each step from the step's per-sample losses, so it takes the host
   // loss on every backend.
-  const wasm = wasmInternals(tf.backend()) !== null;
+  const wasm = fastHeap() !== null; // wasm, unless tfjs's stock kernels only are asked for
   const host: HostLoss | null = wasm || data.reweight
     ? {
         targets: data.targets.dataSync() as Float32Array,
@@ -286,9 +329,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
       }
     : null;
 
-  // A small chain of Dense layers on wasm: forward, loss and backward as plain loops (dense-step.ts).
-  // A plain CNN (convolutions, 2×2 max pooling, dense layers) on wasm: the same, through the SIMD kernels (conv-step.ts).
-  const onHeap = wasm && opts.denseStep !== false ? denseStepFor(model, variables, opts.batchSize) ?? convStepFor(model, variables) : null;
+  const onHeap = wasm && opts.denseStep !== false ? heapStepFor(model, variables, opts.batchSize) : null;
 
   // Where a step's numbers are on the host (wasm, cpu), its loss and gradients are checked before every
   // optimizer step: the first non-finite one stops the run with what the reference backend makes of the

@@ -6,10 +6,13 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
-import type { EngineCommand, EngineMessage } from '../protocol/engine';
+import * as path from 'path';
+import type { EngineCommand, EngineEvent, EngineMessage, RunRequest } from '../protocol/engine';
 import { runSession } from '../core/session';
 import { CancelledError, UserError } from '../core/errors';
 import { cleanStaleSessionTemps } from '../core/atomic';
+import { prepareDemo } from '../core/demo/prepare';
+import { EDITOR_DEMO } from '../core/demo/plan';
 
 function send(message: EngineMessage): Promise<void> {
   return new Promise((resolve) => {
@@ -54,6 +57,17 @@ function lowerOwnSchedulingGroup(): void {
 const controller = new AbortController();
 let started = false;
 
+/** The request to run: as sent, or for "Try the Demo" once the demo's data set and dense model are in place. */
+async function prepare(command: Extract<EngineCommand, { type: 'run' }>, emit: (e: EngineEvent) => void): Promise<RunRequest> {
+  const { request, demo } = command;
+  if (!demo) return request;
+  const log = (message: string) => emit({ type: 'log', level: 'info', message });
+  const dataDir = path.dirname(request.dataPath);
+  const modelDir = path.dirname(request.modelPath);
+  const made = await prepareDemo({ dataDir, modelDir, plan: EDITOR_DEMO, backend: request.backend }, { log, signal: controller.signal });
+  return { ...request, dataPath: made.csvPath, modelPath: made.modelPath, label: made.label, groups: made.groups };
+}
+
 process.on('message', (raw: EngineCommand) => {
   if (raw.type === 'cancel') {
     controller.abort();
@@ -62,7 +76,9 @@ process.on('message', (raw: EngineCommand) => {
   if (raw.type === 'run' && !started) {
     started = true;
     cleanStaleSessionTemps(raw.request.outDir);
-    runSession(raw.request, { signal: controller.signal, emit: (event) => void send({ type: 'event', event }) })
+    const emit = (event: EngineEvent) => void send({ type: 'event', event });
+    prepare(raw, emit)
+      .then((request) => runSession(request, { signal: controller.signal, emit }))
       .then(() => 0)
       .catch(async (e) => {
         if (e instanceof CancelledError) return 0;

@@ -9,9 +9,10 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { readSession, sessionProblem } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
-import { checkPoint } from '../core/gate';
+import { checkPoint } from '../shared/gate';
 import { assertInsideWorkspace, commitPoint, defaultCommitDir } from '../core/commit';
 import { pct } from '../core/report';
+import { EXTENSION_DEFAULTS } from '../protocol/defaults';
 import { policy, policySource, settings } from './config';
 
 export async function pickPoint(sessions: StoredSession[]): Promise<{ sessionDir: string; pointId: string } | undefined> {
@@ -103,7 +104,7 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
   const confirm = 'Commit';
   const stage = settings().gitStage;
   // Asked unless switched off in user settings (a workspace cannot switch it off).
-  const ask = vscode.workspace.getConfiguration('fairPrune').inspect<boolean>('commit.confirm')?.globalValue ?? true;
+  const ask = vscode.workspace.getConfiguration('fairPrune').inspect<boolean>('commit.confirm')?.globalValue ?? EXTENSION_DEFAULTS.commitConfirm;
   const pick = !ask
     ? confirm
     : await vscode.window.showInformationMessage(

@@ -1,12 +1,12 @@
 /** The `fairPrune.*` settings, read in one place. */
 import * as vscode from 'vscode';
-import type { FairnessPolicy } from '../core/gate';
-import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../core/gate';
+import type { FairnessPolicy, JudgeOn } from '../protocol/gate';
+import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../shared/gate';
 import { readSession } from '../core/session-store';
 import { resolveOutputFolder } from '../core/output-folder';
 import type { SessionView } from '../protocol/webview';
 import type { BackendPreference, LossName, PruningMethodName } from '../protocol/results';
-import { RUN_DEFAULTS as D } from '../protocol/defaults';
+import { EXTENSION_DEFAULTS as E, RUN_DEFAULTS as D } from '../protocol/defaults';
 
 export function settings() {
   const c = vscode.workspace.getConfiguration('fairPrune');
@@ -28,7 +28,7 @@ export function settings() {
     backend: c.get<BackendPreference>('backend', D.backend),
     workers: c.get<number>('workers', D.workers),
     outputFolder: c.get<string>('outputFolder', D.out),
-    gitStage: c.get<boolean>('git.stage', false),
+    gitStage: c.get<boolean>('git.stage', E.gitStage),
   };
 }
 
@@ -38,7 +38,7 @@ export function policy(): FairnessPolicy {
     maxWorstGroupDrop: c.get<number>('maxWorstGroupDrop', DEFAULT_POLICY.maxWorstGroupDrop),
     maxGapIncrease: c.get<number>('maxGapIncrease', DEFAULT_POLICY.maxGapIncrease),
     minAccuracy: c.get<number>('minAccuracy', DEFAULT_POLICY.minAccuracy),
-    judgeOn: c.get<'interval' | 'estimate'>('judgeOn', DEFAULT_POLICY.judgeOn),
+    judgeOn: c.get<JudgeOn>('judgeOn', DEFAULT_POLICY.judgeOn),
   };
 }
 

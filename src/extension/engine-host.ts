@@ -7,7 +7,7 @@
 import { fork } from 'child_process';
 import type { ChildProcess } from 'child_process';
 import * as path from 'path';
-import type { EngineCommand, EngineEvent, EngineMessage, RunRequest } from '../protocol/engine';
+import type { DemoSetup, EngineCommand, EngineEvent, EngineMessage, RunRequest } from '../protocol/engine';
 import type { SessionStatus } from '../protocol/results';
 import { markSessionEnded } from '../core/session-store';
 
@@ -24,6 +24,8 @@ export interface EngineOptions {
   /** A module preloaded with --require (the native-backend resolver), if any. */
   preload?: string;
   env?: Record<string, string>;
+  /** "Try the Demo": the engine first writes the demo's data set and model where the request says. */
+  demo?: DemoSetup;
   onEvent: (event: EngineEvent) => void;
   onStderr?: (text: string) => void;
 }
@@ -41,7 +43,8 @@ export class EngineRun {
 
   constructor(readonly request: RunRequest, private readonly options: EngineOptions) {
     this.child = fork(options.enginePath, [], {
-      cwd: path.dirname(request.modelPath),
+      // The demo's model folder does not exist yet when the engine starts.
+      cwd: options.demo?.folder ?? path.dirname(request.modelPath),
       // A session of its own, so that on Linux it gets its own scheduling group, which the engine gives
       // the lowest weight (src/engine/main.ts). Not on Windows, where it would open a console window.
       detached: process.platform !== 'win32',
@@ -61,7 +64,7 @@ export class EngineRun {
         resolve(this.outcome(code, signal));
       });
     });
-    this.send({ type: 'run', request });
+    this.send({ type: 'run', request, demo: options.demo });
   }
 
   get pid(): number | undefined {

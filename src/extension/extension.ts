@@ -13,6 +13,7 @@ import type { Node } from './sessions-view';
 import { ReportView } from './report-view';
 import { CurvesPanel } from './curves-panel';
 import { installNativeBackend, nativeEnv } from './native';
+import { askDemoRequest } from './demo';
 
 let runner: SessionRunner | undefined;
 
@@ -30,7 +31,8 @@ function guarded<A extends unknown[]>(fn: (...args: A) => Promise<unknown> | unk
 
 export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
-  const output = vscode.window.createOutputChannel('Fair Prune');
+  // A log channel: every line carries its time and level, and the user can set how much is shown.
+  const output = vscode.window.createOutputChannel('Fair Prune', { log: true });
   const sessions = new SessionsView();
   const report = new ReportView(context.extensionUri);
   const curves = new CurvesPanel(context.extensionUri, output, () => report.currentSession ?? sessions.sessions()[0]?.dir);
@@ -89,6 +91,14 @@ export function activate(context: vscode.ExtensionContext) {
         if (!requireTrust('runs pruning sessions')) return;
         const request = await askRunRequest(context, uri instanceof vscode.Uri ? uri : undefined);
         if (request) await runner!.start(request);
+      }),
+    ),
+    vscode.commands.registerCommand(
+      'fairPrune.tryDemo',
+      guarded(async () => {
+        if (!requireTrust('runs the demo', 'it writes the demo into the workspace and trains in a separate process')) return;
+        const asked = await askDemoRequest();
+        if (asked) await runner!.start(asked.request, asked.demo);
       }),
     ),
     vscode.commands.registerCommand('fairPrune.cancel', () => {

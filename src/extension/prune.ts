@@ -8,14 +8,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 import * as vscode from 'vscode';
-import type { EngineEvent, RunRequest } from '../protocol/engine';
+import type { DemoSetup, EngineEvent, RunRequest } from '../protocol/engine';
 import type { LossName } from '../protocol/results';
 import { LOSS_LABELS, LOSS_NAMES } from '../protocol/results';
 import { readCsvHeader } from '../core/data/csv';
 import type { CsvHeader } from '../core/data/csv';
 import { parseSparsities } from '../core/options';
 import { UserError } from '../core/errors';
-import { checkPoint } from '../core/gate';
+import { checkPoint } from '../shared/gate';
 import { pct } from '../core/report';
 import { describeProgress } from '../ui/progress-text';
 import { StallWatch } from '../ui/stall-watch';
@@ -64,6 +64,12 @@ function describeColumn(header: CsvHeader, name: string): string {
     return `${entries.length} value${entries.length === 1 ? '' : 's'}: ${entries.slice(0, 6).map(([v, n]) => `${v} ${n}`).join(', ')}${entries.length > 6 ? ', …' : ''}`;
   }
   return s.images ? 'image paths' : s.numeric ? `numbers, ${s.distinct > 20 ? 'more than 20' : s.distinct} distinct` : `text, ${s.distinct > 20 ? 'more than 20' : s.distinct} distinct`;
+}
+
+/** What a session takes from the `fairPrune.*` settings (the method, training, the bootstrap, where it runs). */
+export function sessionSettings(s = settings()) {
+  const { method, epochs, batchSize, learningRate, patience, seed, seeds, minWeight, gamma, droEta, ceagTolerance, bootstrapResamples, backend, workers } = s;
+  return { method, epochs, batchSize, learningRate, patience, seed, seeds, minWeight, gamma, droEta, ceagTolerance, bootstrapResamples, backend, workers };
 }
 
 /** Asks everything a session needs; undefined when the user backs out. */
@@ -134,20 +140,7 @@ export async function askRunRequest(context: vscode.ExtensionContext, modelArg?:
     groups: groupPicks.map((g) => g.label),
     sparsities: parseSparsities(sparsityText),
     losses: lossPicks.map((l) => l.label as LossName),
-    method: s.method,
-    epochs: s.epochs,
-    batchSize: s.batchSize,
-    learningRate: s.learningRate,
-    patience: s.patience,
-    seed: s.seed,
-    seeds: s.seeds,
-    minWeight: s.minWeight,
-    gamma: s.gamma,
-    droEta: s.droEta,
-    ceagTolerance: s.ceagTolerance,
-    bootstrapResamples: s.bootstrapResamples,
-    backend: s.backend,
-    workers: s.workers,
+    ...sessionSettings(s),
     outDir: outDirFor(vscode.Uri.file(modelPath)) ?? path.join(path.dirname(modelPath), '.fairprune'),
   };
   await context.workspaceState.update(key, { dataPath, label, groups: request.groups, sparsities: request.sparsities, losses: request.losses } satisfies LastRun);
@@ -174,7 +167,7 @@ export interface RunnerHooks {
 /** Runs sessions, one per model at a time; a second request for a busy model queues or replaces. */
 export class SessionRunner implements vscode.Disposable {
   private readonly runs = new Map<string, EngineRun>();
-  private readonly queued = new Map<string, RunRequest[]>();
+  private readonly queued = new Map<string, { request: RunRequest; demo?: DemoSetup }[]>();
   private readonly status: vscode.StatusBarItem;
 
   constructor(private readonly hooks: RunnerHooks) {
@@ -187,7 +180,8 @@ export class SessionRunner implements vscode.Disposable {
     return [...this.runs.values()];
   }
 
-  async start(request: RunRequest): Promise<void> {
+  /** Starts a session; with `demo`, the engine first writes the demo's data set and model (Try the Demo). */
+  async start(request: RunRequest, demo?: DemoSetup): Promise<void> {
     const busy = this.runs.get(request.modelPath);
     if (busy) {
       const queue = 'Queue It';
@@ -199,7 +193,7 @@ export class SessionRunner implements vscode.Disposable {
         replace,
       );
       if (choice === queue) {
-        this.queued.set(request.modelPath, [...(this.queued.get(request.modelPath) ?? []), request]);
+        this.queued.set(request.modelPath, [...(this.queued.get(request.modelPath) ?? []), { request, demo }]);
         this.hooks.output.appendLine(`queued a session for ${request.modelPath}`);
         return;
       }
@@ -207,7 +201,12 @@ export class SessionRunner implements vscode.Disposable {
       busy.cancel();
       await busy.done;
     }
-    await this.run(request);
+    await this.run(request, demo);
+  }
+
+  /** `fairPrune.sessionRunning` is true while a session runs: Cancel shows (and its keybinding works) only then. */
+  private setRunningContext(): void {
+    void vscode.commands.executeCommand('setContext', 'fairPrune.sessionRunning', this.runs.size > 0);
   }
 
   cancel(modelPath?: string): boolean {
@@ -216,7 +215,7 @@ export class SessionRunner implements vscode.Disposable {
     return targets.length > 0;
   }
 
-  private async run(request: RunRequest): Promise<void> {
+  private async run(request: RunRequest, demo?: DemoSetup): Promise<void> {
     const out = this.hooks.output;
     const name = `${path.basename(path.dirname(request.modelPath))}/${path.basename(request.modelPath)}`;
     out.appendLine(`\n▶ ${new Date().toLocaleTimeString()} pruning ${request.modelPath} with ${request.dataPath} (label ${request.label}, groups ${request.groups.join(' × ')}), sparsities ${request.sparsities.join(', ')}, losses ${request.losses.join(', ')}`);
@@ -239,9 +238,12 @@ export class SessionRunner implements vscode.Disposable {
           enginePath: this.hooks.enginePath,
           preload,
           env,
+          demo,
           onStderr: (t) => out.append(t),
           onEvent: (e) => stalls.timed(`a ${e.type}${e.type === 'progress' ? ` (${e.phase})` : ''} event`, () => {
             if (e.type === 'log') out.appendLine(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
+            // Before the session starts (the demo's data set and dense model being made) its steps are the progress.
+            if (e.type === 'log' && !run.sessionDir && !e.message.startsWith(' ')) progress.report({ message: e.message });
             // Fine-tuning reports every step (hundreds a second on a small model): the notification
             // and the status bar are redrawn at most PROGRESS_UI_MS apart, so the editor is not kept busy.
             const throttled = e.type === 'progress' && e.phase === 'finetune' && Date.now() - lastUi < PROGRESS_UI_MS;
@@ -268,12 +270,14 @@ export class SessionRunner implements vscode.Disposable {
           }),
         }));
         this.runs.set(request.modelPath, run);
+        this.setRunningContext();
         token.onCancellationRequested(() => {
           out.appendLine('cancel requested');
           run.cancel();
         });
         const outcome = await run.done;
         this.runs.delete(request.modelPath);
+        this.setRunningContext();
         if (this.runs.size === 0) this.status.hide();
         out.appendLine(`■ session ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}${outcome.sessionDir ? ` (${outcome.sessionDir})` : ''}`);
         loop.disable();
@@ -291,7 +295,7 @@ export class SessionRunner implements vscode.Disposable {
       throw e;
     });
     const next = this.queued.get(request.modelPath)?.shift();
-    if (next) await this.run(next);
+    if (next) await this.run(next.request, next.demo);
   }
 
   private async announce(name: string, o: EngineOutcome): Promise<void> {

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { PrunedPoint } from '../protocol/results';
 import { listSessions, refusedSessions } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
-import { checkPoint, recommendPoint } from '../core/gate';
+import { checkPoint, recommendPoint } from '../shared/gate';
 import { pct, signedPts } from '../core/report';
 import { allOutDirs, policy } from './config';
 

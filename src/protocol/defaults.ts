@@ -3,7 +3,8 @@
  * (package.json's `contributes.configuration`, checked against this file by a test) and the engine
  * read these. Plain data, no imports, so every process and the webviews can use it.
  */
-import type { BackendPreference } from './results';
+import type { BackendPreference, KernelChoice } from './results';
+import type { FairnessPolicy } from './gate';
 
 export const RUN_DEFAULTS = {
   sparsity: '0.5,0.8,0.9',
@@ -35,6 +36,7 @@ export const RUN_DEFAULTS = {
   /** The level of every interval Fair Prune reports. */
   confidence: 0.95,
   backend: 'auto' as BackendPreference,
+  kernels: 'fairprune' as KernelChoice,
   /** Sweep points at once: 0 = one per core. */
   workers: 0,
   out: '.fairprune',
@@ -48,4 +50,15 @@ export const RUN_DEFAULTS = {
   target: 'weights' as 'weights' | 'flops',
   scope: 'layer' as 'layer' | 'global',
   sensitivityTolerance: 0.02,
+};
+
+/** The fairness gate's policy when none is set (the `fairPrune.gate.*` settings, `--policy`). */
+export const DEFAULT_POLICY: FairnessPolicy = { maxWorstGroupDrop: 0.05, maxGapIncrease: 0.03, minAccuracy: 0, judgeOn: 'interval' };
+
+/** Settings of the extension alone (package.json's `contributes.configuration`). */
+export const EXTENSION_DEFAULTS = {
+  /** Stage a committed model's files in git. */
+  gitStage: false,
+  /** Ask before committing (only the user's own setting can turn this off, never a workspace's). */
+  commitConfirm: true,
 };

@@ -3,7 +3,7 @@
  * engine that runs it (in-process for the command line, a forked child process for the editor).
  * The same event type streams to the webview panels.
  */
-import type { BackendPreference, Evaluation, LossName, PruningMethodName, PrunedPoint, PruningTarget, ScheduleSpec, SessionResults } from './results';
+import type { BackendPreference, Evaluation, KernelChoice, LossName, PruningMethodName, PrunedPoint, PruningTarget, ScheduleSpec, SessionResults } from './results';
 
 /** What the user asked for: everything `fairprune run` takes. */
 export interface RunRequest {
@@ -38,6 +38,8 @@ export interface RunRequest {
   ceagDualLearningRate?: number;
   bootstrapResamples: number;
   backend: BackendPreference;
+  /** Whose kernels run the numbers (default: FAIRPRUNE_KERNELS, else fairprune; see KernelChoice). */
+  kernels?: KernelChoice;
   /** Folder holding `sessions/` and `cache/` (default: `.fairprune` in the working folder). */
   outDir: string;
   /** When pruning happens during fine-tuning (default one-shot). */
@@ -87,8 +89,17 @@ export type EngineEvent =
   | { type: 'point'; point: PrunedPoint }
   | { type: 'finished'; status: SessionResults['status']; resultsPath: string; reportPath: string; error?: string };
 
+/**
+ * "Try the Demo": before the session, the engine writes the demo's data set and trains its dense model
+ * (src/core/demo/prepare.ts) where the request's `dataPath` and `modelPath` say, or reuses them.
+ */
+export interface DemoSetup {
+  /** The folder the user picked; the engine runs in it. */
+  folder: string;
+}
+
 /** Host → engine process. */
-export type EngineCommand = { type: 'run'; request: RunRequest } | { type: 'cancel' };
+export type EngineCommand = { type: 'run'; request: RunRequest; demo?: DemoSetup } | { type: 'cancel' };
 
 /** Engine process → host: events, plus a final error for failures before a session exists. */
 export type EngineMessage = { type: 'event'; event: EngineEvent } | { type: 'fatal'; message: string };

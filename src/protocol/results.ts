@@ -10,6 +10,8 @@ export const RESULTS_SCHEMA_VERSION = 1 as const;
 /** Which fine-tuning loss produced a pruned model (see `../shared/conformance/README.md`). */
 export type LossName = 'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only' | 'group-balanced' | 'group-dro' | 'ceag';
 export const LOSS_NAMES: readonly LossName[] = ['ce', 'kd', 'pw', 'pw-weight-only', 'pw-correction-only', 'group-balanced', 'group-dro', 'ceag'];
+/** Losses that need the subgroups of the training rows (src/core/objectives.ts). */
+export const GROUP_OBJECTIVES: readonly LossName[] = ['group-balanced', 'group-dro', 'ceag'];
 export const LOSS_LABELS: Record<LossName, string> = {
   ce: 'cross-entropy',
   kd: 'distillation from the dense model',
@@ -43,13 +45,15 @@ export interface GroupObjectiveRecord {
   }>;
 }
 
-/** How weights are chosen for removal. */
-export type PruningMethodName = 'magnitude-layer' | 'magnitude-global' | 'random' | 'l1-filter' | 'taylor-filter';
-export const PRUNING_METHODS: readonly PruningMethodName[] = ['magnitude-layer', 'magnitude-global', 'random', 'l1-filter', 'taylor-filter'];
-/** Methods that remove whole filters/units (and so can shrink the model). */
-export const STRUCTURED_METHODS: readonly PruningMethodName[] = ['l1-filter', 'taylor-filter'];
+/**
+ * How weights are chosen for removal: the names of the methods in src/core/pruning/methods.ts, which
+ * says what each one needs, how it scores and whether it shrinks the model (the engine does not
+ * compile while a name here has no entry there, or an entry has no name here).
+ */
+export const PRUNING_METHOD_NAMES = ['magnitude-layer', 'magnitude-global', 'random', 'l1-filter', 'taylor-filter'] as const;
+export type PruningMethodName = (typeof PRUNING_METHOD_NAMES)[number];
 
-/** When pruning happens during fine-tuning (see src/core/structured/schedules.ts). */
+/** When pruning happens during fine-tuning (see src/core/pruning/schedules.ts). */
 export interface ScheduleSpec {
   name: 'one-shot' | 'gradual' | 'iterative';
   /** gradual: fractions of the fine-tuning steps where sparsity starts rising and reaches the target. */
@@ -137,6 +141,8 @@ export interface SensitivityScan {
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = BackendName | 'auto';
+/** Every backend a user may ask for (`--backend`, `fairPrune.backend`); auto takes the first that works. */
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
 export type SplitName = 'train' | 'validation' | 'test';
 
@@ -154,7 +160,18 @@ export interface BackendInfo {
   /** Whether wasm SIMD / threads are in use (wasm only). */
   simd?: boolean;
   threads?: number;
+  /** Whose kernels ran the numbers (absent in sessions written before the choice existed: fairprune). */
+  kernels?: KernelChoice;
 }
+
+/**
+ * fairprune: tfjs with Fair Prune's hand-written kernels in front of its own where they apply (wasm's
+ * gradient kernels and SIMD kernels, the heap training steps for small MLPs and CNNs, the fused Adam);
+ * stock: tfjs's own kernels only, to tell a kernel bug from a model bug (`--kernels stock`,
+ * `FAIRPRUNE_KERNELS=stock`).
+ */
+export const KERNEL_CHOICES = ['fairprune', 'stock'] as const;
+export type KernelChoice = (typeof KERNEL_CHOICES)[number];
 
 /** A value with its seeded bootstrap confidence interval. */
 export interface Estimate {

@@ -3,7 +3,7 @@
  * curves panel), and what the host renders them from. A webview posts `ready` once its script runs;
  * the host sends nothing before it.
  */
-import type { GateVerdict } from '../core/gate';
+import type { GateVerdict } from './gate';
 import type { LossName, Recommendation, SessionResults } from './results';
 
 export interface SessionView {

@@ -18,7 +18,7 @@ import {
   pct,
   signedPts,
   type MetricDef,
-} from '../core/metric-table';
+} from '../shared/metric-table';
 
 export const DEFAULT_CURVES_STATE: CurvesState = { sessionDir: null, xAxis: 'sparsity', metric: 'accuracy', hiddenGroups: [], hiddenLosses: [], selected: null };
 

@@ -16,7 +16,7 @@ import {
   pct,
   signedPts,
   type MetricDef,
-} from '../core/metric-table';
+} from '../shared/metric-table';
 import { webviewCsp, webviewPage, type PageAssets } from './webview-assets';
 
 export function escapeHtml(s: string): string {

@@ -15,7 +15,7 @@ import type { SessionResults } from '../../src/protocol/results';
 import { answerDialog, e2eSkipReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
 import { assertLegible, cspViolations } from './legibility';
 import { cliSession } from '../session-fixture';
-import { DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
+import { DEFAULT_POLICY, recommendPoint } from '../../src/shared/gate';
 
 const skip = e2eSkipReason();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-curves-'));

@@ -604,7 +604,8 @@ export const PAGE_RELOAD_LINE = /page had not started after|page did not start a
 
 /** The "Fair Prune" output channel's log file(s) under logsDir, oldest first. */
 export function readFairPruneOutput(logsDir: string): string {
-  return findLogs(logsDir, /-Fair Prune\.log$/).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+  // A log output channel (`{ log: true }`) is `Fair Prune.log` in the extension's log folder; a plain one `N-Fair Prune.log`.
+  return findLogs(logsDir, /(^|-)Fair Prune\.log$/).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
 }
 
 function findLogs(logsDir: string, name: RegExp): string[] {

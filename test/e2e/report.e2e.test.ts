@@ -14,7 +14,7 @@ import type { SessionResults } from '../../src/protocol/results';
 import { answerDialog, e2eSkipReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
 import { assertLegible, cspViolations } from './legibility';
 import { cliSession } from '../session-fixture';
-import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
+import { checkPoint, DEFAULT_POLICY } from '../../src/shared/gate';
 
 const skip = e2eSkipReason();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-report-'));

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { runSession } from '../../src/core/session';
 import { readPolicyFile } from '../../src/core/policy-file';
-import { DEFAULT_POLICY } from '../../src/core/gate';
+import { DEFAULT_POLICY } from '../../src/shared/gate';
 import { repoRoot, expectUserError, tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';
 

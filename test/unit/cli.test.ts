@@ -62,6 +62,8 @@ test('train and run on the Toronto arrests data: the numbers match an independen
 
   const run = fairprune(['run', '--model', path.join(modelDir, 'model.json'), '--data', csv, '--label', 'released', '--group', 'colour', '--sparsity', '0.8', '--loss', 'ce,pw', '--epochs', '1', '--backend', 'cpu', '--seed', '3', '--out', path.join(dir, 'fp'), '--bootstrap', '200'], dir);
   assert.equal(run.code, 0, run.stderr);
+  // Which way it fine-tunes, and why not a heap step.
+  assert.match(run.stderr, /^training path: tfjs's tape on cpu \(the heap training steps run on wasm; here cpu's own kernels run each layer\)$/m);
   assert.match(run.stdout, /colour=Black/);
   assert.match(run.stdout, /At 80% sparsity, ce keeps worst-group accuracy at/);
   const resultsPath = /Results: (.*)/.exec(run.stdout)![1].trim();

@@ -10,10 +10,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/core/backend';
 import { convStackOf, convStepFor } from '../../src/core/conv-step';
 import { lossTargets, weightedCrossEntropyOnHost } from '../../src/core/losses';
-import { train, type TrainingData } from '../../src/core/train';
 import { Rng } from '../../src/core/rng';
 import { relDiff, useCpu } from '../helpers';
-import { firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff } from '../wasm-reference';
+import { ceTrainingData, firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff, trainWithAndWithoutHeapStep } from '../wasm-reference';
 
 const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 const biasInit = (seed: number) => tfl.initializers.randomNormal({ seed, stddev: 0.3 });
@@ -142,24 +141,9 @@ test('training a CNN through the conv step follows the tfjs path on wasm (same s
   // Class 1: a brighter top-left quarter.
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
   for (let i = 0; i < n; i++) if (labels[i]) for (let y = 0; y < 6; y++) for (let xx = 0; xx < 6; xx++) for (let ch = 0; ch < 3; ch++) xData[i * size + (y * 12 + xx) * 3 + ch] += 1.5;
-  const t = lossTargets('ce', 'multiclass', labels, 2, undefined, { minWeight: 1, gamma: 0 });
-  const all = Int32Array.from({ length: n }, (_, i) => i);
-  const data: TrainingData = {
-    x: tf.tensor4d(xData, [n, ...input]),
-    targets: tf.tensor2d(Float32Array.from(t.targets), [n, 2]),
-    weights: tf.tensor1d(Float32Array.from(t.weights)),
-    labels,
-    train: all.filter((i) => i % 4 !== 0),
-    validation: all.filter((i) => i % 4 === 0),
-  };
-  const weights: number[][][] = [];
-  const summaries = [];
-  for (const denseStep of [true, false]) {
-    const model = cnn({ input, convs: [{ filters: 8, pool: true }, { filters: 16, pool: true }], dense: [{ units: 8, activation: 'relu' }, { units: 2 }] });
-    summaries.push(await train(model, data, { task: 'multiclass', epochs: 6, batchSize: 16, learningRate: 0.01, patience: 0, seed: 5, denseStep }));
-    weights.push(model.getWeights().map((w) => Array.from(w.dataSync())));
-    model.dispose();
-  }
+  const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
+  const build = () => cnn({ input, convs: [{ filters: 8, pool: true }, { filters: 16, pool: true }], dense: [{ units: 8, activation: 'relu' }, { units: 2 }] });
+  const { summaries, weights } = await trainWithAndWithoutHeapStep(build, data, { task: 'multiclass', epochs: 6, batchSize: 16, learningRate: 0.01, patience: 0, seed: 5 });
   assert.ok(summaries[0].validationAccuracy! > 0.9, `learns: ${summaries[0].validationAccuracy}`);
   assert.ok(Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-4, `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`);
   // Within float rounding, as Adam amplifies it: a weight whose gradient is rounding noise around zero

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Estimate, Evaluation, LossName, PrunedPoint, SessionResults } from '../../src/protocol/results';
 import type { CurvesState, SessionView } from '../../src/protocol/webview';
-import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
+import { checkPoint, DEFAULT_POLICY, recommendPoint } from '../../src/shared/gate';
 import {
   chartTextRows,
   commitState,

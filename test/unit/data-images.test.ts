@@ -147,3 +147,15 @@ test('training on images records size, channels and pixel scale; a later run app
     isUserError(/--pixel-scale 255 differs/),
   );
 });
+
+test('resizing is bilinear with PIL’s antialiasing: shrinking by 2 weighs 3 pixels 3:3:1 or 1:3:3', async () => {
+  const { resizeBilinear } = await import('../../src/core/data/images');
+  // One row of 4 grey pixels (RGBA), shrunk to 2: PIL's triangle filter widened to ±2 pixels.
+  const src = new Uint8Array([0, 100, 200, 255].flatMap((v) => [v, v, v, 255]));
+  const out = resizeBilinear(src, 4, 1, 2, 1);
+  // (0·0.75 + 100·0.75 + 200·0.25) / 1.75 = 71.4 and (100·0.25 + 200·0.75 + 255·0.75) / 1.75 = 209.3.
+  assert.deepEqual(Array.from(out), [71, 71, 71, 255, 209, 209, 209, 255]);
+  // Enlarging interpolates between neighbours: 2 → 4 pixels gives 0, 25, 75, 100 (edges clamp).
+  const up = resizeBilinear(new Uint8Array([0, 0, 0, 0, 100, 100, 100, 100]), 2, 1, 4, 1);
+  assert.deepEqual(Array.from(up).filter((_, i) => i % 4 === 0), [0, 25, 75, 100]);
+});

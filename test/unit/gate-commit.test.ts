@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Estimate, PrunedPoint, SessionResults } from '../../src/protocol/results';
-import { checkPoint, DEFAULT_POLICY } from '../../src/core/gate';
+import { checkPoint, DEFAULT_POLICY } from '../../src/shared/gate';
 import { commitPoint, GateRefusedError, renderFairnessMarkdown } from '../../src/core/commit';
 import type { FairnessRecord } from '../../src/core/commit';
 import { runSession } from '../../src/core/session';

@@ -8,8 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Estimate, PrunedPoint, SessionResults } from '../../src/protocol/results';
-import { checkPoint, checkSession, DEFAULT_POLICY } from '../../src/core/gate';
-import type { FairnessPolicy, GateRule } from '../../src/core/gate';
+import { checkPoint, checkSession, DEFAULT_POLICY } from '../../src/shared/gate';
+import type { FairnessPolicy, GateRule } from '../../src/shared/gate';
 
 const est = (value: number, low: number, high: number): Estimate => ({ value, low, high });
 

@@ -13,7 +13,7 @@ import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, prunableKernels, saveModel } from '../../src/core/model-io';
-import { magnitudePerLayer, pruneModelKernels } from '../../src/core/pruning';
+import { PRUNING_METHODS, pruneModelKernels } from '../../src/core/pruning';
 import { Rng } from '../../src/core/rng';
 import { sha256 } from '../../src/core/atomic';
 import { UserError } from '../../src/core/errors';
@@ -78,7 +78,7 @@ test('a pruned .keras model is written back as model.keras that reads back with 
   const file = path.join(models, MNIST_KERAS);
   const before = sha256(fs.readFileSync(file));
   const m = await loadModel(file);
-  pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.8, new Rng(1));
+  pruneModelKernels(prunableKernels(m.model), PRUNING_METHODS['magnitude-layer'], 0.8, new Rng(1));
   const { x } = digits();
   const sub = tf.slice(x, [0, 0, 0, 0], [50, 28, 28, 1]);
   const pruned = Array.from((m.model.predict(sub) as tf.Tensor).dataSync());
@@ -107,7 +107,7 @@ test('Keras 2 .h5 files load: Sequential (2.2.4-tf) and a Functional "Model" Res
   const x = tf.randomUniform([4, 32, 32, 3], 0, 1, 'float32', 3);
   const dense = Array.from((m.model.predict(x) as tf.Tensor).dataSync());
   assert.ok(dense.every(Number.isFinite));
-  pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.5, new Rng(2));
+  pruneModelKernels(prunableKernels(m.model), PRUNING_METHODS['magnitude-layer'], 0.5, new Rng(2));
   const pruned = Array.from((m.model.predict(x) as tf.Tensor).dataSync());
   const out = path.join(tempDir(), 'p');
   await saveModel(m.model, out, m.json);
@@ -149,7 +149,7 @@ test('a pruned real Keras file is a fresh HDF5 file that h5py reads: the same at
     const file = path.join(models, rel);
     const before = sha256(fs.readFileSync(file));
     const m = await loadModel(file);
-    pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.5, new Rng(3));
+    pruneModelKernels(prunableKernels(m.model), PRUNING_METHODS['magnitude-layer'], 0.5, new Rng(3));
     const out = path.join(tempDir(), 'p');
     await saveModel(m.model, out, m.json);
     const written = path.join(out, m.format === 'keras-v3' ? 'model.keras' : 'model.h5');

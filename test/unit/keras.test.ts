@@ -12,7 +12,7 @@ import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, makeLogitModel, prunableKernels, saveModel, type LoadedModel } from '../../src/core/model-io';
-import { magnitudePerLayer, pruneModelKernels } from '../../src/core/pruning';
+import { PRUNING_METHODS, pruneModelKernels } from '../../src/core/pruning';
 import { Rng } from '../../src/core/rng';
 import { sha256 } from '../../src/core/atomic';
 import { UserError } from '../../src/core/errors';
@@ -332,7 +332,7 @@ function assertClose(a: number[], b: number[], tol: number, what: string): void 
 /** Prunes half of every kernel, saves, and checks what was saved. Returns the folder and the pruned predictions. */
 async function pruneAndSave(loaded: LoadedModel, x: tf.Tensor, dir: string) {
   const kernels = prunableKernels(loaded.model);
-  pruneModelKernels(kernels, magnitudePerLayer, 0.5, new Rng(5));
+  pruneModelKernels(kernels, PRUNING_METHODS['magnitude-layer'], 0.5, new Rng(5));
   for (const k of kernels) {
     const zeros = Array.from(k.variable.dataSync()).filter((v) => v === 0).length;
     assert.ok(zeros >= Math.floor(k.size / 2) - 1 && zeros < k.size, `${k.layer}: half the kernel pruned (${zeros}/${k.size})`);

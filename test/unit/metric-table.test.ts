@@ -25,7 +25,7 @@ import {
   taskOf,
   type ClassRateMetric,
   type RateMetric,
-} from '../../src/core/metric-table';
+} from '../../src/shared/metric-table';
 import type { Comparison, Estimate, Evaluation, GroupMetrics } from '../../src/protocol/results';
 
 const names = (ms: Array<{ name: string }>) => ms.map((m) => m.name);

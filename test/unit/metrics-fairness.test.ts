@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_POLICY } from '../../src/core/gate';
+import { DEFAULT_POLICY } from '../../src/shared/gate';
 import {
   compare,
   evaluate,
@@ -20,7 +20,7 @@ import {
   formatChange,
   metricsOf,
   type MetricDef,
-} from '../../src/core/metric-table';
+} from '../../src/shared/metric-table';
 import { interval, StratifiedResampler, groupMembers } from '../../src/core/bootstrap';
 import { Rng } from '../../src/core/rng';
 import type { Comparison, Estimate, Evaluation, PrunedPoint, SessionResults, Task } from '../../src/protocol/results';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { magnitudeGlobal, magnitudePerLayer, randomPruning, pruneModelKernels, measuredSparsity, criterionByName, MaskSet } from '../../src/core/pruning';
+import { PRUNING_METHODS, pruneModelKernels, measuredSparsity, pruningMethod, MaskSet } from '../../src/core/pruning';
 import { parseSparsities } from '../../src/core/options';
 import type { KernelValues } from '../../src/core/pruning';
 import { prunableKernels, type PrunableKernel } from '../../src/core/model-io';
@@ -16,28 +16,28 @@ function fakeKernels(values: number[][]): KernelValues[] {
 }
 
 test('magnitude per layer removes exactly the smallest |w| of each layer', () => {
-  const masks = magnitudePerLayer.masks(fakeKernels([[0.5, -0.1, 2, -3], [1, 1, -0.2, 0.3]]), 0.5, new Rng(1));
+  const masks = PRUNING_METHODS['magnitude-layer'].masks(fakeKernels([[0.5, -0.1, 2, -3], [1, 1, -0.2, 0.3]]), 0.5, new Rng(1));
   assert.deepEqual(Array.from(masks[0]), [0, 0, 1, 1]);
   assert.deepEqual(Array.from(masks[1]), [1, 1, 0, 0]);
 });
 
 test('magnitude per layer: ties are broken by position, so the count is exact', () => {
-  const masks = magnitudePerLayer.masks(fakeKernels([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]), 0.3, new Rng(1));
+  const masks = PRUNING_METHODS['magnitude-layer'].masks(fakeKernels([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]), 0.3, new Rng(1));
   assert.equal(masks[0].filter((m) => m === 0).length, 3);
   assert.deepEqual(Array.from(masks[0].subarray(0, 3)), [0, 0, 0]);
 });
 
 test('global magnitude pools every layer: a layer of small weights loses most', () => {
-  const masks = magnitudeGlobal.masks(fakeKernels([[0.01, 0.02, 0.03, 0.04], [1, 2, 3, 4]]), 0.5, new Rng(1));
+  const masks = PRUNING_METHODS['magnitude-global'].masks(fakeKernels([[0.01, 0.02, 0.03, 0.04], [1, 2, 3, 4]]), 0.5, new Rng(1));
   assert.deepEqual(Array.from(masks[0]), [0, 0, 0, 0]);
   assert.deepEqual(Array.from(masks[1]), [1, 1, 1, 1]);
 });
 
 test('random pruning: same count per layer as magnitude, reproducible by seed, different across seeds', () => {
   const k = fakeKernels([Array.from({ length: 100 }, (_, i) => i + 1)]);
-  const a = randomPruning.masks(k, 0.8, new Rng(5))[0];
-  const b = randomPruning.masks(k, 0.8, new Rng(5))[0];
-  const c = randomPruning.masks(k, 0.8, new Rng(6))[0];
+  const a = PRUNING_METHODS.random.masks(k, 0.8, new Rng(5))[0];
+  const b = PRUNING_METHODS.random.masks(k, 0.8, new Rng(5))[0];
+  const c = PRUNING_METHODS.random.masks(k, 0.8, new Rng(6))[0];
   assert.equal(a.filter((m) => m === 0).length, 80);
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
@@ -52,7 +52,7 @@ test('a pruned model really holds zeros where its mask says so, and only there',
   assert.deepEqual(kernels.map((k) => k.layer), model.layers.map((l) => l.name));
   assert.deepEqual(kernels.map((k) => k.size), [48, 24]);
   const before = kernels.map((k) => Float32Array.from(k.variable.dataSync()));
-  const masks = pruneModelKernels(kernels, magnitudePerLayer, 0.75, new Rng(1));
+  const masks = pruneModelKernels(kernels, PRUNING_METHODS['magnitude-layer'], 0.75, new Rng(1));
   assert.ok(Math.abs(measuredSparsity(kernels) - 0.75) < 1e-9);
   kernels.forEach((k, i) => {
     const after = k.variable.dataSync();
@@ -73,15 +73,15 @@ test('sparsity and method options: fractions, percents, sorting, clear errors', 
   for (const bad of ['0', '1', '1.5', 'abc', '-0.2']) {
     assert.throws(() => parseSparsities(bad), (e: unknown) => e instanceof UserError && /--sparsity/.test(e.message));
   }
-  assert.equal(criterionByName('random').name, 'random');
-  assert.throws(() => criterionByName('taylor'), (e: unknown) => e instanceof UserError && /magnitude-layer/.test(e.message));
+  assert.equal(pruningMethod('random').name, 'random');
+  assert.throws(() => pruningMethod('taylor'), (e: unknown) => e instanceof UserError && /magnitude-layer/.test(e.message));
 });
 
 test('tensors are freed: pruning leaves no tensors behind', async () => {
   await useCpu();
   const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 4 })] });
   const n0 = tf.memory().numTensors;
-  const masks = pruneModelKernels(prunableKernels(model), magnitudeGlobal, 0.5, new Rng(1));
+  const masks = pruneModelKernels(prunableKernels(model), PRUNING_METHODS['magnitude-global'], 0.5, new Rng(1));
   masks.apply();
   masks.dispose();
   assert.equal(tf.memory().numTensors, n0);

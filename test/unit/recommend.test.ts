@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Estimate, LossName, PrunedPoint, SessionResults } from '../../src/protocol/results';
-import { DEFAULT_POLICY, recommendPoint } from '../../src/core/gate';
-import type { FairnessPolicy } from '../../src/core/gate';
+import { DEFAULT_POLICY, recommendPoint } from '../../src/shared/gate';
+import type { FairnessPolicy } from '../../src/shared/gate';
 import { renderReport } from '../../src/core/report';
 
 const exact = (v: number): Estimate => ({ value: v, low: v, high: v });

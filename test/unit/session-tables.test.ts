@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { runSession } from '../../src/core/session';
-import { METRICS } from '../../src/core/metric-table';
+import { METRICS } from '../../src/shared/metric-table';
 import { csvField } from '../../src/core/tables';
 import { tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';

@@ -1,5 +1,5 @@
 /**
- * Schedules (gradual polynomial decay, iterative) and every structured criterion × schedule driven
+ * Schedules (gradual polynomial decay, iterative) and every structured method × schedule driven
  * through the real training loop on small conv and dense models: the target is reached, removed
  * channels stay exactly zero, removal only grows, and the shrunk model predicts what the masked one
  * does.
@@ -9,9 +9,10 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { useCpu } from '../helpers';
-import { gradualSchedule, iterativeSchedule, normalizeSchedule } from '../../src/core/structured/schedules';
 import { analyzeModel, maxOutputDifference, shrinkModel, StructuredPruning } from '../../src/core/structured';
-import { oneShot, scheduleByName, ScheduledPruning, magnitudePerLayer, measuredSparsity } from '../../src/core/pruning';
+import { gradualSchedule, iterativeSchedule, normalizeSchedule } from '../../src/core/pruning/schedules';
+import { oneShot, scheduleByName, ScheduledPruning, PRUNING_METHODS, measuredSparsity } from '../../src/core/pruning';
+import type { StructuredMethod } from '../../src/core/pruning';
 import { prunableKernels } from '../../src/core/model-io';
 import { train } from '../../src/core/train';
 import type { TrainingData } from '../../src/core/train';
@@ -108,9 +109,11 @@ const schedules = {
 };
 
 for (const [modelName, spec] of Object.entries(models)) {
-  for (const criterion of ['l1', 'taylor'] as const) {
+  // Every structured method of the table, so a new one is driven through every schedule too.
+  const structured = Object.values(PRUNING_METHODS).filter((m): m is StructuredMethod => m.kind === 'structured');
+  for (const method of structured) {
     for (const [scheduleName, schedule] of Object.entries(schedules)) {
-      test(`${modelName} model, ${criterion} × ${scheduleName}: target reached, pruned channels stay zero, shrunk = masked`, async () => {
+      test(`${modelName} model, ${method.name} × ${scheduleName}: target reached, pruned channels stay zero, shrunk = masked`, async () => {
         await useCpu();
         const model = spec.make();
         seeded(model, 21);
@@ -118,7 +121,7 @@ for (const [modelName, spec] of Object.entries(models)) {
         const graph = analyzeModel(model);
         const target = { metric: modelName === 'conv' ? ('flops' as const) : ('weights' as const), scope: 'layer' as const };
         const pruning = new StructuredPruning(model, graph, {
-          criterion,
+          method,
           schedule: schedule(),
           target,
           finalSparsity: 0.4,
@@ -175,7 +178,7 @@ test('gradual schedule drives unstructured pruning too: sparsity rises over the 
   seeded(model, 31);
   const data = makeData([48, 6], 3, 32);
   const kernels = prunableKernels(model);
-  const pruning = new ScheduledPruning(kernels, magnitudePerLayer, gradualSchedule({ begin: 0, end: 0.5, frequency: 1, power: 3 }), 0.6, new Rng(1));
+  const pruning = new ScheduledPruning(kernels, PRUNING_METHODS['magnitude-layer'], gradualSchedule({ begin: 0, end: 0.5, frequency: 1, power: 3 }), 0.6, new Rng(1));
   const seen: number[] = [];
   const steps = 12;
   pruning.prepare(steps);

@@ -6,7 +6,7 @@ import { train, predictProbabilities, evaluateLoss } from '../../src/core/train'
 import type { TrainingData } from '../../src/core/train';
 import { lossTargets } from '../../src/core/losses';
 import { prunableKernels } from '../../src/core/model-io';
-import { magnitudePerLayer, pruneModelKernels, measuredSparsity, ScheduledPruning } from '../../src/core/pruning';
+import { PRUNING_METHODS, pruneModelKernels, measuredSparsity, ScheduledPruning } from '../../src/core/pruning';
 import { CancelledError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
 import { useCpu } from '../helpers';
@@ -118,7 +118,7 @@ test('pruned weights stay exactly zero through fine-tuning (masks held after eve
   await useCpu();
   const { data, model, dispose } = setup();
   const kernels = prunableKernels(model);
-  const masks = pruneModelKernels(kernels, magnitudePerLayer, 0.6, new Rng(1));
+  const masks = pruneModelKernels(kernels, PRUNING_METHODS['magnitude-layer'], 0.6, new Rng(1));
   const zerosBefore = kernels.map((k) => Array.from(k.variable.dataSync()).map((v) => v === 0));
   await train(model, data, { ...opts, epochs: 3, pruning: masks });
   kernels.forEach((k, i) => {
@@ -133,7 +133,7 @@ test('pruned weights stay exactly zero through fine-tuning (masks held after eve
 test('tensor count stays flat over a long run', async () => {
   await useCpu();
   const { data, model, dispose } = setup(300);
-  const masks = pruneModelKernels(prunableKernels(model), magnitudePerLayer, 0.5, new Rng(1));
+  const masks = pruneModelKernels(prunableKernels(model), PRUNING_METHODS['magnitude-layer'], 0.5, new Rng(1));
   await train(model, data, { ...opts, epochs: 1, pruning: masks, patience: 1 });
   const after1 = tf.memory().numTensors;
   await train(model, data, { ...opts, epochs: 12, pruning: masks, patience: 50 });
@@ -216,7 +216,7 @@ test('a gradual schedule plugs into the loop unchanged: masks follow the schedul
     sparsityAt: (step: number, _total: number, final: number) => Math.min(final, 0.2 * (1 + Math.floor(step / 5))),
     updatesAt: (step: number) => step % 5 === 0,
   };
-  const pruning = new ScheduledPruning(kernels, magnitudePerLayer, stepwise, 0.8, new Rng(1));
+  const pruning = new ScheduledPruning(kernels, PRUNING_METHODS['magnitude-layer'], stepwise, 0.8, new Rng(1));
   pruning.prepare(0);
   seen.push([0, measuredSparsity(kernels)]);
   const steps = Math.ceil(data.train.length / 32) * 2; // 16 steps
@@ -266,7 +266,7 @@ test('on wasm (heap Adam, host loss, heap kernels): the loop learns, is reproduc
 
   const p = setup(300);
   const kernels = prunableKernels(p.model);
-  const masks = pruneModelKernels(kernels, magnitudePerLayer, 0.6, new Rng(1));
+  const masks = pruneModelKernels(kernels, PRUNING_METHODS['magnitude-layer'], 0.6, new Rng(1));
   const zerosBefore = kernels.map((k) => Array.from(k.variable.dataSync()).map((v) => v === 0));
   await train(p.model, p.data, { ...opts, epochs: 1, pruning: masks, patience: 1 });
   const after1 = tf.memory().numTensors;

@@ -12,7 +12,7 @@ import { sha256 } from '../../src/core/atomic';
 import * as zlib from 'zlib';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, prunableKernels, saveModel, topologyOf } from '../../src/core/model-io';
-import { magnitudePerLayer, pruneModelKernels } from '../../src/core/pruning';
+import { PRUNING_METHODS, pruneModelKernels } from '../../src/core/pruning';
 import { Rng } from '../../src/core/rng';
 import { h5wasm } from '../../src/core/keras/h5';
 import { maxParameters } from '../../src/core/model-limits';
@@ -122,7 +122,7 @@ test('.h5: the pruned model is written as a fresh file: bytes left in the user f
   assert.ok(fs.readFileSync(file).includes(marker), 'the deleted attribute still lies in the user file (the fixture is what it says)');
   const before = snapshot([file]);
   const m = await loadModel(file);
-  pruneModelKernels(prunableKernels(m.model), magnitudePerLayer, 0.5, new Rng(1));
+  pruneModelKernels(prunableKernels(m.model), PRUNING_METHODS['magnitude-layer'], 0.5, new Rng(1));
   await saveModel(m.model, path.join(dir, 'pruned'), m.json);
   const written = fs.readFileSync(path.join(dir, 'pruned', 'model.h5'));
   assert.ok(!written.includes(marker), 'nothing of the user file\'s free space is in the pruned file');

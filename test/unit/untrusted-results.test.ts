@@ -14,7 +14,7 @@ import { readSession, refusedSessions, sessionProblem } from '../../src/core/ses
 import { resultsProblem } from '../../src/core/results-check';
 import { commitPoint } from '../../src/core/commit';
 import { renderReport } from '../../src/core/report';
-import { mdCode, mdText } from '../../src/core/markdown';
+import { mdCode, mdText } from '../../src/shared/markdown';
 import { sha256 } from '../../src/core/atomic';
 import { expectUserError, repoRoot, tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';

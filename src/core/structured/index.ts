@@ -3,10 +3,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { CostRecord, LatencyRecord, ModelSize, PruningMethodName, PruningTarget, StructureRecord } from '../../protocol/results';
+import type { CostRecord, LatencyRecord, ModelSize, PruningTarget, StructureRecord } from '../../protocol/results';
+import { RUN_DEFAULTS } from '../../protocol/defaults';
 import { UserError } from '../errors';
 import { modelSize } from '../model-io';
-import type { StructuredCriterionName } from './criteria';
 import { countCost } from './flops';
 import { compareLatency } from './latency';
 import type { StructuredPruning } from './pruner';
@@ -16,19 +16,14 @@ import { resolveSkipLayers } from './graph';
 export * from './graph';
 export * from './flops';
 export * from './criteria';
-export * from './schedules';
 export * from './pruner';
 export * from './shrink';
 export * from './latency';
 export * from './sensitivity';
 
-export const DEFAULT_TARGET: PruningTarget = { metric: 'weights', scope: 'layer' };
+export const DEFAULT_TARGET: PruningTarget = { metric: RUN_DEFAULTS.target, scope: RUN_DEFAULTS.scope };
 /** Structured methods leave the first and last prunable layers alone unless told otherwise. */
 export const DEFAULT_STRUCTURED_SKIP = ['first', 'last'];
-
-export function structuredCriterionOf(method: PruningMethodName): StructuredCriterionName | null {
-  return method === 'l1-filter' ? 'l1' : method === 'taylor-filter' ? 'taylor' : null;
-}
 
 /** Resolves `first`/`last`/names against the model's prunable layers; a name it lacks is a UserError. */
 export function skipSet(spec: string[], prunableLayers: string[], modelPath: string): Set<string> {

@@ -17,11 +17,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { PruningTarget } from '../../protocol/results';
-import type { PruningSchedule, StepPruning } from '../pruning';
+import type { PruningSchedule } from '../pruning/schedules';
+import type { StepPruning } from '../pruning/masks';
+import type { StructuredMethod } from '../pruning/methods';
 import type { ChannelGroup, ModelGraph } from './graph';
 import { countCost } from './flops';
-import { l1Scores, taylorScores } from './criteria';
-import type { StructuredCriterionName, TaylorData } from './criteria';
+import type { TaylorData } from './criteria';
 
 export interface Selection {
   /** producer → removed channel indices (ascending). */
@@ -164,19 +165,20 @@ export function buildMasks(model: tfl.LayersModel, groups: ChannelGroup[], remov
 }
 
 export interface StructuredPruningOptions {
-  criterion: StructuredCriterionName;
+  /** The structured method of the table (src/core/pruning/methods.ts) that scores the channels. */
+  method: StructuredMethod;
   schedule: PruningSchedule;
   target: PruningTarget;
   finalSparsity: number;
   /** Producer layers left alone. */
   skip: Set<string>;
-  /** Needed by the Taylor criterion. */
+  /** Training rows and the loss's targets, for a method that needs them (Taylor). */
   taylor?: TaylorData;
   /** Per-layer allocation (layer scope): relative share of the uniform fraction. */
   allocation?: Map<string, number>;
 }
 
-/** A structured criterion driven by a schedule, as the training loop's `StepPruning`. */
+/** A structured method driven by a schedule, as the training loop's `StepPruning`. */
 export class StructuredPruning implements StepPruning {
   readonly graph: ModelGraph;
   readonly groups: ChannelGroup[];
@@ -195,7 +197,7 @@ export class StructuredPruning implements StepPruning {
   ) {
     this.graph = graph;
     this.groups = graph.groups.filter((g) => !opts.skip.has(g.producer));
-    if (opts.criterion === 'taylor' && !opts.taylor) throw new Error('the Taylor criterion needs training data');
+    if (opts.method.needs.includes('training rows') && !opts.taylor) throw new Error(`${opts.method.name} needs training rows`);
   }
 
   prepare(totalSteps: number): void {
@@ -203,7 +205,7 @@ export class StructuredPruning implements StepPruning {
   }
 
   scores(): Float64Array[] {
-    return this.opts.criterion === 'taylor' ? taylorScores(this.model, this.groups, this.opts.taylor!) : l1Scores(this.model, this.groups);
+    return this.opts.method.channelScores(this.model, this.groups, this.opts.taylor);
   }
 
   beforeStep(step: number, totalSteps: number): void {

@@ -805,3 +805,132 @@ void adam_update(const float* g, const float* w, float* out, float* m, float* v,
     out[i] = (mHat / (__builtin_sqrtf(vHat) + eps)) * negLr + w[i];
   }
 }
+
+// ---- The heap training step of graphs (graph-step.ts): batch normalization in training mode, residual
+// adds, global average pooling. x is [rows, C] (every position of the batch a row), C a multiple of 4.
+
+// Two f64x2 (channels 0–1 and 2–3) rounded to one f32x4.
+static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
+  return wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+// The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, summed in float64,
+// the variance from a second pass over the deviations. Four channels at a time, as two f64x2 sums.
+EXPORT("bn_moments")
+void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
+  const v128_t n = wasm_f64x2_splat((double)rows);
+  for (int c = 0; c < C; c += 4) {
+    v128_t lo = wasm_f64x2_splat(0.0), hi = wasm_f64x2_splat(0.0);
+    const float* p = x + c;
+    for (int r = 0; r < rows; r++, p += C) {
+      const v128_t v = wasm_v128_load(p);
+      lo = wasm_f64x2_add(lo, wasm_f64x2_promote_low_f32x4(v));
+      hi = wasm_f64x2_add(hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)));
+    }
+    const v128_t mlo = wasm_f64x2_div(lo, n), mhi = wasm_f64x2_div(hi, n);
+    v128_t slo = wasm_f64x2_splat(0.0), shi = wasm_f64x2_splat(0.0);
+    p = x + c;
+    for (int r = 0; r < rows; r++, p += C) {
+      const v128_t v = wasm_v128_load(p);
+      const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(v), mlo);
+      const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)), mhi);
+      slo = wasm_f64x2_add(slo, wasm_f64x2_mul(dlo, dlo));
+      shi = wasm_f64x2_add(shi, wasm_f64x2_mul(dhi, dhi));
+    }
+    wasm_v128_store(mean + c, wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(mlo), wasm_f32x4_demote_f64x2_zero(mhi), 0, 1, 4, 5));
+    const v128_t vlo = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(slo, n));
+    const v128_t vhi = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(shi, n));
+    wasm_v128_store(var + c, wasm_i32x4_shuffle(vlo, vhi, 0, 1, 4, 5));
+  }
+}
+
+// y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1: batch
+// normalization in training mode, with the batch's own moments, and the activation after it in the same pass.
+EXPORT("bn_forward")
+void bn_forward(const float* x, const float* mean, const float* scale, const float* beta, float* y, int rows, int C, int act) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = 0; r < rows; r++, x += C, y += C) {
+    for (int c = 0; c < C; c += 4) {
+      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), wasm_v128_load(mean + c)), wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
+      if (act) v = wasm_f32x4_pmax(zero, v);
+      wasm_v128_store(y + c, v);
+    }
+  }
+}
+
+// The gradients of bn_forward (with the batch's moments, whose own gradients are folded in). With act 1 the
+// relu's gradient comes first: dy passes only where the output y is positive. Per channel, with
+// d the gradient reaching the normalization and x̂ = (x − mean)·inv:
+//   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
+// the sums in float64. Two passes over the rows, four channels at a time.
+EXPORT("bn_backward")
+void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
+                 float* dgamma, float* dbeta, int rows, int C, int act) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const double n = (double)rows;
+  for (int c = 0; c < C; c += 4) {
+    const v128_t m = wasm_v128_load(mean + c);
+    v128_t s1lo = wasm_f64x2_splat(0.0), s1hi = s1lo, s2lo = s1lo, s2hi = s1lo;
+    for (int r = 0; r < rows; r++) {
+      const int o = r * C + c;
+      v128_t d = wasm_v128_load(dy + o);
+      if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
+      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
+      const v128_t dlo = wasm_f64x2_promote_low_f32x4(d), dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));
+      s1lo = wasm_f64x2_add(s1lo, dlo);
+      s1hi = wasm_f64x2_add(s1hi, dhi);
+      s2lo = wasm_f64x2_add(s2lo, wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));
+      s2hi = wasm_f64x2_add(s2hi, wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1))));
+    }
+    // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
+    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
+    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4), ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
+    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
+    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
+    const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
+    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
+    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
+    const v128_t K1 = join_f64x2(gilo, gihi);
+    const v128_t K2 = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN), wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN));
+    const v128_t K3 = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo), minusInvN),
+                                 wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi), minusInvN));
+    for (int r = 0; r < rows; r++) {
+      const int o = r * C + c;
+      v128_t d = wasm_v128_load(dy + o);
+      if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
+      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
+      wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1, d), K2), wasm_f32x4_mul(K3, xm)));
+    }
+  }
+}
+
+// out = a + b over n floats (n a multiple of 4), then relu where act is 1: a residual add and the activation
+// after it in one pass; also the sum of two gradients that reach one tensor.
+EXPORT("add_act")
+void add_act(const float* a, const float* b, float* out, int n, int act) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int i = 0; i < n; i += 4) {
+    v128_t v = wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i));
+    if (act) v = wasm_f32x4_pmax(zero, v);
+    wasm_v128_store(out + i, v);
+  }
+}
+
+// Global average pooling of x [B, P, C] (P positions) to out [B, C], and its gradient (dx = dy / P at
+// every position): `grad` 0 forward, 1 backward (then x is dx, out is dy).
+EXPORT("global_avg_pool")
+void global_avg_pool(float* x, float* out, int B, int P, int C, int grad) {
+  const v128_t k = wasm_f32x4_splat(1.0f / (float)P);
+  for (int b = 0; b < B; b++, x += P * C, out += C) {
+    for (int c = 0; c < C; c += 4) {
+      if (grad) {
+        const v128_t g = wasm_f32x4_mul(wasm_v128_load(out + c), k);
+        for (int p = 0; p < P; p++) wasm_v128_store(x + p * C + c, g);
+      } else {
+        v128_t s = wasm_f32x4_splat(0.0f);
+        for (int p = 0; p < P; p++) s = wasm_f32x4_add(s, wasm_v128_load(x + p * C + c));
+        wasm_v128_store(out + c, wasm_f32x4_mul(s, k));
+      }
+    }
+  }
+}

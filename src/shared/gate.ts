@@ -5,41 +5,11 @@
  * model passes only when the data can't plausibly show a larger harm than the policy allows.
  */
 import type { PrunedPoint, Recommendation, SessionResults } from '../protocol/results';
-import { isGroupObjective } from './objectives';
+import { GROUP_OBJECTIVES } from '../protocol/results';
+import type { FairnessPolicy, GateRule, GateVerdict } from '../protocol/gate';
 
-export interface FairnessPolicy {
-  /** Largest allowed drop of worst-group accuracy against the dense model (0.05 = 5 points). */
-  maxWorstGroupDrop: number;
-  /** Largest allowed increase of the largest accuracy gap between groups. */
-  maxGapIncrease: number;
-  /** Smallest allowed overall accuracy of the pruned model. */
-  minAccuracy: number;
-  judgeOn: 'interval' | 'estimate';
-}
-
-export const DEFAULT_POLICY: FairnessPolicy = { maxWorstGroupDrop: 0.05, maxGapIncrease: 0.03, minAccuracy: 0, judgeOn: 'interval' };
-
-export interface GateRule {
-  id: 'worst-group-drop' | 'gap-increase' | 'min-accuracy';
-  /** What the rule says, for a person. */
-  description: string;
-  limit: number;
-  /** The value judged (the interval's pessimistic end, or the estimate). */
-  observed: number;
-  /** The point estimate, always reported. */
-  estimate: number;
-  passed: boolean;
-  /** Why it failed and by how much, or that it passed. */
-  message: string;
-}
-
-export interface GateVerdict {
-  passed: boolean;
-  policy: FairnessPolicy;
-  rules: GateRule[];
-  /** One line: "passes" or which rules failed by how much. */
-  summary: string;
-}
+export type { FairnessPolicy, GateRule, GateVerdict } from '../protocol/gate';
+export { DEFAULT_POLICY } from '../protocol/defaults';
 
 const pts = (x: number) => `${(x * 100).toFixed(1)} pts`;
 const pc = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -150,6 +120,6 @@ export function recommendPoint(results: SessionResults, policy: FairnessPolicy):
     failedRule: rule.id,
     failedAt: lowest,
     sentence: `No point passes the fairness gate. Already at ${pc(lowest)} sparsity (the lowest tried), the best point (${first.point.id}) fails: ${rule.message}. `
-      + `Try lower sparsities, more fine-tuning epochs${results.points.some((p) => isGroupObjective(p.loss)) ? '' : ' or a group-aware loss (group-balanced, group-dro, ceag)'}.`,
+      + `Try lower sparsities, more fine-tuning epochs${results.points.some((p) => GROUP_OBJECTIVES.includes(p.loss)) ? '' : ` or a group-aware loss (${GROUP_OBJECTIVES.join(', ')})`}.`,
   };
 }

@@ -1,8 +1,8 @@
 /**
- * When to prune during fine-tuning. Each is a `PruningSchedule` (src/core/pruning.ts), so it drives
- * unstructured and structured criteria alike without touching the training loop.
+ * When to prune during fine-tuning. Each is a `PruningSchedule`, so it drives unstructured and
+ * structured methods alike without touching the training loop. Defaults: src/protocol/defaults.ts.
  *
- *  - one-shot: everything before the first step (src/core/pruning.ts `oneShot`).
+ *  - one-shot: everything before the first step.
  *  - gradual (Zhu & Gupta 2017): sparsity rises from `initial` to the target with polynomial decay,
  *    s_t = s_f + (s_i − s_f)·(1 − (t − t_b)/(t_e − t_b))^power, recomputed every `frequency` steps
  *    between `begin` and `end` (fractions of the fine-tuning steps), held at the target after `end`.
@@ -11,8 +11,23 @@
  *    target, every round removes the same number of filters from each layer).
  */
 import type { ScheduleSpec } from '../../protocol/results';
-import type { PruningSchedule } from '../pruning';
+import { RUN_DEFAULTS as D } from '../../protocol/defaults';
 import { UserError } from '../errors';
+
+export interface PruningSchedule {
+  readonly name: string;
+  /** Target sparsity at optimizer step `step` of `totalSteps` (0 = before training). */
+  sparsityAt(step: number, totalSteps: number, finalSparsity: number): number;
+  /** Whether masks are recomputed before this step. */
+  updatesAt(step: number, totalSteps: number): boolean;
+}
+
+/** Prune once before fine-tuning and hold the masks. */
+export const oneShot: PruningSchedule = {
+  name: 'one-shot',
+  sparsityAt: (_step, _total, finalSparsity) => finalSparsity,
+  updatesAt: (step) => step === 0,
+};
 
 export interface GradualParams {
   /** Fraction of the fine-tuning steps at which pruning starts (0–1). */
@@ -78,7 +93,6 @@ export function iterativeSchedule(p: IterativeParams): PruningSchedule {
   };
 }
 
-export const ONE_SHOT_SPEC: ScheduleSpec = { name: 'one-shot' };
 export const SCHEDULE_NAMES = ['one-shot', 'gradual', 'iterative'] as const;
 
 /** Fills a user's schedule choice with its defaults and checks it; throws a UserError naming the option. */
@@ -88,17 +102,23 @@ export function normalizeSchedule(spec: Partial<Omit<ScheduleSpec, 'name'>> & { 
     case 'one-shot':
       return { name: 'one-shot' };
     case 'gradual': {
-      const s: ScheduleSpec = { name: 'gradual', begin: spec.begin ?? 0, end: spec.end ?? 0.5, frequency: spec.frequency ?? 10, power: spec.power ?? 3 };
-      if (!(s.begin! >= 0 && s.begin! < 1)) throw bad('--schedule-begin', `'${s.begin}' is not a fraction of the fine-tuning steps in [0, 1).`, 'e.g. --schedule-begin 0');
-      if (!(s.end! > s.begin! && s.end! <= 1)) throw bad('--schedule-end', `'${s.end}' must be after --schedule-begin (${s.begin}) and at most 1.`, 'e.g. --schedule-end 0.5');
-      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1)) throw bad('--schedule-every', `'${s.frequency}' is not a whole number of steps ≥ 1.`, 'e.g. --schedule-every 10');
-      if (!(s.power! > 0)) throw bad('--schedule-power', `'${s.power}' is not a positive exponent.`, 'e.g. --schedule-power 3');
+      const s: ScheduleSpec = {
+        name: 'gradual',
+        begin: spec.begin ?? D.scheduleBegin,
+        end: spec.end ?? D.scheduleEnd,
+        frequency: spec.frequency ?? D.scheduleEvery,
+        power: spec.power ?? D.schedulePower,
+      };
+      if (!(s.begin! >= 0 && s.begin! < 1)) throw bad('--schedule-begin', `'${s.begin}' is not a fraction of the fine-tuning steps in [0, 1).`, `e.g. --schedule-begin ${D.scheduleBegin}`);
+      if (!(s.end! > s.begin! && s.end! <= 1)) throw bad('--schedule-end', `'${s.end}' must be after --schedule-begin (${s.begin}) and at most 1.`, `e.g. --schedule-end ${D.scheduleEnd}`);
+      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1)) throw bad('--schedule-every', `'${s.frequency}' is not a whole number of steps ≥ 1.`, `e.g. --schedule-every ${D.scheduleEvery}`);
+      if (!(s.power! > 0)) throw bad('--schedule-power', `'${s.power}' is not a positive exponent.`, `e.g. --schedule-power ${D.schedulePower}`);
       return s;
     }
     case 'iterative': {
-      const s: ScheduleSpec = { name: 'iterative', frequency: spec.frequency ?? 20, rounds: spec.rounds ?? 4 };
-      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1)) throw bad('--schedule-every', `'${s.frequency}' is not a whole number of steps ≥ 1.`, 'e.g. --schedule-every 20');
-      if (!(Number.isInteger(s.rounds) && s.rounds! >= 1)) throw bad('--schedule-rounds', `'${s.rounds}' is not a whole number of rounds ≥ 1.`, 'e.g. --schedule-rounds 4');
+      const s: ScheduleSpec = { name: 'iterative', frequency: spec.frequency ?? D.iterativeEvery, rounds: spec.rounds ?? D.scheduleRounds };
+      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1)) throw bad('--schedule-every', `'${s.frequency}' is not a whole number of steps ≥ 1.`, `e.g. --schedule-every ${D.iterativeEvery}`);
+      if (!(Number.isInteger(s.rounds) && s.rounds! >= 1)) throw bad('--schedule-rounds', `'${s.rounds}' is not a whole number of rounds ≥ 1.`, `e.g. --schedule-rounds ${D.scheduleRounds}`);
       return s;
     }
     default:
@@ -106,14 +126,15 @@ export function normalizeSchedule(spec: Partial<Omit<ScheduleSpec, 'name'>> & { 
   }
 }
 
-/** The schedule object of a (normalized) spec; `oneShot` is passed in to avoid an import cycle. */
-export function scheduleFromSpec(spec: ScheduleSpec, oneShot: PruningSchedule): PruningSchedule {
-  switch (spec.name) {
+/** The schedule a user asked for, checked and with its defaults filled in (a UserError names a bad option). */
+export function scheduleByName(spec: Partial<Omit<ScheduleSpec, 'name'>> & { name: string }): PruningSchedule {
+  const s = normalizeSchedule(spec);
+  switch (s.name) {
     case 'one-shot':
       return oneShot;
     case 'gradual':
-      return gradualSchedule({ begin: spec.begin ?? 0, end: spec.end ?? 0.5, frequency: spec.frequency ?? 10, power: spec.power ?? 3 });
+      return gradualSchedule({ begin: s.begin!, end: s.end!, frequency: s.frequency!, power: s.power! });
     case 'iterative':
-      return iterativeSchedule({ every: spec.frequency ?? 20, rounds: spec.rounds ?? 4 });
+      return iterativeSchedule({ every: s.frequency!, rounds: s.rounds! });
   }
 }

@@ -1,0 +1,437 @@
+/**
+ * A training step for image models with branches, ResNets above all, run on the wasm heap by Fair Prune's
+ * SIMD kernels without tfjs's tape, as conv-step.ts does for plain CNNs: the forward pass over the model's
+ * graph, the weighted cross-entropy on the host and the backward pass in one go, the gradients handed back
+ * as tensors so that the rest of the step (gradient masks, Adam, masks re-applied) is the same as for any
+ * model.
+ *
+ * Why: on the tfjs path a ResNet-20 step is ~600 kernel dispatches through the tape, batch normalization
+ * in training mode is a dozen of them a layer (moments, a fused BatchNorm that the gradient cannot reuse,
+ * the moments' own gradients), and wasm runs a strided convolution's input gradient as a scalar loop.
+ * Here batch normalization is two kernels forward (`bn_moments`, `bn_forward` with the relu after it)
+ * and one backward (`bn_backward`, the relu's gradient folded in); a residual add and its relu are one
+ * pass (`add_act`); global average pooling one; the convolutions are those of the tfjs path
+ * (`conv2dSimd`, `conv2dBackpropFilterSimd`, `conv2dBackpropInputSimd`, strided ones included).
+ *
+ * Batch normalization trains as tfjs-layers trains it: the batch's mean and biased variance normalize, and
+ * the moving statistics move towards them by 1 − momentum each step (assigned to their variables, as
+ * `model.apply(x, { training: true })` writes them).
+ *
+ * What it takes (anything else keeps the tfjs path, and `graphPlanOf` names the first layer it does not
+ * take): one input [H, W, C] and one output; Conv2D (channels last, dilation 1, 'same' or 'valid', any
+ * strides and size, relu or linear, filters in fours, input channels in fours after the first layer),
+ * BatchNormalization over the last axis (channels in fours, with γ and β), Activation relu or linear, ReLU, Add,
+ * GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map, Flatten, and
+ * Dense layers (relu or linear; inputs in fours; the last any width) ending the model. Every layer
+ * trainable and called once.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Task } from '../protocol/results';
+import { denseBackwardOnHeap, denseForwardOnHeap, logitsLossOnHeap, onHeap, type DenseOnHeap } from './conv-step';
+import type { LayerLike } from './dense-step';
+import type { HostReweight } from './losses';
+import { conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, reluGradSimd, simdKernels, type SimdExports } from './kernels/simd-kernels';
+import { sumLeadingAxesOnHeap } from './kernels/sum';
+import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
+
+type Activation = 'relu' | 'linear';
+
+interface NodeBase {
+  name: string;
+  /** Indices of the nodes whose outputs this one takes, in order. */
+  inputs: number[];
+  /** The output's shape without the batch. */
+  shape: number[];
+}
+
+export type GraphNode = NodeBase &
+  (
+    | { kind: 'input' }
+    | { kind: 'conv'; kernel: tf.Variable; bias: tf.Variable | null; strides: [number, number]; padding: 'same' | 'valid'; activation: Activation }
+    | {
+        kind: 'batchnorm';
+        gamma: tf.Variable;
+        beta: tf.Variable;
+        movingMean: tf.Variable;
+        movingVariance: tf.Variable;
+        epsilon: number;
+        momentum: number;
+        /** A relu after it, run in the same pass. */
+        relu: boolean;
+      }
+    | { kind: 'add'; relu: boolean }
+    | { kind: 'relu'; /** Run inside the batch normalization or add before it. */ fused: boolean }
+    | { kind: 'globalAvgPool' }
+    | { kind: 'flatten' }
+    | { kind: 'dense'; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation }
+  );
+
+/** The plan of a model the step takes, or the reason it does not, naming the first layer it cannot run. */
+export type GraphPlan = { nodes: GraphNode[]; variables: tf.Variable[] } | { unsupported: string };
+
+const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)]);
+
+interface LayerWeights {
+  originalName: string;
+  read(): tf.Tensor;
+}
+
+function weightNamed(layer: LayerLike, suffix: RegExp): tf.Variable | null {
+  const all = (layer as unknown as { weights: LayerWeights[] }).weights;
+  return (all.find((w) => suffix.test(w.originalName))?.read() as tf.Variable | undefined) ?? null;
+}
+
+const float32Of = (v: tf.Variable | null, size: number) => !v || (v.dtype === 'float32' && v.size === size);
+
+/**
+ * The model as a graph this step takes, in an order where every node comes after its inputs, with the
+ * trainable variables in the order of the model's own; or what stops it (see the file's comment).
+ */
+export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) return { unsupported: 'the model has more than one input or output' };
+  const inShape = model.inputs[0].shape;
+  if (inShape.length !== 4 || inShape.slice(1).some((d) => typeof d !== 'number')) return { unsupported: 'the model does not take images [height, width, channels]' };
+  const nodes: GraphNode[] = [];
+  const variables: tf.Variable[] = [];
+  const nodeOf = new Map<LayerLike, number>();
+  const uses = new Map<number, number>();
+  const stop = (layer: LayerLike, why: string): GraphPlan => ({ unsupported: `layer '${layer.name}' (${layer.getClassName()}) ${why}` });
+  // The input layer (not among a Sequential model's layers).
+  const inputLayer = (model.inputs[0] as unknown as { sourceLayer: LayerLike }).sourceLayer;
+  nodeOf.set(inputLayer, nodes.push({ kind: 'input', name: inputLayer.name, inputs: [], shape: inShape.slice(1) as number[] }) - 1);
+  for (const layer of model.layers as unknown as LayerLike[]) {
+    const cls = layer.getClassName();
+    if (layer === inputLayer) continue;
+    if (layer.inboundNodes.length !== 1) return stop(layer, 'is called more than once');
+    const inputs = layer.inboundNodes[0].inboundLayers.map((l) => nodeOf.get(l));
+    if (!inputs.length || inputs.some((i) => i === undefined)) return stop(layer, 'takes a tensor the step does not follow');
+    const ins = inputs as number[];
+    for (const i of ins) uses.set(i, (uses.get(i) ?? 0) + 1);
+    const shape = nodes[ins[0]].shape;
+    const cfg = layer.getConfig();
+    const hasWeights = layer.weights.length > 0;
+    if (hasWeights && !layer.trainable) return stop(layer, 'is frozen (not trainable)');
+    const add = (n: GraphNode) => nodeOf.set(layer, nodes.push(n) - 1);
+    const base = { name: layer.name, inputs: ins };
+    const activation = String(cfg.activation ?? 'linear');
+    if (ins.length !== 1 && cls !== 'Add') return stop(layer, 'takes more than one input');
+    if (cls === 'Conv2D') {
+      const kernel = weightNamed(layer, /kernel$/);
+      const bias = weightNamed(layer, /bias$/);
+      if (shape.length !== 3 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 4) return stop(layer, 'is not a 2-D convolution over images');
+      const [fh, fw, ci, co] = kernel.shape;
+      const strides = pair(cfg.strides);
+      const padding = cfg.padding;
+      if (cfg.dataFormat !== 'channelsLast' || pair(cfg.dilationRate ?? 1).some((d) => d !== 1)) return stop(layer, 'is dilated or channels-first');
+      if (padding !== 'same' && padding !== 'valid') return stop(layer, `has padding '${String(padding)}'`);
+      if (activation !== 'relu' && activation !== 'linear') return stop(layer, `has activation '${activation}'`);
+      if (ci !== shape[2] || co % 4 !== 0 || (nodes[ins[0]].kind !== 'input' && ci % 4 !== 0)) return stop(layer, `has ${ci} → ${co} channels (the step takes multiples of 4)`);
+      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, co)) return stop(layer, 'has weights the step does not know');
+      const info = tf.backend_util.computeConv2DInfo([1, shape[0], shape[1], ci], [fh, fw, ci, co], strides, 1, padding, undefined, false, 'channelsLast');
+      if (info.outHeight <= 0 || info.outWidth <= 0) return stop(layer, 'has an empty output');
+      add({ ...base, kind: 'conv', kernel, bias, strides, padding, activation, shape: [info.outHeight, info.outWidth, co] });
+      variables.push(kernel, ...(bias ? [bias] : []));
+    } else if (cls === 'BatchNormalization') {
+      const C = shape[shape.length - 1];
+      const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
+      if (shape.length !== 3 || axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) return stop(layer, 'does not normalize the channels of images');
+      if (C % 4 !== 0) return stop(layer, `has ${C} channels (the step takes multiples of 4)`);
+      // Without γ or β, tfjs-layers 4.22 cannot train the layer itself (it reads the missing weight).
+      if (cfg.scale === false || cfg.center === false) return stop(layer, 'has no scale or no offset');
+      const gamma = weightNamed(layer, /gamma$/);
+      const beta = weightNamed(layer, /beta$/);
+      const movingMean = weightNamed(layer, /moving_mean$/);
+      const movingVariance = weightNamed(layer, /moving_variance$/);
+      const known = [gamma, beta, movingMean, movingVariance].every((w) => w && float32Of(w, C));
+      if (!known || !gamma || !beta || !movingMean || !movingVariance || layer.weights.length !== 4) return stop(layer, 'has weights the step does not know');
+      add({ ...base, kind: 'batchnorm', gamma, beta, movingMean, movingVariance, epsilon: Number(cfg.epsilon ?? 1e-3), momentum: Number(cfg.momentum ?? 0.99), relu: false, shape });
+      variables.push(gamma, beta);
+    } else if (cls === 'Activation' || cls === 'ReLU') {
+      const relu = cls === 'ReLU' ? cfg.maxValue == null && !Number(cfg.negativeSlope ?? 0) && !Number(cfg.threshold ?? 0) : activation === 'relu';
+      if (!relu && (cls === 'ReLU' || activation !== 'linear')) return stop(layer, cls === 'ReLU' ? 'is a capped or leaky relu' : `has activation '${activation}'`);
+      if (!relu) nodeOf.set(layer, ins[0]); // linear: the same tensor
+      else add({ ...base, kind: 'relu', fused: false, shape });
+    } else if (cls === 'Add') {
+      if (ins.length < 2 || ins.some((i) => nodes[i].shape.join() !== shape.join())) return stop(layer, 'adds tensors of different shapes');
+      if (shape[shape.length - 1] % 4 !== 0) return stop(layer, 'adds tensors whose channels are not a multiple of 4');
+      add({ ...base, kind: 'add', relu: false, shape });
+    } else if (cls === 'GlobalAveragePooling2D' || cls === 'AveragePooling2D') {
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast' || shape[2] % 4 !== 0) return stop(layer, 'does not pool images of channels in fours');
+      if (cls === 'AveragePooling2D') {
+        const [ph, pw] = pair(cfg.poolSize);
+        const [sh, sw] = pair(cfg.strides ?? cfg.poolSize);
+        const whole = ph === shape[0] && pw === shape[1] && (cfg.padding === 'valid' || (sh >= ph && sw >= pw));
+        if (!whole) return stop(layer, 'pools windows smaller than the map (the step takes global average pooling)');
+        add({ ...base, kind: 'globalAvgPool', shape: [1, 1, shape[2]] });
+      } else {
+        if (cfg.keepDims) return stop(layer, 'keeps its dimensions');
+        add({ ...base, kind: 'globalAvgPool', shape: [shape[2]] });
+      }
+    } else if (cls === 'Flatten') {
+      add({ ...base, kind: 'flatten', shape: [shape.reduce((a, d) => a * d, 1)] });
+    } else if (cls === 'Dense') {
+      const kernel = weightNamed(layer, /kernel$/);
+      const bias = weightNamed(layer, /bias$/);
+      if (shape.length !== 1 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 2 || kernel.shape[0] !== shape[0]) return stop(layer, 'is not a dense layer on flat features');
+      if (shape[0] % 4 !== 0) return stop(layer, `takes ${shape[0]} inputs (the step takes multiples of 4)`);
+      if (activation !== 'relu' && activation !== 'linear') return stop(layer, `has activation '${activation}'`);
+      const units = kernel.shape[1] as number;
+      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, units)) return stop(layer, 'has weights the step does not know');
+      add({ ...base, kind: 'dense', kernel, bias, activation, shape: [units] });
+      variables.push(kernel, ...(bias ? [bias] : []));
+    } else {
+      return stop(layer, 'is not a layer the heap step runs');
+    }
+  }
+  const outputLayer = (model.outputs[0] as unknown as { sourceLayer: LayerLike }).sourceLayer;
+  const out = nodeOf.get(outputLayer);
+  if (out === undefined) return { unsupported: 'the output is not a layer the step follows' };
+  const last = nodes[out];
+  if (last.kind !== 'dense' || last.activation !== 'linear') return { unsupported: `the output (${last.name}) is not a linear dense layer` };
+  if (nodes.some((n, i) => i !== out && n.kind !== 'input' && !uses.has(i))) return { unsupported: 'a layer\'s output is not used on the way to the model\'s output' };
+  if (nodes[out] !== nodes[nodes.length - 1]) return { unsupported: 'the output is not the last layer' };
+  // A relu whose input nothing else reads runs inside the batch normalization or add before it.
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i];
+    if (n.kind !== 'relu') continue;
+    const before = nodes[n.inputs[0]];
+    if ((before.kind === 'batchnorm' || before.kind === 'add') && uses.get(n.inputs[0]) === 1 && !before.relu) {
+      before.relu = true;
+      n.fused = true;
+    }
+  }
+  return { nodes, variables };
+}
+
+/**
+ * The heap step for `model` on the current backend, or null where it does not apply (not wasm, the SIMD
+ * module not loaded, a model it does not take, or variables that are not the model's trainable weights in
+ * order).
+ */
+export function graphStepFor(model: tfl.LayersModel, variables: tf.Variable[]): GraphStep | null {
+  const heap = wasmInternals(tf.backend());
+  const kernels = simdKernels(tf.backend());
+  if (!heap || !kernels) return null;
+  const plan = graphPlanOf(model);
+  if ('unsupported' in plan) return null;
+  if (plan.variables.length !== variables.length || plan.variables.some((v, i) => v !== variables[i])) return null;
+  return new GraphStep(heap, kernels, plan.nodes);
+}
+
+export class GraphStep {
+  constructor(
+    private readonly heap: WasmBackendInternals,
+    private readonly kernels: SimdExports,
+    readonly nodes: GraphNode[],
+  ) {}
+
+  /**
+   * One step's loss (the batch mean of the weighted cross-entropy) and the gradients of every variable,
+   * keyed by variable name as `tf.variableGrads` keys them (the caller disposes them); the batch
+   * normalizations' moving statistics are updated. `x` is every sample, [n, H, W, C]; `rows` the batch's
+   * sample indices into `x`, `targets` and `weights`.
+   */
+  run(
+    task: Task,
+    x: tf.Tensor,
+    rows: Int32Array,
+    targets: ArrayLike<number>,
+    weights: ArrayLike<number>,
+    reweight?: HostReweight,
+  ): { loss: number; grads: Record<string, tf.Tensor> } {
+    const heap = this.heap;
+    const k = this.kernels;
+    const backend = tf.backend();
+    const nodes = this.nodes;
+    const B = rows.length;
+    const inputShape = nodes[0].shape;
+    const size = inputShape.reduce((a, d) => a * d, 1);
+    if (x.dtype !== 'float32' || x.size !== x.shape[0] * size || x.shape.slice(1).some((d, i) => d !== inputShape[i])) {
+      throw new Error(`graph step: the samples are [${x.shape}], the model takes [${inputShape}]`);
+    }
+    const at = (t: tf.TensorInfo) => heapOffset(heap, t);
+    const moving: { v: tf.Variable; value: tf.TensorInfo }[] = [];
+    return onHeap(heap, 'graph step', ({ keep, give, grads }) => {
+      const outs: tf.TensorInfo[] = [];
+      // Per batch normalization: its batch mean and 1/√(variance + ε).
+      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo }[] = [];
+      const input = keep(heap.makeOutput([B, ...inputShape], 'float32'), 'the batch');
+      const xv = heapView(heap, x) as Float32Array;
+      const bv = heapView(heap, input) as Float32Array;
+      for (let r = 0; r < B; r++) bv.set(xv.subarray(rows[r] * size, (rows[r] + 1) * size), r * size);
+
+      // Forward.
+      for (let i = 0; i < nodes.length; i++) {
+        const n = nodes[i];
+        const a = outs[n.inputs[0]];
+        switch (n.kind) {
+          case 'input':
+            outs[i] = input;
+            break;
+          case 'conv':
+            outs[i] = keep(conv2dSimd(backend, a, n.kernel, { strides: n.strides, pad: n.padding }, { bias: n.bias ?? undefined, activation: n.activation }), `${n.name}'s convolution`);
+            break;
+          case 'batchnorm': {
+            const C = n.shape[2];
+            const rowsOf = B * n.shape[0] * n.shape[1];
+            const mean = keep(heap.makeOutput([C], 'float32'), `${n.name}'s mean`);
+            const variance = keep(heap.makeOutput([C], 'float32'), `${n.name}'s variance`);
+            const inv = keep(heap.makeOutput([C], 'float32'), `${n.name}'s inverse deviation`);
+            const scale = keep(heap.makeOutput([C], 'float32'), `${n.name}'s scale`);
+            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s output`);
+            k.bn_moments(at(a), at(mean), at(variance), rowsOf, C);
+            const vv = heapView(heap, variance) as Float32Array;
+            const iv = heapView(heap, inv) as Float32Array;
+            const sv = heapView(heap, scale) as Float32Array;
+            const gv = heapView(heap, n.gamma) as Float32Array;
+            for (let c = 0; c < C; c++) {
+              iv[c] = 1 / Math.sqrt(vv[c] + n.epsilon);
+              sv[c] = iv[c] * gv[c];
+            }
+            k.bn_forward(at(a), at(mean), at(scale), at(n.beta), at(y), rowsOf, C, n.relu ? 1 : 0);
+            stats[i] = { mean, inv };
+            moving.push({ v: n.movingMean, value: mean }, { v: n.movingVariance, value: variance });
+            outs[i] = y;
+            break;
+          }
+          case 'add': {
+            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s sum`);
+            const count = B * n.shape.reduce((p, d) => p * d, 1);
+            k.add_act(at(a), at(outs[n.inputs[1]]), at(y), count, n.relu && n.inputs.length === 2 ? 1 : 0);
+            for (let j = 2; j < n.inputs.length; j++) k.add_act(at(y), at(outs[n.inputs[j]]), at(y), count, n.relu && j === n.inputs.length - 1 ? 1 : 0);
+            outs[i] = y;
+            break;
+          }
+          case 'relu': {
+            if (n.fused) {
+              outs[i] = a;
+              break;
+            }
+            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s output`);
+            const from = heapView(heap, a) as Float32Array;
+            const to = heapView(heap, y) as Float32Array;
+            for (let j = 0; j < to.length; j++) to[j] = from[j] > 0 ? from[j] : from[j] !== from[j] ? from[j] : 0;
+            outs[i] = y;
+            break;
+          }
+          case 'globalAvgPool': {
+            const [H, W, C] = nodes[n.inputs[0]].shape;
+            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s output`);
+            k.global_avg_pool(at(a), at(y), B, H * W, C, 0);
+            outs[i] = y;
+            break;
+          }
+          case 'flatten':
+            outs[i] = { dataId: a.dataId, shape: [B, ...n.shape], dtype: 'float32' };
+            break;
+          case 'dense':
+            outs[i] = denseForwardOnHeap(heap, a, n as DenseOnHeap, keep);
+            break;
+        }
+      }
+
+      // The loss and the gradient of the logits (the last node, a linear dense layer).
+      const last = nodes[nodes.length - 1] as Extract<GraphNode, { kind: 'dense' }>;
+      const { loss, dLogits } = logitsLossOnHeap(heap, task, outs[nodes.length - 1], last.shape[0], targets, weights, rows, keep, reweight);
+
+      // Backward: each node's output gradient, summed where several nodes read it.
+      const gOut: (tf.TensorInfo | null)[] = nodes.map(() => null);
+      gOut[nodes.length - 1] = dLogits;
+      const pass = (to: number, g: tf.TensorInfo) => {
+        if (nodes[to].kind === 'input') return;
+        const had = gOut[to];
+        if (!had) {
+          gOut[to] = g;
+          return;
+        }
+        const sum = keep(heap.makeOutput(had.shape.slice(), 'float32'), `${nodes[to].name}'s gradient sum`);
+        k.add_act(at(had), at(g), at(sum), had.shape.reduce((p, d) => p * d, 1), 0);
+        gOut[to] = sum;
+      };
+      for (let i = nodes.length - 1; i > 0; i--) {
+        const n = nodes[i];
+        const g = gOut[i];
+        if (!g) continue; // nothing reaches it (cannot happen in a plan: every node leads to the output)
+        const from = n.inputs[0];
+        const needInput = nodes[from].kind !== 'input';
+        switch (n.kind) {
+          case 'conv': {
+            const dz = n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            if (n.bias) give(n.bias, sumLeadingAxesOnHeap(backend, dz, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`));
+            give(n.kernel, conv2dBackpropFilterSimd(backend, outs[from], dz, n.kernel.shape as [number, number, number, number], n.strides, n.padding) ?? fail(`${n.name}'s filter gradient`));
+            if (needInput) {
+              const inShape = [B, ...nodes[from].shape] as [number, number, number, number];
+              pass(from, keep(conv2dBackpropInputSimd(backend, dz, n.kernel, { strides: n.strides, pad: n.padding, inputShape: inShape }), `${n.name}'s input gradient`));
+            }
+            break;
+          }
+          case 'batchnorm': {
+            const C = n.shape[2];
+            const rowsOf = B * n.shape[0] * n.shape[1];
+            const dx = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s input gradient`);
+            const dgamma = heap.makeOutput([C], 'float32');
+            const dbeta = heap.makeOutput([C], 'float32');
+            const { mean, inv } = stats[i];
+            k.bn_backward(at(g), at(outs[i]), at(outs[from]), at(mean), at(inv), at(n.gamma), at(dx), at(dgamma), at(dbeta), rowsOf, C, n.relu ? 1 : 0);
+            give(n.gamma, dgamma);
+            give(n.beta, dbeta);
+            if (needInput) pass(from, dx);
+            break;
+          }
+          case 'add': {
+            const dz = n.relu ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            for (const j of n.inputs) pass(j, dz);
+            break;
+          }
+          case 'relu':
+            pass(from, n.fused ? g : keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`));
+            break;
+          case 'globalAvgPool': {
+            const [H, W, C] = nodes[from].shape;
+            const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
+            k.global_avg_pool(at(dx), at(g), B, H * W, C, 1);
+            pass(from, dx);
+            break;
+          }
+          case 'flatten':
+            pass(from, { dataId: g.dataId, shape: [B, ...nodes[from].shape], dtype: 'float32' });
+            break;
+          case 'dense': {
+            const dz = n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            const da = denseBackwardOnHeap(heap, k, outs[from], dz, n as DenseOnHeap, needInput, give, keep);
+            if (needInput) pass(from, da);
+            break;
+          }
+        }
+      }
+      this.updateMovingStatistics(moving, nodes);
+      return { loss, grads };
+    });
+  }
+
+  /**
+   * moving ← moving − (moving − batch value)·(1 − momentum), as tfjs-layers' BatchNormalization writes it in
+   * training: a new tensor assigned to the variable, so that copies of the old value (early stopping's best
+   * weights) keep theirs.
+   */
+  private updateMovingStatistics(moving: { v: tf.Variable; value: tf.TensorInfo }[], nodes: GraphNode[]): void {
+    const momentum = new Map<tf.Variable, number>();
+    for (const n of nodes) if (n.kind === 'batchnorm') momentum.set(n.movingMean, n.momentum).set(n.movingVariance, n.momentum);
+    for (const { v, value } of moving) {
+      const decay = Math.fround(1 - (momentum.get(v) ?? 0.99));
+      const next = this.heap.makeOutput(v.shape.slice(), 'float32');
+      const nv = heapView(this.heap, next) as Float32Array;
+      const old = heapView(this.heap, v) as Float32Array;
+      const batch = heapView(this.heap, value) as Float32Array;
+      for (let c = 0; c < nv.length; c++) nv[c] = old[c] - Math.fround(Math.fround(old[c] - batch[c]) * decay);
+      const t = tf.engine().makeTensorFromTensorInfo(next);
+      v.assign(t);
+      t.dispose();
+    }
+  }
+}
+
+function fail(what: string): never {
+  throw new Error(`graph step: ${what} was not taken by the SIMD kernels`);
+}
