@@ -20,8 +20,11 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: ['bench/webgpu.ts'], outfile: 'dist/webgpu.js' }),
   // The extension host bundle: no TensorFlow.js in it (training runs in dist/engine.js).
   esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
-  // The fairness curves panel's webview app (Chart.js + webview UI toolkit), and its stylesheet beside it.
-  esbuild.build({ entryPoints: ['webview/curves.ts'], outfile: 'dist/webview/curves.js', bundle: true, platform: 'browser', target: 'chrome114', format: 'iife', minify: true, sourcemap: true, logLevel: 'warning' }),
+  // The webview pages (docs/webviews.md), each with its stylesheet beside it: the fairness curves panel
+  // (Chart.js + VS Code Elements) and the side-bar fairness report (VS Code Elements' button only).
+  ...['curves', 'report'].map((name) =>
+    esbuild.build({ entryPoints: [`webview/${name}.ts`], outfile: `dist/webview/${name}.js`, bundle: true, platform: 'browser', target: 'chrome114', format: 'iife', minify: true, sourcemap: true, logLevel: 'warning' }),
+  ),
 ]);
 
 // Fair Prune's own wasm SIMD kernels (built from src/core/kernels/simd/kernels.c by scripts/build-simd.sh

@@ -1,9 +1,11 @@
 /** A small binary task with a minority region, and a model trained on it "elsewhere" (tfjs's own fit). */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { RunRequest } from '../src/protocol/engine';
+import type { SessionResults } from '../src/protocol/results';
 import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
 import { useCpu } from './helpers';
@@ -76,3 +78,24 @@ export function request(modelPath: string, csv: string, outDir: string, extra: P
   };
 }
 
+
+/**
+ * A finished session made as a user makes one from a shell: `fairprune run` (dist/cli.js) on a plain
+ * fixture of `rows` rows in `workspace`, grouped by region, into `workspace/.fairprune`. Returns its
+ * folder and results.json; fails with the command's output if it does not exit 0.
+ */
+export async function cliSession(
+  workspace: string,
+  cli: string,
+  o: { rows: number; sparsity: string; loss: string; epochs: number; bootstrap: number; lr?: number },
+): Promise<{ sessionDir: string; results: SessionResults }> {
+  const { csv, modelPath } = await makeFixture(workspace, o.rows, 'plain');
+  const out = path.join(workspace, '.fairprune');
+  const args = [cli, 'run', '--model', modelPath, '--data', csv, '--label', 'decision', '--group', 'region', '--sparsity', o.sparsity,
+    '--loss', o.loss, '--epochs', String(o.epochs), ...(o.lr === undefined ? [] : ['--lr', String(o.lr)]), '--bootstrap', String(o.bootstrap), '--out', out];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 180_000 });
+  if (r.status !== 0) throw new Error(`fairprune run failed (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
+  const sessions = path.join(out, 'sessions');
+  const sessionDir = path.join(sessions, fs.readdirSync(sessions)[0]);
+  return { sessionDir, results: JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as SessionResults };
+}

@@ -1,22 +1,17 @@
 /**
  * The fairness curves panel (runs in the webview; bundled by esbuild into dist/webview/curves.js).
  * All decisions (series, verdicts, table, CSV) come from src/ui/curves-model.ts; this file draws
- * them with Chart.js and the webview UI toolkit and turns clicks into typed `CurvesToHost` messages.
- * It posts `ready` first and draws only what the host sends after that.
+ * them with Chart.js and VS Code Elements (docs/webviews.md) and turns clicks and keys into typed
+ * `CurvesToHost` messages. It posts `ready` first and draws only what the host sends after that.
  */
+import './lit-nonce';
 import { Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from 'chart.js';
 import type { ChartConfiguration, Plugin } from 'chart.js';
-import {
-  provideVSCodeDesignSystem,
-  vsCodeButton,
-  vsCodeCheckbox,
-  vsCodeDataGrid,
-  vsCodeDataGridCell,
-  vsCodeDataGridRow,
-  vsCodeDropdown,
-  vsCodeOption,
-  vsCodeProgressRing,
-} from '@vscode/webview-ui-toolkit';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import type { CurvesMetric, CurvesState, CurvesToHost, CurvesXAxis, ExemplarImage, HostToCurves, SessionView } from '../src/protocol/webview';
 import type { LossName } from '../src/protocol/results';
 import {
@@ -49,7 +44,6 @@ import {
 import type { ReferenceLine, Series, SummarySeries } from '../src/ui/curves-model';
 import './curves.css';
 
-provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeCheckbox(), vsCodeDataGrid(), vsCodeDataGridRow(), vsCodeDataGridCell(), vsCodeDropdown(), vsCodeOption(), vsCodeProgressRing());
 Chart.register(LineController, LineElement, PointElement, LinearScale, Tooltip, Legend);
 
 declare function acquireVsCodeApi(): { postMessage(m: CurvesToHost): void; getState(): unknown; setState(s: unknown): void };
@@ -195,20 +189,20 @@ function render(): void {
   <p class="progress" role="status" aria-live="polite">${running && progress ? `<vscode-progress-ring></vscode-progress-ring> ${esc(progress.text)}` : ''}</p>
 </header>
 <section class="controls" aria-label="Chart options">
-  <label>x axis <vscode-dropdown id="x-axis" aria-label="x axis">
+  <span class="control"><label for="x-axis">x axis</label><vscode-single-select id="x-axis" aria-label="x axis">
     <vscode-option value="sparsity" ${state.xAxis === 'sparsity' ? 'selected' : ''}>sparsity</vscode-option>
     <vscode-option value="flops" ${state.xAxis === 'flops' ? 'selected' : ''} ${flops ? '' : 'disabled'}>FLOPs reduction</vscode-option>
-  </vscode-dropdown></label>
-  <label>metric <vscode-dropdown id="metric" aria-label="metric">
+  </vscode-single-select></span>
+  <span class="control"><label for="metric">metric</label><vscode-single-select id="metric" aria-label="metric">
     ${curvesMetrics(v).map((m) => `<vscode-option value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`).join('')}
-  </vscode-dropdown></label>
+  </vscode-single-select></span>
   <fieldset><legend>groups</legend>${groups
     .map((g) => `<vscode-checkbox data-group="${esc(g)}" ${state.hiddenGroups.includes(g) ? '' : 'checked'}><span class="swatch" data-colour="${esc(groupColour(v, g))}"></span>${esc(g)}</vscode-checkbox>`)
     .join('')}</fieldset>
   <fieldset><legend>losses</legend>${losses
     .map((l) => `<vscode-checkbox data-loss="${esc(l)}" ${state.hiddenLosses.includes(l) ? '' : 'checked'}><canvas class="dash" width="28" height="10" data-loss-dash="${esc(l)}" aria-hidden="true"></canvas>${esc(l)}</vscode-checkbox>`)
     .join('')}</fieldset>
-  <span class="exports"><vscode-button id="export-png" appearance="secondary">Export Chart PNG</vscode-button> <vscode-button id="export-csv" appearance="secondary">Export Table CSV</vscode-button></span>
+  <span class="exports"><vscode-button id="export-png" secondary>Export Chart PNG</vscode-button> <vscode-button id="export-csv" secondary>Export Table CSV</vscode-button></span>
 </section>
 ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : ''}
 <section class="charts">
@@ -228,18 +222,8 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
   <tbody>${chartTextRows(series, state.metric).map((c) => `<tr>${c.map((x, i) => (i === 0 ? `<th scope="row">${esc(x)}</th>` : `<td>${esc(x)}</td>`)).join('')}</tr>`).join('')}</tbody></table>
 </details>
 <section class="points" aria-label="Pruned points">
-  <h2>Points <span class="hint">select one to see its detail and commit it (click, or Enter on a row)</span></h2>
-  <vscode-data-grid id="points-grid" grid-template-columns="0.7fr 0.8fr 0.6fr 1.6fr 1.4fr 0.7fr 1.4fr 0.7fr" aria-label="Pruned points">
-    <vscode-data-grid-row row-type="header">${TABLE_HEADERS.map((h, i) => `<vscode-data-grid-cell cell-type="columnheader" grid-column="${i + 1}">${esc(h)}</vscode-data-grid-cell>`).join('')}</vscode-data-grid-row>
-    ${rows
-      .map(
-        (row) =>
-          `<vscode-data-grid-row data-point="${esc(row.pointId)}" class="${row.pointId === state.selected ? 'selected' : ''} ${row.verdict}${row.recommended ? ' recommended' : ''}" aria-selected="${row.pointId === state.selected}">${tableCells(row)
-            .map((c, i) => `<vscode-data-grid-cell grid-column="${i + 1}" class="${i === 7 ? `verdict ${row.verdict}` : ''}">${esc(c)}</vscode-data-grid-cell>`)
-            .join('')}</vscode-data-grid-row>`,
-      )
-      .join('')}
-  </vscode-data-grid>
+  <h2 id="points-title">Points <span class="hint">select one to see its detail and commit it (click, or ↑ ↓ and Enter on a row)</span></h2>
+  ${pointsGrid(rows)}
   ${rows.length ? '' : `<p class="empty">${running ? 'No pruned point has finished yet; points appear here as they land.' : 'This session has no pruned point.'}</p>`}
 </section>
 <section class="detail" id="detail" aria-live="polite">${detailHtml(v)}</section>`;
@@ -266,10 +250,29 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
   renderGallery();
 }
 
+/**
+ * The points as a grid: a plain table with role="grid" (docs/webviews.md says why not vscode-table).
+ * One row at a time is in the tab order (the selected one, else the first); ↑ ↓ Home End move between
+ * rows, Enter or Space selects the focused row's point.
+ */
+function pointsGrid(rows: ReturnType<typeof tableRows>): string {
+  const focusable = rows.some((r) => r.pointId === state.selected) ? state.selected : rows[0]?.pointId;
+  const head = TABLE_HEADERS.map((h) => `<th scope="col">${esc(h)}</th>`).join('');
+  const body = rows
+    .map((row) => {
+      const selected = row.pointId === state.selected;
+      const cls = `${selected ? 'selected ' : ''}${row.verdict}${row.recommended ? ' recommended' : ''}`;
+      const cells = tableCells(row).map((c, i) => `<td${i === 7 ? ` class="verdict ${row.verdict}"` : ''}>${esc(c)}</td>`);
+      return `<tr data-point="${esc(row.pointId)}" class="${cls}" aria-selected="${selected}" tabindex="${row.pointId === focusable ? 0 : -1}">${cells.join('')}</tr>`;
+    })
+    .join('');
+  return `<table id="points-grid" class="points-grid" role="grid" aria-labelledby="points-title" aria-rowcount="${rows.length + 1}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
 function detailHtml(v: SessionView): string {
   const d = state.selected ? pointDetail(v, state.selected) : null;
   const commit = commitState(v, state.selected);
-  const button = `<vscode-button id="commit" appearance="primary" ${commit.enabled ? '' : 'disabled'} title="${esc(commit.reason ?? 'Write this pruned model, fairness.json and FAIRNESS.md beside the dense model')}">${esc(commit.label)}</vscode-button>`;
+  const button = `<vscode-button id="commit" ${commit.enabled ? '' : 'disabled'} title="${esc(commit.reason ?? 'Write this pruned model, fairness.json and FAIRNESS.md beside the dense model')}">${esc(commit.label)}</vscode-button>`;
   const why = commit.reason ? `<p class="why-disabled" id="commit-why">${esc(commit.reason)}</p>` : '';
   if (!d) return `<h2>Selected point</h2><p class="empty">No point selected.</p>${button}${why}`;
   const p = d.point;
@@ -475,13 +478,42 @@ function select(pointId: string): void {
   state = { ...state, selected: pointId };
   save();
   render();
-  (document.querySelector(`vscode-data-grid-row[data-point="${CSS.escape(pointId)}"] vscode-data-grid-cell`) as HTMLElement | null)?.focus();
+  (document.querySelector(`#points-grid tr[data-point="${CSS.escape(pointId)}"]`) as HTMLElement | null)?.focus();
+}
+
+/** Clicks and keys on the points grid: ↑ ↓ Home End move the focus (and the tab stop) between rows. */
+function wireGrid(): void {
+  const grid = document.getElementById('points-grid');
+  if (!grid) return;
+  const rows = () => Array.from(grid.querySelectorAll<HTMLTableRowElement>('tbody tr[data-point]'));
+  const rowOf = (e: Event) => (e.target as HTMLElement).closest?.('tr[data-point]') as HTMLTableRowElement | null;
+  grid.addEventListener('click', (e) => {
+    const row = rowOf(e);
+    if (row?.dataset.point) select(row.dataset.point);
+  });
+  grid.addEventListener('keydown', (e) => {
+    const row = rowOf(e);
+    if (!row?.dataset.point) return;
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      select(row.dataset.point);
+      return;
+    }
+    const all = rows();
+    const at = all.indexOf(row);
+    const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: all.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = all[Math.max(0, Math.min(all.length - 1, to))];
+    all.forEach((r) => (r.tabIndex = r === next ? 0 : -1));
+    next.focus();
+  });
 }
 
 function wire(): void {
   const dropdown = (id: string, apply: (value: string) => void) =>
     document.getElementById(id)?.addEventListener('change', (e) => {
-      apply((e.target as HTMLSelectElement).value);
+      apply((e.target as HTMLElement & { value: string }).value);
       save();
       render();
     });
@@ -505,20 +537,7 @@ function wire(): void {
     const id = (e.currentTarget as HTMLElement).dataset.point;
     if (id) select(id);
   });
-  const grid = document.getElementById('points-grid');
-  const rowOf = (e: Event) => (e.target as HTMLElement).closest?.('vscode-data-grid-row[data-point]') as HTMLElement | null;
-  grid?.addEventListener('click', (e) => {
-    const row = rowOf(e);
-    if (row?.dataset.point) select(row.dataset.point);
-  });
-  grid?.addEventListener('keydown', (e) => {
-    if (e.key !== 'Enter' && e.key !== ' ') return;
-    const row = rowOf(e);
-    if (row?.dataset.point) {
-      e.preventDefault();
-      select(row.dataset.point);
-    }
-  });
+  wireGrid();
   document.getElementById('commit')?.addEventListener('click', () => {
     if (!view || !state.selected || !commitState(view, state.selected).enabled) return;
     vscode.postMessage({ type: 'commit', sessionDir: view.sessionDir, pointId: state.selected });

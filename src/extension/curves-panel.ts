@@ -5,14 +5,13 @@
  * Commit (through commitCommand, so the gate and the override prompt are the same everywhere); the
  * pruning-identified exemplars of image data; PNG and CSV export.
  *
- * Locked down: CSP `default-src 'none'`, nonce'd script and style inside the page, no
- * `localResourceRoots` (it loads no file). Exemplar images are read here and sent as `data:` URIs
- * (only image files the CSV's image column names for the exemplar rows, up to 2 MiB each). A point's
- * model.json and weights, the data file and the images are read only inside the session or the
+ * Locked down: CSP `default-src 'none'`, nonce'd script and style inside the page (VS Code Elements'
+ * styles take the same nonce), no `localResourceRoots` (it loads no file). Exemplar images are read
+ * here and sent as `data:` URIs (only image files the CSV's image column names for the exemplar
+ * rows, up to 2 MiB each). A point's model.json and weights, the data file and the images are read only inside the session or the
  * workspace folder, their sizes checked first. Survives reloads: the webview keeps its `CurvesState`
  * with setState, and the serializer hands it back to `restore`.
  */
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -26,6 +25,7 @@ import { writeFileAtomic } from '../core/atomic';
 import { DEFAULT_CURVES_STATE, flopsReduction, macProfile, pct, sanitizeState, weightZeroCounts } from '../ui/curves-model';
 import type { WeightsManifest } from '../ui/curves-model';
 import { describeProgress } from '../ui/progress-text';
+import { newNonce, pageAssets, webviewCsp, webviewPage } from '../ui/webview-assets';
 import { commitCommand } from './commit';
 import { sessionViewOf } from './config';
 
@@ -173,38 +173,13 @@ export class CurvesPanel implements vscode.Disposable {
     }, READY_TIMEOUT_MS);
   }
 
-  /**
-   * The page, with its script and stylesheet inline (nonce'd) rather than loaded from dist/webview. In
-   * the browser workbench (code-server) a webview's resources are fetched by the webview's service
-   * worker, which asks the workbench for each one and waits for the answer; an answer that never comes
-   * (the worker forgets the request after 30 s without ever settling the fetch) leaves the script
-   * unloaded and the panel at "Loading the fairness curves…" for good — what the reload above used to
-   * paper over. Inline, the page needs no resource load to start.
-   */
+  /** The page, with its script and stylesheet inline and nonce'd (see src/ui/webview-assets.ts for why inline). */
   private html(webview: vscode.Webview): string {
-    const nonce = crypto.randomBytes(16).toString('base64');
-    const { script, style } = this.pageAssets();
-    const csp = [`default-src 'none'`, `form-action 'none'`, `base-uri 'none'`, `img-src ${webview.cspSource} data:`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `script-src 'nonce-${nonce}'`].join('; ');
-    return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness Curves</title>
-<style nonce="${nonce}">${style}</style></head>
-<body><main id="app" aria-busy="true"><p class="empty">Loading the fairness curves…</p></main>
-<script nonce="${nonce}">${script}</script></body></html>`;
-  }
-
-  private assets?: { script: string; style: string };
-  /** dist/webview/curves.{js,css}, read once, made safe to place inside a <script>/<style> element. */
-  private pageAssets(): { script: string; style: string } {
-    if (this.assets) return this.assets;
-    const dir = path.join(this.extensionUri.fsPath, 'dist', 'webview');
-    const sourceMapLine = /\n\/[/*]# sourceMappingURL=[^\n]*\s*$/;
-    const read = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8').replace(sourceMapLine, '');
-    // `</script` would end the element early; `<\/` is the same text in JS strings, templates and regular expressions.
-    const script = read('curves.js').replace(/<\/script/gi, '<\\/script');
-    const style = read('curves.css').replace(/<\/style/gi, '<\\/style');
-    this.assets = { script, style };
-    return this.assets;
+    const nonce = newNonce();
+    const { script, style } = pageAssets(this.extensionUri.fsPath, 'curves');
+    const csp = webviewCsp(nonce, webview.cspSource, { images: true });
+    const body = '<main id="app" aria-busy="true"><p class="empty">Loading the fairness curves…</p></main>';
+    return webviewPage({ title: 'Fairness Curves', nonce, csp, style, body, script });
   }
 
   private post(m: HostToCurves): void {

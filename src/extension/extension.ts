@@ -34,7 +34,7 @@ export function activate(context: vscode.ExtensionContext) {
   // A log channel: every line carries its time and level, and the user can set how much is shown.
   const output = vscode.window.createOutputChannel('Fair Prune', { log: true });
   const sessions = new SessionsView();
-  const report = new ReportView();
+  const report = new ReportView(context.extensionUri);
   const curves = new CurvesPanel(context.extensionUri, output, () => report.currentSession ?? sessions.sessions()[0]?.dir);
   runner = new SessionRunner({
     output,

@@ -1,12 +1,13 @@
 /**
  * The "Fairness Report" webview view in the Fair Prune side bar: dense vs pruned accuracy by group,
  * worst group, gap, intervals and the gate's verdict for the selected session, with Commit buttons.
- * Locked down: no remote content, `default-src 'none'`, one nonce'd script, no local resource roots.
+ * Locked down: no remote content, `default-src 'none'`, its nonce'd script and stylesheet inline (VS Code
+ * Elements' styles take the same nonce), no local resource roots.
  */
-import * as crypto from 'crypto';
 import * as vscode from 'vscode';
 import type { HostToReport, WebviewToHost } from '../protocol/webview';
 import { renderReportBody, renderReportDocument } from '../ui/report-html';
+import { newNonce, pageAssets } from '../ui/webview-assets';
 import { sessionViewOf } from './config';
 
 export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable {
@@ -19,6 +20,7 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
   private hidden = false;
   private readonly disposables: vscode.Disposable[] = [];
 
+  constructor(private readonly extensionUri: vscode.Uri) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
@@ -67,8 +69,8 @@ export class ReportView implements vscode.WebviewViewProvider, vscode.Disposable
     if (!this.view) return;
     const view = sessionViewOf(this.sessionDir);
     if (reload || !this.loaded) {
-      const nonce = crypto.randomBytes(16).toString('base64');
-      this.view.webview.html = renderReportDocument(view, nonce, this.view.webview.cspSource);
+      const assets = pageAssets(this.extensionUri.fsPath, 'report');
+      this.view.webview.html = renderReportDocument(view, newNonce(), this.view.webview.cspSource, assets);
       this.loaded = true;
       this.ready = false;
     } else if (this.ready) {

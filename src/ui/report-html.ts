@@ -1,8 +1,8 @@
 /**
  * The side-panel fairness report as HTML, from a session and the gate's verdicts. No `vscode`
- * import, so it is unit-tested like the engine. Colours come from VS Code's theme variables, so it
- * reads in light, dark and high-contrast themes; the only script is the nonce'd one that turns
- * button clicks into typed `WebviewToHost` messages.
+ * import, so it is unit-tested like the engine. Its stylesheet and script are webview/report.{css,ts}:
+ * colours from VS Code's theme variables (light, dark and high-contrast themes), Commit buttons from
+ * VS Code Elements, clicks turned into typed `WebviewToHost` messages.
  */
 import type { SessionView } from '../protocol/webview';
 import type { Comparison, Estimate, Evaluation, PrunedPoint, Task } from '../protocol/results';
@@ -17,6 +17,7 @@ import {
   signedPts,
   type MetricDef,
 } from '../shared/metric-table';
+import { webviewCsp, webviewPage, type PageAssets } from './webview-assets';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -78,7 +79,7 @@ function pointSection(view: SessionView, p: PrunedPoint): string {
 <div class="table-wrap"><table><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">n</th></tr></thead><tbody>${rows}</tbody></table></div>
 ${fairnessDifferencesHtml(r.model.task, p.evaluation, p.comparison)}
 <p class="verdict">${escapeHtml(why)}</p>
-<button class="commit" data-session="${escapeHtml(view.sessionDir)}" data-point="${escapeHtml(p.id)}" ${disabledReason ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"` : `title="Write this pruned model, fairness.json and FAIRNESS.md beside the dense model"`}>Commit ${escapeHtml(p.id)}</button>${disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : ''}
+<vscode-button class="commit" data-session="${escapeHtml(view.sessionDir)}" data-point="${escapeHtml(p.id)}" ${disabledReason ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"` : `title="Write this pruned model, fairness.json and FAIRNESS.md beside the dense model"`}>Commit ${escapeHtml(p.id)}</vscode-button>${disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : ''}
 </section>`;
 }
 
@@ -103,50 +104,11 @@ ${r.points.map((p) => pointSection(view, p)).join('\n')}
 ${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p>' : ''}`;
 }
 
-export const REPORT_CSS = `
-body { font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); color: var(--vscode-foreground); padding: 0 8px 16px; }
-h2 { font-size: 1.1em; margin: 8px 0 2px; } h3 { font-size: 1em; margin: 14px 0 4px; }
-.meta, .ci, caption, .why-disabled { color: var(--vscode-descriptionForeground); }
-caption { text-align: left; font-size: 0.9em; padding: 2px 0; }
-table { border-collapse: collapse; width: 100%; margin: 4px 0; }
-th, td { text-align: right; padding: 2px 6px; border-bottom: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); white-space: nowrap; }
-th[scope=row], thead th:first-child { text-align: left; white-space: normal; }
-.table-wrap { overflow-x: auto; }
-.badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 0 6px; border-radius: 8px; }
-.badge.pass { background: var(--vscode-testing-iconPassed, #388a34); color: var(--vscode-editor-background); }
-.badge.fail { background: var(--vscode-testing-iconFailed, #c72e0f); color: var(--vscode-editor-background); }
-.worse { color: var(--vscode-errorForeground); } .better { color: var(--vscode-testing-iconPassed, #388a34); }
-.point { border-top: 1px solid var(--vscode-panel-border, rgba(128,128,128,.3)); padding-top: 4px; }
-.verdict { margin: 4px 0; }
-.recommendation { margin: 6px 0; padding: 4px 8px; border-left: 3px solid var(--vscode-testing-iconPassed, #388a34); }
-.recommendation.none { border-left-color: var(--vscode-testing-iconFailed, #c72e0f); }
-button { font-family: inherit; background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: 1px solid var(--vscode-button-border, transparent); padding: 4px 10px; cursor: pointer; }
-button:hover:not([disabled]) { background: var(--vscode-button-hoverBackground); }
-button:focus-visible { outline: 1px solid var(--vscode-focusBorder); outline-offset: 2px; }
-button[disabled] { opacity: 0.5; cursor: not-allowed; }
-button.link { background: none; color: var(--vscode-textLink-foreground); padding: 0; border: none; }
-.links { margin: 2px 0; }
-.warnings { color: var(--vscode-editorWarning-foreground); } .empty { color: var(--vscode-descriptionForeground); }
-`;
-
-/** The whole document: CSP with `default-src 'none'`, styles and one nonce'd script. */
-export function renderReportDocument(view: SessionView | null, nonce: string, cspSource: string): string {
-  return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; form-action 'none'; base-uri 'none'; style-src ${cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Fairness report</title>
-<style nonce="${nonce}">${REPORT_CSS}</style></head><body><main id="report">${renderReportBody(view)}</main>
-<script nonce="${nonce}">
-const vscode = acquireVsCodeApi();
-window.addEventListener('message', (e) => {
-  if (e.data && e.data.type === 'body') document.getElementById('report').innerHTML = e.data.html;
-});
-document.addEventListener('click', (e) => {
-  const b = e.target.closest('button');
-  if (!b || b.disabled) return;
-  if (b.dataset.showCurves) vscode.postMessage({ type: 'showCurves', sessionDir: b.dataset.showCurves });
-  else if (b.dataset.openReport) vscode.postMessage({ type: 'openReport', sessionDir: b.dataset.openReport });
-  else if (b.classList.contains('commit')) vscode.postMessage({ type: 'commit', sessionDir: b.dataset.session, pointId: b.dataset.point });
-});
-vscode.postMessage({ type: 'ready' });
-</script></body></html>`;
+/**
+ * The whole document: the CSP (src/ui/webview-assets.ts: `default-src 'none'`, nonce'd script and style),
+ * the report's stylesheet and script (dist/webview/report.{css,js}) inline, the body in `<main id="report">`.
+ */
+export function renderReportDocument(view: SessionView | null, nonce: string, cspSource: string, assets: PageAssets): string {
+  const body = `<main id="report">${renderReportBody(view)}</main>`;
+  return webviewPage({ title: 'Fairness report', nonce, csp: webviewCsp(nonce, cspSource), style: assets.style, body, script: assets.script });
 }

@@ -1,19 +1,20 @@
-// The fairness curves panel in a real VS Code (code-server 4.100.3) and Chromium, in the dark and the
-// light theme: it draws one series per subgroup × loss with the session's own numbers, its text table
+// The fairness curves panel in a real VS Code (code-server 4.100.3) and Chromium, in the dark, light
+// and high-contrast themes: it draws one series per subgroup × loss with the session's own numbers, its text table
 // holds every plotted value, a failing point's Commit button says why it is disabled, selecting a
 // passing point and pressing Commit writes the files, and the panel comes back after a reload with
-// the same session and selection. The text must be legible: its contrast is measured in both themes.
+// the same session and selection; the points grid works from the keyboard. The text must be legible:
+// its contrast (VS Code Elements' controls included) is measured in every theme, and the CSP refuses nothing.
 // Skips when the e2e set-up is absent (scripts/run-tests.sh counts a failed set-up as a failure).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame } from 'playwright-core';
 import type { SessionResults } from '../../src/protocol/results';
 import { answerDialog, e2eSkipReason, frameWith, repoRoot, until, withWorkbench, type Theme, type Workbench } from './harness';
-import { makeFixture } from '../session-fixture';
+import { assertLegible, cspViolations } from './legibility';
+import { cliSession } from '../session-fixture';
 import { DEFAULT_POLICY, recommendPoint } from '../../src/shared/gate';
 
 const skip = e2eSkipReason();
@@ -34,19 +35,6 @@ interface Drawn {
   points: { x: number; y: number; pointId: string }[];
 }
 
-/** WCAG contrast ratio of two CSS colours (rgb()/rgba() as getComputedStyle gives them). */
-function contrast(a: string, b: string): number {
-  const lum = (c: string) => {
-    const [r, g, bl] = (c.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => {
-      const s = Number(v) / 255;
-      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-    });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
-  };
-  const [l1, l2] = [lum(a), lum(b)].sort((x, y) => y - x);
-  return (l1 + 0.05) / (l2 + 0.05);
-}
-
 async function openCurves(wb: Workbench): Promise<Frame> {
   await wb.runCommand('Fair Prune: Show Fairness Curves');
   const frame = await frameWith(wb, '#main-figure[data-series]');
@@ -55,30 +43,31 @@ async function openCurves(wb: Workbench): Promise<Frame> {
   return frame;
 }
 
+/** Every kind of text in the panel, VS Code Elements' controls included, against what it is drawn on. */
 async function legibility(frame: Frame, theme: Theme): Promise<void> {
-  const colours = await frame.evaluate(() => {
-    const body = getComputedStyle(document.body);
-    const cell = document.querySelector('#chart-table td, #chart-table th');
-    return { fg: body.color, bg: body.backgroundColor, cell: cell ? getComputedStyle(cell).color : body.color };
-  });
-  const ratio = contrast(colours.fg, colours.bg);
-  console.log(`${theme} theme: text ${colours.fg} on ${colours.bg}, contrast ${ratio.toFixed(1)}:1`);
-  assert.ok(ratio >= 4.5, `${theme}: body text contrast ${ratio.toFixed(2)} is below WCAG AA 4.5:1`);
-  assert.ok(contrast(colours.cell, colours.bg) >= 4.5, `${theme}: table text contrast`);
+  await assertLegible(frame, theme, [
+    { what: 'body text', selector: 'header h1, #detail h2, .rules li' },
+    { what: 'the PASS / FAIL badge', selector: '#detail .badge' },
+    { what: 'secondary text', selector: 'header .meta, #detail .meta, figcaption' },
+    { what: 'the chart data table', selector: '#chart-table td, #chart-table th' },
+    { what: 'the points grid', selector: '#points-grid th, #points-grid td:not(.verdict)' },
+    { what: 'the verdicts in the points grid', selector: '#points-grid td.verdict' },
+    { what: 'the selected point\'s group table', selector: '#detail table.groups td, #detail table.groups th' },
+    { what: 'buttons', selector: 'vscode-button:not([disabled])', shadow: '.base' },
+    { what: 'dropdowns', selector: 'vscode-single-select', shadow: '.select-face' },
+    { what: 'checkbox labels', selector: 'vscode-checkbox' },
+  ]);
+  assert.deepEqual(await cspViolations(frame), [], `${theme}: the CSP refused nothing`);
 }
+
+/** The points grid's row of a point. */
+const row = (frame: Frame, id: string) => frame.locator(`#points-grid tr[data-point="${id}"]`);
 
 before(async () => {
   if (skip) return;
   fs.mkdirSync(workspace);
-  const { csv, modelPath } = await makeFixture(workspace, 3000, 'plain');
   // A finished session, made with the command line: two sparsities × two losses.
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'run', '--model', modelPath, '--data', csv, '--label', 'decision',
-    '--group', 'region', '--sparsity', '0.5,0.99', '--loss', 'ce,pw', '--epochs', '2', '--lr', '0.01', '--bootstrap', '200', '--out', path.join(workspace, '.fairprune')],
-  { encoding: 'utf8', timeout: 180_000 });
-  assert.equal(r.status, 0, `fairprune run failed:\n${r.stdout}\n${r.stderr}`);
-  const sessions = path.join(workspace, '.fairprune', 'sessions');
-  sessionDir = path.join(sessions, fs.readdirSync(sessions)[0]);
-  results = JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as SessionResults;
+  ({ sessionDir, results } = await cliSession(workspace, path.join(repoRoot, 'dist', 'cli.js'), { rows: 3000, sparsity: '0.5,0.99', loss: 'ce,pw', epochs: 2, lr: 0.01, bootstrap: 200 }));
 });
 
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -95,8 +84,9 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
     const rec = results.points.find((p) => p.id === recommended.pointId)!;
     assert.equal((await frame.locator('#recommendation').textContent())?.replace(/^★\s*/, '').trim(), recommended.sentence);
     await until('the recommended point selected on open', async () => ((await frame.locator('#detail').textContent()) ?? '').includes(`${Math.round(rec.targetSparsity * 100)}% sparsity · ${rec.loss}`) || undefined);
-    assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).getAttribute('class')) ?? '', /recommended/);
-    assert.match((await frame.locator(`vscode-data-grid-row[data-point="${rec.id}"]`).textContent()) ?? '', new RegExp(`★ ${rec.loss}`));
+    assert.match((await row(frame, rec.id).getAttribute('class')) ?? '', /recommended/);
+    assert.equal(await row(frame, rec.id).getAttribute('aria-selected'), 'true');
+    assert.match((await row(frame, rec.id).textContent()) ?? '', new RegExp(`★ ${rec.loss}`));
     const series = JSON.parse((await frame.locator('#main-figure').getAttribute('data-series'))!) as Drawn[];
     // One series per subgroup × loss, each holding the session's own test accuracies.
     assert.deepEqual(series.map((s) => `${s.group}|${s.loss}`).sort(), ['region=north|ce', 'region=north|pw', 'region=south|ce', 'region=south|pw']);
@@ -121,7 +111,7 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
 
     // A failing point: Commit is disabled and says why.
     const failing = results.points.find((p) => p.targetSparsity === 0.99)!;
-    await frame.locator(`vscode-data-grid-row[data-point="${failing.id}"]`).click();
+    await row(frame, failing.id).click();
     await until('the failing point selected', async () => ((await frame.locator('#detail').textContent()) ?? '').includes('99%') || undefined);
     assert.equal(await frame.locator('#commit').getAttribute('disabled'), '');
     assert.match((await frame.locator('#commit-why').textContent()) ?? '', /fails|accuracy/i);
@@ -132,7 +122,7 @@ test('dark theme: one series per group × loss with the session\'s numbers, gate
 
     // A passing point: Commit writes the model, fairness.json and FAIRNESS.md beside the original.
     const passing = results.points.find((p) => p.targetSparsity === 0.5 && p.loss === 'pw')!;
-    await frame.locator(`vscode-data-grid-row[data-point="${passing.id}"]`).click();
+    await row(frame, passing.id).click();
     await until('Commit enabled', async () => ((await frame.locator('#commit').getAttribute('disabled')) === null ? true : undefined));
     await wb.screenshot('curves-dark-passing-point');
     await frame.locator('#commit').click();
@@ -169,20 +159,34 @@ test('light theme: legible, the same series, screenshot for review', { skip: ski
     assert.equal(series.length, 4);
     await legibility(frame, 'light');
     const passing = results.points.find((p) => p.targetSparsity === 0.5 && p.loss === 'ce')!;
-    await frame.locator(`vscode-data-grid-row[data-point="${passing.id}"]`).click();
+    await row(frame, passing.id).click();
     await until('Commit enabled', async () => ((await frame.locator('#commit').getAttribute('disabled')) === null ? true : undefined));
     await wb.screenshot('curves-light');
   });
 });
 
-test('high-contrast theme: legible; a point selected from the keyboard (Enter on its row) shows its detail', { skip: skip ?? false, timeout: 180_000 }, async () => {
+test('high-contrast theme: legible; the points grid from the keyboard: ↓ moves the focus, Enter and Space select the row\'s point', { skip: skip ?? false, timeout: 180_000 }, async () => {
   await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, settings, theme: 'hc' }, 'curves-hc', async (wb) => {
     const frame = await openCurves(wb);
     await legibility(frame, 'hc');
     const point = results.points.find((p) => p.targetSparsity === 0.99 && p.loss === 'pw')!;
-    await frame.locator(`vscode-data-grid-row[data-point="${point.id}"] vscode-data-grid-cell`).first().focus();
+    // The grid from the keyboard: the row above the point, ↓ to it, Enter selects it.
+    const ids = await frame.locator('#points-grid tbody tr[data-point]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.point!));
+    const at = ids.indexOf(point.id);
+    assert.ok(at > 0, `${point.id} is not the first row: ${ids.join(', ')}`);
+    await row(frame, ids[at - 1]).focus();
+    await wb.page.keyboard.press('ArrowDown');
+    assert.equal(await frame.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.point), point.id, '↓ moved the focus one row down');
+    assert.deepEqual(await frame.locator('#points-grid tbody tr[tabindex="0"]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.point)), [point.id], 'one tab stop, on the focused row');
     await wb.page.keyboard.press('Enter');
     await until('the point selected from the keyboard', async () => ((await frame.locator('#detail').textContent()) ?? '').includes('99% sparsity · pw') || undefined);
+    assert.equal(await row(frame, point.id).getAttribute('aria-selected'), 'true');
+    // its row keeps the focus after the panel redraws, so ↑ ↓ go on from there
+    await until('the selected row focused', async () => (await frame.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.point)) === point.id || undefined);
+    // Space selects too
+    await wb.page.keyboard.press('ArrowUp');
+    await wb.page.keyboard.press(' ');
+    await until('the row above selected with Space', async () => (await row(frame, ids[at - 1]).getAttribute('aria-selected')) === 'true' || undefined);
     await wb.screenshot('curves-hc');
   });
 });

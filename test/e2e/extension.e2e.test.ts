@@ -237,7 +237,7 @@ test('right-click model.json → Prune with Fairness Check…: pickers with grou
     const dir = await newSession([]);
     // The curves panel opened by itself and draws the points as they land.
     const curves = await frameWith('#chart-table', 60_000);
-    await until('a first point in the curves panel', async () => ((await curves.locator('vscode-data-grid-row[data-point]').count()) >= 1 ? true : undefined), 120_000);
+    await until('a first point in the curves panel', async () => ((await curves.locator('#points-grid tr[data-point]').count()) >= 1 ? true : undefined), 120_000);
     await wb!.screenshot('ext-02-live-points');
     await wb!.waitForNotification(/session finished with 4 pruned points/, { timeoutMs: 180_000 });
     return dir;
@@ -249,7 +249,7 @@ test('right-click model.json → Prune with Fairness Check…: pickers with grou
 
   await step('report-and-tree', async () => {
     const curves = await frameWith('#chart-table');
-    assert.equal(await curves.locator('vscode-data-grid-row[data-point]').count(), 4);
+    assert.equal(await curves.locator('#points-grid tr[data-point]').count(), 4);
     // The side-bar report: dense vs pruned accuracy by group with a verdict per point.
     const report = await frameWith('section.point');
     assert.equal(await report.locator('section.point').count(), 4);

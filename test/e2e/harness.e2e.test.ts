@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { e2eSkipReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
+import { defaultStartTimeoutMs, e2eSkipReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
 
 const PROBE_ID = 'fairprune-test.fp-e2e-probe';
 
@@ -208,4 +208,11 @@ test('extensionDevelopmentPath + extensionTestsPath: run() gets the vscode API a
 
 test('repoRoot is this repository', () => {
   assert.ok(fs.existsSync(path.join(repoRoot, 'scripts', 'setup-e2e.sh')));
+});
+
+test('the start-up bound: 90 s unless FAIRPRUNE_E2E_START_MS says otherwise; a bad value is an error naming it', () => {
+  assert.equal(defaultStartTimeoutMs({}), 90_000);
+  assert.equal(defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: '' }), 90_000);
+  assert.equal(defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: '240000' }), 240_000);
+  for (const bad of ['0', '-5', 'two minutes']) assert.throws(() => defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: bad }), /FAIRPRUNE_E2E_START_MS=.*milliseconds/);
 });

@@ -53,7 +53,7 @@ export interface WorkbenchOptions {
   theme?: Theme;
   /** Browser viewport (default 1400×900). */
   viewport?: { width: number; height: number };
-  /** Bound on start-up: code-server listening + workbench rendered (default 90 s). */
+  /** Bound on start-up: code-server listening + workbench rendered (default FAIRPRUNE_E2E_START_MS, else 90 s). */
   startTimeoutMs?: number;
   /** Extra environment for code-server and so for the extension host. */
   env?: Record<string, string>;
@@ -158,6 +158,18 @@ export function codeServerEntry(): string {
 
 export function chromiumPath(): string {
   return process.env.FAIRPRUNE_CHROMIUM ?? '/usr/bin/chromium';
+}
+
+/**
+ * The start-up bound when a test names none: FAIRPRUNE_E2E_START_MS (milliseconds; a loaded machine can
+ * take longer than 90 s to start the workbench), else 90 s. A value that is not a positive number is an error.
+ */
+export function defaultStartTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FAIRPRUNE_E2E_START_MS;
+  if (raw === undefined || raw === '') return 90_000;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`FAIRPRUNE_E2E_START_MS=${raw}: give the start-up bound in milliseconds, e.g. 180000`);
+  return ms;
 }
 
 /** Start a workbench, run `fn`, report a failure (screenshot + logs), always close. */
@@ -305,7 +317,7 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
   }
   const testsPath = opts.extensionTestsPath ? path.resolve(opts.extensionTestsPath) : undefined;
   if (testsPath && !fs.existsSync(testsPath)) throw new Error(`startWorkbench: extensionTestsPath ${testsPath} does not exist`);
-  const startTimeout = opts.startTimeoutMs ?? 90_000;
+  const startTimeout = opts.startTimeoutMs ?? defaultStartTimeoutMs();
   const deadline = Date.now() + startTimeout;
 
   const dirs = makeDirs();

@@ -88,11 +88,11 @@ test('Restricted Mode: reports are readable; pruning and committing are refused 
     await session.click();
     const report = await frameWith(wb, 'section.point');
     assert.match((await report.locator('section.point .why-disabled').first().textContent()) ?? '', /Committing is disabled in Restricted Mode: trust this workspace to commit\./);
-    assert.equal(await report.locator('button.commit').first().getAttribute('disabled'), '');
+    assert.equal(await report.locator('vscode-button.commit').first().getAttribute('disabled'), '');
     // The curves panel reads too, and its Commit says why it is off.
     await wb.runCommand('Fair Prune: Show Fairness Curves');
-    const curves = await frameWith(wb, 'vscode-data-grid-row[data-point]');
-    await curves.locator('vscode-data-grid-row[data-point]').first().click();
+    const curves = await frameWith(wb, '#points-grid tr[data-point]');
+    await curves.locator('#points-grid tr[data-point]').first().click();
     await until('the reason under Commit', async () => (/Restricted Mode/.test((await curves.locator('#commit-why').textContent().catch(() => '')) ?? '') ? true : undefined));
     await wb.screenshot('restricted-reading');
     // Running a session: refused, saying why, with the way to trust the workspace.
