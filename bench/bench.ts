@@ -52,7 +52,13 @@ interface Measurement {
 /** CPU ticks busy machine-wide and used by this process and its waited-for children (Linux /proc). */
 function cpuTicks(): { busy: number; self: number } | undefined {
   try {
-    const [user, nice, system, , , irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = fs
+      .readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
     const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ').map(Number);
     return { busy: user + nice + system + irq + softirq + steal, self: f[11] + f[12] + f[13] + f[14] };
   } catch {
@@ -67,7 +73,10 @@ async function othersLoad<T>(fn: () => Promise<T> | T): Promise<{ value: T; othe
   const value = await fn();
   const b = cpuTicks();
   const seconds = (Date.now() - t0) / 1000;
-  return { value, otherCores: a && b && seconds > 0 ? Math.max(0, b.busy - a.busy - (b.self - a.self)) / 100 / seconds : undefined };
+  return {
+    value,
+    otherCores: a && b && seconds > 0 ? Math.max(0, b.busy - a.busy - (b.self - a.self)) / 100 / seconds : undefined,
+  };
 }
 
 async function measure(w: Workload, denseStep = true): Promise<Omit<Measurement, 'backend'>> {
@@ -92,7 +101,14 @@ async function measure(w: Workload, denseStep = true): Promise<Omit<Measurement,
   targets.dispose();
   weights.dispose();
   const epochSeconds = median(epochs);
-  return { workload: w.name, epochSeconds, trainSamplesPerSecond: n / epochSeconds, inferSamplesPerSecond: n / median(infer), epochTimes: epochs, inferTimes: infer };
+  return {
+    workload: w.name,
+    epochSeconds,
+    trainSamplesPerSecond: n / epochSeconds,
+    inferSamplesPerSecond: n / median(infer),
+    epochTimes: epochs,
+    inferTimes: infer,
+  };
 }
 
 /** Whether the workload's model trains through a heap step on wasm (dense-step.ts, conv-step.ts, graph-step.ts). */
@@ -159,7 +175,11 @@ function torchAvailable(): { py: string; version: string } | undefined {
   return undefined;
 }
 
-interface TorchResult { epochSeconds: number; inferSeconds: number; samples: number }
+interface TorchResult {
+  epochSeconds: number;
+  inferSeconds: number;
+  samples: number;
+}
 
 /**
  * One PyTorch process for the whole bench (torch_bench.py --serve), warmed on every workload before its
@@ -228,12 +248,28 @@ async function timedSweep(workload: string, req: RunRequest): Promise<SweepResul
   if (results.status !== 'completed') throw new Error(`the ${workload} sweep ended ${results.status}`);
   const after = tf.memory();
   return {
-    workload, points: results.points.length, workers, seconds, startRssMiB: start / 2 ** 20, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20,
-    tensorsLeft: after.numTensors - before.numTensors, bytesLeft: after.numBytes - before.numBytes,
+    workload,
+    points: results.points.length,
+    workers,
+    seconds,
+    startRssMiB: start / 2 ** 20,
+    peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20,
+    tensorsLeft: after.numTensors - before.numTensors,
+    bytesLeft: after.numBytes - before.numBytes,
   };
 }
 
-const SWEEP_DEFAULTS = { method: 'magnitude-layer', patience: 0, seed: 1, minWeight: 0.75, gamma: 5, bootstrapResamples: 500, backend: 'wasm', batchSize: 64, learningRate: 1e-3 } as const;
+const SWEEP_DEFAULTS = {
+  method: 'magnitude-layer',
+  patience: 0,
+  seed: 1,
+  minWeight: 0.75,
+  gamma: 5,
+  bootstrapResamples: 500,
+  backend: 'wasm',
+  batchSize: 64,
+  learningRate: 1e-3,
+} as const;
 
 function sparsityRange(n: number): number[] {
   return Array.from({ length: n }, (_, i) => Number((0.3 + (0.65 * i) / Math.max(1, n - 1)).toFixed(2)));
@@ -252,24 +288,65 @@ async function mlpSweeps(dir: string): Promise<SweepResult[]> {
   const csv = path.join(dir, 'sweep.csv');
   fs.writeFileSync(csv, rows.join('\n'));
   const modelDir = path.join(dir, 'mlp-model');
-  const m = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [6], units: 64, activation: 'relu', kernelInitializer: init(1) }), tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(2) }), tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(3) })] });
+  const m = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [6], units: 64, activation: 'relu', kernelInitializer: init(1) }),
+      tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(2) }),
+      tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(3) }),
+    ],
+  });
   await saveModel(m, modelDir, topologyOf(m));
   m.dispose();
   const req = (points: number, workers: number, tag: string): RunRequest => ({
-    ...SWEEP_DEFAULTS, modelPath: path.join(modelDir, 'model.json'), dataPath: csv, label: 'label', groups: ['group'], sparsities: sparsityRange(points / 2), losses: ['ce', 'pw'],
-    epochs: 2, workers, outDir: path.join(dir, `mlp-${tag}`),
+    ...SWEEP_DEFAULTS,
+    modelPath: path.join(modelDir, 'model.json'),
+    dataPath: csv,
+    label: 'label',
+    groups: ['group'],
+    sparsities: sparsityRange(points / 2),
+    losses: ['ce', 'pw'],
+    epochs: 2,
+    workers,
+    outDir: path.join(dir, `mlp-${tag}`),
   });
-  return [await timedSweep('mlp', req(2, 0, 'a')), await timedSweep('mlp', req(64, 1, 'b')), await timedSweep('mlp', req(64, 0, 'c'))];
+  return [
+    await timedSweep('mlp', req(2, 0, 'a')),
+    await timedSweep('mlp', req(64, 1, 'b')),
+    await timedSweep('mlp', req(64, 0, 'c')),
+  ];
 }
 
 /** The demo's sweep, smaller: its CNN on coloured MNIST, 6 points, one at a time and in parallel. */
 async function cnnSweeps(dir: string): Promise<SweepResult[]> {
-  const data = await writeBiasedMnist({ outDir: path.join(dir, 'mnist'), seed: 7, trainCount: 1200, validationCount: 100, testCount: 400, minorityFraction: 0.05 });
+  const data = await writeBiasedMnist({
+    outDir: path.join(dir, 'mnist'),
+    seed: 7,
+    trainCount: 1200,
+    validationCount: 100,
+    testCount: 400,
+    minorityFraction: 0.05,
+  });
   const modelDir = path.join(dir, 'cnn-model');
-  await trainBaseline({ data: { csvPath: data.csvPath, label: 'digit', groups: ['ink'], seed: 7 }, outDir: modelDir, epochs: 1, batchSize: 64, learningRate: 0.003, patience: 0, backend: 'wasm' });
+  await trainBaseline({
+    data: { csvPath: data.csvPath, label: 'digit', groups: ['ink'], seed: 7 },
+    outDir: modelDir,
+    epochs: 1,
+    batchSize: 64,
+    learningRate: 0.003,
+    patience: 0,
+    backend: 'wasm',
+  });
   const req = (workers: number, tag: string): RunRequest => ({
-    ...SWEEP_DEFAULTS, modelPath: path.join(modelDir, 'model.json'), dataPath: data.csvPath, label: 'digit', groups: ['ink'], sparsities: [0.5, 0.8, 0.9], losses: ['ce', 'pw'],
-    epochs: 1, workers, outDir: path.join(dir, `cnn-${tag}`),
+    ...SWEEP_DEFAULTS,
+    modelPath: path.join(modelDir, 'model.json'),
+    dataPath: data.csvPath,
+    label: 'digit',
+    groups: ['ink'],
+    sparsities: [0.5, 0.8, 0.9],
+    losses: ['ce', 'pw'],
+    epochs: 1,
+    workers,
+    outDir: path.join(dir, `cnn-${tag}`),
   });
   return [await timedSweep('demo-cnn', req(1, 'a')), await timedSweep('demo-cnn', req(0, 'b'))];
 }
@@ -286,7 +363,8 @@ async function main() {
   const py = torchAvailable();
   if (!py) console.log('PyTorch: not installed (Debian: apt-get install python3-torch) — no ratios');
   const torchServer = py ? new TorchServer(py.py) : undefined;
-  if (torchServer && !(await torchServer.ready())) throw new Error('PyTorch bench (bench/torch_bench.py --serve) did not start');
+  if (torchServer && !(await torchServer.ready()))
+    throw new Error('PyTorch bench (bench/torch_bench.py --serve) did not start');
   const torch: Record<1 | 2, Record<string, TorchResult | undefined>> = { 1: {}, 2: {} };
   const torchPairs: Record<string, TorchResult | undefined> = {};
   const rounds: Record<string, { one: number[]; two: number[] }> = {}; // every round's ratios, beside PyTorch
@@ -307,19 +385,29 @@ async function main() {
         if (b === 'cpu' && w.name !== 'mlp' && quick) continue;
         // On wasm a small dense chain and a plain CNN train through a heap step (src/core/dense-step.ts,
         // conv-step.ts); the tfjs path it replaces is measured beside it.
-        const variants = b === 'wasm' && usesHeapStep(w) ? [[true, b], [false, 'wasm, tfjs step']] as const : [[true, b]] as const;
+        const variants =
+          b === 'wasm' && usesHeapStep(w)
+            ? ([
+                [true, b],
+                [false, 'wasm, tfjs step'],
+              ] as const)
+            : ([[true, b]] as const);
         for (const [denseStep, label] of variants) {
           const beside = torchServer && b === torchBeside && label === b ? torchServer : undefined;
           const tries: { m: Awaited<ReturnType<typeof measure>>; t1?: TorchResult; t2?: TorchResult }[] = [];
           for (let r = 0; r < (beside ? ROUNDS : 1); r++) {
             const m = await measure(w, denseStep);
-            console.log(`${label.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`);
+            console.log(
+              `${label.padEnd(10)} ${w.name.padEnd(9)} train ${m.trainSamplesPerSecond.toFixed(0).padStart(7)} samples/s (epoch ${m.epochSeconds.toFixed(3)} s)  infer ${m.inferSamplesPerSecond.toFixed(0).padStart(7)} samples/s`,
+            );
             if (!beside) {
               tries.push({ m });
               continue;
             }
             const [t1, t2] = [await beside.run(w.name, 1), await beside.run(w.name, 2)];
-            console.log(`PyTorch    ${w.name.padEnd(9)} epoch ${t1?.epochSeconds.toFixed(3) ?? '–'} s on 1 thread, ${t2?.epochSeconds.toFixed(3) ?? '–'} s on 2`);
+            console.log(
+              `PyTorch    ${w.name.padEnd(9)} epoch ${t1?.epochSeconds.toFixed(3) ?? '–'} s on 1 thread, ${t2?.epochSeconds.toFixed(3) ?? '–'} s on 2`,
+            );
             tries.push({ m, t1, t2 });
           }
           const ratio = (x: (typeof tries)[number], t?: TorchResult) => (t ? t.epochSeconds / x.m.epochSeconds : NaN);
@@ -343,7 +431,9 @@ async function main() {
       for (let r = 0; r < (torchServer ? ROUNDS : 1); r++) {
         const pair = await measurePair(w);
         const t2 = torchServer ? await torchServer.run(w.name, 2) : undefined;
-        console.log(`wasm ×2    ${w.name.padEnd(9)} two jobs at once: ${pair.epochsPerSecond.toFixed(2)} epochs/s (${(1 / pair.epochsPerSecond).toFixed(3)} s per epoch); PyTorch on 2 threads ${t2?.epochSeconds.toFixed(3) ?? '–'} s`);
+        console.log(
+          `wasm ×2    ${w.name.padEnd(9)} two jobs at once: ${pair.epochsPerSecond.toFixed(2)} epochs/s (${(1 / pair.epochsPerSecond).toFixed(3)} s per epoch); PyTorch on 2 threads ${t2?.epochSeconds.toFixed(3) ?? '–'} s`,
+        );
         tries.push({ pair, t2 });
       }
       const ratio = (x: (typeof tries)[number]) => (x.t2 ? x.pair.epochsPerSecond * x.t2.epochSeconds : NaN);
@@ -359,25 +449,64 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-bench-'));
   const sweepLoad = await othersLoad(async () => [...(await mlpSweeps(tmp)), ...(await cnnSweeps(tmp))]);
   const sweeps = sweepLoad.value;
-  for (const s of sweeps) console.log(`sweep ${s.workload}, ${s.points} points, ${s.workers} at a time: ${s.seconds.toFixed(1)} s, RSS ${s.startRssMiB.toFixed(0)} MiB at start, peak ${s.peakRssMiB.toFixed(0)} MiB`);
+  for (const s of sweeps)
+    console.log(
+      `sweep ${s.workload}, ${s.points} points, ${s.workers} at a time: ${s.seconds.toFixed(1)} s, RSS ${s.startRssMiB.toFixed(0)} MiB at start, peak ${s.peakRssMiB.toFixed(0)} MiB`,
+    );
   const fmtLoad = (l?: number) => (l === undefined ? 'not measured' : `${l.toFixed(2)} cores`);
   const noise = `Other processes' CPU use during the run (average; the machine has ${os.cpus().length} cores): Fair Prune's measurements with PyTorch's beside them ${fmtLoad(ours.otherCores)}, sweeps ${fmtLoad(sweepLoad.otherCores)}`;
   console.log(noise);
   fs.rmSync(tmp, { recursive: true, force: true });
 
   const lines: string[] = [];
-  lines.push('# Benchmark results', '', `Written by \`npm run bench\`${quick ? ' --quick' : ''} on ${new Date().toISOString().slice(0, 10)}.`, '', `Machine: ${machine}.`, '', `Backends: ${ran.join('; ')}.`, '', `PyTorch: ${py ? `${py.version} (${py.py})` : 'not installed — no ratios'}.`, '', `${noise}.`, '');
-  lines.push('## Fine-tuning and inference', '', 'Median of ' + REPEATS + ' epochs after a warm-up epoch; the same custom training loop the sessions use (Adam, masks off).', '');
-  lines.push('| workload | backend | train samples/s | epoch s | infer samples/s | PyTorch 1 thread epoch s | ratio (1 thread) | PyTorch 2 threads epoch s | ratio (2 threads) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push(
+    '# Benchmark results',
+    '',
+    `Written by \`npm run bench\`${quick ? ' --quick' : ''} on ${new Date().toISOString().slice(0, 10)}.`,
+    '',
+    `Machine: ${machine}.`,
+    '',
+    `Backends: ${ran.join('; ')}.`,
+    '',
+    `PyTorch: ${py ? `${py.version} (${py.py})` : 'not installed — no ratios'}.`,
+    '',
+    `${noise}.`,
+    '',
+  );
+  lines.push(
+    '## Fine-tuning and inference',
+    '',
+    'Median of ' +
+      REPEATS +
+      ' epochs after a warm-up epoch; the same custom training loop the sessions use (Adam, masks off).',
+    '',
+  );
+  lines.push(
+    '| workload | backend | train samples/s | epoch s | infer samples/s | PyTorch 1 thread epoch s | ratio (1 thread) | PyTorch 2 threads epoch s | ratio (2 threads) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
   for (const r of results) {
     const t1 = torch[1][r.workload];
     const t2 = torch[2][r.workload];
     const all = r.backend === torchBeside ? rounds[r.workload] : undefined;
-    const list = (xs?: number[]) => (xs && xs.length > 1 ? ` (${[...xs].sort((a, b) => a - b).map((x) => x.toFixed(2)).join(', ')})` : '');
-    const ratio = (t?: { epochSeconds: number }, xs?: number[]) => (t ? (t.epochSeconds / r.epochSeconds).toFixed(2) + list(xs) : '–');
-    lines.push(`| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1, all?.one)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2, all?.two)} |`);
+    const list = (xs?: number[]) =>
+      xs && xs.length > 1
+        ? ` (${[...xs]
+            .sort((a, b) => a - b)
+            .map((x) => x.toFixed(2))
+            .join(', ')})`
+        : '';
+    const ratio = (t?: { epochSeconds: number }, xs?: number[]) =>
+      t ? (t.epochSeconds / r.epochSeconds).toFixed(2) + list(xs) : '–';
+    lines.push(
+      `| ${r.workload} | ${r.backend} | ${r.trainSamplesPerSecond.toFixed(0)} | ${r.epochSeconds.toFixed(3)} | ${r.inferSamplesPerSecond.toFixed(0)} | ${t1 ? t1.epochSeconds.toFixed(3) : '–'} | ${ratio(t1, all?.one)} | ${t2 ? t2.epochSeconds.toFixed(3) : '–'} | ${ratio(t2, all?.two)} |`,
+    );
   }
-  lines.push('', `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran in one process warmed on every workload first (a cold process measured cnn32 up to 5× slower), each workload right after ${torchBeside ?? 'the first backend'} did, ${ROUNDS} rounds of both one after the other; the row is the round with the median ratio, every round's ratio in brackets (this VM's speed drifts by up to 1.5× over minutes, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`, '');
+  lines.push(
+    '',
+    `Ratio = PyTorch epoch time / Fair Prune epoch time: ≥ 1.0 means Fair Prune is at least as fast. PyTorch ran in one process warmed on every workload first (a cold process measured cnn32 up to 5× slower), each workload right after ${torchBeside ?? 'the first backend'} did, ${ROUNDS} rounds of both one after the other; the row is the round with the median ratio, every round's ratio in brackets (this VM's speed drifts by up to 1.5× over minutes, so the ratios of the other backends are rougher). The backends above run on the threads they list; the PyTorch column with the same thread count is the like-for-like one.`,
+    '',
+  );
   if (Object.keys(pairs).length) {
     lines.push(
       '### Both cores',
@@ -392,8 +521,16 @@ async function main() {
       if (!pair) continue;
       const t2 = torchPairs[w.name];
       const all = pairRounds[w.name];
-      const list = all && all.length > 1 ? ` (${[...all].sort((a, b) => a - b).map((x) => x.toFixed(2)).join(', ')})` : '';
-      lines.push(`| ${w.name} | ${pair.epochsPerSecond.toFixed(2)} | ${(1 / pair.epochsPerSecond).toFixed(3)} | ${t2 ? (1 / t2.epochSeconds).toFixed(2) : '–'} | ${t2 ? (pair.epochsPerSecond * t2.epochSeconds).toFixed(2) + list : '–'} |`);
+      const list =
+        all && all.length > 1
+          ? ` (${[...all]
+              .sort((a, b) => a - b)
+              .map((x) => x.toFixed(2))
+              .join(', ')})`
+          : '';
+      lines.push(
+        `| ${w.name} | ${pair.epochsPerSecond.toFixed(2)} | ${(1 / pair.epochsPerSecond).toFixed(3)} | ${t2 ? (1 / t2.epochSeconds).toFixed(2) : '–'} | ${t2 ? (pair.epochsPerSecond * t2.epochSeconds).toFixed(2) + list : '–'} |`,
+      );
     }
     lines.push('');
   }
@@ -403,17 +540,41 @@ async function main() {
     `wasm, CE and PW at each sparsity. \`mlp\`: MLP 6-64-64-1 on 4000 rows, 2 epochs a point; \`demo-cnn\`: the demo's CNN on 1200 coloured-MNIST training images, 1 epoch a point. "At a time" is how many points ran at once: the session's own thread and worker threads beside it (\`--workers\`; 1 = one after another). A worker takes about half a second to start, so short sweeps gain little; two single-threaded trainings side by side on this machine run slower than alone (see Both cores: a CNN's about 13%, the MLP's about 1.8×). RSS is the whole bench process, worker threads included; it ran the measurements above first, so the peak minus the RSS at the start is what the sweep added. "Tensors left" counts what a session left on the bench thread's backend (0: no leak).`,
     '',
   );
-  lines.push('| workload | points | at a time | wall time | speed-up | RSS at start | peak RSS | added | tensors left |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push(
+    '| workload | points | at a time | wall time | speed-up | RSS at start | peak RSS | added | tensors left |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
   for (const s of sweeps) {
     const serial = sweeps.find((o) => o.workload === s.workload && o.points === s.points && o.workers === 1);
     const speedup = serial && s.workers > 1 ? `${(serial.seconds / s.seconds).toFixed(2)}×` : '–';
-    lines.push(`| ${s.workload} | ${s.points} | ${s.workers} | ${s.seconds.toFixed(1)} s | ${speedup} | ${s.startRssMiB.toFixed(0)} MiB | ${s.peakRssMiB.toFixed(0)} MiB | ${(s.peakRssMiB - s.startRssMiB).toFixed(0)} MiB | ${s.tensorsLeft} (${s.bytesLeft} bytes) |`);
+    lines.push(
+      `| ${s.workload} | ${s.points} | ${s.workers} | ${s.seconds.toFixed(1)} s | ${speedup} | ${s.startRssMiB.toFixed(0)} MiB | ${s.peakRssMiB.toFixed(0)} MiB | ${(s.peakRssMiB - s.startRssMiB).toFixed(0)} MiB | ${s.tensorsLeft} (${s.bytesLeft} bytes) |`,
+    );
   }
   lines.push('');
   lines.push(...editorSection());
   lines.push('Workloads:', '', ...WORKLOADS.map((w) => `- \`${w.name}\`: ${w.description}`), '');
   fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), lines.join('\n'));
-  fs.writeFileSync(path.join(root, 'bench', 'results.json'), JSON.stringify({ machine, backends: ran, pytorch: py, otherCores: { ours: ours.otherCores, pairs: pairLoad.otherCores, sweeps: sweepLoad.otherCores }, results, pairs, torch, torchPairs, rounds, pairRounds, sweeps }, null, 1));
+  fs.writeFileSync(
+    path.join(root, 'bench', 'results.json'),
+    JSON.stringify(
+      {
+        machine,
+        backends: ran,
+        pytorch: py,
+        otherCores: { ours: ours.otherCores, pairs: pairLoad.otherCores, sweeps: sweepLoad.otherCores },
+        results,
+        pairs,
+        torch,
+        torchPairs,
+        rounds,
+        pairRounds,
+        sweeps,
+      },
+      null,
+      1,
+    ),
+  );
   console.log(`\nwrote bench/RESULTS.md`);
 }
 
@@ -432,9 +593,15 @@ function editorSection(): string[] {
   const file = path.join(root, 'test-results', 'e2e-measurements.json');
   const head = ['## Editor responsiveness', ''];
   if (!fs.existsSync(file)) {
-    return [...head, 'Not measured here: the end-to-end suite measures it (`npm run test:e2e`, then `npm run bench` again to include it).', ''];
+    return [
+      ...head,
+      'Not measured here: the end-to-end suite measures it (`npm run test:e2e`, then `npm run bench` again to include it).',
+      '',
+    ];
   }
-  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Record<'eventLoopDelayP99Ms' | 'eventLoopDelayMaxMs' | 'eventLoopSamples' | 'activationMs', number>> & { measuredAt?: string; vscode?: string; eventLoopStalls?: string };
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<
+    Record<'eventLoopDelayP99Ms' | 'eventLoopDelayMaxMs' | 'eventLoopSamples' | 'activationMs', number>
+  > & { measuredAt?: string; vscode?: string; eventLoopStalls?: string };
   const v = (x: number | undefined, unit: string) => (x === undefined ? 'not measured' : `${x} ${unit}`);
   return [
     ...head,
@@ -447,6 +614,11 @@ function editorSection(): string[] {
     `| samples (every 10 ms) | ${m.eventLoopSamples ?? '–'} | |`,
     `| activation of the extension | ${v(m.activationMs, 'ms')} | < 50 ms |`,
     '',
-    ...(m.eventLoopStalls ? [`The session's stall log (what the Fair Prune output channel prints after every session): ${m.eventLoopStalls}.`, ''] : []),
+    ...(m.eventLoopStalls
+      ? [
+          `The session's stall log (what the Fair Prune output channel prints after every session): ${m.eventLoopStalls}.`,
+          '',
+        ]
+      : []),
   ];
 }

@@ -38,7 +38,7 @@ const px = new Float32Array(S * S * 3);
 for (let r = 0; r < rows; r++) {
   const label = Math.floor(next() * 10);
   const group = next() < 0.3 ? 'b' : 'a';
-  const tint = [(label % 3) / 2, ((label >> 1) % 3) / 2, ((label >> 2) % 2)];
+  const tint = [(label % 3) / 2, ((label >> 1) % 3) / 2, (label >> 2) % 2];
   for (let i = 0; i < S * S; i++) for (let c = 0; c < 3; c++) px[i * 3 + c] = 0.25 + 0.5 * tint[c] * 0.6 + 0.1 * next();
   const blobs = 2 + Math.floor(next() * 3);
   for (let b = 0; b < blobs; b++) {

@@ -35,7 +35,10 @@ const next = () => {
 const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
 
 const dir = path.join(path.dirname(require.resolve('mnist/package.json')), 'src', 'digits');
-const digits = Array.from({ length: 10 }, (_, d) => JSON.parse(fs.readFileSync(path.join(dir, `${d}.json`), 'utf8')).data);
+const digits = Array.from(
+  { length: 10 },
+  (_, d) => JSON.parse(fs.readFileSync(path.join(dir, `${d}.json`), 'utf8')).data,
+);
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;
 const plan = { train: [5000, 0.05], validation: [800, 0.05], test: [2000, 0.5] };
@@ -80,7 +83,11 @@ async function main() {
       const [d, k] = order[at++];
       const noisy = next() < rare;
       const name = `images/${split}-${i}.png`;
-      await sharp(Buffer.from(render(digits[d], k * PIXELS, noisy)), { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toFile(path.join(out, name));
+      await sharp(Buffer.from(render(digits[d], k * PIXELS, noisy)), {
+        raw: { width: SIZE, height: SIZE, channels: 1 },
+      })
+        .png()
+        .toFile(path.join(out, name));
       lines.push(`${name},${d},${noisy ? 'noisy' : 'clean'},${split}`);
     }
   }

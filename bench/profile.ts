@@ -17,11 +17,16 @@ import { initBackend } from '../src/core/backend';
 import { train, type TrainOptions } from '../src/core/train';
 import { WORKLOADS, prepare } from './workloads';
 
-interface Row { calls: number; selfMs: number }
+interface Row {
+  calls: number;
+  selfMs: number;
+}
 
 /** The shapes of a kernel's inputs, `x[64,32,32,3] filter[3,3,3,16]`. */
 function describeInputs(inputs: tf.NamedTensorInfoMap): string {
-  return Object.entries(inputs).map(([name, t]) => `${name}[${t?.shape.join(',')}]`).join(' ');
+  return Object.entries(inputs)
+    .map(([name, t]) => `${name}[${t?.shape.join(',')}]`)
+    .join(' ');
 }
 
 /** Wraps every kernel of `backendName` with a self-time timer; returns the table and a function that unwraps them. */
@@ -91,12 +96,26 @@ async function main() {
     const rows = [...table.entries()].sort((a, b) => b[1].selfMs - a[1].selfMs);
     const kernelMs = rows.reduce((s, [, r]) => s + r.selfMs, 0) / epochs;
     console.log(`\n${w.name}: ${w.description}`);
-    console.log(`epoch as trained ${trainedMs.toFixed(1)} ms; through tfjs ${plainMs.toFixed(1)} ms (${wallMs.toFixed(1)} ms while profiled): in kernels ${kernelMs.toFixed(1)} ms, outside kernels ${(wallMs - kernelMs).toFixed(1)} ms`);
-    console.log('kernel'.padEnd(60) + 'calls/epoch'.padStart(12) + 'ms/epoch'.padStart(10) + 'µs/call'.padStart(10) + 'share'.padStart(8));
+    console.log(
+      `epoch as trained ${trainedMs.toFixed(1)} ms; through tfjs ${plainMs.toFixed(1)} ms (${wallMs.toFixed(1)} ms while profiled): in kernels ${kernelMs.toFixed(1)} ms, outside kernels ${(wallMs - kernelMs).toFixed(1)} ms`,
+    );
+    console.log(
+      'kernel'.padEnd(60) +
+        'calls/epoch'.padStart(12) +
+        'ms/epoch'.padStart(10) +
+        'µs/call'.padStart(10) +
+        'share'.padStart(8),
+    );
     for (const [name, r] of rows) {
       const ms = r.selfMs / epochs;
       if (ms < 0.05 * (wallMs / 100)) continue;
-      console.log(name.padEnd(60) + String(r.calls / epochs).padStart(12) + ms.toFixed(1).padStart(10) + ((1000 * r.selfMs) / r.calls).toFixed(0).padStart(10) + `${((100 * ms) / wallMs).toFixed(1)}%`.padStart(8));
+      console.log(
+        name.padEnd(60) +
+          String(r.calls / epochs).padStart(12) +
+          ms.toFixed(1).padStart(10) +
+          ((1000 * r.selfMs) / r.calls).toFixed(0).padStart(10) +
+          `${((100 * ms) / wallMs).toFixed(1)}%`.padStart(8),
+      );
     }
     job.model.dispose();
     job.x.dispose();

@@ -25,9 +25,12 @@ const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 const OPTIONAL = ['webgpu', '@tensorflow/tfjs-backend-webgpu'];
 function load(name: string, resolveOnly = false) {
   try {
-    return resolveOnly ? require.resolve(name) : require(name); // eslint-disable-line @typescript-eslint/no-var-requires
+    return resolveOnly ? require.resolve(name) : require(name);
   } catch (e) {
-    throw new Error(`${name} is not installed (${(e as Error).message.split('\n')[0]}): run \`npm install --no-save webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0\` first`);
+    throw new Error(
+      `${name} is not installed (${(e as Error).message.split('\n')[0]}): run \`npm install --no-save webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0\` first`,
+      { cause: e },
+    );
   }
 }
 
@@ -35,8 +38,11 @@ async function startWebgpu(): Promise<string> {
   const { create, globals } = load('webgpu');
   Object.assign(globalThis, globals);
   Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true });
-  const adapter = await (globalThis as unknown as { navigator: { gpu: { requestAdapter(o: object): Promise<{ info?: Record<string, string> } | null> } } })
-    .navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  const adapter = await (
+    globalThis as unknown as {
+      navigator: { gpu: { requestAdapter(o: object): Promise<{ info?: Record<string, string> } | null> } };
+    }
+  ).navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('Dawn found no WebGPU adapter (no Vulkan, Metal or D3D12 GPU driver?)');
   load('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs could not start its webgpu backend');
@@ -47,7 +53,11 @@ async function startWebgpu(): Promise<string> {
 /** Probabilities of every sample, read asynchronously (WebGPU has no synchronous read in Node). */
 async function predict(model: tfl.LayersModel, x: tf.Tensor, batchSize = 256): Promise<void> {
   for (let start = 0; start < x.shape[0]; start += batchSize) {
-    const p = tf.tidy(() => tf.softmax(model.apply(tf.slice(x, start, Math.min(batchSize, x.shape[0] - start)), { training: false }) as tf.Tensor2D));
+    const p = tf.tidy(() =>
+      tf.softmax(
+        model.apply(tf.slice(x, start, Math.min(batchSize, x.shape[0] - start)), { training: false }) as tf.Tensor2D,
+      ),
+    );
     await p.data();
     p.dispose();
   }
@@ -85,18 +95,27 @@ async function main() {
     console.log(started);
     for (const w of WORKLOADS) runs[backend][w.name] = await measure(w.name);
   }
-  console.log('| workload | wasm epoch (s) | WebGPU epoch (s) | WebGPU first epoch (s) | wasm inference (ms) | WebGPU inference (ms) | weights after one epoch, largest difference |');
+  console.log(
+    '| workload | wasm epoch (s) | WebGPU epoch (s) | WebGPU first epoch (s) | wasm inference (ms) | WebGPU inference (ms) | weights after one epoch, largest difference |',
+  );
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const w of WORKLOADS) {
     const a = runs.wasm[w.name];
     const g = runs.webgpu[w.name];
     let diff = 0;
-    a.afterOneEpoch.forEach((t, i) => t.forEach((v, j) => (diff = Math.max(diff, Math.abs(v - g.afterOneEpoch[i][j])))));
-    console.log(`| ${w.name} | ${a.epoch.toFixed(3)} | ${g.epoch.toFixed(3)} | ${g.firstEpoch.toFixed(2)} | ${(a.infer * 1000).toFixed(1)} | ${(g.infer * 1000).toFixed(1)} | ${diff.toExponential(1)} |`);
+    a.afterOneEpoch.forEach((t, i) =>
+      t.forEach((v, j) => (diff = Math.max(diff, Math.abs(v - g.afterOneEpoch[i][j])))),
+    );
+    console.log(
+      `| ${w.name} | ${a.epoch.toFixed(3)} | ${g.epoch.toFixed(3)} | ${g.firstEpoch.toFixed(2)} | ${(a.infer * 1000).toFixed(1)} | ${(g.infer * 1000).toFixed(1)} | ${diff.toExponential(1)} |`,
+    );
   }
 }
 
-main().then(() => process.exit(0), (e) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

@@ -25,9 +25,22 @@ export const WORKLOADS: Workload[] = [
     build: () =>
       tfl.sequential({
         layers: [
-          tfl.layers.conv2d({ inputShape: [32, 32, 3], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+          tfl.layers.conv2d({
+            inputShape: [32, 32, 3],
+            filters: 16,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: init(1),
+          }),
           tfl.layers.maxPooling2d({ poolSize: 2 }),
-          tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
+          tfl.layers.conv2d({
+            filters: 32,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: init(2),
+          }),
           tfl.layers.maxPooling2d({ poolSize: 2 }),
           tfl.layers.flatten(),
           tfl.layers.dense({ units: 2, kernelInitializer: init(3) }),
@@ -58,9 +71,22 @@ export const WORKLOADS: Workload[] = [
     build: () =>
       tfl.sequential({
         layers: [
-          tfl.layers.conv2d({ inputShape: [28, 28, 3], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+          tfl.layers.conv2d({
+            inputShape: [28, 28, 3],
+            filters: 16,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: init(1),
+          }),
           tfl.layers.maxPooling2d({ poolSize: 2 }),
-          tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
+          tfl.layers.conv2d({
+            filters: 32,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: init(2),
+          }),
           tfl.layers.maxPooling2d({ poolSize: 2 }),
           tfl.layers.flatten(),
           tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(3) }),
@@ -70,7 +96,8 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: 'resnet20',
-    description: 'ResNet-20 v1 (the shared Keras file\'s architecture: 3 stages of 3 residual blocks, 16/32/64 filters, BatchNorm, 1×1 stride-2 shortcuts, global average pooling) on 32×32×3, 256 samples, batch 64',
+    description:
+      "ResNet-20 v1 (the shared Keras file's architecture: 3 stages of 3 residual blocks, 16/32/64 filters, BatchNorm, 1×1 stride-2 shortcuts, global average pooling) on 32×32×3, 256 samples, batch 64",
     inputShape: [32, 32, 3],
     classes: 10,
     samples: 256,
@@ -78,7 +105,8 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: 'mobilenet',
-    description: 'MobileNet v1 blocks at width 0.35 (depthwise 3×3 + pointwise 1×1, each with BatchNorm and ReLU6; 5 stride-2 stages to 3×3×358) on 96×96×3, 128 samples, batch 64',
+    description:
+      'MobileNet v1 blocks at width 0.35 (depthwise 3×3 + pointwise 1×1, each with BatchNorm and ReLU6; 5 stride-2 stages to 3×3×358) on 96×96×3, 128 samples, batch 64',
     inputShape: [96, 96, 3],
     classes: 10,
     samples: 128,
@@ -105,7 +133,6 @@ export function prepare(w: Workload) {
   return { n, x, targets, weights, model, data, opts };
 }
 
-
 type Sym = tfl.SymbolicTensor;
 const apply = (layer: tfl.layers.Layer, x: Sym | Sym[]) => layer.apply(x) as Sym;
 
@@ -117,7 +144,10 @@ const apply = (layer: tfl.layers.Layer, x: Sym | Sym[]) => layer.apply(x) as Sym
 function resnet20(): tfl.LayersModel {
   let seed = 10;
   const conv = (x: Sym, filters: number, kernel = 3, strides = 1) =>
-    apply(tfl.layers.conv2d({ filters, kernelSize: kernel, strides, padding: 'same', kernelInitializer: init(seed++) }), x);
+    apply(
+      tfl.layers.conv2d({ filters, kernelSize: kernel, strides, padding: 'same', kernelInitializer: init(seed++) }),
+      x,
+    );
   const bn = (x: Sym) => apply(tfl.layers.batchNormalization({}), x);
   const relu = (x: Sym) => apply(tfl.layers.activation({ activation: 'relu' }), x);
   const input = tfl.input({ shape: [32, 32, 3] });
@@ -132,7 +162,10 @@ function resnet20(): tfl.LayersModel {
     }
   }
   const pooled = apply(tfl.layers.flatten(), apply(tfl.layers.averagePooling2d({ poolSize: 8 }), x));
-  return tfl.model({ inputs: input, outputs: apply(tfl.layers.dense({ units: 10, kernelInitializer: init(seed) }), pooled) });
+  return tfl.model({
+    inputs: input,
+    outputs: apply(tfl.layers.dense({ units: 10, kernelInitializer: init(seed) }), pooled),
+  });
 }
 
 /**
@@ -144,12 +177,62 @@ function mobilenet(alpha = 0.35): tfl.LayersModel {
   let seed = 30;
   const bnRelu6 = (x: Sym) => apply(tfl.layers.reLU({ maxValue: 6 }), apply(tfl.layers.batchNormalization({}), x));
   const input = tfl.input({ shape: [96, 96, 3] });
-  let x = bnRelu6(apply(tfl.layers.conv2d({ filters: Math.floor(32 * alpha), kernelSize: 3, strides: 2, padding: 'same', useBias: false, kernelInitializer: init(seed++) }), input));
-  const blocks: [number, number][] = [[64, 1], [128, 2], [128, 1], [256, 2], [256, 1], [512, 2], [512, 1], [512, 1], [512, 1], [512, 1], [512, 1], [1024, 2], [1024, 1]];
+  let x = bnRelu6(
+    apply(
+      tfl.layers.conv2d({
+        filters: Math.floor(32 * alpha),
+        kernelSize: 3,
+        strides: 2,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: init(seed++),
+      }),
+      input,
+    ),
+  );
+  const blocks: [number, number][] = [
+    [64, 1],
+    [128, 2],
+    [128, 1],
+    [256, 2],
+    [256, 1],
+    [512, 2],
+    [512, 1],
+    [512, 1],
+    [512, 1],
+    [512, 1],
+    [512, 1],
+    [1024, 2],
+    [1024, 1],
+  ];
   for (const [filters, strides] of blocks) {
-    x = bnRelu6(apply(tfl.layers.depthwiseConv2d({ kernelSize: 3, strides, padding: 'same', useBias: false, depthwiseInitializer: init(seed++) }), x));
-    x = bnRelu6(apply(tfl.layers.conv2d({ filters: Math.floor(filters * alpha), kernelSize: 1, useBias: false, kernelInitializer: init(seed++) }), x));
+    x = bnRelu6(
+      apply(
+        tfl.layers.depthwiseConv2d({
+          kernelSize: 3,
+          strides,
+          padding: 'same',
+          useBias: false,
+          depthwiseInitializer: init(seed++),
+        }),
+        x,
+      ),
+    );
+    x = bnRelu6(
+      apply(
+        tfl.layers.conv2d({
+          filters: Math.floor(filters * alpha),
+          kernelSize: 1,
+          useBias: false,
+          kernelInitializer: init(seed++),
+        }),
+        x,
+      ),
+    );
   }
   const pooled = apply(tfl.layers.globalAveragePooling2d({}), x);
-  return tfl.model({ inputs: input, outputs: apply(tfl.layers.dense({ units: 10, kernelInitializer: init(seed) }), pooled) });
+  return tfl.model({
+    inputs: input,
+    outputs: apply(tfl.layers.dense({ units: 10, kernelInitializer: init(seed) }), pooled),
+  });
 }

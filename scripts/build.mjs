@@ -6,7 +6,15 @@ import * as esbuild from 'esbuild';
 
 // h5wasm (Keras .h5/.keras) is an ES module with a 4 MB wasm payload, loaded with import() at run time.
 const external = ['@tensorflow/*', 'sharp', 'vscode', 'h5wasm'];
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  external,
+  logLevel: 'warning',
+};
 
 await Promise.all([
   esbuild.build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' }),
@@ -23,7 +31,17 @@ await Promise.all([
   // The webview pages (docs/webviews.md), each with its stylesheet beside it: the fairness curves panel
   // (Chart.js + VS Code Elements) and the side-bar fairness report (VS Code Elements' button only).
   ...['curves', 'report'].map((name) =>
-    esbuild.build({ entryPoints: [`webview/${name}.ts`], outfile: `dist/webview/${name}.js`, bundle: true, platform: 'browser', target: 'chrome114', format: 'iife', minify: true, sourcemap: true, logLevel: 'warning' }),
+    esbuild.build({
+      entryPoints: [`webview/${name}.ts`],
+      outfile: `dist/webview/${name}.js`,
+      bundle: true,
+      platform: 'browser',
+      target: 'chrome114',
+      format: 'iife',
+      minify: true,
+      sourcemap: true,
+      logLevel: 'warning',
+    }),
   ),
 ]);
 

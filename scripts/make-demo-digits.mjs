@@ -16,11 +16,13 @@ const counts = [];
 const parts = [];
 for (let d = 0; d < 10; d++) {
   const values = JSON.parse(fs.readFileSync(path.join(dir, `${d}.json`), 'utf8')).data;
-  if (values.length % PIXELS !== 0) throw new Error(`${d}.json: ${values.length} values is not a whole number of 28×28 digits`);
+  if (values.length % PIXELS !== 0)
+    throw new Error(`${d}.json: ${values.length} values is not a whole number of 28×28 digits`);
   const bytes = Buffer.alloc(values.length);
   values.forEach((v, i) => {
     const k = Math.round(v * 255);
-    if (Math.round((k / 255) * 1000) / 1000 !== v) throw new Error(`${d}.json value ${i} = ${v} is not a byte rounded to 3 decimals`);
+    if (Math.round((k / 255) * 1000) / 1000 !== v)
+      throw new Error(`${d}.json value ${i} = ${v} is not a byte rounded to 3 decimals`);
     bytes[i] = k;
   });
   counts.push(values.length / PIXELS);
@@ -31,10 +33,23 @@ header.write(MAGIC, 0, 'latin1');
 counts.forEach((n, d) => header.writeUInt32LE(n, MAGIC.length + 4 * d));
 const raw = Buffer.concat([header, ...parts]);
 const packed = zlib.brotliCompressSync(raw, {
-  params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_LGWIN]: 24, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length },
+  params: {
+    [zlib.constants.BROTLI_PARAM_QUALITY]: 11,
+    [zlib.constants.BROTLI_PARAM_LGWIN]: 24,
+    [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length,
+  },
 });
-const out = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'src', 'core', 'demo', 'mnist-digits.br');
+const out = path.resolve(
+  path.dirname(new URL(import.meta.url).pathname),
+  '..',
+  'src',
+  'core',
+  'demo',
+  'mnist-digits.br',
+);
 const tmp = `${out}.${process.pid}.tmp`;
 fs.writeFileSync(tmp, packed);
 fs.renameSync(tmp, out);
-console.log(`${out}: ${counts.reduce((a, b) => a + b)} digits (${counts.join(', ')}), ${raw.length} bytes → ${packed.length}`);
+console.log(
+  `${out}: ${counts.reduce((a, b) => a + b)} digits (${counts.join(', ')}), ${raw.length} bytes → ${packed.length}`,
+);

@@ -37,7 +37,8 @@ function makeResultsSchema() {
   const file = program.getSourceFile(SOURCE);
   const named = new Map();
   ts.forEachChild(file, (node) => {
-    if ((ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node)) && node.name) named.set(node.name.text, node);
+    if ((ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node)) && node.name)
+      named.set(node.name.text, node);
   });
   const defs = {};
 
@@ -109,10 +110,15 @@ function makeResultsSchema() {
   const root = named.get('SessionResults');
   const rootType = checker.getTypeAtLocation(root);
   toSchema(rootType, 'SessionResults');
-  const sorted = Object.fromEntries(Object.keys(defs).sort().map((k) => [k, defs[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(defs)
+      .sort()
+      .map((k) => [k, defs[k]]),
+  );
   for (const key of Object.keys(PATTERNS)) {
     const [owner, field] = key.split('.');
-    if (!sorted[owner]?.properties?.[field]) throw new Error(`results-schema: PATTERNS names ${key}, which results.ts does not have`);
+    if (!sorted[owner]?.properties?.[field])
+      throw new Error(`results-schema: PATTERNS names ${key}, which results.ts does not have`);
   }
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',

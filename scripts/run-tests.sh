@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the project (dependencies already installed): type check, build, unit tests
+# Runs every test of the project (dependencies already installed): type check, lint, build, unit tests
 # (node:test), the loss conformance vectors in ../shared/conformance when that folder exists, and
 # prints one closing "N passed, N failed, N skipped" line for all of them.
 set -uo pipefail
@@ -14,6 +14,9 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "type check (tsc --noEmit, strict)"
 if npx tsc -p . --noEmit; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+
+step "lint (ESLint with typescript-eslint, Prettier; npm run format fixes the layout)"
+if npm run --silent lint; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 
 step "build (esbuild bundles)"
 if node scripts/build.mjs; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi

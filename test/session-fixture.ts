@@ -28,16 +28,31 @@ export async function makeFixture(dir: string, n = 900, layout: 'messy' | 'plain
     const denied = score > 0 ? 1 : 0;
     xs.push([x1, x2, x3]);
     ys.push(denied);
-    if (layout === 'plain') lines.push(`${x1},${x2},${x3},${south ? 'south' : 'north'},${denied ? 'denied' : 'approved'},${splits[i % 10].toLowerCase()}`);
-    else lines.push(`"r${i}","free text, with a comma and ""quotes""",${x2},${south ? 'south' : 'north'},${x1},${denied ? 'denied' : 'approved'},${splits[i % 10]},${x3}`);
+    if (layout === 'plain')
+      lines.push(
+        `${x1},${x2},${x3},${south ? 'south' : 'north'},${denied ? 'denied' : 'approved'},${splits[i % 10].toLowerCase()}`,
+      );
+    else
+      lines.push(
+        `"r${i}","free text, with a comma and ""quotes""",${x2},${south ? 'south' : 'north'},${x1},${denied ? 'denied' : 'approved'},${splits[i % 10]},${x3}`,
+      );
   }
   const csv = path.join(dir, 'loans.csv');
   fs.writeFileSync(csv, lines.join('\r\n') + '\r\n');
   await useCpu();
   const model = tfl.sequential({
     layers: [
-      tfl.layers.dense({ inputShape: [3], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
-      tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+      tfl.layers.dense({
+        inputShape: [3],
+        units: 16,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+      }),
+      tfl.layers.dense({
+        units: 1,
+        activation: 'sigmoid',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }),
+      }),
     ],
   });
   model.compile({ optimizer: tf.train.adam(0.03), loss: 'binaryCrossentropy' });
@@ -78,7 +93,6 @@ export function request(modelPath: string, csv: string, outDir: string, extra: P
   };
 }
 
-
 /**
  * A finished session made as a user makes one from a shell: `fairprune run` (dist/cli.js) on a plain
  * fixture of `rows` rows in `workspace`, grouped by region, into `workspace/.fairprune`. Returns its
@@ -91,11 +105,35 @@ export async function cliSession(
 ): Promise<{ sessionDir: string; results: SessionResults }> {
   const { csv, modelPath } = await makeFixture(workspace, o.rows, 'plain');
   const out = path.join(workspace, '.fairprune');
-  const args = [cli, 'run', '--model', modelPath, '--data', csv, '--label', 'decision', '--group', 'region', '--sparsity', o.sparsity,
-    '--loss', o.loss, '--epochs', String(o.epochs), ...(o.lr === undefined ? [] : ['--lr', String(o.lr)]), '--bootstrap', String(o.bootstrap), '--out', out];
+  const args = [
+    cli,
+    'run',
+    '--model',
+    modelPath,
+    '--data',
+    csv,
+    '--label',
+    'decision',
+    '--group',
+    'region',
+    '--sparsity',
+    o.sparsity,
+    '--loss',
+    o.loss,
+    '--epochs',
+    String(o.epochs),
+    ...(o.lr === undefined ? [] : ['--lr', String(o.lr)]),
+    '--bootstrap',
+    String(o.bootstrap),
+    '--out',
+    out,
+  ];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 180_000 });
   if (r.status !== 0) throw new Error(`fairprune run failed (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
   const sessions = path.join(out, 'sessions');
   const sessionDir = path.join(sessions, fs.readdirSync(sessions)[0]);
-  return { sessionDir, results: JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as SessionResults };
+  return {
+    sessionDir,
+    results: JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as SessionResults,
+  };
 }

@@ -12,7 +12,12 @@ export const cliPath = path.join(repoRoot, 'out', 'src', 'cli', 'main.js');
 
 /** The command line as a user runs it; `maxRssKb` is the child's peak resident memory (Linux). */
 export function fairprune(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [cliPath, ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [cliPath, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -20,7 +25,10 @@ export function fairprune(args: string[], cwd: string, env: NodeJS.ProcessEnv = 
  * The command line, also reporting the process's peak resident memory in KiB: VmHWM of its own
  * address space on Linux (getrusage's maxRSS would include the forking test process's memory).
  */
-export function fairpruneWithPeak(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string; peakKb: number } {
+export function fairpruneWithPeak(
+  args: string[],
+  cwd: string,
+): { code: number | null; stdout: string; stderr: string; peakKb: number } {
   const script = `process.on('exit', () => {
   let kb = process.resourceUsage().maxRSS;
   try { kb = Number(/VmHWM:\\s+(\\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); } catch {}
@@ -36,13 +44,29 @@ require(${JSON.stringify(cliPath)}).runCli(${JSON.stringify(args)});`;
 /** A 2-feature, 2-class data set the small model fits. */
 export function writeCsv(file: string, rows = 40): void {
   const lines = ['x1,x2,group,label'];
-  for (let i = 0; i < rows; i++) lines.push(`${(i % 7) / 7},${(i % 5) / 5},${i % 2 ? 'a' : 'b'},${i % 3 === 0 ? 1 : 0}`);
+  for (let i = 0; i < rows; i++)
+    lines.push(`${(i % 7) / 7},${(i % 5) / 5},${i % 2 ? 'a' : 'b'},${i % 3 === 0 ? 1 : 0}`);
   fs.writeFileSync(file, lines.join('\n') + '\n');
 }
 
 const dense = (name: string, units: number, activation: string, extra: Record<string, unknown> = {}) => ({
   class_name: 'Dense',
-  config: { name, trainable: true, ...extra, dtype: 'float32', units, activation, use_bias: true, kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } }, bias_initializer: { class_name: 'Zeros', config: {} }, kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null },
+  config: {
+    name,
+    trainable: true,
+    ...extra,
+    dtype: 'float32',
+    units,
+    activation,
+    use_bias: true,
+    kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } },
+    bias_initializer: { class_name: 'Zeros', config: {} },
+    kernel_regularizer: null,
+    bias_regularizer: null,
+    activity_regularizer: null,
+    kernel_constraint: null,
+    bias_constraint: null,
+  },
 });
 
 function fixedStrings(g: H5Group, name: string, values: string[]): void {
@@ -53,26 +77,47 @@ function fixedStrings(g: H5Group, name: string, values: string[]): void {
  * Keras 2 Sequential: 2 inputs → dense_1 (4, relu) → dense_2 (2, softmax). `kernel` decides how
  * dense_1's kernel is stored (a plain dataset when absent).
  */
-export async function writeSmallKerasH5(file: string, kernel?: (g: H5Group, name: string) => void, declared?: { units: number; inputs: number }): Promise<void> {
+export async function writeSmallKerasH5(
+  file: string,
+  kernel?: (g: H5Group, name: string) => void,
+  declared?: { units: number; inputs: number },
+): Promise<void> {
   const h5 = await h5wasm();
   const f: H5File = new h5.File(file, 'w');
   try {
     f.create_attribute('keras_version', '2.2.4-tf');
     f.create_attribute('backend', 'tensorflow');
-    const layers = [dense('dense_1', declared?.units ?? 4, 'relu', { batch_input_shape: [null, declared?.inputs ?? 2] }), dense('dense_2', 2, 'softmax')];
-    f.create_attribute('model_config', JSON.stringify({ class_name: 'Sequential', config: { name: 'sequential', layers } }));
+    const layers = [
+      dense('dense_1', declared?.units ?? 4, 'relu', { batch_input_shape: [null, declared?.inputs ?? 2] }),
+      dense('dense_2', 2, 'softmax'),
+    ];
+    f.create_attribute(
+      'model_config',
+      JSON.stringify({ class_name: 'Sequential', config: { name: 'sequential', layers } }),
+    );
     const mw = f.create_group('model_weights');
     fixedStrings(mw, 'layer_names', ['dense_1', 'dense_2']);
     const g1 = mw.create_group('dense_1');
     fixedStrings(g1, 'weight_names', ['dense_1/kernel:0', 'dense_1/bias:0']);
     const inner1 = g1.create_group('dense_1');
     if (kernel) kernel(inner1, 'kernel:0');
-    else inner1.create_dataset({ name: 'kernel:0', data: Float32Array.from([0.5, -0.3, 0.2, 0.9, -0.7, 0.4, 0.1, -0.2]), shape: [2, 4], dtype: '<f' });
+    else
+      inner1.create_dataset({
+        name: 'kernel:0',
+        data: Float32Array.from([0.5, -0.3, 0.2, 0.9, -0.7, 0.4, 0.1, -0.2]),
+        shape: [2, 4],
+        dtype: '<f',
+      });
     inner1.create_dataset({ name: 'bias:0', data: new Float32Array(4), shape: [4], dtype: '<f' });
     const g2 = mw.create_group('dense_2');
     fixedStrings(g2, 'weight_names', ['dense_2/kernel:0', 'dense_2/bias:0']);
     const inner2 = g2.create_group('dense_2');
-    inner2.create_dataset({ name: 'kernel:0', data: Float32Array.from([0.3, -0.1, 0.6, 0.2, -0.4, 0.8, 0.05, -0.5]), shape: [4, 2], dtype: '<f' });
+    inner2.create_dataset({
+      name: 'kernel:0',
+      data: Float32Array.from([0.3, -0.1, 0.6, 0.2, -0.4, 0.8, 0.05, -0.5]),
+      shape: [4, 2],
+      dtype: '<f',
+    });
     inner2.create_dataset({ name: 'bias:0', data: new Float32Array(2), shape: [2], dtype: '<f' });
   } finally {
     f.close();

@@ -146,7 +146,14 @@ export function firstNonFinite(a: ArrayLike<number>, ref: ArrayLike<number>): nu
  * Cross-entropy training data: samples `x` [n, ...shape], `labels` (one output for binary, else one per
  * class), every `every`-th row a validation row. The caller disposes its tensors.
  */
-export function ceTrainingData(x: Float32Array, shape: number[], labels: Int32Array, task: Task, width: number, every: number): TrainingData {
+export function ceTrainingData(
+  x: Float32Array,
+  shape: number[],
+  labels: Int32Array,
+  task: Task,
+  width: number,
+  every: number,
+): TrainingData {
   const n = labels.length;
   const t = lossTargets('ce', task, labels, width, undefined, { minWeight: 1, gamma: 0 });
   const all = Int32Array.from({ length: n }, (_, i) => i);
@@ -161,7 +168,11 @@ export function ceTrainingData(x: Float32Array, shape: number[], labels: Int32Ar
 }
 
 /** `train` on a fresh `build()` with the heap steps, then without: each run's summary and final weights. */
-export async function trainWithAndWithoutHeapStep(build: () => tfl.LayersModel, data: TrainingData, opts: Omit<TrainOptions, 'denseStep'>) {
+export async function trainWithAndWithoutHeapStep(
+  build: () => tfl.LayersModel,
+  data: TrainingData,
+  opts: Omit<TrainOptions, 'denseStep'>,
+) {
   const weights: number[][][] = [];
   const summaries = [];
   for (const denseStep of [true, false]) {

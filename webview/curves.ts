@@ -12,7 +12,15 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
-import type { CurvesMetric, CurvesState, CurvesToHost, CurvesXAxis, ExemplarImage, HostToCurves, SessionView } from '../src/protocol/webview';
+import type {
+  CurvesMetric,
+  CurvesState,
+  CurvesToHost,
+  CurvesXAxis,
+  ExemplarImage,
+  HostToCurves,
+  SessionView,
+} from '../src/protocol/webview';
 import type { LossName } from '../src/protocol/results';
 import {
   chartTextRows,
@@ -46,7 +54,11 @@ import './curves.css';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, Tooltip, Legend);
 
-declare function acquireVsCodeApi(): { postMessage(m: CurvesToHost): void; getState(): unknown; setState(s: unknown): void };
+declare function acquireVsCodeApi(): {
+  postMessage(m: CurvesToHost): void;
+  getState(): unknown;
+  setState(s: unknown): void;
+};
 const vscode = acquireVsCodeApi();
 
 let state: CurvesState = sanitizeState(vscode.getState() ?? DEFAULT_CURVES_STATE);
@@ -58,7 +70,8 @@ let exemplars: { pointId: string; images: ExemplarImage[]; note: string } | null
 const charts: Chart[] = [];
 
 const app = document.getElementById('app')!;
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 function save(): void {
   vscode.setState(state);
@@ -70,11 +83,15 @@ function save(): void {
 function themeColours() {
   const css = getComputedStyle(document.body);
   const v = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
-  const highContrast = document.body.classList.contains('vscode-high-contrast') || document.body.classList.contains('vscode-high-contrast-light');
+  const highContrast =
+    document.body.classList.contains('vscode-high-contrast') ||
+    document.body.classList.contains('vscode-high-contrast-light');
   return {
     fg: v('--vscode-editor-foreground', v('--vscode-foreground', '#333')),
     muted: v('--vscode-descriptionForeground', '#717171'),
-    grid: highContrast ? v('--vscode-contrastBorder', '#6fc3df') : v('--vscode-editorWidget-border', 'rgba(128,128,128,0.35)'),
+    grid: highContrast
+      ? v('--vscode-contrastBorder', '#6fc3df')
+      : v('--vscode-editorWidget-border', 'rgba(128,128,128,0.35)'),
     bg: v('--vscode-editor-background', '#ffffff'),
     font: v('--vscode-font-family', 'sans-serif'),
     highContrast,
@@ -194,13 +211,24 @@ function render(): void {
     <vscode-option value="flops" ${state.xAxis === 'flops' ? 'selected' : ''} ${flops ? '' : 'disabled'}>FLOPs reduction</vscode-option>
   </vscode-single-select></span>
   <span class="control"><label for="metric">metric</label><vscode-single-select id="metric" aria-label="metric">
-    ${curvesMetrics(v).map((m) => `<vscode-option value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`).join('')}
+    ${curvesMetrics(v)
+      .map(
+        (m) =>
+          `<vscode-option value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`,
+      )
+      .join('')}
   </vscode-single-select></span>
   <fieldset><legend>groups</legend>${groups
-    .map((g) => `<vscode-checkbox data-group="${esc(g)}" ${state.hiddenGroups.includes(g) ? '' : 'checked'}><span class="swatch" data-colour="${esc(groupColour(v, g))}"></span>${esc(g)}</vscode-checkbox>`)
+    .map(
+      (g) =>
+        `<vscode-checkbox data-group="${esc(g)}" ${state.hiddenGroups.includes(g) ? '' : 'checked'}><span class="swatch" data-colour="${esc(groupColour(v, g))}"></span>${esc(g)}</vscode-checkbox>`,
+    )
     .join('')}</fieldset>
   <fieldset><legend>losses</legend>${losses
-    .map((l) => `<vscode-checkbox data-loss="${esc(l)}" ${state.hiddenLosses.includes(l) ? '' : 'checked'}><canvas class="dash" width="28" height="10" data-loss-dash="${esc(l)}" aria-hidden="true"></canvas>${esc(l)}</vscode-checkbox>`)
+    .map(
+      (l) =>
+        `<vscode-checkbox data-loss="${esc(l)}" ${state.hiddenLosses.includes(l) ? '' : 'checked'}><canvas class="dash" width="28" height="10" data-loss-dash="${esc(l)}" aria-hidden="true"></canvas>${esc(l)}</vscode-checkbox>`,
+    )
     .join('')}</fieldset>
   <span class="exports"><vscode-button id="export-png" secondary>Export Chart PNG</vscode-button> <vscode-button id="export-csv" secondary>Export Table CSV</vscode-button></span>
 </section>
@@ -219,7 +247,12 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
 <details class="chart-data"><summary>Chart data as a table</summary>
   <table id="chart-table"><caption>Every plotted value: group, loss, x, ${esc(METRIC_LABELS[state.metric])}, 95% interval, test samples, point</caption>
   <thead><tr>${['group', 'loss', state.xAxis === 'flops' ? 'FLOPs reduction' : 'sparsity', METRIC_LABELS[state.metric], '95% CI', 'n', 'point'].map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead>
-  <tbody>${chartTextRows(series, state.metric).map((c) => `<tr>${c.map((x, i) => (i === 0 ? `<th scope="row">${esc(x)}</th>` : `<td>${esc(x)}</td>`)).join('')}</tr>`).join('')}</tbody></table>
+  <tbody>${chartTextRows(series, state.metric)
+    .map(
+      (c) =>
+        `<tr>${c.map((x, i) => (i === 0 ? `<th scope="row">${esc(x)}</th>` : `<td>${esc(x)}</td>`)).join('')}</tr>`,
+    )
+    .join('')}</tbody></table>
 </details>
 <section class="points" aria-label="Pruned points">
   <h2 id="points-title">Points <span class="hint">select one to see its detail and commit it (click, or ↑ ↓ and Enter on a row)</span></h2>
@@ -244,8 +277,16 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
   app.querySelectorAll<HTMLElement>('.group-dot').forEach((el) => (el.style.backgroundColor = el.dataset.colour ?? ''));
 
   drawMain(series, referenceLines(v, state));
-  drawSummary('worst-chart', summary.filter((s) => s.kind === 'worst'), (x) => pct(x));
-  drawSummary('gap-chart', summary.filter((s) => s.kind === 'gap'), (x) => pct(x));
+  drawSummary(
+    'worst-chart',
+    summary.filter((s) => s.kind === 'worst'),
+    (x) => pct(x),
+  );
+  drawSummary(
+    'gap-chart',
+    summary.filter((s) => s.kind === 'gap'),
+    (x) => pct(x),
+  );
   wire();
   renderGallery();
 }
@@ -262,7 +303,9 @@ function pointsGrid(rows: ReturnType<typeof tableRows>): string {
     .map((row) => {
       const selected = row.pointId === state.selected;
       const cls = `${selected ? 'selected ' : ''}${row.verdict}${row.recommended ? ' recommended' : ''}`;
-      const cells = tableCells(row).map((c, i) => `<td${i === 7 ? ` class="verdict ${row.verdict}"` : ''}>${esc(c)}</td>`);
+      const cells = tableCells(row).map(
+        (c, i) => `<td${i === 7 ? ` class="verdict ${row.verdict}"` : ''}>${esc(c)}</td>`,
+      );
       return `<tr data-point="${esc(row.pointId)}" class="${cls}" aria-selected="${selected}" tabindex="${row.pointId === focusable ? 0 : -1}">${cells.join('')}</tr>`;
     })
     .join('');
@@ -276,7 +319,8 @@ function detailHtml(v: SessionView): string {
   const why = commit.reason ? `<p class="why-disabled" id="commit-why">${esc(commit.reason)}</p>` : '';
   if (!d) return `<h2>Selected point</h2><p class="empty">No point selected.</p>${button}${why}`;
   const p = d.point;
-  const est = (e: { value: number; low: number; high: number } | null, f: (x: number) => string) => (e ? `${esc(f(e.value))} <span class="ci">[${esc(f(e.low))}, ${esc(f(e.high))}]</span>` : '–');
+  const est = (e: { value: number; low: number; high: number } | null, f: (x: number) => string) =>
+    e ? `${esc(f(e.value))} <span class="ci">[${esc(f(e.low))}, ${esc(f(e.high))}]</span>` : '–';
   return `<h2>${esc(pct(p.targetSparsity, 0))} sparsity · ${esc(p.loss)} <span class="badge ${v.verdicts[p.id]?.passed ? 'pass' : 'fail'}">${v.verdicts[p.id]?.passed ? 'PASS' : 'FAIL'}</span></h2>
 <p class="meta">Accuracy ${est(p.evaluation.accuracy, (x) => pct(x))} (${esc(signedPts(p.comparison.accuracyChange.value))}); worst group ${esc(p.evaluation.worstGroup.group)} ${esc(pct(p.evaluation.worstGroup.accuracy.value))}; gap ${esc(pct(p.evaluation.largestGap.value))}; achieved sparsity ${esc(pct(p.achievedSparsity))}${flops?.[p.id] !== undefined ? `, FLOPs −${esc(pct(flops[p.id]))}` : ''}; ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.</p>
 <table class="groups"><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>
@@ -294,7 +338,9 @@ function renderGallery(): void {
   if (!point) return;
   const ex = point.comparison.exemplars;
   if (!exemplars || exemplars.pointId !== point.id) {
-    el.innerHTML = ex.total ? '<p class="empty">Loading the exemplars…</p>' : '<p class="empty">Pruning changed no test prediction of this point.</p>';
+    el.innerHTML = ex.total
+      ? '<p class="empty">Loading the exemplars…</p>'
+      : '<p class="empty">Pruning changed no test prediction of this point.</p>';
     if (ex.total) vscode.postMessage({ type: 'exemplars', sessionDir: view.sessionDir, pointId: point.id });
     return;
   }
@@ -338,9 +384,15 @@ function axisOptions(title: string, format: (x: number) => string) {
   };
 }
 
-function yRange(series: Series[], refs: ReferenceLine[], metric: CurvesMetric): { suggestedMin?: number; suggestedMax?: number } {
+function yRange(
+  series: Series[],
+  refs: ReferenceLine[],
+  metric: CurvesMetric,
+): { suggestedMin?: number; suggestedMax?: number } {
   const lows = [...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => p.low))].filter(Number.isFinite);
-  const highs = [...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => p.high))].filter(Number.isFinite);
+  const highs = [...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => p.high))].filter(
+    Number.isFinite,
+  );
   return {
     ...(lows.length ? { suggestedMin: Math.min(...lows) } : {}),
     ...(metric === 'excessGap' ? (highs.length ? { suggestedMax: Math.max(...highs) } : {}) : { suggestedMax: 1 }),
@@ -362,7 +414,9 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
         borderDash: s.dash,
         borderWidth: width,
         pointStyle: s.pointStyle as 'circle',
-        pointRadius: s.points.map((p) => (p.pointId === state.selected ? 7 : p.pointId === view?.recommendation?.pointId ? 6 : 4)),
+        pointRadius: s.points.map((p) =>
+          p.pointId === state.selected ? 7 : p.pointId === view?.recommendation?.pointId ? 6 : 4,
+        ),
         // the recommended point wears a thick ring in the text colour (the legend keeps the series' own look)
         pointBorderWidth: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? 3 : 1)),
         pointBorderColor: s.points.map((p) => (p.pointId === view?.recommendation?.pointId ? t.fg : s.colour)),
@@ -379,7 +433,10 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
       scales: {
         x: { ...axisOptions(X_LABELS[state.xAxis], (x) => pct(x, 0)) },
         // The y range takes in the dense reference lines and the interval whiskers, not only the points.
-        y: { ...axisOptions(METRIC_LABELS[state.metric], (x) => formatMetric(state.metric, x)), ...yRange(series, refs, state.metric) },
+        y: {
+          ...axisOptions(METRIC_LABELS[state.metric], (x) => formatMetric(state.metric, x)),
+          ...yRange(series, refs, state.metric),
+        },
       },
       plugins: {
         legend: {
@@ -390,7 +447,11 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
             font: { family: t.font },
             // each series in its own colour, whatever ring the recommended point wears
             generateLabels: (chart) =>
-              Chart.defaults.plugins.legend.labels.generateLabels(chart).map((l) => ({ ...l, strokeStyle: series[l.datasetIndex ?? 0]?.colour ?? l.strokeStyle, lineWidth: 1 })),
+              Chart.defaults.plugins.legend.labels.generateLabels(chart).map((l) => ({
+                ...l,
+                strokeStyle: series[l.datasetIndex ?? 0]?.colour ?? l.strokeStyle,
+                lineWidth: 1,
+              })),
           },
         },
         tooltip: {
@@ -413,12 +474,25 @@ function drawMain(series: Series[], refs: ReferenceLine[]): void {
     plugins: [backgroundPlugin, referencePlugin, whiskerPlugin],
   };
   const chart = new Chart(canvas, config);
-  whiskerData.set(chart, { whiskers: series.map((s) => s.points.map((p) => ({ low: p.low, high: p.high }))), colours: series.map((s) => s.colour) });
+  whiskerData.set(chart, {
+    whiskers: series.map((s) => s.points.map((p) => ({ low: p.low, high: p.high }))),
+    colours: series.map((s) => s.colour),
+  });
   referenceData.set(chart, refs);
   chart.update();
   charts.push(chart);
   // what the chart drew, for tests and tools: read back from the chart itself
-  const drawn = chart.data.datasets.map((d, i) => ({ key: series[i].key, group: series[i].group, loss: series[i].loss, label: d.label, points: (d.data as Array<{ x: number; y: number }>).map((p, j) => ({ x: p.x, y: p.y, pointId: series[i].points[j].pointId })) }));
+  const drawn = chart.data.datasets.map((d, i) => ({
+    key: series[i].key,
+    group: series[i].group,
+    loss: series[i].loss,
+    label: d.label,
+    points: (d.data as Array<{ x: number; y: number }>).map((p, j) => ({
+      x: p.x,
+      y: p.y,
+      pointId: series[i].points[j].pointId,
+    })),
+  }));
   const fig = document.getElementById('main-figure')!;
   fig.dataset.series = JSON.stringify(drawn);
   fig.dataset.references = JSON.stringify(refs.map((r) => ({ group: r.group, y: r.y })));
@@ -447,14 +521,22 @@ function drawSummary(id: string, series: SummarySeries[], format: (x: number) =>
       animation: false,
       maintainAspectRatio: false,
       parsing: false,
-      scales: { x: axisOptions(state.xAxis === 'flops' ? 'FLOPs reduction' : 'sparsity', (x) => pct(x, 0)), y: axisOptions('', format) },
+      scales: {
+        x: axisOptions(state.xAxis === 'flops' ? 'FLOPs reduction' : 'sparsity', (x) => pct(x, 0)),
+        y: axisOptions('', format),
+      },
       plugins: {
-        legend: { position: 'bottom', labels: { color: t.fg, usePointStyle: true, boxHeight: 6, font: { family: t.font } } },
+        legend: {
+          position: 'bottom',
+          labels: { color: t.fg, usePointStyle: true, boxHeight: 6, font: { family: t.font } },
+        },
         tooltip: {
           callbacks: {
             label: (ctx) => {
               const p = series[ctx.datasetIndex]?.points[ctx.dataIndex];
-              return p ? `${series[ctx.datasetIndex].loss}: ${format(p.y)} [${format(p.low)}, ${format(p.high)}]${p.group ? ` (${p.group})` : ''} · ${p.pointId}` : '';
+              return p
+                ? `${series[ctx.datasetIndex].loss}: ${format(p.y)} [${format(p.low)}, ${format(p.high)}]${p.group ? ` (${p.group})` : ''} · ${p.pointId}`
+                : '';
             },
           },
         },
@@ -467,7 +549,10 @@ function drawSummary(id: string, series: SummarySeries[], format: (x: number) =>
     },
     plugins: [backgroundPlugin, whiskerPlugin],
   });
-  whiskerData.set(chart, { whiskers: series.map((s) => s.points.map((p) => ({ low: p.low, high: p.high }))), colours: series.map(() => t.fg) });
+  whiskerData.set(chart, {
+    whiskers: series.map((s) => s.points.map((p) => ({ low: p.low, high: p.high }))),
+    colours: series.map(() => t.fg),
+  });
   chart.update();
   charts.push(chart);
 }
@@ -524,12 +609,21 @@ function wire(): void {
       const checked = (box as unknown as { checked: boolean }).checked;
       const group = box.dataset.group;
       const loss = box.dataset.loss as LossName | undefined;
-      const hidden = group !== undefined ? state.hiddenGroups.includes(group) : loss !== undefined && state.hiddenLosses.includes(loss);
+      const hidden =
+        group !== undefined
+          ? state.hiddenGroups.includes(group)
+          : loss !== undefined && state.hiddenLosses.includes(loss);
       if (checked === hidden) {
         state = toggle(state, { group, loss });
         save();
         render();
-        (app.querySelector(group !== undefined ? `vscode-checkbox[data-group="${CSS.escape(group)}"]` : `vscode-checkbox[data-loss="${CSS.escape(loss ?? '')}"]`) as HTMLElement | null)?.focus();
+        (
+          app.querySelector(
+            group !== undefined
+              ? `vscode-checkbox[data-group="${CSS.escape(group)}"]`
+              : `vscode-checkbox[data-loss="${CSS.escape(loss ?? '')}"]`,
+          ) as HTMLElement | null
+        )?.focus();
       }
     }),
   );
@@ -544,10 +638,20 @@ function wire(): void {
   });
   document.getElementById('export-png')?.addEventListener('click', () => {
     const main = charts[0];
-    if (main && view) vscode.postMessage({ type: 'exportPng', dataUrl: main.toBase64Image('image/png', 1), fileName: `fairness-curves-${view.results.sessionId}-${state.metric}.png` });
+    if (main && view)
+      vscode.postMessage({
+        type: 'exportPng',
+        dataUrl: main.toBase64Image('image/png', 1),
+        fileName: `fairness-curves-${view.results.sessionId}-${state.metric}.png`,
+      });
   });
   document.getElementById('export-csv')?.addEventListener('click', () => {
-    if (view) vscode.postMessage({ type: 'exportCsv', text: tableCsv(tableRows(view, flops)), fileName: `fairness-points-${view.results.sessionId}.csv` });
+    if (view)
+      vscode.postMessage({
+        type: 'exportCsv',
+        text: tableCsv(tableRows(view, flops)),
+        fileName: `fairness-points-${view.results.sessionId}.csv`,
+      });
   });
 }
 
@@ -560,7 +664,8 @@ window.addEventListener('message', (event: MessageEvent<HostToCurves>) => {
         if (state.sessionDir !== m.view.sessionDir) state = { ...state, sessionDir: m.view.sessionDir, selected: null };
       }
       // A session opens on its recommended point (the sparsest that passes the gate).
-      if (!state.selected && m.view.recommendation?.pointId) state = { ...state, selected: m.view.recommendation.pointId };
+      if (!state.selected && m.view.recommendation?.pointId)
+        state = { ...state, selected: m.view.recommendation.pointId };
       view = m.view;
       flops = m.flops;
       flopsNote = m.flopsNote;
@@ -576,7 +681,8 @@ window.addEventListener('message', (event: MessageEvent<HostToCurves>) => {
     case 'progress': {
       progress = { text: m.text, fraction: m.fraction };
       const line = document.querySelector('.progress');
-      if (view && view.sessionDir === m.sessionDir && line) line.innerHTML = `<vscode-progress-ring></vscode-progress-ring> ${esc(m.text)}`;
+      if (view && view.sessionDir === m.sessionDir && line)
+        line.innerHTML = `<vscode-progress-ring></vscode-progress-ring> ${esc(m.text)}`;
       else if (!view || view.sessionDir !== m.sessionDir) {
         view = null;
         render();

@@ -21,7 +21,8 @@ document.addEventListener('click', (e) => {
   const d = b.dataset;
   if (d.showCurves) vscode.postMessage({ type: 'showCurves', sessionDir: d.showCurves });
   else if (d.openReport) vscode.postMessage({ type: 'openReport', sessionDir: d.openReport });
-  else if (b.classList.contains('commit') && d.session && d.point) vscode.postMessage({ type: 'commit', sessionDir: d.session, pointId: d.point });
+  else if (b.classList.contains('commit') && d.session && d.point)
+    vscode.postMessage({ type: 'commit', sessionDir: d.session, pointId: d.point });
 });
 
 vscode.postMessage({ type: 'ready' });

@@ -84,20 +84,30 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (typeof values.model !== 'string') throw new UserError('this option is required.', {
-      field: '--model',
-      fix: 'add --model models/net.pruned-s0.50-pw',
-    });
-    if (typeof values.data !== 'string') throw new UserError('this option is required.', {
-      field: '--data',
-      fix: 'add --data data/eval.csv',
-    });
+    if (typeof values.model !== 'string')
+      throw new UserError('this option is required.', {
+        field: '--model',
+        fix: 'add --model models/net.pruned-s0.50-pw',
+      });
+    if (typeof values.data !== 'string')
+      throw new UserError('this option is required.', {
+        field: '--data',
+        fix: 'add --data data/eval.csv',
+      });
     const backend = (values.backend as string | undefined) ?? 'auto';
     if (!BACKENDS.includes(backend as BackendPreference)) {
-      throw new UserError(`unknown backend '${backend}'.`, { field: '--backend', fix: `use one of ${BACKENDS.join(', ')}.` });
+      throw new UserError(`unknown backend '${backend}'.`, {
+        field: '--backend',
+        fix: `use one of ${BACKENDS.join(', ')}.`,
+      });
     }
     const r = await checkCommitted(
-      { model: values.model, data: values.data, policyFile: values.policy as string | undefined, backend: backend as BackendPreference },
+      {
+        model: values.model,
+        data: values.data,
+        policyFile: values.policy as string | undefined,
+        backend: backend as BackendPreference,
+      },
       (m) => process.stderr.write(`${m}\n`),
     );
     if (json) console.log(JSON.stringify(verdictJson(r), null, 1));
@@ -105,14 +115,25 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     return r.passed ? 0 : 1;
   } catch (e) {
     // Anything that stops the measurement is "cannot run" (2), never a failed rule (1).
-    return cannotRun(e instanceof UserError ? e : new UserError(`${(e as Error).stack ?? e}`, { field: 'fairprune check' }), json);
+    return cannotRun(
+      e instanceof UserError ? e : new UserError(`${(e as Error).stack ?? e}`, { field: 'fairprune check' }),
+      json,
+    );
   }
 }
 
 function cannotRun(e: UserError, json: boolean): number {
-  if (json) console.log(JSON.stringify({ status: 'error', exitCode: 2, error: e.message, file: e.file ?? null, field: e.field ?? null }, null, 1));
+  if (json)
+    console.log(
+      JSON.stringify(
+        { status: 'error', exitCode: 2, error: e.message, file: e.file ?? null, field: e.field ?? null },
+        null,
+        1,
+      ),
+    );
   console.error(`fairprune check: cannot run: ${e.message}`);
-  if (process.env.GITHUB_ACTIONS === 'true') console.log(`::error title=fairprune check cannot run::${annotation(e.message)}`);
+  if (process.env.GITHUB_ACTIONS === 'true')
+    console.log(`::error title=fairprune check cannot run::${annotation(e.message)}`);
   return 2;
 }
 
@@ -125,15 +146,22 @@ function printCheck(r: CheckResult): void {
   out(`files: ${r.verifiedFiles.length} committed file(s) match fairness.json (sha256)`);
   const worst = r.evaluation.worstGroup;
   out(
-    `measured: ${r.testRows} test rows; accuracy ${pct(r.accuracy.measured)} (committed ${pct(r.accuracy.committed)}); `
-      + `worst group ${worst.group} ${pct(worst.accuracy.value)}`,
+    `measured: ${r.testRows} test rows; accuracy ${pct(r.accuracy.measured)} (committed ${pct(r.accuracy.committed)}); ` +
+      `worst group ${worst.group} ${pct(worst.accuracy.value)}`,
   );
   out(`policy: ${r.policySource}; judged on ${r.policy.judgeOn === 'interval' ? '95% intervals' : 'estimates'}`);
   const fmt = (id: string, x: number) => (id === 'min-accuracy' ? pct(x) : `${(x * 100).toFixed(1)} pts`);
   for (const x of r.rules) {
-    out(`  ${x.passed ? 'pass' : 'FAIL'}  ${x.id}: value ${fmt(x.id, x.observed)}, limit ${fmt(x.id, x.limit)}, group ${x.group} — ${x.message}`);
-    if (!x.passed && process.env.GITHUB_ACTIONS === 'true') out(`::error title=fairness gate: ${x.id}::${annotation(`${x.group}: ${x.message}`)}`);
+    out(
+      `  ${x.passed ? 'pass' : 'FAIL'}  ${x.id}: value ${fmt(x.id, x.observed)}, limit ${fmt(x.id, x.limit)}, group ${x.group} — ${x.message}`,
+    );
+    if (!x.passed && process.env.GITHUB_ACTIONS === 'true')
+      out(`::error title=fairness gate: ${x.id}::${annotation(`${x.group}: ${x.message}`)}`);
   }
   const failed = r.rules.filter((x) => !x.passed).length;
-  out(r.passed ? 'RESULT: PASS — the fairness policy holds' : `RESULT: FAIL — ${failed} of ${r.rules.length} rule(s) failed`);
+  out(
+    r.passed
+      ? 'RESULT: PASS — the fairness policy holds'
+      : `RESULT: FAIL — ${failed} of ${r.rules.length} rule(s) failed`,
+  );
 }

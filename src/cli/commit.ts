@@ -60,14 +60,16 @@ export async function cmdCommit(argv: string[], cwd = process.cwd()): Promise<nu
     console.log(HELP_COMMIT);
     return 0;
   }
-  if (typeof values.session !== 'string') throw new UserError('this option is required.', {
-    field: '--session',
-    fix: 'add --session .fairprune/sessions/<id>',
-  });
-  if (typeof values.point !== 'string') throw new UserError('this option is required.', {
-    field: '--point',
-    fix: 'add --point s0.50-pw (an id from results.json)',
-  });
+  if (typeof values.session !== 'string')
+    throw new UserError('this option is required.', {
+      field: '--session',
+      fix: 'add --session .fairprune/sessions/<id>',
+    });
+  if (typeof values.point !== 'string')
+    throw new UserError('this option is required.', {
+      field: '--point',
+      fix: 'add --point s0.50-pw (an id from results.json)',
+    });
   const sessionDir = path.resolve(cwd, values.session);
   const session = readSession(sessionDir);
   if (!session) {
@@ -77,7 +79,10 @@ export async function cmdCommit(argv: string[], cwd = process.cwd()): Promise<nu
       fix: 'give a session folder, <out>/sessions/<id>, as fairprune run printed it.',
     });
   }
-  const policy = typeof values.policy === 'string' ? readPolicyFile(path.resolve(cwd, values.policy), DEFAULT_POLICY) : DEFAULT_POLICY;
+  const policy =
+    typeof values.policy === 'string'
+      ? readPolicyFile(path.resolve(cwd, values.policy), DEFAULT_POLICY)
+      : DEFAULT_POLICY;
   const override = typeof values.override === 'string' ? { reason: values.override } : undefined;
   const targetDir = typeof values.to === 'string' ? path.resolve(cwd, values.to) : undefined;
   if (targetDir && fs.existsSync(targetDir)) {
@@ -88,7 +93,14 @@ export async function cmdCommit(argv: string[], cwd = process.cwd()): Promise<nu
     });
   }
   try {
-    const result = commitPoint({ sessionDir, results: session.results, pointId: values.point, policy, override, targetDir });
+    const result = commitPoint({
+      sessionDir,
+      results: session.results,
+      pointId: values.point,
+      policy,
+      override,
+      targetDir,
+    });
     if (values.json) {
       const { dir, files, verdict } = result;
       console.log(JSON.stringify({ committed: true, dir, files, decision: result.record.decision, verdict }, null, 1));
@@ -101,11 +113,14 @@ export async function cmdCommit(argv: string[], cwd = process.cwd()): Promise<nu
     return 0;
   } catch (e) {
     if (!(e instanceof GateRefusedError)) throw e;
-    if (values.json) console.log(JSON.stringify({ committed: false, point: values.point, verdict: e.verdict }, null, 1));
+    if (values.json)
+      console.log(JSON.stringify({ committed: false, point: values.point, verdict: e.verdict }, null, 1));
     else {
       console.error(`refused: point ${values.point} fails the fairness gate and was not committed`);
       printVerdict(e.verdict, console.error);
-      console.error('Pick a point that passes, relax the policy (--policy FILE), or commit anyway with --override "REASON".');
+      console.error(
+        'Pick a point that passes, relax the policy (--policy FILE), or commit anyway with --override "REASON".',
+      );
     }
     return 1;
   }

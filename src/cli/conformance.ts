@@ -19,7 +19,9 @@ async function main(): Promise<number> {
     if (r.passed) passed++;
     else failed++;
     const mark = r.passed ? 'ok  ' : 'FAIL';
-    console.log(`${mark} ${r.caseName} ${r.quantity}  max |error| ${r.maxError.toExponential(2)} (tolerance ${r.tolerance})`);
+    console.log(
+      `${mark} ${r.caseName} ${r.quantity}  max |error| ${r.maxError.toExponential(2)} (tolerance ${r.tolerance})`,
+    );
   }
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 && passed > 0 ? 0 : 1;

@@ -17,7 +17,17 @@ import { checkOutputFolder } from '../core/output-folder';
 export async function runDemo(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: argv, options: { out: { type: 'string' }, quick: { type: 'boolean' }, backend: { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+    values = parseArgs({
+      args: argv,
+      options: {
+        out: { type: 'string' },
+        quick: { type: 'boolean' },
+        backend: { type: 'string' },
+        workers: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
   } catch (e) {
     throw new UserError((e as Error).message, { field: 'fairprune demo', fix: 'see fairprune help demo' });
   }
@@ -30,13 +40,22 @@ export async function runDemo(argv: string[]): Promise<number> {
   checkOutputFolder(out, '--out');
   const backend = ((values.backend as string | undefined) ?? 'auto') as BackendPreference;
   const workers = values.workers === undefined ? RUN_DEFAULTS.workers : Number(values.workers);
-  if (!Number.isInteger(workers) || workers < 0) throw new UserError(`'${values.workers}' is not a whole number of workers.`, { field: '--workers', fix: 'give 0 (one per core), 1 (one point at a time) or more.' });
+  if (!Number.isInteger(workers) || workers < 0)
+    throw new UserError(`'${values.workers}' is not a whole number of workers.`, {
+      field: '--workers',
+      fix: 'give 0 (one per core), 1 (one point at a time) or more.',
+    });
   const seed = DEMO_SEED;
   const t0 = Date.now();
   const log = (m: string) => console.error(m);
   let step = 0;
   const demo = await prepareDemo(
-    { dataDir: path.join(out, 'data'), modelDir: path.join(out, values.quick ? 'model-quick' : 'model'), plan, backend },
+    {
+      dataDir: path.join(out, 'data'),
+      modelDir: path.join(out, values.quick ? 'model-quick' : 'model'),
+      plan,
+      backend,
+    },
     { log, step: (m) => log(`${++step}/3 ${m}`) },
   );
 

@@ -49,7 +49,8 @@ function methodHelp(): string {
   const lines: string[] = [];
   for (const name of PRUNING_METHOD_NAMES) {
     const m = PRUNING_METHODS[name];
-    const text = `${m.kind}: ${m.scores}; decides from ${m.needs.join(' and ')}` +
+    const text =
+      `${m.kind}: ${m.scores}; decides from ${m.needs.join(' and ')}` +
       (m.shrinks ? '; also saves the physically smaller model (points/<point>/shrunk/)' : '');
     let line = `${' '.repeat(24)}  ${name.padEnd(16)} `;
     for (const word of text.split(' ')) {
@@ -172,7 +173,10 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 
 function list(v: unknown): string[] | undefined {
   if (v === undefined) return undefined;
-  const items = (Array.isArray(v) ? v : [v]).flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter(Boolean);
+  const items = (Array.isArray(v) ? v : [v])
+    .flatMap((s) => String(s).split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   return items.length ? items : undefined;
 }
 
@@ -181,20 +185,25 @@ function num(values: Values, key: string, def: number, opts: { integer?: boolean
   if (raw === undefined) return def;
   const v = Number(raw);
   if (!Number.isFinite(v) || (opts.integer && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
-    throw new UserError(`'${raw}' is not ${opts.integer ? 'a whole number' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}.`, { field: `--${key}`, fix: `give e.g. --${key} ${def}` });
+    throw new UserError(
+      `'${raw}' is not ${opts.integer ? 'a whole number' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}.`,
+      { field: `--${key}`, fix: `give e.g. --${key} ${def}` },
+    );
   }
   return v;
 }
 
 function required(values: Values, key: string, example: string): string {
   const v = values[key];
-  if (typeof v !== 'string' || !v) throw new UserError('this option is required.', { field: `--${key}`, fix: `add --${key} ${example}` });
+  if (typeof v !== 'string' || !v)
+    throw new UserError('this option is required.', { field: `--${key}`, fix: `add --${key} ${example}` });
   return v;
 }
 
 function backendOf(values: Values): BackendPreference {
   const b = (values.backend as string | undefined) ?? 'auto';
-  if (!BACKENDS.includes(b as BackendPreference)) throw new UserError(`unknown backend '${b}'.`, { field: '--backend', fix: `use one of ${BACKENDS.join(', ')}.` });
+  if (!BACKENDS.includes(b as BackendPreference))
+    throw new UserError(`unknown backend '${b}'.`, { field: '--backend', fix: `use one of ${BACKENDS.join(', ')}.` });
   return b as BackendPreference;
 }
 
@@ -217,19 +226,53 @@ const DATA_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>, command: string): Values {
+function parse(
+  argv: string[],
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>,
+  command: string,
+): Values {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Values;
   } catch (e) {
-    throw new UserError((e as Error).message.replace(/\. To specify.*$/, '.'), { field: `fairprune ${command}`, fix: `see fairprune help ${command}` });
+    throw new UserError((e as Error).message.replace(/\. To specify.*$/, '.'), {
+      field: `fairprune ${command}`,
+      fix: `see fairprune help ${command}`,
+    });
   }
 }
 
 export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequest | 'help' {
-  const values = parse(argv, { ...DATA_OPTIONS, model: { type: 'string' }, sparsity: { type: 'string' }, loss: { type: 'string' }, method: { type: 'string' }, 'pw-min-weight': { type: 'string' }, 'pw-gamma': { type: 'string' }, 'dro-eta': { type: 'string' }, seeds: { type: 'string' }, 'ceag-tolerance': { type: 'string' }, 'ceag-dual-lr': { type: 'string' }, bootstrap: { type: 'string' }, out: { type: 'string' }, 'reuse-split': { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, ...STRUCTURED_OPTIONS, ...RUN_OUTPUT_OPTIONS }, 'run');
+  const values = parse(
+    argv,
+    {
+      ...DATA_OPTIONS,
+      model: { type: 'string' },
+      sparsity: { type: 'string' },
+      loss: { type: 'string' },
+      method: { type: 'string' },
+      'pw-min-weight': { type: 'string' },
+      'pw-gamma': { type: 'string' },
+      'dro-eta': { type: 'string' },
+      seeds: { type: 'string' },
+      'ceag-tolerance': { type: 'string' },
+      'ceag-dual-lr': { type: 'string' },
+      bootstrap: { type: 'string' },
+      out: { type: 'string' },
+      'reuse-split': { type: 'string' },
+      workers: { type: 'string' },
+      kernels: { type: 'string' },
+      ...STRUCTURED_OPTIONS,
+      ...RUN_OUTPUT_OPTIONS,
+    },
+    'run',
+  );
   if (values.help) return 'help';
   const groups = list(values.group);
-  if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN (repeat it for intersectional groups).' });
+  if (!groups)
+    throw new UserError('at least one subgroup column is required.', {
+      field: '--group',
+      fix: 'add --group COLUMN (repeat it for intersectional groups).',
+    });
   const method = pruningMethod((values.method as string | undefined) ?? RUN_DEFAULTS.method);
   const resolve = (p: string) => path.resolve(cwd, p);
   return {
@@ -293,19 +336,28 @@ function structuredRequest(values: Values, method: PruningMethod): Partial<RunRe
       begin: num(values, 'schedule-begin', RUN_DEFAULTS.scheduleBegin),
       end: num(values, 'schedule-end', RUN_DEFAULTS.scheduleEnd),
       power: num(values, 'schedule-power', RUN_DEFAULTS.schedulePower),
-      frequency: num(values, 'schedule-every', iterative ? RUN_DEFAULTS.iterativeEvery : RUN_DEFAULTS.scheduleEvery, { integer: true, min: 1 }),
+      frequency: num(values, 'schedule-every', iterative ? RUN_DEFAULTS.iterativeEvery : RUN_DEFAULTS.scheduleEvery, {
+        integer: true,
+        min: 1,
+      }),
       rounds: num(values, 'schedule-rounds', RUN_DEFAULTS.scheduleRounds, { integer: true, min: 1 }),
     });
   }
   const needStructured = (opt: string) => {
-    if (!structured) throw new UserError(`${opt} applies to the filter methods only.`, { field: opt, fix: `add ${methodOptions('structured')}, or drop ${opt}.` });
+    if (!structured)
+      throw new UserError(`${opt} applies to the filter methods only.`, {
+        field: opt,
+        fix: `add ${methodOptions('structured')}, or drop ${opt}.`,
+      });
   };
   if (values.target !== undefined || values.scope !== undefined) {
     needStructured(values.target !== undefined ? '--target' : '--scope');
     const metric = (values.target as string | undefined) ?? RUN_DEFAULTS.target;
     const scope = (values.scope as string | undefined) ?? RUN_DEFAULTS.scope;
-    if (metric !== 'weights' && metric !== 'flops') throw new UserError(`unknown target '${metric}'.`, { field: '--target', fix: 'use weights or flops.' });
-    if (scope !== 'layer' && scope !== 'global') throw new UserError(`unknown scope '${scope}'.`, { field: '--scope', fix: 'use layer or global.' });
+    if (metric !== 'weights' && metric !== 'flops')
+      throw new UserError(`unknown target '${metric}'.`, { field: '--target', fix: 'use weights or flops.' });
+    if (scope !== 'layer' && scope !== 'global')
+      throw new UserError(`unknown scope '${scope}'.`, { field: '--scope', fix: 'use layer or global.' });
     out.target = { metric, scope };
   }
   const skip = list(values['skip-layers']);
@@ -343,17 +395,26 @@ async function cmdRun(argv: string[]): Promise<number> {
 }
 
 async function cmdTrain(argv: string[]): Promise<number> {
-  const values = parse(argv, { ...DATA_OPTIONS, out: { type: 'string' }, 'image-size': { type: 'string' }, channels: { type: 'string' } }, 'train');
+  const values = parse(
+    argv,
+    { ...DATA_OPTIONS, out: { type: 'string' }, 'image-size': { type: 'string' }, channels: { type: 'string' } },
+    'train',
+  );
   if (values.help) {
     console.log(HELP_TRAIN);
     return 0;
   }
   const groups = list(values.group);
-  if (!groups) throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN.' });
+  if (!groups)
+    throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN.' });
   let imageShape: number[] | undefined;
   if (values['image-size'] || values.channels) {
     const m = /^(\d+)x(\d+)$/.exec(String(values['image-size'] ?? ''));
-    if (!m) throw new UserError(`'${values['image-size'] ?? ''}' is not HEIGHTxWIDTH.`, { field: '--image-size', fix: 'e.g. --image-size 28x28 --channels 3' });
+    if (!m)
+      throw new UserError(`'${values['image-size'] ?? ''}' is not HEIGHTxWIDTH.`, {
+        field: '--image-size',
+        fix: 'e.g. --image-size 28x28 --channels 3',
+      });
     imageShape = [Number(m[1]), Number(m[2]), num(values, 'channels', 3, { integer: true, min: 1 })];
   }
   const out = path.resolve(required(values, 'out', 'models/baseline'));
@@ -383,16 +444,30 @@ async function cmdTrain(argv: string[]): Promise<number> {
     { log: (m) => console.error(m), onProgress: progressPrinterForTraining() },
   );
   process.stderr.write('\n');
-  console.log(`trained ${result.parameters.toLocaleString('en')} parameters in ${result.training.seconds.toFixed(1)} s on ${backendSummary(result.backend)}`);
-  console.log(`test accuracy ${pct(result.test.accuracy.value)}; ${result.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)} (n=${g.n})`).join(', ')}`);
+  console.log(
+    `trained ${result.parameters.toLocaleString('en')} parameters in ${result.training.seconds.toFixed(1)} s on ${backendSummary(result.backend)}`,
+  );
+  console.log(
+    `test accuracy ${pct(result.test.accuracy.value)}; ${result.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)} (n=${g.n})`).join(', ')}`,
+  );
   console.log(`saved ${result.modelPath}`);
   return 0;
 }
 
 function progressPrinterForTraining() {
   let last = 0;
-  return (p: { epoch: number; epochs: number; step: number; steps: number; trainLoss: number; samplesPerSecond: number }) => {
-    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kepoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)} ${Math.round(p.samplesPerSecond)} samples/s`);
+  return (p: {
+    epoch: number;
+    epochs: number;
+    step: number;
+    steps: number;
+    trainLoss: number;
+    samplesPerSecond: number;
+  }) => {
+    if (process.stderr.isTTY)
+      process.stderr.write(
+        `\r\x1b[Kepoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)} ${Math.round(p.samplesPerSecond)} samples/s`,
+      );
     else if (Date.now() - last > 5000) {
       last = Date.now();
       process.stderr.write(`epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)}\n`);
@@ -422,14 +497,27 @@ export async function main(argv: string[]): Promise<number> {
         console.log(topic === 'commit' ? HELP_COMMIT : HELP_CHECK);
         return 0;
       }
-      console.log(topic === 'run' ? HELP_RUN : topic === 'train' ? HELP_TRAIN : topic === 'demo' ? HELP_DEMO : topic === 'data' ? dataContractHelp() : HELP_MAIN);
+      console.log(
+        topic === 'run'
+          ? HELP_RUN
+          : topic === 'train'
+            ? HELP_TRAIN
+            : topic === 'demo'
+              ? HELP_DEMO
+              : topic === 'data'
+                ? dataContractHelp()
+                : HELP_MAIN,
+      );
       return command === undefined ? 2 : 0;
     }
     case '--version':
       console.log(ENGINE_VERSION);
       return 0;
     default:
-      throw new UserError(`unknown command '${command}'.`, { field: 'fairprune', fix: 'use run, train, demo, commit, check or help.' });
+      throw new UserError(`unknown command '${command}'.`, {
+        field: 'fairprune',
+        fix: 'use run, train, demo, commit, check or help.',
+      });
   }
 }
 
@@ -445,7 +533,8 @@ export function runCli(argv: string[]): void {
     (code) => process.exit(code),
     (e) => {
       if (e instanceof UserError) console.error(`error: ${e.message}`);
-      else if (e instanceof CancelledError) console.error('cancelled: the finished points are kept in the session folder');
+      else if (e instanceof CancelledError)
+        console.error('cancelled: the finished points are kept in the session folder');
       else console.error(e);
       process.exit(e instanceof CancelledError ? 130 : 1);
     },

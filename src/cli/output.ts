@@ -38,7 +38,9 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e
     } else if (e.type === 'point') {
       clear();
       const p = e.point;
-      stream.write(`done ${p.id}: accuracy ${pct(p.evaluation.accuracy.value)}, worst group ${p.evaluation.worstGroup.group} ${pct(p.evaluation.worstGroup.accuracy.value)} (${signedPts(p.comparison.worstGroupChange.value)}), ${p.training.seconds.toFixed(1)} s\n`);
+      stream.write(
+        `done ${p.id}: accuracy ${pct(p.evaluation.accuracy.value)}, worst group ${p.evaluation.worstGroup.group} ${pct(p.evaluation.worstGroup.accuracy.value)} (${signedPts(p.comparison.worstGroupChange.value)}), ${p.training.seconds.toFixed(1)} s\n`,
+      );
     } else if (e.type === 'started') {
       clear();
       stream.write(`backend: ${backendSummary(e.backend)}\n`);
@@ -48,12 +50,25 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e
 
 function pad(cells: string[][]): string {
   const widths = cells[0].map((_, c) => Math.max(...cells.map((r) => r[c].length)));
-  return cells.map((r) => r.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join('  ')).join('\n');
+  return cells
+    .map((r) => r.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join('  '))
+    .join('\n');
 }
 
 export function resultsTable(r: SessionResults): string {
-  const rows: string[][] = [['model', 'sparsity', 'nonzero', 'gzip', 'accuracy', ...r.dense.groups.map((g) => g.group), 'worst group', 'gap']];
-  rows.push(['dense', '0%', r.model.size.nonZeroParameters.toLocaleString('en'), kib(r.model.size.gzipBytes), pct(r.dense.accuracy.value), ...r.dense.groups.map((g) => pct(g.accuracy.value)), pct(r.dense.worstGroup.accuracy.value), pct(r.dense.largestGap.value)]);
+  const rows: string[][] = [
+    ['model', 'sparsity', 'nonzero', 'gzip', 'accuracy', ...r.dense.groups.map((g) => g.group), 'worst group', 'gap'],
+  ];
+  rows.push([
+    'dense',
+    '0%',
+    r.model.size.nonZeroParameters.toLocaleString('en'),
+    kib(r.model.size.gzipBytes),
+    pct(r.dense.accuracy.value),
+    ...r.dense.groups.map((g) => pct(g.accuracy.value)),
+    pct(r.dense.worstGroup.accuracy.value),
+    pct(r.dense.largestGap.value),
+  ]);
   for (const p of r.points) {
     rows.push([
       p.run && p.run > 1 ? `${p.loss} (run ${p.run})` : p.loss,
@@ -73,7 +88,9 @@ export function resultsTable(r: SessionResults): string {
 }
 
 export function printResults(r: SessionResults, resultsPath: string, out: NodeJS.WriteStream = process.stdout): void {
-  out.write(`\nTest-split accuracy by subgroup (${r.data.groups.map((g) => `${g.name}: ${g.counts.test}`).join(', ')} test samples)\n`);
+  out.write(
+    `\nTest-split accuracy by subgroup (${r.data.groups.map((g) => `${g.name}: ${g.counts.test}`).join(', ')} test samples)\n`,
+  );
   out.write(`${resultsTable(r)}\n\n`);
   for (const s of summarySentences(r)) out.write(`${s}\n`);
   const seeds = seedLines(r);
@@ -82,4 +99,3 @@ export function printResults(r: SessionResults, resultsPath: string, out: NodeJS
   out.write(`\nResults: ${resultsPath}\nReport:  ${path.join(path.dirname(resultsPath), 'report.md')}\n`);
   if (r.recommendation) out.write(`\n${r.recommendation.sentence}\n`);
 }
-

@@ -40,8 +40,12 @@ export function runOutput(values: Record<string, unknown>, cwd = process.cwd()):
       fix: 'use --progress text or --progress json.',
     });
   }
-  const policy = typeof values.policy === 'string' ? readPolicyFile(path.resolve(cwd, values.policy), DEFAULT_POLICY) : DEFAULT_POLICY;
-  const printer = progress === 'json' ? (e: EngineEvent) => process.stderr.write(`${JSON.stringify(e)}\n`) : progressPrinter();
+  const policy =
+    typeof values.policy === 'string'
+      ? readPolicyFile(path.resolve(cwd, values.policy), DEFAULT_POLICY)
+      : DEFAULT_POLICY;
+  const printer =
+    progress === 'json' ? (e: EngineEvent) => process.stderr.write(`${JSON.stringify(e)}\n`) : progressPrinter();
   return {
     emit: printer,
     finish(results, resultsPath) {
@@ -53,7 +57,9 @@ export function runOutput(values: Record<string, unknown>, cwd = process.cwd()):
       if (json && progress === 'text') process.stderr.write(`${sentence}\nResults: ${resultsPath}\n`);
       if (!values.gate) return 0;
       const passed = Boolean(results.recommendation?.pointId);
-      process.stderr.write(passed ? `gate: passed (${results.recommendation!.pointId})\n` : `gate: FAILED — ${sentence}\n`);
+      process.stderr.write(
+        passed ? `gate: passed (${results.recommendation!.pointId})\n` : `gate: FAILED — ${sentence}\n`,
+      );
       return passed ? 0 : 1;
     },
   };

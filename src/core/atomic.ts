@@ -13,7 +13,10 @@ import * as crypto from 'crypto';
 const TEMP_SUFFIX = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
 function tempName(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`,
+  );
 }
 
 /**

@@ -55,7 +55,11 @@ const started = new Map<BackendPreference, Promise<BackendInfo>>();
  * An explicit preference that cannot be met throws a UserError naming `--backend`. `kernels` (default:
  * FAIRPRUNE_KERNELS, else fairprune) is fixed by the first call in a thread (kernels/choice.ts).
  */
-export async function initBackend(preference: BackendPreference, log: Log = () => {}, kernels?: KernelChoice): Promise<BackendInfo> {
+export async function initBackend(
+  preference: BackendPreference,
+  log: Log = () => {},
+  kernels?: KernelChoice,
+): Promise<BackendInfo> {
   const choice = kernels ?? resolveKernels();
   useKernels(choice);
   let p = started.get(preference);
@@ -85,14 +89,19 @@ export function backendSummary(info: BackendInfo): string {
     head += ' (CUDA)';
   }
   const notes = info.notes.map(shortNote);
-  return [head, `tfjs ${info.tfjsVersion}`, ...(info.kernels === 'stock' ? ['stock kernels only'] : []), ...notes].join(' · ');
+  return [head, `tfjs ${info.tfjsVersion}`, ...(info.kernels === 'stock' ? ['stock kernels only'] : []), ...notes].join(
+    ' · ',
+  );
 }
 
 /** "@tensorflow/tfjs-node is not installed: long reason" → "tfjs-node not installed". */
 function shortNote(note: string): string {
   const colon = note.indexOf(':');
   const head = colon > 0 ? note.slice(0, colon) : note;
-  return head.replace(/@tensorflow\//g, '').replace(/ is /g, ' ').trim();
+  return head
+    .replace(/@tensorflow\//g, '')
+    .replace(/ is /g, ' ')
+    .trim();
 }
 
 async function choose(preference: BackendPreference, log: Log): Promise<BackendInfo> {
@@ -102,19 +111,29 @@ async function choose(preference: BackendPreference, log: Log): Promise<BackendI
     case 'tensorflow-gpu': {
       const a = await tryNative(GPU_PKG, log);
       if (a.ok && a.info.name === 'tensorflow-gpu') return a.info;
-      throw unavailable('tensorflow-gpu', a.ok ? `${GPU_PKG} loaded but no CUDA GPU answered` : a.reason,
-        `install ${GPU_PKG} on Linux with an NVIDIA GPU and ${GPU_NEEDS}, or use ${BACKEND_OPTION} auto`);
+      throw unavailable(
+        'tensorflow-gpu',
+        a.ok ? `${GPU_PKG} loaded but no CUDA GPU answered` : a.reason,
+        `install ${GPU_PKG} on Linux with an NVIDIA GPU and ${GPU_NEEDS}, or use ${BACKEND_OPTION} auto`,
+      );
     }
     case 'tensorflow': {
       const a = await tryNative(NODE_PKG, log);
       if (a.ok) return a.info;
-      throw unavailable('tensorflow', a.reason,
-        `run \`npm install ${NODE_PKG}\` where its libtensorflow download can be reached, or use ${BACKEND_OPTION} auto (wasm)`);
+      throw unavailable(
+        'tensorflow',
+        a.reason,
+        `run \`npm install ${NODE_PKG}\` where its libtensorflow download can be reached, or use ${BACKEND_OPTION} auto (wasm)`,
+      );
     }
     case 'wasm': {
       const a = await tryWasm(log);
       if (a.ok) return a.info;
-      throw unavailable('wasm', a.reason, `reinstall @tensorflow/tfjs-backend-wasm (its dist/ holds the .wasm files), or use ${BACKEND_OPTION} cpu`);
+      throw unavailable(
+        'wasm',
+        a.reason,
+        `reinstall @tensorflow/tfjs-backend-wasm (its dist/ holds the .wasm files), or use ${BACKEND_OPTION} cpu`,
+      );
     }
     case 'cpu':
       return startCpu([], log);
@@ -156,7 +175,10 @@ async function chooseAuto(log: Log): Promise<BackendInfo> {
 }
 
 function unavailable(name: BackendName, reason: string, fix: string): UserError {
-  return new UserError(`The backend '${name}' cannot be used here: ${reason}.`, { field: BACKEND_OPTION, fix: `${fix}.` });
+  return new UserError(`The backend '${name}' cannot be used here: ${reason}.`, {
+    field: BACKEND_OPTION,
+    fix: `${fix}.`,
+  });
 }
 
 /** Whether `pkg` can be resolved from here (without loading it). */
@@ -180,16 +202,19 @@ function errorText(e: unknown): string {
   return m.split('\n')[0].trim();
 }
 
-async function tryNative(pkg: typeof NODE_PKG | typeof GPU_PKG, log: Log): Promise<Attempt> {
+async function tryNative(pkg: typeof NODE_PKG | typeof GPU_PKG, _log: Log): Promise<Attempt> {
   try {
     requireOptional(pkg);
   } catch (e) {
     const code = (e as { code?: string }).code;
     const missing = code === 'MODULE_NOT_FOUND' && errorText(e).includes(`'${pkg}'`);
-    const why = pkg === NODE_PKG
-      ? "it is an optional dependency whose install downloads TensorFlow's C library, which failed or was skipped"
-      : `it is not a dependency of Fair Prune; it must be installed separately, on Linux with ${GPU_NEEDS}`;
-    const reason = missing ? `${pkg} is not installed: ${why}` : `${pkg} is installed but did not load: ${errorText(e)}`;
+    const why =
+      pkg === NODE_PKG
+        ? "it is an optional dependency whose install downloads TensorFlow's C library, which failed or was skipped"
+        : `it is not a dependency of Fair Prune; it must be installed separately, on Linux with ${GPU_NEEDS}`;
+    const reason = missing
+      ? `${pkg} is not installed: ${why}`
+      : `${pkg} is installed but did not load: ${errorText(e)}`;
     return { ok: false, reason };
   }
   let ok = false;
@@ -224,13 +249,17 @@ export function findWasmDir(fileName = WASM_SIMD): string | null {
 
 let wasmPathSet: string | null = null;
 
-async function tryWasm(log: Log): Promise<Attempt> {
+async function tryWasm(_log: Log): Promise<Attempt> {
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const file = simd ? WASM_SIMD : WASM_PLAIN;
   // Set the path before tfjs first initialises 'wasm' (tf.findBackend('wasm') would too, so it is not used here).
   if (wasmPathSet === null) {
     const dir = findWasmDir(file);
-    if (!dir) return { ok: false, reason: `wasm could not start: ${file} was found neither next to the program (${__dirname}) nor in @tensorflow/tfjs-backend-wasm/dist` };
+    if (!dir)
+      return {
+        ok: false,
+        reason: `wasm could not start: ${file} was found neither next to the program (${__dirname}) nor in @tensorflow/tfjs-backend-wasm/dist`,
+      };
     try {
       tfwasm.setWasmPaths(dir);
     } catch (e) {
@@ -245,13 +274,17 @@ async function tryWasm(log: Log): Promise<Attempt> {
   } catch (e) {
     return { ok: false, reason: `wasm could not start: ${errorText(e)}` };
   }
-  if (!ok) return { ok: false, reason: `wasm could not start (the .wasm binary from ${wasmPathSet ?? '?'} did not load)` };
+  if (!ok)
+    return { ok: false, reason: `wasm could not start (the .wasm binary from ${wasmPathSet ?? '?'} did not load)` };
   const threads = tfwasm.getThreadsCount();
   // Fair Prune's own SIMD kernels (filter and max-pool gradients, bias sums, Adam): without them training
   // still works through the kernels behind them, only slower, so it is said rather than failed.
-  const notes = stockKernels() || simdKernels(tf.backend())
-    ? []
-    : [`Fair Prune's SIMD kernels did not load (${findSimdKernels() ?? `${SIMD_KERNELS_FILE} not found next to ${__dirname}`}): CNN fine-tuning runs about a third slower`];
+  const notes =
+    stockKernels() || simdKernels(tf.backend())
+      ? []
+      : [
+          `Fair Prune's SIMD kernels did not load (${findSimdKernels() ?? `${SIMD_KERNELS_FILE} not found next to ${__dirname}`}): CNN fine-tuning runs about a third slower`,
+        ];
   return { ok: true, info: { name: 'wasm', tfjsBackend: 'wasm', tfjsVersion: tf.version_core, notes, simd, threads } };
 }
 

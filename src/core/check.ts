@@ -70,7 +70,7 @@ function readRecord(file: string): FairnessRecord {
     throw new CheckCannotRunError('is missing: the model was not committed by Fair Prune, or the file was removed.', {
       file,
       field: 'fairness.json',
-      fix: 'commit the model with `fairprune commit` (or the editor\'s Commit), and check the committed folder.',
+      fix: "commit the model with `fairprune commit` (or the editor's Commit), and check the committed folder.",
     });
   }
   try {
@@ -117,37 +117,45 @@ export function verifyCommittedFiles(dir: string, record: FairnessRecord): strin
 
 export async function checkCommitted(req: CheckRequest, log: (m: string) => void = () => {}): Promise<CheckResult> {
   const given = path.resolve(req.model);
-  if (!fs.existsSync(given)) throw new CheckCannotRunError('does not exist.', {
-    file: given,
-    field: '--model',
-    fix: 'give the committed folder or its model.json.',
-  });
+  if (!fs.existsSync(given))
+    throw new CheckCannotRunError('does not exist.', {
+      file: given,
+      field: '--model',
+      fix: 'give the committed folder or its model.json.',
+    });
   const modelDir = fs.statSync(given).isDirectory() ? given : path.dirname(given);
   const modelPath = fs.statSync(given).isDirectory() ? path.join(given, 'model.json') : given;
   const fairnessFile = path.join(modelDir, 'fairness.json');
   const record = readRecord(fairnessFile);
   const verifiedFiles = verifyCommittedFiles(modelDir, record);
-  if (!fs.existsSync(modelPath)) throw new CheckCannotRunError('is missing.', {
-    file: modelPath,
-    field: '--model',
-    fix: 'give the committed folder or its model.json.',
-  });
+  if (!fs.existsSync(modelPath))
+    throw new CheckCannotRunError('is missing.', {
+      file: modelPath,
+      field: '--model',
+      fix: 'give the committed folder or its model.json.',
+    });
   const m = record.measurement;
   if (!m?.denseReference || typeof record.data?.split?.assignment !== 'string') {
-    throw new CheckCannotRunError('lacks the dense reference or the split of the commit (it was committed by an older version).', {
-      file: fairnessFile,
-      field: m?.denseReference ? 'data.split.assignment' : 'measurement.denseReference',
-      fix: 'commit the point again with this version.',
-    });
+    throw new CheckCannotRunError(
+      'lacks the dense reference or the split of the commit (it was committed by an older version).',
+      {
+        file: fairnessFile,
+        field: m?.denseReference ? 'data.split.assignment' : 'measurement.denseReference',
+        fix: 'commit the point again with this version.',
+      },
+    );
   }
   const dataPath = path.resolve(req.data);
-  if (!fs.existsSync(dataPath)) throw new CheckCannotRunError('does not exist.', {
-    file: dataPath,
-    field: '--data',
-    fix: 'give the CSV the model was committed on.',
-  });
+  if (!fs.existsSync(dataPath))
+    throw new CheckCannotRunError('does not exist.', {
+      file: dataPath,
+      field: '--data',
+      fix: 'give the CSV the model was committed on.',
+    });
 
-  const policy = req.policyFile ? readPolicyFile(path.resolve(req.policyFile), record.verdict.policy) : record.verdict.policy;
+  const policy = req.policyFile
+    ? readPolicyFile(path.resolve(req.policyFile), record.verdict.policy)
+    : record.verdict.policy;
   const policySource = req.policyFile ? path.resolve(req.policyFile) : 'recorded at commit (fairness.json)';
 
   await initBackend(req.backend ?? 'auto', log);
@@ -160,7 +168,7 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
         csvPath: dataPath,
         label: d.label.column,
         groups: d.groupColumns,
-        features: preprocessing ? undefined : d.features ?? undefined,
+        features: preprocessing ? undefined : (d.features ?? undefined),
         imageColumn: d.imageColumn ?? undefined,
         classes: d.label.classes,
         pixelScale: d.pixelScale ?? undefined,
@@ -171,11 +179,14 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
       preprocessing,
     );
     if (dataset.record.sha256 !== record.hashes.data) {
-      throw new CheckCannotRunError('is not the data the model was committed on (its sha256 differs from fairness.json).', {
-        file: dataPath,
-        field: 'hashes.data',
-        fix: 'check on the committed evaluation data, or commit again after a session on the new data.',
-      });
+      throw new CheckCannotRunError(
+        'is not the data the model was committed on (its sha256 differs from fairness.json).',
+        {
+          file: dataPath,
+          field: 'hashes.data',
+          fix: 'check on the committed evaluation data, or commit again after a session on the new data.',
+        },
+      );
     }
     const testIdx = dataset.indices('test');
     const K = m.denseReference.numClasses;
@@ -188,7 +199,10 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
         fix: 'commit the point again.',
       });
     }
-    const dense = { probs: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)), numClasses: K };
+    const dense = {
+      probs: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)),
+      numClasses: K,
+    };
     const input: EvaluationInput = evaluationInputOf(dataset, testIdx, 'test');
     const logits = await makeLogitModel(loaded);
     const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);

@@ -43,7 +43,22 @@ export interface FairnessRecord {
   decision: 'passed' | 'overridden';
   override: { reason: string } | null;
   verdict: GateVerdict;
-  point: Pick<PrunedPoint, 'id' | 'targetSparsity' | 'achievedSparsity' | 'loss' | 'method' | 'size' | 'training' | 'evaluation' | 'comparison' | 'schedule' | 'cost' | 'latency' | 'structure'>;
+  point: Pick<
+    PrunedPoint,
+    | 'id'
+    | 'targetSparsity'
+    | 'achievedSparsity'
+    | 'loss'
+    | 'method'
+    | 'size'
+    | 'training'
+    | 'evaluation'
+    | 'comparison'
+    | 'schedule'
+    | 'cost'
+    | 'latency'
+    | 'structure'
+  >;
   dense: SessionResults['dense'];
   engine: SessionResults['engine'] & { committedBy: string };
   /** sha256 of the CSV, the dense model, the pruned weights.bin, and of every committed file but
@@ -51,10 +66,18 @@ export interface FairnessRecord {
   hashes: { denseModel: string; data: string; prunedWeights: string; files?: Record<string, string> };
   /** How the numbers were measured, so `fairprune check` measures the same way: the bootstrap, and
    *  the dense model's test probabilities it compares against (a file committed beside the model). */
-  measurement?: { seed: number; bootstrapResamples: number; confidence: number; denseReference: { file: string; numClasses: number } | null };
+  measurement?: {
+    seed: number;
+    bootstrapResamples: number;
+    confidence: number;
+    denseReference: { file: string; numClasses: number } | null;
+  };
   session: { id: string; dir: string };
   model: { dense: string; task: SessionResults['model']['task']; inputShape: number[] };
-  data: Pick<SessionResults['data'], 'path' | 'rows' | 'label' | 'groupColumns' | 'groups' | 'features' | 'imageColumn' | 'pixelScale' | 'preprocessing'> & {
+  data: Pick<
+    SessionResults['data'],
+    'path' | 'rows' | 'label' | 'groupColumns' | 'groups' | 'features' | 'imageColumn' | 'pixelScale' | 'preprocessing'
+  > & {
     /** With the assignment (one character per data row), so `fairprune check` finds the same test rows. */
     split: SessionResults['data']['split'];
   };
@@ -62,8 +85,14 @@ export interface FairnessRecord {
 
 /** Thrown when a point fails the gate and no override was given; names each failed rule. */
 export class GateRefusedError extends UserError {
-  constructor(readonly verdict: GateVerdict, pointId: string) {
-    super(`point ${pointId} ${verdict.summary}.`, { field: pointId, fix: 'pick a point that passes, relax the policy in the fairPrune.gate settings, or override with a reason.' });
+  constructor(
+    readonly verdict: GateVerdict,
+    pointId: string,
+  ) {
+    super(`point ${pointId} ${verdict.summary}.`, {
+      field: pointId,
+      fix: 'pick a point that passes, relax the policy in the fairPrune.gate settings, or override with a reason.',
+    });
     this.name = 'GateRefusedError';
   }
 }
@@ -87,7 +116,12 @@ export function assertInsideWorkspace(dir: string, workspaceRoot: string | undef
   }
 }
 
-export function commitPoint(req: CommitRequest): { dir: string; files: string[]; verdict: GateVerdict; record: FairnessRecord } {
+export function commitPoint(req: CommitRequest): {
+  dir: string;
+  files: string[];
+  verdict: GateVerdict;
+  record: FairnessRecord;
+} {
   const { results } = req;
   const point = results.points.find((p) => p.id === req.pointId);
   if (!point) {
@@ -101,16 +135,27 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
   if (!verdict.passed) {
     if (!req.override) throw new GateRefusedError(verdict, point.id);
     if (!req.override.reason.trim()) {
-      throw new UserError('an override needs a reason, which is recorded with the model.', { field: 'override reason', fix: 'say why this point may ship despite failing the gate.' });
+      throw new UserError('an override needs a reason, which is recorded with the model.', {
+        field: 'override reason',
+        fix: 'say why this point may ship despite failing the gate.',
+      });
     }
   }
   const resultsFile = path.join(req.sessionDir, 'results.json');
   if (!staysInside(req.sessionDir, point.modelDir)) {
-    throw new UserError(`the point's model folder '${point.modelDir}' lies outside the session folder.`, { file: resultsFile, field: `${point.id}.modelDir`, fix: 'run the session again; this results.json was not written by Fair Prune.' });
+    throw new UserError(`the point's model folder '${point.modelDir}' lies outside the session folder.`, {
+      file: resultsFile,
+      field: `${point.id}.modelDir`,
+      fix: 'run the session again; this results.json was not written by Fair Prune.',
+    });
   }
   const source = path.join(req.sessionDir, point.modelDir);
   if (!fs.existsSync(path.join(source, 'model.json'))) {
-    throw new UserError('the pruned model of this point is missing.', { file: source, field: point.id, fix: 'run the session again; its folder was moved or deleted.' });
+    throw new UserError('the pruned model of this point is missing.', {
+      file: source,
+      field: point.id,
+      fix: 'run the session again; its folder was moved or deleted.',
+    });
   }
   // Everything the point saved: model.json + weights, the Keras file, the preprocessing, a shrunk/ model.
   // Regular files only, and (when the session recorded them) exactly the bytes that were evaluated.
@@ -120,10 +165,14 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
     throw new UserError(`the pruned model of ${point.id} is not the one that was evaluated: ${changed}.`, {
       file: source,
       field: `${point.id}.files`,
-      fix: 'run the session again; the gate\'s verdict holds only for the weights it measured.',
+      fix: "run the session again; the gate's verdict holds only for the weights it measured.",
     });
   }
-  const fileHashes = Object.fromEntries(Object.keys(files).sort().map((f) => [f, sha256(files[f] as Uint8Array)]));
+  const fileHashes = Object.fromEntries(
+    Object.keys(files)
+      .sort()
+      .map((f) => [f, sha256(files[f] as Uint8Array)]),
+  );
   const reference = path.join(req.sessionDir, DENSE_REFERENCE_FILE);
   const hasReference = fs.existsSync(reference);
   if (hasReference) {
@@ -153,12 +202,19 @@ export function commitPoint(req: CommitRequest): { dir: string; files: string[];
     },
     dense: results.dense,
     engine: { ...results.engine, committedBy: ENGINE_VERSION },
-    hashes: { denseModel: results.model.sha256, data: results.data.sha256, prunedWeights: files['weights.bin'] ? sha256(files['weights.bin'] as Uint8Array) : '', files: fileHashes },
+    hashes: {
+      denseModel: results.model.sha256,
+      data: results.data.sha256,
+      prunedWeights: files['weights.bin'] ? sha256(files['weights.bin'] as Uint8Array) : '',
+      files: fileHashes,
+    },
     measurement: {
       seed: results.config.seed,
       bootstrapResamples: results.config.bootstrap.resamples,
       confidence: results.config.bootstrap.confidence,
-      denseReference: hasReference ? { file: DENSE_REFERENCE_FILE, numClasses: Math.max(2, results.data.label.classes.length) } : null,
+      denseReference: hasReference
+        ? { file: DENSE_REFERENCE_FILE, numClasses: Math.max(2, results.data.label.classes.length) }
+        : null,
     },
     session: { id: results.sessionId, dir: req.sessionDir },
     model: { dense: results.model.path, task: results.model.task, inputShape: results.model.inputShape },
@@ -197,26 +253,53 @@ export function renderFairnessMarkdown(r: FairnessRecord): string {
   const target = p.structure
     ? `${pct(p.structure.reached)} fewer ${p.structure.target.metric === 'flops' ? 'multiply-adds (FLOPs)' : 'weights'} by removing whole filters and units (${p.method}, ${schedule}, ${p.structure.target.scope === 'global' ? 'ranked globally' : 'per layer'})`
     : `${pct(p.achievedSparsity)} of its prunable weights removed (${p.method}, ${schedule})`;
-  lines.push(`Pruned from ${mdCode(r.model.dense)}: ${target}, fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`);
-  if (p.cost) lines.push(`Parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}; FLOPs per sample ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}.`);
+  lines.push(
+    `Pruned from ${mdCode(r.model.dense)}: ${target}, fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`,
+  );
+  if (p.cost)
+    lines.push(
+      `Parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}; FLOPs per sample ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}.`,
+    );
   if (p.latency) lines.push(p.latency.sentence);
   lines.push('');
   lines.push('## Policy', '', '| rule | limit | judged value | estimate | result |', '| --- | --- | --- | --- | --- |');
   for (const rule of r.verdict.rules) {
     const fmt = rule.id === 'min-accuracy' ? (x: number) => pct(x) : (x: number) => `${(x * 100).toFixed(1)} pts`;
-    lines.push(`| ${mdText(rule.description)} | ${fmt(rule.limit)} | ${fmt(rule.observed)} | ${fmt(rule.estimate)} | ${rule.passed ? 'pass' : `**fail**: ${mdText(rule.message)}`} |`);
+    lines.push(
+      `| ${mdText(rule.description)} | ${fmt(rule.limit)} | ${fmt(rule.observed)} | ${fmt(rule.estimate)} | ${rule.passed ? 'pass' : `**fail**: ${mdText(rule.message)}`} |`,
+    );
   }
-  lines.push('', `## Accuracy by group (test split, ${r.data.split.counts.test} samples)`, '', '| group | test samples | dense | pruned | change [95% CI] | ψ [95% CI] |', '| --- | --- | --- | --- | --- | --- |');
-  lines.push(`| **all** | ${p.evaluation.n} | ${pct(r.dense.accuracy.value)} | ${withInterval(p.evaluation.accuracy)} | ${withInterval(p.comparison.accuracyChange, (x) => signedPts(x))} | |`);
+  lines.push(
+    '',
+    `## Accuracy by group (test split, ${r.data.split.counts.test} samples)`,
+    '',
+    '| group | test samples | dense | pruned | change [95% CI] | ψ [95% CI] |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  lines.push(
+    `| **all** | ${p.evaluation.n} | ${pct(r.dense.accuracy.value)} | ${withInterval(p.evaluation.accuracy)} | ${withInterval(p.comparison.accuracyChange, (x) => signedPts(x))} | |`,
+  );
   for (const g of p.comparison.groups) {
     const d = r.dense.groups.find((x) => x.group === g.group);
     const e = p.evaluation.groups.find((x) => x.group === g.group);
-    lines.push(`| ${mdText(g.group)} | ${e?.n ?? '–'} | ${d ? pct(d.accuracy.value) : '–'} | ${e ? withInterval(e.accuracy) : '–'} | ${withInterval(g.accuracyChange, (x) => signedPts(x))} | ${withInterval(g.excessGap, (x) => signedPts(x))} |`);
+    lines.push(
+      `| ${mdText(g.group)} | ${e?.n ?? '–'} | ${d ? pct(d.accuracy.value) : '–'} | ${e ? withInterval(e.accuracy) : '–'} | ${withInterval(g.accuracyChange, (x) => signedPts(x))} | ${withInterval(g.excessGap, (x) => signedPts(x))} |`,
+    );
   }
-  lines.push('', `Worst group: dense ${mdText(r.dense.worstGroup.group)} ${pct(r.dense.worstGroup.accuracy.value)}, pruned ${mdText(p.evaluation.worstGroup.group)} ${pct(p.evaluation.worstGroup.accuracy.value)}. Largest gap: dense ${pct(r.dense.largestGap.value)}, pruned ${pct(p.evaluation.largestGap.value)}.`, '');
+  lines.push(
+    '',
+    `Worst group: dense ${mdText(r.dense.worstGroup.group)} ${pct(r.dense.worstGroup.accuracy.value)}, pruned ${mdText(p.evaluation.worstGroup.group)} ${pct(p.evaluation.worstGroup.accuracy.value)}. Largest gap: dense ${pct(r.dense.largestGap.value)}, pruned ${pct(p.evaluation.largestGap.value)}.`,
+    '',
+  );
   lines.push('## Provenance', '');
-  lines.push(`- Data: ${mdCode(r.data.path)} (${r.data.rows} rows), label ${mdCode(r.data.label.column)} (${mdText(r.data.label.classes.join(', '))}), groups by ${mdText(r.data.groupColumns.join(' × '))}`);
-  lines.push(`- Dense model sha256 \`${r.hashes.denseModel}\`; data sha256 \`${r.hashes.data}\`; pruned weights sha256 \`${r.hashes.prunedWeights}\``);
-  lines.push(`- Session ${r.session.id}; engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}; committed ${r.committedAt}`);
+  lines.push(
+    `- Data: ${mdCode(r.data.path)} (${r.data.rows} rows), label ${mdCode(r.data.label.column)} (${mdText(r.data.label.classes.join(', '))}), groups by ${mdText(r.data.groupColumns.join(' × '))}`,
+  );
+  lines.push(
+    `- Dense model sha256 \`${r.hashes.denseModel}\`; data sha256 \`${r.hashes.data}\`; pruned weights sha256 \`${r.hashes.prunedWeights}\``,
+  );
+  lines.push(
+    `- Session ${r.session.id}; engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}; committed ${r.committedAt}`,
+  );
   return lines.join('\n') + '\n';
 }

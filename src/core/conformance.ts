@@ -77,8 +77,14 @@ export function checkCase(c: ConformanceCase, file = ''): CheckResult[] {
   try {
     for (const [loss, key] of LOSS_KEYS) {
       const t = lossTargets(loss, c.task, c.labels, width, teacher, pw);
-      const value = tf.tidy(() =>
-        weightedCrossEntropy(c.task, logits, tf.tensor2d(Float32Array.from(t.targets), [n, width]), tf.tensor1d(Float32Array.from(t.weights))).dataSync()[0],
+      const value = tf.tidy(
+        () =>
+          weightedCrossEntropy(
+            c.task,
+            logits,
+            tf.tensor2d(Float32Array.from(t.targets), [n, width]),
+            tf.tensor1d(Float32Array.from(t.weights)),
+          ).dataSync()[0],
       );
       push(key, Math.abs(value - (c.expected[key] as number)));
     }
@@ -91,10 +97,17 @@ export function checkCase(c: ConformanceCase, file = ''): CheckResult[] {
 /** Every `*.json` vectors file in `dir` (or the one file `dir` names). */
 export function checkVectors(dirOrFile: string): CheckResult[] {
   if (!fs.existsSync(dirOrFile)) {
-    throw new UserError('no such file or folder.', { file: dirOrFile, fix: 'give the folder that holds the conformance vectors, e.g. ../shared/conformance' });
+    throw new UserError('no such file or folder.', {
+      file: dirOrFile,
+      fix: 'give the folder that holds the conformance vectors, e.g. ../shared/conformance',
+    });
   }
   const files = fs.statSync(dirOrFile).isDirectory()
-    ? fs.readdirSync(dirOrFile).filter((f) => f.endsWith('.json')).sort().map((f) => path.join(dirOrFile, f))
+    ? fs
+        .readdirSync(dirOrFile)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .map((f) => path.join(dirOrFile, f))
     : [dirOrFile];
   const results: CheckResult[] = [];
   for (const file of files) {
@@ -102,10 +115,17 @@ export function checkVectors(dirOrFile: string): CheckResult[] {
     try {
       doc = JSON.parse(fs.readFileSync(file, 'utf8'));
     } catch (e) {
-      throw new UserError(`not valid JSON (${(e as Error).message}).`, { file, fix: 'give a vectors file in the format of ../shared/conformance/README.md' });
+      throw new UserError(`not valid JSON (${(e as Error).message}).`, {
+        file,
+        fix: 'give a vectors file in the format of ../shared/conformance/README.md',
+      });
     }
     if (!Array.isArray(doc.cases)) {
-      throw new UserError('has no "cases" array.', { file, field: 'cases', fix: 'give a vectors file in the format of ../shared/conformance/README.md' });
+      throw new UserError('has no "cases" array.', {
+        file,
+        field: 'cases',
+        fix: 'give a vectors file in the format of ../shared/conformance/README.md',
+      });
     }
     for (const c of doc.cases) results.push(...checkCase(c, file));
   }

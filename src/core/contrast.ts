@@ -26,7 +26,12 @@ export function spread(values: readonly number[]): Spread {
 }
 
 /** Worst-group accuracy and largest gap (max − min over non-empty groups) of one run on (resampled) rows. */
-function worstAndGap(correct: Uint8Array, groupIds: ArrayLike<number>, G: number, rows: ArrayLike<number> | null): [number, number] {
+function worstAndGap(
+  correct: Uint8Array,
+  groupIds: ArrayLike<number>,
+  G: number,
+  rows: ArrayLike<number> | null,
+): [number, number] {
   const right = new Float64Array(G);
   const n = new Float64Array(G);
   const count = rows ? rows.length : correct.length;
@@ -85,7 +90,11 @@ export function pairedContrast(
     for (const m of members) for (let j = 0; j < m.length; j++) rows[k++] = m[rng.int(m.length)];
     [worstBoot[b], gapBoot[b]] = diff(r, rows);
   }
-  return { worstGroupAccuracy: interval(worst, worstBoot, opts.confidence), largestGap: interval(gap, gapBoot, opts.confidence), runs };
+  return {
+    worstGroupAccuracy: interval(worst, worstBoot, opts.confidence),
+    largestGap: interval(gap, gapBoot, opts.confidence),
+    runs,
+  };
 }
 
 /**

@@ -30,26 +30,47 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
 import type { LayerLike } from './dense-step';
 import { weightedCrossEntropyAndGradient, type HostReweight } from './losses';
-import { conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dPoolSimd, conv2dSimd, matMulSimd, maxPool2x2WinnersSimd, reluGradSimd, simdKernels, winogradTakes, type SimdExports } from './kernels/simd-kernels';
+import {
+  conv2dBackpropFilterSimd,
+  conv2dBackpropInputSimd,
+  conv2dPoolSimd,
+  conv2dSimd,
+  matMulSimd,
+  maxPool2x2WinnersSimd,
+  reluGradSimd,
+  simdKernels,
+  winogradTakes,
+  type SimdExports,
+} from './kernels/simd-kernels';
 import { sumLeadingAxesOnHeap } from './kernels/sum';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
 
 type Activation = 'relu' | 'linear';
 
 export type ConvPlanLayer =
-  | { kind: 'conv'; name: string; kernel: tf.Variable; bias: tf.Variable | null; strides: [number, number]; padding: 'same' | 'valid'; activation: Activation }
+  | {
+      kind: 'conv';
+      name: string;
+      kernel: tf.Variable;
+      bias: tf.Variable | null;
+      strides: [number, number];
+      padding: 'same' | 'valid';
+      activation: Activation;
+    }
   | { kind: 'pool'; name: string; afterRelu: boolean }
   | { kind: 'flatten'; name: string }
   | { kind: 'dense'; name: string; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation };
 
-const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)]);
+const pair = (v: unknown): [number, number] =>
+  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 const isPair = (v: unknown, n: number) => {
   const [a, b] = pair(v);
   return a === n && b === n;
 };
 
 function weightsOf(layer: LayerLike): { kernel?: tf.Variable; bias: tf.Variable | null } {
-  const find = (suffix: RegExp) => layer.trainableWeights.find((w) => suffix.test(w.originalName))?.read() as tf.Variable | undefined;
+  const find = (suffix: RegExp) =>
+    layer.trainableWeights.find((w) => suffix.test(w.originalName))?.read() as tf.Variable | undefined;
   return { kernel: find(/kernel$/), bias: find(/bias$/) ?? null };
 }
 
@@ -81,17 +102,41 @@ export function convStackOf(model: tfl.LayersModel): ConvPlanLayer[] | null {
       const [fh, fw, ci, co] = kernel.shape;
       const padding = cfg.padding;
       const strides = pair(cfg.strides);
-      if (ci !== shape[2] || co % 4 !== 0 || (padding !== 'same' && padding !== 'valid') || cfg.dataFormat !== 'channelsLast' || !isPair(cfg.dilationRate ?? 1, 1)) return null;
+      if (
+        ci !== shape[2] ||
+        co % 4 !== 0 ||
+        (padding !== 'same' && padding !== 'valid') ||
+        cfg.dataFormat !== 'channelsLast' ||
+        !isPair(cfg.dilationRate ?? 1, 1)
+      )
+        return null;
       if (activation !== 'relu' && activation !== 'linear') return null;
       const first = !plan.some((l) => l.kind === 'conv');
       if (!first && (ci % 4 !== 0 || strides[0] !== 1 || strides[1] !== 1)) return null;
-      if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== co))) return null;
-      const info = tf.backend_util.computeConv2DInfo([1, shape[0], shape[1], ci], [fh, fw, ci, co], strides, 1, padding, undefined, false, 'channelsLast');
+      if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== co)))
+        return null;
+      const info = tf.backend_util.computeConv2DInfo(
+        [1, shape[0], shape[1], ci],
+        [fh, fw, ci, co],
+        strides,
+        1,
+        padding,
+        undefined,
+        false,
+        'channelsLast',
+      );
       if (info.outHeight <= 0 || info.outWidth <= 0) return null;
       plan.push({ kind: 'conv', name: layer.name, kernel, bias, strides, padding, activation });
       shape = [info.outHeight, info.outWidth, co];
     } else if (cls === 'MaxPooling2D') {
-      if (shape.length !== 3 || !isPair(cfg.poolSize, 2) || !isPair(cfg.strides ?? cfg.poolSize, 2) || cfg.padding !== 'valid' || cfg.dataFormat !== 'channelsLast') return null;
+      if (
+        shape.length !== 3 ||
+        !isPair(cfg.poolSize, 2) ||
+        !isPair(cfg.strides ?? cfg.poolSize, 2) ||
+        cfg.padding !== 'valid' ||
+        cfg.dataFormat !== 'channelsLast'
+      )
+        return null;
       if (shape[2] % 4 !== 0 || shape[0] < 2 || shape[1] < 2) return null;
       const before = plan[plan.length - 1];
       plan.push({ kind: 'pool', name: layer.name, afterRelu: before?.kind === 'conv' && before.activation === 'relu' });
@@ -102,10 +147,19 @@ export function convStackOf(model: tfl.LayersModel): ConvPlanLayer[] | null {
       shape = [shape[0] * shape[1] * shape[2]];
     } else if (cls === 'Dense') {
       const { kernel, bias } = weightsOf(layer);
-      if (shape.length !== 1 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 2 || kernel.shape[0] !== shape[0] || shape[0] % 4 !== 0) return null;
+      if (
+        shape.length !== 1 ||
+        !kernel ||
+        kernel.dtype !== 'float32' ||
+        kernel.shape.length !== 2 ||
+        kernel.shape[0] !== shape[0] ||
+        shape[0] % 4 !== 0
+      )
+        return null;
       if (activation !== 'relu' && activation !== 'linear') return null;
       const units = kernel.shape[1];
-      if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== units))) return null;
+      if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== units)))
+        return null;
       const lastDense = plan[plan.length - 1];
       if (lastDense?.kind === 'dense' && (lastDense.kernel.shape[1] as number) % 4 !== 0) return null; // only the last may be any width
       plan.push({ kind: 'dense', name: layer.name, kernel, bias, activation });
@@ -131,7 +185,9 @@ export function convStepFor(model: tfl.LayersModel, variables: tf.Variable[]): C
   if (!heap || !kernels) return null;
   const plan = convStackOf(model);
   if (!plan) return null;
-  const ours = plan.flatMap((l) => (l.kind === 'conv' || l.kind === 'dense' ? (l.bias ? [l.kernel, l.bias] : [l.kernel]) : []));
+  const ours = plan.flatMap((l) =>
+    l.kind === 'conv' || l.kind === 'dense' ? (l.bias ? [l.kernel, l.bias] : [l.kernel]) : [],
+  );
   if (ours.length !== variables.length || ours.some((v, i) => v !== variables[i])) return null;
   return new ConvStep(heap, kernels, plan, model.inputs[0].shape.slice(1) as number[]);
 }
@@ -164,7 +220,11 @@ export class ConvStep {
     const backend = tf.backend();
     const B = rows.length;
     const size = this.inputShape.reduce((a, d) => a * d, 1);
-    if (x.dtype !== 'float32' || x.size !== x.shape[0] * size || x.shape.slice(1).some((d, i) => d !== this.inputShape[i])) {
+    if (
+      x.dtype !== 'float32' ||
+      x.size !== x.shape[0] * size ||
+      x.shape.slice(1).some((d, i) => d !== this.inputShape[i])
+    ) {
       throw new Error(`conv step: the samples are [${x.shape}], the model takes [${this.inputShape}]`);
     }
     return onHeap(heap, 'conv step', ({ keep, give, grads }) => {
@@ -196,7 +256,16 @@ export class ConvStep {
             li++;
             continue;
           }
-          a = keep(conv2dSimd(backend, a, l.kernel, { strides: l.strides, pad: l.padding }, { bias: l.bias ?? undefined, activation: l.activation }), `${l.name}'s convolution`);
+          a = keep(
+            conv2dSimd(
+              backend,
+              a,
+              l.kernel,
+              { strides: l.strides, pad: l.padding },
+              { bias: l.bias ?? undefined, activation: l.activation },
+            ),
+            `${l.name}'s convolution`,
+          );
         } else if (l.kind === 'pool') {
           a = this.poolForward(a, l.afterRelu, winners, keep);
         } else if (l.kind === 'flatten') {
@@ -211,7 +280,17 @@ export class ConvStep {
 
       // The loss and its gradient with respect to the logits (the last layer's outputs, maybe padded).
       const last = this.plan[this.plan.length - 1] as Extract<ConvPlanLayer, { kind: 'dense' }>;
-      const lossAndGrad = logitsLossOnHeap(heap, task, a, last.kernel.shape[1] as number, targets, weights, rows, keep, reweight);
+      const lossAndGrad = logitsLossOnHeap(
+        heap,
+        task,
+        a,
+        last.kernel.shape[1] as number,
+        targets,
+        weights,
+        rows,
+        keep,
+        reweight,
+      );
       const loss = lossAndGrad.loss;
       let g = lossAndGrad.dLogits;
 
@@ -226,25 +305,59 @@ export class ConvStep {
         if (l.kind === 'pool') {
           const win = winners.pop()!;
           const conv = this.plan[li - 1];
-          if (conv?.kind === 'conv' && li - 1 === firstWeighted && this.pooledFilterGrad(conv, input_(li - 1), g, win, give, keep)) {
+          if (
+            conv?.kind === 'conv' &&
+            li - 1 === firstWeighted &&
+            this.pooledFilterGrad(conv, input_(li - 1), g, win, give, keep)
+          ) {
             li--; // that convolution's gradients are done, from this pooling's gradient directly
             continue;
           }
           const [, H, W, C] = inShape(li);
           const [, OH, OW] = (outs[li] ?? fail(`${l.name}'s output`)).shape;
           const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${l.name}'s gradient`);
-          this.kernels.max_pool_2x2_winners_grad(heapOffset(heap, g), heapOffset(heap, win), heapOffset(heap, dx), B, H, W, C, OH, OW);
+          this.kernels.max_pool_2x2_winners_grad(
+            heapOffset(heap, g),
+            heapOffset(heap, win),
+            heapOffset(heap, dx),
+            B,
+            H,
+            W,
+            C,
+            OH,
+            OW,
+          );
           g = dx;
           continue;
         }
         // After a pooling that folded this relu's gradient in (see poolForward), g is dz already.
         const folded = this.plan[li + 1]?.kind === 'pool' && (this.plan[li + 1] as { afterRelu: boolean }).afterRelu;
-        const dz = l.activation === 'relu' && !folded ? keep(reluGradSimd(backend, g, outs[li] ?? fail(`${l.name}'s output`)), `${l.name}'s relu gradient`) : g;
+        const dz =
+          l.activation === 'relu' && !folded
+            ? keep(reluGradSimd(backend, g, outs[li] ?? fail(`${l.name}'s output`)), `${l.name}'s relu gradient`)
+            : g;
         if (l.kind === 'conv') {
           if (l.bias) give(l.bias, sumOrThrow(backend, dz, [0, 1, 2], l.name));
-          give(l.kernel, conv2dBackpropFilterSimd(backend, input_(li), dz, l.kernel.shape as [number, number, number, number], l.strides, l.padding) ?? fail(`${l.name}'s filter gradient`));
+          give(
+            l.kernel,
+            conv2dBackpropFilterSimd(
+              backend,
+              input_(li),
+              dz,
+              l.kernel.shape as [number, number, number, number],
+              l.strides,
+              l.padding,
+            ) ?? fail(`${l.name}'s filter gradient`),
+          );
           if (li !== firstWeighted) {
-            g = keep(conv2dBackpropInputSimd(backend, dz, l.kernel, { strides: l.strides, pad: l.padding, inputShape: inShape(li) as [number, number, number, number] }), `${l.name}'s input gradient`);
+            g = keep(
+              conv2dBackpropInputSimd(backend, dz, l.kernel, {
+                strides: l.strides,
+                pad: l.padding,
+                inputShape: inShape(li) as [number, number, number, number],
+              }),
+              `${l.name}'s input gradient`,
+            );
           }
         } else {
           g = denseBackwardOnHeap(heap, this.kernels, input_(li), dz, l, li !== firstWeighted, give, keep);
@@ -265,7 +378,14 @@ export class ConvStep {
     winners: tf.TensorInfo[],
     keep: (t: tf.TensorInfo | null, what: string) => tf.TensorInfo,
   ): { out: tf.TensorInfo; convShape: number[] } | null {
-    const r = conv2dPoolSimd(tf.backend(), a, l.kernel, { strides: l.strides, pad: l.padding }, { bias: l.bias ?? undefined, activation: l.activation }, afterRelu);
+    const r = conv2dPoolSimd(
+      tf.backend(),
+      a,
+      l.kernel,
+      { strides: l.strides, pad: l.padding },
+      { bias: l.bias ?? undefined, activation: l.activation },
+      afterRelu,
+    );
     if (!r) return null;
     keep(r.out, `${l.name}'s pooled output`);
     winners.push(keep(r.winners, `${l.name}'s pooling winners`));
@@ -280,9 +400,14 @@ export class ConvStep {
    * and NaN activations off the winners). Between them the two passes had read and written every
    * activation of the layer three times.
    */
-  private poolForward(a: tf.TensorInfo, afterRelu: boolean, winners: tf.TensorInfo[], keep: (t: tf.TensorInfo | null, what: string) => tf.TensorInfo): tf.TensorInfo {
+  private poolForward(
+    a: tf.TensorInfo,
+    afterRelu: boolean,
+    winners: tf.TensorInfo[],
+    keep: (t: tf.TensorInfo | null, what: string) => tf.TensorInfo,
+  ): tf.TensorInfo {
     const r = maxPool2x2WinnersSimd(tf.backend(), a, afterRelu);
-    winners.push(keep(r?.winners ?? null, 'a pooling\'s winners'));
+    winners.push(keep(r?.winners ?? null, "a pooling's winners"));
     return keep(r?.out ?? null, 'a pooling');
   }
 
@@ -302,16 +427,51 @@ export class ConvStep {
   ): boolean {
     const heap = this.heap;
     const shape = conv.kernel.shape as [number, number, number, number];
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], shape, conv.strides, 1, conv.padding, undefined, false, 'channelsLast');
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      shape,
+      conv.strides,
+      1,
+      conv.padding,
+      undefined,
+      false,
+      'channelsLast',
+    );
     if (winogradTakes(info)) return false;
-    const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
+    const {
+      batchSize: B,
+      inHeight: H,
+      inWidth: W,
+      inChannels: ci,
+      outHeight: oh,
+      outWidth: ow,
+      outChannels: co,
+    } = info;
     const dw = heap.makeOutput(shape.slice(), 'float32');
     const db = heap.makeOutput([co], 'float32');
     const row = keep(heap.makeOutput([Math.max(ow, 1) * co], 'float32'), `${conv.name}'s gradient row`);
     const sums = keep(heap.makeOutput([2 * co], 'float32'), `${conv.name}'s bias sums`); // co float64s
     this.kernels.conv2d_filter_grad_pooled(
-      heapOffset(heap, x), heapOffset(heap, dyp), heapOffset(heap, win), heapOffset(heap, dw), heapOffset(heap, db), heapOffset(heap, row), heapOffset(heap, sums),
-      B, H, W, ci, oh, ow, co, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+      heapOffset(heap, x),
+      heapOffset(heap, dyp),
+      heapOffset(heap, win),
+      heapOffset(heap, dw),
+      heapOffset(heap, db),
+      heapOffset(heap, row),
+      heapOffset(heap, sums),
+      B,
+      H,
+      W,
+      ci,
+      oh,
+      ow,
+      co,
+      info.filterHeight,
+      info.filterWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.padInfo.top,
+      info.padInfo.left,
     );
     give(conv.kernel, dw);
     if (conv.bias) give(conv.bias, db);
@@ -388,10 +548,13 @@ export function logitsLossOnHeap(
   const B = rows.length;
   const padded = z.shape[1];
   const zv = heapView(heap, z) as Float32Array;
-  const logits = padded === width ? zv : Float32Array.from({ length: B * width }, (_, i) => zv[Math.floor(i / width) * padded + (i % width)]);
+  const logits =
+    padded === width
+      ? zv
+      : Float32Array.from({ length: B * width }, (_, i) => zv[Math.floor(i / width) * padded + (i % width)]);
   const dLogits = new Float32Array(B * width);
   const loss = weightedCrossEntropyAndGradient(task, logits, width, targets, weights, rows, dLogits, reweight);
-  const g = keep(heap.makeOutput([B, padded], 'float32'), 'the logits\' gradient');
+  const g = keep(heap.makeOutput([B, padded], 'float32'), "the logits' gradient");
   const gv = heapView(heap, g) as Float32Array;
   if (padded === width) gv.set(dLogits);
   else {
@@ -404,10 +567,19 @@ export function logitsLossOnHeap(
 }
 
 /** act(a · W + b), through the SIMD 1×1 convolution; a last layer whose width is not a multiple of 4 gets zero columns up to one (its logits are read without them). */
-export function denseForwardOnHeap(heap: WasmBackendInternals, a: tf.TensorInfo, l: DenseOnHeap, keep: Keep): tf.TensorInfo {
+export function denseForwardOnHeap(
+  heap: WasmBackendInternals,
+  a: tf.TensorInfo,
+  l: DenseOnHeap,
+  keep: Keep,
+): tf.TensorInfo {
   const [K, N] = l.kernel.shape;
   const Np = ceil4(N);
-  if (Np === N) return keep(matMulSimd(tf.backend(), a, l.kernel, false, false, { bias: l.bias ?? undefined, activation: l.activation }), `${l.name}'s product`);
+  if (Np === N)
+    return keep(
+      matMulSimd(tf.backend(), a, l.kernel, false, false, { bias: l.bias ?? undefined, activation: l.activation }),
+      `${l.name}'s product`,
+    );
   const w = keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weights`);
   const b = l.bias ? keep(heap.makeOutput([Np], 'float32'), `${l.name}'s padded bias`) : null;
   const wv = heapView(heap, w) as Float32Array;
@@ -419,7 +591,10 @@ export function denseForwardOnHeap(heap: WasmBackendInternals, a: tf.TensorInfo,
     bv.fill(0);
     bv.set(heapView(heap, l.bias) as Float32Array);
   }
-  return keep(matMulSimd(tf.backend(), a, w, false, false, { bias: b ?? undefined, activation: l.activation }), `${l.name}'s product`);
+  return keep(
+    matMulSimd(tf.backend(), a, w, false, false, { bias: b ?? undefined, activation: l.activation }),
+    `${l.name}'s product`,
+  );
 }
 
 /**
@@ -440,8 +615,28 @@ export function denseBackwardOnHeap(
   const B = a.shape[0];
   const [K, N] = l.kernel.shape;
   const Np = dz.shape[1];
-  const dwP = Np === N ? heap.makeOutput([K, N], 'float32') : keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weight gradient`);
-  k.conv2d_filter_grad(heapOffset(heap, a), heapOffset(heap, dz), heapOffset(heap, dwP), 1, 1, B, K, 1, B, Np, 1, 1, 1, 1, 0, 0);
+  const dwP =
+    Np === N
+      ? heap.makeOutput([K, N], 'float32')
+      : keep(heap.makeOutput([K, Np], 'float32'), `${l.name}'s padded weight gradient`);
+  k.conv2d_filter_grad(
+    heapOffset(heap, a),
+    heapOffset(heap, dz),
+    heapOffset(heap, dwP),
+    1,
+    1,
+    B,
+    K,
+    1,
+    B,
+    Np,
+    1,
+    1,
+    1,
+    1,
+    0,
+    0,
+  );
   let dw = dwP;
   if (Np !== N) {
     dw = heap.makeOutput([K, N], 'float32');
@@ -468,7 +663,29 @@ export function denseBackwardOnHeap(
   const wv = heapView(heap, l.kernel) as Float32Array;
   tv.fill(0);
   for (let i = 0; i < K; i++) for (let n = 0; n < N; n++) tv[n * K + i] = wv[i * N + n];
-  k.conv2d(heapOffset(heap, dz), heapOffset(heap, wt), heapOffset(heap, da), heapOffset(heap, dz), 0, 0, 1, 1, B, Np, 1, B, K, 1, 1, 1, 1, 1, 1, 0, 0);
+  k.conv2d(
+    heapOffset(heap, dz),
+    heapOffset(heap, wt),
+    heapOffset(heap, da),
+    heapOffset(heap, dz),
+    0,
+    0,
+    1,
+    1,
+    B,
+    Np,
+    1,
+    B,
+    K,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    0,
+    0,
+  );
   return da;
 }
 
@@ -479,4 +696,3 @@ function fail(what: string): never {
 function sumOrThrow(backend: unknown, x: tf.TensorInfo, axes: number[], name: string): tf.TensorInfo {
   return sumLeadingAxesOnHeap(backend, x, axes, false) ?? fail(`${name}'s bias gradient`);
 }
-

@@ -85,10 +85,20 @@ export function denseStackOf(model: tfl.LayersModel): DenseLayerPlan[] | null {
     const activation = String(cfg.activation ?? 'linear');
     if (!ACTIVATIONS.has(activation)) return null;
     const units = Number(cfg.units);
-    const kernel = layer.trainableWeights.find((w) => /kernel$/.test(w.originalName))?.read() as tf.Variable | undefined;
-    const bias = (layer.trainableWeights.find((w) => /bias$/.test(w.originalName))?.read() as tf.Variable | undefined) ?? null;
-    if (!kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 2 || kernel.shape[0] !== width || kernel.shape[1] !== units) return null;
-    if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== units))) return null;
+    const kernel = layer.trainableWeights.find((w) => /kernel$/.test(w.originalName))?.read() as
+      tf.Variable | undefined;
+    const bias =
+      (layer.trainableWeights.find((w) => /bias$/.test(w.originalName))?.read() as tf.Variable | undefined) ?? null;
+    if (
+      !kernel ||
+      kernel.dtype !== 'float32' ||
+      kernel.shape.length !== 2 ||
+      kernel.shape[0] !== width ||
+      kernel.shape[1] !== units
+    )
+      return null;
+    if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== units)))
+      return null;
     plan.push({ name: layer.name, inputs: width, units, activation: activation as DenseActivation, kernel, bias });
     previous = layer;
     width = units;
@@ -154,7 +164,8 @@ export class DenseStep {
     const plan = this.plan;
     const B = rows.length;
     const features = plan[0].inputs;
-    if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[1] !== features) throw new Error(`dense step: the samples are [${x.shape}], the first layer takes ${features} features`);
+    if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[1] !== features)
+      throw new Error(`dense step: the samples are [${x.shape}], the first layer takes ${features} features`);
     this.hold(B);
     // Gradient tensors first: an allocation may grow the heap, which would leave earlier views empty.
     const out: Record<string, tf.Tensor> = {};
@@ -177,7 +188,16 @@ export class DenseStep {
     // The loss and its gradient with respect to the logits (the last layer's outputs).
     const last = plan.length - 1;
     const width = plan[last].units;
-    const loss = weightedCrossEntropyAndGradient(task, this.outs[last].subarray(0, B * width), width, targets, weights, rows, this.grads[last], reweight);
+    const loss = weightedCrossEntropyAndGradient(
+      task,
+      this.outs[last].subarray(0, B * width),
+      width,
+      targets,
+      weights,
+      rows,
+      this.grads[last],
+      reweight,
+    );
 
     // Backward.
     for (let li = last; li >= 0; li--) {
@@ -185,9 +205,30 @@ export class DenseStep {
       const dz = this.grads[li];
       // Through the activation: dz ← dz · act'(z), from the layer's outputs.
       activationGradient(l.activation, this.outs[li], dz, B * l.units);
-      if (li === 0) weightGradients(xv, this.sampleRows(rows, l.inputs), B, l.inputs, l.units, dz, this.weightGrad[0], this.biasGrad[0]);
-      else weightGradients(this.outs[li - 1], this.batchRows(li - 1), B, l.inputs, l.units, dz, this.weightGrad[li], this.biasGrad[li]);
-      if (li > 0) inputGradients(B, l.inputs, l.units, dz, heapView(this.heap, l.kernel) as Float32Array, this.grads[li - 1]);
+      if (li === 0)
+        weightGradients(
+          xv,
+          this.sampleRows(rows, l.inputs),
+          B,
+          l.inputs,
+          l.units,
+          dz,
+          this.weightGrad[0],
+          this.biasGrad[0],
+        );
+      else
+        weightGradients(
+          this.outs[li - 1],
+          this.batchRows(li - 1),
+          B,
+          l.inputs,
+          l.units,
+          dz,
+          this.weightGrad[li],
+          this.biasGrad[li],
+        );
+      if (li > 0)
+        inputGradients(B, l.inputs, l.units, dz, heapView(this.heap, l.kernel) as Float32Array, this.grads[li - 1]);
       (heapView(this.heap, gradInfo[li].kernel) as Float32Array).set(this.weightGrad[li]);
       out[l.kernel.name] = tf.engine().makeTensorFromTensorInfo(gradInfo[li].kernel);
       const biasInfo = gradInfo[li].bias;
@@ -230,7 +271,16 @@ export class DenseStep {
  */
 
 /** z[B, nout] = in · W + b. */
-function forwardLayer(input: Float32Array, off: Int32Array, B: number, nin: number, nout: number, w: Float32Array, bias: Float32Array | null, z: Float32Array): void {
+function forwardLayer(
+  input: Float32Array,
+  off: Int32Array,
+  B: number,
+  nin: number,
+  nout: number,
+  w: Float32Array,
+  bias: Float32Array | null,
+  z: Float32Array,
+): void {
   let r = 0;
   for (; r + 2 <= B; r += 2) {
     const a0 = off[r];
@@ -294,7 +344,16 @@ function forwardLayer(input: Float32Array, off: Int32Array, B: number, nin: numb
 }
 
 /** gW[nin, nout] = inᵀ · dz and gb[nout] = Σ_r dz (sums in float64). */
-function weightGradients(input: Float32Array, off: Int32Array, B: number, nin: number, nout: number, dz: Float32Array, gw: Float64Array, gb: Float64Array): void {
+function weightGradients(
+  input: Float32Array,
+  off: Int32Array,
+  B: number,
+  nin: number,
+  nout: number,
+  dz: Float32Array,
+  gw: Float64Array,
+  gb: Float64Array,
+): void {
   gb.fill(0);
   for (let r = 0; r < B; r++) for (let o = 0, d = r * nout; o < nout; o++) gb[o] += dz[d + o];
   let i = 0;
@@ -360,7 +419,14 @@ function weightGradients(input: Float32Array, off: Int32Array, B: number, nin: n
 }
 
 /** dIn[B, nin] = dz · Wᵀ: the gradient of the previous layer's outputs. */
-function inputGradients(B: number, nin: number, nout: number, dz: Float32Array, w: Float32Array, dIn: Float32Array): void {
+function inputGradients(
+  B: number,
+  nin: number,
+  nout: number,
+  dz: Float32Array,
+  w: Float32Array,
+  dIn: Float32Array,
+): void {
   let r = 0;
   for (; r + 2 <= B; r += 2) {
     const d0 = r * nout;

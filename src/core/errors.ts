@@ -60,8 +60,11 @@ export interface PlainError {
 
 export function toPlainError(e: unknown): PlainError {
   if (e instanceof CancelledError) return { kind: 'cancelled', message: e.message };
-  if (e instanceof UserError) return { kind: 'user', message: e.message, details: { file: e.file, field: e.field, row: e.row, fix: e.fix } };
-  return e instanceof Error ? { kind: 'other', message: e.message, stack: e.stack } : { kind: 'other', message: String(e) };
+  if (e instanceof UserError)
+    return { kind: 'user', message: e.message, details: { file: e.file, field: e.field, row: e.row, fix: e.fix } };
+  return e instanceof Error
+    ? { kind: 'other', message: e.message, stack: e.stack }
+    : { kind: 'other', message: String(e) };
 }
 
 /** The error `toPlainError` described, as the same class with the same message. */

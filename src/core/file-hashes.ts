@@ -18,11 +18,14 @@ export function readRegularFiles(dir: string): Record<string, Buffer> {
       if (entry.isDirectory()) walk(full, rel);
       else if (entry.isFile()) files[rel] = fs.readFileSync(full);
       else {
-        throw new UserError(`'${rel}' is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; a pruned model folder holds regular files only.`, {
-          file: dir,
-          field: rel,
-          fix: 'run the session again to write the model afresh; do not link files into a session folder.',
-        });
+        throw new UserError(
+          `'${rel}' is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; a pruned model folder holds regular files only.`,
+          {
+            file: dir,
+            field: rel,
+            fix: 'run the session again to write the model afresh; do not link files into a session folder.',
+          },
+        );
       }
     }
   };
@@ -32,7 +35,11 @@ export function readRegularFiles(dir: string): Record<string, Buffer> {
 
 /** sha256 of every regular file under `dir`, by relative path. */
 export function hashFolder(dir: string): Record<string, string> {
-  return Object.fromEntries(Object.entries(readRegularFiles(dir)).map(([rel, bytes]) => [rel, sha256(bytes)]).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  return Object.fromEntries(
+    Object.entries(readRegularFiles(dir))
+      .map(([rel, bytes]) => [rel, sha256(bytes)])
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+  );
 }
 
 /** The first difference between the files read now and the hashes recorded, or undefined. */

@@ -31,7 +31,14 @@ import type { Task } from '../protocol/results';
 import { denseBackwardOnHeap, denseForwardOnHeap, logitsLossOnHeap, onHeap, type DenseOnHeap } from './conv-step';
 import type { LayerLike } from './dense-step';
 import type { HostReweight } from './losses';
-import { conv2dBackpropFilterSimd, conv2dBackpropInputSimd, conv2dSimd, reluGradSimd, simdKernels, type SimdExports } from './kernels/simd-kernels';
+import {
+  conv2dBackpropFilterSimd,
+  conv2dBackpropInputSimd,
+  conv2dSimd,
+  reluGradSimd,
+  simdKernels,
+  type SimdExports,
+} from './kernels/simd-kernels';
 import { sumLeadingAxesOnHeap } from './kernels/sum';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
 
@@ -48,7 +55,14 @@ interface NodeBase {
 export type GraphNode = NodeBase &
   (
     | { kind: 'input' }
-    | { kind: 'conv'; kernel: tf.Variable; bias: tf.Variable | null; strides: [number, number]; padding: 'same' | 'valid'; activation: Activation }
+    | {
+        kind: 'conv';
+        kernel: tf.Variable;
+        bias: tf.Variable | null;
+        strides: [number, number];
+        padding: 'same' | 'valid';
+        activation: Activation;
+      }
     | {
         kind: 'batchnorm';
         gamma: tf.Variable;
@@ -70,7 +84,8 @@ export type GraphNode = NodeBase &
 /** The plan of a model the step takes, or the reason it does not, naming the first layer it cannot run. */
 export type GraphPlan = { nodes: GraphNode[]; variables: tf.Variable[] } | { unsupported: string };
 
-const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)]);
+const pair = (v: unknown): [number, number] =>
+  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 
 interface LayerWeights {
   originalName: string;
@@ -89,23 +104,31 @@ const float32Of = (v: tf.Variable | null, size: number) => !v || (v.dtype === 'f
  * trainable variables in the order of the model's own; or what stops it (see the file's comment).
  */
 export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) return { unsupported: 'the model has more than one input or output' };
+  if (model.inputs.length !== 1 || model.outputs.length !== 1)
+    return { unsupported: 'the model has more than one input or output' };
   const inShape = model.inputs[0].shape;
-  if (inShape.length !== 4 || inShape.slice(1).some((d) => typeof d !== 'number')) return { unsupported: 'the model does not take images [height, width, channels]' };
+  if (inShape.length !== 4 || inShape.slice(1).some((d) => typeof d !== 'number'))
+    return { unsupported: 'the model does not take images [height, width, channels]' };
   const nodes: GraphNode[] = [];
   const variables: tf.Variable[] = [];
   const nodeOf = new Map<LayerLike, number>();
   const uses = new Map<number, number>();
-  const stop = (layer: LayerLike, why: string): GraphPlan => ({ unsupported: `layer '${layer.name}' (${layer.getClassName()}) ${why}` });
+  const stop = (layer: LayerLike, why: string): GraphPlan => ({
+    unsupported: `layer '${layer.name}' (${layer.getClassName()}) ${why}`,
+  });
   // The input layer (not among a Sequential model's layers).
   const inputLayer = (model.inputs[0] as unknown as { sourceLayer: LayerLike }).sourceLayer;
-  nodeOf.set(inputLayer, nodes.push({ kind: 'input', name: inputLayer.name, inputs: [], shape: inShape.slice(1) as number[] }) - 1);
+  nodeOf.set(
+    inputLayer,
+    nodes.push({ kind: 'input', name: inputLayer.name, inputs: [], shape: inShape.slice(1) as number[] }) - 1,
+  );
   for (const layer of model.layers as unknown as LayerLike[]) {
     const cls = layer.getClassName();
     if (layer === inputLayer) continue;
     if (layer.inboundNodes.length !== 1) return stop(layer, 'is called more than once');
     const inputs = layer.inboundNodes[0].inboundLayers.map((l) => nodeOf.get(l));
-    if (!inputs.length || inputs.some((i) => i === undefined)) return stop(layer, 'takes a tensor the step does not follow');
+    if (!inputs.length || inputs.some((i) => i === undefined))
+      return stop(layer, 'takes a tensor the step does not follow');
     const ins = inputs as number[];
     for (const i of ins) uses.set(i, (uses.get(i) ?? 0) + 1);
     const shape = nodes[ins[0]].shape;
@@ -119,23 +142,46 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
     if (cls === 'Conv2D') {
       const kernel = weightNamed(layer, /kernel$/);
       const bias = weightNamed(layer, /bias$/);
-      if (shape.length !== 3 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 4) return stop(layer, 'is not a 2-D convolution over images');
+      if (shape.length !== 3 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 4)
+        return stop(layer, 'is not a 2-D convolution over images');
       const [fh, fw, ci, co] = kernel.shape;
       const strides = pair(cfg.strides);
       const padding = cfg.padding;
-      if (cfg.dataFormat !== 'channelsLast' || pair(cfg.dilationRate ?? 1).some((d) => d !== 1)) return stop(layer, 'is dilated or channels-first');
+      if (cfg.dataFormat !== 'channelsLast' || pair(cfg.dilationRate ?? 1).some((d) => d !== 1))
+        return stop(layer, 'is dilated or channels-first');
       if (padding !== 'same' && padding !== 'valid') return stop(layer, `has padding '${String(padding)}'`);
       if (activation !== 'relu' && activation !== 'linear') return stop(layer, `has activation '${activation}'`);
-      if (ci !== shape[2] || co % 4 !== 0 || (nodes[ins[0]].kind !== 'input' && ci % 4 !== 0)) return stop(layer, `has ${ci} → ${co} channels (the step takes multiples of 4)`);
-      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, co)) return stop(layer, 'has weights the step does not know');
-      const info = tf.backend_util.computeConv2DInfo([1, shape[0], shape[1], ci], [fh, fw, ci, co], strides, 1, padding, undefined, false, 'channelsLast');
+      if (ci !== shape[2] || co % 4 !== 0 || (nodes[ins[0]].kind !== 'input' && ci % 4 !== 0))
+        return stop(layer, `has ${ci} → ${co} channels (the step takes multiples of 4)`);
+      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, co))
+        return stop(layer, 'has weights the step does not know');
+      const info = tf.backend_util.computeConv2DInfo(
+        [1, shape[0], shape[1], ci],
+        [fh, fw, ci, co],
+        strides,
+        1,
+        padding,
+        undefined,
+        false,
+        'channelsLast',
+      );
       if (info.outHeight <= 0 || info.outWidth <= 0) return stop(layer, 'has an empty output');
-      add({ ...base, kind: 'conv', kernel, bias, strides, padding, activation, shape: [info.outHeight, info.outWidth, co] });
+      add({
+        ...base,
+        kind: 'conv',
+        kernel,
+        bias,
+        strides,
+        padding,
+        activation,
+        shape: [info.outHeight, info.outWidth, co],
+      });
       variables.push(kernel, ...(bias ? [bias] : []));
     } else if (cls === 'BatchNormalization') {
       const C = shape[shape.length - 1];
       const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
-      if (shape.length !== 3 || axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) return stop(layer, 'does not normalize the channels of images');
+      if (shape.length !== 3 || axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3))
+        return stop(layer, 'does not normalize the channels of images');
       if (C % 4 !== 0) return stop(layer, `has ${C} channels (the step takes multiples of 4)`);
       // Without γ or β, tfjs-layers 4.22 cannot train the layer itself (it reads the missing weight).
       if (cfg.scale === false || cfg.center === false) return stop(layer, 'has no scale or no offset');
@@ -144,20 +190,39 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
       const movingMean = weightNamed(layer, /moving_mean$/);
       const movingVariance = weightNamed(layer, /moving_variance$/);
       const known = [gamma, beta, movingMean, movingVariance].every((w) => w && float32Of(w, C));
-      if (!known || !gamma || !beta || !movingMean || !movingVariance || layer.weights.length !== 4) return stop(layer, 'has weights the step does not know');
-      add({ ...base, kind: 'batchnorm', gamma, beta, movingMean, movingVariance, epsilon: Number(cfg.epsilon ?? 1e-3), momentum: Number(cfg.momentum ?? 0.99), relu: false, shape });
+      if (!known || !gamma || !beta || !movingMean || !movingVariance || layer.weights.length !== 4)
+        return stop(layer, 'has weights the step does not know');
+      add({
+        ...base,
+        kind: 'batchnorm',
+        gamma,
+        beta,
+        movingMean,
+        movingVariance,
+        epsilon: Number(cfg.epsilon ?? 1e-3),
+        momentum: Number(cfg.momentum ?? 0.99),
+        relu: false,
+        shape,
+      });
       variables.push(gamma, beta);
     } else if (cls === 'Activation' || cls === 'ReLU') {
-      const relu = cls === 'ReLU' ? cfg.maxValue == null && !Number(cfg.negativeSlope ?? 0) && !Number(cfg.threshold ?? 0) : activation === 'relu';
-      if (!relu && (cls === 'ReLU' || activation !== 'linear')) return stop(layer, cls === 'ReLU' ? 'is a capped or leaky relu' : `has activation '${activation}'`);
-      if (!relu) nodeOf.set(layer, ins[0]); // linear: the same tensor
+      const relu =
+        cls === 'ReLU'
+          ? cfg.maxValue == null && !Number(cfg.negativeSlope ?? 0) && !Number(cfg.threshold ?? 0)
+          : activation === 'relu';
+      if (!relu && (cls === 'ReLU' || activation !== 'linear'))
+        return stop(layer, cls === 'ReLU' ? 'is a capped or leaky relu' : `has activation '${activation}'`);
+      if (!relu)
+        nodeOf.set(layer, ins[0]); // linear: the same tensor
       else add({ ...base, kind: 'relu', fused: false, shape });
     } else if (cls === 'Add') {
-      if (ins.length < 2 || ins.some((i) => nodes[i].shape.join() !== shape.join())) return stop(layer, 'adds tensors of different shapes');
+      if (ins.length < 2 || ins.some((i) => nodes[i].shape.join() !== shape.join()))
+        return stop(layer, 'adds tensors of different shapes');
       if (shape[shape.length - 1] % 4 !== 0) return stop(layer, 'adds tensors whose channels are not a multiple of 4');
       add({ ...base, kind: 'add', relu: false, shape });
     } else if (cls === 'GlobalAveragePooling2D' || cls === 'AveragePooling2D') {
-      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast' || shape[2] % 4 !== 0) return stop(layer, 'does not pool images of channels in fours');
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast' || shape[2] % 4 !== 0)
+        return stop(layer, 'does not pool images of channels in fours');
       if (cls === 'AveragePooling2D') {
         const [ph, pw] = pair(cfg.poolSize);
         const [sh, sw] = pair(cfg.strides ?? cfg.poolSize);
@@ -173,11 +238,19 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
     } else if (cls === 'Dense') {
       const kernel = weightNamed(layer, /kernel$/);
       const bias = weightNamed(layer, /bias$/);
-      if (shape.length !== 1 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 2 || kernel.shape[0] !== shape[0]) return stop(layer, 'is not a dense layer on flat features');
+      if (
+        shape.length !== 1 ||
+        !kernel ||
+        kernel.dtype !== 'float32' ||
+        kernel.shape.length !== 2 ||
+        kernel.shape[0] !== shape[0]
+      )
+        return stop(layer, 'is not a dense layer on flat features');
       if (shape[0] % 4 !== 0) return stop(layer, `takes ${shape[0]} inputs (the step takes multiples of 4)`);
       if (activation !== 'relu' && activation !== 'linear') return stop(layer, `has activation '${activation}'`);
       const units = kernel.shape[1] as number;
-      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, units)) return stop(layer, 'has weights the step does not know');
+      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, units))
+        return stop(layer, 'has weights the step does not know');
       add({ ...base, kind: 'dense', kernel, bias, activation, shape: [units] });
       variables.push(kernel, ...(bias ? [bias] : []));
     } else {
@@ -188,8 +261,10 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
   const out = nodeOf.get(outputLayer);
   if (out === undefined) return { unsupported: 'the output is not a layer the step follows' };
   const last = nodes[out];
-  if (last.kind !== 'dense' || last.activation !== 'linear') return { unsupported: `the output (${last.name}) is not a linear dense layer` };
-  if (nodes.some((n, i) => i !== out && n.kind !== 'input' && !uses.has(i))) return { unsupported: 'a layer\'s output is not used on the way to the model\'s output' };
+  if (last.kind !== 'dense' || last.activation !== 'linear')
+    return { unsupported: `the output (${last.name}) is not a linear dense layer` };
+  if (nodes.some((n, i) => i !== out && n.kind !== 'input' && !uses.has(i)))
+    return { unsupported: "a layer's output is not used on the way to the model's output" };
   if (nodes[out] !== nodes[nodes.length - 1]) return { unsupported: 'the output is not the last layer' };
   // A relu whose input nothing else reads runs inside the batch normalization or add before it.
   for (let i = 0; i < nodes.length; i++) {
@@ -270,7 +345,16 @@ export class GraphStep {
             outs[i] = input;
             break;
           case 'conv':
-            outs[i] = keep(conv2dSimd(backend, a, n.kernel, { strides: n.strides, pad: n.padding }, { bias: n.bias ?? undefined, activation: n.activation }), `${n.name}'s convolution`);
+            outs[i] = keep(
+              conv2dSimd(
+                backend,
+                a,
+                n.kernel,
+                { strides: n.strides, pad: n.padding },
+                { bias: n.bias ?? undefined, activation: n.activation },
+              ),
+              `${n.name}'s convolution`,
+            );
             break;
           case 'batchnorm': {
             const C = n.shape[2];
@@ -299,7 +383,8 @@ export class GraphStep {
             const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s sum`);
             const count = B * n.shape.reduce((p, d) => p * d, 1);
             k.add_act(at(a), at(outs[n.inputs[1]]), at(y), count, n.relu && n.inputs.length === 2 ? 1 : 0);
-            for (let j = 2; j < n.inputs.length; j++) k.add_act(at(y), at(outs[n.inputs[j]]), at(y), count, n.relu && j === n.inputs.length - 1 ? 1 : 0);
+            for (let j = 2; j < n.inputs.length; j++)
+              k.add_act(at(y), at(outs[n.inputs[j]]), at(y), count, n.relu && j === n.inputs.length - 1 ? 1 : 0);
             outs[i] = y;
             break;
           }
@@ -333,7 +418,17 @@ export class GraphStep {
 
       // The loss and the gradient of the logits (the last node, a linear dense layer).
       const last = nodes[nodes.length - 1] as Extract<GraphNode, { kind: 'dense' }>;
-      const { loss, dLogits } = logitsLossOnHeap(heap, task, outs[nodes.length - 1], last.shape[0], targets, weights, rows, keep, reweight);
+      const { loss, dLogits } = logitsLossOnHeap(
+        heap,
+        task,
+        outs[nodes.length - 1],
+        last.shape[0],
+        targets,
+        weights,
+        rows,
+        keep,
+        reweight,
+      );
 
       // Backward: each node's output gradient, summed where several nodes read it.
       const gOut: (tf.TensorInfo | null)[] = nodes.map(() => null);
@@ -346,7 +441,13 @@ export class GraphStep {
           return;
         }
         const sum = keep(heap.makeOutput(had.shape.slice(), 'float32'), `${nodes[to].name}'s gradient sum`);
-        k.add_act(at(had), at(g), at(sum), had.shape.reduce((p, d) => p * d, 1), 0);
+        k.add_act(
+          at(had),
+          at(g),
+          at(sum),
+          had.shape.reduce((p, d) => p * d, 1),
+          0,
+        );
         gOut[to] = sum;
       };
       for (let i = nodes.length - 1; i > 0; i--) {
@@ -357,12 +458,34 @@ export class GraphStep {
         const needInput = nodes[from].kind !== 'input';
         switch (n.kind) {
           case 'conv': {
-            const dz = n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
-            if (n.bias) give(n.bias, sumLeadingAxesOnHeap(backend, dz, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`));
-            give(n.kernel, conv2dBackpropFilterSimd(backend, outs[from], dz, n.kernel.shape as [number, number, number, number], n.strides, n.padding) ?? fail(`${n.name}'s filter gradient`));
+            const dz =
+              n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            if (n.bias)
+              give(n.bias, sumLeadingAxesOnHeap(backend, dz, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`));
+            give(
+              n.kernel,
+              conv2dBackpropFilterSimd(
+                backend,
+                outs[from],
+                dz,
+                n.kernel.shape as [number, number, number, number],
+                n.strides,
+                n.padding,
+              ) ?? fail(`${n.name}'s filter gradient`),
+            );
             if (needInput) {
               const inShape = [B, ...nodes[from].shape] as [number, number, number, number];
-              pass(from, keep(conv2dBackpropInputSimd(backend, dz, n.kernel, { strides: n.strides, pad: n.padding, inputShape: inShape }), `${n.name}'s input gradient`));
+              pass(
+                from,
+                keep(
+                  conv2dBackpropInputSimd(backend, dz, n.kernel, {
+                    strides: n.strides,
+                    pad: n.padding,
+                    inputShape: inShape,
+                  }),
+                  `${n.name}'s input gradient`,
+                ),
+              );
             }
             break;
           }
@@ -373,7 +496,20 @@ export class GraphStep {
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
             const { mean, inv } = stats[i];
-            k.bn_backward(at(g), at(outs[i]), at(outs[from]), at(mean), at(inv), at(n.gamma), at(dx), at(dgamma), at(dbeta), rowsOf, C, n.relu ? 1 : 0);
+            k.bn_backward(
+              at(g),
+              at(outs[i]),
+              at(outs[from]),
+              at(mean),
+              at(inv),
+              at(n.gamma),
+              at(dx),
+              at(dgamma),
+              at(dbeta),
+              rowsOf,
+              C,
+              n.relu ? 1 : 0,
+            );
             give(n.gamma, dgamma);
             give(n.beta, dbeta);
             if (needInput) pass(from, dx);
@@ -398,7 +534,8 @@ export class GraphStep {
             pass(from, { dataId: g.dataId, shape: [B, ...nodes[from].shape], dtype: 'float32' });
             break;
           case 'dense': {
-            const dz = n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            const dz =
+              n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
             const da = denseBackwardOnHeap(heap, k, outs[from], dz, n as DenseOnHeap, needInput, give, keep);
             if (needInput) pass(from, da);
             break;
@@ -417,7 +554,8 @@ export class GraphStep {
    */
   private updateMovingStatistics(moving: { v: tf.Variable; value: tf.TensorInfo }[], nodes: GraphNode[]): void {
     const momentum = new Map<tf.Variable, number>();
-    for (const n of nodes) if (n.kind === 'batchnorm') momentum.set(n.movingMean, n.momentum).set(n.movingVariance, n.momentum);
+    for (const n of nodes)
+      if (n.kind === 'batchnorm') momentum.set(n.movingMean, n.momentum).set(n.movingVariance, n.momentum);
     for (const { v, value } of moving) {
       const decay = Math.fround(1 - (momentum.get(v) ?? 0.99));
       const next = this.heap.makeOutput(v.shape.slice(), 'float32');

@@ -24,14 +24,19 @@ export interface PwParams {
   gamma: number;
 }
 
-
 /** Output width of a task: 1 for binary (p(y=1)), K for multiclass. */
 export function outputWidth(task: Task, numClasses: number): number {
   return task === 'binary' ? 1 : numClasses;
 }
 
 /** The dense model's confidence in the true class: s_i = p_i[y_i] (binary: p_i or 1 − p_i). */
-export function trueClassConfidence(task: Task, teacher: ArrayLike<number>, width: number, i: number, label: number): number {
+export function trueClassConfidence(
+  task: Task,
+  teacher: ArrayLike<number>,
+  width: number,
+  i: number,
+  label: number,
+): number {
   if (task === 'binary') {
     const p = teacher[i];
     return label === 1 ? p : 1 - p;
@@ -48,7 +53,13 @@ export function teacherIsRight(teacher: ArrayLike<number>, width: number, i: num
 }
 
 /** PW weights w_i = m + (1 − m)(1 − s_i)^γ, in float64. No clipping, no normalisation. */
-export function pwWeights(task: Task, teacher: ArrayLike<number>, labels: ArrayLike<number>, width: number, pw: PwParams): Float64Array {
+export function pwWeights(
+  task: Task,
+  teacher: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  width: number,
+  pw: PwParams,
+): Float64Array {
   const w = new Float64Array(labels.length);
   for (let i = 0; i < labels.length; i++) {
     const s = trueClassConfidence(task, teacher, width, i, labels[i]);
@@ -87,7 +98,12 @@ export function pwWeightSummary(
 }
 
 /** Corrected targets: the dense model's probabilities where it was right, else the one-hot label. */
-export function correctedTargets(task: Task, teacher: ArrayLike<number>, labels: ArrayLike<number>, width: number): Float64Array {
+export function correctedTargets(
+  task: Task,
+  teacher: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  width: number,
+): Float64Array {
   const t = new Float64Array(labels.length * width);
   for (let i = 0; i < labels.length; i++) {
     const right = teacherIsRight(teacher, width, i, labels[i]);
@@ -134,7 +150,8 @@ export function lossTargets(
   const ones = () => new Float64Array(n).fill(1);
   const needTeacher = (): ArrayLike<number> => {
     if (!teacher) throw new Error(`the ${loss} loss needs the dense model's predictions`);
-    if (teacher.length !== n * width) throw new Error(`teacher predictions have ${teacher.length} values, expected ${n} × ${width}`);
+    if (teacher.length !== n * width)
+      throw new Error(`teacher predictions have ${teacher.length} values, expected ${n} × ${width}`);
     return teacher;
   };
   switch (loss) {
@@ -181,7 +198,12 @@ export function softCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Te
 }
 
 /** mean_i w_i · CE(logits_i, targets_i): the one loss function of every fine-tuning loss. */
-export function weightedCrossEntropy(task: Task, logits: tf.Tensor2D, targets: tf.Tensor2D, weights: tf.Tensor1D): tf.Scalar {
+export function weightedCrossEntropy(
+  task: Task,
+  logits: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  weights: tf.Tensor1D,
+): tf.Scalar {
   return tf.tidy(() => tf.mean(tf.mul(softCrossEntropy(task, logits, targets), weights)) as tf.Scalar);
 }
 
@@ -212,9 +234,12 @@ export function weightedCrossEntropyAndGradient(
   reweight?: HostReweight,
 ): number {
   const n = rows.length;
-  if (zv.length !== n * width) throw new Error(`weightedCrossEntropyOnHost: ${zv.length / width} logits rows for ${n} samples`);
+  if (zv.length !== n * width)
+    throw new Error(`weightedCrossEntropyOnHost: ${zv.length / width} logits rows for ${n} samples`);
   if (targets.length !== weights.length * width) {
-    throw new Error(`weightedCrossEntropyOnHost: ${targets.length} targets for ${weights.length} samples of width ${width}`);
+    throw new Error(
+      `weightedCrossEntropyOnHost: ${targets.length} targets for ${weights.length} samples of width ${width}`,
+    );
   }
   // First each sample's unweighted cross-entropy and its unscaled gradient (in float64), then the weights.
   const ce = new Float64Array(n);
@@ -291,7 +316,16 @@ export function weightedCrossEntropyOnHost(
   const loss = tf.customGrad(((z: tf.Tensor, save: tf.GradSaveFunc) => {
     const [n, width] = z.shape as [number, number];
     const grad = new Float32Array(n * width);
-    const value = weightedCrossEntropyAndGradient(task, z.dataSync() as Float32Array, width, targets, weights, rows, grad, reweight);
+    const value = weightedCrossEntropyAndGradient(
+      task,
+      z.dataSync() as Float32Array,
+      width,
+      targets,
+      weights,
+      rows,
+      grad,
+      reweight,
+    );
     const g = tf.tensor2d(grad, [n, width]);
     save([g]);
     return { value: tf.scalar(value), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy) };

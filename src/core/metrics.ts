@@ -74,7 +74,13 @@ export interface EvaluationInput {
 
 /** The rows `rows` of a data set (its labels, groups and CSV row numbers) as the metrics take them. */
 export function evaluationInputOf(
-  d: { labels: ArrayLike<number>; groupIds: ArrayLike<number>; groupNames: string[]; rowNumbers: ArrayLike<number>; record: { label: { classes: string[] } } },
+  d: {
+    labels: ArrayLike<number>;
+    groupIds: ArrayLike<number>;
+    groupNames: string[];
+    rowNumbers: ArrayLike<number>;
+    record: { label: { classes: string[] } };
+  },
   rows: Int32Array,
   split: SplitName,
 ): EvaluationInput {
@@ -96,7 +102,11 @@ export interface BootstrapOptions {
   seed: number;
 }
 
-export const DEFAULT_BOOTSTRAP: BootstrapOptions = { resamples: RUN_DEFAULTS.bootstrap, confidence: RUN_DEFAULTS.confidence, seed: 0 };
+export const DEFAULT_BOOTSTRAP: BootstrapOptions = {
+  resamples: RUN_DEFAULTS.bootstrap,
+  confidence: RUN_DEFAULTS.confidence,
+  seed: 0,
+};
 
 /** Groups smaller than this get a warning that their interval is wide. */
 export const SMALL_GROUP = 30;
@@ -713,12 +723,6 @@ function checkInput(pred: Predictions, input: EvaluationInput, what: string): nu
     }
   }
   return n;
-}
-
-function correctness(pred: Int32Array, labels: Int32Array): Uint8Array {
-  const c = new Uint8Array(labels.length);
-  for (let i = 0; i < labels.length; i++) c[i] = pred[i] === labels[i] ? 1 : 0;
-  return c;
 }
 
 function nonEmptyGroups(members: Int32Array[]): number[] {

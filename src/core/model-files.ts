@@ -27,7 +27,10 @@ const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
 
 export function readModelJson(file: string): Json {
   if (!fs.existsSync(file)) {
-    throw new UserError('no such file.', { file, fix: 'give the path of a TensorFlow.js Layers model.json (with its weight files beside it).' });
+    throw new UserError('no such file.', {
+      file,
+      fix: 'give the path of a TensorFlow.js Layers model.json (with its weight files beside it).',
+    });
   }
   const stat = fs.statSync(file);
   if (stat.isDirectory()) {
@@ -35,14 +38,19 @@ export function readModelJson(file: string): Json {
     throw new UserError(`is a folder${fs.existsSync(inside) ? '' : ' without a model.json in it'}, not a model file.`, {
       file,
       field: '--model',
-      fix: fs.existsSync(inside) ? `give the model file itself: ${inside}` : 'give the path of a model.json, .h5 or .keras file.',
+      fix: fs.existsSync(inside)
+        ? `give the model file itself: ${inside}`
+        : 'give the path of a model.json, .h5 or .keras file.',
     });
   }
   if (!stat.isFile() || stat.size > MAX_MODEL_JSON_BYTES) {
-    throw new UserError(`is ${stat.isFile() ? `${stat.size.toLocaleString('en')} bytes, larger than a model.json can be` : 'not a regular file'}.`, {
-      file,
-      fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.',
-    });
+    throw new UserError(
+      `is ${stat.isFile() ? `${stat.size.toLocaleString('en')} bytes, larger than a model.json can be` : 'not a regular file'}.`,
+      {
+        file,
+        fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.',
+      },
+    );
   }
   const text = fs.readFileSync(file, 'utf8');
   try {
@@ -50,7 +58,10 @@ export function readModelJson(file: string): Json {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
     return v as Json;
   } catch (e) {
-    throw new UserError(`is not valid JSON (${(e as Error).message}).`, { file, fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.' });
+    throw new UserError(`is not valid JSON (${(e as Error).message}).`, {
+      file,
+      fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.',
+    });
   }
 }
 
@@ -77,20 +88,41 @@ export function bytesPerElement(spec: WeightSpec): number | undefined {
  * manifest, before reading). No model is built: for the editor's panels, which read point folders a
  * results.json names.
  */
-export function readSavedWeights(modelPath: string, maxWeightBytes: number): { json: Json; manifest: ManifestGroup[]; groups: Buffer[] } {
+export function readSavedWeights(
+  modelPath: string,
+  maxWeightBytes: number,
+): { json: Json; manifest: ManifestGroup[]; groups: Buffer[] } {
   const json = readModelJson(modelPath);
   const manifest = json.weightsManifest as ManifestGroup[] | undefined;
   if (!Array.isArray(manifest)) {
-    throw new UserError('has no "weightsManifest" list, so its weights cannot be found.', { file: modelPath, field: 'weightsManifest', fix: 'run the session again; Fair Prune writes model.json with its weights.' });
+    throw new UserError('has no "weightsManifest" list, so its weights cannot be found.', {
+      file: modelPath,
+      field: 'weightsManifest',
+      fix: 'run the session again; Fair Prune writes model.json with its weights.',
+    });
   }
   let declared = 0;
   manifest.forEach((group, g) => {
-    for (const spec of group.weights ?? []) declared += (bytesPerElement(spec) ?? Infinity) * (Array.isArray(spec.shape) ? spec.shape.reduce((a, d) => a * d, 1) : Infinity);
+    for (const spec of group.weights ?? [])
+      declared +=
+        (bytesPerElement(spec) ?? Infinity) *
+        (Array.isArray(spec.shape) ? spec.shape.reduce((a, d) => a * d, 1) : Infinity);
     if (!(declared <= maxWeightBytes)) {
-      throw new UserError(`its weights (up to group ${g}) declare more than the ${maxWeightBytes.toLocaleString('en')} bytes that are read here.`, { file: modelPath, field: `weightsManifest[${g}]`, fix: 'run the session again; this model.json was not written by Fair Prune.' });
+      throw new UserError(
+        `its weights (up to group ${g}) declare more than the ${maxWeightBytes.toLocaleString('en')} bytes that are read here.`,
+        {
+          file: modelPath,
+          field: `weightsManifest[${g}]`,
+          fix: 'run the session again; this model.json was not written by Fair Prune.',
+        },
+      );
     }
   });
-  return { json, manifest, groups: manifest.map((group, g) => readWeightGroup(path.dirname(modelPath), group, g, modelPath)) };
+  return {
+    json,
+    manifest,
+    groups: manifest.map((group, g) => readWeightGroup(path.dirname(modelPath), group, g, modelPath)),
+  };
 }
 
 /**
@@ -118,13 +150,19 @@ export function readWeightGroup(dir: string, group: ManifestGroup, g: number, mo
   });
   // sizes before reading: a weight file far larger than the manifest says is not read at all
   const onDisk = shardPaths.reduce((a, f) => a + fs.statSync(f).size, 0);
-  const data = checkable && onDisk !== expected ? undefined : Buffer.concat(shardPaths.map((f, i) => readShard(f, group.paths[i], modelPath, `weightsManifest[${g}].paths`)));
+  const data =
+    checkable && onDisk !== expected
+      ? undefined
+      : Buffer.concat(shardPaths.map((f, i) => readShard(f, group.paths[i], modelPath, `weightsManifest[${g}].paths`)));
   if (!data || (checkable && expected !== data.length)) {
-    throw new UserError(`the weight files of group ${g} (${(group.paths ?? []).join(', ')}) hold ${data?.length ?? onDisk} bytes, but the manifest's weights need ${expected}: a file is truncated or belongs to another model.`, {
-      file: path.join(dir, (group.paths ?? ['?'])[0]),
-      field: `weightsManifest[${g}]`,
-      fix: 'copy the weight files again from where the model was saved; they must match this model.json.',
-    });
+    throw new UserError(
+      `the weight files of group ${g} (${(group.paths ?? []).join(', ')}) hold ${data?.length ?? onDisk} bytes, but the manifest's weights need ${expected}: a file is truncated or belongs to another model.`,
+      {
+        file: path.join(dir, (group.paths ?? ['?'])[0]),
+        field: `weightsManifest[${g}]`,
+        fix: 'copy the weight files again from where the model was saved; they must match this model.json.',
+      },
+    );
   }
   return data;
 }
@@ -148,14 +186,19 @@ export function weightFileInside(dir: string, p: unknown, modelPath: string, fie
   if (fs.existsSync(resolved)) {
     const realDir = fs.realpathSync(dir);
     const real = fs.realpathSync(resolved);
-    if (real !== realDir && !real.startsWith(realDir + path.sep)) return refuse(`resolves to '${real}', outside the model's folder`);
+    if (real !== realDir && !real.startsWith(realDir + path.sep))
+      return refuse(`resolves to '${real}', outside the model's folder`);
   }
   return resolved;
 }
 
 function readShard(shardPath: string, p: string, modelPath: string, field: string): Buffer {
   if (!fs.statSync(shardPath).isFile()) {
-    throw new UserError(`weight file '${p}' is not a regular file.`, { file: modelPath, field, fix: 'list the weight files that model.save() wrote.' });
+    throw new UserError(`weight file '${p}' is not a regular file.`, {
+      file: modelPath,
+      field,
+      fix: 'list the weight files that model.save() wrote.',
+    });
   }
   return fs.readFileSync(shardPath);
 }

@@ -9,7 +9,6 @@
  * For training, a classifier is split into logits and its output activation: the engine trains the
  * logit model (stable cross-entropy) and applies sigmoid/softmax itself to get probabilities.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import * as tf from '@tensorflow/tfjs-core';
@@ -18,7 +17,7 @@ import type { ModelRecord, ModelSize, Task } from '../protocol/results';
 import { UserError } from './errors';
 import { sha256, writeFolderAtomic } from './atomic';
 import { buildWithinLimit, maxParameters, tooLargeError } from './model-limits';
-import { bytesPerElement, readModelJson, readWeightGroup, type ManifestGroup, type WeightSpec } from './model-files';
+import { readModelJson, readWeightGroup, type ManifestGroup, type WeightSpec } from './model-files';
 import { kerasFormatOf, kerasWeights, readKerasFile, writeKerasFile, type KerasSource } from './keras/io';
 
 type Json = Record<string, unknown>;
@@ -52,7 +51,15 @@ export interface LoadedModel {
   weightBytes: number;
 }
 
-const PRUNABLE_CLASSES = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'DepthwiseConv2D', 'SeparableConv2D']);
+const PRUNABLE_CLASSES = new Set([
+  'Dense',
+  'Conv1D',
+  'Conv2D',
+  'Conv3D',
+  'Conv2DTranspose',
+  'DepthwiseConv2D',
+  'SeparableConv2D',
+]);
 const CONTAINER_CLASSES = new Set(['Sequential', 'Model', 'Functional']);
 
 /** The Keras model config inside a topology: converter style nests it under `model_config`. */
@@ -68,7 +75,10 @@ function layersOf(config: Json): Json[] {
 }
 
 /** Every (layer name, class) in the topology, nested models included. */
-function allLayers(config: Json, out: Array<{ name: string; className: string }> = []): Array<{ name: string; className: string }> {
+function allLayers(
+  config: Json,
+  out: Array<{ name: string; className: string }> = [],
+): Array<{ name: string; className: string }> {
   for (const layer of layersOf(config)) {
     const className = String(layer.class_name);
     const name = String((layer.config as Json | undefined)?.name ?? layer.name ?? '?');
@@ -148,11 +158,14 @@ function checkManifestSize(manifest: ManifestGroup[], modelPath: string): void {
 function checkTopology(json: Json, modelPath: string): Json {
   const topology = json.modelTopology as Json | undefined;
   if (json.format === 'graph-model' || (topology && 'node' in topology)) {
-    throw new UserError('is a TensorFlow.js graph model; Fair Prune needs a Layers model, whose weights it can fine-tune.', {
-      file: modelPath,
-      field: 'format',
-      fix: 'convert the Keras model with `tensorflowjs_converter --input_format keras --output_format tfjs_layers_model`, or save it from TensorFlow.js with `model.save()`.',
-    });
+    throw new UserError(
+      'is a TensorFlow.js graph model; Fair Prune needs a Layers model, whose weights it can fine-tune.',
+      {
+        file: modelPath,
+        field: 'format',
+        fix: 'convert the Keras model with `tensorflowjs_converter --input_format keras --output_format tfjs_layers_model`, or save it from TensorFlow.js with `model.save()`.',
+      },
+    );
   }
   if (!topology || typeof topology !== 'object') {
     throw new UserError('has no "modelTopology": it is not a TensorFlow.js Layers model.', {
@@ -163,20 +176,26 @@ function checkTopology(json: Json, modelPath: string): Json {
   }
   const config = modelConfigOf(topology);
   if (!CONTAINER_CLASSES.has(String(config.class_name))) {
-    throw new UserError(`has a model of class '${String(config.class_name)}'; expected Sequential or a functional Model.`, {
-      file: modelPath,
-      field: 'modelTopology.class_name',
-      fix: 'save the model with Keras or TensorFlow.js as a whole model.',
-    });
+    throw new UserError(
+      `has a model of class '${String(config.class_name)}'; expected Sequential or a functional Model.`,
+      {
+        file: modelPath,
+        field: 'modelTopology.class_name',
+        fix: 'save the model with Keras or TensorFlow.js as a whole model.',
+      },
+    );
   }
   const known = knownLayerClasses();
   for (const { name, className } of allLayers(config)) {
     if (className === 'Lambda') {
-      throw new UserError(`layer '${name}' is a Lambda layer: its Python code cannot run in TensorFlow.js, and Fair Prune never runs code stored in a model file.`, {
-        file: modelPath,
-        field: `layer ${name} (${className})`,
-        fix: 'rebuild the model without Lambda layers (use built-in layers), retrain or copy the weights, and export it again.',
-      });
+      throw new UserError(
+        `layer '${name}' is a Lambda layer: its Python code cannot run in TensorFlow.js, and Fair Prune never runs code stored in a model file.`,
+        {
+          file: modelPath,
+          field: `layer ${name} (${className})`,
+          fix: 'rebuild the model without Lambda layers (use built-in layers), retrain or copy the weights, and export it again.',
+        },
+      );
     }
     if (!known.has(className) && !CONTAINER_CLASSES.has(className)) {
       throw new UserError(`layer '${name}' has class '${className}', which TensorFlow.js does not know.`, {
@@ -190,7 +209,14 @@ function checkTopology(json: Json, modelPath: string): Json {
 }
 
 /** Builds the model from tfjs artifacts and checks it is a one-input, one-output classifier. */
-async function buildLoaded(modelPath: string, json: Json, specs: WeightSpec[], weightData: Buffer, hash: string, format: ModelFormat): Promise<LoadedModel> {
+async function buildLoaded(
+  modelPath: string,
+  json: Json,
+  specs: WeightSpec[],
+  weightData: Buffer,
+  hash: string,
+  format: ModelFormat,
+): Promise<LoadedModel> {
   const topology = json.modelTopology as Json;
   let model: tfl.LayersModel;
   try {
@@ -213,20 +239,26 @@ async function buildLoaded(modelPath: string, json: Json, specs: WeightSpec[], w
   }
 
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    throw new UserError(`has ${model.inputs.length} inputs and ${model.outputs.length} outputs; Fair Prune prunes classifiers with one input and one output.`, {
-      file: modelPath,
-      field: 'modelTopology',
-      fix: 'export a single-input, single-output classifier.',
-    });
+    throw new UserError(
+      `has ${model.inputs.length} inputs and ${model.outputs.length} outputs; Fair Prune prunes classifiers with one input and one output.`,
+      {
+        file: modelPath,
+        field: 'modelTopology',
+        fix: 'export a single-input, single-output classifier.',
+      },
+    );
   }
   const inputShape = model.inputs[0].shape.slice(1) as number[];
   const outShape = model.outputs[0].shape;
   if (outShape.length !== 2 || inputShape.some((d) => d == null)) {
-    throw new UserError(`has output shape [${outShape.join(', ')}] and input shape [${inputShape.join(', ')}]; Fair Prune needs a fixed input shape and a [batch, classes] output.`, {
-      file: modelPath,
-      field: 'modelTopology',
-      fix: 'give the input layer a fixed shape and end the model with a Dense classifier layer.',
-    });
+    throw new UserError(
+      `has output shape [${outShape.join(', ')}] and input shape [${inputShape.join(', ')}]; Fair Prune needs a fixed input shape and a [batch, classes] output.`,
+      {
+        file: modelPath,
+        field: 'modelTopology',
+        fix: 'give the input layer a fixed shape and end the model with a Dense classifier layer.',
+      },
+    );
   }
   const outputUnits = outShape[1] as number;
   const outLayer = model.outputs[0].sourceLayer;
@@ -253,25 +285,36 @@ function outputKindOf(layer: tfl.layers.Layer, units: number, file: string): Out
   const cfg = layer.getConfig() as Json;
   const activation = className === 'Softmax' ? 'softmax' : String(cfg.activation ?? 'linear');
   if (activation === 'softmax') {
-    if (units < 2) throw new UserError(`output layer '${layer.name}' is a softmax over 1 unit, which is always 1.`, { file, field: `layer ${layer.name}`, fix: 'use a sigmoid for one output, or one unit per class.' });
+    if (units < 2)
+      throw new UserError(`output layer '${layer.name}' is a softmax over 1 unit, which is always 1.`, {
+        file,
+        field: `layer ${layer.name}`,
+        fix: 'use a sigmoid for one output, or one unit per class.',
+      });
     return 'softmax';
   }
   if (activation === 'sigmoid') {
     if (units !== 1) {
-      throw new UserError(`output layer '${layer.name}' has ${units} sigmoid units: a multi-label model, which Fair Prune does not prune yet.`, {
-        file,
-        field: `layer ${layer.name}`,
-        fix: 'give a single-label classifier (softmax over classes, or one sigmoid unit).',
-      });
+      throw new UserError(
+        `output layer '${layer.name}' has ${units} sigmoid units: a multi-label model, which Fair Prune does not prune yet.`,
+        {
+          file,
+          field: `layer ${layer.name}`,
+          fix: 'give a single-label classifier (softmax over classes, or one sigmoid unit).',
+        },
+      );
     }
     return 'sigmoid';
   }
   if (activation === 'linear' && units >= 2) return 'logits';
-  throw new UserError(`output layer '${layer.name}' has ${units} unit(s) with activation '${activation}': this looks like a regression model, and Fair Prune prunes classifiers.`, {
-    file,
-    field: `layer ${layer.name}`,
-    fix: 'give a classifier whose last layer has a softmax (K classes) or one sigmoid unit (binary).',
-  });
+  throw new UserError(
+    `output layer '${layer.name}' has ${units} unit(s) with activation '${activation}': this looks like a regression model, and Fair Prune prunes classifiers.`,
+    {
+      file,
+      field: `layer ${layer.name}`,
+      fix: 'give a classifier whose last layer has a softmax (K classes) or one sigmoid unit (binary).',
+    },
+  );
 }
 
 /**
@@ -296,7 +339,11 @@ function setLinear(config: Json, layerName: string): boolean {
     const cfg = layer.config as Json;
     if (cfg?.name === layerName) {
       if (layer.class_name === 'Softmax') {
-        layers[i] = { ...layer, class_name: 'Activation', config: { name: cfg.name, trainable: cfg.trainable ?? true, dtype: cfg.dtype, activation: 'linear' } };
+        layers[i] = {
+          ...layer,
+          class_name: 'Activation',
+          config: { name: cfg.name, trainable: cfg.trainable ?? true, dtype: cfg.dtype, activation: 'linear' },
+        };
       } else {
         cfg.activation = 'linear';
       }
@@ -416,9 +463,14 @@ export async function saveModel(
     generatedBy: topologyJson.generatedBy ?? artifacts.generatedBy,
     weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
   };
-  const files: Record<string, string | Uint8Array> = { 'model.json': JSON.stringify(modelJson), 'weights.bin': weightData };
+  const files: Record<string, string | Uint8Array> = {
+    'model.json': JSON.stringify(modelJson),
+    'weights.bin': weightData,
+  };
   if (keras) {
-    const values = new Map(weightsFrom.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array] as const));
+    const values = new Map(
+      weightsFrom.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array] as const),
+    );
     const k = await writeKerasFile(keras, values);
     files[k.name] = k.data;
   }
@@ -428,5 +480,10 @@ export async function saveModel(
 
 /** A fresh model.json object for a model the engine built itself (`fairprune train`). */
 export function topologyOf(model: tfl.LayersModel): Json {
-  return { modelTopology: model.toJSON(null, false) as Json, format: 'layers-model', generatedBy: 'Fair Prune', convertedBy: null };
+  return {
+    modelTopology: model.toJSON(null, false) as Json,
+    format: 'layers-model',
+    generatedBy: 'Fair Prune',
+    convertedBy: null,
+  };
 }

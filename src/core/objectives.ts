@@ -79,7 +79,11 @@ export function groupBalancedWeights(ctx: GroupContext): { weights: Float64Array
   for (let r = 0; r < weights.length; r++) weights[r] = perGroup[ctx.groupIds[r]];
   return {
     weights,
-    record: { objective: 'group-balanced', sampling: 'group-balanced', groups: ctx.groupNames.map((group, g) => ({ group, trainingRows: counts[g], weight: perGroup[g] })) },
+    record: {
+      objective: 'group-balanced',
+      sampling: 'group-balanced',
+      groups: ctx.groupNames.map((group, g) => ({ group, trainingRows: counts[g], weight: perGroup[g] })),
+    },
   };
 }
 
@@ -107,7 +111,7 @@ export function groupBalancedOrder(ctx: GroupContext): (rng: Rng) => Int32Array 
     const extra = new Set(rng.shuffle(present.slice()).slice(0, N - base * present.length));
     let at = 0;
     for (const g of present) {
-      for (let want = base + (extra.has(g) ? 1 : 0); want > 0; ) {
+      for (let want = base + (extra.has(g) ? 1 : 0); want > 0;) {
         if (dealt[g] === decks[g].length) {
           rng.shuffle(decks[g]);
           dealt[g] = 0;
@@ -160,8 +164,12 @@ export class GroupDro implements BatchReweighting {
   private readonly counts: Float64Array;
   private steps = 0;
 
-  constructor(private readonly ctx: GroupContext, readonly eta: number) {
-    if (!(eta >= 0) || !Number.isFinite(eta)) throw new Error(`group-dro: the step size must be a finite number ≥ 0, got ${eta}`);
+  constructor(
+    private readonly ctx: GroupContext,
+    readonly eta: number,
+  ) {
+    if (!(eta >= 0) || !Number.isFinite(eta))
+      throw new Error(`group-dro: the step size must be a finite number ≥ 0, got ${eta}`);
     this.counts = trainCounts(ctx);
     const present = this.counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0);
     this.q = Float64Array.from(this.counts, (c) => (c > 0 ? 1 / present : 0));
@@ -223,8 +231,10 @@ export class Ceag implements BatchReweighting {
     readonly tolerance: number,
     readonly dualLearningRate: number,
   ) {
-    if (!(tolerance >= 0) || !Number.isFinite(tolerance)) throw new Error(`ceag: the tolerance must be a finite number ≥ 0, got ${tolerance}`);
-    if (!(dualLearningRate > 0) || !Number.isFinite(dualLearningRate)) throw new Error(`ceag: the dual step size must be a finite number > 0, got ${dualLearningRate}`);
+    if (!(tolerance >= 0) || !Number.isFinite(tolerance))
+      throw new Error(`ceag: the tolerance must be a finite number ≥ 0, got ${tolerance}`);
+    if (!(dualLearningRate > 0) || !Number.isFinite(dualLearningRate))
+      throw new Error(`ceag: the dual step size must be a finite number > 0, got ${dualLearningRate}`);
     const G = ctx.groupNames.length;
     this.counts = trainCounts(ctx);
     this.multipliers = new Float64Array(G);

@@ -15,16 +15,23 @@ export function checkOutputFolder(dir: string, field: string): void {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        throw new UserError(`cannot be used as the output folder (${code}).`, { file: dir, field, fix: 'give a folder you can write to.' });
+        throw new UserError(`cannot be used as the output folder (${code}).`, {
+          file: dir,
+          field,
+          fix: 'give a folder you can write to.',
+        });
       }
     }
     if (stat) {
       if (stat.isDirectory()) return;
-      throw new UserError(p === path.resolve(dir) ? 'is a file, not a folder.' : `lies inside '${p}', which is a file, not a folder.`, {
-        file: dir,
-        field,
-        fix: 'give a folder for the results (a new name is created), not a file.',
-      });
+      throw new UserError(
+        p === path.resolve(dir) ? 'is a file, not a folder.' : `lies inside '${p}', which is a file, not a folder.`,
+        {
+          file: dir,
+          field,
+          fix: 'give a folder for the results (a new name is created), not a file.',
+        },
+      );
     }
     const parent = path.dirname(p);
     if (parent === p) return;
@@ -37,7 +44,11 @@ export function checkOutputFolder(dir: string, field: string): void {
  * relative to the workspace that stays inside it. A setting that leads elsewhere (absolute, `..`) is
  * not followed: the default `.fairprune` is used, and `problem` says why.
  */
-export function resolveOutputFolder(root: string, setting: string | undefined, fallback = '.fairprune'): { dir: string; problem?: string } {
+export function resolveOutputFolder(
+  root: string,
+  setting: string | undefined,
+  fallback = '.fairprune',
+): { dir: string; problem?: string } {
   const value = typeof setting === 'string' && setting.trim() ? setting.trim() : fallback;
   const resolved = path.resolve(root, value);
   const rootAbs = path.resolve(root);

@@ -24,19 +24,31 @@ export function readPolicyFile(file: string, base: FairnessPolicy): FairnessPoli
     });
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new UserError('is not a JSON object.', { file, field: '--policy', fix: `give e.g. {"${PREFIX}maxGapIncrease": 0.03}.` });
+    throw new UserError('is not a JSON object.', {
+      file,
+      field: '--policy',
+      fix: `give e.g. {"${PREFIX}maxGapIncrease": 0.03}.`,
+    });
   }
   const policy: FairnessPolicy = { ...base };
   for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
     const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key;
     if ((FRACTIONS as readonly string[]).includes(name)) {
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
-        throw new UserError(`'${JSON.stringify(value)}' is not a fraction between 0 and 1.`, { file, field: key, fix: `give e.g. "${key}": 0.05 (5 points).` });
+        throw new UserError(`'${JSON.stringify(value)}' is not a fraction between 0 and 1.`, {
+          file,
+          field: key,
+          fix: `give e.g. "${key}": 0.05 (5 points).`,
+        });
       }
       policy[name as (typeof FRACTIONS)[number]] = value;
     } else if (name === 'judgeOn') {
       if (value !== 'interval' && value !== 'estimate') {
-        throw new UserError(`'${JSON.stringify(value)}' is neither "interval" nor "estimate".`, { file, field: key, fix: `give "${key}": "interval".` });
+        throw new UserError(`'${JSON.stringify(value)}' is neither "interval" nor "estimate".`, {
+          file,
+          field: key,
+          fix: `give "${key}": "interval".`,
+        });
       }
       policy.judgeOn = value;
     } else {

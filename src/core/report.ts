@@ -2,7 +2,15 @@
  * The session's Markdown report: what a reviewer reads to decide which sparsity the model can
  * afford. Rounding happens here, never in results.json.
  */
-import type { Estimate, Evaluation, PrunedPoint, PwWeightSummary, Recommendation, SessionResults, Spread } from '../protocol/results';
+import type {
+  Estimate,
+  Evaluation,
+  PrunedPoint,
+  PwWeightSummary,
+  Recommendation,
+  SessionResults,
+  Spread,
+} from '../protocol/results';
 import { LOSS_LABELS } from '../protocol/results';
 import { writeFileAtomic } from './atomic';
 import {
@@ -33,7 +41,13 @@ function denseTable(e: Evaluation): string {
     ['group', 'test samples', 'accuracy [95% CI]', 'AUROC [95% CI]', 'note'],
     [
       ['**all**', String(e.n), withInterval(e.accuracy), withInterval(e.auroc, (x) => x.toFixed(3)), ''],
-      ...e.groups.map((g) => [g.group, String(g.n), withInterval(g.accuracy), withInterval(g.auroc, (x) => x.toFixed(3)), g.warning ?? '']),
+      ...e.groups.map((g) => [
+        g.group,
+        String(g.n),
+        withInterval(g.accuracy),
+        withInterval(g.auroc, (x) => x.toFixed(3)),
+        g.warning ?? '',
+      ]),
     ],
   );
 }
@@ -95,7 +109,14 @@ export function fairnessDifferencesTable(r: SessionResults): string[] {
 function flopsCell(p: PrunedPoint): string {
   if (!p.cost) return '–';
   const { flopsBefore: b, flopsAfter: a } = p.cost;
-  const f = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)} G` : x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : String(x));
+  const f = (x: number) =>
+    x >= 1e9
+      ? `${(x / 1e9).toFixed(2)} G`
+      : x >= 1e6
+        ? `${(x / 1e6).toFixed(2)} M`
+        : x >= 1e3
+          ? `${(x / 1e3).toFixed(1)} k`
+          : String(x);
   return b > 0 && a !== b ? `${f(a)} (−${pct(1 - a / b)})` : f(a);
 }
 
@@ -138,7 +159,18 @@ export function seedLines(r: SessionResults): string[] {
   return [
     `## Across ${runs > 1 ? `${runs} seeds` : 'one seed'}, and each loss against ce`,
     '',
-    table(['sparsity', 'loss', 'runs', 'worst group (mean ± sd [min, max])', 'gap', 'worst group − ce [95% CI]', 'gap − ce [95% CI]'], rows),
+    table(
+      [
+        'sparsity',
+        'loss',
+        'runs',
+        'worst group (mean ± sd [min, max])',
+        'gap',
+        'worst group − ce [95% CI]',
+        'gap − ce [95% CI]',
+      ],
+      rows,
+    ),
     '',
     `Against ce: the loss's value minus ce's at the same sparsity, mean over paired runs; the interval is over ${runs > 1 ? 'seeds × ' : ''}a paired bootstrap of the test rows within each group. An interval that contains 0 means this data cannot tell the loss from ce.`,
     '',
@@ -147,9 +179,11 @@ export function seedLines(r: SessionResults): string[] {
 
 /** The gate's policy in words. */
 export function policyText(p: Recommendation['policy']): string {
-  return `worst-group accuracy may drop at most ${signedPts(p.maxWorstGroupDrop).slice(1)}, the largest gap may grow at most `
-    + `${signedPts(p.maxGapIncrease).slice(1)}${p.minAccuracy > 0 ? `, accuracy at least ${pct(p.minAccuracy)}` : ''}; `
-    + `judged on ${p.judgeOn === 'interval' ? 'the pessimistic end of each 95% interval' : 'point estimates'}`;
+  return (
+    `worst-group accuracy may drop at most ${signedPts(p.maxWorstGroupDrop).slice(1)}, the largest gap may grow at most ` +
+    `${signedPts(p.maxGapIncrease).slice(1)}${p.minAccuracy > 0 ? `, accuracy at least ${pct(p.minAccuracy)}` : ''}; ` +
+    `judged on ${p.judgeOn === 'interval' ? 'the pessimistic end of each 95% interval' : 'point estimates'}`
+  );
 }
 
 /** Each group's mean PW weight on the training rows: whether PW weighs the groups differently at all. */
@@ -158,9 +192,11 @@ export function pwWeightLine(w: PwWeightSummary): string {
   const groups = present.map((g) => `${g.group} ${g.meanWeight.toFixed(3)}`).join(', ');
   const means = present.map((g) => g.meanWeight);
   const ratio = means.length > 1 ? Math.max(...means) / Math.min(...means) : 1;
-  return `PW weights (m = ${w.minWeight}, γ = ${w.gamma}), mean on the training rows: ${w.mean.toFixed(3)} overall; ${groups}. `
-    + `A sample the dense model was sure of weighs ${w.minWeight}; the most-weighted group's mean is ${ratio.toFixed(2)}× the least-weighted's `
-    + `(1.00× would mean PW weighs the groups alike).`;
+  return (
+    `PW weights (m = ${w.minWeight}, γ = ${w.gamma}), mean on the training rows: ${w.mean.toFixed(3)} overall; ${groups}. ` +
+    `A sample the dense model was sure of weighs ${w.minWeight}; the most-weighted group's mean is ${ratio.toFixed(2)}× the least-weighted's ` +
+    `(1.00× would mean PW weighs the groups alike).`
+  );
 }
 
 /** One plain sentence per sparsity: what each loss did to the worst-off group. */
@@ -169,7 +205,10 @@ export function summarySentences(r: SessionResults): string[] {
   for (const s of r.config.sparsities) {
     const pts = r.points.filter((p) => p.targetSparsity === s && (!p.run || p.run === 1));
     if (!pts.length) continue;
-    const parts = pts.map((p) => `${p.loss} keeps worst-group accuracy at ${pct(p.evaluation.worstGroup.accuracy.value)} (${p.evaluation.worstGroup.group}, ${signedPts(p.comparison.worstGroupChange.value)} against dense) with a ${pct(p.evaluation.largestGap.value)} gap`);
+    const parts = pts.map(
+      (p) =>
+        `${p.loss} keeps worst-group accuracy at ${pct(p.evaluation.worstGroup.accuracy.value)} (${p.evaluation.worstGroup.group}, ${signedPts(p.comparison.worstGroupChange.value)} against dense) with a ${pct(p.evaluation.largestGap.value)} gap`,
+    );
     out.push(`At ${pct(s, 0)} sparsity, ${parts.join('; ')}.`);
   }
   return out;
@@ -179,41 +218,95 @@ export function renderReport(r: SessionResults): string {
   const dense = r.dense;
   const lines: string[] = [];
   lines.push(`# Fair Prune session ${r.sessionId}`, '');
-  lines.push(`Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`, '');
-  if (r.recommendation) lines.push(`**${mdText(r.recommendation.sentence)}**`, '', `(Fairness gate: ${policyText(r.recommendation.policy)}.)`, '');
-  lines.push(`- Model: \`${r.model.path}\` (${r.model.task}, input [${r.model.inputShape.join(', ')}], ${r.model.size.parameters.toLocaleString('en')} parameters, weights ${kib(r.model.size.weightBytes)}, gzip ${kib(r.model.size.gzipBytes)})`);
-  lines.push(`- Data: \`${r.data.path}\` (${r.data.rows} rows); label \`${r.data.label.column}\`: ${r.data.label.classes.map((c, i) => `${i} = ${c}`).join(', ')} (${r.data.label.order} order)`);
-  lines.push(`- Inputs: ${r.data.imageColumn ? `images from column \`${r.data.imageColumn}\`, pixels ÷ ${r.data.pixelScale}` : `features ${(r.data.features ?? []).map((f) => `\`${f}\``).join(', ')}`}${r.data.preprocessing ? `; preprocessing from \`${r.data.preprocessing}\`` : '; values as in the CSV'}`);
+  lines.push(
+    `Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`,
+    '',
+  );
+  if (r.recommendation)
+    lines.push(
+      `**${mdText(r.recommendation.sentence)}**`,
+      '',
+      `(Fairness gate: ${policyText(r.recommendation.policy)}.)`,
+      '',
+    );
+  lines.push(
+    `- Model: \`${r.model.path}\` (${r.model.task}, input [${r.model.inputShape.join(', ')}], ${r.model.size.parameters.toLocaleString('en')} parameters, weights ${kib(r.model.size.weightBytes)}, gzip ${kib(r.model.size.gzipBytes)})`,
+  );
+  lines.push(
+    `- Data: \`${r.data.path}\` (${r.data.rows} rows); label \`${r.data.label.column}\`: ${r.data.label.classes.map((c, i) => `${i} = ${c}`).join(', ')} (${r.data.label.order} order)`,
+  );
+  lines.push(
+    `- Inputs: ${r.data.imageColumn ? `images from column \`${r.data.imageColumn}\`, pixels ÷ ${r.data.pixelScale}` : `features ${(r.data.features ?? []).map((f) => `\`${f}\``).join(', ')}`}${r.data.preprocessing ? `; preprocessing from \`${r.data.preprocessing}\`` : '; values as in the CSV'}`,
+  );
   const split = r.data.split;
-  const splitSource = split.source === 'column' ? `from column \`${split.column}\`` : `seeded (seed ${split.seed}), stratified by subgroup × label`;
-  lines.push(`- Split ${splitSource}${split.validationDrawnFromTrain ? ', validation drawn from train' : ''}: train ${split.counts.train}, validation ${split.counts.validation}, test ${split.counts.test}`);
-  lines.push(`- Subgroups by ${r.data.groupColumns.map((c) => `\`${c}\``).join(' × ')}: ${r.data.groups.map((g) => `${g.name} (test ${g.counts.test})`).join(', ')}`);
-  lines.push(`- Pruning: ${r.config.method}, ${r.config.schedule?.name ?? 'one-shot'}${r.config.target ? ` (target: ${r.config.target.metric}, ${r.config.target.scope})` : ''}, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`);
-  lines.push(`- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`);
-  lines.push(`- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`, '');
+  const splitSource =
+    split.source === 'column'
+      ? `from column \`${split.column}\``
+      : `seeded (seed ${split.seed}), stratified by subgroup × label`;
+  lines.push(
+    `- Split ${splitSource}${split.validationDrawnFromTrain ? ', validation drawn from train' : ''}: train ${split.counts.train}, validation ${split.counts.validation}, test ${split.counts.test}`,
+  );
+  lines.push(
+    `- Subgroups by ${r.data.groupColumns.map((c) => `\`${c}\``).join(' × ')}: ${r.data.groups.map((g) => `${g.name} (test ${g.counts.test})`).join(', ')}`,
+  );
+  lines.push(
+    `- Pruning: ${r.config.method}, ${r.config.schedule?.name ?? 'one-shot'}${r.config.target ? ` (target: ${r.config.target.metric}, ${r.config.target.scope})` : ''}, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`,
+  );
+  lines.push(
+    `- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`,
+  );
+  lines.push(
+    `- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`,
+    '',
+  );
   if (r.pwWeights) lines.push(mdText(pwWeightLine(r.pwWeights)), '');
   if (r.data.warnings.length) {
     lines.push('## Warnings', '', ...r.data.warnings.map((w) => `- ${w}`), '');
   }
   if (dense) {
     lines.push('## Dense model', '', denseTable(dense), '');
-    lines.push(`Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; largest gap between groups ${withInterval(dense.largestGap)}.`, '');
+    lines.push(
+      `Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; largest gap between groups ${withInterval(dense.largestGap)}.`,
+      '',
+    );
     lines.push(...groupRatesTable(dense, r.model.task));
     const byClass = classAccuracyTable(dense);
     if (byClass.length) {
-      lines.push('Accuracy by group and class (of the samples of each class, the fraction predicted as it):', '', ...byClass);
+      lines.push(
+        'Accuracy by group and class (of the samples of each class, the fraction predicted as it):',
+        '',
+        ...byClass,
+      );
     }
   }
   lines.push(...fairnessDifferencesTable(r));
   if (r.points.length && dense) {
     lines.push('## Pruned models', '', ...summarySentences(r).map((s) => `- ${s}`), '');
     lines.push(
-      table(['sparsity', 'loss', 'zeros', 'non-zero params', 'gzip', 'FLOPs/sample', 'latency pruned / dense', 'accuracy (Δ)', 'worst group (Δ)', 'gap', 'largest ψ'], r.points.map((p) => pointRow(p, dense))),
+      table(
+        [
+          'sparsity',
+          'loss',
+          'zeros',
+          'non-zero params',
+          'gzip',
+          'FLOPs/sample',
+          'latency pruned / dense',
+          'accuracy (Δ)',
+          'worst group (Δ)',
+          'gap',
+          'largest ψ',
+        ],
+        r.points.map((p) => pointRow(p, dense)),
+      ),
       '',
     );
     lines.push(...seedLines(r));
     lines.push(...costLines(r), '');
-    lines.push('ψ is the excess accuracy gap: how much more a group lost than the model as a whole (positive = the group pays more).', '');
+    lines.push(
+      'ψ is the excess accuracy gap: how much more a group lost than the model as a whole (positive = the group pays more).',
+      '',
+    );
     lines.push('## Per group', '');
     for (const p of r.points) {
       lines.push(`### ${pct(p.targetSparsity, 0)} sparsity, ${p.loss} — \`${p.modelDir}\``, '');
@@ -244,24 +337,55 @@ export function renderReport(r: SessionResults): string {
 /** Parameters/FLOPs before and after, the shrunk model, and the plain latency sentence, per point. */
 function costLines(r: SessionResults): string[] {
   const out: string[] = [];
-  if (r.model.flops !== undefined) out.push(`FLOPs are counted per sample by the rules in docs/structured-pruning.md; the dense model needs ${r.model.flops.toLocaleString('en')}.`, '');
+  if (r.model.flops !== undefined)
+    out.push(
+      `FLOPs are counted per sample by the rules in docs/structured-pruning.md; the dense model needs ${r.model.flops.toLocaleString('en')}.`,
+      '',
+    );
   for (const p of r.points) {
     const bits: string[] = [];
-    if (p.cost) bits.push(`parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}, FLOPs ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}`);
+    if (p.cost)
+      bits.push(
+        `parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}, FLOPs ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}`,
+      );
     const st = p.structure;
     if (st) {
-      bits.push(st.modelDir ? `shrunk model \`${st.modelDir}\` (${kib(st.size?.weightBytes ?? 0)}, gzip ${kib(st.size?.gzipBytes ?? 0)}; outputs within ${(st.maxOutputDifference ?? 0).toExponential(1)} of the masked model)` : 'no filter could be removed physically');
+      bits.push(
+        st.modelDir
+          ? `shrunk model \`${st.modelDir}\` (${kib(st.size?.weightBytes ?? 0)}, gzip ${kib(st.size?.gzipBytes ?? 0)}; outputs within ${(st.maxOutputDifference ?? 0).toExponential(1)} of the masked model)`
+          : 'no filter could be removed physically',
+      );
       bits.push(`${st.target.metric} reduced ${pct(st.reached)} (${st.target.scope})`);
-      bits.push(`filters kept: ${st.layers.map((l) => `${l.layer} ${l.kept}/${l.channels}${l.removed || l.kept === l.channels ? '' : ' (masked)'}`).join(', ')}`);
+      bits.push(
+        `filters kept: ${st.layers.map((l) => `${l.layer} ${l.kept}/${l.channels}${l.removed || l.kept === l.channels ? '' : ' (masked)'}`).join(', ')}`,
+      );
       if (st.skipped.length) bits.push(`left alone: ${st.skipped.join(', ')}`);
     }
     if (p.latency) bits.push(p.latency.sentence);
-    if (bits.length) out.push(`- ${p.id}${p.schedule ? ` (${p.schedule})` : ''}: ${bits.join('; ')}${st?.notes.length ? ` Notes: ${st.notes.join(' ')}` : ''}`);
+    if (bits.length)
+      out.push(
+        `- ${p.id}${p.schedule ? ` (${p.schedule})` : ''}: ${bits.join('; ')}${st?.notes.length ? ` Notes: ${st.notes.join(' ')}` : ''}`,
+      );
   }
   if (r.sensitivity) {
     const sv = r.sensitivity;
-    out.push('', `Sensitivity scan on ${sv.split} rows (dense: accuracy ${pct(sv.dense.accuracy)}, worst group ${pct(sv.dense.worstGroupAccuracy)}):`, '');
-    out.push(table(['layer', 'level', 'accuracy', 'worst group', 'allocated'], sv.rows.map((x) => [x.layer, pct(x.level, 0), pct(x.accuracy), pct(x.worstGroupAccuracy), sv.allocation ? pct(sv.allocation[x.layer] ?? 0, 0) : '–'])));
+    out.push(
+      '',
+      `Sensitivity scan on ${sv.split} rows (dense: accuracy ${pct(sv.dense.accuracy)}, worst group ${pct(sv.dense.worstGroupAccuracy)}):`,
+      '',
+    );
+    out.push(
+      table(
+        ['layer', 'level', 'accuracy', 'worst group', 'allocated'],
+        sv.rows.map((x) => [
+          x.layer,
+          pct(x.level, 0),
+          pct(x.accuracy),
+          pct(x.worstGroupAccuracy),
+          sv.allocation ? pct(sv.allocation[x.layer] ?? 0, 0) : '–',
+        ]),
+      ),
+    );
   }
   return out;
 }

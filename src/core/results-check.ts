@@ -44,11 +44,14 @@ function check(value: unknown, s: Schema, at: string): string | undefined {
       return problems.find((p) => p && !p.endsWith('is not null')) ?? problems[0];
     }
   }
-  if (s.const !== undefined && value !== s.const) return `${at}: is ${JSON.stringify(value)}, expected ${JSON.stringify(s.const)}`;
-  if (s.enum && !s.enum.includes(value)) return `${at}: is ${JSON.stringify(value)}, expected one of ${s.enum.map((e) => JSON.stringify(e)).join(', ')}`;
+  if (s.const !== undefined && value !== s.const)
+    return `${at}: is ${JSON.stringify(value)}, expected ${JSON.stringify(s.const)}`;
+  if (s.enum && !s.enum.includes(value))
+    return `${at}: is ${JSON.stringify(value)}, expected one of ${s.enum.map((e) => JSON.stringify(e)).join(', ')}`;
   if (s.type) {
     const t = typeOf(value);
-    if (t !== s.type) return `${at}: is ${t === 'null' ? 'null' : `a ${t}`}, expected ${s.type === 'null' ? 'null' : `a ${s.type}`}`;
+    if (t !== s.type)
+      return `${at}: is ${t === 'null' ? 'null' : `a ${t}`}, expected ${s.type === 'null' ? 'null' : `a ${s.type}`}`;
     if (t === 'number' && !Number.isFinite(value)) return `${at}: is not a finite number`;
   }
   if (s.pattern && typeof value === 'string') {
@@ -60,7 +63,8 @@ function check(value: unknown, s: Schema, at: string): string | undefined {
     const obj = value as Record<string, unknown>;
     for (const key of s.required ?? []) if (!(key in obj)) return `${at}.${key}: is missing`;
     for (const [key, v] of Object.entries(obj)) {
-      const sub = s.properties?.[key] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
+      const sub =
+        s.properties?.[key] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
       if (sub && v !== undefined) {
         const p = check(v, sub, `${at}.${key}`);
         if (p) return p;
@@ -101,9 +105,11 @@ export function resultsProblem(results: unknown, sessionDir: string): string | u
   for (const [i, p] of r.points.entries()) {
     if (ids.has(p.id)) return `results.points[${i}].id: '${p.id}' appears twice`;
     ids.add(p.id);
-    if (!staysInside(sessionDir, p.modelDir)) return `results.points[${i}].modelDir: '${p.modelDir}' leads outside the session folder`;
+    if (!staysInside(sessionDir, p.modelDir))
+      return `results.points[${i}].modelDir: '${p.modelDir}' leads outside the session folder`;
     const shrunk = p.structure?.modelDir;
-    if (shrunk && !staysInside(sessionDir, shrunk)) return `results.points[${i}].structure.modelDir: '${shrunk}' leads outside the session folder`;
+    if (shrunk && !staysInside(sessionDir, shrunk))
+      return `results.points[${i}].structure.modelDir: '${shrunk}' leads outside the session folder`;
   }
   return undefined;
 }
@@ -113,7 +119,8 @@ export function readResultsChecked(sessionDir: string): { results: SessionResult
   const file = path.join(sessionDir, 'results.json');
   const stat = fs.lstatSync(file);
   if (!stat.isFile()) return { problem: `${file} is not a regular file` };
-  if (stat.size > MAX_RESULTS_BYTES) return { problem: `${file} is ${stat.size.toLocaleString('en')} bytes, more than a results file can be` };
+  if (stat.size > MAX_RESULTS_BYTES)
+    return { problem: `${file} is ${stat.size.toLocaleString('en')} bytes, more than a results file can be` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));

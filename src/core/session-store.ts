@@ -85,10 +85,19 @@ export function listSessions(outDir: string): StoredSession[] {
  * A session whose engine ended without finishing it (killed, crashed, out of memory): record how it
  * ended, keeping every point it finished, and write its report.
  */
-export function markSessionEnded(dir: string, status: Exclude<SessionStatus, 'running' | 'completed'>, error?: string): SessionResults | undefined {
+export function markSessionEnded(
+  dir: string,
+  status: Exclude<SessionStatus, 'running' | 'completed'>,
+  error?: string,
+): SessionResults | undefined {
   const s = readSession(dir);
   if (!s || s.results.status !== 'running') return s?.results;
-  const results: SessionResults = { ...s.results, status, finishedAt: new Date().toISOString(), ...(error ? { error } : {}) };
+  const results: SessionResults = {
+    ...s.results,
+    status,
+    finishedAt: new Date().toISOString(),
+    ...(error ? { error } : {}),
+  };
   writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(results, null, 1));
   if (results.dense) writeReport(path.join(dir, 'report.md'), results);
   return results;

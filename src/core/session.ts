@@ -13,12 +13,25 @@ import * as crypto from 'crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { EngineEvent, ProgressPhase, RunRequest } from '../protocol/engine';
-import type { BackendInfo, Evaluation, KernelChoice, PruningTarget, ScheduleSpec, SessionResults } from '../protocol/results';
+import type {
+  BackendInfo,
+  Evaluation,
+  KernelChoice,
+  PruningTarget,
+  ScheduleSpec,
+  SessionResults,
+} from '../protocol/results';
 import { RESULTS_SCHEMA_VERSION } from '../protocol/results';
 import { RUN_DEFAULTS } from '../protocol/defaults';
 import { initBackend } from './backend';
 import { kernelsSentence, resolveKernels } from './kernels/choice';
-import { DEFAULT_PIXEL_SCALE, loadDataset, preprocessingJson, readPreprocessingBeside, PREPROCESSING_FILE } from './data';
+import {
+  DEFAULT_PIXEL_SCALE,
+  loadDataset,
+  preprocessingJson,
+  readPreprocessingBeside,
+  PREPROCESSING_FILE,
+} from './data';
 import type { Dataset, DataSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
 import { lossTargets, outputWidth, pwWeightSummary } from './losses';
@@ -29,7 +42,14 @@ import type { LoadedModel } from './model-io';
 import { methodOptions, normalizeSchedule, pruningMethod } from './pruning';
 import type { StructuredMethod } from './pruning';
 import {
-  allocationFromScan, analyzeModel, countCost, DEFAULT_STRUCTURED_SKIP, DEFAULT_TARGET, groupAccuracy, sensitivityScan, skipSet,
+  allocationFromScan,
+  analyzeModel,
+  countCost,
+  DEFAULT_STRUCTURED_SKIP,
+  DEFAULT_TARGET,
+  groupAccuracy,
+  sensitivityScan,
+  skipSet,
 } from './structured';
 import type { TaylorData } from './structured';
 import { Rng } from './rng';
@@ -70,9 +90,23 @@ function bytesPerWorker(d: Dataset, width: number, parameters: number): number {
 }
 
 /** The dense model's probabilities on every row, cached per model + data + preprocessing. */
-function teacherProbabilities(outDir: string, loaded: LoadedModel, dataset: Dataset, compute: () => Float32Array, log: (m: string) => void): Float32Array {
+function teacherProbabilities(
+  outDir: string,
+  loaded: LoadedModel,
+  dataset: Dataset,
+  compute: () => Float32Array,
+  log: (m: string) => void,
+): Float32Array {
   const key = sha256(
-    JSON.stringify({ model: loaded.sha256, data: dataset.record.sha256, features: dataset.record.features, image: dataset.record.imageColumn, pixelScale: dataset.record.pixelScale, pre: dataset.record.preprocessing, classes: dataset.record.label.classes }),
+    JSON.stringify({
+      model: loaded.sha256,
+      data: dataset.record.sha256,
+      features: dataset.record.features,
+      image: dataset.record.imageColumn,
+      pixelScale: dataset.record.pixelScale,
+      pre: dataset.record.preprocessing,
+      classes: dataset.record.label.classes,
+    }),
   ).slice(0, 32);
   const file = path.join(outDir, 'cache', `dense-predictions-${key}.f32`);
   const expected = dataset.labels.length * outputWidth(loaded.task, loaded.numClasses);
@@ -105,16 +139,27 @@ export function dataSpecOf(req: RunRequest): DataSpec {
 }
 
 function readSplitOf(resultsPath: string): string {
-  const file = fs.existsSync(resultsPath) && fs.statSync(resultsPath).isDirectory() ? path.join(resultsPath, 'results.json') : resultsPath;
+  const file =
+    fs.existsSync(resultsPath) && fs.statSync(resultsPath).isDirectory()
+      ? path.join(resultsPath, 'results.json')
+      : resultsPath;
   let doc: Partial<SessionResults>;
   try {
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new UserError(`cannot read it as a session's results.json (${(e as Error).message}).`, { file, field: '--reuse-split', fix: 'give the results.json (or the folder) of an earlier session.' });
+    throw new UserError(`cannot read it as a session's results.json (${(e as Error).message}).`, {
+      file,
+      field: '--reuse-split',
+      fix: 'give the results.json (or the folder) of an earlier session.',
+    });
   }
   const assignment = doc.data?.split?.assignment;
   if (typeof assignment !== 'string') {
-    throw new UserError('holds no split assignment.', { file, field: 'data.split.assignment', fix: 'give the results.json of a session written by this version of Fair Prune.' });
+    throw new UserError('holds no split assignment.', {
+      file,
+      field: 'data.split.assignment',
+      fix: 'give the results.json of a session written by this version of Fair Prune.',
+    });
   }
   return assignment;
 }
@@ -134,20 +179,36 @@ interface Plan {
 function planOf(req: RunRequest): Plan {
   const seeds = req.seeds ?? RUN_DEFAULTS.seeds;
   if (!Number.isInteger(seeds) || seeds < 1) {
-    throw new UserError(`'${req.seeds}' is not a whole number of runs ≥ 1.`, { field: '--seeds', fix: 'give e.g. --seeds 3 (each point fine-tuned three times).' });
+    throw new UserError(`'${req.seeds}' is not a whole number of runs ≥ 1.`, {
+      field: '--seeds',
+      fix: 'give e.g. --seeds 3 (each point fine-tuned three times).',
+    });
   }
   const method = pruningMethod(req.method);
   const structured = method.kind === 'structured' ? method : null;
   const scheduleSpec = req.schedule ? normalizeSchedule(req.schedule) : undefined;
   const target = req.target ?? DEFAULT_TARGET;
   if (req.sensitivityLevels?.length && !structured) {
-    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', { field: '--sensitivity', fix: `add ${methodOptions('structured')}, or drop --sensitivity.` });
+    throw new UserError('the sensitivity scan sets per-layer filter sparsity, so it needs a structured method.', {
+      field: '--sensitivity',
+      fix: `add ${methodOptions('structured')}, or drop --sensitivity.`,
+    });
   }
   if (req.sensitivityLevels?.length && target.scope === 'global') {
-    throw new UserError('the sensitivity scan sets a sparsity for each layer, but --scope global ranks filters across all layers and would ignore it.', { field: '--scope', fix: 'use --scope layer with --sensitivity, or drop --sensitivity.' });
+    throw new UserError(
+      'the sensitivity scan sets a sparsity for each layer, but --scope global ranks filters across all layers and would ignore it.',
+      { field: '--scope', fix: 'use --scope layer with --sensitivity, or drop --sensitivity.' },
+    );
   }
   const totalPoints = req.sparsities.length * req.losses.length * seeds;
-  return { req: { ...req, kernels: resolveKernels(req.kernels) }, seeds, totalPoints, structured, scheduleSpec, target };
+  return {
+    req: { ...req, kernels: resolveKernels(req.kernels) },
+    seeds,
+    totalPoints,
+    structured,
+    scheduleSpec,
+    target,
+  };
 }
 
 /** The backend started, the model and the data loaded and checked against each other. */
@@ -164,14 +225,21 @@ async function loadInputs(req: Plan['req'], log: Log): Promise<Inputs> {
   const backend = await initBackend(req.backend, (m) => log(m), req.kernels);
   const loaded = await loadModel(req.modelPath);
   const preprocessing = readPreprocessingBeside(req.modelPath);
-  const dataset = await loadDataset(dataSpecOf(req), { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits }, preprocessing);
+  const dataset = await loadDataset(
+    dataSpecOf(req),
+    { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits },
+    preprocessing,
+  );
   for (const w of dataset.record.warnings) log(w, 'warn');
   if (dataset.numClasses !== loaded.numClasses) {
-    throw new UserError(`the label column has ${dataset.numClasses} classes but the model has ${loaded.outputUnits} output unit(s) (${loaded.numClasses} classes).`, {
-      file: req.dataPath,
-      field: req.label,
-      fix: 'check --label, or give the class list with --classes.',
-    });
+    throw new UserError(
+      `the label column has ${dataset.numClasses} classes but the model has ${loaded.outputUnits} output unit(s) (${loaded.numClasses} classes).`,
+      {
+        file: req.dataPath,
+        field: req.label,
+        fix: 'check --label, or give the class list with --classes.',
+      },
+    );
   }
   const testIdx = dataset.indices('test');
   const trainIdx = dataset.indices('train');
@@ -251,14 +319,21 @@ async function openSession(plan: Plan, inputs: Inputs, emit: Session['emit'], lo
   log(trainingPathOf(denseLogits, req.batchSize).message);
   const { weightData: _denseWeights, ...denseSize } = modelSize(loaded.model);
   const skipSpec = req.skipLayers ?? (structured ? DEFAULT_STRUCTURED_SKIP : []);
-  const prunable = structured ? analyzeModel(denseLogits).prunableLayers : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))];
+  const prunable = structured
+    ? analyzeModel(denseLogits).prunableLayers
+    : [...new Set(prunableKernels(denseLogits).map((k) => k.layer))];
   const skipLayers = skipSet(skipSpec, prunable, req.modelPath);
   const results: SessionResults = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
     sessionId,
     status: 'running',
     createdAt: new Date().toISOString(),
-    engine: { version: ENGINE_VERSION, backend, node: process.version, platform: `${process.platform}-${process.arch}` },
+    engine: {
+      version: ENGINE_VERSION,
+      backend,
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
     model: { ...modelRecord(loaded, denseSize), flops: countCost(denseLogits).flops },
     data: dataset.record,
     config: sessionConfig(plan, skipSpec),
@@ -285,7 +360,10 @@ async function openSession(plan: Plan, inputs: Inputs, emit: Session['emit'], lo
 }
 
 /** The settings a session ran with, as results.json records them. */
-function sessionConfig({ req, seeds, scheduleSpec, structured, target }: Plan, skipSpec: string[]): SessionResults['config'] {
+function sessionConfig(
+  { req, seeds, scheduleSpec, structured, target }: Plan,
+  skipSpec: string[],
+): SessionResults['config'] {
   const objectives = objectiveSettings(req);
   return {
     sparsities: req.sparsities,
@@ -299,7 +377,9 @@ function sessionConfig({ req, seeds, scheduleSpec, structured, target }: Plan, s
     ...(seeds > 1 ? { seeds } : {}),
     pw: { minWeight: req.minWeight, gamma: req.gamma },
     ...(req.losses.includes('group-dro') ? { droEta: objectives.droEta } : {}),
-    ...(req.losses.includes('ceag') ? { ceag: { tolerance: objectives.ceagTolerance, dualLearningRate: objectives.ceagDualLearningRate } } : {}),
+    ...(req.losses.includes('ceag')
+      ? { ceag: { tolerance: objectives.ceagTolerance, dualLearningRate: objectives.ceagDualLearningRate } }
+      : {}),
     bootstrap: { resamples: req.bootstrapResamples, confidence: RUN_DEFAULTS.confidence },
     ...(scheduleSpec ? { schedule: scheduleSpec } : {}),
     ...(structured ? { target } : {}),
@@ -316,14 +396,32 @@ async function measureDense(s: Session): Promise<Float32Array> {
   const { req, totalPoints } = s.plan;
   const { loaded, dataset, trainIdx, testIdx } = s.inputs;
   s.emit({ type: 'progress', phase: 'dense', point: 0, points: totalPoints });
-  const teacher = teacherProbabilities(req.outDir, loaded, dataset, () => predictProbabilities(s.denseLogits, loaded.task, s.x), s.log);
+  const teacher = teacherProbabilities(
+    req.outDir,
+    loaded,
+    dataset,
+    () => predictProbabilities(s.denseLogits, loaded.task, s.x),
+    s.log,
+  );
   const denseTest = toClassProbabilities(pick(teacher, s.width, testIdx), s.width, loaded.numClasses);
   s.results.dense = evaluate(denseTest, s.evalInput, s.boot);
   s.denseTestProbabilities = denseTest;
   // The dense reference on the test rows, for `fairprune check` to compare a committed point against.
-  writeFileAtomic(path.join(s.dir, DENSE_REFERENCE_FILE), new Uint8Array(denseTest.probs.buffer, denseTest.probs.byteOffset, denseTest.probs.byteLength));
+  writeFileAtomic(
+    path.join(s.dir, DENSE_REFERENCE_FILE),
+    new Uint8Array(denseTest.probs.buffer, denseTest.probs.byteOffset, denseTest.probs.byteLength),
+  );
   const pw = { minWeight: req.minWeight, gamma: req.gamma };
-  s.results.pwWeights = pwWeightSummary(loaded.task, teacher, dataset.labels, s.width, pw, trainIdx, dataset.groupIds, dataset.groupNames);
+  s.results.pwWeights = pwWeightSummary(
+    loaded.task,
+    teacher,
+    dataset.labels,
+    s.width,
+    pw,
+    trainIdx,
+    dataset.groupIds,
+    dataset.groupNames,
+  );
   save(s);
   s.emit({ type: 'dense', evaluation: s.results.dense });
   return teacher;
@@ -336,7 +434,8 @@ async function runPoints(s: Session, teacher: Float32Array, signal?: AbortSignal
   // Taylor scores and the shrink check run on seeded samples of the training and test rows. Taylor
   // scores take one backward pass per sample (the absolute value is per sample), so they use a sample.
   const taylorRows = new Rng(req.seed * 31 + 7).shuffle(Int32Array.from(trainIdx)).subarray(0, TAYLOR_ROWS);
-  const allocation = structured && req.sensitivityLevels?.length ? await scanSensitivity(s, structured, taylorRows) : undefined;
+  const allocation =
+    structured && req.sensitivityLevels?.length ? await scanSensitivity(s, structured, taylorRows) : undefined;
   const setup: SweepSetup = {
     req,
     sessionDir: s.dir,
@@ -358,7 +457,12 @@ async function runPoints(s: Session, teacher: Float32Array, signal?: AbortSignal
   };
   const jobs = sweepJobs(req, seeds);
   const sweepOrder = new Map(jobs.map((j) => [pointId(j.sparsity, j.loss, j.run), j.pointNo]));
-  const choice = sweepWorkers(req.workers, backend.name, jobs.length, bytesPerWorker(dataset, s.width, s.denseParameters));
+  const choice = sweepWorkers(
+    req.workers,
+    backend.name,
+    jobs.length,
+    bytesPerWorker(dataset, s.width, s.denseParameters),
+  );
   s.log(`sweep: ${choice.why}`);
   const tracker = sweepProgress(totalPoints, (e) => s.emit({ type: 'progress', ...e }));
   const rt = sweepRuntime(setup, loaded, s.x, s.denseLogits);
@@ -380,7 +484,9 @@ async function runPoints(s: Session, teacher: Float32Array, signal?: AbortSignal
  *  image size and pixel scale), so a later run on the pruned model reads the same inputs. */
 function preprocessingFileOf({ preprocessing, dataset }: Inputs): Record<string, Uint8Array> {
   return {
-    [PREPROCESSING_FILE]: preprocessing ? fs.readFileSync(preprocessing.path) : Buffer.from(preprocessingJson(appliedPreprocessing(dataset)), 'utf8'),
+    [PREPROCESSING_FILE]: preprocessing
+      ? fs.readFileSync(preprocessing.path)
+      : Buffer.from(preprocessingJson(appliedPreprocessing(dataset)), 'utf8'),
   };
 }
 
@@ -389,7 +495,13 @@ function sweepJobs(req: RunRequest, seeds: number): SweepJob[] {
   const perRun = req.sparsities.length * req.losses.length;
   return Array.from({ length: seeds }, (_, r) =>
     req.sparsities.flatMap((sparsity, sparsityIndex) =>
-      req.losses.map((loss, lossIndex) => ({ sparsity, sparsityIndex, loss, run: r + 1, pointNo: r * perRun + sparsityIndex * req.losses.length + lossIndex + 1 })),
+      req.losses.map((loss, lossIndex) => ({
+        sparsity,
+        sparsityIndex,
+        loss,
+        run: r + 1,
+        pointNo: r * perRun + sparsityIndex * req.losses.length + lossIndex + 1,
+      })),
     ),
   ).flat();
 }
@@ -412,7 +524,16 @@ function sweepProgress(totalPoints: number, progress: (e: ProgressEvent) => void
         points: totalPoints,
         targetSparsity: job.sparsity,
         loss: job.loss,
-        ...(p ? { epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, trainLoss: p.trainLoss, samplesPerSecond: p.samplesPerSecond } : {}),
+        ...(p
+          ? {
+              epoch: p.epoch,
+              epochs: p.epochs,
+              step: p.step,
+              steps: p.steps,
+              trainLoss: p.trainLoss,
+              samplesPerSecond: p.samplesPerSecond,
+            }
+          : {}),
         fraction: done / totalPoints,
         running: [...running.keys()].sort((a, b) => a - b),
         secondsLeft: done > 0 ? (elapsed / done) * (totalPoints - done) : undefined,
@@ -426,7 +547,11 @@ function sweepProgress(totalPoints: number, progress: (e: ProgressEvent) => void
 }
 
 /** A finished point into results.json (in sweep order, however points finish) and onto the stream. */
-function pointDone(s: Session, { point, testCorrect, testProbabilities }: PointOutcome, sweepOrder: Map<string, number>): void {
+function pointDone(
+  s: Session,
+  { point, testCorrect, testProbabilities }: PointOutcome,
+  sweepOrder: Map<string, number>,
+): void {
   s.testCorrect.set(point.id, testCorrect);
   s.testProbabilities.set(point.id, testProbabilities);
   s.results.points.push(point);
@@ -437,7 +562,11 @@ function pointDone(s: Session, { point, testCorrect, testProbabilities }: PointO
 }
 
 /** Each layer alone pruned to each level, on validation rows (train when there are none); per-layer shares from it. */
-async function scanSensitivity(s: Session, scorer: StructuredMethod, taylorRows: Int32Array): Promise<Map<string, number>> {
+async function scanSensitivity(
+  s: Session,
+  scorer: StructuredMethod,
+  taylorRows: Int32Array,
+): Promise<Map<string, number>> {
   const { req } = s.plan;
   const { loaded, dataset, trainIdx } = s.inputs;
   const validation = dataset.indices('validation');
@@ -446,10 +575,20 @@ async function scanSensitivity(s: Session, scorer: StructuredMethod, taylorRows:
   try {
     const graph = analyzeModel(model);
     const groups = graph.groups.filter((g) => !s.skipLayers.has(g.producer));
-    const scanData = { x: s.x, indices: rows, labels: dataset.labels, groupIds: dataset.groupIds, numGroups: dataset.groupNames.length, task: loaded.task };
+    const scanData = {
+      x: s.x,
+      indices: rows,
+      labels: dataset.labels,
+      groupIds: dataset.groupIds,
+      numGroups: dataset.groupNames.length,
+      task: loaded.task,
+    };
     let scores: Float64Array[];
     if (scorer.needs.includes('training rows')) {
-      const t = lossTargets('ce', loaded.task, dataset.labels, s.width, undefined, { minWeight: req.minWeight, gamma: req.gamma });
+      const t = lossTargets('ce', loaded.task, dataset.labels, s.width, undefined, {
+        minWeight: req.minWeight,
+        gamma: req.gamma,
+      });
       const data: TaylorData = {
         x: s.x,
         targets: tf.tensor2d(Float32Array.from(t.targets), [dataset.labels.length, s.width]),
@@ -463,11 +602,20 @@ async function scanSensitivity(s: Session, scorer: StructuredMethod, taylorRows:
     } else scores = scorer.channelScores(model, groups);
     const dense = groupAccuracy(model, scanData);
     const levels = req.sensitivityLevels!;
-    s.log(`sensitivity scan: ${groups.length} layer(s) × ${levels.length} level(s) on ${validation.length ? 'validation' : 'training'} rows`);
+    s.log(
+      `sensitivity scan: ${groups.length} layer(s) × ${levels.length} level(s) on ${validation.length ? 'validation' : 'training'} rows`,
+    );
     const scanRows = sensitivityScan(model, graph, groups, scores, levels, scanData);
     const tolerance = req.sensitivityTolerance ?? RUN_DEFAULTS.sensitivityTolerance;
     const alloc = allocationFromScan(scanRows, dense, tolerance);
-    s.results.sensitivity = { split: validation.length ? 'validation' : 'train', method: req.method, dense, rows: scanRows, allocation: Object.fromEntries(alloc), tolerance };
+    s.results.sensitivity = {
+      split: validation.length ? 'validation' : 'train',
+      method: req.method,
+      dense,
+      rows: scanRows,
+      allocation: Object.fromEntries(alloc),
+      tolerance,
+    };
     save(s);
     return alloc;
   } finally {
@@ -480,14 +628,27 @@ function finish(s: Session): void {
   const { results } = s;
   if (results.points.length) {
     const opts = { ...s.boot, seed: s.plan.req.seed + 17 };
-    results.summaries = summarizeRuns(results.points, (id) => s.testCorrect.get(id), s.evalInput.groupIds, s.inputs.dataset.groupNames.length, opts);
+    results.summaries = summarizeRuns(
+      results.points,
+      (id) => s.testCorrect.get(id),
+      s.evalInput.groupIds,
+      s.inputs.dataset.groupNames.length,
+      opts,
+    );
   }
   results.finishedAt = new Date().toISOString();
   save(s);
-  if (s.denseTestProbabilities) writeSessionTables(s.dir, results, s.evalInput, s.denseTestProbabilities, s.testProbabilities);
+  if (s.denseTestProbabilities)
+    writeSessionTables(s.dir, results, s.evalInput, s.denseTestProbabilities, s.testProbabilities);
   const reportPath = path.join(s.dir, 'report.md');
   writeReport(reportPath, results);
-  s.emit({ type: 'finished', status: results.status, resultsPath: path.join(s.dir, 'results.json'), reportPath, error: results.error });
+  s.emit({
+    type: 'finished',
+    status: results.status,
+    resultsPath: path.join(s.dir, 'results.json'),
+    reportPath,
+    error: results.error,
+  });
 }
 
 /** The preprocessing a run applied to a model that came without a preprocessing file: the CSV values
@@ -497,7 +658,14 @@ export function appliedPreprocessing(d: Dataset): Preprocessing {
   const r = d.record;
   if (r.imageColumn) {
     const [height, width, channels] = d.sampleShape;
-    return { version: 1, label: r.label, groupColumns: r.groupColumns, columns: null, outputFeatures: null, image: { column: r.imageColumn, height, width, channels, pixelScale: r.pixelScale ?? DEFAULT_PIXEL_SCALE } };
+    return {
+      version: 1,
+      label: r.label,
+      groupColumns: r.groupColumns,
+      columns: null,
+      outputFeatures: null,
+      image: { column: r.imageColumn, height, width, channels, pixelScale: r.pixelScale ?? DEFAULT_PIXEL_SCALE },
+    };
   }
   const features = r.features ?? [];
   return {

@@ -14,12 +14,25 @@ import type { RunRequest } from '../protocol/engine';
 import type { BackendName, LossName, PrunedPoint } from '../protocol/results';
 import { lossTargets, outputWidth } from './losses';
 import { compare, evaluate, predictedClass, predictedClasses } from './metrics';
-import { batchReweightingFor, groupBalancedTraining, groupBalancedWeights, type GroupContext, type ObjectiveSettings } from './objectives';
+import {
+  batchReweightingFor,
+  groupBalancedTraining,
+  groupBalancedWeights,
+  type GroupContext,
+  type ObjectiveSettings,
+} from './objectives';
 import { RUN_DEFAULTS } from '../protocol/defaults';
 import type { EvaluationInput, Predictions } from './metrics';
 import { makeLogitModel, modelSize, prunableKernels, saveModel } from './model-io';
 import type { LoadedModel } from './model-io';
-import { measuredSparsity, normalizeSchedule, oneShot, PRUNING_METHODS, scheduleByName, ScheduledPruning } from './pruning';
+import {
+  measuredSparsity,
+  normalizeSchedule,
+  oneShot,
+  PRUNING_METHODS,
+  scheduleByName,
+  ScheduledPruning,
+} from './pruning';
 import type { StepPruning } from './pruning';
 import { analyzeModel, DEFAULT_TARGET, finishStructured, measureCostAndLatency, StructuredPruning } from './structured';
 import type { StructuredOutcome } from './structured';
@@ -119,7 +132,12 @@ export function pick(probs: Float32Array, width: number, indices: Int32Array): F
   return out;
 }
 
-export function sweepRuntime(setup: SweepSetup, loaded: LoadedModel, x: tf.Tensor, denseLogits: tfl.LayersModel): SweepRuntime {
+export function sweepRuntime(
+  setup: SweepSetup,
+  loaded: LoadedModel,
+  x: tf.Tensor,
+  denseLogits: tfl.LayersModel,
+): SweepRuntime {
   const width = outputWidth(loaded.task, loaded.numClasses);
   return {
     setup,
@@ -146,7 +164,15 @@ function pointTraining(rt: SweepRuntime, loss: LossName): PointTraining {
   const { setup, loaded, x, width } = rt;
   const { req } = setup;
   const groups: GroupContext = { groupIds: setup.groupIds, groupNames: setup.groupNames, trainRows: setup.trainRows };
-  const t = lossTargets(loss, loaded.task, setup.labels, width, setup.teacher, { minWeight: req.minWeight, gamma: req.gamma }, groups);
+  const t = lossTargets(
+    loss,
+    loaded.task,
+    setup.labels,
+    width,
+    setup.teacher,
+    { minWeight: req.minWeight, gamma: req.gamma },
+    groups,
+  );
   const reweight = batchReweightingFor(loss, groups, objectiveSettings(req), () =>
     Uint8Array.from(setup.labels, (y, r) => (predictedClass(setup.teacher, width, r) === y ? 1 : 0)),
   );
@@ -169,7 +195,12 @@ function pointTraining(rt: SweepRuntime, loss: LossName): PointTraining {
 type PointPruning = (StepPruning & { prepare(n: number): void; dispose(): void }) | StructuredPruning;
 
 /** The point's method and schedule on `student`, pruned to the schedule's first target. */
-function pointPruning(rt: SweepRuntime, job: SweepJob, student: tfl.LayersModel, training: PointTraining): PointPruning {
+function pointPruning(
+  rt: SweepRuntime,
+  job: SweepJob,
+  student: tfl.LayersModel,
+  training: PointTraining,
+): PointPruning {
   const { setup, loaded, x } = rt;
   const { req } = setup;
   const method = PRUNING_METHODS[req.method]; // checked by the session
@@ -184,7 +215,13 @@ function pointPruning(rt: SweepRuntime, job: SweepJob, student: tfl.LayersModel,
           target: req.target ?? DEFAULT_TARGET,
           finalSparsity: job.sparsity,
           skip,
-          taylor: { x, targets: training.data.targets, weights: training.lossWeights, indices: setup.taylorRows, task: loaded.task },
+          taylor: {
+            x,
+            targets: training.data.targets,
+            weights: training.lossWeights,
+            indices: setup.taylorRows,
+            task: loaded.task,
+          },
           allocation: setup.allocation ? new Map(setup.allocation) : undefined,
         })
       : new ScheduledPruning(
@@ -199,7 +236,15 @@ function pointPruning(rt: SweepRuntime, job: SweepJob, student: tfl.LayersModel,
 }
 
 /** Prunes, fine-tunes, measures and saves one point; frees every tensor it made. */
-export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?: AbortSignal; onProgress?: (p: TrainProgress) => void; onPhase?: (phase: 'evaluate' | 'save') => void } = {}): Promise<PointOutcome> {
+export async function runPoint(
+  rt: SweepRuntime,
+  job: SweepJob,
+  opts: {
+    signal?: AbortSignal;
+    onProgress?: (p: TrainProgress) => void;
+    onPhase?: (phase: 'evaluate' | 'save') => void;
+  } = {},
+): Promise<PointOutcome> {
   const { setup, loaded, x, width } = rt;
   const { req } = setup;
   const { sparsity, loss, pointNo } = job;
@@ -212,7 +257,8 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
   const training = pointTraining(rt, loss);
   const { data, groups, reweight } = training;
   const pruning = pointPruning(rt, job, student, training);
-  const testSample = (n: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(setup.testRows.subarray(0, Math.min(n, setup.testRows.length)), 'int32')));
+  const testSample = (n: number) =>
+    tf.tidy(() => tf.gather(x, tf.tensor1d(setup.testRows.subarray(0, Math.min(n, setup.testRows.length)), 'int32')));
   let outcome: StructuredOutcome | null = null;
   try {
     const trained = await train(student, data, {
@@ -227,7 +273,11 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       onProgress: opts.onProgress,
     });
     opts.onPhase?.('evaluate');
-    const prunedTest = toClassProbabilities(predictProbabilities(student, loaded.task, x, setup.testRows), width, loaded.numClasses);
+    const prunedTest = toClassProbabilities(
+      predictProbabilities(student, loaded.task, x, setup.testRows),
+      width,
+      loaded.numClasses,
+    );
     const evaluation = evaluate(prunedTest, setup.evalInput, boot);
     const comparison = compare(rt.denseTest, prunedTest, setup.evalInput, boot);
     opts.onPhase?.('save');
@@ -235,16 +285,30 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
     const shrunkFiles: Record<string, string | Uint8Array> = {};
     if (pruning instanceof StructuredPruning) {
       const check = testSample(256);
-      outcome = await finishStructured(student, pruning, loaded.json, check, setup.skipLayers).finally(() => check.dispose());
+      outcome = await finishStructured(student, pruning, loaded.json, check, setup.skipLayers).finally(() =>
+        check.dispose(),
+      );
       if (outcome.files) {
-        for (const [name, bytes] of Object.entries({ ...outcome.files, ...setup.besideModel })) shrunkFiles[`shrunk/${name}`] = bytes;
+        for (const [name, bytes] of Object.entries({ ...outcome.files, ...setup.besideModel }))
+          shrunkFiles[`shrunk/${name}`] = bytes;
         outcome.structure.modelDir = path.join(modelDir, 'shrunk');
       }
     }
-    await saveModel(student, path.join(setup.sessionDir, modelDir), loaded.json, { ...setup.besideModel, ...shrunkFiles });
+    await saveModel(student, path.join(setup.sessionDir, modelDir), loaded.json, {
+      ...setup.besideModel,
+      ...shrunkFiles,
+    });
     const { weightData: _d, ...size } = modelSize(student);
     const batch = testSample(64);
-    const measured = measureCostAndLatency(rt.denseLogits, outcome?.shrunk ?? student, rt.denseParameters, outcome?.size?.parameters ?? size.parameters, batch, pruning instanceof StructuredPruning, !!outcome?.shrunk);
+    const measured = measureCostAndLatency(
+      rt.denseLogits,
+      outcome?.shrunk ?? student,
+      rt.denseParameters,
+      outcome?.size?.parameters ?? size.parameters,
+      batch,
+      pruning instanceof StructuredPruning,
+      !!outcome?.shrunk,
+    );
     batch.dispose();
     const predicted = predictedClasses(prunedTest);
     const testCorrect = Uint8Array.from(predicted, (c, i) => (c === setup.evalInput.labels[i] ? 1 : 0));
@@ -265,7 +329,11 @@ export async function runPoint(rt: SweepRuntime, job: SweepJob, opts: { signal?:
       cost: measured.cost,
       latency: measured.latency,
       ...(outcome ? { structure: outcome.structure } : {}),
-      ...(reweight ? { objective: reweight.record() } : loss === 'group-balanced' ? { objective: groupBalancedWeights(groups).record } : {}),
+      ...(reweight
+        ? { objective: reweight.record() }
+        : loss === 'group-balanced'
+          ? { objective: groupBalancedWeights(groups).record }
+          : {}),
     };
     return { point, testCorrect, testProbabilities: prunedTest };
   } finally {

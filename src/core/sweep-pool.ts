@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import type { BackendName, PrunedPoint } from '../protocol/results';
+import type { BackendName } from '../protocol/results';
 import { CancelledError, fromPlainError } from './errors';
 import type { PlainError } from './errors';
 import { runPoint } from './sweep-point';
@@ -60,16 +60,31 @@ export interface WorkerChoice {
  * points, and is cut to the worker threads that half the free memory holds, with each one's copy of
  * the inputs, targets and model estimated (the session's own thread already holds its copy).
  */
-export function sweepWorkers(requested: number | undefined, backend: BackendName, points: number, bytesPerWorker: number, freeBytes = os.freemem(), cores = os.availableParallelism()): WorkerChoice {
+export function sweepWorkers(
+  requested: number | undefined,
+  backend: BackendName,
+  points: number,
+  bytesPerWorker: number,
+  freeBytes = os.freemem(),
+  cores = os.availableParallelism(),
+): WorkerChoice {
   if (requested === 1) return { workers: 1, why: 'one point at a time (--workers 1)' };
   if (points < 2) return { workers: 1, why: 'one point' };
-  if (backend === 'tensorflow' || backend === 'tensorflow-gpu') return { workers: 1, why: `one point at a time: the ${backend} backend uses every core itself` };
+  if (backend === 'tensorflow' || backend === 'tensorflow-gpu')
+    return { workers: 1, why: `one point at a time: the ${backend} backend uses every core itself` };
   const wanted = Math.min(requested && requested > 0 ? requested : cores, points);
   const perWorker = Math.max(1, bytesPerWorker + WORKER_BASE_BYTES);
   const workers = Math.min(wanted, 1 + Math.floor((freeBytes * 0.5) / perWorker));
-  if (workers < wanted) return { workers, why: `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would need ${mib((wanted - 1) * perWorker)} more of the ${mib(freeBytes)} free` };
+  if (workers < wanted)
+    return {
+      workers,
+      why: `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would need ${mib((wanted - 1) * perWorker)} more of the ${mib(freeBytes)} free`,
+    };
   if (workers === 1) return { workers, why: 'one point at a time (one core)' };
-  return { workers, why: `${workers} points at a time: this thread and ${workers - 1} worker thread${workers === 2 ? '' : 's'} (${requested && requested > 0 ? '--workers' : `${cores} cores`})` };
+  return {
+    workers,
+    why: `${workers} points at a time: this thread and ${workers - 1} worker thread${workers === 2 ? '' : 's'} (${requested && requested > 0 ? '--workers' : `${cores} cores`})`,
+  };
 }
 
 function mib(bytes: number): string {
@@ -79,7 +94,8 @@ function mib(bytes: number): string {
 /** The worker script: beside this module, both in the esbuild bundles (dist/) and in the tsc output. */
 export function sweepWorkerScript(): string {
   const file = path.join(__dirname, 'sweep-worker.js');
-  if (!fs.existsSync(file)) throw new Error(`the sweep worker script is missing: ${file} (rebuild with 'npm run build').`);
+  if (!fs.existsSync(file))
+    throw new Error(`the sweep worker script is missing: ${file} (rebuild with 'npm run build').`);
   return file;
 }
 
@@ -97,7 +113,13 @@ function shared(x: Float32Array): Float32Array {
  * first point at once, so a worker's start-up (tfjs, the model, the inputs on its backend: about a
  * second) costs nothing on a short sweep, and the inputs sit on one backend fewer.
  */
-export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, local: SweepRuntime, hooks: SweepPoolHooks): Promise<void> {
+export function runSweep(
+  setup: SweepSetup,
+  jobs: SweepJob[],
+  threads: number,
+  local: SweepRuntime,
+  hooks: SweepPoolHooks,
+): Promise<void> {
   const queue = [...jobs];
   const busy = new Map<Worker, SweepJob>();
   const alive = new Set<Worker>();
@@ -183,8 +205,7 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
           if (m.type === 'ready') {
             started.add(w);
             next(w);
-          }
-          else if (m.type === 'progress' && job) hooks.onProgress?.(job, m.progress);
+          } else if (m.type === 'progress' && job) hooks.onProgress?.(job, m.progress);
           else if (m.type === 'phase' && job) hooks.onPhase?.(job, m.phase);
           else if (m.type === 'point' && job) {
             hooks.onPoint(job, m.outcome);
@@ -214,7 +235,11 @@ export function runSweep(setup: SweepSetup, jobs: SweepJob[], threads: number, l
         alive.delete(w);
         busy.delete(w);
         if (job && !failure && !cancelled) {
-          fail(new Error(`the worker thread running point ${job.pointNo} (${(job.sparsity * 100).toFixed(0)}% ${job.loss}) stopped with exit code ${code} — out of memory? Try --workers 1.`));
+          fail(
+            new Error(
+              `the worker thread running point ${job.pointNo} (${(job.sparsity * 100).toFixed(0)}% ${job.loss}) stopped with exit code ${code} — out of memory? Try --workers 1.`,
+            ),
+          );
         } else if (!job && !started.has(w) && code !== 0 && !failure && !cancelled) {
           startFailed(w, `it stopped with exit code ${code}`);
         }

@@ -48,7 +48,12 @@ function predictionColumns(pred: Predictions): { classes: Int32Array; probabilit
  * prediction and probability, then `<point>_prediction`, `<point>_probability` for every point
  * (points without predictions, e.g. of an older session, are left out).
  */
-export function predictionsCsv(results: SessionResults, input: EvaluationInput, dense: Predictions, points: Map<string, Predictions>): string {
+export function predictionsCsv(
+  results: SessionResults,
+  input: EvaluationInput,
+  dense: Predictions,
+  points: Map<string, Predictions>,
+): string {
   const columns = results.data.groupColumns;
   const byName = new Map(results.data.groups.map((g) => [g.name, g.values]));
   const models: Array<[string, ReturnType<typeof predictionColumns>]> = [[DENSE, predictionColumns(dense)]];
@@ -57,7 +62,9 @@ export function predictionsCsv(results: SessionResults, input: EvaluationInput, 
     if (pred) models.push([p.id, predictionColumns(pred)]);
   }
   const classes = input.classNames;
-  const out = [line(['row', 'split', ...columns, 'label', ...models.flatMap(([id]) => [`${id}_prediction`, `${id}_probability`])])];
+  const out = [
+    line(['row', 'split', ...columns, 'label', ...models.flatMap(([id]) => [`${id}_prediction`, `${id}_probability`])]),
+  ];
   for (let i = 0; i < input.labels.length; i++) {
     const values = byName.get(input.groupNames[input.groupIds[i]]) ?? {};
     out.push(
@@ -73,7 +80,18 @@ export function predictionsCsv(results: SessionResults, input: EvaluationInput, 
   return out.join('\n') + '\n';
 }
 
-export const METRICS_HEADER = ['point', 'loss', 'sparsity', 'seed', 'group', 'metric', 'value', 'low', 'high', 'n'] as const;
+export const METRICS_HEADER = [
+  'point',
+  'loss',
+  'sparsity',
+  'seed',
+  'group',
+  'metric',
+  'value',
+  'low',
+  'high',
+  'n',
+] as const;
 
 /**
  * `metrics.csv`, long format: for the dense model and every point, each per-group metric of the table
@@ -89,8 +107,13 @@ export function metricsCsv(results: SessionResults): string {
     ...results.points.map((p) => ({ id: p.id, point: p, e: p.evaluation })),
   ];
   for (const { id, point, e } of models) {
-    const head = [id, point?.loss ?? '', point?.targetSparsity ?? 0, point ? point.run ?? 1 : ''];
-    const row = (group: string, metric: string, est: { value: number; low: number; high: number } | null, n: number) => {
+    const head = [id, point?.loss ?? '', point?.targetSparsity ?? 0, point ? (point.run ?? 1) : ''];
+    const row = (
+      group: string,
+      metric: string,
+      est: { value: number; low: number; high: number } | null,
+      n: number,
+    ) => {
       if (est) out.push(line([...head, group, metric, est.value, est.low, est.high, n]));
     };
     for (const m of METRICS) {
@@ -100,7 +123,8 @@ export function metricsCsv(results: SessionResults): string {
         for (const g of e.groups) row(g.group, m.name, groupEstimate(m, g), g.n);
       } else if (m.kind === 'class-rate') {
         for (const c of e.classAccuracy ?? []) row(ALL_GROUPS, `${m.name}[${c.class}]`, c.accuracy, c.n);
-        for (const g of e.groups) for (const c of g.classAccuracy ?? []) row(g.group, `${m.name}[${c.class}]`, c.accuracy, c.n);
+        for (const g of e.groups)
+          for (const c of g.classAccuracy ?? []) row(g.group, `${m.name}[${c.class}]`, c.accuracy, c.n);
       } else if (m.kind === 'between-groups') {
         row('', m.name, betweenGroupsEstimate(m, e), e.n);
       } else if (m.kind === 'paired-group' && point) {
@@ -127,4 +151,3 @@ export function writeSessionTables(
   writeFileAtomic(metrics, metricsCsv(results));
   return { predictions, metrics };
 }
-

@@ -88,7 +88,11 @@ interface HostLoss {
 }
 
 /** The step's gradients, through the pruning masks when there are any, to the optimizer (inside a tidy). */
-function applyMasked(grads: Record<string, tf.Tensor>, pruning: StepPruning | undefined, optimizer: TrainingOptimizer): void {
+function applyMasked(
+  grads: Record<string, tf.Tensor>,
+  pruning: StepPruning | undefined,
+  optimizer: TrainingOptimizer,
+): void {
   const masked: Record<string, tf.Tensor> = {};
   for (const name of Object.keys(grads)) masked[name] = pruning ? pruning.maskGradient(name, grads[name]) : grads[name];
   optimizer.applyGradients(masked);
@@ -149,7 +153,15 @@ function tensorStep(
     const idx = tf.tensor1d(batch, 'int32');
     const xb = tf.gather(data.x, idx);
     const lossFn = host
-      ? () => weightedCrossEntropyOnHost(opts.task, model.apply(xb, { training: true }) as tf.Tensor2D, host.targets, host.weights, batch, host.reweight)
+      ? () =>
+          weightedCrossEntropyOnHost(
+            opts.task,
+            model.apply(xb, { training: true }) as tf.Tensor2D,
+            host.targets,
+            host.weights,
+            batch,
+            host.reweight,
+          )
       : () => {
           const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
           const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
@@ -186,14 +198,22 @@ function cosineRate(base: number, step: number, total: number): number {
 }
 
 /** Runs `model` (which outputs logits) over `indices` in batches; returns [n, width] probabilities. */
-export function predictProbabilities(model: tfl.LayersModel, task: Task, x: tf.Tensor, indices?: Int32Array, batchSize = 256): Float32Array {
+export function predictProbabilities(
+  model: tfl.LayersModel,
+  task: Task,
+  x: tf.Tensor,
+  indices?: Int32Array,
+  batchSize = 256,
+): Float32Array {
   const n = indices ? indices.length : x.shape[0];
   const width = (model.outputs[0].shape[1] as number) ?? 1;
   const out = new Float32Array(n * width);
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
     const probs = tf.tidy(() => {
-      const xb = indices ? tf.gather(x, tf.tensor1d(indices.subarray(start, end), 'int32')) : tf.slice(x, start, end - start);
+      const xb = indices
+        ? tf.gather(x, tf.tensor1d(indices.subarray(start, end), 'int32'))
+        : tf.slice(x, start, end - start);
       return probabilitiesFromLogits(task, model.apply(xb, { training: false }) as tf.Tensor2D);
     });
     const values = probs.dataSync() as Float32Array;
@@ -207,9 +227,14 @@ export function predictProbabilities(model: tfl.LayersModel, task: Task, x: tf.T
   return out;
 }
 
-
 /** Loss and accuracy of the model on `indices` with the data's targets and weights. */
-export function evaluateLoss(model: tfl.LayersModel, task: Task, data: TrainingData, indices: Int32Array, batchSize = 256): { loss: number; accuracy: number } {
+export function evaluateLoss(
+  model: tfl.LayersModel,
+  task: Task,
+  data: TrainingData,
+  indices: Int32Array,
+  batchSize = 256,
+): { loss: number; accuracy: number } {
   if (!indices.length) return { loss: NaN, accuracy: NaN };
   let lossSum = 0;
   let correct = 0;
@@ -219,7 +244,12 @@ export function evaluateLoss(model: tfl.LayersModel, task: Task, data: TrainingD
     const [loss, probs] = tf.tidy(() => {
       const idx = tf.tensor1d(batch, 'int32');
       const logits = model.apply(tf.gather(data.x, idx), { training: false }) as tf.Tensor2D;
-      const l = weightedCrossEntropy(task, logits, tf.gather(data.targets, idx) as tf.Tensor2D, tf.gather(data.weights, idx) as tf.Tensor1D);
+      const l = weightedCrossEntropy(
+        task,
+        logits,
+        tf.gather(data.targets, idx) as tf.Tensor2D,
+        tf.gather(data.weights, idx) as tf.Tensor1D,
+      );
       return [l, probabilitiesFromLogits(task, logits)];
     });
     lossSum += loss.dataSync()[0] * batch.length;
@@ -335,7 +365,11 @@ function progressReporter(opts: TrainOptions, totalSteps: number, losses: StepLo
  * dense layers): the same through the SIMD kernels (conv-step.ts). Other image models (ResNets: batch
  * normalization, residual adds, global average pooling): graph-step.ts.
  */
-function heapStepFor(model: tfl.LayersModel, variables: tf.Variable[], batchSize: number): DenseStep | ConvStep | GraphStep | null {
+function heapStepFor(
+  model: tfl.LayersModel,
+  variables: tf.Variable[],
+  batchSize: number,
+): DenseStep | ConvStep | GraphStep | null {
   return denseStepFor(model, variables, batchSize) ?? convStepFor(model, variables) ?? graphStepFor(model, variables);
 }
 
@@ -349,24 +383,41 @@ export interface TrainingPath {
 /** The path `train` takes for `model` (a logit model) on the current backend with batches of `batchSize`. */
 export function trainingPathOf(model: tfl.LayersModel, batchSize: number): TrainingPath {
   const backend = tf.getBackend();
-  const tape = (why: string): TrainingPath => ({ step: 'tape', message: `training path: tfjs's tape on ${backend} (${why})` });
-  if (!wasmInternals(tf.backend())) return tape(`the heap training steps run on wasm; here ${backend}'s own kernels run each layer`);
+  const tape = (why: string): TrainingPath => ({
+    step: 'tape',
+    message: `training path: tfjs's tape on ${backend} (${why})`,
+  });
+  if (!wasmInternals(tf.backend()))
+    return tape(`the heap training steps run on wasm; here ${backend}'s own kernels run each layer`);
   if (stockKernels()) return tape("--kernels stock: tfjs's own kernels only, no heap training step");
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const step = heapStepFor(model, variables, batchSize);
-  if (step instanceof DenseStep) return { step: 'dense', message: 'training path: the heap step for dense layers (no tape)' };
-  if (step instanceof ConvStep) return { step: 'conv', message: 'training path: the heap step for plain CNNs (SIMD kernels, no tape)' };
-  if (step instanceof GraphStep) return { step: 'graph', message: 'training path: the heap step for image graphs such as ResNets (SIMD kernels, no tape)' };
+  if (step instanceof DenseStep)
+    return { step: 'dense', message: 'training path: the heap step for dense layers (no tape)' };
+  if (step instanceof ConvStep)
+    return { step: 'conv', message: 'training path: the heap step for plain CNNs (SIMD kernels, no tape)' };
+  if (step instanceof GraphStep)
+    return {
+      step: 'graph',
+      message: 'training path: the heap step for image graphs such as ResNets (SIMD kernels, no tape)',
+    };
   const slower = 'slower than a heap step';
   const dense = denseStackOf(model);
-  if (dense) return tape(`a dense chain of ${multiplyAddsPerStep(dense, batchSize).toLocaleString('en-US')} multiply-adds a step runs faster through XNNPACK`);
+  if (dense)
+    return tape(
+      `a dense chain of ${multiplyAddsPerStep(dense, batchSize).toLocaleString('en-US')} multiply-adds a step runs faster through XNNPACK`,
+    );
   if (model.inputs[0]?.shape.length !== 4) {
-    const other = (model.layers as unknown as LayerLike[]).find((l) => !['InputLayer', 'Dense'].includes(l.getClassName()));
-    return tape(`${slower}: ${other ? `layer '${other.name}' (${other.getClassName()}) is not a layer the dense step runs` : 'a layer is frozen or has an activation the dense step does not run'}`);
+    const other = (model.layers as unknown as LayerLike[]).find(
+      (l) => !['InputLayer', 'Dense'].includes(l.getClassName()),
+    );
+    return tape(
+      `${slower}: ${other ? `layer '${other.name}' (${other.getClassName()}) is not a layer the dense step runs` : 'a layer is frozen or has an activation the dense step does not run'}`,
+    );
   }
   if (!simdKernels(tf.backend())) return tape(`${slower}: the SIMD kernels did not load`);
   const plan = graphPlanOf(model);
-  return tape(`${slower}: ${'unsupported' in plan ? plan.unsupported : 'its variables are not its layers\' weights'}`);
+  return tape(`${slower}: ${'unsupported' in plan ? plan.unsupported : "its variables are not its layers' weights"}`);
 }
 
 /** Fine-tunes `model` (a logit model) in place; returns what happened. */
@@ -402,7 +453,7 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
   const check = checksEveryStep();
   const hostTargets = !check
     ? null
-    : host ?? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array };
+    : (host ?? { targets: data.targets.dataSync() as Float32Array, weights: data.weights.dataSync() as Float32Array });
 
   const restoreRandom = seedLayerRandomness(opts.seed);
   try {
@@ -414,13 +465,22 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
         const batch = order.subarray(s * opts.batchSize, Math.min(order.length, (s + 1) * opts.batchSize));
         opts.pruning?.beforeStep(step, totalSteps);
         optimizer.learningRate = cosineRate(opts.learningRate, step, totalSteps);
-        const stepResult = onHeap && host
-          ? heapStep(onHeap, opts, data.x, batch, host, optimizer)
-          : tensorStep(model, variables, data, batch, host, opts, optimizer, check);
+        const stepResult =
+          onHeap && host
+            ? heapStep(onHeap, opts, data.x, batch, host, optimizer)
+            : tensorStep(model, variables, data, batch, host, opts, optimizer, check);
         if (typeof stepResult === 'object' && !(stepResult instanceof tf.Tensor) && hostTargets) {
           throw diagnoseTrainingStep({
-            model, task: opts.task, x: data.x, batch, targets: hostTargets.targets, sampleWeights: hostTargets.weights,
-            step, epoch, loss: stepResult.loss, badGradient: stepResult.badGradient,
+            model,
+            task: opts.task,
+            x: data.x,
+            batch,
+            targets: hostTargets.targets,
+            sampleWeights: hostTargets.weights,
+            step,
+            epoch,
+            loss: stepResult.loss,
+            badGradient: stepResult.badGradient,
           });
         }
         losses.add(stepResult as number | tf.Scalar, batch.length);
@@ -453,7 +513,11 @@ export async function train(model: tfl.LayersModel, data: TrainingData, opts: Tr
     optimizer.dispose();
   }
   const seconds = (Date.now() - t0) / 1000;
-  const val = best ? { loss: best.loss, accuracy: best.accuracy } : data.validation.length ? evaluateLoss(model, opts.task, data, data.validation) : null;
+  const val = best
+    ? { loss: best.loss, accuracy: best.accuracy }
+    : data.validation.length
+      ? evaluateLoss(model, opts.task, data, data.validation)
+      : null;
   return {
     epochs: epochsRun,
     steps: step,

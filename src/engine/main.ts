@@ -22,7 +22,9 @@ function send(message: EngineMessage): Promise<void> {
 }
 
 if (!process.send) {
-  console.error('the Fair Prune engine runs as a child process of the editor; use the `fairprune` command line instead.');
+  console.error(
+    'the Fair Prune engine runs as a child process of the editor; use the `fairprune` command line instead.',
+  );
   process.exit(2);
 }
 
@@ -58,13 +60,19 @@ const controller = new AbortController();
 let started = false;
 
 /** The request to run: as sent, or for "Try the Demo" once the demo's data set and dense model are in place. */
-async function prepare(command: Extract<EngineCommand, { type: 'run' }>, emit: (e: EngineEvent) => void): Promise<RunRequest> {
+async function prepare(
+  command: Extract<EngineCommand, { type: 'run' }>,
+  emit: (e: EngineEvent) => void,
+): Promise<RunRequest> {
   const { request, demo } = command;
   if (!demo) return request;
   const log = (message: string) => emit({ type: 'log', level: 'info', message });
   const dataDir = path.dirname(request.dataPath);
   const modelDir = path.dirname(request.modelPath);
-  const made = await prepareDemo({ dataDir, modelDir, plan: EDITOR_DEMO, backend: request.backend }, { log, signal: controller.signal });
+  const made = await prepareDemo(
+    { dataDir, modelDir, plan: EDITOR_DEMO, backend: request.backend },
+    { log, signal: controller.signal },
+  );
   return { ...request, dataPath: made.csvPath, modelPath: made.modelPath, label: made.label, groups: made.groups };
 }
 

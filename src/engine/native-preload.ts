@@ -6,8 +6,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Module = require('module') as { _resolveFilename: (request: string, parent: unknown, ...rest: unknown[]) => string };
+
+const Module = require('module') as {
+  _resolveFilename: (request: string, parent: unknown, ...rest: unknown[]) => string;
+};
 
 export function installTfjsRedirect(installRoot: string): void {
   const modules = path.join(installRoot, 'node_modules');

@@ -15,7 +15,9 @@ import { pct } from '../core/report';
 import { EXTENSION_DEFAULTS } from '../protocol/defaults';
 import { policy, policySource, settings } from './config';
 
-export async function pickPoint(sessions: StoredSession[]): Promise<{ sessionDir: string; pointId: string } | undefined> {
+export async function pickPoint(
+  sessions: StoredSession[],
+): Promise<{ sessionDir: string; pointId: string } | undefined> {
   const p = policy();
   const items = sessions.flatMap((s) =>
     s.results.points.map((pt) => {
@@ -30,24 +32,36 @@ export async function pickPoint(sessions: StoredSession[]): Promise<{ sessionDir
     }),
   );
   if (!items.length) {
-    void vscode.window.showInformationMessage('Fair Prune: no pruned point to commit yet. Run "Fair Prune: Prune with Fairness Check…" first.');
+    void vscode.window.showInformationMessage(
+      'Fair Prune: no pruned point to commit yet. Run "Fair Prune: Prune with Fairness Check…" first.',
+    );
     return undefined;
   }
-  return vscode.window.showQuickPick(items, { title: 'Fair Prune: the pruned point to commit', matchOnDescription: true, matchOnDetail: true });
+  return vscode.window.showQuickPick(items, {
+    title: 'Fair Prune: the pruned point to commit',
+    matchOnDescription: true,
+    matchOnDetail: true,
+  });
 }
 
 async function stageInGit(dir: string, output: vscode.OutputChannel): Promise<void> {
   type Repository = { add(paths: string[]): Promise<void> };
   const git = vscode.extensions.getExtension<{
-    getAPI(v: 1): { getRepository(uri: vscode.Uri): Repository | null; openRepository?(root: vscode.Uri): Promise<Repository | null> };
+    getAPI(v: 1): {
+      getRepository(uri: vscode.Uri): Repository | null;
+      openRepository?(root: vscode.Uri): Promise<Repository | null>;
+    };
   }>('vscode.git');
   if (!git) {
-    output.appendLine('fairPrune.git.stage is on, but VS Code\'s git extension is not available: not staged');
+    output.appendLine("fairPrune.git.stage is on, but VS Code's git extension is not available: not staged");
     return;
   }
   const api = (git.isActive ? git.exports : await git.activate()).getAPI(1);
   // A repository git has not opened yet (made after the window opened, say) is opened by asking.
-  const repo = api.getRepository(vscode.Uri.file(dir)) ?? (await api.openRepository?.(vscode.Uri.file(path.dirname(dir))).catch(() => null)) ?? null;
+  const repo =
+    api.getRepository(vscode.Uri.file(dir)) ??
+    (await api.openRepository?.(vscode.Uri.file(path.dirname(dir))).catch(() => null)) ??
+    null;
   if (!repo) {
     output.appendLine(`fairPrune.git.stage is on, but ${dir} is not in a git repository: not staged`);
     return;
@@ -56,16 +70,24 @@ async function stageInGit(dir: string, output: vscode.OutputChannel): Promise<vo
   output.appendLine(`staged ${dir}`);
 }
 
-export async function commitCommand(sessionDir: string, pointId: string, output: vscode.OutputChannel): Promise<string | undefined> {
+export async function commitCommand(
+  sessionDir: string,
+  pointId: string,
+  output: vscode.OutputChannel,
+): Promise<string | undefined> {
   if (!vscode.workspace.isTrusted) {
-    void vscode.window.showErrorMessage('Fair Prune commits pruned models only in a trusted workspace. Trust this workspace (Manage Workspace Trust) to commit.');
+    void vscode.window.showErrorMessage(
+      'Fair Prune commits pruned models only in a trusted workspace. Trust this workspace (Manage Workspace Trust) to commit.',
+    );
     return undefined;
   }
   const session = readSession(sessionDir);
   if (!session) {
     const problem = sessionProblem(sessionDir);
     void vscode.window.showErrorMessage(
-      problem ? `Fair Prune: not committed: ${problem}. Run the session again.` : `Fair Prune: ${path.join(sessionDir, 'results.json')} cannot be read; the session folder was moved or deleted.`,
+      problem
+        ? `Fair Prune: not committed: ${problem}. Run the session again.`
+        : `Fair Prune: ${path.join(sessionDir, 'results.json')} cannot be read; the session folder was moved or deleted.`,
     );
     return undefined;
   }
@@ -81,7 +103,15 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     const overrideItem = 'Override with a Reason…';
     const choice = await vscode.window.showWarningMessage(
       `Fair Prune: ${pointId} fails the fairness gate and was not committed.`,
-      { modal: true, detail: verdict.rules.filter((r) => !r.passed).map((r) => `✗ ${r.message}`).join('\n') + `\n\nGate policy from ${policySource()}. Change the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).` },
+      {
+        modal: true,
+        detail:
+          verdict.rules
+            .filter((r) => !r.passed)
+            .map((r) => `✗ ${r.message}`)
+            .join('\n') +
+          `\n\nGate policy from ${policySource()}. Change the limits in the fairPrune.gate settings, pick another point, or override (the reason is recorded in fairness.json and FAIRNESS.md).`,
+      },
       overrideItem,
     );
     if (choice !== overrideItem) {
@@ -104,7 +134,9 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
   const confirm = 'Commit';
   const stage = settings().gitStage;
   // Asked unless switched off in user settings (a workspace cannot switch it off).
-  const ask = vscode.workspace.getConfiguration('fairPrune').inspect<boolean>('commit.confirm')?.globalValue ?? EXTENSION_DEFAULTS.commitConfirm;
+  const ask =
+    vscode.workspace.getConfiguration('fairPrune').inspect<boolean>('commit.confirm')?.globalValue ??
+    EXTENSION_DEFAULTS.commitConfirm;
   const pick = !ask
     ? confirm
     : await vscode.window.showInformationMessage(
@@ -121,14 +153,29 @@ export async function commitCommand(sessionDir: string, pointId: string, output:
     output.appendLine(`${pointId} was not committed: the commit to ${targetDir} was cancelled`);
     return undefined;
   }
-  if (!ask) output.appendLine(`committing ${pointId} to ${targetDir} without asking (fairPrune.commit.confirm is off in user settings; gate policy from ${policySource()})`);
-  const result = commitPoint({ sessionDir, results: session.results, pointId, policy: gate, override, workspaceRoot, targetDir });
+  if (!ask)
+    output.appendLine(
+      `committing ${pointId} to ${targetDir} without asking (fairPrune.commit.confirm is off in user settings; gate policy from ${policySource()})`,
+    );
+  const result = commitPoint({
+    sessionDir,
+    results: session.results,
+    pointId,
+    policy: gate,
+    override,
+    workspaceRoot,
+    targetDir,
+  });
   output.appendLine(`committed ${pointId} (${result.record.decision}) to ${result.dir}: ${result.files.join(', ')}`);
   if (stage) await stageInGit(result.dir, output);
   const open = 'Open FAIRNESS.md';
   const reveal = 'Reveal in Explorer';
   void vscode.window
-    .showInformationMessage(`Fair Prune: committed ${pointId}${override ? ' by override' : ''} to ${vscode.workspace.asRelativePath(result.dir)} (gate policy from ${policySource()}).`, open, reveal)
+    .showInformationMessage(
+      `Fair Prune: committed ${pointId}${override ? ' by override' : ''} to ${vscode.workspace.asRelativePath(result.dir)} (gate policy from ${policySource()}).`,
+      open,
+      reveal,
+    )
     .then((pick) => {
       if (pick === open) void vscode.window.showTextDocument(vscode.Uri.file(path.join(result.dir, 'FAIRNESS.md')));
       if (pick === reveal) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.dir));

@@ -68,10 +68,19 @@ export function allOutDirs(): string[] {
 export function policySource(): string {
   const c = vscode.workspace.getConfiguration('fairPrune.gate', null);
   const keys = ['maxWorstGroupDrop', 'maxGapIncrease', 'minAccuracy', 'judgeOn'];
-  const from = keys.map((k) => c.inspect(k)).map((i) =>
-    i?.workspaceFolderValue !== undefined || i?.workspaceValue !== undefined ? 'workspace' : i?.globalValue !== undefined ? 'user' : 'default',
-  );
-  if (from.includes('workspace')) return vscode.workspace.isTrusted ? 'workspace settings' : 'user settings (workspace settings are ignored until the workspace is trusted)';
+  const from = keys
+    .map((k) => c.inspect(k))
+    .map((i) =>
+      i?.workspaceFolderValue !== undefined || i?.workspaceValue !== undefined
+        ? 'workspace'
+        : i?.globalValue !== undefined
+          ? 'user'
+          : 'default',
+    );
+  if (from.includes('workspace'))
+    return vscode.workspace.isTrusted
+      ? 'workspace settings'
+      : 'user settings (workspace settings are ignored until the workspace is trusted)';
   return from.includes('user') ? 'user settings' : 'the defaults';
 }
 

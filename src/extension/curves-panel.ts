@@ -22,14 +22,20 @@ import { readModelJson, readSavedWeights } from '../core/model-files';
 import { staysInside } from '../core/results-check';
 import { readCsvFile } from '../core/data/csv';
 import { writeFileAtomic } from '../core/atomic';
-import { DEFAULT_CURVES_STATE, flopsReduction, macProfile, pct, sanitizeState, weightZeroCounts } from '../ui/curves-model';
+import { DEFAULT_CURVES_STATE, flopsReduction, macProfile, sanitizeState, weightZeroCounts } from '../ui/curves-model';
 import type { WeightsManifest } from '../ui/curves-model';
 import { describeProgress } from '../ui/progress-text';
 import { newNonce, pageAssets, webviewCsp, webviewPage } from '../ui/webview-assets';
 import { commitCommand } from './commit';
 import { sessionViewOf } from './config';
 
-const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif' };
+const IMAGE_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+};
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;
 /** The weight bytes of a point's model the panel reads to count its zeros (a Fair Prune model is far smaller). */
 const MAX_POINT_WEIGHT_BYTES = 2 ** 30;
@@ -50,7 +56,10 @@ export class CurvesPanel implements vscode.Disposable {
   private lastProgress = 0;
   private readyTimer?: NodeJS.Timeout;
   private reloads = 0;
-  private readonly flopsCache = new Map<string, { mtime: number; flops: Record<string, number> | null; note: string }>();
+  private readonly flopsCache = new Map<
+    string,
+    { mtime: number; flops: Record<string, number> | null; note: string }
+  >();
   private csvCache?: { file: string; mtime: number; rows: string[][]; columns: string[] };
 
   constructor(
@@ -62,7 +71,8 @@ export class CurvesPanel implements vscode.Disposable {
     // sessions run from the command line (or another window) update the panel too
     const watcher = vscode.workspace.createFileSystemWatcher('**/sessions/*/results.json');
     const changed = (uri: vscode.Uri) => {
-      if (this.state.sessionDir && path.resolve(path.dirname(uri.fsPath)) === path.resolve(this.state.sessionDir)) this.refreshSoon();
+      if (this.state.sessionDir && path.resolve(path.dirname(uri.fsPath)) === path.resolve(this.state.sessionDir))
+        this.refreshSoon();
     };
     this.disposables.push(watcher, watcher.onDidChange(changed), watcher.onDidCreate(changed));
   }
@@ -87,7 +97,12 @@ export class CurvesPanel implements vscode.Disposable {
       this.sendSession();
       return;
     }
-    const panel = vscode.window.createWebviewPanel(CurvesPanel.viewType, 'Fairness Curves', { viewColumn: vscode.ViewColumn.Active, preserveFocus }, this.options());
+    const panel = vscode.window.createWebviewPanel(
+      CurvesPanel.viewType,
+      'Fairness Curves',
+      { viewColumn: vscode.ViewColumn.Active, preserveFocus },
+      this.options(),
+    );
     this.attach(panel);
   }
 
@@ -163,11 +178,15 @@ export class CurvesPanel implements vscode.Disposable {
       if (this.panel !== panel || this.ready) return;
       if (!panel.visible) return this.watchReady(panel);
       if (this.reloads >= MAX_RELOADS) {
-        this.output.appendLine(`The Fairness Curves page did not start after ${MAX_RELOADS + 1} tries: close the panel and open it again ("Fair Prune: Show Fairness Curves").`);
+        this.output.appendLine(
+          `The Fairness Curves page did not start after ${MAX_RELOADS + 1} tries: close the panel and open it again ("Fair Prune: Show Fairness Curves").`,
+        );
         return;
       }
       this.reloads++;
-      this.output.appendLine(`The Fairness Curves page had not started after ${READY_TIMEOUT_MS / 1000} s: loading it again.`);
+      this.output.appendLine(
+        `The Fairness Curves page had not started after ${READY_TIMEOUT_MS / 1000} s: loading it again.`,
+      );
       panel.webview.html = this.html(panel.webview);
       this.watchReady(panel);
     }, READY_TIMEOUT_MS);
@@ -228,7 +247,11 @@ export class CurvesPanel implements vscode.Disposable {
         if (m.state) {
           const restored = sanitizeState(m.state);
           // the host's choice of session (a command's argument, a new run) wins over the webview's memory
-          this.state = { ...restored, sessionDir: this.state.sessionDir ?? restored.sessionDir, selected: this.state.sessionDir && this.state.sessionDir !== restored.sessionDir ? null : restored.selected };
+          this.state = {
+            ...restored,
+            sessionDir: this.state.sessionDir ?? restored.sessionDir,
+            selected: this.state.sessionDir && this.state.sessionDir !== restored.sessionDir ? null : restored.selected,
+          };
         }
         this.sendSession();
         return;
@@ -256,7 +279,11 @@ export class CurvesPanel implements vscode.Disposable {
 
   private async save(fileName: string, filters: Record<string, string[]>, data: string | Uint8Array): Promise<void> {
     const base = this.state.sessionDir ?? vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    const target = await vscode.window.showSaveDialog({ defaultUri: base ? vscode.Uri.file(path.join(base, path.basename(fileName))) : undefined, filters, title: `Fair Prune: save ${path.basename(fileName)}` });
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: base ? vscode.Uri.file(path.join(base, path.basename(fileName))) : undefined,
+      filters,
+      title: `Fair Prune: save ${path.basename(fileName)}`,
+    });
     if (!target) return;
     if (target.scheme === 'file') writeFileAtomic(target.fsPath, data);
     else await vscode.workspace.fs.writeFile(target, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
@@ -268,7 +295,14 @@ export class CurvesPanel implements vscode.Disposable {
   private exemplars(sessionDir: string, pointId: string): HostToCurves {
     const session = readSession(sessionDir);
     const point = session?.results.points.find((p) => p.id === pointId);
-    if (!session || !point) return { type: 'exemplars', sessionDir, pointId, images: [], note: `Session ${sessionDir} has no point ${pointId}.` };
+    if (!session || !point)
+      return {
+        type: 'exemplars',
+        sessionDir,
+        pointId,
+        images: [],
+        note: `Session ${sessionDir} has no point ${pointId}.`,
+      };
     const data = session.results.data;
     const images: ExemplarImage[] = [];
     let note = '';
@@ -277,8 +311,10 @@ export class CurvesPanel implements vscode.Disposable {
     // The data file and its images are named by results.json and the CSV: read only inside the
     // session's workspace folder, sizes checked first.
     const root = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(sessionDir))?.uri.fsPath;
-    const inWorkspace = (file: string) => root !== undefined && staysInside(root, path.relative(root, path.resolve(file)));
-    if (data.imageColumn && !inWorkspace(data.path)) note = `${data.path} lies outside the workspace folder: images are not shown.`;
+    const inWorkspace = (file: string) =>
+      root !== undefined && staysInside(root, path.relative(root, path.resolve(file)));
+    if (data.imageColumn && !inWorkspace(data.path))
+      note = `${data.path} lies outside the workspace folder: images are not shown.`;
     else if (data.imageColumn) {
       try {
         const table = this.csv(data.path);
@@ -291,7 +327,14 @@ export class CurvesPanel implements vscode.Disposable {
     } else note = 'Tabular data: the exemplars are listed by CSV row.';
     for (const g of point.comparison.exemplars.byGroup) {
       for (const s of g.samples.slice(0, MAX_IMAGES_PER_GROUP)) {
-        const img: ExemplarImage = { group: g.group, row: s.row, label: s.label, dense: s.dense, pruned: s.pruned, src: null };
+        const img: ExemplarImage = {
+          group: g.group,
+          row: s.row,
+          label: s.label,
+          dense: s.dense,
+          pruned: s.pruned,
+          src: null,
+        };
         if (column >= 0) {
           const value = rows[s.row - 1]?.[column];
           if (value === undefined) img.problem = `row ${s.row} is not in ${path.basename(data.path)} any more`;
@@ -315,7 +358,10 @@ export class CurvesPanel implements vscode.Disposable {
   private csv(file: string): { rows: string[][]; columns: string[] } {
     const stat = fs.statSync(file);
     if (!stat.isFile()) throw new Error('it is not a regular file');
-    if (stat.size > MAX_CSV_BYTES) throw new Error(`it is ${stat.size.toLocaleString('en')} bytes, more than the ${MAX_CSV_BYTES.toLocaleString('en')} read to show images`);
+    if (stat.size > MAX_CSV_BYTES)
+      throw new Error(
+        `it is ${stat.size.toLocaleString('en')} bytes, more than the ${MAX_CSV_BYTES.toLocaleString('en')} read to show images`,
+      );
     const mtime = stat.mtimeMs;
     if (this.csvCache?.file === file && this.csvCache.mtime === mtime) return this.csvCache;
     const { table } = readCsvFile(file);
@@ -345,7 +391,10 @@ export class CurvesPanel implements vscode.Disposable {
 export function kernelStats(modelDir: string): Record<string, { size: number; zeros: number }> {
   const { manifest, groups } = readSavedWeights(path.join(modelDir, 'model.json'), MAX_POINT_WEIGHT_BYTES);
   // each group's bytes, already read and checked, stand for its files
-  return weightZeroCounts(manifest.map((g, i) => ({ ...g, paths: [String(i)] })) as WeightsManifest, (i) => groups[Number(i)]);
+  return weightZeroCounts(
+    manifest.map((g, i) => ({ ...g, paths: [String(i)] })) as WeightsManifest,
+    (i) => groups[Number(i)],
+  );
 }
 
 function computeFlops(view: SessionView): { flops: Record<string, number> | null; note: string } {
@@ -359,5 +408,8 @@ function computeFlops(view: SessionView): { flops: Record<string, number> | null
     const f = flopsReduction(profile, kernelStats(path.join(view.sessionDir, p.modelDir)));
     if (f !== undefined) flops[p.id] = f;
   }
-  return { flops, note: 'FLOPs reduction: multiply-adds of the Dense and Conv kernels removed by zero weights, per sample (an estimate of what sparse kernels could skip; tfjs itself runs dense kernels).' };
+  return {
+    flops,
+    note: 'FLOPs reduction: multiply-adds of the Dense and Conv kernels removed by zero weights, per sample (an estimate of what sparse kernels could skip; tfjs itself runs dense kernels).',
+  };
 }

@@ -19,15 +19,32 @@ export const DEMO_FOLDER = 'fair-prune-demo';
 /** Asks where to write the demo: the workspace folder (one Enter) or another folder. */
 async function pickParent(): Promise<string | undefined> {
   const browse = async () =>
-    (await vscode.window.showOpenDialog({ title: 'Fair Prune: where to write the demo', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, openLabel: 'Write the Demo Here' }))?.[0]?.fsPath;
+    (
+      await vscode.window.showOpenDialog({
+        title: 'Fair Prune: where to write the demo',
+        canSelectFiles: false,
+        canSelectFolders: true,
+        canSelectMany: false,
+        openLabel: 'Write the Demo Here',
+      })
+    )?.[0]?.fsPath;
   const folders = vscode.workspace.workspaceFolders ?? [];
   if (folders.length === 0) return browse();
   const other = '$(folder-opened) Choose Another Folder…';
   const items = [
-    ...folders.map((f) => ({ label: `$(folder) ${f.name}/${DEMO_FOLDER}`, description: 'in this workspace', detail: "4,500 small PNGs of biased MNIST digits and a CNN trained on them, then a pruning session", dir: f.uri.fsPath })),
+    ...folders.map((f) => ({
+      label: `$(folder) ${f.name}/${DEMO_FOLDER}`,
+      description: 'in this workspace',
+      detail: '4,500 small PNGs of biased MNIST digits and a CNN trained on them, then a pruning session',
+      dir: f.uri.fsPath,
+    })),
     { label: other, description: '', detail: undefined, dir: '' },
   ];
-  const picked = await vscode.window.showQuickPick(items, { title: 'Fair Prune: Try the Demo — where to write it', placeHolder: 'The demo data set and its model go into a new folder fair-prune-demo', ignoreFocusOut: true });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'Fair Prune: Try the Demo — where to write it',
+    placeHolder: 'The demo data set and its model go into a new folder fair-prune-demo',
+    ignoreFocusOut: true,
+  });
   if (!picked) return undefined;
   return picked.label === other ? browse() : picked.dir;
 }
@@ -41,7 +58,10 @@ export async function askDemoRequest(): Promise<{ request: RunRequest; demo: Dem
   if (!parent) return undefined;
   const folder = path.join(parent, DEMO_FOLDER);
   if (fs.existsSync(folder) && !fs.statSync(folder).isDirectory()) {
-    throw new UserError('exists and is not a folder; the demo goes into a folder of that name.', { file: folder, fix: 'rename or move that file, or pick another folder for the demo.' });
+    throw new UserError('exists and is not a folder; the demo goes into a folder of that name.', {
+      file: folder,
+      fix: 'rename or move that file, or pick another folder for the demo.',
+    });
   }
   const request: RunRequest = {
     modelPath: path.join(folder, DEMO_LAYOUT.model, 'model.json'),

@@ -41,7 +41,10 @@ export class EngineRun {
   private cancelRequested = false;
   private killTimer?: NodeJS.Timeout;
 
-  constructor(readonly request: RunRequest, private readonly options: EngineOptions) {
+  constructor(
+    readonly request: RunRequest,
+    private readonly options: EngineOptions,
+  ) {
     this.child = fork(options.enginePath, [], {
       // The demo's model folder does not exist yet when the engine starts.
       cwd: options.demo?.folder ?? path.dirname(request.modelPath),
@@ -85,7 +88,11 @@ export class EngineRun {
     this.cancelRequested = true;
     this.child.kill('SIGKILL');
     if (this.sessionDir && !this.finished) {
-      markSessionEnded(this.sessionDir, 'cancelled', 'stopped because the VS Code window closed or reloaded while it ran; its finished points are kept');
+      markSessionEnded(
+        this.sessionDir,
+        'cancelled',
+        'stopped because the VS Code window closed or reloaded while it ran; its finished points are kept',
+      );
     }
   }
 
@@ -106,13 +113,27 @@ export class EngineRun {
 
   private outcome(code: number | null, signal: NodeJS.Signals | null): EngineOutcome {
     if (this.finished) {
-      return { status: this.finished.status === 'running' ? 'failed' : this.finished.status, sessionDir: this.sessionDir, resultsPath: this.finished.resultsPath, error: this.finished.error };
+      return {
+        status: this.finished.status === 'running' ? 'failed' : this.finished.status,
+        sessionDir: this.sessionDir,
+        resultsPath: this.finished.resultsPath,
+        error: this.finished.error,
+      };
     }
     // The engine ended without finishing its session: cancelled by us, or it died.
     const status = this.cancelRequested ? 'cancelled' : 'failed';
     const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
-    const error = this.fatal ?? (this.cancelRequested ? undefined : `the engine process ${how}${signal === 'SIGKILL' || code === 134 ? ' — out of memory, or killed from outside' : ''}`);
+    const error =
+      this.fatal ??
+      (this.cancelRequested
+        ? undefined
+        : `the engine process ${how}${signal === 'SIGKILL' || code === 134 ? ' — out of memory, or killed from outside' : ''}`);
     if (this.sessionDir) markSessionEnded(this.sessionDir, status, error);
-    return { status, sessionDir: this.sessionDir, error, resultsPath: this.sessionDir ? path.join(this.sessionDir, 'results.json') : undefined };
+    return {
+      status,
+      sessionDir: this.sessionDir,
+      error,
+      resultsPath: this.sessionDir ? path.join(this.sessionDir, 'results.json') : undefined,
+    };
   }
 }

@@ -35,7 +35,11 @@ export function activate(context: vscode.ExtensionContext) {
   const output = vscode.window.createOutputChannel('Fair Prune', { log: true });
   const sessions = new SessionsView();
   const report = new ReportView(context.extensionUri);
-  const curves = new CurvesPanel(context.extensionUri, output, () => report.currentSession ?? sessions.sessions()[0]?.dir);
+  const curves = new CurvesPanel(
+    context.extensionUri,
+    output,
+    () => report.currentSession ?? sessions.sessions()[0]?.dir,
+  );
   runner = new SessionRunner({
     output,
     enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
@@ -65,7 +69,10 @@ export function activate(context: vscode.ExtensionContext) {
     if (vscode.workspace.isTrusted) return true;
     const manage = 'Manage Workspace Trust';
     void vscode.window
-      .showErrorMessage(`Fair Prune ${what} only in a trusted workspace: ${why}. Reading reports works in Restricted Mode; trust this workspace to ${what.replace(/^(\w+?)s /, '$1 ')}.`, manage)
+      .showErrorMessage(
+        `Fair Prune ${what} only in a trusted workspace: ${why}. Reading reports works in Restricted Mode; trust this workspace to ${what.replace(/^(\w+?)s /, '$1 ')}.`,
+        manage,
+      )
       .then((pick) => pick === manage && vscode.commands.executeCommand('workbench.trust.manage'));
     return false;
   };
@@ -82,7 +89,12 @@ export function activate(context: vscode.ExtensionContext) {
       deserializeWebviewPanel: async (panel, state) => curves.restore(panel, state),
     }),
     vscode.commands.registerCommand('fairPrune.showCurves', (arg?: string | Node) => {
-      const dir = typeof arg === 'string' ? arg : arg && arg.kind !== 'model' && arg.kind !== 'refused' ? arg.session.dir : undefined;
+      const dir =
+        typeof arg === 'string'
+          ? arg
+          : arg && arg.kind !== 'model' && arg.kind !== 'refused'
+            ? arg.session.dir
+            : undefined;
       curves.show(dir);
     }),
     vscode.commands.registerCommand(
@@ -96,7 +108,8 @@ export function activate(context: vscode.ExtensionContext) {
     vscode.commands.registerCommand(
       'fairPrune.tryDemo',
       guarded(async () => {
-        if (!requireTrust('runs the demo', 'it writes the demo into the workspace and trains in a separate process')) return;
+        if (!requireTrust('runs the demo', 'it writes the demo into the workspace and trains in a separate process'))
+          return;
         const asked = await askDemoRequest();
         if (asked) await runner!.start(asked.request, asked.demo);
       }),
@@ -110,32 +123,54 @@ export function activate(context: vscode.ExtensionContext) {
         if (!requireTrust('commits pruned models')) return;
         let target: { sessionDir: string; pointId: string } | undefined;
         if (typeof arg === 'string' && pointId) target = { sessionDir: arg, pointId };
-        else if (arg && typeof arg === 'object' && arg.kind === 'point') target = { sessionDir: arg.session.dir, pointId: arg.point.id };
+        else if (arg && typeof arg === 'object' && arg.kind === 'point')
+          target = { sessionDir: arg.session.dir, pointId: arg.point.id };
         else {
           const current = report.currentSession;
           const list = sessions.sessions();
-          target = await pickPoint(current ? [...list.filter((s) => s.dir === current), ...list.filter((s) => s.dir !== current)] : list);
+          target = await pickPoint(
+            current ? [...list.filter((s) => s.dir === current), ...list.filter((s) => s.dir !== current)] : list,
+          );
         }
         if (target) await commitCommand(target.sessionDir, target.pointId, output);
       }),
     ),
     vscode.commands.registerCommand('fairPrune.showSession', async (sessionDir?: string | Node) => {
-      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused' ? sessionDir.session.dir : sessions.sessions()[0]?.dir;
+      const dir =
+        typeof sessionDir === 'string'
+          ? sessionDir
+          : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused'
+            ? sessionDir.session.dir
+            : sessions.sessions()[0]?.dir;
       if (dir) await report.show(dir);
       else void vscode.window.showInformationMessage('Fair Prune: no session yet in this workspace.');
     }),
     vscode.commands.registerCommand('fairPrune.openReport', async (sessionDir?: string | Node) => {
-      const dir = typeof sessionDir === 'string' ? sessionDir : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused' ? sessionDir.session.dir : report.currentSession;
+      const dir =
+        typeof sessionDir === 'string'
+          ? sessionDir
+          : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused'
+            ? sessionDir.session.dir
+            : report.currentSession;
       const file = dir && path.join(dir, 'report.md');
       if (!file || !fs.existsSync(file)) {
-        void vscode.window.showInformationMessage('Fair Prune: this session has no report yet (it is written when the session ends).');
+        void vscode.window.showInformationMessage(
+          'Fair Prune: this session has no report yet (it is written when the session ends).',
+        );
         return;
       }
       await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(file));
     }),
     vscode.commands.registerCommand('fairPrune.refresh', () => sessions.refresh()),
     vscode.commands.registerCommand('fairPrune.showLog', () => output.show(true)),
-    vscode.commands.registerCommand('fairPrune.installNativeBackend', guarded(() => requireTrust('installs a native backend', 'it runs npm, which downloads and builds code') && installNativeBackend(context, output))),
+    vscode.commands.registerCommand(
+      'fairPrune.installNativeBackend',
+      guarded(
+        () =>
+          requireTrust('installs a native backend', 'it runs npm, which downloads and builds code') &&
+          installNativeBackend(context, output),
+      ),
+    ),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('fairPrune.gate') || e.affectsConfiguration('fairPrune.outputFolder')) {
         sessions.refresh();

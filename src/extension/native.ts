@@ -17,15 +17,30 @@ export function nativeRoot(context: vscode.ExtensionContext): string {
 /** Environment for the engine process: the preload and where the native install is, if there is one. */
 export function nativeEnv(context: vscode.ExtensionContext): { preload?: string; env?: Record<string, string> } {
   const root = nativeRoot(context);
-  const installed = ['tfjs-node', 'tfjs-node-gpu'].some((p) => fs.existsSync(path.join(root, 'node_modules', '@tensorflow', p, 'package.json')));
+  const installed = ['tfjs-node', 'tfjs-node-gpu'].some((p) =>
+    fs.existsSync(path.join(root, 'node_modules', '@tensorflow', p, 'package.json')),
+  );
   if (!installed) return {};
-  return { preload: path.join(context.extensionPath, 'dist', 'native-preload.js'), env: { FAIRPRUNE_NATIVE_ROOT: root } };
+  return {
+    preload: path.join(context.extensionPath, 'dist', 'native-preload.js'),
+    env: { FAIRPRUNE_NATIVE_ROOT: root },
+  };
 }
 
-function run(cmd: string, args: string[], cwd: string, output: vscode.OutputChannel, token: vscode.CancellationToken): Promise<{ code: number | null; tail: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  output: vscode.OutputChannel,
+  token: vscode.CancellationToken,
+): Promise<{ code: number | null; tail: string }> {
   return new Promise((resolve) => {
     let tail = '';
-    const child = spawn(cmd, args, { cwd, shell: process.platform === 'win32', env: { ...process.env, npm_config_yes: 'true' } });
+    const child = spawn(cmd, args, {
+      cwd,
+      shell: process.platform === 'win32',
+      env: { ...process.env, npm_config_yes: 'true' },
+    });
     const onData = (d: Buffer) => {
       const t = d.toString();
       output.append(t);
@@ -39,43 +54,75 @@ function run(cmd: string, args: string[], cwd: string, output: vscode.OutputChan
   });
 }
 
-export async function installNativeBackend(context: vscode.ExtensionContext, output: vscode.OutputChannel): Promise<void> {
+export async function installNativeBackend(
+  context: vscode.ExtensionContext,
+  output: vscode.OutputChannel,
+): Promise<void> {
   if (!vscode.workspace.isTrusted) {
     void vscode.window.showErrorMessage('Fair Prune installs the native backend only from a trusted workspace.');
     return;
   }
   const pick = await vscode.window.showQuickPick(
     [
-      { label: 'CPU', description: `@tensorflow/tfjs-node ${TFJS_VERSION}`, detail: 'TensorFlow\'s C library on this machine\'s CPU: much faster than wasm', pkg: '@tensorflow/tfjs-node' },
-      { label: 'CUDA GPU', description: `@tensorflow/tfjs-node-gpu ${TFJS_VERSION}`, detail: 'Linux with an NVIDIA GPU and CUDA 11.2 + cuDNN 8.1 installed (newer CUDA is not used)', pkg: '@tensorflow/tfjs-node-gpu' },
+      {
+        label: 'CPU',
+        description: `@tensorflow/tfjs-node ${TFJS_VERSION}`,
+        detail: "TensorFlow's C library on this machine's CPU: much faster than wasm",
+        pkg: '@tensorflow/tfjs-node',
+      },
+      {
+        label: 'CUDA GPU',
+        description: `@tensorflow/tfjs-node-gpu ${TFJS_VERSION}`,
+        detail: 'Linux with an NVIDIA GPU and CUDA 11.2 + cuDNN 8.1 installed (newer CUDA is not used)',
+        pkg: '@tensorflow/tfjs-node-gpu',
+      },
     ],
     { title: 'Fair Prune: install which native backend?' },
   );
   if (!pick) return;
   const root = nativeRoot(context);
   fs.mkdirSync(root, { recursive: true });
-  if (!fs.existsSync(path.join(root, 'package.json'))) fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'fair-prune-native-backend', private: true }, null, 1));
+  if (!fs.existsSync(path.join(root, 'package.json')))
+    fs.writeFileSync(
+      path.join(root, 'package.json'),
+      JSON.stringify({ name: 'fair-prune-native-backend', private: true }, null, 1),
+    );
   output.show(true);
   output.appendLine(`installing ${pick.pkg}@${TFJS_VERSION} into ${root}`);
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Fair Prune: installing ${pick.pkg}`, cancellable: true },
     async (_p, token) => {
       const npm = await run('npm', ['--version'], root, output, token);
-      if (npm.code !== 0) return { ok: false, why: 'npm was not found on PATH. Install Node.js (which brings npm) and try again.' };
-      const r = await run('npm', ['install', '--no-audit', '--no-fund', `${pick.pkg}@${TFJS_VERSION}`], root, output, token);
-      if (r.code === 0 && fs.existsSync(path.join(root, 'node_modules', ...pick.pkg.split('/'), 'package.json'))) return { ok: true, why: '' };
+      if (npm.code !== 0)
+        return { ok: false, why: 'npm was not found on PATH. Install Node.js (which brings npm) and try again.' };
+      const r = await run(
+        'npm',
+        ['install', '--no-audit', '--no-fund', `${pick.pkg}@${TFJS_VERSION}`],
+        root,
+        output,
+        token,
+      );
+      if (r.code === 0 && fs.existsSync(path.join(root, 'node_modules', ...pick.pkg.split('/'), 'package.json')))
+        return { ok: true, why: '' };
       const offline = /ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|getaddrinfo|fetch failed|network/i.test(r.tail);
       return {
         ok: false,
         why: offline
-          ? 'the download failed: this machine cannot reach the npm registry or the server TensorFlow\'s C library comes from.'
+          ? "the download failed: this machine cannot reach the npm registry or the server TensorFlow's C library comes from."
           : `npm exited with code ${r.code}. ${pick.label === 'CUDA GPU' ? 'tfjs-node-gpu needs Linux with CUDA 11.2 and cuDNN 8.1; ' : ''}see the Fair Prune output for npm's message.`,
       };
     },
   );
   if (result.ok) {
-    void vscode.window.showInformationMessage(`Fair Prune: ${pick.pkg} is installed. New sessions use it (set fairPrune.backend to "auto" or "${pick.label === 'CPU' ? 'tensorflow' : 'tensorflow-gpu'}").`);
+    void vscode.window.showInformationMessage(
+      `Fair Prune: ${pick.pkg} is installed. New sessions use it (set fairPrune.backend to "auto" or "${pick.label === 'CPU' ? 'tensorflow' : 'tensorflow-gpu'}").`,
+    );
   } else {
-    void vscode.window.showErrorMessage(`Fair Prune could not install ${pick.pkg}: ${result.why} Sessions keep running on the wasm backend.`, 'Show Log').then((p) => p && output.show(true));
+    void vscode.window
+      .showErrorMessage(
+        `Fair Prune could not install ${pick.pkg}: ${result.why} Sessions keep running on the wasm backend.`,
+        'Show Log',
+      )
+      .then((p) => p && output.show(true));
   }
 }

@@ -53,19 +53,29 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
         list.push(s);
         byModel.set(s.results.model.path, list);
       }
-      const models: Node[] = [...byModel.entries()].map(([modelPath, sessions]) => ({ kind: 'model', modelPath, sessions }));
+      const models: Node[] = [...byModel.entries()].map(([modelPath, sessions]) => ({
+        kind: 'model',
+        modelPath,
+        sessions,
+      }));
       // A results.json that fails its schema or path checks is shown as an error, never acted on.
-      const refused: Node[] = allOutDirs().flatMap((d) => refusedSessions(d)).map((r) => ({ kind: 'refused', ...r }));
+      const refused: Node[] = allOutDirs()
+        .flatMap((d) => refusedSessions(d))
+        .map((r) => ({ kind: 'refused', ...r }));
       return [...models, ...refused];
     }
     if (node.kind === 'model') return node.sessions.map((session) => ({ kind: 'session', session }));
-    if (node.kind === 'session') return node.session.results.points.map((point) => ({ kind: 'point', session: node.session, point }));
+    if (node.kind === 'session')
+      return node.session.results.points.map((point) => ({ kind: 'point', session: node.session, point }));
     return [];
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
     if (node.kind === 'refused') {
-      const item = new vscode.TreeItem(`${path.basename(node.dir)} · results.json refused`, vscode.TreeItemCollapsibleState.None);
+      const item = new vscode.TreeItem(
+        `${path.basename(node.dir)} · results.json refused`,
+        vscode.TreeItemCollapsibleState.None,
+      );
       item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
       item.description = node.problem.replace(/^.*results\.json: /, '');
       item.tooltip = `${node.problem}\nFair Prune does not act on this file. Run the session again, or delete its folder.`;
@@ -82,11 +92,20 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
     }
     if (node.kind === 'session') {
       const r = node.session.results;
-      const item = new vscode.TreeItem(`${r.createdAt.slice(0, 16).replace('T', ' ')} · ${r.data.groupColumns.join(' × ')}`, vscode.TreeItemCollapsibleState.Collapsed);
+      const item = new vscode.TreeItem(
+        `${r.createdAt.slice(0, 16).replace('T', ' ')} · ${r.data.groupColumns.join(' × ')}`,
+        vscode.TreeItemCollapsibleState.Collapsed,
+      );
       item.id = node.session.dir;
       item.description = `${r.status === 'completed' ? '' : `${r.status} · `}${r.points.length} point${r.points.length === 1 ? '' : 's'} · ${path.basename(r.data.path)}`;
       item.iconPath = new vscode.ThemeIcon(
-        r.status === 'running' ? 'sync~spin' : r.status === 'failed' ? 'error' : r.status === 'cancelled' ? 'circle-slash' : 'history',
+        r.status === 'running'
+          ? 'sync~spin'
+          : r.status === 'failed'
+            ? 'error'
+            : r.status === 'cancelled'
+              ? 'circle-slash'
+              : 'history',
       );
       item.tooltip = `${r.sessionId}\n${r.status}${r.error ? `: ${r.error}` : ''}\nbackend ${r.engine.backend.name}`;
       item.contextValue = 'fairPrune.session';
@@ -102,9 +121,15 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
     item.iconPath = verdict.passed
       ? new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'))
       : new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
-    item.tooltip = new vscode.MarkdownString(`${recommended ? '★ **Recommended**: the sparsest point that passes the gate.\n\n' : ''}**${verdict.passed ? 'Passes' : 'Fails'} the fairness gate**\n\n${verdict.rules.map((r) => `- ${r.passed ? '✓' : '✗'} ${r.message}`).join('\n')}`);
+    item.tooltip = new vscode.MarkdownString(
+      `${recommended ? '★ **Recommended**: the sparsest point that passes the gate.\n\n' : ''}**${verdict.passed ? 'Passes' : 'Fails'} the fairness gate**\n\n${verdict.rules.map((r) => `- ${r.passed ? '✓' : '✗'} ${r.message}`).join('\n')}`,
+    );
     item.contextValue = verdict.passed ? 'fairPrune.point.pass' : 'fairPrune.point.fail';
-    item.command = { command: 'fairPrune.showSession', title: 'Show Fairness Report', arguments: [node.session.dir, p.id] };
+    item.command = {
+      command: 'fairPrune.showSession',
+      title: 'Show Fairness Report',
+      arguments: [node.session.dir, p.id],
+    };
     return item;
   }
 

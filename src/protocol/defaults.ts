@@ -53,7 +53,12 @@ export const RUN_DEFAULTS = {
 };
 
 /** The fairness gate's policy when none is set (the `fairPrune.gate.*` settings, `--policy`). */
-export const DEFAULT_POLICY: FairnessPolicy = { maxWorstGroupDrop: 0.05, maxGapIncrease: 0.03, minAccuracy: 0, judgeOn: 'interval' };
+export const DEFAULT_POLICY: FairnessPolicy = {
+  maxWorstGroupDrop: 0.05,
+  maxGapIncrease: 0.03,
+  minAccuracy: 0,
+  judgeOn: 'interval',
+};
 
 /** Settings of the extension alone (package.json's `contributes.configuration`). */
 export const EXTENSION_DEFAULTS = {

@@ -3,7 +3,17 @@
  * engine that runs it (in-process for the command line, a forked child process for the editor).
  * The same event type streams to the webview panels.
  */
-import type { BackendPreference, Evaluation, KernelChoice, LossName, PruningMethodName, PrunedPoint, PruningTarget, ScheduleSpec, SessionResults } from './results';
+import type {
+  BackendPreference,
+  Evaluation,
+  KernelChoice,
+  LossName,
+  PruningMethodName,
+  PrunedPoint,
+  PruningTarget,
+  ScheduleSpec,
+  SessionResults,
+} from './results';
 
 /** What the user asked for: everything `fairprune run` takes. */
 export interface RunRequest {

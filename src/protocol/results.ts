@@ -8,8 +8,18 @@
 export const RESULTS_SCHEMA_VERSION = 1 as const;
 
 /** Which fine-tuning loss produced a pruned model (see `../shared/conformance/README.md`). */
-export type LossName = 'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only' | 'group-balanced' | 'group-dro' | 'ceag';
-export const LOSS_NAMES: readonly LossName[] = ['ce', 'kd', 'pw', 'pw-weight-only', 'pw-correction-only', 'group-balanced', 'group-dro', 'ceag'];
+export type LossName =
+  'ce' | 'kd' | 'pw' | 'pw-weight-only' | 'pw-correction-only' | 'group-balanced' | 'group-dro' | 'ceag';
+export const LOSS_NAMES: readonly LossName[] = [
+  'ce',
+  'kd',
+  'pw',
+  'pw-weight-only',
+  'pw-correction-only',
+  'group-balanced',
+  'group-dro',
+  'ceag',
+];
 /** Losses that need the subgroups of the training rows (src/core/objectives.ts). */
 export const GROUP_OBJECTIVES: readonly LossName[] = ['group-balanced', 'group-dro', 'ceag'];
 export const LOSS_LABELS: Record<LossName, string> = {
@@ -50,7 +60,13 @@ export interface GroupObjectiveRecord {
  * says what each one needs, how it scores and whether it shrinks the model (the engine does not
  * compile while a name here has no entry there, or an entry has no name here).
  */
-export const PRUNING_METHOD_NAMES = ['magnitude-layer', 'magnitude-global', 'random', 'l1-filter', 'taylor-filter'] as const;
+export const PRUNING_METHOD_NAMES = [
+  'magnitude-layer',
+  'magnitude-global',
+  'random',
+  'l1-filter',
+  'taylor-filter',
+] as const;
 export type PruningMethodName = (typeof PRUNING_METHOD_NAMES)[number];
 
 /** When pruning happens during fine-tuning (see src/core/pruning/schedules.ts). */
@@ -142,7 +158,13 @@ export interface SensitivityScan {
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = BackendName | 'auto';
 /** Every backend a user may ask for (`--backend`, `fairPrune.backend`); auto takes the first that works. */
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = [
+  'auto',
+  'tensorflow-gpu',
+  'tensorflow',
+  'wasm',
+  'cpu',
+];
 
 export type SplitName = 'train' | 'validation' | 'test';
 

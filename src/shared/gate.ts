@@ -70,12 +70,18 @@ export function checkPoint(point: PrunedPoint, policy: FairnessPolicy): GateVerd
     passed: failed.length === 0,
     policy,
     rules,
-    summary: failed.length === 0 ? `passes the fairness gate (${policy.judgeOn === 'interval' ? 'judged on 95% intervals' : 'judged on estimates'})` : `fails: ${failed.map((r) => r.message).join('; ')}`,
+    summary:
+      failed.length === 0
+        ? `passes the fairness gate (${policy.judgeOn === 'interval' ? 'judged on 95% intervals' : 'judged on estimates'})`
+        : `fails: ${failed.map((r) => r.message).join('; ')}`,
   };
 }
 
 /** Every point of a session with its verdict. */
-export function checkSession(results: SessionResults, policy: FairnessPolicy): Array<{ point: PrunedPoint; verdict: GateVerdict }> {
+export function checkSession(
+  results: SessionResults,
+  policy: FairnessPolicy,
+): Array<{ point: PrunedPoint; verdict: GateVerdict }> {
   return results.points.map((point) => ({ point, verdict: checkPoint(point, policy) }));
 }
 
@@ -94,12 +100,18 @@ export function committablePoints(results: SessionResults): PrunedPoint[] {
 export function recommendPoint(results: SessionResults, policy: FairnessPolicy): Recommendation {
   const checked = committablePoints(results).map((point) => ({ point, verdict: checkPoint(point, policy) }));
   const better = (a: PrunedPoint, b: PrunedPoint) =>
-    b.targetSparsity - a.targetSparsity || b.evaluation.worstGroup.accuracy.value - a.evaluation.worstGroup.accuracy.value;
-  const passing = checked.filter((c) => c.verdict.passed).map((c) => c.point).sort(better);
+    b.targetSparsity - a.targetSparsity ||
+    b.evaluation.worstGroup.accuracy.value - a.evaluation.worstGroup.accuracy.value;
+  const passing = checked
+    .filter((c) => c.verdict.passed)
+    .map((c) => c.point)
+    .sort(better);
   if (passing.length) {
     const best = passing[0];
     const runnersUp = passing.filter((p) => p !== best && p.targetSparsity === best.targetSparsity);
-    const also = runnersUp.length ? `; ${runnersUp.map((p) => p.loss).join(', ')} also pass${runnersUp.length === 1 ? 'es' : ''} there` : '';
+    const also = runnersUp.length
+      ? `; ${runnersUp.map((p) => p.loss).join(', ')} also pass${runnersUp.length === 1 ? 'es' : ''} there`
+      : '';
     return {
       policy,
       pointId: best.id,
@@ -119,7 +131,8 @@ export function recommendPoint(results: SessionResults, policy: FairnessPolicy):
     runnersUp: [],
     failedRule: rule.id,
     failedAt: lowest,
-    sentence: `No point passes the fairness gate. Already at ${pc(lowest)} sparsity (the lowest tried), the best point (${first.point.id}) fails: ${rule.message}. `
-      + `Try lower sparsities, more fine-tuning epochs${results.points.some((p) => GROUP_OBJECTIVES.includes(p.loss)) ? '' : ` or a group-aware loss (${GROUP_OBJECTIVES.join(', ')})`}.`,
+    sentence:
+      `No point passes the fairness gate. Already at ${pc(lowest)} sparsity (the lowest tried), the best point (${first.point.id}) fails: ${rule.message}. ` +
+      `Try lower sparsities, more fine-tuning epochs${results.points.some((p) => GROUP_OBJECTIVES.includes(p.loss)) ? '' : ` or a group-aware loss (${GROUP_OBJECTIVES.join(', ')})`}.`,
   };
 }

@@ -20,7 +20,14 @@ import {
   type MetricDef,
 } from '../shared/metric-table';
 
-export const DEFAULT_CURVES_STATE: CurvesState = { sessionDir: null, xAxis: 'sparsity', metric: 'accuracy', hiddenGroups: [], hiddenLosses: [], selected: null };
+export const DEFAULT_CURVES_STATE: CurvesState = {
+  sessionDir: null,
+  xAxis: 'sparsity',
+  metric: 'accuracy',
+  hiddenGroups: [],
+  hiddenLosses: [],
+  selected: null,
+};
 
 /**
  * Okabe & Ito's colour-blind-safe palette, minus black (invisible on dark themes); yellow last as it
@@ -65,7 +72,10 @@ export const METRIC_LABELS: Record<CurvesMetric, string> = Object.fromEntries(
   ALL_CURVES_METRICS.map((m) => [m, curvesMetricDef(m).label]),
 );
 
-export const X_LABELS: Record<CurvesXAxis, string> = { sparsity: 'sparsity (fraction of prunable weights removed)', flops: 'FLOPs reduction (estimated)' };
+export const X_LABELS: Record<CurvesXAxis, string> = {
+  sparsity: 'sparsity (fraction of prunable weights removed)',
+  flops: 'FLOPs reduction (estimated)',
+};
 
 export { pct, signedPts };
 export const formatMetric = (metric: CurvesMetric, x: number): string => formatValue(curvesMetricDef(metric), x);
@@ -79,13 +89,17 @@ export function groupColour(view: SessionView, group: string): string {
 export function groupNames(view: SessionView): string[] {
   const names = view.results.data.groups.map((g) => g.name);
   for (const g of view.results.dense?.groups ?? []) if (!names.includes(g.group)) names.push(g.group);
-  for (const p of view.results.points) for (const g of p.evaluation.groups) if (!names.includes(g.group)) names.push(g.group);
+  for (const p of view.results.points)
+    for (const g of p.evaluation.groups) if (!names.includes(g.group)) names.push(g.group);
   return names;
 }
 
 /** Losses present in the session, in the canonical order (configured ones first, even before their first point). */
 export function lossNames(view: SessionView): LossName[] {
-  const present = new Set<LossName>([...(view.results.config?.losses ?? []), ...view.results.points.map((p) => p.loss)]);
+  const present = new Set<LossName>([
+    ...(view.results.config?.losses ?? []),
+    ...view.results.points.map((p) => p.loss),
+  ]);
   return LOSS_NAMES.filter((l) => present.has(l));
 }
 
@@ -146,7 +160,11 @@ export function seedRuns(view: SessionView): number {
  * The main chart: one series per visible subgroup × loss that has at least one point with a value,
  * y = the metric of the group at each point, sorted by x.
  */
-export function groupSeries(view: SessionView, state: CurvesState, flops: Record<string, number> | null = null): Series[] {
+export function groupSeries(
+  view: SessionView,
+  state: CurvesState,
+  flops: Record<string, number> | null = null,
+): Series[] {
   const show = visible(state);
   const out: Series[] = [];
   for (const group of groupNames(view).filter(show.group)) {
@@ -162,7 +180,16 @@ export function groupSeries(view: SessionView, state: CurvesState, flops: Record
       }
       if (!points.length) continue;
       points.sort((a, b) => a.x - b.x);
-      out.push({ key: `${group}|${loss}`, group, loss, label: `${group} · ${loss}`, colour: groupColour(view, group), dash: LOSS_STYLE[loss].dash, pointStyle: LOSS_STYLE[loss].pointStyle, points });
+      out.push({
+        key: `${group}|${loss}`,
+        group,
+        loss,
+        label: `${group} · ${loss}`,
+        colour: groupColour(view, group),
+        dash: LOSS_STYLE[loss].dash,
+        pointStyle: LOSS_STYLE[loss].pointStyle,
+        points,
+      });
     }
   }
   return out;
@@ -190,7 +217,18 @@ export function referenceLines(view: SessionView, state: CurvesState): Reference
     .filter((g) => show.group(g.group))
     .flatMap((g) => {
       const e = groupEstimate(curvesMetricDef(state.metric), g);
-      return e ? [{ group: g.group, label: `${g.group} · dense`, colour: groupColour(view, g.group), y: e.value, low: e.low, high: e.high }] : [];
+      return e
+        ? [
+            {
+              group: g.group,
+              label: `${g.group} · dense`,
+              colour: groupColour(view, g.group),
+              y: e.value,
+              low: e.low,
+              high: e.high,
+            },
+          ]
+        : [];
     });
 }
 
@@ -205,7 +243,11 @@ export interface SummarySeries {
 }
 
 /** Worst-group accuracy and the largest gap against x, one series of each per visible loss. */
-export function summarySeries(view: SessionView, state: CurvesState, flops: Record<string, number> | null = null): SummarySeries[] {
+export function summarySeries(
+  view: SessionView,
+  state: CurvesState,
+  flops: Record<string, number> | null = null,
+): SummarySeries[] {
   const show = visible(state);
   const out: SummarySeries[] = [];
   for (const loss of lossNames(view).filter(show.loss)) {
@@ -220,15 +262,46 @@ export function summarySeries(view: SessionView, state: CurvesState, flops: Reco
     const w = pts.map(({ p, x }) => {
       const s = across(p);
       const e = p.evaluation.worstGroup.accuracy;
-      return { x, y: s ? s.worstGroupAccuracy.mean : e.value, low: s ? s.worstGroupAccuracy.min : e.low, high: s ? s.worstGroupAccuracy.max : e.high, pointId: p.id, group: p.evaluation.worstGroup.group, runs: s?.runs ?? 1 };
+      return {
+        x,
+        y: s ? s.worstGroupAccuracy.mean : e.value,
+        low: s ? s.worstGroupAccuracy.min : e.low,
+        high: s ? s.worstGroupAccuracy.max : e.high,
+        pointId: p.id,
+        group: p.evaluation.worstGroup.group,
+        runs: s?.runs ?? 1,
+      };
     });
     const g = pts.map(({ p, x }) => {
       const s = across(p);
       const e = p.evaluation.largestGap;
-      return { x, y: s ? s.largestGap.mean : e.value, low: s ? s.largestGap.min : e.low, high: s ? s.largestGap.max : e.high, pointId: p.id, runs: s?.runs ?? 1 };
+      return {
+        x,
+        y: s ? s.largestGap.mean : e.value,
+        low: s ? s.largestGap.min : e.low,
+        high: s ? s.largestGap.max : e.high,
+        pointId: p.id,
+        runs: s?.runs ?? 1,
+      };
     });
-    out.push({ key: `worst|${loss}`, loss, kind: 'worst', label: `worst group · ${loss}`, dash: LOSS_STYLE[loss].dash, pointStyle: LOSS_STYLE[loss].pointStyle, points: w });
-    out.push({ key: `gap|${loss}`, loss, kind: 'gap', label: `largest gap · ${loss}`, dash: LOSS_STYLE[loss].dash, pointStyle: LOSS_STYLE[loss].pointStyle, points: g });
+    out.push({
+      key: `worst|${loss}`,
+      loss,
+      kind: 'worst',
+      label: `worst group · ${loss}`,
+      dash: LOSS_STYLE[loss].dash,
+      pointStyle: LOSS_STYLE[loss].pointStyle,
+      points: w,
+    });
+    out.push({
+      key: `gap|${loss}`,
+      loss,
+      kind: 'gap',
+      label: `largest gap · ${loss}`,
+      dash: LOSS_STYLE[loss].dash,
+      pointStyle: LOSS_STYLE[loss].pointStyle,
+      points: g,
+    });
   }
   return out;
 }
@@ -241,16 +314,26 @@ export interface CommitState {
 }
 
 export function commitState(view: SessionView, pointId: string | null): CommitState {
-  if (!pointId) return { enabled: false, label: 'Commit', reason: 'Select a point in the table or on the chart to commit it.' };
+  if (!pointId)
+    return { enabled: false, label: 'Commit', reason: 'Select a point in the table or on the chart to commit it.' };
   const point = view.results.points.find((p) => p.id === pointId);
   if (!point) return { enabled: false, label: 'Commit', reason: `This session has no point ${pointId}.` };
   const label = `Commit ${pointId}`;
-  if (!view.canCommit) return { enabled: false, label, reason: 'Committing is disabled in Restricted Mode: trust this workspace to commit.' };
+  if (!view.canCommit)
+    return {
+      enabled: false,
+      label,
+      reason: 'Committing is disabled in Restricted Mode: trust this workspace to commit.',
+    };
   const v = view.verdicts[pointId];
   if (!v) return { enabled: false, label, reason: 'No gate verdict for this point yet.' };
   if (!v.passed) {
     const failed = v.rules.filter((r) => !r.passed).map((r) => r.message);
-    return { enabled: false, label, reason: `Fails the fairness gate: ${failed.join('; ')}. Change the fairPrune.gate settings, pick a passing point, or use "Fair Prune: Commit Pruned Model…" to override with a reason.` };
+    return {
+      enabled: false,
+      label,
+      reason: `Fails the fairness gate: ${failed.join('; ')}. Change the fairPrune.gate settings, pick a passing point, or use "Fair Prune: Commit Pruned Model…" to override with a reason.`,
+    };
   }
   return { enabled: true, label };
 }
@@ -312,7 +395,16 @@ export function tableCells(r: TableRow): string[] {
   ];
 }
 
-export const TABLE_HEADERS = ['sparsity', 'achieved', 'loss', 'accuracy [95% CI]', 'worst group', 'gap', 'non-zero · gzip', 'gate'];
+export const TABLE_HEADERS = [
+  'sparsity',
+  'achieved',
+  'loss',
+  'accuracy [95% CI]',
+  'worst group',
+  'gap',
+  'non-zero · gzip',
+  'gate',
+];
 
 function csvField(v: string | number | null): string {
   if (v === null) return '';
@@ -322,9 +414,47 @@ function csvField(v: string | number | null): string {
 
 /** The table as CSV (RFC 4180, numbers at full precision, fractions not percentages). */
 export function tableCsv(rows: TableRow[]): string {
-  const header = ['point', 'target_sparsity', 'achieved_sparsity', 'flops_reduction', 'loss', 'accuracy', 'accuracy_low', 'accuracy_high', 'worst_group', 'worst_group_accuracy', 'worst_group_accuracy_low', 'worst_group_accuracy_high', 'largest_gap', 'largest_gap_low', 'largest_gap_high', 'nonzero_parameters', 'gzip_bytes', 'gate'];
+  const header = [
+    'point',
+    'target_sparsity',
+    'achieved_sparsity',
+    'flops_reduction',
+    'loss',
+    'accuracy',
+    'accuracy_low',
+    'accuracy_high',
+    'worst_group',
+    'worst_group_accuracy',
+    'worst_group_accuracy_low',
+    'worst_group_accuracy_high',
+    'largest_gap',
+    'largest_gap_low',
+    'largest_gap_high',
+    'nonzero_parameters',
+    'gzip_bytes',
+    'gate',
+  ];
   const lines = rows.map((r) =>
-    [r.pointId, r.targetSparsity, r.achievedSparsity, r.flopsReduction, r.loss, r.accuracy.value, r.accuracy.low, r.accuracy.high, r.worstGroup, r.worstAccuracy.value, r.worstAccuracy.low, r.worstAccuracy.high, r.gap.value, r.gap.low, r.gap.high, r.nonZeroParameters, r.gzipBytes, r.verdict]
+    [
+      r.pointId,
+      r.targetSparsity,
+      r.achievedSparsity,
+      r.flopsReduction,
+      r.loss,
+      r.accuracy.value,
+      r.accuracy.low,
+      r.accuracy.high,
+      r.worstGroup,
+      r.worstAccuracy.value,
+      r.worstAccuracy.low,
+      r.worstAccuracy.high,
+      r.gap.value,
+      r.gap.low,
+      r.gap.high,
+      r.nonZeroParameters,
+      r.gzipBytes,
+      r.verdict,
+    ]
       .map(csvField)
       .join(','),
   );
@@ -344,7 +474,15 @@ export interface GroupDetail {
 }
 
 /** The selected point's per-group detail: dense vs pruned, change, ψ, AUROC. */
-export function pointDetail(view: SessionView, pointId: string): { point: PrunedPoint; groups: GroupDetail[]; commit: CommitState; rules: Array<{ passed: boolean; message: string }> } | null {
+export function pointDetail(
+  view: SessionView,
+  pointId: string,
+): {
+  point: PrunedPoint;
+  groups: GroupDetail[];
+  commit: CommitState;
+  rules: Array<{ passed: boolean; message: string }>;
+} | null {
   const point = view.results.points.find((p) => p.id === pointId);
   if (!point) return null;
   const groups = groupNames(view).map((group) => {
@@ -363,12 +501,27 @@ export function pointDetail(view: SessionView, pointId: string): { point: Pruned
     };
   });
   const v = view.verdicts[pointId];
-  return { point, groups, commit: commitState(view, pointId), rules: v ? v.rules.map((r) => ({ passed: r.passed, message: r.message })) : [] };
+  return {
+    point,
+    groups,
+    commit: commitState(view, pointId),
+    rules: v ? v.rules.map((r) => ({ passed: r.passed, message: r.message })) : [],
+  };
 }
 
 /** The chart as a text table for screen readers: one row per series point. */
 export function chartTextRows(series: Series[], metric: CurvesMetric): string[][] {
-  return series.flatMap((s) => s.points.map((p) => [s.group, s.loss, pct(p.x), formatMetric(metric, p.y), `${formatMetric(metric, p.low)} – ${formatMetric(metric, p.high)}`, String(p.n), p.pointId]));
+  return series.flatMap((s) =>
+    s.points.map((p) => [
+      s.group,
+      s.loss,
+      pct(p.x),
+      formatMetric(metric, p.y),
+      `${formatMetric(metric, p.low)} – ${formatMetric(metric, p.high)}`,
+      String(p.n),
+      p.pointId,
+    ]),
+  );
 }
 
 /** Tooltip lines for a point of a group series: value, interval and count. */
@@ -418,7 +571,8 @@ export interface MacProfile {
 
 type LayerJson = { class_name: string; config: Record<string, unknown> };
 
-const pair = (v: unknown, d: number): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [d, d]);
+const pair = (v: unknown, d: number): [number, number] =>
+  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [d, d];
 
 function outSize(size: number, k: number, stride: number, dilation: number, padding: unknown): number {
   const eff = (k - 1) * dilation + 1;
@@ -432,9 +586,18 @@ function outSize(size: number, k: number, stride: number, dilation: number, padd
  * Returns a reason instead when the topology is not one it can follow.
  */
 export function macProfile(topology: unknown): MacProfile | { problem: string } {
-  const t = topology as { model_config?: { class_name?: string; config?: unknown }; class_name?: string; config?: unknown } | null;
+  const t = topology as {
+    model_config?: { class_name?: string; config?: unknown };
+    class_name?: string;
+    config?: unknown;
+  } | null;
   const model = t?.model_config ?? t;
-  if (!model || model.class_name !== 'Sequential') return { problem: 'the FLOPs estimate follows Sequential models only; this model is ' + (model?.class_name ?? 'of an unknown kind') };
+  if (!model || model.class_name !== 'Sequential')
+    return {
+      problem:
+        'the FLOPs estimate follows Sequential models only; this model is ' +
+        (model?.class_name ?? 'of an unknown kind'),
+    };
   const cfg = model.config as { layers?: LayerJson[] } | LayerJson[] | undefined;
   const layers = Array.isArray(cfg) ? cfg : cfg?.layers;
   if (!layers?.length) return { problem: 'the model topology lists no layers' };
@@ -446,10 +609,12 @@ export function macProfile(topology: unknown): MacProfile | { problem: string } 
     const name = String(c.name ?? '');
     const input = (c.batch_input_shape ?? c.batchInputShape) as Array<number | null> | undefined;
     if (!started && input) {
-      spatial = input.length >= 4 ? [Number(input[1]), Number(input[2])] : input.length === 3 ? [1, Number(input[1])] : null;
+      spatial =
+        input.length >= 4 ? [Number(input[1]), Number(input[2])] : input.length === 3 ? [1, Number(input[1])] : null;
       started = true;
     }
-    if (c.data_format === 'channels_first') return { problem: `layer ${name} uses channels_first, which the FLOPs estimate does not follow` };
+    if (c.data_format === 'channels_first')
+      return { problem: `layer ${name} uses channels_first, which the FLOPs estimate does not follow` };
     switch (l.class_name) {
       case 'InputLayer':
       case 'Dropout':
@@ -481,7 +646,11 @@ export function macProfile(topology: unknown): MacProfile | { problem: string } 
         const s = pair(c.strides, 1);
         const d = pair(c.dilation_rate, 1);
         spatial = [outSize(spatial[0], k[0], s[0], d[0], c.padding), outSize(spatial[1], k[1], s[1], d[1], c.padding)];
-        kernels.push({ layer: name, weight: l.class_name === 'Conv2D' ? 'kernel' : 'depthwise_kernel', macsPerWeight: spatial[0] * spatial[1] });
+        kernels.push({
+          layer: name,
+          weight: l.class_name === 'Conv2D' ? 'kernel' : 'depthwise_kernel',
+          macsPerWeight: spatial[0] * spatial[1],
+        });
         break;
       }
       case 'Dense':
@@ -498,7 +667,10 @@ export function macProfile(topology: unknown): MacProfile | { problem: string } 
  * Fraction of the kernels' multiply-adds removed: 1 − Σ nonzero·macs / Σ size·macs, from the zero
  * count of each kernel weight (keyed by its manifest name, matched on `<layer>/<weight>`).
  */
-export function flopsReduction(profile: MacProfile, stats: Record<string, { size: number; zeros: number }>): number | undefined {
+export function flopsReduction(
+  profile: MacProfile,
+  stats: Record<string, { size: number; zeros: number }>,
+): number | undefined {
   let dense = 0;
   let kept = 0;
   for (const k of profile.kernels) {
@@ -512,10 +684,16 @@ export function flopsReduction(profile: MacProfile, stats: Record<string, { size
   return dense > 0 ? 1 - kept / dense : undefined;
 }
 
-export type WeightsManifest = Array<{ paths: string[]; weights: Array<{ name: string; shape: number[]; dtype?: string }> }>;
+export type WeightsManifest = Array<{
+  paths: string[];
+  weights: Array<{ name: string; shape: number[]; dtype?: string }>;
+}>;
 
 /** Size and zero count of every weight of a tfjs weights manifest; `read` returns a shard file's bytes. */
-export function weightZeroCounts(manifest: WeightsManifest, read: (shard: string) => Uint8Array): Record<string, { size: number; zeros: number }> {
+export function weightZeroCounts(
+  manifest: WeightsManifest,
+  read: (shard: string) => Uint8Array,
+): Record<string, { size: number; zeros: number }> {
   const out: Record<string, { size: number; zeros: number }> = {};
   for (const group of manifest) {
     const parts = group.paths.map(read);

@@ -24,8 +24,10 @@ export function describeProgress(e: Progress): ProgressText {
   let text: string;
   if (e.phase === 'dense') text = 'measuring the dense model';
   else if (e.phase === 'loading') text = 'loading the model and data';
-  else if (running) text = `points ${running.join(', ')} of ${e.points} (${running.length} at a time): ${pct(fraction, 0)} of the sweep done${left}`;
-  else if (e.phase === 'finetune') text = `point ${e.point}/${e.points}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs}${left}`;
+  else if (running)
+    text = `points ${running.join(', ')} of ${e.points} (${running.length} at a time): ${pct(fraction, 0)} of the sweep done${left}`;
+  else if (e.phase === 'finetune')
+    text = `point ${e.point}/${e.points}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs}${left}`;
   else text = `point ${e.point}/${e.points}: ${e.phase}`;
   return { text, fraction, short };
 }

@@ -29,7 +29,8 @@ const ci = (e: Estimate | null | undefined, f: (x: number) => string = (x) => pc
 /** A group name that may wrap only after its '=' and '×' (a narrow side bar never splits a word). */
 const groupName = (g: string) => escapeHtml(g).replace(/(=|×)/g, '$1<wbr>');
 
-const delta = (x: number) => `<span class="${x < -0.005 ? 'worse' : x > 0.005 ? 'better' : ''}">${escapeHtml(signedPts(x))}</span>`;
+const delta = (x: number) =>
+  `<span class="${x < -0.005 ? 'worse' : x > 0.005 ? 'better' : ''}">${escapeHtml(signedPts(x))}</span>`;
 
 const ciOf = (m: MetricDef, e: Estimate | null, change = false) =>
   e ? ci(e, (x) => (change ? formatChange(m, x) : formatValue(m, x))) : '–';
@@ -45,7 +46,9 @@ export function fairnessDifferencesHtml(task: Task, e: Evaluation, c: Comparison
     .map((m) => {
       const ch = c ? changeEstimate(m, c) : null;
       const dir = ch ? changeDirection(m, ch.value) : 'same';
-      const changeCell = ch ? `<span class="${dir === 'same' ? '' : dir}">${escapeHtml(formatChange(m, ch.value))}</span>` : '–';
+      const changeCell = ch
+        ? `<span class="${dir === 'same' ? '' : dir}">${escapeHtml(formatChange(m, ch.value))}</span>`
+        : '–';
       const change = c ? `<td>${changeCell}</td>` : '';
       const name = `<th scope="row" title="${escapeHtml(m.description)}">${escapeHtml(m.label)}</th>`;
       return `<tr>${name}<td>${ciOf(m, betweenGroupsEstimate(m, e))}</td>${change}</tr>`;
@@ -65,7 +68,11 @@ function pointSection(view: SessionView, p: PrunedPoint): string {
   const verdict = view.verdicts[p.id];
   const passed = verdict?.passed ?? false;
   const why = verdict ? verdict.summary : 'no verdict';
-  const disabledReason = !view.canCommit ? 'Committing is disabled in Restricted Mode: trust this workspace to commit.' : !passed ? `Fails the fairness gate: ${why}` : '';
+  const disabledReason = !view.canCommit
+    ? 'Committing is disabled in Restricted Mode: trust this workspace to commit.'
+    : !passed
+      ? `Fails the fairness gate: ${why}`
+      : '';
   const rows = p.comparison.groups
     .map((g) => {
       const d = r.dense.groups.find((x) => x.group === g.group);
@@ -89,17 +96,29 @@ export function renderReportBody(view: SessionView | null): string {
   }
   const r = view.results;
   const denseRows = r.dense
-    ? r.dense.groups.map((g) => `<tr><th scope="row">${groupName(g.group)}</th><td>${g.n}</td><td>${ci(g.accuracy)}</td><td>${ci(g.auroc, (x) => x.toFixed(3))}</td></tr>`).join('')
+    ? r.dense.groups
+        .map(
+          (g) =>
+            `<tr><th scope="row">${groupName(g.group)}</th><td>${g.n}</td><td>${ci(g.accuracy)}</td><td>${ci(g.auroc, (x) => x.toFixed(3))}</td></tr>`,
+        )
+        .join('')
     : '';
-  const status = r.status === 'completed' ? '' : ` <span class="status">${escapeHtml(r.status)}${r.error ? `: ${escapeHtml(r.error)}` : ''}</span>`;
+  const status =
+    r.status === 'completed'
+      ? ''
+      : ` <span class="status">${escapeHtml(r.status)}${r.error ? `: ${escapeHtml(r.error)}` : ''}</span>`;
   return `<header><h2>${escapeHtml(r.model.path.split(/[\\/]/).slice(-2).join('/'))}</h2>
 <p class="meta">Session ${escapeHtml(r.sessionId)}${status} · ${escapeHtml(r.data.path.split(/[\\/]/).pop() ?? '')} · label ${escapeHtml(r.data.label.column)} · groups by ${escapeHtml(r.data.groupColumns.join(' × '))} · ${escapeHtml(r.engine.backend.name)} backend</p>
 <p class="links"><button class="link" data-show-curves="${escapeHtml(view.sessionDir)}">Show fairness curves</button> · <button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></p></header>
 ${view.recommendation ? `<p class="recommendation${view.recommendation.pointId ? '' : ' none'}">${escapeHtml(view.recommendation.sentence)}</p>` : ''}
 ${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
-${r.dense ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
+${
+  r.dense
+    ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
 <div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div>
-${fairnessDifferencesHtml(r.model.task, r.dense, null)}</section>` : ''}
+${fairnessDifferencesHtml(r.model.task, r.dense, null)}</section>`
+    : ''
+}
 ${r.points.map((p) => pointSection(view, p)).join('\n')}
 ${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p>' : ''}`;
 }
@@ -108,7 +127,19 @@ ${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p
  * The whole document: the CSP (src/ui/webview-assets.ts: `default-src 'none'`, nonce'd script and style),
  * the report's stylesheet and script (dist/webview/report.{css,js}) inline, the body in `<main id="report">`.
  */
-export function renderReportDocument(view: SessionView | null, nonce: string, cspSource: string, assets: PageAssets): string {
+export function renderReportDocument(
+  view: SessionView | null,
+  nonce: string,
+  cspSource: string,
+  assets: PageAssets,
+): string {
   const body = `<main id="report">${renderReportBody(view)}</main>`;
-  return webviewPage({ title: 'Fairness report', nonce, csp: webviewCsp(nonce, cspSource), style: assets.style, body, script: assets.script });
+  return webviewPage({
+    title: 'Fairness report',
+    nonce,
+    csp: webviewCsp(nonce, cspSource),
+    style: assets.style,
+    body,
+    script: assets.script,
+  });
 }

@@ -165,7 +165,9 @@ export class StallWatch {
     const stalls = this.stalls.length
       ? this.stalls.map((x) => `${x.ms.toFixed(0)} ms at ${s(x.atMs)} (after ${x.after}${describeCause(x)})`).join(', ')
       : 'none';
-    const handlers = this.handlers.length ? this.handlers.map((h) => `${h.what} ${h.ms.toFixed(1)} ms`).join(', ') : 'none';
+    const handlers = this.handlers.length
+      ? this.handlers.map((h) => `${h.what} ${h.ms.toFixed(1)} ms`).join(', ')
+      : 'none';
     return `event-loop stalls over ${this.thresholdMs} ms: ${stalls}; Fair Prune's slowest handlers: ${handlers}`;
   }
 }
@@ -175,7 +177,8 @@ function describeCause(x: Stall): string {
   const parts: string[] = [];
   if (x.cpuMs !== undefined) parts.push(`ran ${x.cpuMs.toFixed(0)} ms`);
   if (x.waitMs !== undefined) parts.push(`waited ${x.waitMs.toFixed(0)} ms for a core`);
-  if (x.blockedMs !== undefined && x.blockedMs >= 5) parts.push(`${x.blockedMs.toFixed(0)} ms neither (blocked, or the machine paused)`);
+  if (x.blockedMs !== undefined && x.blockedMs >= 5)
+    parts.push(`${x.blockedMs.toFixed(0)} ms neither (blocked, or the machine paused)`);
   if (x.gcMs) parts.push(`${x.gcMs.toFixed(0)} ms in GC`);
   return parts.length ? `; ${parts.join(', ')}` : '';
 }

@@ -65,7 +65,14 @@ export function pageAssets(extensionPath: string, name: string): PageAssets {
 }
 
 /** A whole page: the CSP, the nonce'd stylesheet, `body` (already escaped HTML), then the nonce'd script. */
-export function webviewPage(p: { title: string; nonce: string; csp: string; style: string; body: string; script: string }): string {
+export function webviewPage(p: {
+  title: string;
+  nonce: string;
+  csp: string;
+  style: string;
+  body: string;
+  script: string;
+}): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${p.csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0"><title>${p.title}</title>

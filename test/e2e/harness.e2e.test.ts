@@ -10,7 +10,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultStartTimeoutMs, e2eSkipReason, processesMentioning, repoRoot, startWorkbench, type Workbench } from './harness';
+import {
+  defaultStartTimeoutMs,
+  e2eSkipReason,
+  processesMentioning,
+  repoRoot,
+  startWorkbench,
+  type Workbench,
+} from './harness';
 
 const PROBE_ID = 'fairprune-test.fp-e2e-probe';
 
@@ -120,91 +127,126 @@ const skip = e2eSkipReason();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-e2e-selftest-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('a .vsix installed with code-server --install-extension: palette command, notification, quick pick, input box, webview', { skip: skip ?? false, timeout: 240_000 }, async () => {
-  const probe = path.join(tmp, 'probe');
-  writeProbe(probe);
-  const vsix = path.join(tmp, 'fp-e2e-probe-0.0.1.vsix');
-  const vsce = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
-  const pack = spawnSync(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', vsix],
-    { cwd: probe, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  assert.equal(pack.status, 0, `vsce package failed:\n${pack.stdout}${pack.stderr}`);
-  assert.ok(fs.statSync(vsix).size > 0);
+test(
+  'a .vsix installed with code-server --install-extension: palette command, notification, quick pick, input box, webview',
+  { skip: skip ?? false, timeout: 240_000 },
+  async () => {
+    const probe = path.join(tmp, 'probe');
+    writeProbe(probe);
+    const vsix = path.join(tmp, 'fp-e2e-probe-0.0.1.vsix');
+    const vsce = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
+    const pack = spawnSync(
+      process.execPath,
+      [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', vsix],
+      { cwd: probe, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    assert.equal(pack.status, 0, `vsce package failed:\n${pack.stdout}${pack.stderr}`);
+    assert.ok(fs.statSync(vsix).size > 0);
 
-  const workspace = path.join(tmp, 'workspace-vsix');
-  fs.mkdirSync(workspace);
-  fs.writeFileSync(path.join(workspace, 'data.csv'), 'x,y\n1,2\n');
-  const wb = await startWorkbench({ workspace, vsix });
-  const tempRoot = wb.tempRoot;
-  try {
-    await withFailureReport(wb, 'vsix', async () => {
-      // Installed into the workbench's own extensions folder, not the user's.
-      assert.ok(fs.readdirSync(wb.extensionsDir).some((d) => d.startsWith(`${PROBE_ID}-0.0.1`)), `not in ${wb.extensionsDir}`);
-      // The folder is open: its file shows in the explorer.
-      await wb.page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'data.csv' }).waitFor({ timeout: 30_000 });
-      // onStartupFinished activated it in a real extension host (env.uiKind 2 = Web).
-      const activated = JSON.parse(await waitForFile(path.join(workspace, 'activated.json'))) as { version: string; uiKind: number; pid: number };
-      assert.equal(activated.version, '1.100.3');
-      assert.equal(activated.uiKind, 2);
-      assert.notEqual(activated.pid, process.pid);
+    const workspace = path.join(tmp, 'workspace-vsix');
+    fs.mkdirSync(workspace);
+    fs.writeFileSync(path.join(workspace, 'data.csv'), 'x,y\n1,2\n');
+    const wb = await startWorkbench({ workspace, vsix });
+    const tempRoot = wb.tempRoot;
+    try {
+      await withFailureReport(wb, 'vsix', async () => {
+        // Installed into the workbench's own extensions folder, not the user's.
+        assert.ok(
+          fs.readdirSync(wb.extensionsDir).some((d) => d.startsWith(`${PROBE_ID}-0.0.1`)),
+          `not in ${wb.extensionsDir}`,
+        );
+        // The folder is open: its file shows in the explorer.
+        await wb.page
+          .locator('.explorer-folders-view .monaco-list-row', { hasText: 'data.csv' })
+          .waitFor({ timeout: 30_000 });
+        // onStartupFinished activated it in a real extension host (env.uiKind 2 = Web).
+        const activated = JSON.parse(await waitForFile(path.join(workspace, 'activated.json'))) as {
+          version: string;
+          uiKind: number;
+          pid: number;
+        };
+        assert.equal(activated.version, '1.100.3');
+        assert.equal(activated.uiKind, 2);
+        assert.notEqual(activated.pid, process.pid);
 
-      await wb.runCommand('FP Probe: Say Hello');
-      const message = await wb.waitForNotification('FP probe says hello');
-      assert.equal(message, 'FP probe says hello (1 folder)');
-      assert.equal(await waitForFile(path.join(workspace, 'hello.txt')), 'hello from the probe, folders=1');
-      assert.deepEqual((await wb.notifications()).filter((t) => t.startsWith('FP probe')), ['FP probe says hello (1 folder)']);
+        await wb.runCommand('FP Probe: Say Hello');
+        const message = await wb.waitForNotification('FP probe says hello');
+        assert.equal(message, 'FP probe says hello (1 folder)');
+        assert.equal(await waitForFile(path.join(workspace, 'hello.txt')), 'hello from the probe, folders=1');
+        assert.deepEqual(
+          (await wb.notifications()).filter((t) => t.startsWith('FP probe')),
+          ['FP probe says hello (1 folder)'],
+        );
 
-      await wb.runCommand('FP Probe: Pick a Letter');
-      assert.deepEqual(await wb.quickPickItems(), ['alpha', 'beta', 'gamma']);
-      await wb.quickPickSelect('beta');
-      await wb.page.locator('.quick-input-widget', { hasText: 'Say something' }).waitFor();
-      await wb.quickPickType('fair and small');
-      assert.equal(await waitForFile(path.join(workspace, 'pick.txt')), 'beta:fair and small');
+        await wb.runCommand('FP Probe: Pick a Letter');
+        assert.deepEqual(await wb.quickPickItems(), ['alpha', 'beta', 'gamma']);
+        await wb.quickPickSelect('beta');
+        await wb.page.locator('.quick-input-widget', { hasText: 'Say something' }).waitFor();
+        await wb.quickPickType('fair and small');
+        assert.equal(await waitForFile(path.join(workspace, 'pick.txt')), 'beta:fair and small');
 
-      await wb.runCommand('FP Probe: Show Webview');
-      const frame = wb.webviewFrame();
-      assert.equal(await frame.locator('#greeting').textContent(), 'Hello from the probe webview');
-      await frame.locator('#send').click();
-      assert.deepEqual(JSON.parse(await waitForFile(path.join(workspace, 'webview.txt'))), { clicked: 42 });
+        await wb.runCommand('FP Probe: Show Webview');
+        const frame = wb.webviewFrame();
+        assert.equal(await frame.locator('#greeting').textContent(), 'Hello from the probe webview');
+        await frame.locator('#send').click();
+        assert.deepEqual(JSON.parse(await waitForFile(path.join(workspace, 'webview.txt'))), { clicked: 42 });
 
-      const shot = await wb.screenshot('harness-selftest-vsix');
-      const png = fs.readFileSync(shot);
-      assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
-      assert.equal(png.readUInt32BE(16), 1400); // IHDR width = the viewport
-      assert.equal(png.readUInt32BE(20), 900);
-      assert.match(wb.extHostLog(), /fp-e2e-probe|fairprune-test/i);
+        const shot = await wb.screenshot('harness-selftest-vsix');
+        const png = fs.readFileSync(shot);
+        assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+        assert.equal(png.readUInt32BE(16), 1400); // IHDR width = the viewport
+        assert.equal(png.readUInt32BE(20), 900);
+        assert.match(wb.extHostLog(), /fp-e2e-probe|fairprune-test/i);
+      });
+    } finally {
+      await wb.close();
+    }
+    assert.equal(fs.existsSync(tempRoot), false, 'close() removes the temp folders');
+    assert.deepEqual(
+      processesMentioning(tempRoot),
+      [],
+      'close() leaves no code-server, extension host or Chromium process behind',
+    );
+  },
+);
+
+test(
+  'extensionDevelopmentPath + extensionTestsPath: run() gets the vscode API and its exit code comes back',
+  { skip: skip ?? false, timeout: 240_000 },
+  async () => {
+    const probe = path.join(tmp, 'probe-dev');
+    writeProbe(probe);
+    const testsFile = path.join(tmp, 'probe-tests.js');
+    fs.writeFileSync(testsFile, probeTests);
+    const workspace = path.join(tmp, 'workspace-dev');
+    fs.mkdirSync(workspace);
+    const wb = await startWorkbench({
+      workspace,
+      extensionDevelopmentPath: probe,
+      extensionTestsPath: testsFile,
+      theme: 'light',
     });
-  } finally {
-    await wb.close();
-  }
-  assert.equal(fs.existsSync(tempRoot), false, 'close() removes the temp folders');
-  assert.deepEqual(processesMentioning(tempRoot), [], 'close() leaves no code-server, extension host or Chromium process behind');
-});
-
-test('extensionDevelopmentPath + extensionTestsPath: run() gets the vscode API and its exit code comes back', { skip: skip ?? false, timeout: 240_000 }, async () => {
-  const probe = path.join(tmp, 'probe-dev');
-  writeProbe(probe);
-  const testsFile = path.join(tmp, 'probe-tests.js');
-  fs.writeFileSync(testsFile, probeTests);
-  const workspace = path.join(tmp, 'workspace-dev');
-  fs.mkdirSync(workspace);
-  const wb = await startWorkbench({ workspace, extensionDevelopmentPath: probe, extensionTestsPath: testsFile, theme: 'light' });
-  try {
-    await withFailureReport(wb, 'devpath', async () => {
-      assert.equal(await wb.testsExitCode({ timeoutMs: 120_000 }), 0);
-      const ran = JSON.parse(await waitForFile(path.join(workspace, 'tests-ran.json'))) as Record<string, unknown>;
-      assert.equal(ran.uiKind, 2);
-      assert.equal(ran.version, '1.100.3');
-      assert.equal(ran.isActive, true);
-      assert.equal(ran.hello, 'hello from the probe, folders=1');
-      assert.equal(ran.hasPick, true);
-      // Nothing was installed: the probe ran from its development folder.
-      assert.deepEqual(fs.readdirSync(wb.extensionsDir).filter((d) => d.startsWith(PROBE_ID)), []);
-      await wb.screenshot('harness-selftest-devpath');
-    });
-  } finally {
-    await wb.close();
-  }
-});
+    try {
+      await withFailureReport(wb, 'devpath', async () => {
+        assert.equal(await wb.testsExitCode({ timeoutMs: 120_000 }), 0);
+        const ran = JSON.parse(await waitForFile(path.join(workspace, 'tests-ran.json'))) as Record<string, unknown>;
+        assert.equal(ran.uiKind, 2);
+        assert.equal(ran.version, '1.100.3');
+        assert.equal(ran.isActive, true);
+        assert.equal(ran.hello, 'hello from the probe, folders=1');
+        assert.equal(ran.hasPick, true);
+        // Nothing was installed: the probe ran from its development folder.
+        assert.deepEqual(
+          fs.readdirSync(wb.extensionsDir).filter((d) => d.startsWith(PROBE_ID)),
+          [],
+        );
+        await wb.screenshot('harness-selftest-devpath');
+      });
+    } finally {
+      await wb.close();
+    }
+  },
+);
 
 test('repoRoot is this repository', () => {
   assert.ok(fs.existsSync(path.join(repoRoot, 'scripts', 'setup-e2e.sh')));
@@ -214,5 +256,9 @@ test('the start-up bound: 90 s unless FAIRPRUNE_E2E_START_MS says otherwise; a b
   assert.equal(defaultStartTimeoutMs({}), 90_000);
   assert.equal(defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: '' }), 90_000);
   assert.equal(defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: '240000' }), 240_000);
-  for (const bad of ['0', '-5', 'two minutes']) assert.throws(() => defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: bad }), /FAIRPRUNE_E2E_START_MS=.*milliseconds/);
+  for (const bad of ['0', '-5', 'two minutes'])
+    assert.throws(
+      () => defaultStartTimeoutMs({ FAIRPRUNE_E2E_START_MS: bad }),
+      /FAIRPRUNE_E2E_START_MS=.*milliseconds/,
+    );
 });

@@ -168,7 +168,8 @@ export function defaultStartTimeoutMs(env: NodeJS.ProcessEnv = process.env): num
   const raw = env.FAIRPRUNE_E2E_START_MS;
   if (raw === undefined || raw === '') return 90_000;
   const ms = Number(raw);
-  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`FAIRPRUNE_E2E_START_MS=${raw}: give the start-up bound in milliseconds, e.g. 180000`);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new Error(`FAIRPRUNE_E2E_START_MS=${raw}: give the start-up bound in milliseconds, e.g. 180000`);
   return ms;
 }
 
@@ -224,26 +225,37 @@ function makeDirs(): Dirs {
 }
 
 function serverArgs(dirs: Dirs): string[] {
-  return [
-    '--config', dirs.config,
-    '--user-data-dir', dirs.userData,
-    '--extensions-dir', dirs.extensions,
-  ];
+  return ['--config', dirs.config, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions];
 }
 
 /** Install a .vsix into `extensionsDir` with `code-server --install-extension` (offline). */
-export function installVsix(vsix: string, dirs: { userData: string; extensions: string; config: string; env?: NodeJS.ProcessEnv }): string {
+export function installVsix(
+  vsix: string,
+  dirs: { userData: string; extensions: string; config: string; env?: NodeJS.ProcessEnv },
+): string {
   const file = path.resolve(vsix);
   if (!fs.existsSync(file)) throw new Error(`installVsix: ${file} does not exist`);
   const r = spawnSync(
     process.execPath,
-    [codeServerEntry(), '--config', dirs.config, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions,
-      '--install-extension', file, '--force'],
+    [
+      codeServerEntry(),
+      '--config',
+      dirs.config,
+      '--user-data-dir',
+      dirs.userData,
+      '--extensions-dir',
+      dirs.extensions,
+      '--install-extension',
+      file,
+      '--force',
+    ],
     { env: dirs.env ?? process.env, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   if (r.error || r.status !== 0 || !/successfully installed/i.test(out)) {
-    throw new Error(`code-server --install-extension ${file} failed (status ${r.status}${r.error ? `, ${r.error.message}` : ''}):\n${out}`);
+    throw new Error(
+      `code-server --install-extension ${file} failed (status ${r.status}${r.error ? `, ${r.error.message}` : ''}):\n${out}`,
+    );
   }
   return out.trim();
 }
@@ -316,7 +328,8 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
     throw new Error(`startWorkbench: extensionDevelopmentPath ${devPath} has no package.json`);
   }
   const testsPath = opts.extensionTestsPath ? path.resolve(opts.extensionTestsPath) : undefined;
-  if (testsPath && !fs.existsSync(testsPath)) throw new Error(`startWorkbench: extensionTestsPath ${testsPath} does not exist`);
+  if (testsPath && !fs.existsSync(testsPath))
+    throw new Error(`startWorkbench: extensionTestsPath ${testsPath} does not exist`);
   const startTimeout = opts.startTimeoutMs ?? defaultStartTimeoutMs();
   const deadline = Date.now() + startTimeout;
 
@@ -336,7 +349,11 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
     const settingsFile = path.join(dirs.userData, 'User', 'settings.json');
     fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
     const trust = opts.restricted
-      ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' }
+      ? {
+          'security.workspace.trust.enabled': true,
+          'security.workspace.trust.startupPrompt': 'never',
+          'security.workspace.trust.banner': 'always',
+        }
       : {};
     fs.writeFileSync(settingsFile, JSON.stringify({ ...quietSettings(theme), ...trust, ...opts.settings }, null, 2));
 
@@ -348,10 +365,19 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
     server = spawn(
       process.execPath,
       [
-        codeServerEntry(), ...serverArgs(dirs),
-        '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-        '--disable-telemetry', '--disable-update-check', ...(opts.restricted ? [] : ['--disable-workspace-trust']),
-        '--disable-getting-started-override', '--ignore-last-opened', '--locale', 'en',
+        codeServerEntry(),
+        ...serverArgs(dirs),
+        '--auth',
+        'none',
+        '--bind-addr',
+        `127.0.0.1:${port}`,
+        '--disable-telemetry',
+        '--disable-update-check',
+        ...(opts.restricted ? [] : ['--disable-workspace-trust']),
+        '--disable-getting-started-override',
+        '--ignore-last-opened',
+        '--locale',
+        'en',
       ],
       { env, cwd: dirs.root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -369,7 +395,8 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
     for (;;) {
       if (exited) throw new Error(`code-server ${exited} before listening:\n${serverOut.slice(-4000)}`);
       if ((await httpStatus(`${base}/healthz`)) === 200) break;
-      if (Date.now() > deadline) throw new Error(`code-server did not answer on ${base} within ${startTimeout} ms:\n${serverOut.slice(-4000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`code-server did not answer on ${base} within ${startTimeout} ms:\n${serverOut.slice(-4000)}`);
       await delay(200);
     }
 
@@ -390,8 +417,15 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
       env: dirs.env as Record<string, string>,
       viewport,
       args: [
-        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--password-store=basic',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-dev-shm-usage',
+        '--password-store=basic',
         '--use-mock-keychain',
       ],
       timeout: Math.max(10_000, deadline - Date.now()),
@@ -409,9 +443,13 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
     });
 
     await page.goto(url, { waitUntil: 'domcontentloaded', timeout: Math.max(5_000, deadline - Date.now()) });
-    await page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: Math.max(5_000, deadline - Date.now()) });
+    await page
+      .locator('.monaco-workbench .part.statusbar')
+      .waitFor({ state: 'visible', timeout: Math.max(5_000, deadline - Date.now()) });
     // The folder is open once the explorer has a root (or the title shows it): the window is usable.
-    await page.locator('.monaco-workbench .part.activitybar, .monaco-workbench .activitybar').first()
+    await page
+      .locator('.monaco-workbench .part.activitybar, .monaco-workbench .activitybar')
+      .first()
       .waitFor({ state: 'visible', timeout: Math.max(5_000, deadline - Date.now()) });
 
     const logsDir = path.join(dirs.userData, 'logs');
@@ -421,7 +459,9 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
       if (/Eager extensions activated/.test(extHostLog())) break;
       if (exited) throw new Error(`code-server ${exited}:\n${serverOut.slice(-4000)}`);
       if (Date.now() > deadline) {
-        throw new Error(`the extension host did not start within ${startTimeout} ms (no "Eager extensions activated" in ${logsDir})`);
+        throw new Error(
+          `the extension host did not start within ${startTimeout} ms (no "Eager extensions activated" in ${logsDir})`,
+        );
       }
       await delay(200);
     }
@@ -436,7 +476,12 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
           return (label?.textContent ?? '').trim();
         }),
       );
-    const clickRow = async (match: (label: string) => boolean, timeoutMs: number, what: string, filter?: string): Promise<void> => {
+    const clickRow = async (
+      match: (label: string) => boolean,
+      timeoutMs: number,
+      what: string,
+      filter?: string,
+    ): Promise<void> => {
       const start = Date.now();
       const end = start + timeoutMs;
       let typed = false;
@@ -456,9 +501,15 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
         await delay(100);
       }
     };
-    const matcher = (m: string | RegExp) => (s: string): boolean => (typeof m === 'string' ? s === m : m.test(s));
+    const matcher =
+      (m: string | RegExp) =>
+      (s: string): boolean =>
+        typeof m === 'string' ? s === m : m.test(s);
     const notificationTexts = async (): Promise<string[]> =>
-      page.locator('.notifications-toasts .notification-list-item-message, .notifications-center .notification-list-item-message')
+      page
+        .locator(
+          '.notifications-toasts .notification-list-item-message, .notifications-center .notification-list-item-message',
+        )
         .evaluateAll((els) => els.map((e) => (e.textContent ?? '').trim()));
 
     const wb: Workbench = {
@@ -480,11 +531,18 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
           await page.keyboard.press('Escape');
           await page.keyboard.press('F1');
           try {
-            await quickInputBox.waitFor({ state: 'visible', timeout: Math.max(1000, Math.min(3000, end - Date.now())) });
+            await quickInputBox.waitFor({
+              state: 'visible',
+              timeout: Math.max(1000, Math.min(3000, end - Date.now())),
+            });
           } catch (e) {
             if (Date.now() >= end) throw e;
             // F1 went to a focused webview's frame (a restored panel, say): focus the workbench.
-            await page.locator('.part.titlebar .window-title, .part.statusbar').first().click({ position: { x: 2, y: 2 } }).catch(() => undefined);
+            await page
+              .locator('.part.titlebar .window-title, .part.statusbar')
+              .first()
+              .click({ position: { x: 2, y: 2 } })
+              .catch(() => undefined);
             continue;
           }
           try {
@@ -525,7 +583,10 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
           const texts = await notificationTexts();
           const hit = texts.find(m);
           if (hit !== undefined) return hit;
-          if (Date.now() > end) throw new Error(`no notification matching ${String(match)} within ${timeoutMs} ms; shown: ${JSON.stringify(texts)}`);
+          if (Date.now() > end)
+            throw new Error(
+              `no notification matching ${String(match)} within ${timeoutMs} ms; shown: ${JSON.stringify(texts)}`,
+            );
           await delay(100);
         }
       },
@@ -549,7 +610,10 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
         for (;;) {
           const log = extHostLog();
           if (match.test(log)) return log;
-          if (Date.now() > end) throw new Error(`extension host log has no ${String(match)} within ${timeoutMs} ms; its tail:\n${tail(log, 40)}`);
+          if (Date.now() > end)
+            throw new Error(
+              `extension host log has no ${String(match)} within ${timeoutMs} ms; its tail:\n${tail(log, 40)}`,
+            );
           await delay(200);
         }
       },
@@ -558,7 +622,10 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
         if (exitCode !== undefined) return Promise.resolve(exitCode);
         const timeoutMs = o?.timeoutMs ?? 120_000;
         return new Promise((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error(`extension tests did not finish within ${timeoutMs} ms`)), timeoutMs);
+          const t = setTimeout(
+            () => reject(new Error(`extension tests did not finish within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
           exitWaiters.push((code) => {
             clearTimeout(t);
             resolve(code);
@@ -580,14 +647,17 @@ export async function startWorkbench(opts: WorkbenchOptions): Promise<Workbench>
       async close() {
         if (closed) return;
         closed = true;
-        const reloads = readFairPruneOutput(path.join(dirs.userData, 'logs')).split('\n').filter((l) => PAGE_RELOAD_LINE.test(l));
+        const reloads = readFairPruneOutput(path.join(dirs.userData, 'logs'))
+          .split('\n')
+          .filter((l) => PAGE_RELOAD_LINE.test(l));
         if (process.env.FAIRPRUNE_E2E_KEEP === '1') {
           context = undefined;
           console.log(`FAIRPRUNE_E2E_KEEP=1: left ${dirs.root} (code-server pid group ${server?.pid} ended)`);
           if (server) await killGroup(server);
           await ctx.close().catch(() => undefined);
         } else await cleanup();
-        if (reloads.length) throw new Error(`a webview page did not start and was loaded again:\n${reloads.join('\n')}`);
+        if (reloads.length)
+          throw new Error(`a webview page did not start and was loaded again:\n${reloads.join('\n')}`);
       },
     };
     return wb;
@@ -605,7 +675,9 @@ export const PAGE_RELOAD_LINE = /page had not started after|page did not start a
 /** The "Fair Prune" output channel's log file(s) under logsDir, oldest first. */
 export function readFairPruneOutput(logsDir: string): string {
   // A log output channel (`{ log: true }`) is `Fair Prune.log` in the extension's log folder; a plain one `N-Fair Prune.log`.
-  return findLogs(logsDir, /(^|-)Fair Prune\.log$/).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+  return findLogs(logsDir, /(^|-)Fair Prune\.log$/)
+    .map((f) => fs.readFileSync(f, 'utf8'))
+    .join('\n');
 }
 
 function findLogs(logsDir: string, name: RegExp): string[] {
@@ -629,7 +701,9 @@ function findLogs(logsDir: string, name: RegExp): string[] {
 
 /** All remote extension host logs under logsDir, oldest session first, each under a header. */
 export function readExtHostLogs(logsDir: string): string {
-  return findLogs(logsDir, /exthost\.log$/i).map((f) => `==> ${f} <==\n${fs.readFileSync(f, 'utf8')}`).join('\n');
+  return findLogs(logsDir, /exthost\.log$/i)
+    .map((f) => `==> ${f} <==\n${fs.readFileSync(f, 'utf8')}`)
+    .join('\n');
 }
 
 export function tail(text: string, lines: number): string {
@@ -638,7 +712,10 @@ export function tail(text: string, lines: number): string {
 
 async function closeContext(context: BrowserContext, profileDir: string): Promise<void> {
   const closed = await Promise.race([
-    context.close().then(() => true, () => false),
+    context.close().then(
+      () => true,
+      () => false,
+    ),
     delay(15_000).then(() => false),
   ]);
   if (!closed) killByCmdline(profileDir);
@@ -723,7 +800,8 @@ export function processesMentioning(marker: string): number[] {
 function findRepoRoot(start: string): string {
   let dir = start;
   for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'scripts', 'setup-e2e.sh'))) return dir;
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'scripts', 'setup-e2e.sh')))
+      return dir;
     const up = path.dirname(dir);
     if (up === dir) return process.cwd();
     dir = up;
@@ -731,7 +809,11 @@ function findRepoRoot(start: string): string {
 }
 
 /** Poll `fn` until it returns something other than undefined/null/false; throws after timeoutMs. */
-export async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -743,12 +825,16 @@ export async function until<T>(what: string, fn: () => T | undefined | null | fa
 
 /** The frame (of any webview: panels and side-bar views alike) whose document has `selector`. */
 export async function frameWith(wb: Pick<Workbench, 'page'>, selector: string, timeoutMs = 30_000): Promise<Frame> {
-  return until(`a webview showing ${selector}`, async () => {
-    for (const f of wb.page.frames()) {
-      if (await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false)) return f;
-    }
-    return undefined;
-  }, timeoutMs);
+  return until(
+    `a webview showing ${selector}`,
+    async () => {
+      for (const f of wb.page.frames()) {
+        if (await f.evaluate((s) => document.querySelector(s) !== null, selector).catch(() => false)) return f;
+      }
+      return undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /**

@@ -47,35 +47,48 @@ export interface Sample {
 }
 
 /** Each matched element's text colour and the opaque background behind it, read in the page. */
-async function colours(frame: Frame, selector: string, shadow?: string): Promise<{ text: string; fg: string; bg: string }[]> {
-  return frame.evaluate(([sel, part]) => {
-    const rgba = (c: string): number[] => {
-      const n = (c.match(/[\d.]+/g) ?? []).map(Number);
-      return n.length < 3 ? [0, 0, 0, 0] : [n[0], n[1], n[2], n.length > 3 ? n[3] : 1];
-    };
-    // backgrounds from the element outwards, blended from the outermost painted one inwards
-    const backgroundOf = (el: Element): string => {
-      const layers: number[][] = [];
-      // up through shadow roots to their hosts
-      const up = (e: Element): Element | null => e.parentElement ?? ((e.getRootNode() as ShadowRoot).host ?? null);
-      for (let e: Element | null = el; e; e = up(e)) {
-        const c = rgba(getComputedStyle(e).backgroundColor);
-        if (c[3] > 0) layers.push(c);
-        if (c[3] >= 1) break;
-      }
-      let out = [255, 255, 255];
-      for (const c of layers.reverse()) out = out.map((v, i) => c[i] * c[3] + v * (1 - c[3]));
-      return `rgb(${out.map((v) => Math.round(v)).join(', ')})`;
-    };
-    return Array.from(document.querySelectorAll(sel))
-      // text inside a closed <details> counts too: its colours are computed all the same
-      .filter((e) => (e.textContent ?? '').trim() !== '')
-      .slice(0, 40)
-      .map((e) => {
-        const painted = part ? (e.shadowRoot?.querySelector(part) ?? e) : e;
-        return { text: (e.textContent ?? '').trim().slice(0, 40), fg: getComputedStyle(painted).color, bg: backgroundOf(painted) };
-      });
-  }, [selector, shadow] as const);
+async function colours(
+  frame: Frame,
+  selector: string,
+  shadow?: string,
+): Promise<{ text: string; fg: string; bg: string }[]> {
+  return frame.evaluate(
+    ([sel, part]) => {
+      const rgba = (c: string): number[] => {
+        const n = (c.match(/[\d.]+/g) ?? []).map(Number);
+        return n.length < 3 ? [0, 0, 0, 0] : [n[0], n[1], n[2], n.length > 3 ? n[3] : 1];
+      };
+      // backgrounds from the element outwards, blended from the outermost painted one inwards
+      const backgroundOf = (el: Element): string => {
+        const layers: number[][] = [];
+        // up through shadow roots to their hosts
+        const up = (e: Element): Element | null => e.parentElement ?? (e.getRootNode() as ShadowRoot).host ?? null;
+        for (let e: Element | null = el; e; e = up(e)) {
+          const c = rgba(getComputedStyle(e).backgroundColor);
+          if (c[3] > 0) layers.push(c);
+          if (c[3] >= 1) break;
+        }
+        let out = [255, 255, 255];
+        for (const c of layers.reverse()) out = out.map((v, i) => c[i] * c[3] + v * (1 - c[3]));
+        return `rgb(${out.map((v) => Math.round(v)).join(', ')})`;
+      };
+      return (
+        Array.from(document.querySelectorAll(sel))
+          // text inside a closed <details> counts too: its colours are computed all the same
+          .filter((e) => (e.textContent ?? '').trim() !== '')
+          .slice(0, 40)
+          .map((e) => {
+            const painted = part ? (e.shadowRoot?.querySelector(part) ?? e) : e;
+            return {
+              text: (e.textContent ?? '').trim().slice(0, 40),
+              fg: getComputedStyle(painted).color,
+              bg: backgroundOf(painted),
+            };
+          })
+      );
+    },
+    [selector, shadow] as const,
+  );
 }
 
 /**
@@ -89,8 +102,13 @@ export async function assertLegible(frame: Frame, theme: Theme, samples: Sample[
     const min = s.min ?? 4.5;
     const rated = found.map((f) => ({ ...f, ratio: contrast(f.fg, f.bg) })).sort((a, b) => a.ratio - b.ratio);
     const worst = rated[0];
-    console.log(`${theme} theme: ${s.what}: least contrast ${worst.ratio.toFixed(2)}:1 ("${worst.text}", ${worst.fg} on ${worst.bg}; ${found.length} measured)`);
-    assert.ok(worst.ratio >= min, `${theme}: ${s.what} "${worst.text}" has contrast ${worst.ratio.toFixed(2)}:1 (${worst.fg} on ${worst.bg}), below ${min}:1`);
+    console.log(
+      `${theme} theme: ${s.what}: least contrast ${worst.ratio.toFixed(2)}:1 ("${worst.text}", ${worst.fg} on ${worst.bg}; ${found.length} measured)`,
+    );
+    assert.ok(
+      worst.ratio >= min,
+      `${theme}: ${s.what} "${worst.text}" has contrast ${worst.ratio.toFixed(2)}:1 (${worst.fg} on ${worst.bg}), below ${min}:1`,
+    );
   }
 }
 

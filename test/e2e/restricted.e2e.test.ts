@@ -20,8 +20,32 @@ before(async () => {
   if (skip) return;
   fs.mkdirSync(workspace);
   const { csv, modelPath } = await makeFixture(workspace, 1500, 'plain');
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'run', '--model', modelPath, '--data', csv, '--label', 'decision',
-    '--group', 'region', '--sparsity', '0.5', '--loss', 'ce', '--epochs', '1', '--bootstrap', '100', '--out', path.join(workspace, '.fairprune')], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      path.join(repoRoot, 'dist', 'cli.js'),
+      'run',
+      '--model',
+      modelPath,
+      '--data',
+      csv,
+      '--label',
+      'decision',
+      '--group',
+      'region',
+      '--sparsity',
+      '0.5',
+      '--loss',
+      'ce',
+      '--epochs',
+      '1',
+      '--bootstrap',
+      '100',
+      '--out',
+      path.join(workspace, '.fairprune'),
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   assert.equal(r.status, 0, r.stderr);
   // Crafted sessions beside the real one, as a cloned repository could hold them: copies of the real
   // session whose results.json points a model folder out of the session (through a symlink), holds a
@@ -41,7 +65,7 @@ before(async () => {
 });
 
 const outside = path.join(tmp, 'outside');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 const CRAFTED: [string, (r: Record<string, any>, dir: string) => void, RegExp][] = [
   [
     'crafted-escape',
@@ -51,56 +75,93 @@ const CRAFTED: [string, (r: Record<string, any>, dir: string) => void, RegExp][]
     },
     /results\.points\[0\]\.modelDir: 'points\/escape' leads outside the session folder/,
   ],
-  ['crafted-infinity', (r) => (r.points[0].evaluation.accuracy.value = 'INF'), /results\.points\[0\]\.evaluation\.accuracy\.value: is not a finite number/],
+  [
+    'crafted-infinity',
+    (r) => (r.points[0].evaluation.accuracy.value = 'INF'),
+    /results\.points\[0\]\.evaluation\.accuracy\.value: is not a finite number/,
+  ],
   ['crafted-point-id', (r) => (r.points[0].id = '../../x'), /results\.points\[0\]\.id: "\.\.\/\.\.\/x" does not match/],
 ];
 
 /** Every file under `dir` (links not followed) with its size and modification time. */
 function tree(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).map((e) => {
-    const p = path.join(e.parentPath, e.name);
-    const st = fs.lstatSync(p);
-    return `${path.relative(dir, p)} ${st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : `${st.size} ${st.mtimeMs}`}`;
-  }).sort();
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .map((e) => {
+      const p = path.join(e.parentPath, e.name);
+      const st = fs.lstatSync(p);
+      return `${path.relative(dir, p)} ${st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : `${st.size} ${st.mtimeMs}`}`;
+    })
+    .sort();
 }
 
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('Restricted Mode: reports are readable; pruning and committing are refused with the reason and a way to trust', { skip: skip ?? false, timeout: 180_000 }, async () => {
-  await withWorkbench({ workspace, extensionDevelopmentPath: repoRoot, restricted: true }, 'restricted', async (wb) => {
-    const page = wb.page;
-    await page.locator('.part.statusbar', { hasText: 'Restricted Mode' }).waitFor();
-    // Reading works: the session is in the tree and its report in the side bar.
-    const before = [tree(workspace), tree(outside)];
-    await page.locator('.part.activitybar .action-item .action-label[aria-label^="Fair Prune"]').first().click();
-    // Each crafted results.json is an error item naming the field at fault, and nothing acts on it.
-    for (const [name, , problem] of CRAFTED) {
-      const row = page.locator('.part.sidebar .monaco-list-row', { hasText: `${name} · results.json refused` });
-      await row.waitFor();
-      const shown = ((await row.textContent()) ?? '').replace(/\u00a0/g, ' ');
-      assert.match(shown, problem, `${name}: the tree item says what is wrong: ${shown}`);
-      assert.equal(await row.locator('.codicon-error').count(), 1, `${name}: shown as an error`);
-      await row.click();
-    }
-    await wb.screenshot('restricted-crafted-results-refused');
-    const session = page.locator('.part.sidebar .monaco-list-row', { hasText: 'region' }).first();
-    await session.waitFor();
-    await session.click();
-    const report = await frameWith(wb, 'section.point');
-    assert.match((await report.locator('section.point .why-disabled').first().textContent()) ?? '', /Committing is disabled in Restricted Mode: trust this workspace to commit\./);
-    assert.equal(await report.locator('vscode-button.commit').first().getAttribute('disabled'), '');
-    // The curves panel reads too, and its Commit says why it is off.
-    await wb.runCommand('Fair Prune: Show Fairness Curves');
-    const curves = await frameWith(wb, '#points-grid tr[data-point]');
-    await curves.locator('#points-grid tr[data-point]').first().click();
-    await until('the reason under Commit', async () => (/Restricted Mode/.test((await curves.locator('#commit-why').textContent().catch(() => '')) ?? '') ? true : undefined));
-    await wb.screenshot('restricted-reading');
-    // Running a session: refused, saying why, with the way to trust the workspace.
-    await wb.runCommand('Fair Prune: Prune with Fairness Check…');
-    const message = await wb.waitForNotification(/only in a trusted workspace/);
-    assert.match(message, /Fair Prune runs pruning sessions only in a trusted workspace: it trains on your files in a separate process\. Reading reports works in Restricted Mode; trust this workspace to run pruning sessions\./);
-    await page.locator('.notifications-toasts .notification-toast', { hasText: 'only in a trusted workspace' }).locator('.monaco-button', { hasText: 'Manage Workspace Trust' }).waitFor();
-    await wb.screenshot('restricted-prune-refused');
-    assert.deepEqual([tree(workspace), tree(outside)], before, 'no session started, no file written in the workspace or where a crafted session points');
-  });
-});
+test(
+  'Restricted Mode: reports are readable; pruning and committing are refused with the reason and a way to trust',
+  { skip: skip ?? false, timeout: 180_000 },
+  async () => {
+    await withWorkbench(
+      { workspace, extensionDevelopmentPath: repoRoot, restricted: true },
+      'restricted',
+      async (wb) => {
+        const page = wb.page;
+        await page.locator('.part.statusbar', { hasText: 'Restricted Mode' }).waitFor();
+        // Reading works: the session is in the tree and its report in the side bar.
+        const before = [tree(workspace), tree(outside)];
+        await page.locator('.part.activitybar .action-item .action-label[aria-label^="Fair Prune"]').first().click();
+        // Each crafted results.json is an error item naming the field at fault, and nothing acts on it.
+        for (const [name, , problem] of CRAFTED) {
+          const row = page.locator('.part.sidebar .monaco-list-row', { hasText: `${name} · results.json refused` });
+          await row.waitFor();
+          const shown = ((await row.textContent()) ?? '').replace(/\u00a0/g, ' ');
+          assert.match(shown, problem, `${name}: the tree item says what is wrong: ${shown}`);
+          assert.equal(await row.locator('.codicon-error').count(), 1, `${name}: shown as an error`);
+          await row.click();
+        }
+        await wb.screenshot('restricted-crafted-results-refused');
+        const session = page.locator('.part.sidebar .monaco-list-row', { hasText: 'region' }).first();
+        await session.waitFor();
+        await session.click();
+        const report = await frameWith(wb, 'section.point');
+        assert.match(
+          (await report.locator('section.point .why-disabled').first().textContent()) ?? '',
+          /Committing is disabled in Restricted Mode: trust this workspace to commit\./,
+        );
+        assert.equal(await report.locator('vscode-button.commit').first().getAttribute('disabled'), '');
+        // The curves panel reads too, and its Commit says why it is off.
+        await wb.runCommand('Fair Prune: Show Fairness Curves');
+        const curves = await frameWith(wb, '#points-grid tr[data-point]');
+        await curves.locator('#points-grid tr[data-point]').first().click();
+        await until('the reason under Commit', async () =>
+          /Restricted Mode/.test(
+            (await curves
+              .locator('#commit-why')
+              .textContent()
+              .catch(() => '')) ?? '',
+          )
+            ? true
+            : undefined,
+        );
+        await wb.screenshot('restricted-reading');
+        // Running a session: refused, saying why, with the way to trust the workspace.
+        await wb.runCommand('Fair Prune: Prune with Fairness Check…');
+        const message = await wb.waitForNotification(/only in a trusted workspace/);
+        assert.match(
+          message,
+          /Fair Prune runs pruning sessions only in a trusted workspace: it trains on your files in a separate process\. Reading reports works in Restricted Mode; trust this workspace to run pruning sessions\./,
+        );
+        await page
+          .locator('.notifications-toasts .notification-toast', { hasText: 'only in a trusted workspace' })
+          .locator('.monaco-button', { hasText: 'Manage Workspace Trust' })
+          .waitFor();
+        await wb.screenshot('restricted-prune-refused');
+        assert.deepEqual(
+          [tree(workspace), tree(outside)],
+          before,
+          'no session started, no file written in the workspace or where a crafted session points',
+        );
+      },
+    );
+  },
+);

@@ -39,13 +39,18 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 async function main(): Promise<void> {
   const root = repoRootFrom(__dirname);
-  const testsArg = process.argv[2] ?? process.env.FAIRPRUNE_EXTENSION_TESTS ?? path.join(root, 'out', 'test', 'extension', 'index.js');
+  const testsArg =
+    process.argv[2] ?? process.env.FAIRPRUNE_EXTENSION_TESTS ?? path.join(root, 'out', 'test', 'extension', 'index.js');
   const extensionTestsPath = path.resolve(testsArg);
   if (!fs.existsSync(extensionTestsPath)) {
-    fail(`no extension tests module at ${extensionTestsPath} (compile them first, or pass a module exporting run(): npm run test:electron -- path/to/tests.js)`);
+    fail(
+      `no extension tests module at ${extensionTestsPath} (compile them first, or pass a module exporting run(): npm run test:electron -- path/to/tests.js)`,
+    );
   }
   const workspace = path.resolve(process.argv[3] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-electron-ws-')));
-  const cache = process.env.FAIRPRUNE_E2E_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'fair-prune-e2e');
+  const cache =
+    process.env.FAIRPRUNE_E2E_CACHE ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'fair-prune-e2e');
   const cachePath = path.join(cache, 'vscode-test');
   const downloadTimeoutMs = Number(process.env.FAIRPRUNE_ELECTRON_DOWNLOAD_TIMEOUT_S ?? 60) * 1000;
 
@@ -71,8 +76,15 @@ async function main(): Promise<void> {
   if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
     console.warn('test:electron: no DISPLAY; desktop VS Code needs one on Linux: xvfb-run -a npm run test:electron');
   }
-  const launchArgs = [workspace, '--disable-workspace-trust', '--skip-welcome', '--skip-release-notes', '--disable-updates'];
-  if (process.getuid?.() === 0) launchArgs.push('--no-sandbox', '--user-data-dir', path.join(cachePath, 'user-data-root'));
+  const launchArgs = [
+    workspace,
+    '--disable-workspace-trust',
+    '--skip-welcome',
+    '--skip-release-notes',
+    '--disable-updates',
+  ];
+  if (process.getuid?.() === 0)
+    launchArgs.push('--no-sandbox', '--user-data-dir', path.join(cachePath, 'user-data-root'));
   const code = await runTests({ vscodeExecutablePath, extensionDevelopmentPath: root, extensionTestsPath, launchArgs });
   console.log(`test:electron: VS Code exited with ${code}`);
   process.exit(code);

@@ -34,7 +34,12 @@ export async function run(): Promise<void> {
   try {
     const ext = vscode.extensions.getExtension<{ activationMs: number }>(EXTENSION_ID);
     assert.ok(ext, `${EXTENSION_ID} is loaded`);
-    const manifest = ext.packageJSON as { contributes: { commands: { command: string }[]; configuration: { properties: Record<string, { default?: unknown }> } } };
+    const manifest = ext.packageJSON as {
+      contributes: {
+        commands: { command: string }[];
+        configuration: { properties: Record<string, { default?: unknown }> };
+      };
+    };
 
     // Activation: lazy (nothing in this workspace activates it), quick, and it registers every command.
     report.activeBefore = ext.isActive;
@@ -54,21 +59,52 @@ export async function run(): Promise<void> {
     const { csv, modelPath } = await makeFixture(root, 3000, 'plain');
     const cli = path.join(ext.extensionPath, 'dist', 'cli.js');
     const out = path.join(root, '.fairprune');
-    const r = spawnSync(process.execPath, [cli, 'run', '--model', modelPath, '--data', csv, '--label', 'decision', '--group', 'region', '--sparsity', '0.5,0.99', '--loss', 'ce', '--epochs', '1', '--lr', '0.01', '--bootstrap', '200', '--out', out], {
-      encoding: 'utf8',
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-      timeout: 180_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'run',
+        '--model',
+        modelPath,
+        '--data',
+        csv,
+        '--label',
+        'decision',
+        '--group',
+        'region',
+        '--sparsity',
+        '0.5,0.99',
+        '--loss',
+        'ce',
+        '--epochs',
+        '1',
+        '--lr',
+        '0.01',
+        '--bootstrap',
+        '200',
+        '--out',
+        out,
+      ],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+        timeout: 180_000,
+      },
+    );
     assert.equal(r.status, 0, `fairprune run: ${r.stderr}`);
     const sessionDir = path.join(out, 'sessions', fs.readdirSync(path.join(out, 'sessions'))[0]);
-    const results = JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as { points: { id: string; targetSparsity: number }[] };
+    const results = JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')) as {
+      points: { id: string; targetSparsity: number }[];
+    };
 
     // The views and the curves panel open on it.
     await vscode.commands.executeCommand('fairPrune.refresh');
     await vscode.commands.executeCommand('fairPrune.showSession', sessionDir);
     await vscode.commands.executeCommand('fairPrune.showCurves', sessionDir);
     const tab = await until('the Fairness Curves tab', () =>
-      vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputWebview && /Fairness Curves/.test(t.label)),
+      vscode.window.tabGroups.all
+        .flatMap((g) => g.tabs)
+        .find((t) => t.input instanceof vscode.TabInputWebview && /Fairness Curves/.test(t.label)),
     );
     report.curvesTab = tab.label;
 
@@ -76,7 +112,10 @@ export async function run(): Promise<void> {
     // VS Code's own git extension.
     const git = (...args: string[]) => spawnSync('git', args, { cwd: root, encoding: 'utf8' });
     const gitReady = git('init', '-q').status === 0;
-    if (gitReady) await vscode.workspace.getConfiguration('fairPrune').update('git.stage', true, vscode.ConfigurationTarget.Workspace);
+    if (gitReady)
+      await vscode.workspace
+        .getConfiguration('fairPrune')
+        .update('git.stage', true, vscode.ConfigurationTarget.Workspace);
 
     // Commit the 50% point through the command the report's and the panel's buttons run: it passes
     // the default gate. The command asks first in a modal dialog, which VS Code refuses to show while
@@ -95,11 +134,18 @@ export async function run(): Promise<void> {
     assert.equal(record.decision, 'passed');
     report.committed = fs.readdirSync(committed).sort();
     if (gitReady) {
-      const staged = await until('the committed files staged in git', () => {
-        const names = git('diff', '--cached', '--name-only').stdout.split('\n').filter(Boolean);
-        return names.some((n) => n.endsWith('/FAIRNESS.md')) ? names : undefined;
-      }, 30_000);
-      assert.ok(staged.every((n) => n.startsWith(`model.pruned-${point.id}/`)), `only the committed folder is staged: ${staged.join(', ')}`);
+      const staged = await until(
+        'the committed files staged in git',
+        () => {
+          const names = git('diff', '--cached', '--name-only').stdout.split('\n').filter(Boolean);
+          return names.some((n) => n.endsWith('/FAIRNESS.md')) ? names : undefined;
+        },
+        30_000,
+      );
+      assert.ok(
+        staged.every((n) => n.startsWith(`model.pruned-${point.id}/`)),
+        `only the committed folder is staged: ${staged.join(', ')}`,
+      );
       report.staged = staged;
     } else {
       report.staged = 'git is not installed: staging not checked';

@@ -34,7 +34,17 @@ const CASES: Case[] = [
   { x: [1, 5, 5, 1], f: [5, 5, 1, 1], s: [1, 1], pad: 'valid' }, // filter as large as the input
   { x: [2, 6, 6, 2], f: [1, 1, 2, 3], s: [2, 2], pad: 'same' },
   { x: [2, 7, 6, 3], f: [3, 3, 3, 2], s: [2, 2], pad: 1 },
-  { x: [1, 6, 7, 2], f: [3, 2, 2, 2], s: [1, 2], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  {
+    x: [1, 6, 7, 2],
+    f: [3, 2, 2, 2],
+    s: [1, 2],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
   { x: [4, 16, 16, 8], f: [3, 3, 8, 16], s: [1, 1], pad: 'same' },
 ];
 
@@ -45,9 +55,16 @@ function randomTensor(shape: number[], rng: Rng): tf.Tensor {
   return tf.tensor(v, shape);
 }
 
-
 /** Independent reference: the filter gradient of Σ conv2d(x, W) · w by direct summation (NHWC). */
-function naiveFilterGrad(x: Float32Array, xs: number[], w: Float32Array, ws: number[], f: number[], s: [number, number], pad: Pad): Float32Array {
+function naiveFilterGrad(
+  x: Float32Array,
+  xs: number[],
+  w: Float32Array,
+  ws: number[],
+  f: number[],
+  s: [number, number],
+  pad: Pad,
+): Float32Array {
   const [b, h, wd, ci] = xs;
   const [, oh, ow, co] = ws;
   const [fh, fw] = f;
@@ -64,20 +81,29 @@ function naiveFilterGrad(x: Float32Array, xs: number[], w: Float32Array, ws: num
     left = pad[2][0];
   }
   const out = new Float32Array(fh * fw * ci * co);
-  for (let kh = 0; kh < fh; kh++) for (let kw = 0; kw < fw; kw++) for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) {
-    let acc = 0;
-    for (let n = 0; n < b; n++) for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) {
-      const r = y * s[0] + kh - top;
-      const q = xx * s[1] + kw - left;
-      if (r < 0 || r >= h || q < 0 || q >= wd) continue;
-      acc += x[((n * h + r) * wd + q) * ci + c] * w[((n * oh + y) * ow + xx) * co + o];
-    }
-    out[((kh * fw + kw) * ci + c) * co + o] = acc;
-  }
+  for (let kh = 0; kh < fh; kh++)
+    for (let kw = 0; kw < fw; kw++)
+      for (let c = 0; c < ci; c++)
+        for (let o = 0; o < co; o++) {
+          let acc = 0;
+          for (let n = 0; n < b; n++)
+            for (let y = 0; y < oh; y++)
+              for (let xx = 0; xx < ow; xx++) {
+                const r = y * s[0] + kh - top;
+                const q = xx * s[1] + kw - left;
+                if (r < 0 || r >= h || q < 0 || q >= wd) continue;
+                acc += x[((n * h + r) * wd + q) * ci + c] * w[((n * oh + y) * ow + xx) * co + o];
+              }
+          out[((kh * fw + kw) * ci + c) * co + o] = acc;
+        }
   return out;
 }
 
-interface Grads { filter: Float32Array; bias?: Float32Array; outShape: number[] }
+interface Grads {
+  filter: Float32Array;
+  bias?: Float32Array;
+  outShape: number[];
+}
 
 /** Gradient wrt the filter of Σ conv2d(x, W) · w, through tf.grad on the current backend. */
 function convFilterGrad(c: Case, seed: number): Grads & { x: Float32Array; w: Float32Array } {
@@ -88,7 +114,12 @@ function convFilterGrad(c: Case, seed: number): Grads & { x: Float32Array; w: Fl
     const y = tf.conv2d(x, filter, c.s, c.pad);
     const w = randomTensor(y.shape, rng);
     const g = tf.grad((f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, f as tf.Tensor4D, c.s, c.pad), w)))(filter);
-    return { filter: g.dataSync() as Float32Array, outShape: y.shape, x: x.dataSync() as Float32Array, w: w.dataSync() as Float32Array };
+    return {
+      filter: g.dataSync() as Float32Array,
+      outShape: y.shape,
+      x: x.dataSync() as Float32Array,
+      w: w.dataSync() as Float32Array,
+    };
   });
 }
 
@@ -103,7 +134,10 @@ function fusedGrads(c: Case, seed: number): Grads {
     const y = tf.fused.conv2d({ x, filter, bias, strides: c.s, pad, activation: 'relu' });
     const w = randomTensor(y.shape, rng);
     const [gf, gb] = tf.grads((f: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(tf.mul(tf.fused.conv2d({ x, filter: f as tf.Tensor4D, bias: b, strides: c.s, pad, activation: 'relu' }), w)))([filter, bias]);
+      tf.sum(
+        tf.mul(tf.fused.conv2d({ x, filter: f as tf.Tensor4D, bias: b, strides: c.s, pad, activation: 'relu' }), w),
+      ),
+    )([filter, bias]);
     return { filter: gf.dataSync() as Float32Array, bias: gb.dataSync() as Float32Array, outShape: y.shape };
   });
 }
@@ -156,7 +190,10 @@ test('initBackend: auto falls back to wasm and says why; tensorflow is a UserErr
   const logs: string[] = [];
   const info = await initBackend('auto', (m) => logs.push(m));
   assert.equal(info.name, 'wasm');
-  assert.ok(info.notes.some((n) => n.startsWith('@tensorflow/tfjs-node is not installed')), info.notes.join(' | '));
+  assert.ok(
+    info.notes.some((n) => n.startsWith('@tensorflow/tfjs-node is not installed')),
+    info.notes.join(' | '),
+  );
   assert.ok(backendSummary(info).endsWith('· tfjs-node not installed'), backendSummary(info));
   assert.equal(await initBackend('auto'), info);
 
@@ -168,7 +205,10 @@ test('initBackend: auto falls back to wasm and says why; tensorflow is a UserErr
     assert.ok(e.fix && /npm install @tensorflow\/tfjs-node/.test(e.fix));
     return true;
   });
-  await assert.rejects(initBackend('tensorflow-gpu'), (e: unknown) => e instanceof UserError && /--backend/.test(e.message));
+  await assert.rejects(
+    initBackend('tensorflow-gpu'),
+    (e: unknown) => e instanceof UserError && /--backend/.test(e.message),
+  );
   // A failed explicit request leaves the working backend in place.
   assert.equal(tf.getBackend(), 'wasm');
 });
@@ -196,7 +236,9 @@ function convInputGrad(c: Case, seed: number): Float32Array {
     const x = randomTensor(c.x, rng) as tf.Tensor4D;
     const filter = randomTensor(c.f, rng) as tf.Tensor4D;
     const w = randomTensor(tf.conv2d(x, filter, c.s, c.pad).shape, rng);
-    return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(v as tf.Tensor4D, filter, c.s, c.pad), w)))(x).dataSync() as Float32Array;
+    return tf
+      .grad((v: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(v as tf.Tensor4D, filter, c.s, c.pad), w)))(x)
+      .dataSync() as Float32Array;
   });
 }
 
@@ -240,7 +282,10 @@ test('fused conv2d (bias + relu), the path tf.layers.conv2d takes: wasm = stock 
   fusedCases.forEach((c, i) => {
     const got = fusedGrads(c, 300 + i);
     assert.ok(relDiff(got.filter, stock[i].filter) < 1e-3, `filter, case ${JSON.stringify(c)}`);
-    assert.ok(relDiff(got.bias as Float32Array, stock[i].bias as Float32Array) < 1e-3, `bias, case ${JSON.stringify(c)}`);
+    assert.ok(
+      relDiff(got.bias as Float32Array, stock[i].bias as Float32Array) < 1e-3,
+      `bias, case ${JSON.stringify(c)}`,
+    );
   });
 });
 
@@ -251,8 +296,23 @@ test('NCHW input gives the transposed NHWC answer', async () => {
     const x = randomTensor([2, 7, 6, 3], rng) as tf.Tensor4D;
     const dy = randomTensor([2, 4, 3, 5], rng) as tf.Tensor4D; // 'same', strides 2
     const nhwc = conv2dBackpropFilterViaOps(x, dy, [3, 3, 3, 5], 2, 'same');
-    const nchw = conv2dBackpropFilterViaOps(tf.transpose(x, [0, 3, 1, 2]), tf.transpose(dy, [0, 3, 1, 2]), [3, 3, 3, 5], 2, 'same', 'NCHW');
-    const naive = naiveFilterGrad(x.dataSync() as Float32Array, x.shape, dy.dataSync() as Float32Array, dy.shape, [3, 3], [2, 2], 'same');
+    const nchw = conv2dBackpropFilterViaOps(
+      tf.transpose(x, [0, 3, 1, 2]),
+      tf.transpose(dy, [0, 3, 1, 2]),
+      [3, 3, 3, 5],
+      2,
+      'same',
+      'NCHW',
+    );
+    const naive = naiveFilterGrad(
+      x.dataSync() as Float32Array,
+      x.shape,
+      dy.dataSync() as Float32Array,
+      dy.shape,
+      [3, 3],
+      [2, 2],
+      'same',
+    );
     assert.ok(relDiff(nhwc.dataSync() as Float32Array, naive) < 1e-4);
     assert.ok(relDiff(nchw.dataSync() as Float32Array, naive) < 1e-4);
   });
@@ -274,7 +334,13 @@ function buildCnn(): tfl.Sequential {
   return m;
 }
 
-interface Trained { losses: number[]; before: number; after: number; weights: Float32Array[]; initial: Float32Array[] }
+interface Trained {
+  losses: number[];
+  before: number;
+  after: number;
+  weights: Float32Array[];
+  initial: Float32Array[];
+}
 
 async function trainTwoSteps(): Promise<Trained> {
   const rng = new Rng(42);
@@ -319,7 +385,10 @@ test('a tf.layers CNN trains 2 adam steps on wasm like on stock cpu', async () =
   assert.ok(wasm.after < wasm.before, `loss went down on wasm: ${wasm.before} → ${wasm.after}`);
   assert.ok(cpuResult.after < cpuResult.before);
   for (let i = 0; i < 2; i++) {
-    assert.ok(Math.abs(wasm.losses[i] - cpuResult.losses[i]) <= 1e-3 * Math.abs(cpuResult.losses[i]), `step ${i} loss ${wasm.losses[i]} vs ${cpuResult.losses[i]}`);
+    assert.ok(
+      Math.abs(wasm.losses[i] - cpuResult.losses[i]) <= 1e-3 * Math.abs(cpuResult.losses[i]),
+      `step ${i} loss ${wasm.losses[i]} vs ${cpuResult.losses[i]}`,
+    );
   }
   assert.ok(Math.abs(wasm.after - cpuResult.after) <= 1e-3 * cpuResult.after);
   // Every weight moved, and moved the same way on both backends.
@@ -338,7 +407,8 @@ function depthwiseGrads(c: Case, seed: number): { dx: Float32Array; dw: Float32A
     const pad = c.pad as 'valid' | 'same' | number;
     const w = randomTensor(tf.depthwiseConv2d(x, filter, c.s, pad).shape, rng);
     const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
-      tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, c.s, pad), w)))([x, filter]);
+      tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, c.s, pad), w)),
+    )([x, filter]);
     return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
   });
 }
@@ -353,28 +423,57 @@ test('depthwise conv gradients (input and filter) on wasm = cpu, and in a separa
   ];
   const cpu = await onStockCpu(() => cases.map((c, i) => depthwiseGrads(c, 400 + i)));
   await initBackend('wasm');
-  for (const k of depthwiseBackpropKernels('wasm')) assert.ok(tf.getKernel(k.kernelName, 'wasm'), `${k.kernelName} registered`);
+  for (const k of depthwiseBackpropKernels('wasm'))
+    assert.ok(tf.getKernel(k.kernelName, 'wasm'), `${k.kernelName} registered`);
   cases.forEach((c, i) => {
     const got = depthwiseGrads(c, 400 + i);
     assert.ok(relDiff(got.dw, cpu[i].dw) < 1e-3, `filter, case ${JSON.stringify(c)}: ${relDiff(got.dw, cpu[i].dw)}`);
     assert.ok(relDiff(got.dx, cpu[i].dx) < 1e-3, `input, case ${JSON.stringify(c)}: ${relDiff(got.dx, cpu[i].dx)}`);
   });
 
-  const sepGrads = () => tf.tidy(() => {
-    const rng = new Rng(9);
-    const m = tfl.sequential();
-    m.add(tfl.layers.conv2d({ inputShape: [9, 9, 2], filters: 3, kernelSize: 2, useBias: false, kernelInitializer: 'ones' }));
-    m.add(tfl.layers.separableConv2d({ filters: 4, kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same',
-      depthwiseInitializer: 'ones', pointwiseInitializer: 'ones', activation: 'relu' }));
-    m.setWeights(m.weights.map((v) => randomTensor(v.shape.map((d) => d ?? 1), rng)));
-    const x = randomTensor([2, 9, 9, 2], rng);
-    const { grads } = tf.variableGrads(() => tf.sum(tf.square(m.apply(x) as tf.Tensor)) as tf.Scalar);
-    const out = m.trainableWeights.map((v) => grads[(v.read() as tf.Variable).name].dataSync() as Float32Array);
-    m.dispose();
-    return out;
-  });
+  const sepGrads = () =>
+    tf.tidy(() => {
+      const rng = new Rng(9);
+      const m = tfl.sequential();
+      m.add(
+        tfl.layers.conv2d({
+          inputShape: [9, 9, 2],
+          filters: 3,
+          kernelSize: 2,
+          useBias: false,
+          kernelInitializer: 'ones',
+        }),
+      );
+      m.add(
+        tfl.layers.separableConv2d({
+          filters: 4,
+          kernelSize: 3,
+          depthMultiplier: 2,
+          strides: 2,
+          padding: 'same',
+          depthwiseInitializer: 'ones',
+          pointwiseInitializer: 'ones',
+          activation: 'relu',
+        }),
+      );
+      m.setWeights(
+        m.weights.map((v) =>
+          randomTensor(
+            v.shape.map((d) => d ?? 1),
+            rng,
+          ),
+        ),
+      );
+      const x = randomTensor([2, 9, 9, 2], rng);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.square(m.apply(x) as tf.Tensor)) as tf.Scalar);
+      const out = m.trainableWeights.map((v) => grads[(v.read() as tf.Variable).name].dataSync() as Float32Array);
+      m.dispose();
+      return out;
+    });
   const sepCpu = await onStockCpu(sepGrads);
   const sepWasm = sepGrads();
   assert.equal(sepWasm.length, 4); // conv kernel, depthwise, pointwise, bias
-  sepWasm.forEach((g, i) => assert.ok(relDiff(g, sepCpu[i]) < 1e-3, `separable model weight ${i}: ${relDiff(g, sepCpu[i])}`));
+  sepWasm.forEach((g, i) =>
+    assert.ok(relDiff(g, sepCpu[i]) < 1e-3, `separable model weight ${i}: ${relDiff(g, sepCpu[i])}`),
+  );
 });

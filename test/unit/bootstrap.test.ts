@@ -52,7 +52,10 @@ test('interval: widened to contain its estimate; undefined (NaN) resamples skipp
 
 test('groupMembers and StratifiedResampler: each group keeps its size, drawn in group order from its members', () => {
   const members = groupMembers(Int32Array.from([2, 0, 2, 2]), 3);
-  assert.deepEqual(members.map((m) => [...m]), [[1], [], [0, 2, 3]]);
+  assert.deepEqual(
+    members.map((m) => [...m]),
+    [[1], [], [0, 2, 3]],
+  );
   const rs = new StratifiedResampler(members, 12);
   const rng = new Rng(12);
   for (let b = 0; b < 4; b++) {

@@ -14,7 +14,9 @@ const bundle = path.join(repoRoot, 'dist', 'cli.js');
 
 /** dist/cli.js as `npm run build` makes it, rebuilt when a CLI source is newer. */
 function ensureBuilt(): void {
-  const newest = Math.max(...['src/cli/main.ts', 'bin/fairprune'].map((f) => fs.statSync(path.join(repoRoot, f)).mtimeMs));
+  const newest = Math.max(
+    ...['src/cli/main.ts', 'bin/fairprune'].map((f) => fs.statSync(path.join(repoRoot, f)).mtimeMs),
+  );
   if (fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= newest) return;
   const r = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, encoding: 'utf8' });
   assert.equal(r.status, 0, `build: ${r.stderr}`);
@@ -23,7 +25,22 @@ function ensureBuilt(): void {
 test('the installed fairprune command prints help, exits 0, and a failing run exits 1', () => {
   ensureBuilt();
   const prefix = tempDir('fairprune-prefix-');
-  const npm = spawnSync('npm', ['install', '-g', '--prefix', prefix, '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', '.'], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+  const npm = spawnSync(
+    'npm',
+    [
+      'install',
+      '-g',
+      '--prefix',
+      prefix,
+      '--offline',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      '.',
+    ],
+    { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 },
+  );
   assert.equal(npm.status, 0, `npm install -g: ${npm.stderr}`);
   const command = path.join(prefix, 'bin', 'fairprune');
   assert.ok(fs.lstatSync(command).isSymbolicLink(), 'npm installs the command as a symlink');
@@ -38,7 +55,19 @@ test('the installed fairprune command prints help, exits 0, and a failing run ex
   assert.equal(runHelp.status, 0);
   assert.match(runHelp.stdout, /--model FILE/);
 
-  const missing = run('run', '--model', 'nowhere/model.json', '--data', 'd.csv', '--label', 'y', '--group', 'g', '--backend', 'cpu');
+  const missing = run(
+    'run',
+    '--model',
+    'nowhere/model.json',
+    '--data',
+    'd.csv',
+    '--label',
+    'y',
+    '--group',
+    'g',
+    '--backend',
+    'cpu',
+  );
   assert.equal(missing.status, 1, 'a failing run exits 1');
   assert.match(missing.stderr, /^error: .*nowhere\/model\.json: no such file\. Fix: /m);
   assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');

@@ -22,8 +22,31 @@ test('run --json --progress json --gate: results on stdout, events on stderr, ex
   fs.writeFileSync(strict, JSON.stringify({ 'fairPrune.gate.minAccuracy': 1, 'fairPrune.gate.maxWorstGroupDrop': 0 }));
   const lenient = path.join(dir, 'lenient.json');
   fs.writeFileSync(lenient, JSON.stringify({ maxWorstGroupDrop: 1, maxGapIncrease: 1, minAccuracy: 0 }));
-  const args = ['run', '--model', modelPath, '--data', csv, '--label', 'decision', '--group', 'region', '--sparsity', '0.5', '--loss', 'ce',
-    '--epochs', '1', '--backend', 'cpu', '--bootstrap', '50', '--workers', '1', '--out', path.join(dir, 'fp')];
+  const args = [
+    'run',
+    '--model',
+    modelPath,
+    '--data',
+    csv,
+    '--label',
+    'decision',
+    '--group',
+    'region',
+    '--sparsity',
+    '0.5',
+    '--loss',
+    'ce',
+    '--epochs',
+    '1',
+    '--backend',
+    'cpu',
+    '--bootstrap',
+    '50',
+    '--workers',
+    '1',
+    '--out',
+    path.join(dir, 'fp'),
+  ];
 
   const failing = fairprune([...args, '--json', '--progress', 'json', '--gate', '--policy', strict], dir);
   assert.equal(failing.code, 1, failing.stderr);
@@ -33,7 +56,14 @@ test('run --json --progress json --gate: results on stdout, events on stderr, ex
   assert.equal(results.recommendation?.policy.minAccuracy, 1);
   const lines = failing.stderr.trim().split('\n');
   const events = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  assert.deepEqual([...new Set(events.map((e) => e.type))].sort(), ['dense', 'finished', 'log', 'point', 'progress', 'started']);
+  assert.deepEqual([...new Set(events.map((e) => e.type))].sort(), [
+    'dense',
+    'finished',
+    'log',
+    'point',
+    'progress',
+    'started',
+  ]);
   assert.match(lines[lines.length - 1], /^gate: FAILED — No point passes the fairness gate/);
 
   const passing = fairprune([...args, '--gate', '--policy', lenient], dir);

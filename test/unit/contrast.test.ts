@@ -33,7 +33,9 @@ test('paired contrast by hand: mean over runs of (worst group, gap) differences;
   assert.equal(c.runs, 2);
   close(c.worstGroupAccuracy.value, (0.5 + 0) / 2);
   close(c.largestGap.value, (-0.5 + 0) / 2);
-  assert.ok(c.worstGroupAccuracy.low <= c.worstGroupAccuracy.value && c.worstGroupAccuracy.value <= c.worstGroupAccuracy.high);
+  assert.ok(
+    c.worstGroupAccuracy.low <= c.worstGroupAccuracy.value && c.worstGroupAccuracy.value <= c.worstGroupAccuracy.high,
+  );
   const same = pairedContrast(base, base, groups, 2, { resamples: 200, confidence: 0.95, seed: 1 });
   assert.deepEqual(same.worstGroupAccuracy, { value: 0, low: 0, high: 0 });
   assert.deepEqual(same.largestGap, { value: 0, low: 0, high: 0 });
@@ -45,7 +47,8 @@ test('paired contrast: the interval has the stated coverage of an independent pe
   const make = (n: number) => {
     const rng = new Rng(5);
     const groups = Array.from({ length: n }, (_, i) => (i % 5 === 0 ? 1 : 0));
-    const runs = (lift: number) => [0, 1, 2].map(() => Uint8Array.from(groups, (g) => (rng.next() < (g ? 0.5 + lift : 0.9) ? 1 : 0)));
+    const runs = (lift: number) =>
+      [0, 1, 2].map(() => Uint8Array.from(groups, (g) => (rng.next() < (g ? 0.5 + lift : 0.9) ? 1 : 0)));
     return { groups, base: runs(0), other: runs(0.1) };
   };
   const small = make(500);
@@ -55,7 +58,10 @@ test('paired contrast: the interval has the stated coverage of an independent pe
   const cb = pairedContrast(big.base, big.other, big.groups, 2, opts);
   const width = (e: { low: number; high: number }) => e.high - e.low;
   assert.ok(width(cb.worstGroupAccuracy) < width(cs.worstGroupAccuracy), 'ten times the rows: a narrower interval');
-  assert.ok(cb.worstGroupAccuracy.low > 0, `a real +10-point lift on 1,000 rare rows is told from 0: ${JSON.stringify(cb.worstGroupAccuracy)}`);
+  assert.ok(
+    cb.worstGroupAccuracy.low > 0,
+    `a real +10-point lift on 1,000 rare rows is told from 0: ${JSON.stringify(cb.worstGroupAccuracy)}`,
+  );
   // the stated level: at 50% the interval is far narrower than at 95%
   const half = pairedContrast(small.base, small.other, small.groups, 2, { ...opts, confidence: 0.5 });
   assert.ok(width(half.worstGroupAccuracy) < 0.6 * width(cs.worstGroupAccuracy));
@@ -63,22 +69,56 @@ test('paired contrast: the interval has the stated coverage of an independent pe
 
 test('summaries: one per sparsity × loss, runs in order, a contrast against ce for every other loss', () => {
   const pt = (id: string, sparsity: number, loss: PrunedPoint['loss'], run: number, worst: number) =>
-    ({ id, run, targetSparsity: sparsity, loss, evaluation: { accuracy: { value: worst + 0.1 }, worstGroup: { accuracy: { value: worst } }, largestGap: { value: 0.2 } } }) as unknown as PrunedPoint;
-  const points = [pt('a', 0.5, 'ce', 1, 0.7), pt('b', 0.5, 'pw', 1, 0.8), pt('a2', 0.5, 'ce', 2, 0.72), pt('b2', 0.5, 'pw', 2, 0.78)];
+    ({
+      id,
+      run,
+      targetSparsity: sparsity,
+      loss,
+      evaluation: {
+        accuracy: { value: worst + 0.1 },
+        worstGroup: { accuracy: { value: worst } },
+        largestGap: { value: 0.2 },
+      },
+    }) as unknown as PrunedPoint;
+  const points = [
+    pt('a', 0.5, 'ce', 1, 0.7),
+    pt('b', 0.5, 'pw', 1, 0.8),
+    pt('a2', 0.5, 'ce', 2, 0.72),
+    pt('b2', 0.5, 'pw', 2, 0.78),
+  ];
   const right = Uint8Array.from([1, 0, 1, 1]);
   const s = summarizeRuns(points, () => right, [0, 0, 1, 1], 2, { resamples: 50, confidence: 0.95, seed: 1 });
-  assert.deepEqual(s.map((x) => [x.loss, x.runs, x.pointIds]), [['ce', 2, ['a', 'a2']], ['pw', 2, ['b', 'b2']]]);
+  assert.deepEqual(
+    s.map((x) => [x.loss, x.runs, x.pointIds]),
+    [
+      ['ce', 2, ['a', 'a2']],
+      ['pw', 2, ['b', 'b2']],
+    ],
+  );
   close(s[1].worstGroupAccuracy.mean, 0.79);
   assert.equal(s[0].againstCe, undefined);
   assert.deepEqual(s[1].againstCe!.worstGroupAccuracy, { value: 0, low: 0, high: 0 }); // same right/wrong
-  assert.equal(summarizeRuns(points, () => undefined, [0], 1, { resamples: 10, confidence: 0.95, seed: 1 })[1].againstCe, undefined);
+  assert.equal(
+    summarizeRuns(points, () => undefined, [0], 1, { resamples: 10, confidence: 0.95, seed: 1 })[1].againstCe,
+    undefined,
+  );
 });
 
 test('--seeds 2: every sparsity × loss fine-tuned twice from the same pruned network; summaries, contrasts and the report', async () => {
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir);
-  const results = await runSession(request(modelPath, csv, path.join(dir, '.fairprune'), { sparsities: [0.5], losses: ['ce', 'pw'], seeds: 2 }));
-  assert.deepEqual(results.points.map((p) => [p.id, p.run ?? 1]), [['s0.50-ce', 1], ['s0.50-pw', 1], ['s0.50-ce-r2', 2], ['s0.50-pw-r2', 2]]);
+  const results = await runSession(
+    request(modelPath, csv, path.join(dir, '.fairprune'), { sparsities: [0.5], losses: ['ce', 'pw'], seeds: 2 }),
+  );
+  assert.deepEqual(
+    results.points.map((p) => [p.id, p.run ?? 1]),
+    [
+      ['s0.50-ce', 1],
+      ['s0.50-pw', 1],
+      ['s0.50-ce-r2', 2],
+      ['s0.50-pw-r2', 2],
+    ],
+  );
   assert.equal(results.config.seeds, 2);
   // the same pruned network: the same weights are zero in both runs
   assert.equal(results.points[0].size.nonZeroParameters, results.points[2].size.nonZeroParameters);
@@ -89,7 +129,11 @@ test('--seeds 2: every sparsity × loss fine-tuned twice from the same pruned ne
   const w = [results.points[0], results.points[2]].map((p) => p.evaluation.worstGroup.accuracy.value);
   close(ce.worstGroupAccuracy.mean, (w[0] + w[1]) / 2);
   close(ce.worstGroupAccuracy.min, Math.min(...w));
-  const diff = [0, 1].map((r) => results.points[2 * r + 1].evaluation.worstGroup.accuracy.value - results.points[2 * r].evaluation.worstGroup.accuracy.value);
+  const diff = [0, 1].map(
+    (r) =>
+      results.points[2 * r + 1].evaluation.worstGroup.accuracy.value -
+      results.points[2 * r].evaluation.worstGroup.accuracy.value,
+  );
   close(pw.againstCe!.worstGroupAccuracy.value, (diff[0] + diff[1]) / 2, 1e-12);
   const md = fs.readFileSync(path.join(dir, '.fairprune', 'sessions', results.sessionId, 'report.md'), 'utf8');
   assert.equal(md, renderReport(results));
@@ -99,7 +143,9 @@ test('--seeds 2: every sparsity × loss fine-tuned twice from the same pruned ne
   assert.ok(!results.recommendation!.pointId?.endsWith('-r2'));
   // the command line's table: every run, the summaries with the contrast against ce, the recommendation last
   let printed = '';
-  printResults(results, path.join(dir, 'results.json'), { write: (t: string) => ((printed += t), true) } as unknown as NodeJS.WriteStream);
+  printResults(results, path.join(dir, 'results.json'), {
+    write: (t: string) => ((printed += t), true),
+  } as unknown as NodeJS.WriteStream);
   assert.match(printed, /^ce \(run 2\) /m);
   assert.match(printed, /\| 50% \| pw \| 2 \| .*\| [−+]\d+\.\d pts \[[−+]\d+\.\d pts, [−+]\d+\.\d pts\] \|/);
   assert.match(printed.trimEnd().split('\n').pop()!, /^(Recommended: s0\.50-|No point passes)/);
@@ -117,10 +163,12 @@ test('paired contrast: the interval is exactly the bootstrap reproduced by hand 
   assert.equal(c.runs, 2);
   const members = [[0, 2, 4, 5, 7], [1, 3, 6], []];
   const stats = (bits: Uint8Array, rows: number[]) => {
-    const acc = members.filter((m) => m.length).map((m) => {
-      const mine = rows.filter((r) => m.includes(r));
-      return mine.reduce((a, r) => a + bits[r], 0) / mine.length;
-    });
+    const acc = members
+      .filter((m) => m.length)
+      .map((m) => {
+        const mine = rows.filter((r) => m.includes(r));
+        return mine.reduce((a, r) => a + bits[r], 0) / mine.length;
+      });
     return [Math.min(...acc), Math.max(...acc) - Math.min(...acc)];
   };
   const all = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -147,12 +195,31 @@ test('paired contrast: the interval is exactly the bootstrap reproduced by hand 
 
 test('summaries pair run r with run r whatever order the points come in', () => {
   const pt = (id: string, loss: PrunedPoint['loss'], run: number) =>
-    ({ id, run, targetSparsity: 0.8, loss, evaluation: { accuracy: { value: 0.5 }, worstGroup: { accuracy: { value: run / 10 } }, largestGap: { value: 0.1 } } }) as unknown as PrunedPoint;
+    ({
+      id,
+      run,
+      targetSparsity: 0.8,
+      loss,
+      evaluation: {
+        accuracy: { value: 0.5 },
+        worstGroup: { accuracy: { value: run / 10 } },
+        largestGap: { value: 0.1 },
+      },
+    }) as unknown as PrunedPoint;
   // ce run 1 right on everything, run 2 wrong on everything; pw the same: paired, the differences are 0
   const correct: Record<string, Uint8Array> = {
-    c1: Uint8Array.from([1, 1]), c2: Uint8Array.from([0, 0]), p1: Uint8Array.from([1, 1]), p2: Uint8Array.from([0, 0]),
+    c1: Uint8Array.from([1, 1]),
+    c2: Uint8Array.from([0, 0]),
+    p1: Uint8Array.from([1, 1]),
+    p2: Uint8Array.from([0, 0]),
   };
-  const s = summarizeRuns([pt('p2', 'pw', 2), pt('c2', 'ce', 2), pt('p1', 'pw', 1), pt('c1', 'ce', 1)], (id) => correct[id], [0, 1], 2, { resamples: 20, confidence: 0.95, seed: 1 });
+  const s = summarizeRuns(
+    [pt('p2', 'pw', 2), pt('c2', 'ce', 2), pt('p1', 'pw', 1), pt('c1', 'ce', 1)],
+    (id) => correct[id],
+    [0, 1],
+    2,
+    { resamples: 20, confidence: 0.95, seed: 1 },
+  );
   const pw = s.find((x) => x.loss === 'pw')!;
   assert.deepEqual(pw.pointIds, ['p1', 'p2']);
   assert.deepEqual(pw.againstCe!.worstGroupAccuracy, { value: 0, low: 0, high: 0 }); // unpaired, it would be ±1

@@ -23,8 +23,10 @@ const CSV = [
 ].join('\n');
 
 const base = (file: string): DataSpec => ({ csvPath: file, label: 'y', groups: ['g'], seed: 3, ignore: ['note'] });
-const isUserError = (re: RegExp, extra: (e: UserError) => boolean = () => true) => (e: unknown) =>
-  e instanceof UserError && re.test(e.message) && extra(e);
+const isUserError =
+  (re: RegExp, extra: (e: UserError) => boolean = () => true) =>
+  (e: unknown) =>
+    e instanceof UserError && re.test(e.message) && extra(e);
 
 test('default features: every column but label, groups, split (and ignored), in file order; values exactly as in the CSV', async () => {
   const file = tmpCsv(CSV);
@@ -38,7 +40,10 @@ test('default features: every column but label, groups, split (and ignored), in 
 
 test('--features picks the columns and their order', async () => {
   const file = tmpCsv(CSV);
-  const d = await loadDataset({ ...base(file), ignore: undefined, features: ['c', 'a'] }, { inputShape: [2], outputUnits: 1 });
+  const d = await loadDataset(
+    { ...base(file), ignore: undefined, features: ['c', 'a'] },
+    { inputShape: [2], outputUnits: 1 },
+  );
   assert.deepEqual(d.record.features, ['c', 'a']);
   assert.deepEqual([...d.x], [100, 1, 200, 2, 300, 3, 400, 4]);
 });
@@ -46,7 +51,13 @@ test('--features picks the columns and their order', async () => {
 test('a subgroup column is never silently a feature; naming it in --features is recorded', async () => {
   const csv = 'y,g,a\n0,1,5\n1,2,6\n0,1,7\n1,2,8\n';
   const file = tmpCsv(csv);
-  const spec: DataSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 1, splitFractions: { train: 0.5, validation: 0, test: 0.5 } };
+  const spec: DataSpec = {
+    csvPath: file,
+    label: 'y',
+    groups: ['g'],
+    seed: 1,
+    splitFractions: { train: 0.5, validation: 0, test: 0.5 },
+  };
   const d = await loadDataset(spec, { inputShape: [1], outputUnits: 1 });
   assert.deepEqual(d.record.features, ['a']); // g is numeric, still not a feature
   const e = await loadDataset({ ...spec, features: ['a', 'g'] }, { inputShape: [2], outputUnits: 1 });
@@ -57,14 +68,20 @@ test('a subgroup column is never silently a feature; naming it in --features is 
 test('a text value in a feature column is an error naming column and row, suggesting --ignore', async () => {
   const file = tmpCsv(CSV);
   await assert.rejects(
-    loadDataset({ ...base(file), ignore: undefined, features: ['a', 'note', 'c'] }, { inputShape: [3], outputUnits: 1 }),
+    loadDataset(
+      { ...base(file), ignore: undefined, features: ['a', 'note', 'c'] },
+      { inputShape: [3], outputUnits: 1 },
+    ),
     isUserError(/'note' has the text value 'x'.*--ignore note/, (e) => e.row === 1 && e.field === 'note'),
   );
   // a text value further down a mostly numeric column
   const f2 = tmpCsv('y,g,a\n0,u,1\n1,u,2\n0,v,three\n1,v,4\n');
   await assert.rejects(
     loadDataset({ csvPath: f2, label: 'y', groups: ['g'], seed: 1 }, { inputShape: [1], outputUnits: 1 }),
-    isUserError(/'a' has the text value 'three'/, (e) => e.row === 3 && e.field === 'a' && /--ignore a/.test(e.message)),
+    isUserError(
+      /'a' has the text value 'three'/,
+      (e) => e.row === 3 && e.field === 'a' && /--ignore a/.test(e.message),
+    ),
   );
 });
 
@@ -72,9 +89,14 @@ test('a feature count that does not fit the model is an error naming both counts
   const file = tmpCsv(CSV);
   await assert.rejects(
     loadDataset({ ...base(file), ignore: undefined }, { inputShape: [3], outputUnits: 1 }),
-    isUserError(/takes 3 input values per sample, but 4 feature columns were selected: a, note, b, c \(text columns among them: note\)/),
+    isUserError(
+      /takes 3 input values per sample, but 4 feature columns were selected: a, note, b, c \(text columns among them: note\)/,
+    ),
   );
-  await assert.rejects(loadDataset(base(file), { inputShape: [5], outputUnits: 1 }), isUserError(/takes 5 input values per sample, but 3 feature columns/));
+  await assert.rejects(
+    loadDataset(base(file), { inputShape: [5], outputUnits: 1 }),
+    isUserError(/takes 5 input values per sample, but 3 feature columns/),
+  );
   // a multi-dimensional input takes prod(shape) columns, e.g. [1, 3]
   const d = await loadDataset(base(file), { inputShape: [1, 3], outputUnits: 1 });
   assert.deepEqual(d.sampleShape, [1, 3]);
@@ -95,7 +117,11 @@ test('unknown and contradictory column names are UserErrors naming the column', 
     [{ splitColumn: 'g' }, /both the split column and a subgroup column/],
   ];
   for (const [over, re] of cases) {
-    await assert.rejects(loadDataset({ ...base(file), ...over }, { inputShape: [3], outputUnits: 1 }), isUserError(re), re.source);
+    await assert.rejects(
+      loadDataset({ ...base(file), ...over }, { inputShape: [3], outputUnits: 1 }),
+      isUserError(re),
+      re.source,
+    );
   }
 });
 
@@ -109,7 +135,16 @@ test('missing values (empty or NA) in used columns are errors naming row and col
     copy[r][c] = v;
     return tmpCsv(copy.map((l) => l.join(',')).join('\n'));
   };
-  await assert.rejects(loadDataset(spec(withMissing(3, 2, 'NA')), { inputShape: [1], outputUnits: 1 }), isUserError(/feature column 'a' has a missing value/, (e) => e.row === 3 && e.field === 'a'));
-  await assert.rejects(loadDataset(spec(withMissing(2, 1, '')), { inputShape: [1], outputUnits: 1 }), isUserError(/subgroup column 'g' has a missing value/, (e) => e.row === 2 && e.field === 'g'));
-  await assert.rejects(loadDataset(spec(withMissing(4, 0, 'NA')), { inputShape: [1], outputUnits: 1 }), isUserError(/label column 'y' has a missing value/, (e) => e.row === 4 && e.field === 'y'));
+  await assert.rejects(
+    loadDataset(spec(withMissing(3, 2, 'NA')), { inputShape: [1], outputUnits: 1 }),
+    isUserError(/feature column 'a' has a missing value/, (e) => e.row === 3 && e.field === 'a'),
+  );
+  await assert.rejects(
+    loadDataset(spec(withMissing(2, 1, '')), { inputShape: [1], outputUnits: 1 }),
+    isUserError(/subgroup column 'g' has a missing value/, (e) => e.row === 2 && e.field === 'g'),
+  );
+  await assert.rejects(
+    loadDataset(spec(withMissing(4, 0, 'NA')), { inputShape: [1], outputUnits: 1 }),
+    isUserError(/label column 'y' has a missing value/, (e) => e.row === 4 && e.field === 'y'),
+  );
 });

@@ -30,7 +30,10 @@ test('per-group test accuracy of an outside model from the loaded dataset equals
   // The outside model: inputs [debt, income, age] (its own order), one sigmoid output = p(approved).
   const w = [-0.9, 1.7, 0.01];
   const bias = -0.3;
-  const d = await loadDataset({ csvPath: file, label: 'outcome', groups: ['group'], features: ['debt', 'income', 'age'], seed: 1 }, { inputShape: [3], outputUnits: 1 });
+  const d = await loadDataset(
+    { csvPath: file, label: 'outcome', groups: ['group'], features: ['debt', 'income', 'age'], seed: 1 },
+    { inputShape: [3], outputUnits: 1 },
+  );
   assert.deepEqual(d.record.label.classes, ['approved', 'denied']); // sorted: index 1 = denied
   // so p(label index 1) = p(denied): the model must be read that way by the engine; here the model outputs p(denied)
   const fromDataset = new Map<string, { n: number; correct: number }>();

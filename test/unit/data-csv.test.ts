@@ -27,10 +27,19 @@ test('RFC 4180: quoted commas, escaped quotes, line breaks inside quotes, CRLF, 
 });
 
 test('LF and lone CR line ends, no final newline, trailing empty field, blank lines skipped', () => {
-  assert.deepEqual(parseCsv('a,b\n1,2\n3,', 'f').rows, [['1', '2'], ['3', '']]);
-  assert.deepEqual(parseCsv('a,b\r1,2\r3,4', 'f').rows, [['1', '2'], ['3', '4']]);
+  assert.deepEqual(parseCsv('a,b\n1,2\n3,', 'f').rows, [
+    ['1', '2'],
+    ['3', ''],
+  ]);
+  assert.deepEqual(parseCsv('a,b\r1,2\r3,4', 'f').rows, [
+    ['1', '2'],
+    ['3', '4'],
+  ]);
   const t = parseCsv('a,b\n1,2\n\n3,4\n\n', 'f');
-  assert.deepEqual(t.rows, [['1', '2'], ['3', '4']]);
+  assert.deepEqual(t.rows, [
+    ['1', '2'],
+    ['3', '4'],
+  ]);
   assert.deepEqual(t.lines, [2, 4]);
   // spaces around unquoted fields are trimmed, quoted fields are kept exactly
   assert.deepEqual(parseCsv('a, b\n 1 ," 2 "\n', 'f').rows, [['1', ' 2 ']]);
@@ -46,11 +55,17 @@ test("R's write.csv output: quoted strings, bare numbers, bare NA, unnamed row-n
   // the row-name column is not a feature; the NA in a used feature column is an error naming row and column
   const file = tmpFile('r.csv', csv);
   await assert.rejects(
-    loadDataset({ csvPath: file, label: 'y', groups: ['g'], seed: 1, splitFractions: { train: 0.5, validation: 0, test: 0.5 } }, { inputShape: [1], outputUnits: 1 }),
+    loadDataset(
+      { csvPath: file, label: 'y', groups: ['g'], seed: 1, splitFractions: { train: 0.5, validation: 0, test: 0.5 } },
+      { inputShape: [1], outputUnits: 1 },
+    ),
     (e: unknown) => e instanceof UserError && e.row === 2 && e.field === 'x' && /missing value/.test(e.message),
   );
   const fixed = tmpFile('r2.csv', csv.replace('NA', '2'));
-  const d = await loadDataset({ csvPath: fixed, label: 'y', groups: ['g'], seed: 1, splitFractions: { train: 0.5, validation: 0, test: 0.5 } }, { inputShape: [1], outputUnits: 1 });
+  const d = await loadDataset(
+    { csvPath: fixed, label: 'y', groups: ['g'], seed: 1, splitFractions: { train: 0.5, validation: 0, test: 0.5 } },
+    { inputShape: [1], outputUnits: 1 },
+  );
   assert.deepEqual(d.record.features, ['x']);
   assert.deepEqual([...d.x], [1.5, 2, 3, 4]);
   assert.ok(d.record.warnings.some((w) => /no name/.test(w)));
@@ -60,19 +75,26 @@ test('numbers: plain decimal notation only', () => {
   assert.equal(parseNumber('-1.5e3'), -1500);
   assert.equal(parseNumber('.5'), 0.5);
   assert.equal(parseNumber('7.'), 7);
-  for (const s of ['', 'NaN', 'Inf', 'Infinity', '0x10', '1,5', 'abc', '1 2']) assert.ok(Number.isNaN(parseNumber(s)), s);
+  for (const s of ['', 'NaN', 'Inf', 'Infinity', '0x10', '1,5', 'abc', '1 2'])
+    assert.ok(Number.isNaN(parseNumber(s)), s);
 });
 
 test('malformed files are UserErrors naming the problem', () => {
   const err = (text: string, re: RegExp) =>
-    assert.throws(() => parseCsv(text, 'bad.csv'), (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.startsWith('bad.csv'));
+    assert.throws(
+      () => parseCsv(text, 'bad.csv'),
+      (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.startsWith('bad.csv'),
+    );
   err('a,b\n"1,2\n', /never ends/);
   err('a,b\n"1"x,2\n', /text follows a closing quote/);
   err('a,b\n1,2,3\n', /line 2 has 3 fields; the header has 2/);
   err('a,a\n1,2\n', /names column 'a' twice/);
   err('a;b;c\n1;2;3\n', /separated by ;/);
   err('', /empty/);
-  assert.throws(() => readCsvFile(path.join(os.tmpdir(), 'fp-no-such-file.csv')), (e: unknown) => e instanceof UserError && /does not exist/.test(e.message));
+  assert.throws(
+    () => readCsvFile(path.join(os.tmpdir(), 'fp-no-such-file.csv')),
+    (e: unknown) => e instanceof UserError && /does not exist/.test(e.message),
+  );
   const utf16 = tmpFile('u16.csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('a,b\n', 'utf16le')]));
   assert.throws(() => readCsvFile(utf16), /UTF-16/);
 });
@@ -97,5 +119,8 @@ test('readCsvHeader: columns, distinct counts of small columns, numeric and imag
   assert.ok(part.rowsRead > 0 && part.rowsRead < 200);
   // every row read is a whole row
   const expectRows = part.rowsRead;
-  assert.equal(Object.values(part.summaries[1].values!).reduce((a, b) => a + b, 0), expectRows);
+  assert.equal(
+    Object.values(part.summaries[1].values!).reduce((a, b) => a + b, 0),
+    expectRows,
+  );
 });

@@ -19,7 +19,10 @@ const dataDir = path.join(shared, 'data');
 
 /** Independent reading of these R exports: no field holds a comma or a line break. */
 function naiveRead(file: string): { header: string[]; rows: string[][] } {
-  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+  const lines = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   const cells = lines.map((l) => l.split(',').map((c) => c.replace(/^"|"$/g, '')));
   return { header: cells[0], rows: cells.slice(1) };
 }
@@ -28,7 +31,10 @@ test('arrests.csv (R write.csv): label released, group colour', async (t) => {
   const file = path.join(dataDir, 'arrests.csv');
   if (!fs.existsSync(file)) return t.skip(`${file} is absent`);
   const { header, rows } = naiveRead(file);
-  const d = await loadDataset({ csvPath: file, label: 'released', groups: ['colour'], ignore: ['sex', 'employed', 'citizen'], seed: 1 }, { inputShape: [3], outputUnits: 1 });
+  const d = await loadDataset(
+    { csvPath: file, label: 'released', groups: ['colour'], ignore: ['sex', 'employed', 'citizen'], seed: 1 },
+    { inputShape: [3], outputUnits: 1 },
+  );
   assert.equal(d.record.rows, rows.length);
   assert.equal(d.record.rows, 5226);
   assert.deepEqual(d.record.label.classes, ['No', 'Yes']);
@@ -55,19 +61,35 @@ test('resume-names.csv: label call, intersectional groups ethnicity × gender, t
   const file = path.join(dataDir, 'resume-names.csv');
   if (!fs.existsSync(file)) return t.skip(`${file} is absent`);
   const { header, rows } = naiveRead(file);
-  const { dataset: d, preprocessing } = await loadDatasetForTraining({ csvPath: file, label: 'call', groups: ['ethnicity', 'gender'], seed: 3 });
+  const { dataset: d, preprocessing } = await loadDatasetForTraining({
+    csvPath: file,
+    label: 'call',
+    groups: ['ethnicity', 'gender'],
+    seed: 3,
+  });
   assert.equal(d.record.rows, 4870);
   assert.deepEqual(d.record.label.classes, ['no', 'yes']);
   const call = header.indexOf('call');
-  assert.equal(d.labels.reduce((a, b) => a + b, 0), rows.filter((r) => r[call] === 'yes').length);
-  assert.equal(d.labels.reduce((a, b) => a + b, 0), 392);
+  assert.equal(
+    d.labels.reduce((a, b) => a + b, 0),
+    rows.filter((r) => r[call] === 'yes').length,
+  );
+  assert.equal(
+    d.labels.reduce((a, b) => a + b, 0),
+    392,
+  );
   const eth = header.indexOf('ethnicity');
   const gen = header.indexOf('gender');
   for (const g of d.record.groups) {
     const n = rows.filter((r) => r[eth] === g.values.ethnicity && r[gen] === g.values.gender).length;
     assert.equal(g.counts.train + g.counts.validation + g.counts.test, n, g.name);
   }
-  assert.deepEqual(d.groupNames, ['ethnicity=afam & gender=female', 'ethnicity=afam & gender=male', 'ethnicity=cauc & gender=female', 'ethnicity=cauc & gender=male']);
+  assert.deepEqual(d.groupNames, [
+    'ethnicity=afam & gender=female',
+    'ethnicity=afam & gender=male',
+    'ethnicity=cauc & gender=female',
+    'ethnicity=cauc & gender=male',
+  ]);
   // neither the label nor the subgroup columns are inputs
   const inputs = preprocessing.columns!.map((c) => c.column);
   for (const c of ['call', 'ethnicity', 'gender']) assert.ok(!inputs.includes(c));

@@ -13,12 +13,19 @@ function tmpCsv(content: string): string {
   fs.writeFileSync(p, content);
   return p;
 }
-const isUserError = (re: RegExp, extra: (e: UserError) => boolean = () => true) => (e: unknown) =>
-  e instanceof UserError && re.test(e.message) && extra(e);
+const isUserError =
+  (re: RegExp, extra: (e: UserError) => boolean = () => true) =>
+  (e: unknown) =>
+    e instanceof UserError && re.test(e.message) && extra(e);
 const model = { inputShape: [1], outputUnits: 1 };
 
 /** n rows: group g from `groupOf`, label y from `labelOf`, feature a = row number. */
-function makeCsv(n: number, groupOf: (i: number) => string, labelOf: (i: number) => number, splitOf?: (i: number) => string): string {
+function makeCsv(
+  n: number,
+  groupOf: (i: number) => string,
+  labelOf: (i: number) => number,
+  splitOf?: (i: number) => string,
+): string {
   const lines = [splitOf ? 'a,g,y,split' : 'a,g,y'];
   for (let i = 0; i < n; i++) lines.push(`${i + 1},${groupOf(i)},${labelOf(i)}${splitOf ? ',' + splitOf(i) : ''}`);
   return tmpCsv(lines.join('\n'));
@@ -48,7 +55,10 @@ test('--split-column names another column; any other value is an error naming it
   assert.deepEqual(d.record.features, ['a']); // the split column is not a feature
   // a split column without test rows
   const noTest = tmpCsv('a,g,y,split\n1,u,0,train\n2,v,1,train\n');
-  await assert.rejects(loadDataset({ csvPath: noTest, label: 'y', groups: ['g'], seed: 1 }, model), isUserError(/no row is in the test split/));
+  await assert.rejects(
+    loadDataset({ csvPath: noTest, label: 'y', groups: ['g'], seed: 1 }, model),
+    isUserError(/no row is in the test split/),
+  );
 });
 
 test('no validation rows in the split column: validation is drawn from train, seeded and stratified', async () => {
@@ -116,20 +126,36 @@ test('no split column: seeded splits stratified by subgroup × label, exact over
   // other fractions
   const f = await loadDataset({ ...spec, splitFractions: { train: 0.5, validation: 0.25, test: 0.25 } }, model);
   assert.deepEqual(f.record.split.counts, { train: 500, validation: 250, test: 250 });
-  await assert.rejects(loadDataset({ ...spec, splitFractions: { train: 0.5, validation: 0.1, test: 0.1 } }, model), isUserError(/add up to 1/));
+  await assert.rejects(
+    loadDataset({ ...spec, splitFractions: { train: 0.5, validation: 0.1, test: 0.1 } }, model),
+    isUserError(/add up to 1/),
+  );
 });
 
 test('a later run reuses the recorded split; a split of another row count is an error', async () => {
-  const file = makeCsv(60, (i) => (i % 2 ? 'u' : 'v'), (i) => i % 3 % 2);
+  const file = makeCsv(
+    60,
+    (i) => (i % 2 ? 'u' : 'v'),
+    (i) => (i % 3) % 2,
+  );
   const first = await loadDataset({ csvPath: file, label: 'y', groups: ['g'], seed: 1 }, model);
-  const reused = await loadDataset({ csvPath: file, label: 'y', groups: ['g'], seed: 999, reuseSplit: first.record.split.assignment }, model);
+  const reused = await loadDataset(
+    { csvPath: file, label: 'y', groups: ['g'], seed: 999, reuseSplit: first.record.split.assignment },
+    model,
+  );
   assert.deepEqual([...reused.split], [...first.split]);
   assert.ok(reused.record.warnings.some((w) => /reused/.test(w)));
   await assert.rejects(
-    loadDataset({ csvPath: file, label: 'y', groups: ['g'], seed: 1, reuseSplit: first.record.split.assignment.slice(1) }, model),
+    loadDataset(
+      { csvPath: file, label: 'y', groups: ['g'], seed: 1, reuseSplit: first.record.split.assignment.slice(1) },
+      model,
+    ),
     isUserError(/covers 59 rows, but this CSV has 60 data rows/),
   );
-  await assert.rejects(loadDataset({ csvPath: file, label: 'y', groups: ['g'], seed: 1, reuseSplit: 'q'.repeat(60) }, model), isUserError(/'q' for row 1/));
+  await assert.rejects(
+    loadDataset({ csvPath: file, label: 'y', groups: ['g'], seed: 1, reuseSplit: 'q'.repeat(60) }, model),
+    isUserError(/'q' for row 1/),
+  );
 });
 
 test('apportion: proportional, capped, sums to the total', () => {
@@ -138,6 +164,9 @@ test('apportion: proportional, capped, sums to the total', () => {
   assert.deepEqual(apportion(0, [3, 4], [3, 4]), [0, 0]);
   const caps = [3, 0, 7, 12];
   const a = apportion(15, caps, caps);
-  assert.equal(a.reduce((x, y) => x + y, 0), 15);
+  assert.equal(
+    a.reduce((x, y) => x + y, 0),
+    15,
+  );
   a.forEach((v, i) => assert.ok(v <= caps[i]));
 });

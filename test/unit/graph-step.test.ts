@@ -15,32 +15,73 @@ import { lossTargets } from '../../src/core/losses';
 import { trainingPathOf } from '../../src/core/train';
 import { Rng } from '../../src/core/rng';
 import { relDiff } from '../helpers';
-import { ceTrainingData, firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff, trainWithAndWithoutHeapStep } from '../wasm-reference';
+import {
+  ceTrainingData,
+  firstNonFinite,
+  poisonHeapOutputs,
+  referenceOnCpu,
+  scaledDiff,
+  trainWithAndWithoutHeapStep,
+} from '../wasm-reference';
 
 const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 const near = (seed: number, mean = 0) => tfl.initializers.randomNormal({ seed, mean, stddev: 0.3 });
 
 let seed = 0;
-const conv = (x: tfl.SymbolicTensor, filters: number, opts: { kernel?: number; strides?: number; padding?: 'same' | 'valid'; activation?: string; useBias?: boolean } = {}) =>
-  tfl.layers.conv2d({
-    filters, kernelSize: opts.kernel ?? 3, strides: opts.strides ?? 1, padding: opts.padding ?? 'same', activation: (opts.activation ?? 'linear') as 'linear',
-    useBias: opts.useBias ?? true, kernelInitializer: init(++seed), biasInitializer: near(++seed),
-  }).apply(x) as tfl.SymbolicTensor;
+const conv = (
+  x: tfl.SymbolicTensor,
+  filters: number,
+  opts: { kernel?: number; strides?: number; padding?: 'same' | 'valid'; activation?: string; useBias?: boolean } = {},
+) =>
+  tfl.layers
+    .conv2d({
+      filters,
+      kernelSize: opts.kernel ?? 3,
+      strides: opts.strides ?? 1,
+      padding: opts.padding ?? 'same',
+      activation: (opts.activation ?? 'linear') as 'linear',
+      useBias: opts.useBias ?? true,
+      kernelInitializer: init(++seed),
+      biasInitializer: near(++seed),
+    })
+    .apply(x) as tfl.SymbolicTensor;
 const bn = (x: tfl.SymbolicTensor) =>
-  tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3, gammaInitializer: near(++seed, 1), betaInitializer: near(++seed), movingMeanInitializer: near(++seed), movingVarianceInitializer: 'ones' }).apply(x) as tfl.SymbolicTensor;
+  tfl.layers
+    .batchNormalization({
+      momentum: 0.9,
+      epsilon: 1e-3,
+      gammaInitializer: near(++seed, 1),
+      betaInitializer: near(++seed),
+      movingMeanInitializer: near(++seed),
+      movingVarianceInitializer: 'ones',
+    })
+    .apply(x) as tfl.SymbolicTensor;
 const relu = (x: tfl.SymbolicTensor) => tfl.layers.activation({ activation: 'relu' }).apply(x) as tfl.SymbolicTensor;
 const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average' = 'global') => {
-  const pooled = pool === 'global'
-    ? (tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor)
-    : (tfl.layers.flatten().apply(tfl.layers.averagePooling2d({ poolSize: x.shape.slice(1, 3) as [number, number] }).apply(x)) as tfl.SymbolicTensor);
-  return tfl.layers.dense({ units: classes, kernelInitializer: init(++seed), biasInitializer: near(++seed) }).apply(pooled) as tfl.SymbolicTensor;
+  const pooled =
+    pool === 'global'
+      ? (tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor)
+      : (tfl.layers
+          .flatten()
+          .apply(
+            tfl.layers.averagePooling2d({ poolSize: x.shape.slice(1, 3) as [number, number] }).apply(x),
+          ) as tfl.SymbolicTensor);
+  return tfl.layers
+    .dense({ units: classes, kernelInitializer: init(++seed), biasInitializer: near(++seed) })
+    .apply(pooled) as tfl.SymbolicTensor;
 };
 
 /**
  * A ResNet v1 of `stages` stages (16, 32, … filters), one residual block each, as Keras' cifar10_resnet builds
  * it; `useBias` false leaves out the biases of the convolutions before a batch normalization.
  */
-function resnet(input: [number, number, number], stages: number, classes: number, pool: 'global' | 'average' = 'average', useBias = true): tfl.LayersModel {
+function resnet(
+  input: [number, number, number],
+  stages: number,
+  classes: number,
+  pool: 'global' | 'average' = 'average',
+  useBias = true,
+): tfl.LayersModel {
   seed = 100;
   const inp = tfl.input({ shape: input });
   let x = relu(bn(conv(inp, 16, { useBias })));
@@ -56,10 +97,16 @@ function resnet(input: [number, number, number], stages: number, classes: number
 }
 
 /** One small model per layer kind the step adds (the dense head is the conv step's). */
-const KINDS: { name: string; input: [number, number, number]; classes: number; build: (inp: tfl.SymbolicTensor) => tfl.SymbolicTensor }[] = [
+const KINDS: {
+  name: string;
+  input: [number, number, number];
+  classes: number;
+  build: (inp: tfl.SymbolicTensor) => tfl.SymbolicTensor;
+}[] = [
   {
     name: 'strided 3×3 and 1×1 convolutions (stride 2, same and valid), their input gradients',
-    input: [9, 9, 3], classes: 3,
+    input: [9, 9, 3],
+    classes: 3,
     build: (inp) => {
       const a = conv(inp, 8, { activation: 'relu' });
       const b = conv(a, 8, { strides: 2, padding: 'valid', activation: 'relu' });
@@ -69,12 +116,14 @@ const KINDS: { name: string; input: [number, number, number]; classes: number; b
   },
   {
     name: 'batch normalization in training mode, then relu (fused), and alone',
-    input: [6, 6, 3], classes: 4,
+    input: [6, 6, 3],
+    classes: 4,
     build: (inp) => head(bn(conv(relu(bn(conv(inp, 8))), 8)), 4),
   },
   {
     name: 'residual adds: with the relu after (fused), of three tensors, one tensor read by three layers',
-    input: [6, 6, 4], classes: 2,
+    input: [6, 6, 4],
+    classes: 2,
     build: (inp) => {
       const a = conv(inp, 8);
       const sum = relu(tfl.layers.add().apply([a, conv(a, 8)]) as tfl.SymbolicTensor);
@@ -84,13 +133,18 @@ const KINDS: { name: string; input: [number, number, number]; classes: number; b
   },
   {
     name: 'global average pooling, as GlobalAveragePooling2D and as an AveragePooling2D over the whole map, and a hidden dense relu',
-    input: [5, 7, 3], classes: 3,
+    input: [5, 7, 3],
+    classes: 3,
     build: (inp) => {
       const a = conv(inp, 8, { activation: 'relu' });
       const g = tfl.layers.globalAveragePooling2d({}).apply(a) as tfl.SymbolicTensor;
-      const p = tfl.layers.flatten().apply(tfl.layers.averagePooling2d({ poolSize: [5, 7] }).apply(conv(a, 8))) as tfl.SymbolicTensor;
+      const p = tfl.layers
+        .flatten()
+        .apply(tfl.layers.averagePooling2d({ poolSize: [5, 7] }).apply(conv(a, 8))) as tfl.SymbolicTensor;
       const both = tfl.layers.add().apply([g, p]) as tfl.SymbolicTensor;
-      const hidden = tfl.layers.dense({ units: 8, activation: 'relu', kernelInitializer: init(++seed), biasInitializer: near(++seed) }).apply(both) as tfl.SymbolicTensor;
+      const hidden = tfl.layers
+        .dense({ units: 8, activation: 'relu', kernelInitializer: init(++seed), biasInitializer: near(++seed) })
+        .apply(both) as tfl.SymbolicTensor;
       return tfl.layers.dense({ units: 3, kernelInitializer: init(++seed) }).apply(hidden) as tfl.SymbolicTensor;
     },
   },
@@ -113,15 +167,51 @@ test('graphPlanOf: ResNets take the graph step; anything else names the first la
   const refused = (build: () => tfl.LayersModel, reason: RegExp) => {
     const m = build();
     const p = graphPlanOf(m);
-    assert.ok('unsupported' in p && reason.test(p.unsupported), `${'unsupported' in p ? p.unsupported : 'taken'} should match ${reason}`);
+    assert.ok(
+      'unsupported' in p && reason.test(p.unsupported),
+      `${'unsupported' in p ? p.unsupported : 'taken'} should match ${reason}`,
+    );
     m.dispose();
   };
   const chain = (layers: tfl.layers.Layer[]) => () => tfl.sequential({ layers });
-  refused(chain([tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3 }), tfl.layers.dropout({ rate: 0.5 }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })]), /layer 'dropout.*' \(Dropout\) is not a layer the heap step runs/);
-  refused(chain([tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 6, kernelSize: 3 }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })]), /\(Conv2D\) has 3 → 6 channels/);
-  refused(chain([tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, activation: 'elu' }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })]), /has activation 'elu'/);
-  refused(chain([tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3 }), tfl.layers.averagePooling2d({ poolSize: 2 }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })]), /pools windows smaller than the map/);
-  refused(chain([tfl.layers.dense({ inputShape: [8], units: 4 }), tfl.layers.dense({ units: 2 })]), /does not take images/);
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3 }),
+      tfl.layers.dropout({ rate: 0.5 }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /layer 'dropout.*' \(Dropout\) is not a layer the heap step runs/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 6, kernelSize: 3 }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /\(Conv2D\) has 3 → 6 channels/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, activation: 'elu' }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /has activation 'elu'/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3 }),
+      tfl.layers.averagePooling2d({ poolSize: 2 }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /pools windows smaller than the map/,
+  );
+  refused(
+    chain([tfl.layers.dense({ inputShape: [8], units: 4 }), tfl.layers.dense({ units: 2 })]),
+    /does not take images/,
+  );
   const noScale = () => {
     const inp = tfl.input({ shape: [4, 4, 4] });
     const x = tfl.layers.batchNormalization({ scale: false }).apply(conv(inp, 4)) as tfl.SymbolicTensor;
@@ -134,13 +224,27 @@ test('graphPlanOf: ResNets take the graph step; anything else names the first la
 });
 
 /** The step on one batch of `build()`'s model against the cpu backend's tfjs path; returns the step's model. */
-async function againstCpu(name: string, build: () => tfl.LayersModel, input: [number, number, number], classes: number, batch: number, poison = false): Promise<void> {
+async function againstCpu(
+  name: string,
+  build: () => tfl.LayersModel,
+  input: [number, number, number],
+  classes: number,
+  batch: number,
+  poison = false,
+): Promise<void> {
   const rng = new Rng(23);
   const n = batch + 3;
   const size = input.reduce((a, b) => a * b, 1);
   const xData = Float32Array.from({ length: n * size }, () => (rng.next() < 0.1 ? 0 : rng.normal()));
   const labels = Int32Array.from({ length: n }, () => rng.int(classes));
-  const t = lossTargets('pw', 'multiclass', labels, classes, Float32Array.from({ length: n * classes }, () => rng.next()), { minWeight: 0.5, gamma: 2 });
+  const t = lossTargets(
+    'pw',
+    'multiclass',
+    labels,
+    classes,
+    Float32Array.from({ length: n * classes }, () => rng.next()),
+    { minWeight: 0.5, gamma: 2 },
+  );
   const model = build();
   const weights = model.getWeights().map((w) => Float32Array.from(w.dataSync()));
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -156,12 +260,27 @@ async function againstCpu(name: string, build: () => tfl.LayersModel, input: [nu
   } finally {
     restore();
   }
-  assert.equal(tf.engine().backend.numDataIds() - heapData, Object.keys(ours.grads).length, `${name}: nothing left on the heap but the gradients (and the new moving statistics)`);
+  assert.equal(
+    tf.engine().backend.numDataIds() - heapData,
+    Object.keys(ours.grads).length,
+    `${name}: nothing left on the heap but the gradients (and the new moving statistics)`,
+  );
   const xb = new Float32Array(batch * size);
   rows.forEach((r, i) => xb.set(xData.subarray(r * size, (r + 1) * size), i * size));
-  const pick = (a: ArrayLike<number>, w: number) => Float32Array.from({ length: batch * w }, (_, i) => a[rows[Math.floor(i / w)] * w + (i % w)]);
-  const ref = await referenceOnCpu(build, weights, { values: xb, shape: [batch, ...input] }, 'multiclass', pick(t.targets, classes), pick(t.weights, 1));
-  assert.ok(Math.abs(ours.loss - ref.loss) < 1e-5 * Math.max(1, ref.loss), `${name}: loss ${ours.loss} vs cpu ${ref.loss}`);
+  const pick = (a: ArrayLike<number>, w: number) =>
+    Float32Array.from({ length: batch * w }, (_, i) => a[rows[Math.floor(i / w)] * w + (i % w)]);
+  const ref = await referenceOnCpu(
+    build,
+    weights,
+    { values: xb, shape: [batch, ...input] },
+    'multiclass',
+    pick(t.targets, classes),
+    pick(t.weights, 1),
+  );
+  assert.ok(
+    Math.abs(ours.loss - ref.loss) < 1e-5 * Math.max(1, ref.loss),
+    `${name}: loss ${ours.loss} vs cpu ${ref.loss}`,
+  );
   assert.equal(Object.keys(ours.grads).length, variables.length);
   // A convolution's bias before a batch normalization has a gradient of zero but for rounding (the
   // normalization subtracts the mean; both sides hold noise of ~1e-9): a gradient under 1% of the model's
@@ -169,7 +288,11 @@ async function againstCpu(name: string, build: () => tfl.LayersModel, input: [nu
   const largest = Math.max(...ref.grads.map((g) => g.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
   variables.forEach((v, i) => {
     const g = ours.grads[v.name].dataSync();
-    assert.equal(firstNonFinite(g, ref.grads[i]), -1, `${name} ${v.name}: a non-finite gradient where the cpu backend's is finite`);
+    assert.equal(
+      firstNonFinite(g, ref.grads[i]),
+      -1,
+      `${name} ${v.name}: a non-finite gradient where the cpu backend's is finite`,
+    );
     const d = scaledDiff(g, ref.grads[i], 1e-2 * largest);
     assert.ok(d < 1e-4, `${name} ${v.name}: ${d} from the cpu backend's gradient`);
   });
@@ -197,23 +320,62 @@ for (const k of KINDS) {
   });
 }
 
-test('the graph step against the cpu backend: a ResNet of three stages (the shared ResNet-20\'s layers), on a heap that held NaN', async () => {
+test("the graph step against the cpu backend: a ResNet of three stages (the shared ResNet-20's layers), on a heap that held NaN", async () => {
   await initBackend('wasm');
   await againstCpu('resnet', () => resnet([16, 16, 3], 3, 10), [16, 16, 3], 10, 8, true);
 });
 
-test('trainingPathOf: the session log says which step trains a model, and for tfjs\'s tape the first layer no heap step runs', async () => {
+test("trainingPathOf: the session log says which step trains a model, and for tfjs's tape the first layer no heap step runs", async () => {
   await initBackend('wasm');
   const mlp = (units: number[], extra: tfl.layers.Layer[] = []) =>
-    tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [8], units: units[0], activation: 'relu' }), ...extra, ...units.slice(1).map((u) => tfl.layers.dense({ units: u }))] });
-  const image = (layers: tfl.layers.Layer[]) => tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, activation: 'relu' }), ...layers, tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
+    tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [8], units: units[0], activation: 'relu' }),
+        ...extra,
+        ...units.slice(1).map((u) => tfl.layers.dense({ units: u })),
+      ],
+    });
+  const image = (layers: tfl.layers.Layer[]) =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, activation: 'relu' }),
+        ...layers,
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 2 }),
+      ],
+    });
   const cases: [string, () => tfl.LayersModel, string, RegExp][] = [
     ['a small MLP', () => mlp([16, 2]), 'dense', /^training path: the heap step for dense layers \(no tape\)$/],
-    ['a plain CNN', () => image([tfl.layers.maxPooling2d({ poolSize: 2 })]), 'conv', /^training path: the heap step for plain CNNs/],
-    ['a ResNet', () => resnet([8, 8, 3], 2, 10), 'graph', /^training path: the heap step for image graphs such as ResNets/],
-    ['a CNN with dropout', () => image([tfl.layers.dropout({ rate: 0.3 })]), 'tape', /^training path: tfjs's tape on wasm \(slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the heap step runs\)$/],
-    ['an MLP with dropout', () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]), 'tape', /slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the dense step runs/],
-    ['a wide MLP', () => mlp([2048, 2048, 2]), 'tape', /a dense chain of [\d,]+ multiply-adds a step runs faster through XNNPACK/],
+    [
+      'a plain CNN',
+      () => image([tfl.layers.maxPooling2d({ poolSize: 2 })]),
+      'conv',
+      /^training path: the heap step for plain CNNs/,
+    ],
+    [
+      'a ResNet',
+      () => resnet([8, 8, 3], 2, 10),
+      'graph',
+      /^training path: the heap step for image graphs such as ResNets/,
+    ],
+    [
+      'a CNN with dropout',
+      () => image([tfl.layers.dropout({ rate: 0.3 })]),
+      'tape',
+      /^training path: tfjs's tape on wasm \(slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the heap step runs\)$/,
+    ],
+    [
+      'an MLP with dropout',
+      () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]),
+      'tape',
+      /slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the dense step runs/,
+    ],
+    [
+      'a wide MLP',
+      () => mlp([2048, 2048, 2]),
+      'tape',
+      /a dense chain of [\d,]+ multiply-adds a step runs faster through XNNPACK/,
+    ],
   ];
   for (const [name, build, step, message] of cases) {
     const model = build();
@@ -224,7 +386,10 @@ test('trainingPathOf: the session log says which step trains a model, and for tf
   }
   await tf.setBackend('cpu');
   const model = resnet([8, 8, 3], 1, 2);
-  assert.match(trainingPathOf(model, 64).message, /^training path: tfjs's tape on cpu \(the heap training steps run on wasm/);
+  assert.match(
+    trainingPathOf(model, 64).message,
+    /^training path: tfjs's tape on cpu \(the heap training steps run on wasm/,
+  );
   model.dispose();
 });
 
@@ -236,7 +401,10 @@ test('graphStepFor: not on cpu, not for other variables; bad samples are refused
   assert.ok(step);
   assert.equal(graphStepFor(model, vars.slice(1)), null, 'a subset of the variables');
   const wrong = tf.zeros([2, 9, 8, 3]);
-  assert.throws(() => step.run('multiclass', wrong, Int32Array.of(0), [1, 0], [1]), /the samples are \[2,9,8,3\], the model takes \[8,8,3\]/);
+  assert.throws(
+    () => step.run('multiclass', wrong, Int32Array.of(0), [1, 0], [1]),
+    /the samples are \[2,9,8,3\], the model takes \[8,8,3\]/,
+  );
   wrong.dispose();
   await tf.setBackend('cpu');
   assert.equal(graphStepFor(model, vars), null, 'cpu backend: the tfjs path');
@@ -255,9 +423,22 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
   const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
   // Without the biases before a batch normalization: their gradient is zero but for rounding noise, which Adam
   // turns into steps of ±lr either way, so the two runs' biases (and the moving means after them) part.
-  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2, 'average', false), data, { task: 'multiclass', epochs: 3, batchSize: 16, learningRate: 0.005, patience: 0, seed: 5 });
-  assert.ok(Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-3, `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`);
-  assert.ok(Math.abs(summaries[0].validationLoss! - summaries[1].validationLoss!) < 1e-3, `${summaries[0].validationLoss} vs ${summaries[1].validationLoss}`);
+  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2, 'average', false), data, {
+    task: 'multiclass',
+    epochs: 3,
+    batchSize: 16,
+    learningRate: 0.005,
+    patience: 0,
+    seed: 5,
+  });
+  assert.ok(
+    Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-3,
+    `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`,
+  );
+  assert.ok(
+    Math.abs(summaries[0].validationLoss! - summaries[1].validationLoss!) < 1e-3,
+    `${summaries[0].validationLoss} vs ${summaries[1].validationLoss}`,
+  );
   // Adam turns rounding noise in near-zero gradients (a channel batch normalization or a relu nearly shuts) into
   // steps of ±lr either way, so a few weights part by up to lr a step whatever the kernels; on average a tensor's
   // weights stay within a few hundredths of that (measured: 2e-6 to 6e-4), where a wrong gradient moves most

@@ -24,16 +24,19 @@ test('an engine killed from outside: the session is marked failed, finished poin
   const { csv, modelPath } = await makeFixture(dir, 400);
   const events: EngineEvent[] = [];
   let killed = false;
-  const run: EngineRun = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5, 0.7, 0.9], epochs: 3 }), {
-    enginePath,
-    onEvent: (e) => {
-      events.push(e);
-      if (e.type === 'point' && !killed) {
-        killed = true;
-        process.kill(run.pid!, 'SIGKILL'); // as the OOM killer would
-      }
+  const run: EngineRun = new EngineRun(
+    request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5, 0.7, 0.9], epochs: 3 }),
+    {
+      enginePath,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === 'point' && !killed) {
+          killed = true;
+          process.kill(run.pid!, 'SIGKILL'); // as the OOM killer would
+        }
+      },
     },
-  });
+  );
   const outcome = await run.done;
   assert.equal(outcome.status, 'failed');
   assert.match(outcome.error!, /engine process was killed \(SIGKILL\)/);
@@ -43,7 +46,10 @@ test('an engine killed from outside: the session is marked failed, finished poin
   assert.ok(stored.results.points.length >= 1 && stored.results.points.length < 6);
   assert.ok(fs.existsSync(path.join(outcome.sessionDir!, 'report.md')));
   // the next session starts cleanly
-  const next = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5], losses: ['ce'], epochs: 1 }), { enginePath, onEvent: () => {} });
+  const next = new EngineRun(
+    request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5], losses: ['ce'], epochs: 1 }),
+    { enginePath, onEvent: () => {} },
+  );
   assert.equal((await next.done).status, 'completed');
   assert.equal(listSessions(path.join(dir, 'out')).length, 2);
 });
@@ -57,18 +63,21 @@ test('cancel stops the engine within the point under way and keeps the finished 
   let pointsAtCancel = -1;
   let points = 0;
   let pointsAfterCancel = 0;
-  const run: EngineRun = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5, 0.7, 0.9], epochs: 4, workers: 1 }), {
-    enginePath,
-    onEvent: (e) => {
-      if (e.type !== 'point') return;
-      points++;
-      if (pointsAtCancel >= 0) pointsAfterCancel++;
-      else {
-        pointsAtCancel = points;
-        run.cancel();
-      }
+  const run: EngineRun = new EngineRun(
+    request(modelPath, csv, path.join(dir, 'out'), { sparsities: [0.5, 0.7, 0.9], epochs: 4, workers: 1 }),
+    {
+      enginePath,
+      onEvent: (e) => {
+        if (e.type !== 'point') return;
+        points++;
+        if (pointsAtCancel >= 0) pointsAfterCancel++;
+        else {
+          pointsAtCancel = points;
+          run.cancel();
+        }
+      },
     },
-  });
+  );
   const outcome = await run.done;
   assert.equal(outcome.status, 'cancelled');
   assert.equal(pointsAtCancel, 1);
@@ -81,7 +90,10 @@ test('cancel stops the engine within the point under way and keeps the finished 
 test('a bad CSV fails the engine with the message that names the column', async () => {
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir, 200);
-  const run = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { label: 'decisoin' }), { enginePath, onEvent: () => {} });
+  const run = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { label: 'decisoin' }), {
+    enginePath,
+    onEvent: () => {},
+  });
   const outcome = await run.done;
   assert.equal(outcome.status, 'failed');
   assert.match(outcome.error!, /loans\.csv.*no column 'decisoin'/);
@@ -98,8 +110,21 @@ test('markSessionEnded changes only a running session', () => {
     status: 'running',
     points: [],
     createdAt: '2026-01-01T00:00:00Z',
-    engine: { version: '0', backend: { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: '4.22.0', notes: [] }, node: 'v20', platform: 'linux-x64' },
-    model: { path: '/w/model/model.json', format: 'tfjs-layers', sha256: '', inputShape: [3], outputUnits: 1, task: 'binary', size },
+    engine: {
+      version: '0',
+      backend: { name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: '4.22.0', notes: [] },
+      node: 'v20',
+      platform: 'linux-x64',
+    },
+    model: {
+      path: '/w/model/model.json',
+      format: 'tfjs-layers',
+      sha256: '',
+      inputShape: [3],
+      outputUnits: 1,
+      task: 'binary',
+      size,
+    },
     data: {
       path: '/w/data.csv',
       sha256: '',
@@ -114,7 +139,18 @@ test('markSessionEnded changes only a running session', () => {
       split: { source: 'seeded', counts: { train: 3, validation: 1, test: 1 }, assignment: 'ttvxt' },
       warnings: [],
     },
-    config: { sparsities: [0.5], losses: ['ce'], method: 'magnitude-layer', epochs: 1, batchSize: 8, learningRate: 0.01, patience: 0, seed: 1, pw: { minWeight: 0.75, gamma: 5 }, bootstrap: { resamples: 100, confidence: 0.95 } },
+    config: {
+      sparsities: [0.5],
+      losses: ['ce'],
+      method: 'magnitude-layer',
+      epochs: 1,
+      batchSize: 8,
+      learningRate: 0.01,
+      patience: 0,
+      seed: 1,
+      pw: { minWeight: 0.75, gamma: 5 },
+      bootstrap: { resamples: 100, confidence: 0.95 },
+    },
   } as unknown as SessionResults;
   fs.writeFileSync(path.join(dir, 'results.json'), JSON.stringify(running));
   assert.equal(markSessionEnded(dir, 'failed', 'boom')!.status, 'failed');
@@ -128,13 +164,24 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
   // a group value that would be markup if not escaped
   fs.writeFileSync(csv, fs.readFileSync(csv, 'utf8').replace(/,south,/g, ',<img src=x onerror=alert(1)>,'));
   const outDir = path.join(dir, 'out');
-  const run = new EngineRun(request(modelPath, csv, outDir, { sparsities: [0.3, 0.95], losses: ['pw'], epochs: 1 }), { enginePath, onEvent: () => {} });
+  const run = new EngineRun(request(modelPath, csv, outDir, { sparsities: [0.3, 0.95], losses: ['pw'], epochs: 1 }), {
+    enginePath,
+    onEvent: () => {},
+  });
   const outcome = await run.done;
   assert.equal(outcome.status, 'completed', outcome.error);
   const s = readSession(outcome.sessionDir!)!;
   // Verdicts written by hand (not by checkPoint): the first point passes, the second fails for a stated reason.
-  assert.deepEqual(s.results.points.map((p) => p.id), ['s0.30-pw', 's0.95-pw']);
-  const verdict = (passed: boolean, summary: string): GateVerdict => ({ passed, policy: DEFAULT_POLICY, rules: [], summary });
+  assert.deepEqual(
+    s.results.points.map((p) => p.id),
+    ['s0.30-pw', 's0.95-pw'],
+  );
+  const verdict = (passed: boolean, summary: string): GateVerdict => ({
+    passed,
+    policy: DEFAULT_POLICY,
+    rules: [],
+    summary,
+  });
   const verdicts: Record<string, GateVerdict> = {
     's0.30-pw': verdict(true, 'passes the fairness gate (judged on 95% intervals)'),
     's0.95-pw': verdict(false, 'fails: worst-group accuracy drops 9.0 pts'),
@@ -158,11 +205,23 @@ test('report HTML: groups, verdicts, disabled Commit with its reason, and escapi
   assert.doesNotMatch(first, /<vscode-button class="commit"[^>]*disabled/);
   assert.match(second, /FAIL/);
   assert.doesNotMatch(second, /PASS/);
-  assert.match(second, /<vscode-button class="commit"[^>]*disabled title="Fails the fairness gate: fails: worst-group accuracy drops 9\.0 pts"/);
-  const untrusted = renderReportBody({ sessionDir: s.dir, results: s.results, verdicts, canCommit: false, recommendation });
+  assert.match(
+    second,
+    /<vscode-button class="commit"[^>]*disabled title="Fails the fairness gate: fails: worst-group accuracy drops 9\.0 pts"/,
+  );
+  const untrusted = renderReportBody({
+    sessionDir: s.dir,
+    results: s.results,
+    verdicts,
+    canCommit: false,
+    recommendation,
+  });
   assert.equal((untrusted.match(/Restricted Mode/g) ?? []).length >= s.results.points.length, true);
   const doc = renderReportDocument(null, 'abc123', 'vscode-resource:', { script: 'run()', style: 'p{}' });
-  assert.match(doc, /Content-Security-Policy" content="default-src 'none'; form-action 'none'; base-uri 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123'"/);
+  assert.match(
+    doc,
+    /Content-Security-Policy" content="default-src 'none'; form-action 'none'; base-uri 'none'; style-src vscode-resource: 'nonce-abc123'; script-src 'nonce-abc123'"/,
+  );
   assert.match(doc, /<style nonce="abc123">p\{\}<\/style>/);
   assert.match(doc, /<script nonce="abc123">run\(\)<\/script>/);
   assert.match(doc, /No session selected/);
@@ -173,10 +232,13 @@ test('native backend redirect: @tensorflow packages the install has load from it
   const root = tempDir();
   const fake = path.join(root, 'node_modules', '@tensorflow', 'tfjs-core');
   fs.mkdirSync(fake, { recursive: true });
-  fs.writeFileSync(path.join(fake, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-core', main: 'index.js' }));
+  fs.writeFileSync(
+    path.join(fake, 'package.json'),
+    JSON.stringify({ name: '@tensorflow/tfjs-core', main: 'index.js' }),
+  );
   fs.writeFileSync(path.join(fake, 'index.js'), 'module.exports = { fromNativeInstall: true };');
   installTfjsRedirect(root);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+
   assert.equal(require('@tensorflow/tfjs-core').fromNativeInstall, true);
   assert.ok(require.resolve('@tensorflow/tfjs-backend-wasm').startsWith(path.join(repoRoot, 'node_modules')));
 });
@@ -185,7 +247,11 @@ test('the extension bundle loads no TensorFlow.js: activation stays in the exten
   const bundle = path.join(__dirname, '..', '..', '..', 'dist', 'extension.js');
   if (!fs.existsSync(bundle)) return t.skip('dist/extension.js is not built (node scripts/build.mjs)');
   const text = fs.readFileSync(bundle, 'utf8');
-  assert.deepEqual(text.match(/require\(["']@tensorflow\/[^"']+["']\)/g) ?? [], [], 'no require of @tensorflow/* in dist/extension.js');
+  assert.deepEqual(
+    text.match(/require\(["']@tensorflow\/[^"']+["']\)/g) ?? [],
+    [],
+    'no require of @tensorflow/* in dist/extension.js',
+  );
   assert.doesNotMatch(text, /registerKernel\(|tfjs-backend-wasm/, 'no tfjs code bundled in');
   const engine = fs.readFileSync(path.join(path.dirname(bundle), 'engine.js'), 'utf8');
   assert.match(engine, /@tensorflow\/tfjs-core/, 'the engine is where tfjs runs');

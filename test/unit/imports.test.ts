@@ -31,11 +31,18 @@ export function importsOf(source: string): Import[] {
   for (const m of code.matchAll(fromRe)) {
     const names = m[3];
     // `import { type A, type B }` is erased too.
-    const allTyped = /^\{[\s\S]*\}$/.test(names.trim()) && names.replace(/[{}\s]/g, '').split(',').filter(Boolean).every((n) => n.startsWith('type'));
+    const allTyped =
+      /^\{[\s\S]*\}$/.test(names.trim()) &&
+      names
+        .replace(/[{}\s]/g, '')
+        .split(',')
+        .filter(Boolean)
+        .every((n) => n.startsWith('type'));
     out.push({ specifier: m[4], typeOnly: !!m[2] || allTyped });
   }
   for (const m of code.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)) out.push({ specifier: m[1], typeOnly: false });
-  for (const m of code.matchAll(/\b(?:require|import)\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push({ specifier: m[1], typeOnly: false });
+  for (const m of code.matchAll(/\b(?:require|import)\s*\(\s*['"]([^'"]+)['"]\s*\)/g))
+    out.push({ specifier: m[1], typeOnly: false });
   return out;
 }
 
@@ -52,7 +59,13 @@ function resolveSource(from: string, specifier: string): string | undefined {
 function sourceFiles(dir: string): string[] {
   return fs
     .readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? sourceFiles(path.join(dir, e.name)) : /\.tsx?$/.test(e.name) && !e.name.endsWith('.d.ts') ? [path.join(dir, e.name)] : []));
+    .flatMap((e) =>
+      e.isDirectory()
+        ? sourceFiles(path.join(dir, e.name))
+        : /\.tsx?$/.test(e.name) && !e.name.endsWith('.d.ts')
+          ? [path.join(dir, e.name)]
+          : [],
+    );
 }
 
 /** Forbidden packages reached from `roots` by runtime imports, each with the chain of files that leads there. */
@@ -94,17 +107,32 @@ test('the import reader sees runtime, type-only, side-effect, require and dynami
   `);
   assert.deepEqual(
     imps.map((i) => `${i.specifier}${i.typeOnly ? ' (type)' : ''}`).sort(),
-    ['./ab (type)', './cd', './e', './f (type)', './side', './x (type)', '@tensorflow/tfjs-core', 'h5wasm', 'sharp'].sort(),
+    [
+      './ab (type)',
+      './cd',
+      './e',
+      './f (type)',
+      './side',
+      './x (type)',
+      '@tensorflow/tfjs-core',
+      'h5wasm',
+      'sharp',
+    ].sort(),
   );
 });
 
 test('the walk follows imports transitively and names the chain (a file that reaches tfjs is caught)', () => {
   const found = forbiddenReach([path.join(repoRoot, 'src', 'core', 'session.ts')]);
-  assert.ok(found.some((f) => /^src\/core\/session\.ts → .*@tensorflow\/tfjs-core$/.test(f)), found.join('\n'));
+  assert.ok(
+    found.some((f) => /^src\/core\/session\.ts → .*@tensorflow\/tfjs-core$/.test(f)),
+    found.join('\n'),
+  );
 });
 
 test('the extension host, src/ui and the webviews never reach @tensorflow/*, sharp or h5wasm', () => {
-  const roots = ['src/extension', 'src/ui', 'webview', 'src/protocol'].flatMap((d) => sourceFiles(path.join(repoRoot, d)));
+  const roots = ['src/extension', 'src/ui', 'webview', 'src/protocol'].flatMap((d) =>
+    sourceFiles(path.join(repoRoot, d)),
+  );
   assert.ok(roots.length > 10);
   assert.deepEqual(forbiddenReach(roots), []);
 });
@@ -116,7 +144,8 @@ function importsOutside(dir: string, allowed: string[]): string[] {
   for (const file of sourceFiles(path.join(repoRoot, dir))) {
     for (const imp of importsOf(fs.readFileSync(file, 'utf8'))) {
       const target = imp.specifier.startsWith('.') ? path.resolve(path.dirname(file), imp.specifier) : imp.specifier;
-      if (!inside.some((d) => target.startsWith(d))) outside.push(`${path.relative(repoRoot, file)} → ${imp.specifier}`);
+      if (!inside.some((d) => target.startsWith(d)))
+        outside.push(`${path.relative(repoRoot, file)} → ${imp.specifier}`);
     }
   }
   return outside;

@@ -61,7 +61,10 @@ test('Keras 3.5 legacy .h5 and Keras 3.15 .keras MNIST models classify real digi
   if (!have(MNIST_H5) || !have(MNIST_KERAS)) return t.skip('../shared/models is absent');
   await useWasm();
   const { x, labels } = digits();
-  for (const [rel, format, params] of [[MNIST_H5, 'keras-h5', 93322], [MNIST_KERAS, 'keras-v3', 225034]] as const) {
+  for (const [rel, format, params] of [
+    [MNIST_H5, 'keras-h5', 93322],
+    [MNIST_KERAS, 'keras-v3', 225034],
+  ] as const) {
     const m = await loadModel(path.join(models, rel));
     assert.equal(m.format, format);
     assert.equal(parameters(m.model), params, `${rel}: documented parameter count`);
@@ -88,7 +91,10 @@ test('a pruned .keras model is written back as model.keras that reads back with 
   assert.deepEqual(Array.from((again.model.predict(sub) as tf.Tensor).dataSync()), pruned);
   const a = readZip(fs.readFileSync(file));
   const b = readZip(fs.readFileSync(path.join(out, 'model.keras')));
-  assert.deepEqual(b.map((e) => e.name), a.map((e) => e.name));
+  assert.deepEqual(
+    b.map((e) => e.name),
+    a.map((e) => e.name),
+  );
   assert.deepEqual(b.find((e) => e.name === 'config.json')!.data, a.find((e) => e.name === 'config.json')!.data);
   assert.equal(sha256(fs.readFileSync(file)), before, 'the shared file is untouched');
 });
@@ -119,7 +125,16 @@ test('Keras 2 .h5 files load: Sequential (2.2.4-tf) and a Functional "Model" Res
  * With h5py (/usr/bin/python3, skipped where it is missing), per HDF5 dataset: dtype, shape, the
  * sha256 of its bytes, its zeros; per attribute: its value as h5py gives it.
  */
-function h5pySummary(file: string, member?: string): { attrs: Record<string, string>; datasets: Record<string, { dtype: string; shape: number[]; sha256: string; zeros: number; chunks: unknown; compression: unknown }> } {
+function h5pySummary(
+  file: string,
+  member?: string,
+): {
+  attrs: Record<string, string>;
+  datasets: Record<
+    string,
+    { dtype: string; shape: number[]; sha256: string; zeros: number; chunks: unknown; compression: unknown }
+  >;
+} {
   const script = `import h5py, json, sys, hashlib, zipfile, io, numpy as np
 src = sys.argv[1]
 f = h5py.File(io.BytesIO(zipfile.ZipFile(src).read(sys.argv[2])) if len(sys.argv) > 2 else src, 'r')
@@ -136,14 +151,18 @@ def visit(name, obj):
 attrs(f, '/')
 f.visititems(visit)
 print(json.dumps(out))`;
-  const r = spawnSync('/usr/bin/python3', ['-c', script, file, ...(member ? [member] : [])], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('/usr/bin/python3', ['-c', script, file, ...(member ? [member] : [])], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
 
 test('a pruned real Keras file is a fresh HDF5 file that h5py reads: the same attributes, groups and dataset types, the pruned values in the weights, the rest unchanged', async (t) => {
   if (![MNIST_H5, MNIST_KERAS, OLD_H5, RESNET].every(have)) return t.skip('../shared/models is absent');
-  if (spawnSync('/usr/bin/python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status !== 0) return t.skip('h5py is not installed (/usr/bin/python3 -c "import h5py" failed)');
+  if (spawnSync('/usr/bin/python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status !== 0)
+    return t.skip('h5py is not installed (/usr/bin/python3 -c "import h5py" failed)');
   await useWasm();
   for (const rel of [MNIST_H5, MNIST_KERAS, OLD_H5, RESNET]) {
     const file = path.join(models, rel);
@@ -159,7 +178,9 @@ test('a pruned real Keras file is a fresh HDF5 file that h5py reads: the same at
     assert.deepEqual(b.attrs, a.attrs, `${rel}: every attribute, with its value and type`);
     assert.deepEqual(Object.keys(b.datasets).sort(), Object.keys(a.datasets).sort(), `${rel}: the same datasets`);
     // the weights h5py reads are the pruned model's, byte for byte
-    const refs = new Map(m.keras!.weights.map((r) => [r.dataset.startsWith('/') ? r.dataset : `/${r.dataset}`, r.name]));
+    const refs = new Map(
+      m.keras!.weights.map((r) => [r.dataset.startsWith('/') ? r.dataset : `/${r.dataset}`, r.name]),
+    );
     const values = new Map(m.model.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array]));
     let pruned = 0;
     for (const [p, da] of Object.entries(a.datasets)) {
@@ -172,11 +193,21 @@ test('a pruned real Keras file is a fresh HDF5 file that h5py reads: the same at
         continue;
       }
       const v = values.get(name)!;
-      assert.equal(db.sha256, sha256(Buffer.from(v.buffer, v.byteOffset, v.byteLength)), `${rel}: ${p} holds ${name}'s values`);
+      assert.equal(
+        db.sha256,
+        sha256(Buffer.from(v.buffer, v.byteOffset, v.byteLength)),
+        `${rel}: ${p} holds ${name}'s values`,
+      );
       if (db.zeros > da.zeros) pruned++;
     }
     assert.ok(pruned > 0, `${rel}: pruned kernels were written`);
-    if (member) assert.deepEqual(readZip(fs.readFileSync(written)).map((e) => e.name).sort(), ['config.json', 'metadata.json', 'model.weights.h5']);
+    if (member)
+      assert.deepEqual(
+        readZip(fs.readFileSync(written))
+          .map((e) => e.name)
+          .sort(),
+        ['config.json', 'metadata.json', 'model.weights.h5'],
+      );
     assert.equal(sha256(fs.readFileSync(file)), before, `${rel}: the shared file is untouched`);
     m.model.dispose();
   }

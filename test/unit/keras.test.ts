@@ -67,8 +67,16 @@ function vlenStrings(g: H5Group, name: string, values: string[]): void {
 }
 
 const POLICY = { module: 'keras', class_name: 'DTypePolicy', config: { name: 'float32' }, registered_name: null };
-const k3init = (cls: string, config: Json = {}) => ({ module: 'keras.initializers', class_name: cls, config, registered_name: null });
-const k3tensor = (layer: string, shape: (number | null)[]) => ({ class_name: '__keras_tensor__', config: { shape, dtype: 'float32', keras_history: [layer, 0, 0] } });
+const k3init = (cls: string, config: Json = {}) => ({
+  module: 'keras.initializers',
+  class_name: cls,
+  config,
+  registered_name: null,
+});
+const k3tensor = (layer: string, shape: (number | null)[]) => ({
+  class_name: '__keras_tensor__',
+  config: { shape, dtype: 'float32', keras_history: [layer, 0, 0] },
+});
 
 /** Keras 2 Sequential, Dense layers: input 6 → dense_10 (5, relu) → dropout → dense_2 (3, softmax). */
 interface DenseFixture {
@@ -80,9 +88,19 @@ interface DenseFixture {
   optimizer: Float32Array;
 }
 
-async function writeKeras2Dense(dir: string, opts: { k2Shape?: number[]; lambda?: boolean } = {}): Promise<DenseFixture> {
+async function writeKeras2Dense(
+  dir: string,
+  opts: { k2Shape?: number[]; lambda?: boolean } = {},
+): Promise<DenseFixture> {
   const rng = new Rng(11);
-  const fx = { file: path.join(dir, 'dense.h5'), k1: randomArray(rng, 30), b1: randomArray(rng, 5, 0.1), k2: randomArray(rng, 15), b2: randomArray(rng, 3, 0.1), optimizer: randomArray(rng, 30) };
+  const fx = {
+    file: path.join(dir, 'dense.h5'),
+    k1: randomArray(rng, 30),
+    b1: randomArray(rng, 5, 0.1),
+    k2: randomArray(rng, 15),
+    b2: randomArray(rng, 3, 0.1),
+    optimizer: randomArray(rng, 30),
+  };
   const dense = (name: string, units: number, activation: string, extra: Json = {}) => ({
     class_name: 'Dense',
     config: {
@@ -102,8 +120,30 @@ async function writeKeras2Dense(dir: string, opts: { k2Shape?: number[]; lambda?
       bias_constraint: null,
     },
   });
-  const layers: Json[] = [dense('dense_10', 5, 'relu', { batch_input_shape: [null, 6] }), { class_name: 'Dropout', config: { name: 'dropout', trainable: true, dtype: 'float32', rate: 0.5, noise_shape: null, seed: null } }];
-  if (opts.lambda) layers.push({ class_name: 'Lambda', config: { name: 'scale_by_two', trainable: true, dtype: 'float32', function: ['4wEAAAAAAAAAAQAAAAIAAABDAAAAcwgAAAB8AGQBFABTACkCTukCAAAAqQApAdoBeHIBAAAAcgEAAAD6HjxpcHl0aG9uLWlucHV0LTItZjQ=', null, null], function_type: 'lambda', output_shape: null, arguments: {} } });
+  const layers: Json[] = [
+    dense('dense_10', 5, 'relu', { batch_input_shape: [null, 6] }),
+    {
+      class_name: 'Dropout',
+      config: { name: 'dropout', trainable: true, dtype: 'float32', rate: 0.5, noise_shape: null, seed: null },
+    },
+  ];
+  if (opts.lambda)
+    layers.push({
+      class_name: 'Lambda',
+      config: {
+        name: 'scale_by_two',
+        trainable: true,
+        dtype: 'float32',
+        function: [
+          '4wEAAAAAAAAAAQAAAAIAAABDAAAAcwgAAAB8AGQBFABTACkCTukCAAAAqQApAdoBeHIBAAAAcgEAAAD6HjxpcHl0aG9uLWlucHV0LTItZjQ=',
+          null,
+          null,
+        ],
+        function_type: 'lambda',
+        output_shape: null,
+        arguments: {},
+      },
+    });
   layers.push(dense('dense_2', 3, 'softmax'));
   const modelConfig = { class_name: 'Sequential', config: { name: 'sequential', layers } };
   const layerNames = layers.map((l) => String((l.config as Json).name));
@@ -111,7 +151,13 @@ async function writeKeras2Dense(dir: string, opts: { k2Shape?: number[]; lambda?
     f.create_attribute('keras_version', '2.2.4-tf');
     f.create_attribute('backend', 'tensorflow');
     f.create_attribute('model_config', JSON.stringify(modelConfig));
-    f.create_attribute('training_config', JSON.stringify({ loss: 'categorical_crossentropy', optimizer_config: { class_name: 'Adam', config: { learning_rate: 0.001 } } }));
+    f.create_attribute(
+      'training_config',
+      JSON.stringify({
+        loss: 'categorical_crossentropy',
+        optimizer_config: { class_name: 'Adam', config: { learning_rate: 0.001 } },
+      }),
+    );
     const mw = f.create_group('model_weights');
     mw.create_attribute('backend', 'tensorflow');
     mw.create_attribute('keras_version', '2.2.4-tf');
@@ -151,7 +197,11 @@ async function writeKeras3FunctionalH5(dir: string): Promise<ConvFixture> {
     conv2d_1: [randomArray(rng, 3 * 3 * 4 * 4), randomArray(rng, 4, 0.1)],
     dense: [randomArray(rng, 6 * 6 * 4 * 3, 0.2), randomArray(rng, 3, 0.1)],
   };
-  const shapes: Record<string, number[][]> = { conv2d: [[3, 3, 2, 4], [4]], conv2d_1: [[3, 3, 4, 4], [4]], dense: [[144, 3], [3]] };
+  const shapes: Record<string, number[][]> = {
+    conv2d: [[3, 3, 2, 4], [4]],
+    conv2d_1: [[3, 3, 4, 4], [4]],
+    dense: [[144, 3], [3]],
+  };
   const conv = (name: string, input: string, inShape: (number | null)[]) => ({
     module: 'keras.layers',
     class_name: 'Conv2D',
@@ -170,7 +220,12 @@ async function writeKeras3FunctionalH5(dir: string): Promise<ConvFixture> {
       use_bias: true,
       kernel_initializer: k3init('GlorotUniform', { seed: null }),
       bias_initializer: k3init('Zeros'),
-      kernel_regularizer: { module: 'keras.regularizers', class_name: 'L2', config: { l2: 0.001 }, registered_name: null },
+      kernel_regularizer: {
+        module: 'keras.regularizers',
+        class_name: 'L2',
+        config: { l2: 0.001 },
+        registered_name: null,
+      },
       bias_regularizer: null,
       activity_regularizer: null,
       kernel_constraint: null,
@@ -188,15 +243,52 @@ async function writeKeras3FunctionalH5(dir: string): Promise<ConvFixture> {
       name: 'functional',
       trainable: true,
       layers: [
-        { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, 6, 6, 2], dtype: 'float32', sparse: false, name: 'input_layer' }, registered_name: null, name: 'input_layer', inbound_nodes: [] },
+        {
+          module: 'keras.layers',
+          class_name: 'InputLayer',
+          config: { batch_shape: [null, 6, 6, 2], dtype: 'float32', sparse: false, name: 'input_layer' },
+          registered_name: null,
+          name: 'input_layer',
+          inbound_nodes: [],
+        },
         conv('conv2d', 'input_layer', [null, 6, 6, 2]),
         conv('conv2d_1', 'conv2d', [null, 6, 6, 4]),
-        { module: 'keras.layers', class_name: 'Add', config: { name: 'add', trainable: true, dtype: POLICY }, registered_name: null, name: 'add', inbound_nodes: [{ args: [[k3tensor('conv2d', [null, 6, 6, 4]), k3tensor('conv2d_1', [null, 6, 6, 4])]], kwargs: {} }] },
-        { module: 'keras.layers', class_name: 'Flatten', config: { name: 'flatten', trainable: true, dtype: POLICY, data_format: 'channels_last' }, registered_name: null, name: 'flatten', inbound_nodes: [{ args: [k3tensor('add', [null, 6, 6, 4])], kwargs: {} }] },
+        {
+          module: 'keras.layers',
+          class_name: 'Add',
+          config: { name: 'add', trainable: true, dtype: POLICY },
+          registered_name: null,
+          name: 'add',
+          inbound_nodes: [
+            { args: [[k3tensor('conv2d', [null, 6, 6, 4]), k3tensor('conv2d_1', [null, 6, 6, 4])]], kwargs: {} },
+          ],
+        },
+        {
+          module: 'keras.layers',
+          class_name: 'Flatten',
+          config: { name: 'flatten', trainable: true, dtype: POLICY, data_format: 'channels_last' },
+          registered_name: null,
+          name: 'flatten',
+          inbound_nodes: [{ args: [k3tensor('add', [null, 6, 6, 4])], kwargs: {} }],
+        },
         {
           module: 'keras.layers',
           class_name: 'Dense',
-          config: { name: 'dense', trainable: true, dtype: POLICY, units: 3, activation: 'softmax', use_bias: true, kernel_initializer: k3init('GlorotUniform', { seed: null }), bias_initializer: k3init('Zeros'), kernel_regularizer: null, bias_regularizer: null, kernel_constraint: null, bias_constraint: null, lora_rank: null },
+          config: {
+            name: 'dense',
+            trainable: true,
+            dtype: POLICY,
+            units: 3,
+            activation: 'softmax',
+            use_bias: true,
+            kernel_initializer: k3init('GlorotUniform', { seed: null }),
+            bias_initializer: k3init('Zeros'),
+            kernel_regularizer: null,
+            bias_regularizer: null,
+            kernel_constraint: null,
+            bias_constraint: null,
+            lora_rank: null,
+          },
           registered_name: null,
           build_config: { input_shape: [null, 144] },
           name: 'dense',
@@ -240,22 +332,98 @@ async function writeKeras3Zip(dir: string, opts: { custom?: boolean } = {}): Pro
   const variance = Float32Array.from(randomArray(rng, 3), (v) => 0.5 + Math.abs(v));
   const weights: Record<string, Float32Array[]> = {
     conv2d: [randomArray(rng, 27), randomArray(rng, 3, 0.1)],
-    batch_normalization: [randomArray(rng, 3, 0.2).map((v) => 1 + v), randomArray(rng, 3, 0.1), randomArray(rng, 3, 0.1), variance],
+    batch_normalization: [
+      randomArray(rng, 3, 0.2).map((v) => 1 + v),
+      randomArray(rng, 3, 0.1),
+      randomArray(rng, 3, 0.1),
+      variance,
+    ],
     dense: [randomArray(rng, 27), randomArray(rng, 1, 0.1)],
   };
-  const shapes: Record<string, number[][]> = { conv2d: [[3, 3, 1, 3], [3]], batch_normalization: [[3], [3], [3], [3]], dense: [[27, 1], [1]] };
-  const layer = (class_name: string, config: Json, module = 'keras.layers', registered_name: string | null = null) => ({ module, class_name, config: { trainable: true, dtype: POLICY, ...config }, registered_name });
+  const shapes: Record<string, number[][]> = {
+    conv2d: [[3, 3, 1, 3], [3]],
+    batch_normalization: [[3], [3], [3], [3]],
+    dense: [[27, 1], [1]],
+  };
+  const layer = (class_name: string, config: Json, module = 'keras.layers', registered_name: string | null = null) => ({
+    module,
+    class_name,
+    config: { trainable: true, dtype: POLICY, ...config },
+    registered_name,
+  });
   const layers = [
-    { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, 8, 8, 1], dtype: 'float32', sparse: false, ragged: false, name: 'input_layer', optional: false }, registered_name: null },
-    layer('Conv2D', { name: 'features', filters: 3, kernel_size: [3, 3], strides: [1, 1], padding: 'valid', data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation: 'relu', use_bias: true, kernel_initializer: k3init('GlorotUniform', { seed: null, input_axes: null }), bias_initializer: k3init('Zeros') }),
-    layer('BatchNormalization', { name: 'bn', axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true, beta_initializer: k3init('Zeros'), gamma_initializer: k3init('Ones'), moving_mean_initializer: k3init('Zeros'), moving_variance_initializer: k3init('Ones'), synchronized: false }),
-    layer('MaxPooling2D', { name: 'pool', pool_size: [2, 2], padding: 'valid', strides: [2, 2], data_format: 'channels_last' }),
+    {
+      module: 'keras.layers',
+      class_name: 'InputLayer',
+      config: {
+        batch_shape: [null, 8, 8, 1],
+        dtype: 'float32',
+        sparse: false,
+        ragged: false,
+        name: 'input_layer',
+        optional: false,
+      },
+      registered_name: null,
+    },
+    layer('Conv2D', {
+      name: 'features',
+      filters: 3,
+      kernel_size: [3, 3],
+      strides: [1, 1],
+      padding: 'valid',
+      data_format: 'channels_last',
+      dilation_rate: [1, 1],
+      groups: 1,
+      activation: 'relu',
+      use_bias: true,
+      kernel_initializer: k3init('GlorotUniform', { seed: null, input_axes: null }),
+      bias_initializer: k3init('Zeros'),
+    }),
+    layer('BatchNormalization', {
+      name: 'bn',
+      axis: -1,
+      momentum: 0.99,
+      epsilon: 0.001,
+      center: true,
+      scale: true,
+      beta_initializer: k3init('Zeros'),
+      gamma_initializer: k3init('Ones'),
+      moving_mean_initializer: k3init('Zeros'),
+      moving_variance_initializer: k3init('Ones'),
+      synchronized: false,
+    }),
+    layer('MaxPooling2D', {
+      name: 'pool',
+      pool_size: [2, 2],
+      padding: 'valid',
+      strides: [2, 2],
+      data_format: 'channels_last',
+    }),
     layer('Flatten', { name: 'flat', data_format: 'channels_last' }),
     opts.custom
-      ? layer('Dense', { name: 'head', units: 1, activation: 'sigmoid', use_bias: true }, 'my_package.layers', 'MyPackage>Dense')
-      : layer('Dense', { name: 'head', units: 1, activation: 'sigmoid', use_bias: true, kernel_initializer: k3init('GlorotUniform', { seed: null }), bias_initializer: k3init('Zeros') }),
+      ? layer(
+          'Dense',
+          { name: 'head', units: 1, activation: 'sigmoid', use_bias: true },
+          'my_package.layers',
+          'MyPackage>Dense',
+        )
+      : layer('Dense', {
+          name: 'head',
+          units: 1,
+          activation: 'sigmoid',
+          use_bias: true,
+          kernel_initializer: k3init('GlorotUniform', { seed: null }),
+          bias_initializer: k3init('Zeros'),
+        }),
   ];
-  const config = { module: 'keras', class_name: 'Sequential', config: { name: 'sequential', trainable: true, dtype: POLICY, layers }, registered_name: null, build_config: { input_shape: [null, 8, 8, 1] }, compile_config: { optimizer: 'adam', loss: 'binary_crossentropy' } };
+  const config = {
+    module: 'keras',
+    class_name: 'Sequential',
+    config: { name: 'sequential', trainable: true, dtype: POLICY, layers },
+    registered_name: null,
+    build_config: { input_shape: [null, 8, 8, 1] },
+    compile_config: { optimizer: 'adam', loss: 'binary_crossentropy' },
+  };
   const h5file = path.join(dir, 'model.weights.h5');
   await writeH5(h5file, (f) => {
     for (const name of ['conv2d', 'batch_normalization', 'max_pooling2d', 'flatten', 'dense']) {
@@ -271,7 +439,12 @@ async function writeKeras3Zip(dir: string, opts: { custom?: boolean } = {}): Pro
   fs.writeFileSync(
     file,
     writeZip([
-      { name: 'metadata.json', data: Buffer.from(JSON.stringify({ keras_version: '3.15.1', date_saved: '2026-01-01@00:00:00' })), dosTime: 0, dosDate: 0x21 },
+      {
+        name: 'metadata.json',
+        data: Buffer.from(JSON.stringify({ keras_version: '3.15.1', date_saved: '2026-01-01@00:00:00' })),
+        dosTime: 0,
+        dosDate: 0x21,
+      },
       { name: 'config.json', data: Buffer.from(JSON.stringify(config)), dosTime: 0, dosDate: 0x21 },
       { name: 'model.weights.h5', data: fs.readFileSync(h5file), dosTime: 0, dosDate: 0x21 },
     ]),
@@ -297,7 +470,11 @@ async function dumpH5(bytes: Uint8Array): Promise<H5Dump> {
   const f = new h5.File(file, 'r');
   const out: H5Dump = { attrs: {}, datasets: {}, groups: [] };
   const attrsOf = (p: string, e: { attrs: Record<string, { value: unknown; metadata: unknown }> }) => {
-    for (const [k, a] of Object.entries(e.attrs)) out.attrs[`${p}@${k}`] = JSON.stringify([a.value instanceof Float64Array ? Array.from(a.value) : a.value, a.metadata]);
+    for (const [k, a] of Object.entries(e.attrs))
+      out.attrs[`${p}@${k}`] = JSON.stringify([
+        a.value instanceof Float64Array ? Array.from(a.value) : a.value,
+        a.metadata,
+      ]);
   };
   const walk = (g: H5Group, p: string) => {
     attrsOf(p || '/', g as never);
@@ -328,14 +505,16 @@ function assertClose(a: number[], b: number[], tol: number, what: string): void 
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
-
 /** Prunes half of every kernel, saves, and checks what was saved. Returns the folder and the pruned predictions. */
 async function pruneAndSave(loaded: LoadedModel, x: tf.Tensor, dir: string) {
   const kernels = prunableKernels(loaded.model);
   pruneModelKernels(kernels, PRUNING_METHODS['magnitude-layer'], 0.5, new Rng(5));
   for (const k of kernels) {
     const zeros = Array.from(k.variable.dataSync()).filter((v) => v === 0).length;
-    assert.ok(zeros >= Math.floor(k.size / 2) - 1 && zeros < k.size, `${k.layer}: half the kernel pruned (${zeros}/${k.size})`);
+    assert.ok(
+      zeros >= Math.floor(k.size / 2) - 1 && zeros < k.size,
+      `${k.layer}: half the kernel pruned (${zeros}/${k.size})`,
+    );
   }
   const pruned = predict(loaded.model, x);
   await saveModel(loaded.model, dir, loaded.json, { 'note.txt': 'extra' });
@@ -378,7 +557,12 @@ test('Keras 2 .h5 (Sequential, Dense): weights found through layer_names/weight_
   // Independent forward pass: relu(x·K1 + b1)·K2 + b2, softmax.
   const expected: number[] = [];
   for (let n = 0; n < 4; n++) {
-    const h = Array.from({ length: 5 }, (_, j) => Math.max(0, fx.b1[j] + Array.from({ length: 6 }, (_, i) => xs[n * 6 + i] * fx.k1[i * 5 + j]).reduce((a, b) => a + b, 0)));
+    const h = Array.from({ length: 5 }, (_, j) =>
+      Math.max(
+        0,
+        fx.b1[j] + Array.from({ length: 6 }, (_, i) => xs[n * 6 + i] * fx.k1[i * 5 + j]).reduce((a, b) => a + b, 0),
+      ),
+    );
     const z = Array.from({ length: 3 }, (_, j) => fx.b2[j] + h.reduce((a, hv, i) => a + hv * fx.k2[i * 3 + j], 0));
     const mx = Math.max(...z);
     const e = z.map((v) => Math.exp(v - mx));
@@ -413,10 +597,22 @@ test('Keras 2 .h5: a pruned model is saved as model.h5 (same file, new weights) 
   assert.deepEqual(b.attrs, a.attrs, 'every attribute (model_config, layer_names as fixed-length strings, ...) kept');
   assert.deepEqual(b.groups, a.groups);
   assert.deepEqual(Object.keys(b.datasets), Object.keys(a.datasets));
-  assert.deepEqual(b.datasets['/optimizer_weights/training/Adam/Variable_1:0'], a.datasets['/optimizer_weights/training/Adam/Variable_1:0'], 'optimizer state kept as it was');
-  assert.deepEqual(b.datasets['/model_weights/dense_10/dense_10/bias:0'], a.datasets['/model_weights/dense_10/dense_10/bias:0'], 'biases are not pruned');
+  assert.deepEqual(
+    b.datasets['/optimizer_weights/training/Adam/Variable_1:0'],
+    a.datasets['/optimizer_weights/training/Adam/Variable_1:0'],
+    'optimizer state kept as it was',
+  );
+  assert.deepEqual(
+    b.datasets['/model_weights/dense_10/dense_10/bias:0'],
+    a.datasets['/model_weights/dense_10/dense_10/bias:0'],
+    'biases are not pruned',
+  );
   const k1 = b.datasets['/model_weights/dense_10/dense_10/kernel:0'].values;
-  assert.deepEqual(k1, Array.from(m.model.getLayer('dense_10').getWeights()[0].dataSync()), 'the kernel holds the pruned values');
+  assert.deepEqual(
+    k1,
+    Array.from(m.model.getLayer('dense_10').getWeights()[0].dataSync()),
+    'the kernel holds the pruned values',
+  );
   assert.equal(k1.filter((v) => v === 0).length, 15);
   k1.forEach((v, i) => assert.ok(v === 0 || v === fx.k1[i], 'kept weights are unchanged'));
 
@@ -466,12 +662,19 @@ test('Keras 3 legacy .h5 (Functional, Conv2D + Add): nested weight paths, variab
   // this check is reported as skipped, not passed.
   const fromPy = h5pyDump(path.join(out, 'model.h5'));
   await t.test('h5py reads the written model.h5 back with the same arrays and layer names', (st) => {
-    if (!fromPy) return st.skip('python3-h5py is not installed (apt-get install python3-h5py; called as /usr/bin/python3)');
+    if (!fromPy)
+      return st.skip('python3-h5py is not installed (apt-get install python3-h5py; called as /usr/bin/python3)');
     for (const [p, ds] of Object.entries(b.datasets)) {
       assert.deepEqual(fromPy[p].shape, ds.shape, `h5py: shape of ${p}`);
       assert.deepEqual(fromPy[p].values, ds.values, `h5py: values of ${p}`);
     }
-    assert.deepEqual((fromPy['@layer_names'] as unknown as { names: string[] }).names, ['conv2d', 'conv2d_1', 'add', 'flatten', 'dense']);
+    assert.deepEqual((fromPy['@layer_names'] as unknown as { names: string[] }).names, [
+      'conv2d',
+      'conv2d_1',
+      'add',
+      'flatten',
+      'dense',
+    ]);
   });
 });
 
@@ -506,7 +709,10 @@ test('Keras 3 .keras (Sequential, Conv2D + BatchNorm, sigmoid): weights at layer
   assert.deepEqual(predict(again.model, x), pruned);
   const zipA = readZip(fs.readFileSync(fx.file));
   const zipB = readZip(fs.readFileSync(path.join(out, 'model.keras')));
-  assert.deepEqual(zipB.map((e) => e.name), zipA.map((e) => e.name));
+  assert.deepEqual(
+    zipB.map((e) => e.name),
+    zipA.map((e) => e.name),
+  );
   assert.deepEqual(zipB[1].data, zipA[1].data, 'config.json unchanged');
   const a = await dumpH5(zipA[2].data);
   const b = await dumpH5(zipB[2].data);
@@ -515,7 +721,11 @@ test('Keras 3 .keras (Sequential, Conv2D + BatchNorm, sigmoid): weights at layer
   assert.deepEqual(b.datasets['/optimizer/vars/2'], a.datasets['/optimizer/vars/2']);
   assert.deepEqual(b.datasets['/layers/batch_normalization/vars/3'], a.datasets['/layers/batch_normalization/vars/3']);
   const head = b.datasets['/layers/dense/vars/0'].values;
-  assert.deepEqual(head, Array.from(m.model.getLayer('head').getWeights()[0].dataSync()), 'the kernel holds the pruned values');
+  assert.deepEqual(
+    head,
+    Array.from(m.model.getLayer('head').getWeights()[0].dataSync()),
+    'the kernel holds the pruned values',
+  );
   assert.ok([13, 14].includes(head.filter((v) => v === 0).length), 'half of 27 weights are zero');
 });
 
@@ -524,7 +734,10 @@ test('a Lambda layer is refused by name and class, before anything is built', as
   const dir = tempDir();
   const fx = await writeKeras2Dense(dir, { lambda: true });
   await assert.rejects(loadModel(fx.file), expectUserError(/'scale_by_two' is a Lambda layer.*never runs code/));
-  await assert.rejects(loadModel(fx.file), (e: unknown) => (e as UserError).field === 'layer scale_by_two (Lambda)' && (e as UserError).file === fx.file);
+  await assert.rejects(
+    loadModel(fx.file),
+    (e: unknown) => (e as UserError).field === 'layer scale_by_two (Lambda)' && (e as UserError).file === fx.file,
+  );
 });
 
 test('a Keras 3 custom layer is refused by its registered name, even when its class name is a built-in one', async () => {
@@ -543,7 +756,10 @@ test('files that are not Keras models, or whose weights do not fit the architect
   fs.writeFileSync(notZip, 'hello');
   await assert.rejects(loadModel(notZip), expectUserError(/cannot be read as a Keras 3 \.keras file/));
   const noConfig = path.join(dir, 'other.keras');
-  fs.writeFileSync(noConfig, writeZip([{ name: 'model.weights.h5', data: Buffer.from('x'), dosTime: 0, dosDate: 0x21 }]));
+  fs.writeFileSync(
+    noConfig,
+    writeZip([{ name: 'model.weights.h5', data: Buffer.from('x'), dosTime: 0, dosDate: 0x21 }]),
+  );
   await assert.rejects(loadModel(noConfig), expectUserError(/has no config\.json inside/));
   const weightsOnly = path.join(dir, 'weights.h5');
   await writeH5(weightsOnly, (f) => fixedStrings(f, 'layer_names', ['dense']));
@@ -551,7 +767,12 @@ test('files that are not Keras models, or whose weights do not fit the architect
   const sub = path.join(dir, 'bad');
   fs.mkdirSync(sub);
   const fx = await writeKeras2Dense(sub, { k2Shape: [3, 5] });
-  await assert.rejects(loadModel(fx.file), expectUserError(/weight 'dense_2\/kernel:0' of layer 'dense_2' \(Dense\) has shape \[3, 5\], but the layer needs \[5, 3\]/));
+  await assert.rejects(
+    loadModel(fx.file),
+    expectUserError(
+      /weight 'dense_2\/kernel:0' of layer 'dense_2' \(Dense\) has shape \[3, 5\], but the layer needs \[5, 3\]/,
+    ),
+  );
 });
 
 test('Keras 3 config conversion: batch_shape, DTypePolicy, module fields, {args, kwargs} nodes, flat input_layers, L2', () => {
@@ -561,8 +782,37 @@ test('Keras 3 config conversion: batch_shape, DTypePolicy, module fields, {args,
     config: {
       name: 'f',
       layers: [
-        { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, 4], dtype: 'float32', name: 'in' }, registered_name: null, name: 'in', inbound_nodes: [] },
-        { module: 'keras.layers', class_name: 'Dense', config: { name: 'd', dtype: POLICY, units: 2, kernel_regularizer: { module: 'keras.regularizers', class_name: 'L2', config: { l2: 0.5 }, registered_name: null } }, registered_name: null, name: 'd', inbound_nodes: [{ args: [k3tensor('in', [null, 4])], kwargs: { training: false, mask: { class_name: '__keras_tensor__', config: {} } } }] },
+        {
+          module: 'keras.layers',
+          class_name: 'InputLayer',
+          config: { batch_shape: [null, 4], dtype: 'float32', name: 'in' },
+          registered_name: null,
+          name: 'in',
+          inbound_nodes: [],
+        },
+        {
+          module: 'keras.layers',
+          class_name: 'Dense',
+          config: {
+            name: 'd',
+            dtype: POLICY,
+            units: 2,
+            kernel_regularizer: {
+              module: 'keras.regularizers',
+              class_name: 'L2',
+              config: { l2: 0.5 },
+              registered_name: null,
+            },
+          },
+          registered_name: null,
+          name: 'd',
+          inbound_nodes: [
+            {
+              args: [k3tensor('in', [null, 4])],
+              kwargs: { training: false, mask: { class_name: '__keras_tensor__', config: {} } },
+            },
+          ],
+        },
       ],
       input_layers: ['in', 0, 0],
       output_layers: [['d', 0, 0]],
@@ -574,15 +824,45 @@ test('Keras 3 config conversion: batch_shape, DTypePolicy, module fields, {args,
     config: {
       name: 'f',
       layers: [
-        { class_name: 'InputLayer', config: { batch_input_shape: [null, 4], dtype: 'float32', name: 'in' }, name: 'in', inbound_nodes: [] },
-        { class_name: 'Dense', config: { name: 'd', dtype: 'float32', units: 2, kernel_regularizer: { class_name: 'L1L2', config: { l1: 0, l2: 0.5 } } }, name: 'd', inbound_nodes: [[['in', 0, 0, { training: false }]]] },
+        {
+          class_name: 'InputLayer',
+          config: { batch_input_shape: [null, 4], dtype: 'float32', name: 'in' },
+          name: 'in',
+          inbound_nodes: [],
+        },
+        {
+          class_name: 'Dense',
+          config: {
+            name: 'd',
+            dtype: 'float32',
+            units: 2,
+            kernel_regularizer: { class_name: 'L1L2', config: { l1: 0, l2: 0.5 } },
+          },
+          name: 'd',
+          inbound_nodes: [[['in', 0, 0, { training: false }]]],
+        },
       ],
       input_layers: [['in', 0, 0]],
       output_layers: [['d', 0, 0]],
     },
   });
   // A Keras 2 config is left as it is.
-  const k2 = { class_name: 'Model', config: { name: 'm', layers: [{ class_name: 'Dense', name: 'd', config: { name: 'd', dtype: 'float32', batch_input_shape: [null, 3] }, inbound_nodes: [[['in', 0, 0, {}]]] }], input_layers: [['in', 0, 0]], output_layers: [['d', 0, 0]] } };
+  const k2 = {
+    class_name: 'Model',
+    config: {
+      name: 'm',
+      layers: [
+        {
+          class_name: 'Dense',
+          name: 'd',
+          config: { name: 'd', dtype: 'float32', batch_input_shape: [null, 3] },
+          inbound_nodes: [[['in', 0, 0, {}]]],
+        },
+      ],
+      input_layers: [['in', 0, 0]],
+      output_layers: [['d', 0, 0]],
+    },
+  };
   assert.deepEqual(kerasConfigToTfjs(k2), k2);
 });
 

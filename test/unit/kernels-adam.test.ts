@@ -22,7 +22,12 @@ test('HeapAdam gives bit-for-bit the weights of tf.train.adam on wasm (cosine le
   await initBackend('wasm');
   const shapes = [[7, 5], [5], [3, 3, 2, 4], [1]];
   const rng = new Rng(5);
-  const init = shapes.map((s) => values(s.reduce((a, b) => a * b, 1), rng));
+  const init = shapes.map((s) =>
+    values(
+      s.reduce((a, b) => a * b, 1),
+      rng,
+    ),
+  );
   const make = (tag: string) => shapes.map((s, i) => tf.variable(tf.tensor(init[i], s), true, `adam-test-${tag}-${i}`));
   const stock = make('stock');
   const fused = make('fused');
@@ -38,12 +43,32 @@ test('HeapAdam gives bit-for-bit the weights of tf.train.adam on wasm (cosine le
     b.learningRate = lr;
     c.learningRate = lr;
     const scale = step % 7 === 3 ? 1e-30 : step % 7 === 5 ? 0 : step % 2 ? 1 : 1e3;
-    const grads = shapes.map((s) => tf.tensor(values(s.reduce((p, d) => p * d, 1), rng, scale), s));
-    tf.tidy(() => a.applyGradients(Object.fromEntries(stock.map((v, i) => [v.name, grads[i]])) as unknown as Parameters<typeof a.applyGradients>[0]));
+    const grads = shapes.map((s) =>
+      tf.tensor(
+        values(
+          s.reduce((p, d) => p * d, 1),
+          rng,
+          scale,
+        ),
+        s,
+      ),
+    );
+    tf.tidy(() =>
+      a.applyGradients(
+        Object.fromEntries(stock.map((v, i) => [v.name, grads[i]])) as unknown as Parameters<
+          typeof a.applyGradients
+        >[0],
+      ),
+    );
     tf.tidy(() => b.applyGradients(Object.fromEntries(fused.map((v, i) => [v.name, grads[i]]))));
     tf.tidy(() => c.applyGradients(Object.fromEntries(loop.map((v, i) => [v.name, grads[i]]))));
     tf.dispose(grads);
-    if (step === 0) assert.equal(tf.memory().numTensors, before + 3 * 2 * shapes.length, 'each optimizer holds its two moments per variable, and nothing else');
+    if (step === 0)
+      assert.equal(
+        tf.memory().numTensors,
+        before + 3 * 2 * shapes.length,
+        'each optimizer holds its two moments per variable, and nothing else',
+      );
     stock.forEach((v, i) => {
       const x = v.dataSync();
       const y = fused[i].dataSync();
@@ -97,10 +122,16 @@ test('the host loss: value and logit gradient = weightedCrossEntropy, multiclass
     z[5 * width] = 60;
     z[6 * width] = -60;
     const logits = tf.variable(tf.tensor2d(z, [n, width]));
-    const tb = tf.tensor2d(Array.from(rows).flatMap((r) => Array.from(targets.subarray(r * width, (r + 1) * width))), [n, width]);
+    const tb = tf.tensor2d(
+      Array.from(rows).flatMap((r) => Array.from(targets.subarray(r * width, (r + 1) * width))),
+      [n, width],
+    );
     const wb = tf.tensor1d(Array.from(rows, (r) => weights[r]));
     const ref = tf.variableGrads(() => weightedCrossEntropy(task, logits as unknown as tf.Tensor2D, tb, wb), [logits]);
-    const got = tf.variableGrads(() => weightedCrossEntropyOnHost(task, logits as unknown as tf.Tensor2D, targets, weights, rows), [logits]);
+    const got = tf.variableGrads(
+      () => weightedCrossEntropyOnHost(task, logits as unknown as tf.Tensor2D, targets, weights, rows),
+      [logits],
+    );
     const v0 = ref.value.dataSync()[0];
     const v1 = got.value.dataSync()[0];
     assert.ok(Math.abs(v0 - v1) <= 1e-6 * Math.abs(v0), `${task}: loss ${v1} vs ${v0}`);
@@ -108,10 +139,31 @@ test('the host loss: value and logit gradient = weightedCrossEntropy, multiclass
     const g1 = got.grads[logits.name].dataSync();
     let scale = 0;
     for (const g of g0) scale = Math.max(scale, Math.abs(g));
-    for (let i = 0; i < g0.length; i++) assert.ok(Math.abs(g0[i] - g1[i]) <= 1e-6 * scale, `${task}: gradient ${i}: ${g1[i]} vs ${g0[i]}`);
+    for (let i = 0; i < g0.length; i++)
+      assert.ok(Math.abs(g0[i] - g1[i]) <= 1e-6 * scale, `${task}: gradient ${i}: ${g1[i]} vs ${g0[i]}`);
     tf.dispose([logits, tb, wb, ref.value, got.value, ...Object.values(ref.grads), ...Object.values(got.grads)]);
   }
-  assert.throws(() => weightedCrossEntropyOnHost('multiclass', tf.zeros([2, 3]) as tf.Tensor2D, new Float32Array(6), new Float32Array(2), [0]), /2 logits rows for 1 samples/);
-  assert.throws(() => weightedCrossEntropyOnHost('multiclass', tf.zeros([1, 3]) as tf.Tensor2D, new Float32Array(4), new Float32Array(2), [0]), /4 targets for 2 samples of width 3/);
+  assert.throws(
+    () =>
+      weightedCrossEntropyOnHost(
+        'multiclass',
+        tf.zeros([2, 3]) as tf.Tensor2D,
+        new Float32Array(6),
+        new Float32Array(2),
+        [0],
+      ),
+    /2 logits rows for 1 samples/,
+  );
+  assert.throws(
+    () =>
+      weightedCrossEntropyOnHost(
+        'multiclass',
+        tf.zeros([1, 3]) as tf.Tensor2D,
+        new Float32Array(4),
+        new Float32Array(2),
+        [0],
+      ),
+    /4 targets for 2 samples of width 3/,
+  );
   await initBackend('wasm');
 });

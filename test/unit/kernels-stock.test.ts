@@ -22,10 +22,40 @@ import { repoRoot, tempDir } from '../helpers';
 const cli = path.join(repoRoot, 'out', 'src', 'cli', 'main.js');
 
 function run(cwd: string, out: string, extra: string[], env: Record<string, string> = {}) {
-  const args = ['run', '--model', 'model/model.json', '--data', 'loans.csv', '--label', 'decision', '--group', 'region',
-    '--sparsity', '0.5', '--loss', 'ce,pw', '--epochs', '1', '--batch-size', '16', '--backend', 'wasm', '--workers', '1',
-    '--bootstrap', '50', '--out', out, ...extra];
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, FAIRPRUNE_KERNELS: '', ...env } });
+  const args = [
+    'run',
+    '--model',
+    'model/model.json',
+    '--data',
+    'loans.csv',
+    '--label',
+    'decision',
+    '--group',
+    'region',
+    '--sparsity',
+    '0.5',
+    '--loss',
+    'ce,pw',
+    '--epochs',
+    '1',
+    '--batch-size',
+    '16',
+    '--backend',
+    'wasm',
+    '--workers',
+    '1',
+    '--bootstrap',
+    '50',
+    '--out',
+    out,
+    ...extra,
+  ];
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, FAIRPRUNE_KERNELS: '', ...env },
+  });
   assert.equal(r.status, 0, r.stderr + r.stdout);
   const sessions = path.join(cwd, out, 'sessions');
   const dir = path.join(sessions, fs.readdirSync(sessions)[0]);
@@ -41,7 +71,7 @@ function close(a: number, b: number, what: string, tol = 1e-4): void {
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(a)), `${what}: ${a} vs ${b}`);
 }
 
-test('a small session on wasm gives the same numbers with stock kernels as with Fair Prune\'s, and says which ran', async () => {
+test("a small session on wasm gives the same numbers with stock kernels as with Fair Prune's, and says which ran", async () => {
   const dir = tempDir();
   await makeFixture(dir, 300, 'plain');
   const own = run(dir, 'own', []);
@@ -54,7 +84,11 @@ test('a small session on wasm gives the same numbers with stock kernels as with 
   assert.equal(fromEnv.results.engine.backend.kernels, 'stock');
   assert.match(stock.log, /kernels: tfjs's stock kernels only/);
   assert.match(own.log, /kernels: Fair Prune's kernels/);
-  assert.match(stock.log, /training path: tfjs's tape on wasm \(--kernels stock/, 'the training path says the stock kernels chose the tape');
+  assert.match(
+    stock.log,
+    /training path: tfjs's tape on wasm \(--kernels stock/,
+    'the training path says the stock kernels chose the tape',
+  );
   assert.match(own.log, /training path: the heap step for dense layers/);
 
   for (const other of [stock, fromEnv]) {
@@ -92,15 +126,21 @@ test('the kernels are chosen by --kernels, else FAIRPRUNE_KERNELS, else fairprun
     assert.equal(resolveKernels(), 'stock');
     assert.equal(resolveKernels('fairprune'), 'fairprune');
     process.env.FAIRPRUNE_KERNELS = 'tfjs';
-    assert.throws(() => resolveKernels(), (e: unknown) => e instanceof UserError && /FAIRPRUNE_KERNELS/.test(e.message) && /stock/.test(e.message));
-    assert.throws(() => resolveKernels('fast'), (e: unknown) => e instanceof UserError && /--kernels/.test(e.message));
+    assert.throws(
+      () => resolveKernels(),
+      (e: unknown) => e instanceof UserError && /FAIRPRUNE_KERNELS/.test(e.message) && /stock/.test(e.message),
+    );
+    assert.throws(
+      () => resolveKernels('fast'),
+      (e: unknown) => e instanceof UserError && /--kernels/.test(e.message),
+    );
   } finally {
     if (saved === undefined) delete process.env.FAIRPRUNE_KERNELS;
     else process.env.FAIRPRUNE_KERNELS = saved;
   }
 });
 
-test('with stock kernels, starting wasm registers none of Fair Prune\'s kernels and the heap passes are off', async () => {
+test("with stock kernels, starting wasm registers none of Fair Prune's kernels and the heap passes are off", async () => {
   const stockFunc = (name: string) => tf.getKernel(name, 'wasm')?.kernelFunc;
   const names = [tf.GatherV2, tf.Slice, tf.BatchMatMul, tf.Identity, tf.Sum, tf.Conv2DBackpropInput, tf.MaxPoolGrad];
   const before = names.map(stockFunc);

@@ -39,7 +39,6 @@ async function onCpu<T>(fn: () => T): Promise<T> {
   }
 }
 
-
 /** Runs `run` on cpu and on wasm: the same shapes and values case by case, and no tensor left behind on wasm. */
 async function sameOnWasmAsOnCpu<T>(run: () => T[], cases: unknown[]): Promise<void> {
   const cpu = await onCpu(run);
@@ -54,7 +53,11 @@ async function sameOnWasmAsOnCpu<T>(run: () => T[], cases: unknown[]): Promise<v
  * Runs `run` on cpu and on wasm: the same shapes, values within `tolerance` (relative; the kernels
  * differ only by summation order) case by case, and no tensor left behind on wasm.
  */
-async function closeOnWasmToCpu(run: () => { shape: number[]; values: ArrayLike<number> }[], cases: unknown[], tolerance: number): Promise<void> {
+async function closeOnWasmToCpu(
+  run: () => { shape: number[]; values: ArrayLike<number> }[],
+  cases: unknown[],
+  tolerance: number,
+): Promise<void> {
   const cpu = await onCpu(run);
   await initBackend('wasm');
   const before = tf.memory().numTensors;
@@ -69,7 +72,13 @@ async function closeOnWasmToCpu(run: () => { shape: number[]; values: ArrayLike<
 
 const plain = (a: ArrayLike<number>) => Array.from(a, (v) => v + 0); // -0 and 0 are the same gradient
 
-interface PoolCase { x: [number, number, number, number]; f: [number, number]; s: [number, number]; pad: 'valid' | 'same' | number; gen?: (r: Rng) => number }
+interface PoolCase {
+  x: [number, number, number, number];
+  f: [number, number];
+  s: [number, number];
+  pad: 'valid' | 'same' | number;
+  gen?: (r: Rng) => number;
+}
 const POOL_CASES: PoolCase[] = [
   { x: [4, 8, 8, 3], f: [2, 2], s: [2, 2], pad: 'valid' },
   { x: [2, 7, 7, 2], f: [2, 2], s: [2, 2], pad: 'valid' }, // last row and column unread
@@ -85,7 +94,13 @@ const POOL_CASES: PoolCase[] = [
   // Channels a multiple of 4, windows apart and inside the image: the SIMD kernel (kernels-simd.test.ts)
   { x: [3, 8, 8, 8], f: [2, 2], s: [2, 2], pad: 'same' },
   { x: [2, 8, 8, 4], f: [2, 2], s: [2, 2], pad: 'valid', gen: (r) => r.int(3) }, // ties
-  { x: [2, 8, 8, 4], f: [2, 2], s: [2, 2], pad: 'valid', gen: (r) => (r.next() < 0.3 ? -Infinity : r.next() < 0.1 ? NaN : r.normal()) },
+  {
+    x: [2, 8, 8, 4],
+    f: [2, 2],
+    s: [2, 2],
+    pad: 'valid',
+    gen: (r) => (r.next() < 0.3 ? -Infinity : r.next() < 0.1 ? NaN : r.normal()),
+  },
   { x: [2, 9, 7, 4], f: [3, 3], s: [3, 3], pad: 'valid' }, // the last column unread
   { x: [2, 10, 10, 8], f: [2, 2], s: [3, 3], pad: 'valid' }, // stride over the window: rows and columns between windows
 ];
@@ -99,7 +114,9 @@ test('MaxPoolGrad on the wasm heap = the cpu backend exactly (ties, all-negative
   const grad = (c: PoolCase, i: number) => {
     const x = tf.tensor4d(inputs[i].x, c.x);
     const w = tf.tensor(inputs[i].w, tf.maxPool(x, c.f, c.s, c.pad).shape);
-    return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad), w)))(x).dataSync();
+    return tf
+      .grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad), w)))(x)
+      .dataSync();
   };
   const cpu = await onCpu(() => POOL_CASES.map(grad));
   await initBackend('wasm');
@@ -107,7 +124,11 @@ test('MaxPoolGrad on the wasm heap = the cpu backend exactly (ties, all-negative
     const before = tf.memory().numTensors;
     const got = tf.tidy(() => grad(c, i));
     assert.equal(tf.memory().numTensors, before, `no tensors leaked, case ${i}`);
-    assert.deepEqual(plain(got), plain(cpu[i]), `registered kernel, case ${i} ${JSON.stringify({ ...c, gen: undefined })}`);
+    assert.deepEqual(
+      plain(got),
+      plain(cpu[i]),
+      `registered kernel, case ${i} ${JSON.stringify({ ...c, gen: undefined })}`,
+    );
     // And the heap function itself, called directly.
     tf.tidy(() => {
       const x = tf.tensor4d(inputs[i].x, c.x);
@@ -119,7 +140,17 @@ test('MaxPoolGrad on the wasm heap = the cpu backend exactly (ties, all-negative
     });
   });
   // Not wasm: left to the next kernel.
-  assert.equal(maxPoolGradOnHeap({}, { dataId: {}, shape: [1, 1, 1, 1], dtype: 'float32' }, { dataId: {}, shape: [1, 2, 2, 1], dtype: 'float32' }, 2, 2, 'valid'), null);
+  assert.equal(
+    maxPoolGradOnHeap(
+      {},
+      { dataId: {}, shape: [1, 1, 1, 1], dtype: 'float32' },
+      { dataId: {}, shape: [1, 2, 2, 1], dtype: 'float32' },
+      2,
+      2,
+      'valid',
+    ),
+    null,
+  );
 });
 
 test('GatherV2 on the wasm heap = the cpu backend (axes, 2-D and repeated indices, int32 data), out-of-range indices still throw', async () => {
@@ -134,16 +165,21 @@ test('GatherV2 on the wasm heap = the cpu backend (axes, 2-D and repeated indice
     { shape: [9, 2], axis: 0, idx: [] },
   ];
   const data = cases.map((c) => values(c.shape, rng, (r) => (c.dtype === 'int32' ? r.int(1000) - 500 : r.normal())));
-  const run = () => cases.map((c, i) => {
-    const x = tf.tensor(data[i], c.shape, c.dtype ?? 'float32');
-    const g = tf.gather(x, tf.tensor(c.idx, c.idxShape ?? [c.idx.length], 'int32'), c.axis);
-    return { shape: g.shape, values: Array.from(g.dataSync()) };
-  });
+  const run = () =>
+    cases.map((c, i) => {
+      const x = tf.tensor(data[i], c.shape, c.dtype ?? 'float32');
+      const g = tf.gather(x, tf.tensor(c.idx, c.idxShape ?? [c.idx.length], 'int32'), c.axis);
+      return { shape: g.shape, values: Array.from(g.dataSync()) };
+    });
   await sameOnWasmAsOnCpu(run, cases);
   tf.tidy(() => {
     const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
     assert.ok(gatherOnHeap(tf.backend(), x, tf.tensor1d([1, 0], 'int32'), 0, 0), 'handled on the heap');
-    assert.equal(gatherOnHeap(tf.backend(), x, tf.tensor1d([2], 'int32'), 0, 0), null, 'out of range: left to the stock kernel');
+    assert.equal(
+      gatherOnHeap(tf.backend(), x, tf.tensor1d([2], 'int32'), 0, 0),
+      null,
+      'out of range: left to the stock kernel',
+    );
     assert.throws(() => tf.gather(x, tf.tensor1d([2], 'int32')), /not in \[0, 1\]/);
     assert.throws(() => tf.gather(x, tf.tensor1d([-1], 'int32')), /not in \[0, 1\]/);
   });
@@ -160,10 +196,11 @@ test('Slice of a contiguous block on the wasm heap = the cpu backend; other slic
     { shape: [9, 2], begin: [3, 0], size: [0, 2] },
   ];
   const data = cases.map((c) => values(c.shape, rng, (r) => (c.dtype === 'int32' ? r.int(1000) - 500 : r.normal())));
-  const run = () => cases.map((c, i) => {
-    const s = tf.slice(tf.tensor(data[i], c.shape, c.dtype ?? 'float32'), c.begin, c.size);
-    return { shape: s.shape, values: Array.from(s.dataSync()) };
-  });
+  const run = () =>
+    cases.map((c, i) => {
+      const s = tf.slice(tf.tensor(data[i], c.shape, c.dtype ?? 'float32'), c.begin, c.size);
+      return { shape: s.shape, values: Array.from(s.dataSync()) };
+    });
   await sameOnWasmAsOnCpu(run, cases);
   tf.tidy(() => {
     const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
@@ -190,10 +227,11 @@ test('BatchMatMul on wasm = the cpu backend: transposed operands transposed firs
   ];
   const rng = new Rng(77);
   const data = cases.map((c) => ({ a: values(c.a, rng), b: values(c.b, rng) }));
-  const run = () => cases.map((c, i) => {
-    const r = tf.matMul(tf.tensor(data[i].a, c.a), tf.tensor(data[i].b, c.b), c.tA, c.tB);
-    return { shape: r.shape, values: r.dataSync() };
-  });
+  const run = () =>
+    cases.map((c, i) => {
+      const r = tf.matMul(tf.tensor(data[i].a, c.a), tf.tensor(data[i].b, c.b), c.tA, c.tB);
+      return { shape: r.shape, values: r.dataSync() };
+    });
   await closeOnWasmToCpu(run, cases, 1e-5);
   cases.forEach((c, i) => {
     tf.tidy(() => {
@@ -220,15 +258,28 @@ test('Sum over the leading axes on the wasm heap = the cpu backend; other reduct
   ];
   const rng = new Rng(53);
   const data = cases.map((c) => values(c.shape, rng));
-  const run = () => cases.map((c, i) => {
-    const s = tf.sum(tf.tensor(data[i], c.shape), c.axis, c.keepDims);
-    return { shape: s.shape, values: s.dataSync() };
-  });
+  const run = () =>
+    cases.map((c, i) => {
+      const s = tf.sum(tf.tensor(data[i], c.shape), c.axis, c.keepDims);
+      return { shape: s.shape, values: s.dataSync() };
+    });
   await closeOnWasmToCpu(run, cases, 1e-6);
   cases.forEach((c, i) => {
-    tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor(data[i], c.shape), c.axis, c.keepDims) !== null, c.heap, `case ${i}: on the heap?`));
+    tf.tidy(() =>
+      assert.equal(
+        sumLeadingAxesOnHeap(tf.backend(), tf.tensor(data[i], c.shape), c.axis, c.keepDims) !== null,
+        c.heap,
+        `case ${i}: on the heap?`,
+      ),
+    );
   });
-  tf.tidy(() => assert.equal(sumLeadingAxesOnHeap(tf.backend(), tf.tensor([1, 2], [2, 1], 'int32'), [0], false), null, 'int32: stock'));
+  tf.tidy(() =>
+    assert.equal(
+      sumLeadingAxesOnHeap(tf.backend(), tf.tensor([1, 2], [2, 1], 'int32'), [0], false),
+      null,
+      'int32: stock',
+    ),
+  );
 });
 
 test('Identity (and a same-dtype Cast) on wasm share memory: a clone reads the same values, outlives its source, and costs no copy', async () => {

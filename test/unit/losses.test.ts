@@ -3,12 +3,19 @@ import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkVectors } from '../../src/core/conformance';
-import { correctedTargets, lossTargets, pwWeights, pwWeightSummary, softCrossEntropy, weightedCrossEntropy } from '../../src/core/losses';
+import {
+  correctedTargets,
+  lossTargets,
+  pwWeights,
+  pwWeightSummary,
+  softCrossEntropy,
+  weightedCrossEntropy,
+} from '../../src/core/losses';
 import { parseLossNames } from '../../src/core/options';
 import { UserError } from '../../src/core/errors';
 import { repoRoot, sharedDir, useCpu } from '../helpers';
 
-test('losses reproduce the project\'s own NumPy reference vectors', async () => {
+test("losses reproduce the project's own NumPy reference vectors", async () => {
   await useCpu();
   const results = checkVectors(path.join(repoRoot, 'test', 'fixtures', 'pw-loss-vectors.own.json'));
   assert.equal(results.length, 6 * 7);
@@ -20,7 +27,10 @@ test('losses reproduce the shared conformance vectors', { skip: !sharedDir && 'n
   await useCpu();
   const results = checkVectors(path.join(sharedDir!, 'conformance'));
   assert.ok(results.length >= 28);
-  assert.deepEqual(results.filter((r) => !r.passed), []);
+  assert.deepEqual(
+    results.filter((r) => !r.passed),
+    [],
+  );
 });
 
 test('PW weights by hand: m + (1 − m)(1 − s)^γ', () => {
@@ -37,7 +47,10 @@ test('PW weights by hand: m + (1 − m)(1 − s)^γ', () => {
   // binary: s = p for label 1, 1 − p for label 0; right when round(p) = label
   const wb = pwWeights('binary', [0.8, 0.8], [1, 0], 1, { minWeight: 0, gamma: 1 });
   assert.ok(Math.abs(wb[0] - 0.2) < 1e-12 && Math.abs(wb[1] - 0.8) < 1e-12);
-  assert.deepEqual(Array.from(correctedTargets('binary', [0.8, 0.8], [1, 0], 1)).map((v) => +v.toFixed(6)), [0.8, 0]);
+  assert.deepEqual(
+    Array.from(correctedTargets('binary', [0.8, 0.8], [1, 0], 1)).map((v) => +v.toFixed(6)),
+    [0.8, 0],
+  );
 });
 
 test('soft cross-entropy: multiclass equals −Σ t log softmax, binary equals BCE with logits', async () => {
@@ -53,22 +66,37 @@ test('soft cross-entropy: multiclass equals −Σ t log softmax, binary equals B
   const gotB = tf.tidy(() => softCrossEntropy('binary', tf.tensor2d([[1.5]]), tf.tensor2d([[0.3]])).dataSync()[0]);
   assert.ok(Math.abs(gotB - bce) < 1e-6);
   // stable at extreme logits: no Infinity/NaN
-  const extreme = tf.tidy(() => softCrossEntropy('binary', tf.tensor2d([[80], [-80]]), tf.tensor2d([[0], [1]])).dataSync());
+  const extreme = tf.tidy(() =>
+    softCrossEntropy('binary', tf.tensor2d([[80], [-80]]), tf.tensor2d([[0], [1]])).dataSync(),
+  );
   assert.ok(Math.abs(extreme[0] - 80) < 1e-3 && Math.abs(extreme[1] - 80) < 1e-3);
 });
 
-test('weighted mean: weight-only PW with m = 1 is plain distillation; its targets are the teacher\'s own', async () => {
+test("weighted mean: weight-only PW with m = 1 is plain distillation; its targets are the teacher's own", async () => {
   await useCpu();
   const labels = [0, 2, 1, 2];
   const teacher = [0.2, 0.3, 0.5, 0.1, 0.1, 0.8, 0.3, 0.3, 0.4, 0.6, 0.2, 0.2];
-  const logits = tf.tensor2d([[1, 2, 3], [0, 0, 1], [2, -1, 0], [0.5, 0.5, 0.5]]);
+  const logits = tf.tensor2d([
+    [1, 2, 3],
+    [0, 0, 1],
+    [2, -1, 0],
+    [0.5, 0.5, 0.5],
+  ]);
   const kd = lossTargets('kd', 'multiclass', labels, 3, teacher, { minWeight: 0.75, gamma: 5 });
   const weightOnly = lossTargets('pw-weight-only', 'multiclass', labels, 3, teacher, { minWeight: 1, gamma: 5 });
   // uncorrected: row 0 is wrong (argmax 2, label 0) and still keeps the teacher's probabilities
   assert.deepEqual(Array.from(weightOnly.targets), teacher);
   assert.deepEqual(Array.from(weightOnly.weights), [1, 1, 1, 1]);
   const v = (t: { targets: Float64Array; weights: Float64Array }) =>
-    tf.tidy(() => weightedCrossEntropy('multiclass', logits, tf.tensor2d(Float32Array.from(t.targets), [4, 3]), tf.tensor1d(Float32Array.from(t.weights))).dataSync()[0]);
+    tf.tidy(
+      () =>
+        weightedCrossEntropy(
+          'multiclass',
+          logits,
+          tf.tensor2d(Float32Array.from(t.targets), [4, 3]),
+          tf.tensor1d(Float32Array.from(t.weights)),
+        ).dataSync()[0],
+    );
   assert.ok(Math.abs(v(kd) - v(weightOnly)) < 1e-7);
   // with m < 1 the weights differ from 1 and the targets stay the teacher's
   const spread = lossTargets('pw-weight-only', 'multiclass', labels, 3, teacher, { minWeight: 0.3, gamma: 1 });
@@ -82,26 +110,40 @@ test('binary: a teacher at p = 0.5 exactly predicts class 0, so it is right for 
   assert.deepEqual(Array.from(t), [0.5, 1]); // label 0: right, keeps 0.5; label 1: wrong, one-hot 1
 });
 
-test('every loss but ce needs the dense model\'s predictions', () => {
+test("every loss but ce needs the dense model's predictions", () => {
   assert.throws(() => lossTargets('pw', 'binary', [0, 1], 1, undefined, { minWeight: 0.5, gamma: 1 }), /dense model/);
   assert.throws(() => lossTargets('kd', 'binary', [0, 1], 1, [0.5], { minWeight: 0.5, gamma: 1 }), /expected 2/);
 });
 
 test('loss names: aliases, order kept, duplicates dropped, unknown names are a clear error', () => {
   assert.deepEqual(parseLossNames('ce, PW,cross-entropy'), ['ce', 'pw']);
-  assert.throws(() => parseLossNames('ce,focal'), (e: unknown) => e instanceof UserError && /--loss/.test(e.message) && /focal/.test(e.message));
+  assert.throws(
+    () => parseLossNames('ce,focal'),
+    (e: unknown) => e instanceof UserError && /--loss/.test(e.message) && /focal/.test(e.message),
+  );
 });
 
-test('each group\'s mean PW weight on the given rows, by hand', () => {
+test("each group's mean PW weight on the given rows, by hand", () => {
   // binary, m = 0.3, γ = 1: w = 0.3 + 0.7 (1 − s)
   const teacher = [0.9, 0.6, 0.2, 0.5, 0.99];
   const labels = [1, 1, 1, 0, 0];
   const groupIds = [0, 0, 1, 1, 0];
   // s = 0.9, 0.6, 0.2, 0.5, 0.01 → w = 0.37, 0.58, 0.86, 0.65, 0.993; row 4 is not a training row
-  const s = pwWeightSummary('binary', teacher, labels, 1, { minWeight: 0.3, gamma: 1 }, [0, 1, 2, 3], groupIds, ['a', 'b', 'c']);
+  const s = pwWeightSummary('binary', teacher, labels, 1, { minWeight: 0.3, gamma: 1 }, [0, 1, 2, 3], groupIds, [
+    'a',
+    'b',
+    'c',
+  ]);
   assert.equal(s.minWeight, 0.3);
   assert.ok(Math.abs(s.mean - (0.37 + 0.58 + 0.86 + 0.65) / 4) < 1e-12);
-  assert.deepEqual(s.groups.map((g) => [g.group, g.n]), [['a', 2], ['b', 2], ['c', 0]]);
+  assert.deepEqual(
+    s.groups.map((g) => [g.group, g.n]),
+    [
+      ['a', 2],
+      ['b', 2],
+      ['c', 0],
+    ],
+  );
   assert.ok(Math.abs(s.groups[0].meanWeight - (0.37 + 0.58) / 2) < 1e-12);
   assert.ok(Math.abs(s.groups[1].meanWeight - (0.86 + 0.65) / 2) < 1e-12);
   assert.ok(Number.isNaN(s.groups[2].meanWeight));

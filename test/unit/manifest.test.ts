@@ -14,26 +14,39 @@ interface Manifest {
     configuration: { properties: Record<string, { scope?: string }> };
     menus: Record<string, { command: string; when?: string }[]>;
     viewsWelcome: { view: string; contents: string }[];
-    walkthroughs: { id: string; steps: { id: string; title: string; description: string; media: { image?: string; altText?: string } }[] }[];
+    walkthroughs: {
+      id: string;
+      steps: { id: string; title: string; description: string; media: { image?: string; altText?: string } }[];
+    }[];
   };
 }
 
 const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as Manifest;
 
 test('activation searches no workspace, every setting has its scope, icon and repository are set', () => {
-  assert.deepEqual(manifest.activationEvents.filter((e) => e.startsWith('workspaceContains')), []);
+  assert.deepEqual(
+    manifest.activationEvents.filter((e) => e.startsWith('workspaceContains')),
+    [],
+  );
   const props = manifest.contributes.configuration.properties;
-  assert.deepEqual(Object.keys(props).filter((k) => !props[k].scope), [], 'settings without a scope');
+  assert.deepEqual(
+    Object.keys(props).filter((k) => !props[k].scope),
+    [],
+    'settings without a scope',
+  );
   assert.equal(props['fairPrune.backend'].scope, 'machine-overridable');
   assert.equal(props['fairPrune.workers'].scope, 'machine-overridable');
   assert.equal(props['fairPrune.outputFolder'].scope, 'resource');
-  for (const k of Object.keys(props).filter((k) => k.startsWith('fairPrune.gate.'))) assert.equal(props[k].scope, 'resource', k);
+  for (const k of Object.keys(props).filter((k) => k.startsWith('fairPrune.gate.')))
+    assert.equal(props[k].scope, 'resource', k);
   assert.ok(manifest.icon && fs.existsSync(path.join(repoRoot, manifest.icon)), 'the icon file exists');
   assert.ok(manifest.repository?.url, 'a repository, so vsce package needs no --allow-missing-repository');
 });
 
-test('Cancel shows only while a session runs; Try the Demo is a button in the Sessions view\'s welcome text', () => {
-  const cancel = Object.values(manifest.contributes.menus).flat().filter((m) => m.command === 'fairPrune.cancel');
+test("Cancel shows only while a session runs; Try the Demo is a button in the Sessions view's welcome text", () => {
+  const cancel = Object.values(manifest.contributes.menus)
+    .flat()
+    .filter((m) => m.command === 'fairPrune.cancel');
   assert.ok(cancel.length >= 2);
   for (const m of cancel) assert.match(m.when ?? '', /fairPrune\.sessionRunning/);
   const welcome = manifest.contributes.viewsWelcome.find((w) => w.view === 'fairPrune.sessions')!;
@@ -48,7 +61,10 @@ test('the walkthrough: five steps, each with a command button of a real command 
     const links = [...step.description.matchAll(/\]\(command:([\w.]+)/g)].map((m) => m[1]);
     assert.equal(links.length, 1, `${step.id} has one button`);
     assert.ok(commands.has(links[0]), `${step.id}: ${links[0]} is a command`);
-    assert.ok(step.media.image && fs.existsSync(path.join(repoRoot, step.media.image)), `${step.id}: ${step.media.image} exists`);
+    assert.ok(
+      step.media.image && fs.existsSync(path.join(repoRoot, step.media.image)),
+      `${step.id}: ${step.media.image} exists`,
+    );
     assert.ok(step.media.altText, `${step.id} describes its image`);
   }
   assert.match(walkthrough.steps[0].description, /command:fairPrune\.tryDemo/);

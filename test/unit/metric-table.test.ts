@@ -38,7 +38,12 @@ test('metric table: a model with 1 or 2 outputs is binary, with 3 or more multic
 });
 
 test('metric table: the metrics of each kind for each task, in table order', () => {
-  assert.deepEqual(names(metricsOf('rate', 'binary')), ['accuracy', 'true_positive_rate', 'false_positive_rate', 'selection_rate']);
+  assert.deepEqual(names(metricsOf('rate', 'binary')), [
+    'accuracy',
+    'true_positive_rate',
+    'false_positive_rate',
+    'selection_rate',
+  ]);
   assert.deepEqual(names(metricsOf('rate', 'multiclass')), ['accuracy']);
   assert.deepEqual(names(metricsOf('class-rate', 'binary')), ['class_accuracy']);
   assert.deepEqual(names(metricsOf('class-rate', 'multiclass')), ['class_accuracy']);
@@ -58,7 +63,13 @@ test('metric table: the metrics of each kind for each task, in table order', () 
     'equalized_odds_difference',
   ]);
   assert.deepEqual(names(fairnessDifferences('multiclass')), []);
-  assert.deepEqual(names(groupMetrics('binary')), ['accuracy', 'auroc', 'true_positive_rate', 'false_positive_rate', 'selection_rate']);
+  assert.deepEqual(names(groupMetrics('binary')), [
+    'accuracy',
+    'auroc',
+    'true_positive_rate',
+    'false_positive_rate',
+    'selection_rate',
+  ]);
   assert.deepEqual(names(groupMetrics('multiclass')), ['accuracy', 'auroc']);
   assert.equal(appliesTo(metricDef('selection_rate'), 'binary'), true);
   assert.equal(appliesTo(metricDef('selection_rate'), 'multiclass'), false);
@@ -77,7 +88,9 @@ test("metric table: each rate's samples (among) and what it counts, on every lab
   ];
   const table = (name: string) => {
     const m = metricDef(name) as RateMetric;
-    return cells.map(([y, p]) => `${m.among(y, p) ? 'A' : '-'}${m.among(y, p) && m.counts(y, p) ? 'C' : '-'}`).join(' ');
+    return cells
+      .map(([y, p]) => `${m.among(y, p) ? 'A' : '-'}${m.among(y, p) && m.counts(y, p) ? 'C' : '-'}`)
+      .join(' ');
   };
   assert.equal(table('accuracy'), 'AC A- A- AC');
   assert.equal(table('true_positive_rate'), '-- -- A- AC');
@@ -89,7 +102,11 @@ test("metric table: each rate's samples (among) and what it counts, on every lab
     for (let y = 0; y < 3; y++) {
       for (let p = 0; p < 3; p++) {
         assert.equal(perClass.among(y, p, k), y === k, `among y=${y} p=${p} k=${k}`);
-        assert.equal(perClass.among(y, p, k) && perClass.counts(y, p, k), y === k && p === k, `counts y=${y} p=${p} k=${k}`);
+        assert.equal(
+          perClass.among(y, p, k) && perClass.counts(y, p, k),
+          y === k && p === k,
+          `counts y=${y} p=${p} k=${k}`,
+        );
       }
     }
   }
@@ -98,7 +115,14 @@ test("metric table: each rate's samples (among) and what it counts, on every lab
 const est = (value: number): Estimate => ({ value, low: value - 0.01, high: value + 0.01 });
 
 test('metric table: results.json read through the table, schema-1 fields and the maps alike', () => {
-  const group = { group: 'g=A', n: 10, accuracy: est(0.8), auroc: est(0.7), rates: { true_positive_rate: est(0.6) }, classAccuracy: [] } as GroupMetrics;
+  const group = {
+    group: 'g=A',
+    n: 10,
+    accuracy: est(0.8),
+    auroc: est(0.7),
+    rates: { true_positive_rate: est(0.6) },
+    classAccuracy: [],
+  } as GroupMetrics;
   assert.deepEqual(groupEstimate(metricDef('accuracy'), group), est(0.8));
   assert.deepEqual(groupEstimate(metricDef('auroc'), group), est(0.7));
   assert.deepEqual(groupEstimate(metricDef('true_positive_rate'), group), est(0.6));
@@ -160,8 +184,14 @@ test('metric table: values read as percent, signed points or a 3-decimal score; 
   assert.equal(formatChange(metricDef('auroc'), 0), '+0.000');
   assert.equal(formatChange(metricDef('auroc'), NaN), '–');
   assert.equal(formatEstimate(metricDef('accuracy'), { value: 0.8, low: 0.75, high: 0.85 }), '80.0% [75.0%, 85.0%]');
-  assert.equal(formatEstimate(metricDef('largest_gap'), { value: 0.02, low: -0.01, high: 0.05 }, true), '+2.0 pts [−1.0 pts, +5.0 pts]');
-  assert.equal(formatEstimate(metricDef('auroc'), { value: 0.1, low: -0.02, high: 0.2 }, true), '+0.100 [−0.020, +0.200]');
+  assert.equal(
+    formatEstimate(metricDef('largest_gap'), { value: 0.02, low: -0.01, high: 0.05 }, true),
+    '+2.0 pts [−1.0 pts, +5.0 pts]',
+  );
+  assert.equal(
+    formatEstimate(metricDef('auroc'), { value: 0.1, low: -0.02, high: 0.2 }, true),
+    '+0.100 [−0.020, +0.200]',
+  );
   assert.equal(formatEstimate(metricDef('auroc'), { value: 0.1, low: 0.05, high: 0.2 }), '0.100 [0.050, 0.200]');
   assert.equal(formatEstimate(metricDef('accuracy'), null), '–');
   assert.equal(formatEstimate(metricDef('accuracy'), undefined), '–');

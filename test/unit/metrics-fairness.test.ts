@@ -542,13 +542,25 @@ test('report.md and the side panel: no fairness table for multiclass tasks or fo
     const md = renderReport(r);
     assert.ok(!md.includes('Fairness differences'), 'no section');
     assert.ok(!md.includes('true-positive rate'));
-    const html = renderReportBody({ sessionDir: '/s', results: r, verdicts: {}, canCommit: true, recommendation: NO_RECOMMENDATION });
+    const html = renderReportBody({
+      sessionDir: '/s',
+      results: r,
+      verdicts: {},
+      canCommit: true,
+      recommendation: NO_RECOMMENDATION,
+    });
     assert.ok(!html.includes('demographic parity difference'));
   }
 });
 
 test('side panel: the binary fairness differences in a small table, the change coloured by which way is better', () => {
-  const html = renderReportBody({ sessionDir: '/s', results: handSession(), verdicts: {}, canCommit: true, recommendation: NO_RECOMMENDATION });
+  const html = renderReportBody({
+    sessionDir: '/s',
+    results: handSession(),
+    verdicts: {},
+    canCommit: true,
+    recommendation: NO_RECOMMENDATION,
+  });
   const dense = html.slice(html.indexOf('<section class="dense">'), html.indexOf('</section>'));
   assert.match(dense, /<table class="fairness">/);
   assert.match(dense, /demographic parity difference<\/th><td>10\.0% <span class="ci">/);
@@ -570,7 +582,13 @@ test('side panel: the binary fairness differences in a small table, the change c
 
 test("curves panel: the metric picker lists the table's per-group metrics for the task, and plots a rate per group", () => {
   const r = handSession();
-  const view: SessionView = { sessionDir: '/s', results: r, verdicts: {}, canCommit: true, recommendation: NO_RECOMMENDATION };
+  const view: SessionView = {
+    sessionDir: '/s',
+    results: r,
+    verdicts: {},
+    canCommit: true,
+    recommendation: NO_RECOMMENDATION,
+  };
   const binaryMetrics = curvesMetrics(view);
   for (const m of ['accuracy', 'auroc', 'true_positive_rate', 'false_positive_rate', 'selection_rate', 'excessGap'])
     assert.ok(binaryMetrics.includes(m), m);

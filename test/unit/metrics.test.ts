@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { auroc, compare, evaluate, predictedClasses, type BootstrapOptions, type EvaluationInput, type Predictions } from '../../src/core/metrics';
+import {
+  auroc,
+  compare,
+  evaluate,
+  predictedClasses,
+  type BootstrapOptions,
+  type EvaluationInput,
+  type Predictions,
+} from '../../src/core/metrics';
 import { UserError } from '../../src/core/errors';
 import { Rng } from '../../src/core/rng';
 import type { Estimate } from '../../src/protocol/results';
@@ -111,14 +119,19 @@ const BOOT: BootstrapOptions = { resamples: 400, confidence: 0.95, seed: 7 };
  * bootstrap). `npm run mutate` runs the unit tests once per mutant and leaves these out for time
  * (FAIRPRUNE_MUTATION=1); the exact, materialised-bootstrap tests above and below stay in.
  */
-const LARGE_SAMPLE = { skip: process.env.FAIRPRUNE_MUTATION === '1' ? 'large-sample check, left out of the mutation run for time' : false };
+const LARGE_SAMPLE = {
+  skip: process.env.FAIRPRUNE_MUTATION === '1' ? 'large-sample check, left out of the mutation run for time' : false,
+};
 
 // ---------------------------------------------------------------------------------------------
 
 test('predictedClasses: argmax, lowest index wins ties; K = 1 is a sigmoid', () => {
   const p = predictedClasses({ probs: Float32Array.from([0.5, 0.5, 0.2, 0.8, 0.9, 0.1]), numClasses: 2 });
   assert.deepEqual([...p], [0, 1, 0]);
-  const q = predictedClasses({ probs: Float32Array.from([0.2, 0.4, 0.4, 0.3, 0.3, 0.3, 0.1, 0.1, 0.8]), numClasses: 3 });
+  const q = predictedClasses({
+    probs: Float32Array.from([0.2, 0.4, 0.4, 0.3, 0.3, 0.3, 0.1, 0.1, 0.8]),
+    numClasses: 3,
+  });
   assert.deepEqual([...q], [1, 0, 2]);
   const s = predictedClasses({ probs: Float32Array.from([0.2, 0.5, 0.51]), numClasses: 1 });
   assert.deepEqual([...s], [0, 0, 1]);
@@ -200,18 +213,34 @@ test('evaluate: intervals are the stratified percentile bootstrap, reproduced by
   const gAuc: number[][] = [[], []];
   for (let b = 0; b < opts.resamples; b++) {
     const sample: number[][] = [[], []];
-    for (let g = 0; g < G; g++) for (let j = 0; j < members[g].length; j++) sample[g].push(members[g][rng.int(members[g].length)]);
+    for (let g = 0; g < G; g++)
+      for (let j = 0; j < members[g].length; j++) sample[g].push(members[g][rng.int(members[g].length)]);
     const flat = [...sample[0], ...sample[1]];
     acc.push(flat.filter((i) => correct[i]).length / flat.length);
     const ga = sample.map((s) => s.filter((i) => correct[i]).length / s.length);
     ga.forEach((v, g) => gAcc[g].push(v));
     worst.push(Math.min(...ga));
     gap.push(Math.max(...ga) - Math.min(...ga));
-    auc.push(plainModelAuroc(flat.map((i) => d.rows[i]), flat.map((i) => d.labels[i])) ?? NaN);
-    sample.forEach((s, g) => gAuc[g].push(plainModelAuroc(s.map((i) => d.rows[i]), s.map((i) => d.labels[i])) ?? NaN));
+    auc.push(
+      plainModelAuroc(
+        flat.map((i) => d.rows[i]),
+        flat.map((i) => d.labels[i]),
+      ) ?? NaN,
+    );
+    sample.forEach((s, g) =>
+      gAuc[g].push(
+        plainModelAuroc(
+          s.map((i) => d.rows[i]),
+          s.map((i) => d.labels[i]),
+        ) ?? NaN,
+      ),
+    );
   }
   const close = (got: { low: number; high: number }, want: { low: number; high: number }, what: string) => {
-    assert.ok(Math.abs(got.low - want.low) < 1e-12 && Math.abs(got.high - want.high) < 1e-12, `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+    assert.ok(
+      Math.abs(got.low - want.low) < 1e-12 && Math.abs(got.high - want.high) < 1e-12,
+      `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`,
+    );
   };
   close(ev.accuracy, percentile(ev.accuracy.value, acc, 0.9), 'accuracy');
   close(ev.worstGroup.accuracy, percentile(ev.worstGroup.accuracy.value, worst, 0.9), 'worst group');
@@ -224,7 +253,8 @@ test('evaluate: intervals are the stratified percentile bootstrap, reproduced by
   // a small group is flagged
   assert.ok(members.some((m) => m.length < 30));
   for (let g = 0; g < G; g++) {
-    if (members[g].length < 30) assert.equal(ev.groups[g].warning, `only ${members[g].length} test samples: the interval is wide`);
+    if (members[g].length < 30)
+      assert.equal(ev.groups[g].warning, `only ${members[g].length} test samples: the interval is wide`);
   }
 });
 
@@ -234,7 +264,13 @@ test('evaluate: intervals contain the estimate, are reproducible per seed, and s
   const evS = evaluate(toPred(small.rows), toInput(small.labels, small.groups, 3, 3), BOOT);
   const evB = evaluate(toPred(big.rows), toInput(big.labels, big.groups, 3, 3), BOOT);
   for (const ev of [evS, evB]) {
-    const ests = [ev.accuracy, ev.auroc!, ev.largestGap, ev.worstGroup.accuracy, ...ev.groups.flatMap((g) => [g.accuracy, g.auroc!])];
+    const ests = [
+      ev.accuracy,
+      ev.auroc!,
+      ev.largestGap,
+      ev.worstGroup.accuracy,
+      ...ev.groups.flatMap((g) => [g.accuracy, g.auroc!]),
+    ];
     for (const e of ests) assert.ok(e.low <= e.value && e.value <= e.high && e.low < e.high, JSON.stringify(e));
   }
   const width = (e: { low: number; high: number }) => e.high - e.low;
@@ -253,7 +289,11 @@ test('evaluate: intervals contain the estimate, are reproducible per seed, and s
 
 test('evaluate: the accuracy interval has the width of the stratified binomial standard error', LARGE_SAMPLE, () => {
   const d = synth(6000, 2, 3, 21, [0.9, 0.6, 0.75]);
-  const ev = evaluate(toPred(d.rows), toInput(d.labels, d.groups, 3, 2), { resamples: 1000, confidence: 0.95, seed: 1 });
+  const ev = evaluate(toPred(d.rows), toInput(d.labels, d.groups, 3, 2), {
+    resamples: 1000,
+    confidence: 0.95,
+    seed: 1,
+  });
   let v = 0;
   for (const g of ev.groups) v += g.n * g.accuracy.value * (1 - g.accuracy.value);
   const se = Math.sqrt(v) / ev.n;
@@ -295,7 +335,13 @@ test('evaluate: an empty group is listed with a warning and left out of worst gr
   assert.equal(ev.worstGroup.accuracy.value, 2 / 3);
   assert.ok(Math.abs(ev.largestGap.value - 1 / 3) < 1e-15);
   assert.equal(ev.accuracy.value, 6 / 7);
-  assert.equal(ev.auroc!.value, bruteAuroc(rows.map((r) => Math.fround(r[1])), labels.map((y) => y === 1)));
+  assert.equal(
+    ev.auroc!.value,
+    bruteAuroc(
+      rows.map((r) => Math.fround(r[1])),
+      labels.map((y) => y === 1),
+    ),
+  );
   const json = JSON.stringify(ev);
   assert.deepEqual(JSON.parse(json), ev);
 });
@@ -332,7 +378,12 @@ test('compare: ψ, changes and exemplars on a hand-made example', () => {
   assert.deepEqual(c.exemplars.byGroup[1], { group: 'g=B', count: 0, rate: 0, samples: [] });
   // group B never changes in any resample; its accuracy change interval is exactly 0
   assert.deepEqual(c.groups[1].accuracyChange, { value: 0, low: 0, high: 0 });
-  for (const e of [c.accuracyChange, c.worstGroupChange, c.gapChange, ...c.groups.flatMap((g) => [g.accuracyChange, g.excessGap])]) {
+  for (const e of [
+    c.accuracyChange,
+    c.worstGroupChange,
+    c.gapChange,
+    ...c.groups.flatMap((g) => [g.accuracyChange, g.excessGap]),
+  ]) {
     assert.ok(e.low <= e.value && e.value <= e.high);
   }
 });
@@ -357,60 +408,64 @@ test('compare: identical predictions give exactly zero-width intervals and no ex
   assert.equal(c.exemplars.total, 0);
 });
 
-test('compare: exemplar counts per group match a plain count, ψ matches its definition, and the paired interval is tight', LARGE_SAMPLE, () => {
-  const G = 3;
-  const d = synth(3000, 2, G, 4, [0.9, 0.7, 0.6]);
-  const rng = new Rng(99);
-  // pruned: flips the decision of 2% of group 0, 0.5% of group 1, 8% of group 2
-  const flip = [0.02, 0.005, 0.08];
-  const prunedRows = d.rows.map((r, i) => (rng.next() < flip[d.groups[i]] ? [r[1], r[0]] : r));
-  const input = toInput(d.labels, d.groups, G, 2);
-  const opts: BootstrapOptions = { resamples: 1000, confidence: 0.95, seed: 3 };
-  const c = compare(toPred(d.rows), toPred(prunedRows), input, opts);
-  const pd = d.rows.map((r) => plainArgmax(r.map((v) => Math.fround(v))));
-  const pp = prunedRows.map((r) => plainArgmax(r.map((v) => Math.fround(v))));
-  const n = d.labels.length;
-  const accD = pd.filter((p, i) => p === d.labels[i]).length / n;
-  const accP = pp.filter((p, i) => p === d.labels[i]).length / n;
-  assert.ok(Math.abs(c.accuracyChange.value - (accP - accD)) < 1e-12);
-  let total = 0;
-  for (let g = 0; g < G; g++) {
-    const idx = d.groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0);
-    const changed = idx.filter((i) => pd[i] !== pp[i]);
-    total += changed.length;
-    const e = c.exemplars.byGroup[g];
-    assert.equal(e.count, changed.length);
-    assert.equal(e.rate, changed.length / idx.length);
-    assert.equal(e.samples.length, Math.min(50, changed.length));
-    assert.deepEqual(
-      e.samples.map((s) => s.row),
-      changed.slice(0, 50).map((i) => i + 1),
-    );
-    const aD = idx.filter((i) => pd[i] === d.labels[i]).length / idx.length;
-    const aP = idx.filter((i) => pp[i] === d.labels[i]).length / idx.length;
-    assert.ok(Math.abs(c.groups[g].accuracyChange.value - (aP - aD)) < 1e-12);
-    assert.ok(Math.abs(c.groups[g].excessGap.value - (aD - aP - (accD - accP))) < 1e-12);
-  }
-  assert.equal(c.exemplars.total, total);
-  assert.ok(c.exemplars.byGroup[2].count > 50);
+test(
+  'compare: exemplar counts per group match a plain count, ψ matches its definition, and the paired interval is tight',
+  LARGE_SAMPLE,
+  () => {
+    const G = 3;
+    const d = synth(3000, 2, G, 4, [0.9, 0.7, 0.6]);
+    const rng = new Rng(99);
+    // pruned: flips the decision of 2% of group 0, 0.5% of group 1, 8% of group 2
+    const flip = [0.02, 0.005, 0.08];
+    const prunedRows = d.rows.map((r, i) => (rng.next() < flip[d.groups[i]] ? [r[1], r[0]] : r));
+    const input = toInput(d.labels, d.groups, G, 2);
+    const opts: BootstrapOptions = { resamples: 1000, confidence: 0.95, seed: 3 };
+    const c = compare(toPred(d.rows), toPred(prunedRows), input, opts);
+    const pd = d.rows.map((r) => plainArgmax(r.map((v) => Math.fround(v))));
+    const pp = prunedRows.map((r) => plainArgmax(r.map((v) => Math.fround(v))));
+    const n = d.labels.length;
+    const accD = pd.filter((p, i) => p === d.labels[i]).length / n;
+    const accP = pp.filter((p, i) => p === d.labels[i]).length / n;
+    assert.ok(Math.abs(c.accuracyChange.value - (accP - accD)) < 1e-12);
+    let total = 0;
+    for (let g = 0; g < G; g++) {
+      const idx = d.groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0);
+      const changed = idx.filter((i) => pd[i] !== pp[i]);
+      total += changed.length;
+      const e = c.exemplars.byGroup[g];
+      assert.equal(e.count, changed.length);
+      assert.equal(e.rate, changed.length / idx.length);
+      assert.equal(e.samples.length, Math.min(50, changed.length));
+      assert.deepEqual(
+        e.samples.map((s) => s.row),
+        changed.slice(0, 50).map((i) => i + 1),
+      );
+      const aD = idx.filter((i) => pd[i] === d.labels[i]).length / idx.length;
+      const aP = idx.filter((i) => pp[i] === d.labels[i]).length / idx.length;
+      assert.ok(Math.abs(c.groups[g].accuracyChange.value - (aP - aD)) < 1e-12);
+      assert.ok(Math.abs(c.groups[g].excessGap.value - (aD - aP - (accD - accP))) < 1e-12);
+    }
+    assert.equal(c.exemplars.total, total);
+    assert.ok(c.exemplars.byGroup[2].count > 50);
 
-  // Paired: the change's spread comes from the disagreements only. Stratified SE of the mean of
-  // δ_i = correct_pruned − correct_dense, compared with the interval width; and far tighter than an
-  // accuracy interval of one model alone.
-  let v = 0;
-  for (let g = 0; g < G; g++) {
-    const idx = d.groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0);
-    const delta = idx.map((i) => (pp[i] === d.labels[i] ? 1 : 0) - (pd[i] === d.labels[i] ? 1 : 0));
-    const m = delta.reduce((s, x) => s + x, 0) / delta.length;
-    v += delta.reduce((s, x) => s + (x - m) ** 2, 0);
-  }
-  const se = Math.sqrt(v) / n;
-  const w = c.accuracyChange.high - c.accuracyChange.low;
-  assert.ok(Math.abs(w / (2 * 1.96 * se) - 1) < 0.15, `paired width ${w} vs ${2 * 1.96 * se}`);
-  const evD = evaluate(toPred(d.rows), input, opts);
-  assert.ok(w < 0.6 * (evD.accuracy.high - evD.accuracy.low));
-  assert.deepEqual(compare(toPred(d.rows), toPred(prunedRows), input, opts), c);
-});
+    // Paired: the change's spread comes from the disagreements only. Stratified SE of the mean of
+    // δ_i = correct_pruned − correct_dense, compared with the interval width; and far tighter than an
+    // accuracy interval of one model alone.
+    let v = 0;
+    for (let g = 0; g < G; g++) {
+      const idx = d.groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0);
+      const delta = idx.map((i) => (pp[i] === d.labels[i] ? 1 : 0) - (pd[i] === d.labels[i] ? 1 : 0));
+      const m = delta.reduce((s, x) => s + x, 0) / delta.length;
+      v += delta.reduce((s, x) => s + (x - m) ** 2, 0);
+    }
+    const se = Math.sqrt(v) / n;
+    const w = c.accuracyChange.high - c.accuracyChange.low;
+    assert.ok(Math.abs(w / (2 * 1.96 * se) - 1) < 0.15, `paired width ${w} vs ${2 * 1.96 * se}`);
+    const evD = evaluate(toPred(d.rows), input, opts);
+    assert.ok(w < 0.6 * (evD.accuracy.high - evD.accuracy.low));
+    assert.deepEqual(compare(toPred(d.rows), toPred(prunedRows), input, opts), c);
+  },
+);
 
 test('compare: empty groups get zero changes; rates are 0', () => {
   const labels = [0, 1, 1];
@@ -426,7 +481,11 @@ test('compare: empty groups get zero changes; rates are 0', () => {
     [0.1, 0.9],
   ]);
   const c = compare(dense, pruned, toInput(labels, groups, 3, 2), BOOT);
-  assert.deepEqual(c.groups[1], { group: 'g=B', accuracyChange: { value: 0, low: 0, high: 0 }, excessGap: { value: 0, low: 0, high: 0 } });
+  assert.deepEqual(c.groups[1], {
+    group: 'g=B',
+    accuracyChange: { value: 0, low: 0, high: 0 },
+    excessGap: { value: 0, low: 0, high: 0 },
+  });
   assert.deepEqual(c.exemplars.byGroup[1], { group: 'g=B', count: 0, rate: 0, samples: [] });
   assert.equal(c.groups[0].accuracyChange.value, -0.5);
   assert.equal(c.worstGroupChange.value, -0.5);
@@ -443,7 +502,8 @@ test('user errors name the row, the field and the fix', () => {
   ]);
   assert.throws(
     () => evaluate(pred, input, BOOT),
-    (e: unknown) => e instanceof UserError && e.row === 11 && e.field === 'label' && /class index 2/.test(e.message) && !!e.fix,
+    (e: unknown) =>
+      e instanceof UserError && e.row === 11 && e.field === 'label' && /class index 2/.test(e.message) && !!e.fix,
   );
   const ok = toInput([0, 1, 1], [0, 0, 0], 1, 2);
   const nanPred = toPred([
@@ -451,8 +511,14 @@ test('user errors name the row, the field and the fix', () => {
     [NaN, 0.5],
     [0.5, 0.5],
   ]);
-  assert.throws(() => evaluate(nanPred, ok, BOOT), (e: unknown) => e instanceof UserError && e.row === 2 && /NaN/.test(e.message));
-  assert.throws(() => evaluate(pred, ok, { ...BOOT, resamples: -1 }), (e: unknown) => e instanceof UserError && e.field === 'bootstrapResamples');
+  assert.throws(
+    () => evaluate(nanPred, ok, BOOT),
+    (e: unknown) => e instanceof UserError && e.row === 2 && /NaN/.test(e.message),
+  );
+  assert.throws(
+    () => evaluate(pred, ok, { ...BOOT, resamples: -1 }),
+    (e: unknown) => e instanceof UserError && e.field === 'bootstrapResamples',
+  );
   assert.throws(() => evaluate(pred, ok, { ...BOOT, confidence: 1 }), UserError);
   const three = toPred([
     [0.2, 0.3, 0.5],
@@ -507,8 +573,14 @@ test('compare: when the worst-off group changes (A 0.8 → 0.8, B 0.9 → 0.6), 
   // (0.9), pruned right on 0–5 (0.6). The dense model's worst group is A, the pruned one's is B.
   const labels = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1];
   const groups = [...Array(10).fill(0), ...Array(10).fill(1)];
-  const denseRight = [...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i <= 7), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i <= 8)];
-  const prunedRight = [...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i >= 2), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i <= 5)];
+  const denseRight = [
+    ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i <= 7),
+    ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i <= 8),
+  ];
+  const prunedRight = [
+    ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i >= 2),
+    ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i <= 5),
+  ];
   const input = toInput(labels, groups, 2, 2);
   const dense = binaryModel(labels, denseRight);
   const pruned = binaryModel(labels, prunedRight);
@@ -522,7 +594,8 @@ test('compare: when the worst-off group changes (A 0.8 → 0.8, B 0.9 → 0.6), 
   assert.equal(evP.worstGroup.accuracy.value, 0.6);
 
   const c = compare(dense, pruned, input, none);
-  const near = (got: number, want: number, what: string) => assert.ok(Math.abs(got - want) < 1e-12, `${what}: ${got}, want ${want}`);
+  const near = (got: number, want: number, what: string) =>
+    assert.ok(Math.abs(got - want) < 1e-12, `${what}: ${got}, want ${want}`);
   near(c.worstGroupChange.value, -0.2, 'worst-group change'); // 0.6 − 0.8, not 0.8 − 0.8 on the dense model's worst group
   near(c.gapChange.value, 0.1, 'gap change'); // (0.8 − 0.6) − (0.9 − 0.8)
   near(c.accuracyChange.value, -0.15, 'accuracy change'); // 14/20 − 17/20
@@ -530,9 +603,18 @@ test('compare: when the worst-off group changes (A 0.8 → 0.8, B 0.9 → 0.6), 
   near(c.groups[1].accuracyChange.value, -0.3, 'B change');
   near(c.groups[0].excessGap.value, -0.15, 'ψ_A'); // (0.8 − 0.8) − (0.85 − 0.7)
   near(c.groups[1].excessGap.value, 0.15, 'ψ_B'); // (0.9 − 0.6) − 0.15
-  assert.deepEqual(c.exemplars.byGroup.map((e) => e.count), [4, 3]);
-  assert.deepEqual(c.exemplars.byGroup[0].samples.map((s) => s.row), [1, 2, 9, 10]);
-  assert.deepEqual(c.exemplars.byGroup[1].samples.map((s) => s.row), [17, 18, 19]);
+  assert.deepEqual(
+    c.exemplars.byGroup.map((e) => e.count),
+    [4, 3],
+  );
+  assert.deepEqual(
+    c.exemplars.byGroup[0].samples.map((s) => s.row),
+    [1, 2, 9, 10],
+  );
+  assert.deepEqual(
+    c.exemplars.byGroup[1].samples.map((s) => s.row),
+    [17, 18, 19],
+  );
   assert.equal(c.exemplars.total, 7);
 });
 
@@ -542,7 +624,15 @@ test('compare: when the worst-off group changes (A 0.8 → 0.8, B 0.9 → 0.6), 
  * statistic is recomputed from the resampled rows, then the type-7 percentile interval widened to
  * contain the estimate.
  */
-function plainCompareBootstrap(labels: number[], groups: number[], G: number, pd: number[], pp: number[], opts: BootstrapOptions, draw: (n: number) => number) {
+function plainCompareBootstrap(
+  labels: number[],
+  groups: number[],
+  G: number,
+  pd: number[],
+  pp: number[],
+  opts: BootstrapOptions,
+  draw: (n: number) => number,
+) {
   const members = Array.from({ length: G }, (_, g) => groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0));
   const stats = (sample: number[][]) => {
     const accOf = (pred: number[], rows: number[]) => rows.filter((i) => pred[i] === labels[i]).length / rows.length;
@@ -560,7 +650,13 @@ function plainCompareBootstrap(labels: number[], groups: number[], G: number, pd
     };
   };
   const point = stats(members);
-  const boot = { accuracy: [] as number[], worst: [] as number[], gap: [] as number[], groups: members.map(() => [] as number[]), psi: members.map(() => [] as number[]) };
+  const boot = {
+    accuracy: [] as number[],
+    worst: [] as number[],
+    gap: [] as number[],
+    groups: members.map(() => [] as number[]),
+    psi: members.map(() => [] as number[]),
+  };
   for (let b = 0; b < opts.resamples; b++) {
     const sample = members.map((m) => m.map(() => m[draw(m.length)]));
     const s = stats(sample);
@@ -617,45 +713,61 @@ test('compare: every interval is the paired stratified percentile bootstrap at t
   }
   // the worst group does change between the models here
   const none = { resamples: 0, confidence: 0.95, seed: 0 };
-  assert.notEqual(evaluate(toPred(d.rows), input, none).worstGroup.group, evaluate(toPred(pruned), input, none).worstGroup.group);
+  assert.notEqual(
+    evaluate(toPred(d.rows), input, none).worstGroup.group,
+    evaluate(toPred(pruned), input, none).worstGroup.group,
+  );
 });
 
-test('compare and evaluate: 95% intervals agree with an independent bootstrap drawn from another generator', LARGE_SAMPLE, () => {
-  // Not the engine's draw order: a different generator and seed, many resamples. Both are 95% percentile
-  // intervals of the same statistic, so they agree up to Monte Carlo error (a 50% interval is about a
-  // third as wide and fails).
-  const { G, d, pruned, pd, pp, input } = changingWorst();
-  const opts = { resamples: 2000, confidence: 0.95, seed: 9 };
-  const c = compare(toPred(d.rows), toPred(pruned), input, opts);
-  let state = 12345;
-  const lcg = (n: number) => {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    return Math.floor(((state >>> 8) / 16777216) * n);
-  };
-  const want = plainCompareBootstrap(d.labels, d.groups, G, pd, pp, { ...opts, resamples: 4000 }, lcg);
-  const agree = (got: Estimate, w: Estimate, what: string) => {
-    const wGot = got.high - got.low;
-    const wWant = w.high - w.low;
-    assert.ok(wWant > 0.02, `${what}: the reference interval has width ${wWant}`);
-    assert.ok(Math.abs(wGot / wWant - 1) < 0.2, `${what}: width ${wGot} vs independent ${wWant}`);
-    assert.ok(Math.abs(got.low - w.low) < 0.2 * wWant && Math.abs(got.high - w.high) < 0.2 * wWant, `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(w)}`);
-  };
-  agree(c.accuracyChange, want.accuracyChange, 'accuracy change');
-  agree(c.worstGroupChange, want.worstGroupChange, 'worst-group change');
-  agree(c.gapChange, want.gapChange, 'gap change');
-  agree(c.groups[2].accuracyChange, want.groups[2].accuracyChange, 'group 2 change');
+test(
+  'compare and evaluate: 95% intervals agree with an independent bootstrap drawn from another generator',
+  LARGE_SAMPLE,
+  () => {
+    // Not the engine's draw order: a different generator and seed, many resamples. Both are 95% percentile
+    // intervals of the same statistic, so they agree up to Monte Carlo error (a 50% interval is about a
+    // third as wide and fails).
+    const { G, d, pruned, pd, pp, input } = changingWorst();
+    const opts = { resamples: 2000, confidence: 0.95, seed: 9 };
+    const c = compare(toPred(d.rows), toPred(pruned), input, opts);
+    let state = 12345;
+    const lcg = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return Math.floor(((state >>> 8) / 16777216) * n);
+    };
+    const want = plainCompareBootstrap(d.labels, d.groups, G, pd, pp, { ...opts, resamples: 4000 }, lcg);
+    const agree = (got: Estimate, w: Estimate, what: string) => {
+      const wGot = got.high - got.low;
+      const wWant = w.high - w.low;
+      assert.ok(wWant > 0.02, `${what}: the reference interval has width ${wWant}`);
+      assert.ok(Math.abs(wGot / wWant - 1) < 0.2, `${what}: width ${wGot} vs independent ${wWant}`);
+      assert.ok(
+        Math.abs(got.low - w.low) < 0.2 * wWant && Math.abs(got.high - w.high) < 0.2 * wWant,
+        `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(w)}`,
+      );
+    };
+    agree(c.accuracyChange, want.accuracyChange, 'accuracy change');
+    agree(c.worstGroupChange, want.worstGroupChange, 'worst-group change');
+    agree(c.gapChange, want.gapChange, 'gap change');
+    agree(c.groups[2].accuracyChange, want.groups[2].accuracyChange, 'group 2 change');
 
-  // evaluate, the same way: overall and per-group accuracy of the pruned model
-  const ev = evaluate(toPred(pruned), input, opts);
-  const members = Array.from({ length: G }, (_, g) => d.groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0));
-  const accs: number[] = [];
-  const worst: number[] = [];
-  for (let b = 0; b < 4000; b++) {
-    const sample = members.map((m) => m.map(() => m[lcg(m.length)]));
-    const ga = sample.map((s) => s.filter((i) => pp[i] === d.labels[i]).length / s.length);
-    accs.push(sample.flat().filter((i) => pp[i] === d.labels[i]).length / d.labels.length);
-    worst.push(Math.min(...ga));
-  }
-  agree(ev.accuracy, { value: ev.accuracy.value, ...percentile(ev.accuracy.value, accs, 0.95) }, 'pruned accuracy');
-  agree(ev.worstGroup.accuracy, { value: ev.worstGroup.accuracy.value, ...percentile(ev.worstGroup.accuracy.value, worst, 0.95) }, 'pruned worst group');
-});
+    // evaluate, the same way: overall and per-group accuracy of the pruned model
+    const ev = evaluate(toPred(pruned), input, opts);
+    const members = Array.from({ length: G }, (_, g) =>
+      d.groups.map((x, i) => (x === g ? i : -1)).filter((i) => i >= 0),
+    );
+    const accs: number[] = [];
+    const worst: number[] = [];
+    for (let b = 0; b < 4000; b++) {
+      const sample = members.map((m) => m.map(() => m[lcg(m.length)]));
+      const ga = sample.map((s) => s.filter((i) => pp[i] === d.labels[i]).length / s.length);
+      accs.push(sample.flat().filter((i) => pp[i] === d.labels[i]).length / d.labels.length);
+      worst.push(Math.min(...ga));
+    }
+    agree(ev.accuracy, { value: ev.accuracy.value, ...percentile(ev.accuracy.value, accs, 0.95) }, 'pruned accuracy');
+    agree(
+      ev.worstGroup.accuracy,
+      { value: ev.worstGroup.accuracy.value, ...percentile(ev.worstGroup.accuracy.value, worst, 0.95) },
+      'pruned worst group',
+    );
+  },
+);

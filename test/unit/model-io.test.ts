@@ -7,13 +7,21 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, makeLogitModel, modelSize, saveModel, topologyOf } from '../../src/core/model-io';
 import { expectUserError, sharedDir, tempDir, useCpu } from '../helpers';
 
-async function writeSmallModel(dir: string, activation: 'softmax' | 'sigmoid' | 'linear' = 'softmax', units = 3): Promise<string> {
-  const m = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 5, activation: 'relu', name: 'hidden' }), tfl.layers.dense({ units, activation, name: 'out' })] });
+async function writeSmallModel(
+  dir: string,
+  activation: 'softmax' | 'sigmoid' | 'linear' = 'softmax',
+  units = 3,
+): Promise<string> {
+  const m = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [4], units: 5, activation: 'relu', name: 'hidden' }),
+      tfl.layers.dense({ units, activation, name: 'out' }),
+    ],
+  });
   await saveModel(m, dir, topologyOf(m));
   m.dispose();
   return path.join(dir, 'model.json');
 }
-
 
 test('save then load gives the same predictions; the folder holds model.json and weights.bin', async () => {
   await useCpu();
@@ -49,7 +57,10 @@ test('saving never writes over an existing folder (the input model is safe)', as
 
 test('the logit model returns the pre-activation of the stored model', async () => {
   await useCpu();
-  for (const [activation, units] of [['softmax', 3], ['sigmoid', 1]] as const) {
+  for (const [activation, units] of [
+    ['softmax', 3],
+    ['sigmoid', 1],
+  ] as const) {
     const file = await writeSmallModel(path.join(tempDir(), 'm'), activation, units);
     const loaded = await loadModel(file);
     const logits = await makeLogitModel(loaded);
@@ -84,15 +95,47 @@ test('bad model files: clear errors naming the file, the field and the fix', asy
     return path.join(d, 'model.json');
   };
   await assert.rejects(loadModel(path.join(dir, 'nope.json')), expectUserError(/no such file/));
-  await assert.rejects(loadModel(variant('graph', (j) => { j.format = 'graph-model'; j.modelTopology = { node: [] }; })), expectUserError(/graph model/));
-  await assert.rejects(loadModel(variant('missing', (j) => { j.weightsManifest[0].paths = ['gone.bin']; })), expectUserError(/gone\.bin.*missing/));
-  await assert.rejects(loadModel(variant('short', () => {}, (d) => fs.truncateSync(path.join(d, 'weights.bin'), 40))), expectUserError(/hold 40 bytes.*need 172/));
   await assert.rejects(
-    loadModel(variant('lambda', (j) => { j.modelTopology.config.layers[1].class_name = 'Lambda'; })),
+    loadModel(
+      variant('graph', (j) => {
+        j.format = 'graph-model';
+        j.modelTopology = { node: [] };
+      }),
+    ),
+    expectUserError(/graph model/),
+  );
+  await assert.rejects(
+    loadModel(
+      variant('missing', (j) => {
+        j.weightsManifest[0].paths = ['gone.bin'];
+      }),
+    ),
+    expectUserError(/gone\.bin.*missing/),
+  );
+  await assert.rejects(
+    loadModel(
+      variant(
+        'short',
+        () => {},
+        (d) => fs.truncateSync(path.join(d, 'weights.bin'), 40),
+      ),
+    ),
+    expectUserError(/hold 40 bytes.*need 172/),
+  );
+  await assert.rejects(
+    loadModel(
+      variant('lambda', (j) => {
+        j.modelTopology.config.layers[1].class_name = 'Lambda';
+      }),
+    ),
     expectUserError(/'out' is a Lambda layer/),
   );
   await assert.rejects(
-    loadModel(variant('custom', (j) => { j.modelTopology.config.layers[1].class_name = 'MyAttention'; })),
+    loadModel(
+      variant('custom', (j) => {
+        j.modelTopology.config.layers[1].class_name = 'MyAttention';
+      }),
+    ),
     expectUserError(/'out' has class 'MyAttention'/),
   );
   const broken = path.join(path.dirname(dir), 'broken.json');
@@ -126,5 +169,8 @@ test('real TensorFlow.js models other people saved', { skip: !sharedDir && 'no .
   const q = tf.softmax(logits.predict(x) as tf.Tensor).dataSync();
   for (let i = 0; i < p.length; i++) assert.ok(Math.abs(p[i] - q[i]) < 1e-5);
   // the tfjs-native abalone model is a regressor: refused, with the layer named
-  await assert.rejects(loadModel(path.join(sharedDir!, 'models', 'tfjs-layers-abalone-dense-tfjsnode', 'model.json')), expectUserError(/dense_Dense3.*regression/));
+  await assert.rejects(
+    loadModel(path.join(sharedDir!, 'models', 'tfjs-layers-abalone-dense-tfjsnode', 'model.json')),
+    expectUserError(/dense_Dense3.*regression/),
+  );
 });

@@ -36,7 +36,10 @@ Module._resolveFilename = function (request, ...rest) {
 }
 
 /** Runs one engine command in a forked dist/engine.js with sharp hidden; resolves with its messages and exit code. */
-function runEngine(command: EngineCommand, preload: string): Promise<{ messages: EngineMessage[]; code: number | null; stderr: string }> {
+function runEngine(
+  command: EngineCommand,
+  preload: string,
+): Promise<{ messages: EngineMessage[]; code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = fork(engine, [], { execArgv: ['--require', preload], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     const messages: EngineMessage[] = [];
@@ -51,7 +54,10 @@ function runEngine(command: EngineCommand, preload: string): Promise<{ messages:
 
 test('dist/engine.js runs a tabular session where sharp cannot be resolved, and never asks for it', async () => {
   if (!fs.existsSync(engine)) {
-    const b = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs')], { cwd: repoRoot, encoding: 'utf8' });
+    const b = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs')], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
     assert.equal(b.status, 0, b.stderr);
   }
   const dir = tempDir();
@@ -59,29 +65,48 @@ test('dist/engine.js runs a tabular session where sharp cannot be resolved, and 
   const log = path.join(dir, 'sharp-requests.txt');
   const preload = hideSharp(dir, log);
   // The hook works: a process that asks for sharp fails.
-  const probe = spawnSync(process.execPath, ['--require', preload, '-e', "require('sharp')"], { cwd: repoRoot, encoding: 'utf8' });
+  const probe = spawnSync(process.execPath, ['--require', preload, '-e', "require('sharp')"], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   assert.notEqual(probe.status, 0);
   assert.match(probe.stderr, /hidden by the test/);
   fs.rmSync(log, { force: true });
 
   const out = path.join(dir, 'out');
-  const run = await runEngine({ type: 'run', request: request(modelPath, csv, out, { sparsities: [0.5], losses: ['ce'], epochs: 1, workers: 1 }) }, preload);
+  const run = await runEngine(
+    {
+      type: 'run',
+      request: request(modelPath, csv, out, { sparsities: [0.5], losses: ['ce'], epochs: 1, workers: 1 }),
+    },
+    preload,
+  );
   const fatal = run.messages.find((m) => m.type === 'fatal');
   assert.equal(fatal, undefined, fatal && fatal.type === 'fatal' ? fatal.message : '');
   assert.equal(run.code, 0, run.stderr);
   const finished = run.messages.find((m) => m.type === 'event' && m.event.type === 'finished');
-  assert.ok(finished && finished.type === 'event' && finished.event.type === 'finished' && finished.event.status === 'completed', JSON.stringify(finished));
+  assert.ok(
+    finished &&
+      finished.type === 'event' &&
+      finished.event.type === 'finished' &&
+      finished.event.status === 'completed',
+    JSON.stringify(finished),
+  );
   assert.ok(fs.existsSync(finished.event.resultsPath));
-  assert.equal(fs.existsSync(log), false, `the engine asked for ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
+  assert.equal(
+    fs.existsSync(log),
+    false,
+    `the engine asked for ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`,
+  );
 });
 
 test('without sharp, PNG and JPEG decode (pure JavaScript) and WebP is an error naming the missing package', async () => {
   const sharp = (await import('sharp')).default;
   const dir = tempDir();
-  const make = (format: 'png' | 'jpeg' | 'webp') =>
-    sharp({ create: { width: 5, height: 4, channels: 3, background: { r: 200, g: 40, b: 10 } } })
-      [format]({ quality: 100, lossless: true } as never)
-      .toFile(path.join(dir, `a.${format}`));
+  const make = (format: 'png' | 'jpeg' | 'webp') => {
+    const image = sharp({ create: { width: 5, height: 4, channels: 3, background: { r: 200, g: 40, b: 10 } } });
+    return image[format]({ quality: 100, lossless: true } as never).toFile(path.join(dir, `a.${format}`));
+  };
   await Promise.all([make('png'), make('jpeg'), make('webp')]);
   const preload = hideSharp(dir, path.join(dir, 'sharp-requests.txt'));
   const images = path.join(repoRoot, 'out', 'src', 'core', 'data', 'images.js');
@@ -108,26 +133,37 @@ test('Try the Demo in dist/engine.js without sharp: the data set and dense model
   const dir = tempDir();
   const preload = hideSharp(dir, path.join(dir, 'sharp-requests.txt'));
   const folder = path.join(dir, 'fair-prune-demo');
-  const base = request(path.join(folder, 'model', 'model.json'), path.join(folder, 'data', 'data.csv'), path.join(dir, '.fairprune'), {
-    label: 'digit',
-    groups: ['ink'],
-    features: undefined,
-    ignore: undefined,
-    splitColumn: undefined,
-    sparsities: [0.8],
-    losses: ['ce'],
-    epochs: 1,
-    workers: 1,
-  });
+  const base = request(
+    path.join(folder, 'model', 'model.json'),
+    path.join(folder, 'data', 'data.csv'),
+    path.join(dir, '.fairprune'),
+    {
+      label: 'digit',
+      groups: ['ink'],
+      features: undefined,
+      ignore: undefined,
+      splitColumn: undefined,
+      sparsities: [0.8],
+      losses: ['ce'],
+      epochs: 1,
+      workers: 1,
+    },
+  );
   const run = await runEngine({ type: 'run', request: base, demo: { folder: dir } }, preload);
   const fatal = run.messages.find((m) => m.type === 'fatal');
   assert.equal(fatal, undefined, fatal && fatal.type === 'fatal' ? fatal.message : '');
   assert.equal(run.code, 0, run.stderr);
   const logs = run.messages.flatMap((m) => (m.type === 'event' && m.event.type === 'log' ? [m.event.message] : []));
-  assert.ok(logs.some((l) => /writing the biased MNIST data set/.test(l)) && logs.some((l) => /training the dense CNN/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /writing the biased MNIST data set/.test(l)) && logs.some((l) => /training the dense CNN/.test(l)),
+    logs.join('\n'),
+  );
   const points = run.messages.filter((m) => m.type === 'event' && m.event.type === 'point');
   assert.equal(points.length, 1);
-  assert.ok(fs.existsSync(path.join(folder, 'model', 'model.json')) && fs.existsSync(path.join(folder, 'data', 'manifest.json')));
+  assert.ok(
+    fs.existsSync(path.join(folder, 'model', 'model.json')) &&
+      fs.existsSync(path.join(folder, 'data', 'manifest.json')),
+  );
   // Nothing else was written into the folder the user picked.
   assert.deepEqual(fs.readdirSync(folder).sort(), ['data', 'model']);
 });

@@ -17,9 +17,8 @@ import { Rng } from '../../src/core/rng';
 import { repoRoot } from '../helpers';
 
 const table: PruningMethod[] = Object.values(PRUNING_METHODS);
-const setting = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).contributes.configuration.properties[
-  'fairPrune.method'
-];
+const setting = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).contributes.configuration
+  .properties['fairPrune.method'];
 
 test('every method the protocol names has one entry in the table, under its own name, and the table has no other', () => {
   assert.deepEqual(Object.keys(PRUNING_METHODS).sort(), [...PRUNING_METHOD_NAMES].sort());
@@ -35,7 +34,7 @@ test("package.json's fairPrune.method enum is the table, each description saying
   });
 });
 
-test("`fairprune run --help` lists every method of the table with how it scores", () => {
+test('`fairprune run --help` lists every method of the table with how it scores', () => {
   for (const m of table) {
     assert.ok(HELP_RUN.includes(`  ${m.name} `), `${m.name} is missing from the help`);
     assert.ok(HELP_RUN.replace(/\s+/g, ' ').includes(m.scores.split(' ').slice(0, 4).join(' ')), `${m.name}'s scoring`);
@@ -59,7 +58,10 @@ test('an entry is whole: structured methods shrink the model and score channels,
 test('every unstructured method removes exactly the asked fraction of each layer (or of all weights), deterministically', () => {
   const kernels: KernelValues[] = [7, 20].map((n, i) => {
     const values = Float32Array.from({ length: n }, (_, j) => Math.sin(j * 1.7 + i) * (j + 1));
-    return { kernel: { layer: `l${i}`, className: 'Dense', variable: undefined as never, shape: [n], size: n }, values };
+    return {
+      kernel: { layer: `l${i}`, className: 'Dense', variable: undefined as never, shape: [n], size: n },
+      values,
+    };
   });
   for (const m of table) {
     if (m.kind !== 'unstructured') continue;
@@ -78,6 +80,9 @@ test('an unknown method is refused once, with the option and the known names', (
   assert.equal(pruningMethod('random'), PRUNING_METHODS.random);
   assert.throws(
     () => pruningMethod('taylor', 'fairPrune.method'),
-    (e: unknown) => e instanceof UserError && /fairPrune\.method/.test(e.message) && PRUNING_METHOD_NAMES.every((n) => e.message.includes(n)),
+    (e: unknown) =>
+      e instanceof UserError &&
+      /fairPrune\.method/.test(e.message) &&
+      PRUNING_METHOD_NAMES.every((n) => e.message.includes(n)),
   );
 });

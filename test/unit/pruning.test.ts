@@ -12,23 +12,44 @@ import { UserError } from '../../src/core/errors';
 import { useCpu } from '../helpers';
 
 function fakeKernels(values: number[][]): KernelValues[] {
-  return values.map((v, i) => ({ kernel: { layer: `l${i}`, className: 'Dense', variable: undefined as never, shape: [v.length], size: v.length }, values: Float32Array.from(v) }));
+  return values.map((v, i) => ({
+    kernel: { layer: `l${i}`, className: 'Dense', variable: undefined as never, shape: [v.length], size: v.length },
+    values: Float32Array.from(v),
+  }));
 }
 
 test('magnitude per layer removes exactly the smallest |w| of each layer', () => {
-  const masks = PRUNING_METHODS['magnitude-layer'].masks(fakeKernels([[0.5, -0.1, 2, -3], [1, 1, -0.2, 0.3]]), 0.5, new Rng(1));
+  const masks = PRUNING_METHODS['magnitude-layer'].masks(
+    fakeKernels([
+      [0.5, -0.1, 2, -3],
+      [1, 1, -0.2, 0.3],
+    ]),
+    0.5,
+    new Rng(1),
+  );
   assert.deepEqual(Array.from(masks[0]), [0, 0, 1, 1]);
   assert.deepEqual(Array.from(masks[1]), [1, 1, 0, 0]);
 });
 
 test('magnitude per layer: ties are broken by position, so the count is exact', () => {
-  const masks = PRUNING_METHODS['magnitude-layer'].masks(fakeKernels([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]), 0.3, new Rng(1));
+  const masks = PRUNING_METHODS['magnitude-layer'].masks(
+    fakeKernels([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]),
+    0.3,
+    new Rng(1),
+  );
   assert.equal(masks[0].filter((m) => m === 0).length, 3);
   assert.deepEqual(Array.from(masks[0].subarray(0, 3)), [0, 0, 0]);
 });
 
 test('global magnitude pools every layer: a layer of small weights loses most', () => {
-  const masks = PRUNING_METHODS['magnitude-global'].masks(fakeKernels([[0.01, 0.02, 0.03, 0.04], [1, 2, 3, 4]]), 0.5, new Rng(1));
+  const masks = PRUNING_METHODS['magnitude-global'].masks(
+    fakeKernels([
+      [0.01, 0.02, 0.03, 0.04],
+      [1, 2, 3, 4],
+    ]),
+    0.5,
+    new Rng(1),
+  );
   assert.deepEqual(Array.from(masks[0]), [0, 0, 0, 0]);
   assert.deepEqual(Array.from(masks[1]), [1, 1, 1, 1]);
 });
@@ -47,10 +68,18 @@ test('random pruning: same count per layer as magnitude, reproducible by seed, d
 
 test('a pruned model really holds zeros where its mask says so, and only there', async () => {
   await useCpu();
-  const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [6], units: 8, activation: 'relu' }), tfl.layers.dense({ units: 3 })] });
+  const model = tfl.sequential({
+    layers: [tfl.layers.dense({ inputShape: [6], units: 8, activation: 'relu' }), tfl.layers.dense({ units: 3 })],
+  });
   const kernels = prunableKernels(model);
-  assert.deepEqual(kernels.map((k) => k.layer), model.layers.map((l) => l.name));
-  assert.deepEqual(kernels.map((k) => k.size), [48, 24]);
+  assert.deepEqual(
+    kernels.map((k) => k.layer),
+    model.layers.map((l) => l.name),
+  );
+  assert.deepEqual(
+    kernels.map((k) => k.size),
+    [48, 24],
+  );
   const before = kernels.map((k) => Float32Array.from(k.variable.dataSync()));
   const masks = pruneModelKernels(kernels, PRUNING_METHODS['magnitude-layer'], 0.75, new Rng(1));
   assert.ok(Math.abs(measuredSparsity(kernels) - 0.75) < 1e-9);
@@ -63,7 +92,12 @@ test('a pruned model really holds zeros where its mask says so, and only there',
     }
   });
   // biases are not pruned
-  assert.ok(model.layers[0].getWeights()[1].dataSync().every((v) => v === 0)); // zeros-initialised, untouched
+  assert.ok(
+    model.layers[0]
+      .getWeights()[1]
+      .dataSync()
+      .every((v) => v === 0),
+  ); // zeros-initialised, untouched
   masks.dispose();
   model.dispose();
 });
@@ -71,10 +105,16 @@ test('a pruned model really holds zeros where its mask says so, and only there',
 test('sparsity and method options: fractions, percents, sorting, clear errors', () => {
   assert.deepEqual(parseSparsities('0.9, 50%,0.8,0.8'), [0.5, 0.8, 0.9]);
   for (const bad of ['0', '1', '1.5', 'abc', '-0.2']) {
-    assert.throws(() => parseSparsities(bad), (e: unknown) => e instanceof UserError && /--sparsity/.test(e.message));
+    assert.throws(
+      () => parseSparsities(bad),
+      (e: unknown) => e instanceof UserError && /--sparsity/.test(e.message),
+    );
   }
   assert.equal(pruningMethod('random').name, 'random');
-  assert.throws(() => pruningMethod('taylor'), (e: unknown) => e instanceof UserError && /magnitude-layer/.test(e.message));
+  assert.throws(
+    () => pruningMethod('taylor'),
+    (e: unknown) => e instanceof UserError && /magnitude-layer/.test(e.message),
+  );
 });
 
 test('tensors are freed: pruning leaves no tensors behind', async () => {

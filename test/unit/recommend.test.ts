@@ -8,13 +8,23 @@ import { renderReport } from '../../src/core/report';
 const exact = (v: number): Estimate => ({ value: v, low: v, high: v });
 
 /** A point whose worst-group accuracy, worst-group change and gap change are exact (zero-width intervals). */
-function point(sparsity: number, loss: LossName, worst: number, worstChange: number, gapChange: number, run?: number): PrunedPoint {
+function point(
+  sparsity: number,
+  loss: LossName,
+  worst: number,
+  worstChange: number,
+  gapChange: number,
+  run?: number,
+): PrunedPoint {
   return {
     id: `s${sparsity.toFixed(2)}-${loss}${run && run > 1 ? `-r${run}` : ''}`,
     ...(run ? { run } : {}),
     targetSparsity: sparsity,
     loss,
-    evaluation: { accuracy: exact(0.9), worstGroup: { group: 'ink=cool', accuracy: exact(worst) } } as PrunedPoint['evaluation'],
+    evaluation: {
+      accuracy: exact(0.9),
+      worstGroup: { group: 'ink=cool', accuracy: exact(worst) },
+    } as PrunedPoint['evaluation'],
     comparison: { worstGroupChange: exact(worstChange), gapChange: exact(gapChange) } as PrunedPoint['comparison'],
   } as PrunedPoint;
 }
@@ -44,7 +54,10 @@ test('the recommended point is the sparsest that passes, over every loss; the ot
 });
 
 test('at the limit passes, just over fails; runs 2…N of --seeds are not candidates', () => {
-  const atLimit = recommendPoint(session([point(0.5, 'ce', 0.85, -0.05, 0.03), point(0.9, 'ce', 0.8, -0.0501, 0)]), policy);
+  const atLimit = recommendPoint(
+    session([point(0.5, 'ce', 0.85, -0.05, 0.03), point(0.9, 'ce', 0.8, -0.0501, 0)]),
+    policy,
+  );
   assert.equal(atLimit.pointId, 's0.50-ce');
   const seeds = recommendPoint(session([point(0.5, 'ce', 0.9, 0, 0, 1), point(0.9, 'pw', 0.9, 0, 0, 2)]), policy);
   assert.equal(seeds.pointId, 's0.50-ce', 'a second run is spread, not a model to commit');
@@ -76,8 +89,29 @@ test('report.md names the recommended point first, before the model and data', (
     createdAt: 'then',
     recommendation: recommendPoint(session([point(0.5, 'ce', 0.9, 0, 0)]), policy),
     model: { path: 'm', task: 'binary', inputShape: [3], size: { parameters: 1, weightBytes: 4, gzipBytes: 4 } },
-    data: { path: 'd', rows: 1, label: { column: 'y', classes: ['a', 'b'], order: 'sorted' }, features: ['x'], imageColumn: null, preprocessing: null, split: { source: 'seeded', seed: 1, counts: { train: 1, validation: 0, test: 1 } }, groupColumns: ['g'], groups: [], warnings: [] },
-    config: { method: 'magnitude-layer', sparsities: [0.5], epochs: 1, batchSize: 1, learningRate: 0.1, patience: 0, losses: ['ce'], pw: { minWeight: 0.3, gamma: 1 }, bootstrap: { resamples: 10, confidence: 0.95 } },
+    data: {
+      path: 'd',
+      rows: 1,
+      label: { column: 'y', classes: ['a', 'b'], order: 'sorted' },
+      features: ['x'],
+      imageColumn: null,
+      preprocessing: null,
+      split: { source: 'seeded', seed: 1, counts: { train: 1, validation: 0, test: 1 } },
+      groupColumns: ['g'],
+      groups: [],
+      warnings: [],
+    },
+    config: {
+      method: 'magnitude-layer',
+      sparsities: [0.5],
+      epochs: 1,
+      batchSize: 1,
+      learningRate: 0.1,
+      patience: 0,
+      losses: ['ce'],
+      pw: { minWeight: 0.3, gamma: 1 },
+      bootstrap: { resamples: 10, confidence: 0.95 },
+    },
     engine: { version: '0', backend: { name: 'cpu', tfjsVersion: '4' }, node: 'v20', platform: 'linux' },
     points: [],
   } as unknown as SessionResults;
@@ -86,26 +120,40 @@ test('report.md names the recommended point first, before the model and data', (
   assert.ok(rec > 0 && rec < md.indexOf('- Model:'), md.slice(0, 400));
 });
 
-test('the recommendation\'s sentences, word for word: one runner-up, none, no point passing with and without a group-aware loss, no point yet', () => {
-  const one = recommendPoint(session([point(0.8, 'ce', 0.88, -0.02, 0.01), point(0.8, 'pw', 0.86, -0.04, 0.02)]), policy);
+test("the recommendation's sentences, word for word: one runner-up, none, no point passing with and without a group-aware loss, no point yet", () => {
+  const one = recommendPoint(
+    session([point(0.8, 'ce', 0.88, -0.02, 0.01), point(0.8, 'pw', 0.86, -0.04, 0.02)]),
+    policy,
+  );
   assert.equal(
     one.sentence,
     'Recommended: s0.80-ce — 80.0% sparsity with ce is the sparsest point that passes the fairness gate (worst group ink=cool at 88.0%); pw also passes there.',
   );
   const alone = recommendPoint(session([point(0.8, 'ce', 0.88, -0.02, 0.01)]), policy);
-  assert.equal(alone.sentence, 'Recommended: s0.80-ce — 80.0% sparsity with ce is the sparsest point that passes the fairness gate (worst group ink=cool at 88.0%).');
+  assert.equal(
+    alone.sentence,
+    'Recommended: s0.80-ce — 80.0% sparsity with ce is the sparsest point that passes the fairness gate (worst group ink=cool at 88.0%).',
+  );
   assert.deepEqual(alone.runnersUp, []);
 
   const failing = [point(0.8, 'ce', 0.7, -0.02, 0.1)];
   const blind = recommendPoint(session(failing), policy);
   assert.deepEqual(blind.runnersUp, []);
   assert.ok(
-    blind.sentence.endsWith('Try lower sparsities, more fine-tuning epochs or a group-aware loss (group-balanced, group-dro, ceag).'),
+    blind.sentence.endsWith(
+      'Try lower sparsities, more fine-tuning epochs or a group-aware loss (group-balanced, group-dro, ceag).',
+    ),
     `suggests a group-aware loss when none was tried: ${blind.sentence}`,
   );
   const aware = recommendPoint(session([...failing, point(0.8, 'group-dro', 0.7, -0.02, 0.1)]), policy);
-  assert.ok(aware.sentence.endsWith('Try lower sparsities, more fine-tuning epochs.'), `no group-aware suggestion once one was tried: ${aware.sentence}`);
-  const onlyAware = recommendPoint(session([point(0.8, 'group-dro', 0.7, -0.02, 0.1), point(0.8, 'ceag', 0.7, -0.02, 0.1)]), policy);
+  assert.ok(
+    aware.sentence.endsWith('Try lower sparsities, more fine-tuning epochs.'),
+    `no group-aware suggestion once one was tried: ${aware.sentence}`,
+  );
+  const onlyAware = recommendPoint(
+    session([point(0.8, 'group-dro', 0.7, -0.02, 0.1), point(0.8, 'ceag', 0.7, -0.02, 0.1)]),
+    policy,
+  );
   assert.ok(onlyAware.sentence.endsWith('Try lower sparsities, more fine-tuning epochs.'), onlyAware.sentence);
 
   const none = recommendPoint(session([]), policy);

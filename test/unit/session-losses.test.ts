@@ -113,7 +113,10 @@ function crossEntropy(z: number[], t: number[]): number {
 }
 
 function readSamples(csv: string, classes: string[]): Sample[] {
-  const [header, ...lines] = fs.readFileSync(csv, 'utf8').split(/\r?\n/).filter((l) => l);
+  const [header, ...lines] = fs
+    .readFileSync(csv, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l);
   assert.deepEqual(header.split(','), ['x1', 'x2', 'x3', 'region', 'decision', 'split']);
   return lines.map((l) => {
     const v = l.split(',');
@@ -127,7 +130,10 @@ function readSamples(csv: string, classes: string[]): Sample[] {
 async function threeClassFixture(dir: string): Promise<{ csv: string; modelPath: string }> {
   const { csv } = await makeFixture(dir, 600, 'plain');
   const classes = ['approved', 'denied-high', 'denied-low'];
-  const lines = fs.readFileSync(csv, 'utf8').split(/\r?\n/).filter((l) => l);
+  const lines = fs
+    .readFileSync(csv, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l);
   const rows = lines.slice(1).map((l) => {
     const v = l.split(',');
     v[4] = v[4] === 'approved' ? 'approved' : Number(v[2]) > 0 ? 'denied-high' : 'denied-low';
@@ -136,13 +142,28 @@ async function threeClassFixture(dir: string): Promise<{ csv: string; modelPath:
   fs.writeFileSync(csv, [lines[0], ...rows.map((v) => v.join(','))].join('\n') + '\n');
   const model = tfl.sequential({
     layers: [
-      tfl.layers.dense({ inputShape: [3], units: 8, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }) }),
-      tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }) }),
+      tfl.layers.dense({
+        inputShape: [3],
+        units: 8,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }),
+      }),
+      tfl.layers.dense({
+        units: 3,
+        activation: 'softmax',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }),
+      }),
     ],
   });
   model.compile({ optimizer: tf.train.adam(0.03), loss: 'categoricalCrossentropy' });
   const x = tf.tensor2d(rows.map((v) => [Number(v[0]), Number(v[1]), Number(v[2])]));
-  const y = tf.oneHot(tf.tensor1d(rows.map((v) => classes.indexOf(v[4])), 'int32'), 3);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      rows.map((v) => classes.indexOf(v[4])),
+      'int32',
+    ),
+    3,
+  );
   await model.fit(x, y, { epochs: 10, batchSize: 64, verbose: 0, shuffle: false });
   tf.dispose([x, y]);
   const modelDir = path.join(dir, 'model3');
@@ -165,7 +186,8 @@ function theSession(task: Task = 'binary'): Promise<Run> {
   if (!run) {
     run = (async () => {
       const dir = tempDir();
-      const { csv, modelPath } = task === 'binary' ? await makeFixture(dir, 600, 'plain') : await threeClassFixture(dir);
+      const { csv, modelPath } =
+        task === 'binary' ? await makeFixture(dir, 600, 'plain') : await threeClassFixture(dir);
       const out = path.join(dir, '.fairprune');
       const req = request(modelPath, csv, out, {
         ignore: undefined,
@@ -177,13 +199,21 @@ function theSession(task: Task = 'binary'): Promise<Run> {
         workers: 1,
       });
       const results = await runSession(req);
-      const train = readSamples(csv, task === 'binary' ? ['approved', 'denied'] : ['approved', 'denied-high', 'denied-low']).filter((x) => x.split === 'train');
+      const train = readSamples(
+        csv,
+        task === 'binary' ? ['approved', 'denied'] : ['approved', 'denied-high', 'denied-low'],
+      ).filter((x) => x.split === 'train');
       const counts = new Map<string, number>();
       for (const x of train) counts.set(x.group, (counts.get(x.group) ?? 0) + 1);
       balancedWeight = (group) => train.length / (counts.size * counts.get(group)!);
       const classes = task === 'binary' ? ['approved', 'denied'] : ['approved', 'denied-high', 'denied-low'];
       assert.deepEqual(results.data.label.classes, classes);
-      return { results, sessionDir: path.join(out, 'sessions', results.sessionId), modelDir: path.dirname(modelPath), samples: readSamples(csv, classes) };
+      return {
+        results,
+        sessionDir: path.join(out, 'sessions', results.sessionId),
+        modelDir: path.dirname(modelPath),
+        samples: readSamples(csv, classes),
+      };
     })();
     sessions.set(task, run);
   }
@@ -221,29 +251,44 @@ for (const task of ['binary', 'three-class'] as const) {
       for (const [other, ref] of Object.entries(HAND) as [LossName, Reference][]) {
         if (other === loss || (SAME_VALIDATION_LOSS.includes(other) && SAME_VALIDATION_LOSS.includes(loss))) continue;
         const theirs = validationLoss(ref);
-        assert.ok(Math.abs(theirs - mine) > 1e-3, `${loss} vs ${other}: ${mine} and ${theirs} are too close to tell apart`);
+        assert.ok(
+          Math.abs(theirs - mine) > 1e-3,
+          `${loss} vs ${other}: ${mine} and ${theirs} are too close to tell apart`,
+        );
       }
       // the group-aware objectives record what they learned, over every step the point trained
       if (loss === 'group-dro' || loss === 'ceag') {
         assert.equal(point.objective?.objective, loss);
         assert.equal(point.objective?.steps, point.training.steps);
-        assert.deepEqual(point.objective?.groups.map((g) => g.group), results.data.groups.map((g) => g.name));
+        assert.deepEqual(
+          point.objective?.groups.map((g) => g.group),
+          results.data.groups.map((g) => g.name),
+        );
       } else if (loss === 'group-balanced') {
-        for (const g of point.objective!.groups) assert.ok(Math.abs(g.weight! - balancedWeight(g.group.replace(/^region=/, ''))) < 1e-12);
+        for (const g of point.objective!.groups)
+          assert.ok(Math.abs(g.weight! - balancedWeight(g.group.replace(/^region=/, ''))) < 1e-12);
       } else assert.equal(point.objective, undefined);
       // and each trained on group-balanced batches
-      if (point.objective) assert.equal(point.objective.sampling, 'group-balanced', `${loss} draws each group equally often`);
-      const accuracy = validation.filter((s) => classOf(probabilities(logits(pruned, s.x))) === s.y).length / validation.length;
+      if (point.objective)
+        assert.equal(point.objective.sampling, 'group-balanced', `${loss} draws each group equally often`);
+      const accuracy =
+        validation.filter((s) => classOf(probabilities(logits(pruned, s.x))) === s.y).length / validation.length;
       assert.ok(Math.abs(point.training.validationAccuracy! - accuracy) < 1e-12);
       // the test accuracy per group, from the saved model (the class probabilities the metrics took)
       const testRows = samples.filter((s) => s.split === 'test');
       for (const g of point.evaluation.groups) {
         const rows = testRows.filter((s) => `region=${s.group}` === g.group);
         const right = (m: Dense2) => rows.filter((s) => classOf(probabilities(logits(m, s.x))) === s.y).length;
-        assert.ok(Math.abs(g.accuracy.value - right(pruned) / rows.length) < 1e-12, `${g.group}: ${g.accuracy.value} vs ${right(pruned)}/${rows.length}`);
+        assert.ok(
+          Math.abs(g.accuracy.value - right(pruned) / rows.length) < 1e-12,
+          `${g.group}: ${g.accuracy.value} vs ${right(pruned)}/${rows.length}`,
+        );
         // and its change against the dense model, which the comparison takes from the dense model's saved predictions
         const change = point.comparison.groups.find((c) => c.group === g.group)!.accuracyChange.value;
-        assert.ok(Math.abs(change - (right(pruned) - right(dense)) / rows.length) < 1e-12, `${g.group} change ${change}`);
+        assert.ok(
+          Math.abs(change - (right(pruned) - right(dense)) / rows.length) < 1e-12,
+          `${g.group} change ${change}`,
+        );
       }
     });
   }
@@ -284,7 +329,10 @@ test('session: its intervals are 95% bootstrap intervals, as it states, and agre
   /** Overall accuracy and worst-group accuracy of one resample (indices per group). */
   const stats = (correct: number[], sample: number[][]) => {
     const groupAcc = sample.map((rows) => rows.reduce((a, i) => a + correct[i], 0) / rows.length);
-    return { accuracy: sample.flat().reduce((a, i) => a + correct[i], 0) / testRows.length, worst: Math.min(...groupAcc) };
+    return {
+      accuracy: sample.flat().reduce((a, i) => a + correct[i], 0) / testRows.length,
+      worst: Math.min(...groupAcc),
+    };
   };
   const B = 4000;
   const bootstrap = (fn: (sample: number[][]) => number, seed: number) => {
@@ -297,14 +345,24 @@ test('session: its intervals are 95% bootstrap intervals, as it states, and agre
     const wWant = want.high - want.low;
     if (wWant === 0) return assert.equal(wGot, 0, what);
     assert.ok(Math.abs(wGot / wWant - 1) < 0.2, `${what}: width ${wGot}, independent 95% bootstrap ${wWant}`);
-    assert.ok(Math.abs(got.low - want.low) < 0.2 * wWant && Math.abs(got.high - want.high) < 0.2 * wWant, `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+    assert.ok(
+      Math.abs(got.low - want.low) < 0.2 * wWant && Math.abs(got.high - want.high) < 0.2 * wWant,
+      `${what}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`,
+    );
   };
 
   const dense = correctOf(modelDir);
   const full = members;
-  for (const [name, stat] of [['accuracy', 'accuracy'], ['worst-group accuracy', 'worst']] as const) {
+  for (const [name, stat] of [
+    ['accuracy', 'accuracy'],
+    ['worst-group accuracy', 'worst'],
+  ] as const) {
     const pointValue = stats(dense, full)[stat];
-    const want = percentileInterval(pointValue, bootstrap((s) => stats(dense, s)[stat], 3), 0.95);
+    const want = percentileInterval(
+      pointValue,
+      bootstrap((s) => stats(dense, s)[stat], 3),
+      0.95,
+    );
     const got = stat === 'accuracy' ? results.dense.accuracy : results.dense.worstGroup.accuracy;
     assert.ok(want.high - want.low > 0.02, `dense ${name}: the reference interval is wide enough to tell levels apart`);
     agree(got, want, `dense ${name}`);
@@ -313,11 +371,27 @@ test('session: its intervals are 95% bootstrap intervals, as it states, and agre
   for (const point of results.points) {
     const pruned = correctOf(path.join(sessionDir, point.modelDir));
     const acc = stats(pruned, full).accuracy;
-    agree(point.evaluation.accuracy, percentileInterval(acc, bootstrap((s) => stats(pruned, s).accuracy, 5), 0.95), `${point.id} accuracy`);
+    agree(
+      point.evaluation.accuracy,
+      percentileInterval(
+        acc,
+        bootstrap((s) => stats(pruned, s).accuracy, 5),
+        0.95,
+      ),
+      `${point.id} accuracy`,
+    );
     const change = (s: number[][]) => stats(pruned, s).accuracy - stats(dense, s).accuracy;
     const worstChange = (s: number[][]) => stats(pruned, s).worst - stats(dense, s).worst;
-    agree(point.comparison.accuracyChange, percentileInterval(change(full), bootstrap(change, 7), 0.95), `${point.id} accuracy change`);
-    agree(point.comparison.worstGroupChange, percentileInterval(worstChange(full), bootstrap(worstChange, 11), 0.95), `${point.id} worst-group change`);
+    agree(
+      point.comparison.accuracyChange,
+      percentileInterval(change(full), bootstrap(change, 7), 0.95),
+      `${point.id} accuracy change`,
+    );
+    agree(
+      point.comparison.worstGroupChange,
+      percentileInterval(worstChange(full), bootstrap(worstChange, 11), 0.95),
+      `${point.id} worst-group change`,
+    );
     if (point.comparison.accuracyChange.high > point.comparison.accuracyChange.low) tested++;
   }
   assert.ok(tested > 0, 'at least one point disagrees with the dense model somewhere, so a change interval is checked');

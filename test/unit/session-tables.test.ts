@@ -17,12 +17,16 @@ function readCsv(text: string): Array<Record<string, string>> {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (c === '"') quoted = false;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\n' || c === '\r') {
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
       if (c === '\r' && text[i + 1] === '\n') i++;
       row.push(field);
       rows.push(row);
@@ -47,7 +51,14 @@ test('csv fields: plain, quoted, doubled quotes, missing', () => {
 test('every session writes predictions.csv and metrics.csv; each group accuracy in metrics.csv is recomputed from predictions.csv', async () => {
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir, 600);
-  const results = await runSession(request(modelPath, csv, path.join(dir, '.fairprune'), { sparsities: [0.5, 0.9], losses: ['ce', 'pw'], epochs: 1, seeds: 2 }));
+  const results = await runSession(
+    request(modelPath, csv, path.join(dir, '.fairprune'), {
+      sparsities: [0.5, 0.9],
+      losses: ['ce', 'pw'],
+      epochs: 1,
+      seeds: 2,
+    }),
+  );
   const sessionDir = path.join(dir, '.fairprune', 'sessions', results.sessionId);
   const predictions = readCsv(fs.readFileSync(path.join(sessionDir, 'predictions.csv'), 'utf8'));
   const metrics = readCsv(fs.readFileSync(path.join(sessionDir, 'metrics.csv'), 'utf8'));
@@ -77,7 +88,11 @@ test('every session writes predictions.csv and metrics.csv; each group accuracy 
   // Metric names are the metric table's.
   const names = new Set(METRICS.map((m) => m.name));
   for (const r of metrics) assert.ok(names.has(r.metric.replace(/\[.*\]$/, '')), `unknown metric ${r.metric}`);
-  for (const m of METRICS) assert.ok(metrics.some((r) => r.metric.startsWith(m.name)), `metrics.csv lacks ${m.name}`);
+  for (const m of METRICS)
+    assert.ok(
+      metrics.some((r) => r.metric.startsWith(m.name)),
+      `metrics.csv lacks ${m.name}`,
+    );
 
   const value = (point: string, group: string, metric: string) => {
     const rows = metrics.filter((r) => r.point === point && r.group === group && r.metric === metric);
@@ -100,7 +115,9 @@ test('every session writes predictions.csv and metrics.csv; each group accuracy 
     const worst = value(m, '', 'worst_group_accuracy');
     const groupAcc = ['region=north', 'region=south'].map((g) => Number(value(m, g, 'accuracy').value));
     assert.ok(Math.abs(Number(worst.value) - Math.min(...groupAcc)) < 1e-12);
-    assert.ok(Math.abs(Number(value(m, '', 'largest_gap').value) - (Math.max(...groupAcc) - Math.min(...groupAcc))) < 1e-12);
+    assert.ok(
+      Math.abs(Number(value(m, '', 'largest_gap').value) - (Math.max(...groupAcc) - Math.min(...groupAcc))) < 1e-12,
+    );
   }
   assert.equal(checked, models.length * 3);
   // point, loss, sparsity, seed as the points say

@@ -57,7 +57,11 @@ async function loadSaved(dir: string): Promise<tfl.LayersModel> {
   const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
   const weights = fs.readFileSync(path.join(dir, json.weightsManifest[0].paths[0]));
   return tfl.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length) }),
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length),
+    }),
   );
 }
 
@@ -66,20 +70,28 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   const { csv, modelPath } = await makeFixture(dir);
   const inputHash = sha256File(path.join(path.dirname(modelPath), 'weights.bin'));
   const events: EngineEvent[] = [];
-  const results = await runSession(request(modelPath, csv, path.join(dir, '.fairprune')), { emit: (e) => events.push(e) });
+  const results = await runSession(request(modelPath, csv, path.join(dir, '.fairprune')), {
+    emit: (e) => events.push(e),
+  });
 
   // the data contract, as recorded
   assert.equal(results.status, 'completed');
   assert.deepEqual(results.data.label.classes, ['approved', 'denied']);
   assert.equal(results.data.label.order, 'sorted');
   assert.deepEqual(results.data.features, ['x1', 'x2', 'x3']);
-  assert.deepEqual(results.data.groups.map((g) => g.name), ['region=north', 'region=south']);
+  assert.deepEqual(
+    results.data.groups.map((g) => g.name),
+    ['region=north', 'region=south'],
+  );
   assert.equal(results.data.split.source, 'column');
   assert.equal(results.engine.backend.name, 'cpu');
   assert.equal(results.points.length, 4);
   // each group's mean PW weight on the training rows: recorded, in [m, 1], and in the report
   const pwW = results.pwWeights!;
-  assert.deepEqual(pwW.groups.map((g) => [g.group, g.n]), results.data.groups.map((g) => [g.name, g.counts.train]));
+  assert.deepEqual(
+    pwW.groups.map((g) => [g.group, g.n]),
+    results.data.groups.map((g) => [g.name, g.counts.train]),
+  );
   for (const g of pwW.groups) assert.ok(g.meanWeight >= 0.75 && g.meanWeight <= 1, `${g.group}: ${g.meanWeight}`);
 
   // independent: CSV → rows of the test split → predictions of each saved model → accuracy by group
@@ -127,7 +139,11 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
     saved.dispose();
     assert.ok(Math.abs(zeros / total - point.targetSparsity) < 0.01, `${point.id}: ${zeros / total}`);
     assert.ok(Math.abs(point.achievedSparsity - zeros / total) < 1e-12);
-    assert.ok(Math.abs(point.comparison.accuracyChange.value - (point.evaluation.accuracy.value - results.dense.accuracy.value)) < 1e-12);
+    assert.ok(
+      Math.abs(
+        point.comparison.accuracyChange.value - (point.evaluation.accuracy.value - results.dense.accuracy.value),
+      ) < 1e-12,
+    );
     for (const g of point.comparison.groups) {
       const d = results.dense.groups.find((x) => x.group === g.group)!.accuracy.value;
       const q = point.evaluation.groups.find((x) => x.group === g.group)!.accuracy.value;
@@ -141,11 +157,18 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   // same pruned network for every loss at one sparsity; results file, report and input intact
   const s90 = results.points.filter((p) => p.targetSparsity === 0.9);
   assert.equal(s90[0].size.nonZeroParameters, s90[1].size.nonZeroParameters);
-  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')), JSON.parse(JSON.stringify(results)));
+  assert.deepEqual(
+    JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')),
+    JSON.parse(JSON.stringify(results)),
+  );
   const report = fs.readFileSync(path.join(sessionDir, 'report.md'), 'utf8');
   assert.match(report, /region=south/);
   assert.match(report, /0 = approved, 1 = denied/);
-  assert.equal(sha256File(path.join(path.dirname(modelPath), 'weights.bin')), inputHash, 'the input model is never modified');
+  assert.equal(
+    sha256File(path.join(path.dirname(modelPath), 'weights.bin')),
+    inputHash,
+    'the input model is never modified',
+  );
 
   // events: started → dense → points in order → finished
   const kinds = events.map((e) => e.type).filter((t) => t !== 'log' && t !== 'progress');
@@ -153,7 +176,15 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   assert.ok(events.some((e) => e.type === 'progress' && e.phase === 'finetune' && (e.samplesPerSecond ?? 0) > 0));
 
   // a second run reuses the dense predictions (cached per model + data) and the first run's split
-  const again = await runSession(request(modelPath, csv, path.join(dir, '.fairprune'), { sparsities: [0.5], losses: ['ce'], splitColumn: undefined, reuseSplitFrom: sessionDir }), {});
+  const again = await runSession(
+    request(modelPath, csv, path.join(dir, '.fairprune'), {
+      sparsities: [0.5],
+      losses: ['ce'],
+      splitColumn: undefined,
+      reuseSplitFrom: sessionDir,
+    }),
+    {},
+  );
   assert.deepEqual(again.dense, results.dense);
   assert.equal(again.data.split.assignment, results.data.split.assignment);
 
@@ -162,15 +193,29 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   // pruned model needs no --features or --ignore and measures exactly what the session measured.
   const point = results.points[0];
   const pointDir = path.join(sessionDir, point.modelDir);
-  const pre = JSON.parse(fs.readFileSync(path.join(pointDir, 'fairprune.preprocessing.json'), 'utf8')) as { outputFeatures: string[]; label: { classes: string[] } };
+  const pre = JSON.parse(fs.readFileSync(path.join(pointDir, 'fairprune.preprocessing.json'), 'utf8')) as {
+    outputFeatures: string[];
+    label: { classes: string[] };
+  };
   assert.deepEqual(pre.outputFeatures, ['x1', 'x2', 'x3']);
   assert.deepEqual(pre.label.classes, ['approved', 'denied']);
   const onPruned = await runSession(
-    request(path.join(pointDir, 'model.json'), csv, path.join(dir, 'on-pruned'), { features: undefined, ignore: undefined, sparsities: [0.5], losses: ['ce'], epochs: 1, reuseSplitFrom: sessionDir, splitColumn: undefined }),
+    request(path.join(pointDir, 'model.json'), csv, path.join(dir, 'on-pruned'), {
+      features: undefined,
+      ignore: undefined,
+      sparsities: [0.5],
+      losses: ['ce'],
+      epochs: 1,
+      reuseSplitFrom: sessionDir,
+      splitColumn: undefined,
+    }),
     {},
   );
   assert.equal(onPruned.dense!.accuracy.value, point.evaluation.accuracy.value);
-  assert.deepEqual(onPruned.dense!.groups.map((g) => g.accuracy.value), point.evaluation.groups.map((g) => g.accuracy.value));
+  assert.deepEqual(
+    onPruned.dense!.groups.map((g) => g.accuracy.value),
+    point.evaluation.groups.map((g) => g.accuracy.value),
+  );
 });
 
 test('cancel keeps the finished points and marks the session cancelled', async () => {
@@ -201,8 +246,14 @@ test('bad input fails before any session folder is made, naming the column', asy
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir, 200);
   const out = path.join(dir, 'out');
-  await assert.rejects(runSession(request(modelPath, csv, out, { groups: ['regoin'] })), (e: unknown) => e instanceof UserError && /regoin/.test((e as Error).message));
-  await assert.rejects(runSession(request(modelPath, csv, out, { features: ['x1', 'x2'] })), (e: unknown) => e instanceof UserError && /2/.test((e as Error).message) && /3/.test((e as Error).message));
+  await assert.rejects(
+    runSession(request(modelPath, csv, out, { groups: ['regoin'] })),
+    (e: unknown) => e instanceof UserError && /regoin/.test((e as Error).message),
+  );
+  await assert.rejects(
+    runSession(request(modelPath, csv, out, { features: ['x1', 'x2'] })),
+    (e: unknown) => e instanceof UserError && /2/.test((e as Error).message) && /3/.test((e as Error).message),
+  );
   assert.ok(!fs.existsSync(path.join(out, 'sessions')) || fs.readdirSync(path.join(out, 'sessions')).length === 0);
 });
 
@@ -238,29 +289,35 @@ test('the engine child process streams typed events and stops on cancel', async 
   const engine = path.join(repoRoot, 'out', 'src', 'engine', 'main.js');
   const ownGroupBefore = autogroup(process.pid);
   const run = (cancelAfterFirstPoint: boolean, detached = false) =>
-    new Promise<{ code: number | null; messages: EngineMessage[]; priorities: number[]; group?: string }>((resolve, reject) => {
-      // detached: a session of its own, as the extension host starts it
-      const child = fork(engine, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached });
-      let group: string | undefined;
-      const messages: EngineMessage[] = [];
-      const priorities: number[] = [];
-      const early = new Set<number>();
-      child.on('message', (m: EngineMessage) => {
-        messages.push(m);
-        // Threads that exist when the session starts are Node's and V8's own (started before the engine
-        // lowered its priority); every thread made after it, the sweep's workers included, and the
-        // main thread must run below normal.
-        if (m.type === 'event' && m.event.type === 'started') for (const tid of threadPriorities(child.pid!).keys()) if (tid !== child.pid) early.add(tid);
-        if (m.type === 'event' && m.event.type === 'progress' && m.event.phase === 'finetune') {
-          for (const [tid, nice] of threadPriorities(child.pid!)) if (!early.has(tid)) priorities.push(nice);
-          group ??= autogroup(child.pid!);
-        }
-        if (cancelAfterFirstPoint && m.type === 'event' && m.event.type === 'point') child.send({ type: 'cancel' });
-      });
-      child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, messages, priorities, group }));
-      child.send({ type: 'run', request: request(modelPath, csv, path.join(dir, 'engine-out'), { sparsities: [0.5, 0.8, 0.9], epochs: 2 }) });
-    });
+    new Promise<{ code: number | null; messages: EngineMessage[]; priorities: number[]; group?: string }>(
+      (resolve, reject) => {
+        // detached: a session of its own, as the extension host starts it
+        const child = fork(engine, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached });
+        let group: string | undefined;
+        const messages: EngineMessage[] = [];
+        const priorities: number[] = [];
+        const early = new Set<number>();
+        child.on('message', (m: EngineMessage) => {
+          messages.push(m);
+          // Threads that exist when the session starts are Node's and V8's own (started before the engine
+          // lowered its priority); every thread made after it, the sweep's workers included, and the
+          // main thread must run below normal.
+          if (m.type === 'event' && m.event.type === 'started')
+            for (const tid of threadPriorities(child.pid!).keys()) if (tid !== child.pid) early.add(tid);
+          if (m.type === 'event' && m.event.type === 'progress' && m.event.phase === 'finetune') {
+            for (const [tid, nice] of threadPriorities(child.pid!)) if (!early.has(tid)) priorities.push(nice);
+            group ??= autogroup(child.pid!);
+          }
+          if (cancelAfterFirstPoint && m.type === 'event' && m.event.type === 'point') child.send({ type: 'cancel' });
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => resolve({ code, messages, priorities, group }));
+        child.send({
+          type: 'run',
+          request: request(modelPath, csv, path.join(dir, 'engine-out'), { sparsities: [0.5, 0.8, 0.9], epochs: 2 }),
+        });
+      },
+    );
   const done = await run(false);
   assert.equal(done.code, 0);
   const events = done.messages.flatMap((m) => (m.type === 'event' ? [m.event] : []));

@@ -6,7 +6,13 @@ test('StallWatch: a late tick is a stall, labelled with the last mark; handlers 
   let now = 1000;
   let run = 0;
   let wait = 0;
-  const w = new StallWatch(30, 10, () => now, 2, () => ({ runMs: run, waitMs: wait }));
+  const w = new StallWatch(
+    30,
+    10,
+    () => now,
+    2,
+    () => ({ runMs: run, waitMs: wait }),
+  );
   w.start();
   w.stop(); // no timer in this test: ticks are driven by hand
   const tick = (ms: number) => {
@@ -35,7 +41,7 @@ test('StallWatch: a late tick is a stall, labelled with the last mark; handlers 
   assert.deepEqual(w.slowestHandlers(), [{ what: 'a point event', ms: 45, atMs: 82 }]);
   assert.equal(
     w.summary(),
-    "event-loop stalls over 30 ms: 100 ms at 0.2 s (after a progress (finetune) event; ran 90 ms, waited 0 ms for a core, 10 ms neither (blocked, or the machine paused), 70 ms in GC), " +
+    'event-loop stalls over 30 ms: 100 ms at 0.2 s (after a progress (finetune) event; ran 90 ms, waited 0 ms for a core, 10 ms neither (blocked, or the machine paused), 70 ms in GC), ' +
       "50 ms at 0.0 s (after starting the engine process; ran 0 ms, waited 45 ms for a core, 5 ms neither (blocked, or the machine paused)); Fair Prune's slowest handlers: a point event 45.0 ms",
   );
 });
@@ -54,7 +60,10 @@ test('StallWatch: a real timer sees a blocked event loop', async () => {
   // among the kept stalls, marked as after 'busy', even when the machine added stalls of its own.
   const busy = w.longestStalls().find((s) => s.after === 'busy' && s.ms >= 80);
   assert.ok(busy, JSON.stringify(w.longestStalls()));
-  assert.ok(w.slowestHandlers().some((h) => h.what === 'busy' && h.ms >= 120), JSON.stringify(w.slowestHandlers()));
+  assert.ok(
+    w.slowestHandlers().some((h) => h.what === 'busy' && h.ms >= 120),
+    JSON.stringify(w.slowestHandlers()),
+  );
   const idle = new StallWatch(30, 10);
   idle.start();
   idle.stop();

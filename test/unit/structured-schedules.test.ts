@@ -23,7 +23,8 @@ test('gradual schedule follows s_f + (s_i − s_f)(1 − (t − t_b)/(t_e − t_
   const s = gradualSchedule({ begin: 0.1, end: 0.6, frequency: 10, power: 3 });
   const total = 100; // t_b = 10, t_e = 60
   const expect = (t: number) => (t < 10 ? 0 : t >= 60 ? 0.8 : 0.8 + (0 - 0.8) * Math.pow(1 - (t - 10) / 50, 3));
-  for (const t of [0, 5, 10, 20, 30, 45, 59, 60, 99]) assert.ok(Math.abs(s.sparsityAt(t, total, 0.8) - expect(t)) < 1e-12, `step ${t}`);
+  for (const t of [0, 5, 10, 20, 30, 45, 59, 60, 99])
+    assert.ok(Math.abs(s.sparsityAt(t, total, 0.8) - expect(t)) < 1e-12, `step ${t}`);
   assert.ok(Math.abs(s.sparsityAt(20, total, 0.8) - (0.8 - 0.8 * 0.8 ** 3)) < 1e-12);
   const updates = Array.from({ length: total }, (_, t) => t).filter((t) => s.updatesAt(t, total));
   assert.deepEqual(updates, [10, 20, 30, 40, 50, 60]);
@@ -42,25 +43,46 @@ test('iterative schedule: equal rounds every n steps, then holds', () => {
   const s = iterativeSchedule({ every: 5, rounds: 4 });
   const updates = Array.from({ length: 40 }, (_, t) => t).filter((t) => s.updatesAt(t, 40));
   assert.deepEqual(updates, [0, 5, 10, 15]);
-  assert.deepEqual([0, 4, 5, 10, 15, 39].map((t) => s.sparsityAt(t, 40, 0.8)), [0.2, 0.2, 0.4, 0.6000000000000001, 0.8, 0.8]);
+  assert.deepEqual(
+    [0, 4, 5, 10, 15, 39].map((t) => s.sparsityAt(t, 40, 0.8)),
+    [0.2, 0.2, 0.4, 0.6000000000000001, 0.8, 0.8],
+  );
 });
 
 test('schedule options are checked with the option named', () => {
-  assert.throws(() => normalizeSchedule({ name: 'gradual', begin: 0.5, end: 0.2 }), (e: unknown) => e instanceof UserError && e.field === '--schedule-end');
-  assert.throws(() => normalizeSchedule({ name: 'sometimes' }), (e: unknown) => e instanceof UserError && e.field === '--schedule');
+  assert.throws(
+    () => normalizeSchedule({ name: 'gradual', begin: 0.5, end: 0.2 }),
+    (e: unknown) => e instanceof UserError && e.field === '--schedule-end',
+  );
+  assert.throws(
+    () => normalizeSchedule({ name: 'sometimes' }),
+    (e: unknown) => e instanceof UserError && e.field === '--schedule',
+  );
   assert.equal(scheduleByName({ name: 'one-shot' }), oneShot);
   assert.equal(scheduleByName({ name: 'gradual' }).name, 'gradual');
 });
 
 function seeded(model: tfl.LayersModel, seed: number) {
   const rng = new Rng(seed);
-  model.setWeights(model.weights.map((w) => tf.tensor(Float32Array.from({ length: w.shape.reduce((a: number, d) => a * (d as number), 1) }, () => (/variance|gamma/.test(w.originalName) ? 1 : rng.normal() * 0.4)), w.shape as number[])));
+  model.setWeights(
+    model.weights.map((w) =>
+      tf.tensor(
+        Float32Array.from({ length: w.shape.reduce((a: number, d) => a * (d as number), 1) }, () =>
+          /variance|gamma/.test(w.originalName) ? 1 : rng.normal() * 0.4,
+        ),
+        w.shape as number[],
+      ),
+    ),
+  );
 }
 
 function makeData(shape: number[], width: number, seed: number): TrainingData {
   const rng = new Rng(seed);
   const n = shape[0];
-  const x = tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape);
+  const x = tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+    shape,
+  );
   const labels = Int32Array.from({ length: n }, () => rng.int(width));
   const t = new Float32Array(n * width);
   labels.forEach((l, i) => (t[i * width + l] = 1));
@@ -90,7 +112,14 @@ const models: Record<string, { make: () => tfl.LayersModel; shape: number[] }> =
     make: () =>
       tfl.sequential({
         layers: [
-          tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+          tfl.layers.conv2d({
+            inputShape: [6, 6, 1],
+            filters: 4,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            name: 'c1',
+          }),
           tfl.layers.batchNormalization({ name: 'bn' }),
           tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
           tfl.layers.conv2d({ filters: 6, kernelSize: 2, activation: 'relu', name: 'c2' }),
@@ -119,14 +148,23 @@ for (const [modelName, spec] of Object.entries(models)) {
         seeded(model, 21);
         const data = makeData(spec.shape, 3, 22);
         const graph = analyzeModel(model);
-        const target = { metric: modelName === 'conv' ? ('flops' as const) : ('weights' as const), scope: 'layer' as const };
+        const target = {
+          metric: modelName === 'conv' ? ('flops' as const) : ('weights' as const),
+          scope: 'layer' as const,
+        };
         const pruning = new StructuredPruning(model, graph, {
           method,
           schedule: schedule(),
           target,
           finalSparsity: 0.4,
           skip: new Set(),
-          taylor: { x: data.x, targets: data.targets, weights: data.weights, indices: data.train.subarray(0, 24), task: 'multiclass' },
+          taylor: {
+            x: data.x,
+            targets: data.targets,
+            weights: data.weights,
+            indices: data.train.subarray(0, 24),
+            task: 'multiclass',
+          },
         });
         const steps = 2 * Math.ceil(data.train.length / 8);
         pruning.prepare(steps);
@@ -139,15 +177,25 @@ for (const [modelName, spec] of Object.entries(models)) {
           maskGradient: (n: string, g: tf.Tensor) => pruning.maskGradient(n, g),
           afterStep: () => pruning.afterStep(),
         };
-        await train(model, data, { task: 'multiclass', epochs: 2, batchSize: 8, learningRate: 0.01, patience: 0, seed: 3, pruning: wrapped });
+        await train(model, data, {
+          task: 'multiclass',
+          epochs: 2,
+          batchSize: 8,
+          learningRate: 0.01,
+          patience: 0,
+          seed: 3,
+          pruning: wrapped,
+        });
         assert.ok(pruning.reached >= 0.4 - 1e-9, `reached ${pruning.reached}`);
         // removal only grows over the steps
-        for (let i = 1; i < removedSizes.length; i++) removedSizes[i].forEach((n, g) => assert.ok(n >= removedSizes[i - 1][g]));
+        for (let i = 1; i < removedSizes.length; i++)
+          removedSizes[i].forEach((n, g) => assert.ok(n >= removedSizes[i - 1][g]));
         // the schedule's trajectory: targets rise to the final value, reached follows
         const traj = pruning.trajectory;
         assert.ok(traj.length >= (scheduleName === 'one-shot' ? 1 : 3));
         assert.equal(traj[traj.length - 1].target, 0.4);
-        for (let i = 1; i < traj.length; i++) assert.ok(traj[i].target >= traj[i - 1].target && traj[i].reached >= traj[i - 1].reached - 1e-12);
+        for (let i = 1; i < traj.length; i++)
+          assert.ok(traj[i].target >= traj[i - 1].target && traj[i].reached >= traj[i - 1].reached - 1e-12);
         // pruned kernel columns and biases are exactly zero after Adam
         const removed = pruning.removed();
         for (const [layer, gone] of removed) {
@@ -178,7 +226,13 @@ test('gradual schedule drives unstructured pruning too: sparsity rises over the 
   seeded(model, 31);
   const data = makeData([48, 6], 3, 32);
   const kernels = prunableKernels(model);
-  const pruning = new ScheduledPruning(kernels, PRUNING_METHODS['magnitude-layer'], gradualSchedule({ begin: 0, end: 0.5, frequency: 1, power: 3 }), 0.6, new Rng(1));
+  const pruning = new ScheduledPruning(
+    kernels,
+    PRUNING_METHODS['magnitude-layer'],
+    gradualSchedule({ begin: 0, end: 0.5, frequency: 1, power: 3 }),
+    0.6,
+    new Rng(1),
+  );
   const seen: number[] = [];
   const steps = 12;
   pruning.prepare(steps);
@@ -199,7 +253,9 @@ test('gradual schedule drives unstructured pruning too: sparsity rises over the 
     },
   });
   const s = gradualSchedule({ begin: 0, end: 0.5, frequency: 1, power: 3 });
-  seen.forEach((v, t) => assert.ok(Math.abs(v - s.sparsityAt(t, steps, 0.6)) < 0.02, `step ${t}: ${v} vs ${s.sparsityAt(t, steps, 0.6)}`));
+  seen.forEach((v, t) =>
+    assert.ok(Math.abs(v - s.sparsityAt(t, steps, 0.6)) < 0.02, `step ${t}: ${v} vs ${s.sparsityAt(t, steps, 0.6)}`),
+  );
   assert.ok(Math.abs(measuredSparsity(kernels) - 0.6) < 0.01);
   pruning.dispose();
   model.dispose();

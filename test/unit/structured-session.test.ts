@@ -20,7 +20,11 @@ async function loadSaved(dir: string): Promise<tfl.LayersModel> {
   const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
   const weights = fs.readFileSync(path.join(dir, json.weightsManifest[0].paths[0]));
   return tfl.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length) }),
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length),
+    }),
   );
 }
 
@@ -46,17 +50,35 @@ test('filter pruning in a session: the shrunk model is smaller, loads, and predi
   const { csv } = await makeFixture(dir, 400);
   const modelPath = await mlpModel(dir);
   const x = tf.tensor2d(
-    fs.readFileSync(csv, 'utf8').trim().split(/\r\n/).slice(1).map((line) => {
-      const cells = line.match(/("([^"]|"")*"|[^,]*)(,|$)/g)!.map((c) => c.replace(/,$/, ''));
-      return [Number(cells[4]), Number(cells[2]), Number(cells[7])]; // x1, x2, x3
-    }),
+    fs
+      .readFileSync(csv, 'utf8')
+      .trim()
+      .split(/\r\n/)
+      .slice(1)
+      .map((line) => {
+        const cells = line.match(/("([^"]|"")*"|[^,]*)(,|$)/g)!.map((c) => c.replace(/,$/, ''));
+        return [Number(cells[4]), Number(cells[2]), Number(cells[7])]; // x1, x2, x3
+      }),
   );
 
   for (const extra of [
-    { method: 'taylor-filter' as const, schedule: { name: 'gradual' as const, begin: 0, end: 0.5, frequency: 3, power: 3 }, target: { metric: 'flops' as const, scope: 'global' as const }, losses: ['pw' as const] },
-    { method: 'l1-filter' as const, schedule: { name: 'iterative' as const, frequency: 4, rounds: 2 }, losses: ['ce' as const], sensitivityLevels: [0.25, 0.5], sensitivityTolerance: 0.05 },
+    {
+      method: 'taylor-filter' as const,
+      schedule: { name: 'gradual' as const, begin: 0, end: 0.5, frequency: 3, power: 3 },
+      target: { metric: 'flops' as const, scope: 'global' as const },
+      losses: ['pw' as const],
+    },
+    {
+      method: 'l1-filter' as const,
+      schedule: { name: 'iterative' as const, frequency: 4, rounds: 2 },
+      losses: ['ce' as const],
+      sensitivityLevels: [0.25, 0.5],
+      sensitivityTolerance: 0.05,
+    },
   ]) {
-    const results = await runSession(request(modelPath, csv, path.join(dir, `fp-${extra.method}`), { sparsities: [0.5], epochs: 2, ...extra }));
+    const results = await runSession(
+      request(modelPath, csv, path.join(dir, `fp-${extra.method}`), { sparsities: [0.5], epochs: 2, ...extra }),
+    );
     assert.equal(results.status, 'completed');
     assert.equal(results.points.length, 1);
     const p = results.points[0];
@@ -66,7 +88,9 @@ test('filter pruning in a session: the shrunk model is smaller, loads, and predi
     assert.equal(st.layers.find((l) => l.layer === 'in16')!.kept, 16);
     assert.ok(st.reached >= 0.5 - 1e-9, `reached ${st.reached}`);
     assert.ok(st.modelDir, 'a shrunk model was saved');
-    const sessionDir = path.dirname(path.join(dir, `fp-${extra.method}`, 'sessions', results.sessionId, 'results.json'));
+    const sessionDir = path.dirname(
+      path.join(dir, `fp-${extra.method}`, 'sessions', results.sessionId, 'results.json'),
+    );
     const masked = await loadSaved(path.join(sessionDir, p.modelDir));
     const shrunk = await loadSaved(path.join(sessionDir, st.modelDir!));
     for (const l of st.layers) {
@@ -75,7 +99,9 @@ test('filter pruning in a session: the shrunk model is smaller, loads, and predi
     }
     assert.ok(fs.existsSync(path.join(sessionDir, st.modelDir!, 'model.json')));
     // equal predictions (probabilities, output activation included) within float tolerance
-    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(masked.predict(x) as tf.Tensor, shrunk.predict(x) as tf.Tensor))).dataSync()[0]);
+    const diff = tf.tidy(
+      () => tf.max(tf.abs(tf.sub(masked.predict(x) as tf.Tensor, shrunk.predict(x) as tf.Tensor))).dataSync()[0],
+    );
     assert.ok(diff < 1e-5, `saved shrunk vs masked: ${diff}`);
     // FLOPs and parameters: recorded values equal a recount of the saved files
     // By hand, per sample: a Dense layer of i inputs and u units costs 2·i·u multiply-adds, u bias adds and
@@ -86,7 +112,10 @@ test('filter pruning in a session: the shrunk model is smaller, loads, and predi
     const kept = (layer: string, units: number) => st.layers.find((l) => l.layer === layer)?.kept ?? units;
     const [k16, k12, k10] = [kept('in16', 16), kept('mid12', 12), kept('mid10', 10)];
     assert.equal(k16, 16);
-    assert.equal(p.cost!.flopsAfter, 2 * 3 * k16 + 2 * k16 + (2 * k16 * k12 + 2 * k12) + (2 * k12 * k10 + 2 * k10) + (2 * k10 + 1));
+    assert.equal(
+      p.cost!.flopsAfter,
+      2 * 3 * k16 + 2 * k16 + (2 * k16 * k12 + 2 * k12) + (2 * k12 * k10 + 2 * k10) + (2 * k10 + 1),
+    );
     assert.ok(p.cost!.flopsAfter < p.cost!.flopsBefore);
     assert.equal(p.cost!.parametersAfter, shrunk.countParams());
     assert.equal(p.cost!.parametersBefore, masked.countParams());
@@ -102,7 +131,10 @@ test('filter pruning in a session: the shrunk model is smaller, loads, and predi
     if (extra.sensitivityLevels) {
       const sv = results.sensitivity!;
       assert.equal(sv.split, 'validation');
-      assert.deepEqual(sv.rows.map((r) => `${r.layer}@${r.level}`), ['mid12@0.25', 'mid12@0.5', 'mid10@0.25', 'mid10@0.5']);
+      assert.deepEqual(
+        sv.rows.map((r) => `${r.layer}@${r.level}`),
+        ['mid12@0.25', 'mid12@0.5', 'mid10@0.25', 'mid10@0.5'],
+      );
       assert.ok(sv.allocation && Object.keys(sv.allocation).length === 2);
     }
     masked.dispose();
@@ -116,7 +148,13 @@ test('a sensitivity scan is refused with a global scope (it would be ignored) an
   const { csv, modelPath } = await makeFixture(dir, 300);
   const out = path.join(dir, '.fairprune');
   await assert.rejects(
-    runSession(request(modelPath, csv, out, { method: 'l1-filter', target: { metric: 'weights', scope: 'global' }, sensitivityLevels: [0.5] })),
+    runSession(
+      request(modelPath, csv, out, {
+        method: 'l1-filter',
+        target: { metric: 'weights', scope: 'global' },
+        sensitivityLevels: [0.5],
+      }),
+    ),
     (e: unknown) => e instanceof UserError && e.field === '--scope' && /--scope layer/.test(e.message),
   );
   await assert.rejects(

@@ -35,7 +35,11 @@ function seededWeights(model: tfl.LayersModel, seed: number): void {
       const n = w.shape.reduce((a: number, d) => a * (d as number), 1);
       const name = w.originalName;
       const v = Float32Array.from({ length: n }, () =>
-        /moving_variance$/.test(name) ? 0.5 + rng.next() : /gamma$/.test(name) ? 0.5 + rng.next() : rng.normal() * (/bias|beta|moving_mean/.test(name) ? 0.3 : 0.5),
+        /moving_variance$/.test(name)
+          ? 0.5 + rng.next()
+          : /gamma$/.test(name)
+            ? 0.5 + rng.next()
+            : rng.normal() * (/bias|beta|moving_mean/.test(name) ? 0.3 : 0.5),
       );
       return tf.tensor(v, w.shape as number[]);
     }),
@@ -45,7 +49,14 @@ function seededWeights(model: tfl.LayersModel, seed: number): void {
 function convModel(seed = 1): tfl.LayersModel {
   const m = tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+      tfl.layers.conv2d({
+        inputShape: [6, 6, 2],
+        filters: 3,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: 'c1',
+      }),
       tfl.layers.batchNormalization({ name: 'bn1' }),
       tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
       tfl.layers.conv2d({ filters: 4, kernelSize: 2, padding: 'valid', activation: 'relu', name: 'c2' }),
@@ -74,14 +85,24 @@ function mlp(seed = 2): tfl.LayersModel {
 function randomX(shape: number[], seed: number): tf.Tensor {
   const rng = new Rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.normal()),
+    shape,
+  );
 }
 
 test('FLOPs and parameters match hand-computed counts, before and after removing a filter', async () => {
   await useCpu();
   const m = tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+      tfl.layers.conv2d({
+        inputShape: [6, 6, 2],
+        filters: 3,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: 'c1',
+      }),
       tfl.layers.batchNormalization({ name: 'bn1' }),
       tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
       tfl.layers.flatten({ name: 'flat' }),
@@ -125,8 +146,14 @@ test('graph analysis: groups, followers, flatten positions, and residual Add lef
   assert.equal(g.groups.length, 2);
   const [c1, c2] = g.groups;
   assert.deepEqual(c1.followers, ['bn1']);
-  assert.deepEqual(c1.consumers.map((c) => [c.layer, c.mode, c.positions, c.constant]), [['c2', 'conv', 1, 0]]);
-  assert.deepEqual(c2.consumers.map((c) => [c.layer, c.mode, c.positions]), [['out', 'dense', 4]]);
+  assert.deepEqual(
+    c1.consumers.map((c) => [c.layer, c.mode, c.positions, c.constant]),
+    [['c2', 'conv', 1, 0]],
+  );
+  assert.deepEqual(
+    c2.consumers.map((c) => [c.layer, c.mode, c.positions]),
+    [['out', 'dense', 4]],
+  );
   assert.ok(c1.shrinkable && c2.shrinkable);
 
   const inp = tfl.input({ shape: [4] });
@@ -143,7 +170,10 @@ test('graph analysis: groups, followers, flatten positions, and residual Add lef
   }
   const shr = await shrinkModel(res, rg, new Map([['a', [0]]]));
   assert.equal(shr.kept.size, 0);
-  assert.deepEqual(shr.maskedOnly.map((x) => x.layer), ['a']);
+  assert.deepEqual(
+    shr.maskedOnly.map((x) => x.layer),
+    ['a'],
+  );
   shr.model.dispose();
   m.dispose();
   res.dispose();
@@ -175,11 +205,26 @@ test('shrinking equivalence: conv + batch norm + pooling + flatten→dense; the 
   await useCpu();
   const m = convModel(3);
   const x = randomX([16, 6, 6, 2], 4);
-  const small = await checkShrinkEquivalence(m, new Map([['c1', [1]], ['c2', [0, 2]]]), x);
+  const small = await checkShrinkEquivalence(
+    m,
+    new Map([
+      ['c1', [1]],
+      ['c2', [0, 2]],
+    ]),
+    x,
+  );
   assert.deepEqual(small.getLayer('out').getWeights()[0].shape, [8, 2]); // 2×2 positions × 2 filters kept
   assert.deepEqual(small.getLayer('bn1').getWeights()[0].shape, [2]);
   // the shrunk topology is an ordinary model that round-trips through JSON
-  const again = await tfl.models.modelFromJSON({ modelTopology: shrinkTopology(m.toJSON(null, false) as Record<string, unknown>, new Map([['c1', 2], ['c2', 2]])) } as never);
+  const again = await tfl.models.modelFromJSON({
+    modelTopology: shrinkTopology(
+      m.toJSON(null, false) as Record<string, unknown>,
+      new Map([
+        ['c1', 2],
+        ['c2', 2],
+      ]),
+    ),
+  } as never);
   assert.deepEqual(again.outputs[0].shape, [null, 2]);
   again.dispose();
   small.dispose();
@@ -187,13 +232,20 @@ test('shrinking equivalence: conv + batch norm + pooling + flatten→dense; the 
   x.dispose();
 });
 
-test('shrinking equivalence: dense MLP with a sigmoid layer, the pruned units\' constant 0.5 folded into the next bias', async () => {
+test("shrinking equivalence: dense MLP with a sigmoid layer, the pruned units' constant 0.5 folded into the next bias", async () => {
   await useCpu();
   const m = mlp(5);
   const x = randomX([32, 5], 6);
   const graph = analyzeModel(m);
   assert.equal(graph.groups[1].consumers[0].constant, 0.5);
-  const small = await checkShrinkEquivalence(m, new Map([['h1', [0, 3, 7]], ['h2', [1, 2]]]), x);
+  const small = await checkShrinkEquivalence(
+    m,
+    new Map([
+      ['h1', [0, 3, 7]],
+      ['h2', [1, 2]],
+    ]),
+    x,
+  );
   assert.deepEqual(small.getLayer('out').getWeights()[0].shape, [4, 3]);
   small.dispose();
   m.dispose();
@@ -219,13 +271,27 @@ test('Taylor scores: the mean over samples of |a·∂L_i/∂a| before batch norm
     const scores = taylorScores(m, graph.groups, { x, targets, weights, indices, task: 'multiclass' });
     // Each sample's own weighted loss w_i · CE_i, all samples in one pass.
     const perSample = () =>
-      tf.tidy(() => tf.mul(softCrossEntropy('multiclass', m.apply(x, { training: false }) as tf.Tensor2D, targets), weights).dataSync() as Float32Array);
+      tf.tidy(
+        () =>
+          tf
+            .mul(softCrossEntropy('multiclass', m.apply(x, { training: false }) as tf.Tensor2D, targets), weights)
+            .dataSync() as Float32Array,
+      );
     const eps = 1e-2;
     let checked = 0;
     graph.groups.forEach((g, gi) => {
       // Scaling the channel by (1 + ε) before any batch norm: its kernel column and bias in the producer.
-      const vars = ['kernel', 'bias'].map((suffix) => m.getLayer(g.producer).weights.find((w) => w.originalName.endsWith(`/${suffix}`))!.read() as tf.Variable);
-      assert.deepEqual(channelScaleWeights(m, g).map((v) => v.name), vars.map((v) => v.name));
+      const vars = ['kernel', 'bias'].map(
+        (suffix) =>
+          m
+            .getLayer(g.producer)
+            .weights.find((w) => w.originalName.endsWith(`/${suffix}`))!
+            .read() as tf.Variable,
+      );
+      assert.deepEqual(
+        channelScaleWeights(m, g).map((v) => v.name),
+        vars.map((v) => v.name),
+      );
       for (let c = 0; c < g.channels; c++) {
         const orig = vars.map((v) => tf.keep(tf.clone(v)));
         const scaled = (f: number) => {
@@ -244,7 +310,10 @@ test('Taylor scores: the mean over samples of |a·∂L_i/∂a| before batch norm
         vars.forEach((v, i) => v.assign(orig[i]));
         orig.forEach((o) => o.dispose());
         const maxScore = Math.max(...scores[gi]);
-        assert.ok(Math.abs(scores[gi][c] - fd) <= 3e-3 * maxScore + 2e-5, `${g.producer}[${c}]: taylor ${scores[gi][c]} vs finite difference ${fd}`);
+        assert.ok(
+          Math.abs(scores[gi][c] - fd) <= 3e-3 * maxScore + 2e-5,
+          `${g.producer}[${c}]: taylor ${scores[gi][c]} vs finite difference ${fd}`,
+        );
         checked++;
       }
     });
@@ -274,7 +343,8 @@ test('L1 scores are mean |w| per filter, and selection removes the smallest firs
       const sel = selectChannels(m, graph, graph.groups, scores, { metric, scope }, 0.4);
       const kept = new Map(graph.groups.map((g) => [g.producer, g.channels - sel.removed.get(g.producer)!.length]));
       const after = countCost(m, graph, kept);
-      const reached = metric === 'flops' ? 1 - after.flops / base.flops : 1 - after.prunableParameters / base.prunableParameters;
+      const reached =
+        metric === 'flops' ? 1 - after.flops / base.flops : 1 - after.prunableParameters / base.prunableParameters;
       assert.ok(Math.abs(reached - sel.reached) < 1e-12);
       assert.ok(sel.reached >= 0.4, `${metric}/${scope} reached ${sel.reached}`);
       // removing one channel fewer anywhere would miss the target, so it did not overshoot by a whole layer
@@ -308,9 +378,19 @@ test('sensitivity scan: one row per layer and level, weights restored, allocatio
   const pred = tf.tidy(() => tf.argMax(m.apply(x) as tf.Tensor, -1).dataSync() as Int32Array);
   const labels = Int32Array.from(pred); // the dense model is right everywhere
   const groupIds = Int32Array.from({ length: n }, (_, i) => i % 2);
-  const data = { x, indices: Int32Array.from({ length: n }, (_, i) => i), labels, groupIds, numGroups: 2, task: 'multiclass' as const };
+  const data = {
+    x,
+    indices: Int32Array.from({ length: n }, (_, i) => i),
+    labels,
+    groupIds,
+    numGroups: 2,
+    task: 'multiclass' as const,
+  };
   const rows = sensitivityScan(m, graph, graph.groups, l1Scores(m, graph.groups), [0.25, 0.75], data);
-  assert.deepEqual(rows.map((r) => `${r.layer}@${r.level}`), ['h1@0.25', 'h1@0.75', 'h2@0.25', 'h2@0.75']);
+  assert.deepEqual(
+    rows.map((r) => `${r.layer}@${r.level}`),
+    ['h1@0.25', 'h1@0.75', 'h2@0.25', 'h2@0.75'],
+  );
   for (const r of rows) assert.ok(r.worstGroupAccuracy <= r.accuracy + 1e-12 && r.accuracy <= 1);
   m.getWeights().forEach((w, i) => assert.deepEqual(Array.from(w.dataSync()), before[i]));
   const alloc = allocationFromScan(rows, { worstGroupAccuracy: 1 }, 0.05);
@@ -327,18 +407,28 @@ test('skip layers: first/last/none resolve, an unknown name is a UserError namin
   assert.deepEqual([...skipSet(['first', 'none', 'b'], ['a', 'b', 'c'], 'm.json')], ['b']);
   assert.throws(
     () => skipSet(['nope'], ['a', 'b'], 'm.json'),
-    (e: unknown) => e instanceof UserError && e.field === '--skip-layers' && /nope/.test(e.message) && /a, b/.test(e.message),
+    (e: unknown) =>
+      e instanceof UserError && e.field === '--skip-layers' && /nope/.test(e.message) && /a, b/.test(e.message),
   );
 });
 
 test('latency sentence says plainly whether speed changed and why', () => {
   const base = { backend: 'wasm', batchSize: 64 };
-  const unstructured = latencySentence({ ...base, denseMs: 5, prunedMs: 5.1, speedup: 5 / 5.1 }, { flopsBefore: 100, flopsAfter: 100, structured: false, shrunk: false });
+  const unstructured = latencySentence(
+    { ...base, denseMs: 5, prunedMs: 5.1, speedup: 5 / 5.1 },
+    { flopsBefore: 100, flopsAfter: 100, structured: false, shrunk: false },
+  );
   assert.match(unstructured, /^Speed did not change/);
   assert.match(unstructured, /no sparse kernels/);
-  const faster = latencySentence({ ...base, denseMs: 6, prunedMs: 3, speedup: 2 }, { flopsBefore: 100, flopsAfter: 40, structured: true, shrunk: true });
+  const faster = latencySentence(
+    { ...base, denseMs: 6, prunedMs: 3, speedup: 2 },
+    { flopsBefore: 100, flopsAfter: 40, structured: true, shrunk: true },
+  );
   assert.match(faster, /2\.0× faster/);
   assert.match(faster, /60% fewer FLOPs/);
-  const same = latencySentence({ ...base, denseMs: 1, prunedMs: 0.98, speedup: 1.02 }, { flopsBefore: 100, flopsAfter: 70, structured: true, shrunk: true });
+  const same = latencySentence(
+    { ...base, denseMs: 1, prunedMs: 0.98, speedup: 1.02 },
+    { flopsBefore: 100, flopsAfter: 70, structured: true, shrunk: true },
+  );
   assert.match(same, /did not change measurably/);
 });

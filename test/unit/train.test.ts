@@ -17,7 +17,11 @@ function blobs(n: number, seed: number) {
   const rng = new Rng(seed);
   const x = new Float32Array(n * 2);
   const labels = new Int32Array(n);
-  const centres = [[-2, 0], [2, 0], [0, 2.5]];
+  const centres = [
+    [-2, 0],
+    [2, 0],
+    [0, 2.5],
+  ];
   for (let i = 0; i < n; i++) {
     const c = i % 3;
     labels[i] = c;
@@ -41,7 +45,12 @@ function setup(n = 600, seed = 3) {
   };
   const model = tfl.sequential({
     layers: [
-      tfl.layers.dense({ inputShape: [2], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+      tfl.layers.dense({
+        inputShape: [2],
+        units: 16,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+      }),
       tfl.layers.dense({ units: 3, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
     ],
   });
@@ -95,7 +104,12 @@ test('dropout and Gaussian noise are seeded by the run: the same seed gives the 
       const { data, dispose } = setup();
       const model = tfl.sequential({
         layers: [
-          tfl.layers.dense({ inputShape: [2], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+          tfl.layers.dense({
+            inputShape: [2],
+            units: 16,
+            activation: 'relu',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+          }),
           tfl.layers.dropout({ rate: 0.5 }),
           tfl.layers.gaussianNoise({ stddev: 0.1 }),
           tfl.layers.dense({ units: 3, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
@@ -149,7 +163,16 @@ test('cancellation stops between steps with a CancelledError and frees the optim
   const controller = new AbortController();
   let steps = 0;
   await assert.rejects(
-    train(model, data, { ...opts, epochs: 50, signal: controller.signal, progressInterval: 0, onProgress: (p) => { steps = p.step; if (p.step >= 5) controller.abort(); } }),
+    train(model, data, {
+      ...opts,
+      epochs: 50,
+      signal: controller.signal,
+      progressInterval: 0,
+      onProgress: (p) => {
+        steps = p.step;
+        if (p.step >= 5) controller.abort();
+      },
+    }),
     CancelledError,
   );
   assert.ok(steps >= 5 && steps < 10, `stopped after ${steps} steps`);
@@ -163,7 +186,10 @@ test('early stopping keeps the best validation weights', async () => {
   // a learning rate so high that the loss gets worse after the first epochs
   const summary = await train(model, data, { ...opts, epochs: 30, learningRate: 0.5, patience: 2 });
   const now = evaluateLoss(model, 'multiclass', data, data.validation);
-  assert.ok(Math.abs(now.loss - summary.validationLoss!) < 1e-5, `restored weights score the reported best (${now.loss} vs ${summary.validationLoss})`);
+  assert.ok(
+    Math.abs(now.loss - summary.validationLoss!) < 1e-5,
+    `restored weights score the reported best (${now.loss} vs ${summary.validationLoss})`,
+  );
   // the loss gets worse after the first epochs, so patience 2 ends the run long before epoch 30:
   // at least one epoch to set the best and two without improvement
   assert.equal(summary.stoppedEarly, true);
@@ -174,7 +200,8 @@ test('early stopping keeps the best validation weights', async () => {
 test('progress reports step, loss, samples/s and time left', async () => {
   await useCpu();
   const { data, model, dispose } = setup(200);
-  const seen: Array<{ step: number; steps: number; samplesPerSecond: number; secondsLeft: number; trainLoss: number }> = [];
+  const seen: Array<{ step: number; steps: number; samplesPerSecond: number; secondsLeft: number; trainLoss: number }> =
+    [];
   await train(model, data, { ...opts, epochs: 2, progressInterval: 0, onProgress: (p) => seen.push(p) });
   const last = seen[seen.length - 1];
   assert.equal(last.step, last.steps);
@@ -220,7 +247,13 @@ test('a gradual schedule plugs into the loop unchanged: masks follow the schedul
   pruning.prepare(0);
   seen.push([0, measuredSparsity(kernels)]);
   const steps = Math.ceil(data.train.length / 32) * 2; // 16 steps
-  await train(model, data, { ...opts, epochs: 2, pruning, progressInterval: 0, onProgress: (p) => seen.push([p.step, measuredSparsity(kernels)]) });
+  await train(model, data, {
+    ...opts,
+    epochs: 2,
+    pruning,
+    progressInterval: 0,
+    onProgress: (p) => seen.push([p.step, measuredSparsity(kernels)]),
+  });
   assert.equal(seen[0][1].toFixed(2), '0.20');
   assert.equal(seen.find(([s]) => s === 6)![1].toFixed(2), '0.40'); // step index 5 updated before the 6th step
   assert.equal(seen[seen.length - 1][0], steps);
@@ -261,8 +294,15 @@ test('on wasm (heap Adam, host loss, heap kernels): the loop learns, is reproduc
   const w = setup();
   const wasmSummary = await train(w.model, w.data, { ...opts, epochs: 2, seed: 1 });
   w.dispose();
-  assert.ok(Math.abs(wasmSummary.finalTrainLoss - cpuSummary.finalTrainLoss) < 1e-4 * cpuSummary.finalTrainLoss, `${wasmSummary.finalTrainLoss} vs ${cpuSummary.finalTrainLoss}`);
-  runs[0].forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - cpuWeights[i][j]) < 1e-4, `weight ${i}[${j}]: wasm ${x}, cpu ${cpuWeights[i][j]}`)));
+  assert.ok(
+    Math.abs(wasmSummary.finalTrainLoss - cpuSummary.finalTrainLoss) < 1e-4 * cpuSummary.finalTrainLoss,
+    `${wasmSummary.finalTrainLoss} vs ${cpuSummary.finalTrainLoss}`,
+  );
+  runs[0].forEach((v, i) =>
+    v.forEach((x, j) =>
+      assert.ok(Math.abs(x - cpuWeights[i][j]) < 1e-4, `weight ${i}[${j}]: wasm ${x}, cpu ${cpuWeights[i][j]}`),
+    ),
+  );
 
   const p = setup(300);
   const kernels = prunableKernels(p.model);
@@ -288,7 +328,14 @@ test('on wasm: a small CNN (conv, max pool, dense; binary task) trains like on c
   const x = new Float32Array(n * 8 * 8 * 2);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
-  const t = lossTargets('pw-weight-only', 'binary', labels, 1, Float64Array.from(labels, (l) => (l ? 0.7 : 0.4)), { minWeight: 0.5, gamma: 2 });
+  const t = lossTargets(
+    'pw-weight-only',
+    'binary',
+    labels,
+    1,
+    Float64Array.from(labels, (l) => (l ? 0.7 : 0.4)),
+    { minWeight: 0.5, gamma: 2 },
+  );
   const run = async () => {
     const data: TrainingData = {
       x: tf.tensor4d(x, [n, 8, 8, 2]),
@@ -300,13 +347,27 @@ test('on wasm: a small CNN (conv, max pool, dense; binary task) trains like on c
     };
     const model = tfl.sequential({
       layers: [
-        tfl.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+        tfl.layers.conv2d({
+          inputShape: [8, 8, 2],
+          filters: 4,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+        }),
         tfl.layers.maxPooling2d({ poolSize: 2 }),
         tfl.layers.flatten(),
         tfl.layers.dense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
       ],
     });
-    const summary = await train(model, data, { task: 'binary', epochs: 2, batchSize: 16, learningRate: 0.01, patience: 0, seed: 3 });
+    const summary = await train(model, data, {
+      task: 'binary',
+      epochs: 2,
+      batchSize: 16,
+      learningRate: 0.01,
+      patience: 0,
+      seed: 3,
+    });
     const weights = weightsOf(model);
     model.dispose();
     tf.dispose([data.x, data.targets, data.weights]);
@@ -317,6 +378,13 @@ test('on wasm: a small CNN (conv, max pool, dense; binary task) trains like on c
   await initBackend('wasm');
   const wasm = await run();
   await useCpu();
-  assert.ok(Math.abs(wasm.summary.finalTrainLoss - cpu.summary.finalTrainLoss) < 1e-4 * cpu.summary.finalTrainLoss, `${wasm.summary.finalTrainLoss} vs ${cpu.summary.finalTrainLoss}`);
-  wasm.weights.forEach((v, i) => v.forEach((w, j) => assert.ok(Math.abs(w - cpu.weights[i][j]) < 1e-4, `weight ${i}[${j}]: wasm ${w}, cpu ${cpu.weights[i][j]}`)));
+  assert.ok(
+    Math.abs(wasm.summary.finalTrainLoss - cpu.summary.finalTrainLoss) < 1e-4 * cpu.summary.finalTrainLoss,
+    `${wasm.summary.finalTrainLoss} vs ${cpu.summary.finalTrainLoss}`,
+  );
+  wasm.weights.forEach((v, i) =>
+    v.forEach((w, j) =>
+      assert.ok(Math.abs(w - cpu.weights[i][j]) < 1e-4, `weight ${i}[${j}]: wasm ${w}, cpu ${cpu.weights[i][j]}`),
+    ),
+  );
 });

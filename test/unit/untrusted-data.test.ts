@@ -27,7 +27,14 @@ test('a Latin-1 CSV (groups Björk and Bjärk) stops with the row, the byte offs
   latin1Csv(csv);
   const bytes = fs.readFileSync(csv);
   const offset = bytes.indexOf(0xe4); // 'ä' in Latin-1, first on data row 1 (Bjärk)
-  assert.throws(() => readCsvFile(csv), expectUserError(new RegExp(`people\\.csv, row 1: byte ${offset} \\(line 2\\) is not UTF-8 \\(bytes e4 72 6b 2c\\).*Fix: save it as UTF-8`)));
+  assert.throws(
+    () => readCsvFile(csv),
+    expectUserError(
+      new RegExp(
+        `people\\.csv, row 1: byte ${offset} \\(line 2\\) is not UTF-8 \\(bytes e4 72 6b 2c\\).*Fix: save it as UTF-8`,
+      ),
+    ),
+  );
   assert.throws(() => readCsvHeader(csv), expectUserError(/row 1: byte \d+ \(line 2\) is not UTF-8/));
   const r = fairprune(['train', '--data', 'people.csv', ...TRAIN, '--out', 'model'], dir);
   assert.equal(r.code, 1, r.stderr);
@@ -43,7 +50,10 @@ test('a Latin-1 CSV (groups Björk and Bjärk) stops with the row, the byte offs
 test('a non-UTF-8 byte later in the file names its row; one in the header says so', () => {
   const dir = tempDir();
   const later = path.join(dir, 'later.csv');
-  fs.writeFileSync(later, Buffer.concat([Buffer.from('a,b\n1,"x\ny"\n2,z\n\n3,'), Buffer.from([0x96]), Buffer.from('\n')]));
+  fs.writeFileSync(
+    later,
+    Buffer.concat([Buffer.from('a,b\n1,"x\ny"\n2,z\n\n3,'), Buffer.from([0x96]), Buffer.from('\n')]),
+  );
   assert.throws(() => readCsvFile(later), expectUserError(/row 3: byte 19 \(line 6\) is not UTF-8 \(bytes 96 0a\)/));
   const header = path.join(dir, 'header.csv');
   fs.writeFileSync(header, Buffer.concat([Buffer.from('na'), Buffer.from([0xef, 0xbf]), Buffer.from('me\n1\n')]));
@@ -61,7 +71,8 @@ test('firstInvalidUtf8: valid text, stray bytes, cut sequences, overlong forms, 
     [[0xf4, 0x90, 0x80, 0x80], 0], // U+110000
     [[0x80], 0], // lone continuation
   ];
-  for (const [bytes, at] of cases) assert.equal(firstInvalidUtf8(Uint8Array.from(bytes)), at, bytes.map((b) => b.toString(16)).join(' '));
+  for (const [bytes, at] of cases)
+    assert.equal(firstInvalidUtf8(Uint8Array.from(bytes)), at, bytes.map((b) => b.toString(16)).join(' '));
 });
 
 test('missing-value spellings of pandas and R are missing; a NaN in a used number column is an error naming the row', async () => {
@@ -72,7 +83,8 @@ test('missing-value spellings of pandas and R are missing; a NaN in a used numbe
 
   const dir = tempDir();
   const lines = ['x,income,group,label'];
-  for (let i = 0; i < 40; i++) lines.push(`${i % 7},${i === 16 ? 'NaN' : (1000 + 37 * i).toString()},${i % 2 ? 'a' : 'b'},${i % 3 === 0 ? 1 : 0}`);
+  for (let i = 0; i < 40; i++)
+    lines.push(`${i % 7},${i === 16 ? 'NaN' : (1000 + 37 * i).toString()},${i % 2 ? 'a' : 'b'},${i % 3 === 0 ? 1 : 0}`);
   fs.writeFileSync(path.join(dir, 'nan.csv'), lines.join('\n') + '\n');
   const header = readCsvHeader(path.join(dir, 'nan.csv'));
   const income = header.summaries.find((s) => s.name === 'income')!;
@@ -80,7 +92,9 @@ test('missing-value spellings of pandas and R are missing; a NaN in a used numbe
   assert.equal(income.missing, 1);
   await assert.rejects(
     loadDatasetForTraining({ csvPath: path.join(dir, 'nan.csv'), label: 'label', groups: ['group'], seed: 1 }),
-    expectUserError(/row 17, 'income': the feature column 'income' has a missing value \('NaN'; empty, NA, N\/A, NaN, null and None all mean missing\)/),
+    expectUserError(
+      /row 17, 'income': the feature column 'income' has a missing value \('NaN'; empty, NA, N\/A, NaN, null and None all mean missing\)/,
+    ),
   );
   const r = fairprune(['train', '--data', 'nan.csv', ...TRAIN, '--out', 'model'], dir);
   assert.equal(r.code, 1);
@@ -92,21 +106,29 @@ test('a number column with a few stray texts is an error naming them, never one-
   const dir = tempDir();
   const write = (name: string, stray: (i: number) => string | undefined) => {
     const lines = ['x,income,group,label'];
-    for (let i = 0; i < 40; i++) lines.push(`${i % 7},${stray(i) ?? 1000 + 37 * i},${i % 2 ? 'a' : 'b'},${i % 3 === 0 ? 1 : 0}`);
+    for (let i = 0; i < 40; i++)
+      lines.push(`${i % 7},${stray(i) ?? 1000 + 37 * i},${i % 2 ? 'a' : 'b'},${i % 3 === 0 ? 1 : 0}`);
     fs.writeFileSync(path.join(dir, name), lines.join('\n') + '\n');
     return path.join(dir, name);
   };
   const few = write('few.csv', (i) => (i === 4 ? '?' : i === 9 ? 'unknown' : i === 30 ? '?' : undefined));
   await assert.rejects(
     loadDatasetForTraining({ csvPath: few, label: 'label', groups: ['group'], seed: 1 }),
-    expectUserError(/row 5, 'income': the feature column 'income' holds numbers except in 3 rows: '\?' \(row 5\), 'unknown' \(row 10\)\./),
+    expectUserError(
+      /row 5, 'income': the feature column 'income' holds numbers except in 3 rows: '\?' \(row 5\), 'unknown' \(row 10\)\./,
+    ),
   );
   const r = fairprune(['train', '--data', 'few.csv', ...TRAIN, '--out', 'model'], dir);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /holds numbers except in 3 rows.*Fix: correct those values/);
   // a real text column (most values are words) is still one-hot encoded
   const words = write('words.csv', (i) => (i % 4 ? ['low', 'mid', 'high'][i % 3] : undefined));
-  const { preprocessing } = await loadDatasetForTraining({ csvPath: words, label: 'label', groups: ['group'], seed: 1 });
+  const { preprocessing } = await loadDatasetForTraining({
+    csvPath: words,
+    label: 'label',
+    groups: ['group'],
+    seed: 1,
+  });
   assert.equal(preprocessing.columns!.find((c) => c.column === 'income')!.kind, 'onehot');
 });
 
@@ -118,11 +140,48 @@ test('--out naming an existing file, or a path inside one, is a one-line error; 
   await writeSmallKerasH5(path.join(dir, 'model.h5'));
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'keep me\n');
   const before = sha256(fs.readFileSync(path.join(dir, 'notes.txt')));
-  const run = fairprune(['run', '--model', 'model.h5', '--data', 'data.csv', '--label', 'label', '--group', 'group', '--backend', 'cpu', '--out', 'notes.txt'], dir);
+  const run = fairprune(
+    [
+      'run',
+      '--model',
+      'model.h5',
+      '--data',
+      'data.csv',
+      '--label',
+      'label',
+      '--group',
+      'group',
+      '--backend',
+      'cpu',
+      '--out',
+      'notes.txt',
+    ],
+    dir,
+  );
   assert.equal(run.code, 1);
-  assert.match(run.stderr, /^error: .*notes\.txt, '--out': is a file, not a folder\. Fix: give a folder for the results/m);
+  assert.match(
+    run.stderr,
+    /^error: .*notes\.txt, '--out': is a file, not a folder\. Fix: give a folder for the results/m,
+  );
   assert.doesNotMatch(run.stderr, /\n\s+at /);
-  const inside = fairprune(['run', '--model', 'model.h5', '--data', 'data.csv', '--label', 'label', '--group', 'group', '--backend', 'cpu', '--out', 'notes.txt/runs'], dir);
+  const inside = fairprune(
+    [
+      'run',
+      '--model',
+      'model.h5',
+      '--data',
+      'data.csv',
+      '--label',
+      'label',
+      '--group',
+      'group',
+      '--backend',
+      'cpu',
+      '--out',
+      'notes.txt/runs',
+    ],
+    dir,
+  );
   assert.equal(inside.code, 1);
   assert.match(inside.stderr, /notes\.txt\/runs, '--out': lies inside '.*notes\.txt', which is a file, not a folder\./);
   const train = fairprune(['train', '--data', 'data.csv', ...TRAIN, '--out', 'notes.txt'], dir);

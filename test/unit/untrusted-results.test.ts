@@ -18,7 +18,7 @@ import { mdCode, mdText } from '../../src/shared/markdown';
 import { sha256 } from '../../src/core/atomic';
 import { expectUserError, repoRoot, tempDir } from '../helpers';
 import { makeFixture, request } from '../session-fixture';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const { schemaText } = require(path.join(repoRoot, 'scripts', 'results-schema.cjs')) as { schemaText: () => string };
 
 test('results.schema.json is what scripts/results-schema.cjs makes from src/protocol/results.ts', () => {
@@ -31,18 +31,49 @@ const lenient = { maxWorstGroupDrop: 1, maxGapIncrease: 1, minAccuracy: 0, judge
 test('a real session passes the check; crafted results.json files are refused naming the field, and never acted on', async () => {
   const ws = tempDir();
   const { csv, modelPath } = await makeFixture(ws, 400);
-  const results: SessionResults = await runSession(request(modelPath, csv, path.join(ws, '.fairprune'), { sparsities: [0.5], losses: ['ce'], epochs: 1, bootstrapResamples: 50 }));
+  const results: SessionResults = await runSession(
+    request(modelPath, csv, path.join(ws, '.fairprune'), {
+      sparsities: [0.5],
+      losses: ['ce'],
+      epochs: 1,
+      bootstrapResamples: 50,
+    }),
+  );
   const sessionDir = path.join(ws, '.fairprune', 'sessions', results.sessionId);
-  assert.equal(resultsProblem(JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')), sessionDir), undefined);
+  assert.equal(
+    resultsProblem(JSON.parse(fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8')), sessionDir),
+    undefined,
+  );
   assert.ok(readSession(sessionDir));
-  assert.deepEqual(Object.keys(results.points[0].files ?? {}).sort(), ['fairprune.preprocessing.json', 'model.json', 'weights.bin'].filter((f) => fs.existsSync(path.join(sessionDir, results.points[0].modelDir, f))).sort());
+  assert.deepEqual(
+    Object.keys(results.points[0].files ?? {}).sort(),
+    ['fairprune.preprocessing.json', 'model.json', 'weights.bin']
+      .filter((f) => fs.existsSync(path.join(sessionDir, results.points[0].modelDir, f)))
+      .sort(),
+  );
 
   const text = fs.readFileSync(path.join(sessionDir, 'results.json'), 'utf8');
   const crafted: [string, (r: Record<string, any>) => void, RegExp][] = [
-    ['a point id with a path in it', (r) => (r.points[0].id = '../../x'), /results\.points\[0\]\.id: "\.\.\/\.\.\/x" does not match/],
-    ['a model folder outside the session', (r) => (r.points[0].modelDir = '../../../etc'), /results\.points\[0\]\.modelDir: "\.\.\/\.\.\/\.\.\/etc" does not match/],
-    ['a number that is text', (r) => (r.points[0].evaluation.accuracy.value = '<img src=x onerror=alert(1)>'), /results\.points\[0\]\.evaluation\.accuracy\.value: is a string, expected a number/],
-    ['a number that overflows to Infinity', (r) => (r.dense.accuracy.value = 'INF'), /results\.dense\.accuracy\.value: is not a finite number/],
+    [
+      'a point id with a path in it',
+      (r) => (r.points[0].id = '../../x'),
+      /results\.points\[0\]\.id: "\.\.\/\.\.\/x" does not match/,
+    ],
+    [
+      'a model folder outside the session',
+      (r) => (r.points[0].modelDir = '../../../etc'),
+      /results\.points\[0\]\.modelDir: "\.\.\/\.\.\/\.\.\/etc" does not match/,
+    ],
+    [
+      'a number that is text',
+      (r) => (r.points[0].evaluation.accuracy.value = '<img src=x onerror=alert(1)>'),
+      /results\.points\[0\]\.evaluation\.accuracy\.value: is a string, expected a number/,
+    ],
+    [
+      'a number that overflows to Infinity',
+      (r) => (r.dense.accuracy.value = 'INF'),
+      /results\.dense\.accuracy\.value: is not a finite number/,
+    ],
     ['a missing field', (r) => delete r.points[0].comparison, /results\.points\[0\]\.comparison: is missing/],
     ['an unknown status', (r) => (r.status = 'done'), /results\.status: is "done", expected one of "running"/],
     ['a duplicate point', (r) => r.points.push(r.points[0]), /results\.points\[1\]\.id: 's0\.50-ce' appears twice/],
@@ -65,7 +96,14 @@ test('a real session passes the check; crafted results.json files are refused na
 test('commit copies regular files only, exactly the evaluated bytes, and only into the workspace', async () => {
   const ws = tempDir();
   const { csv, modelPath } = await makeFixture(ws, 400);
-  const results: SessionResults = await runSession(request(modelPath, csv, path.join(ws, '.fairprune'), { sparsities: [0.5], losses: ['ce'], epochs: 1, bootstrapResamples: 50 }));
+  const results: SessionResults = await runSession(
+    request(modelPath, csv, path.join(ws, '.fairprune'), {
+      sparsities: [0.5],
+      losses: ['ce'],
+      epochs: 1,
+      bootstrapResamples: 50,
+    }),
+  );
   const sessionDir = path.join(ws, '.fairprune', 'sessions', results.sessionId);
   const pointDir = path.join(sessionDir, results.points[0].modelDir);
   const secret = path.join(ws, 'secret.txt');
@@ -74,7 +112,10 @@ test('commit copies regular files only, exactly the evaluated bytes, and only in
 
   // a symlink in the point folder is refused (its target is never read or copied)
   fs.symlinkSync(secret, path.join(pointDir, 'notes.txt'));
-  assert.throws(() => commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }), expectUserError(/'notes\.txt' is a symbolic link; a pruned model folder holds regular files only/));
+  assert.throws(
+    () => commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }),
+    expectUserError(/'notes\.txt' is a symbolic link; a pruned model folder holds regular files only/),
+  );
   fs.unlinkSync(path.join(pointDir, 'notes.txt'));
 
   // weights changed after evaluation: the gate's verdict was for other weights
@@ -83,13 +124,19 @@ test('commit copies regular files only, exactly the evaluated bytes, and only in
   const changed = Buffer.from(original);
   changed[0] ^= 0xff;
   fs.writeFileSync(weights, changed);
-  assert.throws(() => commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }), expectUserError(/is not the one that was evaluated: 'weights\.bin' has changed since the point was evaluated/));
+  assert.throws(
+    () => commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }),
+    expectUserError(/is not the one that was evaluated: 'weights\.bin' has changed since the point was evaluated/),
+  );
   fs.writeFileSync(weights, original);
 
   // a results.json naming a model outside the workspace would commit beside it: refused
   const elsewhere = tempDir('fairprune-elsewhere-');
   const moved = { ...results, model: { ...results.model, path: path.join(elsewhere, 'model', 'model.json') } };
-  assert.throws(() => commitPoint({ sessionDir, results: moved, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }), expectUserError(/would write '.*fairprune-elsewhere-.*', outside the workspace folder/));
+  assert.throws(
+    () => commitPoint({ sessionDir, results: moved, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }),
+    expectUserError(/would write '.*fairprune-elsewhere-.*', outside the workspace folder/),
+  );
   assert.deepEqual(fs.readdirSync(elsewhere), []);
 
   const ok = commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws });
@@ -113,11 +160,27 @@ test('report.md and FAIRNESS.md: a group named with | and <script> stays in its 
   const hostile = 'south | <script>alert(1)</script> `x`';
   const text = fs.readFileSync(csv, 'utf8').replace(/,south,/g, `,"${hostile.replace(/"/g, '""')}",`);
   fs.writeFileSync(csv, text);
-  const results: SessionResults = await runSession(request(modelPath, csv, path.join(ws, '.fairprune'), { sparsities: [0.5], losses: ['ce'], epochs: 1, bootstrapResamples: 50 }));
+  const results: SessionResults = await runSession(
+    request(modelPath, csv, path.join(ws, '.fairprune'), {
+      sparsities: [0.5],
+      losses: ['ce'],
+      epochs: 1,
+      bootstrapResamples: 50,
+    }),
+  );
   const sessionDir = path.join(ws, '.fairprune', 'sessions', results.sessionId);
   const report = renderReport(results);
-  const fairness = fs.readFileSync(path.join(commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }).dir, 'FAIRNESS.md'), 'utf8');
-  for (const [name, md] of [['report.md', report], ['FAIRNESS.md', fairness]] as const) {
+  const fairness = fs.readFileSync(
+    path.join(
+      commitPoint({ sessionDir, results, pointId: 's0.50-ce', policy: lenient, workspaceRoot: ws }).dir,
+      'FAIRNESS.md',
+    ),
+    'utf8',
+  );
+  for (const [name, md] of [
+    ['report.md', report],
+    ['FAIRNESS.md', fairness],
+  ] as const) {
     const lines = md.split('\n');
     const rows = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('| ') && l.includes('region=south'));
     assert.ok(rows.length > 0, `${name} has the group's rows`);

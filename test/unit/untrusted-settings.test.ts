@@ -16,8 +16,16 @@ test('fairPrune.outputFolder and every fairPrune.gate.* setting are restricted i
   const settings = Object.keys(manifest.contributes.configuration.properties);
   const needed = settings.filter((k) => k === 'fairPrune.outputFolder' || k.startsWith('fairPrune.gate.'));
   assert.ok(needed.length >= 5, 'the gate settings exist');
-  assert.deepEqual(needed.filter((k) => !restricted.includes(k)), [], 'each is listed in restrictedConfigurations');
-  assert.deepEqual(restricted.filter((k) => !settings.includes(k)), [], 'only real settings are listed');
+  assert.deepEqual(
+    needed.filter((k) => !restricted.includes(k)),
+    [],
+    'each is listed in restrictedConfigurations',
+  );
+  assert.deepEqual(
+    restricted.filter((k) => !settings.includes(k)),
+    [],
+    'only real settings are listed',
+  );
   // The question before a commit can be switched off only in user settings, never by a workspace.
   assert.equal(manifest.contributes.configuration.properties['fairPrune.commit.confirm'].scope, 'application');
   assert.ok(restricted.includes('fairPrune.commit.confirm'));
@@ -31,6 +39,10 @@ test('the output folder stays inside the workspace folder', () => {
   for (const bad of ['/etc', '../elsewhere', 'a/../../b', '.', 'C:\\temp']) {
     const r = resolveOutputFolder(root, bad);
     assert.equal(r.dir, path.join(root, '.fairprune'), bad);
-    assert.match(r.problem ?? '', /leads outside the workspace folder .*; sessions are kept in \.fairprune inside it/, bad);
+    assert.match(
+      r.problem ?? '',
+      /leads outside the workspace folder .*; sessions are kept in \.fairprune inside it/,
+      bad,
+    );
   }
 });

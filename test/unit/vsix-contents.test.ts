@@ -22,13 +22,28 @@ const NATIVE = [
 
 test('the .vsix holds no native binary for any platform, and the pure-JavaScript decoders the engine loads', () => {
   const vsce = path.join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce');
-  const r = spawnSync(process.execPath, [vsce, 'ls', '--dependencies'], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [vsce, 'ls', '--dependencies'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.equal(r.status, 0, r.stderr);
-  const files = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const files = r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   assert.ok(files.length > 50, `vsce ls listed ${files.length} files`);
   const native = files.filter((f) => NATIVE.some((re) => re.test(f)));
   assert.deepEqual(native, [], `platform-specific files in the .vsix:\n${native.join('\n')}`);
-  for (const needed of ['package.json', 'dist/extension.js', 'dist/engine.js', 'node_modules/pngjs/lib/png-sync.js', 'node_modules/jpeg-js/index.js', 'node_modules/h5wasm/package.json', 'dist/mnist-digits.br']) {
+  for (const needed of [
+    'package.json',
+    'dist/extension.js',
+    'dist/engine.js',
+    'node_modules/pngjs/lib/png-sync.js',
+    'node_modules/jpeg-js/index.js',
+    'node_modules/h5wasm/package.json',
+    'dist/mnist-digits.br',
+  ]) {
     assert.ok(files.includes(needed), `${needed} is packed`);
   }
   for (const f of files) assert.ok(fs.existsSync(path.join(repoRoot, f)), `${f} exists`);

@@ -36,16 +36,32 @@ test('page assets: read once, source map comment dropped, </script> and </style>
   assert.equal(assets.style, 'a::after { content: "<\\/style>"; }');
   fs.writeFileSync(path.join(dir, 'p.js'), 'changed');
   assert.equal(pageAssets(root, 'p'), assets, 'read once per extension folder');
-  assert.throws(() => pageAssets(root, 'missing'), /dist\/webview\/missing\.js is missing: build the webviews with "node scripts\/build\.mjs"/);
-  const page = webviewPage({ title: 'T', nonce: 'N', csp: webviewCsp('N', 'src'), style: assets.style, body: '<main></main>', script: assets.script });
+  assert.throws(
+    () => pageAssets(root, 'missing'),
+    /dist\/webview\/missing\.js is missing: build the webviews with "node scripts\/build\.mjs"/,
+  );
+  const page = webviewPage({
+    title: 'T',
+    nonce: 'N',
+    csp: webviewCsp('N', 'src'),
+    style: assets.style,
+    body: '<main></main>',
+    script: assets.script,
+  });
   assert.equal(page.match(/<\/script/gi)?.length, 1, 'one script element, ended where the page ends it');
   assert.match(page, /<style nonce="N">/);
   assert.match(page, /<script nonce="N">const s/);
-  assert.ok(page.indexOf('<main></main>') < page.indexOf('<script nonce'), 'the script runs after the body it wires is parsed');
+  assert.ok(
+    page.indexOf('<main></main>') < page.indexOf('<script nonce'),
+    'the script runs after the body it wires is parsed',
+  );
 });
 
 test('the archived webview UI toolkit is in neither package.json nor package-lock.json; VS Code Elements is, pinned', () => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
+  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as Record<
+    string,
+    Record<string, string>
+  >;
   const deps = { ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies };
   assert.equal(deps['@vscode/webview-ui-toolkit'], undefined);
   assert.match(deps['@vscode-elements/elements'] ?? '', /^\d+\.\d+\.\d+$/, 'an exact version');
@@ -59,16 +75,33 @@ test('the webview bundles hold VS Code Elements and no part of the webview UI to
   if (!fs.existsSync(path.join(dir, 'curves.js'))) return t.skip('dist/webview is not built (node scripts/build.mjs)');
   const files = fs.readdirSync(dir).filter((f) => /\.(js|css)$/.test(f));
   assert.deepEqual(files.filter((f) => f.endsWith('.js')).sort(), ['curves.js', 'report.js']);
-  for (const f of files) assert.doesNotMatch(fs.readFileSync(path.join(dir, f), 'utf8'), TOOLKIT, `${f} carries the toolkit`);
+  for (const f of files)
+    assert.doesNotMatch(fs.readFileSync(path.join(dir, f), 'utf8'), TOOLKIT, `${f} carries the toolkit`);
   // nor any other file the build wrote (source maps included): what `grep -r webview-ui-toolkit dist/` checks
   const dist = path.dirname(dir);
-  const all = (fs.readdirSync(dist, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dist, f)).isFile());
-  assert.deepEqual(all.filter((f) => fs.readFileSync(path.join(dist, f)).includes('webview-ui-toolkit')), [], 'files in dist/ naming the toolkit');
+  const all = (fs.readdirSync(dist, { recursive: true }) as string[]).filter((f) =>
+    fs.statSync(path.join(dist, f)).isFile(),
+  );
+  assert.deepEqual(
+    all.filter((f) => fs.readFileSync(path.join(dist, f)).includes('webview-ui-toolkit')),
+    [],
+    'files in dist/ naming the toolkit',
+  );
   // each element's class decorated with (a minified) customElement('vscode-…')
   const defined = (f: string) =>
-    new Set([...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/\[[\w$]+\("(vscode-[a-z-]+)"\)\]/g)].map((m) => m[1]));
+    new Set(
+      [...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/\[[\w$]+\("(vscode-[a-z-]+)"\)\]/g)].map((m) => m[1]),
+    );
   const curves = defined('curves.js');
-  for (const tag of ['vscode-button', 'vscode-checkbox', 'vscode-single-select', 'vscode-option', 'vscode-progress-ring']) assert.ok(curves.has(tag), `curves.js defines <${tag}>`);
+  for (const tag of [
+    'vscode-button',
+    'vscode-checkbox',
+    'vscode-single-select',
+    'vscode-option',
+    'vscode-progress-ring',
+  ])
+    assert.ok(curves.has(tag), `curves.js defines <${tag}>`);
   assert.ok(defined('report.js').has('vscode-button'), 'report.js defines <vscode-button>');
-  for (const f of ['curves.js', 'report.js']) assert.match(fs.readFileSync(path.join(dir, f), 'utf8'), /litNonce/, `${f} hands Lit the page's nonce`);
+  for (const f of ['curves.js', 'report.js'])
+    assert.match(fs.readFileSync(path.join(dir, f), 'utf8'), /litNonce/, `${f} hands Lit the page's nonce`);
 });

@@ -42,7 +42,13 @@ export interface Prepared {
   warnings: string[];
 }
 
-export function rowError(p: { file: string; table: CsvTable }, r: number, column: string, problem: string, fix: string): UserError {
+export function rowError(
+  p: { file: string; table: CsvTable },
+  r: number,
+  column: string,
+  problem: string,
+  fix: string,
+): UserError {
   const line = p.table.lines[r];
   const where = line !== r + 2 ? ` (line ${line} of the file)` : '';
   return new UserError(problem + where, { file: p.file, row: r + 1, field: column, fix });
@@ -61,21 +67,36 @@ export function missingError(p: { file: string; table: CsvTable }, r: number, co
 }
 
 export function validateSpec(spec: DataSpec): void {
-  if (typeof spec.csvPath !== 'string' || spec.csvPath === '') throw new UserError('no data file was given.', { field: 'csvPath', fix: 'give the CSV file.' });
-  if (typeof spec.label !== 'string' || spec.label === '') throw new UserError('no label column was given.', { file: spec.csvPath, field: 'label', fix: 'name the column that holds the true class with --label.' });
+  if (typeof spec.csvPath !== 'string' || spec.csvPath === '')
+    throw new UserError('no data file was given.', { field: 'csvPath', fix: 'give the CSV file.' });
+  if (typeof spec.label !== 'string' || spec.label === '')
+    throw new UserError('no label column was given.', {
+      file: spec.csvPath,
+      field: 'label',
+      fix: 'name the column that holds the true class with --label.',
+    });
   if (!Array.isArray(spec.groups) || spec.groups.length === 0) {
-    throw new UserError('no subgroup column was given.', { file: spec.csvPath, field: 'groups', fix: 'name one or more subgroup columns with --group, e.g. --group gender --group ethnicity.' });
+    throw new UserError('no subgroup column was given.', {
+      file: spec.csvPath,
+      field: 'groups',
+      fix: 'name one or more subgroup columns with --group, e.g. --group gender --group ethnicity.',
+    });
   }
-  if (!Number.isFinite(spec.seed)) throw new UserError(`seed ${spec.seed} is not a number.`, { field: 'seed', fix: 'give an integer seed.' });
+  if (!Number.isFinite(spec.seed))
+    throw new UserError(`seed ${spec.seed} is not a number.`, { field: 'seed', fix: 'give an integer seed.' });
   if (spec.pixelScale !== undefined && !(Number.isFinite(spec.pixelScale) && spec.pixelScale > 0)) {
-    throw new UserError(`pixel scale ${spec.pixelScale} is not a positive number.`, { field: 'pixelScale', fix: 'use 255 for models trained on 0–1 pixels, 1 for 0–255.' });
+    throw new UserError(`pixel scale ${spec.pixelScale} is not a positive number.`, {
+      field: 'pixelScale',
+      fix: 'use 255 for models trained on 0–1 pixels, 1 for 0–255.',
+    });
   }
   validateFractions(spec.splitFractions ?? DEFAULT_SPLIT_FRACTIONS);
   const dup = (list: string[] | undefined, field: string) => {
     if (!list) return;
     const s = new Set<string>();
     for (const c of list) {
-      if (s.has(c)) throw new UserError(`names column '${c}' twice.`, { file: spec.csvPath, field, fix: `name each column once.` });
+      if (s.has(c))
+        throw new UserError(`names column '${c}' twice.`, { file: spec.csvPath, field, fix: `name each column once.` });
       s.add(c);
     }
   };
@@ -91,7 +112,8 @@ export function prepare(spec: DataSpec): Prepared {
   const { table, bytes } = readCsvFile(file);
   const columns = table.columns;
   const rows = table.rows.length;
-  if (rows === 0) throw new UserError('the file has a header but no data rows.', { file, fix: 'export the data rows too.' });
+  if (rows === 0)
+    throw new UserError('the file has a header but no data rows.', { file, fix: 'export the data rows too.' });
   const warnings: string[] = [];
   const find = (name: string, option: string): number => {
     const k = columns.indexOf(name);
@@ -108,7 +130,11 @@ export function prepare(spec: DataSpec): Prepared {
   const labelCol = find(spec.label, '--label');
   const groupCols = spec.groups.map((g) => find(g, '--group'));
   if (groupCols.includes(labelCol)) {
-    throw new UserError(`'${spec.label}' is both the label and a subgroup column.`, { file, field: spec.label, fix: 'choose a different subgroup column with --group.' });
+    throw new UserError(`'${spec.label}' is both the label and a subgroup column.`, {
+      file,
+      field: spec.label,
+      fix: 'choose a different subgroup column with --group.',
+    });
   }
   // split column
   let splitCol = -1;
@@ -119,13 +145,22 @@ export function prepare(spec: DataSpec): Prepared {
     if (splitCol < 0) splitCol = columns.findIndex((c) => c.toLowerCase() === 'split');
   }
   const roleOf = (k: number): string | undefined =>
-    k === labelCol ? 'the label' : groupCols.includes(k) ? 'a subgroup column' : k === splitCol ? 'the split column' : undefined;
+    k === labelCol
+      ? 'the label'
+      : groupCols.includes(k)
+        ? 'a subgroup column'
+        : k === splitCol
+          ? 'the split column'
+          : undefined;
   if (splitCol >= 0 && (splitCol === labelCol || groupCols.includes(splitCol))) {
-    throw new UserError(`'${columns[splitCol]}' cannot be both the split column and ${splitCol === labelCol ? 'the label' : 'a subgroup column'}.`, {
-      file,
-      field: columns[splitCol],
-      fix: 'name the split column with --split-column, or rename the column.',
-    });
+    throw new UserError(
+      `'${columns[splitCol]}' cannot be both the split column and ${splitCol === labelCol ? 'the label' : 'a subgroup column'}.`,
+      {
+        file,
+        field: columns[splitCol],
+        fix: 'name the split column with --split-column, or rename the column.',
+      },
+    );
   }
   // image columns: explicit, or every column whose values are all image file names
   const imageLike: number[] = [];
@@ -145,7 +180,12 @@ export function prepare(spec: DataSpec): Prepared {
   if (spec.imageColumn !== undefined) {
     imageCol = find(spec.imageColumn, '--image-column');
     const role = roleOf(imageCol);
-    if (role) throw new UserError(`'${spec.imageColumn}' cannot be the image column: it is ${role}.`, { file, field: spec.imageColumn, fix: 'name the column of image file names with --image-column.' });
+    if (role)
+      throw new UserError(`'${spec.imageColumn}' cannot be the image column: it is ${role}.`, {
+        file,
+        field: spec.imageColumn,
+        fix: 'name the column of image file names with --image-column.',
+      });
   } else if (imageLike.length === 1) {
     imageCol = imageLike[0];
   } else if (imageLike.length > 1) {
@@ -159,20 +199,51 @@ export function prepare(spec: DataSpec): Prepared {
   for (const name of spec.ignore ?? []) {
     const k = find(name, '--ignore');
     const role = roleOf(k);
-    if (role) throw new UserError(`--ignore names '${name}', which is ${role}, not a feature.`, { file, field: name, fix: `remove '${name}' from --ignore.` });
+    if (role)
+      throw new UserError(`--ignore names '${name}', which is ${role}, not a feature.`, {
+        file,
+        field: name,
+        fix: `remove '${name}' from --ignore.`,
+      });
     ignored.add(k);
   }
   let featureCols: number[];
   const featuresGiven = spec.features !== undefined;
   if (spec.features !== undefined) {
-    if (spec.features.length === 0) throw new UserError('--features is empty.', { file, field: 'features', fix: 'name the feature columns, or leave --features out to use every other column.' });
+    if (spec.features.length === 0)
+      throw new UserError('--features is empty.', {
+        file,
+        field: 'features',
+        fix: 'name the feature columns, or leave --features out to use every other column.',
+      });
     featureCols = spec.features.map((name) => {
       const k = find(name, '--features');
-      if (k === labelCol) throw new UserError(`--features names the label column '${name}'.`, { file, field: name, fix: `remove '${name}' from --features: the model must not see the answer.` });
-      if (k === splitCol) throw new UserError(`--features names the split column '${name}'.`, { file, field: name, fix: `remove '${name}' from --features.` });
-      if (k === imageCol) throw new UserError(`--features names the image column '${name}'.`, { file, field: name, fix: `remove '${name}' from --features.` });
-      if (ignored.has(k)) throw new UserError(`'${name}' is in both --features and --ignore.`, { file, field: name, fix: 'name it in only one of them.' });
-      if (groupCols.includes(k)) warnings.push(`Subgroup column '${name}' is also a model input, because --features names it.`);
+      if (k === labelCol)
+        throw new UserError(`--features names the label column '${name}'.`, {
+          file,
+          field: name,
+          fix: `remove '${name}' from --features: the model must not see the answer.`,
+        });
+      if (k === splitCol)
+        throw new UserError(`--features names the split column '${name}'.`, {
+          file,
+          field: name,
+          fix: `remove '${name}' from --features.`,
+        });
+      if (k === imageCol)
+        throw new UserError(`--features names the image column '${name}'.`, {
+          file,
+          field: name,
+          fix: `remove '${name}' from --features.`,
+        });
+      if (ignored.has(k))
+        throw new UserError(`'${name}' is in both --features and --ignore.`, {
+          file,
+          field: name,
+          fix: 'name it in only one of them.',
+        });
+      if (groupCols.includes(k))
+        warnings.push(`Subgroup column '${name}' is also a model input, because --features names it.`);
       return k;
     });
   } else {
@@ -186,5 +257,18 @@ export function prepare(spec: DataSpec): Prepared {
       featureCols.push(k);
     }
   }
-  return { spec, file, csvSha: sha256(bytes), table, rows, labelCol, groupCols, splitCol, imageCol, featureCols, featuresGiven, warnings };
+  return {
+    spec,
+    file,
+    csvSha: sha256(bytes),
+    table,
+    rows,
+    labelCol,
+    groupCols,
+    splitCol,
+    imageCol,
+    featureCols,
+    featuresGiven,
+    warnings,
+  };
 }

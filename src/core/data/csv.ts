@@ -24,7 +24,18 @@ export interface CsvTable {
  * The spellings of a missing value that pandas, R, NumPy, SQL exports and Python write: an empty cell,
  * `NA`, `N/A`, `NaN`, `nan`, `null`, `NULL`, `None`, `<NA>`, `#N/A` (quoted or not).
  */
-export const MISSING_SPELLINGS: readonly string[] = ['', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None', '<NA>', '#N/A'];
+export const MISSING_SPELLINGS: readonly string[] = [
+  '',
+  'NA',
+  'N/A',
+  'NaN',
+  'nan',
+  'null',
+  'NULL',
+  'None',
+  '<NA>',
+  '#N/A',
+];
 const MISSING = new Set(MISSING_SPELLINGS);
 
 /** A missing value (see MISSING_SPELLINGS). */
@@ -154,7 +165,10 @@ export function parseCsv(text: string, file: string, options: { partial?: boolea
 
 function finish(records: string[][], lines: number[], file: string, complete: boolean): CsvTable {
   if (records.length === 0) {
-    throw new UserError('the file is empty: it needs a header row naming the columns.', { file, fix: 'export the data with a header row.' });
+    throw new UserError('the file is empty: it needs a header row naming the columns.', {
+      file,
+      fix: 'export the data with a header row.',
+    });
   }
   const columns = records[0].map((c) => c.trim());
   const seen = new Map<string, number>();
@@ -170,10 +184,13 @@ function finish(records: string[][], lines: number[], file: string, complete: bo
   });
   if (columns.length === 1 && /[;\t|]/.test(columns[0])) {
     const sep = columns[0].includes(';') ? ';' : columns[0].includes('\t') ? 'tab' : '|';
-    throw new UserError(`the header has a single column '${columns[0]}': the file looks separated by ${sep}, not by commas.`, {
-      file,
-      fix: 'save it as comma-separated values (CSV).',
-    });
+    throw new UserError(
+      `the header has a single column '${columns[0]}': the file looks separated by ${sep}, not by commas.`,
+      {
+        file,
+        fix: 'save it as comma-separated values (CSV).',
+      },
+    );
   }
   const rows = records.slice(1);
   const rowLines = lines.slice(1);
@@ -196,10 +213,13 @@ export function readCsvFile(csvPath: string): { table: CsvTable; bytes: Buffer }
     bytes = fs.readFileSync(csvPath);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? 'the data file does not exist.' : `the data file cannot be read (${code ?? String(e)}).`, {
-      file: csvPath,
-      fix: 'check the path of the CSV file.',
-    });
+    throw new UserError(
+      code === 'ENOENT' ? 'the data file does not exist.' : `the data file cannot be read (${code ?? String(e)}).`,
+      {
+        file: csvPath,
+        fix: 'check the path of the CSV file.',
+      },
+    );
   }
   return { table: parseCsv(decodeText(bytes, csvPath), csvPath), bytes };
 }
@@ -244,7 +264,10 @@ export function firstInvalidUtf8(b: Uint8Array): number {
  */
 function decodeText(bytes: Buffer, file: string): string {
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
-    throw new UserError('the file is UTF-16 text; CSV files are read as UTF-8.', { file, fix: 'save the CSV as UTF-8.' });
+    throw new UserError('the file is UTF-16 text; CSV files are read as UTF-8.', {
+      file,
+      fix: 'save the CSV as UTF-8.',
+    });
   }
   try {
     return strictUtf8.decode(bytes);
@@ -261,12 +284,17 @@ function decodeText(bytes: Buffer, file: string): string {
         row = undefined; // the text before it is not CSV either: the line number says where
       }
     }
-    const shown = Array.from(bytes.subarray(at, at + 4)).map((x) => x.toString(16).padStart(2, '0')).join(' ');
-    throw new UserError(`byte ${at.toLocaleString('en')} (line ${line}${lineStart === 0 ? ', the header' : ''}) is not UTF-8 (bytes ${shown}): the file is in another encoding, such as Latin-1 or Windows-1252, whose letters would be misread.`, {
-      file,
-      row,
-      fix: 'save it as UTF-8 (in Excel: "CSV UTF-8"; in pandas: to_csv(..., encoding="utf-8")).',
-    });
+    const shown = Array.from(bytes.subarray(at, at + 4))
+      .map((x) => x.toString(16).padStart(2, '0'))
+      .join(' ');
+    throw new UserError(
+      `byte ${at.toLocaleString('en')} (line ${line}${lineStart === 0 ? ', the header' : ''}) is not UTF-8 (bytes ${shown}): the file is in another encoding, such as Latin-1 or Windows-1252, whose letters would be misread.`,
+      {
+        file,
+        row,
+        fix: 'save it as UTF-8 (in Excel: "CSV UTF-8"; in pandas: to_csv(..., encoding="utf-8")).',
+      },
+    );
   }
 }
 
@@ -305,10 +333,13 @@ export function readCsvHeader(csvPath: string, options: { maxBytes?: number; dis
     fd = fs.openSync(csvPath, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? 'the data file does not exist.' : `the data file cannot be read (${code}).`, {
-      file: csvPath,
-      fix: 'check the path of the CSV file.',
-    });
+    throw new UserError(
+      code === 'ENOENT' ? 'the data file does not exist.' : `the data file cannot be read (${code}).`,
+      {
+        file: csvPath,
+        fix: 'check the path of the CSV file.',
+      },
+    );
   }
   let buf: Buffer;
   let whole: boolean;
@@ -353,8 +384,15 @@ export function readCsvHeader(csvPath: string, options: { maxBytes?: number; dis
       if (counts.size <= limit) counts.set(v, (counts.get(v) ?? 0) + 1);
       else if (counts.has(v)) counts.set(v, counts.get(v)! + 1);
     }
-    const s: ColumnSummary = { name, distinct: counts.size, missing, numeric: numeric && present > 0, images: images && present > 0 };
-    if (counts.size <= limit) s.values = Object.fromEntries([...counts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+    const s: ColumnSummary = {
+      name,
+      distinct: counts.size,
+      missing,
+      numeric: numeric && present > 0,
+      images: images && present > 0,
+    };
+    if (counts.size <= limit)
+      s.values = Object.fromEntries([...counts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
     return s;
   });
   return { columns: table.columns, summaries, rowsRead: table.rows.length, complete: whole && table.complete };

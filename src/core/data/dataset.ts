@@ -19,8 +19,6 @@ import { compareText, mapLabels } from './labels';
 import { assignGroups, assignSplit } from './groups';
 import { applyTransforms, preprocessedFeatures, rawFeatures, refuseStrayTexts } from './features';
 
-
-
 export type { DataSpec };
 
 export interface ModelInput {
@@ -108,10 +106,15 @@ function buildDataset(
     groups[c.groupIds[r]].counts[splitNames[c.split[r]]]++;
     if (c.split[r] === 2) classTest[c.labels[r]]++;
   }
-  if (groups.length > 50) p.warnings.push(`The subgroup columns give ${groups.length} groups; most will be small. Consider fewer or coarser subgroup columns.`);
+  if (groups.length > 50)
+    p.warnings.push(
+      `The subgroup columns give ${groups.length} groups; most will be small. Consider fewer or coarser subgroup columns.`,
+    );
   for (const g of groups) {
     if (g.counts.test < SMALL_GROUP_TEST_SAMPLES) {
-      p.warnings.push(`Group '${g.name}' has ${g.counts.test} test samples (fewer than ${SMALL_GROUP_TEST_SAMPLES}): its numbers are uncertain.`);
+      p.warnings.push(
+        `Group '${g.name}' has ${g.counts.test} test samples (fewer than ${SMALL_GROUP_TEST_SAMPLES}): its numbers are uncertain.`,
+      );
     }
   }
   classTest.forEach((n, i) => {
@@ -174,7 +177,8 @@ function buildDataset(
             preprocessing: preprocessing ? sha256(preprocessingJson(preprocessing.value)) : null,
           }),
         );
-        for (const a of [x, c.labels, c.groupIds, split]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+        for (const a of [x, c.labels, c.groupIds, split])
+          h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
         hash = h.digest('hex');
       }
       return hash;
@@ -188,16 +192,29 @@ function product(shape: number[]): number {
 }
 
 function checkModel(model: ModelInput, file: string): number {
-  const bad = !Array.isArray(model.inputShape) || model.inputShape.length === 0 || model.inputShape.some((d) => !Number.isInteger(d) || d <= 0);
-  if (bad) throw new UserError(`the model's input shape [${model.inputShape}] is not a fixed shape.`, { file, field: 'inputShape', fix: 'use a model whose input has a fixed size per sample.' });
+  const bad =
+    !Array.isArray(model.inputShape) ||
+    model.inputShape.length === 0 ||
+    model.inputShape.some((d) => !Number.isInteger(d) || d <= 0);
+  if (bad)
+    throw new UserError(`the model's input shape [${model.inputShape}] is not a fixed shape.`, {
+      file,
+      field: 'inputShape',
+      fix: 'use a model whose input has a fixed size per sample.',
+    });
   if (!Number.isInteger(model.outputUnits) || model.outputUnits < 1) {
-    throw new UserError(`the model has ${model.outputUnits} outputs.`, { file, field: 'outputUnits', fix: 'use a classifier: one sigmoid output, or one output per class.' });
+    throw new UserError(`the model has ${model.outputUnits} outputs.`, {
+      file,
+      field: 'outputUnits',
+      fix: 'use a classifier: one sigmoid output, or one output per class.',
+    });
   }
   return model.outputUnits === 1 ? 2 : model.outputUnits;
 }
 
 function imageShapeOf(inputShape: number[]): { height: number; width: number; channels: number } | null {
-  if (inputShape.length === 3 && [1, 3, 4].includes(inputShape[2])) return { height: inputShape[0], width: inputShape[1], channels: inputShape[2] };
+  if (inputShape.length === 3 && [1, 3, 4].includes(inputShape[2]))
+    return { height: inputShape[0], width: inputShape[1], channels: inputShape[2] };
   if (inputShape.length === 2) return { height: inputShape[0], width: inputShape[1], channels: 1 };
   return null;
 }
@@ -209,7 +226,11 @@ function requireImageColumn(p: Prepared, preferred?: string): number {
     if (k >= 0) return k;
   }
   if (p.imageCol === -2) {
-    throw new UserError('more than one column holds image file names.', { file: p.file, field: 'imageColumn', fix: 'name the image column with --image-column.' });
+    throw new UserError('more than one column holds image file names.', {
+      file: p.file,
+      field: 'imageColumn',
+      fix: 'name the image column with --image-column.',
+    });
   }
   throw new UserError('the model takes images, but no column holds image file names (.png, .jpg, .jpeg, .webp).', {
     file: p.file,
@@ -228,22 +249,34 @@ function imageJobs(p: Prepared, col: number): ImageJob[] {
 
 function checkNoFeaturesForImages(p: Prepared): void {
   if (p.featuresGiven) {
-    throw new UserError('--features was given, but the model takes images: an image model sees only the image.', { file: p.file, field: 'features', fix: 'leave --features out.' });
+    throw new UserError('--features was given, but the model takes images: an image model sees only the image.', {
+      file: p.file,
+      field: 'features',
+      fix: 'leave --features out.',
+    });
   }
 }
 
 /** Reads the CSV (and images) for a model the user brings. If `preprocessing` is given (a file that
  *  `fairprune train` saved beside the model), it is applied; else feature values go in exactly as
  *  they are in the CSV. */
-export async function loadDataset(spec: DataSpec, model: ModelInput, preprocessing?: { path: string; value: Preprocessing }): Promise<Dataset> {
+export async function loadDataset(
+  spec: DataSpec,
+  model: ModelInput,
+  preprocessing?: { path: string; value: Preprocessing },
+): Promise<Dataset> {
   const numClasses = checkModel(model, spec.csvPath);
   const p = prepare(spec);
   const pre = preprocessing?.value;
   const inputSize = product(model.inputShape);
   const modelImage = imageShapeOf(model.inputShape);
-  const useImages = pre ? pre.image !== null : spec.imageColumn !== undefined || (modelImage !== null && p.imageCol !== -1);
+  const useImages = pre
+    ? pre.image !== null
+    : spec.imageColumn !== undefined || (modelImage !== null && p.imageCol !== -1);
   if (!useImages && p.imageCol >= 0 && spec.imageColumn === undefined && !pre) {
-    p.warnings.push(`Column '${p.table.columns[p.imageCol]}' holds image file names, but the model takes ${inputSize} values per sample: the column is not used.`);
+    p.warnings.push(
+      `Column '${p.table.columns[p.imageCol]}' holds image file names, but the model takes ${inputSize} values per sample: the column is not used.`,
+    );
   }
   const c = common(p, numClasses, pre?.label);
 
@@ -272,11 +305,14 @@ async function imageInputs(
   const inputSize = product(model.inputShape);
   checkNoFeaturesForImages(p);
   if (!modelImage) {
-    throw new UserError(`the data are images, but the model's input shape is [${model.inputShape}], not [height, width, channels].`, {
-      file: spec.csvPath,
-      field: 'imageColumn',
-      fix: 'use an image model, or leave --image-column out to use the tabular columns.',
-    });
+    throw new UserError(
+      `the data are images, but the model's input shape is [${model.inputShape}], not [height, width, channels].`,
+      {
+        file: spec.csvPath,
+        field: 'imageColumn',
+        fix: 'use an image model, or leave --image-column out to use the tabular columns.',
+      },
+    );
   }
   const col = requireImageColumn(p, pre?.image?.column);
   let pixelScale = spec.pixelScale ?? pre?.image?.pixelScale ?? DEFAULT_PIXEL_SCALE;
@@ -289,26 +325,38 @@ async function imageInputs(
       );
     }
     if (spec.pixelScale !== undefined && spec.pixelScale !== im.pixelScale) {
-      throw new UserError(`--pixel-scale ${spec.pixelScale} differs from the pixel scale the model was trained with (${im.pixelScale}).`, {
-        file: preprocessing!.path,
-        field: 'pixelScale',
-        fix: 'leave --pixel-scale out.',
-      });
+      throw new UserError(
+        `--pixel-scale ${spec.pixelScale} differs from the pixel scale the model was trained with (${im.pixelScale}).`,
+        {
+          file: preprocessing!.path,
+          field: 'pixelScale',
+          fix: 'leave --pixel-scale out.',
+        },
+      );
     }
     pixelScale = im.pixelScale;
   }
   const jobs = imageJobs(p, col);
   const x = new Float32Array(p.rows * inputSize);
-  const { resized, example } = await loadImages(spec.csvPath, p.table.columns[col], jobs, { ...modelImage, pixelScale }, x);
-  if (resized > 0) p.warnings.push(`${resized} of ${p.rows} images were resized to the model's input (e.g. ${example}).`);
+  const { resized, example } = await loadImages(
+    spec.csvPath,
+    p.table.columns[col],
+    jobs,
+    { ...modelImage, pixelScale },
+    x,
+  );
+  if (resized > 0)
+    p.warnings.push(`${resized} of ${p.rows} images were resized to the model's input (e.g. ${example}).`);
   return { x, column: p.table.columns[col], pixelScale };
 }
-
 
 /** For `fairprune train`: fits standardisation (numeric) and one-hot encoding (text) on the TRAIN
  *  rows only, and returns the dataset with the fitted preprocessing applied, plus the preprocessing
  *  to save beside the model. */
-export async function loadDatasetForTraining(spec: DataSpec, options: { imageShape?: number[] } = {}): Promise<{ dataset: Dataset; preprocessing: Preprocessing }> {
+export async function loadDatasetForTraining(
+  spec: DataSpec,
+  options: { imageShape?: number[] } = {},
+): Promise<{ dataset: Dataset; preprocessing: Preprocessing }> {
   const p = prepare(spec);
   const useImages = spec.imageColumn !== undefined || p.imageCol !== -1 || options.imageShape !== undefined;
   const c = common(p, null, undefined);
@@ -322,7 +370,10 @@ export async function loadDatasetForTraining(spec: DataSpec, options: { imageSha
     if (options.imageShape) {
       const s = imageShapeOf(options.imageShape);
       if (!s || options.imageShape.some((d) => !Number.isInteger(d) || d <= 0)) {
-        throw new UserError(`image shape [${options.imageShape}] is not [height, width, channels] with 1, 3 or 4 channels.`, { field: 'imageShape', fix: 'give e.g. [32, 32, 3].' });
+        throw new UserError(
+          `image shape [${options.imageShape}] is not [height, width, channels] with 1, 3 or 4 channels.`,
+          { field: 'imageShape', fix: 'give e.g. [32, 32, 3].' },
+        );
       }
       shape = s;
     } else {
@@ -331,7 +382,10 @@ export async function loadDatasetForTraining(spec: DataSpec, options: { imageSha
     const pixelScale = spec.pixelScale ?? DEFAULT_PIXEL_SCALE;
     const x = new Float32Array(p.rows * shape.height * shape.width * shape.channels);
     const { resized, example } = await loadImages(spec.csvPath, name, jobs, { ...shape, pixelScale }, x);
-    if (resized > 0) p.warnings.push(`${resized} of ${p.rows} images were resized to ${shape.height}×${shape.width} (e.g. ${example}).`);
+    if (resized > 0)
+      p.warnings.push(
+        `${resized} of ${p.rows} images were resized to ${shape.height}×${shape.width} (e.g. ${example}).`,
+      );
     const preprocessing: Preprocessing = {
       version: 1,
       label: c.mapping,
@@ -340,12 +394,19 @@ export async function loadDatasetForTraining(spec: DataSpec, options: { imageSha
       outputFeatures: null,
       image: { column: name, ...shape, pixelScale },
     };
-    const dataset = buildDataset(c, x, [shape.height, shape.width, shape.channels], null, name, pixelScale, { path: null, value: preprocessing });
+    const dataset = buildDataset(c, x, [shape.height, shape.width, shape.channels], null, name, pixelScale, {
+      path: null,
+      value: preprocessing,
+    });
     return { dataset, preprocessing };
   }
   const featureCols = p.featureCols;
   if (featureCols.length === 0) {
-    throw new UserError('no feature columns are left after the label, subgroup, split and ignored columns.', { file: spec.csvPath, field: 'features', fix: 'check --ignore and --features.' });
+    throw new UserError('no feature columns are left after the label, subgroup, split and ignored columns.', {
+      file: spec.csvPath,
+      field: 'features',
+      fix: 'check --ignore and --features.',
+    });
   }
   const cols: ColumnTransform[] = featureCols.map((k) => {
     const column = p.table.columns[k];
@@ -383,7 +444,14 @@ export async function loadDatasetForTraining(spec: DataSpec, options: { imageSha
   const x = new Float32Array(p.rows * width);
   applyTransforms(p, cols, featureCols, x);
   const outputFeatures = outputFeatureNames(cols);
-  const preprocessing: Preprocessing = { version: 1, label: c.mapping, groupColumns, columns: cols, outputFeatures, image: null };
+  const preprocessing: Preprocessing = {
+    version: 1,
+    label: c.mapping,
+    groupColumns,
+    columns: cols,
+    outputFeatures,
+    image: null,
+  };
   const dataset = buildDataset(c, x, [width], outputFeatures, null, null, { path: null, value: preprocessing });
   return { dataset, preprocessing };
 }

@@ -81,7 +81,9 @@ export function applyTransforms(p: Prepared, cols: ColumnTransform[], colIndex: 
   });
   for (const [key, u] of unseen) {
     const column = key.split('\u0000')[0];
-    p.warnings.push(`Column '${column}' has the value '${u.value}' (${u.count} rows, first at row ${u.row}) that training did not see: those rows get zeros for '${column}'.`);
+    p.warnings.push(
+      `Column '${column}' has the value '${u.value}' (${u.count} rows, first at row ${u.row}) that training did not see: those rows get zeros for '${column}'.`,
+    );
   }
 }
 
@@ -102,28 +104,45 @@ export function preprocessedFeatures(
         fix: `add the column, or use the CSV the model was trained on (its preprocessing file is ${preprocessing.path}).`,
       });
     }
-    if (k === p.labelCol || k === p.splitCol) throw new UserError(`the model was trained on column '${t.column}', which this run uses as the ${k === p.labelCol ? 'label' : 'split column'}.`, { file: spec.csvPath, field: t.column, fix: 'check --label and --split-column.' });
+    if (k === p.labelCol || k === p.splitCol)
+      throw new UserError(
+        `the model was trained on column '${t.column}', which this run uses as the ${k === p.labelCol ? 'label' : 'split column'}.`,
+        { file: spec.csvPath, field: t.column, fix: 'check --label and --split-column.' },
+      );
     return k;
   });
-  if (spec.features !== undefined && (spec.features.length !== cols.length || spec.features.some((f, i) => f !== cols[i].column))) {
-    throw new UserError(`--features ${spec.features.join(',')} differs from the model's inputs (${cols.map((t) => t.column).join(',')}), which its preprocessing file fixes.`, {
-      file: preprocessing.path,
-      field: 'features',
-      fix: 'leave --features out.',
-    });
+  if (
+    spec.features !== undefined &&
+    (spec.features.length !== cols.length || spec.features.some((f, i) => f !== cols[i].column))
+  ) {
+    throw new UserError(
+      `--features ${spec.features.join(',')} differs from the model's inputs (${cols.map((t) => t.column).join(',')}), which its preprocessing file fixes.`,
+      {
+        file: preprocessing.path,
+        field: 'features',
+        fix: 'leave --features out.',
+      },
+    );
   }
   for (const name of spec.ignore ?? []) {
     if (cols.some((t) => t.column === name)) {
-      throw new UserError(`--ignore names '${name}', which the model was trained on.`, { file: preprocessing.path, field: name, fix: `remove '${name}' from --ignore.` });
+      throw new UserError(`--ignore names '${name}', which the model was trained on.`, {
+        file: preprocessing.path,
+        field: name,
+        fix: `remove '${name}' from --ignore.`,
+      });
     }
   }
   const width = outputWidth(cols);
   if (width !== inputSize) {
-    throw new UserError(`the preprocessing file gives ${width} input values per sample, but the model takes ${inputSize}.`, {
-      file: preprocessing.path,
-      field: 'outputFeatures',
-      fix: 'use the preprocessing file saved with this model.',
-    });
+    throw new UserError(
+      `the preprocessing file gives ${width} input values per sample, but the model takes ${inputSize}.`,
+      {
+        file: preprocessing.path,
+        field: 'outputFeatures',
+        fix: 'use the preprocessing file saved with this model.',
+      },
+    );
   }
   const x = new Float32Array(p.rows * width);
   applyTransforms(p, cols, colIndex, x);
@@ -136,7 +155,9 @@ export function rawFeatures(p: Prepared, inputSize: number): { x: Float32Array; 
   const featureCols = p.featureCols;
   const names = featureCols.map((k) => p.table.columns[k]);
   if (featureCols.length !== inputSize) {
-    const text = featureCols.filter((k) => p.table.rows.some((row) => !isMissing(row[k]) && Number.isNaN(parseNumber(row[k])))).map((k) => p.table.columns[k]);
+    const text = featureCols
+      .filter((k) => p.table.rows.some((row) => !isMissing(row[k]) && Number.isNaN(parseNumber(row[k]))))
+      .map((k) => p.table.columns[k]);
     throw new UserError(
       `the model takes ${inputSize} input values per sample, but ${featureCols.length} feature columns were selected: ${names.join(', ') || '(none)'}` +
         (text.length ? ` (text columns among them: ${text.join(', ')})` : '') +
@@ -157,7 +178,12 @@ export function rawFeatures(p: Prepared, inputSize: number): { x: Float32Array; 
       const n = parseNumber(v);
       if (Number.isNaN(n)) {
         if (isMissing(v)) throw missingError(p, r, names[j], 'feature');
-        throw textFeatureError(p, r, featureCols[j], 'A model without a preprocessing file gets the CSV values exactly as they are, so every feature must be a number.');
+        throw textFeatureError(
+          p,
+          r,
+          featureCols[j],
+          'A model without a preprocessing file gets the CSV values exactly as they are, so every feature must be a number.',
+        );
       }
       x[r * f + j] = n;
     }

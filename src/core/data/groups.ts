@@ -62,7 +62,11 @@ export function assignGroups(p: Prepared): { groupIds: Int32Array; tuples: strin
   return { groupIds, tuples: sorted, names: sorted.map((t) => t.map((v, j) => `${names[j]}=${v}`).join(' & ')) };
 }
 
-export function assignSplit(p: Prepared, strata: Int32Array, nStrata: number): { split: Uint8Array; record: Omit<SplitRecord, 'counts' | 'assignment'> } {
+export function assignSplit(
+  p: Prepared,
+  strata: Int32Array,
+  nStrata: number,
+): { split: Uint8Array; record: Omit<SplitRecord, 'counts' | 'assignment'> } {
   const fractions: SplitFractions = p.spec.splitFractions ?? DEFAULT_SPLIT_FRACTIONS;
   const column = p.splitCol >= 0 ? p.table.columns[p.splitCol] : undefined;
   let split: Uint8Array;
@@ -75,7 +79,13 @@ export function assignSplit(p: Prepared, strata: Int32Array, nStrata: number): {
       for (let r = 0; r < p.rows; r++) {
         const s = parseSplitValue(p.table.rows[r][p.splitCol]);
         if ((s === 'test') !== (split[r] === 2)) {
-          throw rowError(p, r, column, `the split column says '${p.table.rows[r][p.splitCol]}' but the reused split has this row in ${['train', 'validation', 'test'][split[r]]}.`, 'reuse the split only of a session on this same CSV, or run without reusing it.');
+          throw rowError(
+            p,
+            r,
+            column,
+            `the split column says '${p.table.rows[r][p.splitCol]}' but the reused split has this row in ${['train', 'validation', 'test'][split[r]]}.`,
+            'reuse the split only of a session on this same CSV, or run without reusing it.',
+          );
         }
       }
     }
@@ -87,17 +97,31 @@ export function assignSplit(p: Prepared, strata: Int32Array, nStrata: number): {
       if (isMissing(v)) throw missingError(p, r, column, 'split');
       const s = parseSplitValue(v);
       if (s === undefined) {
-        throw rowError(p, r, column, `the split column '${column}' has the value '${v}'; it must be train, validation (or val, valid) or test.`, `fix the value, or name another split column with --split-column.`);
+        throw rowError(
+          p,
+          r,
+          column,
+          `the split column '${column}' has the value '${v}'; it must be train, validation (or val, valid) or test.`,
+          `fix the value, or name another split column with --split-column.`,
+        );
       }
       split[r] = SPLIT_CODE[s];
       if (s === 'validation') hasValidation = true;
     }
     record = { source: 'column', column };
     if (!hasValidation && fractions.validation > 0) {
-      drawValidationFromTrain(split, strata, nStrata, fractions.validation / (fractions.train + fractions.validation), p.spec.seed);
+      drawValidationFromTrain(
+        split,
+        strata,
+        nStrata,
+        fractions.validation / (fractions.train + fractions.validation),
+        p.spec.seed,
+      );
       record.validationDrawnFromTrain = true;
       record.seed = p.spec.seed;
-      p.warnings.push(`The split column '${column}' has no validation rows: validation rows were drawn from its train rows (seed ${p.spec.seed}).`);
+      p.warnings.push(
+        `The split column '${column}' has no validation rows: validation rows were drawn from its train rows (seed ${p.spec.seed}).`,
+      );
     }
   } else {
     split = stratifiedSplit(strata, nStrata, fractions, p.spec.seed);

@@ -109,10 +109,17 @@ export async function decodeImage(bytes: Buffer): Promise<DecodedImage> {
   }
   if (format === 'webp') {
     const sharp = loadSharp();
-    if (!sharp) throw new NoWebpDecoder('is a WebP file, and WebP needs the optional sharp package, which this installation lacks');
+    if (!sharp)
+      throw new NoWebpDecoder(
+        'is a WebP file, and WebP needs the optional sharp package, which this installation lacks',
+      );
     const img = sharp(bytes, { failOn: 'error' });
     const meta = await img.metadata();
-    const r = await img.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const r = await img
+      .toColourspace('srgb')
+      .ensureAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     const grey = meta.space === 'b-w' || meta.space === 'grey16' || (meta.channels ?? 3) <= 2;
     return { width: r.info.width, height: r.info.height, rgba: r.data, grey };
   }
@@ -134,14 +141,24 @@ async function readImage(csvPath: string, column: string, job: ImageJob, missing
     return await decodeImage(bytes);
   } catch (e) {
     if (e instanceof NoWebpDecoder) {
-      throw imageError(csvPath, column, job, `${e.message}.`, 'convert the images to PNG (lossless) or JPEG, or run the fairprune command line where npm installed sharp.');
+      throw imageError(
+        csvPath,
+        column,
+        job,
+        `${e.message}.`,
+        'convert the images to PNG (lossless) or JPEG, or run the fairprune command line where npm installed sharp.',
+      );
     }
     throw imageError(csvPath, column, job, `cannot be decoded (${(e as Error).message}).`, UNDECODABLE_FIX);
   }
 }
 
 /** Width, height and channels (1 grey, 3 colour; alpha not counted) of the first image, to size a new model. */
-export async function probeImage(csvPath: string, column: string, job: ImageJob): Promise<{ height: number; width: number; channels: number }> {
+export async function probeImage(
+  csvPath: string,
+  column: string,
+  job: ImageJob,
+): Promise<{ height: number; width: number; channels: number }> {
   const img = await readImage(csvPath, column, job, 'paths in the image column are relative to the CSV file’s folder.');
   return { height: img.height, width: img.width, channels: img.grey ? 1 : 3 };
 }
@@ -169,7 +186,12 @@ export async function loadImages(
       const k = next++;
       if (k >= jobs.length) return;
       const job = jobs[k];
-      const img = await readImage(csvPath, column, job, 'paths in the image column are relative to the CSV file’s folder; fix the path or add the file.');
+      const img = await readImage(
+        csvPath,
+        column,
+        job,
+        'paths in the image column are relative to the CSV file’s folder; fix the path or add the file.',
+      );
       let rgba = img.rgba;
       if (img.width !== width || img.height !== height) {
         resized++;
@@ -187,7 +209,10 @@ export async function loadImages(
  * Weights of a separable bilinear (triangle) filter from `inSize` to `outSize` samples, as PIL computes
  * them: when shrinking, the filter widens by the scale, so every input pixel counts (antialiasing).
  */
-function filterWeights(inSize: number, outSize: number): { start: Int32Array; count: Int32Array; weights: Float64Array; taps: number } {
+function filterWeights(
+  inSize: number,
+  outSize: number,
+): { start: Int32Array; count: Int32Array; weights: Float64Array; taps: number } {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filterScale;
@@ -213,7 +238,13 @@ function filterWeights(inSize: number, outSize: number): { start: Int32Array; co
 }
 
 /** Resizes 8-bit RGBA pixels to `outWidth` × `outHeight` (stretched, bilinear, rounded back to 8 bits). */
-export function resizeBilinear(src: Uint8Array, inWidth: number, inHeight: number, outWidth: number, outHeight: number): Uint8Array {
+export function resizeBilinear(
+  src: Uint8Array,
+  inWidth: number,
+  inHeight: number,
+  outWidth: number,
+  outHeight: number,
+): Uint8Array {
   const h = filterWeights(inWidth, outWidth);
   const v = filterWeights(inHeight, outHeight);
   const mid = new Float64Array(outWidth * inHeight * 4);
@@ -221,7 +252,8 @@ export function resizeBilinear(src: Uint8Array, inWidth: number, inHeight: numbe
     for (let x = 0; x < outWidth; x++) {
       for (let c = 0; c < 4; c++) {
         let s = 0;
-        for (let t = 0; t < h.count[x]; t++) s += h.weights[x * h.taps + t] * src[(y * inWidth + h.start[x] + t) * 4 + c];
+        for (let t = 0; t < h.count[x]; t++)
+          s += h.weights[x * h.taps + t] * src[(y * inWidth + h.start[x] + t) * 4 + c];
         mid[(y * outWidth + x) * 4 + c] = s;
       }
     }
@@ -231,7 +263,8 @@ export function resizeBilinear(src: Uint8Array, inWidth: number, inHeight: numbe
     for (let x = 0; x < outWidth; x++) {
       for (let c = 0; c < 4; c++) {
         let s = 0;
-        for (let t = 0; t < v.count[y]; t++) s += v.weights[y * v.taps + t] * mid[((v.start[y] + t) * outWidth + x) * 4 + c];
+        for (let t = 0; t < v.count[y]; t++)
+          s += v.weights[y * v.taps + t] * mid[((v.start[y] + t) * outWidth + x) * 4 + c];
         out[(y * outWidth + x) * 4 + c] = Math.min(255, Math.max(0, Math.round(s)));
       }
     }
@@ -243,7 +276,14 @@ export function resizeBilinear(src: Uint8Array, inWidth: number, inHeight: numbe
  * Interleaved 8-bit RGB(A) pixels → `channels` floats divided by `scale`, written at `offset`.
  * Grey is PIL's integer luma: (R·19595 + G·38470 + B·7471 + 32768) >> 16.
  */
-export function convertPixels(src: Uint8Array, srcChannels: number, channels: number, scale: number, out: Float32Array, offset: number): void {
+export function convertPixels(
+  src: Uint8Array,
+  srcChannels: number,
+  channels: number,
+  scale: number,
+  out: Float32Array,
+  offset: number,
+): void {
   const pixels = src.length / srcChannels;
   let o = offset;
   for (let p = 0, s = 0; p < pixels; p++, s += srcChannels) {

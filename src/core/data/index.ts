@@ -11,6 +11,19 @@ export {
   preprocessingJson,
   outputFeatureNames,
 } from './preprocessing';
-export type { Preprocessing, ColumnTransform, StandardizeTransform, OneHotTransform, ImagePreprocessing } from './preprocessing';
-export { DEFAULT_SPLIT_FRACTIONS, SPLIT_CODE, SPLIT_NAMES, parseSplitValue, stratifiedSplit, apportion } from './splits';
+export type {
+  Preprocessing,
+  ColumnTransform,
+  StandardizeTransform,
+  OneHotTransform,
+  ImagePreprocessing,
+} from './preprocessing';
+export {
+  DEFAULT_SPLIT_FRACTIONS,
+  SPLIT_CODE,
+  SPLIT_NAMES,
+  parseSplitValue,
+  stratifiedSplit,
+  apportion,
+} from './splits';
 export type { SplitFractions } from './splits';

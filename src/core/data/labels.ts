@@ -18,7 +18,11 @@ export function compareText(a: string, b: string): number {
  * Decides the label mapping and maps every row. `numClasses` is the model's (null when training:
  * decided by the data). `fixed` is the mapping a preprocessing file saved.
  */
-export function mapLabels(p: Prepared, numClasses: number | null, fixed: LabelMapping | undefined): { mapping: LabelMapping; labels: Int32Array } {
+export function mapLabels(
+  p: Prepared,
+  numClasses: number | null,
+  fixed: LabelMapping | undefined,
+): { mapping: LabelMapping; labels: Int32Array } {
   const column = p.table.columns[p.labelCol];
   const values: string[] = new Array(p.rows);
   for (let r = 0; r < p.rows; r++) {
@@ -30,20 +34,37 @@ export function mapLabels(p: Prepared, numClasses: number | null, fixed: LabelMa
   let order: LabelMapping['order'];
   const given = p.spec.classes;
   if (fixed) {
-    if (given && (given.length !== fixed.classes.length || given.some((c, i) => labelKey(c) !== labelKey(fixed.classes[i])))) {
-      throw new UserError(`--classes ${given.join(',')} differs from the classes the model was trained with (${fixed.classes.join(',')}).`, {
-        file: p.file,
-        field: 'classes',
-        fix: 'leave --classes out: the preprocessing file beside the model fixes the class order.',
-      });
+    if (
+      given &&
+      (given.length !== fixed.classes.length || given.some((c, i) => labelKey(c) !== labelKey(fixed.classes[i])))
+    ) {
+      throw new UserError(
+        `--classes ${given.join(',')} differs from the classes the model was trained with (${fixed.classes.join(',')}).`,
+        {
+          file: p.file,
+          field: 'classes',
+          fix: 'leave --classes out: the preprocessing file beside the model fixes the class order.',
+        },
+      );
     }
-    if (fixed.column !== column) p.warnings.push(`The model was trained with label column '${fixed.column}'; this run reads '${column}'.`);
+    if (fixed.column !== column)
+      p.warnings.push(`The model was trained with label column '${fixed.column}'; this run reads '${column}'.`);
     classes = [...fixed.classes];
     order = fixed.order;
   } else if (given) {
-    if (given.length < 2) throw new UserError(`--classes names ${given.length} class; a classifier needs at least 2.`, { file: p.file, field: 'classes', fix: 'name every class, in the order of the model’s outputs.' });
+    if (given.length < 2)
+      throw new UserError(`--classes names ${given.length} class; a classifier needs at least 2.`, {
+        file: p.file,
+        field: 'classes',
+        fix: 'name every class, in the order of the model’s outputs.',
+      });
     const keys = given.map(labelKey);
-    if (new Set(keys).size !== keys.length) throw new UserError('--classes names the same class twice.', { file: p.file, field: 'classes', fix: 'name each class once.' });
+    if (new Set(keys).size !== keys.length)
+      throw new UserError('--classes names the same class twice.', {
+        file: p.file,
+        field: 'classes',
+        fix: 'name each class once.',
+      });
     classes = [...given];
     order = 'given';
   } else {
@@ -81,20 +102,26 @@ export function mapLabels(p: Prepared, numClasses: number | null, fixed: LabelMa
         );
       }
       if (classes.length < 2) {
-        throw new UserError(`the label column '${column}' has only one value ('${classes[0]}'); a classifier needs at least two classes.`, {
-          file: p.file,
-          field: column,
-          fix: 'check the label column, or add rows of the other classes.',
-        });
+        throw new UserError(
+          `the label column '${column}' has only one value ('${classes[0]}'); a classifier needs at least two classes.`,
+          {
+            file: p.file,
+            field: column,
+            fix: 'check the label column, or add rows of the other classes.',
+          },
+        );
       }
     }
   }
   if (numClasses !== null && classes.length !== numClasses) {
-    throw new UserError(`${order === 'given' ? '--classes names' : 'the label mapping has'} ${classes.length} classes, but the model has ${numClasses} (${numClasses === 2 ? 'one sigmoid output or two outputs' : `${numClasses} outputs`}).`, {
-      file: p.file,
-      field: order === 'given' ? 'classes' : column,
-      fix: `name exactly ${numClasses} classes, in the order of the model's outputs.`,
-    });
+    throw new UserError(
+      `${order === 'given' ? '--classes names' : 'the label mapping has'} ${classes.length} classes, but the model has ${numClasses} (${numClasses === 2 ? 'one sigmoid output or two outputs' : `${numClasses} outputs`}).`,
+      {
+        file: p.file,
+        field: order === 'given' ? 'classes' : column,
+        fix: `name exactly ${numClasses} classes, in the order of the model's outputs.`,
+      },
+    );
   }
   const index = new Map<string, number>();
   classes.forEach((c, i) => index.set(labelKey(c), i));

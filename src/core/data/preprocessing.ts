@@ -72,23 +72,32 @@ export function outputWidth(columns: ColumnTransform[]): number {
  */
 export function validatePreprocessing(value: unknown, file: string): Preprocessing {
   const fail = (field: string, problem: string): never => {
-    throw new UserError(problem, { file, field, fix: `re-create it with \`fairprune train\`, or delete ${PREPROCESSING_FILE} if the model takes the CSV values as they are.` });
+    throw new UserError(problem, {
+      file,
+      field,
+      fix: `re-create it with \`fairprune train\`, or delete ${PREPROCESSING_FILE} if the model takes the CSV values as they are.`,
+    });
   };
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const isStrArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
   const posInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
   if (!isObj(value)) return fail('(root)', 'is not a JSON object.');
-  if (value.version !== 1) return fail('version', `has version ${JSON.stringify(value.version)}; this Fair Prune reads version 1.`);
+  if (value.version !== 1)
+    return fail('version', `has version ${JSON.stringify(value.version)}; this Fair Prune reads version 1.`);
   const label = value.label;
   if (!isObj(label)) return fail('label', 'is missing or not an object.');
-  if (typeof label.column !== 'string' || label.column === '') return fail('label.column', 'must be the label column name.');
-  if (!isStrArray(label.classes) || label.classes.length < 2) return fail('label.classes', 'must list at least two class names.');
+  if (typeof label.column !== 'string' || label.column === '')
+    return fail('label.column', 'must be the label column name.');
+  if (!isStrArray(label.classes) || label.classes.length < 2)
+    return fail('label.classes', 'must list at least two class names.');
   if (new Set(label.classes).size !== label.classes.length) return fail('label.classes', 'names a class twice.');
-  if (label.order !== 'integer' && label.order !== 'sorted' && label.order !== 'given') return fail('label.order', "must be 'integer', 'sorted' or 'given'.");
+  if (label.order !== 'integer' && label.order !== 'sorted' && label.order !== 'given')
+    return fail('label.order', "must be 'integer', 'sorted' or 'given'.");
   if (!isStrArray(value.groupColumns)) return fail('groupColumns', 'must be a list of column names.');
   const columns = value.columns;
   const image = value.image;
-  if ((columns === null) === (image === null)) return fail('columns', "exactly one of 'columns' (tabular data) and 'image' (image data) must be set.");
+  if ((columns === null) === (image === null))
+    return fail('columns', "exactly one of 'columns' (tabular data) and 'image' (image data) must be set.");
   let cols: ColumnTransform[] | null = null;
   if (columns !== null) {
     if (!Array.isArray(columns) || columns.length === 0) return fail('columns', 'must be a non-empty list.');
@@ -100,31 +109,48 @@ export function validatePreprocessing(value: unknown, file: string): Preprocessi
       if (seen.has(t.column)) return fail(`${f}.column`, `names column '${t.column}' twice.`);
       seen.add(t.column);
       if (t.kind === 'standardize') {
-        if (typeof t.mean !== 'number' || !Number.isFinite(t.mean)) return fail(`${f}.mean`, 'must be a finite number.');
-        if (typeof t.std !== 'number' || !Number.isFinite(t.std) || t.std <= 0) return fail(`${f}.std`, 'must be a positive number.');
+        if (typeof t.mean !== 'number' || !Number.isFinite(t.mean))
+          return fail(`${f}.mean`, 'must be a finite number.');
+        if (typeof t.std !== 'number' || !Number.isFinite(t.std) || t.std <= 0)
+          return fail(`${f}.std`, 'must be a positive number.');
         return { column: t.column, kind: 'standardize', mean: t.mean, std: t.std };
       }
       if (t.kind === 'onehot') {
-        if (!isStrArray(t.categories) || t.categories.length === 0) return fail(`${f}.categories`, 'must list the categories.');
-        if (new Set(t.categories).size !== t.categories.length) return fail(`${f}.categories`, 'names a category twice.');
+        if (!isStrArray(t.categories) || t.categories.length === 0)
+          return fail(`${f}.categories`, 'must list the categories.');
+        if (new Set(t.categories).size !== t.categories.length)
+          return fail(`${f}.categories`, 'names a category twice.');
         return { column: t.column, kind: 'onehot', categories: [...t.categories] };
       }
       return fail(`${f}.kind`, "must be 'standardize' or 'onehot'.");
     });
     const names = outputFeatureNames(cols);
-    if (!isStrArray(value.outputFeatures) || value.outputFeatures.length !== names.length || value.outputFeatures.some((n, k) => n !== names[k])) {
+    if (
+      !isStrArray(value.outputFeatures) ||
+      value.outputFeatures.length !== names.length ||
+      value.outputFeatures.some((n, k) => n !== names[k])
+    ) {
       return fail('outputFeatures', `must be the ${names.length} input names the columns give, in order.`);
     }
   }
   let img: ImagePreprocessing | null = null;
   if (image !== null) {
     if (!isObj(image)) return fail('image', 'is not an object.');
-    if (typeof image.column !== 'string' || image.column === '') return fail('image.column', 'must be the image column name.');
+    if (typeof image.column !== 'string' || image.column === '')
+      return fail('image.column', 'must be the image column name.');
     if (!posInt(image.height)) return fail('image.height', 'must be a positive integer.');
     if (!posInt(image.width)) return fail('image.width', 'must be a positive integer.');
-    if (image.channels !== 1 && image.channels !== 3 && image.channels !== 4) return fail('image.channels', 'must be 1, 3 or 4.');
-    if (typeof image.pixelScale !== 'number' || !(image.pixelScale > 0) || !Number.isFinite(image.pixelScale)) return fail('image.pixelScale', 'must be a positive number.');
-    img = { column: image.column, height: image.height as number, width: image.width as number, channels: image.channels, pixelScale: image.pixelScale };
+    if (image.channels !== 1 && image.channels !== 3 && image.channels !== 4)
+      return fail('image.channels', 'must be 1, 3 or 4.');
+    if (typeof image.pixelScale !== 'number' || !(image.pixelScale > 0) || !Number.isFinite(image.pixelScale))
+      return fail('image.pixelScale', 'must be a positive number.');
+    img = {
+      column: image.column,
+      height: image.height as number,
+      width: image.width as number,
+      channels: image.channels,
+      pixelScale: image.pixelScale,
+    };
   }
   return {
     version: 1,
@@ -155,7 +181,10 @@ export function readPreprocessingBeside(modelPath: string): { path: string; valu
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UserError(`cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, { file, fix: 'check its permissions.' });
+    throw new UserError(`cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, {
+      file,
+      fix: 'check its permissions.',
+    });
   }
   let json: unknown;
   try {

@@ -37,7 +37,14 @@ export function parseSplitValue(value: string): SplitName | undefined {
 
 export function validateFractions(f: SplitFractions): void {
   const ok = (x: number) => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 1;
-  if (!ok(f.train) || !ok(f.validation) || !ok(f.test) || Math.abs(f.train + f.validation + f.test - 1) > 1e-9 || f.train <= 0 || f.test <= 0) {
+  if (
+    !ok(f.train) ||
+    !ok(f.validation) ||
+    !ok(f.test) ||
+    Math.abs(f.train + f.validation + f.test - 1) > 1e-9 ||
+    f.train <= 0 ||
+    f.test <= 0
+  ) {
     throw new UserError(
       `split fractions train ${f.train}, validation ${f.validation}, test ${f.test} are not usable: each must be between 0 and 1, train and test above 0, and they must add up to 1.`,
       { field: 'splitFractions', fix: 'give fractions such as 0.7, 0.1, 0.2.' },
@@ -88,7 +95,12 @@ function groupByStratum(strata: Int32Array, nStrata: number, keep?: (row: number
  * shuffled and the first go to test, the next to validation, the rest to train; per-stratum counts
  * are proportional to the stratum's size and add up to round(N × fraction) overall.
  */
-export function stratifiedSplit(strata: Int32Array, nStrata: number, fractions: SplitFractions, seed: number): Uint8Array {
+export function stratifiedSplit(
+  strata: Int32Array,
+  nStrata: number,
+  fractions: SplitFractions,
+  seed: number,
+): Uint8Array {
   const n = strata.length;
   const members = groupByStratum(strata, nStrata);
   const sizes = members.map((m) => m.length);
@@ -111,7 +123,13 @@ export function stratifiedSplit(strata: Int32Array, nStrata: number, fractions: 
  * Moves a seeded, stratified `fraction` of the train rows to validation (for a split column without
  * validation rows). Returns how many moved.
  */
-export function drawValidationFromTrain(split: Uint8Array, strata: Int32Array, nStrata: number, fraction: number, seed: number): number {
+export function drawValidationFromTrain(
+  split: Uint8Array,
+  strata: Int32Array,
+  nStrata: number,
+  fraction: number,
+  seed: number,
+): number {
   const members = groupByStratum(strata, nStrata, (r) => split[r] === 0);
   const sizes = members.map((m) => m.length);
   const nTrain = sizes.reduce((a, b) => a + b, 0);
@@ -137,11 +155,14 @@ export function assignmentString(split: Uint8Array): string {
 /** Parses an earlier session's assignment string for a CSV of `rows` data rows. */
 export function parseAssignment(assignment: string, rows: number, file: string): Uint8Array {
   if (assignment.length !== rows) {
-    throw new UserError(`the split of the earlier session covers ${assignment.length} rows, but this CSV has ${rows} data rows.`, {
-      file,
-      field: 'reuseSplit',
-      fix: 'reuse the split only of a session on this same CSV, or run without reusing it.',
-    });
+    throw new UserError(
+      `the split of the earlier session covers ${assignment.length} rows, but this CSV has ${rows} data rows.`,
+      {
+        file,
+        field: 'reuseSplit',
+        fix: 'reuse the split only of a session on this same CSV, or run without reusing it.',
+      },
+    );
   }
   const split = new Uint8Array(rows);
   for (let i = 0; i < rows; i++) {

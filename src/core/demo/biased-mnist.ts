@@ -85,9 +85,23 @@ interface GroupStyle {
 }
 const STYLE: Record<string, GroupStyle> = {
   // Bright orange ink on dark grey.
-  [INK_MAJORITY]: { inkHue: 30, inkSaturation: [0.7, 1.0], inkBrightness: [0.65, 1.0], backgroundHue: 0, backgroundSaturation: [0, 0], backgroundBrightness: [0.03, 0.15] },
+  [INK_MAJORITY]: {
+    inkHue: 30,
+    inkSaturation: [0.7, 1.0],
+    inkBrightness: [0.65, 1.0],
+    backgroundHue: 0,
+    backgroundSaturation: [0, 0],
+    backgroundBrightness: [0.03, 0.15],
+  },
   // Dark blue ink on light cream (inverted polarity).
-  [INK_MINORITY]: { inkHue: 215, inkSaturation: [0.7, 1.0], inkBrightness: [0.15, 0.4], backgroundHue: 45, backgroundSaturation: [0.08, 0.2], backgroundBrightness: [0.78, 0.95] },
+  [INK_MINORITY]: {
+    inkHue: 215,
+    inkSaturation: [0.7, 1.0],
+    inkBrightness: [0.15, 0.4],
+    backgroundHue: 45,
+    backgroundSaturation: [0.08, 0.2],
+    backgroundBrightness: [0.78, 0.95],
+  },
 };
 const HUE_JITTER = 12; // ± degrees, uniform, for ink and background hues
 const BACKGROUND_NOISE = 0.04; // per-pixel, per-channel standard deviation
@@ -129,9 +143,15 @@ let mnistCache: MnistDigitSet[] | null = null;
 
 /** Where the digits file is: beside the bundle (dist/), or in the sources when running the compiled tests (out/). */
 export function demoDigitsPath(): string {
-  const candidates = [path.join(__dirname, DEMO_DIGITS_FILE), path.resolve(__dirname, '..', '..', '..', '..', 'src', 'core', 'demo', DEMO_DIGITS_FILE)];
+  const candidates = [
+    path.join(__dirname, DEMO_DIGITS_FILE),
+    path.resolve(__dirname, '..', '..', '..', '..', 'src', 'core', 'demo', DEMO_DIGITS_FILE),
+  ];
   const found = candidates.find((f) => fs.existsSync(f));
-  if (!found) throw new Error(`the demo's digits (${DEMO_DIGITS_FILE}) are missing: looked for ${candidates.join(' and ')}. Reinstall Fair Prune.`);
+  if (!found)
+    throw new Error(
+      `the demo's digits (${DEMO_DIGITS_FILE}) are missing: looked for ${candidates.join(' and ')}. Reinstall Fair Prune.`,
+    );
   return found;
 }
 
@@ -146,11 +166,16 @@ export function loadMnistDigits(): MnistDigitSet[] {
     const raw = zlib.brotliDecompressSync(fs.readFileSync(file));
     const head = DIGITS_MAGIC.length + 4 * 10;
     if (raw.length < head || raw.toString('latin1', 0, DIGITS_MAGIC.length) !== DIGITS_MAGIC) {
-      throw new Error(`${file} is not a Fair Prune digits file (it does not start with ${DIGITS_MAGIC}). Reinstall Fair Prune.`);
+      throw new Error(
+        `${file} is not a Fair Prune digits file (it does not start with ${DIGITS_MAGIC}). Reinstall Fair Prune.`,
+      );
     }
     const counts = Array.from({ length: 10 }, (_, d) => raw.readUInt32LE(DIGITS_MAGIC.length + 4 * d));
     const total = counts.reduce((a, b) => a + b, 0);
-    if (raw.length !== head + total * PIXELS) throw new Error(`${file} holds ${raw.length - head} pixel bytes, not ${total} digits of 28×28. Reinstall Fair Prune.`);
+    if (raw.length !== head + total * PIXELS)
+      throw new Error(
+        `${file} holds ${raw.length - head} pixel bytes, not ${total} digits of 28×28. Reinstall Fair Prune.`,
+      );
     const value = Float64Array.from({ length: 256 }, (_, k) => Math.round((k / 255) * 1000) / 1000);
     const sets: MnistDigitSet[] = [];
     let offset = head;
@@ -180,10 +205,17 @@ function normalize(opts: BiasedMnistOptions): Normalized {
     return n;
   };
   if (typeof opts.outDir !== 'string' || opts.outDir.trim() === '') {
-    throw new UserError('the output folder is empty.', { field: 'outDir', fix: 'Give a folder to write the demo data set into.' });
+    throw new UserError('the output folder is empty.', {
+      field: 'outDir',
+      fix: 'Give a folder to write the demo data set into.',
+    });
   }
   if (!Number.isFinite(opts.seed) || !Number.isInteger(opts.seed)) {
-    throw new UserError(`seed must be a whole number, got ${String(opts.seed)}.`, { file, field: 'seed', fix: 'Give a whole number, e.g. 1.' });
+    throw new UserError(`seed must be a whole number, got ${String(opts.seed)}.`, {
+      file,
+      field: 'seed',
+      fix: 'Give a whole number, e.g. 1.',
+    });
   }
   const trainCount = count(opts.trainCount, 6000, 'trainCount', 1);
   const validationCount = count(opts.validationCount, 1000, 'validationCount', 1);
@@ -238,7 +270,8 @@ function readManifest(dir: string): Partial<Manifest> | null {
 /** The existing data set in `dir` if it is complete and made with `want`; otherwise null. */
 function reusable(dir: string, want: Normalized): Manifest | null {
   const m = readManifest(dir);
-  if (!m || !sameOptions(want, m) || typeof m.rows !== 'number' || !m.counts || typeof m.csvSha256 !== 'string') return null;
+  if (!m || !sameOptions(want, m) || typeof m.rows !== 'number' || !m.counts || typeof m.csvSha256 !== 'string')
+    return null;
   try {
     const csv = fs.readFileSync(path.join(dir, CSV));
     if (crypto.createHash('sha256').update(csv).digest('hex') !== m.csvSha256) return null;
@@ -293,7 +326,10 @@ function hsvToRgb(hDeg: number, s: number, v: number): [number, number, number] 
 }
 
 /** Draws one row's digit: background colour + noise, blended with the ink colour by the digit's intensity. */
-export function renderRow(row: Pick<Row, 'source' | 'hue' | 'saturation' | 'brightness' | 'background' | 'noiseSeed'>, digits = loadMnistDigits()): Buffer {
+export function renderRow(
+  row: Pick<Row, 'source' | 'hue' | 'saturation' | 'brightness' | 'background' | 'noiseSeed'>,
+  digits = loadMnistDigits(),
+): Buffer {
   const raw = digits[row.source.digit].raw;
   const start = row.source.index * PIXELS;
   const ink = hsvToRgb(row.hue, row.saturation, row.brightness);
@@ -350,7 +386,11 @@ function plan(o: Normalized, digits: MnistDigitSet[]): Row[] {
         hue: style.inkHue + jitter(),
         saturation: between(style.inkSaturation),
         brightness: between(style.inkBrightness),
-        background: hsvToRgb(style.backgroundHue + jitter(), between(style.backgroundSaturation), between(style.backgroundBrightness)),
+        background: hsvToRgb(
+          style.backgroundHue + jitter(),
+          between(style.backgroundSaturation),
+          between(style.backgroundBrightness),
+        ),
         noiseSeed: renderRng.int(0x7fffffff),
       });
     }
@@ -367,7 +407,10 @@ function emptyCounts(): Record<SplitName, Record<string, number>> {
 }
 
 function siblingTemp(target: string, tag: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${tag}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${tag}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`,
+  );
 }
 
 /**
@@ -395,11 +438,14 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
     const entries = fs.readdirSync(outDir);
     const ours = readManifest(outDir)?.generator === GENERATOR;
     if (entries.length > 0 && !ours) {
-      throw new UserError('the output folder is not empty and does not hold a Fair Prune demo data set; refusing to overwrite it.', {
-        file: outDir,
-        field: 'outDir',
-        fix: 'Choose a new or empty folder for the demo data set.',
-      });
+      throw new UserError(
+        'the output folder is not empty and does not hold a Fair Prune demo data set; refusing to overwrite it.',
+        {
+          file: outDir,
+          field: 'outDir',
+          fix: 'Choose a new or empty folder for the demo data set.',
+        },
+      );
     }
     replace = true;
   }
@@ -422,7 +468,12 @@ export async function writeBiasedMnist(opts: BiasedMnistOptions): Promise<Biased
         throwIfCancelled(opts.signal);
         const i = next++;
         const pixels = renderRow(rows[i], digits);
-        const png = PNG.sync.write({ width: SIZE, height: SIZE, data: pixels } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false, deflateLevel: 6 });
+        const png = PNG.sync.write({ width: SIZE, height: SIZE, data: pixels } as PNG, {
+          colorType: 2,
+          inputColorType: 2,
+          inputHasAlpha: false,
+          deflateLevel: 6,
+        });
         fs.writeFileSync(path.join(tmp, names[i]), png);
         // Now and then the event loop turns, so a cancel request gets in.
         if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve));

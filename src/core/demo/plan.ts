@@ -24,14 +24,28 @@ export interface DemoPlan extends DemoDataPlan {
 }
 
 /** `fairprune demo`: the numbers in the README. */
-export const FULL_DEMO: DemoPlan = { trainCount: 6000, validationCount: 1000, testCount: 2000, baselineEpochs: 6, sparsities: [0.5, 0.8, 0.9], fineTuneEpochs: 3 };
+export const FULL_DEMO: DemoPlan = {
+  trainCount: 6000,
+  validationCount: 1000,
+  testCount: 2000,
+  baselineEpochs: 6,
+  sparsities: [0.5, 0.8, 0.9],
+  fineTuneEpochs: 3,
+};
 /**
  * The editor's "Try the Demo": half the digits and fewer baseline epochs, so the first points come
  * within a minute; its session takes the sparsities and epochs from the settings.
  */
 export const EDITOR_DEMO: DemoDataPlan = { trainCount: 3000, validationCount: 500, testCount: 1000, baselineEpochs: 4 };
 /** `fairprune demo --quick`, for tests. */
-export const QUICK_DEMO: DemoPlan = { trainCount: 1200, validationCount: 200, testCount: 400, baselineEpochs: 2, sparsities: [0.8], fineTuneEpochs: 1 };
+export const QUICK_DEMO: DemoPlan = {
+  trainCount: 1200,
+  validationCount: 200,
+  testCount: 400,
+  baselineEpochs: 2,
+  sparsities: [0.8],
+  fineTuneEpochs: 1,
+};
 /** What the demo compares: the group-blind losses and the group-aware objective that kept the rare group best in our runs. */
 export const DEMO_LOSSES = ['ce', 'pw', 'group-balanced'] as const;
 export const DEMO_SEED = 7;

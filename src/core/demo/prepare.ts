@@ -44,7 +44,12 @@ export async function prepareDemo(
     minorityFraction: DEMO_MINORITY_FRACTION,
     signal: hooks.signal,
   });
-  for (const [split, counts] of Object.entries(data.counts)) log(`    ${split}: ${Object.entries(counts).map(([g, n]) => `ink=${g} ${n}`).join(', ')}`);
+  for (const [split, counts] of Object.entries(data.counts))
+    log(
+      `    ${split}: ${Object.entries(counts)
+        .map(([g, n]) => `ink=${g} ${n}`)
+        .join(', ')}`,
+    );
 
   const modelPath = path.join(opts.modelDir, 'model.json');
   if (fs.existsSync(modelPath)) {
@@ -64,6 +69,8 @@ export async function prepareDemo(
     },
     { log, signal: hooks.signal },
   );
-  log(`    dense test accuracy ${pct(base.test.accuracy.value)}: ${base.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)}`).join(', ')} (${base.training.seconds.toFixed(0)} s)`);
+  log(
+    `    dense test accuracy ${pct(base.test.accuracy.value)}: ${base.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)}`).join(', ')} (${base.training.seconds.toFixed(0)} s)`,
+  );
   return { csvPath: data.csvPath, modelPath, label, groups, data, reusedModel: false };
 }

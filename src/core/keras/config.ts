@@ -45,7 +45,8 @@ function isKerasTensor(v: unknown): v is Json {
 function primitiveKwargs(kwargs: unknown): Json {
   const out: Json = {};
   if (!isObject(kwargs)) return out;
-  for (const [k, v] of Object.entries(kwargs)) if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) out[k] = v;
+  for (const [k, v] of Object.entries(kwargs))
+    if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) out[k] = v;
   return out;
 }
 
@@ -73,7 +74,13 @@ function convertValue(v: unknown, key = ''): unknown {
   if (typeof className === 'string' && /DTypePolicy$/.test(className)) return dtypeOf(v);
   if ((className === 'L2' || className === 'L1') && /regularizer$/.test(key)) {
     const cfg = (v.config as Json | undefined) ?? {};
-    return { class_name: 'L1L2', config: { l1: className === 'L1' ? Number(cfg.l1 ?? 0.01) : 0, l2: className === 'L2' ? Number(cfg.l2 ?? 0.01) : 0 } };
+    return {
+      class_name: 'L1L2',
+      config: {
+        l1: className === 'L1' ? Number(cfg.l1 ?? 0.01) : 0,
+        l2: className === 'L2' ? Number(cfg.l2 ?? 0.01) : 0,
+      },
+    };
   }
   const out: Json = {};
   for (const [k, val] of Object.entries(v)) {
@@ -103,7 +110,8 @@ export function kerasConfigToTfjs(config: Json): Json {
   if (converted.class_name === 'Sequential') {
     const inner = converted.config as Json | undefined;
     const layers = (Array.isArray(inner) ? inner : inner?.layers) as Json[] | undefined;
-    const buildShape = ((config.build_config as Json | undefined)?.input_shape ?? (config.config as Json | undefined)?.build_input_shape) as unknown;
+    const buildShape = ((config.build_config as Json | undefined)?.input_shape ??
+      (config.config as Json | undefined)?.build_input_shape) as unknown;
     if (Array.isArray(layers) && layers.length && layers[0].class_name !== 'InputLayer' && Array.isArray(buildShape)) {
       const first = layers[0].config as Json;
       if (first && !('batch_input_shape' in first)) first.batch_input_shape = buildShape;

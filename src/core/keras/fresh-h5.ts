@@ -41,7 +41,10 @@ const FIX_TYPES = 'save the model again with Keras (model.save), which writes nu
  * The dtype h5wasm writes for an attribute or dataset of the types Keras writes (little-endian
  * integers and floats, fixed-length and variable-length strings); undefined for any other type.
  */
-function copyableDtype(h5: H5Module, meta: { type: number; size: number; vlen: boolean; signed: boolean; cset?: number }): string | undefined {
+function copyableDtype(
+  h5: H5Module,
+  meta: { type: number; size: number; vlen: boolean; signed: boolean; cset?: number },
+): string | undefined {
   const C = h5.Module.H5T_class_t;
   if (meta.type === C.H5T_STRING.value) return `${meta.cset === 0 ? 'A' : 'S'}${meta.vlen ? '' : meta.size}`;
   if (meta.vlen) return undefined;
@@ -54,7 +57,9 @@ function copyableDtype(h5: H5Module, meta: { type: number; size: number; vlen: b
 }
 
 function typeName(h5: H5Module, type: number): string {
-  const entry = Object.entries(h5.Module.H5T_class_t).find(([k, v]) => k.startsWith('H5T_') && (v as { value?: number } | undefined)?.value === type);
+  const entry = Object.entries(h5.Module.H5T_class_t).find(
+    ([k, v]) => k.startsWith('H5T_') && (v as { value?: number } | undefined)?.value === type,
+  );
   return entry ? entry[0].replace(/^H5T_/, '').toLowerCase() : `type ${type}`;
 }
 
@@ -64,16 +69,37 @@ function typeName(h5: H5Module, type: number): string {
  * nothing but the layout is read (a check at load time that the file can be written again).
  * `file` and `inside` name the user's file in messages.
  */
-export function readTree(h5: H5Module, root: H5Group, weights: ReadonlySet<string>, where: { file: string; inside?: string }, values = true): H5Tree {
+export function readTree(
+  h5: H5Module,
+  root: H5Group,
+  weights: ReadonlySet<string>,
+  where: { file: string; inside?: string },
+  values = true,
+): H5Tree {
   const inside = where.inside ?? '';
   const nodes: H5Node[] = [];
   let weightBytes = 0;
   const others: { path: string; bytes: number }[] = [];
-  const attrsOf = (holder: { attrs: Record<string, { metadata: { type: number; size: number; vlen: boolean; signed: boolean; cset?: number }; shape: number[] | null; value: unknown }> }, at: string): AttrCopy[] =>
+  const attrsOf = (
+    holder: {
+      attrs: Record<
+        string,
+        {
+          metadata: { type: number; size: number; vlen: boolean; signed: boolean; cset?: number };
+          shape: number[] | null;
+          value: unknown;
+        }
+      >;
+    },
+    at: string,
+  ): AttrCopy[] =>
     Object.entries(holder.attrs).map(([name, a]) => {
       const dtype = copyableDtype(h5, a.metadata);
       if (!dtype) {
-        throw new UserError(`attribute '${name}' holds ${typeName(h5, a.metadata.type)} data, which Keras does not write, so the pruned model cannot be written from it.`, { file: where.file, field: `${inside}${at}.${name}`, fix: FIX_TYPES });
+        throw new UserError(
+          `attribute '${name}' holds ${typeName(h5, a.metadata.type)} data, which Keras does not write, so the pruned model cannot be written from it.`,
+          { file: where.file, field: `${inside}${at}.${name}`, fix: FIX_TYPES },
+        );
       }
       return { name, value: values ? a.value : undefined, shape: a.shape, dtype };
     });
@@ -93,7 +119,10 @@ export function readTree(h5: H5Module, root: H5Group, weights: ReadonlySet<strin
         const meta = e.metadata;
         const dtype = copyableDtype(h5, meta);
         if (!dtype) {
-          throw new UserError(`dataset holds ${typeName(h5, meta.type)} data, which Keras does not write, so the pruned model cannot be written from it.`, { file: where.file, field: `${inside}${p}`, fix: FIX_TYPES });
+          throw new UserError(
+            `dataset holds ${typeName(h5, meta.type)} data, which Keras does not write, so the pruned model cannot be written from it.`,
+            { file: where.file, field: `${inside}${p}`, fix: FIX_TYPES },
+          );
         }
         const shape = e.shape ?? [];
         const bytes = shape.reduce((a, d) => a * d, 1) * meta.size;
@@ -113,7 +142,11 @@ export function readTree(h5: H5Module, root: H5Group, weights: ReadonlySet<strin
     if (otherBytes > allowed) {
       throw new UserError(
         `holds ${otherBytes.toLocaleString('en')} bytes of data besides the ${weightBytes.toLocaleString('en')} bytes of layer weights (more than ${OTHER_DATA_FACTOR} times as much, which no optimizer's state needs), counting up to this dataset.`,
-        { file: where.file, field: `${inside}${o.path}`, fix: 'save the model again with Keras; to leave out the optimizer, model.save(..., include_optimizer=False).' },
+        {
+          file: where.file,
+          field: `${inside}${o.path}`,
+          fix: 'save the model again with Keras; to leave out the optimizer, model.save(..., include_optimizer=False).',
+        },
       );
     }
   }

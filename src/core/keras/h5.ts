@@ -13,7 +13,6 @@ export type H5File = H5.File;
 export type H5Group = H5.Group;
 export type H5Dataset = H5.Dataset;
 
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
 const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
 
 let loading: Promise<H5Module> | undefined;
@@ -102,7 +101,11 @@ interface EmscriptenFs {
  * external links, external storage and virtual datasets by opening other files, and h5wasm's Node
  * build opens real paths. Returns what `fn` returned and the paths that were refused.
  */
-export function onlyThisFile<T>(h5: H5Module, allowed: string, fn: (refused: string[]) => T): { result: T; refused: string[] } {
+export function onlyThisFile<T>(
+  h5: H5Module,
+  allowed: string,
+  fn: (refused: string[]) => T,
+): { result: T; refused: string[] } {
   const fsys = (h5 as unknown as { FS: EmscriptenFs }).FS;
   const open = fsys.open;
   const refused: string[] = [];
@@ -123,7 +126,14 @@ export function onlyThisFile<T>(h5: H5Module, allowed: string, fn: (refused: str
   // (its Node build writes fd 2 itself, through FS.write)
   const write = fsys.write;
   let diagnostics = '';
-  fsys.write = function (this: unknown, stream: unknown, buffer: unknown, offset: unknown, length: unknown, ...rest: unknown[]) {
+  fsys.write = function (
+    this: unknown,
+    stream: unknown,
+    buffer: unknown,
+    offset: unknown,
+    length: unknown,
+    ...rest: unknown[]
+  ) {
     if ((stream as { nfd?: number } | null)?.nfd === 2 && ArrayBuffer.isView(buffer)) {
       const heap = new Uint8Array(buffer.buffer, buffer.byteOffset + Number(offset), Number(length));
       diagnostics += Buffer.from(heap).toString('utf8');
@@ -158,7 +168,11 @@ export function assertSelfContained(h5: H5Module, root: H5Group, refused: string
   const fix = 'save the model again with Keras (model.save), which writes every weight inside the file.';
   const externalOf = (p: string) => (root.get_external_link(p) as { filename?: string } | null)?.filename;
   const refuse = (p: string, what: string): never => {
-    throw new UserError(`this dataset or group ${what}; Fair Prune reads and writes nothing outside the model file.`, { file, field: where(p), fix });
+    throw new UserError(`this dataset or group ${what}; Fair Prune reads and writes nothing outside the model file.`, {
+      file,
+      field: where(p),
+      fix,
+    });
   };
   const walk = (group: string, depth: number) => {
     if (depth > MAX_H5_DEPTH) refuse(group, `is nested more than ${MAX_H5_DEPTH} groups deep (a loop of links?)`);
@@ -185,7 +199,8 @@ export function assertSelfContained(h5: H5Module, root: H5Group, refused: string
       if (isGroup(h5, entry)) walk(p, depth + 1);
       else if (isDataset(h5, entry)) {
         const meta = entry.metadata as { virtual_sources?: { file_name: string }[]; total_size?: number };
-        if (meta.virtual_sources?.length) refuse(p, `is a virtual dataset made of '${meta.virtual_sources[0].file_name}'`);
+        if (meta.virtual_sources?.length)
+          refuse(p, `is a virtual dataset made of '${meta.virtual_sources[0].file_name}'`);
         const shape = entry.shape ?? [];
         if ((meta.total_size ?? 0) > 0) {
           try {
@@ -194,7 +209,8 @@ export function assertSelfContained(h5: H5Module, root: H5Group, refused: string
           } catch {
             // reported below when it tried another file; otherwise the read fails again where it matters
           }
-          if (refused.length > before) refuse(p, `stores its data in another file ('${refused[before]}', HDF5 external storage)`);
+          if (refused.length > before)
+            refuse(p, `stores its data in another file ('${refused[before]}', HDF5 external storage)`);
         }
       }
     }

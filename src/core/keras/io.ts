@@ -37,7 +37,20 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { UserError } from '../errors';
 import { kerasConfigToTfjs } from './config';
 import { buildWithinLimit } from '../model-limits';
-import { assertSelfContained, h5wasm, isDataset, onlyThisFile, isGroup, isHdf5, readFloat32, stringAttr, stringListAttr, type H5File, type H5Group, type H5Module } from './h5';
+import {
+  assertSelfContained,
+  h5wasm,
+  isDataset,
+  onlyThisFile,
+  isGroup,
+  isHdf5,
+  readFloat32,
+  stringAttr,
+  stringListAttr,
+  type H5File,
+  type H5Group,
+  type H5Module,
+} from './h5';
 import { readTree, writeTree } from './fresh-h5';
 import { readZip, writeZip, type ZipMember } from './zip';
 
@@ -105,7 +118,11 @@ function tempWorkDir(): string {
  * them when they point outside themselves (`assertSelfContained`), runs `fn` while no other file can
  * be opened, cleans up. `file` (and `inside`, a member of it) name the user's file in messages.
  */
-async function withH5<T>(bytes: Uint8Array, where: { file: string; inside?: string }, fn: (h5: H5Module, root: H5Group) => T): Promise<T> {
+async function withH5<T>(
+  bytes: Uint8Array,
+  where: { file: string; inside?: string },
+  fn: (h5: H5Module, root: H5Group) => T,
+): Promise<T> {
   const h5 = await h5wasm();
   const dir = tempWorkDir();
   const file = path.join(dir, 'm.h5');
@@ -154,7 +171,11 @@ function parseJson(text: string, file: string, field: string): Json {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
     return v as Json;
   } catch (e) {
-    throw new UserError(`its ${field} is not valid JSON (${(e as Error).message}).`, { file, field, fix: 'save the model again with Keras (model.save).' });
+    throw new UserError(`its ${field} is not valid JSON (${(e as Error).message}).`, {
+      file,
+      field,
+      fix: 'save the model again with Keras (model.save).',
+    });
   }
 }
 
@@ -172,12 +193,18 @@ export async function readKerasFile(file: string): Promise<KerasFile> {
   const format = kerasFormatOf(file);
   if (!format) throw new Error(`${file} is not a .h5 or .keras file`);
   if (!fs.existsSync(file)) {
-    throw new UserError('no such file.', { file, fix: 'give the path of a Keras model (.h5 or .keras) or a TensorFlow.js model.json.' });
+    throw new UserError('no such file.', {
+      file,
+      fix: 'give the path of a Keras model (.h5 or .keras) or a TensorFlow.js model.json.',
+    });
   }
   const bytes = fs.readFileSync(file);
   if (format === 'keras-h5') {
     if (!isHdf5(bytes)) {
-      throw new UserError('is not an HDF5 file, so it is not a Keras .h5 model.', { file, fix: 'give the file that Keras `model.save("model.h5")` wrote.' });
+      throw new UserError('is not an HDF5 file, so it is not a Keras .h5 model.', {
+        file,
+        fix: 'give the file that Keras `model.save("model.h5")` wrote.',
+      });
     }
     const result = await withH5(bytes, { file }, (_h5, root) => ({
       config: stringAttr(root, 'model_config'),
@@ -190,26 +217,42 @@ export async function readKerasFile(file: string): Promise<KerasFile> {
         result.weightsOnly
           ? 'holds weights only (written by `save_weights`), without the architecture.'
           : 'has no "model_config" attribute: it is not a whole Keras model.',
-        { file, field: 'model_config', fix: 'save the whole model with Keras: `model.save("model.h5")` or `model.save("model.keras")`.' },
+        {
+          file,
+          field: 'model_config',
+          fix: 'save the whole model with Keras: `model.save("model.h5")` or `model.save("model.keras")`.',
+        },
       );
     }
     const config = parseJson(result.config, file, 'model_config');
-    return { format, path: file, bytes, kerasVersion: result.kerasVersion, json: modelJsonOf(config, result.kerasVersion, result.backend) };
+    return {
+      format,
+      path: file,
+      bytes,
+      kerasVersion: result.kerasVersion,
+      json: modelJsonOf(config, result.kerasVersion, result.backend),
+    };
   }
   let members: ZipMember[];
   try {
     members = readZip(bytes);
   } catch (e) {
-    throw new UserError(`cannot be read as a Keras 3 .keras file: ${(e as Error).message}.`, { file, fix: 'give the file that Keras 3 `model.save("model.keras")` wrote.' });
+    throw new UserError(`cannot be read as a Keras 3 .keras file: ${(e as Error).message}.`, {
+      file,
+      fix: 'give the file that Keras 3 `model.save("model.keras")` wrote.',
+    });
   }
   const member = (name: string) => members.find((m) => m.name === name);
   const configMember = member('config.json');
   if (!configMember || !member(WEIGHTS_MEMBER)) {
-    throw new UserError(`has no ${configMember ? WEIGHTS_MEMBER : 'config.json'} inside: it is not a Keras 3 model file.`, {
-      file,
-      field: configMember ? WEIGHTS_MEMBER : 'config.json',
-      fix: 'give the file that Keras 3 `model.save("model.keras")` wrote.',
-    });
+    throw new UserError(
+      `has no ${configMember ? WEIGHTS_MEMBER : 'config.json'} inside: it is not a Keras 3 model file.`,
+      {
+        file,
+        field: configMember ? WEIGHTS_MEMBER : 'config.json',
+        fix: 'give the file that Keras 3 `model.save("model.keras")` wrote.',
+      },
+    );
   }
   const config = parseJson(configMember.data.toString('utf8'), file, 'config.json');
   const metaMember = member('metadata.json');
@@ -238,20 +281,27 @@ function shapeText(s: readonly (number | null)[]): string {
 function pairH5(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: string): KerasWeightRef[] {
   const mw = root.get('model_weights');
   if (!isGroup(h5, mw)) {
-    throw new UserError('has no "model_weights" group.', { file, field: 'model_weights', fix: 'save the whole model with Keras: `model.save("model.h5")`.' });
+    throw new UserError('has no "model_weights" group.', {
+      file,
+      field: 'model_weights',
+      fix: 'save the whole model with Keras: `model.save("model.h5")`.',
+    });
   }
   const layerNames = stringListAttr(mw, 'layer_names');
   if (!layerNames) {
-    throw new UserError('has no "layer_names" attribute on "model_weights", so its weights cannot be matched to layers.', {
-      file,
-      field: 'model_weights.layer_names',
-      fix: 'save the whole model with Keras: `model.save("model.h5")`.',
-    });
+    throw new UserError(
+      'has no "layer_names" attribute on "model_weights", so its weights cannot be matched to layers.',
+      {
+        file,
+        field: 'model_weights.layer_names',
+        fix: 'save the whole model with Keras: `model.save("model.h5")`.',
+      },
+    );
   }
   const stored = layerNames
     .map((name) => {
       const g = mw.get(name);
-      const weightNames = isGroup(h5, g) ? stringListAttr(g, 'weight_names') ?? [] : [];
+      const weightNames = isGroup(h5, g) ? (stringListAttr(g, 'weight_names') ?? []) : [];
       return { name, group: g, weightNames };
     })
     .filter((l) => l.weightNames.length > 0);
@@ -259,39 +309,51 @@ function pairH5(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
   const byName = layers.every((l) => stored.some((s) => s.name === l.name));
   if (!byName && stored.length !== layers.length) {
     const missing = layers.find((l) => !stored.some((s) => s.name === l.name))!;
-    throw new UserError(`layer '${missing.name}' (${missing.getClassName()}) has weights in the model config but none in "model_weights" (${stored.length} stored layers with weights, ${layers.length} in the config).`, {
-      file,
-      field: `model_weights/${missing.name}`,
-      fix: 'the file is incomplete or its weights belong to another model: save the model again with Keras.',
-    });
+    throw new UserError(
+      `layer '${missing.name}' (${missing.getClassName()}) has weights in the model config but none in "model_weights" (${stored.length} stored layers with weights, ${layers.length} in the config).`,
+      {
+        file,
+        field: `model_weights/${missing.name}`,
+        fix: 'the file is incomplete or its weights belong to another model: save the model again with Keras.',
+      },
+    );
   }
   const refs: KerasWeightRef[] = [];
   layers.forEach((layer, i) => {
     const s = byName ? stored.find((x) => x.name === layer.name)! : stored[i];
     const g = s.group as H5Group;
     if (s.weightNames.length !== layer.weights.length) {
-      throw new UserError(`layer '${layer.name}' (${layer.getClassName()}) needs ${layer.weights.length} weight arrays, but "model_weights/${s.name}" lists ${s.weightNames.length} (${s.weightNames.join(', ')}).`, {
-        file,
-        field: `model_weights/${s.name}.weight_names`,
-        fix: 'the weights belong to another architecture: save the model again with Keras.',
-      });
+      throw new UserError(
+        `layer '${layer.name}' (${layer.getClassName()}) needs ${layer.weights.length} weight arrays, but "model_weights/${s.name}" lists ${s.weightNames.length} (${s.weightNames.join(', ')}).`,
+        {
+          file,
+          field: `model_weights/${s.name}.weight_names`,
+          fix: 'the weights belong to another architecture: save the model again with Keras.',
+        },
+      );
     }
     layer.weights.forEach((w, k) => {
       const ds = g.get(s.weightNames[k]);
       if (!isDataset(h5, ds)) {
-        throw new UserError(`weight '${s.weightNames[k]}' of layer '${layer.name}' is listed in "weight_names" but is not in the file.`, {
-          file,
-          field: `model_weights/${s.name}/${s.weightNames[k]}`,
-          fix: 'the file is damaged: save the model again with Keras.',
-        });
+        throw new UserError(
+          `weight '${s.weightNames[k]}' of layer '${layer.name}' is listed in "weight_names" but is not in the file.`,
+          {
+            file,
+            field: `model_weights/${s.name}/${s.weightNames[k]}`,
+            fix: 'the file is damaged: save the model again with Keras.',
+          },
+        );
       }
       const shape = ds.shape ?? [];
       if (!sameShape(w.shape, shape)) {
-        throw new UserError(`weight '${s.weightNames[k]}' of layer '${layer.name}' (${layer.getClassName()}) has shape ${shapeText(shape)}, but the layer needs ${shapeText(w.shape)}.`, {
-          file,
-          field: `model_weights/${s.name}/${s.weightNames[k]}`,
-          fix: 'the weights belong to another architecture: save the model again with Keras.',
-        });
+        throw new UserError(
+          `weight '${s.weightNames[k]}' of layer '${layer.name}' (${layer.getClassName()}) has shape ${shapeText(shape)}, but the layer needs ${shapeText(w.shape)}.`,
+          {
+            file,
+            field: `model_weights/${s.name}/${s.weightNames[k]}`,
+            fix: 'the weights belong to another architecture: save the model again with Keras.',
+          },
+        );
       }
       refs.push({ name: w.originalName, dataset: ds.path, shape });
     });
@@ -306,7 +368,11 @@ function pairV3(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
     const used = new Map<string, number>();
     for (const layer of layers) {
       const isModel = layer instanceof tfl.LayersModel;
-      const className = isModel ? (layer instanceof tfl.Sequential ? 'Sequential' : 'Functional') : layer.getClassName();
+      const className = isModel
+        ? layer instanceof tfl.Sequential
+          ? 'Sequential'
+          : 'Functional'
+        : layer.getClassName();
       const base = snakeCase(className);
       const n = used.has(base) ? used.get(base)! + 1 : 0;
       used.set(base, n);
@@ -319,20 +385,28 @@ function pairV3(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
       if (layer.weights.length === 0) continue;
       const fits = (c: string) => {
         const vars = root.get(`${c}/vars`);
-        return isGroup(h5, vars) && layer.weights.every((w, i) => {
-          const ds = vars.get(String(i));
-          return isDataset(h5, ds) && sameShape(w.shape, ds.shape ?? []);
-        });
+        return (
+          isGroup(h5, vars) &&
+          layer.weights.every((w, i) => {
+            const ds = vars.get(String(i));
+            return isDataset(h5, ds) && sameShape(w.shape, ds.shape ?? []);
+          })
+        );
       };
       const found = candidates.find(fits);
       if (!found) {
-        throw new UserError(`layer '${layer.name}' (${layer.getClassName()}) has no matching weights in ${WEIGHTS_MEMBER} (looked for ${candidates.map((c) => `${c}/vars/0..${layer.weights.length - 1}`).join(' and ')} with shapes ${layer.weights.map((w) => shapeText(w.shape)).join(', ')}).`, {
-          file,
-          field: `${WEIGHTS_MEMBER}:${candidates[0]}`,
-          fix: 'the weights belong to another architecture or the file is damaged: save the model again with Keras 3.',
-        });
+        throw new UserError(
+          `layer '${layer.name}' (${layer.getClassName()}) has no matching weights in ${WEIGHTS_MEMBER} (looked for ${candidates.map((c) => `${c}/vars/0..${layer.weights.length - 1}`).join(' and ')} with shapes ${layer.weights.map((w) => shapeText(w.shape)).join(', ')}).`,
+          {
+            file,
+            field: `${WEIGHTS_MEMBER}:${candidates[0]}`,
+            fix: 'the weights belong to another architecture or the file is damaged: save the model again with Keras 3.',
+          },
+        );
       }
-      layer.weights.forEach((w, i) => refs.push({ name: w.originalName, dataset: `${found}/vars/${i}`, shape: w.shape as number[] }));
+      layer.weights.forEach((w, i) =>
+        refs.push({ name: w.originalName, dataset: `${found}/vars/${i}`, shape: w.shape as number[] }),
+      );
     }
   };
   walk(model.layers, 'layers');
@@ -344,14 +418,20 @@ function pairV3(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
  * source record to write a pruned model back in the same format. Call only after the config passed
  * the loader's checks (it builds the architecture).
  */
-export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut[]; data: Buffer; source: KerasSource }> {
+export async function kerasWeights(
+  k: KerasFile,
+): Promise<{ specs: WeightSpecOut[]; data: Buffer; source: KerasSource }> {
   const modelTopology = k.json.modelTopology as Json;
   // Built within the parameter limit: a config declaring huge layers stops before allocating them.
   const skeleton = await buildWithinLimit(k.path, () => tfl.models.modelFromJSON({ modelTopology } as never));
   try {
     const h5bytes = k.format === 'keras-v3' ? k.members!.find((m) => m.name === WEIGHTS_MEMBER)!.data : k.bytes;
     if (!isHdf5(h5bytes)) {
-      throw new UserError(`its ${WEIGHTS_MEMBER} is not an HDF5 file.`, { file: k.path, field: WEIGHTS_MEMBER, fix: 'save the model again with Keras 3.' });
+      throw new UserError(`its ${WEIGHTS_MEMBER} is not an HDF5 file.`, {
+        file: k.path,
+        field: WEIGHTS_MEMBER,
+        fix: 'save the model again with Keras 3.',
+      });
     }
     const where = { file: k.path, inside: k.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' };
     const result = await withH5(h5bytes, where, (h5, root) => {
@@ -363,7 +443,11 @@ export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut
         if (!isDataset(h5, ds)) throw new Error(`dataset ${r.dataset} vanished`);
         const meta = ds.metadata;
         if (meta.type !== h5.Module.H5T_class_t.H5T_FLOAT.value) {
-          throw new UserError(`weight '${r.dataset}' is not stored as floating point numbers.`, { file: k.path, field: r.dataset, fix: 'save the model with float weights (not quantized).' });
+          throw new UserError(`weight '${r.dataset}' is not stored as floating point numbers.`, {
+            file: k.path,
+            field: r.dataset,
+            fix: 'save the model with float weights (not quantized).',
+          });
         }
         const v = readFloat32(ds);
         return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
@@ -371,7 +455,11 @@ export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut
       return { refs, data: Buffer.concat(chunks) };
     });
     const specs: WeightSpecOut[] = result.refs.map((r) => ({ name: r.name, shape: r.shape, dtype: 'float32' }));
-    return { specs, data: result.data, source: { format: k.format, path: k.path, bytes: k.bytes, members: k.members, weights: result.refs } };
+    return {
+      specs,
+      data: result.data,
+      source: { format: k.format, path: k.path, bytes: k.bytes, members: k.members, weights: result.refs },
+    };
   } finally {
     skeleton.dispose();
   }
@@ -382,19 +470,26 @@ export async function kerasWeights(k: KerasFile): Promise<{ specs: WeightSpecOut
  * groups, attributes and datasets and `weights` (tfjs weight name → values) in the weight datasets;
  * for `.keras`, a new zip of config.json, metadata.json and that file. Returns the file name and bytes.
  */
-export async function writeKerasFile(source: KerasSource, weights: Map<string, Float32Array>): Promise<{ name: string; data: Buffer }> {
-  const h5bytes = source.format === 'keras-v3' ? source.members!.find((m) => m.name === WEIGHTS_MEMBER)!.data : source.bytes;
+export async function writeKerasFile(
+  source: KerasSource,
+  weights: Map<string, Float32Array>,
+): Promise<{ name: string; data: Buffer }> {
+  const h5bytes =
+    source.format === 'keras-v3' ? source.members!.find((m) => m.name === WEIGHTS_MEMBER)!.data : source.bytes;
   const where = { file: source.path, inside: source.format === 'keras-v3' ? `${WEIGHTS_MEMBER}:` : '' };
   const byDataset = new Map<string, Float32Array>();
   for (const ref of source.weights) {
     const values = weights.get(ref.name);
     const size = ref.shape.reduce((a, d) => a * d, 1);
-    if (!values || values.length !== size) throw new Error(`no values of size ${size} for weight ${ref.name} to write to ${ref.dataset}`);
+    if (!values || values.length !== size)
+      throw new Error(`no values of size ${size} for weight ${ref.name} to write to ${ref.dataset}`);
     byDataset.set(absolute(ref.dataset), values);
   }
   const tree = await withH5(h5bytes, where, (h5, root) => readTree(h5, root, new Set(byDataset.keys()), where));
   const bytes = await freshH5((f) => writeTree(f, tree, byDataset));
   if (source.format === 'keras-h5') return { name: KERAS_FILE_NAME['keras-h5'], data: bytes };
-  const members = source.members!.filter((m) => KERAS_MEMBERS.includes(m.name)).map((m) => (m.name === WEIGHTS_MEMBER ? { ...m, data: bytes } : m));
+  const members = source
+    .members!.filter((m) => KERAS_MEMBERS.includes(m.name))
+    .map((m) => (m.name === WEIGHTS_MEMBER ? { ...m, data: bytes } : m));
   return { name: KERAS_FILE_NAME['keras-v3'], data: writeZip(members) };
 }

@@ -53,7 +53,16 @@ export function readZip(buf: Buffer, maxTotalBytes = MAX_ZIP_TOTAL_BYTES): ZipMe
   const count = buf.readUInt16LE(eocd + 10);
   let p = buf.readUInt32LE(eocd + 16);
   if (p === 0xffffffff || count === 0xffff) throw new Error('a ZIP64 archive, which is not supported');
-  const entries: { name: string; method: number; dosTime: number; dosDate: number; crc: number; compSize: number; size: number; local: number }[] = [];
+  const entries: {
+    name: string;
+    method: number;
+    dosTime: number;
+    dosDate: number;
+    crc: number;
+    compSize: number;
+    size: number;
+    local: number;
+  }[] = [];
   for (let n = 0; n < count; n++) {
     if (p + 46 > buf.length || buf.readUInt32LE(p) !== 0x02014b50) throw new Error('damaged central directory');
     const flags = buf.readUInt16LE(p + 8);
@@ -70,17 +79,21 @@ export function readZip(buf: Buffer, maxTotalBytes = MAX_ZIP_TOTAL_BYTES): ZipMe
     const name = buf.subarray(p + 46, p + 46 + nameLen).toString('utf8');
     p += 46 + nameLen + extraLen + commentLen;
     if (flags & 1) throw new Error(`member ${name} is encrypted`);
-    if (compSize === 0xffffffff || size === 0xffffffff || local === 0xffffffff) throw new Error('a ZIP64 archive, which is not supported');
+    if (compSize === 0xffffffff || size === 0xffffffff || local === 0xffffffff)
+      throw new Error('a ZIP64 archive, which is not supported');
     total += size;
     if (total > maxTotalBytes) {
-      throw new Error(`its members declare more than ${maxTotalBytes.toLocaleString('en')} bytes together (member ${name} brings them to ${total.toLocaleString('en')})`);
+      throw new Error(
+        `its members declare more than ${maxTotalBytes.toLocaleString('en')} bytes together (member ${name} brings them to ${total.toLocaleString('en')})`,
+      );
     }
     entries.push({ name, method, dosTime, dosDate, crc, compSize, size, local });
   }
   // every declared size is counted before anything is inflated
   const members: ZipMember[] = [];
   for (const { name, method, dosTime, dosDate, crc, compSize, size, local } of entries) {
-    if (local + 30 > buf.length || buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`member ${name}: damaged local header`);
+    if (local + 30 > buf.length || buf.readUInt32LE(local) !== 0x04034b50)
+      throw new Error(`member ${name}: damaged local header`);
     const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
     if (start + compSize > buf.length) throw new Error(`member ${name} is truncated`);
     const raw = buf.subarray(start, start + compSize);
@@ -88,7 +101,8 @@ export function readZip(buf: Buffer, maxTotalBytes = MAX_ZIP_TOTAL_BYTES): ZipMe
     if (method === 0) data = Buffer.from(raw);
     else if (method === 8) data = inflateCapped(raw, size, name);
     else throw new Error(`member ${name} uses compression method ${method}, which is not supported`);
-    if (data.length !== size || crc32(data) !== crc) throw new Error(`member ${name} fails its CRC check (the file is truncated or damaged)`);
+    if (data.length !== size || crc32(data) !== crc)
+      throw new Error(`member ${name} fails its CRC check (the file is truncated or damaged)`);
     members.push({ name, data, dosTime, dosDate });
   }
   return members;
@@ -101,9 +115,12 @@ function inflateCapped(raw: Buffer, size: number, name: string): Buffer {
     return zlib.inflateRawSync(raw, { maxOutputLength: Math.max(size, 1) });
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new Error(`member ${name} inflates to more than the ${size.toLocaleString('en')} bytes it declares (a zip bomb or a damaged file)`);
+      throw new Error(
+        `member ${name} inflates to more than the ${size.toLocaleString('en')} bytes it declares (a zip bomb or a damaged file)`,
+        { cause: e },
+      );
     }
-    throw new Error(`member ${name} cannot be inflated (${(e as Error).message})`);
+    throw new Error(`member ${name} cannot be inflated (${(e as Error).message})`, { cause: e });
   }
 }
 

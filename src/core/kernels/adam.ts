@@ -71,7 +71,21 @@ export class HeapAdam implements TrainingOptimizer {
         state = { m: tf.keep(tf.zeros([variable.size])), v: tf.keep(tf.zeros([variable.size])) };
         this.moments.set(name, state);
       }
-      this.updateVariable(heap, variable, grad, state.m, state.v, b1, b2, c1, c2, eps, negLr, oneMinusAcc1, oneMinusAcc2);
+      this.updateVariable(
+        heap,
+        variable,
+        grad,
+        state.m,
+        state.v,
+        b1,
+        b2,
+        c1,
+        c2,
+        eps,
+        negLr,
+        oneMinusAcc1,
+        oneMinusAcc2,
+      );
     }
     this.accBeta1 = f(this.accBeta1 * b1);
     this.accBeta2 = f(this.accBeta2 * b2);
@@ -98,8 +112,22 @@ export class HeapAdam implements TrainingOptimizer {
     if (simd) {
       // The same operations in f32x4 (each IEEE-rounded to float32 as Math.fround rounds them): bit for bit
       // the loop below, about 15× faster on a 100k-weight model.
-      simd.adam_update(heapOffset(heap, grad), heapOffset(heap, variable), heapOffset(heap, outInfo), heapOffset(heap, mt), heapOffset(heap, vt),
-        variable.size, b1, b2, c1, c2, eps, negLr, oneMinusAcc1, oneMinusAcc2);
+      simd.adam_update(
+        heapOffset(heap, grad),
+        heapOffset(heap, variable),
+        heapOffset(heap, outInfo),
+        heapOffset(heap, mt),
+        heapOffset(heap, vt),
+        variable.size,
+        b1,
+        b2,
+        c1,
+        c2,
+        eps,
+        negLr,
+        oneMinusAcc1,
+        oneMinusAcc2,
+      );
       variable.assign(out);
       out.dispose();
       return;

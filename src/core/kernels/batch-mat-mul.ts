@@ -21,7 +21,12 @@ const SMALL = 1024;
 const batchOf = (shape: number[]) => shape.slice(0, -2).reduce((a, d) => a * d, 1);
 
 /** a·b with the transposes done first, or null when the stock kernel should run. */
-export function matMulTransposedFirst(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): tf.Tensor | null {
+export function matMulTransposedFirst(
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.Tensor | null {
   if (!transposeA && !transposeB) return null;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return null;
   if (batchOf(a.shape) !== 1 || batchOf(b.shape) !== 1) return null;
@@ -32,7 +37,11 @@ export function matMulTransposedFirst(a: tf.TensorInfo, b: tf.TensorInfo, transp
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
   if ((transposeA ? ar : ac) !== (transposeB ? bc : br)) return null; // the stock kernel throws its own error
-  const outShape = [...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), transposeA ? ac : ar, transposeB ? br : bc];
+  const outShape = [
+    ...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2),
+    transposeA ? ac : ar,
+    transposeB ? br : bc,
+  ];
   return tf.tidy(() => {
     const wa = asTensor4D(a);
     const wb = asTensor4D(b);
@@ -48,5 +57,6 @@ export function matMulTransposedFirst(a: tf.TensorInfo, b: tf.TensorInfo, transp
 export function registerBatchMatMul(backendName: string): void {
   if (backendName !== 'wasm') return;
   registerRawInFrontOfStock<BatchMatMulAttrs>(tf.BatchMatMul, backendName, 'heap', ({ inputs, attrs }) =>
-    matMulTransposedFirst(inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, !!attrs.transposeA, !!attrs.transposeB));
+    matMulTransposedFirst(inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, !!attrs.transposeA, !!attrs.transposeB),
+  );
 }

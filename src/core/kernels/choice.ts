@@ -22,7 +22,8 @@ let chosen: KernelChoice | null = null;
 /** The choice of a request, else of FAIRPRUNE_KERNELS, else the default; a bad value is a UserError naming it. */
 export function resolveKernels(requested?: string, field = '--kernels'): KernelChoice {
   const env = process.env[KERNELS_ENV];
-  const [value, where] = requested !== undefined ? [requested, field] : env ? [env, KERNELS_ENV] : [RUN_DEFAULTS.kernels, field];
+  const [value, where] =
+    requested !== undefined ? [requested, field] : env ? [env, KERNELS_ENV] : [RUN_DEFAULTS.kernels, field];
   if (!(KERNEL_CHOICES as readonly string[]).includes(value)) {
     throw new UserError(`unknown kernels '${value}'.`, { field: where, fix: `use ${KERNEL_CHOICES.join(' or ')}.` });
   }

@@ -32,7 +32,6 @@ export interface BackpropFilterAttrs {
   filterShape: [number, number, number, number];
 }
 
-
 /**
  * The filter gradient as a plain function of tensors (any backend). `x` is the forward input,
  * `dy` the gradient of the forward output. Returns a new tensor of `filterShape`.
@@ -54,24 +53,38 @@ export function conv2dBackpropFilterViaOps(
       dys = tf.transpose(dy, [0, 2, 3, 1]);
     }
     const info = tf.backend_util.computeConv2DInfo(
-      xs.shape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+      xs.shape,
+      filterShape,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
     const [fh, fw, ci, co] = filterShape;
     const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow, batchSize: b } = info;
     if (dys.shape[1] !== oh || dys.shape[2] !== ow || dys.shape[3] !== co || dys.shape[0] !== b) {
       throw new Error(
         `Conv2DBackpropFilter: dy has shape [${dys.shape}] but the forward conv of x [${xs.shape}] with filter ` +
-          `[${filterShape}], strides ${JSON.stringify(strides)}, pad ${JSON.stringify(pad)} gives [${b},${oh},${ow},${co}]`);
+          `[${filterShape}], strides ${JSON.stringify(strides)}, pad ${JSON.stringify(pad)} gives [${b},${oh},${ow},${co}]`,
+      );
     }
     // Rows/columns of the padded input the forward conv actually read.
-    const needH = (fh - 1) + (oh - 1) * sh + 1;
-    const needW = (fw - 1) + (ow - 1) * sw + 1;
+    const needH = fh - 1 + (oh - 1) * sh + 1;
+    const needW = fw - 1 + (ow - 1) * sw + 1;
     const top = info.padInfo.top;
     const left = info.padInfo.left;
     const padBottom = Math.max(0, needH - (top + xs.shape[1]));
     const padRight = Math.max(0, needW - (left + xs.shape[2]));
     let xp: tf.Tensor4D = xs;
     if (top > 0 || left > 0 || padBottom > 0 || padRight > 0) {
-      xp = tf.pad(xs, [[0, 0], [top, padBottom], [left, padRight], [0, 0]]);
+      xp = tf.pad(xs, [
+        [0, 0],
+        [top, padBottom],
+        [left, padRight],
+        [0, 0],
+      ]);
     }
     if (xp.shape[1] > needH || xp.shape[2] > needW) {
       xp = tf.slice(xp, [0, 0, 0, 0], [b, needH, needW, ci]);
@@ -95,7 +108,14 @@ export function conv2dBackpropFilterKernel(backendName: string): tf.KernelConfig
       const dy = asTensor4D(inputs.dy as tf.TensorInfo);
       try {
         return conv2dBackpropFilterViaOps(
-          x.t, dy.t, a.filterShape, a.strides, a.pad, a.dataFormat ?? 'NHWC', a.dimRoundingMode);
+          x.t,
+          dy.t,
+          a.filterShape,
+          a.strides,
+          a.pad,
+          a.dataFormat ?? 'NHWC',
+          a.dimRoundingMode,
+        );
       } finally {
         if (x.owned) x.t.dispose();
         if (dy.owned) dy.t.dispose();

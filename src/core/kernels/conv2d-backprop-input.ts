@@ -27,9 +27,9 @@ interface BackpropInputAttrs {
   inputShape: [number, number, number, number];
 }
 
-
 /** Whether strides (or dilations) are 1 in both directions; unset counts as 1. */
-export const isOne = (s: number | [number, number] | undefined) => s === undefined || (Array.isArray(s) ? s[0] === 1 && s[1] === 1 : s === 1);
+export const isOne = (s: number | [number, number] | undefined) =>
+  s === undefined || (Array.isArray(s) ? s[0] === 1 && s[1] === 1 : s === 1);
 
 /**
  * How much dy must be padded on each side for dx to be the 'valid' convolution of padded dy with the
@@ -45,7 +45,16 @@ export function backpropInputPadding(
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): { top: number; bottom: number; left: number; right: number } | null {
   if (!isOne(strides)) return null;
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, 1, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filterShape,
+    1,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
   const [fh, fw] = filterShape;
   const [, h, w] = inputShape;
   const { outHeight: oh, outWidth: ow } = info;
@@ -75,7 +84,15 @@ export function conv2dBackpropInputViaConv(
   if (!padding) return null;
   const { top, bottom, left, right } = padding;
   return tf.tidy(() => {
-    const padded = top || bottom || left || right ? tf.pad(dy, [[0, 0], [top, bottom], [left, right], [0, 0]]) : dy;
+    const padded =
+      top || bottom || left || right
+        ? tf.pad(dy, [
+            [0, 0],
+            [top, bottom],
+            [left, right],
+            [0, 0],
+          ])
+        : dy;
     const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [fh, fw, co, ci]
     return tf.conv2d(padded, rotated as tf.Tensor4D, 1, 'valid');
   });
@@ -84,5 +101,6 @@ export function conv2dBackpropInputViaConv(
 /** Registers the faster kernel for `backendName` in front of the stock one (kept for the other cases). Idempotent. */
 export function registerConv2DBackpropInput(backendName: string): void {
   registerInFrontOfStock<BackpropInputAttrs>(tf.Conv2DBackpropInput, backendName, ['dy', 'filter'], ([dy, filter], a) =>
-    conv2dBackpropInputViaConv(dy, filter, a.inputShape, a.strides, a.pad, a.dataFormat ?? 'NHWC', a.dimRoundingMode));
+    conv2dBackpropInputViaConv(dy, filter, a.inputShape, a.strides, a.pad, a.dataFormat ?? 'NHWC', a.dimRoundingMode),
+  );
 }

@@ -25,7 +25,8 @@ interface DepthwiseBackpropAttrs {
 
 function checkDilations(kernel: string, dilations: DepthwiseBackpropAttrs['dilations']): void {
   const d = dilations == null ? [1, 1] : typeof dilations === 'number' ? [dilations, dilations] : dilations;
-  if (d[0] !== 1 || d[1] !== 1) throw new Error(`${kernel}: dilations other than 1 are not supported (got ${JSON.stringify(dilations)})`);
+  if (d[0] !== 1 || d[1] !== 1)
+    throw new Error(`${kernel}: dilations other than 1 are not supported (got ${JSON.stringify(dilations)})`);
 }
 
 function wrap(info: tf.TensorInfo): { t: tf.Tensor4D; owned: boolean } {
@@ -47,16 +48,23 @@ export function depthwiseBackpropFilterViaOps(
     const [fh, fw, c, m] = filterShape;
     const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow, batchSize: b } = info;
     if (dy.shape[0] !== b || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== c * m) {
-      throw new Error(`DepthwiseConv2dNativeBackpropFilter: dy has shape [${dy.shape}], expected [${b},${oh},${ow},${c * m}]`);
+      throw new Error(
+        `DepthwiseConv2dNativeBackpropFilter: dy has shape [${dy.shape}], expected [${b},${oh},${ow},${c * m}]`,
+      );
     }
-    const needH = (fh - 1) + (oh - 1) * sh + 1;
-    const needW = (fw - 1) + (ow - 1) * sw + 1;
+    const needH = fh - 1 + (oh - 1) * sh + 1;
+    const needW = fw - 1 + (ow - 1) * sw + 1;
     const { top, left } = info.padInfo;
     const padBottom = Math.max(0, needH - (top + x.shape[1]));
     const padRight = Math.max(0, needW - (left + x.shape[2]));
     let xp: tf.Tensor4D = x;
     if (top > 0 || left > 0 || padBottom > 0 || padRight > 0) {
-      xp = tf.pad(x, [[0, 0], [top, padBottom], [left, padRight], [0, 0]]);
+      xp = tf.pad(x, [
+        [0, 0],
+        [top, padBottom],
+        [left, padRight],
+        [0, 0],
+      ]);
     }
     if (xp.shape[1] > needH || xp.shape[2] > needW) xp = tf.slice(xp, [0, 0, 0, 0], [b, needH, needW, c]);
     const xT = tf.reshape(tf.transpose(xp, [1, 2, 0, 3]), [1, needH, needW, b * c]);
@@ -77,8 +85,12 @@ export function depthwiseBackpropInputViaOps(
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const [fh, fw, c, m] = filter.shape;
-    const full = tf.reshape(
-      tf.mul(tf.reshape(filter, [fh, fw, c, 1, m]), tf.reshape(tf.eye(c), [1, 1, c, c, 1])), [fh, fw, c, c * m]) as tf.Tensor4D;
+    const full = tf.reshape(tf.mul(tf.reshape(filter, [fh, fw, c, 1, m]), tf.reshape(tf.eye(c), [1, 1, c, c, 1])), [
+      fh,
+      fw,
+      c,
+      c * m,
+    ]) as tf.Tensor4D;
     return tf.conv2dTranspose(dy, full, inputShape, strides, pad, dimRoundingMode);
   });
 }
@@ -94,7 +106,14 @@ export function depthwiseBackpropKernels(backendName: string): tf.KernelConfig[]
         const x = wrap(inputs.x as tf.TensorInfo);
         const dy = wrap(inputs.dy as tf.TensorInfo);
         try {
-          return depthwiseBackpropFilterViaOps(x.t, dy.t, a.filterShape as [number, number, number, number], a.strides, a.pad, a.dimRoundingMode);
+          return depthwiseBackpropFilterViaOps(
+            x.t,
+            dy.t,
+            a.filterShape as [number, number, number, number],
+            a.strides,
+            a.pad,
+            a.dimRoundingMode,
+          );
         } finally {
           if (x.owned) x.t.dispose();
           if (dy.owned) dy.t.dispose();
@@ -110,7 +129,14 @@ export function depthwiseBackpropKernels(backendName: string): tf.KernelConfig[]
         const dy = wrap(inputs.dy as tf.TensorInfo);
         const filter = wrap(inputs.filter as tf.TensorInfo);
         try {
-          return depthwiseBackpropInputViaOps(a.inputShape as [number, number, number, number], dy.t, filter.t, a.strides, a.pad, a.dimRoundingMode);
+          return depthwiseBackpropInputViaOps(
+            a.inputShape as [number, number, number, number],
+            dy.t,
+            filter.t,
+            a.strides,
+            a.pad,
+            a.dimRoundingMode,
+          );
         } finally {
           if (dy.owned) dy.t.dispose();
           if (filter.owned) filter.t.dispose();

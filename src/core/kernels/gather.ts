@@ -17,9 +17,16 @@ interface GatherAttrs {
 }
 
 /** `tf.gather(x, indices, axis)` on the wasm heap, or null when this kernel does not handle the case. */
-export function gatherOnHeap(backend: unknown, x: tf.TensorInfo, indices: tf.TensorInfo, axis: number, batchDims: number): tf.TensorInfo | null {
+export function gatherOnHeap(
+  backend: unknown,
+  x: tf.TensorInfo,
+  indices: tf.TensorInfo,
+  axis: number,
+  batchDims: number,
+): tf.TensorInfo | null {
   const heap = wasmInternals(backend);
-  if (!heap || batchDims !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32') return null;
+  if (!heap || batchDims !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32')
+    return null;
   const a = tf.util.parseAxisParam(axis, x.shape)[0];
   const axisDim = x.shape[a];
   const outer = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
@@ -56,5 +63,6 @@ export function gatherOnHeap(backend: unknown, x: tf.TensorInfo, indices: tf.Ten
 export function registerGather(backendName: string): void {
   if (backendName !== 'wasm') return;
   registerRawInFrontOfStock<GatherAttrs>(tf.GatherV2, backendName, 'heap', ({ inputs, backend, attrs }) =>
-    gatherOnHeap(backend, inputs.x as tf.TensorInfo, inputs.indices as tf.TensorInfo, attrs.axis, attrs.batchDims ?? 0));
+    gatherOnHeap(backend, inputs.x as tf.TensorInfo, inputs.indices as tf.TensorInfo, attrs.axis, attrs.batchDims ?? 0),
+  );
 }

@@ -30,7 +30,9 @@ function shared(backend: unknown, x: tf.TensorInfo): tf.TensorInfo | null {
  */
 export function registerIdentity(backendName: string): void {
   if (backendName !== 'wasm') return;
-  registerRawInFrontOfStock(tf.Identity, backendName, 'heap', ({ inputs, backend }) => shared(backend, inputs.x as tf.TensorInfo));
+  registerRawInFrontOfStock(tf.Identity, backendName, 'heap', ({ inputs, backend }) =>
+    shared(backend, inputs.x as tf.TensorInfo),
+  );
   registerRawInFrontOfStock<{ dtype: tf.DataType }>(tf.Cast, backendName, 'heap', ({ inputs, backend, attrs }) => {
     const x = inputs.x as tf.TensorInfo;
     return x.dtype === attrs.dtype ? shared(backend, x) : null;

@@ -50,14 +50,36 @@ export function maxPoolGradOnHeap(
   const heap = wasmInternals(backend);
   if (!heap || x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4) return null;
   const [B, H, W, C] = x.shape;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
   const { outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
-  if (dy.shape.length !== 4 || dy.shape[0] !== B || dy.shape[1] !== OH || dy.shape[2] !== OW || dy.shape[3] !== C) return null;
+  if (dy.shape.length !== 4 || dy.shape[0] !== B || dy.shape[1] !== OH || dy.shape[2] !== OW || dy.shape[3] !== C)
+    return null;
   const { top, left } = info.padInfo;
   const out = heap.makeOutput([B, H, W, C], 'float32');
   const simd = useSimd ? simdKernels(backend) : null;
   if (simd && simdTakesMaxPoolGrad(info)) {
-    simd.max_pool_grad(heapOffset(heap, x), heapOffset(heap, dy), heapOffset(heap, out), B, H, W, C, OH, OW, fh, fw, sh, sw);
+    simd.max_pool_grad(
+      heapOffset(heap, x),
+      heapOffset(heap, dy),
+      heapOffset(heap, out),
+      B,
+      H,
+      W,
+      C,
+      OH,
+      OW,
+      fh,
+      fw,
+      sh,
+      sw,
+    );
     return out;
   }
   // Views after the allocation (a grown heap has a new buffer).
@@ -146,5 +168,14 @@ export function maxPoolGradOnHeap(
 export function registerMaxPoolGrad(backendName: string): void {
   if (backendName !== 'wasm') return;
   registerRawInFrontOfStock<MaxPoolGradAttrs>(tf.MaxPoolGrad, backendName, 'heap', ({ inputs, backend, attrs: a }) =>
-    maxPoolGradOnHeap(backend, inputs.dy as tf.TensorInfo, inputs.input as tf.TensorInfo, a.filterSize, a.strides, a.pad, a.dimRoundingMode));
+    maxPoolGradOnHeap(
+      backend,
+      inputs.dy as tf.TensorInfo,
+      inputs.input as tf.TensorInfo,
+      a.filterSize,
+      a.strides,
+      a.pad,
+      a.dimRoundingMode,
+    ),
+  );
 }

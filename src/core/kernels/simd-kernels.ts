@@ -43,46 +43,211 @@ const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 
 export interface SimdExports {
   conv2d_filter_grad(
-    x: number, dy: number, dw: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
-    fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+    x: number,
+    dy: number,
+    dw: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
   ): void;
   conv2d(
-    x: number, w: number, out: number, zeros: number, bias: number, act: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
-    fh: number, fw: number, sh: number, sw: number, dh: number, dw: number, top: number, left: number,
+    x: number,
+    w: number,
+    out: number,
+    zeros: number,
+    bias: number,
+    act: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    top: number,
+    left: number,
   ): void;
   winograd_filter(w: number, u: number, ci: number, co: number): void;
   conv2d_filter_grad_winograd(
-    x: number, dy: number, dw: number, scratch: number, tiles: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number, top: number, left: number,
+    x: number,
+    dy: number,
+    dw: number,
+    scratch: number,
+    tiles: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    top: number,
+    left: number,
   ): void;
   conv2d_winograd(
-    x: number, u: number, out: number, scratch: number, bias: number, act: number, win: number, floorZero: number, B: number, H: number, W: number, ci: number, oh: number,
-    ow: number, co: number, top: number, left: number,
+    x: number,
+    u: number,
+    out: number,
+    scratch: number,
+    bias: number,
+    act: number,
+    win: number,
+    floorZero: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    top: number,
+    left: number,
   ): void;
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   conv2d_filter_grad_pooled(
-    x: number, dyp: number, win: number, dw: number, db: number, row: number, sums: number, B: number, H: number, W: number, ci: number, oh: number, ow: number, co: number,
-    fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+    x: number,
+    dyp: number,
+    win: number,
+    dw: number,
+    db: number,
+    row: number,
+    sums: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
   ): void;
   conv2d_pool(
-    x: number, w: number, out: number, win: number, zeros: number, bias: number, act: number, floorZero: number, B: number, H: number, W: number, ci: number, oh: number,
-    ow: number, co: number, fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+    x: number,
+    w: number,
+    out: number,
+    win: number,
+    zeros: number,
+    bias: number,
+    act: number,
+    floorZero: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
   ): void;
-  max_pool_2x2_winners(x: number, out: number, win: number, B: number, H: number, W: number, C: number, OH: number, OW: number, floorZero: number): void;
-  max_pool_2x2_winners_grad(dy: number, win: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
-  max_pool_grad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, fh: number, fw: number, sh: number, sw: number): void;
+  max_pool_2x2_winners(
+    x: number,
+    out: number,
+    win: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    floorZero: number,
+  ): void;
+  max_pool_2x2_winners_grad(
+    dy: number,
+    win: number,
+    dx: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+  ): void;
+  max_pool_grad(
+    x: number,
+    dy: number,
+    dx: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+  ): void;
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
   relu_grad(dy: number, x: number, out: number, n: number): void;
   bn_moments(x: number, mean: number, variance: number, rows: number, C: number): void;
-  bn_forward(x: number, mean: number, scale: number, beta: number, y: number, rows: number, C: number, act: number): void;
+  bn_forward(
+    x: number,
+    mean: number,
+    scale: number,
+    beta: number,
+    y: number,
+    rows: number,
+    C: number,
+    act: number,
+  ): void;
   bn_backward(
-    dy: number, y: number, x: number, mean: number, inv: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, C: number, act: number,
+    dy: number,
+    y: number,
+    x: number,
+    mean: number,
+    inv: number,
+    gamma: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    rows: number,
+    C: number,
+    act: number,
   ): void;
   add_act(a: number, b: number, out: number, n: number, act: number): void;
   global_avg_pool(x: number, out: number, B: number, P: number, C: number, grad: number): void;
   adam_update(
-    g: number, w: number, out: number, m: number, v: number, n: number, b1: number, b2: number, c1: number, c2: number,
-    eps: number, negLr: number, oneMinusAcc1: number, oneMinusAcc2: number,
+    g: number,
+    w: number,
+    out: number,
+    m: number,
+    v: number,
+    n: number,
+    b1: number,
+    b2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+    negLr: number,
+    oneMinusAcc1: number,
+    oneMinusAcc2: number,
   ): void;
 }
 
@@ -140,24 +305,81 @@ export function conv2dBackpropFilterSimd(
 ): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || dataFormat !== 'NHWC' || x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4 || dy.shape.length !== 4) return null;
+  if (
+    !kernels ||
+    dataFormat !== 'NHWC' ||
+    x.dtype !== 'float32' ||
+    dy.dtype !== 'float32' ||
+    x.shape.length !== 4 ||
+    dy.shape.length !== 4
+  )
+    return null;
   const [fh, fw, ci, co] = filterShape;
   if (co % 4 !== 0 || x.shape[3] !== ci) return null;
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
-  const { batchSize: b, inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const {
+    batchSize: b,
+    inHeight: H,
+    inWidth: W,
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   if (dy.shape[0] !== b || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co) return null;
   const out = heap.makeOutput(filterShape.slice(), 'float32');
   if (winogradTakes(info)) {
     const tiles = winogradGradTiles(ci + co);
     const scratch = heap.makeOutput([16 * (ci * co + tiles * (ci + co))], 'float32');
     try {
-      kernels.conv2d_filter_grad_winograd(heapOffset(heap, x), heapOffset(heap, dy), heapOffset(heap, out), heapOffset(heap, scratch), tiles, b, H, W, ci, oh, ow, co, info.padInfo.top, info.padInfo.left);
+      kernels.conv2d_filter_grad_winograd(
+        heapOffset(heap, x),
+        heapOffset(heap, dy),
+        heapOffset(heap, out),
+        heapOffset(heap, scratch),
+        tiles,
+        b,
+        H,
+        W,
+        ci,
+        oh,
+        ow,
+        co,
+        info.padInfo.top,
+        info.padInfo.left,
+      );
     } finally {
       heap.disposeData(scratch.dataId);
     }
     return out;
   }
-  kernels.conv2d_filter_grad(heapOffset(heap, x), heapOffset(heap, dy), heapOffset(heap, out), b, H, W, ci, oh, ow, co, fh, fw, sh, sw, info.padInfo.top, info.padInfo.left);
+  kernels.conv2d_filter_grad(
+    heapOffset(heap, x),
+    heapOffset(heap, dy),
+    heapOffset(heap, out),
+    b,
+    H,
+    W,
+    ci,
+    oh,
+    ow,
+    co,
+    fh,
+    fw,
+    sh,
+    sw,
+    info.padInfo.top,
+    info.padInfo.left,
+  );
   return out;
 }
 
@@ -179,11 +401,20 @@ export interface Epilogue {
 const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
 
 /** The epilogue as the module takes it, or null when it cannot (another activation, a bias that is not one value per output channel). */
-function epilogueFor(heap: WasmBackendInternals, e: Epilogue | undefined, co: number): { bias: number; act: number } | null {
+function epilogueFor(
+  heap: WasmBackendInternals,
+  e: Epilogue | undefined,
+  co: number,
+): { bias: number; act: number } | null {
   const act = ACTIVATIONS[e?.activation ?? 'linear'];
   if (act === undefined) return null;
   if (!e?.bias) return { bias: 0, act };
-  if (e.bias.dtype !== 'float32' || sizeOf(e.bias.shape) !== co || e.bias.shape.some((d, i) => i < e.bias!.shape.length - 1 && d !== 1)) return null;
+  if (
+    e.bias.dtype !== 'float32' ||
+    sizeOf(e.bias.shape) !== co ||
+    e.bias.shape.some((d, i) => i < e.bias!.shape.length - 1 && d !== 1)
+  )
+    return null;
   return { bias: heapOffset(heap, e.bias), act };
 }
 
@@ -213,20 +444,54 @@ const winogradGradTiles = (channels: number) => Math.max(2, Math.min(32, Math.ro
  */
 export function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
   const { inChannels: ci, outChannels: co } = info;
-  return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 &&
-    info.dilationHeight === 1 && info.dilationWidth === 1 && ci % 4 === 0 && co % 4 === 0 && ci >= 8 && ci * co >= 128;
+  return (
+    info.filterHeight === 3 &&
+    info.filterWidth === 3 &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    ci % 4 === 0 &&
+    co % 4 === 0 &&
+    ci >= 8 &&
+    ci * co >= 128
+  );
 }
 
 /** `conv2d_winograd` into `out`, the filter transformed first; `pool`: a 2×2 max pooling after it, `out` then pooled. */
-function runWinograd(kernels: SimdExports, heap: WasmBackendInternals, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, epilogue: { bias: number; act: number }, out: tf.TensorInfo, pool?: { winners: tf.TensorInfo; floorZero: boolean }): void {
+function runWinograd(
+  kernels: SimdExports,
+  heap: WasmBackendInternals,
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  epilogue: { bias: number; act: number },
+  out: tf.TensorInfo,
+  pool?: { winners: tf.TensorInfo; floorZero: boolean },
+): void {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const u = heap.makeOutput([16, ci, co], 'float32');
   const scratch = heap.makeOutput([16 * WINOGRAD_TILES * (ci + co)], 'float32');
   try {
     kernels.winograd_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
     kernels.conv2d_winograd(
-      heapOffset(heap, x), heapOffset(heap, u), heapOffset(heap, out), heapOffset(heap, scratch), epilogue.bias, epilogue.act,
-      pool ? heapOffset(heap, pool.winners) : 0, pool?.floorZero ? 1 : 0, b, H, W, ci, oh, ow, co, info.padInfo.top, info.padInfo.left,
+      heapOffset(heap, x),
+      heapOffset(heap, u),
+      heapOffset(heap, out),
+      heapOffset(heap, scratch),
+      epilogue.bias,
+      epilogue.act,
+      pool ? heapOffset(heap, pool.winners) : 0,
+      pool?.floorZero ? 1 : 0,
+      b,
+      H,
+      W,
+      ci,
+      oh,
+      ow,
+      co,
+      info.padInfo.top,
+      info.padInfo.left,
     );
   } finally {
     heap.disposeData(u.dataId);
@@ -244,7 +509,11 @@ function winnersBuffer(heap: WasmBackendInternals, pooled: tf.TensorInfo): tf.Te
  * window's winner as `max_pool_2x2_winners` does (`floorZero` after a relu): the pooled output
  * [B, ⌊H/2⌋, ⌊W/2⌋, C] and the winners, which `max_pool_2x2_winners_grad` routes the gradient by.
  */
-export function maxPool2x2WinnersSimd(backend: unknown, x: tf.TensorInfo, floorZero: boolean): { out: tf.TensorInfo; winners: tf.TensorInfo } | null {
+export function maxPool2x2WinnersSimd(
+  backend: unknown,
+  x: tf.TensorInfo,
+  floorZero: boolean,
+): { out: tf.TensorInfo; winners: tf.TensorInfo } | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
   if (!kernels || x.dtype !== 'float32' || x.shape.length !== 4 || x.shape[3] % 4 !== 0) return null;
@@ -253,7 +522,18 @@ export function maxPool2x2WinnersSimd(backend: unknown, x: tf.TensorInfo, floorZ
   if (OH === 0 || OW === 0) return null;
   const out = heap.makeOutput([B, OH, OW, C], 'float32');
   const winners = winnersBuffer(heap, out);
-  kernels.max_pool_2x2_winners(heapOffset(heap, x), heapOffset(heap, out), heapOffset(heap, winners), B, H, W, C, OH, OW, floorZero ? 1 : 0);
+  kernels.max_pool_2x2_winners(
+    heapOffset(heap, x),
+    heapOffset(heap, out),
+    heapOffset(heap, winners),
+    B,
+    H,
+    W,
+    C,
+    OH,
+    OW,
+    floorZero ? 1 : 0,
+  );
   return { out, winners };
 }
 
@@ -274,10 +554,28 @@ export function conv2dPoolSimd(
 ): { out: tf.TensorInfo; winners: tf.TensorInfo; convShape: number[] } | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 || filter.shape.length !== 4 || filter.shape[3] % 4 !== 0 || x.shape[3] !== filter.shape[2]) return null;
+  if (
+    !kernels ||
+    x.dtype !== 'float32' ||
+    filter.dtype !== 'float32' ||
+    x.shape.length !== 4 ||
+    filter.shape.length !== 4 ||
+    filter.shape[3] % 4 !== 0 ||
+    x.shape[3] !== filter.shape[2]
+  )
+    return null;
   const epilogue = epilogueFor(heap, fused, filter.shape[3]);
   if (!epilogue) return null;
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad, undefined, false, 'channelsLast');
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    undefined,
+    false,
+    'channelsLast',
+  );
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const [OH, OW] = [Math.floor(oh / 2), Math.floor(ow / 2)];
   if (OH === 0 || OW === 0) return null;
@@ -289,8 +587,27 @@ export function conv2dPoolSimd(
     const zeros = heapZeros(heap, ci);
     try {
       kernels.conv2d_pool(
-        heapOffset(heap, x), heapOffset(heap, filter), heapOffset(heap, out), heapOffset(heap, winners), heapOffset(heap, zeros), epilogue.bias, epilogue.act, floorZero ? 1 : 0,
-        B, H, W, ci, oh, ow, co, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+        heapOffset(heap, x),
+        heapOffset(heap, filter),
+        heapOffset(heap, out),
+        heapOffset(heap, winners),
+        heapOffset(heap, zeros),
+        epilogue.bias,
+        epilogue.act,
+        floorZero ? 1 : 0,
+        B,
+        H,
+        W,
+        ci,
+        oh,
+        ow,
+        co,
+        info.filterHeight,
+        info.filterWidth,
+        info.strideHeight,
+        info.strideWidth,
+        info.padInfo.top,
+        info.padInfo.left,
       );
     } finally {
       heap.disposeData(zeros.dataId);
@@ -304,7 +621,14 @@ export function conv2dPoolSimd(
  * [B, oh, ow, co]. The convolutions `winogradTakes` go through Winograd F(2×2, 3×3) (`conv2d_winograd`):
  * 16 multiplies per 2×2 outputs and channel pair instead of 36.
  */
-function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, epilogue = { bias: 0, act: 0 }): tf.TensorInfo {
+function runConv2d(
+  kernels: SimdExports,
+  heap: WasmBackendInternals,
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  epilogue = { bias: 0, act: 0 },
+): tf.TensorInfo {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const out = heap.makeOutput([b, oh, ow, co], 'float32');
   if (winogradTakes(info)) {
@@ -314,8 +638,27 @@ function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.Tenso
   const zeros = heapZeros(heap, ci);
   try {
     kernels.conv2d(
-      heapOffset(heap, x), heapOffset(heap, filter), heapOffset(heap, out), heapOffset(heap, zeros), epilogue.bias, epilogue.act, b, H, W, ci, oh, ow, co,
-      info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth, info.padInfo.top, info.padInfo.left,
+      heapOffset(heap, x),
+      heapOffset(heap, filter),
+      heapOffset(heap, out),
+      heapOffset(heap, zeros),
+      epilogue.bias,
+      epilogue.act,
+      b,
+      H,
+      W,
+      ci,
+      oh,
+      ow,
+      co,
+      info.filterHeight,
+      info.filterWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.dilationHeight,
+      info.dilationWidth,
+      info.padInfo.top,
+      info.padInfo.left,
     );
   } finally {
     heap.disposeData(zeros.dataId);
@@ -334,15 +677,38 @@ function runConv2d(kernels: SimdExports, heap: WasmBackendInternals, x: tf.Tenso
  * 37.6 to 23.7 ms. `fused`: FusedConv2D's bias and activation (linear, relu, relu6; others go to XNNPACK),
  * applied in registers before the store, the bias added after the sum as a separate add would.
  */
-export function conv2dSimd(backend: unknown, x: tf.TensorInfo, filter: tf.TensorInfo, attrs: ConvAttrs, fused?: Epilogue): tf.TensorInfo | null {
+export function conv2dSimd(
+  backend: unknown,
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: ConvAttrs,
+  fused?: Epilogue,
+): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
+  if (
+    !kernels ||
+    (attrs.dataFormat ?? 'NHWC') !== 'NHWC' ||
+    x.dtype !== 'float32' ||
+    filter.dtype !== 'float32' ||
+    x.shape.length !== 4 ||
+    filter.shape.length !== 4
+  )
+    return null;
   const [, , ci, co] = filter.shape;
   if (co % 4 !== 0 || x.shape[3] !== ci) return null;
   const epilogue = epilogueFor(heap, fused, co);
   if (!epilogue) return null;
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
   if (info.outHeight <= 0 || info.outWidth <= 0) return null;
   return runConv2d(kernels, heap, x, filter, info, epilogue);
 }
@@ -364,7 +730,16 @@ export function conv2dBackpropInputSimd(
 ): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' || !isOne(attrs.dilations) || dy.dtype !== 'float32' || filter.dtype !== 'float32' || dy.shape.length !== 4 || filter.shape.length !== 4) return null;
+  if (
+    !kernels ||
+    (attrs.dataFormat ?? 'NHWC') !== 'NHWC' ||
+    !isOne(attrs.dilations) ||
+    dy.dtype !== 'float32' ||
+    filter.dtype !== 'float32' ||
+    dy.shape.length !== 4 ||
+    filter.shape.length !== 4
+  )
+    return null;
   const [fh, fw, ci, co] = filter.shape;
   const [b] = attrs.inputShape;
   if (ci % 4 !== 0 || attrs.inputShape[3] !== ci || dy.shape[0] !== b || dy.shape[3] !== co) return null;
@@ -387,7 +762,21 @@ export function conv2dBackpropInputSimd(
         for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) dst[to + o * ci + i] = src[from + i * co + o];
       }
     }
-    const info = tf.backend_util.computeConv2DInfo([b, oh, ow, co], [fh, fw, co, ci], 1, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], undefined, false, 'channelsLast');
+    const info = tf.backend_util.computeConv2DInfo(
+      [b, oh, ow, co],
+      [fh, fw, co, ci],
+      1,
+      1,
+      [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      undefined,
+      false,
+      'channelsLast',
+    );
     return runConv2d(kernels, heap, strided.dy, rotated, info);
   } finally {
     heap.disposeData(rotated.dataId);
@@ -411,8 +800,25 @@ function inputGradientByPhases(
   attrs: ConvAttrs & { inputShape: [number, number, number, number] },
 ): tf.TensorInfo | null {
   const [fh, fw, ci, co] = filter.shape;
-  const info = tf.backend_util.computeConv2DInfo(attrs.inputShape, [fh, fw, ci, co], attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
-  const { batchSize: B, inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    [fh, fw, ci, co],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const {
+    batchSize: B,
+    inHeight: H,
+    inWidth: W,
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   if (dy.shape[1] !== oh || dy.shape[2] !== ow) return null;
   // One axis of a phase: its taps r, r + s, … (J of them), the padding of its stride-1 convolution, its length.
   const axis = (p: number, s: number, f: number, pad: number, size: number, outSize: number) => {
@@ -447,7 +853,21 @@ function inputGradientByPhases(
           for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) dst[to + o * ci + i] = src[from + i * co + o];
         }
       }
-      const phaseInfo = tf.backend_util.computeConv2DInfo([B, oh, ow, co], [h.J, w.J, co, ci], 1, 1, [[0, 0], [h.before, h.after], [w.before, w.after], [0, 0]], undefined, false, 'channelsLast');
+      const phaseInfo = tf.backend_util.computeConv2DInfo(
+        [B, oh, ow, co],
+        [h.J, w.J, co, ci],
+        1,
+        1,
+        [
+          [0, 0],
+          [h.before, h.after],
+          [w.before, w.after],
+          [0, 0],
+        ],
+        undefined,
+        false,
+        'channelsLast',
+      );
       part = runConv2d(kernels, heap, dy, sub, phaseInfo);
       const from = heapView(heap, part);
       const to = heapView(heap, dx);
@@ -479,14 +899,44 @@ function stridedDy(
   attrs: ConvAttrs & { inputShape: [number, number, number, number] },
 ): { dy: tf.TensorInfo; padding: { top: number; bottom: number; left: number; right: number } } | null {
   if (isOne(attrs.strides)) {
-    const padding = backpropInputPadding(attrs.inputShape, filterShape, dy.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
+    const padding = backpropInputPadding(
+      attrs.inputShape,
+      filterShape,
+      dy.shape,
+      attrs.strides,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
     return padding ? { dy, padding } : null;
   }
-  const info = tf.backend_util.computeConv2DInfo(attrs.inputShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
-  const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, inHeight: H, inWidth: W, filterHeight: fh, filterWidth: fw } = info;
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const {
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+    inHeight: H,
+    inWidth: W,
+    filterHeight: fh,
+    filterWidth: fw,
+  } = info;
   if (dy.shape[1] !== oh || dy.shape[2] !== ow) return null;
   const [Hd, Wd] = [(oh - 1) * sh + 1, (ow - 1) * sw + 1];
-  const padding = { top: fh - 1 - info.padInfo.top, bottom: H + info.padInfo.top - Hd, left: fw - 1 - info.padInfo.left, right: W + info.padInfo.left - Wd };
+  const padding = {
+    top: fh - 1 - info.padInfo.top,
+    bottom: H + info.padInfo.top - Hd,
+    left: fw - 1 - info.padInfo.left,
+    right: W + info.padInfo.left - Wd,
+  };
   if (padding.top < 0 || padding.bottom < 0 || padding.left < 0 || padding.right < 0) return null;
   const [B, , , C] = dy.shape;
   const spread = heap.makeOutput([B, Hd, Wd, C], 'float32');
@@ -521,7 +971,14 @@ export function maxPoolSimd(
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
   if (!kernels || x.dtype !== 'float32' || x.shape.length !== 4) return null;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
   const two = info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 && info.strideWidth === 2;
   if (!two || C % 4 !== 0 || info.padInfo.top || info.padInfo.left || 2 * OH > H || 2 * OW > W) return null;
@@ -539,19 +996,60 @@ export function maxPoolSimd(
  * 0.37 → 0.27 ms, [64,64]·[64,1568] 0.36 → 0.26 ms, [256,784]·[784,128] 1.38 → 1.06 ms,
  * [64,24]·[24,32] 11 → 2 µs.
  */
-export function matMulSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, fused?: Epilogue): tf.TensorInfo | null {
+export function matMulSimd(
+  backend: unknown,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  fused?: Epilogue,
+): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || transposeA || transposeB || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return null;
+  if (
+    !kernels ||
+    transposeA ||
+    transposeB ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    a.shape.length < 2 ||
+    b.shape.length < 2
+  )
+    return null;
   if (sizeOf(a.shape.slice(0, -2)) !== 1 || sizeOf(b.shape.slice(0, -2)) !== 1) return null;
   const [M, K] = a.shape.slice(-2);
   const [K2, N] = b.shape.slice(-2);
   if (K !== K2 || N % 4 !== 0 || M === 0 || K === 0) return null;
   const epilogue = epilogueFor(heap, fused, N);
   if (!epilogue) return null;
-  const out = heap.makeOutput([...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), M, N], 'float32');
+  const out = heap.makeOutput(
+    [...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), M, N],
+    'float32',
+  );
   // One image of 1 × M pixels, K channels in and N out, a 1×1 filter: no tap outside, so `zeros` is never read.
-  kernels.conv2d(heapOffset(heap, a), heapOffset(heap, b), heapOffset(heap, out), heapOffset(heap, a), epilogue.bias, epilogue.act, 1, 1, M, K, 1, M, N, 1, 1, 1, 1, 1, 1, 0, 0);
+  kernels.conv2d(
+    heapOffset(heap, a),
+    heapOffset(heap, b),
+    heapOffset(heap, out),
+    heapOffset(heap, a),
+    epilogue.bias,
+    epilogue.act,
+    1,
+    1,
+    M,
+    K,
+    1,
+    M,
+    N,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    0,
+    0,
+  );
   return out;
 }
 
@@ -561,10 +1059,28 @@ export function matMulSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo,
  * with the channels a multiple of 4. Exact there: the cpu backend's result bit for bit.
  */
 export function simdTakesMaxPoolGrad(info: tf.backend_util.Conv2DInfo): boolean {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, padInfo } = info;
-  return C % 4 === 0 && sh >= fh && sw >= fw && !padInfo.top && !padInfo.left && (OH - 1) * sh + fh <= H && (OW - 1) * sw + fw <= W;
+  const {
+    inHeight: H,
+    inWidth: W,
+    inChannels: C,
+    outHeight: OH,
+    outWidth: OW,
+    strideHeight: sh,
+    strideWidth: sw,
+    filterHeight: fh,
+    filterWidth: fw,
+    padInfo,
+  } = info;
+  return (
+    C % 4 === 0 &&
+    sh >= fh &&
+    sw >= fw &&
+    !padInfo.top &&
+    !padInfo.left &&
+    (OH - 1) * sh + fh <= H &&
+    (OW - 1) * sw + fw <= W
+  );
 }
-
 
 /**
  * `a + b` where one side is a bias over the other's last axis (a layer's bias added at every position),
@@ -577,7 +1093,14 @@ export function addBiasSimd(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo
   if (!kernels || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const isBiasOf = (bias: tf.TensorInfo, x: tf.TensorInfo) => {
     const C = x.shape[x.shape.length - 1];
-    return x.shape.length >= 2 && bias.shape.length >= 1 && bias.shape.length <= x.shape.length && bias.shape[bias.shape.length - 1] === C && sizeOf(bias.shape) === C && C % 4 === 0;
+    return (
+      x.shape.length >= 2 &&
+      bias.shape.length >= 1 &&
+      bias.shape.length <= x.shape.length &&
+      bias.shape[bias.shape.length - 1] === C &&
+      sizeOf(bias.shape) === C &&
+      C % 4 === 0
+    );
   };
   const [x, bias] = isBiasOf(b, a) ? [a, b] : isBiasOf(a, b) ? [b, a] : [null, null];
   if (!x || !bias) return null;
@@ -594,7 +1117,14 @@ export const RELU_GRAD = 'FairPruneReluGrad';
 export function reluGradSimd(backend: unknown, dy: tf.TensorInfo, x: tf.TensorInfo): tf.TensorInfo | null {
   const kernels = simdKernels(backend);
   const heap = wasmInternals(backend) as WasmBackendInternals;
-  if (!kernels || dy.dtype !== 'float32' || x.dtype !== 'float32' || dy.shape.length !== x.shape.length || dy.shape.some((d, i) => d !== x.shape[i])) return null;
+  if (
+    !kernels ||
+    dy.dtype !== 'float32' ||
+    x.dtype !== 'float32' ||
+    dy.shape.length !== x.shape.length ||
+    dy.shape.some((d, i) => d !== x.shape[i])
+  )
+    return null;
   const out = heap.makeOutput(x.shape.slice(), 'float32');
   kernels.relu_grad(heapOffset(heap, dy), heapOffset(heap, x), heapOffset(heap, out), sizeOf(x.shape));
   return out;
@@ -623,8 +1153,18 @@ function registerReluGradient(): void {
     gradFunc: (dy, saved) => {
       const [x] = saved;
       const dyT = dy as tf.Tensor;
-      const fused = tf.getBackend() === 'wasm' && simdKernels(tf.backend()) !== null && dyT.dtype === 'float32' && x.dtype === 'float32' && tf.util.arraysEqual(dyT.shape, x.shape);
-      return { x: () => (fused ? tf.engine().runKernel(RELU_GRAD, { dy: dyT, x }) as tf.Tensor : tf.mul(dyT, tf.cast(tf.step(x), 'float32'))) };
+      const fused =
+        tf.getBackend() === 'wasm' &&
+        simdKernels(tf.backend()) !== null &&
+        dyT.dtype === 'float32' &&
+        x.dtype === 'float32' &&
+        tf.util.arraysEqual(dyT.shape, x.shape);
+      return {
+        x: () =>
+          fused
+            ? (tf.engine().runKernel(RELU_GRAD, { dy: dyT, x }) as tf.Tensor)
+            : tf.mul(dyT, tf.cast(tf.step(x), 'float32')),
+      };
     },
   });
 }
@@ -633,25 +1173,78 @@ function registerReluGradient(): void {
 export function registerSimdKernels(backendName: string): void {
   if (backendName !== 'wasm') return;
   if (!tf.getKernel(RELU_GRAD, backendName)) registerReluGradient();
-  registerRawInFrontOfStock<BackpropFilterAttrs>(tf.Conv2DBackpropFilter, backendName, 'simd', ({ inputs, backend, attrs }) =>
-    conv2dBackpropFilterSimd(backend, inputs.x as tf.TensorInfo, inputs.dy as tf.TensorInfo, attrs.filterShape, attrs.strides, attrs.pad, attrs.dataFormat ?? 'NHWC', attrs.dimRoundingMode));
-  registerRawInFrontOfStock<ConvAttrs>(tf.Conv2D, backendName, 'simd', ({ inputs, backend, attrs }) => conv2dSimd(backend, inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs));
-  registerRawInFrontOfStock<ConvAttrs & { inputShape: [number, number, number, number] }>(tf.Conv2DBackpropInput, backendName, 'simd', ({ inputs, backend, attrs }) =>
-    conv2dBackpropInputSimd(backend, inputs.dy as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs));
-  registerRawInFrontOfStock<{ transposeA: boolean; transposeB: boolean }>(tf.BatchMatMul, backendName, 'simd', ({ inputs, backend, attrs }) =>
-    matMulSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, attrs.transposeA, attrs.transposeB));
+  registerRawInFrontOfStock<BackpropFilterAttrs>(
+    tf.Conv2DBackpropFilter,
+    backendName,
+    'simd',
+    ({ inputs, backend, attrs }) =>
+      conv2dBackpropFilterSimd(
+        backend,
+        inputs.x as tf.TensorInfo,
+        inputs.dy as tf.TensorInfo,
+        attrs.filterShape,
+        attrs.strides,
+        attrs.pad,
+        attrs.dataFormat ?? 'NHWC',
+        attrs.dimRoundingMode,
+      ),
+  );
+  registerRawInFrontOfStock<ConvAttrs>(tf.Conv2D, backendName, 'simd', ({ inputs, backend, attrs }) =>
+    conv2dSimd(backend, inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs),
+  );
+  registerRawInFrontOfStock<ConvAttrs & { inputShape: [number, number, number, number] }>(
+    tf.Conv2DBackpropInput,
+    backendName,
+    'simd',
+    ({ inputs, backend, attrs }) =>
+      conv2dBackpropInputSimd(backend, inputs.dy as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs),
+  );
+  registerRawInFrontOfStock<{ transposeA: boolean; transposeB: boolean }>(
+    tf.BatchMatMul,
+    backendName,
+    'simd',
+    ({ inputs, backend, attrs }) =>
+      matMulSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, attrs.transposeA, attrs.transposeB),
+  );
   // The fused forms, as a model's inference runs (tfjs-layers fuses bias and activation when not training).
   const epilogue = (inputs: tf.NamedTensorInfoMap, activation: string): Epilogue | undefined =>
     inputs.preluActivationWeights ? undefined : { bias: inputs.bias as tf.TensorInfo | undefined, activation };
-  registerRawInFrontOfStock<ConvAttrs & { activation: string }>(tf.FusedConv2D, backendName, 'simd', ({ inputs, backend, attrs }) => {
-    const e = epilogue(inputs, attrs.activation);
-    return e ? conv2dSimd(backend, inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs, e) : null;
-  });
-  registerRawInFrontOfStock<{ transposeA: boolean; transposeB: boolean; activation: string }>(tf._FusedMatMul, backendName, 'simd', ({ inputs, backend, attrs }) => {
-    const e = epilogue(inputs, attrs.activation);
-    return e ? matMulSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo, attrs.transposeA, attrs.transposeB, e) : null;
-  });
-  registerRawInFrontOfStock<{ filterSize: number | [number, number]; strides: number | [number, number]; pad: 'valid' | 'same' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' }>(tf.MaxPool, backendName, 'simd', ({ inputs, backend, attrs }) =>
-    maxPoolSimd(backend, inputs.x as tf.TensorInfo, attrs.filterSize, attrs.strides, attrs.pad, attrs.dimRoundingMode));
-  registerRawInFrontOfStock(tf.Add, backendName, 'simd', ({ inputs, backend }) => addBiasSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo));
+  registerRawInFrontOfStock<ConvAttrs & { activation: string }>(
+    tf.FusedConv2D,
+    backendName,
+    'simd',
+    ({ inputs, backend, attrs }) => {
+      const e = epilogue(inputs, attrs.activation);
+      return e ? conv2dSimd(backend, inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo, attrs, e) : null;
+    },
+  );
+  registerRawInFrontOfStock<{ transposeA: boolean; transposeB: boolean; activation: string }>(
+    tf._FusedMatMul,
+    backendName,
+    'simd',
+    ({ inputs, backend, attrs }) => {
+      const e = epilogue(inputs, attrs.activation);
+      return e
+        ? matMulSimd(
+            backend,
+            inputs.a as tf.TensorInfo,
+            inputs.b as tf.TensorInfo,
+            attrs.transposeA,
+            attrs.transposeB,
+            e,
+          )
+        : null;
+    },
+  );
+  registerRawInFrontOfStock<{
+    filterSize: number | [number, number];
+    strides: number | [number, number];
+    pad: 'valid' | 'same' | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  }>(tf.MaxPool, backendName, 'simd', ({ inputs, backend, attrs }) =>
+    maxPoolSimd(backend, inputs.x as tf.TensorInfo, attrs.filterSize, attrs.strides, attrs.pad, attrs.dimRoundingMode),
+  );
+  registerRawInFrontOfStock(tf.Add, backendName, 'simd', ({ inputs, backend }) =>
+    addBiasSimd(backend, inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo),
+  );
 }

@@ -16,7 +16,12 @@ interface SliceAttrs {
 }
 
 /** `tf.slice(x, begin, size)` on the wasm heap, or null when this kernel does not handle the case. */
-export function sliceOnHeap(backend: unknown, x: tf.TensorInfo, begin: number | number[], size: number | number[]): tf.TensorInfo | null {
+export function sliceOnHeap(
+  backend: unknown,
+  x: tf.TensorInfo,
+  begin: number | number[],
+  size: number | number[],
+): tf.TensorInfo | null {
   const heap = wasmInternals(backend);
   if (!heap || (x.dtype !== 'float32' && x.dtype !== 'int32')) return null;
   const [begin_, size_] = tf.slice_util.parseSliceParams(x as tf.TensorInfo as tf.Tensor, begin, size);
@@ -35,5 +40,7 @@ export function sliceOnHeap(backend: unknown, x: tf.TensorInfo, begin: number | 
 /** Registers the heap slice for wasm in front of the stock kernel. Idempotent; other backends are left alone. */
 export function registerSlice(backendName: string): void {
   if (backendName !== 'wasm') return;
-  registerRawInFrontOfStock<SliceAttrs>(tf.Slice, backendName, 'heap', ({ inputs, backend, attrs }) => sliceOnHeap(backend, inputs.x as tf.TensorInfo, attrs.begin, attrs.size));
+  registerRawInFrontOfStock<SliceAttrs>(tf.Slice, backendName, 'heap', ({ inputs, backend, attrs }) =>
+    sliceOnHeap(backend, inputs.x as tf.TensorInfo, attrs.begin, attrs.size),
+  );
 }

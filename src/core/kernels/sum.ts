@@ -75,5 +75,6 @@ export function sumLeadingAxesOnHeap(
 export function registerSum(backendName: string): void {
   if (backendName !== 'wasm') return;
   registerRawInFrontOfStock<SumAttrs>(tf.Sum, backendName, 'heap', ({ inputs, backend, attrs }) =>
-    sumLeadingAxesOnHeap(backend, inputs.x as tf.TensorInfo, attrs.axis, attrs.keepDims));
+    sumLeadingAxesOnHeap(backend, inputs.x as tf.TensorInfo, attrs.axis, attrs.keepDims),
+  );
 }

@@ -22,7 +22,10 @@ export function registerInFrontOfStock<A>(
   registerRawInFrontOfStock<A>(kernelName, backendName, 'tensors', (args) => {
     const wrapped = inputNames.map((n) => asTensor4D(args.inputs[n] as tf.TensorInfo));
     try {
-      return fast(wrapped.map((w) => w.t), args.attrs);
+      return fast(
+        wrapped.map((w) => w.t),
+        args.attrs,
+      );
     } finally {
       for (const w of wrapped) if (w.owned) w.t.dispose();
     }
@@ -64,7 +67,8 @@ export function registerRawInFrontOfStock<A>(
     kernelFunc: (args) => {
       const result = fast({ inputs: args.inputs, backend: args.backend, attrs: args.attrs as unknown as A });
       if (result) return result;
-      if (!stock) throw new Error(`${kernelName}: no ${backendName} kernel for this case (${JSON.stringify(args.attrs)})`);
+      if (!stock)
+        throw new Error(`${kernelName}: no ${backendName} kernel for this case (${JSON.stringify(args.attrs)})`);
       return stock.kernelFunc(args);
     },
   });

@@ -22,7 +22,8 @@ export interface WasmBackendInternals {
 /** The wasm backend's internals, or null when `backend` is not the wasm backend (or they changed). */
 export function wasmInternals(backend: unknown): WasmBackendInternals | null {
   const b = backend as Partial<WasmBackendInternals> | null;
-  if (!b || !b.wasm || !(b.wasm.HEAPU8 instanceof Uint8Array) || !b.dataIdMap || typeof b.makeOutput !== 'function') return null;
+  if (!b || !b.wasm || !(b.wasm.HEAPU8 instanceof Uint8Array) || !b.dataIdMap || typeof b.makeOutput !== 'function')
+    return null;
   return b as WasmBackendInternals;
 }
 

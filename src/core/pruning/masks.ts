@@ -38,7 +38,9 @@ export class MaskSet implements StepPruning {
     readonly kernels: PrunableKernel[],
     values: Uint8Array[],
   ) {
-    this.masks = kernels.map((k, i) => tf.keep(tf.tensor(Float32Array.from(values[i]), k.shape as number[], 'float32')));
+    this.masks = kernels.map((k, i) =>
+      tf.keep(tf.tensor(Float32Array.from(values[i]), k.shape as number[], 'float32')),
+    );
     this.keep = values.map((v) => Uint8Array.from(v));
   }
 
@@ -101,8 +103,16 @@ function maskedOnHeap(heap: WasmBackendInternals, t: tf.Tensor, keep: Uint8Array
 }
 
 /** Scores the kernels with `method` and returns masks for `sparsity`, already applied. */
-export function pruneModelKernels(kernels: PrunableKernel[], method: UnstructuredMethod, sparsity: number, rng: Rng): MaskSet {
-  const values: KernelValues[] = kernels.map((kernel) => ({ kernel, values: kernel.variable.dataSync() as Float32Array }));
+export function pruneModelKernels(
+  kernels: PrunableKernel[],
+  method: UnstructuredMethod,
+  sparsity: number,
+  rng: Rng,
+): MaskSet {
+  const values: KernelValues[] = kernels.map((kernel) => ({
+    kernel,
+    values: kernel.variable.dataSync() as Float32Array,
+  }));
   const masks = new MaskSet(kernels, method.masks(values, sparsity, rng));
   masks.apply();
   return masks;

@@ -107,11 +107,13 @@ export const PRUNING_METHODS = {
 /** The table's entry for `name`; an unknown name is a UserError naming `field` and the known methods. */
 export function pruningMethod(name: string, field = '--method'): PruningMethod {
   if (!(PRUNING_METHOD_NAMES as readonly string[]).includes(name)) {
-    throw new UserError(`unknown pruning method '${name}'.`, { field, fix: `use one of ${PRUNING_METHOD_NAMES.join(', ')}.` });
+    throw new UserError(`unknown pruning method '${name}'.`, {
+      field,
+      fix: `use one of ${PRUNING_METHOD_NAMES.join(', ')}.`,
+    });
   }
   return PRUNING_METHODS[name as PruningMethodName];
 }
-
 
 /** The names of the methods of one kind, as a user would type them: `--method a or --method b`. */
 export function methodOptions(kind: PruningMethod['kind']): string {

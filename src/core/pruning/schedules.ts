@@ -109,16 +109,50 @@ export function normalizeSchedule(spec: Partial<Omit<ScheduleSpec, 'name'>> & { 
         frequency: spec.frequency ?? D.scheduleEvery,
         power: spec.power ?? D.schedulePower,
       };
-      if (!(s.begin! >= 0 && s.begin! < 1)) throw bad('--schedule-begin', `'${s.begin}' is not a fraction of the fine-tuning steps in [0, 1).`, `e.g. --schedule-begin ${D.scheduleBegin}`);
-      if (!(s.end! > s.begin! && s.end! <= 1)) throw bad('--schedule-end', `'${s.end}' must be after --schedule-begin (${s.begin}) and at most 1.`, `e.g. --schedule-end ${D.scheduleEnd}`);
-      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1)) throw bad('--schedule-every', `'${s.frequency}' is not a whole number of steps ≥ 1.`, `e.g. --schedule-every ${D.scheduleEvery}`);
-      if (!(s.power! > 0)) throw bad('--schedule-power', `'${s.power}' is not a positive exponent.`, `e.g. --schedule-power ${D.schedulePower}`);
+      if (!(s.begin! >= 0 && s.begin! < 1))
+        throw bad(
+          '--schedule-begin',
+          `'${s.begin}' is not a fraction of the fine-tuning steps in [0, 1).`,
+          `e.g. --schedule-begin ${D.scheduleBegin}`,
+        );
+      if (!(s.end! > s.begin! && s.end! <= 1))
+        throw bad(
+          '--schedule-end',
+          `'${s.end}' must be after --schedule-begin (${s.begin}) and at most 1.`,
+          `e.g. --schedule-end ${D.scheduleEnd}`,
+        );
+      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1))
+        throw bad(
+          '--schedule-every',
+          `'${s.frequency}' is not a whole number of steps ≥ 1.`,
+          `e.g. --schedule-every ${D.scheduleEvery}`,
+        );
+      if (!(s.power! > 0))
+        throw bad(
+          '--schedule-power',
+          `'${s.power}' is not a positive exponent.`,
+          `e.g. --schedule-power ${D.schedulePower}`,
+        );
       return s;
     }
     case 'iterative': {
-      const s: ScheduleSpec = { name: 'iterative', frequency: spec.frequency ?? D.iterativeEvery, rounds: spec.rounds ?? D.scheduleRounds };
-      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1)) throw bad('--schedule-every', `'${s.frequency}' is not a whole number of steps ≥ 1.`, `e.g. --schedule-every ${D.iterativeEvery}`);
-      if (!(Number.isInteger(s.rounds) && s.rounds! >= 1)) throw bad('--schedule-rounds', `'${s.rounds}' is not a whole number of rounds ≥ 1.`, `e.g. --schedule-rounds ${D.scheduleRounds}`);
+      const s: ScheduleSpec = {
+        name: 'iterative',
+        frequency: spec.frequency ?? D.iterativeEvery,
+        rounds: spec.rounds ?? D.scheduleRounds,
+      };
+      if (!(Number.isInteger(s.frequency) && s.frequency! >= 1))
+        throw bad(
+          '--schedule-every',
+          `'${s.frequency}' is not a whole number of steps ≥ 1.`,
+          `e.g. --schedule-every ${D.iterativeEvery}`,
+        );
+      if (!(Number.isInteger(s.rounds) && s.rounds! >= 1))
+        throw bad(
+          '--schedule-rounds',
+          `'${s.rounds}' is not a whole number of rounds ≥ 1.`,
+          `e.g. --schedule-rounds ${D.scheduleRounds}`,
+        );
       return s;
     }
     default:

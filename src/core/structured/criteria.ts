@@ -30,7 +30,9 @@ export interface TaylorData {
 }
 
 function weightOf(model: tfl.LayersModel, layer: string, suffix: string): tf.Variable | undefined {
-  const w = model.getLayer(layer).weights.find((v) => v.originalName.endsWith(`/${suffix}`) || v.originalName === suffix);
+  const w = model
+    .getLayer(layer)
+    .weights.find((v) => v.originalName.endsWith(`/${suffix}`) || v.originalName === suffix);
   return w ? (w.read() as tf.Variable) : undefined;
 }
 
@@ -58,7 +60,9 @@ export function l1Scores(model: tfl.LayersModel, groups: ChannelGroup[]): Float6
  * the PW authors (after Molchanov et al.) take the Taylor score.
  */
 export function channelScaleWeights(model: tfl.LayersModel, g: ChannelGroup): tf.Variable[] {
-  return [weightOf(model, g.producer, 'kernel'), weightOf(model, g.producer, 'bias')].filter((v): v is tf.Variable => !!v);
+  return [weightOf(model, g.producer, 'kernel'), weightOf(model, g.producer, 'bias')].filter(
+    (v): v is tf.Variable => !!v,
+  );
 }
 
 /**
@@ -83,7 +87,10 @@ export function taylorScores(model: tfl.LayersModel, groups: ChannelGroup[], dat
       const xb = tf.gather(data.x, idx);
       const tb = tf.gather(data.targets, idx) as tf.Tensor2D;
       const wb = tf.gather(data.weights, idx) as tf.Tensor1D;
-      const { value, grads } = tf.variableGrads(() => weightedCrossEntropy(data.task, model.apply(xb, { training: false }) as tf.Tensor2D, tb, wb), all);
+      const { value, grads } = tf.variableGrads(
+        () => weightedCrossEntropy(data.task, model.apply(xb, { training: false }) as tf.Tensor2D, tb, wb),
+        all,
+      );
       value.dispose();
       return grads;
     });

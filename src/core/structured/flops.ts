@@ -49,12 +49,33 @@ export interface ModelCost {
 }
 
 const ZERO_FLOPS = new Set([
-  'Flatten', 'Reshape', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
-  'InputLayer', 'ZeroPadding2D', 'Cropping2D', 'Concatenate', 'Permute', 'RepeatVector', 'UpSampling2D',
+  'Flatten',
+  'Reshape',
+  'Dropout',
+  'SpatialDropout1D',
+  'SpatialDropout2D',
+  'GaussianNoise',
+  'GaussianDropout',
+  'AlphaDropout',
+  'InputLayer',
+  'ZeroPadding2D',
+  'Cropping2D',
+  'Concatenate',
+  'Permute',
+  'RepeatVector',
+  'UpSampling2D',
 ]);
 const ACTIVATION_LAYERS = new Set(['Activation', 'ReLU', 'LeakyReLU', 'ELU', 'PReLU', 'Softmax', 'ThresholdedReLU']);
 const MERGE = new Set(['Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum']);
-const PRUNABLE = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'DepthwiseConv2D', 'SeparableConv2D']);
+const PRUNABLE = new Set([
+  'Dense',
+  'Conv1D',
+  'Conv2D',
+  'Conv3D',
+  'Conv2DTranspose',
+  'DepthwiseConv2D',
+  'SeparableConv2D',
+]);
 
 function dims(s: unknown): number[] {
   const shape = (Array.isArray(s) && Array.isArray(s[0]) ? s[0] : s) as Array<number | null>;
@@ -64,7 +85,10 @@ function dims(s: unknown): number[] {
 const prod = (a: number[]) => a.reduce((x, y) => x * y, 1);
 
 /** Channel ratios (kept / original) on a layer's input and output under a kept-channel assignment. */
-function channelRatios(graph: ModelGraph | undefined, kept: Map<string, number> | undefined): Map<string, { in: number; out: number }> {
+function channelRatios(
+  graph: ModelGraph | undefined,
+  kept: Map<string, number> | undefined,
+): Map<string, { in: number; out: number }> {
   const r = new Map<string, { in: number; out: number }>();
   if (!graph || !kept) return r;
   const get = (name: string) => r.get(name) ?? { in: 1, out: 1 };
@@ -84,10 +108,16 @@ function activationFlops(cfg: Json, elements: number): number {
   return a === undefined || a === null || a === 'linear' ? 0 : elements;
 }
 
-function layerCost(layer: tfl.layers.Layer, ratio: { in: number; out: number }): { flops: number; parameters: number; prunable: number; counted: boolean } {
+function layerCost(
+  layer: tfl.layers.Layer,
+  ratio: { in: number; out: number },
+): { flops: number; parameters: number; prunable: number; counted: boolean } {
   const cls = layer.getClassName();
   const cfg = layer.getConfig() as Json;
-  const inShapes = Array.isArray(inputShapeOf(layer)) && Array.isArray((inputShapeOf(layer) as unknown[])[0]) ? (inputShapeOf(layer) as unknown[]).map(dims) : [dims(inputShapeOf(layer))];
+  const inShapes =
+    Array.isArray(inputShapeOf(layer)) && Array.isArray((inputShapeOf(layer) as unknown[])[0])
+      ? (inputShapeOf(layer) as unknown[]).map(dims)
+      : [dims(inputShapeOf(layer))];
   const inD = inShapes[0];
   const outD = dims(layer.outputShape);
   const scaleLast = (d: number[], q: number) => (d.length ? [...d.slice(0, -1), d[d.length - 1] * q] : d);
@@ -113,7 +143,11 @@ function layerCost(layer: tfl.layers.Layer, ratio: { in: number; out: number }):
 
   let flops = 0;
   let counted = true;
-  const k = Array.isArray(cfg.kernel_size) ? prod(cfg.kernel_size as number[]) : Array.isArray(cfg.kernelSize) ? prod(cfg.kernelSize as number[]) : Number(cfg.kernel_size ?? cfg.kernelSize ?? 1);
+  const k = Array.isArray(cfg.kernel_size)
+    ? prod(cfg.kernel_size as number[])
+    : Array.isArray(cfg.kernelSize)
+      ? prod(cfg.kernelSize as number[])
+      : Number(cfg.kernel_size ?? cfg.kernelSize ?? 1);
   if (cls === 'Dense') {
     const positions = prod(outS.slice(0, -1));
     flops = positions * (2 * cin * cout + (useBias ? cout : 0)) + activationFlops(cfg, outElements);
@@ -123,9 +157,14 @@ function layerCost(layer: tfl.layers.Layer, ratio: { in: number; out: number }):
     flops = 2 * k * cout * posOut + (useBias ? outElements : 0) + activationFlops(cfg, outElements);
   } else if (cls === 'SeparableConv2D') {
     const mult = Number(cfg.depth_multiplier ?? cfg.depthMultiplier ?? 1);
-    flops = 2 * k * cin * mult * posOut + 2 * cin * mult * cout * posOut + (useBias ? outElements : 0) + activationFlops(cfg, outElements);
+    flops =
+      2 * k * cin * mult * posOut +
+      2 * cin * mult * cout * posOut +
+      (useBias ? outElements : 0) +
+      activationFlops(cfg, outElements);
   } else if (cls === 'Conv2DTranspose') {
-    flops = 2 * k * cin * cout * prod(inS.slice(0, -1)) + (useBias ? outElements : 0) + activationFlops(cfg, outElements);
+    flops =
+      2 * k * cin * cout * prod(inS.slice(0, -1)) + (useBias ? outElements : 0) + activationFlops(cfg, outElements);
   } else if (cls === 'BatchNormalization') {
     flops = 2 * outElements;
   } else if (ACTIVATION_LAYERS.has(cls)) {
@@ -162,7 +201,13 @@ export function countCost(model: tfl.LayersModel, graph?: ModelGraph, kept?: Map
       continue;
     }
     const c = layerCost(layer, ratios.get(layer.name) ?? { in: 1, out: 1 });
-    const lc: LayerCost = { layer: layer.name, className: cls, flops: Math.round(c.flops), parameters: Math.round(c.parameters), prunableParameters: Math.round(c.prunable) };
+    const lc: LayerCost = {
+      layer: layer.name,
+      className: cls,
+      flops: Math.round(c.flops),
+      parameters: Math.round(c.parameters),
+      prunableParameters: Math.round(c.prunable),
+    };
     if (!c.counted && !out.uncounted.includes(cls)) out.uncounted.push(cls);
     out.layers.push(lc);
     out.flops += lc.flops;

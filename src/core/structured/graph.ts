@@ -63,9 +63,34 @@ export interface ModelGraph {
 
 const PRODUCERS = new Set(['Dense', 'Conv1D', 'Conv2D']);
 const CONSUMERS = new Set(['Dense', 'Conv1D', 'Conv2D']);
-const POOLING = new Set(['MaxPooling1D', 'MaxPooling2D', 'AveragePooling1D', 'AveragePooling2D', 'MaxPool1D', 'MaxPool2D', 'AvgPool1D', 'AvgPool2D']);
-const GLOBAL_POOLING = new Set(['GlobalAveragePooling1D', 'GlobalAveragePooling2D', 'GlobalMaxPooling1D', 'GlobalMaxPooling2D', 'GlobalAvgPool1D', 'GlobalAvgPool2D', 'GlobalMaxPool1D', 'GlobalMaxPool2D']);
-const IDENTITY_AT_INFERENCE = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
+const POOLING = new Set([
+  'MaxPooling1D',
+  'MaxPooling2D',
+  'AveragePooling1D',
+  'AveragePooling2D',
+  'MaxPool1D',
+  'MaxPool2D',
+  'AvgPool1D',
+  'AvgPool2D',
+]);
+const GLOBAL_POOLING = new Set([
+  'GlobalAveragePooling1D',
+  'GlobalAveragePooling2D',
+  'GlobalMaxPooling1D',
+  'GlobalMaxPooling2D',
+  'GlobalAvgPool1D',
+  'GlobalAvgPool2D',
+  'GlobalMaxPool1D',
+  'GlobalMaxPool2D',
+]);
+const IDENTITY_AT_INFERENCE = new Set([
+  'Dropout',
+  'SpatialDropout1D',
+  'SpatialDropout2D',
+  'GaussianNoise',
+  'GaussianDropout',
+  'AlphaDropout',
+]);
 const PADDING = new Set(['ZeroPadding2D']);
 const CROPPING = new Set(['Cropping2D']);
 
@@ -190,7 +215,12 @@ function traceGroup(model: tfl.LayersModel, producer: tfl.layers.Layer): Channel
     /** A BatchNormalization directly re-zeroes the channel. */
     padded: boolean;
   }
-  const queue: Branch[] = outboundLayers(producer).map((layer) => ({ layer, constant: start ?? 0, flattened: 0, padded: false }));
+  const queue: Branch[] = outboundLayers(producer).map((layer) => ({
+    layer,
+    constant: start ?? 0,
+    flattened: 0,
+    padded: false,
+  }));
   if (isOutputLayer(model, producer)) stop(`${producer.name} is a model output`);
   const seen = new Set<string>();
   while (queue.length) {
@@ -203,7 +233,9 @@ function traceGroup(model: tfl.LayersModel, producer: tfl.layers.Layer): Channel
     }
     seen.add(layer.name);
     if (layer.inboundNodes.length !== 1 || layer.inboundNodes[0].inboundLayers.length !== 1) {
-      stop(`${layer.name} (${cls}) couples ${producer.name}'s channels with another layer's (${cls === 'Add' ? 'residual Add' : cls}); its filters are masked, not removed`);
+      stop(
+        `${layer.name} (${cls}) couples ${producer.name}'s channels with another layer's (${cls === 'Add' ? 'residual Add' : cls}); its filters are masked, not removed`,
+      );
       continue;
     }
     const lcfg = layer.getConfig() as Json;
@@ -226,25 +258,39 @@ function traceGroup(model: tfl.LayersModel, producer: tfl.layers.Layer): Channel
         continue;
       }
       if (cls !== 'Dense' && b.constant !== 0 && lcfg.padding !== 'valid') {
-        stop(`pruned channels carry the constant ${b.constant.toPrecision(3)} into ${layer.name}, whose '${String(lcfg.padding)}' padding cannot absorb it exactly`);
+        stop(
+          `pruned channels carry the constant ${b.constant.toPrecision(3)} into ${layer.name}, whose '${String(lcfg.padding)}' padding cannot absorb it exactly`,
+        );
         continue;
       }
       if (b.constant !== 0 && (lcfg.use_bias === false || lcfg.useBias === false)) {
-        stop(`pruned channels carry the constant ${b.constant.toPrecision(3)} into ${layer.name}, which has no bias to absorb it`);
+        stop(
+          `pruned channels carry the constant ${b.constant.toPrecision(3)} into ${layer.name}, which has no bias to absorb it`,
+        );
         continue;
       }
       if (b.constant !== 0 && b.padded) {
         stop(`pruned channels carry a non-zero constant through zero padding into ${layer.name}`);
         continue;
       }
-      group.consumers.push({ layer: layer.name, className: cls, mode: cls === 'Dense' ? 'dense' : 'conv', positions: Math.max(1, b.flattened), constant: b.constant });
+      group.consumers.push({
+        layer: layer.name,
+        className: cls,
+        mode: cls === 'Dense' ? 'dense' : 'conv',
+        positions: Math.max(1, b.flattened),
+        constant: b.constant,
+      });
       continue;
     }
     group.passThrough.push(layer.name);
     if (cls === 'BatchNormalization') {
       const axis = lcfg.axis;
       const rank = shapeOf(inputShapeOf(layer)).length;
-      if (!(axis === -1 || axis === rank - 1 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === rank - 1)))) {
+      if (!(
+        axis === -1 ||
+        axis === rank - 1 ||
+        (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === rank - 1))
+      )) {
         stop(`${layer.name} normalises another axis than the channels`);
         continue;
       }

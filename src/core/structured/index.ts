@@ -53,7 +53,13 @@ export interface StructuredOutcome {
  * After fine-tuning: rebuilds the smaller model, checks it against the masked one on `xCheck`, and
  * prepares its files under `userJson` (the user's model.json, output activation included).
  */
-export async function finishStructured(student: tfl.LayersModel, pruning: StructuredPruning, userJson: Record<string, unknown>, xCheck: tf.Tensor, skipped: string[]): Promise<StructuredOutcome> {
+export async function finishStructured(
+  student: tfl.LayersModel,
+  pruning: StructuredPruning,
+  userJson: Record<string, unknown>,
+  xCheck: tf.Tensor,
+  skipped: string[],
+): Promise<StructuredOutcome> {
   const removed = pruning.removed();
   const res = await shrinkModel(student, pruning.graph, removed);
   const notes = res.maskedOnly.map((m) => `${m.layer}: masked, not removed — ${m.note}.`);
@@ -62,7 +68,14 @@ export async function finishStructured(student: tfl.LayersModel, pruning: Struct
     reached: pruning.reached,
     layers: pruning.graph.groups.map((g) => {
       const n = removed.get(g.producer)?.length ?? 0;
-      return { layer: g.producer, className: g.className, channels: g.channels, kept: g.channels - n, removed: n > 0 && g.shrinkable, ...(g.note ? { note: g.note } : {}) };
+      return {
+        layer: g.producer,
+        className: g.className,
+        channels: g.channels,
+        kept: g.channels - n,
+        removed: n > 0 && g.shrinkable,
+        ...(g.note ? { note: g.note } : {}),
+      };
     }),
     skipped,
     modelDir: null,
@@ -71,7 +84,9 @@ export async function finishStructured(student: tfl.LayersModel, pruning: Struct
     notes,
   };
   if (pruning.reached + 1e-9 < pruning.opts.finalSparsity) {
-    notes.push(`the target of ${(pruning.opts.finalSparsity * 100).toFixed(0)}% ${pruning.opts.target.metric} could not be reached with the layers that may be pruned; reached ${(pruning.reached * 100).toFixed(1)}%.`);
+    notes.push(
+      `the target of ${(pruning.opts.finalSparsity * 100).toFixed(0)}% ${pruning.opts.target.metric} could not be reached with the layers that may be pruned; reached ${(pruning.reached * 100).toFixed(1)}%.`,
+    );
   }
   if (!res.kept.size) {
     res.model.dispose();
@@ -90,9 +105,26 @@ export async function finishStructured(student: tfl.LayersModel, pruning: Struct
 }
 
 /** Parameters and FLOPs before/after, and latency of dense vs the model as it would run. */
-export function measureCostAndLatency(dense: tfl.LayersModel, runs: tfl.LayersModel, denseParameters: number, runsParameters: number, xBatch: tf.Tensor, structured: boolean, shrunk: boolean): { cost: CostRecord; latency: LatencyRecord } {
+export function measureCostAndLatency(
+  dense: tfl.LayersModel,
+  runs: tfl.LayersModel,
+  denseParameters: number,
+  runsParameters: number,
+  xBatch: tf.Tensor,
+  structured: boolean,
+  shrunk: boolean,
+): { cost: CostRecord; latency: LatencyRecord } {
   const flopsBefore = countCost(dense).flops;
   const flopsAfter = countCost(runs).flops;
-  const latency = compareLatency(dense, runs, xBatch, { flopsBefore, flopsAfter, structured, shrunk }, { warmup: 2, runs: 5 });
-  return { cost: { parametersBefore: denseParameters, parametersAfter: runsParameters, flopsBefore, flopsAfter }, latency };
+  const latency = compareLatency(
+    dense,
+    runs,
+    xBatch,
+    { flopsBefore, flopsAfter, structured, shrunk },
+    { warmup: 2, runs: 5 },
+  );
+  return {
+    cost: { parametersBefore: denseParameters, parametersAfter: runsParameters, flopsBefore, flopsAfter },
+    latency,
+  };
 }

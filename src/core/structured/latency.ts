@@ -37,7 +37,13 @@ export interface LatencyContext {
 }
 
 /** Median ms per batch of `x` for both models, and the sentence. */
-export function compareLatency(dense: tfl.LayersModel, pruned: tfl.LayersModel, x: tf.Tensor, ctx: LatencyContext, opts: LatencyOptions = {}): LatencyRecord {
+export function compareLatency(
+  dense: tfl.LayersModel,
+  pruned: tfl.LayersModel,
+  x: tf.Tensor,
+  ctx: LatencyContext,
+  opts: LatencyOptions = {},
+): LatencyRecord {
   const warmup = opts.warmup ?? 2;
   const runs = opts.runs ?? 7;
   for (let i = 0; i < warmup; i++) {
@@ -52,7 +58,15 @@ export function compareLatency(dense: tfl.LayersModel, pruned: tfl.LayersModel, 
   }
   const denseMs = median(d);
   const prunedMs = median(p);
-  const rec: LatencyRecord = { backend: tf.getBackend(), batchSize: x.shape[0], runs, denseMs, prunedMs, speedup: denseMs / Math.max(prunedMs, 1e-9), sentence: '' };
+  const rec: LatencyRecord = {
+    backend: tf.getBackend(),
+    batchSize: x.shape[0],
+    runs,
+    denseMs,
+    prunedMs,
+    speedup: denseMs / Math.max(prunedMs, 1e-9),
+    sentence: '',
+  };
   rec.sentence = latencySentence(rec, ctx);
   return rec;
 }
@@ -60,7 +74,10 @@ export function compareLatency(dense: tfl.LayersModel, pruned: tfl.LayersModel, 
 const fmt = (ms: number) => (ms >= 10 ? ms.toFixed(0) : ms >= 1 ? ms.toFixed(1) : ms.toFixed(2));
 
 /** The plain sentence: faster, slower or unchanged, and the reason. */
-export function latencySentence(r: Pick<LatencyRecord, 'backend' | 'batchSize' | 'denseMs' | 'prunedMs' | 'speedup'>, ctx: LatencyContext): string {
+export function latencySentence(
+  r: Pick<LatencyRecord, 'backend' | 'batchSize' | 'denseMs' | 'prunedMs' | 'speedup'>,
+  ctx: LatencyContext,
+): string {
   const times = `${fmt(r.prunedMs)} ms against ${fmt(r.denseMs)} ms dense per batch of ${r.batchSize} on ${r.backend}`;
   const flopsCut = ctx.flopsBefore > 0 ? 1 - ctx.flopsAfter / ctx.flopsBefore : 0;
   const cut = `${(flopsCut * 100).toFixed(0)}%`;
@@ -71,7 +88,9 @@ export function latencySentence(r: Pick<LatencyRecord, 'backend' | 'batchSize' |
     if (Math.abs(r.speedup - 1) < 0.1) return `Speed did not change (${times}): ${why}.`;
     return `The pruned model measured ${r.speedup > 1 ? 'faster' : 'slower'} (${times}), but that is measurement noise: ${why}.`;
   }
-  if (r.speedup >= 1.1) return `The pruned model is ${r.speedup.toFixed(1)}× faster (${times}): it is physically smaller and needs ${cut} fewer FLOPs.`;
-  if (r.speedup <= 0.9) return `The pruned model measured slower (${times}) although it needs ${cut} fewer FLOPs: at this size fixed per-layer overhead dominates and the timing is noisy.`;
+  if (r.speedup >= 1.1)
+    return `The pruned model is ${r.speedup.toFixed(1)}× faster (${times}): it is physically smaller and needs ${cut} fewer FLOPs.`;
+  if (r.speedup <= 0.9)
+    return `The pruned model measured slower (${times}) although it needs ${cut} fewer FLOPs: at this size fixed per-layer overhead dominates and the timing is noisy.`;
   return `Speed did not change measurably (${times}) although the model needs ${cut} fewer FLOPs: at this size the time goes to fixed per-layer overhead on ${r.backend}, not to arithmetic.`;
 }

@@ -31,7 +31,12 @@ export interface Selection {
   reached: number;
 }
 
-function metricOf(model: tfl.LayersModel, graph: ModelGraph, metric: PruningTarget['metric'], kept?: Map<string, number>): number {
+function metricOf(
+  model: tfl.LayersModel,
+  graph: ModelGraph,
+  metric: PruningTarget['metric'],
+  kept?: Map<string, number>,
+): number {
   const c = countCost(model, graph, kept);
   return metric === 'flops' ? c.flops : c.prunableParameters;
 }
@@ -71,7 +76,10 @@ export function selectChannels(
 
   if (target.scope === 'layer') {
     const share = groups.map((g) => Math.max(0, allocation?.get(g.producer) ?? 1));
-    const countsAt = (p: number) => groups.map((g, i) => Math.min(g.channels - 1, Math.max(minRemoved[i], Math.round(Math.min(1, p * share[i]) * g.channels))));
+    const countsAt = (p: number) =>
+      groups.map((g, i) =>
+        Math.min(g.channels - 1, Math.max(minRemoved[i], Math.round(Math.min(1, p * share[i]) * g.channels))),
+      );
     const pMax = Math.max(1, ...share.filter((s) => s > 0).map((s) => 1 / s));
     if (value <= 0) return result(countsAt(0));
     if (reductionOf(countsAt(pMax)) < value) return result(countsAt(pMax));
@@ -118,7 +126,11 @@ interface MaskEntry {
 }
 
 /** Masks that zero the removed channels of each group (see the file comment). */
-export function buildMasks(model: tfl.LayersModel, groups: ChannelGroup[], removed: Map<string, number[]>): Map<string, MaskEntry> {
+export function buildMasks(
+  model: tfl.LayersModel,
+  groups: ChannelGroup[],
+  removed: Map<string, number[]>,
+): Map<string, MaskEntry> {
   const values = new Map<string, { variable: tf.Variable; mask: Float32Array; shape: number[] }>();
   const entry = (layer: string, suffix: string) => {
     const w = model.getLayer(layer).weights.find((v) => v.originalName.endsWith(`/${suffix}`));
@@ -160,7 +172,8 @@ export function buildMasks(model: tfl.LayersModel, groups: ChannelGroup[], remov
     }
   }
   const out = new Map<string, MaskEntry>();
-  for (const [name, e] of values) out.set(name, { variable: e.variable, mask: tf.keep(tf.tensor(e.mask, e.shape, 'float32')) });
+  for (const [name, e] of values)
+    out.set(name, { variable: e.variable, mask: tf.keep(tf.tensor(e.mask, e.shape, 'float32')) });
   return out;
 }
 
@@ -197,7 +210,8 @@ export class StructuredPruning implements StepPruning {
   ) {
     this.graph = graph;
     this.groups = graph.groups.filter((g) => !opts.skip.has(g.producer));
-    if (opts.method.needs.includes('training rows') && !opts.taylor) throw new Error(`${opts.method.name} needs training rows`);
+    if (opts.method.needs.includes('training rows') && !opts.taylor)
+      throw new Error(`${opts.method.name} needs training rows`);
   }
 
   prepare(totalSteps: number): void {
@@ -212,7 +226,16 @@ export class StructuredPruning implements StepPruning {
     if (step === this.lastUpdate || !this.opts.schedule.updatesAt(step, totalSteps)) return;
     this.lastUpdate = step;
     const value = this.opts.schedule.sparsityAt(step, totalSteps, this.opts.finalSparsity);
-    const sel = selectChannels(this.model, this.graph, this.groups, this.scores(), this.opts.target, value, this.removedChannels, this.opts.allocation);
+    const sel = selectChannels(
+      this.model,
+      this.graph,
+      this.groups,
+      this.scores(),
+      this.opts.target,
+      value,
+      this.removedChannels,
+      this.opts.allocation,
+    );
     this.reached = sel.reached;
     this.trajectory.push({ step, target: value, reached: sel.reached });
     for (const [p, r] of sel.removed) this.removedChannels.set(p, new Set(r));

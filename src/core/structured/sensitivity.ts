@@ -46,7 +46,14 @@ export function groupAccuracy(model: tfl.LayersModel, d: ScanData): { accuracy: 
  * Prunes each group alone to each level (fraction of its channels, lowest `scores` first), measures,
  * and restores the weights. `scores` come from the structured criterion, in `groups` order.
  */
-export function sensitivityScan(model: tfl.LayersModel, graph: ModelGraph, groups: ChannelGroup[], scores: Float64Array[], levels: number[], data: ScanData): SensitivityRow[] {
+export function sensitivityScan(
+  model: tfl.LayersModel,
+  graph: ModelGraph,
+  groups: ChannelGroup[],
+  scores: Float64Array[],
+  levels: number[],
+  data: ScanData,
+): SensitivityRow[] {
   const rows: SensitivityRow[] = [];
   groups.forEach((g, gi) => {
     const byScore = Array.from(scores[gi], (_, i) => i).sort((a, b) => scores[gi][a] - scores[gi][b] || a - b);
@@ -70,11 +77,16 @@ export function sensitivityScan(model: tfl.LayersModel, graph: ModelGraph, group
 }
 
 /** layer → largest scanned level whose worst-group accuracy is within `tolerance` of dense (0 if none). */
-export function allocationFromScan(rows: SensitivityRow[], dense: { worstGroupAccuracy: number }, tolerance: number): Map<string, number> {
+export function allocationFromScan(
+  rows: SensitivityRow[],
+  dense: { worstGroupAccuracy: number },
+  tolerance: number,
+): Map<string, number> {
   const out = new Map<string, number>();
   for (const r of rows) {
     if (!out.has(r.layer)) out.set(r.layer, 0);
-    if (dense.worstGroupAccuracy - r.worstGroupAccuracy <= tolerance) out.set(r.layer, Math.max(out.get(r.layer)!, r.level));
+    if (dense.worstGroupAccuracy - r.worstGroupAccuracy <= tolerance)
+      out.set(r.layer, Math.max(out.get(r.layer)!, r.level));
   }
   return out;
 }

@@ -95,7 +95,8 @@ function rowSums(w: W, rows: number[]): Float64Array {
   const inC = w.shape[w.shape.length - 2];
   const outer = w.values.length / (out * inC);
   const sums = new Float64Array(out);
-  for (let s = 0; s < outer; s++) for (const r of rows) for (let o = 0; o < out; o++) sums[o] += w.values[(s * inC + r) * out + o];
+  for (let s = 0; s < outer; s++)
+    for (const r of rows) for (let o = 0; o < out; o++) sums[o] += w.values[(s * inC + r) * out + o];
   return sums;
 }
 
@@ -111,7 +112,11 @@ export interface ShrinkResult {
  * Builds the smaller model from `model` (whose removed channels are already masked) and the
  * removed channels per producer. The new model has the same layer names.
  */
-export async function shrinkModel(model: tfl.LayersModel, graph: ModelGraph, removed: Map<string, number[]>): Promise<ShrinkResult> {
+export async function shrinkModel(
+  model: tfl.LayersModel,
+  graph: ModelGraph,
+  removed: Map<string, number[]>,
+): Promise<ShrinkResult> {
   const kept = new Map<string, number>();
   const maskedOnly: ShrinkResult['maskedOnly'] = [];
   const active: Array<{ g: ChannelGroup; keep: number[]; gone: number[] }> = [];
@@ -139,7 +144,10 @@ export async function shrinkModel(model: tfl.LayersModel, graph: ModelGraph, rem
     for (const c of g.consumers) {
       const w = get(c.layer);
       const kernel = w.get('kernel')!;
-      const rowsOf = (chs: number[]) => (c.mode === 'dense' ? Array.from({ length: c.positions }, (_, p) => chs.map((ch) => p * g.channels + ch)).flat() : chs);
+      const rowsOf = (chs: number[]) =>
+        c.mode === 'dense'
+          ? Array.from({ length: c.positions }, (_, p) => chs.map((ch) => p * g.channels + ch)).flat()
+          : chs;
       if (c.constant !== 0) {
         const bias = w.get('bias')!;
         const add = rowSums(kernel, rowsOf(gone));
@@ -190,7 +198,10 @@ export function maxOutputDifference(a: tfl.LayersModel, b: tfl.LayersModel, x: t
 }
 
 /** model.json + weights.bin of `model` under `topologyJson` (as saveModel writes them), not yet written. */
-export async function modelFiles(model: tfl.LayersModel, topologyJson: Json): Promise<Record<string, string | Uint8Array>> {
+export async function modelFiles(
+  model: tfl.LayersModel,
+  topologyJson: Json,
+): Promise<Record<string, string | Uint8Array>> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   await model.save({
     save: async (a: tf.io.ModelArtifacts) => {
