@@ -147,6 +147,8 @@ test('Try the Demo in dist/engine.js without sharp: the data set and dense model
       losses: ['ce'],
       epochs: 1,
       workers: 1,
+      // The editor's engine picks wasm; the fixture's cpu backend would train the demo's CNN in pure JavaScript (minutes).
+      backend: 'wasm',
     },
   );
   const run = await runEngine({ type: 'run', request: base, demo: { folder: dir } }, preload);
