@@ -33,7 +33,7 @@ export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
   // A log channel: every line carries its time and level, and the user can set how much is shown.
   const output = vscode.window.createOutputChannel('Fair Prune', { log: true });
-  const sessions = new SessionsView();
+  const sessions = new SessionsView(() => runner?.runningViews() ?? []);
   const report = new ReportView(context.extensionUri);
   const curves = new CurvesPanel(
     context.extensionUri,
@@ -83,6 +83,7 @@ export function activate(context: vscode.ExtensionContext) {
     report,
     curves,
     runner,
+    runner.onDidChange((modelPath) => sessions.runningChanged(modelPath)),
     vscode.window.registerTreeDataProvider('fairPrune.sessions', sessions),
     vscode.window.registerWebviewViewProvider(ReportView.id, report),
     vscode.window.registerWebviewPanelSerializer(CurvesPanel.viewType, {
@@ -92,7 +93,7 @@ export function activate(context: vscode.ExtensionContext) {
       const dir =
         typeof arg === 'string'
           ? arg
-          : arg && arg.kind !== 'model' && arg.kind !== 'refused'
+          : arg && (arg.kind === 'session' || arg.kind === 'point')
             ? arg.session.dir
             : undefined;
       curves.show(dir);
@@ -114,8 +115,10 @@ export function activate(context: vscode.ExtensionContext) {
         if (asked) await runner!.start(asked.request, asked.demo);
       }),
     ),
-    vscode.commands.registerCommand('fairPrune.cancel', () => {
-      if (!runner!.cancel()) void vscode.window.showInformationMessage('Fair Prune: no session is running.');
+    // From a running item's Cancel: that session; from the view's title bar, the palette or the keybinding: all.
+    vscode.commands.registerCommand('fairPrune.cancel', (arg?: Node) => {
+      const modelPath = arg && typeof arg === 'object' && arg.kind === 'running' ? arg.modelPath : undefined;
+      if (!runner!.cancel(modelPath)) void vscode.window.showInformationMessage('Fair Prune: no session is running.');
     }),
     vscode.commands.registerCommand(
       'fairPrune.commit',
@@ -139,7 +142,7 @@ export function activate(context: vscode.ExtensionContext) {
       const dir =
         typeof sessionDir === 'string'
           ? sessionDir
-          : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused'
+          : sessionDir && (sessionDir.kind === 'session' || sessionDir.kind === 'point')
             ? sessionDir.session.dir
             : sessions.sessions()[0]?.dir;
       if (dir) await report.show(dir);
@@ -149,7 +152,7 @@ export function activate(context: vscode.ExtensionContext) {
       const dir =
         typeof sessionDir === 'string'
           ? sessionDir
-          : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused'
+          : sessionDir && (sessionDir.kind === 'session' || sessionDir.kind === 'point')
             ? sessionDir.session.dir
             : report.currentSession;
       const file = dir && path.join(dir, 'report.md');
