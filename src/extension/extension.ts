@@ -63,6 +63,7 @@ export function activate(context: vscode.ExtensionContext) {
       curves.refresh(o.sessionDir);
     },
   });
+  const sessionsTree = vscode.window.createTreeView('fairPrune.sessions', { treeDataProvider: sessions });
   // In Restricted Mode the commands stay visible and say why they will not run (a greyed-out menu
   // entry would not), with the way to trust the workspace one click away.
   const requireTrust = (what: string, why = 'it trains on your files in a separate process') => {
@@ -84,7 +85,8 @@ export function activate(context: vscode.ExtensionContext) {
     curves,
     runner,
     runner.onDidChange((modelPath) => sessions.runningChanged(modelPath)),
-    vscode.window.registerTreeDataProvider('fairPrune.sessions', sessions),
+    sessionsTree,
+    sessionsTree.onDidChangeVisibility((e) => e.visible && runner?.viewShown()),
     vscode.window.registerWebviewViewProvider(ReportView.id, report),
     vscode.window.registerWebviewPanelSerializer(CurvesPanel.viewType, {
       deserializeWebviewPanel: async (panel, state) => curves.restore(panel, state),

@@ -258,12 +258,21 @@ export interface RunnerHooks {
   onEnded: (outcome: EngineOutcome) => void;
 }
 
+interface ViewBar {
+  report: (step: { increment: number }) => void;
+  /** Ends the bar before the session ends (a new one takes its place). */
+  end: () => void;
+  /** Settles once the bar has ended. */
+  finished: Thenable<void>;
+}
+
 /** Runs sessions, one per model at a time; a second request for a busy model queues or replaces. */
 export class SessionRunner implements vscode.Disposable {
   private readonly runs = new Map<string, { run: EngineRun; shown: SessionProgress }>();
   private readonly queued = new Map<string, { request: RunRequest; demo?: DemoSetup }[]>();
   private readonly status: vscode.StatusBarItem;
-  private readonly reportToView = new Map<string, (step: { increment: number }) => void>();
+  /** Each running session's progress bar over the Sessions view: its report, and what ends it early. */
+  private readonly viewBars = new Map<string, ViewBar>();
   private readonly changed = new vscode.EventEmitter<string | undefined>();
   /** A running session's progress changed (its model path), or one started or ended (undefined). */
   readonly onDidChange = this.changed.event;
@@ -314,6 +323,36 @@ export class SessionRunner implements vscode.Disposable {
       await busy.done;
     }
     await this.run(request, demo);
+  }
+
+  /**
+   * The Sessions view's progress bar runs with the session (on the activity bar's Fair Prune icon while the
+   * side bar shows another view); the running item and the status bar say what it is doing. VS Code draws
+   * the bar over the view only when the view existed as the progress began, so it begins again, at the
+   * share done so far, whenever the view is shown (`viewShown`).
+   */
+  private showViewBar(modelPath: string): void {
+    const r = this.runs.get(modelPath);
+    if (!r) return;
+    const old = this.viewBars.get(modelPath);
+    old?.end();
+    let end = () => {};
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const bar: ViewBar = { report: () => {}, end, finished: Promise.resolve() };
+    // The new bar begins once the old one has ended, so that its end does not stop the new one.
+    bar.finished = (old?.finished ?? Promise.resolve()).then(() =>
+      vscode.window.withProgress({ location: { viewId: 'fairPrune.sessions' } }, (progress) => {
+        bar.report = (step) => progress.report(step);
+        if (r.shown.done > 0) progress.report({ increment: r.shown.done * 100 });
+        return Promise.race([r.run.done.then(() => undefined), ended]);
+      }),
+    );
+    this.viewBars.set(modelPath, bar);
+  }
+
+  /** The Sessions view became visible: its progress bars start again, over it. */
+  viewShown(): void {
+    for (const modelPath of this.runs.keys()) this.showViewBar(modelPath);
   }
 
   /** `fairPrune.sessionRunning` is true while a session runs: Cancel shows (and its keybinding works) only then. */
@@ -376,7 +415,7 @@ export class SessionRunner implements vscode.Disposable {
                 if (step) {
                   // The bar stays indeterminate until a share of the sweep is done (loading, the dense model).
                   if (step.increment > 0)
-                    this.reportToView.get(request.modelPath)?.({ increment: step.increment * 100 });
+                    this.viewBars.get(request.modelPath)?.report({ increment: step.increment * 100 });
                   draw();
                 }
                 if (step && e.type === 'progress' && e.phase === 'finetune' && Date.now() - lastLog > 5000) {
@@ -409,15 +448,10 @@ export class SessionRunner implements vscode.Disposable {
     this.runs.set(request.modelPath, { run, shown });
     this.setRunningContext();
     draw();
-    // The Sessions view's progress bar (over the view, or on the activity bar's Fair Prune icon while the view
-    // is hidden) runs with the session; its running item and the status bar say what it is doing.
-    void vscode.window.withProgress({ location: { viewId: 'fairPrune.sessions' } }, (progress) => {
-      this.reportToView.set(request.modelPath, (step) => progress.report(step));
-      return run.done;
-    });
+    this.showViewBar(request.modelPath);
     const outcome = await run.done;
     this.runs.delete(request.modelPath);
-    this.reportToView.delete(request.modelPath);
+    this.viewBars.delete(request.modelPath);
     this.setRunningContext();
     this.changed.fire(undefined);
     if (this.runs.size === 0) this.status.hide();

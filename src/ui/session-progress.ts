@@ -66,6 +66,11 @@ export class SessionProgress {
     this.cancelling = true;
   }
 
+  /** Share of the session done, 0…1, as far as it has been drawn. */
+  get done(): number {
+    return this.fraction;
+  }
+
   get doing(): string {
     return this.cancelling ? 'cancelling: finished points are kept' : this.text;
   }

@@ -62,12 +62,15 @@ test('two points at a time: the same words as the curves panel, and the bar adva
   c.advance(1);
   const b = s.onEvent(finetune({ running: [3, 4], fraction: 0.4 }));
   assert.ok(b && Math.abs(b.increment - 0.15) < 1e-12);
+  // What a progress bar begun now (the view shown mid-session) starts from.
+  assert.equal(s.done, 0.4);
   // A point's end (another phase) is drawn at once; the bar never goes back.
   assert.deepEqual(s.onEvent(finetune({ phase: 'evaluate', running: [4], point: 4, fraction: 0.35 })), {
     increment: 0,
   });
   assert.equal(s.view().description, 'point 4/9: evaluate');
   assert.equal(s.view().statusText, '$(sync~spin) Fair Prune 4/9');
+  assert.equal(s.done, 0.4);
 });
 
 test('cancelling: the item says so and no longer offers Cancel', () => {
