@@ -38,7 +38,8 @@ export class CheckCannotRunError extends UserError {
 export interface CheckRequest {
   /** The committed folder, or its model.json. */
   model: string;
-  data: string;
+  /** The CSV to measure on: the data the model was committed on (`--data`). */
+  csvPath: string;
   /** A fairprune.policy.json overriding the policy recorded at commit. */
   policyFile?: string;
   backend?: BackendPreference;
@@ -145,7 +146,7 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
       },
     );
   }
-  const dataPath = path.resolve(req.data);
+  const dataPath = path.resolve(req.csvPath);
   if (!fs.existsSync(dataPath))
     throw new CheckCannotRunError('does not exist.', {
       file: dataPath,

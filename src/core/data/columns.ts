@@ -2,21 +2,13 @@
  * Reading the table and deciding what each column is: the label, the subgroups, the split, the
  * images or the features (docs/data-contract.md; test/unit/data-columns.test.ts).
  */
+import type { DataSpec } from '../../protocol/engine';
 import { sha256 } from '../atomic';
 import { UserError } from '../errors';
 import { CsvTable, IMAGE_FILE, isMissing, readCsvFile } from './csv';
 import { DEFAULT_SPLIT_FRACTIONS, validateFractions } from './splits';
-export interface DataSpec {
-  csvPath: string;
-  label: string;
-  groups: string[];
-  features?: string[];
-  ignore?: string[];
-  splitColumn?: string;
-  imageColumn?: string;
-  classes?: string[];
-  /** Images: pixels are divided by this; default 255 (0–1). Use 1 for models trained on 0–255. */
-  pixelScale?: number;
+/** What loading needs: the user's data spec, plus how to split it when the table has no split column. */
+export interface LoadSpec extends DataSpec {
   seed: number;
   /** assignment string of an earlier session (SplitRecord.assignment) to reuse; must match the row count */
   reuseSplit?: string;
@@ -25,7 +17,7 @@ export interface DataSpec {
 }
 
 export interface Prepared {
-  spec: DataSpec;
+  spec: LoadSpec;
   file: string;
   csvSha: string;
   table: CsvTable;
@@ -66,7 +58,7 @@ export function missingError(p: { file: string; table: CsvTable }, r: number, co
   );
 }
 
-export function validateSpec(spec: DataSpec): void {
+export function validateSpec(spec: LoadSpec): void {
   if (typeof spec.csvPath !== 'string' || spec.csvPath === '')
     throw new UserError('no data file was given.', { field: 'csvPath', fix: 'give the CSV file.' });
   if (typeof spec.label !== 'string' || spec.label === '')
@@ -106,7 +98,7 @@ export function validateSpec(spec: DataSpec): void {
   dup(spec.classes, 'classes');
 }
 
-export function prepare(spec: DataSpec): Prepared {
+export function prepare(spec: LoadSpec): Prepared {
   validateSpec(spec);
   const file = spec.csvPath;
   const { table, bytes } = readCsvFile(file);

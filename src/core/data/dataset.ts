@@ -14,12 +14,12 @@ import { isMissing, parseNumber } from './csv';
 import { ImageJob, loadImages, probeImage } from './images';
 import { ColumnTransform, Preprocessing, outputFeatureNames, outputWidth, preprocessingJson } from './preprocessing';
 import { SPLIT_CODE, assignmentString, splitCounts } from './splits';
-import { DataSpec, Prepared, missingError, prepare } from './columns';
+import { LoadSpec, Prepared, missingError, prepare } from './columns';
 import { compareText, mapLabels } from './labels';
 import { assignGroups, assignSplit } from './groups';
 import { applyTransforms, preprocessedFeatures, rawFeatures, refuseStrayTexts } from './features';
 
-export type { DataSpec };
+export type { LoadSpec };
 
 export interface ModelInput {
   /** without batch dim, e.g. [8] or [28,28,1] */
@@ -261,7 +261,7 @@ function checkNoFeaturesForImages(p: Prepared): void {
  *  `fairprune train` saved beside the model), it is applied; else feature values go in exactly as
  *  they are in the CSV. */
 export async function loadDataset(
-  spec: DataSpec,
+  spec: LoadSpec,
   model: ModelInput,
   preprocessing?: { path: string; value: Preprocessing },
 ): Promise<Dataset> {
@@ -296,7 +296,7 @@ export async function loadDataset(
 /** The images of the image column at the model's input size, scaled as the model was trained (or by --pixel-scale). */
 async function imageInputs(
   p: Prepared,
-  spec: DataSpec,
+  spec: LoadSpec,
   model: ModelInput,
   preprocessing: { path: string; value: Preprocessing } | undefined,
 ): Promise<{ x: Float32Array; column: string; pixelScale: number }> {
@@ -354,7 +354,7 @@ async function imageInputs(
  *  rows only, and returns the dataset with the fitted preprocessing applied, plus the preprocessing
  *  to save beside the model. */
 export async function loadDatasetForTraining(
-  spec: DataSpec,
+  spec: LoadSpec,
   options: { imageShape?: number[] } = {},
 ): Promise<{ dataset: Dataset; preprocessing: Preprocessing }> {
   const p = prepare(spec);
