@@ -306,9 +306,7 @@ async function mlpSweeps(dir: string): Promise<SweepResult[]> {
   const req = (points: number, workers: number, tag: string): RunRequest => ({
     ...SWEEP_DEFAULTS,
     modelPath: path.join(modelDir, 'model.json'),
-    dataPath: csv,
-    label: 'label',
-    groups: ['group'],
+    data: { csvPath: csv, label: 'label', groups: ['group'] },
     sparsities: sparsityRange(points / 2),
     losses: ['ce', 'pw'],
     epochs: 2,
@@ -345,9 +343,7 @@ async function cnnSweeps(dir: string): Promise<SweepResult[]> {
   const req = (workers: number, tag: string): RunRequest => ({
     ...SWEEP_DEFAULTS,
     modelPath: path.join(modelDir, 'model.json'),
-    dataPath: data.csvPath,
-    label: 'digit',
-    groups: ['ink'],
+    data: { csvPath: data.csvPath, label: 'digit', groups: ['ink'] },
     sparsities: [0.5, 0.8, 0.9],
     losses: ['ce', 'pw'],
     epochs: 1,
