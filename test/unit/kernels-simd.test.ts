@@ -25,6 +25,7 @@ import {
   simdKernels,
   simdTakesMaxPoolGrad,
   winogradTakes,
+  winograd4Takes,
 } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
@@ -69,6 +70,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'winograd_filter:function',
       'conv2d_winograd:function',
       'conv2d_filter_grad_winograd:function',
+      'conv2d_filter_grad_winograd4:function',
       'max_pool_2x2:function',
       'max_pool_grad:function',
       'conv2d_pool:function',
@@ -151,6 +153,19 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       ],
     },
     { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
+    // F(3×3, 4×4) (16 channels and more both sides): dy tiles cut at odd edges (7 × 9), uneven padding.
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'valid' },
+    {
+      x: [2, 10, 13, 16],
+      f: [3, 3, 16, 20],
+      s: 1,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    },
   ];
   cases.forEach((c, i) => {
     tf.tidy(() => {
@@ -174,11 +189,9 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       assert.ok(d < 1e-5, `case ${i} ${JSON.stringify(c)}: ${d}`);
       const winograd =
         c.f[0] === 3 && c.f[1] === 3 && c.s === 1 && c.f[2] >= 8 && c.f[2] % 4 === 0 && c.f[2] * c.f[3] >= 128;
-      assert.equal(
-        winogradTakes(tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast')),
-        winograd,
-        `case ${i}: Winograd?`,
-      );
+      const conv = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
+      assert.equal(winogradTakes(conv), winograd, `case ${i}: Winograd?`);
+      assert.equal(winograd4Takes(conv), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(3×3, 4×4)?`);
     });
   });
   tf.tidy(() => {

@@ -119,6 +119,8 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co)) floats. */
+  conv2d_filter_grad_winograd4: SimdExports['conv2d_filter_grad_winograd'];
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   conv2d_filter_grad_pooled(
     x: number,
@@ -290,6 +292,24 @@ export function simdKernels(backend: unknown): SimdExports | null {
 }
 
 /**
+ * For bench/profile.ts: every call into the module on `backend` goes through `wrap(name, f)` (a timer)
+ * until the returned function restores the module's own exports. Null where the module is not loaded.
+ */
+export function wrapSimdKernels(
+  backend: unknown,
+  wrap: (name: string, f: (...args: number[]) => void) => (...args: number[]) => void,
+): (() => void) | null {
+  const heap = wasmInternals(backend);
+  const own = heap && simdKernels(backend);
+  if (!heap || !own) return null;
+  const wrapped = Object.fromEntries(
+    Object.entries(own).map(([name, f]) => [name, typeof f === 'function' ? wrap(name, f) : f]),
+  );
+  instances.set(heap, wrapped as unknown as SimdExports);
+  return () => instances.set(heap, own);
+}
+
+/**
  * The filter gradient on the heap through the SIMD module, or null when it does not apply (see the
  * file's comment).
  */
@@ -338,10 +358,12 @@ export function conv2dBackpropFilterSimd(
   if (dy.shape[0] !== b || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co) return null;
   const out = heap.makeOutput(filterShape.slice(), 'float32');
   if (winogradTakes(info)) {
-    const tiles = winogradGradTiles(ci + co);
-    const scratch = heap.makeOutput([16 * (ci * co + tiles * (ci + co))], 'float32');
+    const four = winograd4Takes(info);
+    const tiles = four ? winograd4GradTiles(ci + co) : winogradGradTiles(ci + co);
+    const xi = four ? 36 : 16;
+    const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co))], 'float32');
     try {
-      kernels.conv2d_filter_grad_winograd(
+      (four ? kernels.conv2d_filter_grad_winograd4 : kernels.conv2d_filter_grad_winograd)(
         heapOffset(heap, x),
         heapOffset(heap, dy),
         heapOffset(heap, out),
@@ -434,6 +456,24 @@ const WINOGRAD_TILES = 8;
  * with 32 tiles was no faster than the direct sum, with 6 (this) 1.6 times as fast.
  */
 const winogradGradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(768 / channels)));
+
+/**
+ * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
+ * where F(3×3, 2×2) has 16). Batch 64, one call, tiles 8 / 16 (this) / 32 at 16 → 16 channels:
+ * 3.4 / 3.2 / 5.9 ms; 32 → 32, 8 (this) / 16: 2.1 / 3.3 ms; 64 → 64, 4 (this) / 8: 2.4 / 2.7 ms.
+ */
+const winograd4GradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(512 / channels)));
+
+/**
+ * Whether a convolution `winogradTakes` gets its filter gradient by F(3×3, 4×4) (`conv2d_filter_grad_winograd4`):
+ * 16 channels or more both sides and outputs of 4 × 4 or more. Batch 64, one call, F(3×3, 2×2) → F(3×3, 4×4):
+ * 32×32×16 → 16 4.7 → 3.2 ms, 16×16×32 → 32 3.3 → 2.1 ms, 8×8×64 → 64 3.3 → 2.4 ms.
+ */
+export function winograd4Takes(info: tf.backend_util.Conv2DInfo): boolean {
+  return (
+    winogradTakes(info) && info.inChannels >= 16 && info.outChannels >= 16 && info.outHeight >= 4 && info.outWidth >= 4
+  );
+}
 
 /**
  * Whether `conv2d_winograd` takes the convolution: 3×3, stride 1, dilation 1, channels in fours both

@@ -34,14 +34,17 @@ static inline void store_winners(unsigned char* win, v128_t y0, v128_t y1, v128_
 }
 
 // One block of the filter gradient: NC input channels (c0…) × 4·NV output channels (o0…), summed over
-// `n` pixels of one output row. x advances xstep floats a pixel, dy `co` floats.
+// `n` pixels of one output row (or n tiles) from zero, then added to dw: blocked summation, whose rounding
+// error grows with the number of blocks rather than of pixels (Winograd's filter gradients, summed over
+// 64·256 tiles of a 32×32 batch, had 5–7 times the error of a float64 sum when dw was the running sum).
+// x advances xstep floats a pixel, dy `co` floats.
 #define BLOCK(NC, NV)                                                                                  \
   static void block_##NC##_##NV(const float* xp, int xstep, const float* dyp, int co, int n,          \
                                 float* dwp) {                                                          \
     v128_t acc[NC][NV];                                                                                \
     _Pragma("clang loop unroll(full)") for (int j = 0; j < NC; j++)                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                  \
-        acc[j][v] = wasm_v128_load(dwp + j * co + 4 * v);                                              \
+        acc[j][v] = wasm_f32x4_splat(0.0f);                                                            \
     for (int p = 0; p < n; p++, xp += xstep, dyp += co) {                                              \
       v128_t d[NV];                                                                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) d[v] = wasm_v128_load(dyp + 4 * v); \
@@ -53,7 +56,7 @@ static inline void store_winners(unsigned char* win, v128_t y0, v128_t y1, v128_
     }                                                                                                  \
     _Pragma("clang loop unroll(full)") for (int j = 0; j < NC; j++)                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                  \
-        wasm_v128_store(dwp + j * co + 4 * v, acc[j][v]);                                              \
+        wasm_v128_store(dwp + j * co + 4 * v, wasm_f32x4_add(wasm_v128_load(dwp + j * co + 4 * v), acc[j][v])); \
   }
 
 BLOCK(4, 2) BLOCK(3, 2) BLOCK(2, 2) BLOCK(1, 2)
@@ -423,11 +426,29 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
               store_winners(win + p, y[0][0], y[0][1], y[1][0], y[1][1], m, floor);
               continue;
             }
-            for (int i = 0; i < rows; i++)
-              for (int j = 0; j < cols; j++) wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, y[i][j]);
+            // Unrolled (an array indexed by a loop variable would live in linear memory, which the module must
+            // not touch), the edges tested inside.
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++)
+              _Pragma("clang loop unroll(full)") for (int j = 0; j < 2; j++)
+                if (i < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, y[i][j]);
           }
         }
       }
+    }
+  }
+}
+
+// acc[ξ] += V[ξ]ᵀ · D[ξ] for the ξ-th of n transforms of nt tiles: V [n, tiles, ci], D [n, tiles, co], acc
+// [n, ci, co]; the sums over tiles of the Winograd filter gradients, by the direct filter gradient's blocks.
+static void wino_grad_sums(const float* V, const float* D, float* acc, int n, int tiles, int nt, int ci, int co) {
+  for (int xi = 0; xi < n; xi++) {
+    const float* v = V + xi * tiles * ci;
+    const float* d = D + xi * tiles * co;
+    float* a = acc + xi * ci * co;
+    for (int c = 0; c < ci; c += 4) {
+      int o = 0;
+      for (; o + 8 <= co; o += 8) block_4_2(v + c, ci, d + o, co, nt, a + c * co + o);
+      for (; o < co; o += 4) block_4_1(v + c, ci, d + o, co, nt, a + c * co + o);
     }
   }
 }
@@ -477,16 +498,7 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
         }
       }
     }
-    for (int xi = 0; xi < 16; xi++) {
-      const float* v = V + xi * tiles * ci;
-      const float* d = D + xi * tiles * co;
-      float* a = acc + xi * ci * co;
-      for (int c = 0; c < ci; c += 4) {
-        int o = 0;
-        for (; o + 8 <= co; o += 8) block_4_2(v + c, ci, d + o, co, nt, a + c * co + o);
-        for (; o < co; o += 4) block_4_1(v + c, ci, d + o, co, nt, a + c * co + o);
-      }
-    }
+    wino_grad_sums(V, D, acc, 16, tiles, nt, ci, co);
   }
   const int step = ci * co;
   for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
@@ -510,6 +522,149 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
       }
     }
   }
+}
+
+// The filter gradient by Winograd F(3×3, 4×4) (Lavin & Gray 2016, interpolation points 0, ±1, ±2, ∞): the
+// same sum as F(3×3, 2×2) above, per 4×4 tile of dy and the 6×6 input tile behind it, 36 products per tile
+// and channel pair where F(3×3, 2×2) takes 64 (four of its tiles) and the direct sum 144. Its transforms
+// have larger coefficients (4, 5, 8, 1/24), so its rounding error is about 6 times F(3×3, 2×2)'s (batch 64,
+// 32×32×16 → 16: 6e-6 of the largest weight gradient against a float64 sum, 1e-6 for F(3×3, 2×2)). The
+// forward F(4×4, 3×3) was as fast against F(2×2, 3×3) (4.2 → 3.6, 3.1 → 2.4, 2.8 → 2.0 ms at 16, 32 and 64
+// channels), but through the forward pass its rounding moved a ResNet's training off the tfjs path's by
+// more than float rounding (graph-step.test), so the forward pass and the input gradient stay F(2×2, 3×3).
+// The 36 sums over tiles are matrix products run by the same register blocks as F(3×3, 2×2)'s.
+
+// The 1-D transforms, four channels at a time. Bᵀ (6 → 6) on an input column or row:
+static inline void wino4_bt(v128_t d0, v128_t d1, v128_t d2, v128_t d3, v128_t d4, v128_t d5, v128_t* r) {
+  const v128_t four = wasm_f32x4_splat(4.0f), two = wasm_f32x4_splat(2.0f);
+  const v128_t d42 = wasm_f32x4_sub(d4, d2), d31 = wasm_f32x4_mul(two, wasm_f32x4_sub(d3, d1));
+  r[0] = wasm_f32x4_add(wasm_f32x4_mul(four, wasm_f32x4_sub(d0, d2)), d42);             // 4d0 − 5d2 + d4
+  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d3, d4), wasm_f32x4_mul(four, wasm_f32x4_add(d1, d2))); // −4d1 − 4d2 + d3 + d4
+  r[2] = wasm_f32x4_add(wasm_f32x4_sub(d4, d3), wasm_f32x4_mul(four, wasm_f32x4_sub(d1, d2))); // 4d1 − 4d2 − d3 + d4
+  r[3] = wasm_f32x4_add(d42, d31);                                                       // −2d1 − d2 + 2d3 + d4
+  r[4] = wasm_f32x4_sub(d42, d31);                                                       // 2d1 − d2 − 2d3 + d4
+  r[5] = wasm_f32x4_add(wasm_f32x4_mul(four, wasm_f32x4_sub(d1, d3)), wasm_f32x4_sub(d5, d3)); // 4d1 − 5d3 + d5
+}
+
+// V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros), four
+// channels at a time: v[ξ·step + c] for ξ = 6r + s.
+static void wino4_input_tile(const float* img, int H, int W, int ci, int iy0, int ix0, float* v, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int inside = iy0 >= 0 && iy0 + 6 <= H && ix0 >= 0 && ix0 + 6 <= W;
+  for (int c = 0; c < ci; c += 4) {
+    v128_t e[6][6];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) { // e = Bᵀ d, column s
+      const int ix = ix0 + s;
+      v128_t d[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) {
+        const int iy = iy0 + r;
+        d[r] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
+      }
+      v128_t col[6];
+      wino4_bt(d[0], d[1], d[2], d[3], d[4], d[5], col);
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r][s] = col[r];
+    }
+    float* vt = v + c;
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) { // V = e B, row r
+      v128_t row[6];
+      wino4_bt(e[r][0], e[r][1], e[r][2], e[r][3], e[r][4], e[r][5], row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vt + (r * 6 + s) * step, row[s]);
+    }
+  }
+}
+
+// The filter gradient of a 3×3, stride-1, dilation-1 convolution by Winograd F(3×3, 4×4), the transpose
+// of the forward F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd`
+// with 4×4 tiles of dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co)) floats.
+EXPORT("conv2d_filter_grad_winograd4")
+void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
+                                  int W, int ci, int oh, int ow, int co, int top, int left) {
+  float* acc = scratch;           // [36, ci, co]: the sums in the transformed domain
+  float* V = acc + 36 * ci * co;  // [36, tiles, ci]
+  float* D = V + 36 * tiles * ci; // [36, tiles, co]
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int i = 0; i < 36 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
+  const int step = tiles * co;
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      wino4_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, tiles * ci);
+      const int oy = 4 * ty, ox = 4 * tx;
+      const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+      const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
+      float* dt = D + t * co;
+      for (int o = 0; o < co; o += 4) { // A dy Aᵀ
+        v128_t q[6][4];
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) { // q = A dy, column j
+          v128_t g[4];
+          _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++)
+            g[i] = i < rows && j < cols ? wasm_v128_load(g0 + (i * ow + j) * co + o) : zero;
+          const v128_t a = wasm_f32x4_add(g[0], g[2]), bb = wasm_f32x4_add(g[1], g[3]);
+          const v128_t c = wasm_f32x4_add(g[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), g[2]));
+          const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), g[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), g[3]));
+          q[0][j] = g[0];
+          q[1][j] = wasm_f32x4_add(a, bb);
+          q[2][j] = wasm_f32x4_sub(a, bb);
+          q[3][j] = wasm_f32x4_add(c, d);
+          q[4][j] = wasm_f32x4_sub(c, d);
+          q[5][j] = g[3];
+        }
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) { // (A dy) Aᵀ, row r
+          const v128_t* g = q[r];
+          const v128_t a = wasm_f32x4_add(g[0], g[2]), bb = wasm_f32x4_add(g[1], g[3]);
+          const v128_t c = wasm_f32x4_add(g[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), g[2]));
+          const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), g[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), g[3]));
+          float* p = dt + (r * 6) * step + o;
+          wasm_v128_store(p, g[0]);
+          wasm_v128_store(p + step, wasm_f32x4_add(a, bb));
+          wasm_v128_store(p + 2 * step, wasm_f32x4_sub(a, bb));
+          wasm_v128_store(p + 3 * step, wasm_f32x4_add(c, d));
+          wasm_v128_store(p + 4 * step, wasm_f32x4_sub(c, d));
+          wasm_v128_store(p + 5 * step, g[3]);
+        }
+      }
+    }
+    wino_grad_sums(V, D, acc, 36, tiles, nt, ci, co);
+  }
+  // dw = Gᵀ acc G: Gᵀ (6 → 3) is r0 = a0/4 − (a1 + a2)/6 + (a3 + a4)/24, r1 = (a2 − a1)/6 + (a3 − a4)/12,
+  // r2 = (a3 + a4)/6 − (a1 + a2)/6 + a5.
+  const v128_t k4 = wasm_f32x4_splat(0.25f), k6 = wasm_f32x4_splat(1.0f / 6.0f);
+  const v128_t k12 = wasm_f32x4_splat(1.0f / 12.0f), k24 = wasm_f32x4_splat(1.0f / 24.0f);
+#define WINO4_GT(a0, a1, a2, a3, a4, a5, r0, r1, r2)                                                    \
+  do {                                                                                                 \
+    const v128_t s12 = wasm_f32x4_add(a1, a2), s34 = wasm_f32x4_add(a3, a4);                           \
+    r0 = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(a0, k4), wasm_f32x4_mul(s12, k6)), wasm_f32x4_mul(s34, k24)); \
+    r1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(a2, a1), k6), wasm_f32x4_mul(wasm_f32x4_sub(a3, a4), k12)); \
+    r2 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(s34, s12), k6), a5);                             \
+  } while (0)
+  const int cs = ci * co;
+  for (int c = 0; c < ci; c++) {
+    for (int o = 0; o < co; o += 4) {
+      const float* a = acc + c * co + o;
+      v128_t r[3][6];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) { // Gᵀ acc, column j
+        v128_t a0 = wasm_v128_load(a + (0 * 6 + j) * cs), a1 = wasm_v128_load(a + (1 * 6 + j) * cs);
+        v128_t a2 = wasm_v128_load(a + (2 * 6 + j) * cs), a3 = wasm_v128_load(a + (3 * 6 + j) * cs);
+        v128_t a4 = wasm_v128_load(a + (4 * 6 + j) * cs), a5 = wasm_v128_load(a + (5 * 6 + j) * cs);
+        v128_t r0, r1, r2;
+        WINO4_GT(a0, a1, a2, a3, a4, a5, r0, r1, r2);
+        r[0][j] = r0;
+        r[1][j] = r1;
+        r[2][j] = r2;
+      }
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) { // (Gᵀ acc) G, row i
+        v128_t r0, r1, r2;
+        WINO4_GT(r[i][0], r[i][1], r[i][2], r[i][3], r[i][4], r[i][5], r0, r1, r2);
+        float* out = dw + ((i * 3) * ci + c) * co + o;
+        wasm_v128_store(out, r0);
+        wasm_v128_store(out + cs, r1);
+        wasm_v128_store(out + 2 * cs, r2);
+      }
+    }
+  }
+#undef WINO4_GT
 }
 
 // Max pooling over 2×2 windows of stride 2 that lie inside the image, NHWC, C a multiple of 4: each
