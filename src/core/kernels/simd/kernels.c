@@ -970,33 +970,50 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 }
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, summed in float64,
-// the variance from a second pass over the deviations. Four channels at a time, as two f64x2 sums.
+// the variance from a second pass over the deviations. G groups of four channels at a time (G = 4: a
+// 64-byte line of a row, so each line is read once a pass; a group at a time read a 16-channel map's lines
+// 4 times over, 0.46 → 0.2 ms at 65536 × 16), each group as two f64x2 sums: per channel, the same sums in
+// the same order whatever G.
+#define BN_MOMENTS(G)                                                                                    \
+  static void bn_moments_##G(const float* x, float* mean, float* var, int rows, int C) {                 \
+    const v128_t n = wasm_f64x2_splat((double)rows);                                                     \
+    v128_t lo[G], hi[G], mlo[G], mhi[G];                                                                 \
+    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) lo[g] = hi[g] = wasm_f64x2_splat(0.0); \
+    const float* p = x;                                                                                  \
+    for (int r = 0; r < rows; r++, p += C) {                                                             \
+      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
+        const v128_t v = wasm_v128_load(p + 4 * g);                                                      \
+        lo[g] = wasm_f64x2_add(lo[g], wasm_f64x2_promote_low_f32x4(v));                                  \
+        hi[g] = wasm_f64x2_add(hi[g], wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1))); \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
+      mlo[g] = wasm_f64x2_div(lo[g], n);                                                                 \
+      mhi[g] = wasm_f64x2_div(hi[g], n);                                                                 \
+      lo[g] = hi[g] = wasm_f64x2_splat(0.0);                                                             \
+    }                                                                                                    \
+    p = x;                                                                                               \
+    for (int r = 0; r < rows; r++, p += C) {                                                             \
+      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
+        const v128_t v = wasm_v128_load(p + 4 * g);                                                      \
+        const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(v), mlo[g]);                      \
+        const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)), mhi[g]); \
+        lo[g] = wasm_f64x2_add(lo[g], wasm_f64x2_mul(dlo, dlo));                                         \
+        hi[g] = wasm_f64x2_add(hi[g], wasm_f64x2_mul(dhi, dhi));                                         \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
+      wasm_v128_store(mean + 4 * g, join_f64x2(mlo[g], mhi[g]));                                         \
+      wasm_v128_store(var + 4 * g, join_f64x2(wasm_f64x2_div(lo[g], n), wasm_f64x2_div(hi[g], n)));      \
+    }                                                                                                    \
+  }
+BN_MOMENTS(4) BN_MOMENTS(1)
+
 EXPORT("bn_moments")
 void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
-  const v128_t n = wasm_f64x2_splat((double)rows);
-  for (int c = 0; c < C; c += 4) {
-    v128_t lo = wasm_f64x2_splat(0.0), hi = wasm_f64x2_splat(0.0);
-    const float* p = x + c;
-    for (int r = 0; r < rows; r++, p += C) {
-      const v128_t v = wasm_v128_load(p);
-      lo = wasm_f64x2_add(lo, wasm_f64x2_promote_low_f32x4(v));
-      hi = wasm_f64x2_add(hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)));
-    }
-    const v128_t mlo = wasm_f64x2_div(lo, n), mhi = wasm_f64x2_div(hi, n);
-    v128_t slo = wasm_f64x2_splat(0.0), shi = wasm_f64x2_splat(0.0);
-    p = x + c;
-    for (int r = 0; r < rows; r++, p += C) {
-      const v128_t v = wasm_v128_load(p);
-      const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(v), mlo);
-      const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)), mhi);
-      slo = wasm_f64x2_add(slo, wasm_f64x2_mul(dlo, dlo));
-      shi = wasm_f64x2_add(shi, wasm_f64x2_mul(dhi, dhi));
-    }
-    wasm_v128_store(mean + c, wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(mlo), wasm_f32x4_demote_f64x2_zero(mhi), 0, 1, 4, 5));
-    const v128_t vlo = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(slo, n));
-    const v128_t vhi = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(shi, n));
-    wasm_v128_store(var + c, wasm_i32x4_shuffle(vlo, vhi, 0, 1, 4, 5));
-  }
+  int c = 0;
+  for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
+  for (; c < C; c += 4) bn_moments_1(x + c, mean + c, var + c, rows, C);
 }
 
 // y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1: batch
@@ -1017,46 +1034,72 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
 // relu's gradient comes first: dy passes only where the output y is positive. Per channel, with
 // d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
-// the sums in float64. Two passes over the rows, four channels at a time.
+// the sums in float64. Two passes over the rows, G groups of four channels at a time (G = 4 a 64-byte line
+// of a row, as in `bn_moments`: 65536 × 16, 1.2 → 0.5 ms); per channel the same sums whatever G.
+#define BN_BACKWARD(G)                                                                                   \
+  static void bn_backward_##G(const float* dy, const float* y, const float* x, const float* mean,        \
+                              const float* inv, const float* gamma, float* dx, float* dgamma, float* dbeta, \
+                              int rows, int C, int act) {                                                \
+    const v128_t zero = wasm_f32x4_splat(0.0f);                                                          \
+    const double n = (double)rows;                                                                       \
+    v128_t m[G], s1lo[G], s1hi[G], s2lo[G], s2hi[G];                                                     \
+    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
+      m[g] = wasm_v128_load(mean + 4 * g);                                                               \
+      s1lo[g] = s1hi[g] = s2lo[g] = s2hi[g] = wasm_f64x2_splat(0.0);                                     \
+    }                                                                                                    \
+    for (int r = 0; r < rows; r++) {                                                                     \
+      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
+        const int o = r * C + 4 * g;                                                                     \
+        v128_t d = wasm_v128_load(dy + o);                                                               \
+        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                      \
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[g]);                                   \
+        const v128_t dlo = wasm_f64x2_promote_low_f32x4(d);                                              \
+        const v128_t dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));           \
+        s1lo[g] = wasm_f64x2_add(s1lo[g], dlo);                                                          \
+        s1hi[g] = wasm_f64x2_add(s1hi[g], dhi);                                                          \
+        s2lo[g] = wasm_f64x2_add(s2lo[g], wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));        \
+        s2hi[g] = wasm_f64x2_add(                                                                        \
+            s2hi[g], wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1)))); \
+      }                                                                                                  \
+    }                                                                                                    \
+    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */ \
+    v128_t K1[G], K2[G], K3[G];                                                                          \
+    const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                 \
+    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
+      const v128_t iv4 = wasm_v128_load(inv + 4 * g), g4 = wasm_v128_load(gamma + 4 * g);                \
+      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                             \
+      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));        \
+      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                        \
+      const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
+      wasm_v128_store(dbeta + 4 * g, join_f64x2(s1lo[g], s1hi[g]));                                      \
+      wasm_v128_store(dgamma + 4 * g, join_f64x2(wasm_f64x2_mul(s2lo[g], ivlo), wasm_f64x2_mul(s2hi[g], ivhi))); \
+      K1[g] = join_f64x2(gilo, gihi);                                                                    \
+      K2[g] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[g]), minusInvN),                       \
+                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[g]), minusInvN));                      \
+      K3[g] = join_f64x2(                                                                                \
+          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[g]), minusInvN), \
+          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[g]), minusInvN)); \
+    }                                                                                                    \
+    for (int r = 0; r < rows; r++) {                                                                     \
+      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
+        const int o = r * C + 4 * g;                                                                     \
+        v128_t d = wasm_v128_load(dy + o);                                                               \
+        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                       \
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[g]);                                   \
+        wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[g], d), K2[g]), wasm_f32x4_mul(K3[g], xm))); \
+      }                                                                                                  \
+    }                                                                                                    \
+  }
+BN_BACKWARD(4) BN_BACKWARD(1)
+
 EXPORT("bn_backward")
 void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
                  float* dgamma, float* dbeta, int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  const double n = (double)rows;
-  for (int c = 0; c < C; c += 4) {
-    const v128_t m = wasm_v128_load(mean + c);
-    v128_t s1lo = wasm_f64x2_splat(0.0), s1hi = s1lo, s2lo = s1lo, s2hi = s1lo;
-    for (int r = 0; r < rows; r++) {
-      const int o = r * C + c;
-      v128_t d = wasm_v128_load(dy + o);
-      if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
-      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
-      const v128_t dlo = wasm_f64x2_promote_low_f32x4(d), dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));
-      s1lo = wasm_f64x2_add(s1lo, dlo);
-      s1hi = wasm_f64x2_add(s1hi, dhi);
-      s2lo = wasm_f64x2_add(s2lo, wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));
-      s2hi = wasm_f64x2_add(s2hi, wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1))));
-    }
-    // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
-    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
-    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4), ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
-    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
-    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
-    const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
-    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
-    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
-    const v128_t K1 = join_f64x2(gilo, gihi);
-    const v128_t K2 = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN), wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN));
-    const v128_t K3 = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo), minusInvN),
-                                 wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi), minusInvN));
-    for (int r = 0; r < rows; r++) {
-      const int o = r * C + c;
-      v128_t d = wasm_v128_load(dy + o);
-      if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
-      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
-      wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1, d), K2), wasm_f32x4_mul(K3, xm)));
-    }
-  }
+  int c = 0;
+  for (; c + 16 <= C; c += 16)
+    bn_backward_4(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act);
+  for (; c < C; c += 4)
+    bn_backward_1(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act);
 }
 
 // out = a + b over n floats (n a multiple of 4), then relu where act is 1: a residual add and the activation
