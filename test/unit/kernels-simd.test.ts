@@ -83,6 +83,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'bn_moments:function',
       'bn_forward:function',
       'bn_backward:function',
+      'scatter_phase:function',
       'add_act:function',
       'global_avg_pool:function',
     ],
@@ -275,6 +276,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     { x: [2, 7, 7, 8], f: [1, 1, 8, 24], s: 1, pad: 'valid' },
     { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution
     { x: [2, 8, 8, 16], f: [1, 1, 16, 32], s: 2, pad: 'same' }, // and its projection shortcut
+    { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: [2, 3], pad: 'same' }, // phases of uneven lengths (9 = 5 + 4 rows)
     { x: [2, 12, 12, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // a colour image's first layer (its input gradient has 3 outputs: XNNPACK)
     { x: [2, 10, 9, 1], f: [5, 5, 1, 8], s: 1, pad: 'same' }, // a grey image's
     { x: [2, 12, 12, 8], f: [3, 3, 8, 16], s: 1, pad: 'same', d: 2 }, // dilation: taps one apart

@@ -234,6 +234,20 @@ export interface SimdExports {
     act: number,
   ): void;
   add_act(a: number, b: number, out: number, n: number, act: number): void;
+  scatter_phase(
+    part: number,
+    dx: number,
+    B: number,
+    h: number,
+    w: number,
+    H: number,
+    W: number,
+    C: number,
+    p: number,
+    q: number,
+    sh: number,
+    sw: number,
+  ): void;
   global_avg_pool(x: number, out: number, B: number, P: number, C: number, grad: number): void;
   adam_update(
     g: number,
@@ -909,16 +923,20 @@ function inputGradientByPhases(
         'channelsLast',
       );
       part = runConv2d(kernels, heap, dy, sub, phaseInfo);
-      const from = heapView(heap, part);
-      const to = heapView(heap, dx);
-      for (let b = 0; b < B; b++) {
-        for (let y = 0; y < h.length; y++) {
-          for (let x = 0; x < w.length; x++) {
-            const at = ((b * h.length + y) * w.length + x) * ci;
-            to.set(from.subarray(at, at + ci), ((b * H + p + y * sh) * W + q + x * sw) * ci);
-          }
-        }
-      }
+      kernels.scatter_phase(
+        heapOffset(heap, part),
+        heapOffset(heap, dx),
+        B,
+        h.length,
+        w.length,
+        H,
+        W,
+        ci,
+        p,
+        q,
+        sh,
+        sw,
+      );
     } finally {
       heap.disposeData(sub.dataId);
       if (part) heap.disposeData(part.dataId);

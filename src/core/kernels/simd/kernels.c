@@ -1102,6 +1102,22 @@ void bn_backward(const float* dy, const float* y, const float* x, const float* m
     bn_backward_1(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act);
 }
 
+// part [B, h, w, C] into the pixels (p + y·sh, q + x·sw) of dx [B, H, W, C], C a multiple of 4: one phase of
+// a strided convolution's input gradient (simd-kernels.ts, `inputGradientByPhases`), where a copy a pixel
+// from JavaScript took longer than the phase's convolution.
+EXPORT("scatter_phase")
+void scatter_phase(const float* part, float* dx, int B, int h, int w, int H, int W, int C, int p, int q, int sh, int sw) {
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < h; y++) {
+      float* row = dx + ((b * H + p + y * sh) * W + q) * C;
+      for (int x = 0; x < w; x++, part += C) {
+        float* to = row + x * sw * C;
+        for (int c = 0; c < C; c += 4) wasm_v128_store(to + c, wasm_v128_load(part + c));
+      }
+    }
+  }
+}
+
 // out = a + b over n floats (n a multiple of 4), then relu where act is 1: a residual add and the activation
 // after it in one pass; also the sum of two gradients that reach one tensor.
 EXPORT("add_act")
