@@ -70,6 +70,8 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'winograd_filter:function',
       'conv2d_winograd:function',
       'conv2d_filter_grad_winograd:function',
+      'winograd4_filter:function',
+      'conv2d_winograd4:function',
       'conv2d_filter_grad_winograd4:function',
       'max_pool_2x2:function',
       'max_pool_grad:function',
@@ -297,6 +299,20 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       ],
     },
     { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
+    // F(4×4, 3×3) (16 channels and more both sides): partial tiles at odd edges, uneven padding, more tiles in
+    // a row than a block holds (43 wide: 11 tiles).
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'valid' },
+    {
+      x: [2, 7, 43, 16],
+      f: [3, 3, 16, 20],
+      s: 1,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    },
   ];
   const rng = new Rng(41);
   const values = (shape: number[]) =>
@@ -354,6 +370,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, c.d ?? 1, c.pad, undefined, false, 'channelsLast');
       const winograd = c.f[0] === 3 && c.f[1] === 3 && unit(c.s) && unit(c.d) && c.f[2] >= 8 && c.f[2] * c.f[3] >= 128;
       assert.equal(winogradTakes(info), winograd, `case ${i}: Winograd for the forward pass?`);
+      assert.equal(winograd4Takes(info), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(4×4, 3×3)?`);
       if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
     });
   });
@@ -633,7 +650,7 @@ test("convolution and pooling as one kernel (the conv step's), direct and Winogr
     { x: [2, 9, 11, 3], f: [3, 3, 3, 8], s: 1, pad: 'same', act: 1, bias: true, winograd: false }, // odd output: the last row and column in no window
     { x: [2, 21, 21, 1], f: [5, 5, 1, 12], s: 2, pad: 'valid', act: 0, bias: false, winograd: false }, // 12 = a block of 8 and one of 4
     { x: [1, 8, 8, 3], f: [3, 3, 3, 4], s: 1, pad: 'same', act: 2, bias: true, winograd: false },
-    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'same', act: 1, bias: true, winograd: true }, // partial tiles at the odd edges
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'same', act: 1, bias: true, winograd: true }, // F(4×4, 3×3), partial tiles at the odd edges
     { x: [1, 8, 8, 8], f: [3, 3, 8, 16], s: 1, pad: 'valid', act: 0, bias: false, winograd: true },
   ];
   for (const c of cases) {

@@ -119,6 +119,29 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  /** F(4×4, 3×3): as `winograd_filter`, u [36, ci, co]. */
+  winograd4_filter(w: number, u: number, ci: number, co: number): void;
+  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles of a row at a time, scratch 36·tiles·(ci + co) floats. */
+  conv2d_winograd4(
+    x: number,
+    u: number,
+    out: number,
+    scratch: number,
+    tiles: number,
+    bias: number,
+    act: number,
+    win: number,
+    floorZero: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    top: number,
+    left: number,
+  ): void;
   /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co)) floats. */
   conv2d_filter_grad_winograd4: SimdExports['conv2d_filter_grad_winograd'];
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
@@ -479,9 +502,17 @@ const winogradGradTiles = (channels: number) => Math.max(2, Math.min(32, Math.ro
 const winograd4GradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(512 / channels)));
 
 /**
- * Whether a convolution `winogradTakes` gets its filter gradient by F(3×3, 4×4) (`conv2d_filter_grad_winograd4`):
- * 16 channels or more both sides and outputs of 4 × 4 or more. Batch 64, one call, F(3×3, 2×2) → F(3×3, 4×4):
- * 32×32×16 → 16 4.7 → 3.2 ms, 16×16×32 → 32 3.3 → 2.1 ms, 8×8×64 → 64 3.3 → 2.4 ms.
+ * Tiles of one tile row `conv2d_winograd4` transforms at a time: their transforms, 36·tiles·(ci + co) floats,
+ * kept to about 36 KB (the first-level cache is 48 KB).
+ */
+const winograd4Tiles = (channels: number) => Math.max(2, Math.min(8, Math.round(256 / channels)));
+
+/**
+ * Whether a convolution `winogradTakes` runs through F(4×4, 3×3) (`conv2d_winograd4`: the forward pass, and
+ * the input gradient as a convolution) and F(3×3, 4×4) (`conv2d_filter_grad_winograd4`): 16 channels or more
+ * both sides and outputs of 4 × 4 or more. Batch 64, one call, the filter gradient F(3×3, 2×2) → F(3×3, 4×4):
+ * 32×32×16 → 16 4.7 → 3.2 ms, 16×16×32 → 32 3.3 → 2.1 ms, 8×8×64 → 64 3.3 → 2.4 ms; the forward pass
+ * about as much (docs/performance.md).
  */
 export function winograd4Takes(info: tf.backend_util.Conv2DInfo): boolean {
   return (
@@ -524,15 +555,16 @@ function runWinograd(
   pool?: { winners: tf.TensorInfo; floorZero: boolean },
 ): void {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
-  const u = heap.makeOutput([16, ci, co], 'float32');
-  const scratch = heap.makeOutput([16 * WINOGRAD_TILES * (ci + co)], 'float32');
+  // F(4×4, 3×3) where it takes the convolution: 36 transforms, `tiles` tiles of a row at a time; else F(2×2, 3×3).
+  const four = winograd4Takes(info);
+  const tiles = four ? winograd4Tiles(ci + co) : WINOGRAD_TILES;
+  const transforms = four ? 36 : 16;
+  const u = heap.makeOutput([transforms, ci, co], 'float32');
+  const scratch = heap.makeOutput([transforms * tiles * (ci + co)], 'float32');
   try {
-    kernels.winograd_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
-    kernels.conv2d_winograd(
-      heapOffset(heap, x),
-      heapOffset(heap, u),
-      heapOffset(heap, out),
-      heapOffset(heap, scratch),
+    (four ? kernels.winograd4_filter : kernels.winograd_filter)(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
+    const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
+    const rest = [
       epilogue.bias,
       epilogue.act,
       pool ? heapOffset(heap, pool.winners) : 0,
@@ -546,7 +578,9 @@ function runWinograd(
       co,
       info.padInfo.top,
       info.padInfo.left,
-    );
+    ] as const;
+    if (four) kernels.conv2d_winograd4(xAt, uAt, outAt, scratchAt, tiles, ...rest);
+    else kernels.conv2d_winograd(xAt, uAt, outAt, scratchAt, ...rest);
   } finally {
     heap.disposeData(u.dataId);
     heap.disposeData(scratch.dataId);

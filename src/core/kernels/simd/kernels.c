@@ -354,6 +354,29 @@ static inline void wino_input_tile(const float* img, int H, int W, int ci, int i
   }
 WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) WINO_GEMM(1, 1)
 
+// M[ξ] = V[ξ] · U[ξ] for the n transforms ξ of nt tiles: V [n, tiles, ci], u [n, ci, co], M [n, tiles, co]; the
+// products of the Winograd convolutions, by blocks of 2 tiles × 16 channels (`conv_taps_*`).
+static void wino_products(const float* V, const float* u, float* M, int n, int tiles, int nt, int ci, int co) {
+  for (int xi = 0; xi < n; xi++) {
+    const float* v = V + xi * tiles * ci;
+    const float* uu = u + xi * ci * co;
+    float* m = M + xi * tiles * co;
+    int t = 0;
+    for (; t + 2 <= nt; t += 2) {
+      int o = 0;
+      for (; o + 16 <= co; o += 16) wino_gemm_2_4(v + t * ci, uu + o, m + t * co + o, ci, co);
+      for (; o + 8 <= co; o += 8) wino_gemm_2_2(v + t * ci, uu + o, m + t * co + o, ci, co);
+      for (; o < co; o += 4) wino_gemm_2_1(v + t * ci, uu + o, m + t * co + o, ci, co);
+    }
+    if (t < nt) {
+      int o = 0;
+      for (; o + 16 <= co; o += 16) wino_gemm_1_4(v + t * ci, uu + o, m + t * co + o, ci, co);
+      for (; o + 8 <= co; o += 8) wino_gemm_1_2(v + t * ci, uu + o, m + t * co + o, ci, co);
+      for (; o < co; o += 4) wino_gemm_1_1(v + t * ci, uu + o, m + t * co + o, ci, co);
+    }
+  }
+}
+
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd_filter` wrote into u,
 // as `conv2d` takes it (padding `top`, `left`; reads outside the image are zeros; bias and activation
 // after the sum). ci and co multiples of 4. `scratch` holds 16·WINO_TILES·(ci + co) floats. Where `win`
@@ -376,24 +399,7 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
       for (int tx0 = 0; tx0 < tw; tx0 += WINO_TILES) {
         const int nt = min_i(WINO_TILES, tw - tx0);
         for (int t = 0; t < nt; t++) wino_input_tile(img, H, W, ci, iy0, 2 * (tx0 + t) - left, V + t * ci, WINO_TILES * ci);
-        for (int xi = 0; xi < 16; xi++) { // M[ξ] = V[ξ] · U[ξ]
-          const float* v = V + xi * WINO_TILES * ci;
-          const float* uu = u + xi * ci * co;
-          float* m = M + xi * WINO_TILES * co;
-          int t = 0;
-          for (; t + 2 <= nt; t += 2) {
-            int o = 0;
-            for (; o + 16 <= co; o += 16) wino_gemm_2_4(v + t * ci, uu + o, m + t * co + o, ci, co);
-            for (; o + 8 <= co; o += 8) wino_gemm_2_2(v + t * ci, uu + o, m + t * co + o, ci, co);
-            for (; o < co; o += 4) wino_gemm_2_1(v + t * ci, uu + o, m + t * co + o, ci, co);
-          }
-          if (t < nt) {
-            int o = 0;
-            for (; o + 16 <= co; o += 16) wino_gemm_1_4(v + t * ci, uu + o, m + t * co + o, ci, co);
-            for (; o + 8 <= co; o += 8) wino_gemm_1_2(v + t * ci, uu + o, m + t * co + o, ci, co);
-            for (; o < co; o += 4) wino_gemm_1_1(v + t * ci, uu + o, m + t * co + o, ci, co);
-          }
-        }
+        wino_products(V, u, M, 16, WINO_TILES, nt, ci, co);
         for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
           const int oy = 2 * ty, ox = 2 * (tx0 + t);
           const int rows = min_i(2, oh - oy), cols = min_i(2, ow - ox);
@@ -524,27 +530,62 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
   }
 }
 
-// The filter gradient by Winograd F(3×3, 4×4) (Lavin & Gray 2016, interpolation points 0, ±1, ±2, ∞): the
-// same sum as F(3×3, 2×2) above, per 4×4 tile of dy and the 6×6 input tile behind it, 36 products per tile
-// and channel pair where F(3×3, 2×2) takes 64 (four of its tiles) and the direct sum 144. Its transforms
-// have larger coefficients (4, 5, 8, 1/24), so its rounding error is about 6 times F(3×3, 2×2)'s (batch 64,
-// 32×32×16 → 16: 6e-6 of the largest weight gradient against a float64 sum, 1e-6 for F(3×3, 2×2)). The
-// forward F(4×4, 3×3) was as fast against F(2×2, 3×3) (4.2 → 3.6, 3.1 → 2.4, 2.8 → 2.0 ms at 16, 32 and 64
-// channels), but through the forward pass its rounding moved a ResNet's training off the tfjs path's by
-// more than float rounding (graph-step.test), so the forward pass and the input gradient stay F(2×2, 3×3).
-// The 36 sums over tiles are matrix products run by the same register blocks as F(3×3, 2×2)'s.
+// Winograd F(4×4, 3×3) and its transpose F(3×3, 4×4) for the filter gradient (Lavin & Gray 2016), per 4×4
+// output tile from the 6×6 input tile around it: 36 products per tile and channel pair where F(2×2, 3×3)
+// takes 64 (four of its tiles) and the direct sum 144. The interpolation points are 0, ±1, 1/2, −2 and ∞
+// rather than the usual 0, ±1, ±2, ∞: in a float32 simulation of a 32-channel tile sum against float64 their
+// rounding error is 1.9e-6 of the largest output where the usual points give 5.0e-6 (F(2×2, 3×3): 2.6e-7).
+// (With the usual points, a ResNet trained 12 steps through the graph step ended 4.7e-3 off the tfjs path's
+// validation loss; with these, 2e-4.) The transforms below are the Toom-Cook matrices of those points, A's
+// columns the powers of each point (Aᵀ[i][j] = p_j^i), G's rows p_j^k over Π_{l≠j}(p_j − p_l) and Bᵀ's rows
+// the coefficients of Π_{l≠j}(x − p_l), ∞ the last of each; written out term by term, zeros left out. The 36
+// element-wise products are matrix products run by the same register blocks as F(2×2, 3×3)'s.
 
-// The 1-D transforms, four channels at a time. Bᵀ (6 → 6) on an input column or row:
-static inline void wino4_bt(v128_t d0, v128_t d1, v128_t d2, v128_t d3, v128_t d4, v128_t d5, v128_t* r) {
-  const v128_t four = wasm_f32x4_splat(4.0f), two = wasm_f32x4_splat(2.0f);
-  const v128_t d42 = wasm_f32x4_sub(d4, d2), d31 = wasm_f32x4_mul(two, wasm_f32x4_sub(d3, d1));
-  r[0] = wasm_f32x4_add(wasm_f32x4_mul(four, wasm_f32x4_sub(d0, d2)), d42);             // 4d0 − 5d2 + d4
-  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d3, d4), wasm_f32x4_mul(four, wasm_f32x4_add(d1, d2))); // −4d1 − 4d2 + d3 + d4
-  r[2] = wasm_f32x4_add(wasm_f32x4_sub(d4, d3), wasm_f32x4_mul(four, wasm_f32x4_sub(d1, d2))); // 4d1 − 4d2 − d3 + d4
-  r[3] = wasm_f32x4_add(d42, d31);                                                       // −2d1 − d2 + 2d3 + d4
-  r[4] = wasm_f32x4_sub(d42, d31);                                                       // 2d1 − d2 − 2d3 + d4
-  r[5] = wasm_f32x4_add(wasm_f32x4_mul(four, wasm_f32x4_sub(d1, d3)), wasm_f32x4_sub(d5, d3)); // 4d1 − 5d3 + d5
+// Bᵀ (6 → 6), an input column or row
+static inline void w4_bt(const v128_t* x, v128_t* r) {
+  r[0] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(x[0], wasm_f32x4_mul(x[1], wasm_f32x4_splat(1.5f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(2.0f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(1.5f))), x[4]);
+  r[1] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_neg(x[1]), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(2.5f))), x[4]);
+  r[2] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_sub(x[1], wasm_f32x4_mul(x[2], wasm_f32x4_splat(2.5f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), x[4]);
+  r[3] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_neg(wasm_f32x4_mul(x[1], wasm_f32x4_splat(2.0f))), x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(2.0f))), x[4]);
+  r[4] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.5f)), x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), x[4]);
+  r[5] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(x[1], wasm_f32x4_mul(x[2], wasm_f32x4_splat(1.5f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(2.0f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(1.5f))), x[5]);
 }
+
+// Aᵀ (6 → 4), a product column or row
+static inline void w4_at(const v128_t* x, v128_t* r) {
+  r[0] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[0], x[1]), x[2]), x[3]), x[4]);
+  r[1] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[1], x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(2.0f)));
+  r[2] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[1], x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(4.0f)));
+  r[3] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[1], x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(8.0f))), x[5]);
+}
+
+// G (3 → 6), a filter column or row
+static inline void w4_g(const v128_t* x, v128_t* r) {
+  r[0] = x[0];
+  r[1] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(x[0], wasm_f32x4_splat(0.3333333333333333f)), wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.3333333333333333f)));
+  r[2] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_neg(wasm_f32x4_mul(x[0], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.3333333333333333f)));
+  r[3] = wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_neg(wasm_f32x4_mul(x[0], wasm_f32x4_splat(1.0666666666666667f))), wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.5333333333333333f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.26666666666666666f)));
+  r[4] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(x[0], wasm_f32x4_splat(0.06666666666666667f)), wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.13333333333333333f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.26666666666666666f)));
+  r[5] = x[2];
+}
+
+// A (4 → 6), a column or row of dy
+static inline void w4_a(const v128_t* x, v128_t* r) {
+  r[0] = x[0];
+  r[1] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[0], x[1]), x[2]), x[3]);
+  r[2] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[0], x[1]), x[2]), x[3]);
+  r[3] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[0], wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f)));
+  r[4] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[0], wasm_f32x4_mul(x[1], wasm_f32x4_splat(2.0f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(4.0f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(8.0f)));
+  r[5] = x[3];
+}
+
+// Gᵀ (6 → 3), a column or row of the filter gradient's sums
+static inline void w4_gt(const v128_t* x, v128_t* r) {
+  r[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_add(x[0], wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(1.0666666666666667f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(0.06666666666666667f)));
+  r[1] = wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.3333333333333333f)), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5333333333333333f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(0.13333333333333333f)));
+  r[2] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.3333333333333333f)), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.3333333333333333f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.26666666666666666f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(0.26666666666666666f))), x[5]);
+}
+
 
 // V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros), four
 // channels at a time: v[ξ·step + c] for ξ = 6r + s.
@@ -555,27 +596,114 @@ static void wino4_input_tile(const float* img, int H, int W, int ci, int iy0, in
     v128_t e[6][6];
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) { // e = Bᵀ d, column s
       const int ix = ix0 + s;
-      v128_t d[6];
+      v128_t d[6], col[6];
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) {
         const int iy = iy0 + r;
         d[r] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
       }
-      v128_t col[6];
-      wino4_bt(d[0], d[1], d[2], d[3], d[4], d[5], col);
+      w4_bt(d, col);
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r][s] = col[r];
     }
     float* vt = v + c;
     _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) { // V = e B, row r
       v128_t row[6];
-      wino4_bt(e[r][0], e[r][1], e[r][2], e[r][3], e[r][4], e[r][5], row);
+      w4_bt(e[r], row);
       _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vt + (r * 6 + s) * step, row[s]);
     }
   }
 }
 
-// The filter gradient of a 3×3, stride-1, dilation-1 convolution by Winograd F(3×3, 4×4), the transpose
-// of the forward F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd`
-// with 4×4 tiles of dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co)) floats.
+// u[ξ, c, o] = (G g Gᵀ)[ξ] for the filter g = w[·, ·, c, o] [3, 3, ci, co]; u is [36, ci, co], co in fours.
+EXPORT("winograd4_filter")
+void winograd4_filter(const float* w, float* u, int ci, int co) {
+  for (int c = 0; c < ci; c++) {
+    for (int o = 0; o < co; o += 4) {
+      v128_t t[6][3];
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // t = G g, column k
+        v128_t g[3], col[6];
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) g[i] = wasm_v128_load(w + ((i * 3 + k) * ci + c) * co + o);
+        w4_g(g, col);
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 6; i++) t[i][k] = col[i];
+      }
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 6; i++) { // u = t Gᵀ
+        v128_t row[6];
+        w4_g(t[i], row);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) wasm_v128_store(u + ((i * 6 + j) * ci + c) * co + o, row[j]);
+      }
+    }
+  }
+}
+
+// The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
+// `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
+// 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
+// 36·tiles·(ci + co) floats: `tiles` tiles of one tile row are transformed at a time.
+EXPORT("conv2d_winograd4")
+void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias, int act,
+                      unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
+                      int left) {
+  const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
+  const int OH = oh / 2, OW = ow / 2;
+  float* V = scratch;                   // [36, tiles, ci]: the input tiles' transforms
+  float* M = scratch + 36 * tiles * ci; // [36, tiles, co]: their products with the filter's
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4;
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int b = 0; b < B; b++) {
+    const float* img = x + b * H * W * ci;
+    for (int ty = 0; ty < th; ty++) {
+      const int iy0 = 4 * ty - top;
+      for (int tx0 = 0; tx0 < tw; tx0 += tiles) {
+        const int nt = min_i(tiles, tw - tx0);
+        for (int t = 0; t < nt; t++) wino4_input_tile(img, H, W, ci, iy0, 4 * (tx0 + t) - left, V + t * ci, tiles * ci);
+        wino_products(V, u, M, 36, tiles, nt, ci, co);
+        const int step = tiles * co;
+        for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
+          const int oy = 4 * ty, ox = 4 * (tx0 + t);
+          const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+          for (int o = 0; o < co; o += 4) {
+            const float* mt = M + t * co + o;
+            v128_t a[4][6];
+            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) { // a = Aᵀ M, column s
+              v128_t m[6], col[4];
+              _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + (r * 6 + s) * step);
+              w4_at(m, col);
+              _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) a[i][s] = col[i];
+            }
+            const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+            v128_t y[4][4];
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) {
+              w4_at(a[i], y[i]);
+              _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+                if (bias) y[i][j] = wasm_f32x4_add(y[i][j], bv);
+                if (act) y[i][j] = wasm_f32x4_pmax(y[i][j], zero);
+                if (act == 2) y[i][j] = wasm_f32x4_pmin(y[i][j], six);
+              }
+            }
+            // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
+            if (win) {
+              _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2)
+                _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
+                  if (i + 1 >= rows || j + 1 >= cols) continue;
+                  const v128_t mx = max_of_4(y[i][j], y[i][j + 1], y[i + 1][j], y[i + 1][j + 1]);
+                  const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
+                  wasm_v128_store(out + p, mx);
+                  store_winners(win + p, y[i][j], y[i][j + 1], y[i + 1][j], y[i + 1][j + 1], mx, floor);
+                }
+              continue;
+            }
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++)
+              _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
+                if (i < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, y[i][j]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
+// F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
+// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co)) floats.
 EXPORT("conv2d_filter_grad_winograd4")
 void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                   int W, int ci, int oh, int ow, int co, int top, int left) {
@@ -598,73 +726,39 @@ void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, fl
       for (int o = 0; o < co; o += 4) { // A dy Aᵀ
         v128_t q[6][4];
         _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) { // q = A dy, column j
-          v128_t g[4];
+          v128_t g[4], col[6];
           _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++)
             g[i] = i < rows && j < cols ? wasm_v128_load(g0 + (i * ow + j) * co + o) : zero;
-          const v128_t a = wasm_f32x4_add(g[0], g[2]), bb = wasm_f32x4_add(g[1], g[3]);
-          const v128_t c = wasm_f32x4_add(g[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), g[2]));
-          const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), g[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), g[3]));
-          q[0][j] = g[0];
-          q[1][j] = wasm_f32x4_add(a, bb);
-          q[2][j] = wasm_f32x4_sub(a, bb);
-          q[3][j] = wasm_f32x4_add(c, d);
-          q[4][j] = wasm_f32x4_sub(c, d);
-          q[5][j] = g[3];
+          w4_a(g, col);
+          _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) q[r][j] = col[r];
         }
         _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) { // (A dy) Aᵀ, row r
-          const v128_t* g = q[r];
-          const v128_t a = wasm_f32x4_add(g[0], g[2]), bb = wasm_f32x4_add(g[1], g[3]);
-          const v128_t c = wasm_f32x4_add(g[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), g[2]));
-          const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), g[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), g[3]));
-          float* p = dt + (r * 6) * step + o;
-          wasm_v128_store(p, g[0]);
-          wasm_v128_store(p + step, wasm_f32x4_add(a, bb));
-          wasm_v128_store(p + 2 * step, wasm_f32x4_sub(a, bb));
-          wasm_v128_store(p + 3 * step, wasm_f32x4_add(c, d));
-          wasm_v128_store(p + 4 * step, wasm_f32x4_sub(c, d));
-          wasm_v128_store(p + 5 * step, g[3]);
+          v128_t row[6];
+          w4_a(q[r], row);
+          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dt + (r * 6 + s) * step + o, row[s]);
         }
       }
     }
     wino_grad_sums(V, D, acc, 36, tiles, nt, ci, co);
   }
-  // dw = Gᵀ acc G: Gᵀ (6 → 3) is r0 = a0/4 − (a1 + a2)/6 + (a3 + a4)/24, r1 = (a2 − a1)/6 + (a3 − a4)/12,
-  // r2 = (a3 + a4)/6 − (a1 + a2)/6 + a5.
-  const v128_t k4 = wasm_f32x4_splat(0.25f), k6 = wasm_f32x4_splat(1.0f / 6.0f);
-  const v128_t k12 = wasm_f32x4_splat(1.0f / 12.0f), k24 = wasm_f32x4_splat(1.0f / 24.0f);
-#define WINO4_GT(a0, a1, a2, a3, a4, a5, r0, r1, r2)                                                    \
-  do {                                                                                                 \
-    const v128_t s12 = wasm_f32x4_add(a1, a2), s34 = wasm_f32x4_add(a3, a4);                           \
-    r0 = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(a0, k4), wasm_f32x4_mul(s12, k6)), wasm_f32x4_mul(s34, k24)); \
-    r1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(a2, a1), k6), wasm_f32x4_mul(wasm_f32x4_sub(a3, a4), k12)); \
-    r2 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(s34, s12), k6), a5);                             \
-  } while (0)
   const int cs = ci * co;
-  for (int c = 0; c < ci; c++) {
+  for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
     for (int o = 0; o < co; o += 4) {
       const float* a = acc + c * co + o;
       v128_t r[3][6];
       _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) { // Gᵀ acc, column j
-        v128_t a0 = wasm_v128_load(a + (0 * 6 + j) * cs), a1 = wasm_v128_load(a + (1 * 6 + j) * cs);
-        v128_t a2 = wasm_v128_load(a + (2 * 6 + j) * cs), a3 = wasm_v128_load(a + (3 * 6 + j) * cs);
-        v128_t a4 = wasm_v128_load(a + (4 * 6 + j) * cs), a5 = wasm_v128_load(a + (5 * 6 + j) * cs);
-        v128_t r0, r1, r2;
-        WINO4_GT(a0, a1, a2, a3, a4, a5, r0, r1, r2);
-        r[0][j] = r0;
-        r[1][j] = r1;
-        r[2][j] = r2;
+        v128_t col[6], res[3];
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 6; i++) col[i] = wasm_v128_load(a + (i * 6 + j) * cs);
+        w4_gt(col, res);
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) r[i][j] = res[i];
       }
       _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) { // (Gᵀ acc) G, row i
-        v128_t r0, r1, r2;
-        WINO4_GT(r[i][0], r[i][1], r[i][2], r[i][3], r[i][4], r[i][5], r0, r1, r2);
-        float* out = dw + ((i * 3) * ci + c) * co + o;
-        wasm_v128_store(out, r0);
-        wasm_v128_store(out + cs, r1);
-        wasm_v128_store(out + 2 * cs, r2);
+        v128_t res[3];
+        w4_gt(r[i], res);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 3; j++) wasm_v128_store(dw + ((i * 3 + j) * ci + c) * co + o, res[j]);
       }
     }
   }
-#undef WINO4_GT
 }
 
 // Max pooling over 2×2 windows of stride 2 that lie inside the image, NHWC, C a multiple of 4: each
