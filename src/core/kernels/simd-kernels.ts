@@ -17,7 +17,8 @@
  *
  * 3×3 stride-1 convolutions with enough channels (`winogradTakes`), forward and both gradients, run
  * through Winograd's minimal filtering, F(2×2, 3×3) and its transpose: 2.25 times fewer multiplies,
- * 1.3–2.1 times as fast. For the heap training step of plain CNNs (conv-step.ts) the module also runs a
+ * 1.3–2.1 times as fast; with 16 channels or more both sides, F(4×4, 3×3) (`winograd4Takes`): 4 times fewer,
+ * and a quarter faster again. For the heap training step of plain CNNs (conv-step.ts) the module also runs a
  * convolution together with the 2×2 max pooling after it (`conv2dPoolSimd`), recording each window's
  * winner, and a first layer's filter gradient from that pooling's gradient (`conv2d_filter_grad_pooled`).
  *
