@@ -86,7 +86,7 @@ const grid = (rng: Rng, q: number, m: number) => Math.round((2 * rng.next() - 1)
 
 function drawSpec(rng: Rng): Spec {
   const takeable = rng.next() < 0.8;
-  const filters = () => (takeable || rng.next() < 0.5 ? pick(rng, [4, 8, 12]) : pick(rng, [3, 5, 6]));
+  const filters = () => (takeable || rng.next() < 0.5 ? pick(rng, [4, 8, 12, 16, 20]) : pick(rng, [3, 5, 6]));
   const input: [number, number, number] = [3 + rng.int(8), 3 + rng.int(8), pick(rng, [1, 3, 3, 4, 8])];
   const kernel = Math.min(pick(rng, [1, 3, 3, 5]), input[0], input[1]);
   const stem: ConvSpec = {
