@@ -217,9 +217,7 @@ export async function askRunRequest(
 
   const request: RunRequest = {
     modelPath,
-    dataPath,
-    label,
-    groups: groupPicks.map((g) => g.label),
+    data: { csvPath: dataPath, label, groups: groupPicks.map((g) => g.label) },
     sparsities: parseSparsities(sparsityText),
     losses: lossPicks.map((l) => l.label as LossName),
     ...sessionSettings(s),
@@ -228,7 +226,7 @@ export async function askRunRequest(
   await context.workspaceState.update(key, {
     dataPath,
     label,
-    groups: request.groups,
+    groups: request.data.groups,
     sparsities: request.sparsities,
     losses: request.losses,
   } satisfies LastRun);
@@ -375,8 +373,11 @@ export class SessionRunner implements vscode.Disposable {
   private async run(request: RunRequest, demo?: DemoSetup): Promise<void> {
     const out = this.hooks.output;
     const name = `${path.basename(path.dirname(request.modelPath))}/${path.basename(request.modelPath)}`;
+    const { csvPath, label, groups } = request.data;
     out.appendLine(
-      `\n▶ ${new Date().toLocaleTimeString()} pruning ${request.modelPath} with ${request.dataPath} (label ${request.label}, groups ${request.groups.join(' × ')}), sparsities ${request.sparsities.join(', ')}, losses ${request.losses.join(', ')}`,
+      `\n▶ ${new Date().toLocaleTimeString()} pruning ${request.modelPath} with ${csvPath} ` +
+        `(label ${label}, groups ${groups.join(' × ')}), ` +
+        `sparsities ${request.sparsities.join(', ')}, losses ${request.losses.join(', ')}`,
     );
     const { preload, env } = this.hooks.nativeEnv();
     // How responsive the editor stayed: the extension host's event-loop delay while the session ran.

@@ -115,10 +115,10 @@ const KINDS: {
     },
   },
   {
-    name: 'batch normalization in training mode, then relu (fused), and alone',
+    name: 'batch normalization in training mode, then relu (fused), and alone; 20 channels (a line of 16, then 4) and 8',
     input: [6, 6, 3],
     classes: 4,
-    build: (inp) => head(bn(conv(relu(bn(conv(inp, 8))), 8)), 4),
+    build: (inp) => head(bn(conv(relu(bn(conv(inp, 20))), 8)), 4),
   },
   {
     name: 'residual adds: with the relu after (fused), of three tensors, one tensor read by three layers',

@@ -25,6 +25,7 @@ import {
   simdKernels,
   simdTakesMaxPoolGrad,
   winogradTakes,
+  winograd4Takes,
 } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
@@ -69,6 +70,9 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'winograd_filter:function',
       'conv2d_winograd:function',
       'conv2d_filter_grad_winograd:function',
+      'winograd4_filter:function',
+      'conv2d_winograd4:function',
+      'conv2d_filter_grad_winograd4:function',
       'max_pool_2x2:function',
       'max_pool_grad:function',
       'conv2d_pool:function',
@@ -81,6 +85,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'bn_moments:function',
       'bn_forward:function',
       'bn_backward:function',
+      'scatter_phase:function',
       'add_act:function',
       'global_avg_pool:function',
     ],
@@ -151,6 +156,19 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       ],
     },
     { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
+    // F(3×3, 4×4) (16 channels and more both sides): dy tiles cut at odd edges (7 × 9), uneven padding.
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'valid' },
+    {
+      x: [2, 10, 13, 16],
+      f: [3, 3, 16, 20],
+      s: 1,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    },
   ];
   cases.forEach((c, i) => {
     tf.tidy(() => {
@@ -174,11 +192,9 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       assert.ok(d < 1e-5, `case ${i} ${JSON.stringify(c)}: ${d}`);
       const winograd =
         c.f[0] === 3 && c.f[1] === 3 && c.s === 1 && c.f[2] >= 8 && c.f[2] % 4 === 0 && c.f[2] * c.f[3] >= 128;
-      assert.equal(
-        winogradTakes(tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast')),
-        winograd,
-        `case ${i}: Winograd?`,
-      );
+      const conv = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
+      assert.equal(winogradTakes(conv), winograd, `case ${i}: Winograd?`);
+      assert.equal(winograd4Takes(conv), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(3×3, 4×4)?`);
     });
   });
   tf.tidy(() => {
@@ -262,6 +278,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     { x: [2, 7, 7, 8], f: [1, 1, 8, 24], s: 1, pad: 'valid' },
     { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution
     { x: [2, 8, 8, 16], f: [1, 1, 16, 32], s: 2, pad: 'same' }, // and its projection shortcut
+    { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: [2, 3], pad: 'same' }, // phases of uneven lengths (9 = 5 + 4 rows)
     { x: [2, 12, 12, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // a colour image's first layer (its input gradient has 3 outputs: XNNPACK)
     { x: [2, 10, 9, 1], f: [5, 5, 1, 8], s: 1, pad: 'same' }, // a grey image's
     { x: [2, 12, 12, 8], f: [3, 3, 8, 16], s: 1, pad: 'same', d: 2 }, // dilation: taps one apart
@@ -282,6 +299,20 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       ],
     },
     { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
+    // F(4×4, 3×3) (16 channels and more both sides): partial tiles at odd edges, uneven padding, more tiles in
+    // a row than a block holds (43 wide: 11 tiles).
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'valid' },
+    {
+      x: [2, 7, 43, 16],
+      f: [3, 3, 16, 20],
+      s: 1,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    },
   ];
   const rng = new Rng(41);
   const values = (shape: number[]) =>
@@ -339,6 +370,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, c.d ?? 1, c.pad, undefined, false, 'channelsLast');
       const winograd = c.f[0] === 3 && c.f[1] === 3 && unit(c.s) && unit(c.d) && c.f[2] >= 8 && c.f[2] * c.f[3] >= 128;
       assert.equal(winogradTakes(info), winograd, `case ${i}: Winograd for the forward pass?`);
+      assert.equal(winograd4Takes(info), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(4×4, 3×3)?`);
       if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
     });
   });
@@ -618,7 +650,7 @@ test("convolution and pooling as one kernel (the conv step's), direct and Winogr
     { x: [2, 9, 11, 3], f: [3, 3, 3, 8], s: 1, pad: 'same', act: 1, bias: true, winograd: false }, // odd output: the last row and column in no window
     { x: [2, 21, 21, 1], f: [5, 5, 1, 12], s: 2, pad: 'valid', act: 0, bias: false, winograd: false }, // 12 = a block of 8 and one of 4
     { x: [1, 8, 8, 3], f: [3, 3, 3, 4], s: 1, pad: 'same', act: 2, bias: true, winograd: false },
-    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'same', act: 1, bias: true, winograd: true }, // partial tiles at the odd edges
+    { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'same', act: 1, bias: true, winograd: true }, // F(4×4, 3×3), partial tiles at the odd edges
     { x: [1, 8, 8, 8], f: [3, 3, 8, 16], s: 1, pad: 'valid', act: 0, bias: false, winograd: true },
   ];
   for (const c of cases) {

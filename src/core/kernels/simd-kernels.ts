@@ -17,7 +17,8 @@
  *
  * 3×3 stride-1 convolutions with enough channels (`winogradTakes`), forward and both gradients, run
  * through Winograd's minimal filtering, F(2×2, 3×3) and its transpose: 2.25 times fewer multiplies,
- * 1.3–2.1 times as fast. For the heap training step of plain CNNs (conv-step.ts) the module also runs a
+ * 1.3–2.1 times as fast; with 16 channels or more both sides, F(4×4, 3×3) (`winograd4Takes`): 4 times fewer,
+ * and a quarter faster again. For the heap training step of plain CNNs (conv-step.ts) the module also runs a
  * convolution together with the 2×2 max pooling after it (`conv2dPoolSimd`), recording each window's
  * winner, and a first layer's filter gradient from that pooling's gradient (`conv2d_filter_grad_pooled`).
  *
@@ -119,6 +120,31 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  /** F(4×4, 3×3): as `winograd_filter`, u [36, ci, co]. */
+  winograd4_filter(w: number, u: number, ci: number, co: number): void;
+  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles of a row at a time, scratch 36·tiles·(ci + co) floats. */
+  conv2d_winograd4(
+    x: number,
+    u: number,
+    out: number,
+    scratch: number,
+    tiles: number,
+    bias: number,
+    act: number,
+    win: number,
+    floorZero: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    top: number,
+    left: number,
+  ): void;
+  /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co)) floats. */
+  conv2d_filter_grad_winograd4: SimdExports['conv2d_filter_grad_winograd'];
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   conv2d_filter_grad_pooled(
     x: number,
@@ -232,6 +258,20 @@ export interface SimdExports {
     act: number,
   ): void;
   add_act(a: number, b: number, out: number, n: number, act: number): void;
+  scatter_phase(
+    part: number,
+    dx: number,
+    B: number,
+    h: number,
+    w: number,
+    H: number,
+    W: number,
+    C: number,
+    p: number,
+    q: number,
+    sh: number,
+    sw: number,
+  ): void;
   global_avg_pool(x: number, out: number, B: number, P: number, C: number, grad: number): void;
   adam_update(
     g: number,
@@ -290,6 +330,24 @@ export function simdKernels(backend: unknown): SimdExports | null {
 }
 
 /**
+ * For bench/profile.ts: every call into the module on `backend` goes through `wrap(name, f)` (a timer)
+ * until the returned function restores the module's own exports. Null where the module is not loaded.
+ */
+export function wrapSimdKernels(
+  backend: unknown,
+  wrap: (name: string, f: (...args: number[]) => void) => (...args: number[]) => void,
+): (() => void) | null {
+  const heap = wasmInternals(backend);
+  const own = heap && simdKernels(backend);
+  if (!heap || !own) return null;
+  const wrapped = Object.fromEntries(
+    Object.entries(own).map(([name, f]) => [name, typeof f === 'function' ? wrap(name, f) : f]),
+  );
+  instances.set(heap, wrapped as unknown as SimdExports);
+  return () => instances.set(heap, own);
+}
+
+/**
  * The filter gradient on the heap through the SIMD module, or null when it does not apply (see the
  * file's comment).
  */
@@ -338,10 +396,12 @@ export function conv2dBackpropFilterSimd(
   if (dy.shape[0] !== b || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co) return null;
   const out = heap.makeOutput(filterShape.slice(), 'float32');
   if (winogradTakes(info)) {
-    const tiles = winogradGradTiles(ci + co);
-    const scratch = heap.makeOutput([16 * (ci * co + tiles * (ci + co))], 'float32');
+    const four = winograd4Takes(info);
+    const tiles = four ? winograd4GradTiles(ci + co) : winogradGradTiles(ci + co);
+    const xi = four ? 36 : 16;
+    const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co))], 'float32');
     try {
-      kernels.conv2d_filter_grad_winograd(
+      (four ? kernels.conv2d_filter_grad_winograd4 : kernels.conv2d_filter_grad_winograd)(
         heapOffset(heap, x),
         heapOffset(heap, dy),
         heapOffset(heap, out),
@@ -436,6 +496,32 @@ const WINOGRAD_TILES = 8;
 const winogradGradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(768 / channels)));
 
 /**
+ * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
+ * where F(3×3, 2×2) has 16). Batch 64, one call, tiles 8 / 16 (this) / 32 at 16 → 16 channels:
+ * 3.4 / 3.2 / 5.9 ms; 32 → 32, 8 (this) / 16: 2.1 / 3.3 ms; 64 → 64, 4 (this) / 8: 2.4 / 2.7 ms.
+ */
+const winograd4GradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(512 / channels)));
+
+/**
+ * Tiles of one tile row `conv2d_winograd4` transforms at a time: their transforms, 36·tiles·(ci + co) floats,
+ * kept to about 36 KB (the first-level cache is 48 KB).
+ */
+const winograd4Tiles = (channels: number) => Math.max(2, Math.min(8, Math.round(256 / channels)));
+
+/**
+ * Whether a convolution `winogradTakes` runs through F(4×4, 3×3) (`conv2d_winograd4`: the forward pass, and
+ * the input gradient as a convolution) and F(3×3, 4×4) (`conv2d_filter_grad_winograd4`): 16 channels or more
+ * both sides and outputs of 4 × 4 or more. Batch 64, one call, the filter gradient F(3×3, 2×2) → F(3×3, 4×4):
+ * 32×32×16 → 16 4.7 → 3.2 ms, 16×16×32 → 32 3.3 → 2.1 ms, 8×8×64 → 64 3.3 → 2.4 ms; the forward pass
+ * about as much (docs/performance.md).
+ */
+export function winograd4Takes(info: tf.backend_util.Conv2DInfo): boolean {
+  return (
+    winogradTakes(info) && info.inChannels >= 16 && info.outChannels >= 16 && info.outHeight >= 4 && info.outWidth >= 4
+  );
+}
+
+/**
  * Whether `conv2d_winograd` takes the convolution: 3×3, stride 1, dilation 1, channels in fours both
  * sides, and enough of them for the transforms to pay. Batch 64, one call, direct → Winograd:
  * 16×16×16 → 32 3.0 → 2.0 ms, 16×16×32 → 16 (the input gradient of that layer) 3.0 → 1.9 ms,
@@ -470,15 +556,16 @@ function runWinograd(
   pool?: { winners: tf.TensorInfo; floorZero: boolean },
 ): void {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
-  const u = heap.makeOutput([16, ci, co], 'float32');
-  const scratch = heap.makeOutput([16 * WINOGRAD_TILES * (ci + co)], 'float32');
+  // F(4×4, 3×3) where it takes the convolution: 36 transforms, `tiles` tiles of a row at a time; else F(2×2, 3×3).
+  const four = winograd4Takes(info);
+  const tiles = four ? winograd4Tiles(ci + co) : WINOGRAD_TILES;
+  const transforms = four ? 36 : 16;
+  const u = heap.makeOutput([transforms, ci, co], 'float32');
+  const scratch = heap.makeOutput([transforms * tiles * (ci + co)], 'float32');
   try {
-    kernels.winograd_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
-    kernels.conv2d_winograd(
-      heapOffset(heap, x),
-      heapOffset(heap, u),
-      heapOffset(heap, out),
-      heapOffset(heap, scratch),
+    (four ? kernels.winograd4_filter : kernels.winograd_filter)(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
+    const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
+    const rest = [
       epilogue.bias,
       epilogue.act,
       pool ? heapOffset(heap, pool.winners) : 0,
@@ -492,7 +579,9 @@ function runWinograd(
       co,
       info.padInfo.top,
       info.padInfo.left,
-    );
+    ] as const;
+    if (four) kernels.conv2d_winograd4(xAt, uAt, outAt, scratchAt, tiles, ...rest);
+    else kernels.conv2d_winograd(xAt, uAt, outAt, scratchAt, ...rest);
   } finally {
     heap.disposeData(u.dataId);
     heap.disposeData(scratch.dataId);
@@ -869,16 +958,20 @@ function inputGradientByPhases(
         'channelsLast',
       );
       part = runConv2d(kernels, heap, dy, sub, phaseInfo);
-      const from = heapView(heap, part);
-      const to = heapView(heap, dx);
-      for (let b = 0; b < B; b++) {
-        for (let y = 0; y < h.length; y++) {
-          for (let x = 0; x < w.length; x++) {
-            const at = ((b * h.length + y) * w.length + x) * ci;
-            to.set(from.subarray(at, at + ci), ((b * H + p + y * sh) * W + q + x * sw) * ci);
-          }
-        }
-      }
+      kernels.scatter_phase(
+        heapOffset(heap, part),
+        heapOffset(heap, dx),
+        B,
+        h.length,
+        w.length,
+        H,
+        W,
+        ci,
+        p,
+        q,
+        sh,
+        sw,
+      );
     } finally {
       heap.disposeData(sub.dataId);
       if (part) heap.disposeData(part.dataId);
