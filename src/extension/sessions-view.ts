@@ -101,6 +101,7 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
       item.iconPath = new vscode.ThemeIcon('sync~spin');
       item.description = view?.description ?? 'ended';
       item.tooltip = view?.tooltip;
+      if (view) item.accessibilityInformation = { label: view.ariaLabel };
       item.contextValue = view?.contextValue;
       item.command = {
         command: 'fairPrune.showCurves',

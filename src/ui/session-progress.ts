@@ -11,7 +11,10 @@ import { describeProgress } from './progress-text';
 export const PROGRESS_UI_MS = 250;
 
 export interface RunningItemView {
+  /** The model; the side bar is narrow, so the spinning icon, not a word, says it runs. */
   label: string;
+  /** What a screen reader says for the item. */
+  ariaLabel: string;
   description: string;
   tooltip: string;
   /** `fairPrune.running` offers Cancel; `fairPrune.running.cancelling` no longer does. */
@@ -78,7 +81,8 @@ export class SessionProgress {
   view(): RunningItemView {
     const doing = this.doing;
     return {
-      label: `Running: ${this.name}`,
+      label: this.name,
+      ariaLabel: `Running session on ${this.name}: ${doing}`,
       description: doing,
       tooltip: `Fair Prune is pruning ${this.name}: ${doing}.\n${
         this.cancelling

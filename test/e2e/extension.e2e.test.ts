@@ -515,7 +515,8 @@ test(
         .locator('.part.statusbar .statusbar-item', { hasText: /Fair Prune/ })
         .first()
         .click();
-      const running = sessionsRow(/Running: model\/model\.json/);
+      // The running session's item: the model, with a spinning icon, above the sessions.
+      const running = sessionsRow('model/model.json').filter({ has: wb!.page.locator('.codicon-sync') });
       await running.waitFor();
       const description = running.locator('.label-description').first();
       // Two points train at once (the engine's thread and a worker thread), and the running item says which.

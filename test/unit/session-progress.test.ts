@@ -49,7 +49,8 @@ test('two points at a time: the same words as the curves panel, and the bar adva
   const a = s.onEvent(finetune({ running: [3, 4], fraction: 0.25, secondsLeft: 11.2 }));
   assert.deepEqual(a, { increment: 0.25 });
   const v = s.view();
-  assert.equal(v.label, 'Running: model/model.json');
+  assert.equal(v.label, 'model/model.json');
+  assert.match(v.ariaLabel, /^Running session on model\/model\.json: points 3, 4 of 9/);
   assert.equal(v.description, 'points 3, 4 of 9 (2 at a time): 25% of the sweep done · ~12 s left');
   assert.equal(v.statusText, '$(sync~spin) Fair Prune 3+4/9');
   assert.match(v.statusTooltip, /^Fair Prune: model\/model\.json — points 3, 4 of 9/);
