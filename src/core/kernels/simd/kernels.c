@@ -844,29 +844,32 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
   }
 }
 
-// y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1: batch
-// normalization in training mode, with the batch's own moments, and the activation after it in the same pass.
+// y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1, relu6
+// (relu, then capped at 6) where act is 2: batch normalization in training mode, with the batch's own
+// moments, and the activation after it in the same pass.
 EXPORT("bn_forward")
 void bn_forward(const float* x, const float* mean, const float* scale, const float* beta, float* y, int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int r = 0; r < rows; r++, x += C, y += C) {
     for (int c = 0; c < C; c += 4) {
       v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), wasm_v128_load(mean + c)), wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
       if (act) v = wasm_f32x4_pmax(zero, v);
+      if (act == 2) v = wasm_f32x4_pmin(v, six);
       wasm_v128_store(y + c, v);
     }
   }
 }
 
 // The gradients of bn_forward (with the batch's moments, whose own gradients are folded in). With act 1 the
-// relu's gradient comes first: dy passes only where the output y is positive. Per channel, with
+// relu's gradient comes first: dy passes only where the output y is positive; with act 2 (relu6) only where
+// 0 < y < 6. Per channel, with
 // d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums in float64. Two passes over the rows, four channels at a time.
 EXPORT("bn_backward")
 void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
                  float* dgamma, float* dbeta, int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   const double n = (double)rows;
   for (int c = 0; c < C; c += 4) {
     const v128_t m = wasm_v128_load(mean + c);
@@ -875,6 +878,7 @@ void bn_backward(const float* dy, const float* y, const float* x, const float* m
       const int o = r * C + c;
       v128_t d = wasm_v128_load(dy + o);
       if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
+      if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));
       const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
       const v128_t dlo = wasm_f64x2_promote_low_f32x4(d), dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));
       s1lo = wasm_f64x2_add(s1lo, dlo);
@@ -898,20 +902,22 @@ void bn_backward(const float* dy, const float* y, const float* x, const float* m
       const int o = r * C + c;
       v128_t d = wasm_v128_load(dy + o);
       if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
+      if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));
       const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
       wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1, d), K2), wasm_f32x4_mul(K3, xm)));
     }
   }
 }
 
-// out = a + b over n floats (n a multiple of 4), then relu where act is 1: a residual add and the activation
-// after it in one pass; also the sum of two gradients that reach one tensor.
+// out = a + b over n floats (n a multiple of 4), then relu where act is 1 (relu6 where 2): a residual add and
+// the activation after it in one pass; also the sum of two gradients that reach one tensor.
 EXPORT("add_act")
 void add_act(const float* a, const float* b, float* out, int n, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int i = 0; i < n; i += 4) {
     v128_t v = wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i));
     if (act) v = wasm_f32x4_pmax(zero, v);
+    if (act == 2) v = wasm_f32x4_pmin(v, six);
     wasm_v128_store(out + i, v);
   }
 }
@@ -930,6 +936,142 @@ void global_avg_pool(float* x, float* out, int B, int P, int C, int grad) {
         v128_t s = wasm_f32x4_splat(0.0f);
         for (int p = 0; p < P; p++) s = wasm_f32x4_add(s, wasm_v128_load(x + p * C + c));
         wasm_v128_store(out + c, wasm_f32x4_mul(s, k));
+      }
+    }
+  }
+}
+
+// ---- MobileNets in the graph step: depthwise convolutions (depth multiplier 1) and relu6. NHWC, C a
+// multiple of 4, the filter [fh, fw, C]; each channel is its own convolution, so four channels go in a
+// v128 and NV vectors (4·NV channels) at a time share the loop over the taps.
+
+// The gradient of relu6 at its output y: out = dy where 0 < y < 6, else 0 (n a multiple of 4).
+EXPORT("relu6_grad")
+void relu6_grad(const float* dy, const float* y, float* out, int n) {
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int i = 0; i < n; i += 4) {
+    const v128_t v = wasm_v128_load(y + i);
+    const v128_t pass = wasm_v128_and(wasm_f32x4_gt(v, zero), wasm_f32x4_lt(v, six));
+    wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), pass));
+  }
+}
+
+// One output pixel's 4·NV channels from c: the taps kh0…kh1−1 × kw0…kw1−1 that lie inside the image, in
+// filter order (the cpu backend's), then the bias. `in` is the input at the tap (0, 0) of this pixel.
+#define DW_PIXEL(NV)                                                                                      \
+  static inline void dw_pixel_##NV(const float* in, const float* w, const float* bias, float* o, int W,    \
+                                   int C, int fw, int kh0, int kh1, int kw0, int kw1) {                   \
+    v128_t acc[NV];                                                                                       \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[v] = wasm_f32x4_splat(0.0f);      \
+    for (int kh = kh0; kh < kh1; kh++) {                                                                  \
+      for (int kw = kw0; kw < kw1; kw++) {                                                                \
+        const float* ip = in + (kh * W + kw) * C;                                                         \
+        const float* wp = w + (kh * fw + kw) * C;                                                         \
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                   \
+          acc[v] = wasm_f32x4_add(acc[v], wasm_f32x4_mul(wasm_v128_load(ip + 4 * v), wasm_v128_load(wp + 4 * v))); \
+      }                                                                                                   \
+    }                                                                                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
+      if (bias) acc[v] = wasm_f32x4_add(acc[v], wasm_v128_load(bias + 4 * v));                            \
+      wasm_v128_store(o + 4 * v, acc[v]);                                                                 \
+    }                                                                                                     \
+  }
+DW_PIXEL(4) DW_PIXEL(1)
+
+// out[b, y, x, c] = Σ_{kh, kw} x[b, y·sh + kh − top, x·sw + kw − left, c] · w[kh, kw, c] (+ bias[c] where
+// bias is not null); reads outside the image are left out (zeros).
+EXPORT("depthwise_conv2d")
+void depthwise_conv2d(const float* x, const float* w, const float* bias, float* out, int B, int H, int W, int C,
+                      int oh, int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const int iy0 = y * sh - top;
+      const int kh0 = max_i(0, -iy0), kh1 = min_i(fh, H - iy0);
+      for (int xo = 0; xo < ow; xo++) {
+        const int ix0 = xo * sw - left;
+        const int kw0 = max_i(0, -ix0), kw1 = min_i(fw, W - ix0);
+        // The input at tap (0, 0), which may lie outside the image: only taps inside are read.
+        const float* in = x + ((long)(b * H + iy0) * W + ix0) * C;
+        float* o = out + ((b * oh + y) * ow + xo) * C;
+        int c = 0;
+        for (; c + 16 <= C; c += 16) dw_pixel_4(in + c, w + c, bias ? bias + c : 0, o + c, W, C, fw, kh0, kh1, kw0, kw1);
+        for (; c < C; c += 4) dw_pixel_1(in + c, w + c, bias ? bias + c : 0, o + c, W, C, fw, kh0, kh1, kw0, kw1);
+      }
+    }
+  }
+}
+
+// The input gradient of depthwise_conv2d: dx[b, y·sh + kh − top, x·sw + kw − left, c] += dy[b, y, x, c] ·
+// w[kh, kw, c] over the taps inside the image, each output pixel's gradient spread to its taps. dx is
+// overwritten.
+EXPORT("depthwise_conv2d_input_grad")
+void depthwise_conv2d_input_grad(const float* dy, const float* w, float* dx, int B, int H, int W, int C, int oh,
+                                 int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  const int total = B * H * W * C;
+  for (int i = 0; i < total; i += 4) wasm_v128_store(dx + i, wasm_f32x4_splat(0.0f));
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const int iy0 = y * sh - top;
+      const int kh0 = max_i(0, -iy0), kh1 = min_i(fh, H - iy0);
+      for (int xo = 0; xo < ow; xo++) {
+        const int ix0 = xo * sw - left;
+        const int kw0 = max_i(0, -ix0), kw1 = min_i(fw, W - ix0);
+        float* d = dx + ((long)(b * H + iy0) * W + ix0) * C;
+        const float* g = dy + ((b * oh + y) * ow + xo) * C;
+        for (int kh = kh0; kh < kh1; kh++) {
+          for (int kw = kw0; kw < kw1; kw++) {
+            float* dp = d + (kh * W + kw) * C;
+            const float* wp = w + (kh * fw + kw) * C;
+            for (int c = 0; c < C; c += 4)
+              wasm_v128_store(dp + c, wasm_f32x4_add(wasm_v128_load(dp + c), wasm_f32x4_mul(wasm_v128_load(g + c), wasm_v128_load(wp + c))));
+          }
+        }
+      }
+    }
+  }
+}
+
+// One tap's share of the filter gradient from one output row, 4·NV channels from c: dw[c…] += Σ over the
+// row's n pixels of x (advancing xstep floats a pixel) · dy (advancing C floats).
+#define DW_FILTER(NV)                                                                                     \
+  static inline void dw_filter_##NV(const float* xp, int xstep, const float* dyp, int C, int n, float* dwp) { \
+    v128_t acc[NV];                                                                                       \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[v] = wasm_f32x4_splat(0.0f);      \
+    for (int p = 0; p < n; p++, xp += xstep, dyp += C) {                                                  \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                     \
+        acc[v] = wasm_f32x4_add(acc[v], wasm_f32x4_mul(wasm_v128_load(xp + 4 * v), wasm_v128_load(dyp + 4 * v))); \
+    }                                                                                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                       \
+      wasm_v128_store(dwp + 4 * v, wasm_f32x4_add(wasm_v128_load(dwp + 4 * v), acc[v]));                  \
+  }
+DW_FILTER(4) DW_FILTER(1)
+
+// The filter gradient of depthwise_conv2d: dw[kh, kw, c] = Σ_{b, y, x} x[b, y·sh + kh − top, x·sw + kw − left, c]
+// · dy[b, y, x, c] (reads outside the image are zeros), summed a row of output pixels at a time in registers.
+// dw is overwritten.
+EXPORT("depthwise_conv2d_filter_grad")
+void depthwise_conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H, int W, int C, int oh,
+                                  int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  const int total = fh * fw * C;
+  for (int i = 0; i < total; i += 4) wasm_v128_store(dw + i, wasm_f32x4_splat(0.0f));
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const float* dyRow = dy + ((b * oh + y) * ow) * C;
+      for (int kh = 0; kh < fh; kh++) {
+        const int iy = y * sh + kh - top;
+        if (iy < 0 || iy >= H) continue;
+        const float* xRow = x + ((b * H + iy) * W) * C;
+        for (int kw = 0; kw < fw; kw++) {
+          const int lo = max_i(0, -floor_div(kw - left, sw));
+          const int hi = min_i(ow, floor_div(W - 1 + left - kw, sw) + 1);
+          if (lo >= hi) continue;
+          const float* xp = xRow + (lo * sw + kw - left) * C;
+          const float* dyp = dyRow + lo * C;
+          float* dwp = dw + (kh * fw + kw) * C;
+          int c = 0;
+          for (; c + 16 <= C; c += 16) dw_filter_4(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+          for (; c < C; c += 4) dw_filter_1(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+        }
       }
     }
   }
