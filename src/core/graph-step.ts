@@ -648,14 +648,16 @@ export class GraphStep {
               );
             giveCropped(
               n.kernel,
-              conv2dBackpropFilterSimd(
-                backend,
-                outs[from],
-                dz,
-                kernel.shape as [number, number, number, number],
-                n.strides,
-                n.padding,
-              ) ?? fail(`${n.name}'s filter gradient`),
+              pointwiseFilterGrad(heap, k, outs[from], dz, kernel.shape, n.strides) ??
+                conv2dBackpropFilterSimd(
+                  backend,
+                  outs[from],
+                  dz,
+                  kernel.shape as [number, number, number, number],
+                  n.strides,
+                  n.padding,
+                ) ??
+                fail(`${n.name}'s filter gradient`),
             );
             if (needInput) {
               const inShape = [B, ...layout[from]] as [number, number, number, number];
@@ -688,7 +690,16 @@ export class GraphStep {
             giveCropped(n.kernel, dw);
             if (needInput) {
               const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
-              k.depthwise_conv2d_input_grad(at(g), at(kernelOf[i]!), at(dx), ...dims);
+              if (n.strides[0] === 1 && n.strides[1] === 1) {
+                // Stride 1: the forward kernel over dy with the filter turned by 180°, padded by what the
+                // forward pass's padding leaves of the filter (no scattered read-modify-writes).
+                const flipped = keep(heap.makeOutput([fh, fw, C, 1], 'float32'), `${n.name}'s turned filter`);
+                const src = heapView(heap, kernelOf[i]!) as Float32Array;
+                const dst = heapView(heap, flipped) as Float32Array;
+                for (let t = 0; t < fh * fw; t++) dst.set(src.subarray(t * C, (t + 1) * C), (fh * fw - 1 - t) * C);
+                const turned: DepthwiseDims = [B, oh, ow, C, H, W, fh, fw, 1, 1, fh - 1 - n.top, fw - 1 - n.left];
+                k.depthwise_conv2d(at(g), at(flipped), 0, at(dx), ...turned);
+              } else k.depthwise_conv2d_input_grad(at(g), at(kernelOf[i]!), at(dx), ...dims);
               pass(from, dx);
             }
             break;
@@ -782,6 +793,31 @@ export class GraphStep {
       t.dispose();
     }
   }
+}
+
+/**
+ * The filter gradient of a 1×1 stride-1 convolution, xᵀ·dy over all B·H·W pixels, as `conv2d_filter_grad` over
+ * runs of up to 64 pixels (image rows run on into the next: a 1×1 filter reads no neighbours); null for any
+ * other convolution. On MobileNet's 6×6 and 3×3 maps the rows of an image were too short for its register
+ * blocks (each block loads and stores its sums once a row).
+ */
+function pointwiseFilterGrad(
+  heap: WasmBackendInternals,
+  k: SimdExports,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  filterShape: number[],
+  strides: [number, number],
+): tf.TensorInfo | null {
+  const [fh, fw, ci, co] = filterShape;
+  if (fh !== 1 || fw !== 1 || strides[0] !== 1 || strides[1] !== 1) return null;
+  const pixels = sizeOf(x.shape) / ci;
+  let run = Math.min(64, pixels);
+  while (pixels % run) run--;
+  const dw = heap.makeOutput(filterShape.slice(), 'float32');
+  const [ax, ady, adw] = [x, dy, dw].map((t) => heapOffset(heap, t));
+  k.conv2d_filter_grad(ax, ady, adw, pixels / run, 1, run, ci, 1, run, co, 1, 1, 1, 1, 0, 0);
+  return dw;
 }
 
 /** A dense node as conv-step's dense functions take it, with `kernel` (the variable, or its padded stand-in). */

@@ -815,32 +815,52 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 }
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, summed in float64,
-// the variance from a second pass over the deviations. Four channels at a time, as two f64x2 sums.
+// the variance from a second pass over the deviations. Each channel as two f64x2 sums per four channels;
+// NV·4 channels (up to 16, a cache line) a sweep over the rows, so that each pass reads every line once
+// (four channels a sweep read a line up to four times: MobileNet's 24×24×44 batch did not stay in cache).
+#define BN_MOMENTS(NV)                                                                                     \
+  static inline void bn_moments_##NV(const float* x, float* mean, float* var, int rows, int C) {         \
+    const v128_t n = wasm_f64x2_splat((double)rows);                                                       \
+    v128_t lo[NV], hi[NV], mlo[NV], mhi[NV];                                                               \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) lo[v] = hi[v] = wasm_f64x2_splat(0.0); \
+    const float* p = x;                                                                                    \
+    for (int r = 0; r < rows; r++, p += C) {                                                               \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                   \
+        const v128_t e = wasm_v128_load(p + 4 * v);                                                        \
+        lo[v] = wasm_f64x2_add(lo[v], wasm_f64x2_promote_low_f32x4(e));                                    \
+        hi[v] = wasm_f64x2_add(hi[v], wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1))); \
+      }                                                                                                    \
+    }                                                                                                      \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
+      mlo[v] = wasm_f64x2_div(lo[v], n);                                                                   \
+      mhi[v] = wasm_f64x2_div(hi[v], n);                                                                   \
+      lo[v] = hi[v] = wasm_f64x2_splat(0.0);                                                               \
+    }                                                                                                      \
+    p = x;                                                                                                 \
+    for (int r = 0; r < rows; r++, p += C) {                                                               \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                   \
+        const v128_t e = wasm_v128_load(p + 4 * v);                                                        \
+        const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(e), mlo[v]);                        \
+        const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1)), mhi[v]); \
+        lo[v] = wasm_f64x2_add(lo[v], wasm_f64x2_mul(dlo, dlo));                                           \
+        hi[v] = wasm_f64x2_add(hi[v], wasm_f64x2_mul(dhi, dhi));                                           \
+      }                                                                                                    \
+    }                                                                                                      \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
+      wasm_v128_store(mean + 4 * v, join_f64x2(mlo[v], mhi[v]));                                           \
+      wasm_v128_store(var + 4 * v, join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n)));        \
+    }                                                                                                      \
+  }
+BN_MOMENTS(4) BN_MOMENTS(3) BN_MOMENTS(2) BN_MOMENTS(1)
+
 EXPORT("bn_moments")
 void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
-  const v128_t n = wasm_f64x2_splat((double)rows);
-  for (int c = 0; c < C; c += 4) {
-    v128_t lo = wasm_f64x2_splat(0.0), hi = wasm_f64x2_splat(0.0);
-    const float* p = x + c;
-    for (int r = 0; r < rows; r++, p += C) {
-      const v128_t v = wasm_v128_load(p);
-      lo = wasm_f64x2_add(lo, wasm_f64x2_promote_low_f32x4(v));
-      hi = wasm_f64x2_add(hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)));
-    }
-    const v128_t mlo = wasm_f64x2_div(lo, n), mhi = wasm_f64x2_div(hi, n);
-    v128_t slo = wasm_f64x2_splat(0.0), shi = wasm_f64x2_splat(0.0);
-    p = x + c;
-    for (int r = 0; r < rows; r++, p += C) {
-      const v128_t v = wasm_v128_load(p);
-      const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(v), mlo);
-      const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)), mhi);
-      slo = wasm_f64x2_add(slo, wasm_f64x2_mul(dlo, dlo));
-      shi = wasm_f64x2_add(shi, wasm_f64x2_mul(dhi, dhi));
-    }
-    wasm_v128_store(mean + c, wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(mlo), wasm_f32x4_demote_f64x2_zero(mhi), 0, 1, 4, 5));
-    const v128_t vlo = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(slo, n));
-    const v128_t vhi = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(shi, n));
-    wasm_v128_store(var + c, wasm_i32x4_shuffle(vlo, vhi, 0, 1, 4, 5));
+  int c = 0;
+  for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
+  switch ((C - c) / 4) {
+    case 3: bn_moments_3(x + c, mean + c, var + c, rows, C); break;
+    case 2: bn_moments_2(x + c, mean + c, var + c, rows, C); break;
+    case 1: bn_moments_1(x + c, mean + c, var + c, rows, C); break;
   }
 }
 
@@ -862,51 +882,79 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
 
 // The gradients of bn_forward (with the batch's moments, whose own gradients are folded in). With act 1 the
 // relu's gradient comes first: dy passes only where the output y is positive; with act 2 (relu6) only where
-// 0 < y < 6. Per channel, with
-// d the gradient reaching the normalization and x̂ = (x − mean)·inv:
+// 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
-// the sums in float64. Two passes over the rows, four channels at a time.
+// the sums in float64. Two passes over the rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments.
+#define BN_BACKWARD(NV)                                                                                     \
+  static inline void bn_backward_##NV(const float* dy, const float* y, const float* x, const float* mean,   \
+                                      const float* inv, const float* gamma, float* dx, float* dgamma,       \
+                                      float* dbeta, int rows, int C, int act) {                             \
+    const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);                               \
+    const double n = (double)rows;                                                                          \
+    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                  \
+      s1lo[v] = s1hi[v] = s2lo[v] = s2hi[v] = wasm_f64x2_splat(0.0);                                        \
+    }                                                                                                       \
+    for (int r = 0; r < rows; r++) {                                                                        \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                    \
+        const int o = r * C + 4 * v;                                                                        \
+        v128_t d = wasm_v128_load(dy + o);                                                                  \
+        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                          \
+        if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));                      \
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[v]);                                      \
+        const v128_t dlo = wasm_f64x2_promote_low_f32x4(d);                                                 \
+        const v128_t dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));              \
+        s1lo[v] = wasm_f64x2_add(s1lo[v], dlo);                                                             \
+        s1hi[v] = wasm_f64x2_add(s1hi[v], dhi);                                                             \
+        s2lo[v] = wasm_f64x2_add(s2lo[v], wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));           \
+        s2hi[v] = wasm_f64x2_add(s2hi[v],                                                                   \
+                                 wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1)))); \
+      }                                                                                                     \
+    }                                                                                                       \
+    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */  \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
+      const v128_t iv4 = wasm_v128_load(inv + 4 * v), g4 = wasm_v128_load(gamma + 4 * v);                   \
+      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                                \
+      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));           \
+      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                           \
+      const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
+      const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                  \
+      wasm_v128_store(dbeta + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                         \
+      wasm_v128_store(dgamma + 4 * v, join_f64x2(wasm_f64x2_mul(s2lo[v], ivlo), wasm_f64x2_mul(s2hi[v], ivhi))); \
+      K1[v] = join_f64x2(gilo, gihi);                                                                       \
+      K2[v] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[v]), minusInvN),                          \
+                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[v]), minusInvN));                         \
+      K3[v] = join_f64x2(                                                                                   \
+          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[v]), minusInvN), \
+          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[v]), minusInvN)); \
+    }                                                                                                       \
+    for (int r = 0; r < rows; r++) {                                                                        \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                    \
+        const int o = r * C + 4 * v;                                                                        \
+        v128_t d = wasm_v128_load(dy + o);                                                                  \
+        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                          \
+        if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));                      \
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[v]);                                      \
+        wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm))); \
+      }                                                                                                     \
+    }                                                                                                       \
+  }
+BN_BACKWARD(4) BN_BACKWARD(3) BN_BACKWARD(2) BN_BACKWARD(1)
+
 EXPORT("bn_backward")
 void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
                  float* dgamma, float* dbeta, int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  const double n = (double)rows;
-  for (int c = 0; c < C; c += 4) {
-    const v128_t m = wasm_v128_load(mean + c);
-    v128_t s1lo = wasm_f64x2_splat(0.0), s1hi = s1lo, s2lo = s1lo, s2hi = s1lo;
-    for (int r = 0; r < rows; r++) {
-      const int o = r * C + c;
-      v128_t d = wasm_v128_load(dy + o);
-      if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
-      if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));
-      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
-      const v128_t dlo = wasm_f64x2_promote_low_f32x4(d), dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));
-      s1lo = wasm_f64x2_add(s1lo, dlo);
-      s1hi = wasm_f64x2_add(s1hi, dhi);
-      s2lo = wasm_f64x2_add(s2lo, wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));
-      s2hi = wasm_f64x2_add(s2hi, wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1))));
-    }
-    // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
-    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
-    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4), ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
-    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
-    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
-    const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
-    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
-    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
-    const v128_t K1 = join_f64x2(gilo, gihi);
-    const v128_t K2 = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN), wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN));
-    const v128_t K3 = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo), minusInvN),
-                                 wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi), minusInvN));
-    for (int r = 0; r < rows; r++) {
-      const int o = r * C + c;
-      v128_t d = wasm_v128_load(dy + o);
-      if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
-      if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));
-      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m);
-      wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1, d), K2), wasm_f32x4_mul(K3, xm)));
-    }
+#define BN_BACKWARD_AT(NV) \
+  bn_backward_##NV(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act)
+  int c = 0;
+  for (; c + 16 <= C; c += 16) BN_BACKWARD_AT(4);
+  switch ((C - c) / 4) {
+    case 3: BN_BACKWARD_AT(3); break;
+    case 2: BN_BACKWARD_AT(2); break;
+    case 1: BN_BACKWARD_AT(1); break;
   }
+#undef BN_BACKWARD_AT
 }
 
 // out = a + b over n floats (n a multiple of 4), then relu where act is 1 (relu6 where 2): a residual add and
@@ -978,24 +1026,55 @@ void relu6_grad(const float* dy, const float* y, float* out, int n) {
   }
 DW_PIXEL(4) DW_PIXEL(1)
 
+// One output row's pixels xa…xb−1 of a 3×3 filter whose taps all lie inside the image, channels c…c+3: the
+// nine filter vectors and the bias stay in registers along the row. `in` is the input at tap (0, 0) of
+// pixel xa; it advances `step` floats a pixel. The same sums, in the same order, as dw_pixel.
+static inline void dw3x3_row(const float* in, const float* w, const float* bias, float* o, int W, int C, int step,
+                             int n) {
+  v128_t k[9];
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) k[t] = wasm_v128_load(w + t * C);
+  const v128_t bv = bias ? wasm_v128_load(bias) : wasm_f32x4_splat(0.0f);
+  for (int p = 0; p < n; p++, in += step, o += C) {
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    _Pragma("clang loop unroll(full)") for (int kh = 0; kh < 3; kh++)
+      _Pragma("clang loop unroll(full)") for (int kw = 0; kw < 3; kw++)
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(in + (kh * W + kw) * C), k[kh * 3 + kw]));
+    if (bias) acc = wasm_f32x4_add(acc, bv);
+    wasm_v128_store(o, acc);
+  }
+}
+
 // out[b, y, x, c] = Σ_{kh, kw} x[b, y·sh + kh − top, x·sw + kw − left, c] · w[kh, kw, c] (+ bias[c] where
-// bias is not null); reads outside the image are left out (zeros).
+// bias is not null); reads outside the image are left out (zeros). Pixels at the edges one at a time; a 3×3
+// filter's inner pixels a row and four channels at a time (`dw3x3_row`).
 EXPORT("depthwise_conv2d")
 void depthwise_conv2d(const float* x, const float* w, const float* bias, float* out, int B, int H, int W, int C,
                       int oh, int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  // Output columns xa…xb−1 have all their taps inside the image's width.
+  const int xa = min_i(ow, (left + sw - 1) / sw);
+  const int xb = max_i(xa, min_i(ow, W - fw + left >= 0 ? (W - fw + left) / sw + 1 : 0));
   for (int b = 0; b < B; b++) {
     for (int y = 0; y < oh; y++) {
       const int iy0 = y * sh - top;
       const int kh0 = max_i(0, -iy0), kh1 = min_i(fh, H - iy0);
+      const int rowFast = fh == 3 && fw == 3 && kh0 == 0 && kh1 == 3;
+      const float* inRow = x + ((long)(b * H + iy0) * W) * C;
+      float* oRow = out + ((b * oh + y) * ow) * C;
       for (int xo = 0; xo < ow; xo++) {
+        if (rowFast && xo == xa) xo = xb; // the inner pixels below
+        if (xo >= ow) break;
         const int ix0 = xo * sw - left;
         const int kw0 = max_i(0, -ix0), kw1 = min_i(fw, W - ix0);
         // The input at tap (0, 0), which may lie outside the image: only taps inside are read.
-        const float* in = x + ((long)(b * H + iy0) * W + ix0) * C;
-        float* o = out + ((b * oh + y) * ow + xo) * C;
+        const float* in = inRow + ix0 * C;
+        float* o = oRow + xo * C;
         int c = 0;
         for (; c + 16 <= C; c += 16) dw_pixel_4(in + c, w + c, bias ? bias + c : 0, o + c, W, C, fw, kh0, kh1, kw0, kw1);
         for (; c < C; c += 4) dw_pixel_1(in + c, w + c, bias ? bias + c : 0, o + c, W, C, fw, kh0, kh1, kw0, kw1);
+      }
+      if (rowFast && xb > xa) {
+        for (int c = 0; c < C; c += 4)
+          dw3x3_row(inRow + (xa * sw - left) * C + c, w + c, bias ? bias + c : 0, oRow + xa * C + c, W, C, sw * C, xb - xa);
       }
     }
   }
