@@ -1125,31 +1125,67 @@ void depthwise_conv2d_input_grad(const float* dy, const float* w, float* dx, int
   }
 DW_FILTER(4) DW_FILTER(1)
 
+// One output row's share of a 3×3 filter's gradient over its pixels xa…xb−1 (all taps inside), channels
+// c…c+3: nine sums in registers, dy read once a pixel. `in` is the input at tap (0, 0) of pixel xa; it
+// advances `step` floats a pixel.
+static inline void dw3x3_filter_row(const float* in, const float* dyp, float* dwp, int W, int C, int step, int n) {
+  v128_t acc[9];
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) acc[t] = wasm_f32x4_splat(0.0f);
+  for (int p = 0; p < n; p++, in += step, dyp += C) {
+    const v128_t d = wasm_v128_load(dyp);
+    _Pragma("clang loop unroll(full)") for (int kh = 0; kh < 3; kh++)
+      _Pragma("clang loop unroll(full)") for (int kw = 0; kw < 3; kw++)
+        acc[kh * 3 + kw] = wasm_f32x4_add(acc[kh * 3 + kw], wasm_f32x4_mul(wasm_v128_load(in + (kh * W + kw) * C), d));
+  }
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++)
+    wasm_v128_store(dwp + t * C, wasm_f32x4_add(wasm_v128_load(dwp + t * C), acc[t]));
+}
+
+// dw_filter over output pixels lo…hi−1 of a row for one tap, all channels.
+static inline void dw_filter_run(const float* xRow, const float* dyRow, float* dwp, int C, int sw, int kw, int left,
+                                 int lo, int hi) {
+  if (lo >= hi) return;
+  const float* xp = xRow + (lo * sw + kw - left) * C;
+  const float* dyp = dyRow + lo * C;
+  int c = 0;
+  for (; c + 16 <= C; c += 16) dw_filter_4(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+  for (; c < C; c += 4) dw_filter_1(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+}
+
 // The filter gradient of depthwise_conv2d: dw[kh, kw, c] = Σ_{b, y, x} x[b, y·sh + kh − top, x·sw + kw − left, c]
-// · dy[b, y, x, c] (reads outside the image are zeros), summed a row of output pixels at a time in registers.
-// dw is overwritten.
+// · dy[b, y, x, c] (reads outside the image are zeros), summed a row of output pixels at a time in registers:
+// a 3×3 filter's inner pixels by `dw3x3_filter_row`, the rest a tap at a time. dw is overwritten.
 EXPORT("depthwise_conv2d_filter_grad")
 void depthwise_conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H, int W, int C, int oh,
                                   int ow, int fh, int fw, int sh, int sw, int top, int left) {
   const int total = fh * fw * C;
   for (int i = 0; i < total; i += 4) wasm_v128_store(dw + i, wasm_f32x4_splat(0.0f));
+  // Output columns xa…xb−1 have all their taps inside the image's width (as in depthwise_conv2d).
+  const int xa = min_i(ow, (left + sw - 1) / sw);
+  const int xb = max_i(xa, min_i(ow, W - fw + left >= 0 ? (W - fw + left) / sw + 1 : 0));
   for (int b = 0; b < B; b++) {
     for (int y = 0; y < oh; y++) {
       const float* dyRow = dy + ((b * oh + y) * ow) * C;
+      const int iy0 = y * sh - top;
+      const int fast = fh == 3 && fw == 3 && iy0 >= 0 && iy0 + 3 <= H && xb > xa;
+      if (fast) {
+        const float* in = x + ((b * H + iy0) * W + xa * sw - left) * C;
+        for (int c = 0; c < C; c += 4) dw3x3_filter_row(in + c, dyRow + xa * C + c, dw + c, W, C, sw * C, xb - xa);
+      }
       for (int kh = 0; kh < fh; kh++) {
-        const int iy = y * sh + kh - top;
+        const int iy = iy0 + kh;
         if (iy < 0 || iy >= H) continue;
         const float* xRow = x + ((b * H + iy) * W) * C;
         for (int kw = 0; kw < fw; kw++) {
           const int lo = max_i(0, -floor_div(kw - left, sw));
           const int hi = min_i(ow, floor_div(W - 1 + left - kw, sw) + 1);
-          if (lo >= hi) continue;
-          const float* xp = xRow + (lo * sw + kw - left) * C;
-          const float* dyp = dyRow + lo * C;
           float* dwp = dw + (kh * fw + kw) * C;
-          int c = 0;
-          for (; c + 16 <= C; c += 16) dw_filter_4(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
-          for (; c < C; c += 4) dw_filter_1(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+          if (!fast) {
+            dw_filter_run(xRow, dyRow, dwp, C, sw, kw, left, lo, hi);
+          } else { // the pixels left of and right of the inner ones
+            dw_filter_run(xRow, dyRow, dwp, C, sw, kw, left, lo, min_i(hi, xa));
+            dw_filter_run(xRow, dyRow, dwp, C, sw, kw, left, max_i(lo, xb), hi);
+          }
         }
       }
     }
