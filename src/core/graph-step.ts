@@ -31,7 +31,7 @@
  * take): one input [H, W, C] and one output; Conv2D (channels last, dilation 1, 'same' or 'valid', any
  * strides and size, relu or linear), DepthwiseConv2D (depth multiplier 1, otherwise as Conv2D but linear),
  * BatchNormalization over the last axis (with γ and β), Activation relu, relu6 or linear, ReLU (plain or
- * capped at 6), Add, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map,
+ * capped at 6), Add, ZeroPadding2D, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map,
  * Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any width)
  * ending the model. Every layer trainable and called once.
  */
@@ -99,6 +99,7 @@ export type GraphNode = NodeBase &
         relu6: boolean;
       }
     | { kind: 'add'; relu: boolean; relu6: boolean }
+    | { kind: 'zeropad'; top: number; left: number }
     | {
         kind: 'relu';
         /** Run inside the batch normalization or add before it. */
@@ -300,6 +301,13 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         if (cfg.keepDims) return stop(layer, 'keeps its dimensions');
         add({ ...base, kind: 'globalAvgPool', shape: [shape[2]] });
       }
+    } else if (cls === 'ZeroPadding2D') {
+      // Keras' MobileNet pads before each stride-2 depthwise convolution ('valid') with ((0, 1), (0, 1)).
+      const p = cfg.padding as [number, number][] | undefined;
+      const [[top, bottom], [left, right]] = Array.isArray(p) && p.length === 2 ? p : [pair(p ?? 1), pair(p ?? 1)];
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast' || [top, bottom, left, right].some((d) => !(d >= 0)))
+        return stop(layer, 'does not pad channels-last images');
+      add({ ...base, kind: 'zeropad', top, left, shape: [shape[0] + top + bottom, shape[1] + left + right, shape[2]] });
     } else if (cls === 'Flatten') {
       // On the heap a map's channels are padded; flattened, the padding would sit between the features.
       const flat = shape.length !== 3 || shape[2] % 4 === 0 || shape[0] * shape[1] === 1;
@@ -581,6 +589,14 @@ export class GraphStep {
             outs[i] = y;
             break;
           }
+          case 'zeropad': {
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
+            const yv = heapView(heap, y) as Float32Array;
+            yv.fill(0);
+            copyWindow(heapView(heap, a) as Float32Array, yv, B, layout[n.inputs[0]], layout[i], n.top, n.left, false);
+            outs[i] = y;
+            break;
+          }
           case 'flatten':
             outs[i] = { dataId: a.dataId, shape: [B, ...layout[i]], dtype: 'float32' };
             break;
@@ -752,6 +768,13 @@ export class GraphStep {
             pass(from, dx);
             break;
           }
+          case 'zeropad': {
+            const dx = keep(heap.makeOutput([B, ...layout[from]], 'float32'), `${n.name}'s input gradient`);
+            const dv = heapView(heap, dx) as Float32Array;
+            copyWindow(dv, heapView(heap, g) as Float32Array, B, layout[from], layout[i], n.top, n.left, true);
+            pass(from, dx);
+            break;
+          }
           case 'flatten':
             pass(from, { dataId: g.dataId, shape: [B, ...layout[from]], dtype: 'float32' });
             break;
@@ -844,6 +867,32 @@ function copyCorner(from: Float32Array, fromShape: number[], to: Float32Array, t
     }
     to.set(from.subarray(f * fromShape[r - 1], f * fromShape[r - 1] + run), t * toShape[r - 1]);
     for (let a = r - 2; a >= 0 && ++index[a] === lead[a]; a--) index[a] = 0;
+  }
+}
+
+/**
+ * Between `small` [B, h, w, C] and the window of `big` [B, H, W, C] at (top, left): `small` into the window
+ * (a zero padding's output), or with `back` the window into `small` (its gradient). Channels alike.
+ */
+function copyWindow(
+  small: Float32Array,
+  big: Float32Array,
+  B: number,
+  smallShape: number[],
+  bigShape: number[],
+  top: number,
+  left: number,
+  back: boolean,
+): void {
+  const [h, w, C] = smallShape;
+  const [H, W] = bigShape;
+  for (let b = 0; b < B; b++) {
+    for (let y = 0; y < h; y++) {
+      const s = (b * h + y) * w * C;
+      const t = ((b * H + y + top) * W + left) * C;
+      if (back) small.set(big.subarray(t, t + w * C), s);
+      else big.set(small.subarray(s, s + w * C), t);
+    }
   }
 }
 

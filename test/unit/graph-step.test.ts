@@ -114,14 +114,31 @@ function resnet(
 /**
  * MobileNet v1's body as Keras builds it, small: a 3×3 stride-2 convolution, then depthwise 3×3 + pointwise 1×1
  * pairs, each followed by batch normalization and relu6, no biases; `channels` per pair (not in fours, as at
- * width 0.35), `strides` of the depthwise convolutions.
+ * width 0.35), `strides` of the depthwise convolutions. `kerasPadding`: a stride-2 depthwise convolution is
+ * 'valid' after a ZeroPadding2D ((0, 1), (0, 1)), as keras.applications.MobileNet builds it.
  */
-function mobilenet(input: [number, number, number], first: number, pairs: [number, number][], classes: number) {
+function mobilenet(
+  input: [number, number, number],
+  first: number,
+  pairs: [number, number][],
+  classes: number,
+  kerasPadding = false,
+) {
   seed = 300;
   const inp = tfl.input({ shape: input });
   let x = relu6(bn(conv(inp, first, { strides: 2, useBias: false })));
   for (const [channels, strides] of pairs) {
-    x = relu6(bn(depthwise(x, { strides })));
+    if (kerasPadding && strides === 2) {
+      const padded = tfl.layers
+        .zeroPadding2d({
+          padding: [
+            [0, 1],
+            [0, 1],
+          ],
+        })
+        .apply(x) as tfl.SymbolicTensor;
+      x = relu6(bn(depthwise(padded, { strides, padding: 'valid' })));
+    } else x = relu6(bn(depthwise(x, { strides })));
     x = relu6(bn(conv(x, channels, { kernel: 1, useBias: false })));
   }
   return tfl.model({ inputs: inp, outputs: head(x, classes) });
@@ -189,6 +206,31 @@ const KINDS: {
       const c = depthwise(b, { padding: 'valid', useBias: true });
       const d = depthwise(conv(c, 7, { kernel: 1 }), { kernel: 5, strides: 2, padding: 'same' });
       return head(d, 3);
+    },
+  },
+  {
+    name: "zero padding ((0, 1), (0, 1)) before stride-2 'valid' depthwise and 3×3 convolutions, as Keras' MobileNet pads, and on all sides",
+    input: [8, 8, 3],
+    classes: 2,
+    build: (inp) => {
+      const pad = (x: tfl.SymbolicTensor, padding: [[number, number], [number, number]] | number) =>
+        tfl.layers.zeroPadding2d({ padding }).apply(x) as tfl.SymbolicTensor;
+      const a = conv(
+        pad(inp, [
+          [0, 1],
+          [0, 1],
+        ]),
+        6,
+        { strides: 2, padding: 'valid' },
+      );
+      const b = depthwise(
+        pad(a, [
+          [0, 1],
+          [0, 1],
+        ]),
+        { strides: 2, padding: 'valid' },
+      );
+      return head(conv(pad(b, 1), 5, { padding: 'valid' }), 2);
     },
   },
   {
@@ -531,7 +573,49 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
   const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
   // Without the biases before a batch normalization: their gradient is zero but for rounding noise, which Adam
   // turns into steps of ±lr either way, so the two runs' biases (and the moving means after them) part.
-  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2, 'average', false), data, {
+  await trainsAlike(() => resnet(input, 2, 2, 'average', false), data);
+});
+
+test("training a MobileNet (Keras' zero padding, channels not in fours) through the graph step follows the tfjs path on wasm", async () => {
+  await initBackend('wasm');
+  const rng = new Rng(8);
+  const n = 48;
+  const input: [number, number, number] = [12, 12, 3];
+  const size = 12 * 12 * 3;
+  const xData = Float32Array.from({ length: n * size }, () => rng.normal());
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+  for (let i = 0; i < n; i++) for (let p = 0; p < 24; p++) xData[i * size + p * 3 + labels[i]] += 1.5;
+  const data = ceTrainingData(xData, input, labels, 'multiclass', 3, 4);
+  const build = () =>
+    mobilenet(
+      input,
+      5,
+      [
+        [7, 1],
+        [10, 2],
+        [13, 1],
+      ],
+      3,
+      true,
+    );
+  const vars = build();
+  assert.ok(
+    graphStepFor(
+      vars,
+      vars.trainableWeights.map((w) => w.read() as tf.Variable),
+    ),
+    'the graph step takes it',
+  );
+  vars.dispose();
+  await trainsAlike(build, data);
+});
+
+/**
+ * Trains `build()`'s model on `data` with its heap step and on tfjs's tape (same seed, 3 epochs of Adam) and
+ * checks the two runs' losses and weights stay within float rounding.
+ */
+async function trainsAlike(build: () => tfl.LayersModel, data: ReturnType<typeof ceTrainingData>): Promise<void> {
+  const { summaries, weights } = await trainWithAndWithoutHeapStep(build, data, {
     task: 'multiclass',
     epochs: 3,
     batchSize: 16,
@@ -557,4 +641,4 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
     assert.ok(mean < 0.03 * drift, `weights ${i}: mean difference ${mean}, Adam's largest drift ${drift}`);
   });
   tf.dispose([data.x, data.targets, data.weights]);
-});
+}

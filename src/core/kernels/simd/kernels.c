@@ -885,11 +885,18 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
 // 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums in float64. Two passes over the rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments.
+// dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
+static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
+  v128_t d = wasm_v128_load(dy);
+  if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y), wasm_f32x4_splat(0.0f)));
+  if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y), wasm_f32x4_splat(6.0f)));
+  return d;
+}
+
 #define BN_BACKWARD(NV)                                                                                     \
   static inline void bn_backward_##NV(const float* dy, const float* y, const float* x, const float* mean,   \
                                       const float* inv, const float* gamma, float* dx, float* dgamma,       \
                                       float* dbeta, int rows, int C, int act) {                             \
-    const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);                               \
     const double n = (double)rows;                                                                          \
     v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
@@ -899,9 +906,7 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
     for (int r = 0; r < rows; r++) {                                                                        \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                    \
         const int o = r * C + 4 * v;                                                                        \
-        v128_t d = wasm_v128_load(dy + o);                                                                  \
-        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                          \
-        if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));                      \
+        const v128_t d = bn_activation_grad(dy + o, y + o, act);                                            \
         const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[v]);                                      \
         const v128_t dlo = wasm_f64x2_promote_low_f32x4(d);                                                 \
         const v128_t dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));              \
@@ -932,9 +937,7 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
     for (int r = 0; r < rows; r++) {                                                                        \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                    \
         const int o = r * C + 4 * v;                                                                        \
-        v128_t d = wasm_v128_load(dy + o);                                                                  \
-        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                          \
-        if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y + o), six));                      \
+        const v128_t d = bn_activation_grad(dy + o, y + o, act);                                            \
         const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[v]);                                      \
         wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm))); \
       }                                                                                                     \
