@@ -209,28 +209,23 @@ const KINDS: {
     },
   },
   {
-    name: "zero padding ((0, 1), (0, 1)) before stride-2 'valid' depthwise and 3×3 convolutions, as Keras' MobileNet pads, and on all sides",
+    name: "zero padding ((0, 1), (0, 1)) before stride-2 'valid' depthwise and 3×3 convolutions, as Keras' MobileNet pads, and on all sides; a hidden dense layer of 5 units",
     input: [8, 8, 3],
     classes: 2,
     build: (inp) => {
-      const pad = (x: tfl.SymbolicTensor, padding: [[number, number], [number, number]] | number) =>
-        tfl.layers.zeroPadding2d({ padding }).apply(x) as tfl.SymbolicTensor;
-      const a = conv(
-        pad(inp, [
-          [0, 1],
-          [0, 1],
-        ]),
-        6,
-        { strides: 2, padding: 'valid' },
-      );
-      const b = depthwise(
-        pad(a, [
-          [0, 1],
-          [0, 1],
-        ]),
-        { strides: 2, padding: 'valid' },
-      );
-      return head(conv(pad(b, 1), 5, { padding: 'valid' }), 2);
+      const pad = (x: tfl.SymbolicTensor, padding: [number, number][] | number) =>
+        tfl.layers
+          .zeroPadding2d({ padding: padding as [[number, number], [number, number]] })
+          .apply(x) as tfl.SymbolicTensor;
+      const keras = [0, 1].map(() => [0, 1] as [number, number]); // ((0, 1), (0, 1))
+      const a = conv(pad(inp, keras), 6, { strides: 2, padding: 'valid' });
+      const b = depthwise(pad(a, keras), { strides: 2, padding: 'valid' });
+      // A hidden dense layer of 5 units: padded to 8 on the heap, the next layer's rows with it.
+      const pooled = tfl.layers.globalAveragePooling2d({}).apply(conv(pad(b, 1), 5, { padding: 'valid' }));
+      const hidden = tfl.layers
+        .dense({ units: 5, activation: 'relu', kernelInitializer: init(++seed), biasInitializer: near(++seed) })
+        .apply(pooled) as tfl.SymbolicTensor;
+      return tfl.layers.dense({ units: 2, kernelInitializer: init(++seed) }).apply(hidden) as tfl.SymbolicTensor;
     },
   },
   {
