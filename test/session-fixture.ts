@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { RunRequest } from '../src/protocol/engine';
+import type { DataSpec, RunRequest } from '../src/protocol/engine';
 import type { SessionResults } from '../src/protocol/results';
 import { saveModel, topologyOf } from '../src/core/model-io';
 import { Rng } from '../src/core/rng';
@@ -67,15 +67,12 @@ export async function makeFixture(dir: string, n = 900, layout: 'messy' | 'plain
   return { csv, modelPath: path.join(modelDir, 'model.json') };
 }
 
-export function request(modelPath: string, csv: string, outDir: string, extra: Partial<RunRequest> = {}): RunRequest {
+/** Changes to the fixture's request; `data` changes only the data fields it names. */
+export type RequestChanges = Partial<Omit<RunRequest, 'data'>> & { data?: Partial<DataSpec> };
+
+export function request(modelPath: string, csv: string, outDir: string, extra: RequestChanges = {}): RunRequest {
   return {
     modelPath,
-    dataPath: csv,
-    label: 'decision',
-    groups: ['region'],
-    features: ['x1', 'x2', 'x3'],
-    ignore: ['id', 'note'],
-    splitColumn: 'Split',
     sparsities: [0.5, 0.9],
     losses: ['ce', 'pw'],
     method: 'magnitude-layer',
@@ -90,6 +87,15 @@ export function request(modelPath: string, csv: string, outDir: string, extra: P
     backend: 'cpu',
     outDir,
     ...extra,
+    data: {
+      csvPath: csv,
+      label: 'decision',
+      groups: ['region'],
+      features: ['x1', 'x2', 'x3'],
+      ignore: ['id', 'note'],
+      splitColumn: 'Split',
+      ...extra.data,
+    },
   };
 }
 

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../src/protocol/results';
-import { lossTargets, weightedCrossEntropy } from '../src/core/losses';
+import { lossTargets, weightedCrossEntropy, weightedCrossEntropyOnHost } from '../src/core/losses';
 import { train, type TrainOptions, type TrainingData } from '../src/core/train';
 import { wasmInternals } from '../src/core/kernels/wasm-heap';
 import { useCpu } from './helpers';
@@ -182,4 +182,31 @@ export async function trainWithAndWithoutHeapStep(
     model.dispose();
   }
   return { summaries, weights };
+}
+
+/**
+ * The tfjs path's loss and gradients on the current backend, as training runs it on wasm: the model applied
+ * in training mode under the tape (a batch normalization writes its moving statistics), the weighted
+ * cross-entropy of the whole batch, every variable's gradient in order.
+ */
+export function tfjsPathGradients(
+  model: tfl.LayersModel,
+  x: tf.Tensor,
+  task: Task,
+  targets: Float32Array,
+  sampleWeights: Float32Array,
+  variables: tf.Variable[],
+): { loss: number; grads: Float32Array[] } {
+  const rows = Int32Array.from({ length: x.shape[0] }, (_, i) => i);
+  const { value, grads } = tf.variableGrads(
+    () =>
+      weightedCrossEntropyOnHost(task, model.apply(x, { training: true }) as tf.Tensor2D, targets, sampleWeights, rows),
+    variables,
+  );
+  const result = {
+    loss: value.dataSync()[0],
+    grads: variables.map((v) => Float32Array.from(grads[v.name].dataSync())),
+  };
+  tf.dispose([value, grads]);
+  return result;
 }

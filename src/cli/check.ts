@@ -104,7 +104,7 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     const r = await checkCommitted(
       {
         model: values.model,
-        data: values.data,
+        csvPath: values.data,
         policyFile: values.policy as string | undefined,
         backend: backend as BackendPreference,
       },

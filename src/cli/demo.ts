@@ -65,9 +65,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const results = await runSession(
     {
       modelPath: demo.modelPath,
-      dataPath: demo.csvPath,
-      label: demo.label,
-      groups: demo.groups,
+      data: { csvPath: demo.csvPath, label: demo.label, groups: demo.groups },
       sparsities: plan.sparsities,
       losses: [...DEMO_LOSSES],
       method: 'magnitude-layer',

@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import { parseArgs } from 'util';
-import type { RunRequest } from '../protocol/engine';
+import type { DataSpec, RunRequest } from '../protocol/engine';
 import type { BackendPreference } from '../protocol/results';
 import { PRUNING_METHOD_NAMES } from '../protocol/results';
 import { CancelledError, UserError } from '../core/errors';
@@ -226,6 +226,27 @@ const DATA_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** `--data`, `--label`, `--group` and the other data options, as `run` and `train` both take them. */
+function dataSpecFromArgs(values: Values, cwd: string): DataSpec {
+  const groups = list(values.group);
+  if (!groups)
+    throw new UserError('at least one subgroup column is required.', {
+      field: '--group',
+      fix: 'add --group COLUMN (repeat it for intersectional groups).',
+    });
+  return {
+    csvPath: path.resolve(cwd, required(values, 'data', 'path/to/data.csv')),
+    label: required(values, 'label', 'COLUMN'),
+    groups,
+    features: list(values.features),
+    ignore: list(values.ignore),
+    splitColumn: values['split-column'] as string | undefined,
+    imageColumn: values['image-column'] as string | undefined,
+    classes: list(values.classes),
+    pixelScale: values['pixel-scale'] === undefined ? undefined : num(values, 'pixel-scale', 255, { min: 1e-9 }),
+  };
+}
+
 function parse(
   argv: string[],
   options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>,
@@ -267,25 +288,12 @@ export function runRequestFromArgs(argv: string[], cwd = process.cwd()): RunRequ
     'run',
   );
   if (values.help) return 'help';
-  const groups = list(values.group);
-  if (!groups)
-    throw new UserError('at least one subgroup column is required.', {
-      field: '--group',
-      fix: 'add --group COLUMN (repeat it for intersectional groups).',
-    });
+  const data = dataSpecFromArgs(values, cwd);
   const method = pruningMethod((values.method as string | undefined) ?? RUN_DEFAULTS.method);
   const resolve = (p: string) => path.resolve(cwd, p);
   return {
     modelPath: resolve(required(values, 'model', 'path/to/model.json')),
-    dataPath: resolve(required(values, 'data', 'path/to/data.csv')),
-    label: required(values, 'label', 'COLUMN'),
-    groups,
-    features: list(values.features),
-    ignore: list(values.ignore),
-    splitColumn: values['split-column'] as string | undefined,
-    imageColumn: values['image-column'] as string | undefined,
-    classes: list(values.classes),
-    pixelScale: values['pixel-scale'] === undefined ? undefined : num(values, 'pixel-scale', 255, { min: 1e-9 }),
+    data,
     reuseSplitFrom: values['reuse-split'] ? resolve(values['reuse-split'] as string) : undefined,
     sparsities: parseSparsities((values.sparsity as string | undefined) ?? RUN_DEFAULTS.sparsity),
     losses: parseLossNames((values.loss as string | undefined) ?? RUN_DEFAULTS.loss),
@@ -404,9 +412,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
     console.log(HELP_TRAIN);
     return 0;
   }
-  const groups = list(values.group);
-  if (!groups)
-    throw new UserError('at least one subgroup column is required.', { field: '--group', fix: 'add --group COLUMN.' });
+  const data = dataSpecFromArgs(values, process.cwd());
   let imageShape: number[] | undefined;
   if (values['image-size'] || values.channels) {
     const m = /^(\d+)x(\d+)$/.exec(String(values['image-size'] ?? ''));
@@ -421,18 +427,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
   checkOutputFolder(out, '--out');
   const result = await trainBaseline(
     {
-      data: {
-        csvPath: path.resolve(required(values, 'data', 'data.csv')),
-        label: required(values, 'label', 'COLUMN'),
-        groups,
-        features: list(values.features),
-        ignore: list(values.ignore),
-        splitColumn: values['split-column'] as string | undefined,
-        imageColumn: values['image-column'] as string | undefined,
-        classes: list(values.classes),
-        pixelScale: values['pixel-scale'] === undefined ? undefined : num(values, 'pixel-scale', 255),
-        seed: num(values, 'seed', 1, { integer: true }),
-      },
+      data: { ...data, seed: num(values, 'seed', 1, { integer: true }) },
       outDir: out,
       imageShape,
       epochs: num(values, 'epochs', 10, { integer: true, min: 1 }),

@@ -11,7 +11,7 @@ import type { BackendInfo, BackendPreference, Evaluation, TrainingSummary } from
 import { RUN_DEFAULTS } from '../protocol/defaults';
 import { initBackend } from './backend';
 import { loadDatasetForTraining, PREPROCESSING_FILE } from './data';
-import type { DataSpec } from './data';
+import type { LoadSpec } from './data';
 import { UserError } from './errors';
 import { lossTargets, outputWidth } from './losses';
 import { evaluate, evaluationInputOf } from './metrics';
@@ -21,7 +21,7 @@ import { predictProbabilities, train } from './train';
 import type { TrainProgress } from './train';
 
 export interface BaselineRequest {
-  data: DataSpec;
+  data: LoadSpec;
   /** Folder to create for the model (must not exist). */
   outDir: string;
   /** Image data: the model input [height, width, channels]. */

@@ -19,7 +19,9 @@ import { UserError } from './errors';
 import { sha256 } from './atomic';
 import { initBackend } from './backend';
 import { loadDataset, readPreprocessingBeside } from './data';
+import type { Dataset } from './data';
 import { loadModel, makeLogitModel } from './model-io';
+import type { LoadedModel } from './model-io';
 import { compare, evaluate, evaluationInputOf } from './metrics';
 import type { EvaluationInput } from './metrics';
 import { predictProbabilities } from './train';
@@ -38,7 +40,8 @@ export class CheckCannotRunError extends UserError {
 export interface CheckRequest {
   /** The committed folder, or its model.json. */
   model: string;
-  data: string;
+  /** The CSV to measure on: the data the model was committed on (`--data`). */
+  csvPath: string;
   /** A fairprune.policy.json overriding the policy recorded at commit. */
   policyFile?: string;
   backend?: BackendPreference;
@@ -115,7 +118,57 @@ export function verifyCommittedFiles(dir: string, record: FairnessRecord): strin
   return Object.keys(files);
 }
 
+/** The committed folder, its fairness.json and the data to measure on, each checked before anything loads. */
+interface Commit {
+  modelDir: string;
+  modelPath: string;
+  record: FairnessRecord;
+  measurement: NonNullable<FairnessRecord['measurement']> & { denseReference: { file: string; numClasses: number } };
+  verifiedFiles: string[];
+  dataPath: string;
+}
+
 export async function checkCommitted(req: CheckRequest, log: (m: string) => void = () => {}): Promise<CheckResult> {
+  const commit = locateCommit(req);
+  const { modelDir, modelPath, record, measurement: m } = commit;
+  const policy = req.policyFile
+    ? readPolicyFile(path.resolve(req.policyFile), record.verdict.policy)
+    : record.verdict.policy;
+  const policySource = req.policyFile ? path.resolve(req.policyFile) : 'recorded at commit (fairness.json)';
+
+  await initBackend(req.backend ?? 'auto', log);
+  const loaded = await loadModel(modelPath);
+  try {
+    const dataset = await loadCommittedData(commit, loaded);
+    const testIdx = dataset.indices('test');
+    const dense = readDenseReference(modelDir, m.denseReference, testIdx.length);
+    const input: EvaluationInput = evaluationInputOf(dataset, testIdx, 'test');
+    const pruned = await predictRows(loaded, dataset, testIdx);
+    const boot = { resamples: m.bootstrapResamples, confidence: m.confidence, seed: m.seed };
+    const evaluation = evaluate(pruned, input, boot);
+    const comparison = compare(dense, pruned, input, boot);
+    const verdict = checkPoint({ evaluation, comparison } as PrunedPoint, policy);
+    return {
+      passed: verdict.passed,
+      modelDir,
+      pointId: record.point.id,
+      committedAt: record.committedAt,
+      policy,
+      policySource,
+      verdict,
+      rules: verdict.rules.map((r) => ({ ...r, group: groupOfRule(r.id, evaluation) })),
+      verifiedFiles: commit.verifiedFiles,
+      testRows: testIdx.length,
+      evaluation,
+      accuracy: { committed: record.point.evaluation.accuracy.value, measured: evaluation.accuracy.value },
+    };
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+/** The committed folder and model, its fairness.json with every file verified, and the data file. */
+function locateCommit(req: CheckRequest): Commit {
   const given = path.resolve(req.model);
   if (!fs.existsSync(given))
     throw new CheckCannotRunError('does not exist.', {
@@ -145,102 +198,98 @@ export async function checkCommitted(req: CheckRequest, log: (m: string) => void
       },
     );
   }
-  const dataPath = path.resolve(req.data);
+  const dataPath = path.resolve(req.csvPath);
   if (!fs.existsSync(dataPath))
     throw new CheckCannotRunError('does not exist.', {
       file: dataPath,
       field: '--data',
       fix: 'give the CSV the model was committed on.',
     });
+  return {
+    modelDir,
+    modelPath,
+    record,
+    measurement: { ...m, denseReference: m.denseReference },
+    verifiedFiles,
+    dataPath,
+  };
+}
 
-  const policy = req.policyFile
-    ? readPolicyFile(path.resolve(req.policyFile), record.verdict.policy)
-    : record.verdict.policy;
-  const policySource = req.policyFile ? path.resolve(req.policyFile) : 'recorded at commit (fairness.json)';
-
-  await initBackend(req.backend ?? 'auto', log);
-  const loaded = await loadModel(modelPath);
-  try {
-    const preprocessing = readPreprocessingBeside(modelPath);
-    const d = record.data;
-    const dataset = await loadDataset(
+/** The data read as at commit (its label mapping, groups, split); it must be the committed file. */
+async function loadCommittedData(commit: Commit, loaded: LoadedModel): Promise<Dataset> {
+  const preprocessing = readPreprocessingBeside(commit.modelPath);
+  const d = commit.record.data;
+  const dataset = await loadDataset(
+    {
+      csvPath: commit.dataPath,
+      label: d.label.column,
+      groups: d.groupColumns,
+      features: preprocessing ? undefined : (d.features ?? undefined),
+      imageColumn: d.imageColumn ?? undefined,
+      classes: d.label.classes,
+      pixelScale: d.pixelScale ?? undefined,
+      seed: commit.measurement.seed,
+      reuseSplit: d.split.assignment,
+    },
+    { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits },
+    preprocessing,
+  );
+  if (dataset.record.sha256 !== commit.record.hashes.data) {
+    throw new CheckCannotRunError(
+      'is not the data the model was committed on (its sha256 differs from fairness.json).',
       {
-        csvPath: dataPath,
-        label: d.label.column,
-        groups: d.groupColumns,
-        features: preprocessing ? undefined : (d.features ?? undefined),
-        imageColumn: d.imageColumn ?? undefined,
-        classes: d.label.classes,
-        pixelScale: d.pixelScale ?? undefined,
-        seed: m.seed,
-        reuseSplit: d.split.assignment,
+        file: commit.dataPath,
+        field: 'hashes.data',
+        fix: 'check on the committed evaluation data, or commit again after a session on the new data.',
       },
-      { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits },
-      preprocessing,
     );
-    if (dataset.record.sha256 !== record.hashes.data) {
-      throw new CheckCannotRunError(
-        'is not the data the model was committed on (its sha256 differs from fairness.json).',
-        {
-          file: dataPath,
-          field: 'hashes.data',
-          fix: 'check on the committed evaluation data, or commit again after a session on the new data.',
-        },
-      );
-    }
-    const testIdx = dataset.indices('test');
-    const K = m.denseReference.numClasses;
-    const refFile = path.join(modelDir, m.denseReference.file);
-    const buf = fs.readFileSync(refFile);
-    if (buf.length !== testIdx.length * K * 4) {
-      throw new CheckCannotRunError(`holds ${buf.length / 4 / K} test rows but the data has ${testIdx.length}.`, {
-        file: refFile,
-        field: 'measurement.denseReference',
-        fix: 'commit the point again.',
-      });
-    }
-    const dense = {
-      probs: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)),
-      numClasses: K,
-    };
-    const input: EvaluationInput = evaluationInputOf(dataset, testIdx, 'test');
-    const logits = await makeLogitModel(loaded);
-    const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
-    let probs: Float32Array;
-    try {
-      probs = predictProbabilities(logits, loaded.task, x, testIdx);
-    } finally {
-      x.dispose();
-      logits.dispose();
-    }
-    const width = outputWidth(loaded.task, loaded.numClasses);
-    const pruned = toClassProbabilities(probs, width, loaded.numClasses);
-    const boot = { resamples: m.bootstrapResamples, confidence: m.confidence, seed: m.seed };
-    const evaluation = evaluate(pruned, input, boot);
-    const comparison = compare(dense, pruned, input, boot);
-    const verdict = checkPoint({ evaluation, comparison } as PrunedPoint, policy);
-    const groups = [...evaluation.groups].filter((g) => g.n > 0).sort((a, b) => a.accuracy.value - b.accuracy.value);
-    const groupOf = (id: GateRule['id']) =>
-      id === 'worst-group-drop'
-        ? evaluation.worstGroup.group
-        : id === 'gap-increase' && groups.length > 1
-          ? `${groups[groups.length - 1].group} vs ${groups[0].group}`
-          : 'all';
-    return {
-      passed: verdict.passed,
-      modelDir,
-      pointId: record.point.id,
-      committedAt: record.committedAt,
-      policy,
-      policySource,
-      verdict,
-      rules: verdict.rules.map((r) => ({ ...r, group: groupOf(r.id) })),
-      verifiedFiles,
-      testRows: testIdx.length,
-      evaluation,
-      accuracy: { committed: record.point.evaluation.accuracy.value, measured: evaluation.accuracy.value },
-    };
-  } finally {
-    loaded.model.dispose();
   }
+  return dataset;
+}
+
+/** The dense model's committed test predictions, one row per test row of the data. */
+function readDenseReference(
+  modelDir: string,
+  ref: { file: string; numClasses: number },
+  testRows: number,
+): { probs: Float32Array; numClasses: number } {
+  const K = ref.numClasses;
+  const refFile = path.join(modelDir, ref.file);
+  const buf = fs.readFileSync(refFile);
+  if (buf.length !== testRows * K * 4) {
+    throw new CheckCannotRunError(`holds ${buf.length / 4 / K} test rows but the data has ${testRows}.`, {
+      file: refFile,
+      field: 'measurement.denseReference',
+      fix: 'commit the point again.',
+    });
+  }
+  return { probs: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)), numClasses: K };
+}
+
+/** The committed model's class probabilities on the given rows. */
+async function predictRows(
+  loaded: LoadedModel,
+  dataset: Dataset,
+  rows: Int32Array,
+): Promise<{ probs: Float32Array; numClasses: number }> {
+  const logits = await makeLogitModel(loaded);
+  const x = tf.tensor(dataset.x, [dataset.labels.length, ...dataset.sampleShape]);
+  let probs: Float32Array;
+  try {
+    probs = predictProbabilities(logits, loaded.task, x, rows);
+  } finally {
+    x.dispose();
+    logits.dispose();
+  }
+  return toClassProbabilities(probs, outputWidth(loaded.task, loaded.numClasses), loaded.numClasses);
+}
+
+/** The group a rule is about: the worst group, the two groups of the largest gap, or all. */
+function groupOfRule(id: GateRule['id'], evaluation: Evaluation): string {
+  const groups = [...evaluation.groups].filter((g) => g.n > 0).sort((a, b) => a.accuracy.value - b.accuracy.value);
+  return id === 'worst-group-drop'
+    ? evaluation.worstGroup.group
+    : id === 'gap-increase' && groups.length > 1
+      ? `${groups[groups.length - 1].group} vs ${groups[0].group}`
+      : 'all';
 }

@@ -123,62 +123,9 @@ export function commitPoint(req: CommitRequest): {
   record: FairnessRecord;
 } {
   const { results } = req;
-  const point = results.points.find((p) => p.id === req.pointId);
-  if (!point) {
-    throw new UserError(`session ${results.sessionId} has no point '${req.pointId}'.`, {
-      file: path.join(req.sessionDir, 'results.json'),
-      field: 'points',
-      fix: `pick one of ${results.points.map((p) => p.id).join(', ') || '(none finished)'}.`,
-    });
-  }
-  const verdict = checkPoint(point, req.policy);
-  if (!verdict.passed) {
-    if (!req.override) throw new GateRefusedError(verdict, point.id);
-    if (!req.override.reason.trim()) {
-      throw new UserError('an override needs a reason, which is recorded with the model.', {
-        field: 'override reason',
-        fix: 'say why this point may ship despite failing the gate.',
-      });
-    }
-  }
   const resultsFile = path.join(req.sessionDir, 'results.json');
-  if (!staysInside(req.sessionDir, point.modelDir)) {
-    throw new UserError(`the point's model folder '${point.modelDir}' lies outside the session folder.`, {
-      file: resultsFile,
-      field: `${point.id}.modelDir`,
-      fix: 'run the session again; this results.json was not written by Fair Prune.',
-    });
-  }
-  const source = path.join(req.sessionDir, point.modelDir);
-  if (!fs.existsSync(path.join(source, 'model.json'))) {
-    throw new UserError('the pruned model of this point is missing.', {
-      file: source,
-      field: point.id,
-      fix: 'run the session again; its folder was moved or deleted.',
-    });
-  }
-  // Everything the point saved: model.json + weights, the Keras file, the preprocessing, a shrunk/ model.
-  // Regular files only, and (when the session recorded them) exactly the bytes that were evaluated.
-  const files: Record<string, string | Uint8Array> = readRegularFiles(source);
-  const changed = point.files ? hashMismatch(files as Record<string, Uint8Array>, point.files) : undefined;
-  if (changed) {
-    throw new UserError(`the pruned model of ${point.id} is not the one that was evaluated: ${changed}.`, {
-      file: source,
-      field: `${point.id}.files`,
-      fix: "run the session again; the gate's verdict holds only for the weights it measured.",
-    });
-  }
-  const fileHashes = Object.fromEntries(
-    Object.keys(files)
-      .sort()
-      .map((f) => [f, sha256(files[f] as Uint8Array)]),
-  );
-  const reference = path.join(req.sessionDir, DENSE_REFERENCE_FILE);
-  const hasReference = fs.existsSync(reference);
-  if (hasReference) {
-    files[DENSE_REFERENCE_FILE] = fs.readFileSync(reference);
-    fileHashes[DENSE_REFERENCE_FILE] = sha256(files[DENSE_REFERENCE_FILE] as Uint8Array);
-  }
+  const { point, verdict } = gatedPoint(req);
+  const { files, fileHashes, hasReference } = evaluatedFiles(req, point);
   const record: FairnessRecord = {
     schemaVersion: FAIRNESS_SCHEMA_VERSION,
     committedAt: new Date().toISOString(),
@@ -237,6 +184,78 @@ export function commitPoint(req: CommitRequest): {
   assertInsideWorkspace(dir, req.workspaceRoot, resultsFile);
   writeFolderAtomic(dir, files);
   return { dir, files: Object.keys(files).sort(), verdict, record };
+}
+
+/** The point to commit and the gate's verdict on it; a failed gate needs an override with a reason. */
+function gatedPoint(req: CommitRequest): { point: PrunedPoint; verdict: GateVerdict } {
+  const { results } = req;
+  const point = results.points.find((p) => p.id === req.pointId);
+  if (!point) {
+    throw new UserError(`session ${results.sessionId} has no point '${req.pointId}'.`, {
+      file: path.join(req.sessionDir, 'results.json'),
+      field: 'points',
+      fix: `pick one of ${results.points.map((p) => p.id).join(', ') || '(none finished)'}.`,
+    });
+  }
+  const verdict = checkPoint(point, req.policy);
+  if (!verdict.passed) {
+    if (!req.override) throw new GateRefusedError(verdict, point.id);
+    if (!req.override.reason.trim()) {
+      throw new UserError('an override needs a reason, which is recorded with the model.', {
+        field: 'override reason',
+        fix: 'say why this point may ship despite failing the gate.',
+      });
+    }
+  }
+  return { point, verdict };
+}
+
+/**
+ * Everything the point saved (model.json + weights, the Keras file, the preprocessing, a shrunk/
+ * model) with their sha256, plus the dense reference predictions when the session wrote them.
+ */
+function evaluatedFiles(
+  req: CommitRequest,
+  point: PrunedPoint,
+): { files: Record<string, string | Uint8Array>; fileHashes: Record<string, string>; hasReference: boolean } {
+  const resultsFile = path.join(req.sessionDir, 'results.json');
+  if (!staysInside(req.sessionDir, point.modelDir)) {
+    throw new UserError(`the point's model folder '${point.modelDir}' lies outside the session folder.`, {
+      file: resultsFile,
+      field: `${point.id}.modelDir`,
+      fix: 'run the session again; this results.json was not written by Fair Prune.',
+    });
+  }
+  const source = path.join(req.sessionDir, point.modelDir);
+  if (!fs.existsSync(path.join(source, 'model.json'))) {
+    throw new UserError('the pruned model of this point is missing.', {
+      file: source,
+      field: point.id,
+      fix: 'run the session again; its folder was moved or deleted.',
+    });
+  }
+  // Regular files only, and (when the session recorded them) exactly the bytes that were evaluated.
+  const files: Record<string, string | Uint8Array> = readRegularFiles(source);
+  const changed = point.files ? hashMismatch(files as Record<string, Uint8Array>, point.files) : undefined;
+  if (changed) {
+    throw new UserError(`the pruned model of ${point.id} is not the one that was evaluated: ${changed}.`, {
+      file: source,
+      field: `${point.id}.files`,
+      fix: "run the session again; the gate's verdict holds only for the weights it measured.",
+    });
+  }
+  const fileHashes = Object.fromEntries(
+    Object.keys(files)
+      .sort()
+      .map((f) => [f, sha256(files[f] as Uint8Array)]),
+  );
+  const reference = path.join(req.sessionDir, DENSE_REFERENCE_FILE);
+  const hasReference = fs.existsSync(reference);
+  if (hasReference) {
+    files[DENSE_REFERENCE_FILE] = fs.readFileSync(reference);
+    fileHashes[DENSE_REFERENCE_FILE] = sha256(files[DENSE_REFERENCE_FILE] as Uint8Array);
+  }
+  return { files, fileHashes, hasReference };
 }
 
 export function renderFairnessMarkdown(r: FairnessRecord): string {

@@ -218,13 +218,7 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
   // ---- bootstrap
   const B = opts.resamples;
   const needAuc = !Number.isNaN(aucAllPoint) || aucGroupPoint.some((v) => !Number.isNaN(v));
-  const aucB = needAuc
-    ? Math.min(
-        B,
-        MAX_AUROC_RESAMPLES,
-        Math.max(MIN_AUROC_RESAMPLES, Math.floor(AUROC_WORK_BUDGET / (2 * n * aucSets.classes))),
-      )
-    : 0;
+  const aucB = needAuc ? aurocResamples(B, n, aucSets.classes) : 0;
   const rateBoot = Array.from({ length: point.length }, () => new Float64Array(B));
   const betweenBoot = between.map(() => new Float64Array(B));
   const aucBoot = new Float64Array(aucB);
@@ -279,15 +273,12 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
       accuracy: ng ? interval(point[acc * width + g], rateBoot[acc * width + g], conf) : { value: 0, low: 0, high: 1 },
       auroc: Number.isNaN(aucGroupPoint[g]) ? null : interval(aucGroupPoint[g], aucGroupBoot[g], conf),
     };
-    if (ng === 0)
-      gm.warning = `no ${input.split} samples: the group is left out of the worst-group and largest-gap figures`;
-    else if (ng < SMALL_GROUP) gm.warning = `only ${ng} ${input.split} samples: the interval is wide`;
+    const warning = smallGroupWarning(ng, input.split);
+    if (warning) gm.warning = warning;
     return { ...gm, ...ratesAt(g), classAccuracy: classAt(g) };
   });
 
-  const fairness = between.flatMap((b, i) =>
-    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const],
-  );
+  const fairness = fairnessIntervals(between, betweenPoint, betweenBoot, conf);
   return {
     split: input.split,
     n,
@@ -300,9 +291,34 @@ export function evaluate(pred: Predictions, input: EvaluationInput, opts: Bootst
     },
     largestGap: interval(betweenPoint[gapAt], betweenBoot[gapAt], conf),
     ...ratesAt(G),
-    ...(fairness.length ? { fairness: Object.fromEntries(fairness) } : {}),
+    ...(fairness ? { fairness } : {}),
     classAccuracy: classAt(G),
   };
+}
+
+/** Resamples that also draw AUROC: as many as the work budget allows, within the bounds. */
+function aurocResamples(B: number, n: number, classes: number): number {
+  const affordable = Math.floor(AUROC_WORK_BUDGET / (2 * n * classes));
+  return Math.min(B, MAX_AUROC_RESAMPLES, Math.max(MIN_AUROC_RESAMPLES, affordable));
+}
+
+function smallGroupWarning(ng: number, split: string): string | undefined {
+  if (ng === 0) return `no ${split} samples: the group is left out of the worst-group and largest-gap figures`;
+  if (ng < SMALL_GROUP) return `only ${ng} ${split} samples: the interval is wide`;
+  return undefined;
+}
+
+/** The between-group figures beyond schema 1's fields, by name (undefined when there are none). */
+function fairnessIntervals(
+  between: CompiledBetween[],
+  point: ArrayLike<number>,
+  boot: Float64Array[],
+  conf: number,
+): Record<string, Estimate | null> | undefined {
+  const entries = between.flatMap((b, i) =>
+    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(point[i], boot[i], conf)] as const],
+  );
+  return entries.length ? Object.fromEntries(entries) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,18 +330,7 @@ export function compare(
   input: EvaluationInput,
   opts: BootstrapOptions,
 ): Comparison {
-  const n = checkInput(dense, input, 'dense predictions');
-  checkInput(pruned, input, 'pruned predictions');
-  if (dense.numClasses !== pruned.numClasses) {
-    throw new UserError(
-      `the dense model has ${dense.numClasses} outputs but the pruned model has ${pruned.numClasses}.`,
-      {
-        field: 'numClasses',
-        fix: 'compare a pruned model with the dense model it was pruned from.',
-      },
-    );
-  }
-  checkBootstrap(opts);
+  const n = checkPair(dense, pruned, input, opts);
   const G = input.groupNames.length;
   const members = groupMembers(input.groupIds, G);
   const nonEmpty = nonEmptyGroups(members);
@@ -344,30 +349,9 @@ export function compare(
     G,
   );
   const width = G + 1;
-  // Each sample's pair of kinds (dense, pruned) is one joint kind: one count per draw, split per model after.
-  const S = set.size;
-  const kindD = set.kinds(predD, input.labels, C);
-  const kindP = set.kinds(predP, input.labels, C);
-  const joint = new Int32Array(n);
-  for (let i = 0; i < n; i++) joint[i] = kindD[i] * S + kindP[i];
-  const jointCounts = new Int32Array(G * S * S);
-  const countsD = new Int32Array(G * S);
-  const countsP = new Int32Array(G * S);
-  const splitJoint = () => {
-    countsD.fill(0);
-    countsP.fill(0);
-    for (let g = 0; g < G; g++) {
-      for (let a = 0; a < S; a++) {
-        for (let b = 0; b < S; b++) {
-          const v = jointCounts[(g * S + a) * S + b];
-          countsD[g * S + a] += v;
-          countsP[g * S + b] += v;
-        }
-      }
-    }
-  };
-  for (let i = 0; i < n; i++) jointCounts[input.groupIds[i] * S * S + joint[i]]++;
-  splitJoint();
+  const counts = new PairedCounts(set.size, G, set.kinds(predD, input.labels, C), set.kinds(predP, input.labels, C));
+  counts.countAll(input.groupIds);
+  const { dense: countsD, pruned: countsP } = counts;
   const valsD = new Float64Array(set.rates.length * width);
   const valsP = new Float64Array(set.rates.length * width);
   set.compute(countsD, valsD);
@@ -385,24 +369,7 @@ export function compare(
       cp[g] = set.sum(countsP, acc, g, 'num');
     }
   };
-  const stats = (cdG: Float64Array, cpG: Float64Array) => {
-    let sd = 0;
-    let sp = 0;
-    for (let g = 0; g < G; g++) {
-      sd += cdG[g];
-      sp += cpG[g];
-    }
-    const overallDrop = (sd - sp) / n; // A(dense) − A(pruned)
-    const groupChange = new Float64Array(G);
-    const psi = new Float64Array(G);
-    for (let g = 0; g < G; g++) {
-      const ng = members[g].length;
-      if (!ng) continue;
-      groupChange[g] = (cpG[g] - cdG[g]) / ng;
-      psi[g] = (cdG[g] - cpG[g]) / ng - overallDrop;
-    }
-    return { accuracyChange: (sp - sd) / n, groupChange, psi };
-  };
+  const stats = (cdG: Float64Array, cpG: Float64Array) => accuracyChanges(cdG, cpG, members, n);
 
   correctCounts();
   const point = stats(cd, cp);
@@ -415,14 +382,7 @@ export function compare(
   const psiBoot = members.map(() => new Float64Array(B));
   const resampler = new StratifiedResampler(members, opts.seed);
   for (let b = 0; b < B; b++) {
-    const drawn = resampler.next();
-    jointCounts.fill(0);
-    for (let g = 0; g < G; g++) {
-      const d = drawn[g];
-      const base = g * S * S;
-      for (let j = 0; j < d.length; j++) jointCounts[base + joint[d[j]]]++;
-    }
-    splitJoint();
+    counts.countDrawn(resampler.next());
     correctCounts();
     const s = stats(cd, cp);
     accBoot[b] = s.accuracyChange;
@@ -442,11 +402,139 @@ export function compare(
     const i = between.findIndex((x) => x.def.name === name);
     return interval(betweenPoint[i], betweenBoot[i], conf);
   };
-  const fairness = between.flatMap((b, i) =>
-    b.def.schemaV1 ? [] : [[b.def.name, intervalOrNull(betweenPoint[i], betweenBoot[i], conf)] as const],
-  );
+  const fairness = fairnessIntervals(between, betweenPoint, betweenBoot, conf);
 
-  // ---- pruning-identified exemplars
+  return {
+    accuracyChange: interval(point.accuracyChange, accBoot, conf),
+    worstGroupChange: change('worst_group_accuracy'),
+    gapChange: change('largest_gap'),
+    ...(fairness ? { fairnessChange: fairness } : {}),
+    groups: input.groupNames.map((name, g) =>
+      members[g].length
+        ? {
+            group: name,
+            accuracyChange: interval(point.groupChange[g], changeBoot[g], conf),
+            excessGap: interval(point.psi[g], psiBoot[g], conf),
+          }
+        : { group: name, accuracyChange: zero(), excessGap: zero() },
+    ),
+    exemplars: prunedExemplars(predD, predP, input, members),
+  };
+}
+
+/**
+ * The confusion counts per group of two models on the same (re)sample. Each sample's pair of kinds
+ * (dense, pruned) is one joint kind: one count per draw, split per model after.
+ */
+class PairedCounts {
+  /** Counts per group × kind of the dense model, then of the pruned one. */
+  readonly dense: Int32Array;
+  readonly pruned: Int32Array;
+  private readonly joint: Int32Array;
+  private readonly jointCounts: Int32Array;
+
+  constructor(
+    private readonly S: number,
+    private readonly G: number,
+    kindD: Int32Array,
+    kindP: Int32Array,
+  ) {
+    this.joint = new Int32Array(kindD.length);
+    for (let i = 0; i < kindD.length; i++) this.joint[i] = kindD[i] * S + kindP[i];
+    this.jointCounts = new Int32Array(G * S * S);
+    this.dense = new Int32Array(G * S);
+    this.pruned = new Int32Array(G * S);
+  }
+
+  /** Counts every sample once. */
+  countAll(groupIds: Int32Array): void {
+    const SS = this.S * this.S;
+    this.jointCounts.fill(0);
+    for (let i = 0; i < this.joint.length; i++) this.jointCounts[groupIds[i] * SS + this.joint[i]]++;
+    this.split();
+  }
+
+  /** Counts one stratified resample: the rows drawn in each group. */
+  countDrawn(drawn: Int32Array[]): void {
+    const SS = this.S * this.S;
+    this.jointCounts.fill(0);
+    for (let g = 0; g < this.G; g++) {
+      const d = drawn[g];
+      const base = g * SS;
+      for (let j = 0; j < d.length; j++) this.jointCounts[base + this.joint[d[j]]]++;
+    }
+    this.split();
+  }
+
+  private split(): void {
+    const { S, G, jointCounts, dense, pruned } = this;
+    dense.fill(0);
+    pruned.fill(0);
+    for (let g = 0; g < G; g++) {
+      for (let a = 0; a < S; a++) {
+        for (let b = 0; b < S; b++) {
+          const v = jointCounts[(g * S + a) * S + b];
+          dense[g * S + a] += v;
+          pruned[g * S + b] += v;
+        }
+      }
+    }
+  }
+}
+
+/** The checks `compare` makes first; returns the number of rows. */
+function checkPair(dense: Predictions, pruned: Predictions, input: EvaluationInput, opts: BootstrapOptions): number {
+  const n = checkInput(dense, input, 'dense predictions');
+  checkInput(pruned, input, 'pruned predictions');
+  if (dense.numClasses !== pruned.numClasses) {
+    throw new UserError(
+      `the dense model has ${dense.numClasses} outputs but the pruned model has ${pruned.numClasses}.`,
+      {
+        field: 'numClasses',
+        fix: 'compare a pruned model with the dense model it was pruned from.',
+      },
+    );
+  }
+  checkBootstrap(opts);
+  return n;
+}
+
+/**
+ * From the correct predictions per group of each model: the overall accuracy change, each group's,
+ * and each group's excess accuracy drop ψ (its drop minus the overall drop).
+ */
+function accuracyChanges(
+  correctDense: Float64Array,
+  correctPruned: Float64Array,
+  members: Int32Array[],
+  n: number,
+): { accuracyChange: number; groupChange: Float64Array; psi: Float64Array } {
+  const G = members.length;
+  let sd = 0;
+  let sp = 0;
+  for (let g = 0; g < G; g++) {
+    sd += correctDense[g];
+    sp += correctPruned[g];
+  }
+  const overallDrop = (sd - sp) / n; // A(dense) − A(pruned)
+  const groupChange = new Float64Array(G);
+  const psi = new Float64Array(G);
+  for (let g = 0; g < G; g++) {
+    const ng = members[g].length;
+    if (!ng) continue;
+    groupChange[g] = (correctPruned[g] - correctDense[g]) / ng;
+    psi[g] = (correctDense[g] - correctPruned[g]) / ng - overallDrop;
+  }
+  return { accuracyChange: (sp - sd) / n, groupChange, psi };
+}
+
+/** Pruning-identified exemplars: the rows whose prediction pruning changed, counted and sampled per group. */
+function prunedExemplars(
+  predD: Int32Array,
+  predP: Int32Array,
+  input: EvaluationInput,
+  members: Int32Array[],
+): Comparison['exemplars'] {
   const byGroup: Comparison['exemplars']['byGroup'] = input.groupNames.map((name) => ({
     group: name,
     count: 0,
@@ -455,7 +543,7 @@ export function compare(
   }));
   let total = 0;
   const className = (k: number) => input.classNames[k] ?? String(k);
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < predD.length; i++) {
     if (predD[i] === predP[i]) continue;
     total++;
     const e = byGroup[input.groupIds[i]];
@@ -469,27 +557,8 @@ export function compare(
       });
     }
   }
-  for (let g = 0; g < G; g++) {
-    const ng = members[g].length;
-    byGroup[g].rate = ng ? byGroup[g].count / ng : 0;
-  }
-
-  return {
-    accuracyChange: interval(point.accuracyChange, accBoot, conf),
-    worstGroupChange: change('worst_group_accuracy'),
-    gapChange: change('largest_gap'),
-    ...(fairness.length ? { fairnessChange: Object.fromEntries(fairness) } : {}),
-    groups: input.groupNames.map((name, g) =>
-      members[g].length
-        ? {
-            group: name,
-            accuracyChange: interval(point.groupChange[g], changeBoot[g], conf),
-            excessGap: interval(point.psi[g], psiBoot[g], conf),
-          }
-        : { group: name, accuracyChange: zero(), excessGap: zero() },
-    ),
-    exemplars: { total, byGroup },
-  };
+  members.forEach((m, g) => (byGroup[g].rate = m.length ? byGroup[g].count / m.length : 0));
+  return { total, byGroup };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -218,10 +218,8 @@ export function renderReport(r: SessionResults): string {
   const dense = r.dense;
   const lines: string[] = [];
   lines.push(`# Fair Prune session ${r.sessionId}`, '');
-  lines.push(
-    `Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`,
-    '',
-  );
+  const finished = r.finishedAt ? `, finished ${r.finishedAt}` : '';
+  lines.push(`Status: **${r.status}**${r.error ? ` — ${r.error}` : ''}. Started ${r.createdAt}${finished}.`, '');
   if (r.recommendation)
     lines.push(
       `**${mdText(r.recommendation.sentence)}**`,
@@ -229,56 +227,12 @@ export function renderReport(r: SessionResults): string {
       `(Fairness gate: ${policyText(r.recommendation.policy)}.)`,
       '',
     );
-  lines.push(
-    `- Model: \`${r.model.path}\` (${r.model.task}, input [${r.model.inputShape.join(', ')}], ${r.model.size.parameters.toLocaleString('en')} parameters, weights ${kib(r.model.size.weightBytes)}, gzip ${kib(r.model.size.gzipBytes)})`,
-  );
-  lines.push(
-    `- Data: \`${r.data.path}\` (${r.data.rows} rows); label \`${r.data.label.column}\`: ${r.data.label.classes.map((c, i) => `${i} = ${c}`).join(', ')} (${r.data.label.order} order)`,
-  );
-  lines.push(
-    `- Inputs: ${r.data.imageColumn ? `images from column \`${r.data.imageColumn}\`, pixels ÷ ${r.data.pixelScale}` : `features ${(r.data.features ?? []).map((f) => `\`${f}\``).join(', ')}`}${r.data.preprocessing ? `; preprocessing from \`${r.data.preprocessing}\`` : '; values as in the CSV'}`,
-  );
-  const split = r.data.split;
-  const splitSource =
-    split.source === 'column'
-      ? `from column \`${split.column}\``
-      : `seeded (seed ${split.seed}), stratified by subgroup × label`;
-  lines.push(
-    `- Split ${splitSource}${split.validationDrawnFromTrain ? ', validation drawn from train' : ''}: train ${split.counts.train}, validation ${split.counts.validation}, test ${split.counts.test}`,
-  );
-  lines.push(
-    `- Subgroups by ${r.data.groupColumns.map((c) => `\`${c}\``).join(' × ')}: ${r.data.groups.map((g) => `${g.name} (test ${g.counts.test})`).join(', ')}`,
-  );
-  lines.push(
-    `- Pruning: ${r.config.method}, ${r.config.schedule?.name ?? 'one-shot'}${r.config.target ? ` (target: ${r.config.target.metric}, ${r.config.target.scope})` : ''}, sparsities ${r.config.sparsities.map((s) => pct(s, 0)).join(', ')}; fine-tuning ${r.config.epochs} epoch(s), batch ${r.config.batchSize}, Adam lr ${r.config.learningRate} with cosine decay${r.config.patience ? `, early stopping after ${r.config.patience}` : ''}; losses ${r.config.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ')}; PW m = ${r.config.pw.minWeight}, γ = ${r.config.pw.gamma}`,
-  );
-  lines.push(
-    `- Engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}, ${r.engine.platform}`,
-  );
-  lines.push(
-    `- Intervals: seeded bootstrap, ${r.config.bootstrap.resamples} resamples within each group, ${pct(r.config.bootstrap.confidence, 0)}; all numbers on the **test** split.`,
-    '',
-  );
+  lines.push(...settingsLines(r), '');
   if (r.pwWeights) lines.push(mdText(pwWeightLine(r.pwWeights)), '');
   if (r.data.warnings.length) {
     lines.push('## Warnings', '', ...r.data.warnings.map((w) => `- ${w}`), '');
   }
-  if (dense) {
-    lines.push('## Dense model', '', denseTable(dense), '');
-    lines.push(
-      `Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; largest gap between groups ${withInterval(dense.largestGap)}.`,
-      '',
-    );
-    lines.push(...groupRatesTable(dense, r.model.task));
-    const byClass = classAccuracyTable(dense);
-    if (byClass.length) {
-      lines.push(
-        'Accuracy by group and class (of the samples of each class, the fraction predicted as it):',
-        '',
-        ...byClass,
-      );
-    }
-  }
+  if (dense) lines.push(...denseSection(dense, r.model.task));
   lines.push(...fairnessDifferencesTable(r));
   if (r.points.length && dense) {
     lines.push('## Pruned models', '', ...summarySentences(r).map((s) => `- ${s}`), '');
@@ -304,34 +258,99 @@ export function renderReport(r: SessionResults): string {
     lines.push(...seedLines(r));
     lines.push(...costLines(r), '');
     lines.push(
-      'ψ is the excess accuracy gap: how much more a group lost than the model as a whole (positive = the group pays more).',
+      'ψ is the excess accuracy gap: how much more a group lost than the model as a whole ' +
+        '(positive = the group pays more).',
       '',
     );
     lines.push('## Per group', '');
-    for (const p of r.points) {
-      lines.push(`### ${pct(p.targetSparsity, 0)} sparsity, ${p.loss} — \`${p.modelDir}\``, '');
-      lines.push(
-        table(
-          ['group', 'dense', 'pruned', 'change [95% CI]', 'ψ [95% CI]', 'predictions changed'],
-          p.comparison.groups.map((g) => {
-            const d = dense.groups.find((x) => x.group === g.group);
-            const e = p.evaluation.groups.find((x) => x.group === g.group);
-            const ex = p.comparison.exemplars.byGroup.find((x) => x.group === g.group);
-            return [
-              g.group,
-              d ? pct(d.accuracy.value) : '–',
-              e ? pct(e.accuracy.value) : '–',
-              withInterval(g.accuracyChange, (x) => signedPts(x)),
-              withInterval(g.excessGap, (x) => signedPts(x)),
-              ex ? `${ex.count} (${pct(ex.rate)})` : '–',
-            ];
-          }),
-        ),
-        '',
-      );
-    }
+    for (const p of r.points) lines.push(...pointGroupsSection(p, dense));
   }
   return lines.join('\n');
+}
+
+/** What the session ran on and how: model, data, inputs, split, subgroups, pruning, engine, intervals. */
+function settingsLines(r: SessionResults): string[] {
+  const { model, data, config: c } = r;
+  const size = model.size;
+  const classes = data.label.classes.map((cl, i) => `${i} = ${cl}`).join(', ');
+  const inputs = data.imageColumn
+    ? `images from column \`${data.imageColumn}\`, pixels ÷ ${data.pixelScale}`
+    : `features ${(data.features ?? []).map((f) => `\`${f}\``).join(', ')}`;
+  const preprocessing = data.preprocessing
+    ? `; preprocessing from \`${data.preprocessing}\``
+    : '; values as in the CSV';
+  const split = data.split;
+  const splitSource =
+    split.source === 'column'
+      ? `from column \`${split.column}\``
+      : `seeded (seed ${split.seed}), stratified by subgroup × label`;
+  const drawn = split.validationDrawnFromTrain ? ', validation drawn from train' : '';
+  const groups = data.groups.map((g) => `${g.name} (test ${g.counts.test})`).join(', ');
+  const target = c.target ? ` (target: ${c.target.metric}, ${c.target.scope})` : '';
+  const patience = c.patience ? `, early stopping after ${c.patience}` : '';
+  const losses = c.losses.map((l) => `${l} (${LOSS_LABELS[l]})`).join(', ');
+  const e = r.engine;
+  return [
+    `- Model: \`${model.path}\` (${model.task}, input [${model.inputShape.join(', ')}], ` +
+      `${size.parameters.toLocaleString('en')} parameters, weights ${kib(size.weightBytes)}, gzip ${kib(size.gzipBytes)})`,
+    `- Data: \`${data.path}\` (${data.rows} rows); label \`${data.label.column}\`: ${classes} (${data.label.order} order)`,
+    `- Inputs: ${inputs}${preprocessing}`,
+    `- Split ${splitSource}${drawn}: ` +
+      `train ${split.counts.train}, validation ${split.counts.validation}, test ${split.counts.test}`,
+    `- Subgroups by ${data.groupColumns.map((col) => `\`${col}\``).join(' × ')}: ${groups}`,
+    `- Pruning: ${c.method}, ${c.schedule?.name ?? 'one-shot'}${target}, ` +
+      `sparsities ${c.sparsities.map((x) => pct(x, 0)).join(', ')}; ` +
+      `fine-tuning ${c.epochs} epoch(s), batch ${c.batchSize}, Adam lr ${c.learningRate} with cosine decay${patience}; ` +
+      `losses ${losses}; PW m = ${c.pw.minWeight}, γ = ${c.pw.gamma}`,
+    `- Engine ${e.version} on ${e.backend.name} (tfjs ${e.backend.tfjsVersion}), Node ${e.node}, ${e.platform}`,
+    `- Intervals: seeded bootstrap, ${c.bootstrap.resamples} resamples within each group, ` +
+      `${pct(c.bootstrap.confidence, 0)}; all numbers on the **test** split.`,
+  ];
+}
+
+/** The dense model: its table, worst group and gap, rates and per-class accuracy by group. */
+function denseSection(dense: Evaluation, task: SessionResults['model']['task']): string[] {
+  const lines = ['## Dense model', '', denseTable(dense), ''];
+  lines.push(
+    `Worst group: ${dense.worstGroup.group} at ${withInterval(dense.worstGroup.accuracy)}; ` +
+      `largest gap between groups ${withInterval(dense.largestGap)}.`,
+    '',
+  );
+  lines.push(...groupRatesTable(dense, task));
+  const byClass = classAccuracyTable(dense);
+  if (byClass.length) {
+    lines.push(
+      'Accuracy by group and class (of the samples of each class, the fraction predicted as it):',
+      '',
+      ...byClass,
+    );
+  }
+  return lines;
+}
+
+/** One pruned point, group by group: accuracy before and after, its change, ψ and changed predictions. */
+function pointGroupsSection(p: PrunedPoint, dense: Evaluation): string[] {
+  return [
+    `### ${pct(p.targetSparsity, 0)} sparsity, ${p.loss} — \`${p.modelDir}\``,
+    '',
+    table(
+      ['group', 'dense', 'pruned', 'change [95% CI]', 'ψ [95% CI]', 'predictions changed'],
+      p.comparison.groups.map((g) => {
+        const d = dense.groups.find((x) => x.group === g.group);
+        const e = p.evaluation.groups.find((x) => x.group === g.group);
+        const ex = p.comparison.exemplars.byGroup.find((x) => x.group === g.group);
+        return [
+          g.group,
+          d ? pct(d.accuracy.value) : '–',
+          e ? pct(e.accuracy.value) : '–',
+          withInterval(g.accuracyChange, (x) => signedPts(x)),
+          withInterval(g.excessGap, (x) => signedPts(x)),
+          ex ? `${ex.count} (${pct(ex.rate)})` : '–',
+        ];
+      }),
+    ),
+    '',
+  ];
 }
 
 /** Parameters/FLOPs before and after, the shrunk model, and the plain latency sentence, per point. */

@@ -32,7 +32,7 @@ import {
   readPreprocessingBeside,
   PREPROCESSING_FILE,
 } from './data';
-import type { Dataset, DataSpec, Preprocessing } from './data';
+import type { Dataset, LoadSpec, Preprocessing } from './data';
 import { CancelledError, UserError } from './errors';
 import { lossTargets, outputWidth, pwWeightSummary } from './losses';
 import { evaluate, evaluationInputOf } from './metrics';
@@ -122,17 +122,9 @@ function teacherProbabilities(
   return probs;
 }
 
-export function dataSpecOf(req: RunRequest): DataSpec {
+export function loadSpecOf(req: RunRequest): LoadSpec {
   return {
-    csvPath: req.dataPath,
-    label: req.label,
-    groups: req.groups,
-    features: req.features,
-    ignore: req.ignore,
-    splitColumn: req.splitColumn,
-    imageColumn: req.imageColumn,
-    classes: req.classes,
-    pixelScale: req.pixelScale,
+    ...req.data,
     seed: req.seed,
     reuseSplit: req.reuseSplitFrom ? readSplitOf(req.reuseSplitFrom) : undefined,
   };
@@ -226,7 +218,7 @@ async function loadInputs(req: Plan['req'], log: Log): Promise<Inputs> {
   const loaded = await loadModel(req.modelPath);
   const preprocessing = readPreprocessingBeside(req.modelPath);
   const dataset = await loadDataset(
-    dataSpecOf(req),
+    loadSpecOf(req),
     { inputShape: loaded.inputShape, outputUnits: loaded.outputUnits },
     preprocessing,
   );
@@ -235,8 +227,8 @@ async function loadInputs(req: Plan['req'], log: Log): Promise<Inputs> {
     throw new UserError(
       `the label column has ${dataset.numClasses} classes but the model has ${loaded.outputUnits} output unit(s) (${loaded.numClasses} classes).`,
       {
-        file: req.dataPath,
-        field: req.label,
+        file: req.data.csvPath,
+        field: req.data.label,
         fix: 'check --label, or give the class list with --classes.',
       },
     );
@@ -245,8 +237,8 @@ async function loadInputs(req: Plan['req'], log: Log): Promise<Inputs> {
   const trainIdx = dataset.indices('train');
   if (!testIdx.length || !trainIdx.length) {
     throw new UserError(`the split has ${trainIdx.length} training and ${testIdx.length} test rows; both are needed.`, {
-      file: req.dataPath,
-      field: req.splitColumn ?? 'split',
+      file: req.data.csvPath,
+      field: req.data.splitColumn ?? 'split',
       fix: 'give rows of both splits, or drop the split column to let Fair Prune draw a seeded split.',
     });
   }

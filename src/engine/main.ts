@@ -67,13 +67,17 @@ async function prepare(
   const { request, demo } = command;
   if (!demo) return request;
   const log = (message: string) => emit({ type: 'log', level: 'info', message });
-  const dataDir = path.dirname(request.dataPath);
+  const dataDir = path.dirname(request.data.csvPath);
   const modelDir = path.dirname(request.modelPath);
   const made = await prepareDemo(
     { dataDir, modelDir, plan: EDITOR_DEMO, backend: request.backend },
     { log, signal: controller.signal },
   );
-  return { ...request, dataPath: made.csvPath, modelPath: made.modelPath, label: made.label, groups: made.groups };
+  return {
+    ...request,
+    modelPath: made.modelPath,
+    data: { ...request.data, csvPath: made.csvPath, label: made.label, groups: made.groups },
+  };
 }
 
 process.on('message', (raw: EngineCommand) => {

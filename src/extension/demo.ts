@@ -65,9 +65,11 @@ export async function askDemoRequest(): Promise<{ request: RunRequest; demo: Dem
   }
   const request: RunRequest = {
     modelPath: path.join(folder, DEMO_LAYOUT.model, 'model.json'),
-    dataPath: path.join(folder, DEMO_LAYOUT.data, DEMO_LAYOUT.csv),
-    label: BIASED_MNIST_COLUMNS.label,
-    groups: [BIASED_MNIST_COLUMNS.group],
+    data: {
+      csvPath: path.join(folder, DEMO_LAYOUT.data, DEMO_LAYOUT.csv),
+      label: BIASED_MNIST_COLUMNS.label,
+      groups: [BIASED_MNIST_COLUMNS.group],
+    },
     sparsities: settings().sparsities,
     losses: [...DEMO_LOSSES],
     ...sessionSettings(),

@@ -33,7 +33,7 @@ export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
   // A log channel: every line carries its time and level, and the user can set how much is shown.
   const output = vscode.window.createOutputChannel('Fair Prune', { log: true });
-  const sessions = new SessionsView();
+  const sessions = new SessionsView(() => runner?.runningViews() ?? []);
   const report = new ReportView(context.extensionUri);
   const curves = new CurvesPanel(
     context.extensionUri,
@@ -63,6 +63,7 @@ export function activate(context: vscode.ExtensionContext) {
       curves.refresh(o.sessionDir);
     },
   });
+  const sessionsTree = vscode.window.createTreeView('fairPrune.sessions', { treeDataProvider: sessions });
   // In Restricted Mode the commands stay visible and say why they will not run (a greyed-out menu
   // entry would not), with the way to trust the workspace one click away.
   const requireTrust = (what: string, why = 'it trains on your files in a separate process') => {
@@ -83,7 +84,9 @@ export function activate(context: vscode.ExtensionContext) {
     report,
     curves,
     runner,
-    vscode.window.registerTreeDataProvider('fairPrune.sessions', sessions),
+    runner.onDidChange((modelPath) => sessions.runningChanged(modelPath)),
+    sessionsTree,
+    sessionsTree.onDidChangeVisibility((e) => e.visible && runner?.viewShown()),
     vscode.window.registerWebviewViewProvider(ReportView.id, report),
     vscode.window.registerWebviewPanelSerializer(CurvesPanel.viewType, {
       deserializeWebviewPanel: async (panel, state) => curves.restore(panel, state),
@@ -92,7 +95,7 @@ export function activate(context: vscode.ExtensionContext) {
       const dir =
         typeof arg === 'string'
           ? arg
-          : arg && arg.kind !== 'model' && arg.kind !== 'refused'
+          : arg && (arg.kind === 'session' || arg.kind === 'point')
             ? arg.session.dir
             : undefined;
       curves.show(dir);
@@ -114,8 +117,10 @@ export function activate(context: vscode.ExtensionContext) {
         if (asked) await runner!.start(asked.request, asked.demo);
       }),
     ),
-    vscode.commands.registerCommand('fairPrune.cancel', () => {
-      if (!runner!.cancel()) void vscode.window.showInformationMessage('Fair Prune: no session is running.');
+    // From a running item's Cancel: that session; from the view's title bar, the palette or the keybinding: all.
+    vscode.commands.registerCommand('fairPrune.cancel', (arg?: Node) => {
+      const modelPath = arg && typeof arg === 'object' && arg.kind === 'running' ? arg.modelPath : undefined;
+      if (!runner!.cancel(modelPath)) void vscode.window.showInformationMessage('Fair Prune: no session is running.');
     }),
     vscode.commands.registerCommand(
       'fairPrune.commit',
@@ -139,7 +144,7 @@ export function activate(context: vscode.ExtensionContext) {
       const dir =
         typeof sessionDir === 'string'
           ? sessionDir
-          : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused'
+          : sessionDir && (sessionDir.kind === 'session' || sessionDir.kind === 'point')
             ? sessionDir.session.dir
             : sessions.sessions()[0]?.dir;
       if (dir) await report.show(dir);
@@ -149,7 +154,7 @@ export function activate(context: vscode.ExtensionContext) {
       const dir =
         typeof sessionDir === 'string'
           ? sessionDir
-          : sessionDir && sessionDir.kind !== 'model' && sessionDir.kind !== 'refused'
+          : sessionDir && (sessionDir.kind === 'session' || sessionDir.kind === 'point')
             ? sessionDir.session.dir
             : report.currentSession;
       const file = dir && path.join(dir, 'report.md');

@@ -1,7 +1,7 @@
 /**
  * "Fair Prune: Prune with Fairness Check…": the pickers (model, data set, label, subgroups,
  * sparsities, losses — prefilled from settings and the last run on that model) and the runner that
- * streams a session from the engine process into a progress notification, the status bar, the
+ * streams a session from the engine process into the Sessions view, the status bar, the
  * output channel and the views.
  */
 import * as fs from 'fs';
@@ -17,7 +17,8 @@ import { parseSparsities } from '../core/options';
 import { UserError } from '../core/errors';
 import { checkPoint } from '../shared/gate';
 import { pct } from '../core/report';
-import { describeProgress } from '../ui/progress-text';
+import { SessionProgress } from '../ui/session-progress';
+import type { RunningItemView } from '../ui/session-progress';
 import { StallWatch } from '../ui/stall-watch';
 import { EngineRun } from './engine-host';
 import type { EngineOutcome } from './engine-host';
@@ -216,9 +217,7 @@ export async function askRunRequest(
 
   const request: RunRequest = {
     modelPath,
-    dataPath,
-    label,
-    groups: groupPicks.map((g) => g.label),
+    data: { csvPath: dataPath, label, groups: groupPicks.map((g) => g.label) },
     sparsities: parseSparsities(sparsityText),
     losses: lossPicks.map((l) => l.label as LossName),
     ...sessionSettings(s),
@@ -227,7 +226,7 @@ export async function askRunRequest(
   await context.workspaceState.update(key, {
     dataPath,
     label,
-    groups: request.groups,
+    groups: request.data.groups,
     sparsities: request.sparsities,
     losses: request.losses,
   } satisfies LastRun);
@@ -235,12 +234,18 @@ export async function askRunRequest(
 }
 
 const LOOP_RESOLUTION_MS = 10;
-const PROGRESS_UI_MS = 250;
 
 /** The histogram's values include its sampling interval: the delay is what comes on top of it. */
 export function eventLoopSummary(h: { percentile(p: number): number; max: number; count: number }): string {
   const ms = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(1);
   return `extension host event-loop delay during the session: p50 ${ms(h.percentile(50))} ms, p99 ${ms(h.percentile(99))} ms, max ${ms(h.max)} ms (${h.count} samples every ${LOOP_RESOLUTION_MS} ms)`;
+}
+
+export interface RunningSession {
+  modelPath: string;
+  /** Known once the engine has started the session. */
+  sessionDir?: string;
+  view: RunningItemView;
 }
 
 export interface RunnerHooks {
@@ -251,25 +256,48 @@ export interface RunnerHooks {
   onEnded: (outcome: EngineOutcome) => void;
 }
 
+interface ViewBar {
+  report: (step: { increment: number }) => void;
+  /** Ends the bar before the session ends (a new one takes its place). */
+  end: () => void;
+  /** Settles once the bar has ended. */
+  finished: Thenable<void>;
+}
+
 /** Runs sessions, one per model at a time; a second request for a busy model queues or replaces. */
 export class SessionRunner implements vscode.Disposable {
-  private readonly runs = new Map<string, EngineRun>();
+  private readonly runs = new Map<string, { run: EngineRun; shown: SessionProgress }>();
   private readonly queued = new Map<string, { request: RunRequest; demo?: DemoSetup }[]>();
   private readonly status: vscode.StatusBarItem;
+  /** Each running session's progress bar over the Sessions view: its report, and what ends it early. */
+  private readonly viewBars = new Map<string, ViewBar>();
+  private readonly changed = new vscode.EventEmitter<string | undefined>();
+  /** A running session's progress changed (its model path), or one started or ended (undefined). */
+  readonly onDidChange = this.changed.event;
 
   constructor(private readonly hooks: RunnerHooks) {
     this.status = vscode.window.createStatusBarItem('fairPrune.status', vscode.StatusBarAlignment.Left, 50);
     this.status.name = 'Fair Prune';
-    this.status.command = 'fairPrune.showLog';
+    // Shown whichever side bar is open: a click brings the Sessions view, with the running item and its Cancel.
+    this.status.command = 'fairPrune.sessions.focus';
   }
 
   get running(): EngineRun[] {
-    return [...this.runs.values()];
+    return [...this.runs.values()].map((r) => r.run);
+  }
+
+  /** The running sessions as the Sessions view shows them, by model path. */
+  runningViews(): RunningSession[] {
+    return [...this.runs.entries()].map(([modelPath, r]) => ({
+      modelPath,
+      sessionDir: r.run.sessionDir,
+      view: r.shown.view(),
+    }));
   }
 
   /** Starts a session; with `demo`, the engine first writes the demo's data set and model (Try the Demo). */
   async start(request: RunRequest, demo?: DemoSetup): Promise<void> {
-    const busy = this.runs.get(request.modelPath);
+    const busy = this.runs.get(request.modelPath)?.run;
     if (busy) {
       const queue = 'Queue It';
       const replace = 'Cancel Running Session';
@@ -289,10 +317,40 @@ export class SessionRunner implements vscode.Disposable {
         return;
       }
       if (choice !== replace) return;
-      busy.cancel();
+      this.cancel(request.modelPath);
       await busy.done;
     }
     await this.run(request, demo);
+  }
+
+  /**
+   * The Sessions view's progress bar runs with the session (on the activity bar's Fair Prune icon while the
+   * side bar shows another view); the running item and the status bar say what it is doing. VS Code draws
+   * the bar over the view only when the view existed as the progress began, so it begins again, at the
+   * share done so far, whenever the view is shown (`viewShown`).
+   */
+  private showViewBar(modelPath: string): void {
+    const r = this.runs.get(modelPath);
+    if (!r) return;
+    const old = this.viewBars.get(modelPath);
+    old?.end();
+    let end = () => {};
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const bar: ViewBar = { report: () => {}, end, finished: Promise.resolve() };
+    // The new bar begins once the old one has ended, so that its end does not stop the new one.
+    bar.finished = (old?.finished ?? Promise.resolve()).then(() =>
+      vscode.window.withProgress({ location: { viewId: 'fairPrune.sessions' } }, (progress) => {
+        bar.report = (step) => progress.report(step);
+        if (r.shown.done > 0) progress.report({ increment: r.shown.done * 100 });
+        return Promise.race([r.run.done.then(() => undefined), ended]);
+      }),
+    );
+    this.viewBars.set(modelPath, bar);
+  }
+
+  /** The Sessions view became visible: its progress bars start again, over it. */
+  viewShown(): void {
+    for (const modelPath of this.runs.keys()) this.showViewBar(modelPath);
   }
 
   /** `fairPrune.sessionRunning` is true while a session runs: Cancel shows (and its keybinding works) only then. */
@@ -300,17 +358,26 @@ export class SessionRunner implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'fairPrune.sessionRunning', this.runs.size > 0);
   }
 
+  /** Cancels the session on `modelPath`, or every running one. */
   cancel(modelPath?: string): boolean {
-    const targets = modelPath ? [this.runs.get(modelPath)].filter((r): r is EngineRun => Boolean(r)) : this.running;
-    targets.forEach((r) => r.cancel());
+    const targets = [...this.runs.entries()].filter(([m]) => modelPath === undefined || m === modelPath);
+    for (const [m, { run, shown }] of targets) {
+      this.hooks.output.appendLine(`cancel requested for ${m}`);
+      shown.cancel();
+      run.cancel();
+      this.changed.fire(m);
+    }
     return targets.length > 0;
   }
 
   private async run(request: RunRequest, demo?: DemoSetup): Promise<void> {
     const out = this.hooks.output;
     const name = `${path.basename(path.dirname(request.modelPath))}/${path.basename(request.modelPath)}`;
+    const { csvPath, label, groups } = request.data;
     out.appendLine(
-      `\n▶ ${new Date().toLocaleTimeString()} pruning ${request.modelPath} with ${request.dataPath} (label ${request.label}, groups ${request.groups.join(' × ')}), sparsities ${request.sparsities.join(', ')}, losses ${request.losses.join(', ')}`,
+      `\n▶ ${new Date().toLocaleTimeString()} pruning ${request.modelPath} with ${csvPath} ` +
+        `(label ${label}, groups ${groups.join(' × ')}), ` +
+        `sparsities ${request.sparsities.join(', ')}, losses ${request.losses.join(', ')}`,
     );
     const { preload, env } = this.hooks.nativeEnv();
     // How responsive the editor stayed: the extension host's event-loop delay while the session ran.
@@ -321,94 +388,86 @@ export class SessionRunner implements vscode.Disposable {
     stalls.start();
     const cpuAtStart = process.cpuUsage();
     const startedAt = Date.now();
-    await vscode.window
-      .withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Fair Prune: ${name}`, cancellable: true },
-        async (progress, token) => {
-          let lastLog = 0;
-          let lastFraction = 0;
-          let lastUi = 0;
-          const run = stalls.timed(
-            'starting the engine process',
-            () =>
-              new EngineRun(request, {
-                enginePath: this.hooks.enginePath,
-                preload,
-                env,
-                demo,
-                onStderr: (t) => out.append(t),
-                onEvent: (e) =>
-                  stalls.timed(`a ${e.type}${e.type === 'progress' ? ` (${e.phase})` : ''} event`, () => {
-                    if (e.type === 'log') out.appendLine(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
-                    // Before the session starts (the demo's data set and dense model being made) its steps are the progress.
-                    if (e.type === 'log' && !run.sessionDir && !e.message.startsWith(' '))
-                      progress.report({ message: e.message });
-                    // Fine-tuning reports every step (hundreds a second on a small model): the notification
-                    // and the status bar are redrawn at most PROGRESS_UI_MS apart, so the editor is not kept busy.
-                    const throttled =
-                      e.type === 'progress' && e.phase === 'finetune' && Date.now() - lastUi < PROGRESS_UI_MS;
-                    if (e.type === 'progress' && !throttled) {
-                      lastUi = Date.now();
-                      const { text: what, fraction, short } = describeProgress(e);
-                      progress.report({ message: what, increment: Math.max(0, (fraction - lastFraction) * 100) });
-                      lastFraction = Math.max(lastFraction, fraction);
-                      this.status.text = `$(sync~spin) Fair Prune ${short}`;
-                      this.status.tooltip = `Fair Prune: ${name} — ${what}`;
-                      this.status.show();
-                      if (e.phase === 'finetune' && Date.now() - lastLog > 5000) {
-                        lastLog = Date.now();
-                        // With points running at once, the loss and speed are those of the point that reported.
-                        const of =
-                          (e.running?.length ?? 0) > 1
-                            ? ` (point ${e.point}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs})`
-                            : '';
-                        out.appendLine(
-                          `  ${what}, loss ${e.trainLoss?.toFixed(4)}, ${Math.round(e.samplesPerSecond ?? 0)} samples/s${of}`,
-                        );
-                      }
-                    }
-                    if (e.type === 'point') {
-                      const v = checkPoint(e.point, policy());
-                      out.appendLine(
-                        `  ✓ ${e.point.id}: accuracy ${pct(e.point.evaluation.accuracy.value)}, worst group ${e.point.evaluation.worstGroup.group} ${pct(e.point.evaluation.worstGroup.accuracy.value)} — ${v.passed ? 'passes' : 'fails'} the fairness gate`,
-                      );
-                    }
-                    this.hooks.onEvent(e, run);
-                  }),
+    const shown = new SessionProgress(name);
+    const draw = () => {
+      const v = shown.view();
+      this.status.text = v.statusText;
+      this.status.tooltip = v.statusTooltip;
+      this.status.show();
+      this.changed.fire(request.modelPath);
+    };
+    let lastLog = 0;
+    let run: EngineRun;
+    try {
+      run = stalls.timed(
+        'starting the engine process',
+        () =>
+          new EngineRun(request, {
+            enginePath: this.hooks.enginePath,
+            preload,
+            env,
+            demo,
+            onStderr: (t) => out.append(t),
+            onEvent: (e) =>
+              stalls.timed(`a ${e.type}${e.type === 'progress' ? ` (${e.phase})` : ''} event`, () => {
+                if (e.type === 'log') out.appendLine(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
+                // Redrawn at most PROGRESS_UI_MS apart while fine-tuning, so the editor is not kept busy.
+                const step = shown.onEvent(e);
+                if (step) {
+                  // The bar stays indeterminate until a share of the sweep is done (loading, the dense model).
+                  if (step.increment > 0)
+                    this.viewBars.get(request.modelPath)?.report({ increment: step.increment * 100 });
+                  draw();
+                }
+                if (step && e.type === 'progress' && e.phase === 'finetune' && Date.now() - lastLog > 5000) {
+                  lastLog = Date.now();
+                  // With points running at once, the loss and speed are those of the point that reported.
+                  const of =
+                    (e.running?.length ?? 0) > 1
+                      ? ` (point ${e.point}: ${pct(e.targetSparsity ?? 0, 0)} ${e.loss}, epoch ${e.epoch}/${e.epochs})`
+                      : '';
+                  out.appendLine(
+                    `  ${shown.doing}, loss ${e.trainLoss?.toFixed(4)}, ${Math.round(e.samplesPerSecond ?? 0)} samples/s${of}`,
+                  );
+                }
+                if (e.type === 'point') {
+                  const v = checkPoint(e.point, policy());
+                  out.appendLine(
+                    `  ✓ ${e.point.id}: accuracy ${pct(e.point.evaluation.accuracy.value)}, worst group ${e.point.evaluation.worstGroup.group} ${pct(e.point.evaluation.worstGroup.accuracy.value)} — ${v.passed ? 'passes' : 'fails'} the fairness gate`,
+                  );
+                }
+                this.hooks.onEvent(e, run);
               }),
-          );
-          this.runs.set(request.modelPath, run);
-          this.setRunningContext();
-          // The Sessions view shows a progress bar while the session runs.
-          void vscode.window.withProgress({ location: { viewId: 'fairPrune.sessions' } }, () => run.done);
-          token.onCancellationRequested(() => {
-            out.appendLine('cancel requested');
-            run.cancel();
-          });
-          const outcome = await run.done;
-          this.runs.delete(request.modelPath);
-          this.setRunningContext();
-          if (this.runs.size === 0) this.status.hide();
-          out.appendLine(
-            `■ session ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}${outcome.sessionDir ? ` (${outcome.sessionDir})` : ''}`,
-          );
-          loop.disable();
-          stalls.stop();
-          const cpu = process.cpuUsage(cpuAtStart);
-          out.appendLine(
-            `  ${eventLoopSummary(loop)}; the extension host used ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
-          );
-          out.appendLine(`  ${stalls.summary()}`);
-          this.hooks.onEnded(outcome);
-          void this.announce(name, outcome);
-        },
-      )
-      .then(undefined, (e: unknown) => {
-        // The engine could not even start: the timers end here (otherwise they end with the session).
-        loop.disable();
-        stalls.stop();
-        throw e;
-      });
+          }),
+      );
+    } catch (e) {
+      // The engine could not even start: the timers end here (otherwise they end with the session).
+      loop.disable();
+      stalls.stop();
+      throw e;
+    }
+    this.runs.set(request.modelPath, { run, shown });
+    this.setRunningContext();
+    draw();
+    this.showViewBar(request.modelPath);
+    const outcome = await run.done;
+    this.runs.delete(request.modelPath);
+    this.viewBars.delete(request.modelPath);
+    this.setRunningContext();
+    this.changed.fire(undefined);
+    if (this.runs.size === 0) this.status.hide();
+    out.appendLine(
+      `■ session ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}${outcome.sessionDir ? ` (${outcome.sessionDir})` : ''}`,
+    );
+    loop.disable();
+    stalls.stop();
+    const cpu = process.cpuUsage(cpuAtStart);
+    out.appendLine(
+      `  ${eventLoopSummary(loop)}; the extension host used ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
+    );
+    out.appendLine(`  ${stalls.summary()}`);
+    this.hooks.onEnded(outcome);
+    void this.announce(name, outcome);
     const next = this.queued.get(request.modelPath)?.shift();
     if (next) await this.run(next.request, next.demo);
   }
@@ -442,7 +501,8 @@ export class SessionRunner implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const r of this.runs.values()) r.kill();
+    for (const r of this.runs.values()) r.run.kill();
     this.status.dispose();
+    this.changed.dispose();
   }
 }

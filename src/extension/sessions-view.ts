@@ -1,7 +1,7 @@
 /**
- * The "Sessions" tree in the Fair Prune side bar: models → their sessions → each sparsity point,
- * with the fairness gate's verdict as the point's icon. Reads results.json files; re-reads when
- * they change on disk.
+ * The "Sessions" tree in the Fair Prune side bar: a running session at the top (what it is doing, and
+ * its Cancel), then models → their sessions → each sparsity point, with the fairness gate's verdict as
+ * the point's icon. Reads results.json files; re-reads when they change on disk.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -10,9 +10,11 @@ import { listSessions, refusedSessions } from '../core/session-store';
 import type { StoredSession } from '../core/session-store';
 import { checkPoint, recommendPoint } from '../shared/gate';
 import { pct, signedPts } from '../core/report';
+import type { RunningSession } from './prune';
 import { allOutDirs, policy } from './config';
 
 export type Node =
+  | { kind: 'running'; modelPath: string }
   | { kind: 'model'; modelPath: string; sessions: StoredSession[] }
   | { kind: 'session'; session: StoredSession }
   | { kind: 'point'; session: StoredSession; point: PrunedPoint }
@@ -23,8 +25,11 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
   readonly onDidChangeTreeData = this.changed.event;
   private readonly watcher: vscode.FileSystemWatcher;
   private pending?: NodeJS.Timeout;
+  /** One node per running session, kept so that a progress update redraws that item alone. */
+  private readonly runningNodes = new Map<string, Node & { kind: 'running' }>();
 
-  constructor() {
+  /** `running` lists the sessions running now (SessionRunner.runningViews). */
+  constructor(private readonly running: () => RunningSession[] = () => []) {
     this.watcher = vscode.workspace.createFileSystemWatcher('**/sessions/*/results.json');
     const refresh = () => this.refreshSoon();
     this.watcher.onDidChange(refresh);
@@ -39,6 +44,23 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
 
   refresh(): void {
     this.changed.fire(undefined);
+  }
+
+  /** A running session's progress changed (its model path), or one started or ended (undefined). */
+  runningChanged(modelPath: string | undefined): void {
+    const node = modelPath === undefined ? undefined : this.runningNodes.get(modelPath);
+    if (node) this.changed.fire(node);
+    else this.refresh();
+  }
+
+  private runningNodesNow(): Node[] {
+    const now = new Set(this.running().map((r) => r.modelPath));
+    for (const m of [...this.runningNodes.keys()]) if (!now.has(m)) this.runningNodes.delete(m);
+    return [...now].map((modelPath) => {
+      let node = this.runningNodes.get(modelPath);
+      if (!node) this.runningNodes.set(modelPath, (node = { kind: 'running', modelPath }));
+      return node;
+    });
   }
 
   sessions(): StoredSession[] {
@@ -62,7 +84,7 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
       const refused: Node[] = allOutDirs()
         .flatMap((d) => refusedSessions(d))
         .map((r) => ({ kind: 'refused', ...r }));
-      return [...models, ...refused];
+      return [...this.runningNodesNow(), ...models, ...refused];
     }
     if (node.kind === 'model') return node.sessions.map((session) => ({ kind: 'session', session }));
     if (node.kind === 'session')
@@ -71,6 +93,22 @@ export class SessionsView implements vscode.TreeDataProvider<Node>, vscode.Dispo
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'running') {
+      const now = this.running().find((r) => r.modelPath === node.modelPath);
+      const view = now?.view;
+      const item = new vscode.TreeItem(view?.label ?? relative(node.modelPath), vscode.TreeItemCollapsibleState.None);
+      item.id = `running:${node.modelPath}`;
+      item.iconPath = new vscode.ThemeIcon('sync~spin');
+      item.description = view?.description ?? 'ended';
+      item.tooltip = view?.tooltip;
+      item.contextValue = view?.contextValue;
+      item.command = {
+        command: 'fairPrune.showCurves',
+        title: 'Show Fairness Curves',
+        arguments: now?.sessionDir ? [now.sessionDir] : [],
+      };
+      return item;
+    }
     if (node.kind === 'refused') {
       const item = new vscode.TreeItem(
         `${path.basename(node.dir)} · results.json refused`,

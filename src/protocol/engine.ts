@@ -15,10 +15,13 @@ import type {
   SessionResults,
 } from './results';
 
-/** What the user asked for: everything `fairprune run` takes. */
-export interface RunRequest {
-  modelPath: string;
-  dataPath: string;
+/**
+ * The data set and what its columns are (docs/data-contract.md): `fairprune run`'s and `fairprune
+ * train`'s `--data`, `--label`, `--groups`, `--features`, `--ignore`, `--split-column`,
+ * `--image-column`, `--classes` and `--pixel-scale`.
+ */
+export interface DataSpec {
+  csvPath: string;
   label: string;
   groups: string[];
   features?: string[];
@@ -26,7 +29,14 @@ export interface RunRequest {
   splitColumn?: string;
   imageColumn?: string;
   classes?: string[];
+  /** Images: pixels are divided by this; default 255 (0–1). Use 1 for models trained on 0–255. */
   pixelScale?: number;
+}
+
+/** What the user asked for: everything `fairprune run` takes. */
+export interface RunRequest {
+  modelPath: string;
+  data: DataSpec;
   /** Reuse the split of an earlier session (its results.json), so numbers are comparable. */
   reuseSplitFrom?: string;
   sparsities: number[];
@@ -101,7 +111,7 @@ export type EngineEvent =
 
 /**
  * "Try the Demo": before the session, the engine writes the demo's data set and trains its dense model
- * (src/core/demo/prepare.ts) where the request's `dataPath` and `modelPath` say, or reuses them.
+ * (src/core/demo/prepare.ts) where the request's `data.csvPath` and `modelPath` say, or reuses them.
  */
 export interface DemoSetup {
   /** The folder the user picked; the engine runs in it. */

@@ -41,7 +41,7 @@ const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileS
 interface Results {
   status: string;
   error?: string;
-  points: { id: string; targetSparsity: number; loss: string }[];
+  points: { id: string; targetSparsity: number; loss: string; modelDir: string; files?: Record<string, string> }[];
 }
 
 function sessionFolders(): string[] {
@@ -279,7 +279,7 @@ test(
       await losses.locator('.quick-input-action .monaco-button', { hasText: 'OK' }).click();
     });
     const session = await step('session-runs', async () => {
-      await wb!.waitForNotification(/Fair Prune: model\/model\.json/, { timeoutMs: 30_000 });
+      // No notification stays up while it runs (its progress is in the Sessions view and the status bar).
       const dir = await newSession([]);
       // The curves panel opened by itself and draws the points as they land.
       const curves = await frameWith('#chart-table', 60_000);
@@ -487,7 +487,7 @@ async function startLongSession(): Promise<string> {
 }
 
 test(
-  'cancel a running session: the engine stops and the finished points are kept',
+  'cancel a running session from its item in the Sessions view: the engine stops, finished points are kept whole',
   { skip: skip ?? false, timeout: 240_000 },
   async () => {
     const dir = await startLongSession();
@@ -510,32 +510,29 @@ test(
       await busy.locator('.monaco-button', { hasText: /^Cancel$/ }).click();
       await busy.waitFor({ state: 'detached' });
       assert.equal(enginePids().length, 1, 'backing out of the question starts nothing');
-      // The progress notification's Cancel; Escape (pressed to close the question) hides toasts, so a
-      // user brings it back from its status-bar entry.
-      let cancel = toast(/Fair Prune: model\/model\.json/).locator('.monaco-button', { hasText: 'Cancel' });
-      if (!(await cancel.isVisible())) {
-        await wb!.page
-          .locator('.part.statusbar .statusbar-item', { hasText: 'Fair Prune: model/model.json' })
-          .first()
-          .click();
-        cancel = wb!.page
-          .locator('.notifications-center .notification-list-item', { hasText: 'Fair Prune: model/model.json' })
-          .locator('.monaco-button', { hasText: 'Cancel' });
-      }
-      await cancel.waitFor();
-      // Two points train at once (the engine's thread and a worker thread), and the user is told which.
-      if (os.availableParallelism() >= 2) {
-        const item = cancel.locator(
-          'xpath=ancestor::*[contains(concat(" ", @class, " "), " notification-list-item ")][1]',
-        );
-        await until(
-          'the progress naming two points at a time',
-          async () =>
-            /points \d+, \d+ of \d+ \(2 at a time\): \d+% of the sweep done/.test(
-              (await item.innerText()).replace(/\s+/g, ' '),
-            ) || undefined,
-          20_000,
-        );
+      // The status bar says a session runs, whichever side bar is open; a click brings the Sessions view.
+      await wb!.page
+        .locator('.part.statusbar .statusbar-item', { hasText: /Fair Prune/ })
+        .first()
+        .click();
+      const running = sessionsRow(/Running: model\/model\.json/);
+      await running.waitFor();
+      const description = running.locator('.label-description').first();
+      // Two points train at once (the engine's thread and a worker thread), and the running item says which.
+      const doing =
+        os.availableParallelism() >= 2
+          ? /^points \d+, \d+ of 38 \(2 at a time\): \d+% of the sweep done/
+          : /^point \d+\/38: /;
+      const said = await until(
+        'the running item saying what the session is doing',
+        async () => {
+          const t = ((await description.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+          return doing.test(t) ? t : undefined;
+        },
+        20_000,
+      );
+      console.log(`the running session's item: ${said}`);
+      if (os.availableParallelism() >= 2)
         await until(
           'the status bar counting both points',
           async () =>
@@ -544,8 +541,28 @@ test(
               .count()) > 0 || undefined,
           20_000,
         );
-      }
+      // The view's own progress bar runs with the session.
+      const sessionsPane = wb!.page.locator('.part.sidebar .pane', {
+        has: wb!.page.locator('.pane-header', { hasText: /Sessions/i }),
+      });
+      await sessionsPane.locator('.monaco-progress-container.active').first().waitFor({ timeout: 10_000 });
+      // While it runs, the palette offers Cancel, with its keybinding.
+      await wb!.page.keyboard.press('Escape');
+      await wb!.page.keyboard.press('F1');
+      await wb!.page.locator('.quick-input-widget .quick-input-box input').fill('>Fair Prune: Cancel Pruning Session');
+      const paletteRow = wb!.page.locator('.quick-input-widget .monaco-list-row', {
+        hasText: 'Cancel Pruning Session',
+      });
+      await paletteRow.waitFor();
+      const keys = ((await paletteRow.locator('.monaco-keybinding').first().textContent()) ?? '').replace(/\W/g, '');
+      assert.equal(keys, 'CtrlKCtrlShiftX', 'Cancel has its keybinding while a session runs');
+      await wb!.page.keyboard.press('Escape');
       await wb!.screenshot('ext-08-before-cancel');
+      const before = committedFolders();
+      // The running item's own Cancel (an inline action, shown on hover).
+      await running.hover();
+      const cancel = running.locator('.actions .action-label[aria-label^="Cancel Pruning Session"]');
+      await cancel.waitFor();
       const clicked = Date.now();
       await cancel.click();
       // Judged on events: the engine process ends and results.json says cancelled with fewer points than
@@ -554,12 +571,35 @@ test(
       await until('the engine process to end', () => (enginePids().length === 0 ? true : undefined), 30_000);
       console.log(`engine stopped ${Date.now() - clicked} ms after Cancel was clicked`);
       await wb!.waitForNotification(/session cancelled; \d+ finished points? (is|are) kept/);
+      await running.waitFor({ state: 'detached', timeout: 10_000 });
       await wb!.screenshot('ext-09-cancelled');
+      assert.deepEqual(committedFolders(), before, 'a cancel commits nothing');
+      // Once no session runs, the palette no longer offers Cancel.
+      await wb!.page.keyboard.press('Escape');
+      await wb!.page.keyboard.press('F1');
+      await wb!.page.locator('.quick-input-widget .quick-input-box input').fill('>Fair Prune: Cancel Pruning Session');
+      const rows = wb!.page.locator('.quick-input-widget .monaco-list-row');
+      const none = wb!.page.locator('.quick-input-widget', { hasText: 'No matching commands' });
+      // (the palette matches loosely: other Fair Prune commands may be listed, but not Cancel)
+      await until(
+        'the palette listing what matches',
+        async () => (await rows.count()) + (await none.count()) || undefined,
+      );
+      assert.equal(await rows.filter({ hasText: 'Cancel Pruning Session' }).count(), 0, 'no Cancel once it ended');
+      await wb!.page.keyboard.press('Escape');
     });
     const r = await until('results.json marked cancelled', () =>
       readResults(dir)?.status === 'cancelled' ? readResults(dir) : undefined,
     );
     assert.ok(r.points.length >= 1 && r.points.length < 38, `kept ${r.points.length} finished points`);
+    // The kept points' files are whole (each as hashed when it was saved), and no temporary file is left.
+    for (const p of r.points) {
+      assert.ok(p.files && Object.keys(p.files).length > 0, `${p.id} lists its files`);
+      for (const [file, hash] of Object.entries(p.files))
+        assert.equal(sha256(path.join(dir, p.modelDir, file)), hash, `${p.id}/${file} is whole`);
+    }
+    const temporaries = fs.readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.tmp'));
+    assert.deepEqual(temporaries, [], 'no temporary file left in the session folder');
   },
 );
 

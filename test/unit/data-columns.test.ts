@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadDataset, DataSpec } from '../../src/core/data/dataset';
+import { loadDataset, LoadSpec } from '../../src/core/data/dataset';
 import { UserError } from '../../src/core/errors';
 
 function tmpCsv(content: string): string {
@@ -22,7 +22,7 @@ const CSV = [
   '4,"w",1,v,40,test,400',
 ].join('\n');
 
-const base = (file: string): DataSpec => ({ csvPath: file, label: 'y', groups: ['g'], seed: 3, ignore: ['note'] });
+const base = (file: string): LoadSpec => ({ csvPath: file, label: 'y', groups: ['g'], seed: 3, ignore: ['note'] });
 const isUserError =
   (re: RegExp, extra: (e: UserError) => boolean = () => true) =>
   (e: unknown) =>
@@ -51,7 +51,7 @@ test('--features picks the columns and their order', async () => {
 test('a subgroup column is never silently a feature; naming it in --features is recorded', async () => {
   const csv = 'y,g,a\n0,1,5\n1,2,6\n0,1,7\n1,2,8\n';
   const file = tmpCsv(csv);
-  const spec: DataSpec = {
+  const spec: LoadSpec = {
     csvPath: file,
     label: 'y',
     groups: ['g'],
@@ -104,7 +104,7 @@ test('a feature count that does not fit the model is an error naming both counts
 
 test('unknown and contradictory column names are UserErrors naming the column', async () => {
   const file = tmpCsv(CSV);
-  const cases: Array<[Partial<DataSpec>, RegExp]> = [
+  const cases: Array<[Partial<LoadSpec>, RegExp]> = [
     [{ label: 'Y' }, /no column 'Y' \(given as --label\)\. Its columns are: a, note, y, g, b, split, c/],
     [{ groups: ['gg'] }, /no column 'gg' \(given as --group\)/],
     [{ groups: ['y'] }, /both the label and a subgroup column/],
@@ -128,7 +128,7 @@ test('unknown and contradictory column names are UserErrors naming the column', 
 test('missing values (empty or NA) in used columns are errors naming row and column; in unused columns they are fine', async () => {
   const rows = ['y,g,a,unused', '0,u,1,NA', '1,u,2,', '0,v,3,x', '1,v,4,y'];
   const ok = tmpCsv(rows.join('\n'));
-  const spec = (file: string): DataSpec => ({ csvPath: file, label: 'y', groups: ['g'], seed: 1, ignore: ['unused'] });
+  const spec = (file: string): LoadSpec => ({ csvPath: file, label: 'y', groups: ['g'], seed: 1, ignore: ['unused'] });
   await loadDataset(spec(ok), { inputShape: [1], outputUnits: 1 });
   const withMissing = (r: number, c: number, v: string) => {
     const copy = rows.map((l) => l.split(','));

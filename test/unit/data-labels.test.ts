@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadDataset, loadDatasetForTraining, DataSpec } from '../../src/core/data/dataset';
+import { loadDataset, loadDatasetForTraining, LoadSpec } from '../../src/core/data/dataset';
 import { UserError } from '../../src/core/errors';
 
 function tmpCsv(content: string): string {
@@ -15,7 +15,7 @@ function tmpCsv(content: string): string {
 function csvWithLabels(labels: string[]): string {
   return tmpCsv(['y,g,a', ...labels.map((l, i) => `${l},${i % 2 ? 'u' : 'v'},${i}`)].join('\n'));
 }
-const spec = (file: string, extra: Partial<DataSpec> = {}): DataSpec => ({
+const spec = (file: string, extra: Partial<LoadSpec> = {}): LoadSpec => ({
   csvPath: file,
   label: 'y',
   groups: ['g'],

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadDataset, loadDatasetForTraining, DataSpec } from '../../src/core/data/dataset';
+import { loadDataset, loadDatasetForTraining, LoadSpec } from '../../src/core/data/dataset';
 import { PREPROCESSING_FILE, preprocessingJson, readPreprocessingBeside } from '../../src/core/data/preprocessing';
 import { writeFileAtomic } from '../../src/core/atomic';
 import { UserError } from '../../src/core/errors';
@@ -58,7 +58,7 @@ function writeCsv(rows: Row[]): string {
 test('training standardises numbers and one-hot encodes text, fitted on train rows only', async () => {
   const rows = makeRows(300, 11);
   const file = writeCsv(rows);
-  const spec: DataSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 1 };
+  const spec: LoadSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 1 };
   const { dataset, preprocessing } = await loadDatasetForTraining(spec);
   const train = rows.filter((r) => r.split === 'train');
   const stats = (xs: number[]) => {

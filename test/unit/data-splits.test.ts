@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadDataset, DataSpec } from '../../src/core/data/dataset';
+import { loadDataset, LoadSpec } from '../../src/core/data/dataset';
 import { apportion } from '../../src/core/data/splits';
 import { UserError } from '../../src/core/errors';
 
@@ -67,7 +67,7 @@ test('no validation rows in the split column: validation is drawn from train, se
   const label = (i: number) => (i % 3 === 0 ? 1 : 0);
   const splitOf = (i: number) => (i % 5 === 0 ? 'test' : 'train');
   const file = makeCsv(n, group, label, splitOf);
-  const spec: DataSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 7 };
+  const spec: LoadSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 7 };
   const d = await loadDataset(spec, model);
   assert.equal(d.record.split.validationDrawnFromTrain, true);
   // test rows are exactly the column's test rows; validation only from train rows
@@ -101,7 +101,7 @@ test('no split column: seeded splits stratified by subgroup × label, exact over
   const group = (i: number) => ['a', 'b', 'c'][i % 3];
   const label = (i: number) => (i % 7 < 2 ? 1 : 0);
   const file = makeCsv(n, group, label);
-  const spec: DataSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 42 };
+  const spec: LoadSpec = { csvPath: file, label: 'y', groups: ['g'], seed: 42 };
   const d = await loadDataset(spec, model);
   assert.equal(d.record.split.source, 'seeded');
   assert.equal(d.record.split.seed, 42);

@@ -90,7 +90,7 @@ test('cancel stops the engine within the point under way and keeps the finished 
 test('a bad CSV fails the engine with the message that names the column', async () => {
   const dir = tempDir();
   const { csv, modelPath } = await makeFixture(dir, 200);
-  const run = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { label: 'decisoin' }), {
+  const run = new EngineRun(request(modelPath, csv, path.join(dir, 'out'), { data: { label: 'decisoin' } }), {
     enginePath,
     onEvent: () => {},
   });

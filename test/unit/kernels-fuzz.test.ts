@@ -33,10 +33,10 @@ import { initBackend } from '../../src/core/backend';
 import { convStepFor } from '../../src/core/conv-step';
 import { denseStepFor } from '../../src/core/dense-step';
 import { createAdam } from '../../src/core/kernels/adam';
-import { lossTargets, weightedCrossEntropy, weightedCrossEntropyOnHost } from '../../src/core/losses';
+import { lossTargets, weightedCrossEntropy } from '../../src/core/losses';
 import { Rng } from '../../src/core/rng';
 import type { Task } from '../../src/protocol/results';
-import { firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff } from '../wasm-reference';
+import { firstNonFinite, poisonHeapOutputs, referenceOnCpu, scaledDiff, tfjsPathGradients } from '../wasm-reference';
 
 const CASES = Number(process.env.FAIRPRUNE_FUZZ_CASES ?? 300);
 const SEED = Number(process.env.FAIRPRUNE_FUZZ_SEED ?? 25);
@@ -332,22 +332,9 @@ async function runCase(index: number): Promise<Outcome> {
         );
         // The tfjs path, as training runs it on wasm.
         {
-          const { value, grads } = tf.variableGrads(
-            () =>
-              weightedCrossEntropyOnHost(
-                s.task,
-                model.apply(x, { training: true }) as tf.Tensor2D,
-                targets,
-                sampleWeights,
-                rows,
-              ),
-            variables,
-          );
-          compareLoss('tfjs path', value.dataSync()[0]);
-          variables.forEach((v, i) =>
-            compare(`tfjs path gradient ${i} (${v.name})`, grads[v.name].dataSync(), ref.grads[i]),
-          );
-          tf.dispose([value, grads]);
+          const tfjs = tfjsPathGradients(model, x, s.task, targets, sampleWeights, variables);
+          compareLoss('tfjs path', tfjs.loss);
+          variables.forEach((v, i) => compare(`tfjs path gradient ${i} (${v.name})`, tfjs.grads[i], ref.grads[i]));
         }
         // A subset of the weights with the tensor loss, as the Taylor criterion scores channels.
         {

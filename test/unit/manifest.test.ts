@@ -12,7 +12,8 @@ interface Manifest {
   contributes: {
     commands: { command: string }[];
     configuration: { properties: Record<string, { scope?: string }> };
-    menus: Record<string, { command: string; when?: string }[]>;
+    menus: Record<string, { command: string; when?: string; group?: string }[]>;
+    keybindings: { command: string; key: string; mac?: string; when?: string }[];
     viewsWelcome: { view: string; contents: string }[];
     walkthroughs: {
       id: string;
@@ -44,11 +45,27 @@ test('activation searches no workspace, every setting has its scope, icon and re
 });
 
 test("Cancel shows only while a session runs; Try the Demo is a button in the Sessions view's welcome text", () => {
-  const cancel = Object.values(manifest.contributes.menus)
+  const menus = manifest.contributes.menus;
+  const cancel = Object.values(menus)
     .flat()
     .filter((m) => m.command === 'fairPrune.cancel');
-  assert.ok(cancel.length >= 2);
   for (const m of cancel) assert.match(m.when ?? '', /fairPrune\.sessionRunning/);
+  // In the palette, in the Sessions view's title bar, and inline on the running session's item.
+  assert.ok(menus.commandPalette.some((m) => m.command === 'fairPrune.cancel'));
+  assert.ok(
+    menus['view/title'].some((m) => m.command === 'fairPrune.cancel' && /view == fairPrune\.sessions/.test(m.when!)),
+  );
+  assert.ok(
+    menus['view/item/context'].some(
+      (m) =>
+        m.command === 'fairPrune.cancel' && m.group === 'inline' && /viewItem == fairPrune\.running\b/.test(m.when!),
+    ),
+  );
+  // Its keybinding works only while a session runs.
+  const keys = manifest.contributes.keybindings.filter((k) => k.command === 'fairPrune.cancel');
+  assert.equal(keys.length, 1);
+  assert.equal(keys[0].when, 'fairPrune.sessionRunning');
+  assert.ok(keys[0].key && keys[0].mac);
   const welcome = manifest.contributes.viewsWelcome.find((w) => w.view === 'fairPrune.sessions')!;
   assert.match(welcome.contents, /\[Try the Demo\]\(command:fairPrune\.tryDemo\)/);
 });

@@ -138,11 +138,7 @@ test('Try the Demo in dist/engine.js without sharp: the data set and dense model
     path.join(folder, 'data', 'data.csv'),
     path.join(dir, '.fairprune'),
     {
-      label: 'digit',
-      groups: ['ink'],
-      features: undefined,
-      ignore: undefined,
-      splitColumn: undefined,
+      data: { label: 'digit', groups: ['ink'], features: undefined, ignore: undefined, splitColumn: undefined },
       sparsities: [0.8],
       losses: ['ce'],
       epochs: 1,

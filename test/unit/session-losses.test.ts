@@ -190,8 +190,7 @@ function theSession(task: Task = 'binary'): Promise<Run> {
         task === 'binary' ? await makeFixture(dir, 600, 'plain') : await threeClassFixture(dir);
       const out = path.join(dir, '.fairprune');
       const req = request(modelPath, csv, out, {
-        ignore: undefined,
-        splitColumn: 'split',
+        data: { ignore: undefined, splitColumn: 'split' },
         sparsities: [0.9],
         losses: [...LOSS_NAMES],
         epochs: 1,

@@ -180,7 +180,7 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
     request(modelPath, csv, path.join(dir, '.fairprune'), {
       sparsities: [0.5],
       losses: ['ce'],
-      splitColumn: undefined,
+      data: { splitColumn: undefined },
       reuseSplitFrom: sessionDir,
     }),
     {},
@@ -201,13 +201,11 @@ test('a session on a model trained elsewhere: every per-group number is reproduc
   assert.deepEqual(pre.label.classes, ['approved', 'denied']);
   const onPruned = await runSession(
     request(path.join(pointDir, 'model.json'), csv, path.join(dir, 'on-pruned'), {
-      features: undefined,
-      ignore: undefined,
+      data: { features: undefined, ignore: undefined, splitColumn: undefined },
       sparsities: [0.5],
       losses: ['ce'],
       epochs: 1,
       reuseSplitFrom: sessionDir,
-      splitColumn: undefined,
     }),
     {},
   );
@@ -247,11 +245,11 @@ test('bad input fails before any session folder is made, naming the column', asy
   const { csv, modelPath } = await makeFixture(dir, 200);
   const out = path.join(dir, 'out');
   await assert.rejects(
-    runSession(request(modelPath, csv, out, { groups: ['regoin'] })),
+    runSession(request(modelPath, csv, out, { data: { groups: ['regoin'] } })),
     (e: unknown) => e instanceof UserError && /regoin/.test((e as Error).message),
   );
   await assert.rejects(
-    runSession(request(modelPath, csv, out, { features: ['x1', 'x2'] })),
+    runSession(request(modelPath, csv, out, { data: { features: ['x1', 'x2'] } })),
     (e: unknown) => e instanceof UserError && /2/.test((e as Error).message) && /3/.test((e as Error).message),
   );
   assert.ok(!fs.existsSync(path.join(out, 'sessions')) || fs.readdirSync(path.join(out, 'sessions')).length === 0);

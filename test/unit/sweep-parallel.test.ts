@@ -224,12 +224,8 @@ test(
             losses: ['ce', 'pw'],
             epochs: 1,
             workers,
+            data: { label: 'digit', groups: ['ink'], features: undefined, ignore: undefined, splitColumn: undefined },
           }),
-          label: 'digit',
-          groups: ['ink'],
-          features: undefined,
-          ignore: undefined,
-          splitColumn: undefined,
           backend: 'wasm',
         },
         {

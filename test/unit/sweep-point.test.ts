@@ -73,9 +73,7 @@ test("CEAG measures its gaps against the dense model's own right and wrong rows;
   const { csv, modelPath, features } = await rightNorthWrongSouth(dir);
   const results = await runSession(
     request(modelPath, csv, path.join(dir, '.fairprune'), {
-      features,
-      ignore: undefined,
-      splitColumn: 'split',
+      data: { features, ignore: undefined, splitColumn: 'split' },
       sparsities: [0.5],
       losses: ['ceag'],
       epochs: 1,

@@ -14,12 +14,12 @@ import { isMissing, parseNumber } from './csv';
 import { ImageJob, loadImages, probeImage } from './images';
 import { ColumnTransform, Preprocessing, outputFeatureNames, outputWidth, preprocessingJson } from './preprocessing';
 import { SPLIT_CODE, assignmentString, splitCounts } from './splits';
-import { DataSpec, Prepared, missingError, prepare } from './columns';
+import { LoadSpec, Prepared, missingError, prepare } from './columns';
 import { compareText, mapLabels } from './labels';
 import { assignGroups, assignSplit } from './groups';
 import { applyTransforms, preprocessedFeatures, rawFeatures, refuseStrayTexts } from './features';
 
-export type { DataSpec };
+export type { LoadSpec };
 
 export interface ModelInput {
   /** without batch dim, e.g. [8] or [28,28,1] */
@@ -100,26 +100,7 @@ function buildDataset(
     values: Object.fromEntries(groupColumns.map((col, j) => [col, c.groupTuples[g][j]])),
     counts: { train: 0, validation: 0, test: 0 },
   }));
-  const splitNames: SplitName[] = ['train', 'validation', 'test'];
-  const classTest = new Array<number>(c.mapping.classes.length).fill(0);
-  for (let r = 0; r < p.rows; r++) {
-    groups[c.groupIds[r]].counts[splitNames[c.split[r]]]++;
-    if (c.split[r] === 2) classTest[c.labels[r]]++;
-  }
-  if (groups.length > 50)
-    p.warnings.push(
-      `The subgroup columns give ${groups.length} groups; most will be small. Consider fewer or coarser subgroup columns.`,
-    );
-  for (const g of groups) {
-    if (g.counts.test < SMALL_GROUP_TEST_SAMPLES) {
-      p.warnings.push(
-        `Group '${g.name}' has ${g.counts.test} test samples (fewer than ${SMALL_GROUP_TEST_SAMPLES}): its numbers are uncertain.`,
-      );
-    }
-  }
-  classTest.forEach((n, i) => {
-    if (n === 0) p.warnings.push(`Class '${c.mapping.classes[i]}' has no test samples.`);
-  });
+  countAndWarn(c, groups);
   const record: DataRecord = {
     path: path.resolve(p.file),
     sha256: p.csvSha,
@@ -185,6 +166,69 @@ function buildDataset(
     },
   };
   return ds;
+}
+
+/** Counts each group's rows per split; warns of many groups, small test groups, classes absent from test. */
+function countAndWarn(c: Common, groups: GroupInfo[]): void {
+  const { p } = c;
+  const splitNames: SplitName[] = ['train', 'validation', 'test'];
+  const classTest = new Array<number>(c.mapping.classes.length).fill(0);
+  for (let r = 0; r < p.rows; r++) {
+    groups[c.groupIds[r]].counts[splitNames[c.split[r]]]++;
+    if (c.split[r] === 2) classTest[c.labels[r]]++;
+  }
+  if (groups.length > 50)
+    p.warnings.push(
+      `The subgroup columns give ${groups.length} groups; most will be small. Consider fewer or coarser subgroup columns.`,
+    );
+  for (const g of groups) {
+    if (g.counts.test < SMALL_GROUP_TEST_SAMPLES) {
+      p.warnings.push(
+        `Group '${g.name}' has ${g.counts.test} test samples (fewer than ${SMALL_GROUP_TEST_SAMPLES}): its numbers are uncertain.`,
+      );
+    }
+  }
+  classTest.forEach((n, i) => {
+    if (n === 0) p.warnings.push(`Class '${c.mapping.classes[i]}' has no test samples.`);
+  });
+}
+
+/**
+ * How one feature column becomes model inputs, fitted on the train rows: numbers standardised,
+ * text one-hot over its train categories. A missing value or stray text is an error naming its row.
+ */
+function fitTransform(c: Common, k: number): ColumnTransform {
+  const { p } = c;
+  const column = p.table.columns[k];
+  let numeric = true;
+  for (let r = 0; r < p.rows; r++) {
+    const v = p.table.rows[r][k];
+    if (isMissing(v)) throw missingError(p, r, column, 'feature');
+    if (numeric && Number.isNaN(parseNumber(v))) numeric = false;
+  }
+  if (!numeric) refuseStrayTexts(p, k);
+  if (numeric) {
+    let n = 0;
+    let mean = 0;
+    let m2 = 0;
+    for (let r = 0; r < p.rows; r++) {
+      if (c.split[r] !== 0) continue;
+      const v = parseNumber(p.table.rows[r][k]);
+      n++;
+      const d = v - mean;
+      mean += d / n;
+      m2 += d * (v - mean);
+    }
+    let std = Math.sqrt(m2 / n);
+    if (!(std > 1e-12)) {
+      p.warnings.push(`Column '${column}' is constant on the train rows: it is centred but not scaled.`);
+      std = 1;
+    }
+    return { column, kind: 'standardize', mean, std };
+  }
+  const cats = new Set<string>();
+  for (let r = 0; r < p.rows; r++) if (c.split[r] === 0) cats.add(p.table.rows[r][k]);
+  return { column, kind: 'onehot', categories: [...cats].sort(compareText) };
 }
 
 function product(shape: number[]): number {
@@ -261,7 +305,7 @@ function checkNoFeaturesForImages(p: Prepared): void {
  *  `fairprune train` saved beside the model), it is applied; else feature values go in exactly as
  *  they are in the CSV. */
 export async function loadDataset(
-  spec: DataSpec,
+  spec: LoadSpec,
   model: ModelInput,
   preprocessing?: { path: string; value: Preprocessing },
 ): Promise<Dataset> {
@@ -296,7 +340,7 @@ export async function loadDataset(
 /** The images of the image column at the model's input size, scaled as the model was trained (or by --pixel-scale). */
 async function imageInputs(
   p: Prepared,
-  spec: DataSpec,
+  spec: LoadSpec,
   model: ModelInput,
   preprocessing: { path: string; value: Preprocessing } | undefined,
 ): Promise<{ x: Float32Array; column: string; pixelScale: number }> {
@@ -354,7 +398,7 @@ async function imageInputs(
  *  rows only, and returns the dataset with the fitted preprocessing applied, plus the preprocessing
  *  to save beside the model. */
 export async function loadDatasetForTraining(
-  spec: DataSpec,
+  spec: LoadSpec,
   options: { imageShape?: number[] } = {},
 ): Promise<{ dataset: Dataset; preprocessing: Preprocessing }> {
   const p = prepare(spec);
@@ -408,38 +452,7 @@ export async function loadDatasetForTraining(
       fix: 'check --ignore and --features.',
     });
   }
-  const cols: ColumnTransform[] = featureCols.map((k) => {
-    const column = p.table.columns[k];
-    let numeric = true;
-    for (let r = 0; r < p.rows; r++) {
-      const v = p.table.rows[r][k];
-      if (isMissing(v)) throw missingError(p, r, column, 'feature');
-      if (numeric && Number.isNaN(parseNumber(v))) numeric = false;
-    }
-    if (!numeric) refuseStrayTexts(p, k);
-    if (numeric) {
-      let n = 0;
-      let mean = 0;
-      let m2 = 0;
-      for (let r = 0; r < p.rows; r++) {
-        if (c.split[r] !== 0) continue;
-        const v = parseNumber(p.table.rows[r][k]);
-        n++;
-        const d = v - mean;
-        mean += d / n;
-        m2 += d * (v - mean);
-      }
-      let std = Math.sqrt(m2 / n);
-      if (!(std > 1e-12)) {
-        p.warnings.push(`Column '${column}' is constant on the train rows: it is centred but not scaled.`);
-        std = 1;
-      }
-      return { column, kind: 'standardize', mean, std };
-    }
-    const cats = new Set<string>();
-    for (let r = 0; r < p.rows; r++) if (c.split[r] === 0) cats.add(p.table.rows[r][k]);
-    return { column, kind: 'onehot', categories: [...cats].sort(compareText) };
-  });
+  const cols: ColumnTransform[] = featureCols.map((k) => fitTransform(c, k));
   const width = outputWidth(cols);
   const x = new Float32Array(p.rows * width);
   applyTransforms(p, cols, featureCols, x);

@@ -1,6 +1,6 @@
 /** The data contract (docs/data-contract.md): CSV and images → model inputs, labels, subgroups, splits. */
 export { loadDataset, loadDatasetForTraining, SMALL_GROUP_TEST_SAMPLES, DEFAULT_PIXEL_SCALE } from './dataset';
-export type { DataSpec, ModelInput, Dataset } from './dataset';
+export type { LoadSpec, ModelInput, Dataset } from './dataset';
 export { readCsvHeader, parseCsv, readCsvFile, isMissing, parseNumber, IMAGE_FILE } from './csv';
 export type { CsvHeader, ColumnSummary, CsvTable } from './csv';
 export {
