@@ -17,13 +17,23 @@
  * the moving statistics move towards them by 1 − momentum each step (assigned to their variables, as
  * `model.apply(x, { training: true })` writes them).
  *
+ * MobileNets too: a depthwise convolution is three kernels of its own (`depthwise_conv2d` and its two
+ * gradients), and relu6 (ReLU with maxValue 6) runs inside the batch normalization or add before it as relu does.
+ *
+ * Channels need not come in fours (MobileNet at width 0.35 has 11, 22, 44, 89, … of them): on the heap every
+ * tensor's channels are padded to a multiple of 4 (`heapShapesOf`), the padded filters, γ, β and biases zero,
+ * so the padded channels hold zeros all the way (a zero channel normalizes to β = 0) and their gradients,
+ * zeros too, are dropped. The kernels stay as they are, all in fours; the weights are copied padded each step
+ * (a small fraction of the step). The input keeps its channels where only convolutions read it (they take any
+ * input channels), so a first layer on RGB images does no work for a fourth channel.
+ *
  * What it takes (anything else keeps the tfjs path, and `graphPlanOf` names the first layer it does not
  * take): one input [H, W, C] and one output; Conv2D (channels last, dilation 1, 'same' or 'valid', any
- * strides and size, relu or linear, filters in fours, input channels in fours after the first layer),
- * BatchNormalization over the last axis (channels in fours, with γ and β), Activation relu or linear, ReLU, Add,
- * GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map, Flatten, and
- * Dense layers (relu or linear; inputs in fours; the last any width) ending the model. Every layer
- * trainable and called once.
+ * strides and size, relu or linear), DepthwiseConv2D (depth multiplier 1, otherwise as Conv2D but linear),
+ * BatchNormalization over the last axis (with γ and β), Activation relu, relu6 or linear, ReLU (plain or
+ * capped at 6), Add, ZeroPadding2D, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map,
+ * Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any width)
+ * ending the model. Every layer trainable and called once.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -37,6 +47,7 @@ import {
   conv2dSimd,
   reluGradSimd,
   simdKernels,
+  type DepthwiseDims,
   type SimdExports,
 } from './kernels/simd-kernels';
 import { sumLeadingAxesOnHeap } from './kernels/sum';
@@ -48,7 +59,7 @@ interface NodeBase {
   name: string;
   /** Indices of the nodes whose outputs this one takes, in order. */
   inputs: number[];
-  /** The output's shape without the batch. */
+  /** The output's shape without the batch (on the heap, see `heapShapesOf`). */
   shape: number[];
 }
 
@@ -64,6 +75,17 @@ export type GraphNode = NodeBase &
         activation: Activation;
       }
     | {
+        kind: 'depthwise';
+        /** [fh, fw, C, 1]. */
+        kernel: tf.Variable;
+        bias: tf.Variable | null;
+        strides: [number, number];
+        padding: 'same' | 'valid';
+        /** Where the filter starts above and left of each output pixel's input. */
+        top: number;
+        left: number;
+      }
+    | {
         kind: 'batchnorm';
         gamma: tf.Variable;
         beta: tf.Variable;
@@ -73,9 +95,18 @@ export type GraphNode = NodeBase &
         momentum: number;
         /** A relu after it, run in the same pass. */
         relu: boolean;
+        /** That relu is capped at 6 (relu6). */
+        relu6: boolean;
       }
-    | { kind: 'add'; relu: boolean }
-    | { kind: 'relu'; /** Run inside the batch normalization or add before it. */ fused: boolean }
+    | { kind: 'add'; relu: boolean; relu6: boolean }
+    | { kind: 'zeropad'; top: number; left: number }
+    | {
+        kind: 'relu';
+        /** Run inside the batch normalization or add before it. */
+        fused: boolean;
+        /** Capped at 6: relu6, MobileNet's. */
+        relu6: boolean;
+      }
     | { kind: 'globalAvgPool' }
     | { kind: 'flatten' }
     | { kind: 'dense'; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation }
@@ -151,8 +182,7 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         return stop(layer, 'is dilated or channels-first');
       if (padding !== 'same' && padding !== 'valid') return stop(layer, `has padding '${String(padding)}'`);
       if (activation !== 'relu' && activation !== 'linear') return stop(layer, `has activation '${activation}'`);
-      if (ci !== shape[2] || co % 4 !== 0 || (nodes[ins[0]].kind !== 'input' && ci % 4 !== 0))
-        return stop(layer, `has ${ci} → ${co} channels (the step takes multiples of 4)`);
+      if (ci !== shape[2]) return stop(layer, `has ${ci} input channels where its input has ${shape[2]}`);
       if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, co))
         return stop(layer, 'has weights the step does not know');
       const info = tf.backend_util.computeConv2DInfo(
@@ -177,12 +207,49 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         shape: [info.outHeight, info.outWidth, co],
       });
       variables.push(kernel, ...(bias ? [bias] : []));
+    } else if (cls === 'DepthwiseConv2D') {
+      const kernel = weightNamed(layer, /depthwise_kernel$/);
+      const bias = weightNamed(layer, /bias$/);
+      if (shape.length !== 3 || !kernel || kernel.dtype !== 'float32' || kernel.shape.length !== 4)
+        return stop(layer, 'is not a depthwise convolution over images');
+      const [fh, fw, C, multiplier] = kernel.shape;
+      const strides = pair(cfg.strides);
+      const padding = cfg.padding;
+      if (multiplier !== 1 || C !== shape[2]) return stop(layer, `has a depth multiplier of ${multiplier}`);
+      if (cfg.dataFormat !== 'channelsLast' || pair(cfg.dilationRate ?? 1).some((d) => d !== 1))
+        return stop(layer, 'is dilated or channels-first');
+      if (padding !== 'same' && padding !== 'valid') return stop(layer, `has padding '${String(padding)}'`);
+      if (activation !== 'linear') return stop(layer, `has activation '${activation}'`);
+      if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, C))
+        return stop(layer, 'has weights the step does not know');
+      const info = tf.backend_util.computeConv2DInfo(
+        [1, shape[0], shape[1], C],
+        [fh, fw, C, 1],
+        strides,
+        1,
+        padding,
+        undefined,
+        true,
+        'channelsLast',
+      );
+      if (info.outHeight <= 0 || info.outWidth <= 0) return stop(layer, 'has an empty output');
+      add({
+        ...base,
+        kind: 'depthwise',
+        kernel,
+        bias,
+        strides,
+        padding,
+        top: info.padInfo.top,
+        left: info.padInfo.left,
+        shape: [info.outHeight, info.outWidth, C],
+      });
+      variables.push(kernel, ...(bias ? [bias] : []));
     } else if (cls === 'BatchNormalization') {
       const C = shape[shape.length - 1];
       const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
       if (shape.length !== 3 || axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3))
         return stop(layer, 'does not normalize the channels of images');
-      if (C % 4 !== 0) return stop(layer, `has ${C} channels (the step takes multiples of 4)`);
       // Without γ or β, tfjs-layers 4.22 cannot train the layer itself (it reads the missing weight).
       if (cfg.scale === false || cfg.center === false) return stop(layer, 'has no scale or no offset');
       const gamma = weightNamed(layer, /gamma$/);
@@ -202,27 +269,28 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         epsilon: Number(cfg.epsilon ?? 1e-3),
         momentum: Number(cfg.momentum ?? 0.99),
         relu: false,
+        relu6: false,
         shape,
       });
       variables.push(gamma, beta);
     } else if (cls === 'Activation' || cls === 'ReLU') {
-      const relu =
-        cls === 'ReLU'
-          ? cfg.maxValue == null && !Number(cfg.negativeSlope ?? 0) && !Number(cfg.threshold ?? 0)
-          : activation === 'relu';
-      if (!relu && (cls === 'ReLU' || activation !== 'linear'))
-        return stop(layer, cls === 'ReLU' ? 'is a capped or leaky relu' : `has activation '${activation}'`);
-      if (!relu)
+      const plain = !Number(cfg.negativeSlope ?? 0) && !Number(cfg.threshold ?? 0);
+      const relu = cls === 'ReLU' ? plain && cfg.maxValue == null : activation === 'relu';
+      const relu6 = cls === 'ReLU' ? plain && Number(cfg.maxValue) === 6 : activation === 'relu6';
+      if (!relu && !relu6 && (cls === 'ReLU' || activation !== 'linear'))
+        return stop(
+          layer,
+          cls === 'ReLU' ? 'is a leaky relu or one capped at other than 6' : `has activation '${activation}'`,
+        );
+      if (!relu && !relu6)
         nodeOf.set(layer, ins[0]); // linear: the same tensor
-      else add({ ...base, kind: 'relu', fused: false, shape });
+      else add({ ...base, kind: 'relu', fused: false, relu6, shape });
     } else if (cls === 'Add') {
       if (ins.length < 2 || ins.some((i) => nodes[i].shape.join() !== shape.join()))
         return stop(layer, 'adds tensors of different shapes');
-      if (shape[shape.length - 1] % 4 !== 0) return stop(layer, 'adds tensors whose channels are not a multiple of 4');
-      add({ ...base, kind: 'add', relu: false, shape });
+      add({ ...base, kind: 'add', relu: false, relu6: false, shape });
     } else if (cls === 'GlobalAveragePooling2D' || cls === 'AveragePooling2D') {
-      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast' || shape[2] % 4 !== 0)
-        return stop(layer, 'does not pool images of channels in fours');
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast') return stop(layer, 'does not pool images');
       if (cls === 'AveragePooling2D') {
         const [ph, pw] = pair(cfg.poolSize);
         const [sh, sw] = pair(cfg.strides ?? cfg.poolSize);
@@ -233,7 +301,18 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         if (cfg.keepDims) return stop(layer, 'keeps its dimensions');
         add({ ...base, kind: 'globalAvgPool', shape: [shape[2]] });
       }
+    } else if (cls === 'ZeroPadding2D') {
+      // Keras' MobileNet pads before each stride-2 depthwise convolution ('valid') with ((0, 1), (0, 1)).
+      const p = cfg.padding as [number, number][] | undefined;
+      const [[top, bottom], [left, right]] = Array.isArray(p) && p.length === 2 ? p : [pair(p ?? 1), pair(p ?? 1)];
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast' || [top, bottom, left, right].some((d) => !(d >= 0)))
+        return stop(layer, 'does not pad channels-last images');
+      add({ ...base, kind: 'zeropad', top, left, shape: [shape[0] + top + bottom, shape[1] + left + right, shape[2]] });
     } else if (cls === 'Flatten') {
+      // On the heap a map's channels are padded; flattened, the padding would sit between the features.
+      const flat = shape.length !== 3 || shape[2] % 4 === 0 || shape[0] * shape[1] === 1;
+      if (!flat && nodes[ins[0]].kind !== 'input')
+        return stop(layer, `flattens a map of ${shape[2]} channels (the step takes multiples of 4, or one pixel)`);
       add({ ...base, kind: 'flatten', shape: [shape.reduce((a, d) => a * d, 1)] });
     } else if (cls === 'Dense') {
       const kernel = weightNamed(layer, /kernel$/);
@@ -246,7 +325,8 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         kernel.shape[0] !== shape[0]
       )
         return stop(layer, 'is not a dense layer on flat features');
-      if (shape[0] % 4 !== 0) return stop(layer, `takes ${shape[0]} inputs (the step takes multiples of 4)`);
+      if (widthOnHeap(nodes, ins[0]) % 4 !== 0)
+        return stop(layer, `takes ${shape[0]} inputs (the step takes multiples of 4)`);
       if (activation !== 'relu' && activation !== 'linear') return stop(layer, `has activation '${activation}'`);
       const units = kernel.shape[1] as number;
       if (layer.weights.length !== (bias ? 2 : 1) || !float32Of(bias, units))
@@ -266,6 +346,12 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
   if (nodes.some((n, i) => i !== out && n.kind !== 'input' && !uses.has(i)))
     return { unsupported: "a layer's output is not used on the way to the model's output" };
   if (nodes[out] !== nodes[nodes.length - 1]) return { unsupported: 'the output is not the last layer' };
+  const heap = heapShapesOf(nodes);
+  const flattened = nodes.find(
+    (n) => n.kind === 'flatten' && heap[n.inputs[0]].join() !== nodes[n.inputs[0]].shape.join(),
+  );
+  if (flattened && sizeOf(nodes[flattened.inputs[0]].shape.slice(0, -1)) !== 1)
+    return { unsupported: `layer '${flattened.name}' (Flatten) flattens images whose channels other layers pad` };
   // A relu whose input nothing else reads runs inside the batch normalization or add before it.
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i];
@@ -273,10 +359,38 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
     const before = nodes[n.inputs[0]];
     if ((before.kind === 'batchnorm' || before.kind === 'add') && uses.get(n.inputs[0]) === 1 && !before.relu) {
       before.relu = true;
+      before.relu6 = n.relu6;
       n.fused = true;
     }
   }
   return { nodes, variables };
+}
+
+const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
+const padLast = (shape: number[]) => [...shape.slice(0, -1), ceil4(shape[shape.length - 1])];
+const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+
+/**
+ * Each node's output shape on the heap (without the batch): the channels (the last axis) padded to a multiple
+ * of 4, the padding zeros. The input is padded only where a layer other than a convolution or a flatten reads
+ * it; a flatten keeps its input's layout.
+ */
+export function heapShapesOf(nodes: GraphNode[]): number[][] {
+  const padInput = nodes.some(
+    (n) => n.inputs.includes(0) && n.kind !== 'conv' && n.kind !== 'flatten' && nodes[0].shape[2] % 4 !== 0,
+  );
+  const shapes: number[][] = [];
+  for (const n of nodes) {
+    if (n.kind === 'input') shapes.push(padInput ? padLast(n.shape) : n.shape);
+    else if (n.kind === 'flatten') shapes.push([sizeOf(shapes[n.inputs[0]])]);
+    else shapes.push(padLast(n.shape));
+  }
+  return shapes;
+}
+
+/** The width on the heap of the flat features node `i` (of the nodes so far) makes. */
+function widthOnHeap(nodes: GraphNode[], i: number): number {
+  return sizeOf(heapShapesOf(nodes.slice(0, i + 1))[i]);
 }
 
 /**
@@ -295,11 +409,16 @@ export function graphStepFor(model: tfl.LayersModel, variables: tf.Variable[]): 
 }
 
 export class GraphStep {
+  /** Each node's output shape on the heap (`heapShapesOf`). */
+  private readonly layout: number[][];
+
   constructor(
     private readonly heap: WasmBackendInternals,
     private readonly kernels: SimdExports,
     readonly nodes: GraphNode[],
-  ) {}
+  ) {
+    this.layout = heapShapesOf(nodes);
+  }
 
   /**
    * One step's loss (the batch mean of the weighted cross-entropy) and the gradients of every variable,
@@ -319,72 +438,133 @@ export class GraphStep {
     const k = this.kernels;
     const backend = tf.backend();
     const nodes = this.nodes;
+    const layout = this.layout;
     const B = rows.length;
     const inputShape = nodes[0].shape;
-    const size = inputShape.reduce((a, d) => a * d, 1);
+    const size = sizeOf(inputShape);
     if (x.dtype !== 'float32' || x.size !== x.shape[0] * size || x.shape.slice(1).some((d, i) => d !== inputShape[i])) {
       throw new Error(`graph step: the samples are [${x.shape}], the model takes [${inputShape}]`);
     }
     const at = (t: tf.TensorInfo) => heapOffset(heap, t);
     const moving: { v: tf.Variable; value: tf.TensorInfo }[] = [];
+    const act = (n: { relu: boolean; relu6: boolean }) => (n.relu ? (n.relu6 ? 2 : 1) : 0);
     return onHeap(heap, 'graph step', ({ keep, give, grads }) => {
       const outs: tf.TensorInfo[] = [];
+      // A variable as the heap tensors take it: padded with zeros to `shape` where that differs.
+      const padded = (v: tf.Variable, shape: number[]): tf.TensorInfo => {
+        if (shape.join() === v.shape.join()) return v;
+        const t = keep(heap.makeOutput(shape, 'float32'), `${v.name} padded`);
+        const to = heapView(heap, t) as Float32Array;
+        to.fill(0);
+        copyCorner(heapView(heap, v) as Float32Array, v.shape, to, shape);
+        return t;
+      };
+      // A gradient computed for the padded variable, handed back at the variable's own shape.
+      const variableOf = new Map<string, tf.Variable>();
+      for (const n of nodes)
+        for (const v of [(n as { kernel?: tf.Variable }).kernel, (n as { bias?: tf.Variable | null }).bias])
+          if (v) variableOf.set(v.name, v);
+      const giveCropped = (v: tf.Variable, t: tf.TensorInfo) => {
+        const real = variableOf.get(v.name) ?? v;
+        if (t.shape.join() === real.shape.join()) return give(real, t);
+        keep(t, `${v.name}'s padded gradient`);
+        const out = heap.makeOutput(real.shape.slice(), 'float32');
+        copyCorner(heapView(heap, t) as Float32Array, t.shape, heapView(heap, out) as Float32Array, real.shape);
+        give(real, out);
+      };
+      // Per node, its weights as padded for the heap.
+      const kernelOf: (tf.TensorInfo | null)[] = [];
+      const biasOf: (tf.TensorInfo | null)[] = [];
       // Per batch normalization: its batch mean and 1/√(variance + ε).
       const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo }[] = [];
-      const input = keep(heap.makeOutput([B, ...inputShape], 'float32'), 'the batch');
+      const input = keep(heap.makeOutput([B, ...layout[0]], 'float32'), 'the batch');
       const xv = heapView(heap, x) as Float32Array;
       const bv = heapView(heap, input) as Float32Array;
-      for (let r = 0; r < B; r++) bv.set(xv.subarray(rows[r] * size, (rows[r] + 1) * size), r * size);
+      const sizeP = sizeOf(layout[0]);
+      if (sizeP !== size) bv.fill(0);
+      for (let r = 0; r < B; r++) {
+        const sample = xv.subarray(rows[r] * size, (rows[r] + 1) * size);
+        if (sizeP === size) bv.set(sample, r * size);
+        else {
+          const pixels = size / inputShape[2];
+          const to = bv.subarray(r * sizeP, (r + 1) * sizeP);
+          copyCorner(sample, [pixels, inputShape[2]], to, [pixels, layout[0][2]]);
+        }
+      }
 
       // Forward.
       for (let i = 0; i < nodes.length; i++) {
         const n = nodes[i];
         const a = outs[n.inputs[0]];
+        const C = layout[i][layout[i].length - 1];
         switch (n.kind) {
           case 'input':
             outs[i] = input;
             break;
-          case 'conv':
+          case 'conv': {
+            const [fh, fw] = n.kernel.shape;
+            kernelOf[i] = padded(n.kernel, [fh, fw, a.shape[3], C]);
+            biasOf[i] = n.bias && padded(n.bias, [C]);
             outs[i] = keep(
               conv2dSimd(
                 backend,
                 a,
-                n.kernel,
+                kernelOf[i]!,
                 { strides: n.strides, pad: n.padding },
-                { bias: n.bias ?? undefined, activation: n.activation },
+                { bias: biasOf[i] ?? undefined, activation: n.activation },
               ),
               `${n.name}'s convolution`,
             );
             break;
+          }
+          case 'depthwise': {
+            const [fh, fw] = n.kernel.shape;
+            const [H, W] = a.shape.slice(1);
+            const [oh, ow] = n.shape;
+            kernelOf[i] = padded(n.kernel, [fh, fw, C, 1]);
+            biasOf[i] = n.bias && padded(n.bias, [C]);
+            const y = keep(heap.makeOutput([B, oh, ow, C], 'float32'), `${n.name}'s output`);
+            k.depthwise_conv2d(
+              at(a),
+              at(kernelOf[i]!),
+              biasOf[i] ? at(biasOf[i]!) : 0,
+              at(y),
+              ...([B, H, W, C, oh, ow, fh, fw, n.strides[0], n.strides[1], n.top, n.left] as DepthwiseDims),
+            );
+            outs[i] = y;
+            break;
+          }
           case 'batchnorm': {
-            const C = n.shape[2];
             const rowsOf = B * n.shape[0] * n.shape[1];
             const mean = keep(heap.makeOutput([C], 'float32'), `${n.name}'s mean`);
             const variance = keep(heap.makeOutput([C], 'float32'), `${n.name}'s variance`);
             const inv = keep(heap.makeOutput([C], 'float32'), `${n.name}'s inverse deviation`);
             const scale = keep(heap.makeOutput([C], 'float32'), `${n.name}'s scale`);
-            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s output`);
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
+            kernelOf[i] = padded(n.gamma, [C]);
+            biasOf[i] = padded(n.beta, [C]);
             k.bn_moments(at(a), at(mean), at(variance), rowsOf, C);
             const vv = heapView(heap, variance) as Float32Array;
             const iv = heapView(heap, inv) as Float32Array;
             const sv = heapView(heap, scale) as Float32Array;
-            const gv = heapView(heap, n.gamma) as Float32Array;
+            const gv = heapView(heap, kernelOf[i]!) as Float32Array;
             for (let c = 0; c < C; c++) {
               iv[c] = 1 / Math.sqrt(vv[c] + n.epsilon);
               sv[c] = iv[c] * gv[c];
             }
-            k.bn_forward(at(a), at(mean), at(scale), at(n.beta), at(y), rowsOf, C, n.relu ? 1 : 0);
+            k.bn_forward(at(a), at(mean), at(scale), at(biasOf[i]!), at(y), rowsOf, C, act(n));
             stats[i] = { mean, inv };
             moving.push({ v: n.movingMean, value: mean }, { v: n.movingVariance, value: variance });
             outs[i] = y;
             break;
           }
           case 'add': {
-            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s sum`);
-            const count = B * n.shape.reduce((p, d) => p * d, 1);
-            k.add_act(at(a), at(outs[n.inputs[1]]), at(y), count, n.relu && n.inputs.length === 2 ? 1 : 0);
-            for (let j = 2; j < n.inputs.length; j++)
-              k.add_act(at(y), at(outs[n.inputs[j]]), at(y), count, n.relu && j === n.inputs.length - 1 ? 1 : 0);
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s sum`);
+            const count = B * sizeOf(layout[i]);
+            const last = n.inputs.length - 1;
+            k.add_act(at(a), at(outs[n.inputs[1]]), at(y), count, last === 1 ? act(n) : 0);
+            for (let j = 2; j <= last; j++)
+              k.add_act(at(y), at(outs[n.inputs[j]]), at(y), count, j === last ? act(n) : 0);
             outs[i] = y;
             break;
           }
@@ -393,26 +573,42 @@ export class GraphStep {
               outs[i] = a;
               break;
             }
-            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s output`);
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
             const from = heapView(heap, a) as Float32Array;
             const to = heapView(heap, y) as Float32Array;
-            for (let j = 0; j < to.length; j++) to[j] = from[j] > 0 ? from[j] : from[j] !== from[j] ? from[j] : 0;
+            const cap = n.relu6 ? 6 : Infinity;
+            for (let j = 0; j < to.length; j++)
+              to[j] = from[j] > 0 ? Math.min(from[j], cap) : from[j] !== from[j] ? from[j] : 0;
             outs[i] = y;
             break;
           }
           case 'globalAvgPool': {
-            const [H, W, C] = nodes[n.inputs[0]].shape;
-            const y = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s output`);
+            const [H, W] = nodes[n.inputs[0]].shape;
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
             k.global_avg_pool(at(a), at(y), B, H * W, C, 0);
             outs[i] = y;
             break;
           }
+          case 'zeropad': {
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
+            const yv = heapView(heap, y) as Float32Array;
+            yv.fill(0);
+            copyWindow(heapView(heap, a) as Float32Array, yv, B, layout[n.inputs[0]], layout[i], n.top, n.left, false);
+            outs[i] = y;
+            break;
+          }
           case 'flatten':
-            outs[i] = { dataId: a.dataId, shape: [B, ...n.shape], dtype: 'float32' };
+            outs[i] = { dataId: a.dataId, shape: [B, ...layout[i]], dtype: 'float32' };
             break;
-          case 'dense':
-            outs[i] = denseForwardOnHeap(heap, a, n as DenseOnHeap, keep);
+          case 'dense': {
+            const K = a.shape[1];
+            const kernel = padded(n.kernel, [K, n.kernel.shape[1] as number]);
+            // A stand-in for the variable where its rows are padded (`giveCropped` finds the variable by name).
+            const standIn = { name: n.kernel.name, shape: kernel.shape, dtype: 'float32', dataId: kernel.dataId };
+            kernelOf[i] = kernel;
+            outs[i] = denseForwardOnHeap(heap, a, denseOf(n, kernel === n.kernel ? n.kernel : standIn), keep);
             break;
+          }
         }
       }
 
@@ -441,14 +637,13 @@ export class GraphStep {
           return;
         }
         const sum = keep(heap.makeOutput(had.shape.slice(), 'float32'), `${nodes[to].name}'s gradient sum`);
-        k.add_act(
-          at(had),
-          at(g),
-          at(sum),
-          had.shape.reduce((p, d) => p * d, 1),
-          0,
-        );
+        k.add_act(at(had), at(g), at(sum), sizeOf(had.shape), 0);
         gOut[to] = sum;
+      };
+      const relu6Grad = (g: tf.TensorInfo, y: tf.TensorInfo, what: string) => {
+        const out = keep(heap.makeOutput(y.shape.slice(), 'float32'), what);
+        k.relu6_grad(at(g), at(y), at(out), sizeOf(y.shape));
+        return out;
       };
       for (let i = nodes.length - 1; i > 0; i--) {
         const n = nodes[i];
@@ -456,29 +651,36 @@ export class GraphStep {
         if (!g) continue; // nothing reaches it (cannot happen in a plan: every node leads to the output)
         const from = n.inputs[0];
         const needInput = nodes[from].kind !== 'input';
+        const C = layout[i][layout[i].length - 1];
         switch (n.kind) {
           case 'conv': {
             const dz =
               n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            const kernel = kernelOf[i]!;
             if (n.bias)
-              give(n.bias, sumLeadingAxesOnHeap(backend, dz, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`));
-            give(
+              giveCropped(
+                n.bias,
+                sumLeadingAxesOnHeap(backend, dz, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`),
+              );
+            giveCropped(
               n.kernel,
-              conv2dBackpropFilterSimd(
-                backend,
-                outs[from],
-                dz,
-                n.kernel.shape as [number, number, number, number],
-                n.strides,
-                n.padding,
-              ) ?? fail(`${n.name}'s filter gradient`),
+              pointwiseFilterGrad(heap, k, outs[from], dz, kernel.shape, n.strides) ??
+                conv2dBackpropFilterSimd(
+                  backend,
+                  outs[from],
+                  dz,
+                  kernel.shape as [number, number, number, number],
+                  n.strides,
+                  n.padding,
+                ) ??
+                fail(`${n.name}'s filter gradient`),
             );
             if (needInput) {
-              const inShape = [B, ...nodes[from].shape] as [number, number, number, number];
+              const inShape = [B, ...layout[from]] as [number, number, number, number];
               pass(
                 from,
                 keep(
-                  conv2dBackpropInputSimd(backend, dz, n.kernel, {
+                  conv2dBackpropInputSimd(backend, dz, kernel, {
                     strides: n.strides,
                     pad: n.padding,
                     inputShape: inShape,
@@ -489,10 +691,38 @@ export class GraphStep {
             }
             break;
           }
+          case 'depthwise': {
+            const [fh, fw] = n.kernel.shape;
+            const [H, W] = layout[from];
+            const [oh, ow] = n.shape;
+            const dims: DepthwiseDims = [B, H, W, C, oh, ow, fh, fw, n.strides[0], n.strides[1], n.top, n.left];
+            if (n.bias)
+              giveCropped(
+                n.bias,
+                sumLeadingAxesOnHeap(backend, g, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`),
+              );
+            const dw = heap.makeOutput([fh, fw, C, 1], 'float32');
+            k.depthwise_conv2d_filter_grad(at(outs[from]), at(g), at(dw), ...dims);
+            giveCropped(n.kernel, dw);
+            if (needInput) {
+              const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
+              if (n.strides[0] === 1 && n.strides[1] === 1) {
+                // Stride 1: the forward kernel over dy with the filter turned by 180°, padded by what the
+                // forward pass's padding leaves of the filter (no scattered read-modify-writes).
+                const flipped = keep(heap.makeOutput([fh, fw, C, 1], 'float32'), `${n.name}'s turned filter`);
+                const src = heapView(heap, kernelOf[i]!) as Float32Array;
+                const dst = heapView(heap, flipped) as Float32Array;
+                for (let t = 0; t < fh * fw; t++) dst.set(src.subarray(t * C, (t + 1) * C), (fh * fw - 1 - t) * C);
+                const turned: DepthwiseDims = [B, oh, ow, C, H, W, fh, fw, 1, 1, fh - 1 - n.top, fw - 1 - n.left];
+                k.depthwise_conv2d(at(g), at(flipped), 0, at(dx), ...turned);
+              } else k.depthwise_conv2d_input_grad(at(g), at(kernelOf[i]!), at(dx), ...dims);
+              pass(from, dx);
+            }
+            break;
+          }
           case 'batchnorm': {
-            const C = n.shape[2];
             const rowsOf = B * n.shape[0] * n.shape[1];
-            const dx = keep(heap.makeOutput([B, ...n.shape], 'float32'), `${n.name}'s input gradient`);
+            const dx = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`);
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
             const { mean, inv } = stats[i];
@@ -502,41 +732,59 @@ export class GraphStep {
               at(outs[from]),
               at(mean),
               at(inv),
-              at(n.gamma),
+              at(kernelOf[i]!),
               at(dx),
               at(dgamma),
               at(dbeta),
               rowsOf,
               C,
-              n.relu ? 1 : 0,
+              act(n),
             );
-            give(n.gamma, dgamma);
-            give(n.beta, dbeta);
+            giveCropped(n.gamma, dgamma);
+            giveCropped(n.beta, dbeta);
             if (needInput) pass(from, dx);
             break;
           }
           case 'add': {
-            const dz = n.relu ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
+            const what = `${n.name}'s relu gradient`;
+            const dz = !n.relu
+              ? g
+              : n.relu6
+                ? relu6Grad(g, outs[i], what)
+                : keep(reluGradSimd(backend, g, outs[i]), what);
             for (const j of n.inputs) pass(j, dz);
             break;
           }
-          case 'relu':
-            pass(from, n.fused ? g : keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`));
+          case 'relu': {
+            const what = `${n.name}'s relu gradient`;
+            if (n.fused) pass(from, g);
+            else pass(from, n.relu6 ? relu6Grad(g, outs[i], what) : keep(reluGradSimd(backend, g, outs[i]), what));
             break;
+          }
           case 'globalAvgPool': {
-            const [H, W, C] = nodes[from].shape;
+            const [H, W] = nodes[from].shape;
             const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
             k.global_avg_pool(at(dx), at(g), B, H * W, C, 1);
             pass(from, dx);
             break;
           }
+          case 'zeropad': {
+            const dx = keep(heap.makeOutput([B, ...layout[from]], 'float32'), `${n.name}'s input gradient`);
+            const dv = heapView(heap, dx) as Float32Array;
+            copyWindow(dv, heapView(heap, g) as Float32Array, B, layout[from], layout[i], n.top, n.left, true);
+            pass(from, dx);
+            break;
+          }
           case 'flatten':
-            pass(from, { dataId: g.dataId, shape: [B, ...nodes[from].shape], dtype: 'float32' });
+            pass(from, { dataId: g.dataId, shape: [B, ...layout[from]], dtype: 'float32' });
             break;
           case 'dense': {
             const dz =
               n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
-            const da = denseBackwardOnHeap(heap, k, outs[from], dz, n as DenseOnHeap, needInput, give, keep);
+            const kernel = kernelOf[i]!;
+            const standIn = { name: n.kernel.name, shape: kernel.shape, dtype: 'float32', dataId: kernel.dataId };
+            const layer = denseOf(n, kernel === n.kernel ? n.kernel : standIn);
+            const da = denseBackwardOnHeap(heap, k, outs[from], dz, layer, needInput, giveCropped, keep);
             if (needInput) pass(from, da);
             break;
           }
@@ -566,6 +814,84 @@ export class GraphStep {
       const t = tf.engine().makeTensorFromTensorInfo(next);
       v.assign(t);
       t.dispose();
+    }
+  }
+}
+
+/**
+ * The filter gradient of a 1×1 stride-1 convolution, xᵀ·dy over all B·H·W pixels, as `conv2d_filter_grad` over
+ * runs of up to 64 pixels (image rows run on into the next: a 1×1 filter reads no neighbours); null for any
+ * other convolution. On MobileNet's 6×6 and 3×3 maps the rows of an image were too short for its register
+ * blocks (each block loads and stores its sums once a row).
+ */
+function pointwiseFilterGrad(
+  heap: WasmBackendInternals,
+  k: SimdExports,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  filterShape: number[],
+  strides: [number, number],
+): tf.TensorInfo | null {
+  const [fh, fw, ci, co] = filterShape;
+  if (fh !== 1 || fw !== 1 || strides[0] !== 1 || strides[1] !== 1) return null;
+  const pixels = sizeOf(x.shape) / ci;
+  let run = Math.min(64, pixels);
+  while (pixels % run) run--;
+  const dw = heap.makeOutput(filterShape.slice(), 'float32');
+  const [ax, ady, adw] = [x, dy, dw].map((t) => heapOffset(heap, t));
+  k.conv2d_filter_grad(ax, ady, adw, pixels / run, 1, run, ci, 1, run, co, 1, 1, 1, 1, 0, 0);
+  return dw;
+}
+
+/** A dense node as conv-step's dense functions take it, with `kernel` (the variable, or its padded stand-in). */
+function denseOf(n: Extract<GraphNode, { kind: 'dense' }>, kernel: object): DenseOnHeap {
+  return { name: n.name, kernel: kernel as tf.Variable, bias: n.bias, activation: n.activation };
+}
+
+/**
+ * Copies the corner two arrays' shapes share (the smaller extent on each axis) of `from` (row-major, `fromShape`)
+ * into `to` (`toShape`): a variable padded with zeros for the heap (`to` zeroed first), or a padded gradient cropped.
+ */
+function copyCorner(from: Float32Array, fromShape: number[], to: Float32Array, toShape: number[]): void {
+  const r = fromShape.length;
+  const run = Math.min(fromShape[r - 1], toShape[r - 1]);
+  const lead = fromShape.slice(0, -1).map((d, i) => Math.min(d, toShape[i]));
+  const count = sizeOf(lead);
+  const index = lead.map(() => 0);
+  for (let j = 0; j < count; j++) {
+    let f = 0;
+    let t = 0;
+    for (let a = 0; a < r - 1; a++) {
+      f = f * fromShape[a] + index[a];
+      t = t * toShape[a] + index[a];
+    }
+    to.set(from.subarray(f * fromShape[r - 1], f * fromShape[r - 1] + run), t * toShape[r - 1]);
+    for (let a = r - 2; a >= 0 && ++index[a] === lead[a]; a--) index[a] = 0;
+  }
+}
+
+/**
+ * Between `small` [B, h, w, C] and the window of `big` [B, H, W, C] at (top, left): `small` into the window
+ * (a zero padding's output), or with `back` the window into `small` (its gradient). Channels alike.
+ */
+function copyWindow(
+  small: Float32Array,
+  big: Float32Array,
+  B: number,
+  smallShape: number[],
+  bigShape: number[],
+  top: number,
+  left: number,
+  back: boolean,
+): void {
+  const [h, w, C] = smallShape;
+  const [H, W] = bigShape;
+  for (let b = 0; b < B; b++) {
+    for (let y = 0; y < h; y++) {
+      const s = (b * h + y) * w * C;
+      const t = ((b * H + y + top) * W + left) * C;
+      if (back) small.set(big.subarray(t, t + w * C), s);
+      else big.set(small.subarray(s, s + w * C), t);
     }
   }
 }

@@ -399,7 +399,7 @@ export function trainingPathOf(model: tfl.LayersModel, batchSize: number): Train
   if (step instanceof GraphStep)
     return {
       step: 'graph',
-      message: 'training path: the heap step for image graphs such as ResNets (SIMD kernels, no tape)',
+      message: 'training path: the heap step for image graphs such as ResNets and MobileNets (SIMD kernels, no tape)',
     };
   const slower = 'slower than a heap step';
   const dense = denseStackOf(model);

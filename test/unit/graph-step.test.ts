@@ -57,6 +57,21 @@ const bn = (x: tfl.SymbolicTensor) =>
     })
     .apply(x) as tfl.SymbolicTensor;
 const relu = (x: tfl.SymbolicTensor) => tfl.layers.activation({ activation: 'relu' }).apply(x) as tfl.SymbolicTensor;
+const relu6 = (x: tfl.SymbolicTensor) => tfl.layers.reLU({ maxValue: 6 }).apply(x) as tfl.SymbolicTensor;
+const depthwise = (
+  x: tfl.SymbolicTensor,
+  opts: { kernel?: number; strides?: number; padding?: 'same' | 'valid'; useBias?: boolean } = {},
+) =>
+  tfl.layers
+    .depthwiseConv2d({
+      kernelSize: opts.kernel ?? 3,
+      strides: opts.strides ?? 1,
+      padding: opts.padding ?? 'same',
+      useBias: opts.useBias ?? false,
+      depthwiseInitializer: tfl.initializers.randomNormal({ seed: ++seed, stddev: 0.5 }),
+      biasInitializer: near(++seed),
+    })
+    .apply(x) as tfl.SymbolicTensor;
 const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average' = 'global') => {
   const pooled =
     pool === 'global'
@@ -94,6 +109,39 @@ function resnet(
     x = relu(tfl.layers.add().apply([x, y]) as tfl.SymbolicTensor);
   }
   return tfl.model({ inputs: inp, outputs: head(x, classes, pool) });
+}
+
+/**
+ * MobileNet v1's body as Keras builds it, small: a 3×3 stride-2 convolution, then depthwise 3×3 + pointwise 1×1
+ * pairs, each followed by batch normalization and relu6, no biases; `channels` per pair (not in fours, as at
+ * width 0.35), `strides` of the depthwise convolutions. `kerasPadding`: a stride-2 depthwise convolution is
+ * 'valid' after a ZeroPadding2D ((0, 1), (0, 1)), as keras.applications.MobileNet builds it.
+ */
+function mobilenet(
+  input: [number, number, number],
+  first: number,
+  pairs: [number, number][],
+  classes: number,
+  kerasPadding = false,
+) {
+  seed = 300;
+  const inp = tfl.input({ shape: input });
+  let x = relu6(bn(conv(inp, first, { strides: 2, useBias: false })));
+  for (const [channels, strides] of pairs) {
+    if (kerasPadding && strides === 2) {
+      const padded = tfl.layers
+        .zeroPadding2d({
+          padding: [
+            [0, 1],
+            [0, 1],
+          ],
+        })
+        .apply(x) as tfl.SymbolicTensor;
+      x = relu6(bn(depthwise(padded, { strides, padding: 'valid' })));
+    } else x = relu6(bn(depthwise(x, { strides })));
+    x = relu6(bn(conv(x, channels, { kernel: 1, useBias: false })));
+  }
+  return tfl.model({ inputs: inp, outputs: head(x, classes) });
 }
 
 /** One small model per layer kind the step adds (the dense head is the conv step's). */
@@ -148,6 +196,60 @@ const KINDS: {
       return tfl.layers.dense({ units: 3, kernelInitializer: init(++seed) }).apply(hidden) as tfl.SymbolicTensor;
     },
   },
+  {
+    name: "depthwise convolutions ('same' stride 1 and 2, 'valid', 5×5, a bias) on channels not in fours, one on the input",
+    input: [9, 9, 5],
+    classes: 3,
+    build: (inp) => {
+      const a = depthwise(inp, { useBias: true });
+      const b = depthwise(conv(a, 6), { strides: 2 });
+      const c = depthwise(b, { padding: 'valid', useBias: true });
+      const d = depthwise(conv(c, 7, { kernel: 1 }), { kernel: 5, strides: 2, padding: 'same' });
+      return head(d, 3);
+    },
+  },
+  {
+    name: "zero padding ((0, 1), (0, 1)) before stride-2 'valid' depthwise and 3×3 convolutions, as Keras' MobileNet pads, and on all sides; a hidden dense layer of 5 units",
+    input: [8, 8, 3],
+    classes: 2,
+    build: (inp) => {
+      const pad = (x: tfl.SymbolicTensor, padding: [number, number][] | number) =>
+        tfl.layers
+          .zeroPadding2d({ padding: padding as [[number, number], [number, number]] })
+          .apply(x) as tfl.SymbolicTensor;
+      const keras = [0, 1].map(() => [0, 1] as [number, number]); // ((0, 1), (0, 1))
+      const a = conv(pad(inp, keras), 6, { strides: 2, padding: 'valid' });
+      const b = depthwise(pad(a, keras), { strides: 2, padding: 'valid' });
+      // A hidden dense layer of 5 units: padded to 8 on the heap, the next layer's rows with it.
+      const pooled = tfl.layers.globalAveragePooling2d({}).apply(conv(pad(b, 1), 5, { padding: 'valid' }));
+      const hidden = tfl.layers
+        .dense({ units: 5, activation: 'relu', kernelInitializer: init(++seed), biasInitializer: near(++seed) })
+        .apply(pooled) as tfl.SymbolicTensor;
+      return tfl.layers.dense({ units: 2, kernelInitializer: init(++seed) }).apply(hidden) as tfl.SymbolicTensor;
+    },
+  },
+  {
+    name: 'relu6 after batch normalization (fused) and after an add (fused), alone, and as an activation, channels not in fours',
+    input: [6, 6, 3],
+    classes: 2,
+    build: (inp) => {
+      // Wide initial weights, so that many values pass 6.
+      const wide = tfl.initializers.randomNormal({ seed: ++seed, stddev: 4 });
+      const a = tfl.layers
+        .conv2d({ filters: 6, kernelSize: 3, padding: 'same', kernelInitializer: wide })
+        .apply(inp) as tfl.SymbolicTensor;
+      // A batch normalization whose outputs spread over [−3, 9]: many pass 6.
+      const wideBn = tfl.layers.batchNormalization({
+        gammaInitializer: tfl.initializers.randomNormal({ seed: ++seed, mean: 3, stddev: 0.5 }),
+        betaInitializer: tfl.initializers.randomNormal({ seed: ++seed, mean: 3, stddev: 0.5 }),
+      });
+      const b = relu6(wideBn.apply(a) as tfl.SymbolicTensor);
+      const sum = relu6(tfl.layers.add().apply([b, conv(b, 6, { kernel: 1 })]) as tfl.SymbolicTensor);
+      const alone = relu6(a); // `a` is read twice, so this relu6 runs on its own
+      const act = tfl.layers.activation({ activation: 'relu6' }).apply(conv(alone, 6)) as tfl.SymbolicTensor;
+      return head(tfl.layers.add().apply([sum, act]) as tfl.SymbolicTensor, 2);
+    },
+  },
 ];
 
 const kindModel = (k: (typeof KINDS)[number]) => () => {
@@ -189,7 +291,24 @@ test('graphPlanOf: ResNets take the graph step; anything else names the first la
       tfl.layers.flatten(),
       tfl.layers.dense({ units: 2 }),
     ]),
-    /\(Conv2D\) has 3 → 6 channels/,
+    /\(Flatten\) flattens a map of 6 channels/,
+  );
+  refused(
+    chain([
+      tfl.layers.depthwiseConv2d({ inputShape: [8, 8, 4], kernelSize: 3, depthMultiplier: 2 }),
+      tfl.layers.globalAveragePooling2d({}),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /\(DepthwiseConv2D\) has a depth multiplier of 2/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3 }),
+      tfl.layers.reLU({ maxValue: 4 }),
+      tfl.layers.globalAveragePooling2d({}),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /\(ReLU\) is a leaky relu or one capped at other than 6/,
   );
   refused(
     chain([
@@ -325,6 +444,26 @@ test("the graph step against the cpu backend: a ResNet of three stages (the shar
   await againstCpu('resnet', () => resnet([16, 16, 3], 3, 10), [16, 16, 3], 10, 8, true);
 });
 
+test('the graph step against the cpu backend: a MobileNet (width 0.35: 11, 22, 44, 89 channels), moving statistics too', async () => {
+  await initBackend('wasm');
+  const build = () =>
+    mobilenet(
+      [24, 24, 3],
+      11,
+      [
+        [22, 1],
+        [44, 2],
+        [44, 1],
+        [89, 2],
+      ],
+      10,
+    );
+  const plan = graphPlanOf(build());
+  assert.ok('nodes' in plan, JSON.stringify(plan));
+  assert.ok(plan.nodes.filter((n) => n.kind === 'relu').every((n) => n.kind === 'relu' && n.fused && n.relu6));
+  await againstCpu('mobilenet', build, [24, 24, 3], 10, 8, true);
+});
+
 test("trainingPathOf: the session log says which step trains a model, and for tfjs's tape the first layer no heap step runs", async () => {
   await initBackend('wasm');
   const mlp = (units: number[], extra: tfl.layers.Layer[] = []) =>
@@ -357,6 +496,12 @@ test("trainingPathOf: the session log says which step trains a model, and for tf
       () => resnet([8, 8, 3], 2, 10),
       'graph',
       /^training path: the heap step for image graphs such as ResNets/,
+    ],
+    [
+      'a MobileNet',
+      () => mobilenet([16, 16, 3], 11, [[22, 2]], 10),
+      'graph',
+      /^training path: the heap step for image graphs such as ResNets and MobileNets/,
     ],
     [
       'a CNN with dropout',
@@ -423,7 +568,49 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
   const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
   // Without the biases before a batch normalization: their gradient is zero but for rounding noise, which Adam
   // turns into steps of ±lr either way, so the two runs' biases (and the moving means after them) part.
-  const { summaries, weights } = await trainWithAndWithoutHeapStep(() => resnet(input, 2, 2, 'average', false), data, {
+  await trainsAlike(() => resnet(input, 2, 2, 'average', false), data);
+});
+
+test("training a MobileNet (Keras' zero padding, channels not in fours) through the graph step follows the tfjs path on wasm", async () => {
+  await initBackend('wasm');
+  const rng = new Rng(8);
+  const n = 48;
+  const input: [number, number, number] = [12, 12, 3];
+  const size = 12 * 12 * 3;
+  const xData = Float32Array.from({ length: n * size }, () => rng.normal());
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+  for (let i = 0; i < n; i++) for (let p = 0; p < 24; p++) xData[i * size + p * 3 + labels[i]] += 1.5;
+  const data = ceTrainingData(xData, input, labels, 'multiclass', 3, 4);
+  const build = () =>
+    mobilenet(
+      input,
+      5,
+      [
+        [7, 1],
+        [10, 2],
+        [13, 1],
+      ],
+      3,
+      true,
+    );
+  const vars = build();
+  assert.ok(
+    graphStepFor(
+      vars,
+      vars.trainableWeights.map((w) => w.read() as tf.Variable),
+    ),
+    'the graph step takes it',
+  );
+  vars.dispose();
+  await trainsAlike(build, data);
+});
+
+/**
+ * Trains `build()`'s model on `data` with its heap step and on tfjs's tape (same seed, 3 epochs of Adam) and
+ * checks the two runs' losses and weights stay within float rounding.
+ */
+async function trainsAlike(build: () => tfl.LayersModel, data: ReturnType<typeof ceTrainingData>): Promise<void> {
+  const { summaries, weights } = await trainWithAndWithoutHeapStep(build, data, {
     task: 'multiclass',
     epochs: 3,
     batchSize: 16,
@@ -449,4 +636,4 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
     assert.ok(mean < 0.03 * drift, `weights ${i}: mean difference ${mean}, Adam's largest drift ${drift}`);
   });
   tf.dispose([data.x, data.targets, data.weights]);
-});
+}

@@ -6,9 +6,11 @@
  * 'same' or 'valid', with or without a bias), batch normalization in training mode with and without the relu
  * after it, zero to two residual blocks (identity shortcuts, and 1×1 projections of stride 1 or 2, with or
  * without a batch normalization of their own), relu after the add or not, global or whole-map average
- * pooling, and a dense head (binary or multiclass, a hidden layer or not). A fifth of the models have a
- * channel count the step does not take, so the refusal is exercised too. Weights and inputs are on coarse
- * grids (inputs with exact zeros and constant samples, so that a channel's batch variance can be zero),
+ * pooling, and a dense head (binary or multiclass, a hidden layer or not). Some blocks are MobileNet's instead:
+ * a depthwise 3×3 convolution (stride 1 or 2, 'same' or 'valid', or 'valid' after Keras' ZeroPadding2D
+ * ((0, 1), (0, 1))), then a pointwise 1×1 convolution, each followed by batch normalization and relu6 or relu.
+ * A fifth of the models have channel counts not in fours (3, 5, 6), which the step pads on the heap.
+ * Weights and inputs are on coarse grids (inputs with exact zeros and constant samples, so that a channel's batch variance can be zero),
  * some filters zero as pruning leaves them.
  *
  * On wasm, with every float32 tensor the backend allocates starting full of NaN, it compares with the cpu
@@ -56,6 +58,8 @@ interface ConvSpec {
   useBias: boolean;
 }
 interface BlockSpec {
+  /** A ResNet block, or MobileNet's depthwise + pointwise pair. */
+  kind: 'residual' | 'separable';
   filters: number;
   strides: number;
   /** A 1×1 convolution on the shortcut (needed where the block changes the map's size or channels). */
@@ -63,6 +67,10 @@ interface BlockSpec {
   projectionNorm: boolean;
   useBias: boolean;
   relu: boolean;
+  /** Separable: relu6 after each batch normalization (else relu); Keras' zero padding before a stride 2. */
+  relu6: boolean;
+  kerasPad: boolean;
+  padding: 'same' | 'valid';
 }
 interface Spec {
   input: [number, number, number];
@@ -106,16 +114,25 @@ function drawSpec(rng: Rng): Spec {
   for (let i = 0; i < count; i++) {
     const strides = H > 2 && W > 2 && rng.next() < 0.35 ? 2 : 1;
     const f = rng.next() < 0.5 ? channels : filters();
-    const projection = strides === 2 || f !== channels || rng.next() < 0.15;
+    const kind = rng.next() < 0.4 ? 'separable' : 'residual';
+    const projection = kind === 'residual' && (strides === 2 || f !== channels || rng.next() < 0.15);
+    const kerasPad = kind === 'separable' && strides === 2 && rng.next() < 0.5;
+    const padding = !kerasPad && H >= 3 && W >= 3 && rng.next() < 0.3 ? 'valid' : 'same';
     blocks.push({
+      kind,
       filters: f,
       strides,
       projection,
       projectionNorm: projection && rng.next() < 0.5,
       useBias: rng.next() < 0.5,
       relu: rng.next() < 0.8,
+      relu6: rng.next() < 0.7,
+      kerasPad,
+      padding: kind === 'separable' ? padding : 'same',
     });
-    [H, W, channels] = [Math.ceil(H / strides), Math.ceil(W / strides), f];
+    const size = (n: number) => (kerasPad ? outSize(n + 1, 3, 2, 'valid') : outSize(n, 3, strides, padding));
+    [H, W, channels] =
+      kind === 'separable' ? [size(H), size(W), f] : [Math.ceil(H / strides), Math.ceil(W / strides), f];
   }
   const task: Task = rng.next() < 0.25 ? 'binary' : 'multiclass';
   return {
@@ -148,11 +165,35 @@ function build(s: Spec): tfl.LayersModel {
       .apply(x) as Sym;
   const bn = (x: Sym) => tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3 }).apply(x) as Sym;
   const relu = (x: Sym) => tfl.layers.activation({ activation: 'relu' }).apply(x) as Sym;
+  const relu6 = (x: Sym) => tfl.layers.reLU({ maxValue: 6 }).apply(x) as Sym;
   const input = tfl.input({ shape: s.input });
   let x = conv(input, s.stem);
   if (s.stemNorm) x = bn(x);
   if (s.stemRelu) x = relu(x);
   for (const b of s.blocks) {
+    if (b.kind === 'separable') {
+      const act = b.relu6 ? relu6 : relu;
+      const padded = b.kerasPad
+        ? (tfl.layers
+            .zeroPadding2d({
+              padding: [
+                [0, 1],
+                [0, 1],
+              ],
+            })
+            .apply(x) as Sym)
+        : x;
+      const depthwise = tfl.layers.depthwiseConv2d({
+        kernelSize: 3,
+        strides: b.strides,
+        padding: b.kerasPad ? 'valid' : b.padding,
+        useBias: b.useBias,
+        depthwiseInitializer: 'zeros',
+      });
+      x = act(bn(depthwise.apply(padded) as Sym));
+      x = act(bn(conv(x, { filters: b.filters, kernel: 1, strides: 1, padding: 'same', useBias: b.useBias })));
+      continue;
+    }
     const same = { kernel: 3, padding: 'same' as const, useBias: b.useBias, filters: b.filters };
     const y = bn(conv(relu(bn(conv(x, { ...same, strides: b.strides }))), { ...same, strides: 1 }));
     let shortcut = x;
@@ -195,7 +236,8 @@ function drawWeights(rng: Rng, model: tfl.LayersModel): Float32Array[] {
     // Biases off the grid by 1/97: a relu's input (a sum of grid products and a bias) is then never exactly
     // zero, where rounding in a batch normalization before it would pick the kink's side.
     if (shape.length === 1) return Float32Array.from({ length: size }, () => grid(rng, 8, 0.5) + 1 / 97);
-    const out = shape[shape.length - 1];
+    // A depthwise filter [3, 3, C, 1] has a filter per channel, of 9 inputs.
+    const out = /depthwise_kernel$/.test(name) ? shape[2] : shape[shape.length - 1];
     const fanIn = size / out;
     const range = Math.min(0.75, Math.max(1 / 16, 1.5 / Math.sqrt(fanIn)));
     const zeroFilter = rng.next() < 0.3 ? rng.int(out) : -1;
@@ -223,7 +265,7 @@ async function nearestKink(s: Spec, weights: Float32Array[], x: { values: Float3
   const model = build(s);
   try {
     model.setWeights(model.weights.map((w, i) => tf.tensor(weights[i], w.shape as number[], 'float32')));
-    const relus = model.layers.filter((l) => l.getClassName() === 'Activation');
+    const relus = model.layers.filter((l) => ['Activation', 'ReLU'].includes(l.getClassName()));
     const hidden = s.hidden ? model.layers[model.layers.length - 2] : null;
     const probed = [...relus, ...(hidden ? [hidden] : [])].map((l) => l.input as tfl.SymbolicTensor);
     if (!probed.length) return Infinity;
@@ -238,7 +280,9 @@ async function nearestKink(s: Spec, weights: Float32Array[], x: { values: Float3
       for (const t of out) {
         const values = t.dataSync() as Float32Array;
         const scale = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        for (const v of values) nearest = Math.min(nearest, Math.abs(v) / Math.max(scale, 1e-30));
+        // relu6's second kink, at 6, counts too (a plain relu's input is nowhere near it on these grids).
+        for (const v of values)
+          nearest = Math.min(nearest, Math.min(Math.abs(v), Math.abs(v - 6)) / Math.max(scale, 1e-30));
       }
       return nearest;
     });

@@ -88,6 +88,10 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'scatter_phase:function',
       'add_act:function',
       'global_avg_pool:function',
+      'relu6_grad:function',
+      'depthwise_conv2d:function',
+      'depthwise_conv2d_input_grad:function',
+      'depthwise_conv2d_filter_grad:function',
     ],
   );
   const ids = sectionIds(bytes);

@@ -42,6 +42,22 @@ import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from '
 
 const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 
+/** A depthwise convolution's sizes as the module takes them: B, H, W, C, oh, ow, fh, fw, sh, sw, top, left. */
+export type DepthwiseDims = readonly [
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  oh: number,
+  ow: number,
+  fh: number,
+  fw: number,
+  sh: number,
+  sw: number,
+  top: number,
+  left: number,
+];
+
 export interface SimdExports {
   conv2d_filter_grad(
     x: number,
@@ -273,6 +289,10 @@ export interface SimdExports {
     sw: number,
   ): void;
   global_avg_pool(x: number, out: number, B: number, P: number, C: number, grad: number): void;
+  relu6_grad(dy: number, y: number, out: number, n: number): void;
+  depthwise_conv2d(x: number, w: number, bias: number, out: number, ...dims: DepthwiseDims): void;
+  depthwise_conv2d_input_grad(dy: number, w: number, dx: number, ...dims: DepthwiseDims): void;
+  depthwise_conv2d_filter_grad(x: number, dy: number, dw: number, ...dims: DepthwiseDims): void;
   adam_update(
     g: number,
     w: number,

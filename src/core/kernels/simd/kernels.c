@@ -1064,136 +1064,149 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 }
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, summed in float64,
-// the variance from a second pass over the deviations. G groups of four channels at a time (G = 4: a
-// 64-byte line of a row, so each line is read once a pass; a group at a time read a 16-channel map's lines
-// 4 times over, 0.46 → 0.2 ms at 65536 × 16), each group as two f64x2 sums: per channel, the same sums in
-// the same order whatever G.
-#define BN_MOMENTS(G)                                                                                    \
-  static void bn_moments_##G(const float* x, float* mean, float* var, int rows, int C) {                 \
-    const v128_t n = wasm_f64x2_splat((double)rows);                                                     \
-    v128_t lo[G], hi[G], mlo[G], mhi[G];                                                                 \
-    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) lo[g] = hi[g] = wasm_f64x2_splat(0.0); \
-    const float* p = x;                                                                                  \
-    for (int r = 0; r < rows; r++, p += C) {                                                             \
-      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
-        const v128_t v = wasm_v128_load(p + 4 * g);                                                      \
-        lo[g] = wasm_f64x2_add(lo[g], wasm_f64x2_promote_low_f32x4(v));                                  \
-        hi[g] = wasm_f64x2_add(hi[g], wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1))); \
-      }                                                                                                  \
-    }                                                                                                    \
-    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
-      mlo[g] = wasm_f64x2_div(lo[g], n);                                                                 \
-      mhi[g] = wasm_f64x2_div(hi[g], n);                                                                 \
-      lo[g] = hi[g] = wasm_f64x2_splat(0.0);                                                             \
-    }                                                                                                    \
-    p = x;                                                                                               \
-    for (int r = 0; r < rows; r++, p += C) {                                                             \
-      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
-        const v128_t v = wasm_v128_load(p + 4 * g);                                                      \
-        const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(v), mlo[g]);                      \
-        const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)), mhi[g]); \
-        lo[g] = wasm_f64x2_add(lo[g], wasm_f64x2_mul(dlo, dlo));                                         \
-        hi[g] = wasm_f64x2_add(hi[g], wasm_f64x2_mul(dhi, dhi));                                         \
-      }                                                                                                  \
-    }                                                                                                    \
-    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
-      wasm_v128_store(mean + 4 * g, join_f64x2(mlo[g], mhi[g]));                                         \
-      wasm_v128_store(var + 4 * g, join_f64x2(wasm_f64x2_div(lo[g], n), wasm_f64x2_div(hi[g], n)));      \
-    }                                                                                                    \
+// the variance from a second pass over the deviations. Each channel as two f64x2 sums per four channels;
+// NV·4 channels (up to 16, a cache line) a sweep over the rows, so that each pass reads every line once
+// (four channels a sweep read a line up to four times: MobileNet's 24×24×44 batch did not stay in cache).
+#define BN_MOMENTS(NV)                                                                                     \
+  static inline void bn_moments_##NV(const float* x, float* mean, float* var, int rows, int C) {         \
+    const v128_t n = wasm_f64x2_splat((double)rows);                                                       \
+    v128_t lo[NV], hi[NV], mlo[NV], mhi[NV];                                                               \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) lo[v] = hi[v] = wasm_f64x2_splat(0.0); \
+    const float* p = x;                                                                                    \
+    for (int r = 0; r < rows; r++, p += C) {                                                               \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                   \
+        const v128_t e = wasm_v128_load(p + 4 * v);                                                        \
+        lo[v] = wasm_f64x2_add(lo[v], wasm_f64x2_promote_low_f32x4(e));                                    \
+        hi[v] = wasm_f64x2_add(hi[v], wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1))); \
+      }                                                                                                    \
+    }                                                                                                      \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
+      mlo[v] = wasm_f64x2_div(lo[v], n);                                                                   \
+      mhi[v] = wasm_f64x2_div(hi[v], n);                                                                   \
+      lo[v] = hi[v] = wasm_f64x2_splat(0.0);                                                               \
+    }                                                                                                      \
+    p = x;                                                                                                 \
+    for (int r = 0; r < rows; r++, p += C) {                                                               \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                   \
+        const v128_t e = wasm_v128_load(p + 4 * v);                                                        \
+        const v128_t dlo = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(e), mlo[v]);                        \
+        const v128_t dhi = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1)), mhi[v]); \
+        lo[v] = wasm_f64x2_add(lo[v], wasm_f64x2_mul(dlo, dlo));                                           \
+        hi[v] = wasm_f64x2_add(hi[v], wasm_f64x2_mul(dhi, dhi));                                           \
+      }                                                                                                    \
+    }                                                                                                      \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
+      wasm_v128_store(mean + 4 * v, join_f64x2(mlo[v], mhi[v]));                                           \
+      wasm_v128_store(var + 4 * v, join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n)));        \
+    }                                                                                                      \
   }
-BN_MOMENTS(4) BN_MOMENTS(1)
+BN_MOMENTS(4) BN_MOMENTS(3) BN_MOMENTS(2) BN_MOMENTS(1)
 
 EXPORT("bn_moments")
 void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
   int c = 0;
   for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
-  for (; c < C; c += 4) bn_moments_1(x + c, mean + c, var + c, rows, C);
+  switch ((C - c) / 4) {
+    case 3: bn_moments_3(x + c, mean + c, var + c, rows, C); break;
+    case 2: bn_moments_2(x + c, mean + c, var + c, rows, C); break;
+    case 1: bn_moments_1(x + c, mean + c, var + c, rows, C); break;
+  }
 }
 
-// y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1: batch
-// normalization in training mode, with the batch's own moments, and the activation after it in the same pass.
+// y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1, relu6
+// (relu, then capped at 6) where act is 2: batch normalization in training mode, with the batch's own
+// moments, and the activation after it in the same pass.
 EXPORT("bn_forward")
 void bn_forward(const float* x, const float* mean, const float* scale, const float* beta, float* y, int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int r = 0; r < rows; r++, x += C, y += C) {
     for (int c = 0; c < C; c += 4) {
       v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), wasm_v128_load(mean + c)), wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
       if (act) v = wasm_f32x4_pmax(zero, v);
+      if (act == 2) v = wasm_f32x4_pmin(v, six);
       wasm_v128_store(y + c, v);
     }
   }
 }
 
 // The gradients of bn_forward (with the batch's moments, whose own gradients are folded in). With act 1 the
-// relu's gradient comes first: dy passes only where the output y is positive. Per channel, with
-// d the gradient reaching the normalization and x̂ = (x − mean)·inv:
+// relu's gradient comes first: dy passes only where the output y is positive; with act 2 (relu6) only where
+// 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
-// the sums in float64. Two passes over the rows, G groups of four channels at a time (G = 4 a 64-byte line
-// of a row, as in `bn_moments`: 65536 × 16, 1.2 → 0.5 ms); per channel the same sums whatever G.
-#define BN_BACKWARD(G)                                                                                   \
-  static void bn_backward_##G(const float* dy, const float* y, const float* x, const float* mean,        \
-                              const float* inv, const float* gamma, float* dx, float* dgamma, float* dbeta, \
-                              int rows, int C, int act) {                                                \
-    const v128_t zero = wasm_f32x4_splat(0.0f);                                                          \
-    const double n = (double)rows;                                                                       \
-    v128_t m[G], s1lo[G], s1hi[G], s2lo[G], s2hi[G];                                                     \
-    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
-      m[g] = wasm_v128_load(mean + 4 * g);                                                               \
-      s1lo[g] = s1hi[g] = s2lo[g] = s2hi[g] = wasm_f64x2_splat(0.0);                                     \
-    }                                                                                                    \
-    for (int r = 0; r < rows; r++) {                                                                     \
-      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
-        const int o = r * C + 4 * g;                                                                     \
-        v128_t d = wasm_v128_load(dy + o);                                                               \
-        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                      \
-        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[g]);                                   \
-        const v128_t dlo = wasm_f64x2_promote_low_f32x4(d);                                              \
-        const v128_t dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));           \
-        s1lo[g] = wasm_f64x2_add(s1lo[g], dlo);                                                          \
-        s1hi[g] = wasm_f64x2_add(s1hi[g], dhi);                                                          \
-        s2lo[g] = wasm_f64x2_add(s2lo[g], wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));        \
-        s2hi[g] = wasm_f64x2_add(                                                                        \
-            s2hi[g], wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1)))); \
-      }                                                                                                  \
-    }                                                                                                    \
-    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */ \
-    v128_t K1[G], K2[G], K3[G];                                                                          \
-    const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                 \
-    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                     \
-      const v128_t iv4 = wasm_v128_load(inv + 4 * g), g4 = wasm_v128_load(gamma + 4 * g);                \
-      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                             \
-      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));        \
-      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                        \
+// the sums in float64. Two passes over the rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments.
+// dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
+static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
+  v128_t d = wasm_v128_load(dy);
+  if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y), wasm_f32x4_splat(0.0f)));
+  if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y), wasm_f32x4_splat(6.0f)));
+  return d;
+}
+
+#define BN_BACKWARD(NV)                                                                                     \
+  static inline void bn_backward_##NV(const float* dy, const float* y, const float* x, const float* mean,   \
+                                      const float* inv, const float* gamma, float* dx, float* dgamma,       \
+                                      float* dbeta, int rows, int C, int act) {                             \
+    const double n = (double)rows;                                                                          \
+    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                  \
+      s1lo[v] = s1hi[v] = s2lo[v] = s2hi[v] = wasm_f64x2_splat(0.0);                                        \
+    }                                                                                                       \
+    for (int r = 0; r < rows; r++) {                                                                        \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                    \
+        const int o = r * C + 4 * v;                                                                        \
+        const v128_t d = bn_activation_grad(dy + o, y + o, act);                                            \
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[v]);                                      \
+        const v128_t dlo = wasm_f64x2_promote_low_f32x4(d);                                                 \
+        const v128_t dhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 0, 1));              \
+        s1lo[v] = wasm_f64x2_add(s1lo[v], dlo);                                                             \
+        s1hi[v] = wasm_f64x2_add(s1hi[v], dhi);                                                             \
+        s2lo[v] = wasm_f64x2_add(s2lo[v], wasm_f64x2_mul(dlo, wasm_f64x2_promote_low_f32x4(xm)));           \
+        s2hi[v] = wasm_f64x2_add(s2hi[v],                                                                   \
+                                 wasm_f64x2_mul(dhi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(xm, xm, 2, 3, 0, 1)))); \
+      }                                                                                                     \
+    }                                                                                                       \
+    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */  \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
+      const v128_t iv4 = wasm_v128_load(inv + 4 * v), g4 = wasm_v128_load(gamma + 4 * v);                   \
+      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                                \
+      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));           \
+      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                           \
       const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
-      wasm_v128_store(dbeta + 4 * g, join_f64x2(s1lo[g], s1hi[g]));                                      \
-      wasm_v128_store(dgamma + 4 * g, join_f64x2(wasm_f64x2_mul(s2lo[g], ivlo), wasm_f64x2_mul(s2hi[g], ivhi))); \
-      K1[g] = join_f64x2(gilo, gihi);                                                                    \
-      K2[g] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[g]), minusInvN),                       \
-                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[g]), minusInvN));                      \
-      K3[g] = join_f64x2(                                                                                \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[g]), minusInvN), \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[g]), minusInvN)); \
-    }                                                                                                    \
-    for (int r = 0; r < rows; r++) {                                                                     \
-      _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                   \
-        const int o = r * C + 4 * g;                                                                     \
-        v128_t d = wasm_v128_load(dy + o);                                                               \
-        if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y + o), zero));                       \
-        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[g]);                                   \
-        wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[g], d), K2[g]), wasm_f32x4_mul(K3[g], xm))); \
-      }                                                                                                  \
-    }                                                                                                    \
+      const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                  \
+      wasm_v128_store(dbeta + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                         \
+      wasm_v128_store(dgamma + 4 * v, join_f64x2(wasm_f64x2_mul(s2lo[v], ivlo), wasm_f64x2_mul(s2hi[v], ivhi))); \
+      K1[v] = join_f64x2(gilo, gihi);                                                                       \
+      K2[v] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[v]), minusInvN),                          \
+                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[v]), minusInvN));                         \
+      K3[v] = join_f64x2(                                                                                   \
+          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[v]), minusInvN), \
+          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[v]), minusInvN)); \
+    }                                                                                                       \
+    for (int r = 0; r < rows; r++) {                                                                        \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                    \
+        const int o = r * C + 4 * v;                                                                        \
+        const v128_t d = bn_activation_grad(dy + o, y + o, act);                                            \
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o), m[v]);                                      \
+        wasm_v128_store(dx + o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm))); \
+      }                                                                                                     \
+    }                                                                                                       \
   }
-BN_BACKWARD(4) BN_BACKWARD(1)
+BN_BACKWARD(4) BN_BACKWARD(3) BN_BACKWARD(2) BN_BACKWARD(1)
 
 EXPORT("bn_backward")
 void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
                  float* dgamma, float* dbeta, int rows, int C, int act) {
+#define BN_BACKWARD_AT(NV) \
+  bn_backward_##NV(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act)
   int c = 0;
-  for (; c + 16 <= C; c += 16)
-    bn_backward_4(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act);
-  for (; c < C; c += 4)
-    bn_backward_1(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, rows, C, act);
+  for (; c + 16 <= C; c += 16) BN_BACKWARD_AT(4);
+  switch ((C - c) / 4) {
+    case 3: BN_BACKWARD_AT(3); break;
+    case 2: BN_BACKWARD_AT(2); break;
+    case 1: BN_BACKWARD_AT(1); break;
+  }
+#undef BN_BACKWARD_AT
 }
 
 // part [B, h, w, C] into the pixels (p + y·sh, q + x·sw) of dx [B, H, W, C], C a multiple of 4: one phase of
@@ -1212,14 +1225,15 @@ void scatter_phase(const float* part, float* dx, int B, int h, int w, int H, int
   }
 }
 
-// out = a + b over n floats (n a multiple of 4), then relu where act is 1: a residual add and the activation
-// after it in one pass; also the sum of two gradients that reach one tensor.
+// out = a + b over n floats (n a multiple of 4), then relu where act is 1 (relu6 where 2): a residual add and
+// the activation after it in one pass; also the sum of two gradients that reach one tensor.
 EXPORT("add_act")
 void add_act(const float* a, const float* b, float* out, int n, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int i = 0; i < n; i += 4) {
     v128_t v = wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i));
     if (act) v = wasm_f32x4_pmax(zero, v);
+    if (act == 2) v = wasm_f32x4_pmin(v, six);
     wasm_v128_store(out + i, v);
   }
 }
@@ -1238,6 +1252,209 @@ void global_avg_pool(float* x, float* out, int B, int P, int C, int grad) {
         v128_t s = wasm_f32x4_splat(0.0f);
         for (int p = 0; p < P; p++) s = wasm_f32x4_add(s, wasm_v128_load(x + p * C + c));
         wasm_v128_store(out + c, wasm_f32x4_mul(s, k));
+      }
+    }
+  }
+}
+
+// ---- MobileNets in the graph step: depthwise convolutions (depth multiplier 1) and relu6. NHWC, C a
+// multiple of 4, the filter [fh, fw, C]; each channel is its own convolution, so four channels go in a
+// v128 and NV vectors (4·NV channels) at a time share the loop over the taps.
+
+// The gradient of relu6 at its output y: out = dy where 0 < y < 6, else 0 (n a multiple of 4).
+EXPORT("relu6_grad")
+void relu6_grad(const float* dy, const float* y, float* out, int n) {
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int i = 0; i < n; i += 4) {
+    const v128_t v = wasm_v128_load(y + i);
+    const v128_t pass = wasm_v128_and(wasm_f32x4_gt(v, zero), wasm_f32x4_lt(v, six));
+    wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), pass));
+  }
+}
+
+// One output pixel's 4·NV channels from c: the taps kh0…kh1−1 × kw0…kw1−1 that lie inside the image, in
+// filter order (the cpu backend's), then the bias. `in` is the input at the tap (0, 0) of this pixel.
+#define DW_PIXEL(NV)                                                                                      \
+  static inline void dw_pixel_##NV(const float* in, const float* w, const float* bias, float* o, int W,    \
+                                   int C, int fw, int kh0, int kh1, int kw0, int kw1) {                   \
+    v128_t acc[NV];                                                                                       \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[v] = wasm_f32x4_splat(0.0f);      \
+    for (int kh = kh0; kh < kh1; kh++) {                                                                  \
+      for (int kw = kw0; kw < kw1; kw++) {                                                                \
+        const float* ip = in + (kh * W + kw) * C;                                                         \
+        const float* wp = w + (kh * fw + kw) * C;                                                         \
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                   \
+          acc[v] = wasm_f32x4_add(acc[v], wasm_f32x4_mul(wasm_v128_load(ip + 4 * v), wasm_v128_load(wp + 4 * v))); \
+      }                                                                                                   \
+    }                                                                                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
+      if (bias) acc[v] = wasm_f32x4_add(acc[v], wasm_v128_load(bias + 4 * v));                            \
+      wasm_v128_store(o + 4 * v, acc[v]);                                                                 \
+    }                                                                                                     \
+  }
+DW_PIXEL(4) DW_PIXEL(1)
+
+// One output row's pixels xa…xb−1 of a 3×3 filter whose taps all lie inside the image, channels c…c+3: the
+// nine filter vectors and the bias stay in registers along the row. `in` is the input at tap (0, 0) of
+// pixel xa; it advances `step` floats a pixel. The same sums, in the same order, as dw_pixel.
+static inline void dw3x3_row(const float* in, const float* w, const float* bias, float* o, int W, int C, int step,
+                             int n) {
+  v128_t k[9];
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) k[t] = wasm_v128_load(w + t * C);
+  const v128_t bv = bias ? wasm_v128_load(bias) : wasm_f32x4_splat(0.0f);
+  for (int p = 0; p < n; p++, in += step, o += C) {
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    _Pragma("clang loop unroll(full)") for (int kh = 0; kh < 3; kh++)
+      _Pragma("clang loop unroll(full)") for (int kw = 0; kw < 3; kw++)
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(in + (kh * W + kw) * C), k[kh * 3 + kw]));
+    if (bias) acc = wasm_f32x4_add(acc, bv);
+    wasm_v128_store(o, acc);
+  }
+}
+
+// out[b, y, x, c] = Σ_{kh, kw} x[b, y·sh + kh − top, x·sw + kw − left, c] · w[kh, kw, c] (+ bias[c] where
+// bias is not null); reads outside the image are left out (zeros). Pixels at the edges one at a time; a 3×3
+// filter's inner pixels a row and four channels at a time (`dw3x3_row`).
+EXPORT("depthwise_conv2d")
+void depthwise_conv2d(const float* x, const float* w, const float* bias, float* out, int B, int H, int W, int C,
+                      int oh, int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  // Output columns xa…xb−1 have all their taps inside the image's width.
+  const int xa = min_i(ow, (left + sw - 1) / sw);
+  const int xb = max_i(xa, min_i(ow, W - fw + left >= 0 ? (W - fw + left) / sw + 1 : 0));
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const int iy0 = y * sh - top;
+      const int kh0 = max_i(0, -iy0), kh1 = min_i(fh, H - iy0);
+      const int rowFast = fh == 3 && fw == 3 && kh0 == 0 && kh1 == 3;
+      const float* inRow = x + ((long)(b * H + iy0) * W) * C;
+      float* oRow = out + ((b * oh + y) * ow) * C;
+      for (int xo = 0; xo < ow; xo++) {
+        if (rowFast && xo == xa) xo = xb; // the inner pixels below
+        if (xo >= ow) break;
+        const int ix0 = xo * sw - left;
+        const int kw0 = max_i(0, -ix0), kw1 = min_i(fw, W - ix0);
+        // The input at tap (0, 0), which may lie outside the image: only taps inside are read.
+        const float* in = inRow + ix0 * C;
+        float* o = oRow + xo * C;
+        int c = 0;
+        for (; c + 16 <= C; c += 16) dw_pixel_4(in + c, w + c, bias ? bias + c : 0, o + c, W, C, fw, kh0, kh1, kw0, kw1);
+        for (; c < C; c += 4) dw_pixel_1(in + c, w + c, bias ? bias + c : 0, o + c, W, C, fw, kh0, kh1, kw0, kw1);
+      }
+      if (rowFast && xb > xa) {
+        for (int c = 0; c < C; c += 4)
+          dw3x3_row(inRow + (xa * sw - left) * C + c, w + c, bias ? bias + c : 0, oRow + xa * C + c, W, C, sw * C, xb - xa);
+      }
+    }
+  }
+}
+
+// The input gradient of depthwise_conv2d: dx[b, y·sh + kh − top, x·sw + kw − left, c] += dy[b, y, x, c] ·
+// w[kh, kw, c] over the taps inside the image, each output pixel's gradient spread to its taps. dx is
+// overwritten.
+EXPORT("depthwise_conv2d_input_grad")
+void depthwise_conv2d_input_grad(const float* dy, const float* w, float* dx, int B, int H, int W, int C, int oh,
+                                 int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  const int total = B * H * W * C;
+  for (int i = 0; i < total; i += 4) wasm_v128_store(dx + i, wasm_f32x4_splat(0.0f));
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const int iy0 = y * sh - top;
+      const int kh0 = max_i(0, -iy0), kh1 = min_i(fh, H - iy0);
+      for (int xo = 0; xo < ow; xo++) {
+        const int ix0 = xo * sw - left;
+        const int kw0 = max_i(0, -ix0), kw1 = min_i(fw, W - ix0);
+        float* d = dx + ((long)(b * H + iy0) * W + ix0) * C;
+        const float* g = dy + ((b * oh + y) * ow + xo) * C;
+        for (int kh = kh0; kh < kh1; kh++) {
+          for (int kw = kw0; kw < kw1; kw++) {
+            float* dp = d + (kh * W + kw) * C;
+            const float* wp = w + (kh * fw + kw) * C;
+            for (int c = 0; c < C; c += 4)
+              wasm_v128_store(dp + c, wasm_f32x4_add(wasm_v128_load(dp + c), wasm_f32x4_mul(wasm_v128_load(g + c), wasm_v128_load(wp + c))));
+          }
+        }
+      }
+    }
+  }
+}
+
+// One tap's share of the filter gradient from one output row, 4·NV channels from c: dw[c…] += Σ over the
+// row's n pixels of x (advancing xstep floats a pixel) · dy (advancing C floats).
+#define DW_FILTER(NV)                                                                                     \
+  static inline void dw_filter_##NV(const float* xp, int xstep, const float* dyp, int C, int n, float* dwp) { \
+    v128_t acc[NV];                                                                                       \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[v] = wasm_f32x4_splat(0.0f);      \
+    for (int p = 0; p < n; p++, xp += xstep, dyp += C) {                                                  \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                     \
+        acc[v] = wasm_f32x4_add(acc[v], wasm_f32x4_mul(wasm_v128_load(xp + 4 * v), wasm_v128_load(dyp + 4 * v))); \
+    }                                                                                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                       \
+      wasm_v128_store(dwp + 4 * v, wasm_f32x4_add(wasm_v128_load(dwp + 4 * v), acc[v]));                  \
+  }
+DW_FILTER(4) DW_FILTER(1)
+
+// One output row's share of a 3×3 filter's gradient over its pixels xa…xb−1 (all taps inside), channels
+// c…c+3: nine sums in registers, dy read once a pixel. `in` is the input at tap (0, 0) of pixel xa; it
+// advances `step` floats a pixel.
+static inline void dw3x3_filter_row(const float* in, const float* dyp, float* dwp, int W, int C, int step, int n) {
+  v128_t acc[9];
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) acc[t] = wasm_f32x4_splat(0.0f);
+  for (int p = 0; p < n; p++, in += step, dyp += C) {
+    const v128_t d = wasm_v128_load(dyp);
+    _Pragma("clang loop unroll(full)") for (int kh = 0; kh < 3; kh++)
+      _Pragma("clang loop unroll(full)") for (int kw = 0; kw < 3; kw++)
+        acc[kh * 3 + kw] = wasm_f32x4_add(acc[kh * 3 + kw], wasm_f32x4_mul(wasm_v128_load(in + (kh * W + kw) * C), d));
+  }
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++)
+    wasm_v128_store(dwp + t * C, wasm_f32x4_add(wasm_v128_load(dwp + t * C), acc[t]));
+}
+
+// dw_filter over output pixels lo…hi−1 of a row for one tap, all channels.
+static inline void dw_filter_run(const float* xRow, const float* dyRow, float* dwp, int C, int sw, int kw, int left,
+                                 int lo, int hi) {
+  if (lo >= hi) return;
+  const float* xp = xRow + (lo * sw + kw - left) * C;
+  const float* dyp = dyRow + lo * C;
+  int c = 0;
+  for (; c + 16 <= C; c += 16) dw_filter_4(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+  for (; c < C; c += 4) dw_filter_1(xp + c, sw * C, dyp + c, C, hi - lo, dwp + c);
+}
+
+// The filter gradient of depthwise_conv2d: dw[kh, kw, c] = Σ_{b, y, x} x[b, y·sh + kh − top, x·sw + kw − left, c]
+// · dy[b, y, x, c] (reads outside the image are zeros), summed a row of output pixels at a time in registers:
+// a 3×3 filter's inner pixels by `dw3x3_filter_row`, the rest a tap at a time. dw is overwritten.
+EXPORT("depthwise_conv2d_filter_grad")
+void depthwise_conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H, int W, int C, int oh,
+                                  int ow, int fh, int fw, int sh, int sw, int top, int left) {
+  const int total = fh * fw * C;
+  for (int i = 0; i < total; i += 4) wasm_v128_store(dw + i, wasm_f32x4_splat(0.0f));
+  // Output columns xa…xb−1 have all their taps inside the image's width (as in depthwise_conv2d).
+  const int xa = min_i(ow, (left + sw - 1) / sw);
+  const int xb = max_i(xa, min_i(ow, W - fw + left >= 0 ? (W - fw + left) / sw + 1 : 0));
+  for (int b = 0; b < B; b++) {
+    for (int y = 0; y < oh; y++) {
+      const float* dyRow = dy + ((b * oh + y) * ow) * C;
+      const int iy0 = y * sh - top;
+      const int fast = fh == 3 && fw == 3 && iy0 >= 0 && iy0 + 3 <= H && xb > xa;
+      if (fast) {
+        const float* in = x + ((b * H + iy0) * W + xa * sw - left) * C;
+        for (int c = 0; c < C; c += 4) dw3x3_filter_row(in + c, dyRow + xa * C + c, dw + c, W, C, sw * C, xb - xa);
+      }
+      for (int kh = 0; kh < fh; kh++) {
+        const int iy = iy0 + kh;
+        if (iy < 0 || iy >= H) continue;
+        const float* xRow = x + ((b * H + iy) * W) * C;
+        for (int kw = 0; kw < fw; kw++) {
+          const int lo = max_i(0, -floor_div(kw - left, sw));
+          const int hi = min_i(ow, floor_div(W - 1 + left - kw, sw) + 1);
+          float* dwp = dw + (kh * fw + kw) * C;
+          if (!fast) {
+            dw_filter_run(xRow, dyRow, dwp, C, sw, kw, left, lo, hi);
+          } else { // the pixels left of and right of the inner ones
+            dw_filter_run(xRow, dyRow, dwp, C, sw, kw, left, lo, min_i(hi, xa));
+            dw_filter_run(xRow, dyRow, dwp, C, sw, kw, left, max_i(lo, xb), hi);
+          }
+        }
       }
     }
   }
