@@ -10,8 +10,8 @@
  * a depthwise 3×3 convolution (stride 1 or 2, 'same' or 'valid', or 'valid' after Keras' ZeroPadding2D
  * ((0, 1), (0, 1))), then a pointwise 1×1 convolution, each followed by batch normalization and relu6 or relu.
  * A fifth of the models have channel counts not in fours (3, 5, 6), which the step pads on the heap.
- * Weights and inputs are on coarse grids (inputs with exact zeros and constant samples, so that a channel's batch variance can be zero),
- * some filters zero as pruning leaves them.
+ * Weights and inputs are on coarse grids (inputs with exact zeros and constant samples, so that a channel's
+ * batch variance can be zero), some filters zero as pruning leaves them.
  *
  * On wasm, with every float32 tensor the backend allocates starting full of NaN, it compares with the cpu
  * backend (stock tfjs kernels) the tfjs path's loss and gradients and, where the graph step takes the model,
