@@ -267,7 +267,8 @@ async function tryWasm(_log: Log): Promise<Attempt> {
     }
     wasmPathSet = dir;
   }
-  if (!stockKernels()) registerWasmKernels();
+  if (stockKernels()) registerWasmGaps();
+  else registerWasmKernels();
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');
@@ -288,12 +289,21 @@ async function tryWasm(_log: Log): Promise<Attempt> {
   return { ok: true, info: { name: 'wasm', tfjsBackend: 'wasm', tfjsVersion: tf.version_core, notes, simd, threads } };
 }
 
-/** Fair Prune's kernels in front of wasm's own (kernels/). */
-function registerWasmKernels(): void {
+/**
+ * The gradient kernels tfjs's wasm backend does not have at all (a convolution's filter gradient, both of a
+ * depthwise convolution's), built from kernels it has: without them no CNN trains on wasm, so they are
+ * registered with stock kernels too. They replace none of wasm's own.
+ */
+function registerWasmGaps(): void {
   registerConv2DBackpropFilter('wasm');
+  registerDepthwiseBackprop('wasm');
+}
+
+/** Fair Prune's kernels in front of wasm's own (kernels/), and the gaps filled. */
+function registerWasmKernels(): void {
+  registerWasmGaps();
   registerConv2DBackpropInput('wasm');
   registerMaxPoolGrad('wasm');
-  registerDepthwiseBackprop('wasm');
   registerGather('wasm');
   registerSlice('wasm');
   registerBatchMatMul('wasm');

@@ -140,7 +140,7 @@ test('the kernels are chosen by --kernels, else FAIRPRUNE_KERNELS, else fairprun
   }
 });
 
-test("with stock kernels, starting wasm registers none of Fair Prune's kernels and the heap passes are off", async () => {
+test("with stock kernels, starting wasm registers none of Fair Prune's kernels but the gradients wasm lacks, and the heap passes are off", async () => {
   const stockFunc = (name: string) => tf.getKernel(name, 'wasm')?.kernelFunc;
   const names = [tf.GatherV2, tf.Slice, tf.BatchMatMul, tf.Identity, tf.Sum, tf.Conv2DBackpropInput, tf.MaxPoolGrad];
   const before = names.map(stockFunc);
@@ -150,4 +150,41 @@ test("with stock kernels, starting wasm registers none of Fair Prune's kernels a
   assert.ok(wasmInternals(tf.backend()), 'wasm runs');
   assert.equal(fastHeap(), null);
   assert.throws(() => useKernels('fairprune'), /new process/);
+
+  // wasm has no filter gradient for a convolution nor either gradient of a depthwise one: those gaps are
+  // filled (from wasm's own kernels) even with stock kernels, or no CNN could train. Against the cpu backend.
+  const x = tf.tensor4d(
+    Float32Array.from({ length: 2 * 6 * 6 * 3 }, (_, i) => Math.sin(i)),
+    [2, 6, 6, 3],
+  );
+  const w = tf.variable(
+    tf.tensor4d(
+      Float32Array.from({ length: 3 * 3 * 3 * 4 }, (_, i) => Math.cos(i) / 4),
+      [3, 3, 3, 4],
+    ),
+  );
+  const d = tf.variable(
+    tf.tensor4d(
+      Float32Array.from({ length: 3 * 3 * 4 }, (_, i) => Math.sin(2 * i) / 3),
+      [3, 3, 4, 1],
+    ),
+  );
+  const gradients = () => {
+    const { grads } = tf.variableGrads(
+      () => tf.sum(tf.square(tf.depthwiseConv2d(tf.relu(tf.conv2d(x, w, 1, 'same')), d, 2, 'same'))) as tf.Scalar,
+      [w, d],
+    );
+    return [w, d].map((v) => Float32Array.from(grads[v.name].dataSync()));
+  };
+  const onWasm = gradients();
+  await tf.setBackend('cpu');
+  const onCpu = gradients();
+  await tf.setBackend('wasm');
+  onWasm.forEach((g, i) => {
+    const scale = onCpu[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    g.forEach((v, j) =>
+      assert.ok(Math.abs(v - onCpu[i][j]) <= 1e-4 * scale, `gradient ${i}[${j}]: ${v} vs ${onCpu[i][j]}`),
+    );
+  });
+  tf.dispose([x, w, d]);
 });

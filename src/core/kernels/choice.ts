@@ -1,7 +1,8 @@
 /**
  * Whose kernels run the numbers in this thread: Fair Prune's own (the default) or tfjs's stock ones
  * only (`--kernels stock`, `FAIRPRUNE_KERNELS=stock`). With stock, nothing of src/core/kernels is
- * registered, and the training loop, Adam and the pruning masks take tfjs's ops instead of their
+ * registered but the gradient kernels wasm lacks altogether (built from its own kernels; without them no CNN
+ * trains on wasm), and the training loop, Adam and the pruning masks take tfjs's ops instead of their
  * passes over wasm's memory (dense-step.ts, conv-step.ts, adam.ts, pruning/masks.ts): a result that
  * changes between the two points at a kernel, one that does not at the model or the method.
  *
