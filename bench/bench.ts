@@ -40,7 +40,7 @@ const root = path.resolve(__dirname, '..');
  * wasm: a workload that takes longer than this an epoch on wasm would keep the bench on cpu for many
  * minutes, so it is left out there (and RESULTS.md says so).
  */
-const CPU_SKIP_AFTER_WASM_SECONDS = 0.5;
+const CPU_SKIP_AFTER_WASM_SECONDS = 0.25;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
