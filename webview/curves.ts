@@ -202,7 +202,7 @@ function render(): void {
 <header>
   <h1>${esc(r.model.path.split(/[\\/]/).slice(-2).join('/'))} <span class="status ${esc(r.status)}">${esc(r.status)}</span></h1>
   <p class="meta">Session ${esc(r.sessionId)} · ${esc(r.data.path.split(/[\\/]/).pop() ?? '')} · groups by ${esc(r.data.groupColumns.join(' × '))} · ${r.points.length} point${r.points.length === 1 ? '' : 's'} · ${esc(r.engine.backend.name)} backend</p>
-  ${v.recommendation && r.points.length ? `<p class="recommendation${v.recommendation.pointId ? '' : ' none'}" id="recommendation">${v.recommendation.pointId ? `<button class="link" id="select-recommended" data-point="${esc(v.recommendation.pointId)}">★</button> ` : ''}${esc(v.recommendation.sentence)}</p>` : ''}
+  ${v.recommendation && r.points.length ? `<p class="recommendation${v.recommendation.pointId ? '' : ' none'}" ` + `id="recommendation">${v.recommendation.pointId ? `<button class="link" id="select-recommended" data-point="${esc(v.recommendation.pointId)}">★</button> ` : ''}${esc(v.recommendation.sentence)}</p>` : ''}
   <p class="progress" role="status" aria-live="polite">${running && progress ? `<vscode-progress-ring></vscode-progress-ring> ${esc(progress.text)}` : ''}</p>
 </header>
 <section class="controls" aria-label="Chart options">
@@ -214,20 +214,27 @@ function render(): void {
     ${curvesMetrics(v)
       .map(
         (m) =>
-          `<vscode-option value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`,
+          '<vscode-option ' +
+          `value="${m}" ${state.metric === m ? 'selected' : ''}>${esc(METRIC_LABELS[m])}</vscode-option>`,
       )
       .join('')}
   </vscode-single-select></span>
   <fieldset><legend>groups</legend>${groups
     .map(
       (g) =>
-        `<vscode-checkbox data-group="${esc(g)}" ${state.hiddenGroups.includes(g) ? '' : 'checked'}><span class="swatch" data-colour="${esc(groupColour(v, g))}"></span>${esc(g)}</vscode-checkbox>`,
+        '<vscode-checkbox ' +
+        `data-group="${esc(g)}" ${state.hiddenGroups.includes(g) ? '' : 'checked'}><span ` +
+        'class="swatch" ' +
+        `data-colour="${esc(groupColour(v, g))}"></span>${esc(g)}</vscode-checkbox>`,
     )
     .join('')}</fieldset>
   <fieldset><legend>losses</legend>${losses
     .map(
       (l) =>
-        `<vscode-checkbox data-loss="${esc(l)}" ${state.hiddenLosses.includes(l) ? '' : 'checked'}><canvas class="dash" width="28" height="10" data-loss-dash="${esc(l)}" aria-hidden="true"></canvas>${esc(l)}</vscode-checkbox>`,
+        '<vscode-checkbox ' +
+        `data-loss="${esc(l)}" ${state.hiddenLosses.includes(l) ? '' : 'checked'}><canvas ` +
+        `class="dash" width="28" height="10" data-loss-dash="${esc(l)}" ` +
+        `aria-hidden="true"></canvas>${esc(l)}</vscode-checkbox>`,
     )
     .join('')}</fieldset>
   <span class="exports"><vscode-button id="export-png" secondary>Export Chart PNG</vscode-button> <vscode-button id="export-csv" secondary>Export Table CSV</vscode-button></span>
@@ -236,10 +243,10 @@ ${state.xAxis === 'flops' || !flops ? `<p class="note">${esc(flopsNote)}</p>` : 
 <section class="charts">
   <figure class="main-chart" id="main-figure" data-series="${esc(JSON.stringify([]))}">
     <figcaption>${esc(METRIC_LABELS[state.metric])} of each group against ${esc(X_LABELS[state.xAxis])}; solid and dashed lines are losses, colours are groups, dotted horizontal lines are the dense model, whiskers are 95% bootstrap intervals.</figcaption>
-    <div class="canvas-box"><canvas id="main-chart" role="img" aria-label="${esc(`${METRIC_LABELS[state.metric]} by group against ${state.xAxis}: ${series.length} series. The same numbers are in the chart data table below.`)}"></canvas></div>
+    <div class="canvas-box"><canvas id="main-chart" role="img" aria-label="${esc(`${METRIC_LABELS[state.metric]} by group ` + `against ${state.xAxis}: ${series.length} series. ` + 'The same numbers are in the chart data table below.')}"></canvas></div>
   </figure>
   <div class="side">
-    ${seedRuns(v) > 1 ? `<p class="hint">Worst group and gap: mean of ${seedRuns(v)} seeds; whiskers span the runs.</p>` : ''}
+    ${seedRuns(v) > 1 ? '<p class="hint">Worst group and gap: ' + `mean of ${seedRuns(v)} seeds; whiskers span the runs.</p>` : ''}
     <figure><figcaption>Worst-group accuracy</figcaption><div class="canvas-box small"><canvas id="worst-chart" role="img" aria-label="worst-group accuracy per loss; numbers in the table of points"></canvas></div></figure>
     <figure><figcaption>Largest accuracy gap between groups</figcaption><div class="canvas-box small"><canvas id="gap-chart" role="img" aria-label="largest accuracy gap per loss; numbers in the table of points"></canvas></div></figure>
   </div>
@@ -306,16 +313,26 @@ function pointsGrid(rows: ReturnType<typeof tableRows>): string {
       const cells = tableCells(row).map(
         (c, i) => `<td${i === 7 ? ` class="verdict ${row.verdict}"` : ''}>${esc(c)}</td>`,
       );
-      return `<tr data-point="${esc(row.pointId)}" class="${cls}" aria-selected="${selected}" tabindex="${row.pointId === focusable ? 0 : -1}">${cells.join('')}</tr>`;
+      return (
+        `<tr data-point="${esc(row.pointId)}" class="${cls}" ` +
+        `aria-selected="${selected}" ` +
+        `tabindex="${row.pointId === focusable ? 0 : -1}">${cells.join('')}</tr>`
+      );
     })
     .join('');
-  return `<table id="points-grid" class="points-grid" role="grid" aria-labelledby="points-title" aria-rowcount="${rows.length + 1}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+  return (
+    '<table id="points-grid" class="points-grid" role="grid" ' +
+    'aria-labelledby="points-title" ' +
+    `aria-rowcount="${rows.length + 1}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`
+  );
 }
 
 function detailHtml(v: SessionView): string {
   const d = state.selected ? pointDetail(v, state.selected) : null;
   const commit = commitState(v, state.selected);
-  const button = `<vscode-button id="commit" ${commit.enabled ? '' : 'disabled'} title="${esc(commit.reason ?? 'Write this pruned model, fairness.json and FAIRNESS.md beside the dense model')}">${esc(commit.label)}</vscode-button>`;
+  const button =
+    `<vscode-button id="commit" ${commit.enabled ? '' : 'disabled'} ` +
+    `title="${esc(commit.reason ?? 'Write this pruned model, fairness.json and FAIRNESS.md beside the dense model')}">${esc(commit.label)}</vscode-button>`;
   const why = commit.reason ? `<p class="why-disabled" id="commit-why">${esc(commit.reason)}</p>` : '';
   if (!d) return `<h2>Selected point</h2><p class="empty">No point selected.</p>${button}${why}`;
   const p = d.point;
@@ -324,7 +341,7 @@ function detailHtml(v: SessionView): string {
   return `<h2>${esc(pct(p.targetSparsity, 0))} sparsity · ${esc(p.loss)} <span class="badge ${v.verdicts[p.id]?.passed ? 'pass' : 'fail'}">${v.verdicts[p.id]?.passed ? 'PASS' : 'FAIL'}</span></h2>
 <p class="meta">Accuracy ${est(p.evaluation.accuracy, (x) => pct(x))} (${esc(signedPts(p.comparison.accuracyChange.value))}); worst group ${esc(p.evaluation.worstGroup.group)} ${esc(pct(p.evaluation.worstGroup.accuracy.value))}; gap ${esc(pct(p.evaluation.largestGap.value))}; achieved sparsity ${esc(pct(p.achievedSparsity))}${flops?.[p.id] !== undefined ? `, FLOPs −${esc(pct(flops[p.id]))}` : ''}; ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.</p>
 <table class="groups"><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>
-${d.groups.map((g) => `<tr><th scope="row"><span class="group-dot" data-colour="${esc(g.colour)}"></span>${esc(g.group)}</th><td>${g.n}${g.warning ? ` <span class="warn" title="${esc(g.warning)}">⚠</span>` : ''}</td><td>${g.dense ? esc(pct(g.dense.value)) : '–'}</td><td>${est(g.pruned, (x) => pct(x))}</td><td class="${g.change && g.change.value < -0.005 ? 'worse' : ''}">${g.change ? esc(signedPts(g.change.value)) : '–'}</td><td>${est(g.excessGap, (x) => signedPts(x))}</td><td>${g.auroc ? esc(g.auroc.value.toFixed(3)) : '–'}</td></tr>`).join('')}
+${d.groups.map((g) => '<tr><th scope="row"><span class="group-dot" ' + `data-colour="${esc(g.colour)}"></span>${esc(g.group)}</th><td>${g.n}${g.warning ? ` <span class="warn" title="${esc(g.warning)}">⚠</span>` : ''}</td><td>${g.dense ? esc(pct(g.dense.value)) : '–'}</td><td>${est(g.pruned, (x) => pct(x))}</td><td ` + `class="${g.change && g.change.value < -0.005 ? 'worse' : ''}">${g.change ? esc(signedPts(g.change.value)) : '–'}</td><td>${est(g.excessGap, (x) => signedPts(x))}</td><td>${g.auroc ? esc(g.auroc.value.toFixed(3)) : '–'}</td></tr>`).join('')}
 </tbody></table>
 <ul class="rules">${d.rules.map((r) => `<li class="${r.passed ? 'pass' : 'fail'}">${r.passed ? '✓' : '✗'} ${esc(r.message)}</li>`).join('')}</ul>
 ${button}${why}
@@ -350,13 +367,25 @@ function renderGallery(): void {
       const items = imgs
         .map((i) => {
           const caption = `row ${i.row}: true ${i.label}, dense ${i.dense} → pruned ${i.pruned}`;
-          return `<figure class="exemplar ${i.pruned === i.label ? 'fixed' : i.dense === i.label ? 'broken' : ''}">${i.src ? `<img src="${esc(i.src)}" alt="${esc(caption)}" width="56" height="56">` : `<span class="no-image" title="${esc(i.problem ?? '')}">row ${i.row}</span>`}<figcaption>${esc(`${i.dense} → ${i.pruned}`)}<br><span class="ci">true ${esc(i.label)}</span></figcaption></figure>`;
+          return (
+            `<figure class="exemplar ${i.pruned === i.label ? 'fixed' : i.dense === i.label ? 'broken' : ''}">${i.src ? `<img src="${esc(i.src)}" alt="${esc(caption)}" width="56" height="56">` : `<span class="no-image" title="${esc(i.problem ?? '')}">row ${i.row}</span>`}<figcaption>${esc(`${i.dense} → ${i.pruned}`)}<br><span ` +
+            `class="ci">true ${esc(i.label)}</span></figcaption></figure>`
+          );
         })
         .join('');
-      return `<section class="exemplar-group"><h4><span class="group-dot" data-colour="${esc(groupColour(view!, g.group))}"></span>${esc(g.group)}: ${g.count} changed (${esc(pct(g.rate))} of the group)${g.count > imgs.length ? `, ${imgs.length} shown` : ''}</h4><div class="exemplar-list">${items}</div></section>`;
+      return (
+        '<section class="exemplar-group"><h4><span class="group-dot" ' +
+        `data-colour="${esc(groupColour(view!, g.group))}"></span>${esc(g.group)}: ${g.count} ` +
+        `changed (${esc(pct(g.rate))} of the ` +
+        `group)${g.count > imgs.length ? `, ${imgs.length} shown` : ''}</h4><div ` +
+        `class="exemplar-list">${items}</div></section>`
+      );
     })
     .join('');
-  el.innerHTML = `<h3>Pruning-identified exemplars</h3><p class="meta">Test samples whose predicted class pruning changed (dense → pruned). ${esc(exemplars.note)}</p>${byGroup}`;
+  el.innerHTML =
+    '<h3>Pruning-identified exemplars</h3><p class="meta">Test ' +
+    'samples whose predicted class pruning changed (dense ' +
+    `→ pruned). ${esc(exemplars.note)}</p>${byGroup}`;
   el.querySelectorAll<HTMLElement>('.group-dot').forEach((d) => (d.style.backgroundColor = d.dataset.colour ?? ''));
 }
 
@@ -535,7 +564,9 @@ function drawSummary(id: string, series: SummarySeries[], format: (x: number) =>
             label: (ctx) => {
               const p = series[ctx.datasetIndex]?.points[ctx.dataIndex];
               return p
-                ? `${series[ctx.datasetIndex].loss}: ${format(p.y)} [${format(p.low)}, ${format(p.high)}]${p.group ? ` (${p.group})` : ''} · ${p.pointId}`
+                ? `${series[ctx.datasetIndex].loss}: ${format(p.y)} ` +
+                    `[${format(p.low)}, ${format(p.high)}]${p.group ? ` (${p.group})` : ''} ` +
+                    `· ${p.pointId}`
                 : '';
             },
           },

@@ -146,14 +146,18 @@ function printCheck(r: CheckResult): void {
   out(`files: ${r.verifiedFiles.length} committed file(s) match fairness.json (sha256)`);
   const worst = r.evaluation.worstGroup;
   out(
-    `measured: ${r.testRows} test rows; accuracy ${pct(r.accuracy.measured)} (committed ${pct(r.accuracy.committed)}); ` +
+    `measured: ${r.testRows} test rows; ` +
+      `accuracy ${pct(r.accuracy.measured)} ` +
+      `(committed ${pct(r.accuracy.committed)}); ` +
       `worst group ${worst.group} ${pct(worst.accuracy.value)}`,
   );
   out(`policy: ${r.policySource}; judged on ${r.policy.judgeOn === 'interval' ? '95% intervals' : 'estimates'}`);
   const fmt = (id: string, x: number) => (id === 'min-accuracy' ? pct(x) : `${(x * 100).toFixed(1)} pts`);
   for (const x of r.rules) {
     out(
-      `  ${x.passed ? 'pass' : 'FAIL'}  ${x.id}: value ${fmt(x.id, x.observed)}, limit ${fmt(x.id, x.limit)}, group ${x.group} — ${x.message}`,
+      `  ${x.passed ? 'pass' : 'FAIL'}  ${x.id}: ` +
+        `value ${fmt(x.id, x.observed)}, limit ${fmt(x.id, x.limit)}, ` +
+        `group ${x.group} — ${x.message}`,
     );
     if (!x.passed && process.env.GITHUB_ACTIONS === 'true')
       out(`::error title=fairness gate: ${x.id}::${annotation(`${x.group}: ${x.message}`)}`);

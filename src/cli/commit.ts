@@ -13,7 +13,8 @@ import { readPolicyFile } from '../core/policy-file';
 import { readSession } from '../core/session-store';
 import { UserError } from '../core/errors';
 
-export const HELP_COMMIT = `fairprune commit — commit a pruned point of a session: the model, fairness.json and FAIRNESS.md
+export const HELP_COMMIT = `fairprune commit — commit a pruned point of a session: the model, fairness.json and
+FAIRNESS.md
 
 Usage:
   fairprune commit --session DIR --point ID [--to DIR] [--policy FILE] [--override REASON] [--json]

@@ -27,14 +27,15 @@ import { cmdCommit, HELP_COMMIT } from './commit';
 import { cmdCheck, HELP_CHECK } from './check';
 import { RUN_OUTPUT_HELP, RUN_OUTPUT_OPTIONS, runOutput } from './run-output';
 
-const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups more than others
+const HELP_MAIN = `fairprune ${ENGINE_VERSION} — prune a neural network without letting the pruning hurt some groups
+more than others
 
 Usage:
-  fairprune run   --model M --data D --label COL --group COL [options]   prune a TensorFlow.js Layers model, measure every subgroup
+  fairprune run   --model M --data D --label COL --group COL [options]   prune a model, measure every subgroup
   fairprune train --data D --label COL --group COL --out DIR [options]   train a small dense baseline to start from
   fairprune demo  [--out DIR] [--quick]                                  the whole method on a biased MNIST task
   fairprune commit --session DIR --point ID [--to DIR] [--override WHY]  commit a pruned point with its fairness record
-  fairprune check --model DIR --data D [--policy FILE] [--json]          CI: does a committed model still pass the policy?
+  fairprune check --model DIR --data D [--policy FILE] [--json]          CI: does a committed model still pass?
   fairprune help [run|train|demo|data|commit|check]
 
 The method: every pruned model is fine-tuned with plain cross-entropy (ce) and with the performance
@@ -65,7 +66,8 @@ function methodHelp(): string {
   return lines.join('\n');
 }
 
-const HELP_RUN = `fairprune run — prune a model at several sparsities, fine-tune with each loss, measure every subgroup
+const HELP_RUN = `fairprune run — prune a model at several sparsities, fine-tune with each loss, measure every
+subgroup
 
 Required:
   --model FILE          a TensorFlow.js Layers model.json (weight files beside it), or a Keras .h5 / .keras file
@@ -100,23 +102,31 @@ Pruning and fine-tuning:
                                           within --ceag-tolerance of the overall drop, with one multiplier per group
                           (all three train on group-balanced batches, as many steps as ce)
   --dro-eta X           group-dro: step size of the group weights (default ${RUN_DEFAULTS.droEta})
-  --ceag-tolerance X    ceag: how far a group's accuracy drop may exceed the overall drop (default ${RUN_DEFAULTS.ceagTolerance})
+  --ceag-tolerance X    ceag: how far a group's accuracy drop may exceed the overall drop
+                        (default ${RUN_DEFAULTS.ceagTolerance})
   --ceag-dual-lr X      ceag: step size of the multipliers (default ${RUN_DEFAULTS.ceagDualLearningRate})
   --method NAME         ${PRUNING_METHOD_NAMES.join(' | ')} (default ${RUN_DEFAULTS.method}):
 ${methodHelp()}
   --schedule NAME       one-shot | gradual | iterative (default one-shot): when pruning happens during fine-tuning
-  --schedule-begin F    gradual: fraction of fine-tuning steps where sparsity starts rising (default ${RUN_DEFAULTS.scheduleBegin})
-  --schedule-end F      gradual: fraction of fine-tuning steps where it reaches the target (default ${RUN_DEFAULTS.scheduleEnd})
+  --schedule-begin F    gradual: fraction of fine-tuning steps where sparsity starts rising
+                        (default ${RUN_DEFAULTS.scheduleBegin})
+  --schedule-end F      gradual: fraction of fine-tuning steps where it reaches the target
+                        (default ${RUN_DEFAULTS.scheduleEnd})
   --schedule-power P    gradual: exponent of the polynomial decay (default ${RUN_DEFAULTS.schedulePower})
   --schedule-every N    gradual: steps between mask updates (default ${RUN_DEFAULTS.scheduleEvery});
                         iterative: steps of fine-tuning between pruning rounds (default ${RUN_DEFAULTS.iterativeEvery})
-  --schedule-rounds K   iterative: rounds to reach the target, each removing 1/K of it (default ${RUN_DEFAULTS.scheduleRounds})
-  --target NAME         filter methods: weights | flops — what --sparsity is a fraction of (default ${RUN_DEFAULTS.target})
-  --scope NAME          filter methods: layer (same fraction of filters in each layer) | global (default ${RUN_DEFAULTS.scope})
-  --skip-layers LIST    layers left alone: names, first, last, none (default first,last for filter methods, none otherwise)
+  --schedule-rounds K   iterative: rounds to reach the target, each removing 1/K of it
+                        (default ${RUN_DEFAULTS.scheduleRounds})
+  --target NAME         filter methods: weights | flops — what --sparsity is a fraction of
+                        (default ${RUN_DEFAULTS.target})
+  --scope NAME          filter methods: layer (same fraction of filters in each layer) | global
+                        (default ${RUN_DEFAULTS.scope})
+  --skip-layers LIST    layers left alone: names, first, last, none
+                        (default first,last for filter methods, none otherwise)
   --sensitivity LIST    filter methods: first prune each layer alone to these levels (e.g. 0.25,0.5,0.75), measure
                         accuracy and worst-group accuracy on validation rows, and set per-layer sparsity from it
-  --sensitivity-tolerance X  worst-group accuracy a layer may lose at its level (default ${RUN_DEFAULTS.sensitivityTolerance})
+  --sensitivity-tolerance X  worst-group accuracy a layer may lose at its level
+                        (default ${RUN_DEFAULTS.sensitivityTolerance})
   --epochs N            fine-tuning epochs per point (default ${RUN_DEFAULTS.epochs})
   --patience N          stop early after N epochs without better validation loss, keep the best (default 0: off)
   --batch-size N        (default ${RUN_DEFAULTS.batchSize})
@@ -131,10 +141,12 @@ ${methodHelp()}
 
 Output and engine:
   --out DIR             folder for sessions/ and cache/ (default ${RUN_DEFAULTS.out})
-  --backend NAME        ${BACKENDS.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
+  --backend NAME        ${BACKENDS.join(' | ')}
+                        (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that works)
   --workers N           sweep points run at once, each in a worker thread (default 0: one per core, as free
                         memory allows; 1: one after another). Same results either way; tfjs-node uses 1
-  --kernels NAME        fairprune | stock (default ${RUN_DEFAULTS.kernels}, or the FAIRPRUNE_KERNELS environment variable):
+  --kernels NAME        fairprune | stock
+                        (default ${RUN_DEFAULTS.kernels}, or the FAIRPRUNE_KERNELS environment variable):
                         stock runs tfjs's own kernels only, without Fair Prune's hand-written wasm kernels, heap
                         training steps and fused Adam — slower, and the same numbers up to float rounding; a
                         result that changes with it points at a kernel, not at the model
@@ -142,12 +154,14 @@ ${RUN_OUTPUT_HELP}
   -h, --help
 
 Example:
-  fairprune run --model model/model.json --data arrests.csv --label released --group colour --sparsity 0.5,0.9 --loss ce,pw
+  fairprune run --model model/model.json --data arrests.csv --label released --group colour \\
+    --sparsity 0.5,0.9 --loss ce,pw
 `;
 
 const HELP_TRAIN = `fairprune train — train a small dense baseline (MLP for features, CNN for images) with cross-entropy
 
-Required: --data FILE --label COL --group COL --out DIR (a new folder: model.json, weights.bin, ${'fairprune.preprocessing.json'})
+Required: --data FILE --label COL --group COL --out DIR
+(a new folder: model.json, weights.bin, ${'fairprune.preprocessing.json'})
 Data options as for "run" (--features, --ignore, --split-column, --image-column, --classes, --pixel-scale).
 Numeric features are standardised and text features one-hot encoded on the training rows; what was
 done is saved beside the model and reused by every later "run" on it.
@@ -185,10 +199,8 @@ function num(values: Values, key: string, def: number, opts: { integer?: boolean
   if (raw === undefined) return def;
   const v = Number(raw);
   if (!Number.isFinite(v) || (opts.integer && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
-    throw new UserError(
-      `'${raw}' is not ${opts.integer ? 'a whole number' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}.`,
-      { field: `--${key}`, fix: `give e.g. --${key} ${def}` },
-    );
+    const what = `${opts.integer ? 'a whole number' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}`;
+    throw new UserError(`'${raw}' is not ${what}.`, { field: `--${key}`, fix: `give e.g. --${key} ${def}` });
   }
   return v;
 }
@@ -440,11 +452,12 @@ async function cmdTrain(argv: string[]): Promise<number> {
   );
   process.stderr.write('\n');
   console.log(
-    `trained ${result.parameters.toLocaleString('en')} parameters in ${result.training.seconds.toFixed(1)} s on ${backendSummary(result.backend)}`,
+    `trained ${result.parameters.toLocaleString('en')} parameters ` +
+      `in ${result.training.seconds.toFixed(1)} s ` +
+      `on ${backendSummary(result.backend)}`,
   );
-  console.log(
-    `test accuracy ${pct(result.test.accuracy.value)}; ${result.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)} (n=${g.n})`).join(', ')}`,
-  );
+  const byGroup = result.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)} (n=${g.n})`);
+  console.log(`test accuracy ${pct(result.test.accuracy.value)}; ${byGroup.join(', ')}`);
   console.log(`saved ${result.modelPath}`);
   return 0;
 }
@@ -461,7 +474,9 @@ function progressPrinterForTraining() {
   }) => {
     if (process.stderr.isTTY)
       process.stderr.write(
-        `\r\x1b[Kepoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)} ${Math.round(p.samplesPerSecond)} samples/s`,
+        `\r\x1b[Kepoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} ` +
+          `loss ${p.trainLoss.toFixed(4)} ${Math.round(p.samplesPerSecond)} ` +
+          'samples/s',
       );
     else if (Date.now() - last > 5000) {
       last = Date.now();

@@ -26,8 +26,12 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e
       const frac = parallel ? describeProgress(e).fraction : e.step / e.steps;
       const bar = '█'.repeat(Math.round(frac * 20)).padEnd(20, '·');
       const text = parallel
-        ? `points ${e.running!.join('+')}/${e.points} ${bar} ${pct(frac, 0)} of the sweep, ${Math.round(e.samplesPerSecond ?? 0)} samples/s each${left}`
-        : `point ${e.point}/${e.points} ${pct(e.targetSparsity ?? 0, 0)} ${e.loss} ${bar} epoch ${e.epoch}/${e.epochs} loss ${e.trainLoss?.toFixed(4)} ${Math.round(e.samplesPerSecond ?? 0)} samples/s${left}`;
+        ? `points ${e.running!.join('+')}/${e.points} ${bar} ${pct(frac, 0)} of ` +
+          `the sweep, ${Math.round(e.samplesPerSecond ?? 0)} samples/s each${left}`
+        : `point ${e.point}/${e.points} ${pct(e.targetSparsity ?? 0, 0)} ${e.loss} ${bar} ` +
+          `epoch ${e.epoch}/${e.epochs} ` +
+          `loss ${e.trainLoss?.toFixed(4)} ${Math.round(e.samplesPerSecond ?? 0)} ` +
+          `samples/s${left}`;
       if (tty) {
         stream.write(`\r\x1b[K${text}`);
         drawn = true;
@@ -39,7 +43,9 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e
       clear();
       const p = e.point;
       stream.write(
-        `done ${p.id}: accuracy ${pct(p.evaluation.accuracy.value)}, worst group ${p.evaluation.worstGroup.group} ${pct(p.evaluation.worstGroup.accuracy.value)} (${signedPts(p.comparison.worstGroupChange.value)}), ${p.training.seconds.toFixed(1)} s\n`,
+        `done ${p.id}: accuracy ${pct(p.evaluation.accuracy.value)}, ` +
+          `worst group ${p.evaluation.worstGroup.group} ${pct(p.evaluation.worstGroup.accuracy.value)} ` +
+          `(${signedPts(p.comparison.worstGroupChange.value)}), ${p.training.seconds.toFixed(1)} s\n`,
       );
     } else if (e.type === 'started') {
       clear();
@@ -89,7 +95,9 @@ export function resultsTable(r: SessionResults): string {
 
 export function printResults(r: SessionResults, resultsPath: string, out: NodeJS.WriteStream = process.stdout): void {
   out.write(
-    `\nTest-split accuracy by subgroup (${r.data.groups.map((g) => `${g.name}: ${g.counts.test}`).join(', ')} test samples)\n`,
+    `\nTest-split accuracy by subgroup ` +
+      `(${r.data.groups.map((g) => `${g.name}: ${g.counts.test}`).join(', ')} ` +
+      `test samples)\n`,
   );
   out.write(`${resultsTable(r)}\n\n`);
   for (const s of summarySentences(r)) out.write(`${s}\n`);

@@ -19,7 +19,8 @@ export const RUN_OUTPUT_OPTIONS = {
   policy: { type: 'string' },
 } as const;
 
-export const RUN_OUTPUT_HELP = `  --json                print the results JSON itself on stdout; progress and messages go to stderr
+export const RUN_OUTPUT_HELP = `\
+  --json                print the results JSON itself on stdout; progress and messages go to stderr
   --progress text|json  progress on stderr as text (default) or as one JSON engine event per line
   --gate                exit 1 when no point passes the fairness policy (prints the recommended point when one does)
   --policy FILE         the policy for --gate and the recommendation: a fairprune.policy.json with the

@@ -123,7 +123,8 @@ async function choose(preference: BackendPreference, log: Log): Promise<BackendI
       throw unavailable(
         'tensorflow',
         a.reason,
-        `run \`npm install ${NODE_PKG}\` where its libtensorflow download can be reached, or use ${BACKEND_OPTION} auto (wasm)`,
+        `run \`npm install ${NODE_PKG}\` where its libtensorflow ` +
+          `download can be reached, or use ${BACKEND_OPTION} auto (wasm)`,
       );
     }
     case 'wasm': {
@@ -258,7 +259,9 @@ async function tryWasm(_log: Log): Promise<Attempt> {
     if (!dir)
       return {
         ok: false,
-        reason: `wasm could not start: ${file} was found neither next to the program (${__dirname}) nor in @tensorflow/tfjs-backend-wasm/dist`,
+        reason:
+          `wasm could not start: ${file} was found neither next to the ` +
+          `program (${__dirname}) nor in @tensorflow/tfjs-backend-wasm/dist`,
       };
     try {
       tfwasm.setWasmPaths(dir);
@@ -284,7 +287,9 @@ async function tryWasm(_log: Log): Promise<Attempt> {
     stockKernels() || simdKernels(tf.backend())
       ? []
       : [
-          `Fair Prune's SIMD kernels did not load (${findSimdKernels() ?? `${SIMD_KERNELS_FILE} not found next to ${__dirname}`}): CNN fine-tuning runs about a third slower`,
+          `Fair Prune's SIMD kernels did not load ` +
+            `(${findSimdKernels() ?? `${SIMD_KERNELS_FILE} not found next to ${__dirname}`}): ` +
+            'CNN fine-tuning runs about a third slower',
         ];
   return { ok: true, info: { name: 'wasm', tfjsBackend: 'wasm', tfjsVersion: tf.version_core, notes, simd, threads } };
 }
@@ -309,7 +314,9 @@ function registerWasmKernels(): void {
   registerBatchMatMul('wasm');
   registerIdentity('wasm');
   registerSum('wasm');
-  registerSimdKernels('wasm'); // in front of the kernels above (filter and max-pool gradients, sums), which stay for the cases it does not take
+  // In front of the kernels above (filter and max-pool gradients, sums), which stay for the cases it
+  // does not take.
+  registerSimdKernels('wasm');
 }
 
 async function startCpu(notes: string[], log: Log): Promise<BackendInfo> {

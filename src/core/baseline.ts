@@ -121,7 +121,8 @@ export async function trainBaseline(
   const weights = tf.tensor1d(Float32Array.from(t.weights));
   try {
     log(
-      `training a ${dataset.sampleShape.length === 3 ? 'CNN' : 'MLP'} baseline on ${dataset.indices('train').length} rows (${backend.name})`,
+      `training a ${dataset.sampleShape.length === 3 ? 'CNN' : 'MLP'} ` +
+        `baseline on ${dataset.indices('train').length} rows (${backend.name})`,
     );
     const training = await train(
       logits,

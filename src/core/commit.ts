@@ -262,22 +262,35 @@ export function renderFairnessMarkdown(r: FairnessRecord): string {
   const p = r.point;
   const lines: string[] = [];
   lines.push(`# Fairness check: ${mdText(p.id)}`, '');
+  const judged =
+    r.verdict.policy.judgeOn === 'interval' ? 'judged on 95% bootstrap intervals' : 'judged on point estimates';
   lines.push(
     r.decision === 'passed'
-      ? `**Passed** the fairness gate (${r.verdict.policy.judgeOn === 'interval' ? 'judged on 95% bootstrap intervals' : 'judged on point estimates'}).`
-      : `**Failed** the fairness gate and was committed by **override**. Reason given: “${mdText(r.override!.reason)}”.`,
+      ? `**Passed** the fairness gate (${judged}).`
+      : '**Failed** the fairness gate and was committed by **override**. ' +
+          `Reason given: “${mdText(r.override!.reason)}”.`,
     '',
   );
   const schedule = p.schedule ?? 'one-shot';
   const target = p.structure
-    ? `${pct(p.structure.reached)} fewer ${p.structure.target.metric === 'flops' ? 'multiply-adds (FLOPs)' : 'weights'} by removing whole filters and units (${p.method}, ${schedule}, ${p.structure.target.scope === 'global' ? 'ranked globally' : 'per layer'})`
+    ? `${pct(p.structure.reached)} ` +
+      `fewer ${p.structure.target.metric === 'flops' ? 'multiply-adds (FLOPs)' : 'weights'} ` +
+      'by removing whole filters and units ' +
+      `(${p.method}, ${schedule}, ${p.structure.target.scope === 'global' ? 'ranked globally' : 'per layer'})`
     : `${pct(p.achievedSparsity)} of its prunable weights removed (${p.method}, ${schedule})`;
   lines.push(
-    `Pruned from ${mdCode(r.model.dense)}: ${target}, fine-tuned with ${p.loss} (${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters; weights gzip to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`,
+    `Pruned from ${mdCode(r.model.dense)}: ${target}, ` +
+      `fine-tuned with ${p.loss} ` +
+      `(${LOSS_LABELS[p.loss]}). ${p.size.nonZeroParameters.toLocaleString('en')} ` +
+      'non-zero parameters; weights gzip ' +
+      `to ${(p.size.gzipBytes / 1024).toFixed(1)} KiB.`,
   );
   if (p.cost)
     lines.push(
-      `Parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}; FLOPs per sample ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}.`,
+      `Parameters ${p.cost.parametersBefore.toLocaleString('en')} ` +
+        `→ ${p.cost.parametersAfter.toLocaleString('en')}; ` +
+        `FLOPs per sample ${p.cost.flopsBefore.toLocaleString('en')} ` +
+        `→ ${p.cost.flopsAfter.toLocaleString('en')}.`,
     );
   if (p.latency) lines.push(p.latency.sentence);
   lines.push('');
@@ -285,7 +298,9 @@ export function renderFairnessMarkdown(r: FairnessRecord): string {
   for (const rule of r.verdict.rules) {
     const fmt = rule.id === 'min-accuracy' ? (x: number) => pct(x) : (x: number) => `${(x * 100).toFixed(1)} pts`;
     lines.push(
-      `| ${mdText(rule.description)} | ${fmt(rule.limit)} | ${fmt(rule.observed)} | ${fmt(rule.estimate)} | ${rule.passed ? 'pass' : `**fail**: ${mdText(rule.message)}`} |`,
+      `| ${mdText(rule.description)} | ${fmt(rule.limit)} ` +
+        `| ${fmt(rule.observed)} | ${fmt(rule.estimate)} ` +
+        `| ${rule.passed ? 'pass' : `**fail**: ${mdText(rule.message)}`} |`,
     );
   }
   lines.push(
@@ -296,29 +311,46 @@ export function renderFairnessMarkdown(r: FairnessRecord): string {
     '| --- | --- | --- | --- | --- | --- |',
   );
   lines.push(
-    `| **all** | ${p.evaluation.n} | ${pct(r.dense.accuracy.value)} | ${withInterval(p.evaluation.accuracy)} | ${withInterval(p.comparison.accuracyChange, (x) => signedPts(x))} | |`,
+    `| **all** | ${p.evaluation.n} | ${pct(r.dense.accuracy.value)} ` +
+      `| ${withInterval(p.evaluation.accuracy)} ` +
+      `| ${withInterval(p.comparison.accuracyChange, (x) => signedPts(x))} | |`,
   );
   for (const g of p.comparison.groups) {
     const d = r.dense.groups.find((x) => x.group === g.group);
     const e = p.evaluation.groups.find((x) => x.group === g.group);
     lines.push(
-      `| ${mdText(g.group)} | ${e?.n ?? '–'} | ${d ? pct(d.accuracy.value) : '–'} | ${e ? withInterval(e.accuracy) : '–'} | ${withInterval(g.accuracyChange, (x) => signedPts(x))} | ${withInterval(g.excessGap, (x) => signedPts(x))} |`,
+      `| ${mdText(g.group)} | ${e?.n ?? '–'} ` +
+        `| ${d ? pct(d.accuracy.value) : '–'} ` +
+        `| ${e ? withInterval(e.accuracy) : '–'} ` +
+        `| ${withInterval(g.accuracyChange, (x) => signedPts(x))} ` +
+        `| ${withInterval(g.excessGap, (x) => signedPts(x))} |`,
     );
   }
   lines.push(
     '',
-    `Worst group: dense ${mdText(r.dense.worstGroup.group)} ${pct(r.dense.worstGroup.accuracy.value)}, pruned ${mdText(p.evaluation.worstGroup.group)} ${pct(p.evaluation.worstGroup.accuracy.value)}. Largest gap: dense ${pct(r.dense.largestGap.value)}, pruned ${pct(p.evaluation.largestGap.value)}.`,
+    'Worst group: ' +
+      `dense ${mdText(r.dense.worstGroup.group)} ${pct(r.dense.worstGroup.accuracy.value)}, ` +
+      `pruned ${mdText(p.evaluation.worstGroup.group)} ${pct(p.evaluation.worstGroup.accuracy.value)}. ` +
+      `Largest gap: dense ${pct(r.dense.largestGap.value)}, ` +
+      `pruned ${pct(p.evaluation.largestGap.value)}.`,
     '',
   );
   lines.push('## Provenance', '');
   lines.push(
-    `- Data: ${mdCode(r.data.path)} (${r.data.rows} rows), label ${mdCode(r.data.label.column)} (${mdText(r.data.label.classes.join(', '))}), groups by ${mdText(r.data.groupColumns.join(' × '))}`,
+    `- Data: ${mdCode(r.data.path)} (${r.data.rows} rows), ` +
+      `label ${mdCode(r.data.label.column)} ` +
+      `(${mdText(r.data.label.classes.join(', '))}), ` +
+      `groups by ${mdText(r.data.groupColumns.join(' × '))}`,
   );
   lines.push(
-    `- Dense model sha256 \`${r.hashes.denseModel}\`; data sha256 \`${r.hashes.data}\`; pruned weights sha256 \`${r.hashes.prunedWeights}\``,
+    `- Dense model sha256 \`${r.hashes.denseModel}\`; ` +
+      `data sha256 \`${r.hashes.data}\`; pruned weights sha256 ` +
+      `\`${r.hashes.prunedWeights}\``,
   );
   lines.push(
-    `- Session ${r.session.id}; engine ${r.engine.version} on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), Node ${r.engine.node}; committed ${r.committedAt}`,
+    `- Session ${r.session.id}; engine ${r.engine.version} ` +
+      `on ${r.engine.backend.name} (tfjs ${r.engine.backend.tfjsVersion}), ` +
+      `Node ${r.engine.node}; committed ${r.committedAt}`,
   );
   return lines.join('\n') + '\n';
 }

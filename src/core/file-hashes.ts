@@ -19,7 +19,8 @@ export function readRegularFiles(dir: string): Record<string, Buffer> {
       else if (entry.isFile()) files[rel] = fs.readFileSync(full);
       else {
         throw new UserError(
-          `'${rel}' is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; a pruned model folder holds regular files only.`,
+          `'${rel}' is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; ` +
+            'a pruned model folder holds regular files only.',
           {
             file: dir,
             field: rel,

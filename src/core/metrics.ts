@@ -770,7 +770,9 @@ function checkInput(pred: Predictions, input: EvaluationInput, what: string): nu
       throw new UserError(`the label has class index ${y}${name}, but the model has only ${classes} classes.`, {
         row: input.rows[i],
         field: 'label',
-        fix: `check that the label column matches the model's output (${K} unit${K === 1 ? '' : 's'}), or map the classes with --classes.`,
+        fix:
+          `check that the label column matches the model's output (${K} ` +
+          `unit${K === 1 ? '' : 's'}), or map the classes with --classes.`,
       });
     }
     const g = input.groupIds[i];

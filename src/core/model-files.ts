@@ -45,7 +45,9 @@ export function readModelJson(file: string): Json {
   }
   if (!stat.isFile() || stat.size > MAX_MODEL_JSON_BYTES) {
     throw new UserError(
-      `is ${stat.isFile() ? `${stat.size.toLocaleString('en')} bytes, larger than a model.json can be` : 'not a regular file'}.`,
+      stat.isFile()
+        ? `is ${stat.size.toLocaleString('en')} bytes, larger than a model.json can be.`
+        : 'is not a regular file.',
       {
         file,
         fix: 'give the model.json that TensorFlow.js or tensorflowjs_converter wrote.',
@@ -109,7 +111,8 @@ export function readSavedWeights(
         (Array.isArray(spec.shape) ? spec.shape.reduce((a, d) => a * d, 1) : Infinity);
     if (!(declared <= maxWeightBytes)) {
       throw new UserError(
-        `its weights (up to group ${g}) declare more than the ${maxWeightBytes.toLocaleString('en')} bytes that are read here.`,
+        `its weights (up to group ${g}) declare more than ` +
+          `the ${maxWeightBytes.toLocaleString('en')} bytes that are read here.`,
         {
           file: modelPath,
           field: `weightsManifest[${g}]`,
@@ -156,7 +159,9 @@ export function readWeightGroup(dir: string, group: ManifestGroup, g: number, mo
       : Buffer.concat(shardPaths.map((f, i) => readShard(f, group.paths[i], modelPath, `weightsManifest[${g}].paths`)));
   if (!data || (checkable && expected !== data.length)) {
     throw new UserError(
-      `the weight files of group ${g} (${(group.paths ?? []).join(', ')}) hold ${data?.length ?? onDisk} bytes, but the manifest's weights need ${expected}: a file is truncated or belongs to another model.`,
+      `the weight files of group ${g} (${(group.paths ?? []).join(', ')}) ` +
+        `hold ${data?.length ?? onDisk} bytes, but the manifest's weights ` +
+        `need ${expected}: a file is truncated or belongs to another model.`,
       {
         file: path.join(dir, (group.paths ?? ['?'])[0]),
         field: `weightsManifest[${g}]`,

@@ -33,7 +33,10 @@ export interface LoadedModel {
   path: string;
   format: ModelFormat;
   sha256: string;
-  /** The parsed model.json (for Keras files: the tfjs form of its config), kept to save pruned weights under the same topology. */
+  /**
+   * The parsed model.json (for Keras files: the tfjs form of its config), kept to save pruned weights under
+   * the same topology.
+   */
   json: Json;
   /** Keras files: what is needed to write a pruned model back as .h5 / .keras (saveModel finds it from `json` too). */
   keras?: KerasSource;
@@ -92,7 +95,10 @@ function knownLayerClasses(): Set<string> {
   return new Set(Object.keys(tf.serialization.SerializationMap.getMap().classNameMap));
 }
 
-/** Keras sources by the `json` object of the LoadedModel they came with, so `saveModel(m, dir, loaded.json)` writes Keras too. */
+/**
+ * Keras sources by the `json` object of the LoadedModel they came with, so `saveModel(m, dir, loaded.json)`
+ * writes Keras too.
+ */
 const kerasSources = new WeakMap<Json, KerasSource>();
 
 /**
@@ -163,7 +169,10 @@ function checkTopology(json: Json, modelPath: string): Json {
       {
         file: modelPath,
         field: 'format',
-        fix: 'convert the Keras model with `tensorflowjs_converter --input_format keras --output_format tfjs_layers_model`, or save it from TensorFlow.js with `model.save()`.',
+        fix:
+          'convert the Keras model with `tensorflowjs_converter ' +
+          '--input_format keras --output_format tfjs_layers_model`, ' +
+          'or save it from TensorFlow.js with `model.save()`.',
       },
     );
   }
@@ -189,11 +198,14 @@ function checkTopology(json: Json, modelPath: string): Json {
   for (const { name, className } of allLayers(config)) {
     if (className === 'Lambda') {
       throw new UserError(
-        `layer '${name}' is a Lambda layer: its Python code cannot run in TensorFlow.js, and Fair Prune never runs code stored in a model file.`,
+        `layer '${name}' is a Lambda layer: its Python code cannot run in ` +
+          'TensorFlow.js, and Fair Prune never runs code stored in a model file.',
         {
           file: modelPath,
           field: `layer ${name} (${className})`,
-          fix: 'rebuild the model without Lambda layers (use built-in layers), retrain or copy the weights, and export it again.',
+          fix:
+            'rebuild the model without Lambda layers (use built-in layers), ' +
+            'retrain or copy the weights, and export it again.',
         },
       );
     }
@@ -234,13 +246,16 @@ async function buildLoaded(
     throw new UserError(`TensorFlow.js could not build this model: ${(e as Error).message}`, {
       file: modelPath,
       field: 'modelTopology',
-      fix: 'check that the model was saved by Keras or TensorFlow.js as a Layers model and that its weight files belong to it.',
+      fix:
+        'check that the model was saved by Keras or TensorFlow.js ' +
+        'as a Layers model and that its weight files belong to it.',
     });
   }
 
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new UserError(
-      `has ${model.inputs.length} inputs and ${model.outputs.length} outputs; Fair Prune prunes classifiers with one input and one output.`,
+      `has ${model.inputs.length} inputs and ${model.outputs.length} outputs; ` +
+        'Fair Prune prunes classifiers with one input and one output.',
       {
         file: modelPath,
         field: 'modelTopology',
@@ -252,7 +267,9 @@ async function buildLoaded(
   const outShape = model.outputs[0].shape;
   if (outShape.length !== 2 || inputShape.some((d) => d == null)) {
     throw new UserError(
-      `has output shape [${outShape.join(', ')}] and input shape [${inputShape.join(', ')}]; Fair Prune needs a fixed input shape and a [batch, classes] output.`,
+      `has output shape [${outShape.join(', ')}] and input ` +
+        `shape [${inputShape.join(', ')}]; ` +
+        'Fair Prune needs a fixed input shape and a [batch, classes] output.',
       {
         file: modelPath,
         field: 'modelTopology',
@@ -296,7 +313,8 @@ function outputKindOf(layer: tfl.layers.Layer, units: number, file: string): Out
   if (activation === 'sigmoid') {
     if (units !== 1) {
       throw new UserError(
-        `output layer '${layer.name}' has ${units} sigmoid units: a multi-label model, which Fair Prune does not prune yet.`,
+        `output layer '${layer.name}' has ${units} sigmoid units: ` +
+          'a multi-label model, which Fair Prune does not prune yet.',
         {
           file,
           field: `layer ${layer.name}`,
@@ -308,7 +326,9 @@ function outputKindOf(layer: tfl.layers.Layer, units: number, file: string): Out
   }
   if (activation === 'linear' && units >= 2) return 'logits';
   throw new UserError(
-    `output layer '${layer.name}' has ${units} unit(s) with activation '${activation}': this looks like a regression model, and Fair Prune prunes classifiers.`,
+    `output layer '${layer.name}' has ${units} unit(s) ` +
+      `with activation '${activation}': ` +
+      'this looks like a regression model, and Fair Prune prunes classifiers.',
     {
       file,
       field: `layer ${layer.name}`,

@@ -19,11 +19,15 @@ export function maxParameters(totalMemoryBytes = os.totalmem()): number {
 
 export function tooLargeError(file: string, count: number, limit: number, where: string): UserError {
   return new UserError(
-    `declares more than ${limit.toLocaleString('en')} parameters (${count.toLocaleString('en')} counted so far, at ${where}), more than this machine's memory can fine-tune.`,
+    `declares more than ${limit.toLocaleString('en')} parameters ` +
+      `(${count.toLocaleString('en')} counted so far, at ${where}), ` +
+      `more than this machine's memory can fine-tune.`,
     {
       file,
       field: where,
-      fix: `prune a model with at most ${limit.toLocaleString('en')} parameters, or check the layer sizes in the model file.`,
+      fix:
+        `prune a model with at most ${limit.toLocaleString('en')} parameters, ` +
+        'or check the layer sizes in the model file.',
     },
   );
 }

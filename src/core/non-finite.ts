@@ -58,7 +58,8 @@ export function checksEveryStep(): boolean {
 function onReference<T>(fn: () => T): { value: T } | null {
   const previous = tf.getBackend();
   if (!tf.findBackend(REFERENCE)) return null;
-  if (!stockKernels()) registerConv2DBackpropFilter(REFERENCE); // as `--backend cpu` runs it (the stock kernel is very slow)
+  // As `--backend cpu` runs it (the stock kernel is very slow).
+  if (!stockKernels()) registerConv2DBackpropFilter(REFERENCE);
   const cpu = tf.findBackend(REFERENCE) as unknown as { firstUse?: boolean };
   if ('firstUse' in cpu) cpu.firstUse = false;
   void tf.setBackend(REFERENCE);

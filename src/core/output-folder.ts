@@ -56,6 +56,8 @@ export function resolveOutputFolder(
   if (inside) return { dir: resolved };
   return {
     dir: path.resolve(root, fallback),
-    problem: `fairPrune.outputFolder '${value}' leads outside the workspace folder ${rootAbs}; sessions are kept in ${fallback} inside it.`,
+    problem:
+      `fairPrune.outputFolder '${value}' leads outside the workspace ` +
+      `folder ${rootAbs}; sessions are kept in ${fallback} inside it.`,
   };
 }

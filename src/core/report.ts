@@ -98,7 +98,8 @@ export function fairnessDifferencesTable(r: SessionResults): string[] {
     '## Fairness differences between groups',
     '',
     `As Fairlearn defines them: ${defs.map((m) => `${m.label}, the ${m.description}`).join('; ')}. ` +
-      "0 means every group alike; lower is fairer. A point's change is pruned − dense, on the same resampled test rows.",
+      ('0 means every group alike; lower is fairer. ' +
+        "A point's change is pruned − dense, on the same resampled test rows."),
     '',
     table(['model', ...defs.map((m) => `${m.label} [95% CI]`)], rows),
     '',
@@ -131,7 +132,8 @@ function pointRow(p: PrunedPoint, dense: Evaluation): string[] {
     flopsCell(p),
     p.latency ? `${p.latency.prunedMs.toFixed(1)} / ${p.latency.denseMs.toFixed(1)} ms` : '–',
     `${pct(p.evaluation.accuracy.value)} (${signedPts(p.evaluation.accuracy.value - dense.accuracy.value)})`,
-    `${pct(p.evaluation.worstGroup.accuracy.value)} ${p.evaluation.worstGroup.group} (${signedPts(p.comparison.worstGroupChange.value)})`,
+    `${pct(p.evaluation.worstGroup.accuracy.value)} ${p.evaluation.worstGroup.group} ` +
+      `(${signedPts(p.comparison.worstGroupChange.value)})`,
     pct(p.evaluation.largestGap.value),
     worstPsi ? `${worstPsi.group}: ${signedPts(worstPsi.excessGap.value)}` : '–',
   ];
@@ -172,7 +174,11 @@ export function seedLines(r: SessionResults): string[] {
       rows,
     ),
     '',
-    `Against ce: the loss's value minus ce's at the same sparsity, mean over paired runs; the interval is over ${runs > 1 ? 'seeds × ' : ''}a paired bootstrap of the test rows within each group. An interval that contains 0 means this data cannot tell the loss from ce.`,
+    `Against ce: the loss's value minus ce's at the same sparsity, ` +
+      'mean over paired runs; the interval is ' +
+      `over ${runs > 1 ? 'seeds × ' : ''}a paired bootstrap of the test ` +
+      'rows within each group. An interval that contains 0 means this data ' +
+      'cannot tell the loss from ce.',
     '',
   ];
 }
@@ -180,7 +186,9 @@ export function seedLines(r: SessionResults): string[] {
 /** The gate's policy in words. */
 export function policyText(p: Recommendation['policy']): string {
   return (
-    `worst-group accuracy may drop at most ${signedPts(p.maxWorstGroupDrop).slice(1)}, the largest gap may grow at most ` +
+    'worst-group accuracy may drop at ' +
+    `most ${signedPts(p.maxWorstGroupDrop).slice(1)}, ` +
+    'the largest gap may grow at most ' +
     `${signedPts(p.maxGapIncrease).slice(1)}${p.minAccuracy > 0 ? `, accuracy at least ${pct(p.minAccuracy)}` : ''}; ` +
     `judged on ${p.judgeOn === 'interval' ? 'the pessimistic end of each 95% interval' : 'point estimates'}`
   );
@@ -193,8 +201,11 @@ export function pwWeightLine(w: PwWeightSummary): string {
   const means = present.map((g) => g.meanWeight);
   const ratio = means.length > 1 ? Math.max(...means) / Math.min(...means) : 1;
   return (
-    `PW weights (m = ${w.minWeight}, γ = ${w.gamma}), mean on the training rows: ${w.mean.toFixed(3)} overall; ${groups}. ` +
-    `A sample the dense model was sure of weighs ${w.minWeight}; the most-weighted group's mean is ${ratio.toFixed(2)}× the least-weighted's ` +
+    `PW weights (m = ${w.minWeight}, γ = ${w.gamma}), ` +
+    `mean on the training rows: ${w.mean.toFixed(3)} overall; ${groups}. ` +
+    (`A sample the dense model was sure of weighs ${w.minWeight}; ` +
+      `the most-weighted group's mean is ${ratio.toFixed(2)}× the ` +
+      `least-weighted's `) +
     `(1.00× would mean PW weighs the groups alike).`
   );
 }
@@ -207,7 +218,10 @@ export function summarySentences(r: SessionResults): string[] {
     if (!pts.length) continue;
     const parts = pts.map(
       (p) =>
-        `${p.loss} keeps worst-group accuracy at ${pct(p.evaluation.worstGroup.accuracy.value)} (${p.evaluation.worstGroup.group}, ${signedPts(p.comparison.worstGroupChange.value)} against dense) with a ${pct(p.evaluation.largestGap.value)} gap`,
+        `${p.loss} keeps worst-group accuracy ` +
+        `at ${pct(p.evaluation.worstGroup.accuracy.value)} ` +
+        `(${p.evaluation.worstGroup.group}, ${signedPts(p.comparison.worstGroupChange.value)} ` +
+        `against dense) with a ${pct(p.evaluation.largestGap.value)} gap`,
     );
     out.push(`At ${pct(s, 0)} sparsity, ${parts.join('; ')}.`);
   }
@@ -292,15 +306,18 @@ function settingsLines(r: SessionResults): string[] {
   const e = r.engine;
   return [
     `- Model: \`${model.path}\` (${model.task}, input [${model.inputShape.join(', ')}], ` +
-      `${size.parameters.toLocaleString('en')} parameters, weights ${kib(size.weightBytes)}, gzip ${kib(size.gzipBytes)})`,
-    `- Data: \`${data.path}\` (${data.rows} rows); label \`${data.label.column}\`: ${classes} (${data.label.order} order)`,
+      (`${size.parameters.toLocaleString('en')} parameters, ` +
+        `weights ${kib(size.weightBytes)}, gzip ${kib(size.gzipBytes)})`),
+    `- Data: \`${data.path}\` (${data.rows} rows); ` +
+      `label \`${data.label.column}\`: ${classes} (${data.label.order} order)`,
     `- Inputs: ${inputs}${preprocessing}`,
     `- Split ${splitSource}${drawn}: ` +
       `train ${split.counts.train}, validation ${split.counts.validation}, test ${split.counts.test}`,
     `- Subgroups by ${data.groupColumns.map((col) => `\`${col}\``).join(' × ')}: ${groups}`,
     `- Pruning: ${c.method}, ${c.schedule?.name ?? 'one-shot'}${target}, ` +
       `sparsities ${c.sparsities.map((x) => pct(x, 0)).join(', ')}; ` +
-      `fine-tuning ${c.epochs} epoch(s), batch ${c.batchSize}, Adam lr ${c.learningRate} with cosine decay${patience}; ` +
+      (`fine-tuning ${c.epochs} epoch(s), batch ${c.batchSize}, ` +
+        `Adam lr ${c.learningRate} with cosine decay${patience}; `) +
       `losses ${losses}; PW m = ${c.pw.minWeight}, γ = ${c.pw.gamma}`,
     `- Engine ${e.version} on ${e.backend.name} (tfjs ${e.backend.tfjsVersion}), Node ${e.node}, ${e.platform}`,
     `- Intervals: seeded bootstrap, ${c.bootstrap.resamples} resamples within each group, ` +
@@ -358,39 +375,49 @@ function costLines(r: SessionResults): string[] {
   const out: string[] = [];
   if (r.model.flops !== undefined)
     out.push(
-      `FLOPs are counted per sample by the rules in docs/structured-pruning.md; the dense model needs ${r.model.flops.toLocaleString('en')}.`,
+      'FLOPs are counted per sample by the rules in ' +
+        'docs/structured-pruning.md; the dense model ' +
+        `needs ${r.model.flops.toLocaleString('en')}.`,
       '',
     );
   for (const p of r.points) {
     const bits: string[] = [];
     if (p.cost)
       bits.push(
-        `parameters ${p.cost.parametersBefore.toLocaleString('en')} → ${p.cost.parametersAfter.toLocaleString('en')}, FLOPs ${p.cost.flopsBefore.toLocaleString('en')} → ${p.cost.flopsAfter.toLocaleString('en')}`,
+        `parameters ${p.cost.parametersBefore.toLocaleString('en')} ` +
+          `→ ${p.cost.parametersAfter.toLocaleString('en')}, ` +
+          `FLOPs ${p.cost.flopsBefore.toLocaleString('en')} ` +
+          `→ ${p.cost.flopsAfter.toLocaleString('en')}`,
       );
     const st = p.structure;
     if (st) {
       bits.push(
         st.modelDir
-          ? `shrunk model \`${st.modelDir}\` (${kib(st.size?.weightBytes ?? 0)}, gzip ${kib(st.size?.gzipBytes ?? 0)}; outputs within ${(st.maxOutputDifference ?? 0).toExponential(1)} of the masked model)`
+          ? `shrunk model \`${st.modelDir}\` (${kib(st.size?.weightBytes ?? 0)}, ` +
+              `gzip ${kib(st.size?.gzipBytes ?? 0)}; outputs ` +
+              `within ${(st.maxOutputDifference ?? 0).toExponential(1)} of the ` +
+              'masked model)'
           : 'no filter could be removed physically',
       );
       bits.push(`${st.target.metric} reduced ${pct(st.reached)} (${st.target.scope})`);
-      bits.push(
-        `filters kept: ${st.layers.map((l) => `${l.layer} ${l.kept}/${l.channels}${l.removed || l.kept === l.channels ? '' : ' (masked)'}`).join(', ')}`,
+      const kept = st.layers.map(
+        (l) => `${l.layer} ${l.kept}/${l.channels}${l.removed || l.kept === l.channels ? '' : ' (masked)'}`,
       );
+      bits.push(`filters kept: ${kept.join(', ')}`);
       if (st.skipped.length) bits.push(`left alone: ${st.skipped.join(', ')}`);
     }
     if (p.latency) bits.push(p.latency.sentence);
-    if (bits.length)
-      out.push(
-        `- ${p.id}${p.schedule ? ` (${p.schedule})` : ''}: ${bits.join('; ')}${st?.notes.length ? ` Notes: ${st.notes.join(' ')}` : ''}`,
-      );
+    const schedule = p.schedule ? ` (${p.schedule})` : '';
+    const notes = st?.notes.length ? ` Notes: ${st.notes.join(' ')}` : '';
+    if (bits.length) out.push(`- ${p.id}${schedule}: ${bits.join('; ')}${notes}`);
   }
   if (r.sensitivity) {
     const sv = r.sensitivity;
     out.push(
       '',
-      `Sensitivity scan on ${sv.split} rows (dense: accuracy ${pct(sv.dense.accuracy)}, worst group ${pct(sv.dense.worstGroupAccuracy)}):`,
+      `Sensitivity scan on ${sv.split} rows (dense: ` +
+        `accuracy ${pct(sv.dense.accuracy)}, worst ` +
+        `group ${pct(sv.dense.worstGroupAccuracy)}):`,
       '',
     );
     out.push(

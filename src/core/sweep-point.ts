@@ -206,7 +206,8 @@ function pointPruning(
   const method = PRUNING_METHODS[req.method]; // checked by the session
   const schedule = req.schedule ? scheduleByName(req.schedule) : oneShot;
   const skip = new Set(setup.skipLayers);
-  // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's own loss, PW included).
+  // The same seed per sparsity: every loss fine-tunes the same pruned network (Taylor scores use the point's
+  // own loss, PW included).
   const pruning: PointPruning =
     method.kind === 'structured'
       ? new StructuredPruning(student, analyzeModel(student), {

@@ -78,12 +78,17 @@ export function sweepWorkers(
   if (workers < wanted)
     return {
       workers,
-      why: `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would need ${mib((wanted - 1) * perWorker)} more of the ${mib(freeBytes)} free`,
+      why:
+        `${workers} point${workers === 1 ? '' : 's'} at a time: ${wanted} would ` +
+        `need ${mib((wanted - 1) * perWorker)} more of the ${mib(freeBytes)} free`,
     };
   if (workers === 1) return { workers, why: 'one point at a time (one core)' };
   return {
     workers,
-    why: `${workers} points at a time: this thread and ${workers - 1} worker thread${workers === 2 ? '' : 's'} (${requested && requested > 0 ? '--workers' : `${cores} cores`})`,
+    why:
+      `${workers} points at a time: this thread and ${workers - 1} ` +
+      `worker thread${workers === 2 ? '' : 's'} ` +
+      `(${requested && requested > 0 ? '--workers' : `${cores} cores`})`,
   };
 }
 
@@ -237,7 +242,9 @@ export function runSweep(
         if (job && !failure && !cancelled) {
           fail(
             new Error(
-              `the worker thread running point ${job.pointNo} (${(job.sparsity * 100).toFixed(0)}% ${job.loss}) stopped with exit code ${code} — out of memory? Try --workers 1.`,
+              `the worker thread running point ${job.pointNo} ` +
+                `(${(job.sparsity * 100).toFixed(0)}% ${job.loss}) ` +
+                `stopped with exit code ${code} — out of memory? Try --workers 1.`,
             ),
           );
         } else if (!job && !started.has(w) && code !== 0 && !failure && !cancelled) {

@@ -76,7 +76,10 @@ export interface TrainOptions {
   onProgress?: (p: TrainProgress) => void;
   /** Seconds between progress callbacks (default 0.5). */
   progressInterval?: number;
-  /** false: never the heap steps for small dense chains (dense-step.ts) and plain CNNs (conv-step.ts), for comparisons in tests and the bench. */
+  /**
+   * false: never the heap steps for small dense chains (dense-step.ts) and plain CNNs (conv-step.ts), for
+   * comparisons in tests and the bench.
+   */
   denseStep?: boolean;
 }
 
@@ -333,7 +336,10 @@ function hostLossOf(data: TrainingData, wasm: boolean): HostLoss | null {
   };
 }
 
-/** After every step: a progress event every `progressInterval` seconds and at the end, and a yield to the event loop. */
+/**
+ * After every step: a progress event every `progressInterval` seconds and at the end, and a yield to the
+ * event loop.
+ */
 function progressReporter(opts: TrainOptions, totalSteps: number, losses: StepLosses, t0: number) {
   const interval = (opts.progressInterval ?? 0.5) * 1000;
   let lastReport = t0; // the first report after one interval, when samples/s means something
@@ -405,15 +411,18 @@ export function trainingPathOf(model: tfl.LayersModel, batchSize: number): Train
   const dense = denseStackOf(model);
   if (dense)
     return tape(
-      `a dense chain of ${multiplyAddsPerStep(dense, batchSize).toLocaleString('en-US')} multiply-adds a step runs faster through XNNPACK`,
+      'a dense chain ' +
+        `of ${multiplyAddsPerStep(dense, batchSize).toLocaleString('en-US')} ` +
+        'multiply-adds a step runs faster through XNNPACK',
     );
   if (model.inputs[0]?.shape.length !== 4) {
     const other = (model.layers as unknown as LayerLike[]).find(
       (l) => !['InputLayer', 'Dense'].includes(l.getClassName()),
     );
-    return tape(
-      `${slower}: ${other ? `layer '${other.name}' (${other.getClassName()}) is not a layer the dense step runs` : 'a layer is frozen or has an activation the dense step does not run'}`,
-    );
+    const why = other
+      ? `layer '${other.name}' (${other.getClassName()}) is not a layer the dense step runs`
+      : 'a layer is frozen or has an activation the dense step does not run';
+    return tape(`${slower}: ${why}`);
   }
   if (!simdKernels(tf.backend())) return tape(`${slower}: the SIMD kernels did not load`);
   const plan = graphPlanOf(model);

@@ -278,7 +278,10 @@ export interface Comparison {
     group: string;
     /** pruned − dense accuracy of this group. */
     accuracyChange: Estimate;
-    /** Excess accuracy gap ψ_g = [A_g(dense) − A_g(pruned)] − [A(dense) − A(pruned)]; > 0: the group pays more than average. */
+    /**
+     * Excess accuracy gap ψ_g = [A_g(dense) − A_g(pruned)] − [A(dense) − A(pruned)]; > 0: the group pays more
+     * than average.
+     */
     excessGap: Estimate;
   }>;
   /** Pruning-identified exemplars: test samples whose predicted class pruning changed. */
@@ -334,7 +337,10 @@ export interface PrunedPoint {
   comparison: Comparison;
   /** Folder of the saved pruned model, relative to the session folder. */
   modelDir: string;
-  /** sha256 of every file in `modelDir` (relative path → hash), recorded when the point was saved and checked at commit. */
+  /**
+   * sha256 of every file in `modelDir` (relative path → hash), recorded when the point was saved and checked
+   * at commit.
+   */
   files?: Record<string, string>;
   /** Schedule name (absent: one-shot). */
   schedule?: ScheduleSpec['name'];

@@ -31,8 +31,10 @@ export function checkPoint(point: PrunedPoint, policy: FairnessPolicy): GateVerd
     passed: dropJudged <= policy.maxWorstGroupDrop + 1e-12,
     message:
       dropJudged <= policy.maxWorstGroupDrop + 1e-12
-        ? `worst-group drop ${pts(dropJudged)}${interval ? ' (95% bound)' : ''} is within ${pts(policy.maxWorstGroupDrop)}`
-        : `worst-group accuracy drops ${pts(dropJudged)}${interval ? ` at the 95% bound (estimate ${pts(drop)})` : ''}, ${pts(dropJudged - policy.maxWorstGroupDrop)} over the ${pts(policy.maxWorstGroupDrop)} allowed`,
+        ? `worst-group drop ${pts(dropJudged)}${interval ? ' (95% bound)' : ''} ` +
+          `is within ${pts(policy.maxWorstGroupDrop)}`
+        : `worst-group accuracy drops ${pts(dropJudged)}${atBound(interval, pts(drop))}, ` +
+          `${pts(dropJudged - policy.maxWorstGroupDrop)} over the ${pts(policy.maxWorstGroupDrop)} allowed`,
   });
 
   const gap = c.gapChange.value;
@@ -47,7 +49,8 @@ export function checkPoint(point: PrunedPoint, policy: FairnessPolicy): GateVerd
     message:
       gapJudged <= policy.maxGapIncrease + 1e-12
         ? `gap increase ${pts(gapJudged)}${interval ? ' (95% bound)' : ''} is within ${pts(policy.maxGapIncrease)}`
-        : `the gap between groups grows ${pts(gapJudged)}${interval ? ` at the 95% bound (estimate ${pts(gap)})` : ''}, ${pts(gapJudged - policy.maxGapIncrease)} over the ${pts(policy.maxGapIncrease)} allowed`,
+        : `the gap between groups grows ${pts(gapJudged)}${atBound(interval, pts(gap))}, ` +
+          `${pts(gapJudged - policy.maxGapIncrease)} over the ${pts(policy.maxGapIncrease)} allowed`,
   });
 
   const acc = point.evaluation.accuracy.value;
@@ -62,7 +65,8 @@ export function checkPoint(point: PrunedPoint, policy: FairnessPolicy): GateVerd
     message:
       accJudged >= policy.minAccuracy - 1e-12
         ? `accuracy ${pc(accJudged)}${interval ? ' (95% bound)' : ''} meets ${pc(policy.minAccuracy)}`
-        : `accuracy is ${pc(accJudged)}${interval ? ` at the 95% bound (estimate ${pc(acc)})` : ''}, ${pts(policy.minAccuracy - accJudged)} under the ${pc(policy.minAccuracy)} required`,
+        : `accuracy is ${pc(accJudged)}${atBound(interval, pc(acc))}, ` +
+          `${pts(policy.minAccuracy - accJudged)} under the ${pc(policy.minAccuracy)} required`,
   });
 
   const failed = rules.filter((r) => !r.passed);
@@ -72,12 +76,18 @@ export function checkPoint(point: PrunedPoint, policy: FairnessPolicy): GateVerd
     rules,
     summary:
       failed.length === 0
-        ? `passes the fairness gate (${policy.judgeOn === 'interval' ? 'judged on 95% intervals' : 'judged on estimates'})`
+        ? 'passes the fairness gate ' +
+          `(${policy.judgeOn === 'interval' ? 'judged on 95% intervals' : 'judged on estimates'})`
         : `fails: ${failed.map((r) => r.message).join('; ')}`,
   };
 }
 
 /** Every point of a session with its verdict. */
+/** ' at the 95% bound (estimate …)' when the gate judges on the interval's pessimistic end. */
+function atBound(interval: boolean, estimate: string): string {
+  return interval ? ` at the 95% bound (estimate ${estimate})` : '';
+}
+
 export function checkSession(
   results: SessionResults,
   policy: FairnessPolicy,
@@ -118,13 +128,20 @@ export function recommendPoint(results: SessionResults, policy: FairnessPolicy):
       sparsity: best.targetSparsity,
       loss: best.loss,
       runnersUp: runnersUp.map((p) => p.id),
-      sentence: `Recommended: ${best.id} — ${pc(best.targetSparsity)} sparsity with ${best.loss} is the sparsest point that passes the fairness gate (worst group ${best.evaluation.worstGroup.group} at ${pc(best.evaluation.worstGroup.accuracy.value)})${also}.`,
+      sentence:
+        `Recommended: ${best.id} — ${pc(best.targetSparsity)} sparsity ` +
+        `with ${best.loss} is the sparsest point that passes the ` +
+        `fairness gate (worst group ${best.evaluation.worstGroup.group} ` +
+        `at ${pc(best.evaluation.worstGroup.accuracy.value)})${also}.`,
     };
   }
   if (!checked.length) return { policy, pointId: null, runnersUp: [], sentence: 'No pruned point yet.' };
   const lowest = Math.min(...checked.map((c) => c.point.targetSparsity));
   const first = checked.filter((c) => c.point.targetSparsity === lowest).sort((a, b) => better(a.point, b.point))[0];
   const rule = first.verdict.rules.find((r) => !r.passed)!;
+  const groupAware = results.points.some((p) => GROUP_OBJECTIVES.includes(p.loss))
+    ? ''
+    : ` or a group-aware loss (${GROUP_OBJECTIVES.join(', ')})`;
   return {
     policy,
     pointId: null,
@@ -132,7 +149,9 @@ export function recommendPoint(results: SessionResults, policy: FairnessPolicy):
     failedRule: rule.id,
     failedAt: lowest,
     sentence:
-      `No point passes the fairness gate. Already at ${pc(lowest)} sparsity (the lowest tried), the best point (${first.point.id}) fails: ${rule.message}. ` +
-      `Try lower sparsities, more fine-tuning epochs${results.points.some((p) => GROUP_OBJECTIVES.includes(p.loss)) ? '' : ` or a group-aware loss (${GROUP_OBJECTIVES.join(', ')})`}.`,
+      'No point passes the fairness gate. ' +
+      `Already at ${pc(lowest)} sparsity (the lowest tried), ` +
+      `the best point (${first.point.id}) fails: ${rule.message}. ` +
+      `Try lower sparsities, more fine-tuning epochs${groupAware}.`,
   };
 }

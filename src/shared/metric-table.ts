@@ -201,7 +201,8 @@ export const METRICS: readonly MetricDef[] = [
     name: 'equalized_odds_difference',
     label: 'equalized odds difference',
     description:
-      'larger of the largest true-positive-rate difference and the largest false-positive-rate difference between two groups',
+      'larger of the largest true-positive-rate difference and the ' +
+      'largest false-positive-rate difference between two groups',
     better: 'lower',
     binaryOnly: true,
     format: 'percent',

@@ -332,7 +332,10 @@ export function commitState(view: SessionView, pointId: string | null): CommitSt
     return {
       enabled: false,
       label,
-      reason: `Fails the fairness gate: ${failed.join('; ')}. Change the fairPrune.gate settings, pick a passing point, or use "Fair Prune: Commit Pruned Model…" to override with a reason.`,
+      reason:
+        `Fails the fairness gate: ${failed.join('; ')}. ` +
+        'Change the fairPrune.gate settings, pick a passing point, ' +
+        'or use "Fair Prune: Commit Pruned Model…" to override with a reason.',
     };
   }
   return { enabled: true, label };

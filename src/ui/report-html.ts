@@ -56,12 +56,25 @@ export function fairnessDifferencesHtml(task: Task, e: Evaluation, c: Comparison
     .join('');
   const head =
     '<th scope="col">difference</th><th scope="col">value [95% CI]</th>' + (c ? '<th scope="col">change</th>' : '');
-  const caption = `Differences between groups (Fairlearn's definitions; lower is fairer)${c ? ', change against dense' : ''}`;
+  const caption =
+    `Differences between groups (Fairlearn's definitions; ` + `lower is fairer)${c ? ', change against dense' : ''}`;
   return (
     `<div class="table-wrap"><table class="fairness"><caption>${caption}</caption>` +
     `<thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table></div>`
   );
 }
+
+/** A table row: the group as its header cell, then the cells. */
+const groupRow = (group: string, cells: string[]) =>
+  `<tr><th scope="row">${groupName(group)}</th>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+
+/** A captioned table of group rows in its scrolling wrapper. */
+const groupTable = (caption: string, columns: string[], rows: string) =>
+  `<div class="table-wrap"><table><caption>${caption}</caption><thead><tr>` +
+  columns.map((c) => `<th scope="col">${c}</th>`).join('') +
+  `</tr></thead><tbody>${rows}</tbody></table></div>`;
+
+const COMMIT_TITLE = 'Write this pruned model, fairness.json and FAIRNESS.md beside the dense model';
 
 function pointSection(view: SessionView, p: PrunedPoint): string {
   const r = view.results;
@@ -77,50 +90,90 @@ function pointSection(view: SessionView, p: PrunedPoint): string {
     .map((g) => {
       const d = r.dense.groups.find((x) => x.group === g.group);
       const e = p.evaluation.groups.find((x) => x.group === g.group);
-      return `<tr><th scope="row">${groupName(g.group)}</th><td>${d ? escapeHtml(pct(d.accuracy.value)) : '–'}</td><td>${ci(e?.accuracy)}</td><td>${delta(g.accuracyChange.value)}</td><td>${ci(g.excessGap, (x) => signedPts(x))}</td><td>${e ? e.n : '–'}${e?.warning ? ` <span class="warn" title="${escapeHtml(e.warning)}">⚠</span>` : ''}</td></tr>`;
+      const warning = e?.warning ? ` <span class="warn" title="${escapeHtml(e.warning)}">⚠</span>` : '';
+      return groupRow(g.group, [
+        d ? escapeHtml(pct(d.accuracy.value)) : '–',
+        ci(e?.accuracy),
+        delta(g.accuracyChange.value),
+        ci(g.excessGap, (x) => signedPts(x)),
+        `${e ? e.n : '–'}${warning}`,
+      ]);
     })
     .join('');
+  const ev = p.evaluation;
+  const summary =
+    `Accuracy ${ci(ev.accuracy)} (${delta(p.comparison.accuracyChange.value)}); ` +
+    `worst group ${escapeHtml(ev.worstGroup.group)} ${escapeHtml(pct(ev.worstGroup.accuracy.value))} ` +
+    `(${delta(p.comparison.worstGroupChange.value)}); gap ${escapeHtml(pct(ev.largestGap.value))}; ` +
+    `${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.`;
+  const commitState = disabledReason
+    ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"`
+    : `title="${COMMIT_TITLE}"`;
+  const commit =
+    `<vscode-button class="commit" data-session="${escapeHtml(view.sessionDir)}" ` +
+    `data-point="${escapeHtml(p.id)}" ${commitState}>Commit ${escapeHtml(p.id)}</vscode-button>` +
+    (disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : '');
+  const badge = `<span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASS' : 'FAIL'}</span>`;
+  const columns = ['group', 'dense', 'pruned [95% CI]', 'change', 'ψ [95% CI]', 'n'];
   return `<section class="point ${passed ? 'pass' : 'fail'}" data-point="${escapeHtml(p.id)}">
-<h3><span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASS' : 'FAIL'}</span> ${escapeHtml(pct(p.targetSparsity, 0))} sparsity · ${escapeHtml(p.loss)}</h3>
-<p class="summary">Accuracy ${ci(p.evaluation.accuracy)} (${delta(p.comparison.accuracyChange.value)}); worst group ${escapeHtml(p.evaluation.worstGroup.group)} ${escapeHtml(pct(p.evaluation.worstGroup.accuracy.value))} (${delta(p.comparison.worstGroupChange.value)}); gap ${escapeHtml(pct(p.evaluation.largestGap.value))}; ${p.size.nonZeroParameters.toLocaleString('en')} non-zero parameters.</p>
-<div class="table-wrap"><table><caption>Test accuracy by group, dense vs pruned</caption><thead><tr><th scope="col">group</th><th scope="col">dense</th><th scope="col">pruned [95% CI]</th><th scope="col">change</th><th scope="col">ψ [95% CI]</th><th scope="col">n</th></tr></thead><tbody>${rows}</tbody></table></div>
+<h3>${badge} ${escapeHtml(pct(p.targetSparsity, 0))} sparsity · ${escapeHtml(p.loss)}</h3>
+<p class="summary">${summary}</p>
+${groupTable('Test accuracy by group, dense vs pruned', columns, rows)}
 ${fairnessDifferencesHtml(r.model.task, p.evaluation, p.comparison)}
 <p class="verdict">${escapeHtml(why)}</p>
-<vscode-button class="commit" data-session="${escapeHtml(view.sessionDir)}" data-point="${escapeHtml(p.id)}" ${disabledReason ? `disabled title="${escapeHtml(disabledReason)}" aria-disabled="true"` : `title="Write this pruned model, fairness.json and FAIRNESS.md beside the dense model"`}>Commit ${escapeHtml(p.id)}</vscode-button>${disabledReason ? `<p class="why-disabled">${escapeHtml(disabledReason)}</p>` : ''}
+${commit}
 </section>`;
 }
 
 export function renderReportBody(view: SessionView | null): string {
   if (!view) {
-    return '<p class="empty">No session selected. Run <b>Fair Prune: Prune with Fairness Check…</b> on a model, or pick a session in the Sessions view.</p>';
+    return (
+      '<p class="empty">No session selected. Run <b>Fair Prune: ' +
+      'Prune with Fairness Check…</b> on a model, ' +
+      'or pick a session in the Sessions view.</p>'
+    );
   }
   const r = view.results;
-  const denseRows = r.dense
-    ? r.dense.groups
-        .map(
-          (g) =>
-            `<tr><th scope="row">${groupName(g.group)}</th><td>${g.n}</td><td>${ci(g.accuracy)}</td><td>${ci(g.auroc, (x) => x.toFixed(3))}</td></tr>`,
-        )
-        .join('')
-    : '';
   const status =
     r.status === 'completed'
       ? ''
       : ` <span class="status">${escapeHtml(r.status)}${r.error ? `: ${escapeHtml(r.error)}` : ''}</span>`;
+  const meta =
+    `Session ${escapeHtml(r.sessionId)}${status} · ${escapeHtml(r.data.path.split(/[\\/]/).pop() ?? '')} · ` +
+    `label ${escapeHtml(r.data.label.column)} · groups by ${escapeHtml(r.data.groupColumns.join(' × '))} · ` +
+    `${escapeHtml(r.engine.backend.name)} backend`;
+  const dir = escapeHtml(view.sessionDir);
+  const links =
+    `<button class="link" data-show-curves="${dir}">Show fairness curves</button> · ` +
+    `<button class="link" data-open-report="${dir}">Open report.md</button>`;
+  const rec = view.recommendation;
+  const recommendation = rec
+    ? `<p class="recommendation${rec.pointId ? '' : ' none'}">${escapeHtml(rec.sentence)}</p>`
+    : '';
+  const warnings = r.data.warnings.length
+    ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>`
+    : '';
   return `<header><h2>${escapeHtml(r.model.path.split(/[\\/]/).slice(-2).join('/'))}</h2>
-<p class="meta">Session ${escapeHtml(r.sessionId)}${status} · ${escapeHtml(r.data.path.split(/[\\/]/).pop() ?? '')} · label ${escapeHtml(r.data.label.column)} · groups by ${escapeHtml(r.data.groupColumns.join(' × '))} · ${escapeHtml(r.engine.backend.name)} backend</p>
-<p class="links"><button class="link" data-show-curves="${escapeHtml(view.sessionDir)}">Show fairness curves</button> · <button class="link" data-open-report="${escapeHtml(view.sessionDir)}">Open report.md</button></p></header>
-${view.recommendation ? `<p class="recommendation${view.recommendation.pointId ? '' : ' none'}">${escapeHtml(view.recommendation.sentence)}</p>` : ''}
-${r.data.warnings.length ? `<ul class="warnings">${r.data.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
-${
-  r.dense
-    ? `<section class="dense"><h3>Dense model</h3><p class="summary">Accuracy ${ci(r.dense.accuracy)}; worst group ${escapeHtml(r.dense.worstGroup.group)} ${escapeHtml(pct(r.dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(r.dense.largestGap.value))}.</p>
-<div class="table-wrap"><table><caption>Test accuracy by group, dense model</caption><thead><tr><th scope="col">group</th><th scope="col">n</th><th scope="col">accuracy [95% CI]</th><th scope="col">AUROC</th></tr></thead><tbody>${denseRows}</tbody></table></div>
-${fairnessDifferencesHtml(r.model.task, r.dense, null)}</section>`
-    : ''
-}
+<p class="meta">${meta}</p>
+<p class="links">${links}</p></header>
+${recommendation}
+${warnings}
+${r.dense ? denseSection(r.dense, r.model.task) : ''}
 ${r.points.map((p) => pointSection(view, p)).join('\n')}
 ${r.points.length === 0 ? '<p class="empty">No pruned point has finished yet.</p>' : ''}`;
+}
+
+function denseSection(dense: Evaluation, task: Task): string {
+  const rows = dense.groups
+    .map((g) => groupRow(g.group, [String(g.n), ci(g.accuracy), ci(g.auroc, (x) => x.toFixed(3))]))
+    .join('');
+  const summary =
+    `Accuracy ${ci(dense.accuracy)}; worst group ${escapeHtml(dense.worstGroup.group)} ` +
+    `${escapeHtml(pct(dense.worstGroup.accuracy.value))}; gap ${escapeHtml(pct(dense.largestGap.value))}.`;
+  const columns = ['group', 'n', 'accuracy [95% CI]', 'AUROC'];
+  return `<section class="dense"><h3>Dense model</h3><p class="summary">${summary}</p>
+${groupTable('Test accuracy by group, dense model', columns, rows)}
+${fairnessDifferencesHtml(task, dense, null)}</section>`;
 }
 
 /**

@@ -53,7 +53,8 @@ export function missingError(p: { file: string; table: CsvTable }, r: number, co
     p,
     r,
     column,
-    `the ${role} column '${column}' has a missing value (${shown}; empty, NA, N/A, NaN, null and None all mean missing).`,
+    `the ${role} column '${column}' has a missing value (${shown}; ` +
+      'empty, NA, N/A, NaN, null and None all mean missing).',
     `fill in the value, or remove the row from the CSV.`,
   );
 }

@@ -288,7 +288,10 @@ function decodeText(bytes: Buffer, file: string): string {
       .map((x) => x.toString(16).padStart(2, '0'))
       .join(' ');
     throw new UserError(
-      `byte ${at.toLocaleString('en')} (line ${line}${lineStart === 0 ? ', the header' : ''}) is not UTF-8 (bytes ${shown}): the file is in another encoding, such as Latin-1 or Windows-1252, whose letters would be misread.`,
+      `byte ${at.toLocaleString('en')} ` +
+        `(line ${line}${lineStart === 0 ? ', the header' : ''}) ` +
+        `is not UTF-8 (bytes ${shown}): the file is in another encoding, ` +
+        'such as Latin-1 or Windows-1252, whose letters would be misread.',
       {
         file,
         row,

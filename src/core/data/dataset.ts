@@ -179,12 +179,14 @@ function countAndWarn(c: Common, groups: GroupInfo[]): void {
   }
   if (groups.length > 50)
     p.warnings.push(
-      `The subgroup columns give ${groups.length} groups; most will be small. Consider fewer or coarser subgroup columns.`,
+      `The subgroup columns give ${groups.length} groups; ` +
+        'most will be small. Consider fewer or coarser subgroup columns.',
     );
   for (const g of groups) {
     if (g.counts.test < SMALL_GROUP_TEST_SAMPLES) {
       p.warnings.push(
-        `Group '${g.name}' has ${g.counts.test} test samples (fewer than ${SMALL_GROUP_TEST_SAMPLES}): its numbers are uncertain.`,
+        `Group '${g.name}' has ${g.counts.test} test samples (fewer ` +
+          `than ${SMALL_GROUP_TEST_SAMPLES}): its numbers are uncertain.`,
       );
     }
   }
@@ -319,7 +321,9 @@ export async function loadDataset(
     : spec.imageColumn !== undefined || (modelImage !== null && p.imageCol !== -1);
   if (!useImages && p.imageCol >= 0 && spec.imageColumn === undefined && !pre) {
     p.warnings.push(
-      `Column '${p.table.columns[p.imageCol]}' holds image file names, but the model takes ${inputSize} values per sample: the column is not used.`,
+      `Column '${p.table.columns[p.imageCol]}' holds image file names, ` +
+        `but the model takes ${inputSize} values per sample: ` +
+        'the column is not used.',
     );
   }
   const c = common(p, numClasses, pre?.label);
@@ -364,7 +368,9 @@ async function imageInputs(
     const im = pre.image;
     if (im.height !== modelImage.height || im.width !== modelImage.width || im.channels !== modelImage.channels) {
       throw new UserError(
-        `the preprocessing file says ${im.height}×${im.width}×${im.channels} images, but the model takes ${modelImage.height}×${modelImage.width}×${modelImage.channels}.`,
+        `the preprocessing file says ${im.height}×${im.width}×${im.channels} ` +
+          'images, but the model ' +
+          `takes ${modelImage.height}×${modelImage.width}×${modelImage.channels}.`,
         { file: preprocessing!.path, field: 'image', fix: 'use the preprocessing file saved with this model.' },
       );
     }

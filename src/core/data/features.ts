@@ -1,4 +1,7 @@
-/** Feature columns: numbers as they are, or the preprocessing a model was trained with (test/unit/data-preprocessing.test.ts). */
+/**
+ * Feature columns: numbers as they are, or the preprocessing a model was trained with
+ * (test/unit/data-preprocessing.test.ts).
+ */
 import { UserError } from '../errors';
 import { isMissing, parseNumber } from './csv';
 import { ColumnTransform, outputFeatureNames, outputWidth } from './preprocessing';
@@ -27,8 +30,13 @@ export function refuseStrayTexts(p: Prepared, k: number): void {
     p,
     first,
     col,
-    `the feature column '${col}' holds numbers except in ${strays} row${strays === 1 ? '' : 's'}: ${listed.join(', ')}${texts.size > 5 ? ', …' : ''}. A number column with stray texts would be one-hot encoded, every number a category.`,
-    'correct those values (write a missing value as an empty cell or NA, which is an error in a feature column), or drop the column with --ignore.',
+    `the feature column '${col}' holds numbers except in ${strays} ` +
+      `row${strays === 1 ? '' : 's'}: ${listed.join(', ')}${texts.size > 5 ? ', …' : ''}. ` +
+      'A number column with stray texts would be one-hot encoded, ' +
+      'every number a category.',
+    'correct those values (write a missing value as an empty cell or NA, ' +
+      'which is an error in a feature column), or drop the column with ' +
+      '--ignore.',
   );
 }
 
@@ -39,7 +47,9 @@ export function textFeatureError(p: Prepared, r: number, k: number, why: string)
     r,
     col,
     `the feature column '${col}' has the text value '${p.table.rows[r][k]}'. ${why}`,
-    `drop the column with --ignore ${col} (or choose the inputs with --features), or train the model with \`fairprune train\`, which encodes text columns.`,
+    `drop the column with --ignore ${col} (or choose ` +
+      'the inputs with --features), or train the model ' +
+      `with \`fairprune train\`, which encodes text columns.`,
   );
 }
 
@@ -82,7 +92,9 @@ export function applyTransforms(p: Prepared, cols: ColumnTransform[], colIndex: 
   for (const [key, u] of unseen) {
     const column = key.split('\u0000')[0];
     p.warnings.push(
-      `Column '${column}' has the value '${u.value}' (${u.count} rows, first at row ${u.row}) that training did not see: those rows get zeros for '${column}'.`,
+      `Column '${column}' has the value '${u.value}' (${u.count} rows, ` +
+        `first at row ${u.row}) that training did not see: ` +
+        `those rows get zeros for '${column}'.`,
     );
   }
 }
@@ -101,12 +113,16 @@ export function preprocessedFeatures(
       throw new UserError(`the model was trained on column '${t.column}', which this CSV does not have.`, {
         file: spec.csvPath,
         field: t.column,
-        fix: `add the column, or use the CSV the model was trained on (its preprocessing file is ${preprocessing.path}).`,
+        fix:
+          'add the column, or use the CSV the model was trained ' +
+          `on (its preprocessing file is ${preprocessing.path}).`,
       });
     }
     if (k === p.labelCol || k === p.splitCol)
       throw new UserError(
-        `the model was trained on column '${t.column}', which this run uses as the ${k === p.labelCol ? 'label' : 'split column'}.`,
+        `the model was trained on column '${t.column}', ` +
+          'which this run uses as ' +
+          `the ${k === p.labelCol ? 'label' : 'split column'}.`,
         { file: spec.csvPath, field: t.column, fix: 'check --label and --split-column.' },
       );
     return k;
@@ -116,7 +132,9 @@ export function preprocessedFeatures(
     (spec.features.length !== cols.length || spec.features.some((f, i) => f !== cols[i].column))
   ) {
     throw new UserError(
-      `--features ${spec.features.join(',')} differs from the model's inputs (${cols.map((t) => t.column).join(',')}), which its preprocessing file fixes.`,
+      `--features ${spec.features.join(',')} differs from ` +
+        `the model's inputs (${cols.map((t) => t.column).join(',')}), ` +
+        'which its preprocessing file fixes.',
       {
         file: preprocessing.path,
         field: 'features',
@@ -159,13 +177,17 @@ export function rawFeatures(p: Prepared, inputSize: number): { x: Float32Array; 
       .filter((k) => p.table.rows.some((row) => !isMissing(row[k]) && Number.isNaN(parseNumber(row[k]))))
       .map((k) => p.table.columns[k]);
     throw new UserError(
-      `the model takes ${inputSize} input values per sample, but ${featureCols.length} feature columns were selected: ${names.join(', ') || '(none)'}` +
+      `the model takes ${inputSize} input values per sample, ` +
+        `but ${featureCols.length} feature columns were ` +
+        `selected: ${names.join(', ') || '(none)'}` +
         (text.length ? ` (text columns among them: ${text.join(', ')})` : '') +
         '.',
       {
         file: spec.csvPath,
         field: 'features',
-        fix: `choose exactly ${inputSize} columns, in the model's input order, with --features (or drop columns with --ignore).`,
+        fix:
+          `choose exactly ${inputSize} columns, in the model's input order, ` +
+          'with --features (or drop columns with --ignore).',
       },
     );
   }
@@ -182,7 +204,8 @@ export function rawFeatures(p: Prepared, inputSize: number): { x: Float32Array; 
           p,
           r,
           featureCols[j],
-          'A model without a preprocessing file gets the CSV values exactly as they are, so every feature must be a number.',
+          'A model without a preprocessing file gets the CSV values ' +
+            'exactly as they are, so every feature must be a number.',
         );
       }
       x[r * f + j] = n;

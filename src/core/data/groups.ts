@@ -83,7 +83,8 @@ export function assignSplit(
             p,
             r,
             column,
-            `the split column says '${p.table.rows[r][p.splitCol]}' but the reused split has this row in ${['train', 'validation', 'test'][split[r]]}.`,
+            `the split column says '${p.table.rows[r][p.splitCol]}' but the reused ` +
+              `split has this row in ${['train', 'validation', 'test'][split[r]]}.`,
             'reuse the split only of a session on this same CSV, or run without reusing it.',
           );
         }
@@ -120,7 +121,8 @@ export function assignSplit(
       record.validationDrawnFromTrain = true;
       record.seed = p.spec.seed;
       p.warnings.push(
-        `The split column '${column}' has no validation rows: validation rows were drawn from its train rows (seed ${p.spec.seed}).`,
+        `The split column '${column}' has no validation rows: ` +
+          `validation rows were drawn from its train rows (seed ${p.spec.seed}).`,
       );
     }
   } else {

@@ -159,7 +159,8 @@ export async function probeImage(
   column: string,
   job: ImageJob,
 ): Promise<{ height: number; width: number; channels: number }> {
-  const img = await readImage(csvPath, column, job, 'paths in the image column are relative to the CSV file’s folder.');
+  const hint = 'paths in the image column are relative to the CSV file’s folder.';
+  const img = await readImage(csvPath, column, job, hint);
   return { height: img.height, width: img.width, channels: img.grey ? 1 : 3 };
 }
 

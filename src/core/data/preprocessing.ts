@@ -19,7 +19,10 @@ export interface StandardizeTransform {
   std: number;
 }
 
-/** A text column: one input per category (sorted), 1 for the row's value; a value not seen in training gives all zeros. */
+/**
+ * A text column: one input per category (sorted), 1 for the row's value; a value not seen in training gives
+ * all zeros.
+ */
 export interface OneHotTransform {
   column: string;
   kind: 'onehot';
@@ -75,7 +78,10 @@ export function validatePreprocessing(value: unknown, file: string): Preprocessi
     throw new UserError(problem, {
       file,
       field,
-      fix: `re-create it with \`fairprune train\`, or delete ${PREPROCESSING_FILE} if the model takes the CSV values as they are.`,
+      fix:
+        `re-create it with \`fairprune train\`, ` +
+        `or delete ${PREPROCESSING_FILE} if the model takes the CSV ` +
+        'values as they are.',
     });
   };
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

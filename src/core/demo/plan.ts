@@ -46,7 +46,10 @@ export const QUICK_DEMO: DemoPlan = {
   sparsities: [0.8],
   fineTuneEpochs: 1,
 };
-/** What the demo compares: the group-blind losses and the group-aware objective that kept the rare group best in our runs. */
+/**
+ * What the demo compares: the group-blind losses and the group-aware objective that kept the rare group best
+ * in our runs.
+ */
 export const DEMO_LOSSES = ['ce', 'pw', 'group-balanced'] as const;
 export const DEMO_SEED = 7;
 export const DEMO_MINORITY_FRACTION = 0.05;

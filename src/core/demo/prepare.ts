@@ -69,8 +69,9 @@ export async function prepareDemo(
     },
     { log, signal: hooks.signal },
   );
+  const byGroup = base.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)}`).join(', ');
   log(
-    `    dense test accuracy ${pct(base.test.accuracy.value)}: ${base.test.groups.map((g) => `${g.group} ${pct(g.accuracy.value)}`).join(', ')} (${base.training.seconds.toFixed(0)} s)`,
+    `    dense test accuracy ${pct(base.test.accuracy.value)}: ${byGroup} ` + `(${base.training.seconds.toFixed(0)} s)`,
   );
   return { csvPath: data.csvPath, modelPath, label, groups, data, reusedModel: false };
 }

@@ -97,7 +97,9 @@ export function readTree(
       const dtype = copyableDtype(h5, a.metadata);
       if (!dtype) {
         throw new UserError(
-          `attribute '${name}' holds ${typeName(h5, a.metadata.type)} data, which Keras does not write, so the pruned model cannot be written from it.`,
+          `attribute '${name}' holds ${typeName(h5, a.metadata.type)} data, ` +
+            'which Keras does not write, so the pruned model cannot be ' +
+            'written from it.',
           { file: where.file, field: `${inside}${at}.${name}`, fix: FIX_TYPES },
         );
       }
@@ -120,7 +122,9 @@ export function readTree(
         const dtype = copyableDtype(h5, meta);
         if (!dtype) {
           throw new UserError(
-            `dataset holds ${typeName(h5, meta.type)} data, which Keras does not write, so the pruned model cannot be written from it.`,
+            `dataset holds ${typeName(h5, meta.type)} data, ` +
+              'which Keras does not write, so the pruned model cannot be ' +
+              'written from it.',
             { file: where.file, field: `${inside}${p}`, fix: FIX_TYPES },
           );
         }
@@ -141,7 +145,10 @@ export function readTree(
     otherBytes += o.bytes;
     if (otherBytes > allowed) {
       throw new UserError(
-        `holds ${otherBytes.toLocaleString('en')} bytes of data besides the ${weightBytes.toLocaleString('en')} bytes of layer weights (more than ${OTHER_DATA_FACTOR} times as much, which no optimizer's state needs), counting up to this dataset.`,
+        `holds ${otherBytes.toLocaleString('en')} bytes of data ` +
+          `besides the ${weightBytes.toLocaleString('en')} bytes of ` +
+          `layer weights (more than ${OTHER_DATA_FACTOR} times as much, ` +
+          `which no optimizer's state needs), counting up to this dataset.`,
         {
           file: where.file,
           field: `${inside}${o.path}`,

@@ -310,7 +310,10 @@ function pairH5(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
   if (!byName && stored.length !== layers.length) {
     const missing = layers.find((l) => !stored.some((s) => s.name === l.name))!;
     throw new UserError(
-      `layer '${missing.name}' (${missing.getClassName()}) has weights in the model config but none in "model_weights" (${stored.length} stored layers with weights, ${layers.length} in the config).`,
+      `layer '${missing.name}' (${missing.getClassName()}) ` +
+        'has weights in the model config but none in "model_weights" ' +
+        `(${stored.length} stored layers with weights, ${layers.length} ` +
+        'in the config).',
       {
         file,
         field: `model_weights/${missing.name}`,
@@ -324,7 +327,10 @@ function pairH5(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
     const g = s.group as H5Group;
     if (s.weightNames.length !== layer.weights.length) {
       throw new UserError(
-        `layer '${layer.name}' (${layer.getClassName()}) needs ${layer.weights.length} weight arrays, but "model_weights/${s.name}" lists ${s.weightNames.length} (${s.weightNames.join(', ')}).`,
+        `layer '${layer.name}' (${layer.getClassName()}) ` +
+          `needs ${layer.weights.length} weight arrays, ` +
+          `but "model_weights/${s.name}" lists ${s.weightNames.length} ` +
+          `(${s.weightNames.join(', ')}).`,
         {
           file,
           field: `model_weights/${s.name}.weight_names`,
@@ -347,7 +353,9 @@ function pairH5(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
       const shape = ds.shape ?? [];
       if (!sameShape(w.shape, shape)) {
         throw new UserError(
-          `weight '${s.weightNames[k]}' of layer '${layer.name}' (${layer.getClassName()}) has shape ${shapeText(shape)}, but the layer needs ${shapeText(w.shape)}.`,
+          `weight '${s.weightNames[k]}' of layer '${layer.name}' ` +
+            `(${layer.getClassName()}) has shape ${shapeText(shape)}, ` +
+            `but the layer needs ${shapeText(w.shape)}.`,
           {
             file,
             field: `model_weights/${s.name}/${s.weightNames[k]}`,
@@ -396,11 +404,16 @@ function pairV3(h5: H5Module, root: H5Group, model: tfl.LayersModel, file: strin
       const found = candidates.find(fits);
       if (!found) {
         throw new UserError(
-          `layer '${layer.name}' (${layer.getClassName()}) has no matching weights in ${WEIGHTS_MEMBER} (looked for ${candidates.map((c) => `${c}/vars/0..${layer.weights.length - 1}`).join(' and ')} with shapes ${layer.weights.map((w) => shapeText(w.shape)).join(', ')}).`,
+          `layer '${layer.name}' (${layer.getClassName()}) ` +
+            `has no matching weights in ${WEIGHTS_MEMBER} (looked ` +
+            `for ${candidates.map((c) => `${c}/vars/0..${layer.weights.length - 1}`).join(' and ')} ` +
+            `with shapes ${layer.weights.map((w) => shapeText(w.shape)).join(', ')}).`,
           {
             file,
             field: `${WEIGHTS_MEMBER}:${candidates[0]}`,
-            fix: 'the weights belong to another architecture or the file is damaged: save the model again with Keras 3.',
+            fix:
+              'the weights belong to another architecture or the file is damaged: ' +
+              'save the model again with Keras 3.',
           },
         );
       }

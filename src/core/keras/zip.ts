@@ -84,7 +84,9 @@ export function readZip(buf: Buffer, maxTotalBytes = MAX_ZIP_TOTAL_BYTES): ZipMe
     total += size;
     if (total > maxTotalBytes) {
       throw new Error(
-        `its members declare more than ${maxTotalBytes.toLocaleString('en')} bytes together (member ${name} brings them to ${total.toLocaleString('en')})`,
+        `its members declare more than ${maxTotalBytes.toLocaleString('en')} ` +
+          `bytes together (member ${name} brings them ` +
+          `to ${total.toLocaleString('en')})`,
       );
     }
     entries.push({ name, method, dosTime, dosDate, crc, compSize, size, local });
@@ -116,7 +118,8 @@ function inflateCapped(raw: Buffer, size: number, name: string): Buffer {
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new Error(
-        `member ${name} inflates to more than the ${size.toLocaleString('en')} bytes it declares (a zip bomb or a damaged file)`,
+        `member ${name} inflates to more than the ${size.toLocaleString('en')} ` +
+          'bytes it declares (a zip bomb or a damaged file)',
         { cause: e },
       );
     }

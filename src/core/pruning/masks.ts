@@ -90,7 +90,10 @@ export class MaskSet implements StepPruning {
   }
 }
 
-/** `t` times its keep-mask (1 keep, 0 prune) as a new tensor on the wasm heap, or null for a tensor that is not float32 of the mask's size. */
+/**
+ * `t` times its keep-mask (1 keep, 0 prune) as a new tensor on the wasm heap, or null for a tensor that is
+ * not float32 of the mask's size.
+ */
 function maskedOnHeap(heap: WasmBackendInternals, t: tf.Tensor, keep: Uint8Array): tf.Tensor | null {
   if (t.dtype !== 'float32' || t.size !== keep.length) return null;
   const info = heap.makeOutput(t.shape.slice(), 'float32');

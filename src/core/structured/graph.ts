@@ -234,7 +234,10 @@ function traceGroup(model: tfl.LayersModel, producer: tfl.layers.Layer): Channel
     seen.add(layer.name);
     if (layer.inboundNodes.length !== 1 || layer.inboundNodes[0].inboundLayers.length !== 1) {
       stop(
-        `${layer.name} (${cls}) couples ${producer.name}'s channels with another layer's (${cls === 'Add' ? 'residual Add' : cls}); its filters are masked, not removed`,
+        `${layer.name} (${cls}) couples ${producer.name}'s ` +
+          `channels with another layer's ` +
+          `(${cls === 'Add' ? 'residual Add' : cls}); ` +
+          'its filters are masked, not removed',
       );
       continue;
     }
@@ -259,13 +262,16 @@ function traceGroup(model: tfl.LayersModel, producer: tfl.layers.Layer): Channel
       }
       if (cls !== 'Dense' && b.constant !== 0 && lcfg.padding !== 'valid') {
         stop(
-          `pruned channels carry the constant ${b.constant.toPrecision(3)} into ${layer.name}, whose '${String(lcfg.padding)}' padding cannot absorb it exactly`,
+          `pruned channels carry the constant ${b.constant.toPrecision(3)} ` +
+            `into ${layer.name}, whose '${String(lcfg.padding)}' ` +
+            'padding cannot absorb it exactly',
         );
         continue;
       }
       if (b.constant !== 0 && (lcfg.use_bias === false || lcfg.useBias === false)) {
         stop(
-          `pruned channels carry the constant ${b.constant.toPrecision(3)} into ${layer.name}, which has no bias to absorb it`,
+          `pruned channels carry the constant ${b.constant.toPrecision(3)} ` +
+            `into ${layer.name}, which has no bias to absorb it`,
         );
         continue;
       }

@@ -85,7 +85,9 @@ export async function finishStructured(
   };
   if (pruning.reached + 1e-9 < pruning.opts.finalSparsity) {
     notes.push(
-      `the target of ${(pruning.opts.finalSparsity * 100).toFixed(0)}% ${pruning.opts.target.metric} could not be reached with the layers that may be pruned; reached ${(pruning.reached * 100).toFixed(1)}%.`,
+      `the target of ${(pruning.opts.finalSparsity * 100).toFixed(0)}% ${pruning.opts.target.metric} ` +
+        'could not be reached with the layers that may be pruned; ' +
+        `reached ${(pruning.reached * 100).toFixed(1)}%.`,
     );
   }
   if (!res.kept.size) {

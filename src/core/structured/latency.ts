@@ -83,14 +83,32 @@ export function latencySentence(
   const cut = `${(flopsCut * 100).toFixed(0)}%`;
   if (!ctx.structured || !ctx.shrunk) {
     const why = ctx.structured
-      ? 'no filter could be physically removed (they are masked zeros in layers of the same size), so every multiplication still runs'
-      : `unstructured pruning only puts zeros inside the same dense weight matrices and the ${r.backend} backend has no sparse kernels, so every multiplication still runs; only the gzip size shrinks`;
+      ? 'no filter could be physically removed (they are masked zeros ' +
+        'in layers of the same size), so every multiplication still runs'
+      : 'unstructured pruning only puts zeros inside the same dense weight ' +
+        `matrices and the ${r.backend} backend has no sparse kernels, ` +
+        'so every multiplication still runs; only the gzip size shrinks';
     if (Math.abs(r.speedup - 1) < 0.1) return `Speed did not change (${times}): ${why}.`;
-    return `The pruned model measured ${r.speedup > 1 ? 'faster' : 'slower'} (${times}), but that is measurement noise: ${why}.`;
+    return (
+      `The pruned model measured ${r.speedup > 1 ? 'faster' : 'slower'} ` +
+      `(${times}), but that is measurement noise: ${why}.`
+    );
   }
   if (r.speedup >= 1.1)
-    return `The pruned model is ${r.speedup.toFixed(1)}× faster (${times}): it is physically smaller and needs ${cut} fewer FLOPs.`;
+    return (
+      `The pruned model is ${r.speedup.toFixed(1)}× faster (${times}): ` +
+      `it is physically smaller and needs ${cut} fewer FLOPs.`
+    );
   if (r.speedup <= 0.9)
-    return `The pruned model measured slower (${times}) although it needs ${cut} fewer FLOPs: at this size fixed per-layer overhead dominates and the timing is noisy.`;
-  return `Speed did not change measurably (${times}) although the model needs ${cut} fewer FLOPs: at this size the time goes to fixed per-layer overhead on ${r.backend}, not to arithmetic.`;
+    return (
+      `The pruned model measured slower (${times}) ` +
+      `although it needs ${cut} fewer FLOPs: ` +
+      'at this size fixed per-layer overhead dominates and the timing is noisy.'
+    );
+  return (
+    `Speed did not change measurably (${times}) ` +
+    `although the model needs ${cut} fewer FLOPs: ` +
+    `at this size the time goes to fixed per-layer overhead on ${r.backend}, ` +
+    'not to arithmetic.'
+  );
 }
