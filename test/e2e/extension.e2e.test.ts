@@ -574,6 +574,12 @@ test(
       await wb!.waitForNotification(/session cancelled; \d+ finished points? (is|are) kept/);
       await running.waitFor({ state: 'detached', timeout: 10_000 });
       await wb!.screenshot('ext-09-cancelled');
+      // The curves panel now shows the session as cancelled, with the points it finished.
+      const curves = await frameWith('#chart-table', 10_000);
+      await until('the curves panel marks the session cancelled', async () =>
+        /cancelled/.test((await curves.locator('h1').textContent()) ?? '') ? true : undefined,
+      );
+      assert.ok((await curves.locator('#points-grid tr[data-point]').count()) >= 1, 'the kept points are listed');
       assert.deepEqual(committedFolders(), before, 'a cancel commits nothing');
       // Once no session runs, the palette no longer offers Cancel.
       await wb!.page.keyboard.press('Escape');
@@ -616,6 +622,9 @@ test(
       const message = await wb!.waitForNotification(/session failed/, { timeoutMs: 15_000 });
       assert.match(message, /the engine process was killed \(SIGKILL\)/);
       assert.match(message, /\d+ finished points? (is|are) kept/);
+      // The Sessions view no longer shows it running (its item with the spinning icon goes).
+      const running = sessionsRow('model/model.json').filter({ has: wb!.page.locator('.codicon-sync') });
+      await running.waitFor({ state: 'detached', timeout: 10_000 });
       await wb!.screenshot('ext-10-engine-killed');
     });
     const r = await until('results.json marked failed', () =>
@@ -637,6 +646,9 @@ test(
       assert.match(message, /row 43|line 43|row 42/);
       assert.match(message, /x2/);
       assert.match(message, /n\/a/);
+      // It failed before it began: nothing is left shown as running.
+      const running = sessionsRow('model/model.json').filter({ has: wb!.page.locator('.codicon-sync') });
+      await running.waitFor({ state: 'detached', timeout: 10_000 });
       await wb!.screenshot('ext-11-broken-csv');
     });
   },
