@@ -86,7 +86,7 @@ const SHAPE_ARGS: Record<string, (a: number[]) => string> = {
   winograd4_filter: (a) => `${a[2]}→${a[3]}`,
   bn_moments: (a) => `${a[3]}x${a[4]}`,
   bn_forward: (a) => `${a[5]}x${a[6]}`,
-  bn_backward: (a) => `${a[9]}x${a[10]}`,
+  bn_backward: (a) => `${a[10]}x${a[11]}${a[9] ? ' +bias' : ''}`,
   add_act: (a) => `${a[3]}`,
   relu_grad: (a) => `${a[3]}`,
   sum_rows: (a) => `${a[2]}x${a[3]}`,

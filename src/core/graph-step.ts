@@ -9,8 +9,9 @@
  * in training mode is a dozen of them a layer (moments, a fused BatchNorm that the gradient cannot reuse,
  * the moments' own gradients), and wasm runs a strided convolution's input gradient as a scalar loop.
  * Here batch normalization is two kernels forward (`bn_moments`, `bn_forward` with the relu after it)
- * and one backward (`bn_backward`, the relu's gradient folded in); a residual add and its relu are one
- * pass (`add_act`); global average pooling one; the convolutions are those of the tfjs path
+ * and one backward (`bn_backward`, the relu's gradient folded in, the bias gradient of a convolution before it
+ * summed in the same pass); a residual add and its relu are one pass (`add_act`); global average pooling one;
+ * the convolutions are those of the tfjs path
  * (`conv2dSimd`, `conv2dBackpropFilterSimd`, `conv2dBackpropInputSimd`, strided ones included).
  *
  * Batch normalization trains as tfjs-layers trains it: the batch's mean and biased variance normalize, and
@@ -411,6 +412,12 @@ export function graphStepFor(model: tfl.LayersModel, variables: tf.Variable[]): 
 export class GraphStep {
   /** Each node's output shape on the heap (`heapShapesOf`). */
   private readonly layout: number[][];
+  /**
+   * Per node, whether it is a linear convolution with a bias whose output only a batch normalization reads: that
+   * bias's gradient, the sum of the normalization's input gradient, is summed by `bn_backward` in the pass that
+   * writes that gradient (no `sum_rows` pass over it).
+   */
+  private readonly biasSummed: boolean[];
 
   constructor(
     private readonly heap: WasmBackendInternals,
@@ -418,6 +425,13 @@ export class GraphStep {
     readonly nodes: GraphNode[],
   ) {
     this.layout = heapShapesOf(nodes);
+    const readers = nodes.map((_, i) => nodes.filter((n) => n.inputs.includes(i)).length);
+    this.biasSummed = nodes.map((n, i) => {
+      const reader = nodes.find((r) => r.inputs.includes(i));
+      return (
+        n.kind === 'conv' && !!n.bias && n.activation === 'linear' && readers[i] === 1 && reader?.kind === 'batchnorm'
+      );
+    });
   }
 
   /**
@@ -657,7 +671,7 @@ export class GraphStep {
             const dz =
               n.activation === 'relu' ? keep(reluGradSimd(backend, g, outs[i]), `${n.name}'s relu gradient`) : g;
             const kernel = kernelOf[i]!;
-            if (n.bias)
+            if (n.bias && !this.biasSummed[i])
               giveCropped(
                 n.bias,
                 sumLeadingAxesOnHeap(backend, dz, [0, 1, 2], false) ?? fail(`${n.name}'s bias gradient`),
@@ -726,6 +740,8 @@ export class GraphStep {
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
             const { mean, inv } = stats[i];
+            const before = nodes[from];
+            const dbias = this.biasSummed[from] ? heap.makeOutput([C], 'float32') : null;
             k.bn_backward(
               at(g),
               at(outs[i]),
@@ -736,12 +752,14 @@ export class GraphStep {
               at(dx),
               at(dgamma),
               at(dbeta),
+              dbias ? at(dbias) : 0,
               rowsOf,
               C,
               act(n),
             );
             giveCropped(n.gamma, dgamma);
             giveCropped(n.beta, dbeta);
+            if (dbias && before.kind === 'conv' && before.bias) giveCropped(before.bias, dbias);
             if (needInput) pass(from, dx);
             break;
           }

@@ -269,6 +269,8 @@ export interface SimdExports {
     dx: number,
     dgamma: number,
     dbeta: number,
+    /** Where not 0, Σ dx per channel: the bias gradient of a convolution before the normalization. */
+    dbias: number,
     rows: number,
     C: number,
     act: number,
