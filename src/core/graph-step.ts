@@ -640,18 +640,28 @@ export class GraphStep {
         reweight,
       );
 
-      // Backward: each node's output gradient, summed where several nodes read it.
+      // Backward: each node's output gradient, summed where several nodes read it. Where that node is a relu
+      // (or relu6; after a residual add or a normalization, run inside it), the sum goes through the relu's
+      // gradient in the same pass (`add_masked`), and `throughRelu` says so: the relu, or the add or normalization
+      // that ran it, then passes the gradient on as it is (no relu_grad pass; bn_backward with no activation).
       const gOut: (tf.TensorInfo | null)[] = nodes.map(() => null);
+      const throughRelu: boolean[] = nodes.map(() => false);
       gOut[nodes.length - 1] = dLogits;
       const pass = (to: number, g: tf.TensorInfo) => {
-        if (nodes[to].kind === 'input') return;
+        const n = nodes[to];
+        if (n.kind === 'input') return;
         const had = gOut[to];
         if (!had) {
           gOut[to] = g;
           return;
         }
-        const sum = keep(heap.makeOutput(had.shape.slice(), 'float32'), `${nodes[to].name}'s gradient sum`);
-        k.add_act(at(had), at(g), at(sum), sizeOf(had.shape), 0);
+        const sum = keep(heap.makeOutput(had.shape.slice(), 'float32'), `${n.name}'s gradient sum`);
+        const count = sizeOf(had.shape);
+        const relu = n.kind === 'relu' ? (n.relu6 ? 2 : 1) : 0;
+        if (!relu) k.add_act(at(had), at(g), at(sum), count, 0);
+        else if (throughRelu[to]) k.add_masked(at(g), at(outs[to]), at(had), at(sum), count, relu, 0);
+        else k.add_masked(at(had), at(outs[to]), at(g), at(sum), count, relu, 1);
+        throughRelu[to] = relu > 0;
         gOut[to] = sum;
       };
       const relu6Grad = (g: tf.TensorInfo, y: tf.TensorInfo, what: string) => {
@@ -755,7 +765,7 @@ export class GraphStep {
               dbias ? at(dbias) : 0,
               rowsOf,
               C,
-              act(n),
+              throughRelu[i] ? 0 : act(n),
             );
             giveCropped(n.gamma, dgamma);
             giveCropped(n.beta, dbeta);
@@ -765,18 +775,21 @@ export class GraphStep {
           }
           case 'add': {
             const what = `${n.name}'s relu gradient`;
-            const dz = !n.relu
-              ? g
-              : n.relu6
-                ? relu6Grad(g, outs[i], what)
-                : keep(reluGradSimd(backend, g, outs[i]), what);
+            const dz =
+              !n.relu || throughRelu[i]
+                ? g
+                : n.relu6
+                  ? relu6Grad(g, outs[i], what)
+                  : keep(reluGradSimd(backend, g, outs[i]), what);
             for (const j of n.inputs) pass(j, dz);
             break;
           }
           case 'relu': {
             const what = `${n.name}'s relu gradient`;
-            if (n.fused) pass(from, g);
+            if (n.fused || throughRelu[i]) pass(from, g);
             else pass(from, n.relu6 ? relu6Grad(g, outs[i], what) : keep(reluGradSimd(backend, g, outs[i]), what));
+            // The add or normalization that ran the relu: its gradient is through it already.
+            if (n.fused && throughRelu[i]) throughRelu[from] = true;
             break;
           }
           case 'globalAvgPool': {

@@ -87,6 +87,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'bn_backward:function',
       'scatter_phase:function',
       'add_act:function',
+      'add_masked:function',
       'global_avg_pool:function',
       'relu6_grad:function',
       'depthwise_conv2d:function',

@@ -276,6 +276,7 @@ export interface SimdExports {
     act: number,
   ): void;
   add_act(a: number, b: number, out: number, n: number, act: number): void;
+  add_masked(a: number, y: number, b: number, out: number, n: number, act: number, both: number): void;
   scatter_phase(
     part: number,
     dx: number,

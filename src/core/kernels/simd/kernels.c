@@ -1293,6 +1293,32 @@ void add_act(const float* a, const float* b, float* out, int n, int act) {
   }
 }
 
+// Two gradients that reach a residual add with a relu (act 1) or relu6 (act 2) after it, whose output is y,
+// summed and put through that activation's gradient in one pass (no relu_grad pass after add_act): where both,
+// out = (a + b)' (a third gradient comes later: out = a' + b, b the sum so far), with v' = v where y > 0
+// (0 < y < 6), else 0. n a multiple of 4.
+EXPORT("add_masked")
+void add_masked(const float* a, const float* y, const float* b, float* out, int n, int act, int both) {
+#define ADD_MASKED(ACT)                                                                                         \
+  for (int i = 0; i < n; i += 4) {                                                                              \
+    const v128_t bv = wasm_v128_load(b + i);                                                                    \
+    if (both) {                                                                                                 \
+      const v128_t s = wasm_f32x4_add(wasm_v128_load(a + i), bv);                                               \
+      v128_t m = wasm_f32x4_gt(wasm_v128_load(y + i), wasm_f32x4_splat(0.0f));                                  \
+      if (ACT == 2) m = wasm_v128_and(m, wasm_f32x4_lt(wasm_v128_load(y + i), wasm_f32x4_splat(6.0f)));         \
+      wasm_v128_store(out + i, wasm_v128_and(s, m));                                                            \
+    } else {                                                                                                    \
+      wasm_v128_store(out + i, wasm_f32x4_add(bn_activation_grad(a + i, y + i, ACT), bv));                      \
+    }                                                                                                           \
+  }
+  if (act == 2) {
+    ADD_MASKED(2)
+  } else {
+    ADD_MASKED(1)
+  }
+#undef ADD_MASKED
+}
+
 // Global average pooling of x [B, P, C] (P positions) to out [B, C], and its gradient (dx = dy / P at
 // every position): `grad` 0 forward, 1 backward (then x is dx, out is dy).
 EXPORT("global_avg_pool")
