@@ -418,6 +418,11 @@ export class GraphStep {
    * writes that gradient (no `sum_rows` pass over it).
    */
   private readonly biasSummed: boolean[];
+  /**
+   * Per residual add of two tensors, the input that is a normalization (no relu) only it reads, or −1: that
+   * normalization runs in the add's pass (`bn_add`), its own output never written.
+   */
+  private readonly normInAdd: number[];
 
   constructor(
     private readonly heap: WasmBackendInternals,
@@ -431,6 +436,14 @@ export class GraphStep {
       return (
         n.kind === 'conv' && !!n.bias && n.activation === 'linear' && readers[i] === 1 && reader?.kind === 'batchnorm'
       );
+    });
+    this.normInAdd = nodes.map((n) => {
+      if (n.kind !== 'add' || n.inputs.length !== 2 || n.inputs[0] === n.inputs[1]) return -1;
+      const j = n.inputs.find((j) => {
+        const before = nodes[j];
+        return before.kind === 'batchnorm' && !before.relu && readers[j] === 1;
+      });
+      return j ?? -1;
     });
   }
 
@@ -490,7 +503,10 @@ export class GraphStep {
       const kernelOf: (tf.TensorInfo | null)[] = [];
       const biasOf: (tf.TensorInfo | null)[] = [];
       // Per batch normalization: its batch mean and 1/√(variance + ε).
-      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo }[] = [];
+      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo; scale: tf.TensorInfo }[] = [];
+      // The normalizations that a residual add runs (`normInAdd`).
+      const inAdd: boolean[] = nodes.map(() => false);
+      for (const j of this.normInAdd) if (j >= 0) inAdd[j] = true;
       const input = keep(heap.makeOutput([B, ...layout[0]], 'float32'), 'the batch');
       const xv = heapView(heap, x) as Float32Array;
       const bv = heapView(heap, input) as Float32Array;
@@ -554,7 +570,6 @@ export class GraphStep {
             const variance = keep(heap.makeOutput([C], 'float32'), `${n.name}'s variance`);
             const inv = keep(heap.makeOutput([C], 'float32'), `${n.name}'s inverse deviation`);
             const scale = keep(heap.makeOutput([C], 'float32'), `${n.name}'s scale`);
-            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
             kernelOf[i] = padded(n.gamma, [C]);
             biasOf[i] = padded(n.beta, [C]);
             k.bn_moments(at(a), at(mean), at(variance), rowsOf, C);
@@ -566,9 +581,14 @@ export class GraphStep {
               iv[c] = 1 / Math.sqrt(vv[c] + n.epsilon);
               sv[c] = iv[c] * gv[c];
             }
-            k.bn_forward(at(a), at(mean), at(scale), at(biasOf[i]!), at(y), rowsOf, C, act(n));
-            stats[i] = { mean, inv };
+            stats[i] = { mean, inv, scale };
             moving.push({ v: n.movingMean, value: mean }, { v: n.movingVariance, value: variance });
+            if (inAdd[i]) {
+              outs[i] = a; // not written: the add runs it (`normInAdd`), and only the add reads it
+              break;
+            }
+            const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
+            k.bn_forward(at(a), at(mean), at(scale), at(biasOf[i]!), at(y), rowsOf, C, act(n));
             outs[i] = y;
             break;
           }
@@ -576,6 +596,15 @@ export class GraphStep {
             const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s sum`);
             const count = B * sizeOf(layout[i]);
             const last = n.inputs.length - 1;
+            const norm = this.normInAdd[i];
+            if (norm >= 0) {
+              const { mean, scale } = stats[norm];
+              const other = outs[n.inputs[n.inputs[0] === norm ? 1 : 0]];
+              const x = outs[nodes[norm].inputs[0]];
+              k.bn_add(at(x), at(mean), at(scale), at(biasOf[norm]!), at(other), at(y), count / C, C, act(n));
+              outs[i] = y;
+              break;
+            }
             k.add_act(at(a), at(outs[n.inputs[1]]), at(y), count, last === 1 ? act(n) : 0);
             for (let j = 2; j <= last; j++)
               k.add_act(at(y), at(outs[n.inputs[j]]), at(y), count, j === last ? act(n) : 0);

@@ -84,6 +84,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'adam_update:function',
       'bn_moments:function',
       'bn_forward:function',
+      'bn_add:function',
       'bn_backward:function',
       'scatter_phase:function',
       'add_act:function',

@@ -259,6 +259,17 @@ export interface SimdExports {
     C: number,
     act: number,
   ): void;
+  bn_add(
+    x: number,
+    mean: number,
+    scale: number,
+    beta: number,
+    other: number,
+    out: number,
+    rows: number,
+    C: number,
+    act: number,
+  ): void;
   bn_backward(
     dy: number,
     y: number,

@@ -1153,6 +1153,24 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
   }
 }
 
+// out = ((x − mean) · scale + beta) + other, then relu where act is 1, relu6 where 2: a normalization whose output
+// only a residual add reads, run in the add's pass (its output never goes to memory); the same float32 values as
+// bn_forward then add_act.
+EXPORT("bn_add")
+void bn_add(const float* x, const float* mean, const float* scale, const float* beta, const float* other, float* out,
+            int rows, int C, int act) {
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int r = 0; r < rows; r++, x += C, other += C, out += C) {
+    for (int c = 0; c < C; c += 4) {
+      const v128_t y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), wasm_v128_load(mean + c)), wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
+      v128_t v = wasm_f32x4_add(y, wasm_v128_load(other + c));
+      if (act) v = wasm_f32x4_pmax(zero, v);
+      if (act == 2) v = wasm_f32x4_pmin(v, six);
+      wasm_v128_store(out + c, v);
+    }
+  }
+}
+
 // The gradients of bn_forward (with the batch's moments, whose own gradients are folded in). With act 1 the
 // relu's gradient comes first: dy passes only where the output y is positive; with act 2 (relu6) only where
 // 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
