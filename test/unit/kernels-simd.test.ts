@@ -87,6 +87,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'bn_add:function',
       'bn_backward:function',
       'scatter_phase:function',
+      'transpose_tap:function',
       'add_act:function',
       'add_masked:function',
       'global_avg_pool:function',

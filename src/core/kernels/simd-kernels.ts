@@ -286,6 +286,8 @@ export interface SimdExports {
     C: number,
     act: number,
   ): void;
+  /** dst [co, ci] = src [ci, co] transposed: a filter tap with its channel axes swapped. */
+  transpose_tap(src: number, dst: number, ci: number, co: number): void;
   add_act(a: number, b: number, out: number, n: number, act: number): void;
   add_masked(a: number, y: number, b: number, out: number, n: number, act: number, both: number): void;
   scatter_phase(
@@ -876,13 +878,11 @@ export function conv2dBackpropInputSimd(
   const [, oh, ow] = strided.dy.shape;
   const rotated = heap.makeOutput([fh, fw, co, ci], 'float32');
   try {
-    const src = heapView(heap, filter);
-    const dst = heapView(heap, rotated);
+    const [src, dst] = [heapOffset(heap, filter), heapOffset(heap, rotated)];
     for (let a = 0; a < fh; a++) {
       for (let c = 0; c < fw; c++) {
         const from = ((fh - 1 - a) * fw + (fw - 1 - c)) * ci * co;
-        const to = (a * fw + c) * co * ci;
-        for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) dst[to + o * ci + i] = src[from + i * co + o];
+        kernels.transpose_tap(src + 4 * from, dst + 4 * (a * fw + c) * co * ci, ci, co);
       }
     }
     const info = tf.backend_util.computeConv2DInfo(
@@ -967,13 +967,11 @@ function inputGradientByPhases(
     const sub = heap.makeOutput([h.J, w.J, co, ci], 'float32');
     let part: tf.TensorInfo | null = null;
     try {
-      const src = heapView(heap, filter);
-      const dst = heapView(heap, sub);
+      const [src, dst] = [heapOffset(heap, filter), heapOffset(heap, sub)];
       for (let a = 0; a < h.J; a++) {
         for (let c = 0; c < w.J; c++) {
           const from = ((h.r + sh * (h.J - 1 - a)) * fw + (w.r + sw * (w.J - 1 - c))) * ci * co;
-          const to = (a * w.J + c) * co * ci;
-          for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) dst[to + o * ci + i] = src[from + i * co + o];
+          kernels.transpose_tap(src + 4 * from, dst + 4 * (a * w.J + c) * co * ci, ci, co);
         }
       }
       const phaseInfo = tf.backend_util.computeConv2DInfo(
