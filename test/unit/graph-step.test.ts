@@ -542,11 +542,12 @@ test("trainingPathOf: the session log says which step trains a model, and for tf
       'tape',
       /slower than a heap step: layer 'max_pooling2d\w*' \(MaxPooling2D\) is not a 2×2 pooling of stride 2/,
     ],
+    ['an MLP with dropout', () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]), 'dense', /dense layers/],
     [
-      'an MLP with dropout',
-      () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]),
+      'an MLP with batch normalization',
+      () => mlp([16, 2], [tfl.layers.batchNormalization()]),
       'tape',
-      /slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the dense step runs/,
+      /slower than a heap step: layer 'batch_normalization\w*' \(BatchNormalization\) is not a layer the dense step runs/,
     ],
     [
       'a wide MLP',
