@@ -33,19 +33,22 @@
  * strides and size, relu or linear), DepthwiseConv2D (depth multiplier 1, otherwise as Conv2D but linear),
  * BatchNormalization over the last axis (with γ and β), Activation relu, relu6 or linear, ReLU (plain or
  * capped at 6), Add, ZeroPadding2D, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map,
- * Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any width)
- * ending the model. Every layer trainable and called once.
+ * MaxPooling2D (2×2, stride 2, 'valid': VGG-style CNNs with batch normalization), Dropout (the tape's draws:
+ * dropout.ts), Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any
+ * width) ending the model. Every layer trainable and called once.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
 import { denseBackwardOnHeap, denseForwardOnHeap, logitsLossOnHeap, onHeap, type DenseOnHeap } from './conv-step';
 import type { LayerLike } from './dense-step';
+import { dropoutMultipliers, dropoutOf, multiplyOnHeap, type DropoutOnHeap } from './dropout';
 import type { HostReweight } from './losses';
 import {
   conv2dBackpropFilterSimd,
   conv2dBackpropInputSimd,
   conv2dSimd,
+  maxPool2x2WinnersSimd,
   reluGradSimd,
   simdKernels,
   type DepthwiseDims,
@@ -109,6 +112,9 @@ export type GraphNode = NodeBase &
         relu6: boolean;
       }
     | { kind: 'globalAvgPool' }
+    /** 2×2 max pooling of stride 2, 'valid'. */
+    | { kind: 'maxPool' }
+    | ({ kind: 'dropout' } & Omit<DropoutOnHeap, 'name'>)
     | { kind: 'flatten' }
     | { kind: 'dense'; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation }
   );
@@ -302,6 +308,17 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         if (cfg.keepDims) return stop(layer, 'keeps its dimensions');
         add({ ...base, kind: 'globalAvgPool', shape: [shape[2]] });
       }
+    } else if (cls === 'MaxPooling2D') {
+      const windows = pair(cfg.poolSize);
+      const strides = pair(cfg.strides ?? cfg.poolSize);
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast') return stop(layer, 'does not pool images');
+      if ([...windows, ...strides].some((d) => d !== 2) || cfg.padding !== 'valid' || shape[0] < 2 || shape[1] < 2)
+        return stop(layer, "is not a 2×2 pooling of stride 2 and 'valid' padding");
+      add({ ...base, kind: 'maxPool', shape: [Math.floor(shape[0] / 2), Math.floor(shape[1] / 2), shape[2]] });
+    } else if (cls === 'Dropout') {
+      const dropout = dropoutOf(layer);
+      if ('unsupported' in dropout) return stop(layer, dropout.unsupported);
+      add({ ...base, ...dropout, kind: 'dropout', shape });
     } else if (cls === 'ZeroPadding2D') {
       // Keras' MobileNet pads before each stride-2 depthwise convolution ('valid') with ((0, 1), (0, 1)).
       const p = cfg.padding as [number, number][] | undefined;
@@ -378,12 +395,18 @@ const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
  */
 export function heapShapesOf(nodes: GraphNode[]): number[][] {
   const padInput = nodes.some(
-    (n) => n.inputs.includes(0) && n.kind !== 'conv' && n.kind !== 'flatten' && nodes[0].shape[2] % 4 !== 0,
+    (n) =>
+      n.inputs.includes(0) &&
+      n.kind !== 'conv' &&
+      n.kind !== 'flatten' &&
+      n.kind !== 'dropout' &&
+      nodes[0].shape[2] % 4 !== 0,
   );
   const shapes: number[][] = [];
   for (const n of nodes) {
     if (n.kind === 'input') shapes.push(padInput ? padLast(n.shape) : n.shape);
     else if (n.kind === 'flatten') shapes.push([sizeOf(shapes[n.inputs[0]])]);
+    else if (n.kind === 'dropout') shapes.push(shapes[n.inputs[0]]);
     else shapes.push(padLast(n.shape));
   }
   return shapes;
@@ -507,6 +530,9 @@ export class GraphStep {
       // The normalizations that a residual add runs (`normInAdd`).
       const inAdd: boolean[] = nodes.map(() => false);
       for (const j of this.normInAdd) if (j >= 0) inAdd[j] = true;
+      // Per max pooling, each window's winner; per dropout, its multipliers (null: it drops nothing).
+      const winners: tf.TensorInfo[] = [];
+      const dropped: (Float32Array | null)[] = [];
       const input = keep(heap.makeOutput([B, ...layout[0]], 'float32'), 'the batch');
       const xv = heapView(heap, x) as Float32Array;
       const bv = heapView(heap, input) as Float32Array;
@@ -630,6 +656,17 @@ export class GraphStep {
             const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
             k.global_avg_pool(at(a), at(y), B, H * W, C, 0);
             outs[i] = y;
+            break;
+          }
+          case 'maxPool': {
+            const r = maxPool2x2WinnersSimd(backend, a, false);
+            winners[i] = keep(r?.winners ?? null, `${n.name}'s winners`);
+            outs[i] = keep(r?.out ?? null, `${n.name}'s output`);
+            break;
+          }
+          case 'dropout': {
+            const m = (dropped[i] = dropoutMultipliers(n, B * sizeOf(n.shape)));
+            outs[i] = m ? keep(multiplyOnHeap(heap, a, m, n.shape[n.shape.length - 1]), `${n.name}'s output`) : a;
             break;
           }
           case 'zeropad': {
@@ -826,6 +863,20 @@ export class GraphStep {
             const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
             k.global_avg_pool(at(dx), at(g), B, H * W, C, 1);
             pass(from, dx);
+            break;
+          }
+          case 'maxPool': {
+            const [H, W] = layout[from];
+            const [OH, OW] = n.shape;
+            const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
+            k.max_pool_2x2_winners_grad(at(g), at(winners[i]), at(dx), B, H, W, C, OH, OW);
+            pass(from, dx);
+            break;
+          }
+          case 'dropout': {
+            const m = dropped[i];
+            const what = `${n.name}'s input gradient`;
+            pass(from, m ? keep(multiplyOnHeap(heap, g, m, n.shape[n.shape.length - 1]), what) : g);
             break;
           }
           case 'zeropad': {
