@@ -710,8 +710,12 @@ export class GraphStep {
       // (or relu6; after a residual add or a normalization, run inside it), the sum goes through the relu's
       // gradient in the same pass (`add_masked`), and `throughRelu` says so: the relu, or the add or normalization
       // that ran it, then passes the gradient on as it is (no relu_grad pass; bn_backward with no activation).
+      // `own`: gradients made here that one node alone holds, which a gradient sum or a normalization's input
+      // gradient is written over (in place: a new buffer's lines are read from memory before they are written).
       const gOut: (tf.TensorInfo | null)[] = nodes.map(() => null);
       const throughRelu: boolean[] = nodes.map(() => false);
+      const own = new Set<tf.TensorInfo>();
+      const owned = (t: tf.TensorInfo) => (own.add(t), t);
       gOut[nodes.length - 1] = dLogits;
       const pass = (to: number, g: tf.TensorInfo) => {
         const n = nodes[to];
@@ -721,7 +725,11 @@ export class GraphStep {
           gOut[to] = g;
           return;
         }
-        const sum = keep(heap.makeOutput(had.shape.slice(), 'float32'), `${n.name}'s gradient sum`);
+        const sum = own.has(g)
+          ? g
+          : own.has(had)
+            ? had
+            : owned(keep(heap.makeOutput(had.shape.slice(), 'float32'), `${n.name}'s gradient sum`));
         const count = sizeOf(had.shape);
         const relu = n.kind === 'relu' ? (n.relu6 ? 2 : 1) : 0;
         if (!relu) k.add_act(at(had), at(g), at(sum), count, 0);
@@ -769,13 +777,15 @@ export class GraphStep {
               const inShape = [B, ...layout[from]] as [number, number, number, number];
               pass(
                 from,
-                keep(
-                  conv2dBackpropInputSimd(backend, dz, kernel, {
-                    strides: n.strides,
-                    pad: n.padding,
-                    inputShape: inShape,
-                  }),
-                  `${n.name}'s input gradient`,
+                owned(
+                  keep(
+                    conv2dBackpropInputSimd(backend, dz, kernel, {
+                      strides: n.strides,
+                      pad: n.padding,
+                      inputShape: inShape,
+                    }),
+                    `${n.name}'s input gradient`,
+                  ),
                 ),
               );
             }
@@ -812,7 +822,9 @@ export class GraphStep {
           }
           case 'batchnorm': {
             const rowsOf = B * n.shape[0] * n.shape[1];
-            const dx = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`);
+            const dx = own.has(g)
+              ? g
+              : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
             const { mean, inv } = stats[i];
@@ -847,6 +859,7 @@ export class GraphStep {
                 : n.relu6
                   ? relu6Grad(g, outs[i], what)
                   : keep(reluGradSimd(backend, g, outs[i]), what);
+            if (n.inputs.length > 1) own.delete(dz); // held by each input
             for (const j of n.inputs) pass(j, dz);
             break;
           }
