@@ -77,6 +77,7 @@ function instrument(backendName: string, detail: string[]): { table: Map<string,
 /** The layer shape of a SIMD-module call, from its arguments (see kernels.c), to tell the layers apart. */
 const SHAPE_ARGS: Record<string, (a: number[]) => string> = {
   conv2d: (a) => `${a[7]}x${a[8]}x${a[9]}→${a[12]} ${a[13]}x${a[14]}/${a[15]}`,
+  conv2d_phase: (a) => `${a[5]}x${a[6]}x${a[7]}→${a[10]} ${a[11]}x${a[12]} phase`,
   conv2d_winograd: (a) => `${a[9]}x${a[10]}x${a[11]}→${a[14]}`,
   conv2d_winograd4: (a) => `${a[10]}x${a[11]}x${a[12]}→${a[15]}`,
   conv2d_filter_grad: (a) => `${a[4]}x${a[5]}x${a[6]}→${a[9]} ${a[10]}x${a[11]}/${a[12]}`,

@@ -67,6 +67,7 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'conv2d_filter_grad:function',
       'conv2d_filter_grad_pooled:function',
       'conv2d:function',
+      'conv2d_phase:function',
       'winograd_filter:function',
       'conv2d_winograd:function',
       'conv2d_filter_grad_winograd:function',

@@ -100,6 +100,30 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  /** conv2d (stride 1, no bias) into the pixels (p + y·sph, q + x·spw) of out [B, OH, OW, co]. */
+  conv2d_phase(
+    x: number,
+    w: number,
+    out: number,
+    zeros: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    fh: number,
+    fw: number,
+    top: number,
+    left: number,
+    OH: number,
+    OW: number,
+    p: number,
+    q: number,
+    sph: number,
+    spw: number,
+  ): void;
   winograd_filter(w: number, u: number, ci: number, co: number): void;
   conv2d_filter_grad_winograd(
     x: number,
@@ -962,52 +986,86 @@ function inputGradientByPhases(
   }
   const dx = heap.makeOutput(attrs.inputShape.slice(), 'float32');
   if (phases.some((ph) => !ph.h.J || !ph.w.J)) heapView(heap, dx).fill(0);
-  for (const { p, q, h, w } of phases) {
-    if (!h.J || !w.J) continue;
-    const sub = heap.makeOutput([h.J, w.J, co, ci], 'float32');
-    let part: tf.TensorInfo | null = null;
-    try {
-      const [src, dst] = [heapOffset(heap, filter), heapOffset(heap, sub)];
-      for (let a = 0; a < h.J; a++) {
-        for (let c = 0; c < w.J; c++) {
-          const from = ((h.r + sh * (h.J - 1 - a)) * fw + (w.r + sw * (w.J - 1 - c))) * ci * co;
-          kernels.transpose_tap(src + 4 * from, dst + 4 * (a * w.J + c) * co * ci, ci, co);
+  const zeros = heapZeros(heap, co); // dy's taps outside it, for the direct convolution
+  try {
+    for (const { p, q, h, w } of phases) {
+      if (!h.J || !w.J) continue;
+      const sub = heap.makeOutput([h.J, w.J, co, ci], 'float32');
+      let part: tf.TensorInfo | null = null;
+      try {
+        const [src, dst] = [heapOffset(heap, filter), heapOffset(heap, sub)];
+        for (let a = 0; a < h.J; a++) {
+          for (let c = 0; c < w.J; c++) {
+            const from = ((h.r + sh * (h.J - 1 - a)) * fw + (w.r + sw * (w.J - 1 - c))) * ci * co;
+            kernels.transpose_tap(src + 4 * from, dst + 4 * (a * w.J + c) * co * ci, ci, co);
+          }
         }
+        const phaseInfo = tf.backend_util.computeConv2DInfo(
+          [B, oh, ow, co],
+          [h.J, w.J, co, ci],
+          1,
+          1,
+          [
+            [0, 0],
+            [h.before, h.after],
+            [w.before, w.after],
+            [0, 0],
+          ],
+          undefined,
+          false,
+          'channelsLast',
+        );
+        if (!winogradTakes(phaseInfo)) {
+          // Straight into the phase's pixels of dx.
+          const { outHeight, outWidth, padInfo } = phaseInfo;
+          const [dyAt, subAt, dxAt, zerosAt] = [dy, sub, dx, zeros].map((t) => heapOffset(heap, t));
+          kernels.conv2d_phase(
+            dyAt,
+            subAt,
+            dxAt,
+            zerosAt,
+            B,
+            oh,
+            ow,
+            co,
+            outHeight,
+            outWidth,
+            ci,
+            h.J,
+            w.J,
+            padInfo.top,
+            padInfo.left,
+            H,
+            W,
+            p,
+            q,
+            sh,
+            sw,
+          );
+          continue;
+        }
+        part = runConv2d(kernels, heap, dy, sub, phaseInfo);
+        kernels.scatter_phase(
+          heapOffset(heap, part),
+          heapOffset(heap, dx),
+          B,
+          h.length,
+          w.length,
+          H,
+          W,
+          ci,
+          p,
+          q,
+          sh,
+          sw,
+        );
+      } finally {
+        heap.disposeData(sub.dataId);
+        if (part) heap.disposeData(part.dataId);
       }
-      const phaseInfo = tf.backend_util.computeConv2DInfo(
-        [B, oh, ow, co],
-        [h.J, w.J, co, ci],
-        1,
-        1,
-        [
-          [0, 0],
-          [h.before, h.after],
-          [w.before, w.after],
-          [0, 0],
-        ],
-        undefined,
-        false,
-        'channelsLast',
-      );
-      part = runConv2d(kernels, heap, dy, sub, phaseInfo);
-      kernels.scatter_phase(
-        heapOffset(heap, part),
-        heapOffset(heap, dx),
-        B,
-        h.length,
-        w.length,
-        H,
-        W,
-        ci,
-        p,
-        q,
-        sh,
-        sw,
-      );
-    } finally {
-      heap.disposeData(sub.dataId);
-      if (part) heap.disposeData(part.dataId);
     }
+  } finally {
+    heap.disposeData(zeros.dataId);
   }
   return dx;
 }

@@ -229,14 +229,15 @@ void conv2d_filter_grad_pooled(const float* x, const float* dyp, const unsigned 
       }                                                                                                  \
     }                                                                                                    \
   }                                                                                                      \
-  static void conv_block_##P##_##NV(const float* img, const float* w, float* out, const float* zeros,    \
-                                    const float* bias, int act, int iy0, int xo, int H, int W, int ci,   \
-                                    int co, int fh, int fw, int sw, int dh, int dw, int left) {          \
+  static void conv_block_##P##_##NV(const float* img, const float* w, float* out, int ostep,            \
+                                    const float* zeros, const float* bias, int act, int iy0, int xo,     \
+                                    int H, int W, int ci, int co, int fh, int fw, int sw, int dh, int dw, \
+                                    int left) {                                                          \
     v128_t acc[P * NV];                                                                                  \
     conv_acc_##P##_##NV(img, w, zeros, bias, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left, acc); \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++)                                       \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                    \
-        wasm_v128_store(out + p * co + 4 * v, acc[p * NV + v]);                                          \
+        wasm_v128_store(out + p * ostep + 4 * v, acc[p * NV + v]);                                       \
   }
 
 CONV_TAPS(2, 4) CONV_TAPS(2, 2) CONV_TAPS(2, 1) CONV_TAPS(1, 4) CONV_TAPS(1, 2) CONV_TAPS(1, 1)
@@ -244,28 +245,30 @@ CONV_ACC_FN(2, 4) CONV_ACC_FN(2, 2) CONV_ACC_FN(2, 1) CONV_ACC_FN(1, 4) CONV_ACC
 
 // `co` must be a multiple of 4. Two pixels × 16 channels a block: measured against 4×8, 3×8, 2×8, 4×12,
 // 3×12 and 1×16 on the bench's layers, it was the fastest (8 accumulators, 4 filter vectors, 1 splat fit
-// the 16 SIMD registers of x86-64).
-EXPORT("conv2d")
-void conv2d(const float* x, const float* w, float* out, const float* zeros, const float* bias, int act, int B, int H,
-            int W, int ci, int oh, int ow, int co, int fh, int fw, int sh, int sw, int dh, int dw, int top, int left) {
+// the 16 SIMD registers of x86-64). Output pixel (b, y, x) at out + b·oimg + y·orow + x·opx.
+static inline __attribute__((always_inline)) void conv2d_at(const float* x, const float* w, float* out, int oimg,
+                                                            int orow, int opx, const float* zeros, const float* bias,
+                                                            int act, int B, int H, int W, int ci, int oh, int ow,
+                                                            int co, int fh, int fw, int sh, int sw, int dh, int dw,
+                                                            int top, int left) {
 // One block of P pixels × 4·NV channels at (xo, o0) of the current output row.
 #define CONV_BLOCK(P, NV) \
-  conv_block_##P##_##NV(img, w + o0, o + o0, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left)
+  conv_block_##P##_##NV(img, w + o0, o + o0, opx, zeros, bias ? bias + o0 : 0, act, iy0, xo, H, W, ci, co, fh, fw, sw, dh, dw, left)
   for (int b = 0; b < B; b++) {
     const float* img = x + b * H * W * ci;
     for (int y = 0; y < oh; y++) {
       const int iy0 = y * sh - top;
-      float* orow = out + (b * oh + y) * ow * co;
+      float* orowp = out + b * oimg + y * orow;
       int xo = 0;
       for (; xo + 2 <= ow; xo += 2) {
-        float* o = orow + xo * co;
+        float* o = orowp + xo * opx;
         int o0 = 0;
         for (; o0 + 16 <= co; o0 += 16) CONV_BLOCK(2, 4);
         for (; o0 + 8 <= co; o0 += 8) CONV_BLOCK(2, 2);
         for (; o0 < co; o0 += 4) CONV_BLOCK(2, 1);
       }
       if (xo < ow) { // an odd last pixel
-        float* o = orow + xo * co;
+        float* o = orowp + xo * opx;
         int o0 = 0;
         for (; o0 + 16 <= co; o0 += 16) CONV_BLOCK(1, 4);
         for (; o0 + 8 <= co; o0 += 8) CONV_BLOCK(1, 2);
@@ -274,6 +277,23 @@ void conv2d(const float* x, const float* w, float* out, const float* zeros, cons
     }
   }
 #undef CONV_BLOCK
+}
+
+EXPORT("conv2d")
+void conv2d(const float* x, const float* w, float* out, const float* zeros, const float* bias, int act, int B, int H,
+            int W, int ci, int oh, int ow, int co, int fh, int fw, int sh, int sw, int dh, int dw, int top, int left) {
+  conv2d_at(x, w, out, oh * ow * co, ow * co, co, zeros, bias, act, B, H, W, ci, oh, ow, co, fh, fw, sh, sw, dh, dw,
+            top, left);
+}
+
+// conv2d (no bias or activation) into the pixels (p + y·sph, q + x·spw) of out [B, OH, OW, co]: one phase of a
+// strided convolution's input gradient (simd-kernels.ts, `inputGradientByPhases`) written in place, where it was
+// written whole and then scattered (scatter_phase, about a tenth of the phase's time, and a buffer more).
+EXPORT("conv2d_phase")
+void conv2d_phase(const float* x, const float* w, float* out, const float* zeros, int B, int H, int W, int ci, int oh,
+                  int ow, int co, int fh, int fw, int top, int left, int OH, int OW, int p, int q, int sph, int spw) {
+  conv2d_at(x, w, out + (p * OW + q) * co, OH * OW * co, sph * OW * co, spw * co, zeros, 0, 0, B, H, W, ci, oh, ow, co,
+            fh, fw, 1, 1, 1, 1, top, left);
 }
 
 // Winograd F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): a 3×3,
