@@ -100,30 +100,11 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
-  /** conv2d (stride 1, no bias) into the pixels (p + y·sph, q + x·spw) of out [B, OH, OW, co]. */
-  conv2d_phase(
-    x: number,
-    w: number,
-    out: number,
-    zeros: number,
-    B: number,
-    H: number,
-    W: number,
-    ci: number,
-    oh: number,
-    ow: number,
-    co: number,
-    fh: number,
-    fw: number,
-    top: number,
-    left: number,
-    OH: number,
-    OW: number,
-    p: number,
-    q: number,
-    sph: number,
-    spw: number,
-  ): void;
+  /**
+   * conv2d (stride 1, no bias) into the pixels (p + y·sph, q + x·spw) of out [B, OH, OW, co]; `dims`: B, H, W, ci,
+   * oh, ow, co, fh, fw, top, left, OH, OW, p, q, sph, spw.
+   */
+  conv2d_phase(x: number, w: number, out: number, zeros: number, ...dims: number[]): void;
   winograd_filter(w: number, u: number, ci: number, co: number): void;
   conv2d_filter_grad_winograd(
     x: number,
