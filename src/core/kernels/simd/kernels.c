@@ -1157,20 +1157,60 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
   }
 }
 
+// NV·4 channels (up to 16, a cache line) of every row: ((x − mean)·scale + beta) [+ other], then the activation
+// ACT; the channels' constants stay in registers over the rows (a loop over the channels of each row reloaded
+// them every vector: best of 30 calls at 65536 × 16, bn_forward after a relu 200 → 104 µs, bn_add 276 → 197 µs).
+#define BN_APPLY(NV, ACT)                                                                                      \
+  static inline void bn_apply_##NV##_##ACT(const float* x, const float* mean, const float* scale,              \
+                                           const float* beta, const float* other, float* out, int rows, int C) { \
+    v128_t m[NV], s[NV], b[NV];                                                                                 \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                      \
+      s[v] = wasm_v128_load(scale + 4 * v);                                                                     \
+      b[v] = wasm_v128_load(beta + 4 * v);                                                                      \
+    }                                                                                                           \
+    for (int o = 0; o < rows * C; o += C) {                                                                     \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+        v128_t y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]), s[v]), b[v]); \
+        if (other) y = wasm_f32x4_add(y, wasm_v128_load(other + o + 4 * v));                                   \
+        if (ACT) y = wasm_f32x4_pmax(wasm_f32x4_splat(0.0f), y);                                                \
+        if (ACT == 2) y = wasm_f32x4_pmin(y, wasm_f32x4_splat(6.0f));                                           \
+        wasm_v128_store(out + o + 4 * v, y);                                                                    \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+#define BN_APPLY_ACTS(NV) BN_APPLY(NV, 0) BN_APPLY(NV, 1) BN_APPLY(NV, 2)
+BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
+
+static void bn_apply(const float* x, const float* mean, const float* scale, const float* beta, const float* other,
+                     float* out, int rows, int C, int act) {
+#define BN_APPLY_AT(NV, ACT) \
+  bn_apply_##NV##_##ACT(x + c, mean + c, scale + c, beta + c, other ? other + c : 0, out + c, rows, C)
+#define BN_APPLY_ALL(ACT)                              \
+  do {                                                 \
+    int c = 0;                                         \
+    for (; c + 16 <= C; c += 16) BN_APPLY_AT(4, ACT);  \
+    switch ((C - c) / 4) {                             \
+      case 3: BN_APPLY_AT(3, ACT); break;              \
+      case 2: BN_APPLY_AT(2, ACT); break;              \
+      case 1: BN_APPLY_AT(1, ACT); break;              \
+    }                                                  \
+  } while (0)
+  switch (act) {
+    case 0: BN_APPLY_ALL(0); break;
+    case 1: BN_APPLY_ALL(1); break;
+    default: BN_APPLY_ALL(2); break;
+  }
+#undef BN_APPLY_ALL
+#undef BN_APPLY_AT
+}
+
 // y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1, relu6
 // (relu, then capped at 6) where act is 2: batch normalization in training mode, with the batch's own
 // moments, and the activation after it in the same pass.
 EXPORT("bn_forward")
 void bn_forward(const float* x, const float* mean, const float* scale, const float* beta, float* y, int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  for (int r = 0; r < rows; r++, x += C, y += C) {
-    for (int c = 0; c < C; c += 4) {
-      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), wasm_v128_load(mean + c)), wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
-      if (act) v = wasm_f32x4_pmax(zero, v);
-      if (act == 2) v = wasm_f32x4_pmin(v, six);
-      wasm_v128_store(y + c, v);
-    }
-  }
+  bn_apply(x, mean, scale, beta, 0, y, rows, C, act);
 }
 
 // out = ((x − mean) · scale + beta) + other, then relu where act is 1, relu6 where 2: a normalization whose output
@@ -1179,16 +1219,7 @@ void bn_forward(const float* x, const float* mean, const float* scale, const flo
 EXPORT("bn_add")
 void bn_add(const float* x, const float* mean, const float* scale, const float* beta, const float* other, float* out,
             int rows, int C, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  for (int r = 0; r < rows; r++, x += C, other += C, out += C) {
-    for (int c = 0; c < C; c += 4) {
-      const v128_t y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), wasm_v128_load(mean + c)), wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
-      v128_t v = wasm_f32x4_add(y, wasm_v128_load(other + c));
-      if (act) v = wasm_f32x4_pmax(zero, v);
-      if (act == 2) v = wasm_f32x4_pmin(v, six);
-      wasm_v128_store(out + c, v);
-    }
-  }
+  bn_apply(x, mean, scale, beta, other, out, rows, C, act);
 }
 
 // The gradients of bn_forward (with the batch's moments, whose own gradients are folded in). With act 1 the
