@@ -1182,26 +1182,30 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
 #define BN_APPLY_ACTS(NV) BN_APPLY(NV, 0) BN_APPLY(NV, 1) BN_APPLY(NV, 2)
 BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
 
+// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
+// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
+#define BN_BY_CHANNELS(AT, ACT)                     \
+  do {                                              \
+    int c = 0;                                      \
+    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
+    switch ((C - c) / 4) {                          \
+      case 3: AT(3, ACT); break;                    \
+      case 2: AT(2, ACT); break;                    \
+      case 1: AT(1, ACT); break;                    \
+    }                                               \
+  } while (0)
+#define BN_BY_ACT(AT)                               \
+  switch (act) {                                    \
+    case 0: BN_BY_CHANNELS(AT, 0); break;           \
+    case 1: BN_BY_CHANNELS(AT, 1); break;           \
+    default: BN_BY_CHANNELS(AT, 2); break;          \
+  }
+
 static void bn_apply(const float* x, const float* mean, const float* scale, const float* beta, const float* other,
                      float* out, int rows, int C, int act) {
 #define BN_APPLY_AT(NV, ACT) \
   bn_apply_##NV##_##ACT(x + c, mean + c, scale + c, beta + c, other ? other + c : 0, out + c, rows, C)
-#define BN_APPLY_ALL(ACT)                              \
-  do {                                                 \
-    int c = 0;                                         \
-    for (; c + 16 <= C; c += 16) BN_APPLY_AT(4, ACT);  \
-    switch ((C - c) / 4) {                             \
-      case 3: BN_APPLY_AT(3, ACT); break;              \
-      case 2: BN_APPLY_AT(2, ACT); break;              \
-      case 1: BN_APPLY_AT(1, ACT); break;              \
-    }                                                  \
-  } while (0)
-  switch (act) {
-    case 0: BN_APPLY_ALL(0); break;
-    case 1: BN_APPLY_ALL(1); break;
-    default: BN_APPLY_ALL(2); break;
-  }
-#undef BN_APPLY_ALL
+  BN_BY_ACT(BN_APPLY_AT)
 #undef BN_APPLY_AT
 }
 
@@ -1323,22 +1327,7 @@ void bn_backward(const float* dy, const float* y, const float* x, const float* m
 #define BN_BACKWARD_AT(NV, ACT)                                                                                  \
   bn_backward_##NV##_##ACT(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, \
                            dbias ? dbias + c : 0, rows, C)
-#define BN_BACKWARD_ALL(ACT)                           \
-  do {                                                 \
-    int c = 0;                                         \
-    for (; c + 16 <= C; c += 16) BN_BACKWARD_AT(4, ACT); \
-    switch ((C - c) / 4) {                             \
-      case 3: BN_BACKWARD_AT(3, ACT); break;           \
-      case 2: BN_BACKWARD_AT(2, ACT); break;           \
-      case 1: BN_BACKWARD_AT(1, ACT); break;           \
-    }                                                  \
-  } while (0)
-  switch (act) {
-    case 0: BN_BACKWARD_ALL(0); break;
-    case 1: BN_BACKWARD_ALL(1); break;
-    default: BN_BACKWARD_ALL(2); break;
-  }
-#undef BN_BACKWARD_ALL
+  BN_BY_ACT(BN_BACKWARD_AT)
 #undef BN_BACKWARD_AT
 }
 
