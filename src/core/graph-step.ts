@@ -115,6 +115,7 @@ export type GraphNode = NodeBase &
     /** 2×2 max pooling of stride 2, 'valid'. */
     | { kind: 'maxPool' }
     | ({ kind: 'dropout' } & Omit<DropoutOnHeap, 'name'>)
+    /** Flatten, or a Reshape between one pixel's channels [1, 1, C] and [C]: the same values in the same order. */
     | { kind: 'flatten' }
     | { kind: 'dense'; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation }
   );
@@ -332,6 +333,13 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
       if (!flat && nodes[ins[0]].kind !== 'input')
         return stop(layer, `flattens a map of ${shape[2]} channels (the step takes multiples of 4, or one pixel)`);
       add({ ...base, kind: 'flatten', shape: [shape.reduce((a, d) => a * d, 1)] });
+    } else if (cls === 'Reshape') {
+      // Keras' MobileNet classifier: pooled channels [C] to one pixel [1, 1, C] for a 1×1 convolution, and back.
+      const target = (cfg.targetShape as number[] | undefined)?.map(Number) ?? [];
+      const pixel = (d: number[]) => d.length === 1 || (d.length === 3 && d[0] === 1 && d[1] === 1);
+      if (!pixel(shape) || !pixel(target) || target[target.length - 1] !== shape[shape.length - 1])
+        return stop(layer, `reshapes [${shape}] to [${target}] (the step takes [1, 1, C] to [C] and back)`);
+      add({ ...base, kind: 'flatten', shape: target });
     } else if (cls === 'Dense') {
       const kernel = weightNamed(layer, /kernel$/);
       const bias = weightNamed(layer, /bias$/);
@@ -359,7 +367,11 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
   const out = nodeOf.get(outputLayer);
   if (out === undefined) return { unsupported: 'the output is not a layer the step follows' };
   const last = nodes[out];
-  if (last.kind !== 'dense' || last.activation !== 'linear')
+  // Logits from a linear dense layer, or from a linear 1×1 convolution on one pixel (Keras' MobileNet), flattened.
+  const before = last.kind === 'flatten' ? nodes[last.inputs[0]] : null;
+  const logitsConv =
+    before?.kind === 'conv' && before.activation === 'linear' && sizeOf(before.shape) === sizeOf(last.shape);
+  if ((last.kind !== 'dense' || last.activation !== 'linear') && !(logitsConv && last.shape.length === 1))
     return { unsupported: `the output (${last.name}) is not a linear dense layer` };
   if (nodes.some((n, i) => i !== out && n.kind !== 'input' && !uses.has(i)))
     return { unsupported: "a layer's output is not used on the way to the model's output" };
@@ -405,7 +417,8 @@ export function heapShapesOf(nodes: GraphNode[]): number[][] {
   const shapes: number[][] = [];
   for (const n of nodes) {
     if (n.kind === 'input') shapes.push(padInput ? padLast(n.shape) : n.shape);
-    else if (n.kind === 'flatten') shapes.push([sizeOf(shapes[n.inputs[0]])]);
+    else if (n.kind === 'flatten')
+      shapes.push(n.shape.length === 1 ? [sizeOf(shapes[n.inputs[0]])] : padLast(n.shape)); // one pixel: the same size
     else if (n.kind === 'dropout') shapes.push(shapes[n.inputs[0]]);
     else shapes.push(padLast(n.shape));
   }
@@ -692,8 +705,8 @@ export class GraphStep {
         }
       }
 
-      // The loss and the gradient of the logits (the last node, a linear dense layer).
-      const last = nodes[nodes.length - 1] as Extract<GraphNode, { kind: 'dense' }>;
+      // The loss and the gradient of the logits (the last node: a linear dense layer, or a 1×1 convolution's flattened).
+      const last = nodes[nodes.length - 1];
       const { loss, dLogits } = logitsLossOnHeap(
         heap,
         task,

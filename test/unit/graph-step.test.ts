@@ -72,7 +72,22 @@ const depthwise = (
       biasInitializer: near(++seed),
     })
     .apply(x) as tfl.SymbolicTensor;
-const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average' = 'global') => {
+/**
+ * The classifier: global average pooling (or an average pooling over the whole map, flattened) and a dense
+ * layer; or `keras`, keras.applications.MobileNet's: the pooled channels reshaped to one pixel, a dropout of
+ * that rate, a 1×1 convolution to the classes, reshaped to [classes], then the (here linear) activation.
+ */
+const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average' | { keras: number } = 'global') => {
+  if (typeof pool === 'object') {
+    const channels = x.shape[3] as number;
+    const apply = (layer: tfl.layers.Layer, t: tfl.SymbolicTensor) => layer.apply(t) as tfl.SymbolicTensor;
+    let y = apply(tfl.layers.globalAveragePooling2d({}), x);
+    y = apply(tfl.layers.reshape({ targetShape: [1, 1, channels] }), y);
+    y = apply(tfl.layers.dropout({ rate: pool.keras }), y);
+    y = conv(y, classes, { kernel: 1 });
+    y = apply(tfl.layers.reshape({ targetShape: [classes] }), y);
+    return apply(tfl.layers.activation({ activation: 'linear' }), y);
+  }
   const pooled =
     pool === 'global'
       ? (tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor)
@@ -123,6 +138,7 @@ function mobilenet(
   pairs: [number, number][],
   classes: number,
   kerasPadding = false,
+  kerasHead?: { keras: number },
 ) {
   seed = 300;
   const inp = tfl.input({ shape: input });
@@ -141,7 +157,7 @@ function mobilenet(
     } else x = relu6(bn(depthwise(x, { strides })));
     x = relu6(bn(conv(x, channels, { kernel: 1, useBias: false })));
   }
-  return tfl.model({ inputs: inp, outputs: head(x, classes) });
+  return tfl.model({ inputs: inp, outputs: head(x, classes, kerasHead) });
 }
 
 /** One small model per layer kind the step adds (the dense head is the conv step's). */
@@ -260,6 +276,12 @@ const KINDS: {
       return head(conv(pooled, 8, { activation: 'relu' }), 3);
     },
   },
+  {
+    name: "keras.applications.MobileNet's classifier: pooled channels reshaped to one pixel, a 1×1 convolution to 5 classes (padded to 8), reshaped back",
+    input: [6, 6, 3],
+    classes: 5,
+    build: (inp) => head(relu6(bn(conv(inp, 7))), 5, { keras: 0 }),
+  },
 ];
 
 const kindModel = (k: (typeof KINDS)[number]) => () => {
@@ -295,6 +317,16 @@ test('graphPlanOf: ResNets take the graph step; anything else names the first la
       tfl.layers.dense({ units: 2 }),
     ]),
     /layer 'dropout.*' \(Dropout\) has a noise shape/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [4, 4, 3], filters: 8, kernelSize: 3, padding: 'same' }),
+      tfl.layers.batchNormalization(),
+      tfl.layers.reshape({ targetShape: [8, 4, 4] }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /\(Reshape\) reshapes \[4,4,8\] to \[8,4,4\] \(the step takes \[1, 1, C\] to \[C\] and back\)/,
   );
   refused(
     chain([
@@ -610,7 +642,7 @@ test('training a ResNet through the graph step follows the tfjs path on wasm (sa
   await trainsAlike(() => resnet(input, 2, 2, 'average', false), data);
 });
 
-test("training a MobileNet (Keras' zero padding, channels not in fours) through the graph step follows the tfjs path on wasm", async () => {
+test("training a MobileNet (Keras' zero padding and classifier with dropout, channels not in fours) through the graph step follows the tfjs path on wasm", async () => {
   await initBackend('wasm');
   const rng = new Rng(8);
   const n = 48;
@@ -631,6 +663,7 @@ test("training a MobileNet (Keras' zero padding, channels not in fours) through 
       ],
       3,
       true,
+      { keras: 0.25 },
     );
   const vars = build();
   assert.ok(
