@@ -267,6 +267,22 @@ const KINDS: {
     },
   },
   {
+    name: "residual blocks' fusions: normalizations run inside the add after them (either input; relu6 and relu after), the gradients of a relu6 read by three layers summed through it, convolution biases summed by the normalization after them",
+    input: [6, 6, 4],
+    classes: 2,
+    build: (inp) => {
+      // Outputs spread over [−3, 9], so that many pass 6.
+      const wideBn = tfl.layers.batchNormalization({
+        gammaInitializer: tfl.initializers.randomNormal({ seed: ++seed, mean: 3, stddev: 0.5 }),
+        betaInitializer: tfl.initializers.randomNormal({ seed: ++seed, mean: 3, stddev: 0.5 }),
+      });
+      const a = relu6(wideBn.apply(conv(inp, 8)) as tfl.SymbolicTensor); // read by the three layers below
+      const b = relu6(tfl.layers.add().apply([bn(conv(a, 8)), a]) as tfl.SymbolicTensor);
+      const c = relu(tfl.layers.add().apply([conv(a, 8, { kernel: 1 }), bn(conv(b, 8))]) as tfl.SymbolicTensor);
+      return head(c, 2);
+    },
+  },
+  {
     name: '2×2 max pooling of stride 2 after batch normalization and relu (fused), on 7×7 maps (the last row and column dropped), channels not in fours',
     input: [7, 7, 3],
     classes: 3,
