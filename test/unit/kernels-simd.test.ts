@@ -26,6 +26,7 @@ import {
   simdTakesMaxPoolGrad,
   winogradTakes,
   winograd4Takes,
+  winogradS2Takes,
 } from '../../src/core/kernels/simd-kernels';
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
@@ -96,6 +97,10 @@ test('the SIMD module: found from the tests, imports only a memory, exports only
       'depthwise_conv2d:function',
       'depthwise_conv2d_input_grad:function',
       'depthwise_conv2d_filter_grad:function',
+      'winograd_s2_filter:function',
+      'conv2d_winograd_s2:function',
+      'conv2d_filter_grad_winograd_s2:function',
+      'conv2d_input_grad_winograd_s2:function',
     ],
   );
   const ids = sectionIds(bytes);
@@ -177,6 +182,22 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
         [0, 0],
       ],
     },
+    // The stride-2 Winograd form (3×3, stride 2, 8 channels or more in fours): a ResNet's downsampling layer,
+    // odd output sizes with padding 1 before (13 × 11 'same'), uneven explicit padding, 'valid'.
+    { x: [3, 16, 16, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' },
+    { x: [2, 13, 11, 8], f: [3, 3, 8, 16], s: 2, pad: 'same' },
+    {
+      x: [2, 12, 9, 12],
+      f: [3, 3, 12, 8],
+      s: 2,
+      pad: [
+        [0, 0],
+        [2, 1],
+        [0, 2],
+        [0, 0],
+      ],
+    },
+    { x: [1, 10, 10, 8], f: [3, 3, 8, 16], s: 2, pad: 'valid' },
   ];
   cases.forEach((c, i) => {
     tf.tidy(() => {
@@ -203,6 +224,8 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       const conv = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
       assert.equal(winogradTakes(conv), winograd, `case ${i}: Winograd?`);
       assert.equal(winograd4Takes(conv), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(3×3, 4×4)?`);
+      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && c.f[2] >= 8 && c.f[2] % 4 === 0 && c.f[3] % 4 === 0;
+      assert.equal(winogradS2Takes(conv), s2, `case ${i}: the stride-2 Winograd form?`);
     });
   });
   tf.tidy(() => {
@@ -284,7 +307,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     },
     { x: [1, 9, 10, 9], f: [5, 5, 9, 4], s: 3, pad: 'same' }, // 9 input channels: not a multiple of 4
     { x: [2, 7, 7, 8], f: [1, 1, 8, 24], s: 1, pad: 'valid' },
-    { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution
+    { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution (stride-2 Winograd)
     { x: [2, 8, 8, 16], f: [1, 1, 16, 32], s: 2, pad: 'same' }, // and its projection shortcut
     { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: [2, 3], pad: 'same' }, // phases of uneven lengths (9 = 5 + 4 rows)
     { x: [2, 12, 12, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // a colour image's first layer (its input gradient has 3 outputs: XNNPACK)
@@ -321,6 +344,23 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
         [0, 0],
       ],
     },
+    // The stride-2 Winograd form: odd output sizes and padding 1 before ('same' 13 × 11: 7 × 6 out), more tiles
+    // than a block, uneven explicit padding, and 'valid' with a last input row and column no tile reaches (its
+    // input gradient by phases).
+    { x: [2, 13, 11, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' },
+    { x: [3, 32, 32, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' },
+    {
+      x: [2, 12, 9, 8],
+      f: [3, 3, 8, 8],
+      s: 2,
+      pad: [
+        [0, 0],
+        [2, 1],
+        [0, 2],
+        [0, 0],
+      ],
+    },
+    { x: [1, 10, 10, 8], f: [3, 3, 8, 16], s: 2, pad: 'valid' },
   ];
   const rng = new Rng(41);
   const values = (shape: number[]) =>

@@ -166,6 +166,34 @@ export interface SimdExports {
   ): void;
   /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co)) floats. */
   conv2d_filter_grad_winograd4: SimdExports['conv2d_filter_grad_winograd'];
+  /** The stride-2 Winograd form (`winogradS2Takes`): u [25, ci, co] from the filter [3, 3, ci, co]. */
+  winograd_s2_filter(w: number, u: number, ci: number, co: number): void;
+  /** Its forward pass, `tiles` 2×2 output tiles at a time, scratch 25·tiles·(ci + co) floats. */
+  conv2d_winograd_s2(
+    x: number,
+    u: number,
+    out: number,
+    scratch: number,
+    tiles: number,
+    bias: number,
+    act: number,
+    B: number,
+    H: number,
+    W: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    top: number,
+    left: number,
+  ): void;
+  /** Its filter gradient, scratch 25·(ci·co + tiles·(ci + co)) floats. */
+  conv2d_filter_grad_winograd_s2: SimdExports['conv2d_filter_grad_winograd'];
+  /**
+   * Its input gradient: (dy, ut, dx, scratch, tiles, B, H, W, ci, oh, ow, co, top, left), ut the transform of the
+   * filter with its channel axes swapped [25, co, ci], scratch 25·tiles·(ci + co) floats.
+   */
+  conv2d_input_grad_winograd_s2: SimdExports['conv2d_filter_grad_winograd'];
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
   conv2d_filter_grad_pooled(
     x: number,
@@ -436,13 +464,19 @@ export function conv2dBackpropFilterSimd(
   } = info;
   if (dy.shape[0] !== b || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co) return null;
   const out = heap.makeOutput(filterShape.slice(), 'float32');
-  if (winogradTakes(info)) {
-    const four = winograd4Takes(info);
-    const tiles = four ? winograd4GradTiles(ci + co) : winogradGradTiles(ci + co);
-    const xi = four ? 36 : 16;
-    const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co))], 'float32');
+  const s2 = winogradS2Takes(info);
+  if (s2 || winogradTakes(info)) {
+    const four = !s2 && winograd4Takes(info);
+    const tiles = s2 ? winogradS2GradTiles(ci + co) : four ? winograd4GradTiles(ci + co) : winogradGradTiles(ci + co);
+    const xi = s2 ? 25 : four ? 36 : 16;
+    // The stride-2 kernel pads each transform's row of tiles by 32 floats, V's and D's.
+    const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co) + (s2 ? 64 : 0))], 'float32');
     try {
-      (four ? kernels.conv2d_filter_grad_winograd4 : kernels.conv2d_filter_grad_winograd)(
+      (s2
+        ? kernels.conv2d_filter_grad_winograd_s2
+        : four
+          ? kernels.conv2d_filter_grad_winograd4
+          : kernels.conv2d_filter_grad_winograd)(
         heapOffset(heap, x),
         heapOffset(heap, dy),
         heapOffset(heap, out),
@@ -583,6 +617,151 @@ export function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
     ci >= 8 &&
     ci * co >= 128
   );
+}
+
+/**
+ * Whether the stride-2 Winograd form takes the convolution (`conv2d_winograd_s2` and its gradients, kernels.c):
+ * 3×3, stride 2, dilation 1, channels in fours both sides, 8 or more in: 25 multiplies per 2×2 outputs and channel
+ * pair where the direct sum takes 36.
+ */
+export function winogradS2Takes(info: tf.backend_util.Conv2DInfo): boolean {
+  return (
+    info.filterHeight === 3 &&
+    info.filterWidth === 3 &&
+    info.strideHeight === 2 &&
+    info.strideWidth === 2 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    info.inChannels % 4 === 0 &&
+    info.outChannels % 4 === 0 &&
+    info.inChannels >= 8
+  );
+}
+
+/**
+ * Tiles the stride-2 Winograd kernels transform at a time, for ci + co channels: their transforms, 25·tiles·(ci + co)
+ * floats. Batch 64, one call of 32×32×16 → 32 and 16×16×32 → 64, the forward pass and the input gradient at 8, 16
+ * and 32 tiles for 16 → 32 were within the noise of each other; the filter gradient, which adds into its 25·ci·co
+ * sums once a block of tiles, 5.5 → 2.4 ms from 8 to 32 tiles and the same at 64 (docs/performance.md).
+ */
+const winogradS2Tiles = (channels: number) => Math.max(2, Math.min(64, Math.round(1536 / channels)));
+const winogradS2GradTiles = (channels: number) => Math.max(2, Math.min(64, Math.round(6144 / channels)));
+
+/** `conv2d_winograd_s2` into `out`, the filter transformed first. */
+function runWinogradS2(
+  kernels: SimdExports,
+  heap: WasmBackendInternals,
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  epilogue: { bias: number; act: number },
+  out: tf.TensorInfo,
+): void {
+  const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
+  const tiles = winogradS2Tiles(ci + co);
+  const u = heap.makeOutput([25, ci, co], 'float32');
+  const scratch = heap.makeOutput([25 * (tiles * (ci + co) + 64)], 'float32');
+  try {
+    kernels.winograd_s2_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
+    const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
+    const { top, left } = info.padInfo;
+    kernels.conv2d_winograd_s2(
+      xAt,
+      uAt,
+      outAt,
+      scratchAt,
+      tiles,
+      epilogue.bias,
+      epilogue.act,
+      b,
+      H,
+      W,
+      ci,
+      oh,
+      ow,
+      co,
+      top,
+      left,
+    );
+  } finally {
+    heap.disposeData(u.dataId);
+    heap.disposeData(scratch.dataId);
+  }
+}
+
+/** The forward convolution whose input gradient `attrs` asks for. */
+function inputGradientInfo(
+  filter: tf.TensorInfo,
+  attrs: ConvAttrs & { inputShape: [number, number, number, number] },
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+/**
+ * The input gradient of a convolution `winogradS2Takes`, the transpose of its forward form
+ * (`conv2d_input_grad_winograd_s2`), or null where its tiles would not cover the input (rows or columns past the
+ * last tile's reach, which get no gradient: 'valid' padding of a larger input).
+ */
+function inputGradientWinogradS2(
+  kernels: SimdExports,
+  heap: WasmBackendInternals,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: ConvAttrs & { inputShape: [number, number, number, number] },
+): tf.TensorInfo | null {
+  const [, , ci, co] = filter.shape;
+  const info = inputGradientInfo(filter, attrs);
+  const { batchSize: B, inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, padInfo } = info;
+  const reach = (out: number, pad: number) => 4 * Math.ceil(out / 2) - pad + 1;
+  if (
+    !winogradS2Takes(info) ||
+    dy.shape[1] !== oh ||
+    dy.shape[2] !== ow ||
+    reach(oh, padInfo.top) < H ||
+    reach(ow, padInfo.left) < W
+  )
+    return null;
+  const tiles = winogradS2Tiles(ci + co);
+  const swapped = heap.makeOutput([3, 3, co, ci], 'float32');
+  const ut = heap.makeOutput([25, co, ci], 'float32');
+  const scratch = heap.makeOutput([25 * (tiles * (ci + co) + 64)], 'float32');
+  try {
+    const [src, dst] = [heapOffset(heap, filter), heapOffset(heap, swapped)];
+    for (let k = 0; k < 9; k++) kernels.transpose_tap(src + 4 * k * ci * co, dst + 4 * k * ci * co, ci, co);
+    kernels.winograd_s2_filter(dst, heapOffset(heap, ut), co, ci);
+    const dx = heap.makeOutput(attrs.inputShape.slice(), 'float32');
+    const [dyAt, utAt, dxAt, scratchAt] = [dy, ut, dx, scratch].map((t) => heapOffset(heap, t));
+    kernels.conv2d_input_grad_winograd_s2(
+      dyAt,
+      utAt,
+      dxAt,
+      scratchAt,
+      tiles,
+      B,
+      H,
+      W,
+      ci,
+      oh,
+      ow,
+      co,
+      padInfo.top,
+      padInfo.left,
+    );
+    return dx;
+  } finally {
+    heap.disposeData(swapped.dataId);
+    heap.disposeData(ut.dataId);
+    heap.disposeData(scratch.dataId);
+  }
 }
 
 /** `conv2d_winograd` into `out`, the filter transformed first; `pool`: a 2×2 max pooling after it, `out` then pooled. */
@@ -761,6 +940,10 @@ function runConv2d(
 ): tf.TensorInfo {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const out = heap.makeOutput([b, oh, ow, co], 'float32');
+  if (winogradS2Takes(info)) {
+    runWinogradS2(kernels, heap, x, filter, info, epilogue, out);
+    return out;
+  }
   if (winogradTakes(info)) {
     runWinograd(kernels, heap, x, filter, info, epilogue, out);
     return out;
@@ -874,6 +1057,8 @@ export function conv2dBackpropInputSimd(
   const [b] = attrs.inputShape;
   if (ci % 4 !== 0 || attrs.inputShape[3] !== ci || dy.shape[0] !== b || dy.shape[3] !== co) return null;
   if (!isOne(attrs.strides)) {
+    const winograd = inputGradientWinogradS2(kernels, heap, dy, filter, attrs);
+    if (winograd) return winograd;
     const byPhases = inputGradientByPhases(kernels, heap, dy, filter, attrs);
     if (byPhases) return byPhases;
   }
@@ -928,16 +1113,7 @@ function inputGradientByPhases(
   attrs: ConvAttrs & { inputShape: [number, number, number, number] },
 ): tf.TensorInfo | null {
   const [fh, fw, ci, co] = filter.shape;
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    [fh, fw, ci, co],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = inputGradientInfo(filter, attrs);
   const {
     batchSize: B,
     inHeight: H,

@@ -1631,3 +1631,270 @@ void depthwise_conv2d_filter_grad(const float* x, const float* dy, float* dw, in
     }
   }
 }
+
+// A 3×3, stride-2 convolution by a Winograd form of its polyphase split, per 2×2 output tile from the 5×5 input
+// tile under it. Along one axis the outputs y0, y1 read the samples s0…s4 (from 2·y0 − top): y0 = s0·w0 + s1·w1 +
+// s2·w2, y1 = s2·w0 + s3·w1 + s4·w2, where s0, s2, s4 meet the 2-tap filter (w0, w2) (Winograd F(2, 2), 3 products)
+// and s1, s3 the 1-tap w1 (2 products): 5 products for 2 outputs where the direct sum takes 6, so 25 for a 2×2
+// tile where it takes 36. The transforms only add. One axis:
+//   Bᵀ s = (s0 − s2, s2, s4 − s2, s1, s3),  G w = (w0, w0 + w2, w2, w1, w1),
+//   Aᵀ m = (m0 + m1 + m3, m1 + m2 + m4),
+// and for the gradients A g = (g0, g0 + g1, g1, g0, g1), Gᵀ a = (a0 + a1, a3 + a4, a1 + a2),
+// B v = (v0, v3, v1 − v0 − v2, v4, v2). Transform ξ = 5r + c is row r, column c of the 5×5 tile.
+#define S2_PAD 32
+static inline void s2_bt(const v128_t* s, v128_t* r) {
+  r[0] = wasm_f32x4_sub(s[0], s[2]);
+  r[1] = s[2];
+  r[2] = wasm_f32x4_sub(s[4], s[2]);
+  r[3] = s[1];
+  r[4] = s[3];
+}
+static inline void s2_g(const v128_t* w, v128_t* r) {
+  r[0] = w[0];
+  r[1] = wasm_f32x4_add(w[0], w[2]);
+  r[2] = w[2];
+  r[3] = w[1];
+  r[4] = w[1];
+}
+static inline void s2_at(const v128_t* m, v128_t* r) {
+  r[0] = wasm_f32x4_add(wasm_f32x4_add(m[0], m[1]), m[3]);
+  r[1] = wasm_f32x4_add(wasm_f32x4_add(m[1], m[2]), m[4]);
+}
+static inline void s2_a(const v128_t* g, v128_t* r) {
+  r[0] = g[0];
+  r[1] = wasm_f32x4_add(g[0], g[1]);
+  r[2] = g[1];
+  r[3] = g[0];
+  r[4] = g[1];
+}
+static inline void s2_gt(const v128_t* a, v128_t* r) {
+  r[0] = wasm_f32x4_add(a[0], a[1]);
+  r[1] = wasm_f32x4_add(a[3], a[4]);
+  r[2] = wasm_f32x4_add(a[1], a[2]);
+}
+static inline void s2_b(const v128_t* v, v128_t* r) {
+  r[0] = v[0];
+  r[1] = v[3];
+  r[2] = wasm_f32x4_sub(wasm_f32x4_sub(v[1], v[0]), v[2]);
+  r[3] = v[4];
+  r[4] = v[2];
+}
+
+// Row i of the filter's transform, u[5i + j, c, o] = (G g Gᵀ)[i, j], a row at a time as `winograd4_filter_row`.
+static inline __attribute__((always_inline)) void s2_filter_row(const float* w, float* u, int ci, int co, int i) {
+  for (int c = 0; c < ci; c++) {
+    for (int o = 0; o < co; o += 4) {
+      v128_t t[3];
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // t = (G g)[i], column k
+        v128_t g[3], col[5];
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 3; r++) g[r] = wasm_v128_load(w + ((r * 3 + k) * ci + c) * co + o);
+        s2_g(g, col);
+        t[k] = col[i];
+      }
+      v128_t row[5];
+      s2_g(t, row);
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 5; j++) wasm_v128_store(u + ((i * 5 + j) * ci + c) * co + o, row[j]);
+    }
+  }
+}
+
+// u[ξ, c, o] for the filter w [3, 3, ci, co] of a stride-2 convolution; u is [25, ci, co], co in fours.
+EXPORT("winograd_s2_filter")
+void winograd_s2_filter(const float* w, float* u, int ci, int co) {
+  s2_filter_row(w, u, ci, co, 0);
+  s2_filter_row(w, u, ci, co, 1);
+  s2_filter_row(w, u, ci, co, 2);
+  s2_filter_row(w, u, ci, co, 3);
+  s2_filter_row(w, u, ci, co, 4);
+}
+
+// V = Bᵀ d B for the 5×5 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros): v[ξ·step + c].
+static void s2_input_tile(const float* img, int H, int W, int ci, int iy0, int ix0, float* v, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int inside = iy0 >= 0 && iy0 + 5 <= H && ix0 >= 0 && ix0 + 5 <= W;
+  for (int c = 0; c < ci; c += 4) {
+    v128_t e[5][5];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) { // e = Bᵀ d, column s
+      const int ix = ix0 + s;
+      v128_t d[5], col[5];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) {
+        const int iy = iy0 + r;
+        d[r] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
+      }
+      s2_bt(d, col);
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) e[r][s] = col[r];
+    }
+    float* vt = v + c;
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) { // V = e B, row r
+      v128_t row[5];
+      s2_bt(e[r], row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) wasm_v128_store(vt + (r * 5 + s) * step, row[s]);
+    }
+  }
+}
+
+// D = A g Aᵀ for the 2×2 tile of dy [B, oh, ow, co] at (oy, ox) (zeros past its edges): d[ξ·step + o].
+static void s2_dy_tile(const float* g0, int rows, int cols, int ow, int co, float* d, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int o = 0; o < co; o += 4) {
+    v128_t q[5][2];
+    _Pragma("clang loop unroll(full)") for (int j = 0; j < 2; j++) { // q = A g, column j
+      v128_t g[2], col[5];
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++)
+        g[i] = i < rows && j < cols ? wasm_v128_load(g0 + (i * ow + j) * co + o) : zero;
+      s2_a(g, col);
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) q[r][j] = col[r];
+    }
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) { // (A g) Aᵀ, row r
+      v128_t row[5];
+      s2_a(q[r], row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) wasm_v128_store(d + (r * 5 + s) * step + o, row[s]);
+    }
+  }
+}
+
+// The 3×3, stride-2 (dilation 1) convolution of x [B, H, W, ci] with the filter whose transform
+// `winograd_s2_filter` wrote into u, as `conv2d` takes it (padding top, left; bias and activation after the sum),
+// out [B, oh, ow, co]. ci and co in fours; `scratch` holds 25·tiles·(ci + co) floats: `tiles` 2×2 output tiles
+// (in order over the batch) are transformed at a time.
+EXPORT("conv2d_winograd_s2")
+void conv2d_winograd_s2(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias,
+                        int act, int B, int H, int W, int ci, int oh, int ow, int co, int top, int left) {
+  const int vs = tiles * ci + S2_PAD, step = tiles * co + S2_PAD; // as in `conv2d_filter_grad_winograd_s2`
+  float* V = scratch;          // [25, vs]
+  float* M = scratch + 25 * vs; // [25, step]
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+    }
+    for (int xi = 0; xi < 25; xi++) wino_products(V + xi * vs, u + xi * ci * co, M + xi * step, 1, tiles, nt, ci, co);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      const int oy = 2 * ty, ox = 2 * tx;
+      const int rows = min_i(2, oh - oy), cols = min_i(2, ow - ox);
+      float* o0 = out + ((b * oh + oy) * ow + ox) * co;
+      for (int o = 0; o < co; o += 4) {
+        const float* mt = M + t * co + o;
+        v128_t a[2][5];
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) { // a = Aᵀ M, column s
+          v128_t m[5], col[2];
+          _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) m[r] = wasm_v128_load(mt + (r * 5 + s) * step);
+          s2_at(m, col);
+          a[0][s] = col[0];
+          a[1][s] = col[1];
+        }
+        const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++) {
+          v128_t y[2];
+          s2_at(a[i], y);
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2; j++) {
+            if (bias) y[j] = wasm_f32x4_add(y[j], bv);
+            if (act) y[j] = wasm_f32x4_pmax(y[j], zero);
+            if (act == 2) y[j] = wasm_f32x4_pmin(y[j], six);
+            if (i < rows && j < cols) wasm_v128_store(o0 + (i * ow + j) * co + o, y[j]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The filter gradient of that convolution, the transpose of its forward form: dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy
+// Aᵀ) ] G over the 2×2 tiles of dy (zeros past its edges), summed as `conv2d_filter_grad_winograd4` sums. ci and co
+// in fours; dw [3, 3, ci, co] is overwritten; `scratch` holds 25·(ci·co + tiles·(ci + co)) floats.
+EXPORT("conv2d_filter_grad_winograd_s2")
+void conv2d_filter_grad_winograd_s2(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
+                                    int W, int ci, int oh, int ow, int co, int top, int left) {
+  // Transform ξ of tile t at V + ξ·vs + t·ci and D + ξ·ds + t·co: the rows padded by 32 floats, so that the 25
+  // streams of a tile's transforms do not fall into one set of the first-level cache.
+  const int vs = tiles * ci + S2_PAD, ds = tiles * co + S2_PAD;
+  float* acc = scratch;       // [25, ci, co]
+  float* V = acc + 25 * ci * co; // [25, vs]
+  float* D = V + 25 * vs;     // [25, ds]
+  for (int i = 0; i < 25 * ci * co; i += 4) wasm_v128_store(acc + i, wasm_f32x4_splat(0.0f));
+  const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      const int oy = 2 * ty, ox = 2 * tx;
+      s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      s2_dy_tile(dy + ((b * oh + oy) * ow + ox) * co, min_i(2, oh - oy), min_i(2, ow - ox), ow, co, D + t * co, ds);
+    }
+    for (int xi = 0; xi < 25; xi++) wino_grad_sums(V + xi * vs, D + xi * ds, acc + xi * ci * co, 1, tiles, nt, ci, co);
+  }
+  const int cs = ci * co;
+  for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
+    for (int o = 0; o < co; o += 4) {
+      const float* a = acc + c * co + o;
+      v128_t r[3][5];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 5; j++) { // Gᵀ acc, column j
+        v128_t col[5], res[3];
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 5; i++) col[i] = wasm_v128_load(a + (i * 5 + j) * cs);
+        s2_gt(col, res);
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) r[i][j] = res[i];
+      }
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) { // (Gᵀ acc) G, row i
+        v128_t res[3];
+        s2_gt(r[i], res);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 3; j++) wasm_v128_store(dw + ((i * 3 + j) * ci + c) * co + o, res[j]);
+      }
+    }
+  }
+}
+
+// The input gradient of that convolution, the transpose of its forward form: dx = Σ_tiles B [ (A dy Aᵀ) · Uᵀ ] Bᵀ,
+// each tile's 5×5 block of dx overlapping its neighbours' by a row and a column, where it adds to what they
+// stored (tiles run in order). ut [25, co, ci] is `winograd_s2_filter` of the filter with its channel axes swapped.
+// dx [B, H, W, ci] is overwritten; the tiles must cover it (H ≤ 4·⌈oh/2⌉ − top + 1, the same for W). ci and co in
+// fours; `scratch` holds 25·tiles·(ci + co) floats.
+EXPORT("conv2d_input_grad_winograd_s2")
+void conv2d_input_grad_winograd_s2(const float* dy, const float* ut, float* dx, float* scratch, int tiles, int B, int H,
+                                   int W, int ci, int oh, int ow, int co, int top, int left) {
+  const int ds = tiles * co + S2_PAD, step = tiles * ci + S2_PAD; // as in `conv2d_filter_grad_winograd_s2`
+  float* D = scratch;           // [25, ds]
+  float* M = scratch + 25 * ds; // [25, step]
+  const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      const int oy = 2 * ty, ox = 2 * tx;
+      s2_dy_tile(dy + ((b * oh + oy) * ow + ox) * co, min_i(2, oh - oy), min_i(2, ow - ox), ow, co, D + t * co, ds);
+    }
+    for (int xi = 0; xi < 25; xi++) wino_products(D + xi * ds, ut + xi * co * ci, M + xi * step, 1, tiles, nt, co, ci);
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      const int iy0 = 4 * ty - top, ix0 = 4 * tx - left;
+      const int inside = iy0 >= 0 && iy0 + 5 <= H && ix0 >= 0 && ix0 + 5 <= W;
+      float* img = dx + b * H * W * ci;
+      for (int c = 0; c < ci; c += 4) {
+        const float* mt = M + t * ci + c;
+        v128_t e[5][5];
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) { // e = B M, column s
+          v128_t m[5], col[5];
+          _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) m[r] = wasm_v128_load(mt + (r * 5 + s) * step);
+          s2_b(m, col);
+          _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) e[r][s] = col[r];
+        }
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) { // (B M) Bᵀ, row r
+          v128_t row[5];
+          s2_b(e[r], row);
+          const int iy = iy0 + r;
+          _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) {
+            const int ix = ix0 + s;
+            if (!inside && (iy < 0 || iy >= H || ix < 0 || ix >= W)) continue;
+            float* p = img + (iy * W + ix) * ci + c;
+            // Row 0 was the last row of the tile above, column 0 the last column of the tile to the left.
+            const int shared = (r == 0 && ty > 0) || (s == 0 && tx > 0);
+            wasm_v128_store(p, shared ? wasm_f32x4_add(wasm_v128_load(p), row[s]) : row[s]);
+          }
+        }
+      }
+    }
+  }
+}
