@@ -166,9 +166,12 @@ export interface SimdExports {
   ): void;
   /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co)) floats. */
   conv2d_filter_grad_winograd4: SimdExports['conv2d_filter_grad_winograd'];
-  /** The stride-2 Winograd form (`winogradS2Takes`): u [25, ci, co] from the filter [3, 3, ci, co]. */
-  winograd_s2_filter(w: number, u: number, ci: number, co: number): void;
-  /** Its forward pass, `tiles` 2×2 output tiles at a time, scratch 25·tiles·(ci + co) floats. */
+  /**
+   * The stride-2 Winograd form (`winogradS2Takes`): u (25·ci·co floats, by groups, kernels.c) from the filter
+   * [3, 3, ci, co]; `across` 1 for the input gradient's, from the filter with its channel axes swapped.
+   */
+  winograd_s2_filter(w: number, u: number, ci: number, co: number, across: number): void;
+  /** Its forward pass, `tiles` 2×2 output tiles at a time, scratch 25·tiles·(ci + co) + 576 floats or more. */
   conv2d_winograd_s2(
     x: number,
     u: number,
@@ -187,11 +190,11 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
-  /** Its filter gradient, scratch 25·(ci·co + tiles·(ci + co)) floats. */
+  /** Its filter gradient, scratch 25·(ci·co + tiles·(ci + co)) + 576 floats or more. */
   conv2d_filter_grad_winograd_s2: SimdExports['conv2d_filter_grad_winograd'];
   /**
    * Its input gradient: (dy, ut, dx, scratch, tiles, B, H, W, ci, oh, ow, co, top, left), ut the transform of the
-   * filter with its channel axes swapped [25, co, ci], scratch 25·tiles·(ci + co) floats.
+   * filter with its channel axes swapped (`across`), scratch as the forward pass's.
    */
   conv2d_input_grad_winograd_s2: SimdExports['conv2d_filter_grad_winograd'];
   max_pool_2x2(x: number, out: number, B: number, H: number, W: number, C: number, OH: number, OW: number): void;
@@ -469,7 +472,7 @@ export function conv2dBackpropFilterSimd(
     const four = !s2 && winograd4Takes(info);
     const tiles = s2 ? winogradS2GradTiles(ci + co) : four ? winograd4GradTiles(ci + co) : winogradGradTiles(ci + co);
     const xi = s2 ? 25 : four ? 36 : 16;
-    // The stride-2 kernel pads each transform's row of tiles by 32 floats, V's and D's.
+    // The stride-2 kernel pads its 18 groups' rows (of input and dy transforms) by 32 floats each.
     const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co) + (s2 ? 64 : 0))], 'float32');
     try {
       (s2
@@ -662,7 +665,7 @@ function runWinogradS2(
   const u = heap.makeOutput([25, ci, co], 'float32');
   const scratch = heap.makeOutput([25 * (tiles * (ci + co) + 64)], 'float32');
   try {
-    kernels.winograd_s2_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
+    kernels.winograd_s2_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co, 0);
     const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
     const { top, left } = info.padInfo;
     kernels.conv2d_winograd_s2(
@@ -737,7 +740,7 @@ function inputGradientWinogradS2(
   try {
     const [src, dst] = [heapOffset(heap, filter), heapOffset(heap, swapped)];
     for (let k = 0; k < 9; k++) kernels.transpose_tap(src + 4 * k * ci * co, dst + 4 * k * ci * co, ci, co);
-    kernels.winograd_s2_filter(dst, heapOffset(heap, ut), co, ci);
+    kernels.winograd_s2_filter(dst, heapOffset(heap, ut), co, ci, 1);
     const dx = heap.makeOutput(attrs.inputShape.slice(), 'float32');
     const [dyAt, utAt, dxAt, scratchAt] = [dy, ut, dx, scratch].map((t) => heapOffset(heap, t));
     kernels.conv2d_input_grad_winograd_s2(

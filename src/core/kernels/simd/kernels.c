@@ -1636,12 +1636,35 @@ void depthwise_conv2d_filter_grad(const float* x, const float* dy, float* dw, in
 // tile under it. Along one axis the outputs y0, y1 read the samples s0…s4 (from 2·y0 − top): y0 = s0·w0 + s1·w1 +
 // s2·w2, y1 = s2·w0 + s3·w1 + s4·w2, where s0, s2, s4 meet the 2-tap filter (w0, w2) (Winograd F(2, 2), 3 products)
 // and s1, s3 the 1-tap w1 (2 products): 5 products for 2 outputs where the direct sum takes 6, so 25 for a 2×2
-// tile where it takes 36. The transforms only add. One axis:
-//   Bᵀ s = (s0 − s2, s2, s4 − s2, s1, s3),  G w = (w0, w0 + w2, w2, w1, w1),
-//   Aᵀ m = (m0 + m1 + m3, m1 + m2 + m4),
+// tile where it takes 36. The transforms only add. One axis, transform positions 0…4:
+//   Bᵀ s = (s0 − s2, s2, s4 − s2, s1, s3),  G w = (w0, w0 + w2, w2, w1, w1),  Aᵀ m = (m0 + m1 + m3, m1 + m2 + m4),
 // and for the gradients A g = (g0, g0 + g1, g1, g0, g1), Gᵀ a = (a0 + a1, a3 + a4, a1 + a2),
-// B v = (v0, v3, v1 − v0 − v2, v4, v2). Transform ξ = 5r + c is row r, column c of the 5×5 tile.
+// B v = (v0, v3, v1 − v0 − v2, v4, v2). Positions 0 and 3 reach y0 only (class a), 2 and 4 y1 only (class b),
+// 1 both (class c). The 25 positions (r, s) of a tile fall into 9 groups by their classes (X, Y), whose products
+// reach the same outputs: each group is one matrix product over its positions' channels stacked, [tiles, n·ci] ·
+// [n·ci, co] for its n positions (4, 2 or 1), longer sums than 25 products over ci (16 channels: 64, 32 and 16),
+// and 9 outputs to transform back instead of 25. Groups 0…3 are (a, a), (a, b), (b, a), (b, b), 4…7 (a, c),
+// (b, c), (c, a), (c, b), 8 (c, c); group g's positions are 25 transforms' rows of the filter's transform
+// [25, ci, co] from row s2_start(g), and its tiles' transforms sit at s2_start(g)·tiles·ci + g·S2_PAD, n·ci floats
+// a tile, the positions' channels one after the other. The groups' rows are padded by S2_PAD floats, so that a
+// tile's stores do not all fall into one set of the first-level cache.
 #define S2_PAD 32
+static inline int s2_class(int p) { return p == 0 || p == 3 ? 0 : p == 2 || p == 4 ? 1 : 2; }
+static inline int s2_index(int p) { return p == 3 || p == 4 ? 1 : 0; } // within its class
+static inline int s2_group(int r, int s) {
+  const int X = s2_class(r), Y = s2_class(s);
+  return X < 2 && Y < 2 ? 2 * X + Y : X < 2 ? 4 + X : Y < 2 ? 6 + Y : 8;
+}
+static inline int s2_size(int g) { return g < 4 ? 4 : g < 8 ? 2 : 1; }
+static inline int s2_start(int g) { return g < 4 ? 4 * g : g < 8 ? 16 + 2 * (g - 4) : 24; }
+// (r, s)'s place among its group's positions.
+static inline int s2_slot(int r, int s) { return s2_index(r) * (s2_class(s) < 2 ? 2 : 1) + s2_index(s); }
+// Where tile t's transform at (r, s) starts: channels c of it are at + c.
+static inline int s2_at(int r, int s, int t, int tiles, int ci) {
+  const int g = s2_group(r, s);
+  return s2_start(g) * tiles * ci + g * S2_PAD + (t * s2_size(g) + s2_slot(r, s)) * ci;
+}
+
 static inline void s2_bt(const v128_t* s, v128_t* r) {
   r[0] = wasm_f32x4_sub(s[0], s[2]);
   r[1] = s[2];
@@ -1656,17 +1679,6 @@ static inline void s2_g(const v128_t* w, v128_t* r) {
   r[3] = w[1];
   r[4] = w[1];
 }
-static inline void s2_at(const v128_t* m, v128_t* r) {
-  r[0] = wasm_f32x4_add(wasm_f32x4_add(m[0], m[1]), m[3]);
-  r[1] = wasm_f32x4_add(wasm_f32x4_add(m[1], m[2]), m[4]);
-}
-static inline void s2_a(const v128_t* g, v128_t* r) {
-  r[0] = g[0];
-  r[1] = wasm_f32x4_add(g[0], g[1]);
-  r[2] = g[1];
-  r[3] = g[0];
-  r[4] = g[1];
-}
 static inline void s2_gt(const v128_t* a, v128_t* r) {
   r[0] = wasm_f32x4_add(a[0], a[1]);
   r[1] = wasm_f32x4_add(a[3], a[4]);
@@ -1680,36 +1692,46 @@ static inline void s2_b(const v128_t* v, v128_t* r) {
   r[4] = v[2];
 }
 
-// Row i of the filter's transform, u[5i + j, c, o] = (G g Gᵀ)[i, j], a row at a time as `winograd4_filter_row`.
-static inline __attribute__((always_inline)) void s2_filter_row(const float* w, float* u, int ci, int co, int i) {
+// Row r of the filter's transform, a row at a time as `winograd4_filter_row`: (G g Gᵀ)[r, s] for c, o (four o at a
+// time) at u + s2_start(g)·ci·co + c·rs + slot·ss + o, (rs, ss) = (co, ci·co) for the forward pass; for the input
+// gradient (`across`: the filter given with its channel axes swapped) (n·co, co), each row c of the group's
+// [ci, n·co] matrix holding its positions one after the other.
+static inline __attribute__((always_inline)) void s2_filter_row(const float* w, float* u, int ci, int co, int r,
+                                                                int across) {
   for (int c = 0; c < ci; c++) {
     for (int o = 0; o < co; o += 4) {
       v128_t t[3];
-      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // t = (G g)[i], column k
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // t = (G g)[r], column k
         v128_t g[3], col[5];
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < 3; r++) g[r] = wasm_v128_load(w + ((r * 3 + k) * ci + c) * co + o);
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) g[i] = wasm_v128_load(w + ((i * 3 + k) * ci + c) * co + o);
         s2_g(g, col);
-        t[k] = col[i];
+        t[k] = col[r];
       }
       v128_t row[5];
       s2_g(t, row);
-      _Pragma("clang loop unroll(full)") for (int j = 0; j < 5; j++) wasm_v128_store(u + ((i * 5 + j) * ci + c) * co + o, row[j]);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) {
+        const int g = s2_group(r, s), slot = s2_slot(r, s);
+        const int at = across ? c * s2_size(g) * co + slot * co : slot * ci * co + c * co;
+        wasm_v128_store(u + s2_start(g) * ci * co + at + o, row[s]);
+      }
     }
   }
 }
 
-// u[ξ, c, o] for the filter w [3, 3, ci, co] of a stride-2 convolution; u is [25, ci, co], co in fours.
+// The filter's transform, [25, ci, co] in the groups' order (above), from w [3, 3, ci, co]; co in fours. `across`:
+// for the input gradient, from the filter with its channel axes swapped (see `s2_filter_row`).
 EXPORT("winograd_s2_filter")
-void winograd_s2_filter(const float* w, float* u, int ci, int co) {
-  s2_filter_row(w, u, ci, co, 0);
-  s2_filter_row(w, u, ci, co, 1);
-  s2_filter_row(w, u, ci, co, 2);
-  s2_filter_row(w, u, ci, co, 3);
-  s2_filter_row(w, u, ci, co, 4);
+void winograd_s2_filter(const float* w, float* u, int ci, int co, int across) {
+  s2_filter_row(w, u, ci, co, 0, across);
+  s2_filter_row(w, u, ci, co, 1, across);
+  s2_filter_row(w, u, ci, co, 2, across);
+  s2_filter_row(w, u, ci, co, 3, across);
+  s2_filter_row(w, u, ci, co, 4, across);
 }
 
-// V = Bᵀ d B for the 5×5 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros): v[ξ·step + c].
-static void s2_input_tile(const float* img, int H, int W, int ci, int iy0, int ix0, float* v, int step) {
+// V = Bᵀ d B for the 5×5 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros), tile t of `tiles`,
+// at V + s2_at(r, s, …).
+static void s2_input_tile(const float* img, int H, int W, int ci, int iy0, int ix0, float* V, int t, int tiles) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
   const int inside = iy0 >= 0 && iy0 + 5 <= H && ix0 >= 0 && ix0 + 5 <= W;
   for (int c = 0; c < ci; c += 4) {
@@ -1724,79 +1746,82 @@ static void s2_input_tile(const float* img, int H, int W, int ci, int iy0, int i
       s2_bt(d, col);
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) e[r][s] = col[r];
     }
-    float* vt = v + c;
     _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) { // V = e B, row r
       v128_t row[5];
       s2_bt(e[r], row);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) wasm_v128_store(vt + (r * 5 + s) * step, row[s]);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) wasm_v128_store(V + s2_at(r, s, t, tiles, ci) + c, row[s]);
     }
   }
 }
 
-// D = A g Aᵀ for the 2×2 tile of dy [B, oh, ow, co] at (oy, ox) (zeros past its edges): d[ξ·step + o].
-static void s2_dy_tile(const float* g0, int rows, int cols, int ow, int co, float* d, int step) {
+// A g Aᵀ for the 2×2 tile of dy at g0 (zeros past its edges: `rows`, `cols`), by groups: a position's value is its
+// classes' (a: g0, b: g1, c: g0 + g1 along each axis), the same for all of a group, so one per group, at d + g·ds.
+static void s2_dy_tile(const float* g0, int rows, int cols, int ow, int co, float* d, int ds) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int o = 0; o < co; o += 4) {
-    v128_t q[5][2];
-    _Pragma("clang loop unroll(full)") for (int j = 0; j < 2; j++) { // q = A g, column j
-      v128_t g[2], col[5];
-      _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++)
-        g[i] = i < rows && j < cols ? wasm_v128_load(g0 + (i * ow + j) * co + o) : zero;
-      s2_a(g, col);
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) q[r][j] = col[r];
-    }
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) { // (A g) Aᵀ, row r
-      v128_t row[5];
-      s2_a(q[r], row);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) wasm_v128_store(d + (r * 5 + s) * step + o, row[s]);
-    }
+    const v128_t g00 = wasm_v128_load(g0 + o);
+    const v128_t g01 = cols > 1 ? wasm_v128_load(g0 + co + o) : zero;
+    const v128_t g10 = rows > 1 ? wasm_v128_load(g0 + ow * co + o) : zero;
+    const v128_t g11 = rows > 1 && cols > 1 ? wasm_v128_load(g0 + ow * co + co + o) : zero;
+    const v128_t c0 = wasm_f32x4_add(g00, g10), c1 = wasm_f32x4_add(g01, g11); // class c along the rows
+    wasm_v128_store(d + 0 * ds + o, g00);
+    wasm_v128_store(d + 1 * ds + o, g01);
+    wasm_v128_store(d + 2 * ds + o, g10);
+    wasm_v128_store(d + 3 * ds + o, g11);
+    wasm_v128_store(d + 4 * ds + o, wasm_f32x4_add(g00, g01));
+    wasm_v128_store(d + 5 * ds + o, wasm_f32x4_add(g10, g11));
+    wasm_v128_store(d + 6 * ds + o, c0);
+    wasm_v128_store(d + 7 * ds + o, c1);
+    wasm_v128_store(d + 8 * ds + o, wasm_f32x4_add(c0, c1));
   }
 }
+
+// The tile t of tiles b, ty, tx for the flat index i over B images of th × tw tiles.
+#define S2_TILE(i)                                                                                       \
+  const int b = (i) / per, rem = (i) % per, ty = rem / tw, tx = rem % tw;                                \
+  (void)b, (void)ty, (void)tx
 
 // The 3×3, stride-2 (dilation 1) convolution of x [B, H, W, ci] with the filter whose transform
 // `winograd_s2_filter` wrote into u, as `conv2d` takes it (padding top, left; bias and activation after the sum),
-// out [B, oh, ow, co]. ci and co in fours; `scratch` holds 25·tiles·(ci + co) floats: `tiles` 2×2 output tiles
-// (in order over the batch) are transformed at a time.
+// out [B, oh, ow, co]. ci and co in fours; `scratch` holds 25·tiles·ci + 9·tiles·co + 18·S2_PAD floats: `tiles`
+// 2×2 output tiles (in order over the batch) are transformed at a time.
 EXPORT("conv2d_winograd_s2")
 void conv2d_winograd_s2(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias,
                         int act, int B, int H, int W, int ci, int oh, int ow, int co, int top, int left) {
-  const int vs = tiles * ci + S2_PAD, step = tiles * co + S2_PAD; // as in `conv2d_filter_grad_winograd_s2`
-  float* V = scratch;          // [25, vs]
-  float* M = scratch + 25 * vs; // [25, step]
+  const int ms = tiles * co + S2_PAD;
+  float* V = scratch;                                // the groups' input transforms
+  float* M = scratch + 25 * tiles * ci + 9 * S2_PAD; // [9, ms]: their products
   const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      S2_TILE(t0 + t);
+      s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V, t, tiles);
     }
-    for (int xi = 0; xi < 25; xi++) wino_products(V + xi * vs, u + xi * ci * co, M + xi * step, 1, tiles, nt, ci, co);
+    for (int g = 0; g < 9; g++)
+      wino_products(V + s2_start(g) * tiles * ci + g * S2_PAD, u + s2_start(g) * ci * co, M + g * ms, 1, tiles, nt,
+                    s2_size(g) * ci, co);
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
       const int rows = min_i(2, oh - oy), cols = min_i(2, ow - ox);
       float* o0 = out + ((b * oh + oy) * ow + ox) * co;
       for (int o = 0; o < co; o += 4) {
         const float* mt = M + t * co + o;
-        v128_t a[2][5];
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) { // a = Aᵀ M, column s
-          v128_t m[5], col[2];
-          _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) m[r] = wasm_v128_load(mt + (r * 5 + s) * step);
-          s2_at(m, col);
-          a[0][s] = col[0];
-          a[1][s] = col[1];
-        }
+        v128_t p[9], y[4];
+        _Pragma("clang loop unroll(full)") for (int g = 0; g < 9; g++) p[g] = wasm_v128_load(mt + g * ms);
+        const v128_t a = wasm_f32x4_add(p[4], p[8]), bb = wasm_f32x4_add(p[5], p[8]); // classes (a, c), (b, c) + (c, c)
+        y[0] = wasm_f32x4_add(wasm_f32x4_add(p[0], p[6]), a);
+        y[1] = wasm_f32x4_add(wasm_f32x4_add(p[1], p[7]), a);
+        y[2] = wasm_f32x4_add(wasm_f32x4_add(p[2], p[6]), bb);
+        y[3] = wasm_f32x4_add(wasm_f32x4_add(p[3], p[7]), bb);
         const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++) {
-          v128_t y[2];
-          s2_at(a[i], y);
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2; j++) {
-            if (bias) y[j] = wasm_f32x4_add(y[j], bv);
-            if (act) y[j] = wasm_f32x4_pmax(y[j], zero);
-            if (act == 2) y[j] = wasm_f32x4_pmin(y[j], six);
-            if (i < rows && j < cols) wasm_v128_store(o0 + (i * ow + j) * co + o, y[j]);
-          }
+        _Pragma("clang loop unroll(full)") for (int k = 0; k < 4; k++) {
+          if (bias) y[k] = wasm_f32x4_add(y[k], bv);
+          if (act) y[k] = wasm_f32x4_pmax(y[k], zero);
+          if (act == 2) y[k] = wasm_f32x4_pmin(y[k], six);
+          if (k / 2 < rows && k % 2 < cols) wasm_v128_store(o0 + ((k / 2) * ow + k % 2) * co + o, y[k]);
         }
       }
     }
@@ -1804,28 +1829,29 @@ void conv2d_winograd_s2(const float* x, const float* u, float* out, float* scrat
 }
 
 // The filter gradient of that convolution, the transpose of its forward form: dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy
-// Aᵀ) ] G over the 2×2 tiles of dy (zeros past its edges), summed as `conv2d_filter_grad_winograd4` sums. ci and co
-// in fours; dw [3, 3, ci, co] is overwritten; `scratch` holds 25·(ci·co + tiles·(ci + co)) floats.
+// Aᵀ) ] G over the 2×2 tiles of dy (zeros past its edges), a group's sums [n·ci, co] one matrix product over the
+// tiles, summed as `conv2d_filter_grad_winograd4` sums. ci and co in fours; dw [3, 3, ci, co] is overwritten;
+// `scratch` holds 25·ci·co + 25·tiles·ci + 9·tiles·co + 18·S2_PAD floats.
 EXPORT("conv2d_filter_grad_winograd_s2")
 void conv2d_filter_grad_winograd_s2(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                     int W, int ci, int oh, int ow, int co, int top, int left) {
-  // Transform ξ of tile t at V + ξ·vs + t·ci and D + ξ·ds + t·co: the rows padded by 32 floats, so that the 25
-  // streams of a tile's transforms do not fall into one set of the first-level cache.
-  const int vs = tiles * ci + S2_PAD, ds = tiles * co + S2_PAD;
-  float* acc = scratch;       // [25, ci, co]
-  float* V = acc + 25 * ci * co; // [25, vs]
-  float* D = V + 25 * vs;     // [25, ds]
+  const int ds = tiles * co + S2_PAD;
+  float* acc = scratch;                          // [25, ci, co], as the filter's transform
+  float* V = acc + 25 * ci * co;                 // the groups' input transforms
+  float* D = V + 25 * tiles * ci + 9 * S2_PAD;   // [9, ds]
   for (int i = 0; i < 25 * ci * co; i += 4) wasm_v128_store(acc + i, wasm_f32x4_splat(0.0f));
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
-      s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V, t, tiles);
       s2_dy_tile(dy + ((b * oh + oy) * ow + ox) * co, min_i(2, oh - oy), min_i(2, ow - ox), ow, co, D + t * co, ds);
     }
-    for (int xi = 0; xi < 25; xi++) wino_grad_sums(V + xi * vs, D + xi * ds, acc + xi * ci * co, 1, tiles, nt, ci, co);
+    for (int g = 0; g < 9; g++)
+      wino_grad_sums(V + s2_start(g) * tiles * ci + g * S2_PAD, D + g * ds, acc + s2_start(g) * ci * co, 1, tiles, nt,
+                     s2_size(g) * ci, co);
   }
   const int cs = ci * co;
   for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
@@ -1834,7 +1860,8 @@ void conv2d_filter_grad_winograd_s2(const float* x, const float* dy, float* dw, 
       v128_t r[3][5];
       _Pragma("clang loop unroll(full)") for (int j = 0; j < 5; j++) { // Gᵀ acc, column j
         v128_t col[5], res[3];
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 5; i++) col[i] = wasm_v128_load(a + (i * 5 + j) * cs);
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 5; i++)
+          col[i] = wasm_v128_load(a + (s2_start(s2_group(i, j)) + s2_slot(i, j)) * cs);
         s2_gt(col, res);
         _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) r[i][j] = res[i];
       }
@@ -1848,36 +1875,37 @@ void conv2d_filter_grad_winograd_s2(const float* x, const float* dy, float* dw, 
 }
 
 // The input gradient of that convolution, the transpose of its forward form: dx = Σ_tiles B [ (A dy Aᵀ) · Uᵀ ] Bᵀ,
-// each tile's 5×5 block of dx overlapping its neighbours' by a row and a column, where it adds to what they
-// stored (tiles run in order). ut [25, co, ci] is `winograd_s2_filter` of the filter with its channel axes swapped.
-// dx [B, H, W, ci] is overwritten; the tiles must cover it (H ≤ 4·⌈oh/2⌉ − top + 1, the same for W). ci and co in
-// fours; `scratch` holds 25·tiles·(ci + co) floats.
+// a group's [tiles, co] · [co, n·ci] one matrix product, each tile's 5×5 block of dx overlapping its neighbours'
+// by a row and a column, where it adds to what they stored (tiles run in order). ut is `winograd_s2_filter` of the
+// filter with its channel axes swapped, `across`. dx [B, H, W, ci] is overwritten; the tiles must cover it
+// (H ≤ 4·⌈oh/2⌉ − top + 1, the same for W). ci and co in fours; `scratch` as the forward pass's.
 EXPORT("conv2d_input_grad_winograd_s2")
 void conv2d_input_grad_winograd_s2(const float* dy, const float* ut, float* dx, float* scratch, int tiles, int B, int H,
                                    int W, int ci, int oh, int ow, int co, int top, int left) {
-  const int ds = tiles * co + S2_PAD, step = tiles * ci + S2_PAD; // as in `conv2d_filter_grad_winograd_s2`
-  float* D = scratch;           // [25, ds]
-  float* M = scratch + 25 * ds; // [25, step]
+  const int ds = tiles * co + S2_PAD;
+  float* M = scratch;                                // the products, laid out as the forward's input transforms
+  float* D = scratch + 25 * tiles * ci + 9 * S2_PAD; // [9, ds]
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
       s2_dy_tile(dy + ((b * oh + oy) * ow + ox) * co, min_i(2, oh - oy), min_i(2, ow - ox), ow, co, D + t * co, ds);
     }
-    for (int xi = 0; xi < 25; xi++) wino_products(D + xi * ds, ut + xi * co * ci, M + xi * step, 1, tiles, nt, co, ci);
+    for (int g = 0; g < 9; g++)
+      wino_products(D + g * ds, ut + s2_start(g) * ci * co, M + s2_start(g) * tiles * ci + g * S2_PAD, 1, tiles, nt,
+                    co, s2_size(g) * ci);
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      S2_TILE(t0 + t);
       const int iy0 = 4 * ty - top, ix0 = 4 * tx - left;
       const int inside = iy0 >= 0 && iy0 + 5 <= H && ix0 >= 0 && ix0 + 5 <= W;
       float* img = dx + b * H * W * ci;
       for (int c = 0; c < ci; c += 4) {
-        const float* mt = M + t * ci + c;
         v128_t e[5][5];
         _Pragma("clang loop unroll(full)") for (int s = 0; s < 5; s++) { // e = B M, column s
           v128_t m[5], col[5];
-          _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) m[r] = wasm_v128_load(mt + (r * 5 + s) * step);
+          _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) m[r] = wasm_v128_load(M + s2_at(r, s, t, tiles, ci) + c);
           s2_b(m, col);
           _Pragma("clang loop unroll(full)") for (int r = 0; r < 5; r++) e[r][s] = col[r];
         }
