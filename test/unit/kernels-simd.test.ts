@@ -448,11 +448,14 @@ test('fused convolution and matrix product (bias, relu, relu6), as inference run
   const convs: {
     x: [number, number, number, number];
     f: [number, number, number, number];
+    s?: number;
     activation: 'linear' | 'relu' | 'relu6' | 'elu';
     bias: boolean;
     simd: boolean;
   }[] = [
     { x: [2, 10, 10, 3], f: [3, 3, 3, 16], activation: 'relu', bias: true, simd: true },
+    { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: 2, activation: 'relu6', bias: true, simd: true }, // the stride-2 Winograd
+    { x: [2, 10, 10, 16], f: [3, 3, 16, 8], s: 2, activation: 'relu', bias: false, simd: true }, // form's epilogue
     { x: [2, 7, 9, 8], f: [3, 3, 8, 12], activation: 'relu6', bias: true, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 8], activation: 'linear', bias: false, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 16], activation: 'relu6', bias: true, simd: true }, // Winograd's epilogue
@@ -480,7 +483,7 @@ test('fused convolution and matrix product (bias, relu, relu6), as inference run
         tf.fused.conv2d({
           x: tf.tensor4d(convData[i].x, c.x),
           filter: tf.tensor4d(convData[i].f, c.f),
-          strides: 1,
+          strides: c.s ?? 1,
           pad: 'same',
           bias: c.bias ? tf.tensor1d(convData[i].bias) : undefined,
           activation: c.activation,
@@ -512,7 +515,7 @@ test('fused convolution and matrix product (bias, relu, relu6), as inference run
         tf.backend(),
         tf.tensor4d(convData[i].x, c.x),
         tf.tensor4d(convData[i].f, c.f),
-        { strides: 1, pad: 'same' },
+        { strides: c.s ?? 1, pad: 'same' },
         e,
       );
       assert.equal(r !== null, c.simd, `conv ${i}: SIMD?`);
