@@ -182,13 +182,13 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
         [0, 0],
       ],
     },
-    // The stride-2 Winograd form (3×3, stride 2, 8 channels or more in fours): a ResNet's downsampling layer,
+    // The stride-2 Winograd form (3×3, stride 2, 32 channels or more in, in fours): a ResNet's downsampling layer,
     // odd output sizes with padding 1 before (13 × 11 'same'), uneven explicit padding, 'valid'.
-    { x: [3, 16, 16, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' },
-    { x: [2, 13, 11, 8], f: [3, 3, 8, 16], s: 2, pad: 'same' },
+    { x: [2, 16, 16, 32], f: [3, 3, 32, 64], s: 2, pad: 'same' },
+    { x: [2, 13, 11, 32], f: [3, 3, 32, 16], s: 2, pad: 'same' },
     {
-      x: [2, 12, 9, 12],
-      f: [3, 3, 12, 8],
+      x: [2, 12, 9, 36],
+      f: [3, 3, 36, 8],
       s: 2,
       pad: [
         [0, 0],
@@ -197,7 +197,7 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
         [0, 0],
       ],
     },
-    { x: [1, 10, 10, 8], f: [3, 3, 8, 16], s: 2, pad: 'valid' },
+    { x: [1, 10, 10, 32], f: [3, 3, 32, 16], s: 2, pad: 'valid' },
   ];
   cases.forEach((c, i) => {
     tf.tidy(() => {
@@ -224,7 +224,7 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       const conv = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
       assert.equal(winogradTakes(conv), winograd, `case ${i}: Winograd?`);
       assert.equal(winograd4Takes(conv), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(3×3, 4×4)?`);
-      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && c.f[2] >= 8 && c.f[2] % 4 === 0 && c.f[3] % 4 === 0;
+      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && c.f[2] >= 32 && c.f[2] % 4 === 0 && c.f[3] % 4 === 0;
       assert.equal(winogradS2Takes(conv), s2, `case ${i}: the stride-2 Winograd form?`);
     });
   });
@@ -307,7 +307,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     },
     { x: [1, 9, 10, 9], f: [5, 5, 9, 4], s: 3, pad: 'same' }, // 9 input channels: not a multiple of 4
     { x: [2, 7, 7, 8], f: [1, 1, 8, 24], s: 1, pad: 'valid' },
-    { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution (stride-2 Winograd)
+    { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution
     { x: [2, 8, 8, 16], f: [1, 1, 16, 32], s: 2, pad: 'same' }, // and its projection shortcut
     { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: [2, 3], pad: 'same' }, // phases of uneven lengths (9 = 5 + 4 rows)
     { x: [2, 12, 12, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // a colour image's first layer (its input gradient has 3 outputs: XNNPACK)
@@ -347,11 +347,11 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     // The stride-2 Winograd form: odd output sizes and padding 1 before ('same' 13 × 11: 7 × 6 out), more tiles
     // than a block, uneven explicit padding, and 'valid' with a last input row and column no tile reaches (its
     // input gradient by phases).
-    { x: [2, 13, 11, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' },
-    { x: [3, 32, 32, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' },
+    { x: [2, 13, 11, 32], f: [3, 3, 32, 16], s: 2, pad: 'same' },
+    { x: [3, 16, 16, 32], f: [3, 3, 32, 64], s: 2, pad: 'same' },
     {
-      x: [2, 12, 9, 8],
-      f: [3, 3, 8, 8],
+      x: [2, 12, 9, 32],
+      f: [3, 3, 32, 8],
       s: 2,
       pad: [
         [0, 0],
@@ -360,7 +360,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
         [0, 0],
       ],
     },
-    { x: [1, 10, 10, 8], f: [3, 3, 8, 16], s: 2, pad: 'valid' },
+    { x: [1, 10, 10, 32], f: [3, 3, 32, 16], s: 2, pad: 'valid' },
   ];
   const rng = new Rng(41);
   const values = (shape: number[]) =>
@@ -419,6 +419,8 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       const winograd = c.f[0] === 3 && c.f[1] === 3 && unit(c.s) && unit(c.d) && c.f[2] >= 8 && c.f[2] * c.f[3] >= 128;
       assert.equal(winogradTakes(info), winograd, `case ${i}: Winograd for the forward pass?`);
       assert.equal(winograd4Takes(info), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(4×4, 3×3)?`);
+      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && unit(c.d) && c.f[2] >= 32 && c.f[2] % 4 === 0;
+      assert.equal(winogradS2Takes(info), s2, `case ${i}: the stride-2 Winograd form?`);
       if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
     });
   });
@@ -454,8 +456,8 @@ test('fused convolution and matrix product (bias, relu, relu6), as inference run
     simd: boolean;
   }[] = [
     { x: [2, 10, 10, 3], f: [3, 3, 3, 16], activation: 'relu', bias: true, simd: true },
-    { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: 2, activation: 'relu6', bias: true, simd: true }, // the stride-2 Winograd
-    { x: [2, 10, 10, 16], f: [3, 3, 16, 8], s: 2, activation: 'relu', bias: false, simd: true }, // form's epilogue
+    { x: [2, 9, 11, 32], f: [3, 3, 32, 12], s: 2, activation: 'relu6', bias: true, simd: true }, // the stride-2 Winograd
+    { x: [2, 10, 10, 32], f: [3, 3, 32, 8], s: 2, activation: 'relu', bias: false, simd: true }, // form's epilogue
     { x: [2, 7, 9, 8], f: [3, 3, 8, 12], activation: 'relu6', bias: true, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 8], activation: 'linear', bias: false, simd: true },
     { x: [2, 7, 9, 8], f: [3, 3, 8, 16], activation: 'relu6', bias: true, simd: true }, // Winograd's epilogue

@@ -624,8 +624,10 @@ export function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
 
 /**
  * Whether the stride-2 Winograd form takes the convolution (`conv2d_winograd_s2` and its gradients, kernels.c):
- * 3×3, stride 2, dilation 1, channels in fours both sides, 8 or more in: 25 multiplies per 2×2 outputs and channel
- * pair where the direct sum takes 36.
+ * 3×3, stride 2, dilation 1, channels in fours both sides, 32 or more in: 25 multiplies per 2×2 outputs and channel
+ * pair where the direct sum takes 36. In a ResNet-20 epoch (batch 64) 16×16×32 → 64 ran 1.1–1.4 times as fast
+ * (forward, filter and input gradient), but 32×32×16 → 32 no faster than the direct kernels: one call in cache was
+ * 5–20% faster, in the step, its 4 MB input cold, not (docs/performance.md).
  */
 export function winogradS2Takes(info: tf.backend_util.Conv2DInfo): boolean {
   return (
@@ -637,7 +639,7 @@ export function winogradS2Takes(info: tf.backend_util.Conv2DInfo): boolean {
     info.dilationWidth === 1 &&
     info.inChannels % 4 === 0 &&
     info.outChannels % 4 === 0 &&
-    info.inChannels >= 8
+    info.inChannels >= 32
   );
 }
 
