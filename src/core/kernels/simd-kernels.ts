@@ -647,7 +647,7 @@ export function winogradS2Takes(info: tf.backend_util.Conv2DInfo): boolean {
  * Tiles the stride-2 Winograd kernels transform at a time, for ci + co channels: their transforms, 25·tiles·(ci + co)
  * floats. Batch 64, one call of 32×32×16 → 32 and 16×16×32 → 64, the forward pass and the input gradient at 8, 16
  * and 32 tiles for 16 → 32 were within the noise of each other; the filter gradient, which adds into its 25·ci·co
- * sums once a block of tiles, 5.5 → 2.4 ms from 8 to 32 tiles and the same at 64 (docs/performance.md).
+ * sums once a block of tiles, wants more: 2.5 ms at 64 tiles, 2.8 at 16 (docs/performance.md).
  */
 const winogradS2Tiles = (channels: number) => Math.max(2, Math.min(64, Math.round(1536 / channels)));
 const winogradS2GradTiles = (channels: number) => Math.max(2, Math.min(64, Math.round(6144 / channels)));
