@@ -307,7 +307,7 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
     },
     { x: [1, 9, 10, 9], f: [5, 5, 9, 4], s: 3, pad: 'same' }, // 9 input channels: not a multiple of 4
     { x: [2, 7, 7, 8], f: [1, 1, 8, 24], s: 1, pad: 'valid' },
-    { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution
+    { x: [2, 8, 8, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // a ResNet's downsampling convolution (forward: stride-2 Winograd)
     { x: [2, 8, 8, 16], f: [1, 1, 16, 32], s: 2, pad: 'same' }, // and its projection shortcut
     { x: [2, 9, 11, 8], f: [3, 3, 8, 12], s: [2, 3], pad: 'same' }, // phases of uneven lengths (9 = 5 + 4 rows)
     { x: [2, 12, 12, 3], f: [3, 3, 3, 16], s: 1, pad: 'same' }, // a colour image's first layer (its input gradient has 3 outputs: XNNPACK)
@@ -421,6 +421,8 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       assert.equal(winograd4Takes(info), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(4×4, 3×3)?`);
       const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && unit(c.d) && c.f[2] >= 32 && c.f[2] % 4 === 0;
       assert.equal(winogradS2Takes(info), s2, `case ${i}: the stride-2 Winograd form?`);
+      const s2Forward = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && unit(c.d) && c.f[2] >= 16 && c.f[2] % 4 === 0;
+      assert.equal(winogradS2Takes(info, true), s2Forward, `case ${i}: the stride-2 Winograd form's forward pass?`);
       if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
     });
   });
