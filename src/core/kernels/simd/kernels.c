@@ -354,13 +354,14 @@ static inline void wino_input_tile(const float* img, int H, int W, int ci, int i
   }
 WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) WINO_GEMM(1, 1)
 
-// M[ξ] = V[ξ] · U[ξ] for the n transforms ξ of nt tiles: V [n, tiles, ci], u [n, ci, co], M [n, tiles, co]; the
+// M[ξ] = V[ξ] · U[ξ] for the n transforms ξ of nt tiles: V [n, tiles, ci] (ξ-th at V + ξ·vs), u [n, ci, co],
+// M [n, tiles, co] (at M + ξ·ms); the
 // products of the Winograd convolutions, by blocks of 2 tiles × 16 channels (`conv_taps_*`).
-static void wino_products(const float* V, const float* u, float* M, int n, int tiles, int nt, int ci, int co) {
+static void wino_products(const float* V, int vs, const float* u, float* M, int ms, int n, int nt, int ci, int co) {
   for (int xi = 0; xi < n; xi++) {
-    const float* v = V + xi * tiles * ci;
+    const float* v = V + xi * vs;
     const float* uu = u + xi * ci * co;
-    float* m = M + xi * tiles * co;
+    float* m = M + xi * ms;
     int t = 0;
     for (; t + 2 <= nt; t += 2) {
       int o = 0;
@@ -399,7 +400,7 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
       for (int tx0 = 0; tx0 < tw; tx0 += WINO_TILES) {
         const int nt = min_i(WINO_TILES, tw - tx0);
         for (int t = 0; t < nt; t++) wino_input_tile(img, H, W, ci, iy0, 2 * (tx0 + t) - left, V + t * ci, WINO_TILES * ci);
-        wino_products(V, u, M, 16, WINO_TILES, nt, ci, co);
+        wino_products(V, WINO_TILES * ci, u, M, WINO_TILES * co, 16, nt, ci, co);
         for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
           const int oy = 2 * ty, ox = 2 * (tx0 + t);
           const int rows = min_i(2, oh - oy), cols = min_i(2, ow - ox);
@@ -444,12 +445,13 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
   }
 }
 
-// acc[ξ] += V[ξ]ᵀ · D[ξ] for the ξ-th of n transforms of nt tiles: V [n, tiles, ci], D [n, tiles, co], acc
+// acc[ξ] += V[ξ]ᵀ · D[ξ] for the ξ-th of n transforms of nt tiles: V [n, tiles, ci] (ξ-th at V + ξ·vs), D [n,
+// tiles, co] (at D + ξ·ds), acc
 // [n, ci, co]; the sums over tiles of the Winograd filter gradients, by the direct filter gradient's blocks.
-static void wino_grad_sums(const float* V, const float* D, float* acc, int n, int tiles, int nt, int ci, int co) {
+static void wino_grad_sums(const float* V, int vs, const float* D, int ds, float* acc, int n, int nt, int ci, int co) {
   for (int xi = 0; xi < n; xi++) {
-    const float* v = V + xi * tiles * ci;
-    const float* d = D + xi * tiles * co;
+    const float* v = V + xi * vs;
+    const float* d = D + xi * ds;
     float* a = acc + xi * ci * co;
     for (int c = 0; c < ci; c += 4) {
       int o = 0;
@@ -504,7 +506,7 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
         }
       }
     }
-    wino_grad_sums(V, D, acc, 16, tiles, nt, ci, co);
+    wino_grad_sums(V, tiles * ci, D, tiles * co, acc, 16, nt, ci, co);
   }
   const int step = ci * co;
   for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
@@ -540,6 +542,11 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
 // columns the powers of each point (Aᵀ[i][j] = p_j^i), G's rows p_j^k over Π_{l≠j}(p_j − p_l) and Bᵀ's rows
 // the coefficients of Π_{l≠j}(x − p_l), ∞ the last of each; written out term by term, zeros left out. The 36
 // element-wise products are matrix products run by the same register blocks as F(2×2, 3×3)'s.
+
+// The transforms of F(4×4, 3×3) are 36 slices of `tiles` rows, WINO4_PAD floats more than those rows apart: at
+// 16 or 32 channels a power-of-two stride would put the 36 slices a tile touches into a few sets of the
+// first-level cache.
+#define WINO4_PAD 16
 
 // Bᵀ (6 → 6), an input column or row
 static inline void w4_bt(const v128_t* x, v128_t* r) {
@@ -587,28 +594,41 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 }
 
 
-// V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are zeros), four
-// channels at a time: v[ξ·step + c] for ξ = 6r + s.
-static void wino4_input_tile(const float* img, int H, int W, int ci, int iy0, int ix0, float* v, int step) {
+// V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci], four channels at a time: v[ξ·step + c] for
+// ξ = 6r + s. Pixels outside the image read `zeros` (ci zero floats), rows outside are stored as zeros. In two
+// passes through v, d B row by row then Bᵀ (d B) column by column: a pass keeps 12 vectors live where one keeps
+// all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel group.
+static void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
+                             int step) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
-  const int inside = iy0 >= 0 && iy0 + 6 <= H && ix0 >= 0 && ix0 + 6 <= W;
-  for (int c = 0; c < ci; c += 4) {
-    v128_t e[6][6];
-    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) { // e = Bᵀ d, column s
-      const int ix = ix0 + s;
-      v128_t d[6], col[6];
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) {
-        const int iy = iy0 + r;
-        d[r] = inside || (iy >= 0 && iy < H && ix >= 0 && ix < W) ? wasm_v128_load(img + (iy * W + ix) * ci + c) : zero;
-      }
-      w4_bt(d, col);
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r][s] = col[r];
+  for (int r = 0; r < 6; r++) { // d B, row r
+    const int iy = iy0 + r;
+    float* vr = v + r * 6 * step;
+    if (iy < 0 || iy >= H) {
+      for (int c = 0; c < ci; c += 4)
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, zero);
+      continue;
     }
+    const float* row = img + iy * W * ci;
+    const float* p[6];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      const int ix = ix0 + s;
+      p[s] = ix >= 0 && ix < W ? row + ix * ci : zeros;
+    }
+    for (int c = 0; c < ci; c += 4) {
+      v128_t d[6], e[6];
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
+      w4_bt(d, e);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+    }
+  }
+  for (int c = 0; c < ci; c += 4) { // Bᵀ (d B), column by column
     float* vt = v + c;
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) { // V = e B, row r
-      v128_t row[6];
-      w4_bt(e[r], row);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vt + (r * 6 + s) * step, row[s]);
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t e[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
+      w4_bt(e, col);
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
     }
   }
 }
@@ -637,63 +657,72 @@ void winograd4_filter(const float* w, float* u, int ci, int co) {
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
-// 36·tiles·(ci + co) floats: `tiles` tiles of one tile row are transformed at a time.
+// 36·(tiles·(ci + co) + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
 EXPORT("conv2d_winograd4")
 void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias, int act,
                       unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
                       int left) {
   const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
   const int OH = oh / 2, OW = ow / 2;
-  float* V = scratch;                   // [36, tiles, ci]: the input tiles' transforms
-  float* M = scratch + 36 * tiles * ci; // [36, tiles, co]: their products with the filter's
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4;
+  const int vs = tiles * ci + WINO4_PAD, ms = tiles * co + WINO4_PAD;
+  float* V = scratch;            // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
+  float* M = scratch + 36 * vs; // [36, tiles, co], the ξ-th at M + ξ·ms: their products with the filter's
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
   const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  for (int b = 0; b < B; b++) {
-    const float* img = x + b * H * W * ci;
-    for (int ty = 0; ty < th; ty++) {
-      const int iy0 = 4 * ty - top;
-      for (int tx0 = 0; tx0 < tw; tx0 += tiles) {
-        const int nt = min_i(tiles, tw - tx0);
-        for (int t = 0; t < nt; t++) wino4_input_tile(img, H, W, ci, iy0, 4 * (tx0 + t) - left, V + t * ci, tiles * ci);
-        wino_products(V, u, M, 36, tiles, nt, ci, co);
-        const int step = tiles * co;
+  const int step = ms;
+  for (int t0 = 0; t0 < total; t0 += tiles) { // `tiles` tiles at a time, across rows and images
+    const int nt = min_i(tiles, total - t0);
+    {
+      for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
+      for (int t = 0; t < nt; t++) {
+        const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+        wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      }
+      wino_products(V, vs, u, M, ms, 36, nt, ci, co);
+      {
         for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
-          const int oy = 4 * ty, ox = 4 * (tx0 + t);
+          const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+          const int oy = 4 * ty, ox = 4 * tx;
           const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
           for (int o = 0; o < co; o += 4) {
-            const float* mt = M + t * co + o;
-            v128_t a[4][6];
-            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) { // a = Aᵀ M, column s
+            float* mt = M + t * co + o;
+            // Aᵀ M column by column into M's first four rows, then (Aᵀ M) A two rows at a time: 12 vectors live
+            // where the whole tile at once keeps 24 (V8 has 16 SIMD registers).
+            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
               v128_t m[6], col[4];
               _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + (r * 6 + s) * step);
               w4_at(m, col);
-              _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) a[i][s] = col[i];
+              _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(mt + (i * 6 + s) * step, col[i]);
             }
             const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-            v128_t y[4][4];
-            _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) {
-              w4_at(a[i], y[i]);
-              _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
-                if (bias) y[i][j] = wasm_f32x4_add(y[i][j], bv);
-                if (act) y[i][j] = wasm_f32x4_pmax(y[i][j], zero);
-                if (act == 2) y[i][j] = wasm_f32x4_pmin(y[i][j], six);
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
+              v128_t y[2][4];
+              _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+                v128_t a[6];
+                _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(mt + ((i + k) * 6 + s) * step);
+                w4_at(a, y[k]);
+                _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+                  if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
+                  if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
+                  if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
+                }
               }
-            }
-            // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
-            if (win) {
-              _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2)
+              // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
+              if (win) {
+                if (i + 1 >= rows) continue;
                 _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
-                  if (i + 1 >= rows || j + 1 >= cols) continue;
-                  const v128_t mx = max_of_4(y[i][j], y[i][j + 1], y[i + 1][j], y[i + 1][j + 1]);
+                  if (j + 1 >= cols) continue;
+                  const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
                   const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
                   wasm_v128_store(out + p, mx);
-                  store_winners(win + p, y[i][j], y[i][j + 1], y[i + 1][j], y[i + 1][j + 1], mx, floor);
+                  store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
                 }
-              continue;
+                continue;
+              }
+              _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++)
+                _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
+                  if (i + k < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i + k) * ow + ox + j) * co + o, y[k][j]);
             }
-            _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++)
-              _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
-                if (i < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i) * ow + ox + j) * co + o, y[i][j]);
           }
         }
       }
@@ -703,22 +732,28 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
 
 // The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
 // F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
-// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co)) floats.
+// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) +
+// 2·WINO4_PAD) floats.
 EXPORT("conv2d_filter_grad_winograd4")
 void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                   int W, int ci, int oh, int ow, int co, int top, int left) {
-  float* acc = scratch;           // [36, ci, co]: the sums in the transformed domain
-  float* V = acc + 36 * ci * co;  // [36, tiles, ci]
-  float* D = V + 36 * tiles * ci; // [36, tiles, co]
+  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
+  float* acc = scratch;          // [36, ci, co]: the sums in the transformed domain
+  float* V = acc + 36 * ci * co; // [36, tiles, ci], the ξ-th at V + ξ·vs
+  float* D = V + 36 * vs;        // [36, tiles, co], the ξ-th at D + ξ·ds
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < 36 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
   const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const int step = tiles * co;
+  const int step = ds;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
+    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, zero); // the zeros outside the image, until A dy Aᵀ
     for (int t = 0; t < nt; t++) {
       const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, tiles * ci);
+      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+    }
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
       const int oy = 4 * ty, ox = 4 * tx;
       const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
       const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
@@ -739,7 +774,7 @@ void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, fl
         }
       }
     }
-    wino_grad_sums(V, D, acc, 36, tiles, nt, ci, co);
+    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
   }
   const int cs = ci * co;
   for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
