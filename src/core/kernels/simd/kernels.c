@@ -730,6 +730,19 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   }
 }
 
+// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
+// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
+static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d, int step,
+                                                                  int co) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int o = 0; o < co; o += 4) {
+    v128_t g[4], col[6];
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
+    w4_a(g, col);
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+  }
+}
+
 // The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
 // F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
 // dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) +
@@ -758,19 +771,26 @@ void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, fl
       const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
       const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
       float* dt = D + t * co;
-      for (int o = 0; o < co; o += 4) { // A dy Aᵀ
-        v128_t q[6][4];
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) { // q = A dy, column j
-          v128_t g[4], col[6];
-          _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++)
-            g[i] = i < rows && j < cols ? wasm_v128_load(g0 + (i * ow + j) * co + o) : zero;
-          w4_a(g, col);
-          _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) q[r][j] = col[r];
+      // A dy Aᵀ in two passes through D: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where
+      // one pass keeps 24).
+      for (int j = 0; j < 4; j++) {
+        float* dj = dt + j * step;
+        if (j >= cols) {
+          for (int o = 0; o < co; o += 4)
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
+        } else if (rows == 4) {
+          wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
+        } else {
+          wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
         }
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) { // (A dy) Aᵀ, row r
-          v128_t row[6];
-          w4_a(q[r], row);
-          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dt + (r * 6 + s) * step + o, row[s]);
+      }
+      for (int r = 0; r < 6; r++) {
+        float* dr = dt + r * 6 * step;
+        for (int o = 0; o < co; o += 4) {
+          v128_t q[4], row[6];
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
+          w4_a(q, row);
+          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
         }
       }
     }
