@@ -633,25 +633,34 @@ static void wino4_input_tile(const float* img, const float* zeros, int H, int W,
   }
 }
 
-// u[ξ, c, o] = (G g Gᵀ)[ξ] for the filter g = w[·, ·, c, o] [3, 3, ci, co]; u is [36, ci, co], co in fours.
-EXPORT("winograd4_filter")
-void winograd4_filter(const float* w, float* u, int ci, int co) {
+// Row i of u's 6 × 6 transforms (G g Gᵀ, below) for every channel pair: six output streams ci·co floats apart.
+static inline __attribute__((always_inline)) void wino4_filter_row(const float* w, float* u, int ci, int co, int i) {
   for (int c = 0; c < ci; c++) {
     for (int o = 0; o < co; o += 4) {
-      v128_t t[6][3];
-      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // t = G g, column k
+      v128_t t[3], row[6];
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) { // (G g)[i], column k
         v128_t g[3], col[6];
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) g[i] = wasm_v128_load(w + ((i * 3 + k) * ci + c) * co + o);
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 3; r++) g[r] = wasm_v128_load(w + ((r * 3 + k) * ci + c) * co + o);
         w4_g(g, col);
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 6; i++) t[i][k] = col[i];
+        t[k] = col[i];
       }
-      _Pragma("clang loop unroll(full)") for (int i = 0; i < 6; i++) { // u = t Gᵀ
-        v128_t row[6];
-        w4_g(t[i], row);
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) wasm_v128_store(u + ((i * 6 + j) * ci + c) * co + o, row[j]);
-      }
+      w4_g(t, row); // (G g Gᵀ)[i]
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) wasm_v128_store(u + ((i * 6 + j) * ci + c) * co + o, row[j]);
     }
   }
+}
+
+// u[ξ, c, o] = (G g Gᵀ)[ξ] for the filter g = w[·, ·, c, o] [3, 3, ci, co]; u is [36, ci, co], co in fours. A row
+// of the transforms at a time: all 36 at once are 36 streams a multiple of 4 KB apart at 32 and 64 channels,
+// which fell into one set of the first-level cache, every store a miss.
+EXPORT("winograd4_filter")
+void winograd4_filter(const float* w, float* u, int ci, int co) {
+  wino4_filter_row(w, u, ci, co, 0);
+  wino4_filter_row(w, u, ci, co, 1);
+  wino4_filter_row(w, u, ci, co, 2);
+  wino4_filter_row(w, u, ci, co, 3);
+  wino4_filter_row(w, u, ci, co, 4);
+  wino4_filter_row(w, u, ci, co, 5);
 }
 
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
@@ -796,22 +805,27 @@ void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, fl
     }
     wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
   }
+  // dw = Gᵀ acc G: Gᵀ acc column by column into acc's first three rows, then (Gᵀ acc) G row by row. Six streams
+  // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
+  // of the first-level cache.
   const int cs = ci * co;
-  for (int c = 0; c < ci; c++) { // dw = Gᵀ acc G
-    for (int o = 0; o < co; o += 4) {
-      const float* a = acc + c * co + o;
-      v128_t r[3][6];
-      _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) { // Gᵀ acc, column j
-        v128_t col[6], res[3];
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 6; i++) col[i] = wasm_v128_load(a + (i * 6 + j) * cs);
-        w4_gt(col, res);
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) r[i][j] = res[i];
-      }
-      _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++) { // (Gᵀ acc) G, row i
-        v128_t res[3];
-        w4_gt(r[i], res);
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 3; j++) wasm_v128_store(dw + ((i * 3 + j) * ci + c) * co + o, res[j]);
-      }
+  for (int j = 0; j < 6; j++) {
+    float* a = acc + j * cs;
+    for (int i = 0; i < cs; i += 4) {
+      v128_t col[6], res[3];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) col[r] = wasm_v128_load(a + r * 6 * cs + i);
+      w4_gt(col, res);
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 3; r++) wasm_v128_store(a + r * 6 * cs + i, res[r]);
+    }
+  }
+  for (int r = 0; r < 3; r++) {
+    const float* a = acc + r * 6 * cs;
+    float* out = dw + r * 3 * cs;
+    for (int i = 0; i < cs; i += 4) {
+      v128_t row[6], res[3];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) row[j] = wasm_v128_load(a + j * cs + i);
+      w4_gt(row, res);
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 3; j++) wasm_v128_store(out + j * cs + i, res[j]);
     }
   }
 }
