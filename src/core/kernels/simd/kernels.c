@@ -739,6 +739,16 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   }
 }
 
+// Gᵀ (6 → 3) over n floats: out + k·ostep = (Gᵀ x)[k] for x[l] at a + l·astep, four channels at a time.
+static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int n) {
+  for (int i = 0; i < n; i += 4) {
+    v128_t x[6], res[3];
+    _Pragma("clang loop unroll(full)") for (int l = 0; l < 6; l++) x[l] = wasm_v128_load(a + l * astep + i);
+    w4_gt(x, res);
+    _Pragma("clang loop unroll(full)") for (int k = 0; k < 3; k++) wasm_v128_store(out + k * ostep + i, res[k]);
+  }
+}
+
 // A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
 // at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
 static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d, int step,
@@ -809,25 +819,8 @@ void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, fl
   // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
   // of the first-level cache.
   const int cs = ci * co;
-  for (int j = 0; j < 6; j++) {
-    float* a = acc + j * cs;
-    for (int i = 0; i < cs; i += 4) {
-      v128_t col[6], res[3];
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) col[r] = wasm_v128_load(a + r * 6 * cs + i);
-      w4_gt(col, res);
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 3; r++) wasm_v128_store(a + r * 6 * cs + i, res[r]);
-    }
-  }
-  for (int r = 0; r < 3; r++) {
-    const float* a = acc + r * 6 * cs;
-    float* out = dw + r * 3 * cs;
-    for (int i = 0; i < cs; i += 4) {
-      v128_t row[6], res[3];
-      _Pragma("clang loop unroll(full)") for (int j = 0; j < 6; j++) row[j] = wasm_v128_load(a + j * cs + i);
-      w4_gt(row, res);
-      _Pragma("clang loop unroll(full)") for (int j = 0; j < 3; j++) wasm_v128_store(out + j * cs + i, res[j]);
-    }
-  }
+  for (int j = 0; j < 6; j++) wino4_gt_pass(acc + j * cs, 6 * cs, acc + j * cs, 6 * cs, cs);
+  for (int r = 0; r < 3; r++) wino4_gt_pass(acc + r * 6 * cs, cs, dw + r * 3 * cs, cs, cs);
 }
 
 // Max pooling over 2×2 windows of stride 2 that lie inside the image, NHWC, C a multiple of 4: each
