@@ -340,9 +340,11 @@ static inline void wino_input_tile(const float* img, int H, int W, int ci, int i
   }
 }
 
-// One block of P tiles × 4·NV output channels of the ξ-th product: m[t, o] = Σ_c v[t, c] · u[c, o].
+// One block of P tiles × 4·NV output channels of the ξ-th product: m[t, o] = Σ_c v[t, c] · u[c, o], the p-th
+// tile's sums stored mt floats on, each next four channels ks floats on.
 #define WINO_GEMM(P, NV)                                                                                 \
-  static inline void wino_gemm_##P##_##NV(const float* v, const float* u, float* m, int ci, int co) {   \
+  static inline void wino_gemm_##P##_##NV(const float* v, const float* u, float* m, int mt, int ks, int ci, \
+                                          int co) {                                                      \
     const float* px[P];                                                                                  \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) px[p] = v + p * ci;                   \
     v128_t acc[P * NV];                                                                                  \
@@ -350,14 +352,16 @@ static inline void wino_input_tile(const float* img, int H, int W, int ci, int i
     conv_taps_##P##_##NV(px, u, ci, co, acc);                                                            \
     _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++)                                       \
       _Pragma("clang loop unroll(full)") for (int k = 0; k < NV; k++)                                    \
-        wasm_v128_store(m + p * co + 4 * k, acc[p * NV + k]);                                            \
+        wasm_v128_store(m + p * mt + k * ks, acc[p * NV + k]);                                           \
   }
 WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) WINO_GEMM(1, 1)
 
-// M[ξ] = V[ξ] · U[ξ] for the n transforms ξ of nt tiles: V [n, tiles, ci] (ξ-th at V + ξ·vs), u [n, ci, co],
-// M [n, tiles, co] (at M + ξ·ms); the
-// products of the Winograd convolutions, by blocks of 2 tiles × 16 channels (`conv_taps_*`).
-static void wino_products(const float* V, int vs, const float* u, float* M, int ms, int n, int nt, int ci, int co) {
+// M[ξ] = V[ξ] · U[ξ] for the n transforms ξ of nt tiles: V [n, tiles, ci] (the ξ-th at V + ξ·vs), u [n, ci, co];
+// the sums of tile t and output channels o…o + 3 at M + ξ·ms + t·mt + (o/4)·ks (F(2×2, 3×3): M [n, tiles, co];
+// F(4×4, 3×3): [tiles, co/4, n, 4]). The products of the Winograd convolutions, by blocks of 2 tiles × 16
+// channels (`conv_taps_*`).
+static void wino_products(const float* V, int vs, const float* u, float* M, int ms, int mt, int ks, int n, int nt,
+                          int ci, int co) {
   for (int xi = 0; xi < n; xi++) {
     const float* v = V + xi * vs;
     const float* uu = u + xi * ci * co;
@@ -365,15 +369,15 @@ static void wino_products(const float* V, int vs, const float* u, float* M, int 
     int t = 0;
     for (; t + 2 <= nt; t += 2) {
       int o = 0;
-      for (; o + 16 <= co; o += 16) wino_gemm_2_4(v + t * ci, uu + o, m + t * co + o, ci, co);
-      for (; o + 8 <= co; o += 8) wino_gemm_2_2(v + t * ci, uu + o, m + t * co + o, ci, co);
-      for (; o < co; o += 4) wino_gemm_2_1(v + t * ci, uu + o, m + t * co + o, ci, co);
+      for (; o + 16 <= co; o += 16) wino_gemm_2_4(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
+      for (; o + 8 <= co; o += 8) wino_gemm_2_2(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
+      for (; o < co; o += 4) wino_gemm_2_1(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
     }
     if (t < nt) {
       int o = 0;
-      for (; o + 16 <= co; o += 16) wino_gemm_1_4(v + t * ci, uu + o, m + t * co + o, ci, co);
-      for (; o + 8 <= co; o += 8) wino_gemm_1_2(v + t * ci, uu + o, m + t * co + o, ci, co);
-      for (; o < co; o += 4) wino_gemm_1_1(v + t * ci, uu + o, m + t * co + o, ci, co);
+      for (; o + 16 <= co; o += 16) wino_gemm_1_4(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
+      for (; o + 8 <= co; o += 8) wino_gemm_1_2(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
+      for (; o < co; o += 4) wino_gemm_1_1(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
     }
   }
 }
@@ -400,7 +404,7 @@ void conv2d_winograd(const float* x, const float* u, float* out, float* scratch,
       for (int tx0 = 0; tx0 < tw; tx0 += WINO_TILES) {
         const int nt = min_i(WINO_TILES, tw - tx0);
         for (int t = 0; t < nt; t++) wino_input_tile(img, H, W, ci, iy0, 2 * (tx0 + t) - left, V + t * ci, WINO_TILES * ci);
-        wino_products(V, WINO_TILES * ci, u, M, WINO_TILES * co, 16, nt, ci, co);
+        wino_products(V, WINO_TILES * ci, u, M, WINO_TILES * co, co, 4, 16, nt, ci, co);
         for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
           const int oy = 2 * ty, ox = 2 * (tx0 + t);
           const int rows = min_i(2, oh - oy), cols = min_i(2, ow - ox);
@@ -594,6 +598,11 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 }
 
 
+// The forward pass keeps its products tile by tile, four channels at a time: the 36 products of a tile's channels
+// 4g…4g+3 are 36 consecutive vectors, a block of W4 floats ([tiles, co/4, 36, 4]), which the output transform
+// reads and writes at fixed offsets from one address (36 offsets ξ·step took V8 a register or stack slot each).
+#define W4 144
+
 // V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci], four channels at a time: v[ξ·step + c] for
 // ξ = 6r + s. Pixels outside the image read `zeros` (ci zero floats), rows outside are stored as zeros. In two
 // passes through v, d B row by row then Bᵀ (d B) column by column: a pass keeps 12 vectors live where one keeps
@@ -673,66 +682,61 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
                       int left) {
   const v128_t floor = wasm_f32x4_splat(floorZero ? 0.0f : -__builtin_inff());
   const int OH = oh / 2, OW = ow / 2;
-  const int vs = tiles * ci + WINO4_PAD, ms = tiles * co + WINO4_PAD;
-  float* V = scratch;            // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
-  float* M = scratch + 36 * vs; // [36, tiles, co], the ξ-th at M + ξ·ms: their products with the filter's
+  const int vs = tiles * ci + WINO4_PAD;
+  float* V = scratch;           // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
+  float* M = scratch + 36 * vs; // [tiles, co/4, 36, 4]: their products with the filter's
   const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
   const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  const int step = ms;
   for (int t0 = 0; t0 < total; t0 += tiles) { // `tiles` tiles at a time, across rows and images
     const int nt = min_i(tiles, total - t0);
-    {
-      for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
-      for (int t = 0; t < nt; t++) {
-        const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-        wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
-      }
-      wino_products(V, vs, u, M, ms, 36, nt, ci, co);
-      {
-        for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
-          const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-          const int oy = 4 * ty, ox = 4 * tx;
-          const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-          for (int o = 0; o < co; o += 4) {
-            float* mt = M + t * co + o;
-            // Aᵀ M column by column into M's first four rows, then (Aᵀ M) A two rows at a time: 12 vectors live
-            // where the whole tile at once keeps 24 (V8 has 16 SIMD registers).
-            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-              v128_t m[6], col[4];
-              _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + (r * 6 + s) * step);
-              w4_at(m, col);
-              _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(mt + (i * 6 + s) * step, col[i]);
-            }
-            const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-            _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
-              v128_t y[2][4];
-              _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
-                v128_t a[6];
-                _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(mt + ((i + k) * 6 + s) * step);
-                w4_at(a, y[k]);
-                _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
-                  if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
-                  if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
-                  if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
-                }
-              }
-              // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
-              if (win) {
-                if (i + 1 >= rows) continue;
-                _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
-                  if (j + 1 >= cols) continue;
-                  const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
-                  const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
-                  wasm_v128_store(out + p, mx);
-                  store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
-                }
-                continue;
-              }
-              _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++)
-                _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
-                  if (i + k < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i + k) * ow + ox + j) * co + o, y[k][j]);
+    for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
+    for (int t = 0; t < nt; t++) {
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+    }
+    wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
+    for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
+      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
+      const int oy = 4 * ty, ox = 4 * tx;
+      const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+      float* mt = M + t * 36 * co;
+      for (int o = 0; o < co; o += 4, mt += W4) {
+        // Aᵀ M column by column into the block's first four rows, then (Aᵀ M) A two rows at a time: 12 vectors
+        // live where the whole tile at once keeps 24 (V8 has 16 SIMD registers).
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+          v128_t m[6], col[4];
+          _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + 4 * (r * 6 + s));
+          w4_at(m, col);
+          _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(mt + 4 * (i * 6 + s), col[i]);
+        }
+        const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
+          v128_t y[2][4];
+          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+            v128_t a[6];
+            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(mt + 4 * ((i + k) * 6 + s));
+            w4_at(a, y[k]);
+            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+              if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
+              if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
+              if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
             }
           }
+          // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
+          if (win) {
+            if (i + 1 >= rows) continue;
+            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
+              if (j + 1 >= cols) continue;
+              const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
+              const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
+              wasm_v128_store(out + p, mx);
+              store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
+            }
+            continue;
+          }
+          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++)
+            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
+              if (i + k < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i + k) * ow + ox + j) * co + o, y[k][j]);
         }
       }
     }
