@@ -354,12 +354,13 @@ static inline void wino_input_tile(const float* img, int H, int W, int ci, int i
       _Pragma("clang loop unroll(full)") for (int k = 0; k < NV; k++)                                    \
         wasm_v128_store(m + p * mt + k * ks, acc[p * NV + k]);                                           \
   }
-WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) WINO_GEMM(1, 1)
+CONV_TAPS(4, 2)
+WINO_GEMM(4, 2) WINO_GEMM(2, 4) WINO_GEMM(2, 2) WINO_GEMM(2, 1) WINO_GEMM(1, 4) WINO_GEMM(1, 2) WINO_GEMM(1, 1)
 
 // M[ξ] = V[ξ] · U[ξ] for the n transforms ξ of nt tiles: V [n, tiles, ci] (the ξ-th at V + ξ·vs), u [n, ci, co];
 // the sums of tile t and output channels o…o + 3 at M + ξ·ms + t·mt + (o/4)·ks (F(2×2, 3×3): M [n, tiles, co];
 // F(4×4, 3×3): [tiles, co/4, n, 4]). The products of the Winograd convolutions, by blocks of 2 tiles × 16
-// channels (`conv_taps_*`).
+// channels, or 4 × 8 (`conv_taps_*`).
 static void wino_products(const float* V, int vs, const float* u, float* M, int ms, int mt, int ks, int n, int nt,
                           int ci, int co) {
   for (int xi = 0; xi < n; xi++) {
@@ -367,6 +368,9 @@ static void wino_products(const float* V, int vs, const float* u, float* M, int 
     const float* uu = u + xi * ci * co;
     float* m = M + xi * ms;
     int t = 0;
+    if (co == 8 || co == 16) // 4 tiles × 8 channels: at 16 channels 3% faster than 2 × 16 (at 64, 3% slower)
+      for (; t + 4 <= nt; t += 4)
+        for (int o = 0; o < co; o += 8) wino_gemm_4_2(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
     for (; t + 2 <= nt; t += 2) {
       int o = 0;
       for (; o + 16 <= co; o += 16) wino_gemm_2_4(v + t * ci, uu + o, m + t * mt + o / 4 * ks, mt, ks, ci, co);
