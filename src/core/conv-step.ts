@@ -22,13 +22,15 @@
  * Conv2D layers (channels last, dilation 1, 'same' or 'valid', relu or linear, filters in fours; after
  * the first, stride 1 and input channels in fours, since their input gradient runs as a stride-1
  * convolution), 2×2 stride-2 'valid' max pooling over channels in fours, one Flatten, then Dense layers
- * (relu or linear; inputs in fours; the last any width, the others in fours). Every layer trainable,
- * called once, on the previous layer's output.
+ * (relu or linear; inputs in fours; the last any width, the others in fours), with Dropout layers anywhere
+ * before the last (the tape's draws: dropout.ts). Every layer trainable, called once, on the previous layer's
+ * output.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
 import type { LayerLike } from './dense-step';
+import { dropoutMultipliers, dropoutOf, multiplyOnHeap, type DropoutOnHeap } from './dropout';
 import { weightedCrossEntropyAndGradient, type HostReweight } from './losses';
 import {
   conv2dBackpropFilterSimd,
@@ -59,6 +61,7 @@ export type ConvPlanLayer =
     }
   | { kind: 'pool'; name: string; afterRelu: boolean }
   | { kind: 'flatten'; name: string }
+  | ({ kind: 'dropout' } & DropoutOnHeap)
   | { kind: 'dense'; name: string; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation };
 
 const pair = (v: unknown): [number, number] =>
@@ -160,10 +163,14 @@ export function convStackOf(model: tfl.LayersModel): ConvPlanLayer[] | null {
       const units = kernel.shape[1];
       if (layer.weights.length !== (bias ? 2 : 1) || (bias && (bias.dtype !== 'float32' || bias.size !== units)))
         return null;
-      const lastDense = plan[plan.length - 1];
+      const lastDense = [...plan].reverse().find((l) => l.kind !== 'dropout');
       if (lastDense?.kind === 'dense' && (lastDense.kernel.shape[1] as number) % 4 !== 0) return null; // only the last may be any width
       plan.push({ kind: 'dense', name: layer.name, kernel, bias, activation });
       shape = [units];
+    } else if (cls === 'Dropout') {
+      const dropout = dropoutOf(layer);
+      if ('unsupported' in dropout) return null;
+      plan.push({ kind: 'dropout', ...dropout });
     } else {
       return null;
     }
@@ -193,6 +200,7 @@ export function convStepFor(model: tfl.LayersModel, variables: tf.Variable[]): C
 }
 
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
+const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 
 export class ConvStep {
   constructor(
@@ -240,6 +248,7 @@ export class ConvStep {
       const shapes: number[][] = []; // the input shape of a pooling that ran inside its convolution
       const outs: (tf.TensorInfo | null)[] = [];
       const winners: tf.TensorInfo[] = []; // each pooling's winners, in order
+      const dropped: (Float32Array | null)[] = []; // each dropout's multipliers, by layer
       let a = input;
       for (let li = 0; li < this.plan.length; li++) {
         const l = this.plan[li];
@@ -270,6 +279,9 @@ export class ConvStep {
           a = this.poolForward(a, l.afterRelu, winners, keep);
         } else if (l.kind === 'flatten') {
           a = { dataId: a.dataId, shape: [B, a.shape[1] * a.shape[2] * a.shape[3]], dtype: 'float32' };
+        } else if (l.kind === 'dropout') {
+          const m = (dropped[li] = dropoutMultipliers(l, sizeOf(a.shape)));
+          if (m) a = keep(multiplyOnHeap(heap, a, m), `${l.name}'s output`);
         } else {
           a = denseForwardOnHeap(heap, a, l, keep);
         }
@@ -300,6 +312,11 @@ export class ConvStep {
         const l = this.plan[li];
         if (l.kind === 'flatten') {
           g = { dataId: g.dataId, shape: inShape(li).slice(), dtype: 'float32' };
+          continue;
+        }
+        if (l.kind === 'dropout') {
+          const m = dropped[li];
+          if (m) g = keep(multiplyOnHeap(heap, g, m), `${l.name}'s gradient`);
           continue;
         }
         if (l.kind === 'pool') {

@@ -11,8 +11,8 @@
  *
  * Plain loops lose to XNNPACK when layers are wide, so the step is used only when a step's
  * multiply-adds (≈ 3 · batch · Σ inputs·units) stay under `MAX_MULTIPLY_ADDS`; bigger models, other
- * layers (dropout, batch norm, convolutions…), other activations and non-trainable layers keep the
- * tfjs path. The variables stay the model's own: weights are read from them every step, so early
+ * layers (batch norm, convolutions…), other activations and non-trainable layers keep the tfjs path. A
+ * Dropout layer after a dense layer drops as tfjs's does (dropout.ts). The variables stay the model's own: weights are read from them every step, so early
  * stopping, pruning masks and evaluation see exactly what they see on the tfjs path.
  *
  * Activations and their gradients are float32 like tfjs's, the weight-gradient sums float64; the
@@ -21,6 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
+import { dropoutMultipliers, dropoutOf, type DropoutOnHeap } from './dropout';
 import { weightedCrossEntropyAndGradient, type HostReweight } from './losses';
 import { heapView, wasmInternals, type WasmBackendInternals } from './kernels/wasm-heap';
 
@@ -42,6 +43,8 @@ export interface DenseLayerPlan {
   activation: DenseActivation;
   kernel: tf.Variable;
   bias: tf.Variable | null;
+  /** A Dropout layer on this layer's outputs (after its activation). */
+  dropout?: DropoutOnHeap;
 }
 
 /** What the heap steps read of a tfjs-layers layer (not all of it in the public typings). */
@@ -76,11 +79,20 @@ export function denseStackOf(model: tfl.LayersModel): DenseLayerPlan[] | null {
       previous = layer;
       continue;
     }
-    if (cls !== 'Dense' || !layer.trainable) return null;
     // One call of the layer, on the previous layer's output (or the model's input).
     if (layer.inboundNodes.length !== 1) return null;
     const inbound = layer.inboundNodes[0].inboundLayers;
     if (inbound.length !== 1 || (previous && inbound[0] !== previous)) return null;
+    if (cls === 'Dropout') {
+      // On a dense layer's outputs, one at a time (not on the features themselves).
+      const dropout = dropoutOf(layer);
+      const on = plan[plan.length - 1];
+      if ('unsupported' in dropout || !on || on.dropout) return null;
+      on.dropout = dropout;
+      previous = layer;
+      continue;
+    }
+    if (cls !== 'Dense' || !layer.trainable) return null;
     const cfg = layer.getConfig();
     const activation = String(cfg.activation ?? 'linear');
     if (!ACTIVATIONS.has(activation)) return null;
@@ -103,7 +115,7 @@ export function denseStackOf(model: tfl.LayersModel): DenseLayerPlan[] | null {
     previous = layer;
     width = units;
   }
-  if (!plan.length) return null;
+  if (!plan.length || plan[plan.length - 1].dropout) return null; // the logits themselves dropped out
   const outputLayer = (model.outputs[0] as unknown as { sourceLayer: LayerLike }).sourceLayer;
   if (outputLayer !== previous) return null;
   return plan;
@@ -133,6 +145,9 @@ export class DenseStep {
   /** Each layer's outputs after its activation, [batch, units], and the gradients flowing back into them. */
   private outs: Float32Array[] = [];
   private grads: Float32Array[] = [];
+  /** Where a dropout follows a layer: its outputs after the dropout (the next layer's input), and its multipliers. */
+  private dropped: (Float32Array | null)[] = [];
+  private multipliers: (Float32Array | null)[] = [];
   private rowsHeld = 0;
   private offsets: Int32Array[] = [];
   private sampleOffsets = new Int32Array(0);
@@ -175,14 +190,21 @@ export class DenseStep {
     }));
     const xv = heapView(this.heap, x) as Float32Array;
 
-    // Forward: out_l = act(in_l · W_l + b_l).
+    // Forward: out_l = act(in_l · W_l + b_l), then the dropout after it.
     for (let li = 0; li < plan.length; li++) {
       const l = plan[li];
       const bias = l.bias ? (heapView(this.heap, l.bias) as Float32Array) : null;
       const w = heapView(this.heap, l.kernel) as Float32Array;
       if (li === 0) forwardLayer(xv, this.sampleRows(rows, l.inputs), B, l.inputs, l.units, w, bias, this.outs[0]);
-      else forwardLayer(this.outs[li - 1], this.batchRows(li - 1), B, l.inputs, l.units, w, bias, this.outs[li]);
+      else forwardLayer(this.inputOf(li), this.batchRows(li - 1), B, l.inputs, l.units, w, bias, this.outs[li]);
       activate(l.activation, this.outs[li], B * l.units);
+      const m = l.dropout ? dropoutMultipliers(l.dropout, B * l.units) : null;
+      this.multipliers[li] = m;
+      if (m) {
+        const out = this.outs[li];
+        const dropped = this.dropped[li]!;
+        for (let j = 0; j < m.length; j++) dropped[j] = out[j] * m[j];
+      }
     }
 
     // The loss and its gradient with respect to the logits (the last layer's outputs).
@@ -218,7 +240,7 @@ export class DenseStep {
         );
       else
         weightGradients(
-          this.outs[li - 1],
+          this.inputOf(li),
           this.batchRows(li - 1),
           B,
           l.inputs,
@@ -227,8 +249,12 @@ export class DenseStep {
           this.weightGrad[li],
           this.biasGrad[li],
         );
-      if (li > 0)
-        inputGradients(B, l.inputs, l.units, dz, heapView(this.heap, l.kernel) as Float32Array, this.grads[li - 1]);
+      if (li > 0) {
+        const da = this.grads[li - 1];
+        inputGradients(B, l.inputs, l.units, dz, heapView(this.heap, l.kernel) as Float32Array, da);
+        const m = this.multipliers[li - 1];
+        if (m) for (let j = 0; j < m.length; j++) da[j] *= m[j]; // through the dropout before this layer
+      }
       (heapView(this.heap, gradInfo[li].kernel) as Float32Array).set(this.weightGrad[li]);
       out[l.kernel.name] = tf.engine().makeTensorFromTensorInfo(gradInfo[li].kernel);
       const biasInfo = gradInfo[li].bias;
@@ -245,9 +271,15 @@ export class DenseStep {
     if (rows <= this.rowsHeld) return;
     this.outs = this.plan.map((l) => new Float32Array(rows * l.units));
     this.grads = this.plan.map((l) => new Float32Array(rows * l.units));
+    this.dropped = this.plan.map((l) => (l.dropout ? new Float32Array(rows * l.units) : null));
     this.offsets = this.plan.map((l) => Int32Array.from({ length: rows }, (_, r) => r * l.units));
     this.sampleOffsets = new Int32Array(rows);
     this.rowsHeld = rows;
+  }
+
+  /** The input of layer `li` > 0: the previous layer's outputs, after its dropout where it drops any. */
+  private inputOf(li: number): Float32Array {
+    return this.multipliers[li - 1] ? this.dropped[li - 1]! : this.outs[li - 1];
   }
 
   /** Where each batch sample's features start in the samples tensor. */

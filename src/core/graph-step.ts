@@ -32,19 +32,22 @@
  * strides and size, relu or linear), DepthwiseConv2D (depth multiplier 1, otherwise as Conv2D but linear),
  * BatchNormalization over the last axis (with γ and β), Activation relu, relu6 or linear, ReLU (plain or
  * capped at 6), Add, ZeroPadding2D, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map,
- * Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any width)
- * ending the model. Every layer trainable and called once.
+ * MaxPooling2D (2×2, stride 2, 'valid': VGG-style CNNs with batch normalization), Dropout (the tape's draws:
+ * dropout.ts), Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any
+ * width) ending the model. Every layer trainable and called once.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Task } from '../protocol/results';
 import { denseBackwardOnHeap, denseForwardOnHeap, logitsLossOnHeap, onHeap, type DenseOnHeap } from './conv-step';
 import type { LayerLike } from './dense-step';
+import { dropoutMultipliers, dropoutOf, multiplyOnHeap, type DropoutOnHeap } from './dropout';
 import type { HostReweight } from './losses';
 import {
   conv2dBackpropFilterSimd,
   conv2dBackpropInputSimd,
   conv2dSimd,
+  maxPool2x2WinnersSimd,
   reluGradSimd,
   simdKernels,
   type DepthwiseDims,
@@ -108,6 +111,10 @@ export type GraphNode = NodeBase &
         relu6: boolean;
       }
     | { kind: 'globalAvgPool' }
+    /** 2×2 max pooling of stride 2, 'valid'. */
+    | { kind: 'maxPool' }
+    | ({ kind: 'dropout' } & Omit<DropoutOnHeap, 'name'>)
+    /** Flatten, or a Reshape between one pixel's channels [1, 1, C] and [C]: the same values in the same order. */
     | { kind: 'flatten' }
     | { kind: 'dense'; kernel: tf.Variable; bias: tf.Variable | null; activation: Activation }
   );
@@ -301,6 +308,17 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
         if (cfg.keepDims) return stop(layer, 'keeps its dimensions');
         add({ ...base, kind: 'globalAvgPool', shape: [shape[2]] });
       }
+    } else if (cls === 'MaxPooling2D') {
+      const windows = pair(cfg.poolSize);
+      const strides = pair(cfg.strides ?? cfg.poolSize);
+      if (shape.length !== 3 || cfg.dataFormat !== 'channelsLast') return stop(layer, 'does not pool images');
+      if ([...windows, ...strides].some((d) => d !== 2) || cfg.padding !== 'valid' || shape[0] < 2 || shape[1] < 2)
+        return stop(layer, "is not a 2×2 pooling of stride 2 and 'valid' padding");
+      add({ ...base, kind: 'maxPool', shape: [Math.floor(shape[0] / 2), Math.floor(shape[1] / 2), shape[2]] });
+    } else if (cls === 'Dropout') {
+      const dropout = dropoutOf(layer);
+      if ('unsupported' in dropout) return stop(layer, dropout.unsupported);
+      add({ ...base, ...dropout, kind: 'dropout', shape });
     } else if (cls === 'ZeroPadding2D') {
       // Keras' MobileNet pads before each stride-2 depthwise convolution ('valid') with ((0, 1), (0, 1)).
       const p = cfg.padding as [number, number][] | undefined;
@@ -314,6 +332,13 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
       if (!flat && nodes[ins[0]].kind !== 'input')
         return stop(layer, `flattens a map of ${shape[2]} channels (the step takes multiples of 4, or one pixel)`);
       add({ ...base, kind: 'flatten', shape: [shape.reduce((a, d) => a * d, 1)] });
+    } else if (cls === 'Reshape') {
+      // Keras' MobileNet classifier: pooled channels [C] to one pixel [1, 1, C] for a 1×1 convolution, and back.
+      const target = (cfg.targetShape as number[] | undefined)?.map(Number) ?? [];
+      const pixel = (d: number[]) => d.length === 1 || (d.length === 3 && d[0] === 1 && d[1] === 1);
+      if (!pixel(shape) || !pixel(target) || target[target.length - 1] !== shape[shape.length - 1])
+        return stop(layer, `reshapes [${shape}] to [${target}] (the step takes [1, 1, C] to [C] and back)`);
+      add({ ...base, kind: 'flatten', shape: target });
     } else if (cls === 'Dense') {
       const kernel = weightNamed(layer, /kernel$/);
       const bias = weightNamed(layer, /bias$/);
@@ -341,7 +366,11 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
   const out = nodeOf.get(outputLayer);
   if (out === undefined) return { unsupported: 'the output is not a layer the step follows' };
   const last = nodes[out];
-  if (last.kind !== 'dense' || last.activation !== 'linear')
+  // Logits from a linear dense layer, or from a linear 1×1 convolution on one pixel (Keras' MobileNet), flattened.
+  const before = last.kind === 'flatten' ? nodes[last.inputs[0]] : null;
+  const logitsConv =
+    before?.kind === 'conv' && before.activation === 'linear' && sizeOf(before.shape) === sizeOf(last.shape);
+  if ((last.kind !== 'dense' || last.activation !== 'linear') && !(logitsConv && last.shape.length === 1))
     return { unsupported: `the output (${last.name}) is not a linear dense layer` };
   if (nodes.some((n, i) => i !== out && n.kind !== 'input' && !uses.has(i)))
     return { unsupported: "a layer's output is not used on the way to the model's output" };
@@ -377,12 +406,19 @@ const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
  */
 export function heapShapesOf(nodes: GraphNode[]): number[][] {
   const padInput = nodes.some(
-    (n) => n.inputs.includes(0) && n.kind !== 'conv' && n.kind !== 'flatten' && nodes[0].shape[2] % 4 !== 0,
+    (n) =>
+      n.inputs.includes(0) &&
+      n.kind !== 'conv' &&
+      n.kind !== 'flatten' &&
+      n.kind !== 'dropout' &&
+      nodes[0].shape[2] % 4 !== 0,
   );
   const shapes: number[][] = [];
   for (const n of nodes) {
     if (n.kind === 'input') shapes.push(padInput ? padLast(n.shape) : n.shape);
-    else if (n.kind === 'flatten') shapes.push([sizeOf(shapes[n.inputs[0]])]);
+    else if (n.kind === 'flatten')
+      shapes.push(n.shape.length === 1 ? [sizeOf(shapes[n.inputs[0]])] : padLast(n.shape)); // one pixel: the same size
+    else if (n.kind === 'dropout') shapes.push(shapes[n.inputs[0]]);
     else shapes.push(padLast(n.shape));
   }
   return shapes;
@@ -477,6 +513,9 @@ export class GraphStep {
       const biasOf: (tf.TensorInfo | null)[] = [];
       // Per batch normalization: its batch mean and 1/√(variance + ε).
       const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo }[] = [];
+      // Per max pooling, each window's winner; per dropout, its multipliers (null: it drops nothing).
+      const winners: tf.TensorInfo[] = [];
+      const dropped: (Float32Array | null)[] = [];
       const input = keep(heap.makeOutput([B, ...layout[0]], 'float32'), 'the batch');
       const xv = heapView(heap, x) as Float32Array;
       const bv = heapView(heap, input) as Float32Array;
@@ -589,6 +628,17 @@ export class GraphStep {
             outs[i] = y;
             break;
           }
+          case 'maxPool': {
+            const r = maxPool2x2WinnersSimd(backend, a, false);
+            winners[i] = keep(r?.winners ?? null, `${n.name}'s winners`);
+            outs[i] = keep(r?.out ?? null, `${n.name}'s output`);
+            break;
+          }
+          case 'dropout': {
+            const m = (dropped[i] = dropoutMultipliers(n, B * sizeOf(n.shape)));
+            outs[i] = m ? keep(multiplyOnHeap(heap, a, m, n.shape[n.shape.length - 1]), `${n.name}'s output`) : a;
+            break;
+          }
           case 'zeropad': {
             const y = keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s output`);
             const yv = heapView(heap, y) as Float32Array;
@@ -612,8 +662,8 @@ export class GraphStep {
         }
       }
 
-      // The loss and the gradient of the logits (the last node, a linear dense layer).
-      const last = nodes[nodes.length - 1] as Extract<GraphNode, { kind: 'dense' }>;
+      // The loss and the gradient of the logits (the last node: a linear dense layer, or a 1×1 convolution's flattened).
+      const last = nodes[nodes.length - 1];
       const { loss, dLogits } = logitsLossOnHeap(
         heap,
         task,
@@ -766,6 +816,20 @@ export class GraphStep {
             const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
             k.global_avg_pool(at(dx), at(g), B, H * W, C, 1);
             pass(from, dx);
+            break;
+          }
+          case 'maxPool': {
+            const [H, W] = layout[from];
+            const [OH, OW] = n.shape;
+            const dx = keep(heap.makeOutput([B, H, W, C], 'float32'), `${n.name}'s input gradient`);
+            k.max_pool_2x2_winners_grad(at(g), at(winners[i]), at(dx), B, H, W, C, OH, OW);
+            pass(from, dx);
+            break;
+          }
+          case 'dropout': {
+            const m = dropped[i];
+            const what = `${n.name}'s input gradient`;
+            pass(from, m ? keep(multiplyOnHeap(heap, g, m, n.shape[n.shape.length - 1]), what) : g);
             break;
           }
           case 'zeropad': {

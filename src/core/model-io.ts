@@ -278,7 +278,7 @@ async function buildLoaded(
     );
   }
   const outputUnits = outShape[1] as number;
-  const outLayer = model.outputs[0].sourceLayer;
+  const outLayer = outputActivationLayer(model.outputs[0].sourceLayer);
   const outputKind = outputKindOf(outLayer, outputUnits, modelPath);
   const task: Task = outputUnits === 1 ? 'binary' : 'multiclass';
   return {
@@ -295,6 +295,22 @@ async function buildLoaded(
     outputLayer: outLayer.name,
     weightBytes: weightData.length,
   };
+}
+
+/**
+ * The layer whose activation is the model's output activation: the output layer, or the layer before the
+ * Reshape and Flatten layers that end the model (Keras 2.2.4's MobileNet ends with its softmax, then a Reshape
+ * to [classes]; read as the output, its probabilities would be taken for logits).
+ */
+function outputActivationLayer(output: tfl.layers.Layer): tfl.layers.Layer {
+  let layer = output;
+  for (;;) {
+    const inbound = (layer as unknown as { inboundNodes: { inboundLayers: tfl.layers.Layer[] }[] }).inboundNodes;
+    if (!['Reshape', 'Flatten'].includes(layer.getClassName()) || inbound.length !== 1) return layer;
+    const before = inbound[0].inboundLayers;
+    if (before.length !== 1 || before[0].getClassName() === 'InputLayer') return layer;
+    layer = before[0];
+  }
 }
 
 function outputKindOf(layer: tfl.layers.Layer, units: number, file: string): OutputKind {

@@ -133,6 +133,32 @@ test('convStackOf: conv / 2×2 max-pool / flatten / dense chains, and nothing el
             tfl.layers.dense({ units: 2 }),
           ],
         }),
+      true,
+    ],
+    [
+      'dropout of whole channels (a noise shape)',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3 }),
+            tfl.layers.dropout({ rate: 0.5, noiseShape: [1, 1, 1, 4] }),
+            tfl.layers.flatten(),
+            tfl.layers.dense({ units: 2 }),
+          ],
+        }),
+      false,
+    ],
+    [
+      'dropout after the last layer',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3 }),
+            tfl.layers.flatten(),
+            tfl.layers.dense({ units: 2 }),
+            tfl.layers.dropout({ rate: 0.5 }),
+          ],
+        }),
       false,
     ],
     [
@@ -305,20 +331,24 @@ test("convStepFor: not on cpu, not for variables other than the model's; bad sam
   model.dispose();
 });
 
-test('training a CNN through the conv step follows the tfjs path on wasm (same seed: weights within float rounding)', async () => {
-  await initBackend('wasm');
-  const rng = new Rng(5);
+/** 96 noisy 12×12×3 images, two classes: class 1 has a brighter top-left quarter; every 4th a validation row. */
+function brightQuarter(seed: number) {
+  const rng = new Rng(seed);
   const n = 96;
   const input: [number, number, number] = [12, 12, 3];
   const size = 12 * 12 * 3;
   const xData = Float32Array.from({ length: n * size }, () => rng.normal());
-  // Class 1: a brighter top-left quarter.
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
   for (let i = 0; i < n; i++)
     if (labels[i])
       for (let y = 0; y < 6; y++)
         for (let xx = 0; xx < 6; xx++) for (let ch = 0; ch < 3; ch++) xData[i * size + (y * 12 + xx) * 3 + ch] += 1.5;
-  const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
+  return { input, data: ceTrainingData(xData, input, labels, 'multiclass', 2, 4) };
+}
+
+test('training a CNN through the conv step follows the tfjs path on wasm (same seed: weights within float rounding)', async () => {
+  await initBackend('wasm');
+  const { input, data } = brightQuarter(5);
   const build = () =>
     cnn({
       input,
@@ -347,6 +377,61 @@ test('training a CNN through the conv step follows the tfjs path on wasm (same s
   weights[0].forEach((w, i) =>
     assert.ok(relDiff(w, weights[1][i]) < 2e-3, `weights ${i}: ${relDiff(w, weights[1][i])}`),
   );
+  tf.dispose([data.x, data.targets, data.weights]);
+});
+
+test('a CNN with dropout layers (as most Keras CNNs have) trains through the conv step to the weights of the tfjs path', async () => {
+  await initBackend('wasm');
+  const { input, data } = brightQuarter(7);
+  // Dropout after a pooling (4-D), after the flatten and between dense layers, as the shared Keras and
+  // tfjs CNNs have it; one with a seed of its own (the same mask every step), one that drops nothing.
+  const build = (rate: number) => () =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({
+          inputShape: input,
+          filters: 8,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: init(1),
+        }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.dropout({ rate }),
+        tfl.layers.conv2d({
+          filters: 16,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: init(2),
+        }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.flatten(),
+        tfl.layers.dropout({ rate, seed: 11 }),
+        tfl.layers.dense({ units: 8, activation: 'relu', kernelInitializer: init(3) }),
+        tfl.layers.dropout({ rate: 0 }),
+        tfl.layers.dense({ units: 2, kernelInitializer: init(4) }),
+      ],
+    });
+  assert.deepEqual(
+    convStackOf(build(0.5)())!.map((l) => l.kind),
+    ['conv', 'pool', 'dropout', 'conv', 'pool', 'flatten', 'dropout', 'dense', 'dropout', 'dense'],
+  );
+  const opts = { task: 'multiclass', epochs: 4, batchSize: 16, learningRate: 0.01, patience: 0, seed: 9 } as const;
+  const runs = [];
+  const rates = [0.5, 0.25];
+  for (const rate of rates) runs.push(await trainWithAndWithoutHeapStep(build(rate), data, opts));
+  for (const [r, { summaries, weights }] of runs.entries()) {
+    assert.ok(
+      Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-4,
+      `rate ${rates[r]}: ${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`,
+    );
+    weights[0].forEach((w, i) =>
+      assert.ok(relDiff(w, weights[1][i]) < 2e-3, `rate ${rates[r]}, weights ${i}: ${relDiff(w, weights[1][i])}`),
+    );
+  }
+  // A different mask would train elsewhere: the two rates end apart, by far more than the paths do.
+  assert.ok(relDiff(runs[0].weights[0][6], runs[1].weights[0][6]) > 0.05, 'the rate matters');
   tf.dispose([data.x, data.targets, data.weights]);
 });
 

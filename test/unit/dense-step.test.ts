@@ -16,18 +16,21 @@ import { relDiff, useCpu } from '../helpers';
 
 const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 
-function mlp(sizes: number[], activation: string, useBias = true): tfl.LayersModel {
+/** An MLP of layers `sizes` (the last linear), with a Dropout of `dropout` after each hidden layer where it is > 0. */
+function mlp(sizes: number[], activation: string, useBias = true, dropout = 0): tfl.LayersModel {
   return tfl.sequential({
-    layers: sizes.slice(1).map((units, i) =>
-      tfl.layers.dense({
+    layers: sizes.slice(1).flatMap((units, i) => {
+      const last = i === sizes.length - 2;
+      const dense = tfl.layers.dense({
         ...(i === 0 ? { inputShape: [sizes[0]] } : {}),
         units,
         useBias,
-        activation: (i === sizes.length - 2 ? 'linear' : activation) as 'relu',
+        activation: (last ? 'linear' : activation) as 'relu',
         kernelInitializer: init(10 + i),
         biasInitializer: tfl.initializers.randomNormal({ seed: 20 + i, stddev: 0.3 }),
-      }),
-    ),
+      });
+      return dropout > 0 && !last ? [dense, tfl.layers.dropout({ rate: dropout })] : [dense];
+    }),
   });
 }
 
@@ -43,17 +46,13 @@ test('denseStackOf: chains of Dense layers (sequential or functional) and nothin
     tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 2 }).apply(h) as tfl.SymbolicTensor }),
     true,
   ]);
-  models.push([
-    'dropout',
-    tfl.sequential({
-      layers: [
-        tfl.layers.dense({ inputShape: [4], units: 6 }),
-        tfl.layers.dropout({ rate: 0.5 }),
-        tfl.layers.dense({ units: 2 }),
-      ],
-    }),
-    false,
-  ]);
+  models.push(['dropout after each hidden layer', mlp([5, 8, 8, 3], 'relu', true, 0.5), true]);
+  const chain = (...layers: tfl.layers.Layer[]) => tfl.sequential({ layers });
+  const drop = (first = false) => tfl.layers.dropout({ rate: 0.5, ...(first ? { inputShape: [4] } : {}) });
+  models.push(['dropout on the features', chain(drop(true), tfl.layers.dense({ units: 2 })), false]);
+  const dense = () => tfl.layers.dense({ inputShape: [4], units: 2 });
+  models.push(['dropout on the logits', chain(dense(), drop()), false]);
+  models.push(['two dropouts in a row', chain(dense(), drop(), drop(), tfl.layers.dense({ units: 2 })), false]);
   models.push([
     'softsign',
     tfl.sequential({
@@ -213,10 +212,22 @@ test('training through the dense step follows the tfjs path on wasm (same seed: 
     train: all.filter((i) => i % 5 !== 0),
     validation: all.filter((i) => i % 5 === 0),
   };
+  for (const [name, build] of [
+    ['relu', () => mlp([6, 12, 8, 1], 'relu')],
+    // tanh's gradient reads the layer's outputs before the dropout, the next layer its outputs after it.
+    ['tanh with dropout after each hidden layer', () => mlp([6, 12, 8, 1], 'tanh', true, 0.3)],
+  ] as const)
+    await trainsAlike(name, build, data);
+  tf.dispose([data.x, data.targets, data.weights]);
+});
+
+/** Trains `build()` with the dense step and on tfjs's tape, same seed: losses and weights within float rounding. */
+async function trainsAlike(name: string, build: () => tfl.LayersModel, data: TrainingData): Promise<void> {
   const weights: number[][][] = [];
   const summaries = [];
   for (const denseStep of [true, false]) {
-    const model = mlp([6, 12, 8, 1], 'relu');
+    const model = build();
+    if (denseStep) assert.ok(denseStackOf(model), `${name}: the dense step takes it`);
     summaries.push(
       await train(model, data, {
         task: 'binary',
@@ -231,13 +242,12 @@ test('training through the dense step follows the tfjs path on wasm (same seed: 
     weights.push(model.getWeights().map((w) => Array.from(w.dataSync())));
     model.dispose();
   }
-  assert.ok(summaries[0].validationAccuracy! > 0.9, `learns: ${summaries[0].validationAccuracy}`);
+  assert.ok(summaries[0].validationAccuracy! > 0.9, `${name} learns: ${summaries[0].validationAccuracy}`);
   assert.ok(
     Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-4,
-    `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`,
+    `${name}: ${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`,
   );
   weights[0].forEach((w, i) =>
-    assert.ok(relDiff(w, weights[1][i]) < 1e-4, `weights ${i}: ${relDiff(w, weights[1][i])}`),
+    assert.ok(relDiff(w, weights[1][i]) < 1e-4, `${name}, weights ${i}: ${relDiff(w, weights[1][i])}`),
   );
-  tf.dispose([data.x, data.targets, data.weights]);
-});
+}

@@ -72,7 +72,22 @@ const depthwise = (
       biasInitializer: near(++seed),
     })
     .apply(x) as tfl.SymbolicTensor;
-const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average' = 'global') => {
+/**
+ * The classifier: global average pooling (or an average pooling over the whole map, flattened) and a dense
+ * layer; or `keras`, keras.applications.MobileNet's: the pooled channels reshaped to one pixel, a dropout of
+ * that rate, a 1×1 convolution to the classes, reshaped to [classes], then the (here linear) activation.
+ */
+const head = (x: tfl.SymbolicTensor, classes: number, pool: 'global' | 'average' | { keras: number } = 'global') => {
+  if (typeof pool === 'object') {
+    const channels = x.shape[3] as number;
+    const apply = (layer: tfl.layers.Layer, t: tfl.SymbolicTensor) => layer.apply(t) as tfl.SymbolicTensor;
+    let y = apply(tfl.layers.globalAveragePooling2d({}), x);
+    y = apply(tfl.layers.reshape({ targetShape: [1, 1, channels] }), y);
+    y = apply(tfl.layers.dropout({ rate: pool.keras }), y);
+    y = conv(y, classes, { kernel: 1 });
+    y = apply(tfl.layers.reshape({ targetShape: [classes] }), y);
+    return apply(tfl.layers.activation({ activation: 'linear' }), y);
+  }
   const pooled =
     pool === 'global'
       ? (tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor)
@@ -123,6 +138,7 @@ function mobilenet(
   pairs: [number, number][],
   classes: number,
   kerasPadding = false,
+  kerasHead?: { keras: number },
 ) {
   seed = 300;
   const inp = tfl.input({ shape: input });
@@ -141,7 +157,7 @@ function mobilenet(
     } else x = relu6(bn(depthwise(x, { strides })));
     x = relu6(bn(conv(x, channels, { kernel: 1, useBias: false })));
   }
-  return tfl.model({ inputs: inp, outputs: head(x, classes) });
+  return tfl.model({ inputs: inp, outputs: head(x, classes, kerasHead) });
 }
 
 /** One small model per layer kind the step adds (the dense head is the conv step's). */
@@ -250,6 +266,22 @@ const KINDS: {
       return head(tfl.layers.add().apply([sum, act]) as tfl.SymbolicTensor, 2);
     },
   },
+  {
+    name: '2×2 max pooling of stride 2 after batch normalization and relu (fused), on 7×7 maps (the last row and column dropped), channels not in fours',
+    input: [7, 7, 3],
+    classes: 3,
+    build: (inp) => {
+      const a = relu(bn(conv(inp, 6)));
+      const pooled = tfl.layers.maxPooling2d({ poolSize: 2 }).apply(a) as tfl.SymbolicTensor;
+      return head(conv(pooled, 8, { activation: 'relu' }), 3);
+    },
+  },
+  {
+    name: "keras.applications.MobileNet's classifier: pooled channels reshaped to one pixel, a 1×1 convolution to 5 classes (padded to 8), reshaped back",
+    input: [6, 6, 3],
+    classes: 5,
+    build: (inp) => head(relu6(bn(conv(inp, 7))), 5, { keras: 0 }),
+  },
 ];
 
 const kindModel = (k: (typeof KINDS)[number]) => () => {
@@ -279,11 +311,32 @@ test('graphPlanOf: ResNets take the graph step; anything else names the first la
   refused(
     chain([
       tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3 }),
-      tfl.layers.dropout({ rate: 0.5 }),
+      tfl.layers.batchNormalization(),
+      tfl.layers.dropout({ rate: 0.5, noiseShape: [1, 1, 1, 8] }),
       tfl.layers.flatten(),
       tfl.layers.dense({ units: 2 }),
     ]),
-    /layer 'dropout.*' \(Dropout\) is not a layer the heap step runs/,
+    /layer 'dropout.*' \(Dropout\) has a noise shape/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [4, 4, 3], filters: 8, kernelSize: 3, padding: 'same' }),
+      tfl.layers.batchNormalization(),
+      tfl.layers.reshape({ targetShape: [8, 4, 4] }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /\(Reshape\) reshapes \[4,4,8\] to \[8,4,4\] \(the step takes \[1, 1, C\] to \[C\] and back\)/,
+  );
+  refused(
+    chain([
+      tfl.layers.conv2d({ inputShape: [9, 9, 3], filters: 8, kernelSize: 3 }),
+      tfl.layers.batchNormalization(),
+      tfl.layers.maxPooling2d({ poolSize: 3 }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2 }),
+    ]),
+    /\(MaxPooling2D\) is not a 2×2 pooling of stride 2 and 'valid' padding/,
   );
   refused(
     chain([
@@ -503,17 +556,30 @@ test("trainingPathOf: the session log says which step trains a model, and for tf
       'graph',
       /^training path: the heap step for image graphs such as ResNets and MobileNets/,
     ],
+    ['a CNN with dropout', () => image([tfl.layers.dropout({ rate: 0.3 })]), 'conv', /heap step for plain CNNs/],
     [
-      'a CNN with dropout',
-      () => image([tfl.layers.dropout({ rate: 0.3 })]),
-      'tape',
-      /^training path: tfjs's tape on wasm \(slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the heap step runs\)$/,
+      'a VGG-style CNN: batch normalization, max pooling, dropout',
+      () =>
+        image([
+          tfl.layers.batchNormalization(),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.dropout({ rate: 0.3 }),
+        ]),
+      'graph',
+      /heap step for image graphs/,
     ],
     [
-      'an MLP with dropout',
-      () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]),
+      'a CNN with a 3×3 max pooling',
+      () => image([tfl.layers.batchNormalization(), tfl.layers.maxPooling2d({ poolSize: 3, strides: 1 })]),
       'tape',
-      /slower than a heap step: layer 'dropout\w*' \(Dropout\) is not a layer the dense step runs/,
+      /slower than a heap step: layer 'max_pooling2d\w*' \(MaxPooling2D\) is not a 2×2 pooling of stride 2/,
+    ],
+    ['an MLP with dropout', () => mlp([16, 2], [tfl.layers.dropout({ rate: 0.3 })]), 'dense', /dense layers/],
+    [
+      'an MLP with batch normalization',
+      () => mlp([16, 2], [tfl.layers.batchNormalization()]),
+      'tape',
+      /slower than a heap step: layer 'batch_normalization\w*' \(BatchNormalization\) is not a layer the dense step runs/,
     ],
     [
       'a wide MLP',
@@ -556,22 +622,27 @@ test('graphStepFor: not on cpu, not for other variables; bad samples are refused
   model.dispose();
 });
 
-test('training a ResNet through the graph step follows the tfjs path on wasm (same seed: losses and weights within float rounding)', async () => {
-  await initBackend('wasm');
-  const rng = new Rng(6);
+/** 64 noisy 8×8×3 images, two classes: class 1 has a brighter red first two rows; every 4th a validation row. */
+function brightCorner(seed: number) {
+  const rng = new Rng(seed);
   const n = 64;
   const input: [number, number, number] = [8, 8, 3];
   const size = 8 * 8 * 3;
   const xData = Float32Array.from({ length: n * size }, () => rng.normal());
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
   for (let i = 0; i < n; i++) if (labels[i]) for (let p = 0; p < 16; p++) xData[i * size + p * 3] += 1.5;
-  const data = ceTrainingData(xData, input, labels, 'multiclass', 2, 4);
+  return { input, data: ceTrainingData(xData, input, labels, 'multiclass', 2, 4) };
+}
+
+test('training a ResNet through the graph step follows the tfjs path on wasm (same seed: losses and weights within float rounding)', async () => {
+  await initBackend('wasm');
+  const { input, data } = brightCorner(6);
   // Without the biases before a batch normalization: their gradient is zero but for rounding noise, which Adam
   // turns into steps of ±lr either way, so the two runs' biases (and the moving means after them) part.
   await trainsAlike(() => resnet(input, 2, 2, 'average', false), data);
 });
 
-test("training a MobileNet (Keras' zero padding, channels not in fours) through the graph step follows the tfjs path on wasm", async () => {
+test("training a MobileNet (Keras' zero padding and classifier with dropout, channels not in fours) through the graph step follows the tfjs path on wasm", async () => {
   await initBackend('wasm');
   const rng = new Rng(8);
   const n = 48;
@@ -592,6 +663,7 @@ test("training a MobileNet (Keras' zero padding, channels not in fours) through 
       ],
       3,
       true,
+      { keras: 0.25 },
     );
   const vars = build();
   assert.ok(
@@ -602,6 +674,34 @@ test("training a MobileNet (Keras' zero padding, channels not in fours) through 
     'the graph step takes it',
   );
   vars.dispose();
+  await trainsAlike(build, data);
+});
+
+test('training a VGG-style CNN (batch normalization, max pooling, dropout) through the graph step follows the tfjs path on wasm', async () => {
+  await initBackend('wasm');
+  const { input, data } = brightCorner(9);
+  const build = () => {
+    seed = 300;
+    const inp = tfl.input({ shape: input });
+    const block = (x: tfl.SymbolicTensor, filters: number) =>
+      tfl.layers
+        .maxPooling2d({ poolSize: 2 })
+        .apply(relu(bn(conv(x, filters, { useBias: false })))) as tfl.SymbolicTensor;
+    const features = tfl.layers.dropout({ rate: 0.25 }).apply(block(block(inp, 6), 8)) as tfl.SymbolicTensor;
+    const flat = tfl.layers.flatten().apply(features) as tfl.SymbolicTensor;
+    const hidden = tfl.layers
+      .dense({ units: 6, activation: 'relu', kernelInitializer: init(++seed) })
+      .apply(flat) as tfl.SymbolicTensor;
+    const dropped = tfl.layers.dropout({ rate: 0.5 }).apply(hidden) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 2, kernelInitializer: init(++seed) }).apply(dropped) as tfl.SymbolicTensor;
+    return tfl.model({ inputs: inp, outputs: out });
+  };
+  const model = build();
+  const plan = graphPlanOf(model);
+  assert.ok('nodes' in plan, JSON.stringify(plan));
+  assert.equal(plan.nodes.filter((n) => n.kind === 'maxPool').length, 2);
+  assert.equal(plan.nodes.filter((n) => n.kind === 'dropout').length, 2);
+  model.dispose();
   await trainsAlike(build, data);
 });
 

@@ -73,6 +73,29 @@ test('the logit model returns the pre-activation of the stored model', async () 
   }
 });
 
+test("a softmax before the Reshape that ends the model (Keras 2.2.4's MobileNet) is the output activation, not logits", async () => {
+  await useCpu();
+  const m = tfl.sequential({
+    layers: [
+      tfl.layers.reshape({ inputShape: [4], targetShape: [1, 1, 4] }),
+      tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'conv_preds' }),
+      tfl.layers.activation({ activation: 'softmax', name: 'act_softmax' }),
+      tfl.layers.reshape({ targetShape: [3], name: 'reshape_2' }),
+    ],
+  });
+  const dir = path.join(tempDir(), 'm');
+  await saveModel(m, dir, topologyOf(m));
+  m.dispose();
+  const loaded = await loadModel(path.join(dir, 'model.json'));
+  assert.equal(loaded.outputKind, 'softmax');
+  assert.equal(loaded.outputLayer, 'act_softmax');
+  const logits = await makeLogitModel(loaded);
+  const x = tf.randomNormal([5, 4]);
+  const p = (loaded.model.predict(x) as tf.Tensor).dataSync();
+  const q = tf.softmax(logits.predict(x) as tf.Tensor2D).dataSync();
+  for (let i = 0; i < p.length; i++) assert.ok(Math.abs(p[i] - q[i]) < 1e-6, `${p[i]} vs ${q[i]}`);
+});
+
 test('a regression model (one linear output) is refused with the reason', async () => {
   await useCpu();
   const file = await writeSmallModel(path.join(tempDir(), 'm'), 'linear', 1);
