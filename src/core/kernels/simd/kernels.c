@@ -1267,12 +1267,30 @@ BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
     default: BN_BY_CHANNELS(AT, 2); break;          \
   }
 
+// Up to 16 channels (a row a cache line or less), a sweep over the rows with the constants in registers; more
+// (ResNet's 32 and 64, MobileNet's 24 to 360), a row at a time, every channel of it, reading memory in order: sweeps
+// of 16 channels over wider rows made MobileNet's bn_forward 9.8 → 14.5 ms an epoch (2304 × 180: 96 → 162 µs a call).
 static void bn_apply(const float* x, const float* mean, const float* scale, const float* beta, const float* other,
                      float* out, int rows, int C, int act) {
+  if (C <= 16) {
 #define BN_APPLY_AT(NV, ACT) \
   bn_apply_##NV##_##ACT(x + c, mean + c, scale + c, beta + c, other ? other + c : 0, out + c, rows, C)
-  BN_BY_ACT(BN_APPLY_AT)
+    BN_BY_ACT(BN_APPLY_AT)
 #undef BN_APPLY_AT
+    return;
+  }
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int o = 0; o < rows * C; o += C) {
+    for (int c = 0; c < C; c += 4) {
+      v128_t y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c)),
+                                               wasm_v128_load(scale + c)),
+                                wasm_v128_load(beta + c));
+      if (other) y = wasm_f32x4_add(y, wasm_v128_load(other + o + c));
+      if (act) y = wasm_f32x4_pmax(zero, y);
+      if (act == 2) y = wasm_f32x4_pmin(y, six);
+      wasm_v128_store(out + o + c, y);
+    }
+  }
 }
 
 // y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1, relu6
