@@ -592,12 +592,13 @@ static inline void w4_bt(const v128_t* x, v128_t* r) {
   r[5] = wasm_f32x4_add(f3, wasm_f32x4_sub(wasm_f32x4_mul(f2, h), f1));
 }
 
-// Aᵀ (6 → 4), a product column or row
+// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference
 static inline void w4_at(const v128_t* x, v128_t* r) {
-  r[0] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[0], x[1]), x[2]), x[3]), x[4]);
-  r[1] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[1], x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(2.0f)));
-  r[2] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[1], x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(4.0f)));
-  r[3] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[1], x[2]), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(8.0f))), x[5]);
+  const v128_t s = wasm_f32x4_add(x[1], x[2]), d = wasm_f32x4_sub(x[1], x[2]);
+  r[0] = wasm_f32x4_add(wasm_f32x4_add(x[0], s), wasm_f32x4_add(x[3], x[4]));
+  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(2.0f)));
+  r[2] = wasm_f32x4_add(wasm_f32x4_add(s, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(4.0f)));
+  r[3] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(8.0f))), x[5]);
 }
 
 // G (3 → 6), a filter column or row
@@ -610,11 +611,12 @@ static inline void w4_g(const v128_t* x, v128_t* r) {
   r[5] = x[2];
 }
 
-// A (4 → 6), a column or row of dy
+// A (4 → 6), a column or row of dy; the rows of ±1 through the even and odd sums
 static inline void w4_a(const v128_t* x, v128_t* r) {
+  const v128_t e = wasm_f32x4_add(x[0], x[2]), o = wasm_f32x4_add(x[1], x[3]);
   r[0] = x[0];
-  r[1] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[0], x[1]), x[2]), x[3]);
-  r[2] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[0], x[1]), x[2]), x[3]);
+  r[1] = wasm_f32x4_add(e, o);
+  r[2] = wasm_f32x4_sub(e, o);
   r[3] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(x[0], wasm_f32x4_mul(x[1], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f)));
   r[4] = wasm_f32x4_sub(wasm_f32x4_add(wasm_f32x4_sub(x[0], wasm_f32x4_mul(x[1], wasm_f32x4_splat(2.0f))), wasm_f32x4_mul(x[2], wasm_f32x4_splat(4.0f))), wasm_f32x4_mul(x[3], wasm_f32x4_splat(8.0f)));
   r[5] = x[3];
