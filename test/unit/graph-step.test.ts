@@ -738,14 +738,19 @@ async function trainsAlike(build: () => tfl.LayersModel, data: ReturnType<typeof
     Math.abs(summaries[0].finalTrainLoss - summaries[1].finalTrainLoss) < 1e-3,
     `${summaries[0].finalTrainLoss} vs ${summaries[1].finalTrainLoss}`,
   );
+  // The validation loss after 9 steps of Adam carries the rounding of every kernel: equally accurate ways to
+  // write the Winograd transforms moved the ResNet's by up to ±4e-3 on either path (1.3195–1.3277), so it is
+  // checked loosely; a wrong gradient moves it more (γ's and β's gradients swapped: 1.6e-2; a residual add that
+  // passes no gradient to its shortcut: 9e-2) and moves the weights far more, which is checked below.
   assert.ok(
-    Math.abs(summaries[0].validationLoss! - summaries[1].validationLoss!) < 1e-3,
+    Math.abs(summaries[0].validationLoss! - summaries[1].validationLoss!) < 1e-2,
     `${summaries[0].validationLoss} vs ${summaries[1].validationLoss}`,
   );
   // Adam turns rounding noise in near-zero gradients (a channel batch normalization or a relu nearly shuts) into
   // steps of ±lr either way, so a few weights part by up to lr a step whatever the kernels; on average a tensor's
-  // weights stay within a few hundredths of that (measured: 2e-6 to 6e-4), where a wrong gradient moves most
-  // of them by ~lr a step.
+  // weights stay within a few hundredths of that (measured: 2e-6 to 6e-4, the ResNet's largest at 0.46 of the
+  // bound below), where a wrong gradient moves most of them by ~lr a step (the two bugs above: 6.9 and 20 times
+  // the bound).
   const drift = 0.005 * summaries[0].steps;
   weights[0].forEach((w, i) => {
     const mean = w.reduce((sum, v, j) => sum + Math.abs(v - weights[1][i][j]), 0) / w.length;

@@ -143,7 +143,7 @@ export interface SimdExports {
   ): void;
   /** F(4×4, 3×3): as `winograd_filter`, u [36, ci, co]. */
   winograd4_filter(w: number, u: number, ci: number, co: number): void;
-  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles of a row at a time, scratch 36·tiles·(ci + co) floats. */
+  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles at a time, scratch 36·(tiles·(ci + co) + 32) floats. */
   conv2d_winograd4(
     x: number,
     u: number,
@@ -164,7 +164,7 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
-  /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co)) floats. */
+  /** F(3×3, 4×4): as `conv2d_filter_grad_winograd`, scratch 36·(ci·co + tiles·(ci + co) + 32) floats. */
   conv2d_filter_grad_winograd4: SimdExports['conv2d_filter_grad_winograd'];
   /**
    * The stride-2 Winograd form (`winogradS2Takes`): u (25·ci·co floats, by groups, kernels.c) from the filter
@@ -473,7 +473,8 @@ export function conv2dBackpropFilterSimd(
     const tiles = s2 ? winogradS2GradTiles(ci + co) : four ? winograd4GradTiles(ci + co) : winogradGradTiles(ci + co);
     const xi = s2 ? 25 : four ? 36 : 16;
     // The stride-2 kernel pads its 18 groups' rows (of input and dy transforms) by 32 floats each.
-    const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co) + (s2 ? 64 : 0))], 'float32');
+    const pad = s2 ? 64 : four ? 2 * WINOGRAD4_PAD : 0;
+    const scratch = heap.makeOutput([xi * (ci * co + tiles * (ci + co) + pad)], 'float32');
     try {
       (s2
         ? kernels.conv2d_filter_grad_winograd_s2
@@ -574,17 +575,23 @@ const WINOGRAD_TILES = 8;
 const winogradGradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(768 / channels)));
 
 /**
- * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
- * where F(3×3, 2×2) has 16). Batch 64, one call, tiles 8 / 16 (this) / 32 at 16 → 16 channels:
- * 3.4 / 3.2 / 5.9 ms; 32 → 32, 8 (this) / 16: 2.1 / 3.3 ms; 64 → 64, 4 (this) / 8: 2.4 / 2.7 ms.
+ * Floats between the 36 transforms' slices of F(4×4, 3×3)'s scratch beyond `tiles` rows (WINO4_PAD in
+ * kernels.c), so that their stride is no power of two: the scratch holds 2·WINOGRAD4_PAD floats more a transform.
  */
-const winograd4GradTiles = (channels: number) => Math.max(2, Math.min(32, Math.round(512 / channels)));
+const WINOGRAD4_PAD = 16;
 
 /**
- * Tiles of one tile row `conv2d_winograd4` transforms at a time: their transforms, 36·tiles·(ci + co) floats,
- * kept to about 36 KB (the first-level cache is 48 KB).
+ * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
+ * where F(3×3, 2×2) has 16): 64 at 16 and 32 channels, 32 at 64. The more tiles, the fewer times each block
+ * of sums is loaded and stored (docs/performance.md).
  */
-const winograd4Tiles = (channels: number) => Math.max(2, Math.min(8, Math.round(256 / channels)));
+const winograd4GradTiles = (channels: number) => Math.max(8, Math.min(64, Math.round(4096 / channels)));
+
+/**
+ * Tiles `conv2d_winograd4` transforms at a time, across tile rows and images: 32 at 16 channels, 8 at 64
+ * (their transforms, 36·tiles·(ci + co) floats; more tiles read the filter's transform fewer times).
+ */
+const winograd4Tiles = (channels: number) => Math.max(4, Math.min(32, Math.round(1024 / channels)));
 
 /**
  * Whether a convolution `winogradTakes` runs through F(4×4, 3×3) (`conv2d_winograd4`: the forward pass, and
@@ -787,7 +794,7 @@ function runWinograd(
   const tiles = four ? winograd4Tiles(ci + co) : WINOGRAD_TILES;
   const transforms = four ? 36 : 16;
   const u = heap.makeOutput([transforms, ci, co], 'float32');
-  const scratch = heap.makeOutput([transforms * tiles * (ci + co)], 'float32');
+  const scratch = heap.makeOutput([transforms * (tiles * (ci + co) + (four ? 2 * WINOGRAD4_PAD : 0))], 'float32');
   try {
     (four ? kernels.winograd4_filter : kernels.winograd_filter)(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
     const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
