@@ -308,7 +308,8 @@ export class ConvStep {
 
       // Backward.
       const firstWeighted = this.plan.findIndex((p) => p.kind === 'conv' || p.kind === 'dense');
-      for (let li = this.plan.length - 1; li >= 0; li--) {
+      // Down to the first layer with weights: nothing before it (a dropout on the images) needs a gradient.
+      for (let li = this.plan.length - 1; li >= firstWeighted; li--) {
         const l = this.plan[li];
         if (l.kind === 'flatten') {
           g = { dataId: g.dataId, shape: inShape(li).slice(), dtype: 'float32' };

@@ -383,13 +383,14 @@ test('training a CNN through the conv step follows the tfjs path on wasm (same s
 test('a CNN with dropout layers (as most Keras CNNs have) trains through the conv step to the weights of the tfjs path', async () => {
   await initBackend('wasm');
   const { input, data } = brightQuarter(7);
-  // Dropout after a pooling (4-D), after the flatten and between dense layers, as the shared Keras and
-  // tfjs CNNs have it; one with a seed of its own (the same mask every step), one that drops nothing.
+  // Dropout on the images themselves (before the first layer, which passes no gradient back), after a pooling
+  // (4-D), after the flatten and between dense layers, as the shared Keras and tfjs CNNs have it; one with a seed
+  // of its own (the same mask every step), one that drops nothing.
   const build = (rate: number) => () =>
     tfl.sequential({
       layers: [
+        tfl.layers.dropout({ inputShape: input, rate: 0.1 }),
         tfl.layers.conv2d({
-          inputShape: input,
           filters: 8,
           kernelSize: 3,
           padding: 'same',
@@ -415,7 +416,7 @@ test('a CNN with dropout layers (as most Keras CNNs have) trains through the con
     });
   assert.deepEqual(
     convStackOf(build(0.5)())!.map((l) => l.kind),
-    ['conv', 'pool', 'dropout', 'conv', 'pool', 'flatten', 'dropout', 'dense', 'dropout', 'dense'],
+    ['dropout', 'conv', 'pool', 'dropout', 'conv', 'pool', 'flatten', 'dropout', 'dense', 'dropout', 'dense'],
   );
   const opts = { task: 'multiclass', epochs: 4, batchSize: 16, learningRate: 0.01, patience: 0, seed: 9 } as const;
   const runs = [];
