@@ -730,9 +730,19 @@ export class GraphStep {
       const own = new Set<tf.TensorInfo>();
       const owned = (t: tf.TensorInfo) => (own.add(t), t);
       gOut[nodes.length - 1] = dLogits;
+      // Whether a node has weights or follows one: only those need a gradient (not the images, nor a dropout
+      // or zero padding on them before the first convolution, as Keras 2.2.4's MobileNet pads its input).
+      const learns: boolean[] = [];
+      for (const [i, n] of nodes.entries())
+        learns[i] =
+          n.kind === 'conv' ||
+          n.kind === 'depthwise' ||
+          n.kind === 'batchnorm' ||
+          n.kind === 'dense' ||
+          n.inputs.some((j) => learns[j]);
       const pass = (to: number, g: tf.TensorInfo) => {
         const n = nodes[to];
-        if (n.kind === 'input') return;
+        if (!learns[to]) return;
         const had = gOut[to];
         if (!had) {
           gOut[to] = g;
@@ -761,7 +771,7 @@ export class GraphStep {
         const g = gOut[i];
         if (!g) continue; // nothing reaches it (cannot happen in a plan: every node leads to the output)
         const from = n.inputs[0];
-        const needInput = nodes[from].kind !== 'input';
+        const needInput = learns[from];
         const C = layout[i][layout[i].length - 1];
         switch (n.kind) {
           case 'conv': {
