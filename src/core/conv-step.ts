@@ -200,7 +200,6 @@ export function convStepFor(model: tfl.LayersModel, variables: tf.Variable[]): C
 }
 
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
-const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 
 export class ConvStep {
   constructor(
@@ -280,7 +279,7 @@ export class ConvStep {
         } else if (l.kind === 'flatten') {
           a = { dataId: a.dataId, shape: [B, a.shape[1] * a.shape[2] * a.shape[3]], dtype: 'float32' };
         } else if (l.kind === 'dropout') {
-          const m = (dropped[li] = dropoutMultipliers(l, sizeOf(a.shape)));
+          const m = (dropped[li] = dropoutMultipliers(l, tf.util.sizeFromShape(a.shape)));
           if (m) a = keep(multiplyOnHeap(heap, a, m), `${l.name}'s output`);
         } else {
           a = denseForwardOnHeap(heap, a, l, keep);

@@ -12,8 +12,9 @@
  * Plain loops lose to XNNPACK when layers are wide, so the step is used only when a step's
  * multiply-adds (≈ 3 · batch · Σ inputs·units) stay under `MAX_MULTIPLY_ADDS`; bigger models, other
  * layers (batch norm, convolutions…), other activations and non-trainable layers keep the tfjs path. A
- * Dropout layer after a dense layer drops as tfjs's does (dropout.ts). The variables stay the model's own: weights are read from them every step, so early
- * stopping, pruning masks and evaluation see exactly what they see on the tfjs path.
+ * Dropout layer after a dense layer drops as tfjs's does (dropout.ts). The variables stay the model's own:
+ * weights are read from them every step, so early stopping, pruning masks and evaluation see exactly what
+ * they see on the tfjs path.
  *
  * Activations and their gradients are float32 like tfjs's, the weight-gradient sums float64; the
  * gradients differ from tfjs's kernels by rounding only (test/unit/dense-step.test.ts).

@@ -30,7 +30,7 @@ export function dropoutOf(layer: LayerLike): DropoutOnHeap | { unsupported: stri
   return { name: layer.name, rate, ...(seed === undefined ? {} : { seed }) };
 }
 
-/** Whether the layer drops anything in training: tfjs-layers passes its input through where the rate is not in (0, 1). */
+/** Whether the layer drops anything: tfjs-layers passes its input through where the rate is not in (0, 1). */
 const drops = (d: DropoutOnHeap) => d.rate > 0 && d.rate < 1;
 
 /**

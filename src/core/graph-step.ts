@@ -32,10 +32,11 @@
  * take): one input [H, W, C] and one output; Conv2D (channels last, dilation 1, 'same' or 'valid', any
  * strides and size, relu or linear), DepthwiseConv2D (depth multiplier 1, otherwise as Conv2D but linear),
  * BatchNormalization over the last axis (with γ and β), Activation relu, relu6 or linear, ReLU (plain or
- * capped at 6), Add, ZeroPadding2D, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the whole map,
- * MaxPooling2D (2×2, stride 2, 'valid': VGG-style CNNs with batch normalization), Dropout (the tape's draws:
- * dropout.ts), Flatten (of channels in fours, or of one pixel), and Dense layers (relu or linear; the last any
- * width) ending the model. Every layer trainable and called once.
+ * capped at 6), Add, ZeroPadding2D, GlobalAveragePooling2D and an AveragePooling2D whose one window covers the
+ * whole map, MaxPooling2D (2×2, stride 2, 'valid': VGG-style CNNs with batch normalization), Dropout (the tape's
+ * draws: dropout.ts), Flatten (of channels in fours, or of one pixel), a Reshape between [1, 1, C] and [C]
+ * (Keras' MobileNet classifier), and Dense layers (relu or linear; the last any width) ending the model, or a
+ * linear 1×1 convolution on one pixel, reshaped to [classes]. Every layer trainable and called once.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -459,6 +460,11 @@ export class GraphStep {
    * normalization runs in the add's pass (`bn_add`), its own output never written.
    */
   private readonly normInAdd: number[];
+  /**
+   * Per node, whether it has weights or follows one: only those need a gradient (not the images, nor a dropout
+   * or zero padding on them before the first convolution, as Keras 2.2.4's MobileNet pads its input).
+   */
+  private readonly learns: boolean[] = [];
 
   constructor(
     private readonly heap: WasmBackendInternals,
@@ -481,6 +487,13 @@ export class GraphStep {
       });
       return j ?? -1;
     });
+    for (const [i, n] of nodes.entries())
+      this.learns[i] =
+        n.kind === 'conv' ||
+        n.kind === 'depthwise' ||
+        n.kind === 'batchnorm' ||
+        n.kind === 'dense' ||
+        n.inputs.some((j) => this.learns[j]);
   }
 
   /**
@@ -705,7 +718,8 @@ export class GraphStep {
         }
       }
 
-      // The loss and the gradient of the logits (the last node: a linear dense layer, or a 1×1 convolution's flattened).
+      // The loss and the gradient of the logits (the last node: a linear dense layer, or a 1×1 convolution
+      // flattened).
       const last = nodes[nodes.length - 1];
       const { loss, dLogits } = logitsLossOnHeap(
         heap,
@@ -730,19 +744,9 @@ export class GraphStep {
       const own = new Set<tf.TensorInfo>();
       const owned = (t: tf.TensorInfo) => (own.add(t), t);
       gOut[nodes.length - 1] = dLogits;
-      // Whether a node has weights or follows one: only those need a gradient (not the images, nor a dropout
-      // or zero padding on them before the first convolution, as Keras 2.2.4's MobileNet pads its input).
-      const learns: boolean[] = [];
-      for (const [i, n] of nodes.entries())
-        learns[i] =
-          n.kind === 'conv' ||
-          n.kind === 'depthwise' ||
-          n.kind === 'batchnorm' ||
-          n.kind === 'dense' ||
-          n.inputs.some((j) => learns[j]);
       const pass = (to: number, g: tf.TensorInfo) => {
         const n = nodes[to];
-        if (!learns[to]) return;
+        if (!this.learns[to]) return;
         const had = gOut[to];
         if (!had) {
           gOut[to] = g;
@@ -771,7 +775,7 @@ export class GraphStep {
         const g = gOut[i];
         if (!g) continue; // nothing reaches it (cannot happen in a plan: every node leads to the output)
         const from = n.inputs[0];
-        const needInput = learns[from];
+        const needInput = this.learns[from];
         const C = layout[i][layout[i].length - 1];
         switch (n.kind) {
           case 'conv': {
