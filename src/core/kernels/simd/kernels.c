@@ -775,6 +775,53 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   }
 }
 
+// The filter gradient's transforms, V [36, tiles, ci] (the ξ-th at V + ξ·vs, vs = tiles·ci + WINO4_PAD) and D
+// [36, tiles, co] (ds = tiles·co + WINO4_PAD), with co and tiles constants where they can be (below): A dy Aᵀ then
+// reads and writes at fixed offsets from one address (36 offsets ξ·ds took V8 a register or stack slot each).
+
+// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
+// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
+static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d,
+                                                                  int step, int co) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int o = 0; o < co; o += 4) {
+    v128_t g[4], col[6];
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
+    w4_a(g, col);
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+  }
+}
+
+// D = A dy Aᵀ for the 4×4 tile of dy [B, oh, ow, co] at (b, oy, ox) (zeros outside its edges), d[ξ·step + o] (the
+// tile's place in D), in two passes: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where one
+// pass keeps 24).
+static inline __attribute__((always_inline)) void wino4_dy_tile(const float* dy, int b, int oy, int ox, int oh, int ow,
+                                                                int co, float* d, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+  const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
+  for (int j = 0; j < 4; j++) {
+    float* dj = d + j * step;
+    if (j >= cols) {
+      for (int o = 0; o < co; o += 4)
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
+    } else if (rows == 4) {
+      wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
+    } else {
+      wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
+    }
+  }
+  for (int r = 0; r < 6; r++) {
+    float* dr = d + r * 6 * step;
+    for (int o = 0; o < co; o += 4) {
+      v128_t q[4], row[6];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
+      w4_a(q, row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
+    }
+  }
+}
+
 // Gᵀ (6 → 3) over n floats: out + k·ostep = (Gᵀ x)[k] for x[l] at a + l·astep, four channels at a time.
 static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int n) {
   for (int i = 0; i < n; i += 4) {
@@ -785,72 +832,51 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
-// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
-static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d, int step,
-                                                                  int co) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  for (int o = 0; o < co; o += 4) {
-    v128_t g[4], col[6];
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
-    w4_a(g, col);
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+// acc += the sums over all tiles, `tiles` at a time (constants where inlined with them).
+static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* x, const float* dy, float* acc, float* V,
+                                                                   float* D, int tiles, int B, int H, int W, int ci,
+                                                                   int oh, int ow, int co, int top, int left) {
+  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  int b = 0, ty = 0, tx = 0; // the batch's first tile: counted, not divided out tile by tile
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    const int b0 = b, ty0 = ty, tx0 = tx;
+    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
+    for (int t = 0; t < nt; t++) {
+      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    b = b0, ty = ty0, tx = tx0;
+    for (int t = 0; t < nt; t++) {
+      wino4_dy_tile(dy, b, 4 * ty, 4 * tx, oh, ow, co, D + t * co, ds);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
   }
 }
 
 // The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
 // F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
-// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) +
-// 2·WINO4_PAD) floats.
+// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) + 2·WINO4_PAD) floats.
 EXPORT("conv2d_filter_grad_winograd4")
 void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                   int W, int ci, int oh, int ow, int co, int top, int left) {
-  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
-  float* acc = scratch;          // [36, ci, co]: the sums in the transformed domain
-  float* V = acc + 36 * ci * co; // [36, tiles, ci], the ξ-th at V + ξ·vs
-  float* D = V + 36 * vs;        // [36, tiles, co], the ξ-th at D + ξ·ds
+  float* acc = scratch;                                 // [36, ci, co]: the sums in the transformed domain
+  float* V = acc + 36 * ci * co;                        // [36, tiles, ci]
+  float* D = V + 36 * (tiles * ci + WINO4_PAD);         // [36, tiles, co]
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < 36 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const int step = ds;
-  for (int t0 = 0; t0 < total; t0 += tiles) {
-    const int nt = min_i(tiles, total - t0);
-    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, zero); // the zeros outside the image, until A dy Aᵀ
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
-    }
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      const int oy = 4 * ty, ox = 4 * tx;
-      const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
-      float* dt = D + t * co;
-      // A dy Aᵀ in two passes through D: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where
-      // one pass keeps 24).
-      for (int j = 0; j < 4; j++) {
-        float* dj = dt + j * step;
-        if (j >= cols) {
-          for (int o = 0; o < co; o += 4)
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
-        } else if (rows == 4) {
-          wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
-        } else {
-          wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
-        }
-      }
-      for (int r = 0; r < 6; r++) {
-        float* dr = dt + r * 6 * step;
-        for (int o = 0; o < co; o += 4) {
-          v128_t q[4], row[6];
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
-          w4_a(q, row);
-          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
-        }
-      }
-    }
-    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
-  }
+  // The stride-1 layers of CIFAR ResNets (16, 32 and 64 channels, as many tiles as `winograd4GradTiles` takes)
+  // with their sizes as constants; any other with them as variables.
+  if (ci == 16 && co == 16 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 16, oh, ow, 16, top, left);
+  else if (ci == 32 && co == 32 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 32, oh, ow, 32, top, left);
+  else if (ci == 64 && co == 64 && tiles == 32)
+    wino4_grad_tiles(x, dy, acc, V, D, 32, B, H, W, 64, oh, ow, 64, top, left);
+  else
+    wino4_grad_tiles(x, dy, acc, V, D, tiles, B, H, W, ci, oh, ow, co, top, left);
   // dw = Gᵀ acc G: Gᵀ acc column by column into acc's first three rows, then (Gᵀ acc) G row by row. Six streams
   // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
   // of the first-level cache.
