@@ -776,8 +776,60 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
 }
 
 // The filter gradient's transforms, V [36, tiles, ci] (the ξ-th at V + ξ·vs, vs = tiles·ci + WINO4_PAD) and D
-// [36, tiles, co] (ds = tiles·co + WINO4_PAD), with co and tiles constants where they can be (below): A dy Aᵀ then
-// reads and writes at fixed offsets from one address (36 offsets ξ·ds took V8 a register or stack slot each).
+// [36, tiles, co] (ds = tiles·co + WINO4_PAD), with ci, co and tiles constants where they can be (below): the
+// transforms then read and write at fixed offsets from one address (36 offsets ξ·vs took V8 a register or stack
+// slot each).
+
+// d B for the rows r0…5 of the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are `zeros`, ci zero
+// floats; rows outside are stored as zeros), row r at v + 6r·step, four channels at a time: the first of
+// `wino4_input_tile`'s two passes. The filter gradient shares rows 0 and 1 with those 4 and 5 of the tile above.
+static inline __attribute__((always_inline)) void wino4_grad_input_rows(const float* img, const float* zeros, int H,
+                                                                        int W, int ci, int iy0, int ix0, float* v,
+                                                                        int step, int r0) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = r0; r < 6; r++) {
+    const int iy = iy0 + r;
+    float* vr = v + r * 6 * step;
+    const int inside = iy >= 0 && iy < H;
+    const float* row = img + iy * W * ci;
+    const float* p[6];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      const int ix = ix0 + s;
+      p[s] = inside && ix >= 0 && ix < W ? row + ix * ci : zeros;
+    }
+    for (int c = 0; c < ci; c += 4) {
+      v128_t d[6], e[6];
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
+      if (inside) {
+        w4_bt(d, e);
+      } else {
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) e[s] = zero;
+      }
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+    }
+  }
+}
+
+// Rows 0 and 1 of a tile's d B from rows 4 and 5 of the tile above it (at `above`, not yet through Bᵀ): the
+// same pixels.
+static inline __attribute__((always_inline)) void wino4_grad_shared_rows(const float* above, float* v, int ci,
+                                                                         int step) {
+  for (int c = 0; c < ci; c += 4)
+    _Pragma("clang loop unroll(full)") for (int k = 0; k < 12; k++)
+      wasm_v128_store(v + k * step + c, wasm_v128_load(above + (24 + k) * step + c));
+}
+
+// Bᵀ (d B) in place, column by column, for the tile whose rows `wino4_grad_input_rows` left at v: the second pass.
+static inline __attribute__((always_inline)) void wino4_grad_input_columns(float* v, int ci, int step) {
+  for (float *vt = v, *end = v + ci; vt < end; vt += 4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t e[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
+      w4_bt(e, col);
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
+    }
+  }
+}
 
 // A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
 // at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
@@ -843,10 +895,17 @@ static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* 
     const int nt = min_i(tiles, total - t0);
     const int b0 = b, ty0 = ty, tx0 = tx;
     for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
+    // V = Bᵀ d B, d B a tile row ahead of Bᵀ (d B): a tile below another in the batch takes its first two rows of
+    // d B from the other's last two (a third fewer of them computed at 32 × 32).
     for (int t = 0; t < nt; t++) {
-      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      float* v = V + t * ci;
+      const int shared = ty > 0 && t >= tw;
+      if (shared) wino4_grad_shared_rows(v - tw * ci, v, ci, vs);
+      wino4_grad_input_rows(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, v, vs, shared ? 2 : 0);
+      if (t >= tw) wino4_grad_input_columns(v - tw * ci, ci, vs);
       if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
     }
+    for (int t = max_i(0, nt - tw); t < nt; t++) wino4_grad_input_columns(V + t * ci, ci, vs);
     b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) {
       wino4_dy_tile(dy, b, 4 * ty, 4 * tx, oh, ow, co, D + t * co, ds);
