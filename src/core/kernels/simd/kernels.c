@@ -884,10 +884,13 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// acc += the sums over all tiles, `tiles` at a time (constants where inlined with them).
+// acc += the sums over all tiles, `tiles` at a time (constants where inlined with them). The input transform shares
+// rows between tiles (below) where the sizes are `fixed` constants; elsewhere it is `wino4_input_tile`, whose
+// addresses as variables made sharing a little slower than not.
 static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* x, const float* dy, float* acc, float* V,
                                                                    float* D, int tiles, int B, int H, int W, int ci,
-                                                                   int oh, int ow, int co, int top, int left) {
+                                                                   int oh, int ow, int co, int top, int left,
+                                                                   int fixed) {
   const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
   const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
   int b = 0, ty = 0, tx = 0; // the batch's first tile: counted, not divided out tile by tile
@@ -895,9 +898,13 @@ static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* 
     const int nt = min_i(tiles, total - t0);
     const int b0 = b, ty0 = ty, tx0 = tx;
     for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
+    for (int t = 0; t < nt && !fixed; t++) {
+      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
     // V = Bᵀ d B, d B a tile row ahead of Bᵀ (d B): a tile below another in the batch takes its first two rows of
     // d B from the other's last two (a third fewer of them computed at 32 × 32).
-    for (int t = 0; t < nt; t++) {
+    for (int t = 0; t < nt && fixed; t++) {
       float* v = V + t * ci;
       const int shared = ty > 0 && t >= tw;
       if (shared) wino4_grad_shared_rows(v - tw * ci, v, ci, vs);
@@ -905,7 +912,7 @@ static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* 
       if (t >= tw) wino4_grad_input_columns(v - tw * ci, ci, vs);
       if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
     }
-    for (int t = max_i(0, nt - tw); t < nt; t++) wino4_grad_input_columns(V + t * ci, ci, vs);
+    for (int t = max_i(0, nt - tw); t < nt && fixed; t++) wino4_grad_input_columns(V + t * ci, ci, vs);
     b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) {
       wino4_dy_tile(dy, b, 4 * ty, 4 * tx, oh, ow, co, D + t * co, ds);
@@ -929,13 +936,13 @@ void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, fl
   // The stride-1 layers of CIFAR ResNets (16, 32 and 64 channels, as many tiles as `winograd4GradTiles` takes)
   // with their sizes as constants; any other with them as variables.
   if (ci == 16 && co == 16 && tiles == 64)
-    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 16, oh, ow, 16, top, left);
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 16, oh, ow, 16, top, left, 1);
   else if (ci == 32 && co == 32 && tiles == 64)
-    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 32, oh, ow, 32, top, left);
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 32, oh, ow, 32, top, left, 1);
   else if (ci == 64 && co == 64 && tiles == 32)
-    wino4_grad_tiles(x, dy, acc, V, D, 32, B, H, W, 64, oh, ow, 64, top, left);
+    wino4_grad_tiles(x, dy, acc, V, D, 32, B, H, W, 64, oh, ow, 64, top, left, 1);
   else
-    wino4_grad_tiles(x, dy, acc, V, D, tiles, B, H, W, ci, oh, ow, co, top, left);
+    wino4_grad_tiles(x, dy, acc, V, D, tiles, B, H, W, ci, oh, ow, co, top, left, 0);
   // dw = Gᵀ acc G: Gᵀ acc column by column into acc's first three rows, then (Gᵀ acc) G row by row. Six streams
   // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
   // of the first-level cache.
