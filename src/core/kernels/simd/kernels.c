@@ -792,7 +792,7 @@ static inline __attribute__((always_inline)) void wino4_grad_input_rows(const fl
     const int iy = iy0 + r;
     float* vr = v + r * 6 * step;
     const int inside = iy >= 0 && iy < H;
-    const float* row = img + iy * W * ci;
+    const float* row = img + (inside ? iy : 0) * W * ci; // (no address outside the image, even unread)
     const float* p[6];
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
       const int ix = ix0 + s;
