@@ -641,18 +641,22 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 
 // V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci], four channels at a time: v[ξ·step + c] for
 // ξ = 6r + s. Pixels outside the image read `zeros` (ci zero floats), rows outside are stored as zeros. In two
-// passes through v, d B row by row then Bᵀ (d B) column by column: a pass keeps 12 vectors live where one keeps
-// all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel group.
-static void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
-                             int step) {
+// passes, d B row by row into e, then Bᵀ (d B) column by column from e into v: a pass keeps 12 vectors live where
+// one keeps all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel
+// group. (d B)[r, s] of channels c… goes to e + (6r + s)·es + c·ec: v itself (es = step, ec = 1), or a scratch
+// of 36·ci floats laid out as [ci/4, 36, 4] (es = 4, ec = 36), whose addresses are fixed offsets from one base
+// where each of v's 36 in-place addresses took V8 a register or a stack slot.
+static inline __attribute__((always_inline)) void wino4_input_via(const float* img, const float* zeros, int H, int W,
+                                                                  int ci, int iy0, int ix0, float* v, int step,
+                                                                  float* e, int es, int ec) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
   const v128_t two = w4_two(step);
   for (int r = 0; r < 6; r++) { // d B, row r
     const int iy = iy0 + r;
-    float* vr = v + r * 6 * step;
+    float* er = e + r * 6 * es;
     if (iy < 0 || iy >= H) {
       for (int c = 0; c < ci; c += 4)
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, zero);
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, zero);
       continue;
     }
     const float* row = img + iy * W * ci;
@@ -662,21 +666,34 @@ static void wino4_input_tile(const float* img, const float* zeros, int H, int W,
       p[s] = ix >= 0 && ix < W ? row + ix * ci : zeros;
     }
     for (int c = 0; c < ci; c += 4) {
-      v128_t d[6], e[6];
+      v128_t d[6], db[6];
       _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
-      w4_bt(d, e, two);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+      w4_bt(d, db, two);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, db[s]);
     }
   }
   for (int c = 0; c < ci; c += 4) { // Bᵀ (d B), column by column
+    const float* ec0 = e + c * ec;
     float* vt = v + c;
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-      v128_t e[6], col[6];
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
-      w4_bt(e, col, two);
+      v128_t db[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) db[r] = wasm_v128_load(ec0 + (r * 6 + s) * es);
+      w4_bt(db, col, two);
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
     }
   }
+}
+
+// `wino4_input_via` through v itself
+static __attribute__((noinline)) void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
+                             int step) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, v, step, 1);
+}
+
+// `wino4_input_via` through the scratch T (36·ci floats)
+static __attribute__((noinline)) void wino4_input_tile_via(const float* img, const float* zeros, int H, int W, int ci,
+                                                           int iy0, int ix0, float* v, int step, float* T) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, T, 4, 36);
 }
 
 // Row i of u's 6 × 6 transforms (G g Gᵀ, below) for every channel pair: six output streams ci·co floats apart.
@@ -773,7 +790,7 @@ static __attribute__((noinline)) void wino4_output_tile(const float* m, float* T
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
-// 36·(tiles·(ci + co) + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
+// 36·(tiles·(ci + co) + ci + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
 EXPORT("conv2d_winograd4")
 void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias, int act,
                       unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
@@ -783,7 +800,8 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   const int vs = tiles * ci + WINO4_PAD;
   float* V = scratch;           // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
   float* M = scratch + 36 * vs; // [tiles, co/4, 36, 4]: their products with the filter's
-  float* T = M + 36 * tiles * co; // 24 vectors (in the padding's room): Aᵀ M of one tile's four channels
+  float* T = M + 36 * tiles * co; // 24 vectors: Aᵀ M of one tile's four channels
+  float* Tin = T + 96;            // [ci/4, 36, 4]: d B of one tile
   const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
   const v128_t zero = wasm_f32x4_splat(0.0f);
   int b0 = 0, ty0 = 0, tx0 = 0; // tile t0's image, row and column: counted, not divided out tile by tile
@@ -792,7 +810,7 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
     for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
     int b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) {
-      wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
       next_tile(&b, &ty, &tx, th, tw);
     }
     wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
