@@ -685,8 +685,8 @@ static inline __attribute__((always_inline)) void wino4_input_via(const float* i
 }
 
 // `wino4_input_via` through v itself
-static __attribute__((noinline)) void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
-                             int step) {
+static __attribute__((noinline)) void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci,
+                                                       int iy0, int ix0, float* v, int step) {
   wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, v, step, 1);
 }
 
