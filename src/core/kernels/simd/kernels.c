@@ -576,10 +576,14 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
 // first-level cache.
 #define WINO4_PAD 16
 
+// 2 in every lane, where `nonzero` is not 0 (always, at the calls below), as a value LLVM cannot fold: a multiply by
+// the constant 2 it turns into x + x, and the transforms wait on the adds (2 a cycle) while the multiplier idles.
+static inline v128_t w4_two(int nonzero) { return wasm_f32x4_splat(nonzero ? 2.0f : 0.0f); }
+
 // Bᵀ (6 → 6), an input column or row. Its rows are Π_{l≠j}(x − p_l): those of 0, 1/2, −2 and ∞ share the factor
 // x² − 1, so they are sums of the differences f_k = x[k + 2] − x[k]; those of ±1 share x(x − 1/2)(x + 2), so
-// they are a ± b. 6 multiplies and 14 adds where the terms one by one take 10 and 24 (LLVM turns x·2 into x + x).
-static inline void w4_bt(const v128_t* x, v128_t* r) {
+// they are a ± b. 6 multiplies and 14 adds where the terms one by one take 10 and 24. `two` is 2 (`w4_two`).
+static inline void w4_bt(const v128_t* x, v128_t* r, v128_t two) {
   const v128_t h = wasm_f32x4_splat(1.5f);
   const v128_t f0 = wasm_f32x4_sub(x[2], x[0]), f1 = wasm_f32x4_sub(x[3], x[1]);
   const v128_t f2 = wasm_f32x4_sub(x[4], x[2]), f3 = wasm_f32x4_sub(x[5], x[3]);
@@ -587,16 +591,16 @@ static inline void w4_bt(const v128_t* x, v128_t* r) {
   r[0] = wasm_f32x4_add(f2, wasm_f32x4_sub(wasm_f32x4_mul(f1, h), f0));
   r[1] = wasm_f32x4_add(a, b);
   r[2] = wasm_f32x4_sub(a, b);
-  r[3] = wasm_f32x4_add(wasm_f32x4_mul(f1, wasm_f32x4_splat(2.0f)), f2);
+  r[3] = wasm_f32x4_add(wasm_f32x4_mul(f1, two), f2);
   r[4] = wasm_f32x4_sub(f2, wasm_f32x4_mul(f1, wasm_f32x4_splat(0.5f)));
   r[5] = wasm_f32x4_add(f3, wasm_f32x4_sub(wasm_f32x4_mul(f2, h), f1));
 }
 
-// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference
-static inline void w4_at(const v128_t* x, v128_t* r) {
+// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference. `two` is 2 (`w4_two`).
+static inline void w4_at(const v128_t* x, v128_t* r, v128_t two) {
   const v128_t s = wasm_f32x4_add(x[1], x[2]), d = wasm_f32x4_sub(x[1], x[2]);
   r[0] = wasm_f32x4_add(wasm_f32x4_add(x[0], s), wasm_f32x4_add(x[3], x[4]));
-  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(2.0f)));
+  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], two));
   r[2] = wasm_f32x4_add(wasm_f32x4_add(s, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(4.0f)));
   r[3] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(8.0f))), x[5]);
 }
@@ -637,17 +641,22 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 
 // V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci], four channels at a time: v[ξ·step + c] for
 // ξ = 6r + s. Pixels outside the image read `zeros` (ci zero floats), rows outside are stored as zeros. In two
-// passes through v, d B row by row then Bᵀ (d B) column by column: a pass keeps 12 vectors live where one keeps
-// all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel group.
-static void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
-                             int step) {
+// passes, d B row by row into e, then Bᵀ (d B) column by column from e into v: a pass keeps 12 vectors live where
+// one keeps all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel
+// group. (d B)[r, s] of channels c… goes to e + (6r + s)·es + c·ec: v itself (es = step, ec = 1), or a scratch
+// of 36·ci floats laid out as [ci/4, 36, 4] (es = 4, ec = 36), whose addresses are fixed offsets from one base
+// where each of v's 36 in-place addresses took V8 a register or a stack slot.
+static inline __attribute__((always_inline)) void wino4_input_via(const float* img, const float* zeros, int H, int W,
+                                                                  int ci, int iy0, int ix0, float* v, int step,
+                                                                  float* e, int es, int ec) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t two = w4_two(step);
   for (int r = 0; r < 6; r++) { // d B, row r
     const int iy = iy0 + r;
-    float* vr = v + r * 6 * step;
+    float* er = e + r * 6 * es;
     if (iy < 0 || iy >= H) {
       for (int c = 0; c < ci; c += 4)
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, zero);
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, zero);
       continue;
     }
     const float* row = img + iy * W * ci;
@@ -657,21 +666,34 @@ static void wino4_input_tile(const float* img, const float* zeros, int H, int W,
       p[s] = ix >= 0 && ix < W ? row + ix * ci : zeros;
     }
     for (int c = 0; c < ci; c += 4) {
-      v128_t d[6], e[6];
+      v128_t d[6], db[6];
       _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
-      w4_bt(d, e);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+      w4_bt(d, db, two);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, db[s]);
     }
   }
   for (int c = 0; c < ci; c += 4) { // Bᵀ (d B), column by column
+    const float* ec0 = e + c * ec;
     float* vt = v + c;
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-      v128_t e[6], col[6];
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
-      w4_bt(e, col);
+      v128_t db[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) db[r] = wasm_v128_load(ec0 + (r * 6 + s) * es);
+      w4_bt(db, col, two);
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
     }
   }
+}
+
+// `wino4_input_via` through v itself
+static __attribute__((noinline)) void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci,
+                                                       int iy0, int ix0, float* v, int step) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, v, step, 1);
+}
+
+// `wino4_input_via` through the scratch T (36·ci floats)
+static __attribute__((noinline)) void wino4_input_tile_via(const float* img, const float* zeros, int H, int W, int ci,
+                                                           int iy0, int ix0, float* v, int step, float* T) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, T, 4, 36);
 }
 
 // Row i of u's 6 × 6 transforms (G g Gᵀ, below) for every channel pair: six output streams ci·co floats apart.
@@ -704,10 +726,71 @@ void winograd4_filter(const float* w, float* u, int ci, int co) {
   wino4_filter_row(w, u, ci, co, 5);
 }
 
+// The tile after tile (b, ty, tx) of a batch of th × tw tiles an image, row by row
+static inline __attribute__((always_inline)) void next_tile(int* b, int* ty, int* tx, int th, int tw) {
+  if (++*tx < tw) return;
+  *tx = 0;
+  if (++*ty < th) return;
+  *ty = 0;
+  ++*b;
+}
+
+// Y = Aᵀ M A for one tile's products m ([co/4, 36, 4], W4 floats a group of four channels), then bias and
+// activation, into the tile's `rows` × `cols` pixels at out (`orow` floats a row, `co` a pixel); where `win` is
+// not null, out and win point at the tile's first 2×2 pooling window instead (orow floats a row of windows).
+// Aᵀ M column by column into T (24 vectors), then (Aᵀ M) A two rows at a time: 12 vectors live where the whole
+// tile at once keeps 24 (V8 has 16 SIMD registers). T at a fixed address rather than M in place, and a function
+// of its own: each in-place address was a wasm local (load and store), which V8 spilled.
+static __attribute__((noinline)) void wino4_output_tile(const float* m, float* T, float* out, unsigned char* win,
+                                                        int orow, int co, int rows, int cols, const float* bias,
+                                                        int act, v128_t floor) {
+  const v128_t two = w4_two(rows);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int o = 0; o < co; o += 4, m += W4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t c[6], col[4];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) c[r] = wasm_v128_load(m + 4 * (r * 6 + s));
+      w4_at(c, col, two);
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(T + 4 * (i * 6 + s), col[i]);
+    }
+    const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
+      v128_t y[2][4];
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+        v128_t a[6];
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(T + 4 * ((i + k) * 6 + s));
+        w4_at(a, y[k], two);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+          if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
+          if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
+          if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
+        }
+      }
+      // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
+      if (win) {
+        if (i + 1 >= rows) continue;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
+          if (j + 1 >= cols) continue;
+          const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
+          const int p = i / 2 * orow + j / 2 * co + o;
+          wasm_v128_store(out + p, mx);
+          store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
+        }
+        continue;
+      }
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+        float* row = out + (i + k) * orow + o;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
+          if (i + k < rows && j < cols) wasm_v128_store(row + j * co, y[k][j]);
+      }
+    }
+  }
+}
+
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
-// 36·(tiles·(ci + co) + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
+// 36·(tiles·(ci + co) + ci + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
 EXPORT("conv2d_winograd4")
 void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias, int act,
                       unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
@@ -717,61 +800,34 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   const int vs = tiles * ci + WINO4_PAD;
   float* V = scratch;           // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
   float* M = scratch + 36 * vs; // [tiles, co/4, 36, 4]: their products with the filter's
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  float* T = M + 36 * tiles * co; // 24 vectors: Aᵀ M of one tile's four channels
+  float* Tin = T + 96;            // [ci/4, 36, 4]: d B of one tile
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int b0 = 0, ty0 = 0, tx0 = 0; // tile t0's image, row and column: counted, not divided out tile by tile
   for (int t0 = 0; t0 < total; t0 += tiles) { // `tiles` tiles at a time, across rows and images
     const int nt = min_i(tiles, total - t0);
     for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
+    int b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
+      next_tile(&b, &ty, &tx, th, tw);
     }
     wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
+    b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
       const int oy = 4 * ty, ox = 4 * tx;
       const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      float* mt = M + t * 36 * co;
-      for (int o = 0; o < co; o += 4, mt += W4) {
-        // Aᵀ M column by column into the block's first four rows, then (Aᵀ M) A two rows at a time: 12 vectors
-        // live where the whole tile at once keeps 24 (V8 has 16 SIMD registers).
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-          v128_t m[6], col[4];
-          _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + 4 * (r * 6 + s));
-          w4_at(m, col);
-          _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(mt + 4 * (i * 6 + s), col[i]);
-        }
-        const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
-          v128_t y[2][4];
-          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
-            v128_t a[6];
-            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(mt + 4 * ((i + k) * 6 + s));
-            w4_at(a, y[k]);
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
-              if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
-              if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
-              if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
-            }
-          }
-          // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
-          if (win) {
-            if (i + 1 >= rows) continue;
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
-              if (j + 1 >= cols) continue;
-              const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
-              const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
-              wasm_v128_store(out + p, mx);
-              store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
-            }
-            continue;
-          }
-          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++)
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
-              if (i + k < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i + k) * ow + ox + j) * co + o, y[k][j]);
-        }
+      if (win) {
+        const int p = ((b * OH + oy / 2) * OW + ox / 2) * co;
+        wino4_output_tile(M + t * 36 * co, T, out + p, win + p, OW * co, co, rows, cols, bias, act, floor);
+      } else {
+        wino4_output_tile(M + t * 36 * co, T, out + ((b * oh + oy) * ow + ox) * co, 0, ow * co, co, rows, cols, bias,
+                          act, floor);
       }
+      next_tile(&b, &ty, &tx, th, tw);
     }
+    b0 = b, ty0 = ty, tx0 = tx;
   }
 }
 
