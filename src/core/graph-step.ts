@@ -456,6 +456,12 @@ export class GraphStep {
    */
   private readonly biasSummed: boolean[];
   /**
+   * Per batch normalization, whether its input is a linear convolution's output that only it reads: nothing reads
+   * that output after the normalization's gradient, which `bn_backward` can write over it (not into a new buffer,
+   * whose lines the CPU reads from memory before writing them).
+   */
+  private readonly inputDead: boolean[];
+  /**
    * Per residual add of two tensors, the input that is a normalization (no relu) only it reads, or −1: that
    * normalization runs in the add's pass (`bn_add`), its own output never written.
    */
@@ -478,6 +484,10 @@ export class GraphStep {
       return (
         n.kind === 'conv' && !!n.bias && n.activation === 'linear' && readers[i] === 1 && reader?.kind === 'batchnorm'
       );
+    });
+    this.inputDead = nodes.map((n) => {
+      const before = n.kind === 'batchnorm' ? nodes[n.inputs[0]] : null;
+      return before?.kind === 'conv' && before.activation === 'linear' && readers[n.inputs[0]] === 1;
     });
     this.normInAdd = nodes.map((n) => {
       if (n.kind !== 'add' || n.inputs.length !== 2 || n.inputs[0] === n.inputs[1]) return -1;
@@ -849,14 +859,18 @@ export class GraphStep {
           }
           case 'batchnorm': {
             const rowsOf = B * n.shape[0] * n.shape[1];
+            // Written over a gradient only it holds, or else over its input where nothing reads that later.
             const dx = own.has(g)
               ? g
-              : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
+              : this.inputDead[i]
+                ? owned(outs[from])
+                : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
             const { mean, inv } = stats[i];
             const before = nodes[from];
             const dbias = this.biasSummed[from] ? heap.makeOutput([C], 'float32') : null;
+            const scratch = keep(heap.makeOutput([8 * C], 'float32'), `${n.name}'s gradient sums`);
             k.bn_backward(
               at(g),
               at(outs[i]),
@@ -871,6 +885,7 @@ export class GraphStep {
               rowsOf,
               C,
               throughRelu[i] ? 0 : act(n),
+              at(scratch),
             );
             giveCropped(n.gamma, dgamma);
             giveCropped(n.beta, dbeta);

@@ -321,6 +321,8 @@ export interface SimdExports {
     rows: number,
     C: number,
     act: number,
+    /** 8·C floats for the sums and coefficients the kernel keeps over its blocks of rows. */
+    scratch: number,
   ): void;
   /** dst [co, ci] = src [ci, co] transposed: a filter tap with its channel axes swapped. */
   transpose_tap(src: number, dst: number, ci: number, co: number): void;

@@ -1318,7 +1318,13 @@ void bn_add(const float* x, const float* mean, const float* scale, const float* 
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums by blocks (BN_BLOCK), the coefficients in float64. Where `dbias` is not null, dbias = Σ dx too (the
 // bias gradient of a convolution before the normalization, in the pass that writes dx). Two passes over the
-// rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments; the activation ACT fixed at compile time.
+// rows; each takes a block of rows through all its channels, NV·4 channels (up to 16, a cache line) at a time,
+// before the next block, so that it reads every line of a row once while it is in the first-level cache (a
+// sweep over all the rows for each 16 channels read the rows of 32 or 64 channels' tensors from memory once
+// per sweep, a line at a time out of every two or four). The float64 sums of the blocks and the coefficients
+// wait in `scratch` (8·C floats) between blocks: per four channels c, at scratch + 4c the sums of d (two
+// f64x2, channels 0–1 and 2–3) and of d·(x − mean), then Σ dx; at scratch + 4C + 4c, k1 k2 k3 (float32).
+// The activation ACT is fixed at compile time.
 // dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
 static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
   v128_t d = wasm_v128_load(dy);
@@ -1327,94 +1333,146 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
   return d;
 }
 
-#define BN_BACKWARD(NV, ACT)                                                                                \
-  static inline void bn_backward_##NV##_##ACT(const float* dy, const float* y, const float* x,              \
-                                              const float* mean, const float* inv, const float* gamma,      \
-                                              float* dx, float* dgamma, float* dbeta, float* dbias, int rows, \
-                                              int C) {                                                      \
-    const double n = (double)rows;                                                                          \
-    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      m[v] = wasm_v128_load(mean + 4 * v);                                                                  \
-      s1lo[v] = s1hi[v] = s2lo[v] = s2hi[v] = wasm_f64x2_splat(0.0);                                        \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
+#ifndef BN_SPAN
+#define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
+#endif
+// The float64 sums of NV vectors of channels, f64x2 pairs (channels 0–1, 2–3) at acc + 16·v (then + 8), loaded
+// into LO/HI (and stored back from them).
+#define BN_LOAD_F64(NV, LO, HI, ACC)                                                                          \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    LO[v] = wasm_v128_load(ACC + 16 * v);                                                                     \
+    HI[v] = wasm_v128_load(ACC + 16 * v + 4);                                                                 \
+  }
+#define BN_STORE_F64(NV, LO, HI, ACC)                                                                         \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    wasm_v128_store(ACC + 16 * v, LO[v]);                                                                     \
+    wasm_v128_store(ACC + 16 * v + 4, HI[v]);                                                                 \
+  }
+
+// Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums.
+#define BN_BACKWARD_SUMS(NV, ACT)                                                                             \
+  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* y, const float* x,            \
+                                                   const float* mean, float* acc, int r0, int r1, int C) {     \
+    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) m[v] = wasm_v128_load(mean + 4 * v);     \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    BN_LOAD_F64(NV, s2lo, s2hi, acc + 8)                                                                      \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
       /* Two vectors of channels a sweep over the block's rows (in the first-level cache by the second): */  \
       /* the sums of all four and their constants took more than the 16 SIMD registers of x86-64. */          \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2], a2[2];                                                                                \
-        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            a1[j] = wasm_f32x4_add(a1[j], d);                                                               \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2], a2[2];                                                                                  \
+        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                          \
+            a1[j] = wasm_f32x4_add(a1[j], d);                                                                 \
             a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]))); \
-          }                                                                                                 \
-        }                                                                                                   \
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
-          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
-          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                      \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */  \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      const v128_t iv4 = wasm_v128_load(inv + 4 * v), g4 = wasm_v128_load(gamma + 4 * v);                   \
-      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                                \
-      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));           \
-      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                           \
-      const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
-      const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                  \
-      wasm_v128_store(dbeta + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                         \
-      wasm_v128_store(dgamma + 4 * v, join_f64x2(wasm_f64x2_mul(s2lo[v], ivlo), wasm_f64x2_mul(s2hi[v], ivhi))); \
-      K1[v] = join_f64x2(gilo, gihi);                                                                       \
-      K2[v] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[v]), minusInvN),                          \
-                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[v]), minusInvN));                         \
-      K3[v] = join_f64x2(                                                                                   \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[v]), minusInvN), \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[v]), minusInvN)); \
-      s1lo[v] = s1hi[v] = wasm_f64x2_splat(0.0);                                                            \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2];                                                                                       \
-        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]);                          \
-            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
-            wasm_v128_store(dx + o + 4 * v, g);                                                             \
-            if (dbias) a1[j] = wasm_f32x4_add(a1[j], g);                                                    \
-          }                                                                                                 \
-        }                                                                                                   \
-        if (dbias) {                                                                                        \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                     \
-            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                    \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    if (dbias) {                                                                                            \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                      \
-        wasm_v128_store(dbias + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                       \
-    }                                                                                                       \
+          }                                                                                                   \
+        }                                                                                                     \
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                       \
+          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                        \
+          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                        \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    BN_STORE_F64(NV, s1lo, s1hi, acc)                                                                         \
+    BN_STORE_F64(NV, s2lo, s2hi, acc + 8)                                                                     \
   }
-#define BN_BACKWARD_ACTS(NV) BN_BACKWARD(NV, 0) BN_BACKWARD(NV, 1) BN_BACKWARD(NV, 2)
+
+// Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`.
+#define BN_BACKWARD_GRADS(NV, ACT)                                                                            \
+  static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* y, const float* x,           \
+                                                    const float* mean, const float* k, float* acc, float* dx, \
+                                                    int r0, int r1, int C, int bias) {                        \
+    v128_t m[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                                 \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      K1[v] = wasm_v128_load(k + 12 * v);                                                                     \
+      K2[v] = wasm_v128_load(k + 12 * v + 4);                                                                 \
+      K3[v] = wasm_v128_load(k + 12 * v + 8);                                                                 \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2];                                                                                         \
+        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                          \
+            const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]);                            \
+            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
+            wasm_v128_store(dx + o + 4 * v, g);                                                               \
+            if (bias) a1[j] = wasm_f32x4_add(a1[j], g);                                                       \
+          }                                                                                                   \
+        }                                                                                                     \
+        if (bias) {                                                                                           \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                       \
+            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    if (bias) BN_STORE_F64(NV, s1lo, s1hi, acc)                                                               \
+  }
+#define BN_BACKWARD_BLOCKS(NV, ACT) BN_BACKWARD_SUMS(NV, ACT) BN_BACKWARD_GRADS(NV, ACT)
+#define BN_BACKWARD_ACTS(NV) BN_BACKWARD_BLOCKS(NV, 0) BN_BACKWARD_BLOCKS(NV, 1) BN_BACKWARD_BLOCKS(NV, 2)
 BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
 
 // `dbias` may be null (0): no convolution's bias before the normalization.
 EXPORT("bn_backward")
 void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
-                 float* dgamma, float* dbeta, float* dbias, int rows, int C, int act) {
-#define BN_BACKWARD_AT(NV, ACT)                                                                                  \
-  bn_backward_##NV##_##ACT(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, \
-                           dbias ? dbias + c : 0, rows, C)
-  BN_BY_ACT(BN_BACKWARD_AT)
-#undef BN_BACKWARD_AT
+                 float* dgamma, float* dbeta, float* dbias, int rows, int C, int act, float* scratch) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  // Rows a span: 64 KB of each tensor (16384 floats), whole blocks, at least one.
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_SUMS_AT(NV, ACT) bn_backward_sums_##NV##_##ACT(dy + c, y + c, x + c, mean + c, scratch + 4 * c, r0, r1, C)
+    BN_BY_ACT(BN_SUMS_AT)
+#undef BN_SUMS_AT
+  }
+  // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
+  const double n = (double)rows;
+  const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
+  float* const k = scratch + 4 * C;
+  for (int c = 0; c < C; c += 4) {
+    float* const acc = scratch + 4 * c;
+    const v128_t s1lo = wasm_v128_load(acc), s1hi = wasm_v128_load(acc + 4);
+    const v128_t s2lo = wasm_v128_load(acc + 8), s2hi = wasm_v128_load(acc + 12);
+    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
+    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);
+    const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
+    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
+    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
+    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
+    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
+    wasm_v128_store(k + 3 * c, join_f64x2(gilo, gihi));
+    wasm_v128_store(k + 3 * c + 4, join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN),
+                                              wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN)));
+    wasm_v128_store(k + 3 * c + 8,
+                    join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo),
+                                              minusInvN),
+                               wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi),
+                                              minusInvN)));
+    wasm_v128_store(acc, zero);
+    wasm_v128_store(acc + 4, zero);
+  }
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_GRADS_AT(NV, ACT) \
+  bn_backward_grads_##NV##_##ACT(dy + c, y + c, x + c, mean + c, k + 3 * c, scratch + 4 * c, dx + c, r0, r1, C, dbias != 0)
+    BN_BY_ACT(BN_GRADS_AT)
+#undef BN_GRADS_AT
+  }
+  if (dbias) {
+    for (int c = 0; c < C; c += 4)
+      wasm_v128_store(dbias + c, join_f64x2(wasm_v128_load(scratch + 4 * c), wasm_v128_load(scratch + 4 * c + 4)));
+  }
 }
 
 // part [B, h, w, C] into the pixels (p + y·sh, q + x·sw) of dx [B, H, W, C], C a multiple of 4: one phase of
