@@ -561,8 +561,9 @@ export class GraphStep {
       // Per node, its weights as padded for the heap.
       const kernelOf: (tf.TensorInfo | null)[] = [];
       const biasOf: (tf.TensorInfo | null)[] = [];
-      // Per batch normalization: its batch mean and 1/√(variance + ε).
-      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo; scale: tf.TensorInfo }[] = [];
+      // Per batch normalization: its batch mean, 1/√(variance + ε), γ times that, and the 8·C floats its kernels
+      // keep their running sums in.
+      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo; scale: tf.TensorInfo; scratch: tf.TensorInfo }[] = [];
       // The normalizations that a residual add runs (`normInAdd`).
       const inAdd: boolean[] = nodes.map(() => false);
       for (const j of this.normInAdd) if (j >= 0) inAdd[j] = true;
@@ -632,9 +633,10 @@ export class GraphStep {
             const variance = keep(heap.makeOutput([C], 'float32'), `${n.name}'s variance`);
             const inv = keep(heap.makeOutput([C], 'float32'), `${n.name}'s inverse deviation`);
             const scale = keep(heap.makeOutput([C], 'float32'), `${n.name}'s scale`);
+            const scratch = keep(heap.makeOutput([8 * C], 'float32'), `${n.name}'s running sums`);
             kernelOf[i] = padded(n.gamma, [C]);
             biasOf[i] = padded(n.beta, [C]);
-            k.bn_moments(at(a), at(mean), at(variance), rowsOf, C);
+            k.bn_moments(at(a), at(mean), at(variance), rowsOf, C, at(scratch));
             const vv = heapView(heap, variance) as Float32Array;
             const iv = heapView(heap, inv) as Float32Array;
             const sv = heapView(heap, scale) as Float32Array;
@@ -643,7 +645,7 @@ export class GraphStep {
               iv[c] = 1 / Math.sqrt(vv[c] + n.epsilon);
               sv[c] = iv[c] * gv[c];
             }
-            stats[i] = { mean, inv, scale };
+            stats[i] = { mean, inv, scale, scratch };
             moving.push({ v: n.movingMean, value: mean }, { v: n.movingVariance, value: variance });
             if (inAdd[i]) {
               outs[i] = a; // not written: the add runs it (`normInAdd`), and only the add reads it
@@ -867,10 +869,9 @@ export class GraphStep {
                 : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
-            const { mean, inv } = stats[i];
+            const { mean, inv, scratch } = stats[i];
             const before = nodes[from];
             const dbias = this.biasSummed[from] ? heap.makeOutput([C], 'float32') : null;
-            const scratch = keep(heap.makeOutput([8 * C], 'float32'), `${n.name}'s gradient sums`);
             k.bn_backward(
               at(g),
               at(outs[i]),

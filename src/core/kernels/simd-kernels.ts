@@ -284,7 +284,8 @@ export interface SimdExports {
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
   relu_grad(dy: number, x: number, out: number, n: number): void;
-  bn_moments(x: number, mean: number, variance: number, rows: number, C: number): void;
+  /** `scratch`: 2·C floats (or more) for the kernel's running sums. */
+  bn_moments(x: number, mean: number, variance: number, rows: number, C: number, scratch: number): void;
   bn_forward(
     x: number,
     mean: number,
@@ -321,7 +322,7 @@ export interface SimdExports {
     rows: number,
     C: number,
     act: number,
-    /** 8·C floats for the sums and coefficients the kernel keeps over its blocks of rows. */
+    /** 8·C floats (7·C used) for the sums and coefficients the kernel keeps over its spans of rows. */
     scratch: number,
   ): void;
   /** dst [co, ci] = src [ci, co] transposed: a filter tap with its channel axes swapped. */

@@ -1166,6 +1166,9 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 // not of rows, and the float64 work is a sixteenth of it. (Every row in float64 took 2–3 times as long:
 // 65536 × 16, bn_moments 364 → 136 µs; in cache, 4096 × 16, bn_backward after a relu 46 → 35 µs.)
 #define BN_BLOCK 16
+// The rows a pass takes through all its channels before the next (whole blocks, at least one): 64 KB of each
+// tensor, which stay in the second-level cache until the last of its channels is done.
+#define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
 #define BN_ADD_F64(LO, HI, S)                                                              \
   do {                                                                                     \
     LO = wasm_f64x2_add(LO, wasm_f64x2_promote_low_f32x4(S));                              \
@@ -1173,56 +1176,83 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
   } while (0)
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, the variance from a
-// second pass over the deviations from the mean (rounded to float32). NV·4 channels (up to 16, a cache line)
-// a sweep over the rows, so that each pass reads every line once (four channels a sweep read a line up to
-// four times: MobileNet's 24×24×44 batch did not stay in cache).
-#define BN_MOMENTS(NV)                                                                                     \
-  static inline void bn_moments_##NV(const float* x, float* mean, float* var, int rows, int C) {         \
-    const v128_t n = wasm_f64x2_splat((double)rows);                                                       \
+// second pass over the deviations from the mean (rounded to float32). Each pass takes a span of rows (BN_SPAN)
+// through all its channels, NV·4 channels (up to 16, a cache line) at a time, before the next span, so that it
+// reads every line of the tensor once (a sweep over all the rows for each 16 channels of a wider tensor
+// fetched its lines from memory a line out of every two or four); the float64 sums wait in `scratch` (2·C
+// floats: per four channels c, at scratch + 2c, the f64x2 of channels 0–1 and of 2–3). DEV: the second pass.
+#define BN_MOMENTS(NV, DEV)                                                                                \
+  static inline void bn_moments_##NV##_##DEV(const float* x, const float* mean, float* acc, int r0, int r1, \
+                                             int C) {                                                     \
     v128_t lo[NV], hi[NV], m[NV];                                                                          \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) lo[v] = hi[v] = wasm_f64x2_splat(0.0); \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
-      v128_t s[NV];                                                                                        \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                   \
-          s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                          \
-      }                                                                                                    \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
-    }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      m[v] = join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n));                               \
-      lo[v] = hi[v] = wasm_f64x2_splat(0.0);                                                               \
+      lo[v] = wasm_v128_load(acc + 8 * v);                                                                 \
+      hi[v] = wasm_v128_load(acc + 8 * v + 4);                                                             \
+      if (DEV) m[v] = wasm_v128_load(mean + 4 * v);                                                        \
     }                                                                                                      \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                           \
+      const int b1 = min_i(r1, b0 + BN_BLOCK);                                                             \
       v128_t s[NV];                                                                                        \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
+      for (const float* p = x + b0 * C; p < x + b1 * C; p += C) {                                          \
         _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                 \
-          const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                                \
-          s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                               \
+          if (DEV) {                                                                                       \
+            const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                              \
+            s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                             \
+          } else {                                                                                         \
+            s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                        \
+          }                                                                                                \
         }                                                                                                  \
       }                                                                                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
     }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      wasm_v128_store(mean + 4 * v, m[v]);                                                                 \
-      wasm_v128_store(var + 4 * v, join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n)));        \
+      wasm_v128_store(acc + 8 * v, lo[v]);                                                                 \
+      wasm_v128_store(acc + 8 * v + 4, hi[v]);                                                             \
     }                                                                                                      \
   }
-BN_MOMENTS(4) BN_MOMENTS(3) BN_MOMENTS(2) BN_MOMENTS(1)
+BN_MOMENTS(4, 0) BN_MOMENTS(3, 0) BN_MOMENTS(2, 0) BN_MOMENTS(1, 0)
+BN_MOMENTS(4, 1) BN_MOMENTS(3, 1) BN_MOMENTS(2, 1) BN_MOMENTS(1, 1)
+
+// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
+// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
+#define BN_BY_CHANNELS(AT, ACT)                     \
+  do {                                              \
+    int c = 0;                                      \
+    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
+    switch ((C - c) / 4) {                          \
+      case 3: AT(3, ACT); break;                    \
+      case 2: AT(2, ACT); break;                    \
+      case 1: AT(1, ACT); break;                    \
+    }                                               \
+  } while (0)
+
+// One pass of bn_moments over every span of rows (DEV 0: the sums of x, 1: of the squared deviations), then
+// its sums divided by the rows into `to`.
+static inline void bn_moments_pass(const float* x, float* mean, float* to, int rows, int C, float* scratch, int dev) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 2 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_MOMENTS_AT(NV, DEV) bn_moments_##NV##_##DEV(x + c, mean + c, scratch + 2 * c, r0, r1, C)
+    if (dev)
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 1);
+    else
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 0);
+#undef BN_MOMENTS_AT
+  }
+  const v128_t n = wasm_f64x2_splat((double)rows);
+  for (int c = 0; c < C; c += 4) {
+    const v128_t lo = wasm_v128_load(scratch + 2 * c), hi = wasm_v128_load(scratch + 2 * c + 4);
+    wasm_v128_store(to + c, join_f64x2(wasm_f64x2_div(lo, n), wasm_f64x2_div(hi, n)));
+  }
+}
 
 EXPORT("bn_moments")
-void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
-  int c = 0;
-  for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
-  switch ((C - c) / 4) {
-    case 3: bn_moments_3(x + c, mean + c, var + c, rows, C); break;
-    case 2: bn_moments_2(x + c, mean + c, var + c, rows, C); break;
-    case 1: bn_moments_1(x + c, mean + c, var + c, rows, C); break;
-  }
+void bn_moments(const float* x, float* mean, float* var, int rows, int C, float* scratch) {
+  bn_moments_pass(x, mean, mean, rows, C, scratch, 0);
+  bn_moments_pass(x, mean, var, rows, C, scratch, 1);
 }
 
 // NV·4 channels (up to 16, a cache line) of every row: ((x − mean)·scale + beta) [+ other], then the activation
@@ -1250,18 +1280,6 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
 #define BN_APPLY_ACTS(NV) BN_APPLY(NV, 0) BN_APPLY(NV, 1) BN_APPLY(NV, 2)
 BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
 
-// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
-// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
-#define BN_BY_CHANNELS(AT, ACT)                     \
-  do {                                              \
-    int c = 0;                                      \
-    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
-    switch ((C - c) / 4) {                          \
-      case 3: AT(3, ACT); break;                    \
-      case 2: AT(2, ACT); break;                    \
-      case 1: AT(1, ACT); break;                    \
-    }                                               \
-  } while (0)
 #define BN_BY_ACT(AT)                               \
   switch (act) {                                    \
     case 0: BN_BY_CHANNELS(AT, 0); break;           \
@@ -1333,9 +1351,6 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
   return d;
 }
 
-#ifndef BN_SPAN
-#define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
-#endif
 // The float64 sums of NV vectors of channels, f64x2 pairs (channels 0–1, 2–3) at acc + 16·v (then + 8), loaded
 // into LO/HI (and stored back from them).
 #define BN_LOAD_F64(NV, LO, HI, ACC)                                                                          \
@@ -1428,7 +1443,6 @@ void bn_backward(const float* dy, const float* y, const float* x, const float* m
                  float* dgamma, float* dbeta, float* dbias, int rows, int C, int act, float* scratch) {
   const v128_t zero = wasm_f64x2_splat(0.0);
   for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
-  // Rows a span: 64 KB of each tensor (16384 floats), whole blocks, at least one.
   const int span = BN_SPAN(C);
   for (int r0 = 0; r0 < rows; r0 += span) {
     const int r1 = min_i(rows, r0 + span);
