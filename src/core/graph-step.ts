@@ -869,16 +869,17 @@ export class GraphStep {
                 : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
-            const { mean, inv, scratch } = stats[i];
+            const { mean, inv, scale, scratch } = stats[i];
             const before = nodes[from];
             const dbias = this.biasSummed[from] ? heap.makeOutput([C], 'float32') : null;
             k.bn_backward(
               at(g),
-              at(outs[i]),
               at(outs[from]),
               at(mean),
               at(inv),
               at(kernelOf[i]!),
+              at(scale),
+              at(biasOf[i]!),
               at(dx),
               at(dgamma),
               at(dbeta),

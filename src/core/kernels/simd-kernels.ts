@@ -307,13 +307,15 @@ export interface SimdExports {
     C: number,
     act: number,
   ): void;
+  /** With act 1 or 2, the activation's mask is worked out from x as bn_forward (its scale and beta) works y out. */
   bn_backward(
     dy: number,
-    y: number,
     x: number,
     mean: number,
     inv: number,
     gamma: number,
+    scale: number,
+    beta: number,
     dx: number,
     dgamma: number,
     dbeta: number,

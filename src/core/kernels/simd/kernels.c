@@ -1335,19 +1335,24 @@ void bn_add(const float* x, const float* mean, const float* scale, const float* 
 // 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums by blocks (BN_BLOCK), the coefficients in float64. Where `dbias` is not null, dbias = Σ dx too (the
-// bias gradient of a convolution before the normalization, in the pass that writes dx). Two passes over the
-// rows; each takes a block of rows through all its channels, NV·4 channels (up to 16, a cache line) at a time,
-// before the next block, so that it reads every line of a row once while it is in the first-level cache (a
-// sweep over all the rows for each 16 channels read the rows of 32 or 64 channels' tensors from memory once
-// per sweep, a line at a time out of every two or four). The float64 sums of the blocks and the coefficients
-// wait in `scratch` (8·C floats) between blocks: per four channels c, at scratch + 4c the sums of d (two
-// f64x2, channels 0–1 and 2–3) and of d·(x − mean), then Σ dx; at scratch + 4C + 4c, k1 k2 k3 (float32).
-// The activation ACT is fixed at compile time.
+// bias gradient of a convolution before the normalization, in the pass that writes dx). The activation's mask
+// is worked out again from x, (x − mean)·scale + beta with bn_forward's operations and so its bits, instead of
+// reading y (a tensor less from memory in each pass). Two passes over the rows, each a span (BN_SPAN) at a
+// time through all its channels, as bn_moments; the float64 sums and the coefficients wait in `scratch` (7·C
+// floats) between spans: per four channels c, at scratch + 4c the sums of d (two f64x2, channels 0–1 and 2–3)
+// and of d·(x − mean), then Σ dx; at scratch + 4C + 3c, k1, k2, k3 (float32). ACT is fixed at compile time.
 // dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
 static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
   v128_t d = wasm_v128_load(dy);
   if (act) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(y), wasm_f32x4_splat(0.0f)));
   if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y), wasm_f32x4_splat(6.0f)));
+  return d;
+}
+// The same at the activation's input z: relu(z) > 0 exactly where z > 0 (NaN neither), relu6(z) < 6 where z < 6.
+static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
+  v128_t d = wasm_v128_load(dy);
+  if (act) d = wasm_v128_and(d, wasm_f32x4_gt(z, wasm_f32x4_splat(0.0f)));
+  if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(z, wasm_f32x4_splat(6.0f)));
   return d;
 }
 
@@ -1364,12 +1369,22 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
     wasm_v128_store(ACC + 16 * v + 4, HI[v]);                                                                 \
   }
 
+// XM = x − mean and D = dy through the activation (its mask from x) at offset O, vector V of the channels.
+#define BN_XM_D(XM, D, O, V, ACT)                                                                               \
+  const v128_t XM = wasm_f32x4_sub(wasm_v128_load(x + (O)), m[V]);                                             \
+  const v128_t D = bn_activation_grad_at(dy + (O), wasm_f32x4_add(wasm_f32x4_mul(XM, sc[V]), be[V]), ACT);
+
 // Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums.
 #define BN_BACKWARD_SUMS(NV, ACT)                                                                             \
-  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* y, const float* x,            \
-                                                   const float* mean, float* acc, int r0, int r1, int C) {     \
-    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                                     \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) m[v] = wasm_v128_load(mean + 4 * v);     \
+  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* x, const float* mean,         \
+                                                   const float* scale, const float* beta, float* acc, int r0,  \
+                                                   int r1, int C) {                                            \
+    v128_t m[NV], sc[NV], be[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+    }                                                                                                         \
     BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
     BN_LOAD_F64(NV, s2lo, s2hi, acc + 8)                                                                      \
     for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
@@ -1382,9 +1397,9 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
         for (int o = b0 * C; o < e; o += C) {                                                                 \
           _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
             const int v = h + j;                                                                              \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                          \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
             a1[j] = wasm_f32x4_add(a1[j], d);                                                                 \
-            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]))); \
+            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, xm));                                             \
           }                                                                                                   \
         }                                                                                                     \
         _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                       \
@@ -1399,12 +1414,14 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
 
 // Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`.
 #define BN_BACKWARD_GRADS(NV, ACT)                                                                            \
-  static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* y, const float* x,           \
-                                                    const float* mean, const float* k, float* acc, float* dx, \
-                                                    int r0, int r1, int C, int bias) {                        \
-    v128_t m[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                                 \
+  static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* x, const float* mean,        \
+                                                    const float* scale, const float* beta, const float* k,    \
+                                                    float* acc, float* dx, int r0, int r1, int C, int bias) { \
+    v128_t m[NV], sc[NV], be[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                 \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
       m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
       K1[v] = wasm_v128_load(k + 12 * v);                                                                     \
       K2[v] = wasm_v128_load(k + 12 * v + 4);                                                                 \
       K3[v] = wasm_v128_load(k + 12 * v + 8);                                                                 \
@@ -1418,8 +1435,7 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
         for (int o = b0 * C; o < e; o += C) {                                                                 \
           _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
             const int v = h + j;                                                                              \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                          \
-            const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]);                            \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
             const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
             wasm_v128_store(dx + o + 4 * v, g);                                                               \
             if (bias) a1[j] = wasm_f32x4_add(a1[j], g);                                                       \
@@ -1439,14 +1455,16 @@ BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
 
 // `dbias` may be null (0): no convolution's bias before the normalization.
 EXPORT("bn_backward")
-void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
-                 float* dgamma, float* dbeta, float* dbias, int rows, int C, int act, float* scratch) {
+void bn_backward(const float* dy, const float* x, const float* mean, const float* inv, const float* gamma,
+                 const float* scale, const float* beta, float* dx, float* dgamma, float* dbeta, float* dbias, int rows,
+                 int C, int act, float* scratch) {
   const v128_t zero = wasm_f64x2_splat(0.0);
   for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
   const int span = BN_SPAN(C);
   for (int r0 = 0; r0 < rows; r0 += span) {
     const int r1 = min_i(rows, r0 + span);
-#define BN_SUMS_AT(NV, ACT) bn_backward_sums_##NV##_##ACT(dy + c, y + c, x + c, mean + c, scratch + 4 * c, r0, r1, C)
+#define BN_SUMS_AT(NV, ACT) \
+  bn_backward_sums_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C)
     BN_BY_ACT(BN_SUMS_AT)
 #undef BN_SUMS_AT
   }
@@ -1479,7 +1497,8 @@ void bn_backward(const float* dy, const float* y, const float* x, const float* m
   for (int r0 = 0; r0 < rows; r0 += span) {
     const int r1 = min_i(rows, r0 + span);
 #define BN_GRADS_AT(NV, ACT) \
-  bn_backward_grads_##NV##_##ACT(dy + c, y + c, x + c, mean + c, k + 3 * c, scratch + 4 * c, dx + c, r0, r1, C, dbias != 0)
+  bn_backward_grads_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, k + 3 * c, scratch + 4 * c, dx + c, r0, \
+                                 r1, C, dbias != 0)
     BN_BY_ACT(BN_GRADS_AT)
 #undef BN_GRADS_AT
   }
