@@ -456,9 +456,9 @@ export class GraphStep {
    */
   private readonly biasSummed: boolean[];
   /**
-   * Per batch normalization, whether its input is a linear convolution's output that only it reads: nothing reads
-   * that output after the normalization's gradient, which `bn_backward` can write over it (not into a new buffer,
-   * whose lines the CPU reads from memory before writing them).
+   * Per batch normalization, whether its input is a linear convolution's output (depthwise convolutions are
+   * linear) that only it reads: nothing reads that output after the normalization's gradient, which `bn_backward`
+   * can write over it (not into a new buffer, whose lines the CPU reads from memory before writing them).
    */
   private readonly inputDead: boolean[];
   /**
@@ -487,7 +487,8 @@ export class GraphStep {
     });
     this.inputDead = nodes.map((n) => {
       const before = n.kind === 'batchnorm' ? nodes[n.inputs[0]] : null;
-      return before?.kind === 'conv' && before.activation === 'linear' && readers[n.inputs[0]] === 1;
+      const linear = before?.kind === 'depthwise' || (before?.kind === 'conv' && before.activation === 'linear');
+      return linear && readers[n.inputs[0]] === 1;
     });
     this.normInAdd = nodes.map((n) => {
       if (n.kind !== 'add' || n.inputs.length !== 2 || n.inputs[0] === n.inputs[1]) return -1;
