@@ -1222,6 +1222,9 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 // not of rows, and the float64 work is a sixteenth of it. (Every row in float64 took 2–3 times as long:
 // 65536 × 16, bn_moments 364 → 136 µs; in cache, 4096 × 16, bn_backward after a relu 46 → 35 µs.)
 #define BN_BLOCK 16
+// The rows a pass takes through all its channels before the next (whole blocks, at least one): 64 KB of each
+// tensor, which stay in the second-level cache until the last of its channels is done.
+#define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
 #define BN_ADD_F64(LO, HI, S)                                                              \
   do {                                                                                     \
     LO = wasm_f64x2_add(LO, wasm_f64x2_promote_low_f32x4(S));                              \
@@ -1229,56 +1232,83 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
   } while (0)
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, the variance from a
-// second pass over the deviations from the mean (rounded to float32). NV·4 channels (up to 16, a cache line)
-// a sweep over the rows, so that each pass reads every line once (four channels a sweep read a line up to
-// four times: MobileNet's 24×24×44 batch did not stay in cache).
-#define BN_MOMENTS(NV)                                                                                     \
-  static inline void bn_moments_##NV(const float* x, float* mean, float* var, int rows, int C) {         \
-    const v128_t n = wasm_f64x2_splat((double)rows);                                                       \
+// second pass over the deviations from the mean (rounded to float32). Each pass takes a span of rows (BN_SPAN)
+// through all its channels, NV·4 channels (up to 16, a cache line) at a time, before the next span, so that it
+// reads every line of the tensor once (a sweep over all the rows for each 16 channels of a wider tensor
+// fetched its lines from memory a line out of every two or four); the float64 sums wait in `scratch` (2·C
+// floats: per four channels c, at scratch + 2c, the f64x2 of channels 0–1 and of 2–3). DEV: the second pass.
+#define BN_MOMENTS(NV, DEV)                                                                                \
+  static inline void bn_moments_##NV##_##DEV(const float* x, const float* mean, float* acc, int r0, int r1, \
+                                             int C) {                                                     \
     v128_t lo[NV], hi[NV], m[NV];                                                                          \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) lo[v] = hi[v] = wasm_f64x2_splat(0.0); \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
-      v128_t s[NV];                                                                                        \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                   \
-          s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                          \
-      }                                                                                                    \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
-    }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      m[v] = join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n));                               \
-      lo[v] = hi[v] = wasm_f64x2_splat(0.0);                                                               \
+      lo[v] = wasm_v128_load(acc + 8 * v);                                                                 \
+      hi[v] = wasm_v128_load(acc + 8 * v + 4);                                                             \
+      if (DEV) m[v] = wasm_v128_load(mean + 4 * v);                                                        \
     }                                                                                                      \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                           \
+      const int b1 = min_i(r1, b0 + BN_BLOCK);                                                             \
       v128_t s[NV];                                                                                        \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
+      for (const float* p = x + b0 * C; p < x + b1 * C; p += C) {                                          \
         _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                 \
-          const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                                \
-          s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                               \
+          if (DEV) {                                                                                       \
+            const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                              \
+            s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                             \
+          } else {                                                                                         \
+            s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                        \
+          }                                                                                                \
         }                                                                                                  \
       }                                                                                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
     }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      wasm_v128_store(mean + 4 * v, m[v]);                                                                 \
-      wasm_v128_store(var + 4 * v, join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n)));        \
+      wasm_v128_store(acc + 8 * v, lo[v]);                                                                 \
+      wasm_v128_store(acc + 8 * v + 4, hi[v]);                                                             \
     }                                                                                                      \
   }
-BN_MOMENTS(4) BN_MOMENTS(3) BN_MOMENTS(2) BN_MOMENTS(1)
+BN_MOMENTS(4, 0) BN_MOMENTS(3, 0) BN_MOMENTS(2, 0) BN_MOMENTS(1, 0)
+BN_MOMENTS(4, 1) BN_MOMENTS(3, 1) BN_MOMENTS(2, 1) BN_MOMENTS(1, 1)
+
+// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
+// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
+#define BN_BY_CHANNELS(AT, ACT)                     \
+  do {                                              \
+    int c = 0;                                      \
+    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
+    switch ((C - c) / 4) {                          \
+      case 3: AT(3, ACT); break;                    \
+      case 2: AT(2, ACT); break;                    \
+      case 1: AT(1, ACT); break;                    \
+    }                                               \
+  } while (0)
+
+// One pass of bn_moments over every span of rows (DEV 0: the sums of x, 1: of the squared deviations), then
+// its sums divided by the rows into `to`.
+static inline void bn_moments_pass(const float* x, float* mean, float* to, int rows, int C, float* scratch, int dev) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 2 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_MOMENTS_AT(NV, DEV) bn_moments_##NV##_##DEV(x + c, mean + c, scratch + 2 * c, r0, r1, C)
+    if (dev)
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 1);
+    else
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 0);
+#undef BN_MOMENTS_AT
+  }
+  const v128_t n = wasm_f64x2_splat((double)rows);
+  for (int c = 0; c < C; c += 4) {
+    const v128_t lo = wasm_v128_load(scratch + 2 * c), hi = wasm_v128_load(scratch + 2 * c + 4);
+    wasm_v128_store(to + c, join_f64x2(wasm_f64x2_div(lo, n), wasm_f64x2_div(hi, n)));
+  }
+}
 
 EXPORT("bn_moments")
-void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
-  int c = 0;
-  for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
-  switch ((C - c) / 4) {
-    case 3: bn_moments_3(x + c, mean + c, var + c, rows, C); break;
-    case 2: bn_moments_2(x + c, mean + c, var + c, rows, C); break;
-    case 1: bn_moments_1(x + c, mean + c, var + c, rows, C); break;
-  }
+void bn_moments(const float* x, float* mean, float* var, int rows, int C, float* scratch) {
+  bn_moments_pass(x, mean, mean, rows, C, scratch, 0);
+  bn_moments_pass(x, mean, var, rows, C, scratch, 1);
 }
 
 // NV·4 channels (up to 16, a cache line) of every row: ((x − mean)·scale + beta) [+ other], then the activation
@@ -1306,18 +1336,6 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
 #define BN_APPLY_ACTS(NV) BN_APPLY(NV, 0) BN_APPLY(NV, 1) BN_APPLY(NV, 2)
 BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
 
-// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
-// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
-#define BN_BY_CHANNELS(AT, ACT)                     \
-  do {                                              \
-    int c = 0;                                      \
-    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
-    switch ((C - c) / 4) {                          \
-      case 3: AT(3, ACT); break;                    \
-      case 2: AT(2, ACT); break;                    \
-      case 1: AT(1, ACT); break;                    \
-    }                                               \
-  } while (0)
 #define BN_BY_ACT(AT)                               \
   switch (act) {                                    \
     case 0: BN_BY_CHANNELS(AT, 0); break;           \
@@ -1373,8 +1391,12 @@ void bn_add(const float* x, const float* mean, const float* scale, const float* 
 // 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums by blocks (BN_BLOCK), the coefficients in float64. Where `dbias` is not null, dbias = Σ dx too (the
-// bias gradient of a convolution before the normalization, in the pass that writes dx). Two passes over the
-// rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments; the activation ACT fixed at compile time.
+// bias gradient of a convolution before the normalization, in the pass that writes dx). The activation's mask
+// is worked out again from x, (x − mean)·scale + beta with bn_forward's operations and so its bits, instead of
+// reading y (a tensor less from memory in each pass). Two passes over the rows, each a span (BN_SPAN) at a
+// time through all its channels, as bn_moments; the float64 sums and the coefficients wait in `scratch` (7·C
+// floats) between spans: per four channels c, at scratch + 4c the sums of d (two f64x2, channels 0–1 and 2–3)
+// and of d·(x − mean), then Σ dx; at scratch + 4C + 3c, k1, k2, k3 (float32). ACT is fixed at compile time.
 // dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
 static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
   v128_t d = wasm_v128_load(dy);
@@ -1382,95 +1404,164 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
   if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y), wasm_f32x4_splat(6.0f)));
   return d;
 }
+// The same at the activation's input z: relu(z) > 0 exactly where z > 0 (NaN neither), relu6(z) < 6 where z < 6.
+static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
+  v128_t d = wasm_v128_load(dy);
+  if (act) d = wasm_v128_and(d, wasm_f32x4_gt(z, wasm_f32x4_splat(0.0f)));
+  if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(z, wasm_f32x4_splat(6.0f)));
+  return d;
+}
 
-#define BN_BACKWARD(NV, ACT)                                                                                \
-  static inline void bn_backward_##NV##_##ACT(const float* dy, const float* y, const float* x,              \
-                                              const float* mean, const float* inv, const float* gamma,      \
-                                              float* dx, float* dgamma, float* dbeta, float* dbias, int rows, \
-                                              int C) {                                                      \
-    const double n = (double)rows;                                                                          \
-    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      m[v] = wasm_v128_load(mean + 4 * v);                                                                  \
-      s1lo[v] = s1hi[v] = s2lo[v] = s2hi[v] = wasm_f64x2_splat(0.0);                                        \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
+// The float64 sums of NV vectors of channels, f64x2 pairs (channels 0–1, 2–3) at acc + 16·v (then + 8), loaded
+// into LO/HI (and stored back from them).
+#define BN_LOAD_F64(NV, LO, HI, ACC)                                                                          \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    LO[v] = wasm_v128_load(ACC + 16 * v);                                                                     \
+    HI[v] = wasm_v128_load(ACC + 16 * v + 4);                                                                 \
+  }
+#define BN_STORE_F64(NV, LO, HI, ACC)                                                                         \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    wasm_v128_store(ACC + 16 * v, LO[v]);                                                                     \
+    wasm_v128_store(ACC + 16 * v + 4, HI[v]);                                                                 \
+  }
+
+// XM = x − mean and D = dy through the activation (its mask from x) at offset O, vector V of the channels.
+#define BN_XM_D(XM, D, O, V, ACT)                                                                               \
+  const v128_t XM = wasm_f32x4_sub(wasm_v128_load(x + (O)), m[V]);                                             \
+  const v128_t D = bn_activation_grad_at(dy + (O), wasm_f32x4_add(wasm_f32x4_mul(XM, sc[V]), be[V]), ACT);
+
+// Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums.
+#define BN_BACKWARD_SUMS(NV, ACT)                                                                             \
+  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* x, const float* mean,         \
+                                                   const float* scale, const float* beta, float* acc, int r0,  \
+                                                   int r1, int C) {                                            \
+    v128_t m[NV], sc[NV], be[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    BN_LOAD_F64(NV, s2lo, s2hi, acc + 8)                                                                      \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
       /* Two vectors of channels a sweep over the block's rows (in the first-level cache by the second): */  \
       /* the sums of all four and their constants took more than the 16 SIMD registers of x86-64. */          \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2], a2[2];                                                                                \
-        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            a1[j] = wasm_f32x4_add(a1[j], d);                                                               \
-            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]))); \
-          }                                                                                                 \
-        }                                                                                                   \
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
-          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
-          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                      \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */  \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      const v128_t iv4 = wasm_v128_load(inv + 4 * v), g4 = wasm_v128_load(gamma + 4 * v);                   \
-      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                                \
-      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));           \
-      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                           \
-      const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
-      const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                  \
-      wasm_v128_store(dbeta + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                         \
-      wasm_v128_store(dgamma + 4 * v, join_f64x2(wasm_f64x2_mul(s2lo[v], ivlo), wasm_f64x2_mul(s2hi[v], ivhi))); \
-      K1[v] = join_f64x2(gilo, gihi);                                                                       \
-      K2[v] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[v]), minusInvN),                          \
-                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[v]), minusInvN));                         \
-      K3[v] = join_f64x2(                                                                                   \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[v]), minusInvN), \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[v]), minusInvN)); \
-      s1lo[v] = s1hi[v] = wasm_f64x2_splat(0.0);                                                            \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2];                                                                                       \
-        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]);                          \
-            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
-            wasm_v128_store(dx + o + 4 * v, g);                                                             \
-            if (dbias) a1[j] = wasm_f32x4_add(a1[j], g);                                                    \
-          }                                                                                                 \
-        }                                                                                                   \
-        if (dbias) {                                                                                        \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                     \
-            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                    \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    if (dbias) {                                                                                            \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                      \
-        wasm_v128_store(dbias + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                       \
-    }                                                                                                       \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2], a2[2];                                                                                  \
+        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            a1[j] = wasm_f32x4_add(a1[j], d);                                                                 \
+            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, xm));                                             \
+          }                                                                                                   \
+        }                                                                                                     \
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                       \
+          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                        \
+          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                        \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    BN_STORE_F64(NV, s1lo, s1hi, acc)                                                                         \
+    BN_STORE_F64(NV, s2lo, s2hi, acc + 8)                                                                     \
   }
-#define BN_BACKWARD_ACTS(NV) BN_BACKWARD(NV, 0) BN_BACKWARD(NV, 1) BN_BACKWARD(NV, 2)
+
+// Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`.
+#define BN_BACKWARD_GRADS(NV, ACT)                                                                            \
+  static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* x, const float* mean,        \
+                                                    const float* scale, const float* beta, const float* k,    \
+                                                    float* acc, float* dx, int r0, int r1, int C, int bias) { \
+    v128_t m[NV], sc[NV], be[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                 \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+      K1[v] = wasm_v128_load(k + 12 * v);                                                                     \
+      K2[v] = wasm_v128_load(k + 12 * v + 4);                                                                 \
+      K3[v] = wasm_v128_load(k + 12 * v + 8);                                                                 \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2];                                                                                         \
+        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
+            wasm_v128_store(dx + o + 4 * v, g);                                                               \
+            if (bias) a1[j] = wasm_f32x4_add(a1[j], g);                                                       \
+          }                                                                                                   \
+        }                                                                                                     \
+        if (bias) {                                                                                           \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                       \
+            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    if (bias) BN_STORE_F64(NV, s1lo, s1hi, acc)                                                               \
+  }
+#define BN_BACKWARD_BLOCKS(NV, ACT) BN_BACKWARD_SUMS(NV, ACT) BN_BACKWARD_GRADS(NV, ACT)
+#define BN_BACKWARD_ACTS(NV) BN_BACKWARD_BLOCKS(NV, 0) BN_BACKWARD_BLOCKS(NV, 1) BN_BACKWARD_BLOCKS(NV, 2)
 BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
 
 // `dbias` may be null (0): no convolution's bias before the normalization.
 EXPORT("bn_backward")
-void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
-                 float* dgamma, float* dbeta, float* dbias, int rows, int C, int act) {
-#define BN_BACKWARD_AT(NV, ACT)                                                                                  \
-  bn_backward_##NV##_##ACT(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, \
-                           dbias ? dbias + c : 0, rows, C)
-  BN_BY_ACT(BN_BACKWARD_AT)
-#undef BN_BACKWARD_AT
+void bn_backward(const float* dy, const float* x, const float* mean, const float* inv, const float* gamma,
+                 const float* scale, const float* beta, float* dx, float* dgamma, float* dbeta, float* dbias, int rows,
+                 int C, int act, float* scratch) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_SUMS_AT(NV, ACT) \
+  bn_backward_sums_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C)
+    BN_BY_ACT(BN_SUMS_AT)
+#undef BN_SUMS_AT
+  }
+  // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
+  const double n = (double)rows;
+  const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
+  float* const k = scratch + 4 * C;
+  for (int c = 0; c < C; c += 4) {
+    float* const acc = scratch + 4 * c;
+    const v128_t s1lo = wasm_v128_load(acc), s1hi = wasm_v128_load(acc + 4);
+    const v128_t s2lo = wasm_v128_load(acc + 8), s2hi = wasm_v128_load(acc + 12);
+    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
+    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);
+    const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
+    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
+    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
+    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
+    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
+    wasm_v128_store(k + 3 * c, join_f64x2(gilo, gihi));
+    wasm_v128_store(k + 3 * c + 4, join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN),
+                                              wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN)));
+    wasm_v128_store(k + 3 * c + 8,
+                    join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo),
+                                              minusInvN),
+                               wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi),
+                                              minusInvN)));
+    wasm_v128_store(acc, zero);
+    wasm_v128_store(acc + 4, zero);
+  }
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_GRADS_AT(NV, ACT) \
+  bn_backward_grads_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, k + 3 * c, scratch + 4 * c, dx + c, r0, \
+                                 r1, C, dbias != 0)
+    BN_BY_ACT(BN_GRADS_AT)
+#undef BN_GRADS_AT
+  }
+  if (dbias) {
+    for (int c = 0; c < C; c += 4)
+      wasm_v128_store(dbias + c, join_f64x2(wasm_v128_load(scratch + 4 * c), wasm_v128_load(scratch + 4 * c + 4)));
+  }
 }
 
 // part [B, h, w, C] into the pixels (p + y·sh, q + x·sw) of dx [B, H, W, C], C a multiple of 4: one phase of
