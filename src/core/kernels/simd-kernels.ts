@@ -588,7 +588,8 @@ const WINOGRAD4_PAD = 16;
 /**
  * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
  * where F(3×3, 2×2) has 16): 64 at 16 and 32 channels, 32 at 64. The more tiles, the fewer times each block
- * of sums is loaded and stored (docs/performance.md).
+ * of sums is loaded and stored (docs/performance.md). kernels.c compiles these three (16, 32 and 64 channels
+ * both sides) with their sizes as constants: change the two together.
  */
 const winograd4GradTiles = (channels: number) => Math.max(8, Math.min(64, Math.round(4096 / channels)));
 

@@ -9,6 +9,7 @@
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int max_i(int a, int b) { return a > b ? a : b; }
+static inline const float* min_p(const float* a, const float* b) { return a < b ? a : b; }
 // floor(a / b) for b > 0
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -831,6 +832,105 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   }
 }
 
+// The filter gradient's transforms, V [36, tiles, ci] (the ξ-th at V + ξ·vs, vs = tiles·ci + WINO4_PAD) and D
+// [36, tiles, co] (ds = tiles·co + WINO4_PAD), with ci, co and tiles constants where they can be (below): the
+// transforms then read and write at fixed offsets from one address (36 offsets ξ·vs took V8 a register or stack
+// slot each).
+
+// d B for the rows r0…5 of the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are `zeros`, ci zero
+// floats; rows outside are stored as zeros), row r at v + 6r·step, four channels at a time: the first of
+// `wino4_input_tile`'s two passes. The filter gradient shares rows 0 and 1 with those 4 and 5 of the tile above.
+static inline __attribute__((always_inline)) void wino4_grad_input_rows(const float* img, const float* zeros, int H,
+                                                                        int W, int ci, int iy0, int ix0, float* v,
+                                                                        int step, int r0) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = r0; r < 6; r++) {
+    const int iy = iy0 + r;
+    float* vr = v + r * 6 * step;
+    const int inside = iy >= 0 && iy < H;
+    const float* row = img + (inside ? iy : 0) * W * ci; // (no address outside the image, even unread)
+    const float* p[6];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      const int ix = ix0 + s;
+      p[s] = inside && ix >= 0 && ix < W ? row + ix * ci : zeros;
+    }
+    for (int c = 0; c < ci; c += 4) {
+      v128_t d[6], e[6];
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
+      if (inside) {
+        w4_bt(d, e, w4_two(step));
+      } else {
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) e[s] = zero;
+      }
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+    }
+  }
+}
+
+// Rows 0 and 1 of a tile's d B from rows 4 and 5 of the tile above it (at `above`, not yet through Bᵀ): the
+// same pixels.
+static inline __attribute__((always_inline)) void wino4_grad_shared_rows(const float* above, float* v, int ci,
+                                                                         int step) {
+  for (int c = 0; c < ci; c += 4)
+    _Pragma("clang loop unroll(full)") for (int k = 0; k < 12; k++)
+      wasm_v128_store(v + k * step + c, wasm_v128_load(above + (24 + k) * step + c));
+}
+
+// Bᵀ (d B) in place, column by column, for the tile whose rows `wino4_grad_input_rows` left at v: the second pass.
+static inline __attribute__((always_inline)) void wino4_grad_input_columns(float* v, int ci, int step) {
+  for (float *vt = v, *end = v + ci; vt < end; vt += 4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t e[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
+      w4_bt(e, col, w4_two(step));
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
+    }
+  }
+}
+
+// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
+// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
+static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d,
+                                                                  int step, int co) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int o = 0; o < co; o += 4) {
+    v128_t g[4], col[6];
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
+    w4_a(g, col);
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+  }
+}
+
+// D = A dy Aᵀ for the 4×4 tile of dy [B, oh, ow, co] at (b, oy, ox) (zeros outside its edges), d[ξ·step + o] (the
+// tile's place in D), in two passes: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where one
+// pass keeps 24).
+static inline __attribute__((always_inline)) void wino4_dy_tile(const float* dy, int b, int oy, int ox, int oh, int ow,
+                                                                int co, float* d, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+  const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
+  for (int j = 0; j < 4; j++) {
+    float* dj = d + j * step;
+    if (j >= cols) {
+      for (int o = 0; o < co; o += 4)
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
+    } else if (rows == 4) {
+      wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
+    } else {
+      wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
+    }
+  }
+  for (int r = 0; r < 6; r++) {
+    float* dr = d + r * 6 * step;
+    for (int o = 0; o < co; o += 4) {
+      v128_t q[4], row[6];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
+      w4_a(q, row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
+    }
+  }
+}
+
 // Gᵀ (6 → 3) over n floats: out + k·ostep = (Gᵀ x)[k] for x[l] at a + l·astep, four channels at a time.
 static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int n) {
   for (int i = 0; i < n; i += 4) {
@@ -841,72 +941,83 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
-// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
-static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d, int step,
-                                                                  int co) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  for (int o = 0; o < co; o += 4) {
-    v128_t g[4], col[6];
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
-    w4_a(g, col);
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and dy (from pd,
+// `rows`) that a batch of tiles reads, up to xEnd and dEnd, read in order before its transforms: in a training
+// step x and dy come from beyond the second-level cache, and the processor's prefetchers stream two runs of
+// consecutive lines faster than the transforms' scattered reads fetch them (a call with other kernels run
+// between calls: 5–10% faster; with x and dy in cache, 1–2% slower). What was read goes to `sink`, a float of
+// the scratch that nothing reads, so that it is read at all.
+static inline __attribute__((always_inline)) void wino4_grad_read_ahead(const float* px, const float* xEnd,
+                                                                        const float* pd, const float* dEnd, int rows,
+                                                                        int xRow, int dRow, float* sink) {
+  union { float f; int i; } u, seen = {.i = 0};
+  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
+  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
+  *sink = seen.f;
+}
+
+// acc += the sums over all tiles, `tiles` at a time (constants where inlined with them). The input transform shares
+// rows between tiles (below) where the sizes are `fixed` constants; elsewhere it is `wino4_input_tile`, whose
+// addresses as variables made sharing a little slower than not.
+static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* x, const float* dy, float* acc, float* V,
+                                                                   float* D, int tiles, int B, int H, int W, int ci,
+                                                                   int oh, int ow, int co, int top, int left,
+                                                                   int fixed) {
+  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  int b = 0, ty = 0, tx = 0; // the batch's first tile: counted, not divided out tile by tile
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    const int b0 = b, ty0 = ty, tx0 = tx;
+    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
+    wino4_grad_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                          dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co,
+                          4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, V + tiles * ci);
+    for (int t = 0; t < nt && !fixed; t++) {
+      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    // V = Bᵀ d B, d B a tile row ahead of Bᵀ (d B): a tile below another in the batch takes its first two rows of
+    // d B from the other's last two (a third fewer of them computed at 32 × 32).
+    for (int t = 0; t < nt && fixed; t++) {
+      float* v = V + t * ci;
+      const int shared = ty > 0 && t >= tw;
+      if (shared) wino4_grad_shared_rows(v - tw * ci, v, ci, vs);
+      wino4_grad_input_rows(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, v, vs, shared ? 2 : 0);
+      if (t >= tw) wino4_grad_input_columns(v - tw * ci, ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    for (int t = max_i(0, nt - tw); t < nt && fixed; t++) wino4_grad_input_columns(V + t * ci, ci, vs);
+    b = b0, ty = ty0, tx = tx0;
+    for (int t = 0; t < nt; t++) {
+      wino4_dy_tile(dy, b, 4 * ty, 4 * tx, oh, ow, co, D + t * co, ds);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
   }
 }
 
 // The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
 // F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
-// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) +
-// 2·WINO4_PAD) floats.
+// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) + 2·WINO4_PAD) floats.
 EXPORT("conv2d_filter_grad_winograd4")
 void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                   int W, int ci, int oh, int ow, int co, int top, int left) {
-  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
-  float* acc = scratch;          // [36, ci, co]: the sums in the transformed domain
-  float* V = acc + 36 * ci * co; // [36, tiles, ci], the ξ-th at V + ξ·vs
-  float* D = V + 36 * vs;        // [36, tiles, co], the ξ-th at D + ξ·ds
+  float* acc = scratch;                                 // [36, ci, co]: the sums in the transformed domain
+  float* V = acc + 36 * ci * co;                        // [36, tiles, ci]
+  float* D = V + 36 * (tiles * ci + WINO4_PAD);         // [36, tiles, co]
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < 36 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const int step = ds;
-  for (int t0 = 0; t0 < total; t0 += tiles) {
-    const int nt = min_i(tiles, total - t0);
-    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, zero); // the zeros outside the image, until A dy Aᵀ
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
-    }
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      const int oy = 4 * ty, ox = 4 * tx;
-      const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
-      float* dt = D + t * co;
-      // A dy Aᵀ in two passes through D: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where
-      // one pass keeps 24).
-      for (int j = 0; j < 4; j++) {
-        float* dj = dt + j * step;
-        if (j >= cols) {
-          for (int o = 0; o < co; o += 4)
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
-        } else if (rows == 4) {
-          wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
-        } else {
-          wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
-        }
-      }
-      for (int r = 0; r < 6; r++) {
-        float* dr = dt + r * 6 * step;
-        for (int o = 0; o < co; o += 4) {
-          v128_t q[4], row[6];
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
-          w4_a(q, row);
-          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
-        }
-      }
-    }
-    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
-  }
+  // The stride-1 layers of CIFAR ResNets (16, 32 and 64 channels, as many tiles as `winograd4GradTiles` takes)
+  // with their sizes as constants; any other with them as variables.
+  if (ci == 16 && co == 16 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 16, oh, ow, 16, top, left, 1);
+  else if (ci == 32 && co == 32 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 32, oh, ow, 32, top, left, 1);
+  else if (ci == 64 && co == 64 && tiles == 32)
+    wino4_grad_tiles(x, dy, acc, V, D, 32, B, H, W, 64, oh, ow, 64, top, left, 1);
+  else
+    wino4_grad_tiles(x, dy, acc, V, D, tiles, B, H, W, ci, oh, ow, co, top, left, 0);
   // dw = Gᵀ acc G: Gᵀ acc column by column into acc's first three rows, then (Gᵀ acc) G row by row. Six streams
   // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
   // of the first-level cache.
