@@ -143,7 +143,7 @@ export interface SimdExports {
   ): void;
   /** F(4×4, 3×3): as `winograd_filter`, u [36, ci, co]. */
   winograd4_filter(w: number, u: number, ci: number, co: number): void;
-  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles at a time, scratch 36·(tiles·(ci + co) + 32) floats. */
+  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles at a time, scratch 36·(tiles·(ci + co) + ci + 32) floats. */
   conv2d_winograd4(
     x: number,
     u: number,
@@ -284,7 +284,8 @@ export interface SimdExports {
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
   relu_grad(dy: number, x: number, out: number, n: number): void;
-  bn_moments(x: number, mean: number, variance: number, rows: number, C: number): void;
+  /** `scratch`: 2·C floats (or more) for the kernel's running sums. */
+  bn_moments(x: number, mean: number, variance: number, rows: number, C: number, scratch: number): void;
   bn_forward(
     x: number,
     mean: number,
@@ -306,13 +307,15 @@ export interface SimdExports {
     C: number,
     act: number,
   ): void;
+  /** With act 1 or 2, the activation's mask is worked out from x as bn_forward (its scale and beta) works y out. */
   bn_backward(
     dy: number,
-    y: number,
     x: number,
     mean: number,
     inv: number,
     gamma: number,
+    scale: number,
+    beta: number,
     dx: number,
     dgamma: number,
     dbeta: number,
@@ -321,6 +324,8 @@ export interface SimdExports {
     rows: number,
     C: number,
     act: number,
+    /** 8·C floats (7·C used) for the sums and coefficients the kernel keeps over its spans of rows. */
+    scratch: number,
   ): void;
   /** dst [co, ci] = src [ci, co] transposed: a filter tap with its channel axes swapped. */
   transpose_tap(src: number, dst: number, ci: number, co: number): void;
@@ -795,7 +800,7 @@ function runWinograd(
   const tiles = four ? winograd4Tiles(ci + co) : WINOGRAD_TILES;
   const transforms = four ? 36 : 16;
   const u = heap.makeOutput([transforms, ci, co], 'float32');
-  const scratch = heap.makeOutput([transforms * (tiles * (ci + co) + (four ? 2 * WINOGRAD4_PAD : 0))], 'float32');
+  const scratch = heap.makeOutput([transforms * (tiles * (ci + co) + (four ? ci + 2 * WINOGRAD4_PAD : 0))], 'float32');
   try {
     (four ? kernels.winograd4_filter : kernels.winograd_filter)(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
     const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));

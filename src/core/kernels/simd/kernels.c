@@ -577,10 +577,14 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
 // first-level cache.
 #define WINO4_PAD 16
 
+// 2 in every lane, where `nonzero` is not 0 (always, at the calls below), as a value LLVM cannot fold: a multiply by
+// the constant 2 it turns into x + x, and the transforms wait on the adds (2 a cycle) while the multiplier idles.
+static inline v128_t w4_two(int nonzero) { return wasm_f32x4_splat(nonzero ? 2.0f : 0.0f); }
+
 // Bᵀ (6 → 6), an input column or row. Its rows are Π_{l≠j}(x − p_l): those of 0, 1/2, −2 and ∞ share the factor
 // x² − 1, so they are sums of the differences f_k = x[k + 2] − x[k]; those of ±1 share x(x − 1/2)(x + 2), so
-// they are a ± b. 6 multiplies and 14 adds where the terms one by one take 10 and 24 (LLVM turns x·2 into x + x).
-static inline void w4_bt(const v128_t* x, v128_t* r) {
+// they are a ± b. 6 multiplies and 14 adds where the terms one by one take 10 and 24. `two` is 2 (`w4_two`).
+static inline void w4_bt(const v128_t* x, v128_t* r, v128_t two) {
   const v128_t h = wasm_f32x4_splat(1.5f);
   const v128_t f0 = wasm_f32x4_sub(x[2], x[0]), f1 = wasm_f32x4_sub(x[3], x[1]);
   const v128_t f2 = wasm_f32x4_sub(x[4], x[2]), f3 = wasm_f32x4_sub(x[5], x[3]);
@@ -588,16 +592,16 @@ static inline void w4_bt(const v128_t* x, v128_t* r) {
   r[0] = wasm_f32x4_add(f2, wasm_f32x4_sub(wasm_f32x4_mul(f1, h), f0));
   r[1] = wasm_f32x4_add(a, b);
   r[2] = wasm_f32x4_sub(a, b);
-  r[3] = wasm_f32x4_add(wasm_f32x4_mul(f1, wasm_f32x4_splat(2.0f)), f2);
+  r[3] = wasm_f32x4_add(wasm_f32x4_mul(f1, two), f2);
   r[4] = wasm_f32x4_sub(f2, wasm_f32x4_mul(f1, wasm_f32x4_splat(0.5f)));
   r[5] = wasm_f32x4_add(f3, wasm_f32x4_sub(wasm_f32x4_mul(f2, h), f1));
 }
 
-// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference
-static inline void w4_at(const v128_t* x, v128_t* r) {
+// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference. `two` is 2 (`w4_two`).
+static inline void w4_at(const v128_t* x, v128_t* r, v128_t two) {
   const v128_t s = wasm_f32x4_add(x[1], x[2]), d = wasm_f32x4_sub(x[1], x[2]);
   r[0] = wasm_f32x4_add(wasm_f32x4_add(x[0], s), wasm_f32x4_add(x[3], x[4]));
-  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(2.0f)));
+  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], two));
   r[2] = wasm_f32x4_add(wasm_f32x4_add(s, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(4.0f)));
   r[3] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(8.0f))), x[5]);
 }
@@ -638,17 +642,22 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 
 // V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci], four channels at a time: v[ξ·step + c] for
 // ξ = 6r + s. Pixels outside the image read `zeros` (ci zero floats), rows outside are stored as zeros. In two
-// passes through v, d B row by row then Bᵀ (d B) column by column: a pass keeps 12 vectors live where one keeps
-// all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel group.
-static void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
-                             int step) {
+// passes, d B row by row into e, then Bᵀ (d B) column by column from e into v: a pass keeps 12 vectors live where
+// one keeps all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel
+// group. (d B)[r, s] of channels c… goes to e + (6r + s)·es + c·ec: v itself (es = step, ec = 1), or a scratch
+// of 36·ci floats laid out as [ci/4, 36, 4] (es = 4, ec = 36), whose addresses are fixed offsets from one base
+// where each of v's 36 in-place addresses took V8 a register or a stack slot.
+static inline __attribute__((always_inline)) void wino4_input_via(const float* img, const float* zeros, int H, int W,
+                                                                  int ci, int iy0, int ix0, float* v, int step,
+                                                                  float* e, int es, int ec) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t two = w4_two(step);
   for (int r = 0; r < 6; r++) { // d B, row r
     const int iy = iy0 + r;
-    float* vr = v + r * 6 * step;
+    float* er = e + r * 6 * es;
     if (iy < 0 || iy >= H) {
       for (int c = 0; c < ci; c += 4)
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, zero);
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, zero);
       continue;
     }
     const float* row = img + iy * W * ci;
@@ -658,21 +667,34 @@ static void wino4_input_tile(const float* img, const float* zeros, int H, int W,
       p[s] = ix >= 0 && ix < W ? row + ix * ci : zeros;
     }
     for (int c = 0; c < ci; c += 4) {
-      v128_t d[6], e[6];
+      v128_t d[6], db[6];
       _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
-      w4_bt(d, e);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+      w4_bt(d, db, two);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, db[s]);
     }
   }
   for (int c = 0; c < ci; c += 4) { // Bᵀ (d B), column by column
+    const float* ec0 = e + c * ec;
     float* vt = v + c;
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-      v128_t e[6], col[6];
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
-      w4_bt(e, col);
+      v128_t db[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) db[r] = wasm_v128_load(ec0 + (r * 6 + s) * es);
+      w4_bt(db, col, two);
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
     }
   }
+}
+
+// `wino4_input_via` through v itself
+static __attribute__((noinline)) void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci,
+                                                       int iy0, int ix0, float* v, int step) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, v, step, 1);
+}
+
+// `wino4_input_via` through the scratch T (36·ci floats)
+static __attribute__((noinline)) void wino4_input_tile_via(const float* img, const float* zeros, int H, int W, int ci,
+                                                           int iy0, int ix0, float* v, int step, float* T) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, T, 4, 36);
 }
 
 // Row i of u's 6 × 6 transforms (G g Gᵀ, below) for every channel pair: six output streams ci·co floats apart.
@@ -705,10 +727,71 @@ void winograd4_filter(const float* w, float* u, int ci, int co) {
   wino4_filter_row(w, u, ci, co, 5);
 }
 
+// The tile after tile (b, ty, tx) of a batch of th × tw tiles an image, row by row
+static inline __attribute__((always_inline)) void next_tile(int* b, int* ty, int* tx, int th, int tw) {
+  if (++*tx < tw) return;
+  *tx = 0;
+  if (++*ty < th) return;
+  *ty = 0;
+  ++*b;
+}
+
+// Y = Aᵀ M A for one tile's products m ([co/4, 36, 4], W4 floats a group of four channels), then bias and
+// activation, into the tile's `rows` × `cols` pixels at out (`orow` floats a row, `co` a pixel); where `win` is
+// not null, out and win point at the tile's first 2×2 pooling window instead (orow floats a row of windows).
+// Aᵀ M column by column into T (24 vectors), then (Aᵀ M) A two rows at a time: 12 vectors live where the whole
+// tile at once keeps 24 (V8 has 16 SIMD registers). T at a fixed address rather than M in place, and a function
+// of its own: each in-place address was a wasm local (load and store), which V8 spilled.
+static __attribute__((noinline)) void wino4_output_tile(const float* m, float* T, float* out, unsigned char* win,
+                                                        int orow, int co, int rows, int cols, const float* bias,
+                                                        int act, v128_t floor) {
+  const v128_t two = w4_two(rows);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int o = 0; o < co; o += 4, m += W4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t c[6], col[4];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) c[r] = wasm_v128_load(m + 4 * (r * 6 + s));
+      w4_at(c, col, two);
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(T + 4 * (i * 6 + s), col[i]);
+    }
+    const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
+      v128_t y[2][4];
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+        v128_t a[6];
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(T + 4 * ((i + k) * 6 + s));
+        w4_at(a, y[k], two);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+          if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
+          if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
+          if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
+        }
+      }
+      // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
+      if (win) {
+        if (i + 1 >= rows) continue;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
+          if (j + 1 >= cols) continue;
+          const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
+          const int p = i / 2 * orow + j / 2 * co + o;
+          wasm_v128_store(out + p, mx);
+          store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
+        }
+        continue;
+      }
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+        float* row = out + (i + k) * orow + o;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
+          if (i + k < rows && j < cols) wasm_v128_store(row + j * co, y[k][j]);
+      }
+    }
+  }
+}
+
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
-// 36·(tiles·(ci + co) + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
+// 36·(tiles·(ci + co) + ci + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
 EXPORT("conv2d_winograd4")
 void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias, int act,
                       unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
@@ -718,61 +801,34 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   const int vs = tiles * ci + WINO4_PAD;
   float* V = scratch;           // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
   float* M = scratch + 36 * vs; // [tiles, co/4, 36, 4]: their products with the filter's
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  float* T = M + 36 * tiles * co; // 24 vectors: Aᵀ M of one tile's four channels
+  float* Tin = T + 96;            // [ci/4, 36, 4]: d B of one tile
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int b0 = 0, ty0 = 0, tx0 = 0; // tile t0's image, row and column: counted, not divided out tile by tile
   for (int t0 = 0; t0 < total; t0 += tiles) { // `tiles` tiles at a time, across rows and images
     const int nt = min_i(tiles, total - t0);
     for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
+    int b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
+      next_tile(&b, &ty, &tx, th, tw);
     }
     wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
+    b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
       const int oy = 4 * ty, ox = 4 * tx;
       const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      float* mt = M + t * 36 * co;
-      for (int o = 0; o < co; o += 4, mt += W4) {
-        // Aᵀ M column by column into the block's first four rows, then (Aᵀ M) A two rows at a time: 12 vectors
-        // live where the whole tile at once keeps 24 (V8 has 16 SIMD registers).
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-          v128_t m[6], col[4];
-          _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + 4 * (r * 6 + s));
-          w4_at(m, col);
-          _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(mt + 4 * (i * 6 + s), col[i]);
-        }
-        const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
-          v128_t y[2][4];
-          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
-            v128_t a[6];
-            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(mt + 4 * ((i + k) * 6 + s));
-            w4_at(a, y[k]);
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
-              if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
-              if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
-              if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
-            }
-          }
-          // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
-          if (win) {
-            if (i + 1 >= rows) continue;
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
-              if (j + 1 >= cols) continue;
-              const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
-              const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
-              wasm_v128_store(out + p, mx);
-              store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
-            }
-            continue;
-          }
-          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++)
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
-              if (i + k < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i + k) * ow + ox + j) * co + o, y[k][j]);
-        }
+      if (win) {
+        const int p = ((b * OH + oy / 2) * OW + ox / 2) * co;
+        wino4_output_tile(M + t * 36 * co, T, out + p, win + p, OW * co, co, rows, cols, bias, act, floor);
+      } else {
+        wino4_output_tile(M + t * 36 * co, T, out + ((b * oh + oy) * ow + ox) * co, 0, ow * co, co, rows, cols, bias,
+                          act, floor);
       }
+      next_tile(&b, &ty, &tx, th, tw);
     }
+    b0 = b, ty0 = ty, tx0 = tx;
   }
 }
 
@@ -802,7 +858,7 @@ static inline __attribute__((always_inline)) void wino4_grad_input_rows(const fl
       v128_t d[6], e[6];
       _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
       if (inside) {
-        w4_bt(d, e);
+        w4_bt(d, e, w4_two(step));
       } else {
         _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) e[s] = zero;
       }
@@ -826,7 +882,7 @@ static inline __attribute__((always_inline)) void wino4_grad_input_columns(float
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
       v128_t e[6], col[6];
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
-      w4_bt(e, col);
+      w4_bt(e, col, w4_two(step));
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
     }
   }
@@ -1277,6 +1333,9 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 // not of rows, and the float64 work is a sixteenth of it. (Every row in float64 took 2–3 times as long:
 // 65536 × 16, bn_moments 364 → 136 µs; in cache, 4096 × 16, bn_backward after a relu 46 → 35 µs.)
 #define BN_BLOCK 16
+// The rows a pass takes through all its channels before the next (whole blocks, at least one): 64 KB of each
+// tensor, which stay in the second-level cache until the last of its channels is done.
+#define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
 #define BN_ADD_F64(LO, HI, S)                                                              \
   do {                                                                                     \
     LO = wasm_f64x2_add(LO, wasm_f64x2_promote_low_f32x4(S));                              \
@@ -1284,56 +1343,83 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
   } while (0)
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, the variance from a
-// second pass over the deviations from the mean (rounded to float32). NV·4 channels (up to 16, a cache line)
-// a sweep over the rows, so that each pass reads every line once (four channels a sweep read a line up to
-// four times: MobileNet's 24×24×44 batch did not stay in cache).
-#define BN_MOMENTS(NV)                                                                                     \
-  static inline void bn_moments_##NV(const float* x, float* mean, float* var, int rows, int C) {         \
-    const v128_t n = wasm_f64x2_splat((double)rows);                                                       \
+// second pass over the deviations from the mean (rounded to float32). Each pass takes a span of rows (BN_SPAN)
+// through all its channels, NV·4 channels (up to 16, a cache line) at a time, before the next span, so that it
+// reads every line of the tensor once (a sweep over all the rows for each 16 channels of a wider tensor
+// fetched its lines from memory a line out of every two or four); the float64 sums wait in `scratch` (2·C
+// floats: per four channels c, at scratch + 2c, the f64x2 of channels 0–1 and of 2–3). DEV: the second pass.
+#define BN_MOMENTS(NV, DEV)                                                                                \
+  static inline void bn_moments_##NV##_##DEV(const float* x, const float* mean, float* acc, int r0, int r1, \
+                                             int C) {                                                     \
     v128_t lo[NV], hi[NV], m[NV];                                                                          \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) lo[v] = hi[v] = wasm_f64x2_splat(0.0); \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
-      v128_t s[NV];                                                                                        \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                   \
-          s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                          \
-      }                                                                                                    \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
-    }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      m[v] = join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n));                               \
-      lo[v] = hi[v] = wasm_f64x2_splat(0.0);                                                               \
+      lo[v] = wasm_v128_load(acc + 8 * v);                                                                 \
+      hi[v] = wasm_v128_load(acc + 8 * v + 4);                                                             \
+      if (DEV) m[v] = wasm_v128_load(mean + 4 * v);                                                        \
     }                                                                                                      \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                           \
+      const int b1 = min_i(r1, b0 + BN_BLOCK);                                                             \
       v128_t s[NV];                                                                                        \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
+      for (const float* p = x + b0 * C; p < x + b1 * C; p += C) {                                          \
         _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                 \
-          const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                                \
-          s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                               \
+          if (DEV) {                                                                                       \
+            const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                              \
+            s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                             \
+          } else {                                                                                         \
+            s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                        \
+          }                                                                                                \
         }                                                                                                  \
       }                                                                                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
     }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      wasm_v128_store(mean + 4 * v, m[v]);                                                                 \
-      wasm_v128_store(var + 4 * v, join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n)));        \
+      wasm_v128_store(acc + 8 * v, lo[v]);                                                                 \
+      wasm_v128_store(acc + 8 * v + 4, hi[v]);                                                             \
     }                                                                                                      \
   }
-BN_MOMENTS(4) BN_MOMENTS(3) BN_MOMENTS(2) BN_MOMENTS(1)
+BN_MOMENTS(4, 0) BN_MOMENTS(3, 0) BN_MOMENTS(2, 0) BN_MOMENTS(1, 0)
+BN_MOMENTS(4, 1) BN_MOMENTS(3, 1) BN_MOMENTS(2, 1) BN_MOMENTS(1, 1)
+
+// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
+// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
+#define BN_BY_CHANNELS(AT, ACT)                     \
+  do {                                              \
+    int c = 0;                                      \
+    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
+    switch ((C - c) / 4) {                          \
+      case 3: AT(3, ACT); break;                    \
+      case 2: AT(2, ACT); break;                    \
+      case 1: AT(1, ACT); break;                    \
+    }                                               \
+  } while (0)
+
+// One pass of bn_moments over every span of rows (DEV 0: the sums of x, 1: of the squared deviations), then
+// its sums divided by the rows into `to`.
+static inline void bn_moments_pass(const float* x, float* mean, float* to, int rows, int C, float* scratch, int dev) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 2 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_MOMENTS_AT(NV, DEV) bn_moments_##NV##_##DEV(x + c, mean + c, scratch + 2 * c, r0, r1, C)
+    if (dev)
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 1);
+    else
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 0);
+#undef BN_MOMENTS_AT
+  }
+  const v128_t n = wasm_f64x2_splat((double)rows);
+  for (int c = 0; c < C; c += 4) {
+    const v128_t lo = wasm_v128_load(scratch + 2 * c), hi = wasm_v128_load(scratch + 2 * c + 4);
+    wasm_v128_store(to + c, join_f64x2(wasm_f64x2_div(lo, n), wasm_f64x2_div(hi, n)));
+  }
+}
 
 EXPORT("bn_moments")
-void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
-  int c = 0;
-  for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
-  switch ((C - c) / 4) {
-    case 3: bn_moments_3(x + c, mean + c, var + c, rows, C); break;
-    case 2: bn_moments_2(x + c, mean + c, var + c, rows, C); break;
-    case 1: bn_moments_1(x + c, mean + c, var + c, rows, C); break;
-  }
+void bn_moments(const float* x, float* mean, float* var, int rows, int C, float* scratch) {
+  bn_moments_pass(x, mean, mean, rows, C, scratch, 0);
+  bn_moments_pass(x, mean, var, rows, C, scratch, 1);
 }
 
 // NV·4 channels (up to 16, a cache line) of every row: ((x − mean)·scale + beta) [+ other], then the activation
@@ -1361,18 +1447,6 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
 #define BN_APPLY_ACTS(NV) BN_APPLY(NV, 0) BN_APPLY(NV, 1) BN_APPLY(NV, 2)
 BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
 
-// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
-// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
-#define BN_BY_CHANNELS(AT, ACT)                     \
-  do {                                              \
-    int c = 0;                                      \
-    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
-    switch ((C - c) / 4) {                          \
-      case 3: AT(3, ACT); break;                    \
-      case 2: AT(2, ACT); break;                    \
-      case 1: AT(1, ACT); break;                    \
-    }                                               \
-  } while (0)
 #define BN_BY_ACT(AT)                               \
   switch (act) {                                    \
     case 0: BN_BY_CHANNELS(AT, 0); break;           \
@@ -1428,8 +1502,12 @@ void bn_add(const float* x, const float* mean, const float* scale, const float* 
 // 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums by blocks (BN_BLOCK), the coefficients in float64. Where `dbias` is not null, dbias = Σ dx too (the
-// bias gradient of a convolution before the normalization, in the pass that writes dx). Two passes over the
-// rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments; the activation ACT fixed at compile time.
+// bias gradient of a convolution before the normalization, in the pass that writes dx). The activation's mask
+// is worked out again from x, (x − mean)·scale + beta with bn_forward's operations and so its bits, instead of
+// reading y (a tensor less from memory in each pass). Two passes over the rows, each a span (BN_SPAN) at a
+// time through all its channels, as bn_moments; the float64 sums and the coefficients wait in `scratch` (7·C
+// floats) between spans: per four channels c, at scratch + 4c the sums of d (two f64x2, channels 0–1 and 2–3)
+// and of d·(x − mean), then Σ dx; at scratch + 4C + 3c, k1, k2, k3 (float32). ACT is fixed at compile time.
 // dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
 static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
   v128_t d = wasm_v128_load(dy);
@@ -1437,95 +1515,164 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
   if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y), wasm_f32x4_splat(6.0f)));
   return d;
 }
+// The same at the activation's input z: relu(z) > 0 exactly where z > 0 (NaN neither), relu6(z) < 6 where z < 6.
+static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
+  v128_t d = wasm_v128_load(dy);
+  if (act) d = wasm_v128_and(d, wasm_f32x4_gt(z, wasm_f32x4_splat(0.0f)));
+  if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(z, wasm_f32x4_splat(6.0f)));
+  return d;
+}
 
-#define BN_BACKWARD(NV, ACT)                                                                                \
-  static inline void bn_backward_##NV##_##ACT(const float* dy, const float* y, const float* x,              \
-                                              const float* mean, const float* inv, const float* gamma,      \
-                                              float* dx, float* dgamma, float* dbeta, float* dbias, int rows, \
-                                              int C) {                                                      \
-    const double n = (double)rows;                                                                          \
-    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      m[v] = wasm_v128_load(mean + 4 * v);                                                                  \
-      s1lo[v] = s1hi[v] = s2lo[v] = s2hi[v] = wasm_f64x2_splat(0.0);                                        \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
+// The float64 sums of NV vectors of channels, f64x2 pairs (channels 0–1, 2–3) at acc + 16·v (then + 8), loaded
+// into LO/HI (and stored back from them).
+#define BN_LOAD_F64(NV, LO, HI, ACC)                                                                          \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    LO[v] = wasm_v128_load(ACC + 16 * v);                                                                     \
+    HI[v] = wasm_v128_load(ACC + 16 * v + 4);                                                                 \
+  }
+#define BN_STORE_F64(NV, LO, HI, ACC)                                                                         \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    wasm_v128_store(ACC + 16 * v, LO[v]);                                                                     \
+    wasm_v128_store(ACC + 16 * v + 4, HI[v]);                                                                 \
+  }
+
+// XM = x − mean and D = dy through the activation (its mask from x) at offset O, vector V of the channels.
+#define BN_XM_D(XM, D, O, V, ACT)                                                                               \
+  const v128_t XM = wasm_f32x4_sub(wasm_v128_load(x + (O)), m[V]);                                             \
+  const v128_t D = bn_activation_grad_at(dy + (O), wasm_f32x4_add(wasm_f32x4_mul(XM, sc[V]), be[V]), ACT);
+
+// Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums.
+#define BN_BACKWARD_SUMS(NV, ACT)                                                                             \
+  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* x, const float* mean,         \
+                                                   const float* scale, const float* beta, float* acc, int r0,  \
+                                                   int r1, int C) {                                            \
+    v128_t m[NV], sc[NV], be[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    BN_LOAD_F64(NV, s2lo, s2hi, acc + 8)                                                                      \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
       /* Two vectors of channels a sweep over the block's rows (in the first-level cache by the second): */  \
       /* the sums of all four and their constants took more than the 16 SIMD registers of x86-64. */          \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2], a2[2];                                                                                \
-        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            a1[j] = wasm_f32x4_add(a1[j], d);                                                               \
-            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]))); \
-          }                                                                                                 \
-        }                                                                                                   \
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
-          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
-          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                      \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */  \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      const v128_t iv4 = wasm_v128_load(inv + 4 * v), g4 = wasm_v128_load(gamma + 4 * v);                   \
-      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                                \
-      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));           \
-      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                           \
-      const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
-      const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                  \
-      wasm_v128_store(dbeta + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                         \
-      wasm_v128_store(dgamma + 4 * v, join_f64x2(wasm_f64x2_mul(s2lo[v], ivlo), wasm_f64x2_mul(s2hi[v], ivhi))); \
-      K1[v] = join_f64x2(gilo, gihi);                                                                       \
-      K2[v] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[v]), minusInvN),                          \
-                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[v]), minusInvN));                         \
-      K3[v] = join_f64x2(                                                                                   \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[v]), minusInvN), \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[v]), minusInvN)); \
-      s1lo[v] = s1hi[v] = wasm_f64x2_splat(0.0);                                                            \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2];                                                                                       \
-        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]);                          \
-            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
-            wasm_v128_store(dx + o + 4 * v, g);                                                             \
-            if (dbias) a1[j] = wasm_f32x4_add(a1[j], g);                                                    \
-          }                                                                                                 \
-        }                                                                                                   \
-        if (dbias) {                                                                                        \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                     \
-            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                    \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    if (dbias) {                                                                                            \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                      \
-        wasm_v128_store(dbias + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                       \
-    }                                                                                                       \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2], a2[2];                                                                                  \
+        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            a1[j] = wasm_f32x4_add(a1[j], d);                                                                 \
+            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, xm));                                             \
+          }                                                                                                   \
+        }                                                                                                     \
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                       \
+          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                        \
+          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                        \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    BN_STORE_F64(NV, s1lo, s1hi, acc)                                                                         \
+    BN_STORE_F64(NV, s2lo, s2hi, acc + 8)                                                                     \
   }
-#define BN_BACKWARD_ACTS(NV) BN_BACKWARD(NV, 0) BN_BACKWARD(NV, 1) BN_BACKWARD(NV, 2)
+
+// Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`.
+#define BN_BACKWARD_GRADS(NV, ACT)                                                                            \
+  static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* x, const float* mean,        \
+                                                    const float* scale, const float* beta, const float* k,    \
+                                                    float* acc, float* dx, int r0, int r1, int C, int bias) { \
+    v128_t m[NV], sc[NV], be[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                 \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+      K1[v] = wasm_v128_load(k + 12 * v);                                                                     \
+      K2[v] = wasm_v128_load(k + 12 * v + 4);                                                                 \
+      K3[v] = wasm_v128_load(k + 12 * v + 8);                                                                 \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2];                                                                                         \
+        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
+            wasm_v128_store(dx + o + 4 * v, g);                                                               \
+            if (bias) a1[j] = wasm_f32x4_add(a1[j], g);                                                       \
+          }                                                                                                   \
+        }                                                                                                     \
+        if (bias) {                                                                                           \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                       \
+            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    if (bias) BN_STORE_F64(NV, s1lo, s1hi, acc)                                                               \
+  }
+#define BN_BACKWARD_BLOCKS(NV, ACT) BN_BACKWARD_SUMS(NV, ACT) BN_BACKWARD_GRADS(NV, ACT)
+#define BN_BACKWARD_ACTS(NV) BN_BACKWARD_BLOCKS(NV, 0) BN_BACKWARD_BLOCKS(NV, 1) BN_BACKWARD_BLOCKS(NV, 2)
 BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
 
 // `dbias` may be null (0): no convolution's bias before the normalization.
 EXPORT("bn_backward")
-void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
-                 float* dgamma, float* dbeta, float* dbias, int rows, int C, int act) {
-#define BN_BACKWARD_AT(NV, ACT)                                                                                  \
-  bn_backward_##NV##_##ACT(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, \
-                           dbias ? dbias + c : 0, rows, C)
-  BN_BY_ACT(BN_BACKWARD_AT)
-#undef BN_BACKWARD_AT
+void bn_backward(const float* dy, const float* x, const float* mean, const float* inv, const float* gamma,
+                 const float* scale, const float* beta, float* dx, float* dgamma, float* dbeta, float* dbias, int rows,
+                 int C, int act, float* scratch) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_SUMS_AT(NV, ACT) \
+  bn_backward_sums_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C)
+    BN_BY_ACT(BN_SUMS_AT)
+#undef BN_SUMS_AT
+  }
+  // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
+  const double n = (double)rows;
+  const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
+  float* const k = scratch + 4 * C;
+  for (int c = 0; c < C; c += 4) {
+    float* const acc = scratch + 4 * c;
+    const v128_t s1lo = wasm_v128_load(acc), s1hi = wasm_v128_load(acc + 4);
+    const v128_t s2lo = wasm_v128_load(acc + 8), s2hi = wasm_v128_load(acc + 12);
+    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
+    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);
+    const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
+    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
+    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
+    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
+    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
+    wasm_v128_store(k + 3 * c, join_f64x2(gilo, gihi));
+    wasm_v128_store(k + 3 * c + 4, join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN),
+                                              wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN)));
+    wasm_v128_store(k + 3 * c + 8,
+                    join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo),
+                                              minusInvN),
+                               wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi),
+                                              minusInvN)));
+    wasm_v128_store(acc, zero);
+    wasm_v128_store(acc + 4, zero);
+  }
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_GRADS_AT(NV, ACT) \
+  bn_backward_grads_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, k + 3 * c, scratch + 4 * c, dx + c, r0, \
+                                 r1, C, dbias != 0)
+    BN_BY_ACT(BN_GRADS_AT)
+#undef BN_GRADS_AT
+  }
+  if (dbias) {
+    for (int c = 0; c < C; c += 4)
+      wasm_v128_store(dbias + c, join_f64x2(wasm_v128_load(scratch + 4 * c), wasm_v128_load(scratch + 4 * c + 4)));
+  }
 }
 
 // part [B, h, w, C] into the pixels (p + y·sh, q + x·sw) of dx [B, H, W, C], C a multiple of 4: one phase of
