@@ -635,6 +635,22 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 }
 
 
+// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and of a second
+// tensor (from pd, `rows` of dRow floats) that a batch of F(4×4, 3×3) tiles reads, up to xEnd and dEnd, read in
+// order before the batch's transforms: in a training step these tensors come from beyond the second-level cache,
+// and the processor's prefetchers stream two runs of consecutive lines faster than the transforms' scattered reads
+// fetch them (the filter gradient, x and dy, a call with other kernels run between calls: 5–10% faster; with x and
+// dy in cache, 1–2% slower). What was read goes to `sink`, a float of a scratch that nothing reads, so that it is
+// read at all.
+static inline __attribute__((always_inline)) void wino4_read_ahead(const float* px, const float* xEnd,
+                                                                   const float* pd, const float* dEnd, int rows,
+                                                                   int xRow, int dRow, float* sink) {
+  union { float f; int i; } u, seen = {.i = 0};
+  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
+  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
+  *sink = seen.f;
+}
+
 // The forward pass keeps its products tile by tile, four channels at a time: the 36 products of a tile's channels
 // 4g…4g+3 are 36 consecutive vectors, a block of W4 floats ([tiles, co/4, 36, 4]), which the output transform
 // reads and writes at fixed offsets from one address (36 offsets ξ·step took V8 a register or stack slot each).
@@ -941,21 +957,6 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and dy (from pd,
-// `rows`) that a batch of tiles reads, up to xEnd and dEnd, read in order before its transforms: in a training
-// step x and dy come from beyond the second-level cache, and the processor's prefetchers stream two runs of
-// consecutive lines faster than the transforms' scattered reads fetch them (a call with other kernels run
-// between calls: 5–10% faster; with x and dy in cache, 1–2% slower). What was read goes to `sink`, a float of
-// the scratch that nothing reads, so that it is read at all.
-static inline __attribute__((always_inline)) void wino4_grad_read_ahead(const float* px, const float* xEnd,
-                                                                        const float* pd, const float* dEnd, int rows,
-                                                                        int xRow, int dRow, float* sink) {
-  union { float f; int i; } u, seen = {.i = 0};
-  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
-  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
-  *sink = seen.f;
-}
-
 // acc += the sums over all tiles, `tiles` at a time (constants where inlined with them). The input transform shares
 // rows between tiles (below) where the sizes are `fixed` constants; elsewhere it is `wino4_input_tile`, whose
 // addresses as variables made sharing a little slower than not.
@@ -970,9 +971,9 @@ static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* 
     const int nt = min_i(tiles, total - t0);
     const int b0 = b, ty0 = ty, tx0 = tx;
     for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
-    wino4_grad_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
-                          dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co,
-                          4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, V + tiles * ci);
+    wino4_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                     dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co, 4 * ((tx + nt + tw - 1) / tw), W * ci,
+                     ow * co, V + tiles * ci);
     for (int t = 0; t < nt && !fixed; t++) {
       wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
       if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
