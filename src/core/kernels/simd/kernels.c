@@ -826,6 +826,10 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
     const int nt = min_i(tiles, total - t0);
     for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
     int b = b0, ty = ty0, tx = tx0;
+    // The rows of x these tiles read and of out they write, a float a cache line in order (see wino4_read_ahead).
+    wino4_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                     win ? out : out + (b * oh + 4 * ty) * ow * co, win ? out : out + B * oh * ow * co,
+                     4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, T);
     for (int t = 0; t < nt; t++) {
       wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
       next_tile(&b, &ty, &tx, th, tw);
