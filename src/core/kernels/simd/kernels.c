@@ -2130,6 +2130,20 @@ static void s2_dy_tile(const float* g0, int rows, int cols, int ow, int co, floa
   const int b = (i) / per, rem = (i) % per, ty = rem / tw, tx = rem % tw;                                \
   (void)b, (void)ty, (void)tx
 
+// The rows of img [B, H, W, ci] (x, or dx for the input gradient) that the `nt` tiles from tile t0 read or write, 5
+// a tile row, and of g [B, oh, ow, co] (dy, or out for the forward pass), 2 a tile row, read ahead as
+// `wino4_read_ahead` reads them (4 rows + 2 of img a tile row, and g's 2 rows as 4 half rows), for the same reason:
+// in a training step they come from beyond the second-level cache. What was read goes to `sink`, a float of the
+// scratch that nothing reads.
+static inline __attribute__((always_inline)) void s2_read_ahead(const float* img, const float* g, int t0, int nt,
+                                                                int per, int tw, int B, int H, int W, int ci, int oh,
+                                                                int ow, int co, int top, float* sink) {
+  S2_TILE(t0);
+  wino4_read_ahead(img + (b * H + max_i(0, 4 * ty - top)) * W * ci, img + B * H * W * ci,
+                   g + (b * oh + 2 * ty) * ow * co, g + B * oh * ow * co, 4 * ((tx + nt + tw - 1) / tw), W * ci,
+                   ow * co / 2, sink);
+}
+
 // The 3×3, stride-2 (dilation 1) convolution of x [B, H, W, ci] with the filter whose transform
 // `winograd_s2_filter` wrote into u, as `conv2d` takes it (padding top, left; bias and activation after the sum),
 // out [B, oh, ow, co]. ci and co in fours; `scratch` holds 25·tiles·ci + 9·tiles·co + 18·S2_PAD floats: `tiles`
@@ -2144,6 +2158,7 @@ void conv2d_winograd_s2(const float* x, const float* u, float* out, float* scrat
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
+    s2_read_ahead(x, out, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top, V + 4 * tiles * ci);
     for (int t = 0; t < nt; t++) {
       S2_TILE(t0 + t);
       s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V, t, tiles);
@@ -2192,6 +2207,7 @@ void conv2d_filter_grad_winograd_s2(const float* x, const float* dy, float* dw, 
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
+    s2_read_ahead(x, dy, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top, V + 4 * tiles * ci);
     for (int t = 0; t < nt; t++) {
       S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
@@ -2237,6 +2253,7 @@ void conv2d_input_grad_winograd_s2(const float* dy, const float* ut, float* dx, 
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
+    s2_read_ahead(dx, dy, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top, M + 4 * tiles * ci);
     for (int t = 0; t < nt; t++) {
       S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
