@@ -186,10 +186,11 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
         [0, 0],
       ],
     },
-    // The stride-2 Winograd form (3×3, stride 2, 32 channels or more in, in fours): a ResNet's downsampling layer,
+    // The stride-2 Winograd form (3×3, stride 2, 16 channels or more in, in fours): a ResNet's downsampling layer,
     // odd output sizes with padding 1 before (13 × 11 'same'), uneven explicit padding, 'valid'.
     { x: [2, 16, 16, 32], f: [3, 3, 32, 64], s: 2, pad: 'same' },
     { x: [2, 13, 11, 32], f: [3, 3, 32, 16], s: 2, pad: 'same' },
+    { x: [2, 15, 13, 16], f: [3, 3, 16, 32], s: 2, pad: 'same' }, // 16 in: a ResNet's downsampling, odd sizes
     {
       x: [2, 12, 9, 36],
       f: [3, 3, 36, 8],
@@ -228,7 +229,7 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       const conv = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad, undefined, false, 'channelsLast');
       assert.equal(winogradTakes(conv), winograd, `case ${i}: Winograd?`);
       assert.equal(winograd4Takes(conv), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(3×3, 4×4)?`);
-      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && c.f[2] >= 32 && c.f[2] % 4 === 0 && c.f[3] % 4 === 0;
+      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && c.f[2] >= 16 && c.f[2] % 4 === 0 && c.f[3] % 4 === 0;
       assert.equal(winogradS2Takes(conv), s2, `case ${i}: the stride-2 Winograd form?`);
     });
   });
@@ -423,10 +424,8 @@ test('convolution and its input gradient through the SIMD module = the cpu backe
       const winograd = c.f[0] === 3 && c.f[1] === 3 && unit(c.s) && unit(c.d) && c.f[2] >= 8 && c.f[2] * c.f[3] >= 128;
       assert.equal(winogradTakes(info), winograd, `case ${i}: Winograd for the forward pass?`);
       assert.equal(winograd4Takes(info), winograd && c.f[2] >= 16 && c.f[3] >= 16, `case ${i}: F(4×4, 3×3)?`);
-      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && unit(c.d) && c.f[2] >= 32 && c.f[2] % 4 === 0;
+      const s2 = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && unit(c.d) && c.f[2] >= 16 && c.f[2] % 4 === 0;
       assert.equal(winogradS2Takes(info), s2, `case ${i}: the stride-2 Winograd form?`);
-      const s2Forward = c.f[0] === 3 && c.f[1] === 3 && c.s === 2 && unit(c.d) && c.f[2] >= 16 && c.f[2] % 4 === 0;
-      assert.equal(winogradS2Takes(info, true), s2Forward, `case ${i}: the stride-2 Winograd form's forward pass?`);
       if (bwd) tf.engine().makeTensorFromTensorInfo(bwd);
     });
   });

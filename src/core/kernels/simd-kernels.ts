@@ -637,13 +637,12 @@ export function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
 
 /**
  * Whether the stride-2 Winograd form takes the convolution (`conv2d_winograd_s2` and its gradients, kernels.c):
- * 3×3, stride 2, dilation 1, channels in fours both sides, 32 or more in, or 16 for the `forward` pass: 25
- * multiplies per 2×2 outputs and channel pair where the direct sum takes 36. In a ResNet-20 epoch (batch 64)
- * 16×16×32 → 64 ran 1.1–1.4 times as fast (forward, filter and input gradient); 32×32×16 → 32's forward 1.1 times,
- * but its gradients no faster than the direct kernels: one call in cache was 5–20% faster, in the step, its 4 MB
- * input cold, not (docs/performance.md).
+ * 3×3, stride 2, dilation 1, channels in fours both sides, 16 or more in: 25 multiplies per 2×2 outputs and channel
+ * pair where the direct sum takes 36. In a ResNet-20 epoch (batch 64) 16×16×32 → 64 ran 1.1–1.4 times as fast
+ * (forward, filter and input gradient); 32×32×16 → 32's gradients, their 4 MB input cold in the step, only once the
+ * kernels read ahead the rows a batch of tiles touches (docs/performance.md).
  */
-export function winogradS2Takes(info: tf.backend_util.Conv2DInfo, forward = false): boolean {
+export function winogradS2Takes(info: tf.backend_util.Conv2DInfo): boolean {
   return (
     info.filterHeight === 3 &&
     info.filterWidth === 3 &&
@@ -653,7 +652,7 @@ export function winogradS2Takes(info: tf.backend_util.Conv2DInfo, forward = fals
     info.dilationWidth === 1 &&
     info.inChannels % 4 === 0 &&
     info.outChannels % 4 === 0 &&
-    info.inChannels >= (forward ? 16 : 32)
+    info.inChannels >= 16
   );
 }
 
@@ -959,7 +958,7 @@ function runConv2d(
 ): tf.TensorInfo {
   const { batchSize: b, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const out = heap.makeOutput([b, oh, ow, co], 'float32');
-  if (winogradS2Takes(info, true)) {
+  if (winogradS2Takes(info)) {
     runWinogradS2(kernels, heap, x, filter, info, epilogue, out);
     return out;
   }
