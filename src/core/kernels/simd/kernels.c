@@ -13,6 +13,14 @@ static inline const float* min_p(const float* a, const float* b) { return a < b 
 // floor(a / b) for b > 0
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+// One float of each cache line of [p, e), in order: a run of lines a direct kernel is about to read or write, which
+// in a training step come from beyond the second-level cache and which the processor's prefetchers stream faster
+// read in order than the kernel's strided reads and scattered stores fetch them (as `wino4_read_ahead`). The loads
+// are volatile so that the compiler keeps them though nothing uses their values.
+static inline __attribute__((always_inline)) void read_ahead_lines(const float* p, const float* e) {
+  for (; p < e; p += 16) (void)*(volatile const float*)p;
+}
+
 // The largest of four values that is not NaN, −∞ when all are NaN, as the cpu backend's max pooling takes
 // it: pmax(a, b) = a < b ? b : a keeps a when b is NaN, and the first of equal values.
 static inline v128_t max_of_4(v128_t v0, v128_t v1, v128_t v2, v128_t v3) {
@@ -120,6 +128,9 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int B, int H
   for (int b = 0; b < B; b++) {
     for (int y = 0; y < oh; y++) {
       const float* dyRow = dy + ((b * oh + y) * ow) * co;
+      const float* img = x + b * H * W * ci;
+      read_ahead_lines(img + max_i(0, y * sh - top) * W * ci, img + min_i(H, y * sh - top + fh) * W * ci);
+      read_ahead_lines(dyRow, dyRow + ow * co);
       filter_grad_row(x, dyRow, dw, b, y, H, W, ci, ow, co, fh, fw, sh, sw, top, left);
     }
   }
@@ -260,6 +271,9 @@ static inline __attribute__((always_inline)) void conv2d_at(const float* x, cons
     for (int y = 0; y < oh; y++) {
       const int iy0 = y * sh - top;
       float* orowp = out + b * oimg + y * orow;
+      // The input rows this output row reads, and the span of out it writes (a phase's pixels and those between).
+      read_ahead_lines(img + max_i(0, iy0) * W * ci, img + min_i(H, iy0 + (fh - 1) * dh + 1) * W * ci);
+      read_ahead_lines(orowp, orowp + (ow - 1) * opx + co);
       int xo = 0;
       for (; xo + 2 <= ow; xo += 2) {
         float* o = orowp + xo * opx;
