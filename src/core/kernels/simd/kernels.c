@@ -787,6 +787,26 @@ static __attribute__((noinline)) void wino4_output_tile(const float* m, float* T
   }
 }
 
+// Reads a float of each 64-byte line the output transform of nt tiles from tile (b, ty, tx) on will write, and
+// returns them or-ed (for the caller to store, so that the reads stay): in training the output was last touched
+// steps before, and its lines' misses, read here all together, overlap; the stores' own misses stall the output
+// transform a tile's few lines at a time.
+static __attribute__((noinline)) v128_t wino4_touch(const float* out, int b, int ty, int tx, int nt, int th, int tw,
+                                                    int oh, int ow, int co) {
+  v128_t acc = wasm_i32x4_splat(0);
+  for (int t = 0; t < nt; t++) {
+    const int oy = 4 * ty, ox = 4 * tx;
+    const int rows = min_i(4, oh - oy), n = min_i(4, ow - ox) * co;
+    for (int i = 0; i < rows; i++) {
+      const float* p = out + ((b * oh + oy + i) * ow + ox) * co;
+      for (int k = 0; k < n; k += 16) acc = wasm_v128_or(acc, wasm_v128_load32_zero(p + k));
+      acc = wasm_v128_or(acc, wasm_v128_load32_zero(p + n - 1)); // the last line, where out is not 64-byte aligned
+    }
+    next_tile(&b, &ty, &tx, th, tw);
+  }
+  return acc;
+}
+
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
@@ -814,6 +834,7 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
       next_tile(&b, &ty, &tx, th, tw);
     }
     wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
+    if (!win) wasm_v128_store(Tin, wino4_touch(out, b0, ty0, tx0, nt, th, tw, oh, ow, co));
     b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
       const int oy = 4 * ty, ox = 4 * tx;
