@@ -91,7 +91,7 @@ const SHAPE_ARGS: Record<string, (a: number[]) => string> = {
   winograd_s2_filter: (a) => `${a[2]}→${a[3]}`,
   bn_moments: (a) => `${a[3]}x${a[4]}`,
   bn_forward: (a) => `${a[5]}x${a[6]}`,
-  bn_backward: (a) => `${a[10]}x${a[11]}${a[9] ? ' +bias' : ''}`,
+  bn_backward: (a) => `${a[11]}x${a[12]}${a[10] ? ' +bias' : ''}`,
   add_act: (a) => `${a[3]}`,
   relu_grad: (a) => `${a[3]}`,
   sum_rows: (a) => `${a[2]}x${a[3]}`,

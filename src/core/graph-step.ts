@@ -456,6 +456,12 @@ export class GraphStep {
    */
   private readonly biasSummed: boolean[];
   /**
+   * Per batch normalization, whether its input is a linear convolution's output (depthwise convolutions are
+   * linear) that only it reads: nothing reads that output after the normalization's gradient, which `bn_backward`
+   * can write over it (not into a new buffer, whose lines the CPU reads from memory before writing them).
+   */
+  private readonly inputDead: boolean[];
+  /**
    * Per residual add of two tensors, the input that is a normalization (no relu) only it reads, or −1: that
    * normalization runs in the add's pass (`bn_add`), its own output never written.
    */
@@ -478,6 +484,11 @@ export class GraphStep {
       return (
         n.kind === 'conv' && !!n.bias && n.activation === 'linear' && readers[i] === 1 && reader?.kind === 'batchnorm'
       );
+    });
+    this.inputDead = nodes.map((n) => {
+      const before = n.kind === 'batchnorm' ? nodes[n.inputs[0]] : null;
+      const linear = before?.kind === 'depthwise' || (before?.kind === 'conv' && before.activation === 'linear');
+      return linear && readers[n.inputs[0]] === 1;
     });
     this.normInAdd = nodes.map((n) => {
       if (n.kind !== 'add' || n.inputs.length !== 2 || n.inputs[0] === n.inputs[1]) return -1;
@@ -551,8 +562,9 @@ export class GraphStep {
       // Per node, its weights as padded for the heap.
       const kernelOf: (tf.TensorInfo | null)[] = [];
       const biasOf: (tf.TensorInfo | null)[] = [];
-      // Per batch normalization: its batch mean and 1/√(variance + ε).
-      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo; scale: tf.TensorInfo }[] = [];
+      // Per batch normalization: its batch mean, 1/√(variance + ε), γ times that, and the 8·C floats its kernels
+      // keep their running sums in.
+      const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo; scale: tf.TensorInfo; scratch: tf.TensorInfo }[] = [];
       // The normalizations that a residual add runs (`normInAdd`).
       const inAdd: boolean[] = nodes.map(() => false);
       for (const j of this.normInAdd) if (j >= 0) inAdd[j] = true;
@@ -622,9 +634,10 @@ export class GraphStep {
             const variance = keep(heap.makeOutput([C], 'float32'), `${n.name}'s variance`);
             const inv = keep(heap.makeOutput([C], 'float32'), `${n.name}'s inverse deviation`);
             const scale = keep(heap.makeOutput([C], 'float32'), `${n.name}'s scale`);
+            const scratch = keep(heap.makeOutput([8 * C], 'float32'), `${n.name}'s running sums`);
             kernelOf[i] = padded(n.gamma, [C]);
             biasOf[i] = padded(n.beta, [C]);
-            k.bn_moments(at(a), at(mean), at(variance), rowsOf, C);
+            k.bn_moments(at(a), at(mean), at(variance), rowsOf, C, at(scratch));
             const vv = heapView(heap, variance) as Float32Array;
             const iv = heapView(heap, inv) as Float32Array;
             const sv = heapView(heap, scale) as Float32Array;
@@ -633,7 +646,7 @@ export class GraphStep {
               iv[c] = 1 / Math.sqrt(vv[c] + n.epsilon);
               sv[c] = iv[c] * gv[c];
             }
-            stats[i] = { mean, inv, scale };
+            stats[i] = { mean, inv, scale, scratch };
             moving.push({ v: n.movingMean, value: mean }, { v: n.movingVariance, value: variance });
             if (inAdd[i]) {
               outs[i] = a; // not written: the add runs it (`normInAdd`), and only the add reads it
@@ -849,21 +862,25 @@ export class GraphStep {
           }
           case 'batchnorm': {
             const rowsOf = B * n.shape[0] * n.shape[1];
+            // Written over a gradient only it holds, or else over its input where nothing reads that later.
             const dx = own.has(g)
               ? g
-              : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
+              : this.inputDead[i]
+                ? owned(outs[from])
+                : owned(keep(heap.makeOutput([B, ...layout[i]], 'float32'), `${n.name}'s input gradient`));
             const dgamma = heap.makeOutput([C], 'float32');
             const dbeta = heap.makeOutput([C], 'float32');
-            const { mean, inv } = stats[i];
+            const { mean, inv, scale, scratch } = stats[i];
             const before = nodes[from];
             const dbias = this.biasSummed[from] ? heap.makeOutput([C], 'float32') : null;
             k.bn_backward(
               at(g),
-              at(outs[i]),
               at(outs[from]),
               at(mean),
               at(inv),
               at(kernelOf[i]!),
+              at(scale),
+              at(biasOf[i]!),
               at(dx),
               at(dgamma),
               at(dbeta),
@@ -871,6 +888,7 @@ export class GraphStep {
               rowsOf,
               C,
               throughRelu[i] ? 0 : act(n),
+              at(scratch),
             );
             giveCropped(n.gamma, dgamma);
             giveCropped(n.beta, dbeta);

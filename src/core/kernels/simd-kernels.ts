@@ -284,7 +284,8 @@ export interface SimdExports {
   add_bias(a: number, b: number, out: number, rows: number, C: number): void;
   sum_rows(x: number, out: number, rows: number, C: number): void;
   relu_grad(dy: number, x: number, out: number, n: number): void;
-  bn_moments(x: number, mean: number, variance: number, rows: number, C: number): void;
+  /** `scratch`: 2·C floats (or more) for the kernel's running sums. */
+  bn_moments(x: number, mean: number, variance: number, rows: number, C: number, scratch: number): void;
   bn_forward(
     x: number,
     mean: number,
@@ -306,13 +307,15 @@ export interface SimdExports {
     C: number,
     act: number,
   ): void;
+  /** With act 1 or 2, the activation's mask is worked out from x as bn_forward (its scale and beta) works y out. */
   bn_backward(
     dy: number,
-    y: number,
     x: number,
     mean: number,
     inv: number,
     gamma: number,
+    scale: number,
+    beta: number,
     dx: number,
     dgamma: number,
     dbeta: number,
@@ -321,6 +324,8 @@ export interface SimdExports {
     rows: number,
     C: number,
     act: number,
+    /** 8·C floats (7·C used) for the sums and coefficients the kernel keeps over its spans of rows. */
+    scratch: number,
   ): void;
   /** dst [co, ci] = src [ci, co] transposed: a filter tap with its channel axes swapped. */
   transpose_tap(src: number, dst: number, ci: number, co: number): void;
@@ -583,7 +588,8 @@ const WINOGRAD4_PAD = 16;
 /**
  * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
  * where F(3×3, 2×2) has 16): 64 at 16 and 32 channels, 32 at 64. The more tiles, the fewer times each block
- * of sums is loaded and stored (docs/performance.md).
+ * of sums is loaded and stored (docs/performance.md). kernels.c compiles these three (16, 32 and 64 channels
+ * both sides) with their sizes as constants: change the two together.
  */
 const winograd4GradTiles = (channels: number) => Math.max(8, Math.min(64, Math.round(4096 / channels)));
 

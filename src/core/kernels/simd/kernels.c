@@ -9,6 +9,7 @@
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int max_i(int a, int b) { return a > b ? a : b; }
+static inline const float* min_p(const float* a, const float* b) { return a < b ? a : b; }
 // floor(a / b) for b > 0
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -852,6 +853,105 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   }
 }
 
+// The filter gradient's transforms, V [36, tiles, ci] (the ξ-th at V + ξ·vs, vs = tiles·ci + WINO4_PAD) and D
+// [36, tiles, co] (ds = tiles·co + WINO4_PAD), with ci, co and tiles constants where they can be (below): the
+// transforms then read and write at fixed offsets from one address (36 offsets ξ·vs took V8 a register or stack
+// slot each).
+
+// d B for the rows r0…5 of the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are `zeros`, ci zero
+// floats; rows outside are stored as zeros), row r at v + 6r·step, four channels at a time: the first of
+// `wino4_input_tile`'s two passes. The filter gradient shares rows 0 and 1 with those 4 and 5 of the tile above.
+static inline __attribute__((always_inline)) void wino4_grad_input_rows(const float* img, const float* zeros, int H,
+                                                                        int W, int ci, int iy0, int ix0, float* v,
+                                                                        int step, int r0) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = r0; r < 6; r++) {
+    const int iy = iy0 + r;
+    float* vr = v + r * 6 * step;
+    const int inside = iy >= 0 && iy < H;
+    const float* row = img + (inside ? iy : 0) * W * ci; // (no address outside the image, even unread)
+    const float* p[6];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      const int ix = ix0 + s;
+      p[s] = inside && ix >= 0 && ix < W ? row + ix * ci : zeros;
+    }
+    for (int c = 0; c < ci; c += 4) {
+      v128_t d[6], e[6];
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
+      if (inside) {
+        w4_bt(d, e, w4_two(step));
+      } else {
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) e[s] = zero;
+      }
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+    }
+  }
+}
+
+// Rows 0 and 1 of a tile's d B from rows 4 and 5 of the tile above it (at `above`, not yet through Bᵀ): the
+// same pixels.
+static inline __attribute__((always_inline)) void wino4_grad_shared_rows(const float* above, float* v, int ci,
+                                                                         int step) {
+  for (int c = 0; c < ci; c += 4)
+    _Pragma("clang loop unroll(full)") for (int k = 0; k < 12; k++)
+      wasm_v128_store(v + k * step + c, wasm_v128_load(above + (24 + k) * step + c));
+}
+
+// Bᵀ (d B) in place, column by column, for the tile whose rows `wino4_grad_input_rows` left at v: the second pass.
+static inline __attribute__((always_inline)) void wino4_grad_input_columns(float* v, int ci, int step) {
+  for (float *vt = v, *end = v + ci; vt < end; vt += 4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t e[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
+      w4_bt(e, col, w4_two(step));
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
+    }
+  }
+}
+
+// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
+// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
+static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d,
+                                                                  int step, int co) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int o = 0; o < co; o += 4) {
+    v128_t g[4], col[6];
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
+    w4_a(g, col);
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+  }
+}
+
+// D = A dy Aᵀ for the 4×4 tile of dy [B, oh, ow, co] at (b, oy, ox) (zeros outside its edges), d[ξ·step + o] (the
+// tile's place in D), in two passes: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where one
+// pass keeps 24).
+static inline __attribute__((always_inline)) void wino4_dy_tile(const float* dy, int b, int oy, int ox, int oh, int ow,
+                                                                int co, float* d, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+  const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
+  for (int j = 0; j < 4; j++) {
+    float* dj = d + j * step;
+    if (j >= cols) {
+      for (int o = 0; o < co; o += 4)
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
+    } else if (rows == 4) {
+      wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
+    } else {
+      wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
+    }
+  }
+  for (int r = 0; r < 6; r++) {
+    float* dr = d + r * 6 * step;
+    for (int o = 0; o < co; o += 4) {
+      v128_t q[4], row[6];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
+      w4_a(q, row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
+    }
+  }
+}
+
 // Gᵀ (6 → 3) over n floats: out + k·ostep = (Gᵀ x)[k] for x[l] at a + l·astep, four channels at a time.
 static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int n) {
   for (int i = 0; i < n; i += 4) {
@@ -862,72 +962,83 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
-// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
-static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d, int step,
-                                                                  int co) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  for (int o = 0; o < co; o += 4) {
-    v128_t g[4], col[6];
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
-    w4_a(g, col);
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and dy (from pd,
+// `rows`) that a batch of tiles reads, up to xEnd and dEnd, read in order before its transforms: in a training
+// step x and dy come from beyond the second-level cache, and the processor's prefetchers stream two runs of
+// consecutive lines faster than the transforms' scattered reads fetch them (a call with other kernels run
+// between calls: 5–10% faster; with x and dy in cache, 1–2% slower). What was read goes to `sink`, a float of
+// the scratch that nothing reads, so that it is read at all.
+static inline __attribute__((always_inline)) void wino4_grad_read_ahead(const float* px, const float* xEnd,
+                                                                        const float* pd, const float* dEnd, int rows,
+                                                                        int xRow, int dRow, float* sink) {
+  union { float f; int i; } u, seen = {.i = 0};
+  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
+  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
+  *sink = seen.f;
+}
+
+// acc += the sums over all tiles, `tiles` at a time (constants where inlined with them). The input transform shares
+// rows between tiles (below) where the sizes are `fixed` constants; elsewhere it is `wino4_input_tile`, whose
+// addresses as variables made sharing a little slower than not.
+static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* x, const float* dy, float* acc, float* V,
+                                                                   float* D, int tiles, int B, int H, int W, int ci,
+                                                                   int oh, int ow, int co, int top, int left,
+                                                                   int fixed) {
+  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  int b = 0, ty = 0, tx = 0; // the batch's first tile: counted, not divided out tile by tile
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    const int b0 = b, ty0 = ty, tx0 = tx;
+    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
+    wino4_grad_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                          dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co,
+                          4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, V + tiles * ci);
+    for (int t = 0; t < nt && !fixed; t++) {
+      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    // V = Bᵀ d B, d B a tile row ahead of Bᵀ (d B): a tile below another in the batch takes its first two rows of
+    // d B from the other's last two (a third fewer of them computed at 32 × 32).
+    for (int t = 0; t < nt && fixed; t++) {
+      float* v = V + t * ci;
+      const int shared = ty > 0 && t >= tw;
+      if (shared) wino4_grad_shared_rows(v - tw * ci, v, ci, vs);
+      wino4_grad_input_rows(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, v, vs, shared ? 2 : 0);
+      if (t >= tw) wino4_grad_input_columns(v - tw * ci, ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    for (int t = max_i(0, nt - tw); t < nt && fixed; t++) wino4_grad_input_columns(V + t * ci, ci, vs);
+    b = b0, ty = ty0, tx = tx0;
+    for (int t = 0; t < nt; t++) {
+      wino4_dy_tile(dy, b, 4 * ty, 4 * tx, oh, ow, co, D + t * co, ds);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
   }
 }
 
 // The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
 // F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
-// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) +
-// 2·WINO4_PAD) floats.
+// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) + 2·WINO4_PAD) floats.
 EXPORT("conv2d_filter_grad_winograd4")
 void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                   int W, int ci, int oh, int ow, int co, int top, int left) {
-  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
-  float* acc = scratch;          // [36, ci, co]: the sums in the transformed domain
-  float* V = acc + 36 * ci * co; // [36, tiles, ci], the ξ-th at V + ξ·vs
-  float* D = V + 36 * vs;        // [36, tiles, co], the ξ-th at D + ξ·ds
+  float* acc = scratch;                                 // [36, ci, co]: the sums in the transformed domain
+  float* V = acc + 36 * ci * co;                        // [36, tiles, ci]
+  float* D = V + 36 * (tiles * ci + WINO4_PAD);         // [36, tiles, co]
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < 36 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const int step = ds;
-  for (int t0 = 0; t0 < total; t0 += tiles) {
-    const int nt = min_i(tiles, total - t0);
-    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, zero); // the zeros outside the image, until A dy Aᵀ
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
-    }
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      const int oy = 4 * ty, ox = 4 * tx;
-      const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
-      float* dt = D + t * co;
-      // A dy Aᵀ in two passes through D: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where
-      // one pass keeps 24).
-      for (int j = 0; j < 4; j++) {
-        float* dj = dt + j * step;
-        if (j >= cols) {
-          for (int o = 0; o < co; o += 4)
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
-        } else if (rows == 4) {
-          wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
-        } else {
-          wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
-        }
-      }
-      for (int r = 0; r < 6; r++) {
-        float* dr = dt + r * 6 * step;
-        for (int o = 0; o < co; o += 4) {
-          v128_t q[4], row[6];
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
-          w4_a(q, row);
-          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
-        }
-      }
-    }
-    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
-  }
+  // The stride-1 layers of CIFAR ResNets (16, 32 and 64 channels, as many tiles as `winograd4GradTiles` takes)
+  // with their sizes as constants; any other with them as variables.
+  if (ci == 16 && co == 16 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 16, oh, ow, 16, top, left, 1);
+  else if (ci == 32 && co == 32 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 32, oh, ow, 32, top, left, 1);
+  else if (ci == 64 && co == 64 && tiles == 32)
+    wino4_grad_tiles(x, dy, acc, V, D, 32, B, H, W, 64, oh, ow, 64, top, left, 1);
+  else
+    wino4_grad_tiles(x, dy, acc, V, D, tiles, B, H, W, ci, oh, ow, co, top, left, 0);
   // dw = Gᵀ acc G: Gᵀ acc column by column into acc's first three rows, then (Gᵀ acc) G row by row. Six streams
   // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
   // of the first-level cache.
@@ -1243,6 +1354,9 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 // not of rows, and the float64 work is a sixteenth of it. (Every row in float64 took 2–3 times as long:
 // 65536 × 16, bn_moments 364 → 136 µs; in cache, 4096 × 16, bn_backward after a relu 46 → 35 µs.)
 #define BN_BLOCK 16
+// The rows a pass takes through all its channels before the next (whole blocks, at least one): 64 KB of each
+// tensor, which stay in the second-level cache until the last of its channels is done.
+#define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
 #define BN_ADD_F64(LO, HI, S)                                                              \
   do {                                                                                     \
     LO = wasm_f64x2_add(LO, wasm_f64x2_promote_low_f32x4(S));                              \
@@ -1250,56 +1364,83 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
   } while (0)
 
 // The per-channel mean and (biased: over `rows`, as tf.moments takes it) variance of x, the variance from a
-// second pass over the deviations from the mean (rounded to float32). NV·4 channels (up to 16, a cache line)
-// a sweep over the rows, so that each pass reads every line once (four channels a sweep read a line up to
-// four times: MobileNet's 24×24×44 batch did not stay in cache).
-#define BN_MOMENTS(NV)                                                                                     \
-  static inline void bn_moments_##NV(const float* x, float* mean, float* var, int rows, int C) {         \
-    const v128_t n = wasm_f64x2_splat((double)rows);                                                       \
+// second pass over the deviations from the mean (rounded to float32). Each pass takes a span of rows (BN_SPAN)
+// through all its channels, NV·4 channels (up to 16, a cache line) at a time, before the next span, so that it
+// reads every line of the tensor once (a sweep over all the rows for each 16 channels of a wider tensor
+// fetched its lines from memory a line out of every two or four); the float64 sums wait in `scratch` (2·C
+// floats: per four channels c, at scratch + 2c, the f64x2 of channels 0–1 and of 2–3). DEV: the second pass.
+#define BN_MOMENTS(NV, DEV)                                                                                \
+  static inline void bn_moments_##NV##_##DEV(const float* x, const float* mean, float* acc, int r0, int r1, \
+                                             int C) {                                                     \
     v128_t lo[NV], hi[NV], m[NV];                                                                          \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) lo[v] = hi[v] = wasm_f64x2_splat(0.0); \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
-      v128_t s[NV];                                                                                        \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                   \
-          s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                          \
-      }                                                                                                    \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
-    }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      m[v] = join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n));                               \
-      lo[v] = hi[v] = wasm_f64x2_splat(0.0);                                                               \
+      lo[v] = wasm_v128_load(acc + 8 * v);                                                                 \
+      hi[v] = wasm_v128_load(acc + 8 * v + 4);                                                             \
+      if (DEV) m[v] = wasm_v128_load(mean + 4 * v);                                                        \
     }                                                                                                      \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                          \
-      const int r1 = min_i(rows, r0 + BN_BLOCK);                                                           \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                           \
+      const int b1 = min_i(r1, b0 + BN_BLOCK);                                                             \
       v128_t s[NV];                                                                                        \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) s[v] = wasm_f32x4_splat(0.0f);      \
-      for (const float* p = x + r0 * C; p < x + r1 * C; p += C) {                                          \
+      for (const float* p = x + b0 * C; p < x + b1 * C; p += C) {                                          \
         _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                 \
-          const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                                \
-          s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                               \
+          if (DEV) {                                                                                       \
+            const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);                              \
+            s[v] = wasm_f32x4_add(s[v], wasm_f32x4_mul(d, d));                                             \
+          } else {                                                                                         \
+            s[v] = wasm_f32x4_add(s[v], wasm_v128_load(p + 4 * v));                                        \
+          }                                                                                                \
         }                                                                                                  \
       }                                                                                                    \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) BN_ADD_F64(lo[v], hi[v], s[v]);     \
     }                                                                                                      \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                     \
-      wasm_v128_store(mean + 4 * v, m[v]);                                                                 \
-      wasm_v128_store(var + 4 * v, join_f64x2(wasm_f64x2_div(lo[v], n), wasm_f64x2_div(hi[v], n)));        \
+      wasm_v128_store(acc + 8 * v, lo[v]);                                                                 \
+      wasm_v128_store(acc + 8 * v + 4, hi[v]);                                                             \
     }                                                                                                      \
   }
-BN_MOMENTS(4) BN_MOMENTS(3) BN_MOMENTS(2) BN_MOMENTS(1)
+BN_MOMENTS(4, 0) BN_MOMENTS(3, 0) BN_MOMENTS(2, 0) BN_MOMENTS(1, 0)
+BN_MOMENTS(4, 1) BN_MOMENTS(3, 1) BN_MOMENTS(2, 1) BN_MOMENTS(1, 1)
+
+// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
+// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
+#define BN_BY_CHANNELS(AT, ACT)                     \
+  do {                                              \
+    int c = 0;                                      \
+    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
+    switch ((C - c) / 4) {                          \
+      case 3: AT(3, ACT); break;                    \
+      case 2: AT(2, ACT); break;                    \
+      case 1: AT(1, ACT); break;                    \
+    }                                               \
+  } while (0)
+
+// One pass of bn_moments over every span of rows (DEV 0: the sums of x, 1: of the squared deviations), then
+// its sums divided by the rows into `to`.
+static inline void bn_moments_pass(const float* x, float* mean, float* to, int rows, int C, float* scratch, int dev) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 2 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_MOMENTS_AT(NV, DEV) bn_moments_##NV##_##DEV(x + c, mean + c, scratch + 2 * c, r0, r1, C)
+    if (dev)
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 1);
+    else
+      BN_BY_CHANNELS(BN_MOMENTS_AT, 0);
+#undef BN_MOMENTS_AT
+  }
+  const v128_t n = wasm_f64x2_splat((double)rows);
+  for (int c = 0; c < C; c += 4) {
+    const v128_t lo = wasm_v128_load(scratch + 2 * c), hi = wasm_v128_load(scratch + 2 * c + 4);
+    wasm_v128_store(to + c, join_f64x2(wasm_f64x2_div(lo, n), wasm_f64x2_div(hi, n)));
+  }
+}
 
 EXPORT("bn_moments")
-void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
-  int c = 0;
-  for (; c + 16 <= C; c += 16) bn_moments_4(x + c, mean + c, var + c, rows, C);
-  switch ((C - c) / 4) {
-    case 3: bn_moments_3(x + c, mean + c, var + c, rows, C); break;
-    case 2: bn_moments_2(x + c, mean + c, var + c, rows, C); break;
-    case 1: bn_moments_1(x + c, mean + c, var + c, rows, C); break;
-  }
+void bn_moments(const float* x, float* mean, float* var, int rows, int C, float* scratch) {
+  bn_moments_pass(x, mean, mean, rows, C, scratch, 0);
+  bn_moments_pass(x, mean, var, rows, C, scratch, 1);
 }
 
 // NV·4 channels (up to 16, a cache line) of every row: ((x − mean)·scale + beta) [+ other], then the activation
@@ -1327,18 +1468,6 @@ void bn_moments(const float* x, float* mean, float* var, int rows, int C) {
 #define BN_APPLY_ACTS(NV) BN_APPLY(NV, 0) BN_APPLY(NV, 1) BN_APPLY(NV, 2)
 BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
 
-// AT(NV, ACT) over C's channels, 16 at a time (NV 4) and then the rest, c the first channel of each call; ACT the
-// compile-time activation for `act` (0 none, 1 relu, 2 relu6).
-#define BN_BY_CHANNELS(AT, ACT)                     \
-  do {                                              \
-    int c = 0;                                      \
-    for (; c + 16 <= C; c += 16) AT(4, ACT);        \
-    switch ((C - c) / 4) {                          \
-      case 3: AT(3, ACT); break;                    \
-      case 2: AT(2, ACT); break;                    \
-      case 1: AT(1, ACT); break;                    \
-    }                                               \
-  } while (0)
 #define BN_BY_ACT(AT)                               \
   switch (act) {                                    \
     case 0: BN_BY_CHANNELS(AT, 0); break;           \
@@ -1394,8 +1523,12 @@ void bn_add(const float* x, const float* mean, const float* scale, const float* 
 // 0 < y < 6. Per channel, with d the gradient reaching the normalization and x̂ = (x − mean)·inv:
 //   dβ = Σ d,  dγ = Σ d·x̂,  dx = γ·inv · (d − dβ/n − x̂·dγ/n)
 // the sums by blocks (BN_BLOCK), the coefficients in float64. Where `dbias` is not null, dbias = Σ dx too (the
-// bias gradient of a convolution before the normalization, in the pass that writes dx). Two passes over the
-// rows, NV·4 channels (up to 16, a cache line) a pass, as bn_moments; the activation ACT fixed at compile time.
+// bias gradient of a convolution before the normalization, in the pass that writes dx). The activation's mask
+// is worked out again from x, (x − mean)·scale + beta with bn_forward's operations and so its bits, instead of
+// reading y (a tensor less from memory in each pass). Two passes over the rows, each a span (BN_SPAN) at a
+// time through all its channels, as bn_moments; the float64 sums and the coefficients wait in `scratch` (7·C
+// floats) between spans: per four channels c, at scratch + 4c the sums of d (two f64x2, channels 0–1 and 2–3)
+// and of d·(x − mean), then Σ dx; at scratch + 4C + 3c, k1, k2, k3 (float32). ACT is fixed at compile time.
 // dy through the activation bn_forward applied (act 0 none, 1 relu, 2 relu6), at its output y.
 static inline v128_t bn_activation_grad(const float* dy, const float* y, int act) {
   v128_t d = wasm_v128_load(dy);
@@ -1403,95 +1536,164 @@ static inline v128_t bn_activation_grad(const float* dy, const float* y, int act
   if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(wasm_v128_load(y), wasm_f32x4_splat(6.0f)));
   return d;
 }
+// The same at the activation's input z: relu(z) > 0 exactly where z > 0 (NaN neither), relu6(z) < 6 where z < 6.
+static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
+  v128_t d = wasm_v128_load(dy);
+  if (act) d = wasm_v128_and(d, wasm_f32x4_gt(z, wasm_f32x4_splat(0.0f)));
+  if (act == 2) d = wasm_v128_and(d, wasm_f32x4_lt(z, wasm_f32x4_splat(6.0f)));
+  return d;
+}
 
-#define BN_BACKWARD(NV, ACT)                                                                                \
-  static inline void bn_backward_##NV##_##ACT(const float* dy, const float* y, const float* x,              \
-                                              const float* mean, const float* inv, const float* gamma,      \
-                                              float* dx, float* dgamma, float* dbeta, float* dbias, int rows, \
-                                              int C) {                                                      \
-    const double n = (double)rows;                                                                          \
-    v128_t m[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV], K1[NV], K2[NV], K3[NV];                           \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      m[v] = wasm_v128_load(mean + 4 * v);                                                                  \
-      s1lo[v] = s1hi[v] = s2lo[v] = s2hi[v] = wasm_f64x2_splat(0.0);                                        \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
+// The float64 sums of NV vectors of channels, f64x2 pairs (channels 0–1, 2–3) at acc + 16·v (then + 8), loaded
+// into LO/HI (and stored back from them).
+#define BN_LOAD_F64(NV, LO, HI, ACC)                                                                          \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    LO[v] = wasm_v128_load(ACC + 16 * v);                                                                     \
+    HI[v] = wasm_v128_load(ACC + 16 * v + 4);                                                                 \
+  }
+#define BN_STORE_F64(NV, LO, HI, ACC)                                                                         \
+  _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                          \
+    wasm_v128_store(ACC + 16 * v, LO[v]);                                                                     \
+    wasm_v128_store(ACC + 16 * v + 4, HI[v]);                                                                 \
+  }
+
+// XM = x − mean and D = dy through the activation (its mask from x) at offset O, vector V of the channels.
+#define BN_XM_D(XM, D, O, V, ACT)                                                                               \
+  const v128_t XM = wasm_f32x4_sub(wasm_v128_load(x + (O)), m[V]);                                             \
+  const v128_t D = bn_activation_grad_at(dy + (O), wasm_f32x4_add(wasm_f32x4_mul(XM, sc[V]), be[V]), ACT);
+
+// Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums.
+#define BN_BACKWARD_SUMS(NV, ACT)                                                                             \
+  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* x, const float* mean,         \
+                                                   const float* scale, const float* beta, float* acc, int r0,  \
+                                                   int r1, int C) {                                            \
+    v128_t m[NV], sc[NV], be[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                     \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    BN_LOAD_F64(NV, s2lo, s2hi, acc + 8)                                                                      \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
       /* Two vectors of channels a sweep over the block's rows (in the first-level cache by the second): */  \
       /* the sums of all four and their constants took more than the 16 SIMD registers of x86-64. */          \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2], a2[2];                                                                                \
-        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            a1[j] = wasm_f32x4_add(a1[j], d);                                                               \
-            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]))); \
-          }                                                                                                 \
-        }                                                                                                   \
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
-          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
-          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                      \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    /* Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once. */  \
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                      \
-      const v128_t iv4 = wasm_v128_load(inv + 4 * v), g4 = wasm_v128_load(gamma + 4 * v);                   \
-      const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);                                                \
-      const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));           \
-      const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);                           \
-      const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi); \
-      const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);                                                  \
-      wasm_v128_store(dbeta + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                         \
-      wasm_v128_store(dgamma + 4 * v, join_f64x2(wasm_f64x2_mul(s2lo[v], ivlo), wasm_f64x2_mul(s2hi[v], ivhi))); \
-      K1[v] = join_f64x2(gilo, gihi);                                                                       \
-      K2[v] = join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo[v]), minusInvN),                          \
-                         wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi[v]), minusInvN));                         \
-      K3[v] = join_f64x2(                                                                                   \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo[v]), minusInvN), \
-          wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi[v]), minusInvN)); \
-      s1lo[v] = s1hi[v] = wasm_f64x2_splat(0.0);                                                            \
-    }                                                                                                       \
-    for (int r0 = 0; r0 < rows; r0 += BN_BLOCK) {                                                           \
-      const int e = min_i(rows, r0 + BN_BLOCK) * C;                                                         \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                 \
-        v128_t a1[2];                                                                                       \
-        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                             \
-        for (int o = r0 * C; o < e; o += C) {                                                               \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                   \
-            const int v = h + j;                                                                            \
-            const v128_t d = bn_activation_grad(dy + o + 4 * v, y + o + 4 * v, ACT);                        \
-            const v128_t xm = wasm_f32x4_sub(wasm_v128_load(x + o + 4 * v), m[v]);                          \
-            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
-            wasm_v128_store(dx + o + 4 * v, g);                                                             \
-            if (dbias) a1[j] = wasm_f32x4_add(a1[j], g);                                                    \
-          }                                                                                                 \
-        }                                                                                                   \
-        if (dbias) {                                                                                        \
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                     \
-            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                    \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
-    if (dbias) {                                                                                            \
-      _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++)                                      \
-        wasm_v128_store(dbias + 4 * v, join_f64x2(s1lo[v], s1hi[v]));                                       \
-    }                                                                                                       \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2], a2[2];                                                                                  \
+        a1[0] = a1[1] = a2[0] = a2[1] = wasm_f32x4_splat(0.0f);                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            a1[j] = wasm_f32x4_add(a1[j], d);                                                                 \
+            a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, xm));                                             \
+          }                                                                                                   \
+        }                                                                                                     \
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                       \
+          BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                        \
+          BN_ADD_F64(s2lo[h + j], s2hi[h + j], a2[j]);                                                        \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    BN_STORE_F64(NV, s1lo, s1hi, acc)                                                                         \
+    BN_STORE_F64(NV, s2lo, s2hi, acc + 8)                                                                     \
   }
-#define BN_BACKWARD_ACTS(NV) BN_BACKWARD(NV, 0) BN_BACKWARD(NV, 1) BN_BACKWARD(NV, 2)
+
+// Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`.
+#define BN_BACKWARD_GRADS(NV, ACT)                                                                            \
+  static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* x, const float* mean,        \
+                                                    const float* scale, const float* beta, const float* k,    \
+                                                    float* acc, float* dx, int r0, int r1, int C, int bias) { \
+    v128_t m[NV], sc[NV], be[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                 \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
+      m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
+      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
+      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+      K1[v] = wasm_v128_load(k + 12 * v);                                                                     \
+      K2[v] = wasm_v128_load(k + 12 * v + 4);                                                                 \
+      K3[v] = wasm_v128_load(k + 12 * v + 8);                                                                 \
+    }                                                                                                         \
+    BN_LOAD_F64(NV, s1lo, s1hi, acc)                                                                          \
+    for (int b0 = r0; b0 < r1; b0 += BN_BLOCK) {                                                              \
+      const int e = min_i(r1, b0 + BN_BLOCK) * C;                                                             \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < NV; h += 2) {                                   \
+        v128_t a1[2];                                                                                         \
+        a1[0] = a1[1] = wasm_f32x4_splat(0.0f);                                                               \
+        for (int o = b0 * C; o < e; o += C) {                                                                 \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
+            const int v = h + j;                                                                              \
+            BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            const v128_t g = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(K1[v], d), K2[v]), wasm_f32x4_mul(K3[v], xm)); \
+            wasm_v128_store(dx + o + 4 * v, g);                                                               \
+            if (bias) a1[j] = wasm_f32x4_add(a1[j], g);                                                       \
+          }                                                                                                   \
+        }                                                                                                     \
+        if (bias) {                                                                                           \
+          _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++)                       \
+            BN_ADD_F64(s1lo[h + j], s1hi[h + j], a1[j]);                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    if (bias) BN_STORE_F64(NV, s1lo, s1hi, acc)                                                               \
+  }
+#define BN_BACKWARD_BLOCKS(NV, ACT) BN_BACKWARD_SUMS(NV, ACT) BN_BACKWARD_GRADS(NV, ACT)
+#define BN_BACKWARD_ACTS(NV) BN_BACKWARD_BLOCKS(NV, 0) BN_BACKWARD_BLOCKS(NV, 1) BN_BACKWARD_BLOCKS(NV, 2)
 BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
 
 // `dbias` may be null (0): no convolution's bias before the normalization.
 EXPORT("bn_backward")
-void bn_backward(const float* dy, const float* y, const float* x, const float* mean, const float* inv, const float* gamma, float* dx,
-                 float* dgamma, float* dbeta, float* dbias, int rows, int C, int act) {
-#define BN_BACKWARD_AT(NV, ACT)                                                                                  \
-  bn_backward_##NV##_##ACT(dy + c, y + c, x + c, mean + c, inv + c, gamma + c, dx + c, dgamma + c, dbeta + c, \
-                           dbias ? dbias + c : 0, rows, C)
-  BN_BY_ACT(BN_BACKWARD_AT)
-#undef BN_BACKWARD_AT
+void bn_backward(const float* dy, const float* x, const float* mean, const float* inv, const float* gamma,
+                 const float* scale, const float* beta, float* dx, float* dgamma, float* dbeta, float* dbias, int rows,
+                 int C, int act, float* scratch) {
+  const v128_t zero = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
+  const int span = BN_SPAN(C);
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_SUMS_AT(NV, ACT) \
+  bn_backward_sums_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C)
+    BN_BY_ACT(BN_SUMS_AT)
+#undef BN_SUMS_AT
+  }
+  // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
+  const double n = (double)rows;
+  const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
+  float* const k = scratch + 4 * C;
+  for (int c = 0; c < C; c += 4) {
+    float* const acc = scratch + 4 * c;
+    const v128_t s1lo = wasm_v128_load(acc), s1hi = wasm_v128_load(acc + 4);
+    const v128_t s2lo = wasm_v128_load(acc + 8), s2hi = wasm_v128_load(acc + 12);
+    const v128_t iv4 = wasm_v128_load(inv + c), g4 = wasm_v128_load(gamma + c);
+    const v128_t ivlo = wasm_f64x2_promote_low_f32x4(iv4);
+    const v128_t ivhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(iv4, iv4, 2, 3, 0, 1));
+    const v128_t gilo = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(g4), ivlo);
+    const v128_t gihi = wasm_f64x2_mul(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g4, g4, 2, 3, 0, 1)), ivhi);
+    wasm_v128_store(dbeta + c, join_f64x2(s1lo, s1hi));
+    wasm_v128_store(dgamma + c, join_f64x2(wasm_f64x2_mul(s2lo, ivlo), wasm_f64x2_mul(s2hi, ivhi)));
+    wasm_v128_store(k + 3 * c, join_f64x2(gilo, gihi));
+    wasm_v128_store(k + 3 * c + 4, join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(gilo, s1lo), minusInvN),
+                                              wasm_f64x2_mul(wasm_f64x2_mul(gihi, s1hi), minusInvN)));
+    wasm_v128_store(k + 3 * c + 8,
+                    join_f64x2(wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gilo, wasm_f64x2_mul(ivlo, ivlo)), s2lo),
+                                              minusInvN),
+                               wasm_f64x2_mul(wasm_f64x2_mul(wasm_f64x2_mul(gihi, wasm_f64x2_mul(ivhi, ivhi)), s2hi),
+                                              minusInvN)));
+    wasm_v128_store(acc, zero);
+    wasm_v128_store(acc + 4, zero);
+  }
+  for (int r0 = 0; r0 < rows; r0 += span) {
+    const int r1 = min_i(rows, r0 + span);
+#define BN_GRADS_AT(NV, ACT) \
+  bn_backward_grads_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, k + 3 * c, scratch + 4 * c, dx + c, r0, \
+                                 r1, C, dbias != 0)
+    BN_BY_ACT(BN_GRADS_AT)
+#undef BN_GRADS_AT
+  }
+  if (dbias) {
+    for (int c = 0; c < C; c += 4)
+      wasm_v128_store(dbias + c, join_f64x2(wasm_v128_load(scratch + 4 * c), wasm_v128_load(scratch + 4 * c + 4)));
+  }
 }
 
 // part [B, h, w, C] into the pixels (p + y·sh, q + x·sw) of dx [B, H, W, C], C a multiple of 4: one phase of
