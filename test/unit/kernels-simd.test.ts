@@ -169,8 +169,12 @@ test('filter gradient through the SIMD module = the convolution formulation (cha
       ],
     },
     { x: [1, 8, 8, 64], f: [3, 3, 64, 64], s: 1, pad: 'same' },
-    // F(3×3, 4×4) (16 channels and more both sides): dy tiles cut at odd edges (7 × 9), uneven padding.
+    // F(3×3, 4×4) (16 channels and more both sides): dy tiles cut at odd edges (7 × 9), uneven padding; ResNet-20's
+    // 16 and 32 channels (the kernel's sizes as constants) over more tiles than a batch of them, which ends inside
+    // an image (75 tiles, 80).
     { x: [2, 9, 11, 16], f: [3, 3, 16, 16], s: 1, pad: 'valid' },
+    { x: [3, 18, 17, 16], f: [3, 3, 16, 16], s: 1, pad: 'same' },
+    { x: [5, 14, 13, 32], f: [3, 3, 32, 32], s: 1, pad: 'same' },
     {
       x: [2, 10, 13, 16],
       f: [3, 3, 16, 20],

@@ -143,7 +143,7 @@ export interface SimdExports {
   ): void;
   /** F(4×4, 3×3): as `winograd_filter`, u [36, ci, co]. */
   winograd4_filter(w: number, u: number, ci: number, co: number): void;
-  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles at a time, scratch 36·(tiles·(ci + co) + 32) floats. */
+  /** F(4×4, 3×3): as `conv2d_winograd`, `tiles` tiles at a time, scratch 36·(tiles·(ci + co) + ci + 32) floats. */
   conv2d_winograd4(
     x: number,
     u: number,
@@ -588,7 +588,8 @@ const WINOGRAD4_PAD = 16;
 /**
  * Tiles `conv2d_filter_grad_winograd4` transforms at a time, for ci + co channels (36 transforms a tile
  * where F(3×3, 2×2) has 16): 64 at 16 and 32 channels, 32 at 64. The more tiles, the fewer times each block
- * of sums is loaded and stored (docs/performance.md).
+ * of sums is loaded and stored (docs/performance.md). kernels.c compiles these three (16, 32 and 64 channels
+ * both sides) with their sizes as constants: change the two together.
  */
 const winograd4GradTiles = (channels: number) => Math.max(8, Math.min(64, Math.round(4096 / channels)));
 
@@ -799,7 +800,7 @@ function runWinograd(
   const tiles = four ? winograd4Tiles(ci + co) : WINOGRAD_TILES;
   const transforms = four ? 36 : 16;
   const u = heap.makeOutput([transforms, ci, co], 'float32');
-  const scratch = heap.makeOutput([transforms * (tiles * (ci + co) + (four ? 2 * WINOGRAD4_PAD : 0))], 'float32');
+  const scratch = heap.makeOutput([transforms * (tiles * (ci + co) + (four ? ci + 2 * WINOGRAD4_PAD : 0))], 'float32');
   try {
     (four ? kernels.winograd4_filter : kernels.winograd_filter)(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
     const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));

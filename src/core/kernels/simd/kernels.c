@@ -9,6 +9,7 @@
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int max_i(int a, int b) { return a > b ? a : b; }
+static inline const float* min_p(const float* a, const float* b) { return a < b ? a : b; }
 // floor(a / b) for b > 0
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -576,10 +577,14 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
 // first-level cache.
 #define WINO4_PAD 16
 
+// 2 in every lane, where `nonzero` is not 0 (always, at the calls below), as a value LLVM cannot fold: a multiply by
+// the constant 2 it turns into x + x, and the transforms wait on the adds (2 a cycle) while the multiplier idles.
+static inline v128_t w4_two(int nonzero) { return wasm_f32x4_splat(nonzero ? 2.0f : 0.0f); }
+
 // Bᵀ (6 → 6), an input column or row. Its rows are Π_{l≠j}(x − p_l): those of 0, 1/2, −2 and ∞ share the factor
 // x² − 1, so they are sums of the differences f_k = x[k + 2] − x[k]; those of ±1 share x(x − 1/2)(x + 2), so
-// they are a ± b. 6 multiplies and 14 adds where the terms one by one take 10 and 24 (LLVM turns x·2 into x + x).
-static inline void w4_bt(const v128_t* x, v128_t* r) {
+// they are a ± b. 6 multiplies and 14 adds where the terms one by one take 10 and 24. `two` is 2 (`w4_two`).
+static inline void w4_bt(const v128_t* x, v128_t* r, v128_t two) {
   const v128_t h = wasm_f32x4_splat(1.5f);
   const v128_t f0 = wasm_f32x4_sub(x[2], x[0]), f1 = wasm_f32x4_sub(x[3], x[1]);
   const v128_t f2 = wasm_f32x4_sub(x[4], x[2]), f3 = wasm_f32x4_sub(x[5], x[3]);
@@ -587,16 +592,16 @@ static inline void w4_bt(const v128_t* x, v128_t* r) {
   r[0] = wasm_f32x4_add(f2, wasm_f32x4_sub(wasm_f32x4_mul(f1, h), f0));
   r[1] = wasm_f32x4_add(a, b);
   r[2] = wasm_f32x4_sub(a, b);
-  r[3] = wasm_f32x4_add(wasm_f32x4_mul(f1, wasm_f32x4_splat(2.0f)), f2);
+  r[3] = wasm_f32x4_add(wasm_f32x4_mul(f1, two), f2);
   r[4] = wasm_f32x4_sub(f2, wasm_f32x4_mul(f1, wasm_f32x4_splat(0.5f)));
   r[5] = wasm_f32x4_add(f3, wasm_f32x4_sub(wasm_f32x4_mul(f2, h), f1));
 }
 
-// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference
-static inline void w4_at(const v128_t* x, v128_t* r) {
+// Aᵀ (6 → 4), a product column or row; the columns of ±1 through their sum and difference. `two` is 2 (`w4_two`).
+static inline void w4_at(const v128_t* x, v128_t* r, v128_t two) {
   const v128_t s = wasm_f32x4_add(x[1], x[2]), d = wasm_f32x4_sub(x[1], x[2]);
   r[0] = wasm_f32x4_add(wasm_f32x4_add(x[0], s), wasm_f32x4_add(x[3], x[4]));
-  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(2.0f)));
+  r[1] = wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.5f))), wasm_f32x4_mul(x[4], two));
   r[2] = wasm_f32x4_add(wasm_f32x4_add(s, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.25f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(4.0f)));
   r[3] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_add(d, wasm_f32x4_mul(x[3], wasm_f32x4_splat(0.125f))), wasm_f32x4_mul(x[4], wasm_f32x4_splat(8.0f))), x[5]);
 }
@@ -637,17 +642,22 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 
 // V = Bᵀ d B for the 6×6 input tile at (iy0, ix0) of img [H, W, ci], four channels at a time: v[ξ·step + c] for
 // ξ = 6r + s. Pixels outside the image read `zeros` (ci zero floats), rows outside are stored as zeros. In two
-// passes through v, d B row by row then Bᵀ (d B) column by column: a pass keeps 12 vectors live where one keeps
-// all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel group.
-static void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci, int iy0, int ix0, float* v,
-                             int step) {
+// passes, d B row by row into e, then Bᵀ (d B) column by column from e into v: a pass keeps 12 vectors live where
+// one keeps all 36 (V8 has 16 SIMD registers), and each pixel's address is picked once a row, not once a channel
+// group. (d B)[r, s] of channels c… goes to e + (6r + s)·es + c·ec: v itself (es = step, ec = 1), or a scratch
+// of 36·ci floats laid out as [ci/4, 36, 4] (es = 4, ec = 36), whose addresses are fixed offsets from one base
+// where each of v's 36 in-place addresses took V8 a register or a stack slot.
+static inline __attribute__((always_inline)) void wino4_input_via(const float* img, const float* zeros, int H, int W,
+                                                                  int ci, int iy0, int ix0, float* v, int step,
+                                                                  float* e, int es, int ec) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t two = w4_two(step);
   for (int r = 0; r < 6; r++) { // d B, row r
     const int iy = iy0 + r;
-    float* vr = v + r * 6 * step;
+    float* er = e + r * 6 * es;
     if (iy < 0 || iy >= H) {
       for (int c = 0; c < ci; c += 4)
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, zero);
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, zero);
       continue;
     }
     const float* row = img + iy * W * ci;
@@ -657,21 +667,34 @@ static void wino4_input_tile(const float* img, const float* zeros, int H, int W,
       p[s] = ix >= 0 && ix < W ? row + ix * ci : zeros;
     }
     for (int c = 0; c < ci; c += 4) {
-      v128_t d[6], e[6];
+      v128_t d[6], db[6];
       _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
-      w4_bt(d, e);
-      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+      w4_bt(d, db, two);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(er + s * es + c * ec, db[s]);
     }
   }
   for (int c = 0; c < ci; c += 4) { // Bᵀ (d B), column by column
+    const float* ec0 = e + c * ec;
     float* vt = v + c;
     _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-      v128_t e[6], col[6];
-      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
-      w4_bt(e, col);
+      v128_t db[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) db[r] = wasm_v128_load(ec0 + (r * 6 + s) * es);
+      w4_bt(db, col, two);
       _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
     }
   }
+}
+
+// `wino4_input_via` through v itself
+static __attribute__((noinline)) void wino4_input_tile(const float* img, const float* zeros, int H, int W, int ci,
+                                                       int iy0, int ix0, float* v, int step) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, v, step, 1);
+}
+
+// `wino4_input_via` through the scratch T (36·ci floats)
+static __attribute__((noinline)) void wino4_input_tile_via(const float* img, const float* zeros, int H, int W, int ci,
+                                                           int iy0, int ix0, float* v, int step, float* T) {
+  wino4_input_via(img, zeros, H, W, ci, iy0, ix0, v, step, T, 4, 36);
 }
 
 // Row i of u's 6 × 6 transforms (G g Gᵀ, below) for every channel pair: six output streams ci·co floats apart.
@@ -704,10 +727,71 @@ void winograd4_filter(const float* w, float* u, int ci, int co) {
   wino4_filter_row(w, u, ci, co, 5);
 }
 
+// The tile after tile (b, ty, tx) of a batch of th × tw tiles an image, row by row
+static inline __attribute__((always_inline)) void next_tile(int* b, int* ty, int* tx, int th, int tw) {
+  if (++*tx < tw) return;
+  *tx = 0;
+  if (++*ty < th) return;
+  *ty = 0;
+  ++*b;
+}
+
+// Y = Aᵀ M A for one tile's products m ([co/4, 36, 4], W4 floats a group of four channels), then bias and
+// activation, into the tile's `rows` × `cols` pixels at out (`orow` floats a row, `co` a pixel); where `win` is
+// not null, out and win point at the tile's first 2×2 pooling window instead (orow floats a row of windows).
+// Aᵀ M column by column into T (24 vectors), then (Aᵀ M) A two rows at a time: 12 vectors live where the whole
+// tile at once keeps 24 (V8 has 16 SIMD registers). T at a fixed address rather than M in place, and a function
+// of its own: each in-place address was a wasm local (load and store), which V8 spilled.
+static __attribute__((noinline)) void wino4_output_tile(const float* m, float* T, float* out, unsigned char* win,
+                                                        int orow, int co, int rows, int cols, const float* bias,
+                                                        int act, v128_t floor) {
+  const v128_t two = w4_two(rows);
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int o = 0; o < co; o += 4, m += W4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t c[6], col[4];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) c[r] = wasm_v128_load(m + 4 * (r * 6 + s));
+      w4_at(c, col, two);
+      _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(T + 4 * (i * 6 + s), col[i]);
+    }
+    const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
+      v128_t y[2][4];
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+        v128_t a[6];
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(T + 4 * ((i + k) * 6 + s));
+        w4_at(a, y[k], two);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+          if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
+          if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
+          if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
+        }
+      }
+      // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
+      if (win) {
+        if (i + 1 >= rows) continue;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
+          if (j + 1 >= cols) continue;
+          const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
+          const int p = i / 2 * orow + j / 2 * co + o;
+          wasm_v128_store(out + p, mx);
+          store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
+        }
+        continue;
+      }
+      _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
+        float* row = out + (i + k) * orow + o;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
+          if (i + k < rows && j < cols) wasm_v128_store(row + j * co, y[k][j]);
+      }
+    }
+  }
+}
+
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
-// 36·(tiles·(ci + co) + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
+// 36·(tiles·(ci + co) + ci + 2·WINO4_PAD) floats: `tiles` tiles of one tile row are transformed at a time.
 EXPORT("conv2d_winograd4")
 void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch, int tiles, const float* bias, int act,
                       unsigned char* win, int floorZero, int B, int H, int W, int ci, int oh, int ow, int co, int top,
@@ -717,60 +801,132 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
   const int vs = tiles * ci + WINO4_PAD;
   float* V = scratch;           // [36, tiles, ci], the ξ-th at V + ξ·vs: the input tiles' transforms
   float* M = scratch + 36 * vs; // [tiles, co/4, 36, 4]: their products with the filter's
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  float* T = M + 36 * tiles * co; // 24 vectors: Aᵀ M of one tile's four channels
+  float* Tin = T + 96;            // [ci/4, 36, 4]: d B of one tile
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int b0 = 0, ty0 = 0, tx0 = 0; // tile t0's image, row and column: counted, not divided out tile by tile
   for (int t0 = 0; t0 < total; t0 += tiles) { // `tiles` tiles at a time, across rows and images
     const int nt = min_i(tiles, total - t0);
     for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
+    int b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
+      next_tile(&b, &ty, &tx, th, tw);
     }
     wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
+    b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
       const int oy = 4 * ty, ox = 4 * tx;
       const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      float* mt = M + t * 36 * co;
-      for (int o = 0; o < co; o += 4, mt += W4) {
-        // Aᵀ M column by column into the block's first four rows, then (Aᵀ M) A two rows at a time: 12 vectors
-        // live where the whole tile at once keeps 24 (V8 has 16 SIMD registers).
-        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
-          v128_t m[6], col[4];
-          _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) m[r] = wasm_v128_load(mt + 4 * (r * 6 + s));
-          w4_at(m, col);
-          _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) wasm_v128_store(mt + 4 * (i * 6 + s), col[i]);
-        }
-        const v128_t bv = bias ? wasm_v128_load(bias + o) : zero;
-        _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i += 2) {
-          v128_t y[2][4];
-          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++) {
-            v128_t a[6];
-            _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) a[s] = wasm_v128_load(mt + 4 * ((i + k) * 6 + s));
-            w4_at(a, y[k]);
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
-              if (bias) y[k][j] = wasm_f32x4_add(y[k][j], bv);
-              if (act) y[k][j] = wasm_f32x4_pmax(y[k][j], zero);
-              if (act == 2) y[k][j] = wasm_f32x4_pmin(y[k][j], six);
-            }
-          }
-          // Unrolled, the edges tested inside: an array indexed by a loop variable would live in linear memory.
-          if (win) {
-            if (i + 1 >= rows) continue;
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j += 2) {
-              if (j + 1 >= cols) continue;
-              const v128_t mx = max_of_4(y[0][j], y[0][j + 1], y[1][j], y[1][j + 1]);
-              const int p = ((b * OH + (oy + i) / 2) * OW + (ox + j) / 2) * co + o;
-              wasm_v128_store(out + p, mx);
-              store_winners(win + p, y[0][j], y[0][j + 1], y[1][j], y[1][j + 1], mx, floor);
-            }
-            continue;
-          }
-          _Pragma("clang loop unroll(full)") for (int k = 0; k < 2; k++)
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++)
-              if (i + k < rows && j < cols) wasm_v128_store(out + ((b * oh + oy + i + k) * ow + ox + j) * co + o, y[k][j]);
-        }
+      if (win) {
+        const int p = ((b * OH + oy / 2) * OW + ox / 2) * co;
+        wino4_output_tile(M + t * 36 * co, T, out + p, win + p, OW * co, co, rows, cols, bias, act, floor);
+      } else {
+        wino4_output_tile(M + t * 36 * co, T, out + ((b * oh + oy) * ow + ox) * co, 0, ow * co, co, rows, cols, bias,
+                          act, floor);
       }
+      next_tile(&b, &ty, &tx, th, tw);
+    }
+    b0 = b, ty0 = ty, tx0 = tx;
+  }
+}
+
+// The filter gradient's transforms, V [36, tiles, ci] (the ξ-th at V + ξ·vs, vs = tiles·ci + WINO4_PAD) and D
+// [36, tiles, co] (ds = tiles·co + WINO4_PAD), with ci, co and tiles constants where they can be (below): the
+// transforms then read and write at fixed offsets from one address (36 offsets ξ·vs took V8 a register or stack
+// slot each).
+
+// d B for the rows r0…5 of the 6×6 input tile at (iy0, ix0) of img [H, W, ci] (reads outside are `zeros`, ci zero
+// floats; rows outside are stored as zeros), row r at v + 6r·step, four channels at a time: the first of
+// `wino4_input_tile`'s two passes. The filter gradient shares rows 0 and 1 with those 4 and 5 of the tile above.
+static inline __attribute__((always_inline)) void wino4_grad_input_rows(const float* img, const float* zeros, int H,
+                                                                        int W, int ci, int iy0, int ix0, float* v,
+                                                                        int step, int r0) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = r0; r < 6; r++) {
+    const int iy = iy0 + r;
+    float* vr = v + r * 6 * step;
+    const int inside = iy >= 0 && iy < H;
+    const float* row = img + (inside ? iy : 0) * W * ci; // (no address outside the image, even unread)
+    const float* p[6];
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      const int ix = ix0 + s;
+      p[s] = inside && ix >= 0 && ix < W ? row + ix * ci : zeros;
+    }
+    for (int c = 0; c < ci; c += 4) {
+      v128_t d[6], e[6];
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p[s] + c);
+      if (inside) {
+        w4_bt(d, e, w4_two(step));
+      } else {
+        _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) e[s] = zero;
+      }
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(vr + s * step + c, e[s]);
+    }
+  }
+}
+
+// Rows 0 and 1 of a tile's d B from rows 4 and 5 of the tile above it (at `above`, not yet through Bᵀ): the
+// same pixels.
+static inline __attribute__((always_inline)) void wino4_grad_shared_rows(const float* above, float* v, int ci,
+                                                                         int step) {
+  for (int c = 0; c < ci; c += 4)
+    _Pragma("clang loop unroll(full)") for (int k = 0; k < 12; k++)
+      wasm_v128_store(v + k * step + c, wasm_v128_load(above + (24 + k) * step + c));
+}
+
+// Bᵀ (d B) in place, column by column, for the tile whose rows `wino4_grad_input_rows` left at v: the second pass.
+static inline __attribute__((always_inline)) void wino4_grad_input_columns(float* v, int ci, int step) {
+  for (float *vt = v, *end = v + ci; vt < end; vt += 4) {
+    _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) {
+      v128_t e[6], col[6];
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) e[r] = wasm_v128_load(vt + (r * 6 + s) * step);
+      w4_bt(e, col, w4_two(step));
+      _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(vt + (r * 6 + s) * step, col[r]);
+    }
+  }
+}
+
+// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
+// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
+static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d,
+                                                                  int step, int co) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int o = 0; o < co; o += 4) {
+    v128_t g[4], col[6];
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
+    w4_a(g, col);
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+  }
+}
+
+// D = A dy Aᵀ for the 4×4 tile of dy [B, oh, ow, co] at (b, oy, ox) (zeros outside its edges), d[ξ·step + o] (the
+// tile's place in D), in two passes: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where one
+// pass keeps 24).
+static inline __attribute__((always_inline)) void wino4_dy_tile(const float* dy, int b, int oy, int ox, int oh, int ow,
+                                                                int co, float* d, int step) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
+  const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
+  for (int j = 0; j < 4; j++) {
+    float* dj = d + j * step;
+    if (j >= cols) {
+      for (int o = 0; o < co; o += 4)
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
+    } else if (rows == 4) {
+      wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
+    } else {
+      wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
+    }
+  }
+  for (int r = 0; r < 6; r++) {
+    float* dr = d + r * 6 * step;
+    for (int o = 0; o < co; o += 4) {
+      v128_t q[4], row[6];
+      _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
+      w4_a(q, row);
+      _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
     }
   }
 }
@@ -785,72 +941,83 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// A dy for one column of a dy tile (`rows` pixels rowStep floats apart at p, zeros below them), four channels
-// at a time: the transforms 6r + j of the column's tile at d (the r-th 6r·step floats on).
-static inline __attribute__((always_inline)) void wino4_dy_column(const float* p, int rowStep, int rows, float* d, int step,
-                                                                  int co) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  for (int o = 0; o < co; o += 4) {
-    v128_t g[4], col[6];
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < 4; i++) g[i] = i < rows ? wasm_v128_load(p + i * rowStep + o) : zero;
-    w4_a(g, col);
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(d + r * 6 * step + o, col[r]);
+// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and dy (from pd,
+// `rows`) that a batch of tiles reads, up to xEnd and dEnd, read in order before its transforms: in a training
+// step x and dy come from beyond the second-level cache, and the processor's prefetchers stream two runs of
+// consecutive lines faster than the transforms' scattered reads fetch them (a call with other kernels run
+// between calls: 5–10% faster; with x and dy in cache, 1–2% slower). What was read goes to `sink`, a float of
+// the scratch that nothing reads, so that it is read at all.
+static inline __attribute__((always_inline)) void wino4_grad_read_ahead(const float* px, const float* xEnd,
+                                                                        const float* pd, const float* dEnd, int rows,
+                                                                        int xRow, int dRow, float* sink) {
+  union { float f; int i; } u, seen = {.i = 0};
+  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
+  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
+  *sink = seen.f;
+}
+
+// acc += the sums over all tiles, `tiles` at a time (constants where inlined with them). The input transform shares
+// rows between tiles (below) where the sizes are `fixed` constants; elsewhere it is `wino4_input_tile`, whose
+// addresses as variables made sharing a little slower than not.
+static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* x, const float* dy, float* acc, float* V,
+                                                                   float* D, int tiles, int B, int H, int W, int ci,
+                                                                   int oh, int ow, int co, int top, int left,
+                                                                   int fixed) {
+  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, total = B * th * tw;
+  int b = 0, ty = 0, tx = 0; // the batch's first tile: counted, not divided out tile by tile
+  for (int t0 = 0; t0 < total; t0 += tiles) {
+    const int nt = min_i(tiles, total - t0);
+    const int b0 = b, ty0 = ty, tx0 = tx;
+    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
+    wino4_grad_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                          dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co,
+                          4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, V + tiles * ci);
+    for (int t = 0; t < nt && !fixed; t++) {
+      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    // V = Bᵀ d B, d B a tile row ahead of Bᵀ (d B): a tile below another in the batch takes its first two rows of
+    // d B from the other's last two (a third fewer of them computed at 32 × 32).
+    for (int t = 0; t < nt && fixed; t++) {
+      float* v = V + t * ci;
+      const int shared = ty > 0 && t >= tw;
+      if (shared) wino4_grad_shared_rows(v - tw * ci, v, ci, vs);
+      wino4_grad_input_rows(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, v, vs, shared ? 2 : 0);
+      if (t >= tw) wino4_grad_input_columns(v - tw * ci, ci, vs);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    for (int t = max_i(0, nt - tw); t < nt && fixed; t++) wino4_grad_input_columns(V + t * ci, ci, vs);
+    b = b0, ty = ty0, tx = tx0;
+    for (int t = 0; t < nt; t++) {
+      wino4_dy_tile(dy, b, 4 * ty, 4 * tx, oh, ow, co, D + t * co, ds);
+      if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
+    }
+    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
   }
 }
 
 // The filter gradient of a 3×3, stride-1, dilation-1 convolution by F(3×3, 4×4), the transpose of the forward
 // F(4×4, 3×3): dw = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ) ] G, as `conv2d_filter_grad_winograd` with 4×4 tiles of
-// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) +
-// 2·WINO4_PAD) floats.
+// dy (zeros outside its edges). `scratch` holds 36·(ci·co + tiles·(ci + co) + 2·WINO4_PAD) floats.
 EXPORT("conv2d_filter_grad_winograd4")
 void conv2d_filter_grad_winograd4(const float* x, const float* dy, float* dw, float* scratch, int tiles, int B, int H,
                                   int W, int ci, int oh, int ow, int co, int top, int left) {
-  const int vs = tiles * ci + WINO4_PAD, ds = tiles * co + WINO4_PAD;
-  float* acc = scratch;          // [36, ci, co]: the sums in the transformed domain
-  float* V = acc + 36 * ci * co; // [36, tiles, ci], the ξ-th at V + ξ·vs
-  float* D = V + 36 * vs;        // [36, tiles, co], the ξ-th at D + ξ·ds
+  float* acc = scratch;                                 // [36, ci, co]: the sums in the transformed domain
+  float* V = acc + 36 * ci * co;                        // [36, tiles, ci]
+  float* D = V + 36 * (tiles * ci + WINO4_PAD);         // [36, tiles, co]
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < 36 * ci * co; i += 4) wasm_v128_store(acc + i, zero);
-  const int th = (oh + 3) / 4, tw = (ow + 3) / 4, per = th * tw, total = B * per;
-  const int step = ds;
-  for (int t0 = 0; t0 < total; t0 += tiles) {
-    const int nt = min_i(tiles, total - t0);
-    for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, zero); // the zeros outside the image, until A dy Aᵀ
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
-    }
-    for (int t = 0; t < nt; t++) {
-      const int b = (t0 + t) / per, rem = (t0 + t) % per, ty = rem / tw, tx = rem % tw;
-      const int oy = 4 * ty, ox = 4 * tx;
-      const int rows = min_i(4, oh - oy), cols = min_i(4, ow - ox);
-      const float* g0 = dy + ((b * oh + oy) * ow + ox) * co;
-      float* dt = D + t * co;
-      // A dy Aᵀ in two passes through D: A dy column by column, then (A dy) Aᵀ row by row (12 vectors live where
-      // one pass keeps 24).
-      for (int j = 0; j < 4; j++) {
-        float* dj = dt + j * step;
-        if (j >= cols) {
-          for (int o = 0; o < co; o += 4)
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 6; r++) wasm_v128_store(dj + r * 6 * step + o, zero);
-        } else if (rows == 4) {
-          wino4_dy_column(g0 + j * co, ow * co, 4, dj, step, co);
-        } else {
-          wino4_dy_column(g0 + j * co, ow * co, rows, dj, step, co);
-        }
-      }
-      for (int r = 0; r < 6; r++) {
-        float* dr = dt + r * 6 * step;
-        for (int o = 0; o < co; o += 4) {
-          v128_t q[4], row[6];
-          _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) q[j] = wasm_v128_load(dr + j * step + o);
-          w4_a(q, row);
-          _Pragma("clang loop unroll(full)") for (int s = 0; s < 6; s++) wasm_v128_store(dr + s * step + o, row[s]);
-        }
-      }
-    }
-    wino_grad_sums(V, vs, D, ds, acc, 36, nt, ci, co);
-  }
+  // The stride-1 layers of CIFAR ResNets (16, 32 and 64 channels, as many tiles as `winograd4GradTiles` takes)
+  // with their sizes as constants; any other with them as variables.
+  if (ci == 16 && co == 16 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 16, oh, ow, 16, top, left, 1);
+  else if (ci == 32 && co == 32 && tiles == 64)
+    wino4_grad_tiles(x, dy, acc, V, D, 64, B, H, W, 32, oh, ow, 32, top, left, 1);
+  else if (ci == 64 && co == 64 && tiles == 32)
+    wino4_grad_tiles(x, dy, acc, V, D, 32, B, H, W, 64, oh, ow, 64, top, left, 1);
+  else
+    wino4_grad_tiles(x, dy, acc, V, D, tiles, B, H, W, ci, oh, ow, co, top, left, 0);
   // dw = Gᵀ acc G: Gᵀ acc column by column into acc's first three rows, then (Gᵀ acc) G row by row. Six streams
   // ci·co floats apart a pass: all 36 at once, a multiple of 4 KB apart at 32 and 64 channels, fell into one set
   // of the first-level cache.
