@@ -635,6 +635,22 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 }
 
 
+// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and of a second
+// tensor (from pd, `rows` of dRow floats) that a batch of F(4×4, 3×3) tiles reads, up to xEnd and dEnd, read in
+// order before the batch's transforms: in a training step these tensors come from beyond the second-level cache,
+// and the processor's prefetchers stream two runs of consecutive lines faster than the transforms' scattered reads
+// fetch them (the filter gradient, x and dy, a call with other kernels run between calls: 5–10% faster; with x and
+// dy in cache, 1–2% slower). What was read goes to `sink`, a float of a scratch that nothing reads, so that it is
+// read at all.
+static inline __attribute__((always_inline)) void wino4_read_ahead(const float* px, const float* xEnd,
+                                                                   const float* pd, const float* dEnd, int rows,
+                                                                   int xRow, int dRow, float* sink) {
+  union { float f; int i; } u, seen = {.i = 0};
+  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
+  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
+  *sink = seen.f;
+}
+
 // The forward pass keeps its products tile by tile, four channels at a time: the 36 products of a tile's channels
 // 4g…4g+3 are 36 consecutive vectors, a block of W4 floats ([tiles, co/4, 36, 4]), which the output transform
 // reads and writes at fixed offsets from one address (36 offsets ξ·step took V8 a register or stack slot each).
@@ -788,26 +804,6 @@ static __attribute__((noinline)) void wino4_output_tile(const float* m, float* T
   }
 }
 
-// Reads a float of each 64-byte line the output transform of nt tiles from tile (b, ty, tx) on will write, and
-// returns them or-ed (for the caller to store, so that the reads stay): in training the output was last touched
-// steps before, and its lines' misses, read here all together, overlap; the stores' own misses stall the output
-// transform a tile's few lines at a time.
-static __attribute__((noinline)) v128_t wino4_touch(const float* out, int b, int ty, int tx, int nt, int th, int tw,
-                                                    int oh, int ow, int co) {
-  v128_t acc = wasm_i32x4_splat(0);
-  for (int t = 0; t < nt; t++) {
-    const int oy = 4 * ty, ox = 4 * tx;
-    const int rows = min_i(4, oh - oy), n = min_i(4, ow - ox) * co;
-    for (int i = 0; i < rows; i++) {
-      const float* p = out + ((b * oh + oy + i) * ow + ox) * co;
-      for (int k = 0; k < n; k += 16) acc = wasm_v128_or(acc, wasm_v128_load32_zero(p + k));
-      acc = wasm_v128_or(acc, wasm_v128_load32_zero(p + n - 1)); // the last line, where out is not 64-byte aligned
-    }
-    next_tile(&b, &ty, &tx, th, tw);
-  }
-  return acc;
-}
-
 // The convolution of x [B, H, W, ci] with the filter whose transform `winograd4_filter` wrote into u, as
 // `conv2d_winograd` takes it, the 2×2 max pooling after it included (`win` not null: each 4×4 tile holds
 // 2×2 pooling windows; a window cut by the output's odd edge is in none). `scratch` holds
@@ -830,12 +826,15 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
     const int nt = min_i(tiles, total - t0);
     for (int c = 0; c < ci; c += 4) wasm_v128_store(M + c, zero); // the zeros outside the image, until the products
     int b = b0, ty = ty0, tx = tx0;
+    // The rows of x these tiles read and of out they write, a float a cache line in order (see wino4_read_ahead).
+    wino4_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                     win ? out : out + (b * oh + 4 * ty) * ow * co, win ? out : out + B * oh * ow * co,
+                     4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, T);
     for (int t = 0; t < nt; t++) {
       wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
       next_tile(&b, &ty, &tx, th, tw);
     }
     wino_products(V, vs, u, M, 4, 36 * co, W4, 36, nt, ci, co);
-    if (!win) wasm_v128_store(Tin, wino4_touch(out, b0, ty0, tx0, nt, th, tw, oh, ow, co));
     b = b0, ty = ty0, tx = tx0;
     for (int t = 0; t < nt; t++) { // Y = Aᵀ M A, then bias and activation
       const int oy = 4 * ty, ox = 4 * tx;
@@ -962,21 +961,6 @@ static void wino4_gt_pass(const float* a, int astep, float* out, int ostep, int 
   }
 }
 
-// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and dy (from pd,
-// `rows`) that a batch of tiles reads, up to xEnd and dEnd, read in order before its transforms: in a training
-// step x and dy come from beyond the second-level cache, and the processor's prefetchers stream two runs of
-// consecutive lines faster than the transforms' scattered reads fetch them (a call with other kernels run
-// between calls: 5–10% faster; with x and dy in cache, 1–2% slower). What was read goes to `sink`, a float of
-// the scratch that nothing reads, so that it is read at all.
-static inline __attribute__((always_inline)) void wino4_grad_read_ahead(const float* px, const float* xEnd,
-                                                                        const float* pd, const float* dEnd, int rows,
-                                                                        int xRow, int dRow, float* sink) {
-  union { float f; int i; } u, seen = {.i = 0};
-  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
-  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
-  *sink = seen.f;
-}
-
 // acc += the sums over all tiles, `tiles` at a time (constants where inlined with them). The input transform shares
 // rows between tiles (below) where the sizes are `fixed` constants; elsewhere it is `wino4_input_tile`, whose
 // addresses as variables made sharing a little slower than not.
@@ -991,9 +975,9 @@ static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* 
     const int nt = min_i(tiles, total - t0);
     const int b0 = b, ty0 = ty, tx0 = tx;
     for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
-    wino4_grad_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
-                          dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co,
-                          4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, V + tiles * ci);
+    wino4_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
+                     dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co, 4 * ((tx + nt + tw - 1) / tw), W * ci,
+                     ow * co, V + tiles * ci);
     for (int t = 0; t < nt && !fixed; t++) {
       wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
       if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
