@@ -31,7 +31,7 @@ import {
 import { maxPoolGradOnHeap } from '../../src/core/kernels/max-pool-grad';
 import { sumLeadingAxesOnHeap } from '../../src/core/kernels/sum';
 import { Rng } from '../../src/core/rng';
-import { heapOffset, wasmInternals } from '../../src/core/kernels/wasm-heap';
+import { heapOffset, heapView, wasmInternals } from '../../src/core/kernels/wasm-heap';
 import { relDiff } from '../helpers';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -574,6 +574,59 @@ test("relu gradient: one SIMD pass on wasm, the cpu backend's dy · step(x) bit 
     assert.deepEqual(Array.from(tf.engine().makeTensorFromTensorInfo(info).dataSync()), cpu);
     assert.equal(reluGradSimd(tf.backend(), tf.ones([4]), tf.ones([2, 2])), null, "shapes that differ: tfjs's formula");
   });
+});
+
+test("batch normalization's gradient through its relu or relu6: the mask bn_backward works out from x is bn_forward's output's, bit for bit (on the edges, NaN, infinities)", async () => {
+  await initBackend('wasm');
+  const heap = wasmInternals(tf.backend())!;
+  const k = simdKernels(tf.backend())!;
+  const rng = new Rng(53);
+  const rows = 53; // three blocks of 16 and a tail
+  const C = 20; // 16 channels, then 4
+  const mean = Float32Array.from({ length: C }, () => rng.normal());
+  const inv = Float32Array.from({ length: C }, () => 0.5 + rng.next());
+  const gamma = Float32Array.from({ length: C }, (_, c) => (c % 3 === 1 ? -1 : 1) * (0.5 + rng.next()));
+  const scale = Float32Array.from(inv, (v, c) => v * gamma[c]);
+  const beta = Float32Array.from({ length: C }, () => rng.normal());
+  const bits = new Uint32Array(1);
+  const step = (v: number, by: number) => {
+    const f = new Float32Array(bits.buffer);
+    f[0] = v;
+    bits[0] += by * (f[0] < 0 ? -1 : 1);
+    return f[0];
+  };
+  // x where (x − mean)·scale + beta is about 0 or 6, and the floats either side; NaN and infinities.
+  const x = new Float32Array(rows * C);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < C; c++) {
+      const edge = Math.fround(mean[c] + ((r % 2 ? 6 : 0) - beta[c]) / scale[c]);
+      const special = [NaN, Infinity, -Infinity, -0][r % 9];
+      x[r * C + c] = r % 9 < 4 && r > 40 ? special : r < 30 ? step(edge, (r % 5) - 2) : rng.normal() * 4;
+    }
+  const dy = Float32Array.from({ length: rows * C }, () => rng.normal());
+  for (const act of [1, 2]) {
+    tf.tidy(() => {
+      const on = (v: Float32Array) => tf.tensor1d(v);
+      const [xt, meanT, invT, gammaT, scaleT, betaT, dyT] = [x, mean, inv, gamma, scale, beta, dy].map(on);
+      const y = tf.zeros([rows * C]);
+      const at = (t: tf.Tensor) => heapOffset(heap, t);
+      k.bn_forward(at(xt), at(meanT), at(scaleT), at(betaT), at(y), rows, C, act);
+      const yv = heapView(heap, y);
+      const passed = dy.map((d, i) => (yv[i] > 0 && (act === 1 || yv[i] < 6) ? d : 0));
+      assert.ok(passed.some((d) => d === 0) && passed.some((d) => d !== 0), 'the mask both passes and stops');
+      const grads = (g: tf.Tensor, a: number) => {
+        const [dx, dgamma, dbeta, dbias, scratch] = [rows * C, C, C, C, 8 * C].map((n) => tf.zeros([n]));
+        const args = [at(xt), at(meanT), at(invT), at(gammaT), at(scaleT), at(betaT), at(dx)] as const;
+        k.bn_backward(at(g), ...args, at(dgamma), at(dbeta), at(dbias), rows, C, a, at(scratch));
+        return [dx, dgamma, dbeta, dbias].map((t) => new Uint32Array(Float32Array.from(heapView(heap, t)).buffer));
+      };
+      const ours = grads(dyT, act);
+      const masked = grads(on(passed), 0);
+      ['dx', 'dγ', 'dβ', 'dbias'].forEach((name, i) =>
+        assert.deepEqual(ours[i], masked[i], `act ${act}: ${name} as through y's mask`),
+      );
+    });
+  }
 });
 
 test("max pooling: 2×2 windows of stride 2 inside the image through the SIMD module, the cpu backend's result bit for bit (NaN, −∞, signed zeros); other pools go to XNNPACK", async () => {
