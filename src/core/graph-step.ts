@@ -400,6 +400,12 @@ export function graphPlanOf(model: tfl.LayersModel): GraphPlan {
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
 const padLast = (shape: number[]) => [...shape.slice(0, -1), ceil4(shape[shape.length - 1])];
 const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+/** Whether two shapes are the same (without joining them into strings each step). */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
  * Each node's output shape on the heap (without the batch): the channels (the last axis) padded to a multiple
@@ -432,6 +438,14 @@ function widthOnHeap(nodes: GraphNode[], i: number): number {
 }
 
 /**
+ * Each model's heap step with the variables it was made for: `train` asks for it at every call (a sweep or the
+ * bench fine-tunes the same model again and again), and the plan stays the model's while those variables do.
+ */
+const stepOf = new WeakMap<tfl.LayersModel, { step: GraphStep; variables: tf.Variable[] }>();
+
+const sameVariables = (a: tf.Variable[], b: tf.Variable[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
  * The heap step for `model` on the current backend, or null where it does not apply (not wasm, the SIMD
  * module not loaded, a model it does not take, or variables that are not the model's trainable weights in
  * order).
@@ -440,10 +454,15 @@ export function graphStepFor(model: tfl.LayersModel, variables: tf.Variable[]): 
   const heap = wasmInternals(tf.backend());
   const kernels = simdKernels(tf.backend());
   if (!heap || !kernels) return null;
+  const known = stepOf.get(model);
+  if (known && known.step.runsOn(heap, kernels) && sameVariables(known.variables, variables) && known.step.intact())
+    return known.step;
   const plan = graphPlanOf(model);
   if ('unsupported' in plan) return null;
-  if (plan.variables.length !== variables.length || plan.variables.some((v, i) => v !== variables[i])) return null;
-  return new GraphStep(heap, kernels, plan.nodes);
+  if (!sameVariables(plan.variables, variables)) return null;
+  const step = new GraphStep(heap, kernels, plan.nodes);
+  stepOf.set(model, { step, variables: variables.slice() });
+  return step;
 }
 
 export class GraphStep {
@@ -471,6 +490,12 @@ export class GraphStep {
    * or zero padding on them before the first convolution, as Keras 2.2.4's MobileNet pads its input).
    */
   private readonly learns: boolean[] = [];
+  /** The normalizations that a residual add runs (`normInAdd`). */
+  private readonly inAdd: boolean[];
+  /** The kernels and biases by name (`giveCropped` finds a padded stand-in's variable by it). */
+  private readonly variableOf = new Map<string, tf.Variable>();
+  /** Each moving statistic's normalization's momentum. */
+  private readonly momentum = new Map<tf.Variable, number>();
 
   constructor(
     private readonly heap: WasmBackendInternals,
@@ -498,6 +523,13 @@ export class GraphStep {
       });
       return j ?? -1;
     });
+    this.inAdd = nodes.map(() => false);
+    for (const j of this.normInAdd) if (j >= 0) this.inAdd[j] = true;
+    for (const n of nodes)
+      for (const v of [(n as { kernel?: tf.Variable }).kernel, (n as { bias?: tf.Variable | null }).bias])
+        if (v) this.variableOf.set(v.name, v);
+    for (const n of nodes)
+      if (n.kind === 'batchnorm') this.momentum.set(n.movingMean, n.momentum).set(n.movingVariance, n.momentum);
     for (const [i, n] of nodes.entries())
       this.learns[i] =
         n.kind === 'conv' ||
@@ -505,6 +537,24 @@ export class GraphStep {
         n.kind === 'batchnorm' ||
         n.kind === 'dense' ||
         n.inputs.some((j) => this.learns[j]);
+  }
+
+  /** Whether this step runs on `heap` through `kernels` (a step made before the kernels were wrapped does not). */
+  runsOn(heap: WasmBackendInternals, kernels: SimdExports): boolean {
+    return this.heap === heap && this.kernels === kernels;
+  }
+
+  /** Whether every variable the nodes hold (weights and moving statistics) is still there, none disposed. */
+  intact(): boolean {
+    return this.nodes.every((n) => {
+      const held =
+        n.kind === 'batchnorm'
+          ? [n.gamma, n.beta, n.movingMean, n.movingVariance]
+          : n.kind === 'conv' || n.kind === 'depthwise' || n.kind === 'dense'
+            ? [n.kernel, n.bias]
+            : [];
+      return held.every((v) => !v || !v.isDisposed);
+    });
   }
 
   /**
@@ -539,7 +589,7 @@ export class GraphStep {
       const outs: tf.TensorInfo[] = [];
       // A variable as the heap tensors take it: padded with zeros to `shape` where that differs.
       const padded = (v: tf.Variable, shape: number[]): tf.TensorInfo => {
-        if (shape.join() === v.shape.join()) return v;
+        if (sameShape(shape, v.shape)) return v;
         const t = keep(heap.makeOutput(shape, 'float32'), `${v.name} padded`);
         const to = heapView(heap, t) as Float32Array;
         to.fill(0);
@@ -547,13 +597,10 @@ export class GraphStep {
         return t;
       };
       // A gradient computed for the padded variable, handed back at the variable's own shape.
-      const variableOf = new Map<string, tf.Variable>();
-      for (const n of nodes)
-        for (const v of [(n as { kernel?: tf.Variable }).kernel, (n as { bias?: tf.Variable | null }).bias])
-          if (v) variableOf.set(v.name, v);
+      const variableOf = this.variableOf;
       const giveCropped = (v: tf.Variable, t: tf.TensorInfo) => {
         const real = variableOf.get(v.name) ?? v;
-        if (t.shape.join() === real.shape.join()) return give(real, t);
+        if (sameShape(t.shape, real.shape)) return give(real, t);
         keep(t, `${v.name}'s padded gradient`);
         const out = heap.makeOutput(real.shape.slice(), 'float32');
         copyCorner(heapView(heap, t) as Float32Array, t.shape, heapView(heap, out) as Float32Array, real.shape);
@@ -565,9 +612,7 @@ export class GraphStep {
       // Per batch normalization: its batch mean, 1/√(variance + ε), γ times that, and the 8·C floats its kernels
       // keep their running sums in.
       const stats: { mean: tf.TensorInfo; inv: tf.TensorInfo; scale: tf.TensorInfo; scratch: tf.TensorInfo }[] = [];
-      // The normalizations that a residual add runs (`normInAdd`).
-      const inAdd: boolean[] = nodes.map(() => false);
-      for (const j of this.normInAdd) if (j >= 0) inAdd[j] = true;
+      const inAdd = this.inAdd;
       // Per max pooling, each window's winner; per dropout, its multipliers (null: it drops nothing).
       const winners: tf.TensorInfo[] = [];
       const dropped: (Float32Array | null)[] = [];
@@ -959,7 +1004,7 @@ export class GraphStep {
           }
         }
       }
-      this.updateMovingStatistics(moving, nodes);
+      this.updateMovingStatistics(moving);
       return { loss, grads };
     });
   }
@@ -969,10 +1014,8 @@ export class GraphStep {
    * training: a new tensor assigned to the variable, so that copies of the old value (early stopping's best
    * weights) keep theirs.
    */
-  private updateMovingStatistics(moving: { v: tf.Variable; value: tf.TensorInfo }[], nodes: GraphNode[]): void {
-    const momentum = new Map<tf.Variable, number>();
-    for (const n of nodes)
-      if (n.kind === 'batchnorm') momentum.set(n.movingMean, n.momentum).set(n.movingVariance, n.momentum);
+  private updateMovingStatistics(moving: { v: tf.Variable; value: tf.TensorInfo }[]): void {
+    const momentum = this.momentum;
     for (const { v, value } of moving) {
       const decay = Math.fround(1 - (momentum.get(v) ?? 0.99));
       const next = this.heap.makeOutput(v.shape.slice(), 'float32');

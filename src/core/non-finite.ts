@@ -32,16 +32,26 @@ export function firstNonFinite(values: ArrayLike<number>): number {
   return -1;
 }
 
-/** A tensor's values where they are (a view of wasm's heap), else read. */
-function valuesOf(t: tf.Tensor): ArrayLike<number> {
+/**
+ * `firstNonFinite` of float32 values, a loop of its own: `firstNonFinite` sees plain arrays and typed arrays of
+ * several kinds, and that mix kept its loop slow on the gradients a heap step checks every step.
+ */
+function firstNonFiniteFloat32(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}
+
+/** Whether a tensor holds a non-finite value, read where it is (a view of wasm's heap) or else read out. */
+function hasNonFinite(t: tf.Tensor): boolean {
   const heap = wasmInternals(tf.backend());
-  if (heap && t.dtype === 'float32' && heap.dataIdMap.get(t.dataId)) return heapView(heap, t);
-  return t.dataSync() as ArrayLike<number>;
+  if (heap && t.dtype === 'float32' && heap.dataIdMap.get(t.dataId))
+    return firstNonFiniteFloat32(heapView(heap, t) as Float32Array) >= 0;
+  return firstNonFinite(t.dataSync() as ArrayLike<number>) >= 0;
 }
 
 /** The name of the first tensor of `tensors` holding a non-finite value, or null. */
 export function nonFiniteTensor(tensors: Record<string, tf.Tensor>): string | null {
-  for (const [name, t] of Object.entries(tensors)) if (firstNonFinite(valuesOf(t)) >= 0) return name;
+  for (const name of Object.keys(tensors)) if (hasNonFinite(tensors[name])) return name;
   return null;
 }
 

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/core/backend';
 import { graphPlanOf, graphStepFor } from '../../src/core/graph-step';
+import { wrapSimdKernels } from '../../src/core/kernels/simd-kernels';
 import { lossTargets } from '../../src/core/losses';
 import { trainingPathOf } from '../../src/core/train';
 import { Rng } from '../../src/core/rng';
@@ -627,6 +628,14 @@ test('graphStepFor: not on cpu, not for other variables; bad samples are refused
   const step = graphStepFor(model, vars);
   assert.ok(step);
   assert.equal(graphStepFor(model, vars.slice(1)), null, 'a subset of the variables');
+  assert.equal(graphStepFor(model, vars), step, 'the same model and variables: the step made before');
+  const restore = wrapSimdKernels(tf.backend(), (_, f) => f);
+  try {
+    const wrapped = graphStepFor(model, vars);
+    assert.ok(wrapped && wrapped !== step, 'kernels wrapped since: a step through them');
+  } finally {
+    restore?.();
+  }
   const wrong = tf.zeros([2, 9, 8, 3]);
   assert.throws(
     () => step.run('multiclass', wrong, Int32Array.of(0), [1, 0], [1]),

@@ -42,6 +42,42 @@ import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from '
 
 const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 
+/** Conv2D infos by their arguments (`convInfo`); cleared when it holds more than a model's worth. */
+const convInfos = new Map<string, tf.backend_util.Conv2DInfo>();
+
+/**
+ * tfjs's `computeConv2DInfo` (channels last, not depthwise) computed once per shape: a training step asks for
+ * the same few dozen every step, several times each. The info is frozen, as every caller only reads it.
+ */
+function convInfo(
+  inShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  dilations: number | [number, number],
+  pad: ConvAttrs['pad'],
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): tf.backend_util.Conv2DInfo {
+  const key = `${inShape}|${filterShape}|${strides}|${dilations}|${typeof pad}:${String(pad)}|${dimRoundingMode}`;
+  let info = convInfos.get(key);
+  if (!info) {
+    info = tf.backend_util.computeConv2DInfo(
+      inShape,
+      filterShape,
+      strides,
+      dilations,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    Object.freeze(info.padInfo);
+    Object.freeze(info);
+    if (convInfos.size >= 512) convInfos.clear();
+    convInfos.set(key, info);
+  }
+  return info;
+}
+
 /** A depthwise convolution's sizes as the module takes them: B, H, W, C, oh, ow, fh, fw, sh, sw, top, left. */
 export type DepthwiseDims = readonly [
   B: number,
@@ -451,16 +487,7 @@ export function conv2dBackpropFilterSimd(
     return null;
   const [fh, fw, ci, co] = filterShape;
   if (co % 4 !== 0 || x.shape[3] !== ci) return null;
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = convInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode);
   const {
     batchSize: b,
     inHeight: H,
@@ -681,7 +708,12 @@ function runWinogradS2(
   const scratch = heap.makeOutput([25 * (tiles * (ci + co) + 64)], 'float32');
   try {
     kernels.winograd_s2_filter(heapOffset(heap, filter), heapOffset(heap, u), ci, co, 0);
-    const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
+    const [xAt, uAt, outAt, scratchAt] = [
+      heapOffset(heap, x),
+      heapOffset(heap, u),
+      heapOffset(heap, out),
+      heapOffset(heap, scratch),
+    ];
     const { top, left } = info.padInfo;
     kernels.conv2d_winograd_s2(
       xAt,
@@ -712,15 +744,13 @@ function inputGradientInfo(
   filter: tf.TensorInfo,
   attrs: ConvAttrs & { inputShape: [number, number, number, number] },
 ): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
+  return convInfo(
     attrs.inputShape,
     filter.shape as [number, number, number, number],
     attrs.strides,
     1,
     attrs.pad,
     attrs.dimRoundingMode,
-    false,
-    'channelsLast',
   );
 }
 
@@ -757,7 +787,12 @@ function inputGradientWinogradS2(
     for (let k = 0; k < 9; k++) kernels.transpose_tap(src + 4 * k * ci * co, dst + 4 * k * ci * co, ci, co);
     kernels.winograd_s2_filter(dst, heapOffset(heap, ut), co, ci, 1);
     const dx = heap.makeOutput(attrs.inputShape.slice(), 'float32');
-    const [dyAt, utAt, dxAt, scratchAt] = [dy, ut, dx, scratch].map((t) => heapOffset(heap, t));
+    const [dyAt, utAt, dxAt, scratchAt] = [
+      heapOffset(heap, dy),
+      heapOffset(heap, ut),
+      heapOffset(heap, dx),
+      heapOffset(heap, scratch),
+    ];
     kernels.conv2d_input_grad_winograd_s2(
       dyAt,
       utAt,
@@ -802,7 +837,12 @@ function runWinograd(
   const scratch = heap.makeOutput([transforms * (tiles * (ci + co) + (four ? ci + 2 * WINOGRAD4_PAD : 0))], 'float32');
   try {
     (four ? kernels.winograd4_filter : kernels.winograd_filter)(heapOffset(heap, filter), heapOffset(heap, u), ci, co);
-    const [xAt, uAt, outAt, scratchAt] = [x, u, out, scratch].map((t) => heapOffset(heap, t));
+    const [xAt, uAt, outAt, scratchAt] = [
+      heapOffset(heap, x),
+      heapOffset(heap, u),
+      heapOffset(heap, out),
+      heapOffset(heap, scratch),
+    ];
     const rest = [
       epilogue.bias,
       epilogue.act,
@@ -893,15 +933,13 @@ export function conv2dPoolSimd(
     return null;
   const epilogue = epilogueFor(heap, fused, filter.shape[3]);
   if (!epilogue) return null;
-  const info = tf.backend_util.computeConv2DInfo(
+  const info = convInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
     attrs.strides,
     1,
     attrs.pad,
     undefined,
-    false,
-    'channelsLast',
   );
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const [OH, OW] = [Math.floor(oh / 2), Math.floor(ow / 2)];
@@ -1030,15 +1068,13 @@ export function conv2dSimd(
   if (co % 4 !== 0 || x.shape[3] !== ci) return null;
   const epilogue = epilogueFor(heap, fused, co);
   if (!epilogue) return null;
-  const info = tf.backend_util.computeConv2DInfo(
+  const info = convInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
     attrs.strides,
     attrs.dilations ?? 1,
     attrs.pad,
     attrs.dimRoundingMode,
-    false,
-    'channelsLast',
   );
   if (info.outHeight <= 0 || info.outWidth <= 0) return null;
   return runConv2d(kernels, heap, x, filter, info, epilogue);
@@ -1093,7 +1129,7 @@ export function conv2dBackpropInputSimd(
         kernels.transpose_tap(src + 4 * from, dst + 4 * (a * fw + c) * co * ci, ci, co);
       }
     }
-    const info = tf.backend_util.computeConv2DInfo(
+    const info = convInfo(
       [b, oh, ow, co],
       [fh, fw, co, ci],
       1,
@@ -1105,8 +1141,6 @@ export function conv2dBackpropInputSimd(
         [0, 0],
       ],
       undefined,
-      false,
-      'channelsLast',
     );
     return runConv2d(kernels, heap, strided.dy, rotated, info);
   } finally {
@@ -1175,7 +1209,7 @@ function inputGradientByPhases(
             kernels.transpose_tap(src + 4 * from, dst + 4 * (a * w.J + c) * co * ci, ci, co);
           }
         }
-        const phaseInfo = tf.backend_util.computeConv2DInfo(
+        const phaseInfo = convInfo(
           [B, oh, ow, co],
           [h.J, w.J, co, ci],
           1,
@@ -1187,13 +1221,16 @@ function inputGradientByPhases(
             [0, 0],
           ],
           undefined,
-          false,
-          'channelsLast',
         );
         if (!winogradTakes(phaseInfo)) {
           // Straight into the phase's pixels of dx.
           const { outHeight, outWidth, padInfo } = phaseInfo;
-          const [dyAt, subAt, dxAt, zerosAt] = [dy, sub, dx, zeros].map((t) => heapOffset(heap, t));
+          const [dyAt, subAt, dxAt, zerosAt] = [
+            heapOffset(heap, dy),
+            heapOffset(heap, sub),
+            heapOffset(heap, dx),
+            heapOffset(heap, zeros),
+          ];
           kernels.conv2d_phase(
             dyAt,
             subAt,
@@ -1267,16 +1304,7 @@ function stridedDy(
     );
     return padding ? { dy, padding } : null;
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = convInfo(attrs.inputShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
   const {
     outHeight: oh,
     outWidth: ow,
