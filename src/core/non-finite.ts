@@ -33,19 +33,32 @@ export function firstNonFinite(values: ArrayLike<number>): number {
 }
 
 /**
- * `firstNonFinite` of float32 values, a loop of its own: `firstNonFinite` sees plain arrays and typed arrays of
- * several kinds, and that mix kept its loop slow on the gradients a heap step checks every step.
+ * Whether float32 values are all finite, checked every step on a heap step's gradients: x − x is +0 for a
+ * finite x and NaN for ±∞ or NaN, and NaN stays in a sum, so four running sums (each of every fourth value) say
+ * it with no branch per value; about a third faster than `firstNonFinite`'s loop, which also sees plain arrays.
  */
-function firstNonFiniteFloat32(values: Float32Array): number {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
-  return -1;
+function allFiniteFloat32(v: Float32Array): boolean {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = v.length - (v.length % 4);
+  let i = 0;
+  for (; i < n; i += 4) {
+    s0 += v[i] - v[i];
+    s1 += v[i + 1] - v[i + 1];
+    s2 += v[i + 2] - v[i + 2];
+    s3 += v[i + 3] - v[i + 3];
+  }
+  for (; i < v.length; i++) s0 += v[i] - v[i];
+  return s0 + s1 + s2 + s3 === 0;
 }
 
 /** Whether a tensor holds a non-finite value, read where it is (a view of wasm's heap) or else read out. */
 function hasNonFinite(t: tf.Tensor): boolean {
   const heap = wasmInternals(tf.backend());
   if (heap && t.dtype === 'float32' && heap.dataIdMap.get(t.dataId))
-    return firstNonFiniteFloat32(heapView(heap, t) as Float32Array) >= 0;
+    return !allFiniteFloat32(heapView(heap, t) as Float32Array);
   return firstNonFinite(t.dataSync() as ArrayLike<number>) >= 0;
 }
 

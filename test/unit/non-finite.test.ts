@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/core/backend';
 import { ConvStep } from '../../src/core/conv-step';
 import { lossTargets } from '../../src/core/losses';
-import { diagnosePredictions } from '../../src/core/non-finite';
+import { diagnosePredictions, nonFiniteTensor } from '../../src/core/non-finite';
 import { Rng } from '../../src/core/rng';
 import { predictProbabilities, train, type TrainingData } from '../../src/core/train';
 import { expectUserError, useCpu } from '../helpers';
@@ -54,6 +54,27 @@ function data(): TrainingData {
 }
 
 const opts = { task: 'multiclass' as const, epochs: 2, batchSize: 8, learningRate: 0.01, patience: 0, seed: 1 };
+
+test('nonFiniteTensor on the wasm heap: NaN, +∞ or −∞ anywhere (in each lane of four and the tail), or none', async () => {
+  await initBackend('wasm');
+  const finite = tf.tensor1d(Float32Array.from({ length: 11 }, (_, i) => (i - 5) * 1e30));
+  try {
+    assert.equal(nonFiniteTensor({ a: finite }), null, 'large and negative values, all finite');
+    for (const bad of [NaN, Infinity, -Infinity])
+      for (let at = 0; at < 11; at++) {
+        const values = Float32Array.from({ length: 11 }, (_, i) => i);
+        values[at] = bad;
+        const t = tf.tensor1d(values);
+        try {
+          assert.equal(nonFiniteTensor({ a: finite, b: t }), 'b', `${bad} at ${at}`);
+        } finally {
+          t.dispose();
+        }
+      }
+  } finally {
+    finite.dispose();
+  }
+});
 
 test('a wasm step whose gradient is NaN where the cpu backend computes numbers: an engine fault, --backend cpu as the way around', async () => {
   await initBackend('wasm');
