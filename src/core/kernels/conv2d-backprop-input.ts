@@ -17,6 +17,7 @@
  * this formulation stays for the rest (a first layer's 3 colour channels, when the module cannot load).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { convInfo } from './conv-info';
 import { registerInFrontOfStock } from './tensor-info';
 
 interface BackpropInputAttrs {
@@ -45,16 +46,7 @@ export function backpropInputPadding(
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): { top: number; bottom: number; left: number; right: number } | null {
   if (!isOne(strides)) return null;
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filterShape,
-    1,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = convInfo(inputShape, filterShape, 1, 1, pad, dimRoundingMode);
   const [fh, fw] = filterShape;
   const [, h, w] = inputShape;
   const { outHeight: oh, outWidth: ow } = info;

@@ -37,46 +37,11 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackpropFilterAttrs } from './conv2d-backprop-filter';
 import { backpropInputPadding, isOne } from './conv2d-backprop-input';
+import { convInfo } from './conv-info';
 import { registerRawInFrontOfStock } from './tensor-info';
 import { heapOffset, heapView, wasmInternals, type WasmBackendInternals } from './wasm-heap';
 
 const sizeOf = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
-
-/** Conv2D infos by their arguments (`convInfo`); cleared when it holds more than a model's worth. */
-const convInfos = new Map<string, tf.backend_util.Conv2DInfo>();
-
-/**
- * tfjs's `computeConv2DInfo` (channels last, not depthwise) computed once per shape: a training step asks for
- * the same few dozen every step, several times each. The info is frozen, as every caller only reads it.
- */
-function convInfo(
-  inShape: [number, number, number, number],
-  filterShape: [number, number, number, number],
-  strides: number | [number, number],
-  dilations: number | [number, number],
-  pad: ConvAttrs['pad'],
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
-): tf.backend_util.Conv2DInfo {
-  const key = `${inShape}|${filterShape}|${strides}|${dilations}|${typeof pad}:${String(pad)}|${dimRoundingMode}`;
-  let info = convInfos.get(key);
-  if (!info) {
-    info = tf.backend_util.computeConv2DInfo(
-      inShape,
-      filterShape,
-      strides,
-      dilations,
-      pad,
-      dimRoundingMode,
-      false,
-      'channelsLast',
-    );
-    Object.freeze(info.padInfo);
-    Object.freeze(info);
-    if (convInfos.size >= 512) convInfos.clear();
-    convInfos.set(key, info);
-  }
-  return info;
-}
 
 /** A depthwise convolution's sizes as the module takes them: B, H, W, C, oh, ow, fh, fw, sh, sw, top, left. */
 export type DepthwiseDims = readonly [
