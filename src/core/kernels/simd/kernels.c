@@ -1359,6 +1359,15 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 // The rows a pass takes through all its channels before the next (whole blocks, at least one): 64 KB of each
 // tensor, which stay in the second-level cache until the last of its channels is done.
 #define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
+// BODY for each span of rows [r0, r1) of a [rows, C] tensor.
+#define BN_SPANS(BODY)                           \
+  do {                                           \
+    const int span = BN_SPAN(C);                 \
+    for (int r0 = 0; r0 < rows; r0 += span) {    \
+      const int r1 = min_i(rows, r0 + span);     \
+      BODY                                       \
+    }                                            \
+  } while (0)
 #define BN_ADD_F64(LO, HI, S)                                                              \
   do {                                                                                     \
     LO = wasm_f64x2_add(LO, wasm_f64x2_promote_low_f32x4(S));                              \
@@ -1477,30 +1486,17 @@ BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
     default: BN_BY_CHANNELS(AT, 2); break;          \
   }
 
-// Up to 16 channels (a row a cache line or less), a sweep over the rows with the constants in registers; more
-// (ResNet's 32 and 64, MobileNet's 24 to 360), a row at a time, every channel of it, reading memory in order: sweeps
-// of 16 channels over wider rows made MobileNet's bn_forward 9.8 → 14.5 ms an epoch (2304 × 180: 96 → 162 µs a call).
+// A span of rows (BN_SPAN) at a time, 16 channels of it (a cache line) at a time with their constants in registers,
+// as bn_moments: sweeps of 16 channels over all the rows of a wider tensor made MobileNet's bn_forward 9.8 → 14.5 ms
+// an epoch (2304 × 180: 96 → 162 µs a call); a row at a time through all its channels, the constants loaded again
+// every vector, took 0.22 ns a float there against 0.14 at 16 channels.
 static void bn_apply(const float* x, const float* mean, const float* scale, const float* beta, const float* other,
                      float* out, int rows, int C, int act) {
-  if (C <= 16) {
-#define BN_APPLY_AT(NV, ACT) \
-  bn_apply_##NV##_##ACT(x + c, mean + c, scale + c, beta + c, other ? other + c : 0, out + c, rows, C)
-    BN_BY_ACT(BN_APPLY_AT)
+#define BN_APPLY_AT(NV, ACT)                                                                                  \
+  bn_apply_##NV##_##ACT(x + r0 * C + c, mean + c, scale + c, beta + c, other ? other + r0 * C + c : 0,       \
+                        out + r0 * C + c, r1 - r0, C)
+  BN_SPANS(BN_BY_ACT(BN_APPLY_AT));
 #undef BN_APPLY_AT
-    return;
-  }
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  for (int o = 0; o < rows * C; o += C) {
-    for (int c = 0; c < C; c += 4) {
-      v128_t y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c)),
-                                               wasm_v128_load(scale + c)),
-                                wasm_v128_load(beta + c));
-      if (other) y = wasm_f32x4_add(y, wasm_v128_load(other + o + c));
-      if (act) y = wasm_f32x4_pmax(zero, y);
-      if (act == 2) y = wasm_f32x4_pmin(y, six);
-      wasm_v128_store(out + o + c, y);
-    }
-  }
 }
 
 // y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1, relu6
@@ -1649,14 +1645,6 @@ static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
   BN_BACKWARD_SUMS(NV, 2, 1)
 BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
 
-#define BN_SPANS(BODY)                           \
-  do {                                           \
-    const int span = BN_SPAN(C);                 \
-    for (int r0 = 0; r0 < rows; r0 += span) {    \
-      const int r1 = min_i(rows, r0 + span);     \
-      BODY                                       \
-    }                                            \
-  } while (0)
 // bn_backward's two passes over the rows, each a function of its own (V8 allocated the registers of one function
 // with more variants inlined worse: 65536 × 16 after a relu, 0.55 → 0.7 ns a float).
 static __attribute__((noinline)) void bn_backward_sums_pass(const float* dy, const float* x, const float* mean,
