@@ -1486,17 +1486,34 @@ BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
     default: BN_BY_CHANNELS(AT, 2); break;          \
   }
 
-// A span of rows (BN_SPAN) at a time, 16 channels of it (a cache line) at a time with their constants in registers,
-// as bn_moments: sweeps of 16 channels over all the rows of a wider tensor made MobileNet's bn_forward 9.8 → 14.5 ms
-// an epoch (2304 × 180: 96 → 162 µs a call); a row at a time through all its channels, the constants loaded again
-// every vector, took 0.22 ns a float there against 0.14 at 16 channels.
+// Up to 32 channels (a row two cache lines or less), a span of rows (BN_SPAN) at a time, 16 channels of it at a time
+// with their constants in registers, as bn_moments; more (MobileNet's 44 to 360), a row at a time, every channel of
+// it, reading memory in order. Sweeps of 16 channels over all the rows of a wider tensor made MobileNet's bn_forward
+// 9.8 → 14.5 ms an epoch (2304 × 180: 96 → 162 µs a call), and sweeps over spans of rows, though faster in cache
+// (0.20 → 0.13 ns a float), also slower there (2304 × 180: 2.1 → 3.3 ms an epoch, 9216 × 92 1.2 → 1.8); at 24 and
+// 32 channels the spans were faster in the epoch too (147456 × 24 1.8 → 1.4 ms, 16384 × 32 1.7 → 1.2).
 static void bn_apply(const float* x, const float* mean, const float* scale, const float* beta, const float* other,
                      float* out, int rows, int C, int act) {
+  if (C <= 32) {
 #define BN_APPLY_AT(NV, ACT)                                                                                  \
   bn_apply_##NV##_##ACT(x + r0 * C + c, mean + c, scale + c, beta + c, other ? other + r0 * C + c : 0,       \
                         out + r0 * C + c, r1 - r0, C)
-  BN_SPANS(BN_BY_ACT(BN_APPLY_AT));
+    BN_SPANS(BN_BY_ACT(BN_APPLY_AT));
 #undef BN_APPLY_AT
+    return;
+  }
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int o = 0; o < rows * C; o += C) {
+    for (int c = 0; c < C; c += 4) {
+      v128_t y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c)),
+                                               wasm_v128_load(scale + c)),
+                                wasm_v128_load(beta + c));
+      if (other) y = wasm_f32x4_add(y, wasm_v128_load(other + o + c));
+      if (act) y = wasm_f32x4_pmax(zero, y);
+      if (act == 2) y = wasm_f32x4_pmin(y, six);
+      wasm_v128_store(out + o + c, y);
+    }
+  }
 }
 
 // y = (x − mean) · scale + beta per channel (scale = γ / √(variance + ε)), then relu where act is 1, relu6
