@@ -1359,6 +1359,15 @@ static inline v128_t join_f64x2(v128_t lo, v128_t hi) {
 // The rows a pass takes through all its channels before the next (whole blocks, at least one): 64 KB of each
 // tensor, which stay in the second-level cache until the last of its channels is done.
 #define BN_SPAN(C) max_i(BN_BLOCK, 16384 / (C) / BN_BLOCK * BN_BLOCK)
+// BODY for each span of rows [r0, r1) of a [rows, C] tensor.
+#define BN_SPANS(BODY)                           \
+  do {                                           \
+    const int span = BN_SPAN(C);                 \
+    for (int r0 = 0; r0 < rows; r0 += span) {    \
+      const int r1 = min_i(rows, r0 + span);     \
+      BODY                                       \
+    }                                            \
+  } while (0)
 #define BN_ADD_F64(LO, HI, S)                                                              \
   do {                                                                                     \
     LO = wasm_f64x2_add(LO, wasm_f64x2_promote_low_f32x4(S));                              \
@@ -1477,15 +1486,19 @@ BN_APPLY_ACTS(4) BN_APPLY_ACTS(3) BN_APPLY_ACTS(2) BN_APPLY_ACTS(1)
     default: BN_BY_CHANNELS(AT, 2); break;          \
   }
 
-// Up to 16 channels (a row a cache line or less), a sweep over the rows with the constants in registers; more
-// (ResNet's 32 and 64, MobileNet's 24 to 360), a row at a time, every channel of it, reading memory in order: sweeps
-// of 16 channels over wider rows made MobileNet's bn_forward 9.8 → 14.5 ms an epoch (2304 × 180: 96 → 162 µs a call).
+// Up to 32 channels (a row two cache lines or less), a span of rows (BN_SPAN) at a time, 16 channels of it at a time
+// with their constants in registers, as bn_moments; more (MobileNet's 44 to 360), a row at a time, every channel of
+// it, reading memory in order. Sweeps of 16 channels over all the rows of a wider tensor made MobileNet's bn_forward
+// 9.8 → 14.5 ms an epoch (2304 × 180: 96 → 162 µs a call), and sweeps over spans of rows, though faster in cache
+// (0.20 → 0.13 ns a float), also slower there (2304 × 180: 2.1 → 3.3 ms an epoch, 9216 × 92 1.2 → 1.8); at 24 and
+// 32 channels the spans were faster in the epoch too (147456 × 24 1.8 → 1.4 ms, 16384 × 32 1.7 → 1.2).
 static void bn_apply(const float* x, const float* mean, const float* scale, const float* beta, const float* other,
                      float* out, int rows, int C, int act) {
-  if (C <= 16) {
-#define BN_APPLY_AT(NV, ACT) \
-  bn_apply_##NV##_##ACT(x + c, mean + c, scale + c, beta + c, other ? other + c : 0, out + c, rows, C)
-    BN_BY_ACT(BN_APPLY_AT)
+  if (C <= 32) {
+#define BN_APPLY_AT(NV, ACT)                                                                                  \
+  bn_apply_##NV##_##ACT(x + r0 * C + c, mean + c, scale + c, beta + c, other ? other + r0 * C + c : 0,       \
+                        out + r0 * C + c, r1 - r0, C)
+    BN_SPANS(BN_BY_ACT(BN_APPLY_AT));
 #undef BN_APPLY_AT
     return;
   }
@@ -1564,11 +1577,12 @@ static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
   const v128_t XM = wasm_f32x4_sub(wasm_v128_load(x + (O)), m[V]);                                             \
   const v128_t D = bn_activation_grad_at(dy + (O), wasm_f32x4_add(wasm_f32x4_mul(XM, sc[V]), be[V]), ACT);
 
-// Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums.
-#define BN_BACKWARD_SUMS(NV, ACT)                                                                             \
-  static inline void bn_backward_sums_##NV##_##ACT(const float* dy, const float* x, const float* mean,         \
+// Rows r0 to r1 (a whole number of blocks but at the end) of NV·4 channels: the first pass's sums, and with KEEP
+// the gradient through the activation kept at dd (dx) for the second pass.
+#define BN_BACKWARD_SUMS(NV, ACT, KEEP)                                                                       \
+  static inline void bn_backward_sums_##NV##_##ACT##_##KEEP(const float* dy, const float* x, const float* mean, \
                                                    const float* scale, const float* beta, float* acc, int r0,  \
-                                                   int r1, int C) {                                            \
+                                                   int r1, int C, float* dd) {                                 \
     v128_t m[NV], sc[NV], be[NV], s1lo[NV], s1hi[NV], s2lo[NV], s2hi[NV];                                     \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
       m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
@@ -1588,6 +1602,7 @@ static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
           _Pragma("clang loop unroll(full)") for (int j = 0; j < 2 && h + j < NV; j++) {                     \
             const int v = h + j;                                                                              \
             BN_XM_D(xm, d, o + 4 * v, v, ACT)                                                                 \
+            if (KEEP) wasm_v128_store(dd + o + 4 * v, d);                                                     \
             a1[j] = wasm_f32x4_add(a1[j], d);                                                                 \
             a2[j] = wasm_f32x4_add(a2[j], wasm_f32x4_mul(d, xm));                                             \
           }                                                                                                   \
@@ -1602,7 +1617,9 @@ static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
     BN_STORE_F64(NV, s2lo, s2hi, acc + 8)                                                                     \
   }
 
-// Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`.
+// Rows r0 to r1 of NV·4 channels: the second pass, dx = k1·d + k2 + k3·(x − mean), and Σ dx where `bias`; d is dy
+// through the activation ACT (its mask from x again), or with ACT 0 read as it is (dy, or the gradient through
+// the activation that the first pass kept in dx).
 #define BN_BACKWARD_GRADS(NV, ACT)                                                                            \
   static inline void bn_backward_grads_##NV##_##ACT(const float* dy, const float* x, const float* mean,        \
                                                     const float* scale, const float* beta, const float* k,    \
@@ -1610,8 +1627,8 @@ static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
     v128_t m[NV], sc[NV], be[NV], K1[NV], K2[NV], K3[NV], s1lo[NV], s1hi[NV];                                 \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {                                        \
       m[v] = wasm_v128_load(mean + 4 * v);                                                                    \
-      sc[v] = wasm_v128_load(scale + 4 * v);                                                                  \
-      be[v] = wasm_v128_load(beta + 4 * v);                                                                   \
+      sc[v] = ACT ? wasm_v128_load(scale + 4 * v) : m[v];                                                     \
+      be[v] = ACT ? wasm_v128_load(beta + 4 * v) : m[v];                                                      \
       K1[v] = wasm_v128_load(k + 12 * v);                                                                     \
       K2[v] = wasm_v128_load(k + 12 * v + 4);                                                                 \
       K3[v] = wasm_v128_load(k + 12 * v + 8);                                                                 \
@@ -1639,9 +1656,40 @@ static inline v128_t bn_activation_grad_at(const float* dy, v128_t z, int act) {
     }                                                                                                         \
     if (bias) BN_STORE_F64(NV, s1lo, s1hi, acc)                                                               \
   }
-#define BN_BACKWARD_BLOCKS(NV, ACT) BN_BACKWARD_SUMS(NV, ACT) BN_BACKWARD_GRADS(NV, ACT)
-#define BN_BACKWARD_ACTS(NV) BN_BACKWARD_BLOCKS(NV, 0) BN_BACKWARD_BLOCKS(NV, 1) BN_BACKWARD_BLOCKS(NV, 2)
+#define BN_BACKWARD_BLOCKS(NV, ACT) BN_BACKWARD_SUMS(NV, ACT, 0) BN_BACKWARD_GRADS(NV, ACT)
+#define BN_BACKWARD_ACTS(NV) \
+  BN_BACKWARD_BLOCKS(NV, 0) BN_BACKWARD_BLOCKS(NV, 1) BN_BACKWARD_BLOCKS(NV, 2) BN_BACKWARD_SUMS(NV, 1, 1) \
+  BN_BACKWARD_SUMS(NV, 2, 1)
 BN_BACKWARD_ACTS(4) BN_BACKWARD_ACTS(3) BN_BACKWARD_ACTS(2) BN_BACKWARD_ACTS(1)
+
+// bn_backward's two passes over the rows, each a function of its own (V8 allocated the registers of one function
+// with more variants inlined worse: 65536 × 16 after a relu, 0.55 → 0.7 ns a float).
+static __attribute__((noinline)) void bn_backward_sums_pass(const float* dy, const float* x, const float* mean,
+                                                            const float* scale, const float* beta, float* scratch,
+                                                            float* dd, int rows, int C, int act) {
+#define BN_SUMS_AT(NV, ACT) \
+  bn_backward_sums_##NV##_##ACT##_0(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C, 0)
+#define BN_KEEP_AT(NV, ACT) \
+  bn_backward_sums_##NV##_##ACT##_1(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C, dd + c)
+  if (!dd)
+    BN_SPANS(BN_BY_ACT(BN_SUMS_AT));
+  else if (act == 1)
+    BN_SPANS(BN_BY_CHANNELS(BN_KEEP_AT, 1););
+  else
+    BN_SPANS(BN_BY_CHANNELS(BN_KEEP_AT, 2););
+#undef BN_SUMS_AT
+#undef BN_KEEP_AT
+}
+static __attribute__((noinline)) void bn_backward_grads_pass(const float* dy, const float* x, const float* mean,
+                                                             const float* scale, const float* beta, const float* k,
+                                                             float* scratch, float* dx, int rows, int C, int act,
+                                                             int bias) {
+#define BN_GRADS_AT(NV, ACT) \
+  bn_backward_grads_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, k + 3 * c, scratch + 4 * c, dx + c, r0, \
+                                 r1, C, bias)
+  BN_SPANS(BN_BY_ACT(BN_GRADS_AT));
+#undef BN_GRADS_AT
+}
 
 // `dbias` may be null (0): no convolution's bias before the normalization.
 EXPORT("bn_backward")
@@ -1650,14 +1698,10 @@ void bn_backward(const float* dy, const float* x, const float* mean, const float
                  int C, int act, float* scratch) {
   const v128_t zero = wasm_f64x2_splat(0.0);
   for (int c = 0; c < 4 * C; c += 4) wasm_v128_store(scratch + c, zero);
-  const int span = BN_SPAN(C);
-  for (int r0 = 0; r0 < rows; r0 += span) {
-    const int r1 = min_i(rows, r0 + span);
-#define BN_SUMS_AT(NV, ACT) \
-  bn_backward_sums_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, scratch + 4 * c, r0, r1, C)
-    BN_BY_ACT(BN_SUMS_AT)
-#undef BN_SUMS_AT
-  }
+  // With an activation the first pass keeps the gradient through it in dx, where the second reads it instead of
+  // working the mask out from x again; not where dx is x, which the second pass still reads.
+  const int keep = act && dx != x;
+  bn_backward_sums_pass(dy, x, mean, scale, beta, scratch, keep ? dx : 0, rows, C, act);
   // Per-channel coefficients, dx = k1·d + k2 + k3·(x − mean), worked out in float64 and rounded once.
   const double n = (double)rows;
   const v128_t minusInvN = wasm_f64x2_splat(-1.0 / n);
@@ -1684,14 +1728,7 @@ void bn_backward(const float* dy, const float* x, const float* mean, const float
     wasm_v128_store(acc, zero);
     wasm_v128_store(acc + 4, zero);
   }
-  for (int r0 = 0; r0 < rows; r0 += span) {
-    const int r1 = min_i(rows, r0 + span);
-#define BN_GRADS_AT(NV, ACT) \
-  bn_backward_grads_##NV##_##ACT(dy + c, x + c, mean + c, scale + c, beta + c, k + 3 * c, scratch + 4 * c, dx + c, r0, \
-                                 r1, C, dbias != 0)
-    BN_BY_ACT(BN_GRADS_AT)
-#undef BN_GRADS_AT
-  }
+  bn_backward_grads_pass(keep ? dx : dy, x, mean, scale, beta, k, scratch, dx, rows, C, keep ? 0 : act, dbias != 0);
   if (dbias) {
     for (int c = 0; c < C; c += 4)
       wasm_v128_store(dbias + c, join_f64x2(wasm_v128_load(scratch + 4 * c), wasm_v128_load(scratch + 4 * c + 4)));
