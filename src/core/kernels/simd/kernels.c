@@ -1904,6 +1904,9 @@ void depthwise_conv2d(const float* x, const float* w, const float* bias, float* 
       const int rowFast = fh == 3 && fw == 3 && kh0 == 0 && kh1 == 3;
       const float* inRow = x + ((long)(b * H + iy0) * W) * C;
       float* oRow = out + ((b * oh + y) * ow) * C;
+      // The row's input rows and its output row, a float a cache line in order, as the convolutions read ahead.
+      read_ahead_lines(inRow + kh0 * W * C, inRow + kh1 * W * C);
+      read_ahead_lines(oRow, oRow + ow * C);
       for (int xo = 0; xo < ow; xo++) {
         if (rowFast && xo == xa) xo = xb; // the inner pixels below
         if (xo >= ow) break;
@@ -2012,6 +2015,8 @@ void depthwise_conv2d_filter_grad(const float* x, const float* dy, float* dw, in
       const float* dyRow = dy + ((b * oh + y) * ow) * C;
       const int iy0 = y * sh - top;
       const int fast = fh == 3 && fw == 3 && iy0 >= 0 && iy0 + 3 <= H && xb > xa;
+      read_ahead_lines(x + (b * H + max_i(0, iy0)) * W * C, x + (b * H + min_i(H, iy0 + fh)) * W * C);
+      read_ahead_lines(dyRow, dyRow + ow * C);
       if (fast) {
         const float* in = x + ((b * H + iy0) * W + xa * sw - left) * C;
         for (int c = 0; c < C; c += 4) dw3x3_filter_row(in + c, dyRow + xa * C + c, dw + c, W, C, sw * C, xb - xa);
