@@ -611,36 +611,6 @@ test(
 );
 
 test(
-  'the Cancel keybinding (Ctrl+K Ctrl+Shift+X) cancels the running session, the Sessions view focused',
-  { skip: skip ?? false, timeout: 240_000 },
-  async () => {
-    const dir = await startLongSession();
-    await step('cancel-keybinding', async () => {
-      assert.equal(enginePids().length, 1, 'one engine process runs the session');
-      // The status bar item brings the Sessions view; its running item is where the user looks.
-      await wb!.page
-        .locator('.part.statusbar .statusbar-item', { hasText: /Fair Prune/ })
-        .first()
-        .click();
-      const running = sessionsRow('model/model.json').filter({ has: wb!.page.locator('.codicon-sync') });
-      await running.click();
-      await wb!.page.keyboard.press('Control+K');
-      // The workbench takes it as the first key of a chord, as the status bar says, then the second.
-      await wb!.page.locator('.part.statusbar', { hasText: 'Waiting for second key of chord' }).waitFor();
-      await wb!.page.keyboard.press('Control+Shift+X');
-      await until('the engine process to end', () => (enginePids().length === 0 ? true : undefined), 30_000);
-      await wb!.waitForNotification(/session cancelled; \d+ finished points? (is|are) kept/);
-      await running.waitFor({ state: 'detached', timeout: 10_000 });
-      await wb!.screenshot('ext-09b-cancelled-by-keybinding');
-    });
-    const r = await until('results.json marked cancelled', () =>
-      readResults(dir)?.status === 'cancelled' ? readResults(dir) : undefined,
-    );
-    assert.ok(r.points.length >= 1 && r.points.length < 38, `kept ${r.points.length} finished points`);
-  },
-);
-
-test(
   'the engine dies mid-session: a clear message, the session marked failed with what it finished',
   { skip: skip ?? false, timeout: 240_000 },
   async () => {
