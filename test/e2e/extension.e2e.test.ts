@@ -204,13 +204,13 @@ before(async () => {
   cells[1] = 'n/a'; // x2 of data row 42: not a number
   lines[42] = cells.join(',');
   fs.writeFileSync(path.join(workspace, 'broken.csv'), lines.join('\n'));
-  // The same rows sixty times over: sessions long enough to cancel, kill or reload while they run (about a
+  // The same rows 150 times over: sessions long enough to cancel, kill or reload while they run (about a
   // minute on 2 cores; twenty times over finished before a second session could be asked for once the
-  // engine ran two points at a time).
+  // engine ran two points at a time, and sixty times over in under 30 s once its training steps got faster).
   const rows = fs.readFileSync(path.join(workspace, 'loans.csv'), 'utf8').trim().split(/\r?\n/);
   fs.writeFileSync(
     path.join(workspace, 'big.csv'),
-    [rows[0], ...Array.from({ length: 60 }, () => rows.slice(1)).flat()].join('\n') + '\n',
+    [rows[0], ...Array.from({ length: 150 }, () => rows.slice(1)).flat()].join('\n') + '\n',
   );
 
   wb = await startWorkbench({
