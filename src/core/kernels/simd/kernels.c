@@ -13,10 +13,10 @@ static inline const float* min_p(const float* a, const float* b) { return a < b 
 // floor(a / b) for b > 0
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// One float of each cache line of [p, e), in order: a run of lines a direct kernel is about to read or write, which
-// in a training step come from beyond the second-level cache and which the processor's prefetchers stream faster
-// read in order than the kernel's strided reads and scattered stores fetch them (as `wino4_read_ahead`). The loads
-// are volatile so that the compiler keeps them though nothing uses their values.
+// One float of each cache line of [p, e), in order: a run of lines a kernel is about to read or write, which in a
+// training step come from beyond the second-level cache and which the processor's prefetchers stream faster read
+// in order than the kernel's strided reads and scattered stores fetch them. The loads are volatile so that the
+// compiler keeps them though nothing uses their values.
 static inline __attribute__((always_inline)) void read_ahead_lines(const float* p, const float* e) {
   for (; p < e; p += 16) (void)*(volatile const float*)p;
 }
@@ -653,20 +653,16 @@ static inline void w4_gt(const v128_t* x, v128_t* r) {
 }
 
 
-// One float of each cache line of the rows of x (from px, rows + 2 of them, xRow floats each) and of a second
-// tensor (from pd, `rows` of dRow floats) that a batch of F(4×4, 3×3) tiles reads, up to xEnd and dEnd, read in
-// order before the batch's transforms: in a training step these tensors come from beyond the second-level cache,
-// and the processor's prefetchers stream two runs of consecutive lines faster than the transforms' scattered reads
-// fetch them (the filter gradient, x and dy, a call with other kernels run between calls: 5–10% faster; with x and
-// dy in cache, 1–2% slower). What was read goes to `sink`, a float of a scratch that nothing reads, so that it is
-// read at all.
+// The rows of x (from px, rows + 2 of them, xRow floats each) and of a second tensor (from pd, `rows` of dRow
+// floats) that a batch of F(4×4, 3×3) tiles reads, up to xEnd and dEnd, read ahead (`read_ahead_lines`) before the
+// batch's transforms: the prefetchers stream two runs of consecutive lines faster than the transforms' scattered
+// reads fetch them (the filter gradient, x and dy, a call with other kernels run between calls: 5–10% faster; with
+// x and dy in cache, 1–2% slower).
 static inline __attribute__((always_inline)) void wino4_read_ahead(const float* px, const float* xEnd,
                                                                    const float* pd, const float* dEnd, int rows,
-                                                                   int xRow, int dRow, float* sink) {
-  union { float f; int i; } u, seen = {.i = 0};
-  for (const float* e = min_p(px + (rows + 2) * xRow, xEnd); px < e; px += 16) u.f = *px, seen.i ^= u.i;
-  for (const float* e = min_p(pd + rows * dRow, dEnd); pd < e; pd += 16) u.f = *pd, seen.i ^= u.i;
-  *sink = seen.f;
+                                                                   int xRow, int dRow) {
+  read_ahead_lines(px, min_p(px + (rows + 2) * xRow, xEnd));
+  read_ahead_lines(pd, min_p(pd + rows * dRow, dEnd));
 }
 
 // The forward pass keeps its products tile by tile, four channels at a time: the 36 products of a tile's channels
@@ -847,7 +843,7 @@ void conv2d_winograd4(const float* x, const float* u, float* out, float* scratch
     // The rows of x these tiles read and of out they write, a float a cache line in order (see wino4_read_ahead).
     wino4_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
                      win ? out : out + (b * oh + 4 * ty) * ow * co, win ? out : out + B * oh * ow * co,
-                     4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co, T);
+                     4 * ((tx + nt + tw - 1) / tw), W * ci, ow * co);
     for (int t = 0; t < nt; t++) {
       wino4_input_tile_via(x + b * H * W * ci, M, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs, Tin);
       next_tile(&b, &ty, &tx, th, tw);
@@ -995,7 +991,7 @@ static inline __attribute__((always_inline)) void wino4_grad_tiles(const float* 
     for (int c = 0; c < ci; c += 4) wasm_v128_store(D + c, wasm_f32x4_splat(0.0f)); // zeros, until A dy Aᵀ
     wino4_read_ahead(x + (b * H + max_i(0, 4 * ty - top)) * W * ci, x + B * H * W * ci,
                      dy + (b * oh + 4 * ty) * ow * co, dy + B * oh * ow * co, 4 * ((tx + nt + tw - 1) / tw), W * ci,
-                     ow * co, V + tiles * ci);
+                     ow * co);
     for (int t = 0; t < nt && !fixed; t++) {
       wino4_input_tile(x + b * H * W * ci, D, H, W, ci, 4 * ty - top, 4 * tx - left, V + t * ci, vs);
       if (++tx == tw) tx = 0, ty = ty + 1 == th ? (b++, 0) : ty + 1;
@@ -2193,15 +2189,14 @@ static void s2_dy_tile(const float* g0, int rows, int cols, int ow, int co, floa
 // The rows of img [B, H, W, ci] (x, or dx for the input gradient) that the `nt` tiles from tile t0 read or write, 5
 // a tile row, and of g [B, oh, ow, co] (dy, or out for the forward pass), 2 a tile row, read ahead as
 // `wino4_read_ahead` reads them (4 rows + 2 of img a tile row, and g's 2 rows as 4 half rows), for the same reason:
-// in a training step they come from beyond the second-level cache. What was read goes to `sink`, a float of the
-// scratch that nothing reads.
+// in a training step they come from beyond the second-level cache.
 static inline __attribute__((always_inline)) void s2_read_ahead(const float* img, const float* g, int t0, int nt,
                                                                 int per, int tw, int B, int H, int W, int ci, int oh,
-                                                                int ow, int co, int top, float* sink) {
+                                                                int ow, int co, int top) {
   S2_TILE(t0);
   wino4_read_ahead(img + (b * H + max_i(0, 4 * ty - top)) * W * ci, img + B * H * W * ci,
                    g + (b * oh + 2 * ty) * ow * co, g + B * oh * ow * co, 4 * ((tx + nt + tw - 1) / tw), W * ci,
-                   ow * co / 2, sink);
+                   ow * co / 2);
 }
 
 // The 3×3, stride-2 (dilation 1) convolution of x [B, H, W, ci] with the filter whose transform
@@ -2218,7 +2213,7 @@ void conv2d_winograd_s2(const float* x, const float* u, float* out, float* scrat
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
-    s2_read_ahead(x, out, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top, V + 4 * tiles * ci);
+    s2_read_ahead(x, out, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top);
     for (int t = 0; t < nt; t++) {
       S2_TILE(t0 + t);
       s2_input_tile(x + b * H * W * ci, H, W, ci, 4 * ty - top, 4 * tx - left, V, t, tiles);
@@ -2267,7 +2262,7 @@ void conv2d_filter_grad_winograd_s2(const float* x, const float* dy, float* dw, 
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
-    s2_read_ahead(x, dy, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top, V + 4 * tiles * ci);
+    s2_read_ahead(x, dy, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top);
     for (int t = 0; t < nt; t++) {
       S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
@@ -2313,7 +2308,7 @@ void conv2d_input_grad_winograd_s2(const float* dy, const float* ut, float* dx, 
   const int th = (oh + 1) / 2, tw = (ow + 1) / 2, per = th * tw, total = B * per;
   for (int t0 = 0; t0 < total; t0 += tiles) {
     const int nt = min_i(tiles, total - t0);
-    s2_read_ahead(dx, dy, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top, M + 4 * tiles * ci);
+    s2_read_ahead(dx, dy, t0, nt, per, tw, B, H, W, ci, oh, ow, co, top);
     for (int t = 0; t < nt; t++) {
       S2_TILE(t0 + t);
       const int oy = 2 * ty, ox = 2 * tx;
